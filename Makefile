@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   -> installs what is missing, then runs the daemon on the simulated camera
+#   make test   -> installs what is missing, then ruff, mypy and the whole test suite
+# `make bench` runs the benchmarks (it also installs the peer tools they compare against).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench system-packages
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+system-packages:
+	bash scripts/system-packages.sh test
+
+demo: $(STAMP)
+	$(BIN)/medianscan demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) system-packages lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	bash scripts/system-packages.sh bench
+	$(BIN)/python -m bench

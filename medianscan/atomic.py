@@ -1,0 +1,76 @@
+"""Files appear whole or not at all: written to a temp name beside the target, fsynced, renamed.
+
+A crash or `kill -9` at any moment leaves either the old file, the new file, or a `.*.part` temp that a later
+scan removes; never a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TEMP_SUFFIX = ".part"
+
+
+def temp_path(target: Path) -> Path:
+    """The hidden temp name used while `target` is being written (same folder, so rename is atomic)."""
+    return target.with_name(f".{target.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def is_temp(path: Path) -> bool:
+    """True for a temp file left by an interrupted atomic write."""
+    return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or create in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path to write `target` through; on success fsync it and rename it into place.
+
+    For writers that want a file name (tifffile, libgphoto2's `file.save`). On error the temp is removed.
+    """
+    target = Path(target)
+    tmp = temp_path(target)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(target)
+        fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temp file for writing and rename it to `target` once it is complete and on disk."""
+    with atomic_path(target) as tmp, open(tmp, mode) as fh:  # noqa: PTH123 - mode is the caller's
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    """Atomically replace `target` with `data`."""
+    with atomic_open(target, "wb") as fh:
+        fh.write(data)
+
+
+def write_json(target: Path, obj: object) -> None:
+    """Atomically replace `target` with `obj` as indented JSON."""
+    write_bytes(target, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
