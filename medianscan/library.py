@@ -1,0 +1,507 @@
+"""The library on disk: roll and frame folders, one `stack.json` manifest per stack, recovery and retention.
+
+The folders are the source of truth. Every state change is an atomic manifest write, so after a crash or
+`kill -9` a scan of the library says exactly what was pending: captured or half-blended stacks are queued
+again, a burst cut off midway is marked incomplete and kept, and interrupted writes (`.part` temps) are
+removed. Nothing here ever deletes a raw except the `delete` retention after a verified blend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import os
+import re
+import shutil
+import string
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from medianscan.atomic import atomic_path, fsync_dir, is_temp, write_json
+from medianscan.errors import MedianscanError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "stack.json"
+DISCARDED = "discarded"
+MANIFEST_VERSION = 1
+RETENTIONS = ("keep", "delete", "archive")
+
+
+class State(enum.StrEnum):
+    """A stack's life: capturing -> captured -> blending -> blended | failed; cut-off bursts: incomplete."""
+
+    CAPTURING = "capturing"
+    CAPTURED = "captured"
+    BLENDING = "blending"
+    BLENDED = "blended"
+    FAILED = "failed"
+    INCOMPLETE = "incomplete"
+
+
+PENDING = (State.CAPTURED, State.BLENDING)
+
+
+def now() -> str:
+    """Local wall-clock time with its offset, as manifests record it."""
+    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def to_jsonable(obj: object) -> Any:  # noqa: PLR0911 - one return per JSON kind
+    """Plain JSON data from a record: `to_json()` if it has one, dataclass fields, paths as strings."""
+    to_json = getattr(obj, "to_json", None)
+    if callable(to_json):
+        return to_jsonable(to_json())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    return str(obj)
+
+
+@dataclass
+class Manifest:
+    """What `stack.json` holds: the state, its error text, the burst record and the blend result."""
+
+    state: State
+    roll: str
+    frame: str
+    frames_expected: int
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    error: str | None = None
+    burst: Any = None  # the camera's BurstRecord as JSON
+    blend: Any = None  # the BlendResult as JSON
+    capture_seconds: float | None = None
+    blend_seconds: float | None = None
+    retention: str | None = None  # what was done with the raws after the verified blend
+    note: str | None = None  # e.g. why a stack is incomplete
+    history: list[dict[str, str]] = field(default_factory=list)
+    version: int = MANIFEST_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: Path) -> Manifest:
+        """Parse a manifest; a damaged one is a MedianscanError naming the file."""
+        known = {f.name for f in fields(cls)}
+        try:
+            kwargs = {k: v for k, v in data.items() if k in known}
+            kwargs["state"] = State(kwargs["state"])
+            return cls(**kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MedianscanError(f"{source}: not a valid stack manifest ({exc})") from exc
+
+
+def read_manifest(stack: Path) -> Manifest:
+    """The manifest of the stack folder `stack`."""
+    import json
+
+    path = stack / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise MedianscanError(f"{stack}: no {MANIFEST} here, so this is not a stack folder") from exc
+    except (OSError, ValueError) as exc:
+        raise MedianscanError(f"{path}: cannot read the stack manifest ({exc})") from exc
+    if not isinstance(data, dict):
+        raise MedianscanError(f"{path}: not a valid stack manifest (not a JSON object)")
+    return Manifest.from_json(data, path)
+
+
+def write_manifest(stack: Path, manifest: Manifest) -> None:
+    write_json(stack / MANIFEST, manifest.to_json())
+
+
+def raw_files(stack: Path) -> list[Path]:
+    """Files in a stack folder that are neither the manifest, temps, nor our blend outputs (by name)."""
+    out = []
+    for path in sorted(stack.iterdir()):
+        name = path.name
+        if not path.is_file() or name == MANIFEST or is_temp(path) or name.startswith("."):
+            continue
+        if name.startswith(f"{stack.name}_") and name.split("_")[-1].split(".")[0].isalpha():
+            continue  # <frame>_median.dng, <frame>_median.json, ...: outputs, not numbered raws
+        out.append(path)
+    return out
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+class Template:
+    """A folder-name template such as `{date}-roll{roll:03d}`: formats names and recognises them."""
+
+    def __init__(self, text: str, counter: str, what: str) -> None:
+        self.text = text
+        self.counter = counter
+        allowed = {"date", counter}
+        pattern = ""
+        seen: set[str] = set()
+        for literal, name, _spec, conversion in string.Formatter().parse(text):
+            pattern += re.escape(literal)
+            if name is None:
+                continue
+            if name not in allowed or conversion:
+                raise MedianscanError(
+                    f"{what} {text!r} uses {{{name}}}: only {{date}} and {{{counter}}} are available"
+                )
+            group = r"\d+" if name == counter else r".+?"
+            pattern += f"(?P<{name}>{group})" if name not in seen else f"(?:{group})"
+            seen.add(name)
+        self.uses_counter = counter in seen
+        if what == "frame_template" and not self.uses_counter:
+            raise MedianscanError(f"frame_template {text!r} must contain {{frame}} to number the frames")
+        self.regex = re.compile(pattern + "$")
+        try:
+            sample = self.format(1, dt.date(2000, 1, 2))
+        except (ValueError, KeyError, IndexError) as exc:
+            raise MedianscanError(f"{what} {text!r} cannot be formatted ({exc})") from exc
+        if not sample or "/" in sample or sample.startswith(".") or sample == DISCARDED:
+            raise MedianscanError(f"{what} {text!r} does not give a usable folder name (got {sample!r})")
+
+    def format(self, number: int, date: dt.date) -> str:
+        return self.text.format(**{"date": date, self.counter: number})
+
+    def number(self, name: str) -> int | None:
+        """The counter in a folder name made by this template, or None if the name is not one of ours."""
+        match = self.regex.match(name)
+        if match is None:
+            return None
+        return int(match.group(self.counter)) if self.uses_counter else 0
+
+
+@dataclass
+class Recovery:
+    """What the start-up scan found: stacks to blend again, bursts cut off, temps removed."""
+
+    queued: list[Path] = field(default_factory=list)
+    incomplete: list[Path] = field(default_factory=list)
+    removed_temps: list[Path] = field(default_factory=list)
+    retained: list[Path] = field(default_factory=list)  # retention finished after a crash
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+
+class Library:
+    """Roll and frame folders under one root, and the manifests in them.
+
+    Thread-safe: the camera thread creates stacks while the main thread records blend results.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        roll_template: str = "{date}-roll{roll:03d}",
+        frame_template: str = "frame-{frame:03d}",
+        retention: str = "keep",
+        archive: Path | None = None,
+        today: Callable[[], dt.date] = dt.date.today,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.rolls = Template(roll_template, "roll", "roll_template")
+        self.frames = Template(frame_template, "frame", "frame_template")
+        if retention not in RETENTIONS:
+            raise MedianscanError(f"retention {retention!r} is not one of {', '.join(RETENTIONS)}")
+        if retention == "archive" and archive is None:
+            raise MedianscanError("retention 'archive' needs an archive folder: set `archive:` in the config")
+        self.retention = retention
+        self.archive = Path(archive).expanduser() if archive is not None else None
+        self.today = today
+        self.lock = threading.RLock()
+        self._roll: Path | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Library:
+        """Build from a `medianscan.config.Config`."""
+        return cls(
+            cfg.library,
+            roll_template=cfg.roll_template,
+            frame_template=cfg.frame_template,
+            retention=cfg.retention,
+            archive=cfg.archive,
+        )
+
+    # --- rolls and stacks -------------------------------------------------------------------------------
+
+    def _rolls(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.iterdir():
+            if path.is_dir() and not path.name.startswith(".") and self.rolls.number(path.name) is not None:
+                found.append(path)
+        return sorted(found, key=lambda p: (self.rolls.number(p.name) or 0, p.stat().st_mtime, p.name))
+
+    def stacks(self, roll: Path | None = None) -> list[Path]:
+        """The stack folders of a roll (default: the current one), in frame order."""
+        roll = roll if roll is not None else self._roll
+        if roll is None or not roll.is_dir():
+            return []
+        found = [
+            p
+            for p in roll.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and self.frames.number(p.name) is not None
+        ]
+        return sorted(found, key=lambda p: (self.frames.number(p.name) or 0, p.name))
+
+    @property
+    def roll(self) -> Path:
+        """The current roll: the latest existing one, or a new one in an empty library."""
+        with self.lock:
+            if self._roll is None or not self._roll.is_dir():
+                rolls = self._rolls()
+                self._roll = rolls[-1] if rolls else self.new_roll()
+            return self._roll
+
+    def new_roll(self) -> Path:
+        """Start a new roll folder; an existing folder is never reused."""
+        with self.lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            numbers = [self.rolls.number(p.name) or 0 for p in self._rolls()]
+            number = max(numbers, default=0) + 1
+            path = self._fresh(self.root, self.rolls.format(number, self.today()))
+            path.mkdir()
+            fsync_dir(self.root)
+            self._roll = path
+            log.info("new roll %s", path)
+            return path
+
+    def new_stack(self, frames_expected: int) -> Path:
+        """Create the next frame folder of the current roll with a `capturing` manifest, before any frame."""
+        with self.lock:
+            roll = self.roll
+            numbers = [self.frames.number(p.name) or 0 for p in self.stacks(roll)]
+            number = max(numbers, default=0) + 1
+            while (roll / self.frames.format(number, self.today())).exists():
+                number += 1
+            path = roll / self.frames.format(number, self.today())
+            path.mkdir()
+            write_manifest(path, self._initial(path, frames_expected))
+            fsync_dir(roll)
+            return path
+
+    def _initial(self, stack: Path, frames_expected: int) -> Manifest:
+        m = Manifest(State.CAPTURING, stack.parent.name, stack.name, frames_expected)
+        m.history.append({"state": m.state.value, "at": m.created})
+        return m
+
+    @staticmethod
+    def _fresh(folder: Path, name: str) -> Path:
+        """`folder/name`, or `folder/name-2`, `-3`... when that exists (a counter never overwrites)."""
+        candidate = folder / name
+        n = 1
+        while candidate.exists():
+            n += 1
+            candidate = folder / f"{name}-{n}"
+        return candidate
+
+    def last_stack(self) -> Path | None:
+        stacks = self.stacks()
+        return stacks[-1] if stacks else None
+
+    def position(self) -> tuple[str, str | None]:
+        """The current roll's name and its last frame's name (for status lines)."""
+        last = self.last_stack()
+        return self.roll.name, last.name if last else None
+
+    # --- manifests ------------------------------------------------------------------------------------
+
+    def manifest(self, stack: Path) -> Manifest:
+        return read_manifest(stack)
+
+    def mark(self, stack: Path, state: State, **changes: Any) -> Manifest:
+        """Move a stack to `state`, recording the other manifest fields given, atomically."""
+        with self.lock:
+            m = read_manifest(stack)
+            for key, value in changes.items():
+                if not hasattr(m, key) or key in {"state", "history", "version"}:
+                    raise TypeError(f"no manifest field {key!r}")
+                setattr(m, key, to_jsonable(value))
+            m.state = state
+            m.updated = now()
+            m.history.append({"state": state.value, "at": m.updated})
+            write_manifest(stack, m)
+            return m
+
+    def recent(self, count: int = 5) -> list[tuple[Path, Manifest]]:
+        """The last `count` stacks of the current roll with their manifests (newest last)."""
+        out = []
+        for stack in self.stacks()[-count:]:
+            try:
+                out.append((stack, read_manifest(stack)))
+            except MedianscanError as exc:
+                log.warning("%s", exc)
+        return out
+
+    def bytes_per_frame(self) -> int | None:
+        """The size of one raw in the latest stack that has any, to estimate the next stack's disk need."""
+        for stack in reversed(self.stacks()):
+            raws = raw_files(stack)
+            if raws:
+                return max(p.stat().st_size for p in raws)
+        return None
+
+    # --- operator actions -----------------------------------------------------------------------------
+
+    def retake(self) -> Path:
+        """Move the roll's last stack to `<roll>/discarded/` (nothing is deleted); returns its new path."""
+        with self.lock:
+            last = self.last_stack()
+            if last is None:
+                raise MedianscanError(f"nothing to retake: roll {self.roll.name} has no stacks yet")
+            bin_ = last.parent / DISCARDED
+            bin_.mkdir(exist_ok=True)
+            target = self._fresh(bin_, last.name)
+            last.rename(target)
+            fsync_dir(last.parent)
+            fsync_dir(bin_)
+            try:
+                m = read_manifest(target)
+                m.history.append({"state": f"discarded ({m.state.value})", "at": now()})
+                m.note = f"discarded by retake from {last}"
+                write_manifest(target, m)
+            except MedianscanError as exc:
+                log.warning("%s", exc)
+            log.info("retake: %s moved to %s", last, target)
+            return target
+
+    # --- recovery -------------------------------------------------------------------------------------
+
+    def recover(self) -> Recovery:
+        """Scan the whole library after a start: re-queue, mark cut-off bursts, drop stale temps."""
+        rec = Recovery()
+        if not self.root.is_dir():
+            return rec
+        with self.lock:
+            self._remove_temps(self.root, rec)
+            for roll in self._rolls():
+                self._remove_temps(roll, rec)
+                for stack in self.stacks(roll):
+                    self._recover_stack(stack, rec)
+        return rec
+
+    def _remove_temps(self, folder: Path, rec: Recovery) -> None:
+        for path in folder.iterdir():
+            if is_temp(path) and not _writer_alive(path):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+                rec.removed_temps.append(path)
+
+    def _recover_stack(self, stack: Path, rec: Recovery) -> None:
+        self._remove_temps(stack, rec)
+        try:
+            m = read_manifest(stack)
+        except MedianscanError as exc:
+            raws = raw_files(stack) if stack.is_dir() else []
+            if (stack / MANIFEST).exists() or not raws:
+                rec.unreadable.append((stack, str(exc)))
+                return
+            # Cut off between creating the folder and its manifest: keep the frames, say so.
+            m = self._initial(stack, len(raws))
+            write_manifest(stack, m)
+        if m.state == State.CAPTURING:
+            on_disk = len(raw_files(stack))
+            self.mark(
+                stack,
+                State.INCOMPLETE,
+                note=f"burst cut off: {on_disk} of {m.frames_expected} frames on disk "
+                "(blend it anyway with `medianscan blend --force`)",
+            )
+            rec.incomplete.append(stack)
+        elif m.state in PENDING:
+            rec.queued.append(stack)
+        elif m.state == State.BLENDED and m.retention is None and self.retention != "keep":
+            self.retain(stack, m)
+            rec.retained.append(stack)
+
+    # --- retention ------------------------------------------------------------------------------------
+
+    def retain(self, stack: Path, manifest: Manifest | None = None) -> str:
+        """Apply the retention policy to a stack's raws once its blend was verified; records what was done.
+
+        `keep` leaves them; `delete` removes the raws the blend read (and any it dropped); `archive` moves
+        them to `<archive>/<roll>/<frame>/` (copied and fsynced first when the archive is on another disk).
+        """
+        with self.lock:
+            m = manifest if manifest is not None else read_manifest(stack)
+            if m.state != State.BLENDED:
+                raise MedianscanError(
+                    f"{stack}: raws are released only after a verified blend (now {m.state})"
+                )
+            raws = _blend_raws(stack, m)
+            if self.retention == "delete":
+                for raw in raws:
+                    raw.unlink(missing_ok=True)
+                fsync_dir(stack)
+                done = f"deleted {len(raws)} raws"
+            elif self.retention == "archive":
+                assert self.archive is not None
+                dest = self.archive / stack.parent.name / stack.name
+                dest.mkdir(parents=True, exist_ok=True)
+                for raw in raws:
+                    move_file(raw, dest / raw.name)
+                fsync_dir(stack)
+                done = f"moved {len(raws)} raws to {dest}"
+            else:
+                done = "kept"
+            m.retention = done
+            m.updated = now()
+            write_manifest(stack, m)
+            return done
+
+
+def _blend_raws(stack: Path, m: Manifest) -> list[Path]:
+    """The raws named by the blend result (used and dropped), resolved inside this stack folder."""
+    names: list[str] = []
+    blend = m.blend if isinstance(m.blend, dict) else {}
+    names += [Path(str(p)).name for p in blend.get("frames", [])]
+    names += [Path(str(d[0])).name for d in blend.get("dropped", []) if isinstance(d, list | tuple) and d]
+    if not names:
+        names = [p.name for p in raw_files(stack)]
+    return [stack / n for n in dict.fromkeys(names) if (stack / n).is_file()]
+
+
+def move_file(src: Path, dst: Path) -> None:
+    """Move a file without a window where it exists nowhere: rename, or copy + fsync + rename, then unlink."""
+    try:
+        src.replace(dst)
+    except OSError:
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        src.unlink()
+    fsync_dir(dst.parent)
+
+
+def _writer_alive(temp: Path) -> bool:
+    """True if the process that owns a `.<name>.<pid>.part` temp still runs (another `medianscan blend`)."""
+    try:
+        pid = int(temp.name[: -len(".part")].rsplit(".", 1)[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,230 @@
+"""The library on disk: folder naming, manifests, retake, the recovery scan and retention (real files)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medianscan.errors import MedianscanError
+from medianscan.library import MANIFEST, Library, State, move_file, raw_files, read_manifest
+
+DAY = dt.date(2026, 11, 23)
+
+
+def make_library(root: Path, **kw: object) -> Library:
+    return Library(root, today=lambda: DAY, **kw)  # type: ignore[arg-type]
+
+
+def add_frames(stack: Path, count: int, size: int = 1000) -> list[Path]:
+    paths = []
+    for i in range(1, count + 1):
+        p = stack / f"{stack.name}_{i:02d}.dng"
+        p.write_bytes(bytes([i]) * size)
+        paths.append(p)
+    return paths
+
+
+def test_rolls_and_frames_follow_the_templates_and_never_reuse_a_folder(tmp_path: Path) -> None:
+    lib = make_library(tmp_path)
+    assert lib.roll == tmp_path / "2026-11-23-roll001"
+    s1 = lib.new_stack(9)
+    s2 = lib.new_stack(9)
+    assert [s1.name, s2.name] == ["frame-001", "frame-002"]
+    # a folder the operator made by hand is skipped, never written into
+    (lib.roll / "frame-003").mkdir()
+    (lib.roll / "frame-003" / "mine.txt").write_text("keep")
+    s4 = lib.new_stack(9)
+    assert s4.name == "frame-004"
+    assert (lib.roll / "frame-003" / "mine.txt").read_text() == "keep"
+    # a new roll continues the counter, even past a roll made on another day
+    (tmp_path / "2026-11-20-roll007").mkdir()
+    assert lib.new_roll().name == "2026-11-23-roll008"
+    assert lib.new_stack(3).name == "frame-001"
+
+
+def test_a_roll_name_without_counter_gets_a_suffix_instead_of_reusing(tmp_path: Path) -> None:
+    lib = make_library(tmp_path, roll_template="{date:%Y%m%d}")
+    first = lib.roll
+    second = lib.new_roll()
+    assert (first.name, second.name) == ("20261123", "20261123-2")
+
+
+def test_a_restart_resumes_the_latest_roll(tmp_path: Path) -> None:
+    lib = make_library(tmp_path)
+    lib.new_roll()
+    roll = lib.new_roll()
+    lib.new_stack(9)
+    again = make_library(tmp_path)
+    assert again.roll == roll
+    assert again.new_stack(9).name == "frame-002"
+
+
+def test_bad_templates_are_one_clear_sentence(tmp_path: Path) -> None:
+    with pytest.raises(MedianscanError, match=r"roll_template .*\{film\}"):
+        make_library(tmp_path, roll_template="{film}-{roll}")
+    with pytest.raises(MedianscanError, match=r"must contain \{frame\}"):
+        make_library(tmp_path, frame_template="neg")
+    with pytest.raises(MedianscanError, match="usable folder name"):
+        make_library(tmp_path, frame_template="a/{frame}")
+    with pytest.raises(MedianscanError, match="archive folder"):
+        make_library(tmp_path, retention="archive")
+
+
+def test_manifest_records_states_errors_and_history(tmp_path: Path) -> None:
+    lib = make_library(tmp_path)
+    stack = lib.new_stack(9)
+    m = read_manifest(stack)
+    assert (m.state, m.roll, m.frame, m.frames_expected) == (State.CAPTURING, lib.roll.name, "frame-001", 9)
+    lib.mark(stack, State.CAPTURED, burst={"frames": [stack / "a.dng"]}, capture_seconds=1.5)
+    lib.mark(stack, State.BLENDING)
+    lib.mark(stack, State.FAILED, error="frame 3 is 2 px shifted")
+    data = json.loads((stack / MANIFEST).read_text())
+    assert data["state"] == "failed"
+    assert data["error"] == "frame 3 is 2 px shifted"
+    assert data["burst"] == {"frames": [str(stack / "a.dng")]}
+    assert data["capture_seconds"] == 1.5
+    assert [h["state"] for h in data["history"]] == ["capturing", "captured", "blending", "failed"]
+    assert not [p for p in stack.iterdir() if p.name != MANIFEST]  # no temp left behind
+    with pytest.raises(TypeError):
+        lib.mark(stack, State.BLENDED, nonsense=1)
+
+
+def test_a_damaged_manifest_names_its_file(tmp_path: Path) -> None:
+    stack = tmp_path / "s"
+    stack.mkdir()
+    (stack / MANIFEST).write_text("{not json")
+    with pytest.raises(MedianscanError, match=r"stack\.json"):
+        read_manifest(stack)
+    (stack / MANIFEST).write_text('{"state": "sleeping"}')
+    with pytest.raises(MedianscanError, match="not a valid stack manifest"):
+        read_manifest(stack)
+
+
+def test_retake_moves_the_last_stack_aside_and_its_number_is_reused(tmp_path: Path) -> None:
+    lib = make_library(tmp_path)
+    lib.new_stack(3)
+    s2 = lib.new_stack(3)
+    frames = add_frames(s2, 3)
+    moved = lib.retake()
+    assert moved == lib.roll / "discarded" / "frame-002"
+    assert not s2.exists()
+    assert sorted(p.name for p in raw_files(moved)) == sorted(p.name for p in frames)
+    assert "discarded" in read_manifest(moved).history[-1]["state"]
+    again = lib.new_stack(3)
+    assert again.name == "frame-002"
+    assert lib.retake() == lib.roll / "discarded" / "frame-002-2"  # the first discard is not overwritten
+    assert lib.retake().name == "frame-001"
+    with pytest.raises(MedianscanError, match="nothing to retake"):
+        lib.retake()
+
+
+def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path: Path) -> None:
+    lib = make_library(tmp_path)
+    captured = lib.new_stack(3)
+    add_frames(captured, 3)
+    lib.mark(captured, State.CAPTURED)
+    blending = lib.new_stack(3)
+    add_frames(blending, 3)
+    lib.mark(blending, State.CAPTURED)
+    lib.mark(blending, State.BLENDING)
+    cut = lib.new_stack(3)
+    kept = add_frames(cut, 2)
+    done = lib.new_stack(3)
+    lib.mark(done, State.BLENDED)
+    # temps of interrupted writes: one from a dead process, one from a live writer (another `blend`)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    stale = cut / f".{cut.name}_03.dng.{int(dead.stdout)}.part"
+    stale.write_bytes(b"half")
+    stale_out = blending / f".{blending.name}_median.dng.{int(dead.stdout)}.part"
+    stale_out.write_bytes(b"half")
+    live_writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = blending / f".other.dng.{live_writer.pid}.part"
+        live.write_bytes(b"being written")
+        # a folder whose manifest never got written, with frames in it
+        bare = lib.roll / "frame-009"
+        bare.mkdir()
+        add_frames(bare, 1)
+
+        rec = make_library(tmp_path).recover()
+    finally:
+        live_writer.kill()
+        live_writer.wait()
+    assert rec.queued == [captured, blending]
+    assert rec.incomplete == [cut, bare]
+    assert sorted(rec.removed_temps) == sorted([stale, stale_out])
+    assert not stale.exists() and live.exists()
+    m = read_manifest(cut)
+    assert m.state == State.INCOMPLETE
+    assert "2 of 3 frames" in (m.note or "")
+    assert all(p.exists() for p in kept)
+    assert read_manifest(done).state == State.BLENDED
+    assert read_manifest(bare).state == State.INCOMPLETE
+
+
+def blended(lib: Library, stack: Path, frames: list[Path]) -> None:
+    lib.mark(stack, State.CAPTURED)
+    lib.mark(stack, State.BLENDED, blend={"frames": frames[:-1], "dropped": [[frames[-1], "shifted"]]})
+
+
+@pytest.mark.parametrize("policy", ["keep", "delete", "archive"])
+def test_retention_after_a_verified_blend(tmp_path: Path, policy: str) -> None:
+    archive = tmp_path / "archive"
+    lib = make_library(tmp_path / "lib", retention=policy, archive=archive)
+    stack = lib.new_stack(3)
+    frames = add_frames(stack, 3)
+    output = stack / f"{stack.name}_median.dng"
+    output.write_bytes(b"blend")
+    with pytest.raises(MedianscanError, match="verified blend"):
+        lib.retain(stack)
+    blended(lib, stack, frames)
+    done = lib.retain(stack)
+    assert read_manifest(stack).retention == done
+    assert output.read_bytes() == b"blend"
+    if policy == "keep":
+        assert all(p.exists() for p in frames)
+    elif policy == "delete":
+        assert not any(p.exists() for p in frames)
+        assert done == "deleted 3 raws"
+    else:
+        dest = archive / lib.roll.name / stack.name
+        assert sorted(p.name for p in dest.iterdir()) == [p.name for p in frames]
+        assert (dest / frames[0].name).read_bytes() == bytes([1]) * 1000
+        assert not any(p.exists() for p in frames)
+
+
+def test_recovery_finishes_a_retention_cut_off_by_a_crash(tmp_path: Path) -> None:
+    lib = make_library(tmp_path, retention="delete")
+    stack = lib.new_stack(3)
+    frames = add_frames(stack, 3)
+    blended(lib, stack, frames)  # crash here: blended, raws not yet released
+    rec = make_library(tmp_path, retention="delete").recover()
+    assert rec.retained == [stack]
+    assert not any(p.exists() for p in frames)
+
+
+def test_move_file_across_filesystems_copies_then_removes(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    assert shm.is_dir(), "this test needs a second filesystem (tmpfs at /dev/shm)"
+    src = shm / f"medianscan-test-{tmp_path.name}.dng"
+    src.write_bytes(b"x" * 5000)
+    dst = tmp_path / "moved.dng"
+    move_file(src, dst)
+    assert dst.read_bytes() == b"x" * 5000
+    assert not src.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["moved.dng"]
+
+
+def test_bytes_per_frame_comes_from_the_last_stack_with_raws(tmp_path: Path) -> None:
+    lib = make_library(tmp_path)
+    assert lib.bytes_per_frame() is None
+    add_frames(lib.new_stack(3), 3, size=4000)
+    lib.new_stack(3)  # still empty
+    assert lib.bytes_per_frame() == 4000
