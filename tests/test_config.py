@@ -1,0 +1,236 @@
+"""The config loader: every error names file, line and key; the example file documents every option."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medianscan import config as config_module
+from medianscan.config import (
+    Config,
+    ConfigError,
+    config_to_yaml,
+    load_config,
+    parse_config,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "medianscan.yaml"
+
+# Where the example deliberately differs from the code's defaults (it is written for a real camera).
+EXAMPLE_DIFFERS = {
+    "camera.backend",
+    "camera.settings",
+    "camera.optional",
+    "triggers.footswitch.keys",
+    "hooks.blend_done",
+}
+
+
+def field_paths(cls: type, prefix: str = "") -> dict[str, bool]:
+    """Every option's dotted path -> whether it is a section (a nested dataclass)."""
+    out: dict[str, bool] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        nested = dataclasses.is_dataclass(hints[f.name])
+        out[prefix + f.name] = nested
+        if nested:
+            out.update(field_paths(hints[f.name], f"{prefix}{f.name}."))
+    return out
+
+
+def yaml_paths(node: yaml.Node, prefix: str = "") -> set[str]:
+    """The dotted key paths present in a YAML mapping (descending into sections only)."""
+    out: set[str] = set()
+    sections = {p for p, nested in field_paths(Config).items() if nested}
+    for key_node, value_node in node.value:
+        path = prefix + key_node.value
+        out.add(path)
+        if path in sections and isinstance(value_node, yaml.MappingNode):
+            out |= yaml_paths(value_node, path + ".")
+    return out
+
+
+def test_example_covers_every_option():
+    node = yaml.compose(EXAMPLE.read_text(), Loader=yaml.SafeLoader)
+    assert isinstance(node, yaml.MappingNode)
+    present = yaml_paths(node)
+    missing = sorted(set(field_paths(Config)) - present)
+    assert not missing, f"config/medianscan.yaml lacks these options: {missing}"
+
+
+def test_example_loads_and_states_the_code_defaults():
+    cfg = load_config(EXAMPLE)
+    defaults = load_config(None)
+    for path, nested in field_paths(Config).items():
+        if nested:
+            continue
+        got, want = cfg, defaults
+        for part in path.split("."):
+            got, want = getattr(got, part), getattr(want, part)
+        if path in EXAMPLE_DIFFERS:
+            assert got != want, f"{path}: listed as differing but equals the default"
+        else:
+            assert got == want, f"{path}: example says {got!r}, code default is {want!r}"
+
+
+def test_defaults_expand_home():
+    cfg = load_config(None)
+    assert cfg.library == Path("~/Scans").expanduser()
+    assert "~" not in str(cfg.library)
+    assert parse_config("") == cfg
+    assert parse_config("# only a comment\n") == cfg
+
+
+def test_empty_section_means_defaults():
+    cfg = parse_config("camera:\nblend:\n  method: mean\n")
+    assert cfg.camera == Config().camera
+    assert cfg.blend.method == "mean"
+
+
+def test_values_convert_by_type_hints(tmp_path):
+    text = """
+library: scans
+archive: ~/archive
+frames: 5
+camera:
+  port: "usb:001,004"
+  settings: {iso: 100, f-number: 5.6, shutterspeed: 1/125, autofocus: off}
+  settle_seconds: 2
+  simulated: {flicker_frame: 3, width: 64, height: 32}
+blend: {kappa: 2, method: sigma-clip}
+triggers:
+  footswitch: {device: "0c45:7403", keys: {KEY_A: retake, BTN_LEFT: pause}}
+  socket: /run/ms.sock
+hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
+"""
+    path = tmp_path / "conf" / "m.yaml"
+    path.parent.mkdir()
+    path.write_text(text)
+    cfg = load_config(path)
+    assert cfg.library == path.parent / "scans"  # relative to the config file's folder
+    assert cfg.archive == Path.home() / "archive"
+    assert cfg.frames == 5
+    # camera values are strings exactly as written, even where YAML sees numbers or booleans
+    assert cfg.camera.settings == {
+        "iso": "100",
+        "f-number": "5.6",
+        "shutterspeed": "1/125",
+        "autofocus": "off",
+    }
+    assert cfg.camera.settle_seconds == 2.0
+    assert isinstance(cfg.camera.settle_seconds, float)
+    assert cfg.camera.simulated.flicker_frame == 3
+    assert cfg.blend.kappa == 2.0
+    assert cfg.triggers.footswitch.keys == {"KEY_A": "retake", "BTN_LEFT": "pause"}
+    assert cfg.triggers.socket == Path("/run/ms.sock")
+    assert cfg.hooks.burst_done == ["notify-send 'next negative'"]
+    assert cfg.hooks.sound == "wav"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("frames: 2\n", "m.yaml:1: frames: must be at least 3, got 2"),
+        ("workers: 0\n", "m.yaml:1: workers: must be at least 1"),
+        ("queue_size: 0\n", "m.yaml:1: queue_size: must be at least 1"),
+        ("blend:\n  kappa: 0\n", "m.yaml:2: blend.kappa: must be greater than 0"),
+        ("blend:\n  winsor_fraction: 0.5\n", "m.yaml:2: blend.winsor_fraction: must be in [0, 0.5)"),
+        ("blend:\n  winsor_fraction: -0.1\n", "blend.winsor_fraction: must be in [0, 0.5)"),
+        ("blend:\n  iterations: 0\n", "m.yaml:2: blend.iterations: must be at least 1"),
+        (
+            "camera:\n  simulated:\n    width: 33\n",
+            "m.yaml:3: camera.simulated.width: must be an even number",
+        ),
+        ("frames: many\n", "m.yaml:1: frames: expected an integer, got a string ('many')"),
+        ("frames: 3.5\n", "frames: expected an integer, got a number"),
+        ("frames: true\n", "frames: expected an integer, got a boolean"),
+        ("camera:\n  keep_jpeg: 1\n", "m.yaml:2: camera.keep_jpeg: expected true or false, got an integer"),
+        ("library: null\n", "m.yaml:1: library: expected a path, got null"),
+        ("camera: gphoto2\n", "m.yaml:1: camera: expected a mapping, got a string"),
+        (
+            "hooks:\n  error: notify-send x\n",
+            "m.yaml:2: hooks.error: expected a list of strings, got a string",
+        ),
+        ("camera:\n  bakend: gphoto2\n", "m.yaml:2: camera.bakend: unknown key (did you mean 'backend'?)"),
+        ("hooks:\n  burst-done: []\n", "hooks.burst-done: unknown key (did you mean 'burst_done'?)"),
+        ("kappa: 2\n", "m.yaml:1: kappa: unknown key here (it belongs under 'blend')"),
+        ("blend:\n  frames: 5\n", "blend.frames: unknown key here (it belongs at the top level)"),
+        ("zzz: 1\n", "m.yaml:1: zzz: unknown key (known keys here: mode, library,"),
+        (
+            "camera:\n  backend: gphoto\n",
+            "m.yaml:2: camera.backend: expected one of 'gphoto2', 'simulated', "
+            "got 'gphoto' (did you mean 'gphoto2'?)",
+        ),
+        (
+            "triggers:\n  footswitch:\n    keys:\n      KEY_A: new_roll\n",
+            "m.yaml:4: triggers.footswitch.keys.KEY_A: expected one of 'capture', 'retake', 'new-roll', "
+            "'pause', 'resume', got 'new_roll' (did you mean 'new-roll'?)",
+        ),
+        (
+            "triggers:\n  footswitch:\n    keys:\n      KEY_SPACEBAR: capture\n",
+            "m.yaml:4: triggers.footswitch.keys.KEY_SPACEBAR: 'KEY_SPACEBAR' is not an evdev key name "
+            "(did you mean 'KEY_SPACE'?)",
+        ),
+        ("triggers:\n  footswitch:\n    device: pedal\n", "m.yaml:3: triggers.footswitch.device: must be a"),
+        ('hooks:\n  burst_done:\n    - ok\n    - "say \'x"\n', "m.yaml:4: hooks.burst_done[1]: cannot split"),
+        ("hooks:\n  error: ['']\n", "hooks.error[0]: is an empty command"),
+        ("roll_template: '{date}'\n", "m.yaml:1: roll_template: must contain {roll}"),
+        ("frame_template: 'f{frame:03d}{x}'\n", "frame_template: unknown placeholder {x}"),
+        ("frame_template: 'f{}'\n", "frame_template: unknown placeholder {}"),
+        ("frame_template: 'f{frame:03q}'\n", "frame_template: does not format"),
+        ("frame_template: 'f{frame'\n", "frame_template: is not a valid template"),
+        ("frame_template: 'a/{frame}'\n", "frame_template: must give a plain folder name"),
+        ("watch:\n  group: count:0\n", "m.yaml:2: watch.group: must be folder, count:N or gap:SECONDS"),
+        ("camera:\n  port: usb001\n", "camera.port: must look like usb:001,004"),
+        ("frames: 3\nmode: capture\nframes: 4\n", "m.yaml:3: frames: duplicate key (first given on line 1)"),
+        ("retention: archive\n", "m.yaml:1: retention: is 'archive' but no 'archive:' folder is set"),
+        ("mode: watch\n", "m.yaml:1: mode: is 'watch' but no 'watch.folder' is set"),
+        (
+            "frames: 4\ncamera:\n  simulated:\n    flicker_frame: 5\n",
+            "m.yaml:4: camera.simulated.flicker_frame: is frame 5 but a burst has only 4 frames",
+        ),
+        ("frames: [3\n", "m.yaml:2: not valid YAML"),
+        ("- frames\n", "m.yaml:1: expected a mapping, got a list"),
+        ("camera:\n  settings: [iso]\n", "m.yaml:2: camera.settings: expected a mapping, got a list"),
+    ],
+)
+def test_errors_name_file_line_and_key(tmp_path, text, expected):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(str(path) + ":"), message
+    assert expected in message, message
+    assert "\n" not in message
+
+
+def test_unreadable_files_are_one_sentence(tmp_path):
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"library: \xe9t\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad)
+
+
+def test_config_to_yaml_round_trips(tmp_path):
+    cfg = load_config(EXAMPLE)
+    again = parse_config(config_to_yaml(cfg), "dump", base=tmp_path)
+    assert again == cfg
+
+
+def test_check_tables_name_real_fields():
+    """A renamed field must not silently lose its range check."""
+    tables = (config_module._CHECKS, config_module._KEY_CHECKS, config_module._ITEM_CHECKS)
+    for table in tables:
+        for owner, name in table:
+            cls = getattr(config_module, owner)
+            assert name in {f.name for f in dataclasses.fields(cls)}, (owner, name)
