@@ -1,0 +1,226 @@
+"""The blend queue and its spawned worker processes.
+
+The jobs below are stand-ins for the blend (labelled fakes): they let a test hold a worker busy, make it
+fail, or kill it mid-job at a chosen moment, which a real blend cannot do on cue. The real blend runs
+through the same pool in tests/test_daemon.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medianscan.errors import MedianscanError
+from medianscan.worker import BlendPool, Event, Outcome, Started
+
+
+def gated_job(stack: Path, options: Any) -> dict[str, Any]:
+    """Fake blend: waits for `stack/go` (so a test decides when it finishes), fails or dies on request."""
+    deadline = time.monotonic() + 20
+    while not (stack / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if stack.name.startswith("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if stack.name.startswith("bad"):
+        raise MedianscanError(f"{stack}: frame 3 is shifted by 2 px")
+    if stack.name.startswith("bug"):
+        raise ZeroDivisionError("division by zero")
+    return {"stack": str(stack), "pid": os.getpid(), "options": options}
+
+
+def record_warm_up() -> None:
+    """Fake warm-up: leaves a file per worker process, to count how often it ran."""
+    with (Path(os.environ["WARM_DIR"]) / str(os.getpid())).open("a") as fh:
+        fh.write("warm\n")
+
+
+def collect(pool: BlendPool, count: int, timeout: float = 30.0) -> list[Outcome]:
+    out: list[Outcome] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        assert time.monotonic() < deadline, f"only {len(out)} of {count} outcomes after {timeout} s"
+        out += [e for e in pool.poll(0.2) if isinstance(e, Outcome)]
+    return out
+
+
+def stacks(tmp_path: Path, *names: str, go: bool = True) -> list[Path]:
+    paths = []
+    for name in names:
+        p = tmp_path / name
+        p.mkdir()
+        if go:
+            (p / "go").touch()
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture
+def warm_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "warm"
+    d.mkdir()
+    monkeypatch.setenv("WARM_DIR", str(d))  # inherited by the spawned workers
+    return d
+
+
+def test_workers_are_long_lived_warm_up_once_and_report_results(tmp_path: Path, warm_dir: Path) -> None:
+    pool = BlendPool(workers=2, queue_size=8, job=gated_job, warm=record_warm_up)
+    pool.start()
+    try:
+        todo = stacks(tmp_path, *(f"s{i}" for i in range(6)))
+        for s in todo:
+            assert pool.submit(s, {"method": "median"})
+        done = collect(pool, 6)
+        assert sorted(o.stack for o in done) == todo
+        assert all(o.ok and o.result is not None for o in done)
+        assert {o.result["options"]["method"] for o in done if o.result} == {"median"}
+        pids = {o.result["pid"] for o in done if o.result}
+        assert pids <= set(pool.pids()) and len(pool.pids()) == 2
+        warmed = {int(p.name): p.read_text() for p in warm_dir.iterdir()}
+        assert pids <= set(warmed) <= set(pool.pids())
+        assert set(warmed.values()) == {"warm\n"}  # one warm-up per process, not per stack
+        assert os.getpid() not in pids
+    finally:
+        assert pool.stop() == []
+
+
+def test_a_full_queue_refuses_and_says_so(tmp_path: Path) -> None:
+    pool = BlendPool(workers=1, queue_size=2, job=gated_job, warm=None)
+    pool.start()
+    try:
+        a, b, c, d = stacks(tmp_path, "a", "b", "c", "d", go=False)
+        assert pool.submit(a, None)
+        events: list[Event] = []
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, Started) for e in events):  # a is taken once the worker is ready
+            assert time.monotonic() < deadline
+            events += pool.poll(0.1)
+        assert pool.submit(b, None) and pool.submit(c, None)
+        assert pool.full
+        assert not pool.submit(d, None)
+        assert pool.waiting() == [b, c] and pool.running() == [a] and pool.pending() == 3
+        (a / "go").touch()
+        assert [o.stack for o in collect(pool, 1)] == [a]
+        assert not pool.full  # b moved to the worker: room for one more
+        assert pool.submit(d, None)
+        for s in (b, c, d):
+            (s / "go").touch()
+        assert [o.stack for o in collect(pool, 3)] == [b, c, d]
+    finally:
+        pool.stop()
+
+
+def test_failures_are_reported_and_the_pool_carries_on(tmp_path: Path) -> None:
+    pool = BlendPool(workers=1, queue_size=8, job=gated_job, warm=None)
+    pool.start()
+    try:
+        todo = stacks(tmp_path, "bad", "bug", "crash", "after")
+        for s in todo:
+            assert pool.submit(s, None)
+        done = {o.stack.name: o for o in collect(pool, 4)}
+        assert done["bad"].error == f"{tmp_path / 'bad'}: frame 3 is shifted by 2 px"
+        assert "ZeroDivisionError" in (done["bug"].error or "")
+        assert "stopped unexpectedly (signal SIGKILL)" in (done["crash"].error or "")
+        assert done["after"].ok  # the replacement worker took the next stack
+        assert len(pool.pids()) == 1
+    finally:
+        pool.stop()
+
+
+def test_cancel_takes_a_stack_out_waiting_or_running(tmp_path: Path) -> None:
+    pool = BlendPool(workers=1, queue_size=4, job=gated_job, warm=None)
+    pool.start()
+    try:
+        a, b, c = stacks(tmp_path, "a", "b", "c", go=False)
+        for s in (a, b, c):
+            pool.submit(s, None)
+        deadline = time.monotonic() + 30
+        while pool.running() != [a]:
+            assert time.monotonic() < deadline
+            pool.poll(0.1)
+        assert pool.cancel(b) == "waiting"
+        assert pool.cancel(a) == "running"
+        assert pool.cancel(tmp_path / "other") is None
+        (c / "go").touch()
+        done = collect(pool, 1)
+        assert [o.stack for o in done] == [c]  # no failure reported for the cancelled ones
+        assert pool.pending() == 0
+    finally:
+        pool.stop()
+
+
+def test_stop_returns_what_was_left_unfinished(tmp_path: Path) -> None:
+    pool = BlendPool(workers=1, queue_size=4, job=gated_job, warm=None)
+    pool.start()
+    a, b = stacks(tmp_path, "a", "b", go=False)
+    pool.submit(a, None)
+    pool.submit(b, None)
+    deadline = time.monotonic() + 30
+    while pool.running() != [a]:
+        assert time.monotonic() < deadline
+        pool.poll(0.1)
+    procs = pool.pids()
+    t0 = time.monotonic()
+    assert pool.stop(timeout=2) == [a, b]
+    assert time.monotonic() - t0 < 2  # a running blend is not waited for
+    for pid in procs:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(MedianscanError):
+        pool.submit(a, None)
+
+
+def test_workers_die_with_a_killed_daemon(tmp_path: Path) -> None:
+    """After `kill -9` of the parent no orphan keeps blending (it would race the restarted daemon)."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from medianscan.worker import BlendPool
+        from test_worker import gated_job
+        if __name__ == "__main__":
+            pool = BlendPool(workers=2, queue_size=2, job=gated_job, warm=None)
+            pool.start()
+            pool.submit(__import__("pathlib").Path({str(tmp_path)!r}), None)
+            while pool.running() == []:
+                pool.poll(0.1)
+            print(json.dumps(pool.pids()), flush=True)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        pids = json.loads(proc.stdout.readline())
+        assert len(pids) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 5
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p)]
+        time.sleep(0.05)
+    assert alive == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "X"
+    return status not in {"Z", "X"}
+
+
+def test_the_queue_needs_room() -> None:
+    with pytest.raises(MedianscanError):
+        BlendPool(workers=0)
