@@ -1,0 +1,373 @@
+"""Read one frame of a stack, whatever its format, into pixels plus the metadata the checks and writers need.
+
+File types are recognised by content, never by name: camera raws through LibRaw (rawpy), 16-bit or 8-bit
+TIFFs through tifffile, JPEGs through imagecodecs, metadata of all of them through exiv2. Each file is read
+from disk once: its bytes are hashed and decoded from the same buffer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import exiv2
+import numpy as np
+import numpy.typing as npt
+import rawpy
+
+from medianscan.atomic import atomic_path
+from medianscan.errors import StackError
+from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+
+Kind = Literal["raw", "tiff", "jpeg"]
+
+exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_JPEG_MAGIC = b"\xff\xd8\xff"
+# LibRaw-only containers that are not TIFF-structured: Fuji RAF, Olympus ORF, Panasonic RW2, Canon CR3/CRW,
+# Sigma X3F, Minolta MRW. Anything else that LibRaw opens is a raw too; this list only avoids a LibRaw call.
+_RAW_MAGIC = (b"FUJIFILM", b"IIRO", b"IIRS", b"IIU\x00", b"FOVb", b"\x00MRM")
+
+# LibRaw's flip (sizes.flip) -> EXIF Orientation.
+_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+
+# DNG colour tags carried over from a DNG source so the blend develops exactly like it.
+_DNG_COLOUR_TAGS = (
+    50721,
+    50722,  # ColorMatrix1/2
+    50723,
+    50724,  # CameraCalibration1/2
+    50727,  # AnalogBalance
+    50778,
+    50779,  # CalibrationIlluminant1/2
+    50964,
+    50965,  # ForwardMatrix1/2
+    50936,
+    50932,  # ProfileName, ProfileCalibrationSignature
+    50940,
+    50941,
+    50942,  # ProfileEmbedPolicy, ProfileHueSatMapDims/Data1
+    50981,
+    50982,  # ProfileLookTableDims/Data
+    51008,
+    51009,
+    51022,  # OpcodeList1/2/3
+    52543,
+    52544,  # BaselineExposure-related profile tags (DNG 1.6)
+    50730,  # BaselineExposure
+)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: pixels, what it is, and what the file says about how it was taken."""
+
+    path: Path
+    kind: Kind
+    pixels: npt.NDArray[np.generic]  # raw: full sensor array (H, W); tiff/jpeg: (H, W) or (H, W, C)
+    camera: CameraInfo
+    exposure: Exposure
+    sha256: str
+    layout: MosaicLayout | None = None  # raws only
+    orientation: int = 1
+
+
+def sniff(path: Path) -> Kind | None:
+    """What kind of image `path` holds, by its content; None for anything we do not blend."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head.startswith(_JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(_RAW_MAGIC) or (head[4:8] == b"ftyp" and head[8:11] == b"crx"):
+        return "raw"
+    if head[:4] in _TIFF_MAGIC:
+        # A camera raw is usually TIFF-structured (CR2, NEF, ARW, DNG, PEF...): LibRaw decides.
+        return "raw" if _libraw_opens(path) else "tiff"
+    return "raw" if head and _libraw_opens(path) else None
+
+
+def _libraw_opens(path: Path) -> bool:
+    """LibRaw recognises the file as a raw (parses the header only, about a millisecond)."""
+    raw = rawpy.RawPy()
+    try:
+        raw.open_file(str(path))
+    except rawpy.LibRawError:
+        return False
+    finally:
+        raw.close()
+    return True
+
+
+def probe(path: Path, kind: Kind) -> tuple[tuple[int, ...], np.dtype[np.generic]] | None:
+    """Pixel array shape and dtype from the header alone (to preallocate a stack), or None if unknown."""
+    try:
+        if kind == "raw":
+            with rawpy.RawPy() as raw:
+                raw.open_file(str(path))
+                return (int(raw.sizes.raw_height), int(raw.sizes.raw_width)), np.dtype(np.uint16)
+        if kind == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return tuple(page.shape), np.dtype(page.dtype)
+    except (rawpy.LibRawError, OSError, ValueError):
+        return None
+    return None  # JPEG: decoding is the only reliable way
+
+
+def read_frame(path: Path, kind: Kind | None = None, out: npt.NDArray[np.generic] | None = None) -> Frame:
+    """Read and decode one frame; any problem becomes a StackError naming the file and the reason.
+
+    With `out` (a slot of a preallocated stack) the pixels are decoded into it when shape and dtype match,
+    so a stack costs one buffer and no copies; otherwise the frame keeps its own array (and the size check
+    will name it).
+    """
+    path = Path(path)
+    kind = kind or sniff(path)
+    if kind is None:
+        raise StackError(f"{path}: not an image medianscan can read (expected a camera raw, TIFF or JPEG)")
+    try:
+        digest = _sha256(path)
+        camera, exposure, orientation = read_metadata(path)
+        if kind == "raw":
+            pixels, layout = _decode_raw(path, out)
+            return Frame(path, kind, pixels, camera, exposure, digest, layout, layout.orientation)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StackError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    decoded = _decode_tiff(path, data) if kind == "tiff" else _decode_jpeg(path, data)
+    if out is not None and out.shape == decoded.shape and out.dtype == decoded.dtype:
+        out[...] = decoded
+        decoded = out
+    return Frame(path, kind, decoded, camera, exposure, digest, None, orientation)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.NDArray[np.uint16], MosaicLayout]:
+    try:
+        with rawpy.RawPy() as raw:
+            raw.open_file(str(path))
+            raw.unpack()
+            if raw.raw_type != rawpy.RawType.Flat or raw.raw_pattern is None:
+                raise StackError(
+                    f"{path}: this raw is not a colour-filter mosaic (linear DNG, sRAW or Foveon), which "
+                    "medianscan does not blend; export 16-bit TIFFs and blend those instead"
+                )
+            mosaic = raw.raw_image
+            if out is not None and out.shape == mosaic.shape and out.dtype == mosaic.dtype:
+                out[...] = mosaic
+                pixels = out
+            else:
+                pixels = np.array(mosaic, dtype=np.uint16, copy=True)
+            layout = layout_from_rawpy(raw)
+    except rawpy.LibRawError as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {reason})") from exc
+    with path.open("rb") as fh:
+        is_tiff = fh.read(4) in _TIFF_MAGIC
+    if is_tiff:
+        layout = _with_dng_colour_tags(layout, path)
+    return pixels, layout  # type: ignore[return-value]
+
+
+def layout_from_rawpy(raw: rawpy.RawPy) -> MosaicLayout:
+    """The CFA layout, levels, areas and colour of an unpacked rawpy object, as a DNG writer needs them."""
+    sizes = raw.sizes
+    pattern = np.asarray(raw.raw_pattern, dtype=np.uint8)
+    colors = raw.color_desc.decode()
+    n_colors = len(colors)
+    black = tuple(int(b) for b in raw.black_level_per_channel[:n_colors])
+    per_channel_white = raw.camera_white_level_per_channel
+    white = int(max(per_channel_white)) if per_channel_white else int(raw.white_level)
+    top, left = int(sizes.top_margin), int(sizes.left_margin)
+    active = (top, left, top + int(sizes.height), left + int(sizes.width))
+    crop = _default_crop(sizes, active)
+    matrix = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3, :3]
+    wb = [float(v) for v in raw.camera_whitebalance[:3]]
+    if min(wb) <= 0:
+        wb = [float(v) for v in raw.daylight_whitebalance[:3]]
+    if min(wb) <= 0:
+        wb = [1.0, 1.0, 1.0]
+    neutral = (wb[1] / wb[0], 1.0, wb[1] / wb[2])
+    return MosaicLayout(
+        pattern=pattern,
+        colors=colors,
+        black_levels=black,
+        white_level=white,
+        active_area=active,
+        default_crop=crop,
+        color_matrix=matrix,
+        as_shot_neutral=neutral,
+        orientation=_FLIP_TO_ORIENTATION.get(int(sizes.flip), 1),
+    )
+
+
+def _default_crop(sizes: rawpy.ImageSizes, active: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """LibRaw's camera crop (when it knows one) relative to the active area, else the whole active area."""
+    top, left, bottom, right = active
+    width, height = right - left, bottom - top
+    cx, cy = int(sizes.crop_left_margin) - left, int(sizes.crop_top_margin) - top
+    cw, ch = int(sizes.crop_width), int(sizes.crop_height)
+    if cw > 0 and ch > 0 and cx >= 0 and cy >= 0 and cx + cw <= width and cy + ch <= height:
+        return (cx, cy, cw, ch)
+    return (0, 0, width, height)
+
+
+def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
+    """Carry a DNG source's colour tags (profiles, forward matrices, opcodes) over to the blend."""
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            ifd0 = tif.pages.first.tags
+            if 50706 not in ifd0:  # DNGVersion: not a DNG
+                return layout
+            extra = {
+                code: (ifd0[code].dtype, ifd0[code].count, ifd0[code].value)
+                for code in _DNG_COLOUR_TAGS
+                if code in ifd0
+            }
+    except (tifffile.TiffFileError, ValueError, OSError):
+        return layout
+    from dataclasses import replace
+
+    return replace(layout, extra_tags=extra)
+
+
+def _decode_tiff(path: Path, data: bytes) -> npt.NDArray[np.generic]:
+
+    import tifffile
+
+    try:
+        pixels = tifffile.imread(io.BytesIO(data), key=0)
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise StackError(f"{path}: unreadable or truncated TIFF ({exc})") from exc
+    if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
+        raise StackError(
+            f"{path}: TIFF of {pixels.dtype} with shape {pixels.shape} is not supported "
+            "(expected 8- or 16-bit greyscale or RGB)"
+        )
+    return np.ascontiguousarray(pixels)
+
+
+def _decode_jpeg(path: Path, data: bytes) -> npt.NDArray[np.generic]:
+    import imagecodecs
+
+    try:
+        pixels = imagecodecs.jpeg8_decode(data)
+    except Exception as exc:  # imagecodecs raises its own error types per codec
+        raise StackError(f"{path}: unreadable or truncated JPEG ({exc})") from exc
+    return np.ascontiguousarray(pixels)
+
+
+def read_metadata(data: bytes | Path) -> tuple[CameraInfo, Exposure, int]:
+    """Camera, exposure and EXIF orientation from a file's metadata (any format exiv2 knows)."""
+    try:
+        image = exiv2.ImageFactory.open(data if isinstance(data, bytes) else str(data))
+        image.readMetadata()
+    except exiv2.Exiv2Error:
+        return CameraInfo(), Exposure(), 1
+    exif = image.exifData()
+
+    def text(*keys: str) -> str:
+        for key in keys:
+            datum = exif.findKey(exiv2.ExifKey(key))
+            if datum != exif.end():
+                value = str(datum.toString()).strip().strip("\x00").strip()
+                if value:
+                    return value
+        return ""
+
+    def number(*keys: str) -> float | None:
+        for key in keys:
+            datum = exif.findKey(exiv2.ExifKey(key))
+            if datum != exif.end() and datum.count() > 0:
+                value = float(datum.toFloat(0))
+                if np.isfinite(value) and value > 0:
+                    return value
+        return None
+
+    camera = CameraInfo(
+        make=text("Exif.Image.Make"),
+        model=text("Exif.Image.Model"),
+        serial=text(
+            "Exif.Photo.BodySerialNumber",
+            "Exif.Image.CameraSerialNumber",
+            "Exif.Canon.SerialNumber",
+            "Exif.Nikon3.SerialNumber",
+            "Exif.Fujifilm.SerialNumber",
+            "Exif.Sony2.SerialNumber",
+            "Exif.OlympusEq.SerialNumber",
+            "Exif.Panasonic.InternalSerialNumber",
+        ),
+        lens=text("Exif.Photo.LensModel", "Exif.Canon.LensModel"),
+    )
+    exposure = Exposure(
+        iso=number("Exif.Photo.ISOSpeedRatings", "Exif.Photo.RecommendedExposureIndex", "Exif.Image.ISOSpeedRatings"),
+        exposure_time=number("Exif.Photo.ExposureTime", "Exif.Image.ExposureTime"),
+        f_number=number("Exif.Photo.FNumber", "Exif.Image.FNumber"),
+        focal_length=number("Exif.Photo.FocalLength", "Exif.Image.FocalLength"),
+        taken=text("Exif.Photo.DateTimeOriginal", "Exif.Image.DateTimeOriginal", "Exif.Image.DateTime") or None,
+    )
+    orientation = int(number("Exif.Image.Orientation") or 1)
+    return camera, exposure, orientation if 1 <= orientation <= 8 else 1
+
+
+def write_tiff(path: Path, image: npt.NDArray[np.generic], *, compress: bool = False, description: str = "") -> None:
+    """An 8- or 16-bit TIFF (grey or RGB) written atomically; `compress` = deflate with a predictor, which
+    every TIFF reader opens (uncompressed is several times faster to write)."""
+    import tifffile
+
+    photometric = "rgb" if image.ndim == 3 and image.shape[2] in (3, 4) else "minisblack"
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(
+            tmp,
+            image,
+            photometric=photometric,
+            compression="adobe_deflate" if compress else None,
+            compressionargs={"level": 1} if compress else None,
+            predictor=compress or None,
+            description=description or None,
+            metadata=None,
+        )
+
+
+def write_jpeg(path: Path, image: npt.NDArray[np.generic], *, exif_from: Path | None = None) -> None:
+    """A quality-95 JPEG written atomically, carrying the EXIF of `exif_from` (the first frame) if given."""
+    import imagecodecs
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(bytes(imagecodecs.jpeg8_encode(image, level=95)))
+        if exif_from is not None:
+            try:
+                src = exiv2.ImageFactory.open(str(exif_from))
+                src.readMetadata()
+                dst = exiv2.ImageFactory.open(str(tmp))
+                dst.readMetadata()
+                dst.setExifData(src.exifData())
+                dst.writeMetadata()
+            except exiv2.Exiv2Error:
+                pass  # the pixels matter; EXIF is a courtesy
+
+
+def develop_linear(dng: Path) -> npt.NDArray[np.uint16]:
+    """A 16-bit linear RGB rendering of a raw (camera white balance, no gamma, no auto-brightening)."""
+    with rawpy.imread(str(dng)) as raw:
+        rgb = raw.postprocess(gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True, user_flip=0)
+    return np.asarray(rgb, dtype=np.uint16)
