@@ -51,7 +51,9 @@ class MosaicLayout:
     color_matrix: npt.NDArray[np.float64]  # 3x3 XYZ(D65) -> camera, DNG ColorMatrix1
     as_shot_neutral: tuple[float, float, float]  # camera-native neutral, DNG AsShotNeutral
     orientation: int = 1  # EXIF orientation 1..8
-    extra_tags: dict[int, object] = field(default_factory=dict)  # colour tags carried over from a DNG source
+    # Colour tags carried over verbatim from a DNG source (ColorMatrix2, ForwardMatrix, profiles, opcode lists):
+    # tag code -> (TIFF data type code, count, value), as tifffile's `extratags` takes them.
+    extra_tags: dict[int, tuple[int, int, object]] = field(default_factory=dict)
 
     def black_level_image(self, shape: tuple[int, int]) -> npt.NDArray[np.uint16]:
         """The black level at every photosite of an array of `shape` (for level checks and previews)."""
