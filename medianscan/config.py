@@ -12,7 +12,6 @@ import datetime
 import difflib
 import re
 import shlex
-import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -134,7 +133,6 @@ class Config:
 # The loader: generic over the dataclasses above, driven by their type hints, so a new field needs no loader
 # code. It walks yaml's node tree (not the constructed dict) because only nodes carry line numbers.
 
-TEMPLATE_FIELDS = ("date", "roll", "frame")
 GROUP_PATTERN = re.compile(r"^(folder|count:[1-9]\d*|gap:\d+(\.\d+)?)$")
 DEVICE_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
 
@@ -154,27 +152,18 @@ def _at_least(low: float, *, strict: bool = False) -> typing.Callable[[Any], str
     return check
 
 
-def _template_check(counter: str) -> typing.Callable[[Any], str | None]:
-    """A folder-name template: only {date}, {roll}, {frame}, and its own counter so names never repeat."""
+def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | None]:
+    """A folder-name template, checked by the very class the library formats it with (one set of rules)."""
 
     def check(value: Any) -> str | None:
+        from medianscan.library import Template  # the library imports nothing from here; lazy all the same
+
         try:
-            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        except ValueError as exc:
+            Template(value, counter, what)
+        except MedianscanError as exc:
+            return str(exc).replace(f"{what} {value!r} ", "", 1)
+        except ValueError as exc:  # unbalanced braces fail in string.Formatter itself
             return f"is not a valid template ({exc})"
-        unknown = sorted(names - set(TEMPLATE_FIELDS))
-        if unknown:
-            shown = "{}" if unknown[0] == "" else "{" + unknown[0] + "}"
-            return f"unknown placeholder {shown}; use {{date}}, {{roll:03d}} or {{frame:03d}}"
-        if counter not in names:
-            example = f"{{{counter}:03d}}"
-            return f"must contain {{{counter}}} (e.g. {example}) so that a new folder never reuses a name"
-        try:
-            sample = value.format(date=datetime.date(2026, 1, 31), roll=1, frame=1)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            return f"does not format ({exc})"
-        if not sample.strip() or "/" in sample or sample in {".", ".."} or "\0" in sample:
-            return f"must give a plain folder name, got {sample!r}"
         return None
 
     return check
@@ -234,8 +223,8 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("Config", "frames"): _at_least(3),
     ("Config", "workers"): _at_least(1),
     ("Config", "queue_size"): _at_least(1),
-    ("Config", "roll_template"): _template_check("roll"),
-    ("Config", "frame_template"): _template_check("frame"),
+    ("Config", "roll_template"): _template_check("roll", "roll_template"),
+    ("Config", "frame_template"): _template_check("frame", "frame_template"),
     ("CameraConfig", "port"): _port,
     ("CameraConfig", "settle_seconds"): _at_least(0),
     ("CameraConfig", "keep_alive_seconds"): _at_least(0),

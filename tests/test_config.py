@@ -163,8 +163,7 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("zzz: 1\n", "m.yaml:1: zzz: unknown key (known keys here: mode, library,"),
         (
             "camera:\n  backend: gphoto\n",
-            "m.yaml:2: camera.backend: expected one of 'gphoto2', 'simulated', "
-            "got 'gphoto' (did you mean 'gphoto2'?)",
+            "m.yaml:2: camera.backend: expected one of 'gphoto2', 'simulated', got 'gphoto' (did you mean 'gphoto2'?)",
         ),
         (
             "triggers:\n  footswitch:\n    keys:\n      KEY_A: new_roll\n",
@@ -179,12 +178,13 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("triggers:\n  footswitch:\n    device: pedal\n", "m.yaml:3: triggers.footswitch.device: must be a"),
         ('hooks:\n  burst_done:\n    - ok\n    - "say \'x"\n', "m.yaml:4: hooks.burst_done[1]: cannot split"),
         ("hooks:\n  error: ['']\n", "hooks.error[0]: is an empty command"),
-        ("roll_template: '{date}'\n", "m.yaml:1: roll_template: must contain {roll}"),
-        ("frame_template: 'f{frame:03d}{x}'\n", "frame_template: unknown placeholder {x}"),
-        ("frame_template: 'f{}'\n", "frame_template: unknown placeholder {}"),
-        ("frame_template: 'f{frame:03q}'\n", "frame_template: does not format"),
+        ("roll_template: '{date}-{frame}'\n", "m.yaml:1: roll_template: uses {frame}: only {date} and {roll}"),
+        ("frame_template: '{date}'\n", "m.yaml:1: frame_template: must contain {frame}"),
+        ("frame_template: 'f{frame:03d}{x}'\n", "frame_template: uses {x}: only {date} and {frame} are available"),
+        ("frame_template: 'f{}'\n", "frame_template: uses {}"),
+        ("frame_template: 'f{frame:03q}'\n", "frame_template: cannot be formatted"),
         ("frame_template: 'f{frame'\n", "frame_template: is not a valid template"),
-        ("frame_template: 'a/{frame}'\n", "frame_template: must give a plain folder name"),
+        ("frame_template: 'a/{frame}'\n", "frame_template: does not give a usable folder name"),
         ("watch:\n  group: count:0\n", "m.yaml:2: watch.group: must be folder, count:N or gap:SECONDS"),
         ("camera:\n  port: usb001\n", "camera.port: must look like usb:001,004"),
         ("frames: 3\nmode: capture\nframes: 4\n", "m.yaml:3: frames: duplicate key (first given on line 1)"),
