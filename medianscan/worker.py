@@ -26,9 +26,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medianscan.errors import MedianscanError
+
+if TYPE_CHECKING:
+    from medianscan.config import Method
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +51,15 @@ def blend_job(stack: Path, options: Any) -> dict[str, Any]:
     return data
 
 
-def warm_up_blend() -> None:
-    """Import the blend engine and compile or load its kernels before the first stack arrives."""
-    from medianscan import blend
+def warm_up_blend(frames: int, method: Method = "median", winsor_fraction: float = 0.2) -> None:
+    """Import the blend engine and compile or load the kernel for `frames` frames before the first stack.
 
-    warm = getattr(blend, "warm_up", None)
-    if callable(warm):
-        warm()
+    Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`.
+    """
+    from medianscan import blend  # noqa: F401 - imported for its start-up cost
+    from medianscan.combine import warm_up
+
+    warm_up(frames, methods=(method,), winsor_fraction=winsor_fraction)
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,7 @@ class BlendPool:
         queue_size: int = 4,
         *,
         job: Job = blend_job,
-        warm: WarmUp | None = warm_up_blend,
+        warm: WarmUp | None = None,
     ) -> None:
         if workers < 1 or queue_size < 1:
             raise MedianscanError("the blend queue needs at least one worker and room for one stack")
@@ -332,9 +337,7 @@ class BlendPool:
         self._workers.remove(w)
         w.conn.close()
         if w.stack is not None:
-            reason = (
-                f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"code {code}"
-            )
+            reason = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"code {code}"
             log.error("blend worker %d died (%s) while blending %s", w.number, reason, w.stack)
             self._events.append(
                 Outcome(
