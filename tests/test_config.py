@@ -55,7 +55,7 @@ def yaml_paths(node: yaml.Node, prefix: str = "") -> set[str]:
     return out
 
 
-def test_example_covers_every_option():
+def test_example_covers_every_option() -> None:
     node = yaml.compose(EXAMPLE.read_text(), Loader=yaml.SafeLoader)
     assert isinstance(node, yaml.MappingNode)
     present = yaml_paths(node)
@@ -63,7 +63,7 @@ def test_example_covers_every_option():
     assert not missing, f"config/medianscan.yaml lacks these options: {missing}"
 
 
-def test_example_loads_and_states_the_code_defaults():
+def test_example_loads_and_states_the_code_defaults() -> None:
     cfg = load_config(EXAMPLE)
     defaults = load_config(None)
     for path, nested in field_paths(Config).items():
@@ -78,7 +78,7 @@ def test_example_loads_and_states_the_code_defaults():
             assert got == want, f"{path}: example says {got!r}, code default is {want!r}"
 
 
-def test_defaults_expand_home():
+def test_defaults_expand_home() -> None:
     cfg = load_config(None)
     assert cfg.library == Path("~/Scans").expanduser()
     assert "~" not in str(cfg.library)
@@ -86,13 +86,13 @@ def test_defaults_expand_home():
     assert parse_config("# only a comment\n") == cfg
 
 
-def test_empty_section_means_defaults():
+def test_empty_section_means_defaults() -> None:
     cfg = parse_config("camera:\nblend:\n  method: mean\n")
     assert cfg.camera == Config().camera
     assert cfg.blend.method == "mean"
 
 
-def test_values_convert_by_type_hints(tmp_path):
+def test_values_convert_by_type_hints(tmp_path: Path) -> None:
     text = """
 library: scans
 archive: ~/archive
@@ -199,7 +199,7 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("camera:\n  settings: [iso]\n", "m.yaml:2: camera.settings: expected a mapping, got a list"),
     ],
 )
-def test_errors_name_file_line_and_key(tmp_path, text, expected):
+def test_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -210,7 +210,7 @@ def test_errors_name_file_line_and_key(tmp_path, text, expected):
     assert "\n" not in message
 
 
-def test_unreadable_files_are_one_sentence(tmp_path):
+def test_unreadable_files_are_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_config(tmp_path / "absent.yaml")
     with pytest.raises(ConfigError, match="is a folder"):
@@ -221,13 +221,13 @@ def test_unreadable_files_are_one_sentence(tmp_path):
         load_config(bad)
 
 
-def test_config_to_yaml_round_trips(tmp_path):
+def test_config_to_yaml_round_trips(tmp_path: Path) -> None:
     cfg = load_config(EXAMPLE)
     again = parse_config(config_to_yaml(cfg), "dump", base=tmp_path)
     assert again == cfg
 
 
-def test_check_tables_name_real_fields():
+def test_check_tables_name_real_fields() -> None:
     """A renamed field must not silently lose its range check."""
     tables = (config_module._CHECKS, config_module._KEY_CHECKS, config_module._ITEM_CHECKS)
     for table in tables:

@@ -25,7 +25,7 @@ with open(sys.argv[1], "a") as out:
 
 
 @pytest.fixture
-def recorder(tmp_path) -> tuple[str, Path]:
+def recorder(tmp_path: Path) -> tuple[str, Path]:
     """A hook command (a real process) that appends its environment and arguments to a JSON-lines file."""
     script = tmp_path / "record.py"
     script.write_text(RECORD)
@@ -37,7 +37,9 @@ def calls(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
 
-def test_commands_get_the_event_in_their_environment(recorder, tmp_path, monkeypatch):
+def test_commands_get_the_event_in_their_environment(
+    recorder: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     command, out = recorder
     monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
     hooks = Hooks(HooksConfig(burst_done=[command + " 'two words' x"], blend_done=[command], error=[command]))
@@ -66,7 +68,7 @@ def test_commands_get_the_event_in_their_environment(recorder, tmp_path, monkeyp
     ]
 
 
-def test_fire_does_not_wait_and_a_stuck_hook_is_killed(tmp_path, caplog):
+def test_fire_does_not_wait_and_a_stuck_hook_is_killed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     marker = tmp_path / "after"
     # the shell's child `sleep` is in the hook's process group, so it dies with it
     stuck = f"sh -c 'sleep 30; touch {marker}'"
@@ -79,7 +81,9 @@ def test_fire_does_not_wait_and_a_stuck_hook_is_killed(tmp_path, caplog):
     assert not marker.exists()
 
 
-def test_failures_are_logged_and_never_raise(tmp_path, caplog, recorder):
+def test_failures_are_logged_and_never_raise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, recorder: tuple[str, Path]
+) -> None:
     command, out = recorder
     caplog.set_level(logging.INFO)
     hooks = Hooks(
@@ -102,7 +106,7 @@ def test_failures_are_logged_and_never_raise(tmp_path, caplog, recorder):
     assert len(calls(out)) == 1
 
 
-def test_bell_sound_on_burst_done_and_error_only():
+def test_bell_sound_on_burst_done_and_error_only() -> None:
     rings: list[int] = []
     hooks = Hooks(HooksConfig(sound="bell"), bell=rings.append)
     hooks.fire("burst-done")
@@ -113,13 +117,13 @@ def test_bell_sound_on_burst_done_and_error_only():
     assert rings == [1, 2]
 
 
-def test_ring_bell_writes_bel():
+def test_ring_bell_writes_bel() -> None:
     stream = io.StringIO()
     ring_bell(2, stream)
     assert stream.getvalue() == "\a\a"
 
 
-def test_wav_plays_through_aplay(tmp_path):
+def test_wav_plays_through_aplay(tmp_path: Path) -> None:
     # A stand-in for aplay (this machine has no sound device or alsa-utils): it records what it was asked to play.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -146,7 +150,7 @@ def test_wav_plays_through_aplay(tmp_path):
     assert seconds == pytest.approx(sum(s for _, s in TONES["error"]), abs=0.01)
 
 
-def test_wav_falls_back_to_bell_once_said(tmp_path, caplog):
+def test_wav_falls_back_to_bell_once_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     rings: list[int] = []
     hooks = Hooks(HooksConfig(sound="wav"), sounds=tmp_path, player="no-such-player-xyz", bell=rings.append)
     for _ in range(3):
@@ -156,7 +160,7 @@ def test_wav_falls_back_to_bell_once_said(tmp_path, caplog):
     assert caplog.text.count("no-such-player-xyz not found, using the terminal bell") == 1
 
 
-def test_failing_player_falls_back_to_bell(tmp_path, caplog):
+def test_failing_player_falls_back_to_bell(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     rings: list[int] = []
     hooks = Hooks(HooksConfig(sound="wav"), sounds=tmp_path, player="false", bell=rings.append)
     hooks.fire("error")
@@ -165,7 +169,7 @@ def test_failing_player_falls_back_to_bell(tmp_path, caplog):
     assert "sound: false failed (status 1)" in caplog.text
 
 
-def test_write_tone_is_a_real_wav(tmp_path):
+def test_write_tone_is_a_real_wav(tmp_path: Path) -> None:
     path = write_tone(tmp_path / "t.wav", ((440.0, 0.1), (0.0, 0.05)))
     with wave.open(str(path)) as wav:
         frames = wav.readframes(wav.getnframes())

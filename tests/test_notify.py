@@ -14,7 +14,7 @@ from medianscan.notify import Notifier, child_environment
 
 
 @pytest.fixture
-def path_socket(tmp_path) -> Iterator[tuple[socket.socket, str]]:
+def path_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     address = str(tmp_path / "notify")
     sock.bind(address)
@@ -38,7 +38,7 @@ def received(sock: socket.socket) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", ["path_socket", "abstract_socket"])
-def test_messages_arrive(kind, request):
+def test_messages_arrive(kind: str, request: pytest.FixtureRequest) -> None:
     sock, address = request.getfixturevalue(kind)
     notifier = Notifier({"NOTIFY_SOCKET": address})
     assert notifier.enabled
@@ -60,7 +60,7 @@ def test_messages_arrive(kind, request):
     notifier.close()
 
 
-def test_no_op_outside_systemd():
+def test_no_op_outside_systemd() -> None:
     notifier = Notifier({})
     assert not notifier.enabled
     assert not notifier.ready()
@@ -68,7 +68,9 @@ def test_no_op_outside_systemd():
     assert notifier.watchdog_interval() is None
 
 
-def test_a_vanished_socket_never_raises(tmp_path, path_socket, caplog):
+def test_a_vanished_socket_never_raises(
+    tmp_path: Path, path_socket: tuple[socket.socket, str], caplog: pytest.LogCaptureFixture
+) -> None:
     sock, address = path_socket
     notifier = Notifier({"NOTIFY_SOCKET": address})
     sock.close()
@@ -79,7 +81,7 @@ def test_a_vanished_socket_never_raises(tmp_path, path_socket, caplog):
     assert len(warnings) == 1  # said once, not at every ping
 
 
-def test_relative_notify_socket_is_ignored(caplog):
+def test_relative_notify_socket_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
     notifier = Notifier({"NOTIFY_SOCKET": "notify"})
     assert not notifier.enabled
     assert "neither a path nor an abstract socket" in caplog.text
@@ -96,11 +98,11 @@ def test_relative_notify_socket_is_ignored(caplog):
         ({}, None),
     ],
 )
-def test_watchdog_interval(env, expected):
+def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
     assert Notifier(env).watchdog_interval() == expected
 
 
-def test_child_environment_drops_notification_variables():
+def test_child_environment_drops_notification_variables() -> None:
     systemd = {"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1", "WATCHDOG_PID": "2"}
     env = child_environment({**systemd, "HOME": "/h"})
     assert env == {"HOME": "/h"}

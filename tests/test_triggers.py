@@ -1,0 +1,472 @@
+"""Triggers: footswitch event handling on evdev.InputEvent sequences, the control socket on a real AF_UNIX
+socket, the keyboard on a real pipe, and the press-during-burst policy."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from evdev import InputEvent, ecodes
+
+from medianscan.config import Config, FootswitchConfig, TriggerConfig
+from medianscan.errors import MedianscanError
+from medianscan.triggers import (
+    KEYBOARD_HELP,
+    ControlServer,
+    Footswitch,
+    KeyboardTrigger,
+    KeyMapper,
+    NodeInfo,
+    PressPolicy,
+    TriggerHub,
+    client_socket_paths,
+    hub_handler,
+    matching_nodes,
+    request,
+    server_socket_path,
+)
+
+KEY_B, KEY_A, KEY_C = ecodes.KEY_B, ecodes.KEY_A, ecodes.KEY_C
+
+
+def key(code: int, value: int, at: float) -> InputEvent:
+    sec = int(at)
+    return InputEvent(sec, round((at - sec) * 1e6), ecodes.EV_KEY, code, value)
+
+
+def syn(at: float) -> InputEvent:
+    sec = int(at)
+    return InputEvent(sec, round((at - sec) * 1e6), ecodes.EV_SYN, ecodes.SYN_REPORT, 0)
+
+
+def feed_all(mapper: KeyMapper, events: list[InputEvent]) -> list[str]:
+    return [a for a in (mapper.feed(e) for e in events) if a is not None]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# KeyMapper: the pure core
+
+
+def test_key_down_only_autorepeat_and_release_ignored() -> None:
+    mapper = KeyMapper({"KEY_B": "capture"}, debounce_ms=250)
+    events = [
+        ecodes_msc(100.0),
+        key(KEY_B, 1, 100.0),
+        syn(100.0),
+        key(KEY_B, 2, 100.5),  # held: autorepeat
+        key(KEY_B, 2, 100.533),
+        key(KEY_B, 0, 101.0),
+        syn(101.0),
+    ]
+    assert feed_all(mapper, events) == ["capture"]
+
+
+def ecodes_msc(at: float) -> InputEvent:
+    """The MSC_SCAN event HID keyboards send before each key event."""
+    sec = int(at)
+    return InputEvent(sec, round((at - sec) * 1e6), ecodes.EV_MSC, ecodes.MSC_SCAN, 0x70005)
+
+
+def test_bounce_within_debounce_is_one_press() -> None:
+    mapper = KeyMapper({"KEY_B": "capture"}, debounce_ms=250)
+    events = [
+        key(KEY_B, 1, 10.000),
+        key(KEY_B, 0, 10.004),  # contact bounce
+        key(KEY_B, 1, 10.009),
+        key(KEY_B, 0, 10.100),
+        key(KEY_B, 1, 10.249),  # still inside 250 ms of the accepted press
+        key(KEY_B, 0, 10.300),
+        key(KEY_B, 1, 10.300),  # a real second press
+    ]
+    assert feed_all(mapper, events) == ["capture", "capture"]
+
+
+def test_debounce_is_per_key_and_unmapped_keys_are_ignored() -> None:
+    mapper = KeyMapper({"KEY_B": "capture", "KEY_A": "retake", "BTN_LEFT": "pause"}, debounce_ms=250)
+    events = [
+        key(KEY_B, 1, 5.0),
+        key(KEY_A, 1, 5.05),  # another pedal, right after: its own press
+        key(KEY_C, 1, 5.1),  # not mapped
+        key(ecodes.BTN_LEFT, 1, 5.2),
+        key(KEY_B, 1, 5.1),  # bounce of KEY_B
+    ]
+    assert feed_all(mapper, events) == ["capture", "retake", "pause"]
+
+
+def test_zero_debounce_accepts_every_press() -> None:
+    mapper = KeyMapper({"KEY_B": "capture"}, debounce_ms=0)
+    assert feed_all(mapper, [key(KEY_B, 1, 1.0), key(KEY_B, 1, 1.001)]) == ["capture", "capture"]
+
+
+def test_unknown_key_name_is_a_clear_error() -> None:
+    with pytest.raises(MedianscanError, match="'KEY_PEDAL' is not an evdev key name"):
+        KeyMapper({"KEY_PEDAL": "capture"}, 250)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding the device's nodes
+
+PEDAL = [
+    NodeInfo("/dev/input/event5", 0x0C45, 0x7403, "usb-0000:00:14.0-2/input0", "PCsensor FootSwitch Keyboard"),
+    NodeInfo("/dev/input/event6", 0x0C45, 0x7403, "usb-0000:00:14.0-2/input1", "PCsensor FootSwitch Mouse"),
+    NodeInfo("/dev/input/event9", 0x0C45, 0x7403, "usb-0000:00:14.0-4/input0", "PCsensor FootSwitch Keyboard"),
+    NodeInfo("/dev/input/event2", 0x046D, 0xC52B, "usb-0000:00:14.0-1/input2", "Logitech Keyboard"),
+]
+
+
+def test_nodes_by_vendor_product() -> None:
+    assert matching_nodes("0c45:7403", PEDAL) == ["/dev/input/event5", "/dev/input/event6", "/dev/input/event9"]
+    assert matching_nodes("0C45:7404", PEDAL) == []
+
+
+def test_nodes_by_id_path_include_the_same_devices_other_interfaces() -> None:
+    links = {"/dev/input/by-id/usb-PCsensor_FootSwitch-event-kbd": "/dev/input/event5"}
+    spec = "/dev/input/by-id/usb-PCsensor_FootSwitch-event-kbd"
+    # the pedal on port 4 is the same model but another device: not ours
+    assert matching_nodes(spec, PEDAL, resolve=links.__getitem__) == ["/dev/input/event5", "/dev/input/event6"]
+    assert matching_nodes("/dev/input/by-id/absent", PEDAL, resolve=lambda p: p) == []
+
+
+def test_by_id_symlink_is_resolved(tmp_path: Path) -> None:
+    real = tmp_path / "event6"
+    real.touch()
+    link = tmp_path / "by-id" / "usb-pedal-event-kbd"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    nodes = [NodeInfo(str(real), 1, 2, "usb-x/input0", "pedal")]
+    assert matching_nodes(str(link), nodes) == [str(real)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The footswitch thread, on fake devices: this machine has no /dev/uinput to create real input devices,
+# so FakeDevice stands in for evdev.InputDevice (a pipe for select(), events handed over by the test).
+
+
+class FakeDevice:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._r, self._w = os.pipe()
+        self.events: list[InputEvent] = []
+        self.grabbed = False
+        self.closed = False
+        self.gone = False
+        self.lock = threading.Lock()
+
+    def fileno(self) -> int:
+        return self._r
+
+    def send(self, *events: InputEvent) -> None:
+        with self.lock:
+            self.events.extend(events)
+        os.write(self._w, b"x")
+
+    def unplug(self) -> None:
+        self.gone = True
+        os.write(self._w, b"x")
+
+    def read(self) -> list[InputEvent]:
+        os.read(self._r, 4096)
+        if self.gone:
+            raise OSError(errno.ENODEV, "No such device")
+        with self.lock:
+            out, self.events = self.events, []
+        return out
+
+    def grab(self) -> None:
+        self.grabbed = True
+
+    def ungrab(self) -> None:
+        if self.gone:
+            raise OSError(errno.ENODEV, "No such device")
+        self.grabbed = False
+
+    def close(self) -> None:
+        self.closed = True
+        os.close(self._r)
+        os.close(self._w)
+
+
+class FakeBus:
+    """What is plugged in, and the devices opened so far."""
+
+    def __init__(self) -> None:
+        self.plugged: list[NodeInfo] = []
+        self.opened: list[FakeDevice] = []
+
+    def scan(self) -> list[NodeInfo]:
+        return list(self.plugged)
+
+    def open(self, path: str) -> FakeDevice:
+        device = FakeDevice(path)
+        self.opened.append(device)
+        return device
+
+    def device(self, path: str) -> FakeDevice:
+        return [d for d in self.opened if d.path == path][-1]
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_footswitch_listens_on_all_nodes_and_survives_replug() -> None:
+    bus = FakeBus()
+    hub = TriggerHub()
+    cfg = FootswitchConfig(device="0c45:7403", keys={"KEY_B": "capture", "KEY_A": "retake"}, debounce_ms=250)
+    pedal = Footswitch(cfg, hub.emit, scan=bus.scan, opener=bus.open, rescan_seconds=0.05)
+    pedal.start()
+    try:
+        time.sleep(0.1)
+        assert not pedal.connected  # started before the pedal is plugged in: waits for it
+        bus.plugged = PEDAL[:2]
+        wait_for(lambda: pedal.connected and len(pedal.nodes()) == 2)
+        kbd, mouse = bus.device("/dev/input/event5"), bus.device("/dev/input/event6")
+        assert kbd.grabbed and mouse.grabbed
+
+        kbd.send(key(KEY_B, 1, 1.0), key(KEY_B, 2, 1.5), key(KEY_B, 0, 2.0))
+        assert hub.get(5) == "capture"
+        mouse.send(key(KEY_A, 1, 3.0))  # the key arrives on the other node
+        assert hub.get(5) == "retake"
+
+        bus.plugged = []
+        kbd.unplug()
+        mouse.unplug()
+        wait_for(lambda: not pedal.connected)
+        assert kbd.closed and mouse.closed
+
+        bus.plugged = PEDAL[:2]
+        wait_for(lambda: pedal.connected and len(bus.opened) == 4)
+        bus.device("/dev/input/event5").send(key(KEY_B, 1, 10.0))
+        assert hub.get(5) == "capture"
+        assert hub.get(0.1) is None
+        assert pedal.describe() == {
+            "device": "0c45:7403",
+            "connected": True,
+            "nodes": ["/dev/input/event5", "/dev/input/event6"],
+        }
+    finally:
+        pedal.stop()
+    assert all(d.closed for d in bus.opened)
+    assert not any(d.grabbed for d in bus.opened if not d.gone)  # the kernel drops the grab of an unplugged one
+
+
+def test_footswitch_without_device_does_nothing() -> None:
+    bus = FakeBus()
+    bus.plugged = PEDAL
+    pedal = Footswitch(FootswitchConfig(device=None), TriggerHub().emit, scan=bus.scan, opener=bus.open)
+    pedal.start()
+    pedal.stop()
+    assert bus.opened == []
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Hub and policy
+
+
+def test_hub_collects_from_threads_and_times_out() -> None:
+    hub = TriggerHub()
+    threads = [threading.Thread(target=hub.emit, args=("capture", f"t{i}")) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    hub.emit("bogus", "test")  # type: ignore[arg-type]
+    events = [hub.get_event(1) for _ in range(8)]
+    assert {e.source for e in events if e} == {f"t{i}" for i in range(8)}
+    assert all(e is not None and e.action == "capture" for e in events)
+    started = time.monotonic()
+    assert hub.get(0.05) is None
+    assert time.monotonic() - started >= 0.04
+
+
+def test_hub_stops_every_source_even_if_one_fails() -> None:
+    stopped: list[str] = []
+
+    class Source:
+        def __init__(self, name: str, fail: bool = False) -> None:
+            self.name, self.fail = name, fail
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            stopped.append(self.name)
+            if self.fail:
+                raise RuntimeError("boom")
+
+    hub = TriggerHub()
+    hub.add(Source("a"))
+    hub.add(Source("b", fail=True))
+    hub.start()
+    hub.stop()
+    assert stopped == ["b", "a"]
+
+
+def test_press_policy_queue_keeps_one() -> None:
+    policy = PressPolicy("queue")
+    assert policy.offer("capture", busy=False)
+    assert policy.take() is None  # a press when idle runs at once, nothing pending
+    assert policy.offer("capture", busy=True)
+    assert not policy.offer("capture", busy=True)
+    assert not policy.offer("retake", busy=True)
+    assert policy.offer("pause", busy=True)  # not a camera action: always accepted
+    assert policy.take() == "capture"
+    assert policy.take() is None
+    assert policy.offer("retake", busy=True)
+    policy.clear()
+    assert policy.take() is None
+
+
+def test_press_policy_ignore() -> None:
+    policy = PressPolicy("ignore")
+    assert not policy.offer("capture", busy=True)
+    assert policy.offer("new-roll", busy=True)
+    assert policy.offer("capture", busy=False)
+    assert policy.take() is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Control socket (a real AF_UNIX socket)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[ControlServer, TriggerHub]]:
+    hub = TriggerHub()
+    srv = ControlServer(tmp_path / "run" / "control.sock", hub_handler(hub, lambda: {"roll": 3, "queue": 1}))
+    srv.start()
+    yield srv, hub
+    srv.stop()
+
+
+def test_socket_actions_and_status(server: tuple[ControlServer, TriggerHub]) -> None:
+    srv, hub = server
+    assert request(srv.path, "capture") == {"ok": True, "action": "capture", "queued": True}
+    assert hub.get(1) == "capture"
+    assert request(srv.path, "new-roll")["ok"]
+    event = hub.get_event(1)
+    assert event is not None
+    assert (event.action, event.source) == ("new-roll", "socket")
+    assert request(srv.path, "status") == {"ok": True, "status": {"roll": 3, "queue": 1}}
+    assert hub.get(0.05) is None  # status is answered, not queued
+    assert stat.S_IMODE(srv.path.stat().st_mode) == 0o660
+
+
+def test_socket_bad_requests_get_error_replies(server: tuple[ControlServer, TriggerHub]) -> None:
+    srv, _ = server
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(srv.path))
+        reader = sock.makefile("rb")
+        replies = []
+        for line in [b"capture\n", b"[1]\n", b'{"action": "explode"}\n', b"\n", b'{"action": "pause"}\n']:
+            sock.sendall(line)
+            if line.strip():
+                replies.append(json.loads(reader.readline()))
+        reader.close()
+    assert replies[0]["ok"] is False and "not a JSON request" in replies[0]["error"]
+    assert replies[1] == {"ok": False, "error": 'a request is a JSON object such as {"action": "capture"}'}
+    assert replies[2]["ok"] is False and "unknown action 'explode'" in replies[2]["error"]
+    assert replies[3] == {"ok": True, "action": "pause", "queued": True}  # same connection, still served
+
+
+def test_handler_errors_become_replies(tmp_path: Path) -> None:
+    def handler(action: str, request: dict[str, Any]) -> dict[str, Any]:
+        if action == "retake":
+            raise MedianscanError("nothing to retake yet")
+        raise RuntimeError("bug")
+
+    srv = ControlServer(tmp_path / "c.sock", handler)
+    srv.start()
+    try:
+        assert request(srv.path, "retake") == {"ok": False, "error": "nothing to retake yet"}
+        assert request(srv.path, "capture") == {"ok": False, "error": "internal error: bug"}
+    finally:
+        srv.stop()
+
+
+def test_stale_socket_is_replaced_live_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(path))
+    dead.close()  # a daemon killed with -9 leaves this behind
+    first = ControlServer(path, lambda a, r: {})
+    first.start()
+    try:
+        second = ControlServer(path, lambda a, r: {})
+        with pytest.raises(MedianscanError, match="another medianscan is already listening on"):
+            second.start()
+        assert request(path, "pause") == {"ok": True}
+    finally:
+        first.stop()
+    assert not path.exists()
+
+
+def test_not_a_socket_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sock"
+    path.write_text("mine")
+    with pytest.raises(MedianscanError, match="exists and is not a socket"):
+        ControlServer(path, lambda a, r: {}).start()
+    assert path.read_text() == "mine"
+
+
+def test_client_errors_are_sentences(tmp_path: Path) -> None:
+    with pytest.raises(MedianscanError, match="no medianscan daemon is listening on"):
+        request(tmp_path / "absent.sock", "capture")
+    with pytest.raises(MedianscanError, match="too long for a Unix socket"):
+        ControlServer(tmp_path / ("x" * 120), lambda a, r: {}).start()
+
+
+def test_socket_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = Config(library=tmp_path / "lib")
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    assert server_socket_path(cfg) == tmp_path / "xdg" / "medianscan" / "control.sock"
+    assert client_socket_paths(cfg)[0] == server_socket_path(cfg)
+    assert Path("/run/medianscan/control.sock") in client_socket_paths(cfg)
+    monkeypatch.setenv("RUNTIME_DIRECTORY", "/run/medianscan")  # as systemd sets it for the system service
+    assert server_socket_path(cfg) == Path("/run/medianscan/control.sock")
+    monkeypatch.delenv("RUNTIME_DIRECTORY")
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert server_socket_path(cfg) == tmp_path / "lib" / ".medianscan-control.sock"
+    assert server_socket_path(cfg) in client_socket_paths(cfg)
+    fixed = Config(triggers=TriggerConfig(socket=tmp_path / "s.sock"))
+    assert server_socket_path(fixed) == tmp_path / "s.sock"
+    assert client_socket_paths(fixed) == [tmp_path / "s.sock"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Keyboard (a real pipe standing in for the terminal)
+
+
+def test_keyboard_lines_map_to_actions(tmp_path: Path) -> None:
+    import io
+
+    hub = TriggerHub()
+    read_fd, write_fd = os.pipe()
+    out = io.StringIO()
+    with os.fdopen(read_fd, "r") as stream:
+        keyboard = KeyboardTrigger(hub.emit, stream=stream, out=out)
+        keyboard.start()
+        os.write(write_fd, b"\nr\nx\n N \ns\n")
+        got = [hub.get(5) for _ in range(4)]
+        os.write(write_fd, b"p")  # no Enter yet: nothing
+        assert hub.get(0.1) is None
+        os.write(write_fd, b"\n")
+        got.append(hub.get(5))
+        keyboard.stop()
+        os.close(write_fd)
+    assert got == ["capture", "retake", "new-roll", "status", "pause"]
+    assert out.getvalue().count(KEYBOARD_HELP) == 2  # at start, and after the unknown "x"
