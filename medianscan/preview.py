@@ -1,0 +1,129 @@
+"""A quick 8-bit sRGB look at a raw mosaic, for the DNG's embedded preview.
+
+Raw editors show the embedded preview before (or instead of) developing, and RawTherapee matches its default
+tone curve to it, so it must have the colours of the raw. It is made without demosaicing: every block of whole
+CFA repeats becomes one RGB pixel (the mean of each colour's photosites in it), so any pattern works (2x2 Bayer
+of any phase, 6x6 X-Trans) and 8.5 MP take ~30 ms. Orientation is left to the Orientation tag.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan.errors import MedianscanError
+from medianscan.metadata import MosaicLayout
+
+# sRGB primaries -> CIE XYZ, D65 white (IEC 61966-2-1).
+_SRGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
+_CHANNEL = {"R": 0, "G": 1, "B": 2}
+_LUT_BITS = 12
+
+
+def rgb_channels(colors: str) -> list[int]:
+    """The RGB channel (0, 1, 2) of each colour index of `colors` ("RGBG" -> [0, 1, 2, 1]).
+
+    Raises MedianscanError for filters other than red, green and blue (CMYG, RGBE sensors).
+    """
+    try:
+        channels = [_CHANNEL[letter] for letter in colors.upper()]
+    except KeyError:
+        raise MedianscanError(
+            f"colour filters {colors!r} are not supported: only red, green and blue filter mosaics can be "
+            "written as DNG"
+        ) from None
+    if set(channels) != {0, 1, 2}:
+        raise MedianscanError(f"colour filters {colors!r} lack red, green or blue: cannot develop them as RGB")
+    return channels
+
+
+def camera_to_srgb(layout: MosaicLayout) -> npt.NDArray[np.float64]:
+    """3x3 matrix from white-balanced camera RGB to linear sRGB (rows normalised so neutral stays neutral)."""
+    cam_from_srgb = np.asarray(layout.color_matrix, dtype=np.float64) @ _SRGB_TO_XYZ
+    sums = cam_from_srgb.sum(axis=1, keepdims=True)
+    if not np.all(np.isfinite(cam_from_srgb)) or np.any(np.abs(sums) < 1e-6):
+        return np.eye(3)
+    try:
+        return np.linalg.inv(cam_from_srgb / sums)
+    except np.linalg.LinAlgError:
+        return np.eye(3)
+
+
+def _srgb_lut() -> npt.NDArray[np.uint8]:
+    x = np.linspace(0.0, 1.0, (1 << _LUT_BITS))
+    y = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return np.round(y * 255).astype(np.uint8)
+
+
+_SRGB_LUT = _srgb_lut()
+
+
+def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int = 1024) -> npt.NDArray[np.uint8]:
+    """The default-crop area of `mosaic` as 8-bit sRGB, at most `max_size` pixels on its long side.
+
+    Binned by whole CFA repeats, black-subtracted, white-balanced by `as_shot_neutral`, converted by
+    `color_matrix`, sRGB gamma; not rotated.
+    """
+    channels = rgb_channels(layout.colors)
+    pattern = np.asarray(layout.pattern)
+    ph, pw = pattern.shape
+    top, left, _, _ = layout.active_area
+    cx, cy, cw, ch = layout.default_crop
+    y0, x0 = top + cy, left + cx
+    # Repeats per output pixel along each axis, so the long side fits max_size.
+    k = max(1, math.ceil(max(ch / ph, cw / pw) / max(1, max_size)))
+    by, bx = k * ph, k * pw
+    ny, nx = ch // by, cw // bx
+    if ny < 1 or nx < 1:
+        raise MedianscanError(f"image area {cw}x{ch} is smaller than one colour filter repeat ({pw}x{ph})")
+    # Sum the k x k repeats of each block per CFA position: (ny, ph, nx, pw). Rows first (whole-row adds are
+    # the fast ones), then the k repeats along each row: ~25 ms for 8.5 MP, 1.5x faster than one 6-D sum.
+    block = mosaic[y0 : y0 + ny * by, x0 : x0 + nx * bx].reshape(ny, k, ph, nx * bx)
+    rows = block[:, 0].astype(np.uint32)
+    for i in range(1, k):
+        rows += block[:, i]
+    columns = rows.reshape(ny, ph, nx, k, pw)
+    sums = columns[:, :, :, 0].copy()
+    for j in range(1, k):
+        sums += columns[:, :, :, j]
+    # Pattern as seen from the crop's top-left corner.
+    local = np.roll(pattern, (-y0, -x0), axis=(0, 1))
+    black = np.asarray(layout.black_levels, dtype=np.float64)
+    planes = np.zeros((3, ny, nx), dtype=np.float32)
+    counts = np.zeros(3)
+    black_sum = np.zeros(3)
+    for py in range(ph):
+        for px in range(pw):
+            index = int(local[py, px])
+            channel = channels[index]
+            planes[channel] += sums[:, py, :, px]
+            counts[channel] += 1
+            black_sum[channel] += black[index]
+    black_mean = black_sum / counts
+    scale = 1.0 / (counts * k * k * np.maximum(layout.white_level - black_mean, 1.0))
+    neutral = np.asarray(layout.as_shot_neutral, dtype=np.float64)
+    if not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
+        neutral = np.ones(3)
+    wb = neutral.max() / neutral
+    # One matrix: per-channel scale and white balance folded into the camera -> sRGB conversion, applied
+    # plane by plane (a BLAS matmul on (N, 3) pixels is ten times slower here).
+    matrix = camera_to_srgb(layout) * (scale * wb)[np.newaxis, :]
+    for channel in range(3):
+        planes[channel] -= np.float32(black_sum[channel] * k * k)
+    image = np.empty((ny, nx, 3), dtype=np.uint8)
+    top_code = (1 << _LUT_BITS) - 1
+    for channel in range(3):
+        mixed = planes[0] * np.float32(matrix[channel, 0] * top_code)
+        mixed += planes[1] * np.float32(matrix[channel, 1] * top_code)
+        mixed += planes[2] * np.float32(matrix[channel, 2] * top_code)
+        np.clip(mixed, 0.0, top_code, out=mixed)
+        image[:, :, channel] = _SRGB_LUT[mixed.astype(np.uint16)]
+    return image
