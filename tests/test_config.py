@@ -234,3 +234,18 @@ def test_check_tables_name_real_fields() -> None:
         for owner, name in table:
             cls = getattr(config_module, owner)
             assert name in {f.name for f in dataclasses.fields(cls)}, (owner, name)
+
+
+def test_config_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medianscan.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("camera:\n  bakend: gphoto2\n")
+    assert main(["config", "check", str(EXAMPLE)]) == 0
+    assert f"{EXAMPLE}: ok (capture mode, gphoto2 camera, 9 frames per burst" in capsys.readouterr().out
+    assert main(["config", "check", str(bad), str(EXAMPLE)]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"medianscan: {bad}:2: camera.bakend: unknown key (did you mean 'backend'?)\n"
+    assert f"{EXAMPLE}: ok" in out  # every file is checked
+    assert main(["config", "show", str(EXAMPLE)]) == 0
+    assert parse_config(capsys.readouterr().out, "shown") == load_config(EXAMPLE)

@@ -470,3 +470,83 @@ def test_keyboard_lines_map_to_actions(tmp_path: Path) -> None:
         os.close(write_fd)
     assert got == ["capture", "retake", "new-roll", "status", "pause"]
     assert out.getvalue().count(KEYBOARD_HELP) == 2  # at start, and after the unknown "x"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The client commands (`medianscan trigger | ... | status`) against a real ControlServer
+
+DAEMON_STATUS = {
+    "camera": {"model": "Nikon DSC D750", "port": "usb:001,001", "state": "ready", "error": None},
+    "settings": {"shutterspeed": "0.0100s", "f-number": "f/8"},
+    "library": "/scans",
+    "roll": "2026-11-23-roll001",
+    "frame": "frame-002",
+    "frames_per_burst": 9,
+    "paused": False,
+    "busy": True,
+    "queue": {"waiting": 1, "blending": 1, "capacity": 4, "full": False},
+    "disk_free_bytes": 123_400_000_000,
+    "message": None,
+    "uptime": 12,
+    "recent": [
+        {
+            "stack": "/scans/2026-11-23-roll001/frame-002",
+            "state": "blended",
+            "frames": 9,
+            "capture_seconds": 4.12,
+            "blend_seconds": 2.3,
+            "noise_ratio": 0.345,
+            "error": None,
+        },
+        {"stack": "/scans/2026-11-23-roll001/frame-001", "state": "failed", "frames": 9, "error": "frame 3 shifted"},
+    ],
+}
+
+
+def test_control_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medianscan.cli import main
+
+    hub = TriggerHub()
+    srv = ControlServer(tmp_path / "c.sock", hub_handler(hub, lambda: DAEMON_STATUS))
+    srv.start()
+    try:
+        sock = ["--socket", str(srv.path)]
+        for command, action in [("trigger", "capture"), ("retake", "retake"), ("new-roll", "new-roll")]:
+            assert main([command, *sock]) == 0
+            assert hub.get(2) == action
+        assert capsys.readouterr().out == "trigger: sent\nretake: sent\nnew-roll: sent\n"
+        assert main(["status", *sock]) == 0
+        out = capsys.readouterr().out
+        assert main(["status", "--json", *sock]) == 0
+        assert json.loads(capsys.readouterr().out) == DAEMON_STATUS
+    finally:
+        srv.stop()
+    lines = out.splitlines()
+    assert lines[0] == "camera     Nikon DSC D750 on usb:001,001: ready"
+    assert "settings   shutterspeed=0.0100s, f-number=f/8" in lines
+    assert "roll       2026-11-23-roll001, last frame frame-002 (9 raws per burst)" in lines
+    assert "state      capturing" in lines
+    assert "queue      1 waiting, 1 blending (room for 4)" in lines
+    assert "disk free  123.4 GB" in lines
+    assert "uptime     12" in lines  # a key this client does not know is still shown
+    assert "  /scans/2026-11-23-roll001/frame-002  blended  9 frames  capture 4.1 s  blend 2.3 s  noise x0.34" in lines
+    assert "  /scans/2026-11-23-roll001/frame-001  failed  9 frames  error: frame 3 shifted" in lines
+
+
+def test_control_command_refused_and_missing_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medianscan.cli import main
+
+    def handler(action: str, request: dict[str, Any]) -> dict[str, Any]:
+        raise MedianscanError("cannot capture: camera not connected")
+
+    srv = ControlServer(tmp_path / "c.sock", handler)
+    srv.start()
+    try:
+        assert main(["trigger", "--socket", str(srv.path)]) == 1
+        assert capsys.readouterr().err == "medianscan: cannot capture: camera not connected\n"
+    finally:
+        srv.stop()
+    conf = tmp_path / "m.yaml"
+    conf.write_text(f"triggers:\n  socket: {tmp_path / 'absent.sock'}\n")
+    assert main(["pause", "--config", str(conf)]) == 2
+    assert f"no running medianscan found (looked for {tmp_path / 'absent.sock'})" in capsys.readouterr().err

@@ -1,0 +1,46 @@
+"""`medianscan config check FILE...` and `medianscan config show [FILE]`: catch a config mistake before the
+service does."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medianscan.config import ConfigError, config_to_yaml, load_config
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("config", help="check a configuration file, or show the effective configuration")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    check = verbs.add_parser(
+        "check",
+        help="report unknown keys, wrong types and out-of-range values with file, line and key",
+        description="Exit status 0 when every FILE is usable, 2 otherwise (each problem on one line).",
+    )
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check.set_defaults(handler=run_check)
+    show = verbs.add_parser("show", help="print the configuration as loaded, defaults filled in (YAML)")
+    show.add_argument("file", nargs="?", type=Path, metavar="FILE", help="(default: the built-in defaults)")
+    show.set_defaults(handler=run_show)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            print(f"medianscan: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        print(
+            f"{path}: ok ({cfg.mode} mode, {cfg.camera.backend} camera, {cfg.frames} frames per burst, "
+            f"library {cfg.library})"
+        )
+    return status
+
+
+def run_show(args: argparse.Namespace) -> int:
+    sys.stdout.write(config_to_yaml(load_config(args.file)))
+    return 0

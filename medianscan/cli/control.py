@@ -1,0 +1,149 @@
+"""`medianscan trigger | retake | new-roll | pause | resume | status`: talk to a running daemon through its
+control socket, from a shell, a script or a desktop shortcut."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from medianscan.config import load_config
+from medianscan.errors import MedianscanError
+from medianscan.triggers import client_socket_paths, request
+
+COMMANDS = {
+    "trigger": ("capture", "fire a burst, as the footswitch does"),
+    "retake": ("retake", "set the last stack aside in discarded/ (nothing is deleted)"),
+    "new-roll": ("new-roll", "start a new roll folder"),
+    "pause": ("pause", "ignore captures until resume"),
+    "resume": ("resume", "accept captures again"),
+    "status": ("status", "camera, locked settings, roll and frame, queue, the last stacks"),
+}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, (_action, text) in COMMANDS.items():
+        parser = sub.add_parser(name, help=f"{text} (running daemon)", description=f"Ask the running daemon to {text}.")
+        parser.add_argument("--socket", type=Path, help="the daemon's control socket (default: found automatically)")
+        parser.add_argument("--config", type=Path, help="read triggers.socket and library from this file")
+        parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (10)")
+        if name == "status":
+            parser.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
+        parser.set_defaults(handler=run, control=name)
+
+
+def find_socket(args: argparse.Namespace) -> Path:
+    """--socket, else the first socket that exists where a daemon would put it."""
+    if args.socket is not None:
+        return Path(args.socket)
+    candidates = client_socket_paths(load_config(args.config))
+    for path in candidates:
+        if path.exists():
+            return path
+    looked = ", ".join(str(p) for p in candidates)
+    raise MedianscanError(
+        f"no running medianscan found (looked for {looked}); start it (`systemctl start medianscan` or "
+        "`medianscan run`) or give --socket"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    action, _ = COMMANDS[args.control]
+    reply = request(find_socket(args), action, timeout=args.timeout)
+    if not reply.get("ok"):
+        print(f"medianscan: {reply.get('error', 'the daemon refused')}", file=sys.stderr)
+        return 1
+    if action != "status":
+        print(f"{args.control}: sent")
+        return 0
+    status = reply.get("status", {})
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        sys.stdout.write(render_status(status))
+    return 0
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.1f} s" if isinstance(value, int | float) else "-"
+
+
+def _bytes(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "unknown"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{value:.0f} B"
+        value /= 1000
+    return ""  # pragma: no cover - the loop always returns
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The daemon's status as lines for a person; keys this version does not know are shown as they are."""
+    lines: list[tuple[str, str]] = []
+    rest = dict(status)
+    cam = rest.pop("camera", None)
+    if isinstance(cam, dict):
+        lines.append(("camera", _camera_text(cam)))
+    settings = rest.pop("settings", None)
+    if isinstance(settings, dict):
+        lines.append(("settings", ", ".join(f"{k}={v}" for k, v in settings.items()) or "(none locked)"))
+    if "library" in rest:
+        lines.append(("library", str(rest.pop("library"))))
+    if "roll" in rest or "frame" in rest:
+        roll, frame = rest.pop("roll", None), rest.pop("frame", None)
+        per = rest.pop("frames_per_burst", None)
+        text = f"{roll or '-'}, last frame {frame or '-'}" + (f" ({per} raws per burst)" if per else "")
+        lines.append(("roll", text))
+    flags = [name for name in ("paused", "busy") if rest.pop(name, False)]
+    if flags:
+        lines.append(("state", ", ".join("capturing" if f == "busy" else f for f in flags)))
+    q = rest.pop("queue", None)
+    if isinstance(q, dict):
+        lines.append(("queue", _queue_text(q)))
+    if "disk_free_bytes" in rest:
+        lines.append(("disk free", _bytes(rest.pop("disk_free_bytes"))))
+    message = rest.pop("message", None)
+    if message:
+        lines.append(("message", str(message)))
+    recent = rest.pop("recent", None)
+    for key, value in rest.items():
+        lines.append((key, json.dumps(value) if isinstance(value, dict | list) else str(value)))
+    width = max((len(k) for k, _ in lines), default=0)
+    out = [f"{k:<{width}}  {v}" for k, v in lines]
+    if isinstance(recent, list) and recent:
+        out.append("last stacks:")
+        for entry in recent:
+            out.append("  " + _stack_line(entry))
+    return "\n".join(out) + "\n"
+
+
+def _camera_text(cam: dict[str, Any]) -> str:
+    where = f" on {cam['port']}" if cam.get("port") else ""
+    text = f"{cam.get('model') or 'no camera'}{where}: {cam.get('state', '?')}"
+    return text + (f" ({cam['error']})" if cam.get("error") else "")
+
+
+def _queue_text(q: dict[str, Any]) -> str:
+    text = f"{q.get('waiting', 0)} waiting, {q.get('blending', 0)} blending (room for {q.get('capacity', '?')})"
+    return text + ("; FULL: captures wait for the blends" if q.get("full") else "")
+
+
+def _stack_line(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return str(entry)
+    parts = [str(entry.get("stack", "?")), str(entry.get("state", "?"))]
+    if entry.get("frames") is not None:
+        parts.append(f"{entry['frames']} frames")
+    if entry.get("capture_seconds") is not None:
+        parts.append(f"capture {_seconds(entry['capture_seconds'])}")
+    if entry.get("blend_seconds") is not None:
+        parts.append(f"blend {_seconds(entry['blend_seconds'])}")
+    if isinstance(entry.get("noise_ratio"), int | float):
+        parts.append(f"noise x{entry['noise_ratio']:.2f}")
+    for key in ("error", "note"):
+        if entry.get(key):
+            parts.append(f"{key}: {entry[key]}")
+    return "  ".join(parts)
