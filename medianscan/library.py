@@ -473,7 +473,9 @@ def _blend_raws(stack: Path, m: Manifest) -> list[Path]:
     names: list[str] = []
     blend = m.blend if isinstance(m.blend, dict) else {}
     names += [Path(str(p)).name for p in blend.get("frames", [])]
-    names += [Path(str(d[0])).name for d in blend.get("dropped", []) if isinstance(d, list | tuple) and d]
+    for dropped in blend.get("dropped", []):  # {"frame": path, "reason": text}
+        if isinstance(dropped, dict) and dropped.get("frame"):
+            names.append(Path(str(dropped["frame"])).name)
     if not names:
         names = [p.name for p in raw_files(stack)]
     return [stack / n for n in dict.fromkeys(names) if (stack / n).is_file()]

@@ -171,7 +171,7 @@ def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path
 
 def blended(lib: Library, stack: Path, frames: list[Path]) -> None:
     lib.mark(stack, State.CAPTURED)
-    lib.mark(stack, State.BLENDED, blend={"frames": frames[:-1], "dropped": [[frames[-1], "shifted"]]})
+    lib.mark(stack, State.BLENDED, blend={"frames": frames[:-1], "dropped": [{"frame": frames[-1], "reason": "shifted"}]})
 
 
 @pytest.mark.parametrize("policy", ["keep", "delete", "archive"])
