@@ -1,0 +1,619 @@
+"""The daemon: wiring only. Triggers -> actions -> burst -> library -> blend queue, and back to the operator.
+
+Threads and processes, and what each owns:
+- the camera thread owns the Camera (libgphoto2 is single-threaded) and the library's capture side: it takes
+  actions from the triggers, checks the disk, fires bursts, records them and queues the stacks;
+- the main thread owns the blend pool: it collects results, records them, applies retention, fires hooks,
+  pings the watchdog, and handles SIGTERM / SIGHUP (flags only; the work happens in the loop);
+- the blend workers are separate spawned processes (medianscan.worker);
+- the trigger sources (footswitch, control socket, keyboard) are the infra's threads feeding one hub.
+
+The daemon holds no image data. Every state lives in the stack manifests, so `kill -9` at any moment is
+followed by a start that carries on (Library.recover). No fault stops the process: a missing camera, a
+failed blend or a full disk becomes a status line, a log entry and the error hook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import shutil
+import signal
+import sys
+import threading
+import time
+import typing
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from medianscan.config import Config
+from medianscan.errors import MedianscanError
+from medianscan.library import Library, State, read_manifest
+from medianscan.notify import Notifier
+from medianscan.triggers import (
+    Command,
+    ControlServer,
+    Footswitch,
+    KeyboardTrigger,
+    PressPolicy,
+    TriggerHub,
+    hub_handler,
+    server_socket_path,
+)
+from medianscan.worker import BlendPool, Outcome, Started, warm_up_blend
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("capture", "retake", "new-roll", "pause", "resume")
+DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
+SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
+READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is retried in the background
+RECENT = 5
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class CameraStatus:
+    model: str | None = None
+    port: str | None = None
+    state: str = "not connected"  # connecting | ready | capturing | not connected | error
+    error: str | None = None
+    settings: dict[str, str] | None = None
+
+
+def make_pool(cfg: Config) -> BlendPool:
+    """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
+    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend.method, cfg.blend.winsor_fraction)
+    return BlendPool(cfg.workers, cfg.queue_size, warm=warm)
+
+
+class Daemon:
+    """One scanning session: `run()` blocks until SIGTERM / SIGINT / stop() and returns the exit code."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        config_path: Path | None = None,
+        keyboard: bool = False,
+        notifier: Notifier | None = None,
+        triggers: bool = True,
+        pool: BlendPool | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.keyboard = keyboard
+        self.use_triggers = triggers
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.library = Library.from_config(cfg)
+        self.pool = pool if pool is not None else make_pool(cfg)
+        self.camera_status = CameraStatus()
+        self.listeners: list[Listener] = []
+        self.message: str | None = None  # the last refusal or error, for status
+        self.hub = TriggerHub()
+        self._ready_actions: deque[str] = deque()  # presses kept back from a burst, run before the hub's
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._connected = threading.Event()
+        self._camera_changed = threading.Event()
+        self._camera: Any = None  # the Camera; touched by the camera thread only
+        self._retry_at = 0.0
+        self._backoff = 1.0
+        self._alive_at = 0.0
+        self._lock = threading.RLock()  # stack hand-offs between the camera thread and the main loop
+        self._in_pool: set[Path] = set()
+        self._backlog: deque[Path] = deque()
+        self._paused = False
+        self._busy = False
+        self._waiting_for_room = False
+        self._camera_thread: threading.Thread | None = None
+        self._sources_started = False
+        self._hooks = self._make_hooks(cfg)
+        self._last_status = ""
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    def request(self, action: str) -> None:
+        """Queue an operator action (the control socket, the demo's automatic trigger and tests use this)."""
+        if action not in ACTIONS:
+            raise MedianscanError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+        self.hub.emit(typing.cast(Command, action), "api")
+
+    def stop(self) -> None:
+        """Ask `run()` to finish the running burst, leave the queue on disk and return (like SIGTERM)."""
+        self._stop.set()
+
+    def reload(self) -> None:
+        """Ask `run()` to reload the configuration file (like SIGHUP)."""
+        self._reload.set()
+
+    @property
+    def busy(self) -> bool:
+        """True while a burst is running (a press now is queued once or ignored, per the config)."""
+        return self._busy
+
+    def status(self) -> dict[str, Any]:
+        """Everything `medianscan status` shows, as JSON data."""
+        with self._lock:
+            backlog = len(self._backlog)
+        cam = self.camera_status
+        roll, frame = self.library.position()
+        recent = []
+        for stack, m in self.library.recent(RECENT):
+            recent.append(
+                {
+                    "stack": str(stack),
+                    "state": m.state.value,
+                    "frames": m.frames_expected,
+                    "capture_seconds": m.capture_seconds,
+                    "blend_seconds": m.blend_seconds,
+                    "error": m.error,
+                    "note": m.note,
+                    "output": m.blend.get("output") if isinstance(m.blend, dict) else None,
+                    "noise_ratio": m.blend.get("noise_ratio") if isinstance(m.blend, dict) else None,
+                }
+            )
+        try:
+            free = shutil.disk_usage(self.library.root).free
+        except OSError:
+            free = None
+        return {
+            "camera": {"model": cam.model, "port": cam.port, "state": cam.state, "error": cam.error},
+            "settings": dict(cam.settings or {}),
+            "library": str(self.library.root),
+            "roll": roll,
+            "frame": frame,
+            "frames_per_burst": self.cfg.frames,
+            "paused": self._paused,
+            "busy": self._busy,
+            "queue": {
+                "waiting": len(self.pool.waiting()) + backlog,
+                "blending": len(self.pool.running()),
+                "capacity": self.cfg.queue_size,
+                "full": self._waiting_for_room,
+            },
+            "disk_free_bytes": free,
+            "message": self.message,
+            "recent": recent,
+        }
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS= and the log."""
+        cam = self.camera_status
+        if cam.state in ("ready", "capturing"):
+            head = f"{cam.model}: {cam.state}"
+        else:
+            head = f"camera {cam.state}" + (f" ({cam.error})" if cam.error else "")
+        roll, frame = self.library.position()
+        waiting = len(self.pool.waiting()) + len(self._backlog)
+        q = f"queue {waiting} waiting, {len(self.pool.running())} blending"
+        if self._waiting_for_room:
+            q += " (full: captures wait for the blends)"
+        parts = [head, f"roll {roll}, last {frame or '-'}", q]
+        if self._paused:
+            parts.insert(1, "paused")
+        return "; ".join(parts)
+
+    # --- the main loop --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stopped; a MedianscanError before READY (e.g. a second daemon) propagates."""
+        self._install_signals()
+        self._start_triggers()  # first: the control socket refuses a second daemon on the same library
+        try:
+            self._recover()
+            self.pool.start()
+        except BaseException:
+            self._stop_triggers()
+            raise
+        self._camera_thread = threading.Thread(target=self._camera_loop, name="camera", daemon=True)
+        self._camera_thread.start()
+        self._connected.wait(READY_WAIT_SECONDS)
+        self.notifier.ready(self.status_line())
+        log.info("ready: %s", self.status_line())
+        interval = self.notifier.watchdog_interval()
+        next_ping = 0.0
+        try:
+            while not self._stop.is_set():
+                for event in self.pool.poll(0.2):
+                    self._handle(event)
+                self._feed_backlog()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self._do_reload()
+                if interval and time.monotonic() >= next_ping:
+                    self.notifier.watchdog()
+                    next_ping = time.monotonic() + interval / 3
+                self._publish_status()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            del frame
+            log.info("%s: finishing the running burst, then stopping", signal.Signals(signum).name)
+            self._stop.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            del signum, frame
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _recover(self) -> None:
+        rec = self.library.recover()
+        for stack in rec.incomplete:
+            log.warning("%s: burst was cut off; kept as incomplete", stack)
+        for path in rec.removed_temps:
+            log.info("removed an interrupted write: %s", path)
+        for stack, reason in rec.unreadable:
+            log.warning("%s: skipped (%s)", stack, reason)
+        with self._lock:
+            self._backlog.extend(rec.queued)
+        if rec.queued:
+            log.info("%d stack(s) from before the restart queued for blending", len(rec.queued))
+
+    def _feed_backlog(self) -> None:
+        """Queue stacks found at start, keeping a slot free so the next capture need not wait for them."""
+        with self._lock:
+            while self._backlog and len(self.pool.waiting()) < self.cfg.queue_size - 1 + (self.cfg.queue_size == 1):
+                stack = self._backlog[0]
+                if not self._submit(stack):
+                    break
+                self._backlog.popleft()
+
+    def _submit(self, stack: Path) -> bool:
+        from medianscan.blend import BlendOptions
+
+        with self._lock:
+            ok = self.pool.submit(stack, BlendOptions.from_config(self.cfg.blend))
+            if ok:
+                self._in_pool.add(stack)
+            return ok
+
+    def _handle(self, event: Started | Outcome) -> None:
+        try:
+            with self._lock:
+                if event.stack not in self._in_pool:
+                    return  # retaken meanwhile: its folder moved to discarded/
+                if isinstance(event, Started):
+                    self.library.mark(event.stack, State.BLENDING)
+                    return
+                self._in_pool.discard(event.stack)
+                self._finished(event)
+        except (OSError, MedianscanError) as exc:
+            self._error(f"{event.stack}: could not record the blend ({exc})", event.stack)
+
+    def _finished(self, outcome: Outcome) -> None:
+        stack = outcome.stack
+        if outcome.ok and outcome.result is not None:
+            self.library.mark(stack, State.BLENDED, blend=outcome.result, blend_seconds=outcome.seconds, error=None)
+            output = Path(outcome.result["output"])
+            done = self.library.retain(stack) if self.library.retention != "keep" else "kept"
+            log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
+            self._hooks.fire("blend-done", stack, output)
+            self._emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
+        else:
+            self.library.mark(stack, State.FAILED, error=outcome.error, blend_seconds=outcome.seconds)
+            self._error(outcome.error or "blend failed", stack)
+
+    def _publish_status(self) -> None:
+        line = self.status_line()
+        if line != self._last_status:
+            self._last_status = line
+            self.notifier.status(line)
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        self.notifier.stopping("finishing the running burst")
+        self._stop_triggers()
+        if self._camera_thread is not None:
+            while self._camera_thread.is_alive():
+                if self._busy:
+                    self.notifier.extend_timeout(30)
+                self._camera_thread.join(1.0)
+        left = self.pool.stop()
+        for stack in left:
+            with contextlib.suppress(OSError, MedianscanError):
+                if read_manifest(stack).state == State.BLENDING:
+                    self.library.mark(stack, State.CAPTURED, note="blend interrupted by a stop; queued again at start")
+        if left:
+            log.info("%d stack(s) left queued on disk for the next start", len(left))
+        self._hooks_wait()
+
+    # --- the camera thread ----------------------------------------------------------------------------
+
+    def _camera_loop(self) -> None:
+        """The camera thread: keep a camera connected (retrying with backoff) and run the operator's actions."""
+        try:
+            while not self._stop.is_set():
+                self._tend_camera()
+                action = self._next_action(0.2)
+                if action is None:
+                    continue
+                try:
+                    self._act(action)
+                except MedianscanError as exc:
+                    self._error(str(exc), None)
+                except Exception as exc:  # a bug must not end the session
+                    log.exception("%s failed", action)
+                    self._error(f"{action} failed unexpectedly: {type(exc).__name__}: {exc}", None)
+        finally:
+            if self._camera is not None:
+                self._close(self._camera)
+                self._camera = None
+
+    def _tend_camera(self) -> None:
+        """Reconnect after a config change or a loss (when due), and keep the body awake."""
+        now = time.monotonic()
+        if self._camera_changed.is_set():
+            self._camera_changed.clear()
+            if self._camera is not None:
+                log.info("camera settings changed: reconnecting")
+                self._drop_camera(None)
+                self._retry_at = now
+        if self._camera is None and now >= self._retry_at:
+            if self._connect():
+                self._backoff = 1.0
+            else:
+                self._retry_at = now + self._backoff
+                self._backoff = min(self._backoff * 2, max(1.0, self.cfg.camera.reconnect_max_seconds))
+            self._connected.set()
+        keep = self.cfg.camera.keep_alive_seconds
+        if self._camera is not None and keep > 0 and now - self._alive_at >= keep:
+            from medianscan.camera import CameraError
+
+            self._alive_at = now
+            try:
+                self._camera.keep_alive()
+            except CameraError as exc:
+                self._drop_camera(str(exc))
+
+    def _next_action(self, timeout: float) -> str | None:
+        if self._ready_actions:
+            return self._ready_actions.popleft()
+        event = self.hub.get_event(timeout)
+        return None if event is None else event.action
+
+    def _sort_presses(self, burst_ended: float) -> None:
+        """Presses that came during the burst: the first capture/retake is kept (or none, per the
+        `press_during_burst` policy), the others dropped; later presses and other actions keep their order."""
+        policy = PressPolicy(self.cfg.triggers.press_during_burst)
+        for event in self.hub.drain():
+            during = event.at <= burst_ended
+            if policy.offer(event.action, during):
+                self._ready_actions.append(event.action)
+
+    def _connect(self) -> bool:
+        from medianscan.camera import CameraError, open_camera
+
+        self.camera_status.state = "connecting"
+        camera = None
+        try:
+            camera = open_camera(self.cfg.camera)
+            ident = camera.connect()
+            self.camera_status.model, self.camera_status.port = ident.model, ident.port
+            settings = camera.lock()
+        except CameraError as exc:
+            if camera is not None:
+                self._close(camera)
+            if self.camera_status.error != str(exc):
+                log.warning("camera: %s", exc)
+            self.camera_status.state, self.camera_status.error = "not connected", str(exc)
+            return False
+        self._camera = camera
+        self._alive_at = time.monotonic()
+        self.camera_status.settings = dict(settings)
+        self.camera_status.state, self.camera_status.error = "ready", None
+        log.info("camera %s on %s ready; locked %s", ident.model, ident.port, settings)
+        return True
+
+    def _drop_camera(self, reason: str | None) -> None:
+        """Close the session (a reconnect needs a fresh Camera object); `reason` says why it was lost."""
+        if self._camera is not None:
+            self._close(self._camera)
+            self._camera = None
+        self.camera_status.state, self.camera_status.error = "not connected", reason
+        if reason:
+            self._retry_at = min(self._retry_at, time.monotonic() + 1.0)
+
+    @staticmethod
+    def _close(camera: Any) -> None:
+        try:
+            camera.close()
+        except Exception as exc:  # closing a camera that fell off the bus may fail any way it likes
+            log.debug("closing the camera: %s", exc)
+
+    def _act(self, action: str) -> None:
+        if action == "status":  # the keyboard's `s`; the socket answers status itself
+            print(self.status_line(), file=sys.stderr, flush=True)
+        elif action == "pause":
+            self._paused = True
+            self.message = "paused: presses are ignored until resume"
+        elif action == "resume":
+            self._paused = False
+            self.message = None
+        elif action == "new-roll":
+            roll = self.library.new_roll()
+            self.message = f"new roll {roll.name}"
+        elif action == "retake":
+            self._retake()
+        elif action == "capture":
+            if self._paused:
+                self.message = "paused: capture ignored (send resume first)"
+                log.info("%s", self.message)
+                return
+            self._capture()
+
+    def _retake(self) -> None:
+        with self._lock:
+            last = self.library.last_stack()
+            if last is not None:
+                where = self.pool.cancel(last)
+                self._in_pool.discard(last)
+                if last in self._backlog:
+                    self._backlog.remove(last)
+                if where:
+                    log.info("retake: %s was %s in the blend queue; taken out", last.name, where)
+            moved = self.library.retake()
+        self.message = f"retake: {moved.parent.parent.name}/{moved.parent.name}/{moved.name} set aside"
+        log.info("%s", self.message)
+
+    def _capture(self) -> None:
+        from medianscan.camera import BurstError, CameraError
+
+        if self._camera is None and not self._connect():
+            raise MedianscanError(f"cannot capture: {self.camera_status.error}")
+        if not self._wait_for_room():
+            return
+        self._check_space()
+        camera = self._camera
+        assert camera is not None
+        stack = self.library.new_stack(self.cfg.frames)
+        self._busy = True
+        self.camera_status.state = "capturing"
+        started = time.monotonic()
+        try:
+            record = camera.burst(self.cfg.frames, stack, stack.name)
+        except CameraError as exc:
+            kept = exc.record if isinstance(exc, BurstError) else None
+            self.library.mark(
+                stack, State.INCOMPLETE, error=str(exc), burst=kept, capture_seconds=time.monotonic() - started
+            )
+            if not camera.connected:
+                self._drop_camera(str(exc))
+            raise MedianscanError(f"{stack.name}: {exc}") from exc
+        finally:
+            self._busy = False
+            if self._camera is not None:
+                self.camera_status.state = "ready"
+            self._sort_presses(time.monotonic())
+        seconds = record.seconds or time.monotonic() - started
+        self.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds)
+        last = record.frames[-1] if record.frames else None
+        self._hooks.fire("burst-done", stack, last)
+        self._emit("burst-done", stack=stack, seconds=seconds, frames=len(record.frames))
+        if not self._submit(stack):  # only the camera thread fills the last slot, so this is rare
+            with self._lock:
+                self._backlog.appendleft(stack)
+        self.message = None
+
+    def _wait_for_room(self) -> bool:
+        """Back-pressure: hold the capture while the blend queue is full. False if stopping meanwhile."""
+        if not self.pool.full:
+            return True
+        self._waiting_for_room = True
+        log.info("blend queue full: the capture waits for a blend to finish")
+        try:
+            while self.pool.full:
+                if self._stop.wait(0.05):
+                    return False
+            return True
+        finally:
+            self._waiting_for_room = False
+
+    def _check_space(self) -> None:
+        per_frame = self.library.bytes_per_frame() or DEFAULT_FRAME_BYTES
+        need = per_frame * (self.cfg.frames + SPACE_MARGIN_FRAMES)
+        folder = self.library.roll
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise MedianscanError(
+                f"not enough free disk space in {folder}: {free / 1e6:.0f} MB free, a stack of "
+                f"{self.cfg.frames} frames and its blend need about {need / 1e6:.0f} MB; free some space "
+                "or move the library, then press again"
+            )
+
+    # --- feedback -------------------------------------------------------------------------------------
+
+    def _error(self, message: str, stack: Path | None) -> None:
+        log.error("%s", message)
+        self.message = message
+        self._hooks.fire("error", stack, None)
+        self._emit("error", stack=stack, message=message)
+
+    def _emit(self, event: str, **data: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event, data)
+            except Exception:
+                log.exception("listener for %s failed", event)
+
+    def _make_hooks(self, cfg: Config) -> Any:
+        from medianscan.hooks import Hooks
+
+        return Hooks(cfg.hooks)
+
+    def _hooks_wait(self) -> None:
+        with contextlib.suppress(Exception):
+            self._hooks.wait(5.0)
+
+    # --- configuration reload -------------------------------------------------------------------------
+
+    def _do_reload(self) -> None:
+        if self.config_path is None:
+            log.info("SIGHUP: no configuration file to reload")
+            return
+        from medianscan.config import load_config
+
+        self.notifier.reloading()
+        try:
+            cfg = load_config(self.config_path)
+            library = Library.from_config(cfg)
+        except MedianscanError as exc:
+            self._error(f"reload refused, keeping the running configuration: {exc}", None)
+            self.notifier.ready(self.status_line())
+            return
+        needs_restart = [
+            name for name in ("workers", "queue_size", "mode") if getattr(cfg, name) != getattr(self.cfg, name)
+        ]
+        if cfg.triggers != self.cfg.triggers:
+            needs_restart.append("triggers")
+        with self._lock, self.library.lock:
+            camera_changed = cfg.camera != self.cfg.camera
+            self.cfg = cfg
+            self.library = library
+            self._hooks = self._make_hooks(cfg)
+        if camera_changed:
+            self._camera_changed.set()
+        if needs_restart:
+            log.warning("reloaded; changes to %s take effect at the next restart", ", ".join(needs_restart))
+        else:
+            log.info("configuration reloaded from %s", self.config_path)
+        self.notifier.ready(self.status_line())
+
+    # --- triggers -------------------------------------------------------------------------------------
+
+    def _start_triggers(self) -> None:
+        """The control socket, the footswitch (when configured) and the keyboard (--keyboard) feed the hub."""
+        if not self.use_triggers:
+            return
+        path = server_socket_path(self.cfg)
+        self.hub.add(ControlServer(path, hub_handler(self.hub, self.status)))
+        if self.cfg.triggers.footswitch.device is not None:
+            self.hub.add(Footswitch(self.cfg.triggers.footswitch, self.hub.emit))
+        if self.keyboard:
+            self.hub.add(KeyboardTrigger(self.hub.emit))
+        self._sources_started = True
+        try:
+            self.hub.start()
+        except BaseException:
+            self._stop_triggers()
+            raise
+
+    def _stop_triggers(self) -> None:
+        if self._sources_started:
+            self._sources_started = False
+            self.hub.stop()
