@@ -1,0 +1,1 @@
+"""medianscan test suite (a package, so test helpers import as tests.<module>)."""
