@@ -1,0 +1,127 @@
+"""The camera interface the daemon codes against, whatever drives the body (libgphoto2 or the simulator).
+
+A Camera object belongs to one thread (libgphoto2 camera access is single-threaded). It never loses a frame:
+every file reaches its final name only after it is whole on disk, and a failed burst still reports, and keeps,
+the frames it got.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medianscan.errors import MedianscanError
+
+
+class CameraError(MedianscanError):
+    """The camera cannot do what was asked; the message says why and how to fix it."""
+
+
+class BurstError(CameraError):
+    """A burst that did not complete; `record` lists the frames already safe on disk (they are kept)."""
+
+    def __init__(self, message: str, record: BurstRecord) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+@dataclass(frozen=True)
+class CameraIdentity:
+    """Which body: libgphoto2's model name, its port ('usb:001,004') and its serial number ('' if unknown)."""
+
+    model: str
+    port: str
+    serial: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"model": self.model, "port": self.port, "serial": self.serial}
+
+
+@dataclass
+class SettingInfo:
+    """One camera setting as `medianscan camera show` lists it."""
+
+    name: str  # the camera's widget name, e.g. 'f-number'
+    key: str  # the config key it answers to, e.g. 'aperture' (the name itself when no alias applies)
+    label: str
+    value: str
+    choices: list[str]
+    readonly: bool
+    section: str = ""  # the widget's parent in the camera's config tree, e.g. 'capturesettings'
+
+
+@dataclass
+class BurstRecord:
+    """What one burst did: the frames on disk, the settings read back before it, sizes and timings."""
+
+    stack: Path
+    frames: list[Path] = field(default_factory=list)
+    jpegs: list[Path] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)  # config key -> value read back from the camera
+    sizes: dict[str, int] = field(default_factory=dict)  # file name -> bytes
+    started: float = 0.0  # time.time() at the start
+    seconds: float = 0.0
+    per_frame_seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+    camera: CameraIdentity | None = None
+    camera_files: list[str] = field(default_factory=list)  # 'folder/name' on the camera, in arrival order
+
+    def to_json(self) -> dict[str, object]:
+        """A plain dict for the stack manifest; file names are relative to the stack folder."""
+        return {
+            "stack": str(self.stack),
+            "frames": [p.name for p in self.frames],
+            "jpegs": [p.name for p in self.jpegs],
+            "settings": dict(self.settings),
+            "sizes": dict(self.sizes),
+            "started": self.started,
+            "seconds": round(self.seconds, 6),
+            "per_frame_seconds": [round(s, 6) for s in self.per_frame_seconds],
+            "error": self.error,
+            "camera": self.camera.to_json() if self.camera else None,
+            "camera_files": list(self.camera_files),
+        }
+
+
+class Camera(abc.ABC):
+    """A connected (or connectable) camera. Use from one thread only."""
+
+    identity: CameraIdentity | None = None
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool:
+        """True while a session with the body is open."""
+
+    @abc.abstractmethod
+    def connect(self) -> CameraIdentity:
+        """Open the session; CameraError (with the fix) when there is no usable camera."""
+
+    @abc.abstractmethod
+    def lock(self) -> dict[str, str]:
+        """Set every configured setting, read it back and verify it; returns config key -> value read back."""
+
+    @abc.abstractmethod
+    def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
+        """Re-lock, then shoot `n` frames to `stack_dir/<stem>_<NN>.<ext>`; BurstError (with .record) on a fault."""
+
+    @abc.abstractmethod
+    def keep_alive(self) -> None:
+        """A cheap call so the body does not fall asleep; reconnects if it is gone (CameraError if it stays gone)."""
+
+    @abc.abstractmethod
+    def describe(self) -> list[SettingInfo]:
+        """Every setting the camera offers: name, current value, choices, read-only."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Restore the values found at connect, then end the session. Safe to call twice."""
+
+    def __enter__(self) -> Camera:
+        if not self.connected:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,261 @@
+"""The gphoto2 backend on libgphoto2's real virtual camera (ptp2 driver over the vusb iolib, no hardware)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import gphoto2 as gp
+import pytest
+
+from medianscan.camera import BurstRecord, CameraError, CameraIdentity, list_cameras, open_camera
+from medianscan.camera.gphoto2_backend import Gphoto2Camera
+from medianscan.config import CameraConfig
+from tests.vcam import (
+    INJECTED_EVENT_DELAY,
+    MODEL,
+    OPCODE_CAPTURE_COMPLETE,
+    OPCODE_FILE_ADDED,
+    PORT,
+    SERIAL,
+    VUSB,
+    RewritingCamera,
+    VirtualCamera,
+    virtual_camera,
+)
+
+
+@pytest.fixture
+def vcam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualCamera]:
+    with virtual_camera(tmp_path, monkeypatch) as cam:
+        yield cam
+
+
+def camera(vcam: VirtualCamera, **options: object) -> Gphoto2Camera:
+    cfg = CameraConfig(backend="gphoto2", settle_seconds=0.5, reconnect_max_seconds=1.0)
+    for key, value in options.items():
+        setattr(cfg, key, value)
+    return Gphoto2Camera(cfg, factory=lambda: RewritingCamera(vcam))
+
+
+def values(cam: Gphoto2Camera) -> dict[str, str]:
+    return {info.name: info.value for info in cam.describe()}
+
+
+def camera_files(cam: Gphoto2Camera, folders: set[str]) -> set[str]:
+    """Every file the camera still holds in `folders` (listed through libgphoto2)."""
+    found = set()
+    for folder in folders:
+        listing = cam._cam.folder_list_files(folder)
+        found |= {f"{folder}/{listing.get_name(i)}" for i in range(listing.count())}
+    return found
+
+
+def test_list_cameras_finds_the_virtual_camera(vcam: VirtualCamera) -> None:
+    assert list_cameras() == [CameraIdentity(model=MODEL, port=PORT, serial=SERIAL)]
+
+
+def test_open_camera_picks_the_gphoto2_backend_without_connecting(vcam: VirtualCamera) -> None:
+    cam = open_camera(CameraConfig(backend="gphoto2"))
+    assert isinstance(cam, Gphoto2Camera)
+    assert not cam.connected
+    with cam:
+        assert cam.identity == CameraIdentity(MODEL, PORT, SERIAL)
+    assert not cam.connected
+
+
+def test_connect_selects_by_model_port_and_serial(vcam: VirtualCamera) -> None:
+    cam = camera(vcam, model="d750", port=PORT, serial=SERIAL)
+    assert cam.connect() == CameraIdentity(MODEL, PORT, SERIAL)
+    cam.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [("model", "EOS 5D", "model 'EOS 5D'"), ("port", "usb:002,009", "port"), ("serial", "123", "serial '123'")],
+)
+def test_connect_names_what_does_not_match(vcam: VirtualCamera, option: str, value: str, words: str) -> None:
+    cam = camera(vcam, **{option: value})
+    with pytest.raises(CameraError, match=words) as err:
+        cam.connect()
+    assert "Nikon DSC D750" in str(err.value)
+    assert not cam.connected
+
+
+def test_no_camera_says_how_to_connect_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the wheel's real port drivers: this machine has no camera on USB
+    monkeypatch.setenv("IOLIBS", str(VUSB.parent / "iolibs"))
+    with pytest.raises(CameraError, match="no camera found: connect it by USB"):
+        camera(VirtualCamera(tmp_path)).connect()
+    assert list_cameras() == []
+
+
+def test_missing_port_drivers_are_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("IOLIBS", str(tmp_path))  # no drivers at all
+    with pytest.raises(CameraError, match="libgphoto2 cannot look for cameras"):
+        camera(VirtualCamera(tmp_path)).connect()
+
+
+def test_lock_sets_and_reads_back_through_aliases(vcam: VirtualCamera) -> None:
+    cam = camera(vcam, settings={"shutterspeed": "1/50", "aperture": "8", "capturetarget": "card"})
+    assert cam.lock() == {"shutterspeed": "0.0200s", "aperture": "f/8", "capturetarget": "Memory card"}
+    current = values(cam)
+    assert (current["shutterspeed"], current["f-number"], current["capturetarget"]) == (
+        "0.0200s", "f/8", "Memory card")
+    # a second lock finds everything in place and changes nothing
+    assert cam.lock()["aperture"] == "f/8"
+    cam.close()
+
+
+def test_close_restores_the_values_found_at_connect(vcam: VirtualCamera) -> None:
+    cam = camera(vcam, settings={"shutterspeed": "0.005", "f-number": "f/11", "capturetarget": "sdram"})
+    cam.connect()
+    before = values(cam)
+    cam.lock()
+    assert values(cam)["f-number"] == "f/11"
+    cam.close()
+    cam.close()  # twice is harmless
+    again = camera(vcam)
+    again.connect()
+    after = values(again)
+    again.close()
+    for name in ("shutterspeed", "f-number", "capturetarget"):
+        assert after[name] == before[name]
+
+
+def test_a_value_the_camera_does_not_offer_is_refused_with_its_choices(vcam: VirtualCamera) -> None:
+    # the camera would silently snap 1/25 to 0.0500s: refuse before setting anything
+    cam = camera(vcam, settings={"shutterspeed": "1/25"})
+    with pytest.raises(CameraError, match=r"'shutterspeed' \(shutterspeed\) cannot be '1/25'.*0\.0200s"):
+        cam.lock()
+    assert values(cam)["shutterspeed"] == "0.0100s"
+    cam.close()
+
+
+def test_a_value_that_does_not_land_is_an_error(vcam: VirtualCamera) -> None:
+    # the virtual camera accepts a write to its date property 5011 but keeps the old value
+    cam = camera(vcam, settings={"5011": "hello"}, settle_seconds=0.2)
+    with pytest.raises(CameraError, match=r"'5011' \(5011\) did not take 'hello'.*still reads '\d{8}T\d{6}'"):
+        cam.lock()
+    cam.close()
+
+
+def test_a_missing_setting_is_an_error(vcam: VirtualCamera) -> None:
+    cam = camera(vcam, settings={"aperture": "f/4", "iso": "100"})
+    with pytest.raises(CameraError, match=r"has no setting 'iso' \(tried 'iso'.*add it to camera.optional"):
+        cam.lock()
+    cam.close()
+
+
+def test_a_missing_optional_setting_is_a_warning(vcam: VirtualCamera, caplog: pytest.LogCaptureFixture) -> None:
+    cam = camera(vcam, settings={"aperture": "f/4", "iso": "100"}, optional=["iso"])
+    with caplog.at_level(logging.WARNING):
+        assert cam.lock() == {"aperture": "f/4"}
+    assert "has no setting 'iso'" in caplog.text
+    cam.close()
+
+
+def check_frames(record: BurstRecord, vcam: VirtualCamera, n: int, stem: str) -> None:
+    assert [p.name for p in record.frames] == [f"{stem}_{i:02d}.dng" for i in range(1, n + 1)]
+    contents = [p.read_bytes() for p in record.frames]
+    assert contents == vcam.shown[-n:]  # byte for byte what the camera captured, in order
+    assert len(set(contents)) == n  # a new frame each shot
+    assert record.sizes == {p.name: vcam.size for p in record.frames}
+    assert len(record.per_frame_seconds) == n
+    assert record.error is None
+    assert not [p for p in record.stack.iterdir() if p.name.startswith(".")]  # no temp left behind
+
+
+def test_burst_capture_downloads_every_frame_then_deletes_it(vcam: VirtualCamera, tmp_path: Path) -> None:
+    cam = camera(vcam, settings={"shutterspeed": "1/50", "aperture": "f/8"})
+    record = cam.burst(5, tmp_path / "frame-001", "frame-001")
+    check_frames(record, vcam, 5, "frame-001")
+    assert record.settings == {"shutterspeed": "0.0200s", "aperture": "f/8"}
+    assert record.camera == CameraIdentity(MODEL, PORT, SERIAL)
+    assert len(set(record.camera_files)) == 5
+    folders = {f.rsplit("/", 1)[0] for f in record.camera_files}
+    assert not camera_files(cam, folders) & set(record.camera_files)  # deleted from the camera
+    manifest = record.to_json()
+    assert manifest["frames"] == [p.name for p in record.frames]
+    assert manifest["settings"] == record.settings
+    cam.close()
+
+
+def test_burst_keeps_files_on_the_camera_when_told(vcam: VirtualCamera, tmp_path: Path) -> None:
+    cam = camera(vcam, delete_from_camera=False)
+    record = cam.burst(3, tmp_path / "s", "s")
+    folders = {f.rsplit("/", 1)[0] for f in record.camera_files}
+    assert set(record.camera_files) <= camera_files(cam, folders)
+    cam.close()
+
+
+def test_burst_trigger_collects_the_files_announced_by_events(vcam: VirtualCamera, tmp_path: Path) -> None:
+    cam = camera(vcam, strategy="trigger", settings={"aperture": "f/5.6"})
+    first = cam.burst(3, tmp_path / "a", "a")
+    check_frames(first, vcam, 3, "a")
+    second = cam.burst(2, tmp_path / "b", "b")  # the same session carries on
+    check_frames(second, vcam, 2, "b")
+    assert not set(first.camera_files) & set(second.camera_files)
+    cam.close()
+
+
+def pending(cam: Gphoto2Camera) -> list[int]:
+    kinds: list[int] = []
+    while True:
+        kind, _ = cam._cam.wait_for_event(1)
+        if kind == gp.GP_EVENT_TIMEOUT:
+            return kinds
+        kinds.append(kind)
+
+
+@pytest.mark.parametrize("strategy", ["capture", "trigger"])
+def test_stray_events_before_a_burst_are_drained_not_taken_for_frames(
+    vcam: VirtualCamera, tmp_path: Path, strategy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cam = camera(vcam, strategy=strategy)
+    cam.connect()
+    wrapper = cam._cam
+    wrapper.inject(OPCODE_FILE_ADDED)  # a file added by the body's own shutter button
+    wrapper.inject(OPCODE_CAPTURE_COMPLETE)
+    time.sleep(INJECTED_EVENT_DELAY)
+    with caplog.at_level(logging.WARNING):
+        record = cam.burst(3, tmp_path / "s", "s")
+    check_frames(record, vcam, 3, "s")
+    assert "outside a burst" in caplog.text and "left on the camera" in caplog.text
+    left = pending(cam)
+    assert gp.GP_EVENT_FILE_ADDED not in left and gp.GP_EVENT_CAPTURE_COMPLETE not in left
+    cam.close()
+
+
+def test_a_jpeg_only_camera_still_gives_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with virtual_camera(tmp_path, monkeypatch, kind="jpeg") as vcam:
+        cam = camera(vcam)
+        with caplog.at_level(logging.WARNING):
+            record = cam.burst(2, tmp_path / "j", "j")
+        assert [p.name for p in record.frames] == ["j_01.jpg", "j_02.jpg"]
+        assert [p.read_bytes() for p in record.frames] == vcam.shown
+        assert "is not shooting RAW" in caplog.text
+        cam.close()
+
+
+def test_keep_alive_on_a_healthy_camera(vcam: VirtualCamera) -> None:
+    cam = camera(vcam)
+    cam.keep_alive()  # connects
+    identity = cam.identity
+    cam.keep_alive()
+    assert cam.connected and cam.identity == identity
+    cam.close()
+
+
+def test_describe_lists_settings_with_choices_and_read_only(vcam: VirtualCamera) -> None:
+    cam = camera(vcam)
+    infos = {info.name: info for info in cam.describe()}
+    assert infos["f-number"].key == "aperture"
+    assert "f/8" in infos["f-number"].choices
+    assert infos["capturetarget"].choices == ["Internal RAM", "Memory card"]
+    assert infos["imagesize"].readonly and not infos["shutterspeed"].readonly
+    assert infos["shutterspeed"].section == "capturesettings"
+    cam.close()
