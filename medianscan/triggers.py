@@ -222,12 +222,15 @@ class EventDevice(Protocol):
     def close(self) -> None: ...
 
 
+_denied_said: set[str] = set()
+
+
 def list_nodes() -> list[NodeInfo]:
     """Every event node this process may open (the service user needs group `input`)."""
     import evdev
 
     nodes = []
-    denied = []
+    denied: list[str] = []
     for path in evdev.list_devices():
         try:
             device = evdev.InputDevice(path)
@@ -240,7 +243,8 @@ def list_nodes() -> list[NodeInfo]:
             nodes.append(NodeInfo(path, device.info.vendor, device.info.product, device.phys or "", device.name))
         finally:
             device.close()
-    if denied and not nodes:
+    if denied and not nodes and not set(denied) <= _denied_said:  # once, not at every rescan
+        _denied_said.update(denied)
         log.warning("cannot open %s: permission denied (is this user in group 'input'?)", ", ".join(denied))
     return nodes
 
@@ -306,10 +310,13 @@ class Footswitch:
                 os.close(fd)
 
     def _loop(self) -> None:
+        next_scan = 0.0
         while not self._stop.is_set():
             try:
-                if not self._devices:
+                if not self._devices or time.monotonic() >= next_scan:
+                    # when connected, look again now and then: a pedal's interfaces appear one by one
                     self._connect()
+                    next_scan = time.monotonic() + self.rescan_seconds * 5
                 if not self._devices:
                     self._stop.wait(self.rescan_seconds)
                     continue
@@ -321,7 +328,11 @@ class Footswitch:
     def _connect(self) -> None:
         spec = self.cfg.device
         assert spec is not None
-        paths = matching_nodes(spec, self._scan())
+        was_connected = self.connected
+        open_paths = set(self.nodes())
+        paths = [p for p in matching_nodes(spec, self._scan()) if p not in open_paths]
+        if not paths and was_connected:
+            return
         if not paths:
             if not self._missing_said:
                 log.warning("footswitch %s not found; waiting for it to be plugged in", spec)
@@ -339,7 +350,7 @@ class Footswitch:
                 log.warning("cannot grab %s (%s): its keys also reach the desktop", path, exc.strerror or exc)
             self._devices[device.fileno()] = device
         if self._devices:
-            log.info("footswitch %s connected (%s)", spec, ", ".join(self.nodes()))
+            log.info("footswitch %s %s (%s)", spec, "extended" if was_connected else "connected", ", ".join(paths))
             self._missing_said = False
 
     def _poll(self) -> None:

@@ -263,6 +263,26 @@ def test_footswitch_listens_on_all_nodes_and_survives_replug() -> None:
     assert not any(d.grabbed for d in bus.opened if not d.gone)  # the kernel drops the grab of an unplugged one
 
 
+def test_footswitch_picks_up_an_interface_that_appears_later() -> None:
+    bus = FakeBus()
+    bus.plugged = PEDAL[:1]
+    hub = TriggerHub()
+    pedal = Footswitch(
+        FootswitchConfig(device="0c45:7403"), hub.emit, scan=bus.scan, opener=bus.open, rescan_seconds=0.02
+    )
+    pedal.start()
+    try:
+        wait_for(lambda: pedal.nodes() == ["/dev/input/event5"])
+        bus.plugged = PEDAL[:2]  # the second interface's node is created a moment later
+        wait_for(lambda: pedal.nodes() == ["/dev/input/event5", "/dev/input/event6"])
+        time.sleep(0.3)  # later rescans open nothing twice
+        assert [d.path for d in bus.opened] == ["/dev/input/event5", "/dev/input/event6"]
+        bus.device("/dev/input/event6").send(key(KEY_B, 1, 1.0))
+        assert hub.get(5) == "capture"
+    finally:
+        pedal.stop()
+
+
 def test_footswitch_without_device_does_nothing() -> None:
     bus = FakeBus()
     bus.plugged = PEDAL
