@@ -169,9 +169,10 @@ def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | Non
     return check
 
 
-def _odd_even(value: Any) -> str | None:
-    if value < 16 or value % 2:
-        return f"must be an even number of pixels >= 16 (a whole Bayer mosaic), got {value}"
+def _sim_size(value: Any) -> str | None:
+    """The simulated scene needs room for its film frame and dust, and whole 2x2 Bayer cells."""
+    if value < 128 or value % 2:
+        return f"must be an even number of pixels, at least 128, got {value}"
     return None
 
 
@@ -229,8 +230,8 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("CameraConfig", "settle_seconds"): _at_least(0),
     ("CameraConfig", "keep_alive_seconds"): _at_least(0),
     ("CameraConfig", "reconnect_max_seconds"): _at_least(0, strict=True),
-    ("SimulatedConfig", "width"): _odd_even,
-    ("SimulatedConfig", "height"): _odd_even,
+    ("SimulatedConfig", "width"): _sim_size,
+    ("SimulatedConfig", "height"): _sim_size,
     ("SimulatedConfig", "seconds_per_frame"): _at_least(0),
     ("SimulatedConfig", "flicker_frame"): _at_least(1),
     ("SimulatedConfig", "shifted_frame"): _at_least(1),

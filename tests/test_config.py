@@ -101,7 +101,7 @@ camera:
   port: "usb:001,004"
   settings: {iso: 100, f-number: 5.6, shutterspeed: 1/125, autofocus: off}
   settle_seconds: 2
-  simulated: {flicker_frame: 3, width: 64, height: 32}
+  simulated: {flicker_frame: 3, width: 256, height: 128}
 blend: {kappa: 2, method: sigma-clip}
 triggers:
   footswitch: {device: "0c45:7403", keys: {KEY_A: retake, BTN_LEFT: pause}}
@@ -143,8 +143,8 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("blend:\n  winsor_fraction: -0.1\n", "blend.winsor_fraction: must be in [0, 0.5)"),
         ("blend:\n  iterations: 0\n", "m.yaml:2: blend.iterations: must be at least 1"),
         (
-            "camera:\n  simulated:\n    width: 33\n",
-            "m.yaml:3: camera.simulated.width: must be an even number",
+            "camera:\n  simulated:\n    width: 130\n    height: 64\n",
+            "m.yaml:4: camera.simulated.height: must be an even number of pixels, at least 128",
         ),
         ("frames: many\n", "m.yaml:1: frames: expected an integer, got a string ('many')"),
         ("frames: 3.5\n", "frames: expected an integer, got a number"),
