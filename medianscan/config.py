@@ -170,9 +170,9 @@ def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | Non
 
 
 def _sim_size(value: Any) -> str | None:
-    """The simulated scene needs room for its film frame and dust, and whole 2x2 Bayer cells."""
-    if value < 128 or value % 2:
-        return f"must be an even number of pixels, at least 128, got {value}"
+    """Whole 2x2 Bayer cells, and enough of them to show a scene."""
+    if value < 16 or value % 2:
+        return f"must be an even number of pixels, at least 16, got {value}"
     return None
 
 
