@@ -106,7 +106,7 @@ def test_service_contract(unit: Path) -> None:
 
 
 def test_system_service_can_reach_camera_and_pedal() -> None:
-    assert values(SYSTEM_UNIT, "ExecStart")[0].startswith("/usr/bin/medianscan run --config /etc/medianscan/")
+    assert values(SYSTEM_UNIT, "ExecStart")[0].startswith("/usr/local/bin/medianscan run --config /etc/medianscan/")
     assert values(SYSTEM_UNIT, "User") == ["medianscan"]
     assert set(values(SYSTEM_UNIT, "SupplementaryGroups")[0].split()) == {"plugdev", "input"}
     assert values(SYSTEM_UNIT, "PrivateDevices") == ["no"]
