@@ -19,7 +19,7 @@ import numpy.typing as npt
 from medianscan.frames import Frame
 
 MIN_FRAMES = 3
-PLANE_MAX_SIDE = 768  # alignment plane size: enough for 0.1 px precision, cheap to FFT
+PLANE_MAX_SIDE = 512  # CFA repeats a side of the measured window: 0.1 px precision, cheap on any sensor
 _PEAK_SIGNIFICANCE = 12.0  # correlation peak over its surface's spread below which a shift is not measurable
 
 
@@ -38,7 +38,7 @@ class Problem:
 class FrameStats:
     """What the pixel checks measured on one frame (kept in the sidecar)."""
 
-    level: float  # mean signal above black over the active area, in raw units
+    level: float  # median signal above black in the central window, in raw units (robust to dust and streaks)
     shift: tuple[float, float] | None  # (dy, dx) in sensor pixels against the stack; None if not measurable
 
 
@@ -53,6 +53,8 @@ def _disagreeing(
     show: Callable[[Hashable], str] = str,
 ) -> list[Problem]:
     """Frames whose `key` differs from the value most frames share."""
+    if not frames:
+        return []
     values = [key(f) for f in frames]
     usual = _majority(values)
     return [
@@ -111,14 +113,20 @@ def _one_per_frame(problems: list[Problem]) -> list[Problem]:
 
 
 def measure(frames: Sequence[Frame]) -> list[FrameStats]:
-    """Level and shift of every frame (the frames must already agree on size and layout)."""
+    """Level and shift of every frame (the frames must already agree on size and layout).
+
+    Shifts are measured against the first frame, then taken relative to the median of all shifts: the position
+    most frames share is right, even when the first frame is the one that moved.
+    """
     planes = [_plane(f) for f in frames]
-    levels = [float(p.mean()) for p, _ in planes]
-    reference = np.median(np.stack([p for p, _ in planes]), axis=0)
+    first = planes[0][0]
+    raw_shifts = [phase_shift(first, plane) if i else (0.0, 0.0) for i, (plane, _) in enumerate(planes)]
+    known = [s for s in raw_shifts if s is not None]
+    centre = np.median(np.asarray(known), axis=0) if known else np.zeros(2)
     stats = []
-    for (plane, scale), level in zip(planes, levels, strict=True):
-        shift = phase_shift(reference, plane)
-        stats.append(FrameStats(level, None if shift is None else (shift[0] * scale[0], shift[1] * scale[1])))
+    for (plane, (sy, sx)), shift in zip(planes, raw_shifts, strict=True):
+        relative = None if shift is None else ((shift[0] - centre[0]) * sy, (shift[1] - centre[1]) * sx)
+        stats.append(FrameStats(float(np.median(plane)), relative))
     return stats
 
 
@@ -150,37 +158,41 @@ def pixel_problems(
 
 
 def _plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
-    """A small luminance-like plane of the active area, and the sensor pixels per plane pixel (y, x).
+    """A luminance-like plane of the frame's central window, black subtracted, and the sensor pixels per plane
+    pixel (y, x).
 
-    Binning whole CFA repeats makes the plane independent of the colour-filter phase; further block
-    averaging keeps it under PLANE_MAX_SIDE.
+    Binning whole CFA repeats makes the plane independent of the colour-filter phase. The window (at most
+    PLANE_MAX_SIDE repeats a side) keeps full resolution for the shift estimate and costs the same on any sensor;
+    flicker and a bumped dial change the whole frame, so its median level stands for the frame's, while a
+    local artefact (a hair, a speck) does not move the median.
     """
     pixels = frame.pixels
     if frame.layout is not None:
         top, left, bottom, right = frame.layout.active_area
-        image = pixels[top:bottom, left:right].astype(np.float32)
-        black = frame.layout.black_level_image((image.shape[0], image.shape[1]))
-        image -= black
         by, bx = frame.layout.pattern.shape
+        black = float(np.mean(np.asarray(frame.layout.black_levels)[frame.layout.pattern]))
     else:
-        image = pixels.astype(np.float32)
-        if image.ndim == 3:
-            image = image.mean(axis=2)
+        top, left, bottom, right = 0, 0, pixels.shape[0], pixels.shape[1]
         by = bx = 1
-    factor = max(1, int(np.ceil(max(image.shape[0] / by, image.shape[1] / bx) / PLANE_MAX_SIDE)))
-    by, bx = by * factor, bx * factor
-    h, w = image.shape[0] // by, image.shape[1] // bx
-    plane = image[: h * by, : w * bx].reshape(h, by, w, bx).mean(axis=(1, 3), dtype=np.float32)
-    return plane, (by, bx)
+        black = 0.0
+    rows, cols = (bottom - top) // by, (right - left) // bx
+    h, w = min(rows, PLANE_MAX_SIDE), min(cols, PLANE_MAX_SIDE)
+    y0, x0 = top + (rows - h) // 2 * by, left + (cols - w) // 2 * bx
+    window = pixels[y0 : y0 + h * by, x0 : x0 + w * bx]
+    blocks = window.reshape(h, by, w, bx, *window.shape[2:])
+    plane = blocks.mean(axis=tuple(i for i in range(blocks.ndim) if i not in (0, 2)), dtype=np.float32)
+    return plane - np.float32(black), (by, bx)
 
 
 def phase_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floating]) -> tuple[float, float] | None:
     """Sub-pixel translation (dy, dx) of `moving` against `reference` by phase correlation; None if the
     images hold too little structure for the estimate to mean anything.
 
-    The cross-power spectrum is weighted by a Gaussian so the correlation peak is a Gaussian about one pixel wide:
+    Both images are first clipped to their 1st-99th percentiles: dust specks and hot pixels are sharp, and
+    phase correlation would otherwise lock onto them rather than onto the scene. The cross-power spectrum is weighted by a Gaussian so the correlation peak is a Gaussian about one pixel wide:
     a parabola through the logarithms of its three top samples then finds the centre without bias.
     """
+    reference, moving = _clip_extremes(reference), _clip_extremes(moving)
     h, w = reference.shape
     window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     fa = np.fft.rfft2((reference - reference.mean()) * window)
@@ -208,3 +220,8 @@ def phase_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floa
     dy = dy - h if dy > h / 2 else dy
     dx = dx - w if dx > w / 2 else dx
     return float(dy), float(dx)
+
+
+def _clip_extremes(image: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    low, high = np.percentile(image, [1, 99])
+    return np.clip(image, low, high)

@@ -1,0 +1,428 @@
+"""Blend one stack: read its frames, check they differ only in noise, combine, write outputs and a sidecar.
+
+This is the one path every caller takes: `medianscan blend`, the daemon's blend workers and the hot folder.
+Frames are decoded once, in parallel, straight into one preallocated stack buffer; nothing is written until
+every check has passed, and every output appears atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan import __version__, checks, frames
+from medianscan.atomic import is_temp, write_json
+from medianscan.config import BlendConfig, Method
+from medianscan.errors import StackError
+from medianscan.frames import Frame, Kind
+
+METHODS: tuple[Method, ...] = ("median", "mean", "sigma-clip", "winsorized")
+MANIFEST_NAME = "stack.json"  # the daemon's per-stack manifest, never a frame
+_OUTPUT_NAME = re.compile(r"_(" + "|".join(re.escape(m) for m in METHODS) + r")(\.[A-Za-z0-9]+)+$")
+_EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
+
+
+@dataclass(frozen=True)
+class BlendOptions:
+    """How to blend (the same knobs as the `blend` section of the config)."""
+
+    method: Method = "median"
+    kappa: float = 3.0
+    iterations: int = 5
+    winsor_fraction: float = 0.2
+    level_tolerance: float = 0.03
+    max_shift_px: float = 0.5
+    drop_bad_frames: bool = False
+    tiff: bool = False
+    compress: bool = False
+    output: Path | None = None  # explicit output file; default <stack>/<stack name>_<method>.<ext>
+
+    @classmethod
+    def from_config(cls, cfg: BlendConfig, **overrides: Any) -> BlendOptions:
+        fields = {
+            name: getattr(cfg, name)
+            for name in (
+                "method",
+                "kappa",
+                "iterations",
+                "winsor_fraction",
+                "level_tolerance",
+                "max_shift_px",
+                "drop_bad_frames",
+                "tiff",
+                "compress",
+            )
+        }
+        return cls(**{**fields, **overrides})
+
+
+@dataclass(frozen=True)
+class BlendResult:
+    """What a blend wrote and what went into it."""
+
+    stack: Path
+    output: Path
+    sidecar: Path
+    extra_outputs: tuple[Path, ...]
+    frames: tuple[Path, ...]
+    dropped: tuple[tuple[Path, str], ...]
+    seconds: float
+    noise_ratio: float | None  # noise of the blend / noise of a single frame (high-pass estimate)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": str(self.stack),
+            "output": str(self.output),
+            "sidecar": str(self.sidecar),
+            "extra_outputs": [str(p) for p in self.extra_outputs],
+            "frames": [str(p) for p in self.frames],
+            "dropped": [{"frame": str(p), "reason": r} for p, r in self.dropped],
+            "seconds": round(self.seconds, 3),
+            "noise_ratio": None if self.noise_ratio is None else round(self.noise_ratio, 4),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def is_output(path: Path) -> bool:
+    """Files medianscan itself writes into a stack folder (blends, sidecars, manifest, temps)."""
+    return (
+        path.name == MANIFEST_NAME
+        or is_temp(path)
+        or path.name.startswith(".")
+        or path.suffix.lower() == ".json"
+        or bool(_OUTPUT_NAME.search(path.name))
+    )
+
+
+def stack_frames(folder: Path) -> list[Path]:
+    """The frames of a stack folder, recognised by content, sorted by name.
+
+    Our own outputs are left out; when raws and JPEGs sit together (RAW+JPEG), the raws are the frames.
+    """
+    found: dict[Kind, list[Path]] = {"raw": [], "tiff": [], "jpeg": []}
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file() and not is_output(path):
+            kind = frames.sniff(path)
+            if kind is not None:
+                found[kind].append(path)
+    return found["raw"] or found["tiff"] or found["jpeg"]
+
+
+def output_paths(stack_dir: Path, method: Method, kind: Kind, explicit: Path | None) -> tuple[Path, Path]:
+    """The main output and its JSON sidecar (same stem)."""
+    main = explicit or stack_dir / f"{stack_dir.name}_{method}{_EXTENSION[kind]}"
+    return main, main.with_suffix(".json")
+
+
+def resolve(source: Path | Sequence[Path]) -> tuple[Path, list[Path]]:
+    """A stack folder or a list of frame files -> (the stack folder, its frames)."""
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise StackError(f"{folder}: no such stack folder")
+        found = stack_frames(folder)
+        if not found:
+            raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder")
+        return folder, found
+    paths = [Path(p) for p in source]
+    if not paths:
+        raise StackError("no frames given")
+    for path in paths:
+        if not path.is_file():
+            raise StackError(f"{path}: no such file")
+    parents = {p.resolve().parent for p in paths}
+    if len(parents) > 1:
+        raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
+    return parents.pop(), paths
+
+
+def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = None) -> BlendResult:
+    """Blend a stack folder (or the frame files of one stack) and write the outputs beside the raws.
+
+    Raises StackError, naming the frame and the reason, when the stack cannot be blended; then nothing is
+    written and the inputs are untouched.
+    """
+    options = options or BlendOptions()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    stack_dir, paths = resolve(source)
+    name = stack_dir.name
+    if len(paths) < checks.MIN_FRAMES:
+        raise StackError(
+            f"{name}: {len(paths)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames of the same scene"
+        )
+
+    kinds = [frames.sniff(p) for p in paths]
+    for path, kind in zip(paths, kinds, strict=True):
+        if kind is None:
+            raise StackError(f"{name}: {path.name} is not an image medianscan can read (camera raw, TIFF or JPEG)")
+    buffer = _allocate(paths[0], kinds[0], len(paths))  # type: ignore[arg-type]
+    t = time.perf_counter()
+    decoded, unreadable = _decode_all(paths, kinds, buffer)  # type: ignore[arg-type]
+    timings["decode"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    problems = unreadable + checks.metadata_problems(decoded)
+    consistent = [f for f in decoded if f.path not in {p.frame for p in problems}]
+    stats: dict[Path, checks.FrameStats] = {}
+    if len(consistent) >= 2:
+        measured = checks.measure(consistent)
+        stats = {f.path: s for f, s in zip(consistent, measured, strict=True)}
+        problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
+    timings["checks"] = time.perf_counter() - t
+
+    bad = {p.frame for p in problems}
+    good = [f for f in decoded if f.path not in bad]
+    if problems and not (options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad):
+        raise StackError(_describe(name, problems, options.drop_bad_frames, len(good)))
+
+    stack = _compact(buffer, good)
+    t = time.perf_counter()
+    from medianscan.combine import combine
+
+    blended = combine(
+        stack,
+        options.method,
+        kappa=options.kappa,
+        iterations=options.iterations,
+        winsor_fraction=options.winsor_fraction,
+    )
+    timings["combine"] = time.perf_counter() - t
+
+    first = good[0]
+    main, sidecar = output_paths(stack_dir, options.method, first.kind, options.output)
+    t = time.perf_counter()
+    extra = _write_outputs(main, blended, first, options)
+    timings["write"] = time.perf_counter() - t
+    noise = _noise_ratio(blended, first)
+    seconds = time.perf_counter() - started
+    result = BlendResult(
+        stack=stack_dir,
+        output=main,
+        sidecar=sidecar,
+        extra_outputs=extra,
+        frames=tuple(f.path for f in good),
+        dropped=tuple((p.frame, p.reason) for p in problems if p.frame is not None),
+        seconds=seconds,
+        noise_ratio=noise,
+        timings=timings,
+    )
+    write_json(sidecar, _sidecar(result, options, good, stats, blended))
+    return result
+
+
+def _allocate(first: Path, kind: Kind, n: int) -> npt.NDArray[np.generic] | None:
+    """One (N, ...) buffer for the whole stack, sized from the first frame's header; None if unknown."""
+    probed = frames.probe(first, kind)
+    if probed is None:
+        return None
+    shape, dtype = probed
+    return np.empty((n, *shape), dtype=dtype)
+
+
+def _decode_all(
+    paths: Sequence[Path], kinds: Sequence[Kind], buffer: npt.NDArray[np.generic] | None
+) -> tuple[list[Frame], list[checks.Problem]]:
+    """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer."""
+
+    def read(i: int) -> Frame | checks.Problem:
+        try:
+            return frames.read_frame(paths[i], kinds[i], None if buffer is None else buffer[i])
+        except StackError as exc:
+            return checks.Problem(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
+
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+        results = list(pool.map(read, range(len(paths))))
+    decoded = [r for r in results if isinstance(r, Frame)]
+    return decoded, [r for r in results if isinstance(r, checks.Problem)]
+
+
+def _compact(buffer: npt.NDArray[np.generic] | None, good: Sequence[Frame]) -> npt.NDArray[np.generic]:
+    """The good frames as one contiguous (N, ...) array, reusing the stack buffer where they live in it."""
+    if buffer is None or any(not np.shares_memory(f.pixels, buffer) for f in good):
+        return np.stack([f.pixels for f in good])
+    for slot, frame in enumerate(good):
+        if not np.shares_memory(frame.pixels, buffer[slot]):
+            buffer[slot] = frame.pixels
+    return buffer[: len(good)]
+
+
+def _describe(name: str, problems: Sequence[checks.Problem], dropping: bool, n_good: int) -> str:
+    lines = "; ".join(str(p) for p in problems)
+    if dropping:
+        return f"{name}: only {n_good} good frame(s) left, at least {checks.MIN_FRAMES} needed ({lines})"
+    hint = " (--drop-bad-frames blends the rest)" if n_good >= checks.MIN_FRAMES else ""
+    return f"{name}: cannot blend: {lines}{hint}"
+
+
+def _write_outputs(
+    main: Path, blended: npt.NDArray[np.generic], first: Frame, options: BlendOptions
+) -> tuple[Path, ...]:
+    description = f"medianscan {__version__} {options.method} of a stack"
+    if first.kind == "raw":
+        from medianscan import dng
+
+        assert first.layout is not None
+        dng.write_dng(
+            main,
+            blended,  # type: ignore[arg-type]
+            first.layout,
+            first.camera,
+            first.exposure,
+            compress=options.compress,
+            description=description,
+        )
+        _verify_dng(main, blended)
+        if options.tiff:
+            tiff = main.with_suffix(".tif")
+            frames.write_tiff(tiff, frames.develop_linear(main), compress=options.compress, description=description)
+            return (tiff,)
+        return ()
+    if first.kind == "tiff":
+        frames.write_tiff(main, blended, compress=options.compress, description=description)
+        return ()
+    frames.write_jpeg(main, blended, exif_from=first.path)
+    return ()
+
+
+def _verify_dng(path: Path, mosaic: npt.NDArray[np.generic]) -> None:
+    """Read the DNG back through LibRaw: it must hold exactly the mosaic we blended."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            same = raw.raw_image.shape == mosaic.shape and np.array_equal(raw.raw_image, mosaic)
+    except rawpy.LibRawError as exc:
+        path.unlink(missing_ok=True)
+        raise StackError(f"{path}: the written DNG does not read back ({exc})") from exc
+    if not same:
+        path.unlink(missing_ok=True)
+        raise StackError(f"{path}: the written DNG reads back different pixels; it was removed")
+
+
+def verify_output(result: BlendResult) -> None:
+    """Check a blend on disk against its sidecar (before raws are deleted or archived)."""
+    try:
+        record = json.loads(result.sidecar.read_text())
+        expected = record["output"]["pixels_sha256"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise StackError(f"{result.sidecar}: missing or unreadable sidecar ({exc})") from exc
+    try:
+        frame = frames.read_frame(result.output)
+    except StackError as exc:
+        raise StackError(f"{result.output}: the blend does not read back ({exc})") from exc
+    if _pixels_sha256(frame.pixels) != expected:
+        raise StackError(f"{result.output}: its pixels differ from what was blended (sidecar {result.sidecar.name})")
+
+
+def _pixels_sha256(pixels: npt.NDArray[np.generic]) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels).data).hexdigest()
+
+
+def _noise_ratio(blended: npt.NDArray[np.generic], first: Frame) -> float | None:
+    """Noise of the blend against one frame, from same-colour neighbour differences (MAD, robust to detail).
+
+    Scene detail adds to both, so this understates the gain on textured scenes: a conservative figure.
+    """
+    step = first.layout.pattern.shape[1] if first.layout is not None else 1
+    if first.layout is not None:
+        top, left, bottom, right = first.layout.active_area
+        region = (slice(top, bottom, 3), slice(left, right))
+    else:
+        region = (slice(None, None, 3), slice(None))
+
+    def spread(image: npt.NDArray[np.generic]) -> float:
+        area = image[region].astype(np.float32)
+        diff = area[:, step:] - area[:, :-step]
+        return float(np.median(np.abs(diff - np.median(diff))))
+
+    single = spread(first.pixels)
+    return spread(blended) / single if single > 0 else None
+
+
+def _sidecar(
+    result: BlendResult,
+    options: BlendOptions,
+    good: Sequence[Frame],
+    stats: dict[Path, checks.FrameStats],
+    blended: npt.NDArray[np.generic],
+) -> dict[str, Any]:
+    import rawpy
+
+    first = good[0]
+    return {
+        "medianscan": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "stack": result.stack.name,
+        "method": options.method,
+        "parameters": _parameters(options),
+        "output": {
+            "file": result.output.name,
+            "pixels_sha256": _pixels_sha256(blended),
+            "shape": list(blended.shape),
+            "extra": [p.name for p in result.extra_outputs],
+            "compressed": options.compress,
+        },
+        "camera": {"make": first.camera.make, "model": first.camera.model, "serial": first.camera.serial},
+        "frames": [
+            {
+                "file": f.path.name,
+                "sha256": f.sha256,
+                "exposure": {
+                    "iso": f.exposure.iso,
+                    "exposure_time": f.exposure.exposure_time,
+                    "f_number": f.exposure.f_number,
+                },
+                "mean_level": round(stats[f.path].level, 3) if f.path in stats else None,
+                "shift_px": None
+                if f.path not in stats or stats[f.path].shift is None
+                else [round(v, 3) for v in stats[f.path].shift],  # type: ignore[union-attr]
+            }
+            for f in good
+        ],
+        "rejected": [{"file": p.name, "reason": r} for p, r in result.dropped],
+        "noise_ratio": result.to_json()["noise_ratio"],
+        "seconds": round(result.seconds, 3),
+        "timings": result.to_json()["timings"],
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "rawpy": rawpy.__version__,  # type: ignore[attr-defined]
+            "libraw": rawpy.libraw_version,
+        },
+    }
+
+
+def _parameters(options: BlendOptions) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "level_tolerance": options.level_tolerance,
+        "max_shift_px": options.max_shift_px,
+        "drop_bad_frames": options.drop_bad_frames,
+    }
+    if options.method == "sigma-clip":
+        params |= {"kappa": options.kappa, "iterations": options.iterations}
+    if options.method == "winsorized":
+        params |= {"winsor_fraction": options.winsor_fraction}
+    return params
+
+
+def recorded_frames(sidecar: Path) -> dict[str, str] | None:
+    """Frame name -> sha256 as a sidecar recorded them (to skip stacks already blended), or None."""
+    try:
+        record = json.loads(sidecar.read_text())
+        return {f["file"]: f["sha256"] for f in record["frames"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,134 @@
+"""`medianscan blend PATH...`: blend stack folders (or the frames of one stack) beside the raws."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from medianscan.blend import METHODS, BlendOptions, BlendResult, blend_stack
+from medianscan.errors import MedianscanError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "blend",
+        help="blend stacks of frames to a per-pixel median (or robust mean) DNG beside the raws",
+        description=(
+            "Each PATH is a stack folder (every frame in it is blended) or a frame file; frame files given "
+            "together form one stack. Folders are blended one after another, each to its own output."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument("--method", choices=METHODS, default="median")
+    parser.add_argument("--kappa", type=float, default=3.0, help="sigma-clip: reject beyond KAPPA sigma (3)")
+    parser.add_argument("--iterations", type=int, default=5, help="sigma-clip: at most this many rounds (5)")
+    parser.add_argument(
+        "--winsor-fraction", type=float, default=0.2, help="winsorized: fraction clamped at each end (0.2)"
+    )
+    parser.add_argument("--level-tolerance", type=float, default=0.03, help="allowed brightness spread (0.03)")
+    parser.add_argument("--max-shift", type=float, default=0.5, help="allowed shift between frames, px (0.5)")
+    parser.add_argument("--output", type=Path, help="output file (one stack only)")
+    parser.add_argument("--tiff", action="store_true", help="also write a 16-bit linear TIFF")
+    parser.add_argument("--compress", action="store_true", help="lossless-JPEG compressed DNG")
+    parser.add_argument("--drop-bad-frames", action="store_true", help="blend the good frames when at least 3 remain")
+    parser.add_argument("--keep-going", action="store_true", help="a bad stack does not stop the batch")
+    parser.add_argument("--force", action="store_true", help="also blend stacks whose burst was cut off")
+    parser.add_argument("--json", action="store_true", help="print one JSON record per stack on stdout")
+    parser.set_defaults(handler=run)
+
+
+def stacks_of(paths: list[Path]) -> list[Path | list[Path]]:
+    """Folders are stacks of their own; the loose files given together form one more stack."""
+    folders: list[Path | list[Path]] = [p for p in paths if p.is_dir()]
+    files = [p for p in paths if not p.is_dir()]
+    return folders + ([files] if files else [])
+
+
+def run(args: argparse.Namespace) -> int:
+    options = BlendOptions(
+        method=args.method,
+        kappa=args.kappa,
+        iterations=args.iterations,
+        winsor_fraction=args.winsor_fraction,
+        level_tolerance=args.level_tolerance,
+        max_shift_px=args.max_shift,
+        drop_bad_frames=args.drop_bad_frames,
+        tiff=args.tiff,
+        compress=args.compress,
+        output=args.output,
+    )
+    _check_options(options)
+    stacks = stacks_of(args.paths)
+    if args.output and len(stacks) > 1:
+        raise MedianscanError("--output names one file, but several stacks were given")
+    failures = 0
+    for index, stack in enumerate(stacks, 1):
+        label = stack.name if isinstance(stack, Path) else f"{len(stack)} files"
+        _progress(index, len(stacks), label, "blending")
+        try:
+            _refuse_incomplete(stack, args.force)
+            result = blend_stack(stack, options)
+        except MedianscanError as exc:
+            failures += 1
+            _progress(index, len(stacks), label, "failed", done=True)
+            print(f"medianscan: {exc}", file=sys.stderr)
+            _emit(args.json, {"stack": str(stack), "ok": False, "error": str(exc)})
+            if not args.keep_going:
+                return 1
+            continue
+        _progress(index, len(stacks), label, f"{result.seconds:.1f} s -> {result.output}", done=True)
+        _emit(args.json, {"ok": True, **result.to_json()})
+        _report(result, args.json)
+    return 1 if failures else 0
+
+
+def _check_options(options: BlendOptions) -> None:
+    if options.kappa <= 0:
+        raise MedianscanError(f"--kappa must be above 0, not {options.kappa}")
+    if options.iterations < 1:
+        raise MedianscanError(f"--iterations must be at least 1, not {options.iterations}")
+    if not 0 <= options.winsor_fraction < 0.5:
+        raise MedianscanError(f"--winsor-fraction must be in [0, 0.5), not {options.winsor_fraction}")
+    if options.level_tolerance <= 0 or options.max_shift_px <= 0:
+        raise MedianscanError("--level-tolerance and --max-shift must be above 0")
+
+
+def _refuse_incomplete(stack: Path | list[Path], force: bool) -> None:
+    """A burst the daemon marked incomplete (cut off midway) is blended only when asked to."""
+    if force or not isinstance(stack, Path):
+        return
+    manifest = stack / "stack.json"
+    try:
+        state = json.loads(manifest.read_text()).get("state")
+    except (OSError, ValueError, AttributeError):
+        return
+    if state == "incomplete":
+        raise MedianscanError(
+            f"{stack.name}: its burst was cut off before all frames arrived (stack.json says incomplete); "
+            "use --force to blend the frames it has"
+        )
+
+
+def _progress(index: int, total: int, label: str, text: str, *, done: bool = False) -> None:
+    if not sys.stderr.isatty() and not done:
+        return
+    width = 24
+    filled = width * (index - (0 if done else 1)) // total
+    bar = "#" * filled + "-" * (width - filled)
+    end = "\n" if done or not sys.stderr.isatty() else "\r"
+    print(f"[{bar}] {index}/{total} {label}: {text}", end=end, file=sys.stderr, flush=True)
+
+
+def _emit(as_json: bool, record: dict[str, Any]) -> None:
+    if as_json:
+        print(json.dumps(record), flush=True)
+
+
+def _report(result: BlendResult, as_json: bool) -> None:
+    if as_json:
+        return
+    for path, reason in result.dropped:
+        print(f"  dropped {path.name}: {reason}", file=sys.stderr)

@@ -1,0 +1,316 @@
+"""The blend engine end to end on bursts made from the real CR2: outputs, statistics, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rawpy
+import tifffile
+
+from medianscan import frames
+from medianscan.blend import BlendOptions, blend_stack, stack_frames, verify_output
+from medianscan.cli import main
+from medianscan.errors import StackError
+from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
+
+SIGMA = 20.0
+
+
+@pytest.fixture(scope="module")
+def scene(sample_raw: Path) -> Scene:
+    return load_scene(sample_raw)
+
+
+@pytest.fixture(scope="module")
+def small(scene: Scene) -> Scene:
+    """A 384x576 crop: a real sensor's CFA and levels at a size that keeps the many cases quick."""
+    return scene.crop(800, 1400, 384, 576)
+
+
+def visible(path: Path) -> np.ndarray:
+    with rawpy.imread(str(path)) as raw:
+        return np.array(raw.raw_image_visible, dtype=np.float64)
+
+
+def test_median_of_a_burst_removes_dust_and_lowers_noise_as_theory_says(tmp_path: Path, scene: Scene) -> None:
+    """Nine full-size frames with noise and moving dust: the median holds no dust and ~sqrt(pi/2/N) noise."""
+    folder = tmp_path / "frame-001"
+    paths = make_burst(folder, scene, 9, sigma=SIGMA, seed=1, dust=40)
+    before = tree_digest(folder)
+
+    result = blend_stack(folder, BlendOptions())
+
+    assert result.output == folder / "frame-001_median.dng"
+    assert result.sidecar == folder / "frame-001_median.json"
+    assert tree_digest(folder).items() >= before.items()  # inputs untouched, only outputs added
+    truth = scene.mosaic[scene.layout.active_area[0] :, scene.layout.active_area[1] :].astype(np.float64)
+    residual = visible(result.output) - truth
+    single = visible(paths[0]) - truth
+    # Dust specks (0 or white, 5x5 px) are gone: nothing in the blend strays beyond 6 sigma of the truth.
+    assert np.abs(single).max() > 1000
+    assert np.abs(residual).max() < 6 * SIGMA
+    # Efficiency of the median of 9 Gaussian samples: std ratio 0.41 (exact order statistics; 0.42 asymptotic).
+    ratio = residual.std() / SIGMA
+    assert 0.38 < ratio < 0.45, ratio
+    # The sidecar's own estimate (high-pass MAD, conservative on a textured scene) shows a clear reduction.
+    assert result.noise_ratio is not None and result.noise_ratio < 0.8
+
+
+@pytest.mark.parametrize(
+    ("method", "low", "high"),
+    [("mean", 0.31, 0.36), ("sigma-clip", 0.31, 0.37), ("winsorized", 0.31, 0.38), ("median", 0.38, 0.45)],
+)
+def test_each_method_reaches_its_statistical_efficiency(
+    tmp_path: Path, small: Scene, method: str, low: float, high: float
+) -> None:
+    folder = tmp_path / "stack"
+    make_burst(folder, small, 9, sigma=SIGMA, seed=2)
+    result = blend_stack(folder, BlendOptions(method=method))  # type: ignore[arg-type]
+    assert result.output.name == f"stack_{method}.dng"
+    ratio = (visible(result.output) - small.mosaic).std() / SIGMA
+    assert low < ratio < high, (method, ratio)
+
+
+def test_an_outlier_frame_is_removed_by_the_median_and_the_robust_means(tmp_path: Path, small: Scene) -> None:
+    """One frame with a large bright streak (a hair, a light leak): median and sigma-clip ignore it, mean does not."""
+    folder = tmp_path / "stack"
+    paths = make_burst(folder, small, 7, sigma=SIGMA, seed=3)
+    rng = np.random.default_rng(9)
+    streaked = noisy(small, rng, SIGMA)
+    streaked[100:120, :] = small.layout.white_level
+    write_frame(paths[3], streaked, small)
+    errors = {}
+    for method in ("median", "sigma-clip", "mean"):
+        out = blend_stack(folder, BlendOptions(method=method))  # type: ignore[arg-type]
+        errors[method] = np.abs(visible(out.output)[100:120] - small.mosaic[100:120]).mean()
+    assert errors["median"] < 2 * SIGMA
+    assert errors["sigma-clip"] < 2 * SIGMA
+    assert errors["mean"] > 10 * SIGMA
+
+
+def test_odd_median_is_bit_identical_to_numpy_and_even_rounds_the_middle_pair(tmp_path: Path, small: Scene) -> None:
+    for n in (3, 4):
+        folder = tmp_path / f"n{n}"
+        paths = make_burst(folder, small, n, seed=n)
+        stack = np.stack([rawpy.imread(str(p)).raw_image.copy() for p in paths])
+        result = blend_stack(folder)
+        with rawpy.imread(str(result.output)) as raw:
+            got = raw.raw_image.copy()
+        if n % 2:
+            expected = np.median(stack, axis=0).astype(np.uint16)
+        else:
+            ordered = np.sort(stack.astype(np.uint32), axis=0)
+            expected = ((ordered[n // 2 - 1] + ordered[n // 2] + 1) // 2).astype(np.uint16)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_sidecar_records_method_frames_hashes_exposure_and_levels(tmp_path: Path, small: Scene) -> None:
+    folder = tmp_path / "frame-007"
+    paths = make_burst(folder, small, 5)
+    result = blend_stack(folder, BlendOptions(method="sigma-clip", kappa=2.5, iterations=3))
+    record = json.loads(result.sidecar.read_text())
+    assert record["method"] == "sigma-clip"
+    assert record["parameters"]["kappa"] == 2.5 and record["parameters"]["iterations"] == 3
+    assert [f["file"] for f in record["frames"]] == [p.name for p in paths]
+    assert record["frames"][0]["sha256"] == frames.read_frame(paths[0]).sha256
+    assert record["frames"][0]["exposure"] == {
+        "iso": 640.0,
+        "exposure_time": pytest.approx(1 / 400),
+        "f_number": 22.0,
+    }
+    assert all(f["mean_level"] > 0 for f in record["frames"])
+    assert record["camera"]["model"] == "Canon EOS 30D"
+    assert record["rejected"] == []
+    assert record["versions"]["rawpy"]
+    verify_output(result)
+
+
+def test_the_stack_folder_lists_frames_by_content_and_never_its_own_outputs(
+    tmp_path: Path, small: Scene, sample_raw: Path
+) -> None:
+    folder = tmp_path / "s"
+    paths = make_burst(folder, small, 3)
+    disguised = folder / "s_04.jpg"  # a raw with a misleading name is still a raw
+    shutil.copy(paths[0], disguised)
+    (folder / "notes.txt").write_text("exposure 1/50")
+    blend_stack(folder)
+    assert stack_frames(folder) == [*paths, disguised]
+    assert frames.sniff(disguised) == "raw"
+    assert frames.sniff(sample_raw) == "raw"
+    assert frames.sniff(folder / "notes.txt") is None
+
+
+def test_tiff_and_jpeg_stacks_blend_to_their_own_format(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    base = rng.integers(2000, 60000, (64, 96, 3)).astype(np.float64)
+    tiffs, jpegs = tmp_path / "tiffs", tmp_path / "jpegs"
+    tiffs.mkdir()
+    jpegs.mkdir()
+    import imagecodecs
+
+    stack16 = []
+    for i in range(5):
+        frame = np.clip(base + rng.normal(0, 300, base.shape), 0, 65535).astype(np.uint16)
+        stack16.append(frame)
+        tifffile.imwrite(tiffs / f"t_{i}.tif", frame, photometric="rgb")
+        (jpegs / f"j_{i}.jpeg").write_bytes(imagecodecs.jpeg8_encode((frame >> 8).astype(np.uint8), level=95))
+    t = blend_stack(tiffs)
+    assert t.output.name == "tiffs_median.tif"
+    np.testing.assert_array_equal(tifffile.imread(t.output), np.median(np.stack(stack16), axis=0).astype(np.uint16))
+    j = blend_stack(jpegs)
+    assert j.output.name == "jpegs_median.jpg" and frames.sniff(j.output) == "jpeg"
+    assert frames.read_frame(j.output).pixels.shape == (64, 96, 3)
+
+
+def test_tiff_and_compressed_dng_outputs(tmp_path: Path, small: Scene) -> None:
+    folder = tmp_path / "s"
+    make_burst(folder, small, 3)
+    plain = blend_stack(folder, BlendOptions(method="mean"))
+    packed = blend_stack(folder, BlendOptions(method="mean", compress=True, tiff=True, output=tmp_path / "o.dng"))
+    assert packed.output == tmp_path / "o.dng" and packed.sidecar == tmp_path / "o.json"
+    assert packed.output.stat().st_size < plain.output.stat().st_size
+    np.testing.assert_array_equal(visible(packed.output), visible(plain.output))
+    (tiff,) = packed.extra_outputs
+    rgb = tifffile.imread(tiff)
+    assert rgb.dtype == np.uint16 and rgb.ndim == 3 and rgb.shape[2] == 3
+
+
+# --- bad input: a clear sentence naming stack, frame and reason; non-zero exit; no output; inputs untouched ---
+
+
+def _run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    code = main(["blend", *(str(a) for a in args)])
+    return code, capsys.readouterr().err
+
+
+def _assert_refused(folder: Path, before: dict[str, bytes], code: int, err: str, *needles: str) -> None:
+    assert code != 0
+    for needle in needles:
+        assert needle in err, err
+    assert "Traceback" not in err
+    assert err.count("\n") <= 2
+    assert tree_digest(folder) == before  # no output written, inputs untouched
+
+
+@pytest.mark.parametrize(
+    ("fault", "needles"),
+    [
+        ("iso", ["s_02.dng", "ISO 800 differs", "640"]),
+        ("shutter", ["s_02.dng", "shutter 1/50 s", "1/400 s"]),
+        ("model", ["s_02.dng", "camera Canon EOS 5D"]),
+        ("serial", ["s_02.dng", "camera serial 42"]),
+        ("size", ["s_02.dng", "size 384x574"]),
+        ("flicker", ["s_02.dng", "brighter than the other frames"]),
+        ("shift", ["s_02.dng", "shifted by -2.", "px horizontally"]),
+        ("truncated", ["s_02.dng", "unreadable or truncated"]),
+    ],
+)
+def test_a_frame_that_breaks_the_stack_is_named(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str], fault: str, needles: list[str]
+) -> None:
+    folder = tmp_path / "s"
+    paths = make_burst(folder, small, 4, seed=5)
+    rng = np.random.default_rng(6)
+    bad = paths[1]
+    mosaic = noisy(small, rng, SIGMA)
+    if fault == "iso":
+        write_frame(bad, mosaic, small, iso=800.0)
+    elif fault == "shutter":
+        write_frame(bad, mosaic, small, exposure_time=1 / 50)
+    elif fault == "model":
+        write_frame(bad, mosaic, small, model="Canon EOS 5D")
+    elif fault == "serial":
+        write_frame(bad, mosaic, small, serial="42")
+    elif fault == "size":
+        from dataclasses import replace
+
+        narrow = replace(
+            small, layout=replace(small.layout, active_area=(0, 0, 384, 574), default_crop=(0, 0, 574, 384))
+        )
+        write_frame(bad, np.ascontiguousarray(mosaic[:, :574]), narrow)
+    elif fault == "flicker":
+        black = 128
+        write_frame(bad, np.clip((mosaic.astype(np.float32) - black) * 1.15 + black, 0, 4095).astype(np.uint16), small)
+    elif fault == "shift":
+        shifted = np.roll(small.mosaic, -2, axis=1).astype(np.float32) + rng.normal(0, SIGMA, small.mosaic.shape)
+        write_frame(bad, np.clip(np.rint(shifted), 0, 4095).astype(np.uint16), small)
+    elif fault == "truncated":
+        bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    before = tree_digest(folder)
+
+    code, err = _run_cli(capsys, folder)
+
+    _assert_refused(folder, before, code, err, "s: cannot blend", *needles)
+
+
+def test_drop_bad_frames_blends_the_rest_and_says_which(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "s"
+    paths = make_burst(folder, small, 5, seed=7)
+    write_frame(paths[2], (noisy(small, np.random.default_rng(1), SIGMA) // 2).astype(np.uint16), small)
+    code, err = _run_cli(capsys, folder, "--drop-bad-frames")
+    assert code == 0, err
+    record = json.loads((folder / "s_median.json").read_text())
+    assert [r["file"] for r in record["rejected"]] == ["s_03.dng"]
+    assert "darker" in record["rejected"][0]["reason"]
+    assert len(record["frames"]) == 4
+    assert "dropped s_03.dng" in err
+
+
+def test_too_few_frames_and_non_images_are_refused(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "s"
+    paths = make_burst(folder, small, 2)
+    before = tree_digest(folder)
+    code, err = _run_cli(capsys, folder)
+    _assert_refused(folder, before, code, err, "s: 2 frame(s)", "at least 3")
+    (folder / "readme.txt").write_text("hello")
+    before = tree_digest(folder)
+    code, err = _run_cli(capsys, *paths, folder / "readme.txt")
+    _assert_refused(folder, before, code, err, "readme.txt is not an image")
+    code, err = _run_cli(capsys, tmp_path / "missing")
+    assert code != 0 and "no such" in err
+
+
+def test_keep_going_blends_every_good_stack_of_a_batch(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good1, bad, good2 = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    make_burst(good1, small, 3, seed=1)
+    make_burst(bad, small, 2, seed=2)
+    make_burst(good2, small, 3, seed=3)
+    code, err = _run_cli(capsys, good1, bad, good2)
+    assert code == 1 and not (good2 / "c_median.dng").exists()
+    code = main(["blend", "--keep-going", "--json", str(good1), str(bad), str(good2)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["ok"] for r in records] == [True, False, True]
+    assert (good2 / "c_median.dng").is_file() and "b: 2 frame(s)" in err
+
+
+def test_a_burst_marked_incomplete_needs_force(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "s"
+    make_burst(folder, small, 3)
+    (folder / "stack.json").write_text(json.dumps({"state": "incomplete"}))
+    code, err = _run_cli(capsys, folder)
+    assert code != 0 and "cut off" in err and not (folder / "s_median.dng").exists()
+    code, err = _run_cli(capsys, folder, "--force")
+    assert code == 0 and (folder / "s_median.dng").is_file()
+
+
+def test_unsupported_stacks_raise_stack_error_not_a_traceback(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for i in range(3):
+        tifffile.imwrite(folder / f"{i}.tif", np.zeros((8, 8), np.float32))
+    with pytest.raises(StackError, match=r"0\.tif: TIFF of float32"):
+        blend_stack(folder)
