@@ -189,8 +189,9 @@ def phase_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floa
     images hold too little structure for the estimate to mean anything.
 
     Both images are first clipped to their 1st-99th percentiles: dust specks and hot pixels are sharp, and
-    phase correlation would otherwise lock onto them rather than onto the scene. The cross-power spectrum is weighted by a Gaussian so the correlation peak is a Gaussian about one pixel wide:
-    a parabola through the logarithms of its three top samples then finds the centre without bias.
+    phase correlation would otherwise lock onto them rather than onto the scene. The cross-power spectrum is
+    weighted by a Gaussian so the correlation peak is a Gaussian about one pixel wide: a parabola through the
+    logarithms of its three top samples then finds the centre without bias.
     """
     reference, moving = _clip_extremes(reference), _clip_extremes(moving)
     h, w = reference.shape
