@@ -76,12 +76,12 @@ class Negative:
         yy, xx = np.ogrid[0:h, 0:w]
         scene = 0.35 + 0.3 * np.exp(-(((yy / h - cy) ** 2) + ((xx / w - cx) ** 2)) / 0.08, dtype=np.float32)
         scene = scene.astype(np.float32) + np.float32(0.15) * (xx / w).astype(np.float32)
-        for _ in range(6):
-            y0, x0 = int(rng.integers(0, h - 64)), int(rng.integers(0, w - 64))
-            y1, x1 = y0 + int(rng.integers(32, h // 3)), x0 + int(rng.integers(32, w // 3))
+        for _ in range(6):  # hard edges: what alignment locks on to
+            y0, x0 = int(rng.integers(0, h * 3 // 4)), int(rng.integers(0, w * 3 // 4))
+            y1, x1 = y0 + int(rng.integers(h // 16 + 1, h // 3 + 2)), x0 + int(rng.integers(w // 16 + 1, w // 3 + 2))
             scene[y0:y1, x0:x1] += np.float32(rng.uniform(-0.3, 0.3))
         for _ in range(3):
-            ry, rx, rad = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(20, h / 6)
+            ry, rx, rad = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(h / 50, h / 6)
             scene[(yy - ry) ** 2 + (xx - rx) ** 2 < rad**2] += np.float32(rng.uniform(-0.25, 0.25))
         # film grain: clumped, multiplicative, fixed for this negative
         grain = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)

@@ -1,0 +1,137 @@
+"""`medianscan camera list|show|burst`: find the camera, see what it can lock, shoot one burst by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from medianscan.camera import BurstError, BurstRecord, Camera, list_cameras, open_camera
+from medianscan.config import CameraConfig
+from medianscan.errors import MedianscanError
+
+MAX_CHOICES_SHOWN = 12
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("camera", help="list cameras, show their settings, or shoot one burst")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, metavar="FILE", help="take the camera section from this file")
+    common.add_argument("--backend", choices=("gphoto2", "simulated"), help="default: the config's (gphoto2)")
+    common.add_argument("--model", help="pick the camera by model name (substring)")
+    common.add_argument("--port", help="pick the camera by port, e.g. usb:001,004")
+    common.add_argument("--serial", help="pick the camera by serial number")
+
+    listing = verbs.add_parser("list", parents=[common], help="the cameras on the bus: model, port, serial")
+    listing.set_defaults(handler=run_list)
+
+    show = verbs.add_parser("show", parents=[common], help="every setting: current value, choices, read-only")
+    show.add_argument("--json", action="store_true", help="one JSON object per setting")
+    show.set_defaults(handler=run_show)
+
+    burst = verbs.add_parser("burst", parents=[common], help="lock the settings and shoot one burst into DIR")
+    burst.add_argument("--frames", type=int, metavar="N", help="frames to shoot (default: the config's)")
+    burst.add_argument("--out", type=Path, required=True, metavar="DIR", help="the stack folder to fill")
+    burst.add_argument("--stem", help="frame names <stem>_<NN>.<ext> (default: DIR's name)")
+    burst.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="lock this setting too (repeatable), e.g. --set aperture=8")
+    burst.add_argument("--strategy", choices=("capture", "trigger"), help="default: the config's")
+    burst.add_argument("--json", action="store_true", help="print the burst record as JSON")
+    burst.set_defaults(handler=run_burst)
+
+
+def camera_config(args: argparse.Namespace) -> tuple[CameraConfig, int]:
+    """The camera section of --config (or the defaults, with the gphoto2 backend) overridden by the options."""
+    from medianscan.config import load_config
+
+    cfg = load_config(args.config)
+    camera = cfg.camera
+    if args.config is None:
+        camera.backend = "gphoto2"
+    for name in ("backend", "model", "port", "serial", "strategy"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(camera, name, value)
+    for item in getattr(args, "set", []):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MedianscanError(f"--set {item!r}: write it as KEY=VALUE, e.g. --set aperture=8")
+        camera.settings[key.strip()] = value.strip()
+    return camera, cfg.frames
+
+
+def run_list(args: argparse.Namespace) -> int:
+    cfg, _ = camera_config(args)
+    cameras = list_cameras(cfg.backend)
+    if not cameras:
+        from medianscan.camera.faults import NO_CAMERA_FIX
+
+        print(f"medianscan: no camera found: {NO_CAMERA_FIX}", file=sys.stderr)
+        return 1
+    for cam in cameras:
+        print(f"{cam.model}\t{cam.port}\tserial {cam.serial or '?'}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    cfg, _ = camera_config(args)
+    cam = open_camera(cfg)
+    try:
+        identity = cam.connect()
+        infos = cam.describe()
+    finally:
+        cam.close()
+    if args.json:
+        for info in infos:
+            print(json.dumps(vars(info)))
+        return 0
+    print(f"{identity.model} on {identity.port} (serial {identity.serial or '?'})")
+    section = None
+    for info in infos:
+        if info.section != section:
+            section = info.section
+            print(f"[{section}]")
+        alias = f" (config key: {info.key})" if info.key != info.name else ""
+        flags = "  read-only" if info.readonly else ""
+        choices = info.choices[:MAX_CHOICES_SHOWN] + (["..."] if len(info.choices) > MAX_CHOICES_SHOWN else [])
+        shown = f"  choices: {', '.join(choices)}" if choices else ""
+        print(f"  {info.name}{alias} = {info.value!r}{flags}{shown}")
+    return 0
+
+
+def _report(record: BurstRecord) -> None:
+    for frame in record.frames + record.jpegs:
+        print(frame)
+    per_frame = record.seconds / len(record.frames) if record.frames else 0.0
+    print(f"{len(record.frames)} frame(s) in {record.seconds:.2f} s ({per_frame:.2f} s per frame); "
+          f"settings: {', '.join(f'{k}={v}' for k, v in record.settings.items()) or 'none locked'}",
+          file=sys.stderr)
+
+
+def run_burst(args: argparse.Namespace) -> int:
+    cfg, default_frames = camera_config(args)
+    frames = args.frames if args.frames is not None else default_frames
+    if frames < 1:
+        raise MedianscanError(f"--frames {frames}: shoot at least one frame")
+    out: Path = args.out.expanduser()
+    stem = args.stem or out.resolve().name
+    cam: Camera = open_camera(cfg)
+    try:
+        record = cam.burst(frames, out, stem)
+    except BurstError as exc:
+        if args.json:
+            print(json.dumps(exc.record.to_json(), indent=2))
+        else:
+            _report(exc.record)
+        print(f"medianscan: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        cam.close()
+    if args.json:
+        print(json.dumps(record.to_json(), indent=2))
+    else:
+        _report(record)
+    return 0
