@@ -170,19 +170,20 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         if kind is None:
             raise StackError(f"{name}: {path.name} is not an image medianscan can read (camera raw, TIFF or JPEG)")
     buffer = _allocate(paths[0], kinds[0], len(paths))  # type: ignore[arg-type]
-    t = time.perf_counter()
-    decoded, unreadable = _decode_all(paths, kinds, buffer)  # type: ignore[arg-type]
-    timings["decode"] = time.perf_counter() - t
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+        t = time.perf_counter()
+        decoded, unreadable = _decode_all(paths, kinds, buffer, pool)  # type: ignore[arg-type]
+        timings["decode"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    problems = unreadable + checks.metadata_problems(decoded)
-    consistent = [f for f in decoded if f.path not in {p.frame for p in problems}]
-    stats: dict[Path, checks.FrameStats] = {}
-    if len(consistent) >= 2:
-        measured = checks.measure(consistent)
-        stats = {f.path: s for f, s in zip(consistent, measured, strict=True)}
-        problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
-    timings["checks"] = time.perf_counter() - t
+        t = time.perf_counter()
+        problems = unreadable + checks.metadata_problems(decoded)
+        consistent = [f for f in decoded if f.path not in {p.frame for p in problems}]
+        stats: dict[Path, checks.FrameStats] = {}
+        if len(consistent) >= 2:
+            measured = checks.measure(consistent, pool.map)
+            stats = {f.path: s for f, s in zip(consistent, measured, strict=True)}
+            problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
+        timings["checks"] = time.perf_counter() - t
 
     bad = {p.frame for p in problems}
     good = [f for f in decoded if f.path not in bad]
@@ -234,7 +235,7 @@ def _allocate(first: Path, kind: Kind, n: int) -> npt.NDArray[np.generic] | None
 
 
 def _decode_all(
-    paths: Sequence[Path], kinds: Sequence[Kind], buffer: npt.NDArray[np.generic] | None
+    paths: Sequence[Path], kinds: Sequence[Kind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
 ) -> tuple[list[Frame], list[checks.Problem]]:
     """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer."""
 
@@ -244,8 +245,7 @@ def _decode_all(
         except StackError as exc:
             return checks.Problem(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
 
-    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
-        results = list(pool.map(read, range(len(paths))))
+    results = list(pool.map(read, range(len(paths))))
     decoded = [r for r in results if isinstance(r, Frame)]
     return decoded, [r for r in results if isinstance(r, checks.Problem)]
 
@@ -333,19 +333,15 @@ def _pixels_sha256(pixels: npt.NDArray[np.generic]) -> str:
 
 
 def _noise_ratio(blended: npt.NDArray[np.generic], first: Frame) -> float | None:
-    """Noise of the blend against one frame, from same-colour neighbour differences (MAD, robust to detail).
+    """Noise of the blend against one frame, from same-colour neighbour differences (MAD, robust to detail),
+    in the central window the checks use.
 
     Scene detail adds to both, so this understates the gain on textured scenes: a conservative figure.
     """
-    step = first.layout.pattern.shape[1] if first.layout is not None else 1
-    if first.layout is not None:
-        top, left, bottom, right = first.layout.active_area
-        region = (slice(top, bottom, 3), slice(left, right))
-    else:
-        region = (slice(None, None, 3), slice(None))
+    (rows, cols), (_, step) = checks.central_window(first)
 
     def spread(image: npt.NDArray[np.generic]) -> float:
-        area = image[region].astype(np.float32)
+        area = image[rows, cols].astype(np.float32)
         diff = area[:, step:] - area[:, :-step]
         return float(np.median(np.abs(diff - np.median(diff))))
 

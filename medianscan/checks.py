@@ -9,9 +9,10 @@ equal, the value most frames share is taken as right and the others are named.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,7 @@ import numpy.typing as npt
 from medianscan.frames import Frame
 
 MIN_FRAMES = 3
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 PLANE_MAX_SIDE = 512  # CFA repeats a side of the measured window: 0.1 px precision, cheap on any sensor
 _PEAK_SIGNIFICANCE = 12.0  # correlation peak over its surface's spread below which a shift is not measurable
 
@@ -112,15 +114,16 @@ def _one_per_frame(problems: list[Problem]) -> list[Problem]:
     return kept
 
 
-def measure(frames: Sequence[Frame]) -> list[FrameStats]:
+def measure(frames: Sequence[Frame], mapper: Mapper = map) -> list[FrameStats]:
     """Level and shift of every frame (the frames must already agree on size and layout).
 
     Shifts are measured against the first frame, then taken relative to the median of all shifts: the position
-    most frames share is right, even when the first frame is the one that moved.
+    most frames share is right, even when the first frame is the one that moved. `mapper` (a thread pool's map)
+    spreads the per-frame work over the cores; NumPy's FFT releases the GIL.
     """
-    planes = [_plane(f) for f in frames]
-    first = planes[0][0]
-    raw_shifts = [phase_shift(first, plane) if i else (0.0, 0.0) for i, (plane, _) in enumerate(planes)]
+    planes = list(mapper(_plane, frames))
+    spectra = list(mapper(_spectrum, [p for p, _ in planes]))
+    raw_shifts = [(0.0, 0.0), *mapper(lambda fb: _correlate(spectra[0], fb), spectra[1:])]
     known = [s for s in raw_shifts if s is not None]
     centre = np.median(np.asarray(known), axis=0) if known else np.zeros(2)
     stats = []
@@ -157,47 +160,62 @@ def pixel_problems(
     return problems
 
 
+def central_window(frame: Frame) -> tuple[tuple[slice, slice], tuple[int, int]]:
+    """The central window of the active area, at most PLANE_MAX_SIDE CFA repeats a side, aligned to the CFA
+    repeat, and the repeat size (y, x): where the checks and the noise estimate look."""
+    if frame.layout is not None:
+        top, left, bottom, right = frame.layout.active_area
+        by, bx = frame.layout.pattern.shape
+    else:
+        top, left, bottom, right = 0, 0, frame.pixels.shape[0], frame.pixels.shape[1]
+        by = bx = 1
+    rows, cols = (bottom - top) // by, (right - left) // bx
+    h, w = min(rows, PLANE_MAX_SIDE) // 2 * 2, min(cols, PLANE_MAX_SIDE) // 2 * 2  # even: rfft sizes are exact
+    y0, x0 = top + (rows - h) // 2 * by, left + (cols - w) // 2 * bx
+    return (slice(y0, y0 + h * by), slice(x0, x0 + w * bx)), (by, bx)
+
+
 def _plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
     """A luminance-like plane of the frame's central window, black subtracted, and the sensor pixels per plane
     pixel (y, x).
 
-    Binning whole CFA repeats makes the plane independent of the colour-filter phase. The window (at most
-    PLANE_MAX_SIDE repeats a side) keeps full resolution for the shift estimate and costs the same on any sensor;
-    flicker and a bumped dial change the whole frame, so its median level stands for the frame's, while a
-    local artefact (a hair, a speck) does not move the median.
+    Binning whole CFA repeats makes the plane independent of the colour-filter phase. The window keeps full
+    resolution for the shift estimate and costs the same on any sensor; flicker and a bumped dial change the
+    whole frame, so its median level stands for the frame's, while a local artefact (a hair, a speck) does not
+    move the median.
     """
-    pixels = frame.pixels
-    if frame.layout is not None:
-        top, left, bottom, right = frame.layout.active_area
-        by, bx = frame.layout.pattern.shape
-        black = float(np.mean(np.asarray(frame.layout.black_levels)[frame.layout.pattern]))
-    else:
-        top, left, bottom, right = 0, 0, pixels.shape[0], pixels.shape[1]
-        by = bx = 1
-        black = 0.0
-    rows, cols = (bottom - top) // by, (right - left) // bx
-    h, w = min(rows, PLANE_MAX_SIDE), min(cols, PLANE_MAX_SIDE)
-    y0, x0 = top + (rows - h) // 2 * by, left + (cols - w) // 2 * bx
-    window = pixels[y0 : y0 + h * by, x0 : x0 + w * bx]
+    (rows, cols), (by, bx) = central_window(frame)
+    window = frame.pixels[rows, cols]
+    h, w = window.shape[0] // by, window.shape[1] // bx
     blocks = window.reshape(h, by, w, bx, *window.shape[2:])
     plane = blocks.mean(axis=tuple(i for i in range(blocks.ndim) if i not in (0, 2)), dtype=np.float32)
+    black = 0.0
+    if frame.layout is not None:
+        black = float(np.mean(np.asarray(frame.layout.black_levels)[frame.layout.pattern]))
     return plane - np.float32(black), (by, bx)
 
 
 def phase_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floating]) -> tuple[float, float] | None:
     """Sub-pixel translation (dy, dx) of `moving` against `reference` by phase correlation; None if the
-    images hold too little structure for the estimate to mean anything.
+    images hold too little structure for the estimate to mean anything."""
+    return _correlate(_spectrum(reference), _spectrum(moving))
 
-    Both images are first clipped to their 1st-99th percentiles: dust specks and hot pixels are sharp, and
-    phase correlation would otherwise lock onto them rather than onto the scene. The cross-power spectrum is
-    weighted by a Gaussian so the correlation peak is a Gaussian about one pixel wide: a parabola through the
-    logarithms of its three top samples then finds the centre without bias.
-    """
-    reference, moving = _clip_extremes(reference), _clip_extremes(moving)
-    h, w = reference.shape
+
+def _spectrum(image: npt.NDArray[np.floating]) -> npt.NDArray[np.complexfloating]:
+    """The windowed spectrum of an image, after clipping it to its 1st-99th percentiles: dust specks and hot
+    pixels are sharp, and phase correlation would otherwise lock onto them rather than onto the scene."""
+    low, high = np.percentile(image, [1, 99])
+    clipped = np.clip(image, low, high)
+    h, w = image.shape
     window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
-    fa = np.fft.rfft2((reference - reference.mean()) * window)
-    fb = np.fft.rfft2((moving - moving.mean()) * window)
+    return np.fft.rfft2((clipped - clipped.mean()) * window)
+
+
+def _correlate(fa: npt.NDArray[np.complexfloating], fb: npt.NDArray[np.complexfloating]) -> tuple[float, float] | None:
+    """Phase correlation of two spectra. The cross-power spectrum is weighted by a Gaussian so the correlation
+    peak is a Gaussian about one pixel wide: a parabola through the logarithms of its three top samples then
+    finds the centre without bias."""
+    h, w = fa.shape[0], (fa.shape[1] - 1) * 2  # planes have even sides
     cross = fb * np.conj(fa)
     cross /= np.abs(cross) + 1e-12
     fy = np.fft.fftfreq(h)[:, None]
@@ -221,8 +239,3 @@ def phase_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floa
     dy = dy - h if dy > h / 2 else dy
     dx = dx - w if dx > w / 2 else dx
     return float(dy), float(dx)
-
-
-def _clip_extremes(image: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
-    low, high = np.percentile(image, [1, 99])
-    return np.clip(image, low, high)
