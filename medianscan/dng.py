@@ -205,12 +205,17 @@ def _raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> _Ifd:
     ifd.set(33422, BYTE, [CFA_COLOUR_CODES[c.upper()] for c in letters])  # CFAPattern
     ifd.set(50710, BYTE, [0, 1, 2])  # CFAPlaneColor
     ifd.set(50711, SHORT, [1])  # CFALayout: rectangular
-    if np.all(black == black.flat[0]):
-        ifd.set(50713, SHORT, [1, 1])  # BlackLevelRepeatDim
-        ifd.set(50714, LONG, [int(black.flat[0])])
-    else:
-        ifd.set(50713, SHORT, [ph, pw])
+    # Per-position black levels only where every reader places them alike. LibRaw, RawTherapee and darktable
+    # anchor the BlackLevel pattern at the array's corner (unlike the CFA pattern), the DNG SDK at the active
+    # area's, and darktable reads at most a 2x2 pattern. Elsewhere one level, the mean, for all: real cameras'
+    # per-channel blacks differ by a few units at most, and a wrongly placed pattern would cast the image.
+    aligned = top % ph == 0 and left % pw == 0 and (ph, pw) == (2, 2)
+    if aligned and np.any(black != black.flat[0]):
+        ifd.set(50713, SHORT, [ph, pw])  # BlackLevelRepeatDim
         ifd.set(50714, LONG, black.reshape(-1).tolist())  # BlackLevel, per CFA position
+    else:
+        ifd.set(50713, SHORT, [1, 1])
+        ifd.set(50714, LONG, [round(float(black.mean()))])
     ifd.set(50717, LONG, [int(layout.white_level)])  # WhiteLevel
     ifd.set(50718, RATIONAL, [1, 1])  # DefaultScale
     ifd.set(50719, LONG, [cx, cy])  # DefaultCropOrigin
