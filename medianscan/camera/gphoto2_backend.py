@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medianscan.atomic import atomic_open
+from medianscan.atomic import atomic_path
 from medianscan.camera import faults
 from medianscan.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.camera.files import choose, classify, frame_name
@@ -27,20 +27,23 @@ log = logging.getLogger(__name__)
 
 _SERIAL_WIDGETS = ("serialnumber", "eosserialnumber")
 _ALIVE_WIDGETS = ("batterylevel", "serialnumber", "cameramodel")
+_gp: Any = None  # the gphoto2 module once imported
 _logging_hook: object = None  # keeps libgphoto2's log callback installed
 
 
 def gphoto2() -> Any:
-    """The gphoto2 module, imported on first use, with libgphoto2's errors routed into `logging`."""
-    global _logging_hook  # noqa: PLW0603 - one callback per process, as libgphoto2 has one log
-    import gphoto2 as gp
+    """The gphoto2 module, imported on first use; with -vv libgphoto2's messages go to `logging` too."""
+    global _gp, _logging_hook  # noqa: PLW0603 - one import and one log callback per process
+    if _gp is None:
+        import gphoto2 as gp
 
-    if _logging_hook is None:
-        mapping = {gp.GP_LOG_ERROR: logging.DEBUG}
-        if logging.getLogger("gphoto2").isEnabledFor(logging.DEBUG) and log.isEnabledFor(logging.DEBUG):
-            mapping = {gp.GP_LOG_ERROR: logging.INFO, gp.GP_LOG_VERBOSE: logging.DEBUG}
-        _logging_hook = gp.use_python_logging(mapping=mapping)
-    return gp
+        if logging.getLogger("gphoto2").isEnabledFor(logging.DEBUG):
+            # only when asked: the callback runs for every libgphoto2 message, even those nobody reads
+            _logging_hook = gp.use_python_logging(
+                mapping={gp.GP_LOG_ERROR: logging.INFO, gp.GP_LOG_VERBOSE: logging.DEBUG}
+            )
+        _gp = gp
+    return _gp
 
 
 def autodetect() -> list[tuple[str, str]]:
@@ -492,8 +495,8 @@ class Gphoto2Camera(Camera):
         for i, (folder, name, data, kind) in enumerate(items):
             if i == frame or i in kept:
                 target = record.stack / frame_name(stem, index, total, kind.ext)
-                with atomic_open(target) as fh:
-                    fh.write(data)
+                with atomic_path(target) as tmp:  # libgphoto2 writes the temp; atomic_path fsyncs and renames
+                    holders[i].save(str(tmp))
                 (record.frames if i == frame else record.jpegs).append(target)
                 record.sizes[target.name] = len(data)
             if self.cfg.delete_from_camera:
@@ -520,13 +523,13 @@ class Gphoto2Camera(Camera):
     def _store_companion(self, index: int, total: int, camera_file: tuple[str, str], record: BurstRecord,
                          stem: str) -> None:
         folder, name = camera_file
-        _holder, data = self._download(folder, name)  # _holder owns the bytes: keep it until the end
+        holder, data = self._download(folder, name)  # holder owns the bytes: keep it until the end
         kind = classify(name, bytes(data[:65536]))
         record.camera_files.append(f"{folder.rstrip('/')}/{name}")
         if kind.kind == "jpeg" and self.cfg.keep_jpeg:
             target = record.stack / frame_name(stem, index, total, kind.ext)
-            with atomic_open(target) as fh:
-                fh.write(data)
+            with atomic_path(target) as tmp:
+                holder.save(str(tmp))
             record.jpegs.append(target)
             record.sizes[target.name] = len(data)
         elif kind.kind == "raw":
