@@ -71,18 +71,24 @@ class Negative:
     def __init__(self, seed: int, index: int, height: int, width: int, exposure_scale: float = 1.0) -> None:
         rng = np.random.default_rng([seed, index, 0])
         h, w = height, width
-        # a positive scene: smooth light, a few hard-edged shapes, values in (0, 1)
+        # a positive scene: smooth light (a separable Gaussian: two 1-D profiles), a gradient, hard-edged shapes
         cy, cx = rng.uniform(0.2, 0.8, 2)
-        yy, xx = np.ogrid[0:h, 0:w]
-        scene = 0.35 + 0.3 * np.exp(-(((yy / h - cy) ** 2) + ((xx / w - cx) ** 2)) / 0.08, dtype=np.float32)
-        scene = scene.astype(np.float32) + np.float32(0.15) * (xx / w).astype(np.float32)
+        ys = np.linspace(0.0, 1.0, h, dtype=np.float32)
+        xs = np.linspace(0.0, 1.0, w, dtype=np.float32)
+        scene = np.outer(np.exp(-((ys - cy) ** 2) / 0.08), np.exp(-((xs - cx) ** 2) / 0.08)).astype(np.float32)
+        scene *= np.float32(0.3)
+        scene += np.float32(0.35) + np.float32(0.15) * xs
         for _ in range(6):  # hard edges: what alignment locks on to
             y0, x0 = int(rng.integers(0, h * 3 // 4)), int(rng.integers(0, w * 3 // 4))
             y1, x1 = y0 + int(rng.integers(h // 16 + 1, h // 3 + 2)), x0 + int(rng.integers(w // 16 + 1, w // 3 + 2))
             scene[y0:y1, x0:x1] += np.float32(rng.uniform(-0.3, 0.3))
-        for _ in range(3):
+        for _ in range(3):  # discs, drawn in their bounding box only
             ry, rx, rad = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(h / 50, h / 6)
-            scene[(yy - ry) ** 2 + (xx - rx) ** 2 < rad**2] += np.float32(rng.uniform(-0.25, 0.25))
+            top, left = max(0, int(ry - rad)), max(0, int(rx - rad))
+            box = scene[top:int(ry + rad) + 1, left:int(rx + rad) + 1]
+            yy = np.arange(top, top + box.shape[0], dtype=np.float32)[:, None]
+            xx = np.arange(left, left + box.shape[1], dtype=np.float32)[None, :]
+            box[(yy - ry) ** 2 + (xx - rx) ** 2 < rad**2] += np.float32(rng.uniform(-0.25, 0.25))
         # film grain: clumped, multiplicative, fixed for this negative
         grain = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)
         grain = (grain[:-1, :-1] + grain[1:, 1:]) * np.float32(0.5)
