@@ -110,3 +110,15 @@ def test_keep_alive_notices_an_unplug_and_reconnects(vcam: VirtualCamera) -> Non
     assert plan.raised == [("get_single_config", -52)]
     assert plan.created == 2 and cam.connected
     cam.close()
+
+
+def test_unplugged_between_bursts_fails_the_lock_then_reconnects(vcam: VirtualCamera, tmp_path: Path) -> None:
+    plan = FaultPlan()
+    cam = faulty(vcam, plan)
+    cam.burst(2, tmp_path / "a", "a")
+    plan.faults["get_single_config"] = [-7]  # FAKE: the re-lock's first read finds the cable pulled
+    with pytest.raises(BurstError, match=r"could not set 'aperture'.*USB I/O error.*reconnected; 0 frame"):
+        cam.burst(2, tmp_path / "b", "b")
+    assert plan.created == 2 and cam.connected
+    assert len(cam.burst(2, tmp_path / "c", "c").frames) == 2
+    cam.close()

@@ -326,6 +326,8 @@ class Gphoto2Camera(Camera):
                     raise CameraError(f"{message}: remove it from camera.settings or add it to camera.optional")
                 result[key] = self._set_verified(key, str(wanted), *found)
             except gp.GPhoto2Error as exc:
+                if exc.code in faults.GONE:
+                    self._drop()  # the session is lost: the next call reconnects on a new object
                 raise CameraError(faults.explain(exc.code, f"set {key!r}", self._where(), exc.string)) from exc
         return result
 
@@ -394,6 +396,8 @@ class Gphoto2Camera(Camera):
         try:
             walk(self._call(self._cam.get_config), "")
         except gp.GPhoto2Error as exc:
+            if exc.code in faults.GONE:
+                self._drop()
             raise CameraError(faults.explain(exc.code, "read the settings", self._where(), exc.string)) from exc
         return result
 
@@ -405,6 +409,7 @@ class Gphoto2Camera(Camera):
         record = BurstRecord(stack=Path(stack_dir), started=time.time(), camera=self.identity)
         start = time.perf_counter()
         stems: dict[str, int] = {}  # camera file stem -> frame index, to pair late RAW+JPEG companions
+        was_connected = self._cam is not None
         try:
             if self._cam is None:
                 self.connect()
@@ -428,7 +433,10 @@ class Gphoto2Camera(Camera):
             record.error = f"{message}; {len(record.frames)} frame(s) kept"
             raise BurstError(record.error, record) from exc
         except CameraError as exc:
-            record.error = f"{exc}; {len(record.frames)} frame(s) kept"
+            message = str(exc)
+            if was_connected and not self.connected:  # lost while locking: be back for the next burst
+                message += "; reconnected" if self._reconnect() else "; the camera is still gone"
+            record.error = f"{message}; {len(record.frames)} frame(s) kept"
             raise BurstError(record.error, record) from exc
         finally:
             record.seconds = time.perf_counter() - start
