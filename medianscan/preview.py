@@ -84,18 +84,14 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
     ny, nx = ch // by, cw // bx
     if ny < 1 or nx < 1:
         raise MedianscanError(f"image area {cw}x{ch} is smaller than one colour filter repeat ({pw}x{ph})")
-    # Sum the k x k repeats of each block per CFA position: (ny, ph, nx, pw). Rows first (whole-row adds are
-    # the fast ones), then the k repeats along each row: ~25 ms for 8.5 MP, 1.5x faster than one 6-D sum.
+    # Sum the k x k repeats of each block per colour, rows first (whole-row adds are the fast ones), then the
+    # k repeats along each row straight into the colour planes: ~20 ms for 8.5 MP.
     block = mosaic[y0 : y0 + ny * by, x0 : x0 + nx * bx].reshape(ny, k, ph, nx * bx)
-    rows = block[:, 0].astype(np.uint32)
-    for i in range(1, k):
+    rows = block[:, 0] if k == 1 else np.add(block[:, 0], block[:, 1], dtype=np.uint32)
+    for i in range(2, k):
         rows += block[:, i]
     columns = rows.reshape(ny, ph, nx, k, pw)
-    sums = columns[:, :, :, 0].copy()
-    for j in range(1, k):
-        sums += columns[:, :, :, j]
-    # Pattern as seen from the crop's top-left corner.
-    local = np.roll(pattern, (-y0, -x0), axis=(0, 1))
+    local = np.roll(pattern, (-y0, -x0), axis=(0, 1))  # the pattern seen from the crop's corner
     black = np.asarray(layout.black_levels, dtype=np.float64)
     planes = np.zeros((3, ny, nx), dtype=np.float32)
     counts = np.zeros(3)
@@ -104,26 +100,31 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
         for px in range(pw):
             index = int(local[py, px])
             channel = channels[index]
-            planes[channel] += sums[:, py, :, px]
+            for j in range(k):
+                planes[channel] += columns[:, py, :, j, px]
             counts[channel] += 1
             black_sum[channel] += black[index]
+    sites = counts * k * k  # photosites summed into each plane's pixels
     black_mean = black_sum / counts
-    scale = 1.0 / (counts * k * k * np.maximum(layout.white_level - black_mean, 1.0))
     neutral = np.asarray(layout.as_shot_neutral, dtype=np.float64)
     if not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
         neutral = np.ones(3)
-    wb = neutral.max() / neutral
-    # One matrix: per-channel scale and white balance folded into the camera -> sRGB conversion, applied
-    # plane by plane (a BLAS matmul on (N, 3) pixels is ten times slower here).
-    matrix = camera_to_srgb(layout) * (scale * wb)[np.newaxis, :]
-    for channel in range(3):
-        planes[channel] -= np.float32(black_sum[channel] * k * k)
-    image = np.empty((ny, nx, 3), dtype=np.uint8)
+    # One affine map from the plane sums to LUT codes: black, scale to white, white balance and the
+    # camera -> sRGB matrix folded together, applied plane by plane (a BLAS matmul on (N, 3) pixels is ten
+    # times slower here).
     top_code = (1 << _LUT_BITS) - 1
+    gain = (neutral.max() / neutral) / (sites * np.maximum(layout.white_level - black_mean, 1.0))
+    matrix = camera_to_srgb(layout) * gain[np.newaxis, :] * top_code
+    offset = 0.5 - matrix @ (black_mean * sites)  # +0.5: round to the nearest code
+    planar = np.empty((3, ny, nx), dtype=np.uint8)
+    mixed = np.empty((ny, nx), dtype=np.float32)
+    term = np.empty_like(mixed)
     for channel in range(3):
-        mixed = planes[0] * np.float32(matrix[channel, 0] * top_code)
-        mixed += planes[1] * np.float32(matrix[channel, 1] * top_code)
-        mixed += planes[2] * np.float32(matrix[channel, 2] * top_code)
+        np.multiply(planes[0], np.float32(matrix[channel, 0]), out=mixed)
+        for source in (1, 2):
+            np.multiply(planes[source], np.float32(matrix[channel, source]), out=term)
+            mixed += term
+        mixed += np.float32(offset[channel])
         np.clip(mixed, 0.0, top_code, out=mixed)
-        image[:, :, channel] = _SRGB_LUT[mixed.astype(np.uint16)]
-    return image
+        np.take(_SRGB_LUT, mixed.astype(np.uint16), out=planar[channel])
+    return np.ascontiguousarray(planar.transpose(1, 2, 0))
