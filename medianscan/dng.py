@@ -134,6 +134,12 @@ def _check(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLayout) ->
         raise MedianscanError(f"{path}: default crop {layout.default_crop} lies outside the active area")
     if len(layout.black_levels) < len(layout.colors):
         raise MedianscanError(f"{path}: {len(layout.black_levels)} black levels for colours {layout.colors!r}")
+    neutral = np.asarray(layout.as_shot_neutral, dtype=np.float64)
+    if neutral.shape != (3,) or not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
+        raise MedianscanError(f"{path}: as-shot neutral {layout.as_shot_neutral} is not three positive numbers")
+    matrix = np.asarray(layout.color_matrix, dtype=np.float64)
+    if matrix.shape != (3, 3) or not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) < 1e-9:
+        raise MedianscanError(f"{path}: colour matrix {matrix.tolist()} is not an invertible 3x3 matrix")
     if not 1 <= layout.orientation <= 8:
         raise MedianscanError(f"{path}: EXIF orientation {layout.orientation} is not 1..8")
 

@@ -377,3 +377,23 @@ def test_unsupported_colour_filters_are_refused_by_name(tmp_path: Path, cr2: Sou
     with pytest.raises(MedianscanError, match=r"cmyg\.dng.*'CMYG'.*red, green and blue"):
         write_dng(target, cr2.mosaic, layout, cr2.camera, cr2.exposure)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"active_area": (0, 0, 9999, 9999)}, "active area"),
+        ({"default_crop": (0, 0, 4000, 100)}, "default crop"),
+        ({"as_shot_neutral": (0.5, 0.0, 0.7)}, "as-shot neutral"),
+        ({"color_matrix": np.zeros((3, 3))}, "colour matrix"),
+        ({"orientation": 9}, "orientation"),
+        ({"pattern": np.array([[0, 1], [4, 2]], dtype=np.uint8)}, "CFA pattern"),
+    ],
+)
+def test_impossible_layouts_are_refused_before_writing(
+    tmp_path: Path, cr2: Source, change: dict[str, object], reason: str
+):
+    target = tmp_path / "bad.dng"
+    with pytest.raises(MedianscanError, match=rf"bad\.dng: .*{reason}"):
+        write_dng(target, cr2.mosaic, dataclasses.replace(cr2.layout, **change), cr2.camera, cr2.exposure)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
