@@ -3,7 +3,7 @@
 Raw editors show the embedded preview before (or instead of) developing, and RawTherapee matches its default
 tone curve to it, so it must have the colours of the raw. It is made without demosaicing: every block of whole
 CFA repeats becomes one RGB pixel (the mean of each colour's photosites in it), so any pattern works (2x2 Bayer
-of any phase, 6x6 X-Trans) and 8.5 MP take ~30 ms. Orientation is left to the Orientation tag.
+of any phase, 6x6 X-Trans) and 8.5 MP take 30-45 ms here. Orientation is left to the Orientation tag.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
     if ny < 1 or nx < 1:
         raise MedianscanError(f"image area {cw}x{ch} is smaller than one colour filter repeat ({pw}x{ph})")
     # Sum the k x k repeats of each block per colour, rows first (whole-row adds are the fast ones), then the
-    # k repeats along each row straight into the colour planes: ~20 ms for 8.5 MP.
+    # k repeats along each row straight into the colour planes (about half the preview's time).
     block = mosaic[y0 : y0 + ny * by, x0 : x0 + nx * bx].reshape(ny, k, ph, nx * bx)
     rows = block[:, 0] if k == 1 else np.add(block[:, 0], block[:, 1], dtype=np.uint32)
     for i in range(2, k):
