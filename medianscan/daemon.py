@@ -176,7 +176,7 @@ class Daemon:
                 "waiting": len(self.pool.waiting()) + backlog,
                 "blending": len(self.pool.running()),
                 "capacity": self.cfg.queue_size,
-                "full": self._waiting_for_room,
+                "full": self._waiting_for_room or self.pool.full,
             },
             "disk_free_bytes": free,
             "message": self.message,
@@ -293,14 +293,15 @@ class Daemon:
                     return
                 self._in_pool.discard(event.stack)
                 self._finished(event)
-        except (OSError, MedianscanError) as exc:
+        except Exception as exc:  # a full disk, a folder moved by hand...: say so, keep serving
+            log.exception("recording %s", event)
             self._error(f"{event.stack}: could not record the blend ({exc})", event.stack)
 
     def _finished(self, outcome: Outcome) -> None:
         stack = outcome.stack
         if outcome.ok and outcome.result is not None:
             self.library.mark(stack, State.BLENDED, blend=outcome.result, blend_seconds=outcome.seconds, error=None)
-            output = Path(outcome.result["output"])
+            output = Path(str(outcome.result.get("output", stack)))
             done = self.library.retain(stack) if self.library.retention != "keep" else "kept"
             log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
             self._hooks.fire("blend-done", stack, output)
@@ -495,6 +496,9 @@ class Daemon:
             if not camera.connected:
                 self._drop_camera(str(exc))
             raise MedianscanError(f"{stack.name}: {exc}") from exc
+        except Exception as exc:  # a bug in a backend: the frames on disk are kept all the same
+            self.library.mark(stack, State.INCOMPLETE, error=f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             self._busy = False
             if self._camera is not None:

@@ -158,9 +158,7 @@ class Template:
             if name is None:
                 continue
             if name not in allowed or conversion:
-                raise MedianscanError(
-                    f"{what} {text!r} uses {{{name}}}: only {{date}} and {{{counter}}} are available"
-                )
+                raise MedianscanError(f"{what} {text!r} uses {{{name}}}: only {{date}} and {{{counter}}} are available")
             group = r"\d+" if name == counter else r".+?"
             pattern += f"(?P<{name}>{group})" if name not in seen else f"(?:{group})"
             seen.add(name)
@@ -443,9 +441,7 @@ class Library:
         with self.lock:
             m = manifest if manifest is not None else read_manifest(stack)
             if m.state != State.BLENDED:
-                raise MedianscanError(
-                    f"{stack}: raws are released only after a verified blend (now {m.state})"
-                )
+                raise MedianscanError(f"{stack}: raws are released only after a verified blend (now {m.state})")
             raws = _blend_raws(stack, m)
             if self.retention == "delete":
                 for raw in raws:

@@ -214,7 +214,7 @@ class BlendPool:
             workers, self._workers = self._workers, []
         for w in workers:
             if w.stack is not None:
-                w.process.terminate()
+                w.process.kill()  # its stack stays on disk as it was; a half-written output is only a temp
             else:
                 with contextlib.suppress(OSError, ValueError):
                     w.conn.send(None)
