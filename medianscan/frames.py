@@ -11,7 +11,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import exiv2
 import numpy as np
@@ -32,34 +32,29 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 # Sigma X3F, Minolta MRW. Anything else that LibRaw opens is a raw too; this list only avoids a LibRaw call.
 _RAW_MAGIC = (b"FUJIFILM", b"IIRO", b"IIRS", b"IIU\x00", b"FOVb", b"\x00MRM")
 
-# LibRaw's flip (sizes.flip) -> EXIF Orientation.
-_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+# LibRaw's flip (sizes.flip) -> EXIF Orientation, mirrored flips included.
+_FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
 
-# DNG colour tags carried over from a DNG source so the blend develops exactly like it.
+# DNG colour tags (IFD0) carried over from a DNG source so the blend develops exactly like it.
+# fmt: off
 _DNG_COLOUR_TAGS = (
-    50721,
-    50722,  # ColorMatrix1/2
-    50723,
-    50724,  # CameraCalibration1/2
+    50721, 50722,  # ColorMatrix1/2
+    50723, 50724,  # CameraCalibration1/2
     50727,  # AnalogBalance
-    50778,
-    50779,  # CalibrationIlluminant1/2
-    50964,
-    50965,  # ForwardMatrix1/2
-    50936,
-    50932,  # ProfileName, ProfileCalibrationSignature
-    50940,
-    50941,
-    50942,  # ProfileEmbedPolicy, ProfileHueSatMapDims/Data1
-    50981,
-    50982,  # ProfileLookTableDims/Data
-    51008,
-    51009,
-    51022,  # OpcodeList1/2/3
-    52543,
-    52544,  # BaselineExposure-related profile tags (DNG 1.6)
     50730,  # BaselineExposure
+    50778, 50779,  # CalibrationIlluminant1/2
+    50932,  # ProfileCalibrationSignature
+    50936,  # ProfileName
+    50937, 50938, 50939,  # ProfileHueSatMapDims, ProfileHueSatMapData1/2
+    50940,  # ProfileToneCurve
+    50941,  # ProfileEmbedPolicy
+    50942,  # ProfileCopyright
+    50964, 50965,  # ForwardMatrix1/2
+    50981, 50982,  # ProfileLookTableDims/Data
 )
+# Opcode lists live with the raw data, in the CFA SubIFD.
+_DNG_RAW_TAGS = (51008, 51009, 51022)  # OpcodeList1/2/3
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -229,19 +224,23 @@ def _default_crop(sizes: rawpy.ImageSizes, active: tuple[int, int, int, int]) ->
 
 
 def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
-    """Carry a DNG source's colour tags (profiles, forward matrices, opcodes) over to the blend."""
-
+    """Carry a DNG source's colour tags (profiles, forward matrices) and opcode lists over to the blend."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            ifd0 = tif.pages.first.tags
-            if 50706 not in ifd0:  # DNGVersion: not a DNG
+            ifd0 = tif.pages.first
+            if 50706 not in ifd0.tags:  # DNGVersion: not a DNG
                 return layout
+            found: list[tuple[Any, tuple[int, ...]]] = [(ifd0.tags, _DNG_COLOUR_TAGS)]
+            raw_ifds = [p for p in [ifd0, *(ifd0.pages or [])] if p.tags.valueof(254, 0) == 0]
+            if raw_ifds:
+                found.append((raw_ifds[0].tags, _DNG_RAW_TAGS))
             extra = {
-                code: (ifd0[code].dtype, ifd0[code].count, ifd0[code].value)
-                for code in _DNG_COLOUR_TAGS
-                if code in ifd0
+                code: (tags[code].dtype, tags[code].count, tags[code].value)
+                for tags, codes in found
+                for code in codes
+                if code in tags
             }
     except (tifffile.TiffFileError, ValueError, OSError):
         return layout
