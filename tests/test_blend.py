@@ -86,7 +86,7 @@ def test_an_outlier_frame_is_removed_by_the_median_and_the_robust_means(tmp_path
     write_frame(paths[3], streaked, small)
     errors = {}
     for method in ("median", "sigma-clip", "winsorized", "mean"):
-        out = blend_stack(folder, BlendOptions(method=method))  # type: ignore[arg-type]
+        out = blend_stack(folder, BlendOptions(method=method))
         errors[method] = np.abs(visible(out.output)[100:120] - small.mosaic[100:120]).mean()
     assert errors["median"] < 2 * SIGMA
     assert errors["sigma-clip"] < 2 * SIGMA
