@@ -277,8 +277,7 @@ def sigma_clip_source(n: int) -> str:
     lines += [
         f"                centre = {centre}",
         f"                d1 = {' + '.join(f'({f32}(a{i}) - centre)' for i in range(n))}",
-        "                d2 = "
-        + " + ".join(f"({f32}(a{i}) - centre) * ({f32}(a{i}) - centre)" for i in range(n)),
+        "                d2 = " + " + ".join(f"({f32}(a{i}) - centre) * ({f32}(a{i}) - centre)" for i in range(n)),
         "                nvar = nf * d2 - d1 * d1",
         f"                dmax = max(centre - {f32}({lo_var}), {f32}({hi_var}) - centre)",
         f"                total = {_float_sum((f'a{i}' for i in range(n)), conv)}",

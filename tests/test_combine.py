@@ -51,9 +51,9 @@ def round_half_up(x: np.ndarray | float) -> np.ndarray:
 def ref_median(stack: np.ndarray) -> np.ndarray:
     n = stack.shape[0]
     if n % 2:
-        return np.median(stack, axis=0).astype(stack.dtype)
+        return np.asarray(np.median(stack, axis=0)).astype(stack.dtype)
     s = np.sort(stack.astype(np.int64), axis=0)
-    return ((s[n // 2 - 1] + s[n // 2] + 1) // 2).astype(stack.dtype)
+    return np.asarray((s[n // 2 - 1] + s[n // 2] + 1) // 2).astype(stack.dtype)
 
 
 def ref_mean(stack: np.ndarray) -> np.ndarray:
