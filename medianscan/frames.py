@@ -177,7 +177,22 @@ def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.ND
         is_tiff = fh.read(4) in _TIFF_MAGIC
     if is_tiff:
         layout = _with_dng_colour_tags(layout, path)
-    return pixels, layout  # type: ignore[return-value]
+    return pixels, _with_dng_matrix(layout)  # type: ignore[return-value]
+
+
+def _with_dng_matrix(layout: MosaicLayout) -> MosaicLayout:
+    """LibRaw knows no matrix for a body missing from its tables; a DNG of such a body still carries its own
+    ColorMatrix1, which is the one to use."""
+    if np.any(layout.color_matrix) or 50721 not in layout.extra_tags:
+        return layout
+    _, count, value = layout.extra_tags[50721]
+    numbers = np.asarray(value, dtype=np.float64).ravel()
+    if count != 9 or numbers.size not in (9, 18):
+        return layout
+    matrix = numbers if numbers.size == 9 else numbers[0::2] / numbers[1::2]
+    from dataclasses import replace
+
+    return replace(layout, color_matrix=matrix.reshape(3, 3))
 
 
 def layout_from_rawpy(raw: rawpy.RawPy) -> MosaicLayout:
