@@ -241,9 +241,9 @@ def winsorized_source(n: int, g: int) -> str:
 def sigma_clip_source(n: int) -> str:
     """One vectorised pass per tile: mean of all, and a flag where the first round might reject something.
 
-    The hot loop stores one int32 per pixel (mean | flag << 16) into a row tile: a single store stream keeps
-    LLVM's alias checks few enough to vectorise at large N. Flagged pixels are then sorted by the same network
-    in scalar code and clipped exactly (`clip_sorted`).
+    The hot loop stores one int32 per pixel (mean | flag << 16) into a tile buffer: a single store stream keeps
+    LLVM's alias checks few enough to vectorise at large N. Flagged pixels are gathered into a compact buffer,
+    sorted there by the full network (vectorised again), and clipped exactly one by one (`clip_sorted`).
     """
     ranks = sorted({0, (n - 1) // 2, n // 2, n - 1})
     ops, outs = selection_program(n, ranks)
@@ -254,13 +254,16 @@ def sigma_clip_source(n: int) -> str:
     sort_ops, sort_outs = selection_program(n, range(n))
     lines = _HEADER.format(kind="sigma-clip", n=n).splitlines()
     lines += _CLIP_SORTED.splitlines()
-    lines += ["", "", "@njit(cache=True, nogil=True)", "def sort_pixel(stack, y, x, vals):"]
-    lines += [f"    a{i} = float(stack[{i}, y, x])" for i in range(n)]
-    lines += _ops(sort_ops, "    ")
-    lines += [f"    vals[{r}] = {v}" for r, v in enumerate(sort_outs)]
     lines += _row_prologue("kernel", n, "stack, out, kappa, kk, iterations")
     lines += [
         f"        res = np.empty({_CLIP_TILE}, np.int32)",
+        f"        idx = np.empty({_CLIP_TILE}, np.int64)",
+        f"        cbuf = np.empty(({n}, {_CLIP_TILE}), stack.dtype)",
+        f"        rbuf = np.empty(({n}, {_CLIP_TILE}), stack.dtype)",
+    ]
+    lines += [f"        c{i} = cbuf[{i}]" for i in range(n)]
+    lines += [f"        r{i} = rbuf[{i}]" for i in range(n)]
+    lines += [
         f"        vals = np.empty({n}, np.float64)",
         f"        nf = {f32}({float(n)!r})",
         f"        nn = {f32}({float(n * n)!r})",
@@ -286,11 +289,19 @@ def sigma_clip_source(n: int) -> str:
         "            ot = o[x0:x0 + m]",
         "            for j in range(m):",
         "                ot[j] = res[j] & 65535",
+        "            f = 0",
         "            for j in range(m):",
         "                if res[j] > 65535:",
-        "                    sort_pixel(stack, y, x0 + j, vals)",
-        "                    ot[j] = clip_sorted(vals, kappa, iterations)",
+        "                    idx[f] = j",
     ]
+    lines += [f"                    c{i}[f] = u{i}[j]" for i in range(n)]
+    lines += ["                    f += 1", "            for q in range(f):"]
+    lines += [f"                a{i} = c{i}[q]" for i in range(n)]
+    lines += _ops(sort_ops, "                ")
+    lines += [f"                r{r}[q] = {v}" for r, v in enumerate(sort_outs)]
+    lines += ["            for q in range(f):"]
+    lines += [f"                vals[{i}] = float(r{i}[q])" for i in range(n)]
+    lines += ["                ot[idx[q]] = clip_sorted(vals, kappa, iterations)"]
     return "\n".join(lines) + "\n"
 
 
