@@ -39,6 +39,7 @@ Job = Callable[[Path, Any], dict[str, Any]]  # (stack folder, options) -> result
 WarmUp = Callable[[], None]
 
 _PR_SET_PDEATHSIG = 1
+NICE = 19  # blend workers' CPU niceness (0 = as the daemon, 19 = only what is left)
 
 
 def blend_job(stack: Path, options: Any) -> dict[str, Any]:
@@ -97,9 +98,17 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _yield_to_capture() -> None:
+    """Blending is background work: run it at the lowest CPU priority, so the camera thread (and the operator's
+    cadence) always comes first and blends use the time the capture leaves idle."""
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+
+
 def _serve(conn: Connection, parent: int, job: Job, warm: WarmUp | None) -> None:
     """The worker process: warm up, then blend each stack the parent sends until it sends None."""
     _die_with_parent(parent)
+    _yield_to_capture()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the daemon decides
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     started = time.monotonic()

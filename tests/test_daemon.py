@@ -559,3 +559,37 @@ def test_a_capture_is_refused_when_the_disk_is_short(tmp_path: Path, monkeypatch
     assert message.startswith(f"not enough free disk space in {daemon.library.roll}: 10 MB free")
     assert daemon.library.stacks() == []  # nothing was fired
     assert daemon.status()["message"] == message
+
+
+def test_a_camera_that_drops_off_mid_burst_keeps_its_frames_and_the_session_goes_on(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    cfg.camera.simulated.dead_after_frames = 2  # the simulator drops off the bus once, then comes back
+    daemon = Daemon(cfg, triggers=False)
+    with InProcess(daemon) as run:
+        daemon.request("capture")
+        wait_until(lambda: run.count("error") == 1, "the burst error")
+        daemon.request("capture")
+        wait_until(lambda: run.count("blend-done") == 1, "the next negative blended", 60)
+    cut, good = daemon.library.stacks()
+    m = read_manifest(cut)
+    assert m.state == State.INCOMPLETE
+    assert "dropped off the bus" in (m.error or "")
+    assert len(raw_files(cut)) == 2  # the frames it got are kept
+    assert_frames_whole(cut, 2)
+    assert read_manifest(good).state == State.BLENDED
+
+
+def test_demo_scans_simulated_negatives_and_prints_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medianscan.cli import main
+
+    library = tmp_path / "demo"
+    assert main(["demo", "--negatives", "2", "--frames", "3", "--library", str(library)]) == 0
+    out = capsys.readouterr().out
+    assert "frame-001" in out and "frame-002" in out
+    assert "noise vs 1 frame" in out and f"Files: {library}" in out
+    stacks = sorted(library.glob("*/frame-*"))
+    assert len(stacks) == 2
+    for stack in stacks:
+        assert_blended(stack)
