@@ -195,7 +195,7 @@ class Daemon:
         q = f"queue {waiting} waiting, {len(self.pool.running())} blending"
         if self._waiting_for_room:
             q += " (full: captures wait for the blends)"
-        parts = [head, f"roll {roll}, last {frame or '-'}", q]
+        parts = [head, f"roll {roll or '-'}, last {frame or '-'}", q]
         if self._paused:
             parts.insert(1, "paused")
         return "; ".join(parts)
@@ -221,19 +221,26 @@ class Daemon:
         next_ping = 0.0
         try:
             while not self._stop.is_set():
-                for event in self.pool.poll(0.2):
-                    self._handle(event)
-                self._feed_backlog()
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self._do_reload()
                 if interval and time.monotonic() >= next_ping:
                     self.notifier.watchdog()
                     next_ping = time.monotonic() + interval / 3
-                self._publish_status()
+                try:
+                    self._serve_once()
+                except Exception:  # e.g. the library's disk went away: log it, keep serving, try again
+                    log.exception("main loop")
+                    self._stop.wait(1.0)
         finally:
             self._shutdown()
         return 0
+
+    def _serve_once(self) -> None:
+        for event in self.pool.poll(0.2):
+            self._handle(event)
+        self._feed_backlog()
+        if self._reload.is_set():
+            self._reload.clear()
+            self._do_reload()
+        self._publish_status()
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

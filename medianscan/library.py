@@ -313,10 +313,15 @@ class Library:
         stacks = self.stacks()
         return stacks[-1] if stacks else None
 
-    def position(self) -> tuple[str, str | None]:
-        """The current roll's name and its last frame's name (for status lines)."""
-        last = self.last_stack()
-        return self.roll.name, last.name if last else None
+    def position(self) -> tuple[str | None, str | None]:
+        """The current roll's name and its last frame's name, for status lines (creates nothing)."""
+        with self.lock:
+            roll = self._roll if self._roll is not None and self._roll.is_dir() else None
+            if roll is None:
+                rolls = self._rolls()
+                roll = rolls[-1] if rolls else None
+        last = self.stacks(roll)[-1] if roll is not None and self.stacks(roll) else None
+        return (roll.name if roll else None), (last.name if last else None)
 
     # --- manifests ------------------------------------------------------------------------------------
 

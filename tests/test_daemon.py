@@ -301,6 +301,26 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
     assert not d.socket.exists()
 
 
+def test_without_a_camera_the_daemon_stays_up_and_says_so(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    nowhere = tmp_path / "no-port-drivers"
+    nowhere.mkdir()
+    d = DaemonProcess(
+        tmp_path,
+        {"frames": 3, "camera": {"backend": "gphoto2", "reconnect_max_seconds": 1}},
+        env={"IOLIBS": str(nowhere), "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
+    )
+    daemons.append(d)
+    d.start()  # READY all the same: the socket works and the camera is retried in the background
+    status = d.ask("status")["status"]
+    assert status["camera"]["state"] == "not connected"
+    assert status["camera"]["error"]
+    d.ask("capture")
+    wait_until(lambda: (d.ask("status")["status"]["message"] or "").startswith("cannot capture"), "the refusal")
+    assert d.stacks() == []
+    assert d.proc is not None and d.proc.poll() is None
+    assert d.stop() == 0
+
+
 # --- crash safety: kill -9 at several points, then restart ---------------------------------------------------
 
 

@@ -228,3 +228,11 @@ def test_bytes_per_frame_comes_from_the_last_stack_with_raws(tmp_path: Path) -> 
     add_frames(lib.new_stack(3), 3, size=4000)
     lib.new_stack(3)  # still empty
     assert lib.bytes_per_frame() == 4000
+
+
+def test_position_reports_without_creating_anything(tmp_path: Path) -> None:
+    lib = make_library(tmp_path / "lib")
+    assert lib.position() == (None, None)
+    assert not (tmp_path / "lib").exists()
+    lib.new_stack(3)
+    assert lib.position() == ("2026-11-23-roll001", "frame-001")
