@@ -99,7 +99,7 @@ class DaemonProcess:
         self.config.update(changes)
         self.config_path.write_text(yaml.safe_dump(self.config))
 
-    def start(self) -> DaemonProcess:
+    def start(self, *args: str) -> DaemonProcess:
         if self.notify is None:
             self.notify = NotifySocket(self.sockdir)
         seen = len(self.notify.collect())
@@ -107,9 +107,10 @@ class DaemonProcess:
         env.pop("WATCHDOG_PID", None)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "medianscan", "run", "--config", str(self.config_path)],
+                [sys.executable, "-m", "medianscan", "run", "--config", str(self.config_path), *args],
                 cwd=ROOT,
                 env=env,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -261,7 +262,7 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
         tmp_path,
         {
             "frames": 3,
-            "camera": {"backend": "gphoto2"},
+            "camera": {"backend": "gphoto2", "settings": {"aperture": "f/8"}},
             "hooks": {"burst_done": [hook], "blend_done": [hook]},
         },
         env={"VCAMERADIR": str(vdir), "IOLIBS": str(VUSB), "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
@@ -270,6 +271,7 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
     d.start()
     status = d.ask("status")["status"]
     assert status["camera"]["model"] == "Nikon DSC D750" and status["camera"]["state"] == "ready"
+    assert status["settings"] == {"aperture": "f/8"}  # locked and read back before every burst
 
     d.ask("capture")
     wait_until(lambda: len(d.stacks()) == 1 and d.state(d.stacks()[0]) == State.BLENDED, "a blend", log=d.log)
@@ -304,9 +306,11 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
 def test_without_a_camera_the_daemon_stays_up_and_says_so(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     nowhere = tmp_path / "no-port-drivers"
     nowhere.mkdir()
+    events = tmp_path / "events.log"
+    hook = f"sh -c 'echo \"$MEDIANSCAN_EVENT\" >> {events}'"
     d = DaemonProcess(
         tmp_path,
-        {"frames": 3, "camera": {"backend": "gphoto2", "reconnect_max_seconds": 1}},
+        {"frames": 3, "camera": {"backend": "gphoto2", "reconnect_max_seconds": 1}, "hooks": {"error": [hook]}},
         env={"IOLIBS": str(nowhere), "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
     )
     daemons.append(d)
@@ -317,7 +321,22 @@ def test_without_a_camera_the_daemon_stays_up_and_says_so(tmp_path: Path, daemon
     d.ask("capture")
     wait_until(lambda: (d.ask("status")["status"]["message"] or "").startswith("cannot capture"), "the refusal")
     assert d.stacks() == []
+    wait_until(lambda: events.exists() and events.read_text() == "error\n", "the error hook")
     assert d.proc is not None and d.proc.poll() is None
+    assert d.stop() == 0
+
+
+def test_keyboard_mode_captures_on_enter(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    d = DaemonProcess(tmp_path, {"frames": 3, "camera": simulated()})
+    daemons.append(d)
+    d.start("--keyboard")
+    assert d.proc is not None and d.proc.stdin is not None
+    d.proc.stdin.write(b"\n")
+    d.proc.stdin.flush()
+    wait_until(lambda: bool(d.stacks()) and d.state(d.stacks()[0]) == State.BLENDED, "a blend", log=d.log)
+    d.proc.stdin.write(b"s\n")  # status on the terminal
+    d.proc.stdin.flush()
+    wait_until(lambda: "last frame-001; queue 0 waiting" in d.log.read_text(), "the status line on the terminal")
     assert d.stop() == 0
 
 
@@ -613,3 +632,39 @@ def test_demo_scans_simulated_negatives_and_prints_the_summary(
     assert len(stacks) == 2
     for stack in stacks:
         assert_blended(stack)
+
+
+@pytest.mark.parametrize(("policy", "stacks"), [("queue", 2), ("ignore", 1)])
+def test_presses_during_a_burst_follow_the_policy(tmp_path: Path, policy: str, stacks: int) -> None:
+    cfg = config(tmp_path)
+    cfg.camera.simulated.seconds_per_frame = 0.2
+    cfg.triggers.press_during_burst = policy  # type: ignore[assignment]
+    daemon = Daemon(cfg, triggers=False, pool=BlendPool(1, 4, job=gated_blend))
+    (cfg.library).mkdir(parents=True)
+    (cfg.library / "go").touch()
+    with InProcess(daemon) as run:
+        daemon.request("capture")
+        wait_until(lambda: daemon.busy, "the burst")
+        for _ in range(3):  # an impatient operator
+            daemon.request("capture")
+        daemon.request("new-roll")  # not a press on the shutter: always honoured, in order
+        wait_until(lambda: run.count("blend-done") == stacks, "the blends")
+        time.sleep(0.5)
+    rolls = sorted(p for p in cfg.library.iterdir() if p.is_dir())
+    assert sum(len(daemon.library.stacks(r)) for r in rolls) == stacks
+    assert len(rolls) == 2
+
+
+def test_retention_archive_moves_the_raws_after_the_verified_blend(tmp_path: Path) -> None:
+    cfg = config(tmp_path, retention="archive", archive=tmp_path / "archive")
+    cfg.camera.simulated.width, cfg.camera.simulated.height = 256, 192
+    daemon = Daemon(cfg, triggers=False)
+    with InProcess(daemon) as run:
+        daemon.request("capture")
+        wait_until(lambda: run.count("blend-done") + run.count("error") == 1, "the blend", 60)
+    (stack,) = daemon.library.stacks()
+    assert_blended(stack)
+    assert raw_files(stack) == []
+    archived = tmp_path / "archive" / stack.parent.name / stack.name
+    assert sorted(p.name for p in archived.iterdir()) == [f"frame-001_0{i}.dng" for i in (1, 2, 3)]
+    assert read_manifest(stack).retention == f"moved 3 raws to {archived}"
