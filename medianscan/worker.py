@@ -109,8 +109,10 @@ def _serve(conn: Connection, parent: int, job: Job, warm: WarmUp | None) -> None
     """The worker process: warm up, then blend each stack the parent sends until it sends None."""
     _die_with_parent(parent)
     _yield_to_capture()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the daemon decides
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Ctrl-C, a group-wide SIGTERM or SIGHUP reach the workers too; the daemon decides what happens to a
+    # running blend (and PDEATHSIG ends a worker whose daemon is gone).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     started = time.monotonic()
     if warm is not None:
         try:

@@ -224,3 +224,22 @@ def _alive(pid: int) -> bool:
 def test_the_queue_needs_room() -> None:
     with pytest.raises(MedianscanError):
         BlendPool(workers=0)
+
+
+def test_a_group_wide_sigterm_leaves_the_running_blend_to_the_daemon(tmp_path: Path) -> None:
+    pool = BlendPool(workers=1, queue_size=2, job=gated_job, warm=None)
+    pool.start()
+    try:
+        (a,) = stacks(tmp_path, "a", go=False)
+        pool.submit(a, None)
+        deadline = time.monotonic() + 30
+        while pool.running() != [a]:
+            assert time.monotonic() < deadline
+            pool.poll(0.1)
+        os.kill(pool.pids()[0], signal.SIGTERM)  # e.g. `kill -TERM -<pgid>` or a KillMode=control-group stop
+        time.sleep(0.2)
+        (a / "go").touch()
+        (done,) = collect(pool, 1)
+        assert done.ok and done.stack == a
+    finally:
+        pool.stop()
