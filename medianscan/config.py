@@ -109,6 +109,9 @@ class WatchConfig:
     folder: Path | None = None
     group: str = "folder"  # folder | count:N | gap:SECONDS
     quiet_seconds: float = 10.0  # a folder is complete after being quiet this long
+    frames: int | None = None  # group folder: blend as soon as a folder holds this many frames
+    settle_seconds: float = 2.0  # without close/rename events: a file unchanged this long is complete
+    polling: bool = False  # poll instead of inotify (NFS/SMB mounts, where inotify sees nothing)
 
 
 @dataclass
@@ -245,6 +248,8 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("FootswitchConfig", "debounce_ms"): _at_least(0),
     ("WatchConfig", "group"): _group,
     ("WatchConfig", "quiet_seconds"): _at_least(0, strict=True),
+    ("WatchConfig", "frames"): _at_least(3),
+    ("WatchConfig", "settle_seconds"): _at_least(0, strict=True),
 }
 # Checks of each key of a dict field, and of each item of a list field (so the error points at its line).
 _KEY_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {

@@ -1,0 +1,367 @@
+"""The hot folder on real filesystem events (watchdog's inotify observer on tmp_path) and real DNG bursts made
+from the CR2: slow writers, renames into place, card-reader and rsync copies, catch-up, refusals, re-blends."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from medianscan.cli import main
+from medianscan.config import Config, WatchConfig, load_config
+from medianscan.errors import MedianscanError
+from medianscan.watch import Grouping, WatchService, is_temp_name
+from tests.stacks import Scene, load_scene, make_burst, noisy, write_frame
+
+QUIET = 0.6
+SETTLE = 0.4
+
+
+@pytest.fixture(scope="module")
+def small(sample_raw: Path) -> Scene:
+    """A 128x192 crop of the real CR2: real CFA and levels, frames of ~50 kB, so a blend takes milliseconds."""
+    return load_scene(sample_raw).crop(800, 1400, 128, 192)
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory, small: Scene) -> dict[str, list[bytes]]:
+    """Frame bytes for several bursts, made once outside any watched folder."""
+    stage = tmp_path_factory.mktemp("stage")
+    bursts: dict[str, list[bytes]] = {}
+    for seed, name in enumerate(("a", "b", "c", "d")):
+        bursts[name] = [p.read_bytes() for p in make_burst(stage / name, small, 4, seed=seed)]
+    odd = stage / "odd"
+    odd.mkdir()
+    rng = np.random.default_rng(7)
+    bursts["mixed"] = [  # the third frame at another ISO
+        write_frame(odd / f"m{i}.dng", noisy(small, rng, 20.0), small, iso=100 if i < 2 else 400).read_bytes()
+        for i in range(3)
+    ]
+    return bursts
+
+
+def config(tmp_path: Path, root: Path, group: str = "folder", **watch: Any) -> Config:
+    return Config(
+        mode="watch",
+        library=tmp_path / "library",
+        frames=3,
+        workers=1,
+        queue_size=4,
+        triggers=dataclasses.replace(Config().triggers, socket=tmp_path / "ctl.sock"),
+        watch=WatchConfig(folder=root, group=group, quiet_seconds=QUIET, settle_seconds=SETTLE, **watch),
+    )
+
+
+class Running:
+    """A WatchService serving on a thread, with every event it emits recorded with its time."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.service = WatchService(cfg)
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self._cond = threading.Condition()
+        self.service.listeners.append(self._record)
+        self.thread = threading.Thread(target=self.service.run, daemon=True)
+
+    def _record(self, event: str, data: dict[str, Any]) -> None:
+        with self._cond:
+            self.events.append((time.monotonic(), event, data))
+            self._cond.notify_all()
+
+    def of(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
+        with self._cond:
+            return [(t, d) for t, e, d in self.events if e == kind]
+
+    def wait_for(self, kind: str, count: int, timeout: float = 30.0) -> list[tuple[float, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len([e for e in self.events if e[1] == kind]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"waited {timeout} s for {count} {kind!r} events; got {self.events}")
+                self._cond.wait(left)
+        return self.of(kind)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Until nothing waits for quiet, settle or a blend (and at least a quiet period has passed)."""
+        time.sleep(QUIET + SETTLE)
+        deadline = time.monotonic() + timeout
+        while self.service.hot.busy():
+            assert time.monotonic() < deadline, "the watcher never settled"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def watching() -> Iterator[Callable[[Config], Running]]:
+    started: list[Running] = []
+
+    def start(cfg: Config) -> Running:
+        run = Running(cfg)
+        run.thread.start()
+        deadline = time.monotonic() + 30
+        while run.service.pool.ready() < 1 or run.service._planner is None:  # workers warm, observer on
+            assert time.monotonic() < deadline and run.thread.is_alive(), "the watch service did not start"
+            time.sleep(0.05)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.service.stop()
+        run.thread.join(30)
+        assert not run.thread.is_alive()
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sidecar_frames(sidecar: Path) -> dict[str, str]:
+    return {f["file"]: f["sha256"] for f in json.loads(sidecar.read_text())["frames"]}
+
+
+def write_slowly(path: Path, data: bytes, chunks: int = 6, pause: float = 0.1, stall: float = 0.0) -> float:
+    """Write `data` in chunks with pauses (and one long stall mid-file); returns when the last byte landed."""
+    step = -(-len(data) // chunks)
+    with path.open("wb") as fh:
+        for i in range(0, len(data), step):
+            fh.write(data[i : i + step])
+            fh.flush()
+            time.sleep(stall if stall and i == step else pause)
+    return time.monotonic()
+
+
+# --- live events ----------------------------------------------------------------------------------------
+
+
+def test_frames_written_slowly_are_blended_only_after_their_last_byte(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """A tethering app writes each frame in chunks, one stalling far longer than quiet+settle with the file
+    open: nothing is read before the last byte, and the sidecar holds the final files' hashes."""
+    root = tmp_path / "hot"
+    root.mkdir()
+    run = watching(config(tmp_path, root))
+    stack = root / "roll1" / "neg1"
+    stack.mkdir(parents=True)
+    last = 0.0
+    for i, data in enumerate(staged["a"][:3]):
+        last = write_slowly(stack / f"IMG_{i:04d}.dng", data, stall=3 * (QUIET + SETTLE) if i == 1 else 0.0)
+
+    ((queued, _),) = run.wait_for("queued", 1)
+    assert queued > last, "a blend was queued before the last frame's last byte"
+    run.wait_for("blend-done", 1)
+    sidecar = stack / "neg1_median.json"
+    assert (stack / "neg1_median.dng").is_file()
+    assert sidecar_frames(sidecar) == {p.name: sha(p) for p in sorted(stack.glob("IMG_*.dng"))}
+    run.wait_idle()
+    assert run.service.blends == 1
+
+
+def test_rsync_renames_into_place_and_count_groups_split_a_flat_folder(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """rsync writes `.NAME.XXXXXX` then renames it: temps are never frames; count:3 makes two stacks of a flat
+    folder of six frames, each blended once beside its frames."""
+    root = tmp_path / "hot"
+    root.mkdir()
+    run = watching(config(tmp_path, root, "count:3"))
+    frames = staged["b"][:3] + staged["c"][:3]
+    for i, data in enumerate(frames):
+        temp = root / f".IMG_{i:04d}.dng.Xq{i}Zr9"
+        write_slowly(temp, data, chunks=3, pause=0.05)
+        temp.rename(root / f"IMG_{i:04d}.dng")
+
+    run.wait_for("blend-done", 2)
+    run.wait_idle()
+    first, second = root / "IMG_0000-IMG_0002_median.json", root / "IMG_0003-IMG_0005_median.json"
+    assert sidecar_frames(first) == {f"IMG_{i:04d}.dng": sha(root / f"IMG_{i:04d}.dng") for i in range(3)}
+    assert sidecar_frames(second) == {f"IMG_{i:04d}.dng": sha(root / f"IMG_{i:04d}.dng") for i in range(3, 6)}
+    assert run.service.blends == 2
+    assert not any(is_temp_name(p) for p in root.iterdir())
+
+
+def test_card_reader_copies_folder_by_folder_grouped_by_time_gaps(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """A card's DCIM folder copied with times preserved (as a file manager or `cp -rp` does), then a second
+    folder moved in whole: gap:2 splits each folder's frames at the pause between bursts."""
+    card = tmp_path / "card" / "DCIM" / "100CANON"
+    card.mkdir(parents=True)
+    t0 = time.time() - 3600
+    for burst, (name, start) in enumerate((("a", t0), ("b", t0 + 60))):
+        for i, data in enumerate(staged[name][:3]):
+            path = card / f"IMG_{burst * 10 + i:04d}.dng"
+            path.write_bytes(data)
+            os.utime(path, (start + i, start + i))
+    second = tmp_path / "card2" / "101CANON"
+    second.mkdir(parents=True)
+    for i, data in enumerate(staged["c"][:3]):
+        (second / f"IMG_{100 + i:04d}.dng").write_bytes(data)
+        os.utime(second / f"IMG_{100 + i:04d}.dng", (t0 + i, t0 + i))
+
+    root = tmp_path / "hot"
+    root.mkdir()
+    run = watching(config(tmp_path, root, "gap:2"))
+    shutil.copytree(card.parent, root / "DCIM")  # copy2: data first, then the times
+    run.wait_for("blend-done", 2)
+    second.rename(root / "DCIM" / "101CANON")  # moved in whole: no file events, a folder appears
+    run.wait_for("blend-done", 3)
+    run.wait_idle()
+
+    dcim = root / "DCIM" / "100CANON"
+    assert set(sidecar_frames(dcim / "IMG_0000-IMG_0002_median.json")) == {f"IMG_{i:04d}.dng" for i in range(3)}
+    assert set(sidecar_frames(dcim / "IMG_0010-IMG_0012_median.json")) == {f"IMG_{i:04d}.dng" for i in (10, 11, 12)}
+    assert (root / "DCIM" / "101CANON" / "IMG_0100-IMG_0102_median.dng").is_file()
+    assert run.service.blends == 3
+
+
+def test_a_folder_it_cannot_use_is_reported_and_the_watch_carries_on(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """Mixed exposures and a folder of two frames: one clear message each, in the log and in status (not
+    retried while unchanged); the next good folder is still blended."""
+    root = tmp_path / "hot"
+    root.mkdir()
+    run = watching(config(tmp_path, root))
+    mixed = root / "mixed"
+    mixed.mkdir()
+    for i, data in enumerate(staged["mixed"]):
+        (mixed / f"m{i}.dng").write_bytes(data)
+    short = root / "short"
+    short.mkdir()
+    for i, data in enumerate(staged["a"][:2]):
+        (short / f"s{i}.dng").write_bytes(data)
+
+    ((_, error),) = run.wait_for("error", 1)
+    assert "ISO" in error["message"] or "iso" in error["message"].lower()
+    good = root / "good"
+    good.mkdir()
+    for i, data in enumerate(staged["d"][:3]):
+        (good / f"g{i}.dng").write_bytes(data)
+    run.wait_for("blend-done", 1)
+    run.wait_idle()
+
+    status = run.service.status()
+    assert set(status["problems"]) == {str(mixed), str(short)}
+    assert "m2.dng" in status["problems"][str(mixed)]
+    assert "2 frame(s); a blend needs at least 3" in status["problems"][str(short)]
+    assert not list(mixed.glob("*_median.*")) and not list(short.glob("*_median.*"))
+    assert (good / "good_median.dng").is_file()
+    assert run.service.blends == 2  # the mixed folder once, the good one once; the short one never reaches a worker
+
+
+def test_a_stack_changed_after_its_blend_is_blended_again_and_nothing_twice(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    root = tmp_path / "hot"
+    root.mkdir()
+    run = watching(config(tmp_path, root))
+    stack = root / "neg"
+    stack.mkdir()
+    for i, data in enumerate(staged["a"][:3]):
+        (stack / f"f{i}.dng").write_bytes(data)
+    run.wait_for("blend-done", 1)
+    run.wait_idle()
+    assert run.service.blends == 1
+
+    (stack / "f3.dng").write_bytes(staged["a"][3])  # a fourth frame arrives late
+    run.wait_for("blend-done", 2)
+    run.wait_idle()
+    assert sidecar_frames(stack / "neg_median.json") == {f"f{i}.dng": sha(stack / f"f{i}.dng") for i in range(4)}
+
+    (stack / "notes.txt").write_text("not a frame")  # activity that changes no frame: no blend
+    (stack / "f0.dng").touch()
+    run.wait_idle()
+    assert run.service.blends == 2
+
+
+# --- catch-up and --once --------------------------------------------------------------------------------
+
+
+def test_catch_up_blends_what_arrived_while_down_and_skips_what_is_blended(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    root = tmp_path / "hot"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i, data in enumerate(staged[name][:3]):
+            (root / name / f"{name}{i}.dng").write_bytes(data)
+    cfg = config(tmp_path, root)
+    cfg_file = tmp_path / "medianscan.yaml"
+    cfg_file.write_text(f"watch:\n  quiet_seconds: {QUIET}\n  settle_seconds: {SETTLE}\n")
+    assert main(["watch", str(root), "--once", "--config", str(cfg_file)]) == 0
+    blended = {p: p.stat().st_mtime_ns for p in root.glob("*/*_median.json")}
+    assert len(blended) == 2
+
+    (root / "c").mkdir()  # arrives while the watcher is down
+    for i, data in enumerate(staged["c"][:3]):
+        (root / "c" / f"c{i}.dng").write_bytes(data)
+    run = watching(cfg)
+    run.wait_for("blend-done", 1)
+    run.wait_idle()
+    assert run.service.blends == 1
+    assert {p: p.stat().st_mtime_ns for p in blended} == blended  # the blended stacks were left alone
+    assert (root / "c" / "c_median.dng").is_file()
+
+
+def test_once_reports_refusals_with_exit_code_1(
+    tmp_path: Path, staged: dict[str, list[bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "hot"
+    (root / "mixed").mkdir(parents=True)
+    for i, data in enumerate(staged["mixed"]):
+        (root / "mixed" / f"m{i}.dng").write_bytes(data)
+    assert main(["watch", str(root), "--once", "--group", "count:3"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot blend" in err and "m2.dng" in err
+
+
+def test_retention_delete_after_a_verified_blend_does_not_trigger_a_reblend(
+    tmp_path: Path, staged: dict[str, list[bytes]]
+) -> None:
+    root = tmp_path / "hot"
+    (root / "neg").mkdir(parents=True)
+    for i, data in enumerate(staged["b"][:3]):
+        (root / "neg" / f"f{i}.dng").write_bytes(data)
+    cfg = dataclasses.replace(config(tmp_path, root), retention="delete")
+    service = WatchService(cfg, control=False)
+    assert service.run_once(timeout=60) == 0
+    assert sorted(p.name for p in (root / "neg").iterdir()) == ["neg_median.dng", "neg_median.json"]
+    again = WatchService(cfg, control=False)
+    assert again.run_once(timeout=60) == 0
+    assert again.blends == 0
+
+
+# --- the parts ------------------------------------------------------------------------------------------
+
+
+def test_grouping_and_temp_names() -> None:
+    assert Grouping.parse("count:9") == Grouping("count", count=9)
+    assert Grouping.parse("gap:2.5") == Grouping("gap", gap=2.5)
+    assert str(Grouping.parse("folder")) == "folder"
+    for bad in ("count:0", "gap:-1", "gap:x", "folders", "folder:3"):
+        with pytest.raises(MedianscanError, match="use folder, count:N"):
+            Grouping.parse(bad)
+    for name in (".IMG_0001.CR2.a8Xk2P", "IMG_0001.CR2.part", "x.tmp", "~IMG.CR2", "a.crdownload"):
+        assert is_temp_name(Path(name))
+    assert not is_temp_name(Path("IMG_0001.CR2"))
+
+
+def test_config_and_command_line_reject_bad_watch_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_file = tmp_path / "m.yaml"
+    cfg_file.write_text("watch:\n  frames: 2\n")
+    with pytest.raises(MedianscanError, match="frames"):
+        load_config(cfg_file)
+    assert main(["watch", str(tmp_path / "nowhere"), "--once"]) == 2
+    assert "no such folder to watch" in capsys.readouterr().err
+    assert main(["watch", str(tmp_path), "--once", "--group", "count:x"]) == 2
