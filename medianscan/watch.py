@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 from medianscan import checks, frames
 from medianscan.atomic import fsync_dir, is_temp
-from medianscan.blend import BlendOptions, is_output, output_paths, recorded_frames, stack_frames
+from medianscan.blend import BlendOptions, is_output, output_paths, recorded_frames
 from medianscan.config import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.notify import Notifier
@@ -153,17 +153,30 @@ def _signature(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-class _Hashes:
-    """sha256 of files, cached by size, mtime and inode (a stack is re-checked after every event in it)."""
+class _Facts:
+    """What a file holds (kind, sha256), cached by size, mtime and inode: a folder is re-checked after every
+    event in it, and a flat folder of hundreds of raws must not be sniffed and hashed whole each time."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[int, int, int], str]] = {}
+        self._kinds: dict[Path, tuple[tuple[int, int, int], frames.Kind | None]] = {}
+        self._hashes: dict[Path, tuple[tuple[int, int, int], str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, path: Path) -> str:
+    def kind(self, path: Path) -> frames.Kind | None:
         sig = _signature(path.stat())
         with self._lock:
-            hit = self._cache.get(path)
+            hit = self._kinds.get(path)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        value = frames.sniff(path)
+        with self._lock:
+            self._kinds[path] = (sig, value)
+        return value
+
+    def sha256(self, path: Path) -> str:
+        sig = _signature(path.stat())
+        with self._lock:
+            hit = self._hashes.get(path)
         if hit is not None and hit[0] == sig:
             return hit[1]
         digest = hashlib.sha256()
@@ -172,13 +185,14 @@ class _Hashes:
                 digest.update(chunk)
         value = digest.hexdigest()
         with self._lock:
-            self._cache[path] = (sig, value)
+            self._hashes[path] = (sig, value)
         return value
 
     def forget(self, under: Path) -> None:
         with self._lock:
-            for path in [p for p in self._cache if p == under or under in p.parents]:
-                del self._cache[path]
+            for cache in (self._kinds, self._hashes):
+                for path in [p for p in cache if p == under or under in p.parents]:
+                    del cache[path]
 
 
 # --- the hot folder -------------------------------------------------------------------------------------
@@ -218,7 +232,7 @@ class HotFolder:
         self._failed: dict[Path, tuple[tuple[str, str], ...]] = {}
         self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
         self.waiting: dict[str, str] = {}  # folder -> what it waits for (count groups short of N)
-        self._hashes = _Hashes()
+        self._facts = _Facts()
 
     # --- events (observer thread) ---------------------------------------------------------------------
 
@@ -251,7 +265,9 @@ class HotFolder:
                 del self._files[known]
             for folder in [f for f in self._folders if f == path or path in f.parents]:
                 del self._folders[folder]
-            self._hashes.forget(path)
+            self._facts.forget(path)
+            for key in [k for k in self.problems if k == str(path) or Path(k).is_relative_to(path)]:
+                del self.problems[key]
             if path.parent in self._folders or path.parent == self.root or self.root in path.parent.parents:
                 self._touch(path.parent)
             self.cond.notify_all()
@@ -388,10 +404,10 @@ class HotFolder:
         if not all_complete:  # a file still being written: its name order and mtime mean nothing yet
             return [], False
         if self.grouping.kind == "folder":
-            return self._evaluate_folder(folder, complete, all_complete, quiet_for)
+            return self._evaluate_folder(folder, complete, quiet_for)
         if self.grouping.kind == "count":
-            return self._evaluate_count(folder, complete, all_complete, quiet_for)
-        return self._evaluate_gap(folder, complete, all_complete, quiet_for)
+            return self._evaluate_count(folder, complete, quiet_for)
+        return self._evaluate_gap(folder, complete, quiet_for)
 
     def _complete(self, path: Path, now: float, wall: float) -> bool:
         try:
@@ -413,32 +429,36 @@ class HotFolder:
 
     def _frames(self, complete: Sequence[Path]) -> list[Path]:
         """The frames among complete files (by content; raws win over JPEGs shot beside them)."""
-        if not complete:
-            return []
-        found = set(complete)
-        return [p for p in stack_frames(complete[0].parent) if p in found]
+        found: dict[frames.Kind, list[Path]] = {"raw": [], "tiff": [], "jpeg": []}
+        for path in sorted(complete):
+            if is_output(path):
+                continue
+            try:
+                kind = self._facts.kind(path)
+            except OSError:
+                continue
+            if kind is not None:
+                found[kind].append(path)
+        return found["raw"] or found["tiff"] or found["jpeg"]  # the rule of blend.stack_frames
 
-    def _evaluate_folder(
-        self, folder: Path, complete: list[Path], all_complete: bool, quiet_for: float
-    ) -> tuple[list[Stack], bool]:
+    def _evaluate_folder(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
         if folder == self.root:
             if self._frames(complete):
-                self.waiting[str(folder)] = "files directly in the watched folder are not a stack with --group folder"
-            return [], all_complete
-        if not all_complete:
+                with self.cond:
+                    self.waiting[str(folder)] = "frames directly in the watched folder: not a stack with group folder"
+            return [], True
+        target = self.frames_per_stack
+        if quiet_for < self.quiet_seconds and not target:
             return [], False
         frames_now = self._frames(complete)
-        target = self.frames_per_stack
-        if quiet_for < self.quiet_seconds and not (target and len(frames_now) >= target):
+        if quiet_for < self.quiet_seconds and len(frames_now) < (target or 0):
             return [], False
         if not frames_now:
             return [], True
         stack = self._stack(folder, frames_now, None)
         return ([stack] if stack is not None else []), True
 
-    def _evaluate_count(
-        self, folder: Path, complete: list[Path], all_complete: bool, quiet_for: float
-    ) -> tuple[list[Stack], bool]:
+    def _evaluate_count(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
         frames_now = self._frames(complete)
         claimed = self._claimed(folder, frames_now)
         n = self.grouping.count
@@ -453,14 +473,13 @@ class HotFolder:
                 if stack is not None:
                     stacks.append(stack)
                 free = []
-        self.waiting.pop(str(folder), None)
-        if free and all_complete and quiet_for >= self.quiet_seconds:
-            self.waiting[str(folder)] = f"{len(free)} frame(s) wait for a group of {n}: {free[0].name}..."
-        return stacks, all_complete
+        with self.cond:
+            self.waiting.pop(str(folder), None)
+            if free:
+                self.waiting[str(folder)] = f"{len(free)} frame(s) from {free[0].name} wait for a group of {n}"
+        return stacks, True
 
-    def _evaluate_gap(
-        self, folder: Path, complete: list[Path], all_complete: bool, quiet_for: float
-    ) -> tuple[list[Stack], bool]:
+    def _evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
         frames_now = self._frames(complete)
         timed = sorted(((p.stat().st_mtime, p) for p in frames_now), key=lambda t: (t[0], t[1].name))
         groups: list[list[Path]] = []
@@ -471,9 +490,9 @@ class HotFolder:
             groups[-1].append(path)
             last = mtime
         stacks: list[Stack] = []
-        settled = all_complete
+        settled = True
         for i, group in enumerate(groups):
-            closed = i < len(groups) - 1 or (all_complete and quiet_for >= self.grouping.gap)
+            closed = i < len(groups) - 1 or quiet_for >= self.grouping.gap
             if not closed:
                 settled = False
                 continue
@@ -490,7 +509,7 @@ class HotFolder:
             recorded = recorded_frames(sidecar)
             if not recorded or not all(name in current for name in recorded):
                 continue
-            if all(self._hashes.get(current[name]) == digest for name, digest in recorded.items()):
+            if all(self._facts.sha256(current[name]) == digest for name, digest in recorded.items()):
                 claimed.update(current[name] for name in recorded)
         return claimed
 
@@ -506,8 +525,8 @@ class HotFolder:
             with self.cond:
                 self.problems[str(key)] = message
             return None
-        fingerprint = tuple((p.name, self._hashes.get(p)) for p in frames_in)
-        kind = frames.sniff(frames_in[0]) or "raw"
+        fingerprint = tuple((p.name, self._facts.sha256(p)) for p in frames_in)
+        kind = self._facts.kind(frames_in[0]) or "raw"
         options = self.options
         if group is not None:
             name = output_paths(Path(group), options.method, kind, None)[0].name

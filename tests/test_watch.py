@@ -8,6 +8,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -365,3 +368,62 @@ def test_config_and_command_line_reject_bad_watch_settings(tmp_path: Path, capsy
     assert main(["watch", str(tmp_path / "nowhere"), "--once"]) == 2
     assert "no such folder to watch" in capsys.readouterr().err
     assert main(["watch", str(tmp_path), "--once", "--group", "count:x"]) == 2
+
+
+def test_without_close_events_polling_waits_for_sizes_to_settle(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """`polling: true` (NFS, SMB, card readers over FUSE: no inotify, no close events): a file counts once its
+    size and mtime stopped changing for settle_seconds, so a steady slow writer is never read half-way."""
+    root = tmp_path / "hot"
+    root.mkdir()
+    run = watching(config(tmp_path, root, polling=True))
+    stack = root / "neg"
+    stack.mkdir()
+    last = 0.0
+    for i, data in enumerate(staged["c"][:3]):
+        last = write_slowly(stack / f"p{i}.dng", data, chunks=8, pause=SETTLE / 4)
+    ((queued, _),) = run.wait_for("queued", 1)
+    assert queued >= last + SETTLE * 0.9, "a file was taken before it had been unchanged for settle_seconds"
+    run.wait_for("blend-done", 1)
+    assert sidecar_frames(stack / "neg_median.json") == {f"p{i}.dng": sha(stack / f"p{i}.dng") for i in range(3)}
+
+
+def test_the_command_serves_status_refuses_capture_actions_and_stops_on_sigterm(
+    tmp_path: Path, staged: dict[str, list[bytes]]
+) -> None:
+    """`medianscan watch DIR` as a real process: the control socket answers status (and says no camera
+    actions in this mode); SIGTERM ends it with exit code 0."""
+    root = tmp_path / "hot"
+    (root / "neg").mkdir(parents=True)
+    for i, data in enumerate(staged["d"][:3]):
+        (root / "neg" / f"f{i}.dng").write_bytes(data)
+    sock = tmp_path / "ctl.sock"
+    cfg_file = tmp_path / "medianscan.yaml"
+    cfg_file.write_text(f"triggers:\n  socket: {sock}\nwatch:\n  quiet_seconds: {QUIET}\n  settle_seconds: {SETTLE}\n")
+    command = [sys.executable, "-m", "medianscan", "watch", str(root), "--config", str(cfg_file)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (root / "neg" / "neg_median.json").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no blend from the watch process"
+            time.sleep(0.1)
+        status = subprocess.run(
+            [sys.executable, "-m", "medianscan", "status", "--socket", str(sock), "--json"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        data = json.loads(status.stdout)
+        assert data["mode"] == "watch" and data["folder"] == str(root.resolve())
+        refused = subprocess.run(
+            [sys.executable, "-m", "medianscan", "trigger", "--socket", str(sock)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1 and "watch mode" in refused.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not sock.exists()
