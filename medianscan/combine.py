@@ -8,6 +8,11 @@ network pruned to the clamped tails; sigma-clip decides per pixel in one vectori
 whether anything is rejected at all, and runs the exact iterative algorithm only for the few pixels where
 something is.
 
+"winsorized" is the plain winsorized mean (clamp the g lowest and highest values to their neighbours, then
+average), not Siril's winsorized sigma clipping: it is one pass with a fixed cost, tolerates up to g outliers at
+each end of every pixel by construction, and the iterative kappa-sigma behaviour is already the sigma-clip
+method's job.
+
 Generated source is content-addressed (`<kind>_<n>_<hash>.py`) in a cache folder and written atomically, so
 numba's `cache=True` can reuse the machine code across processes and concurrent writers never see a partial file.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import math
 import os
 import sys
 import tempfile
@@ -81,6 +87,15 @@ def selection_program(n: int, ranks: Iterable[int]) -> tuple[list[tuple[str, str
             live.update(op[2:])
     kept.reverse()
     return kept, outputs
+
+
+def can_reject(n: int, kappa: float) -> bool:
+    """Whether sigma-clipping n values at kappa can ever reject one.
+
+    No value lies further than sqrt(n-1) sd from the mean (Samuelson) and the median lies within one sd of the
+    mean, so below kappa = sqrt(n-1) + 1 (with a margin for rounding) the clipped mean is the plain mean.
+    """
+    return kappa <= math.sqrt(n - 1) + 1 + 1e-6
 
 
 def winsor_count(n: int, fraction: float) -> int:
@@ -190,7 +205,7 @@ def _float_sum(names: Iterable[str], conv: str = "float") -> str:
 
 def _rounded_mean(total: str, n: int) -> str:
     """floor(total/n + 1/2) for an integer-valued total; the +0.25 keeps the reciprocal's error harmless."""
-    return f"int((float({total}) + {n / 2 + 0.25!r}) * {1.0 / n!r})"
+    return f"np.int32((float({total}) + {n / 2 + 0.25!r}) * {1.0 / n!r})"
 
 
 def median_source(n: int) -> str:
@@ -460,7 +475,7 @@ def combine(
     target = result.reshape(view.shape[1:])
     if method == "median":
         load_kernel("median", n)(view, target)
-    elif method == "mean" or (method == "sigma-clip" and iterations == 0):
+    elif method == "mean" or (method == "sigma-clip" and (iterations == 0 or not can_reject(n, kappa))):
         load_kernel("mean", n)(view, target)
     elif method == "sigma-clip":
         kk = float(kappa) ** 2 * (1.0 - _CLIP_MARGIN)
