@@ -39,7 +39,7 @@ Job = Callable[[Path, Any], dict[str, Any]]  # (stack folder, options) -> result
 WarmUp = Callable[[], None]
 
 _PR_SET_PDEATHSIG = 1
-NICE = 19  # blend workers' CPU niceness (0 = as the daemon, 19 = only what is left)
+NICE = 10  # blend workers' CPU niceness: capture first, yet blends still get ~10% against a busy nice-0 process
 
 
 def blend_job(stack: Path, options: Any) -> dict[str, Any]:
