@@ -374,6 +374,7 @@ class Library:
             last.rename(target)
             fsync_dir(last.parent)
             fsync_dir(bin_)
+            self._remove_temps(target, Recovery())  # a blend cancelled by the retake may have left its temp
             try:
                 m = read_manifest(target)
                 m.history.append({"state": f"discarded ({m.state.value})", "at": now()})
@@ -397,6 +398,11 @@ class Library:
                 self._remove_temps(roll, rec)
                 for stack in self.stacks(roll):
                     self._recover_stack(stack, rec)
+                bin_ = roll / DISCARDED
+                if bin_.is_dir():
+                    for stack in bin_.iterdir():
+                        if stack.is_dir():
+                            self._remove_temps(stack, rec)
         return rec
 
     def _remove_temps(self, folder: Path, rec: Recovery) -> None:

@@ -110,7 +110,12 @@ def test_retake_moves_the_last_stack_aside_and_its_number_is_reused(tmp_path: Pa
     lib.new_stack(3)
     s2 = lib.new_stack(3)
     frames = add_frames(s2, 3)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    (s2 / f".frame-002_median.dng.{int(dead.stdout)}.part").write_bytes(b"cancelled blend")
     moved = lib.retake()
+    assert not [p for p in moved.iterdir() if p.name.endswith(".part")]
     assert moved == lib.roll / "discarded" / "frame-002"
     assert not s2.exists()
     assert sorted(p.name for p in raw_files(moved)) == sorted(p.name for p in frames)
@@ -152,6 +157,11 @@ def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path
         bare = lib.roll / "frame-009"
         bare.mkdir()
         add_frames(bare, 1)
+        # a stack set aside by a retake while its blend was being written
+        aside = lib.roll / "discarded" / "frame-005"
+        aside.mkdir(parents=True)
+        stale_aside = aside / f".frame-005_median.dng.{int(dead.stdout)}.part"
+        stale_aside.write_bytes(b"half")
 
         rec = make_library(tmp_path).recover()
     finally:
@@ -159,7 +169,7 @@ def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path
         live_writer.wait()
     assert rec.queued == [captured, blending]
     assert rec.incomplete == [cut, bare]
-    assert sorted(rec.removed_temps) == sorted([stale, stale_out])
+    assert sorted(rec.removed_temps) == sorted([stale, stale_out, stale_aside])
     assert not stale.exists() and live.exists()
     m = read_manifest(cut)
     assert m.state == State.INCOMPLETE
@@ -171,7 +181,9 @@ def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path
 
 def blended(lib: Library, stack: Path, frames: list[Path]) -> None:
     lib.mark(stack, State.CAPTURED)
-    lib.mark(stack, State.BLENDED, blend={"frames": frames[:-1], "dropped": [{"frame": frames[-1], "reason": "shifted"}]})
+    lib.mark(
+        stack, State.BLENDED, blend={"frames": frames[:-1], "dropped": [{"frame": frames[-1], "reason": "shifted"}]}
+    )
 
 
 @pytest.mark.parametrize("policy", ["keep", "delete", "archive"])
