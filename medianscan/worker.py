@@ -188,6 +188,7 @@ class BlendPool:
         self._events: list[Event] = []
         self._next_number = 0
         self._crashes: deque[float] = deque(maxlen=5)
+        self._respawn_at = 0.0
         self._stopped = False
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -224,7 +225,7 @@ class BlendPool:
             self._waiting.clear()
             workers, self._workers = self._workers, []
         for w in workers:
-            if w.stack is not None:
+            if w.stack is not None or not w.ready:
                 w.process.kill()  # its stack stays on disk as it was; a half-written output is only a temp
             else:
                 with contextlib.suppress(OSError, ValueError):
@@ -325,6 +326,7 @@ class BlendPool:
                 self._drain(w)
                 if not w.process.is_alive():
                     self._replace(w)
+            self._top_up()
             self._dispatch()
             events, self._events = self._events, []
             return events
@@ -361,10 +363,22 @@ class BlendPool:
             )
         if not w.cancelled:
             self._crashes.append(time.monotonic())
-        if self._stopped:
+
+    def _top_up(self) -> None:
+        """Start workers until the pool is full again (lock held); a failed start is retried at the next poll."""
+        if self._stopped or len(self._workers) >= self.size:
             return
-        if len(self._crashes) == self._crashes.maxlen and time.monotonic() - self._crashes[0] < 10:
+        now = time.monotonic()
+        if now < self._respawn_at:
+            return
+        if len(self._crashes) == self._crashes.maxlen and now - self._crashes[0] < 10:
             log.error("blend workers keep dying; waiting a little before starting another")
             self._crashes.clear()
-            time.sleep(1.0)
-        self._workers.append(self._spawn())
+            self._respawn_at = now + 1.0
+            return
+        try:
+            while len(self._workers) < self.size:
+                self._workers.append(self._spawn())
+        except OSError as exc:  # e.g. out of processes or memory: try again shortly
+            log.error("cannot start a blend worker: %s", exc)
+            self._respawn_at = now + 1.0
