@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -369,6 +370,9 @@ def _source(kind: str, n: int, g: int) -> str:
     raise ValueError(f"unknown kernel kind {kind!r}")
 
 
+_LOAD_LOCK = threading.Lock()  # one writer per process: the atomic temp name is per process
+
+
 @functools.cache
 def load_kernel(kind: str, n: int, g: int = 0) -> Kernel:
     """The numba kernel `kind` for stacks of n frames (g: values clamped per end, winsorized only).
@@ -376,6 +380,11 @@ def load_kernel(kind: str, n: int, g: int = 0) -> Kernel:
     The source file is only written when absent, atomically, under a name that is the hash of its content: a
     second process either finds the finished file or writes the identical bytes, so numba's cache stays valid.
     """
+    with _LOAD_LOCK:
+        return _load_kernel(kind, n, g)
+
+
+def _load_kernel(kind: str, n: int, g: int) -> Kernel:
     source = _source(kind, n, g)
     digest = hashlib.sha256(f"{GENERATOR_VERSION}\n{source}".encode()).hexdigest()[:16]
     tag = kind.replace("-", "_") + (f"_{n}_{g}" if kind == "winsorized" else f"_{n}")
