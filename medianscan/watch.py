@@ -697,6 +697,7 @@ class WatchService:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._last_status = ""
+        self._pool_started = False
 
     # --- public API -----------------------------------------------------------------------------------
 
@@ -745,6 +746,7 @@ class WatchService:
         if self.use_control:
             self._start_control()
         try:
+            self._pool_started = True
             self.pool.start()
             self._start_observer()  # before the scan: nothing arriving during the scan is missed
             found = self.hot.scan()
@@ -775,7 +777,6 @@ class WatchService:
     def run_once(self, timeout: float | None = None) -> int:
         """The catch-up pass alone: blend every complete stack not blended yet, wait for the blends, return
         0, or 1 when a stack could not be blended (its reason is logged and in `status()['problems']`)."""
-        self.pool.start()
         planner = _Planner(self.hot, self._submit)
         self._planner = planner
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -797,6 +798,9 @@ class WatchService:
     # --- internals ------------------------------------------------------------------------------------
 
     def _submit(self, stack: Stack) -> bool:
+        if not self._pool_started:  # --once with nothing to blend starts no worker
+            self._pool_started = True
+            self.pool.start()
         ok = self.pool.submit(stack.key, stack)
         if ok:
             self.blends += 1

@@ -23,11 +23,12 @@ import pytest
 from medianscan.cli import main
 from medianscan.config import Config, WatchConfig, load_config
 from medianscan.errors import MedianscanError
-from medianscan.watch import Grouping, WatchService, is_temp_name
+from medianscan.watch import Grouping, WatchService, blend_frames_job, is_temp_name
+from medianscan.worker import BlendPool
 from tests.stacks import Scene, load_scene, make_burst, noisy, write_frame
 
-QUIET = 0.6
-SETTLE = 0.4
+QUIET = 0.4
+SETTLE = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ class Running:
     """A WatchService serving on a thread, with every event it emits recorded with its time."""
 
     def __init__(self, cfg: Config) -> None:
-        self.service = WatchService(cfg)
+        self.service = WatchService(cfg, pool=BlendPool(1, 4, job=blend_frames_job))  # no warm-up: tiny frames
         self.events: list[tuple[float, str, dict[str, Any]]] = []
         self._cond = threading.Condition()
         self.service.listeners.append(self._record)
@@ -158,7 +159,7 @@ def test_frames_written_slowly_are_blended_only_after_their_last_byte(
     stack.mkdir(parents=True)
     last = 0.0
     for i, data in enumerate(staged["a"][:3]):
-        last = write_slowly(stack / f"IMG_{i:04d}.dng", data, stall=3 * (QUIET + SETTLE) if i == 1 else 0.0)
+        last = write_slowly(stack / f"IMG_{i:04d}.dng", data, stall=2 * (QUIET + SETTLE) if i == 1 else 0.0)
 
     ((queued, _),) = run.wait_for("queued", 1)
     assert queued > last, "a blend was queued before the last frame's last byte"
@@ -197,7 +198,7 @@ def test_card_reader_copies_folder_by_folder_grouped_by_time_gaps(
     tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
 ) -> None:
     """A card's DCIM folder copied with times preserved (as a file manager or `cp -rp` does), then a second
-    folder moved in whole: gap:2 splits each folder's frames at the pause between bursts."""
+    folder moved in whole: gap:1 splits each folder's frames at the pause between bursts."""
     card = tmp_path / "card" / "DCIM" / "100CANON"
     card.mkdir(parents=True)
     t0 = time.time() - 3600
@@ -205,16 +206,16 @@ def test_card_reader_copies_folder_by_folder_grouped_by_time_gaps(
         for i, data in enumerate(staged[name][:3]):
             path = card / f"IMG_{burst * 10 + i:04d}.dng"
             path.write_bytes(data)
-            os.utime(path, (start + i, start + i))
+            os.utime(path, (start + i / 2, start + i / 2))
     second = tmp_path / "card2" / "101CANON"
     second.mkdir(parents=True)
     for i, data in enumerate(staged["c"][:3]):
         (second / f"IMG_{100 + i:04d}.dng").write_bytes(data)
-        os.utime(second / f"IMG_{100 + i:04d}.dng", (t0 + i, t0 + i))
+        os.utime(second / f"IMG_{100 + i:04d}.dng", (t0 + i / 2, t0 + i / 2))
 
     root = tmp_path / "hot"
     root.mkdir()
-    run = watching(config(tmp_path, root, "gap:2"))
+    run = watching(config(tmp_path, root, "gap:1"))
     shutil.copytree(card.parent, root / "DCIM")  # copy2: data first, then the times
     run.wait_for("blend-done", 2)
     second.rename(root / "DCIM" / "101CANON")  # moved in whole: no file events, a folder appears
