@@ -330,17 +330,23 @@ def test_once_reports_refusals_with_exit_code_1(
     assert "cannot blend" in err and "m2.dng" in err
 
 
-def test_retention_delete_after_a_verified_blend_does_not_trigger_a_reblend(
-    tmp_path: Path, staged: dict[str, list[bytes]]
+@pytest.mark.parametrize("retention", ["delete", "archive"])
+def test_retention_after_a_verified_blend_does_not_trigger_a_reblend(
+    tmp_path: Path, staged: dict[str, list[bytes]], retention: str
 ) -> None:
+    """The daemon's retention options: raws deleted, or moved to `<archive>/<path under DIR>/`, once blended;
+    the next pass sees a blended stack, not a changed one."""
     root = tmp_path / "hot"
-    (root / "neg").mkdir(parents=True)
+    (root / "roll" / "neg").mkdir(parents=True)
     for i, data in enumerate(staged["b"][:3]):
-        (root / "neg" / f"f{i}.dng").write_bytes(data)
-    cfg = dataclasses.replace(config(tmp_path, root), retention="delete")
+        (root / "roll" / "neg" / f"f{i}.dng").write_bytes(data)
+    archive = tmp_path / "archive"
+    cfg = dataclasses.replace(config(tmp_path, root), retention=retention, archive=archive)  # type: ignore[arg-type]
     service = WatchService(cfg, control=False)
     assert service.run_once(timeout=60) == 0
-    assert sorted(p.name for p in (root / "neg").iterdir()) == ["neg_median.dng", "neg_median.json"]
+    assert sorted(p.name for p in (root / "roll" / "neg").iterdir()) == ["neg_median.dng", "neg_median.json"]
+    archived = sorted(p.name for p in (archive / "roll" / "neg").glob("*")) if archive.exists() else []
+    assert archived == ([] if retention == "delete" else ["f0.dng", "f1.dng", "f2.dng"])
     again = WatchService(cfg, control=False)
     assert again.run_once(timeout=60) == 0
     assert again.blends == 0
