@@ -26,6 +26,7 @@ from medianscan.errors import MedianscanError
 from medianscan.watch import Grouping, WatchService, blend_frames_job, is_temp_name
 from medianscan.worker import BlendPool
 from tests.stacks import Scene, load_scene, make_burst, noisy, write_frame
+from tests.test_daemon import NotifySocket
 
 QUIET = 0.4
 SETTLE = 0.3
@@ -396,26 +397,35 @@ def test_without_close_events_polling_waits_for_sizes_to_settle(
     assert sidecar_frames(stack / "neg_median.json") == {f"p{i}.dng": sha(stack / f"p{i}.dng") for i in range(3)}
 
 
-def test_the_command_serves_status_refuses_capture_actions_and_stops_on_sigterm(
+def test_the_daemon_in_watch_mode_notifies_systemd_serves_status_and_stops_on_sigterm(
     tmp_path: Path, staged: dict[str, list[bytes]]
 ) -> None:
-    """`medianscan watch DIR` as a real process: the control socket answers status (and says no camera
-    actions in this mode); SIGTERM ends it with exit code 0."""
+    """`medianscan run` with `mode: watch`, as the systemd unit runs it: READY=1, STATUS= and WATCHDOG=1 on a real
+    notify socket; the control socket answers status (capture actions are refused: no camera in this mode);
+    SIGHUP reloads; SIGTERM ends it with exit code 0."""
     root = tmp_path / "hot"
     (root / "neg").mkdir(parents=True)
     for i, data in enumerate(staged["d"][:3]):
         (root / "neg" / f"f{i}.dng").write_bytes(data)
     sock = tmp_path / "ctl.sock"
     cfg_file = tmp_path / "medianscan.yaml"
-    cfg_file.write_text(f"triggers:\n  socket: {sock}\nwatch:\n  quiet_seconds: {QUIET}\n  settle_seconds: {SETTLE}\n")
-    command = [sys.executable, "-m", "medianscan", "watch", str(root), "--config", str(cfg_file)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg_file.write_text(
+        f"mode: watch\ntriggers:\n  socket: {sock}\n"
+        f"watch:\n  folder: {root}\n  quiet_seconds: {QUIET}\n  settle_seconds: {SETTLE}\n"
+    )
+    notify = NotifySocket(tmp_path)
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
+    command = [sys.executable, "-m", "medianscan", "run", "--config", str(cfg_file)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
+        ready = notify.wait_for("READY=1", timeout=30)
+        assert any(line.startswith("STATUS=watching ") for line in notify.collect()[ready].splitlines())
         deadline = time.monotonic() + 30
         while not (root / "neg" / "neg_median.json").exists():
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no blend from the watch process"
+            assert time.monotonic() < deadline, "no blend from the watch daemon"
             time.sleep(0.1)
+        notify.wait_for("WATCHDOG=1", timeout=10, after=ready)
         status = subprocess.run(
             [sys.executable, "-m", "medianscan", "status", "--socket", str(sock), "--json"],
             capture_output=True, text=True, timeout=30, check=True,
@@ -427,10 +437,14 @@ def test_the_command_serves_status_refuses_capture_actions_and_stops_on_sigterm(
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         assert refused.returncode == 1 and "watch mode" in refused.stderr
+        proc.send_signal(signal.SIGHUP)
+        notify.wait_for("RELOADING=1", timeout=10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+        notify.wait_for("STOPPING=1", timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        notify.close()
     assert not sock.exists()

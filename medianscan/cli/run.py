@@ -29,4 +29,8 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)  # a service's log is its history
     cfg = load_config(args.config)
+    if cfg.mode == "watch":  # the hot folder: same unit, status, hooks and retention; no camera
+        from medianscan.watch import WatchService
+
+        return WatchService(cfg, config_path=args.config).run()
     return Daemon(cfg, config_path=args.config, keyboard=args.keyboard).run()
