@@ -10,10 +10,12 @@ Three parts, each on its own thread:
   systemd's notifications and the control socket going, like the capture daemon.
 
 When a file counts as complete: a close-after-write event (inotify's IN_CLOSE_WRITE), a rename into place
-(rsync's `.name.XXXXXX` -> `name`), or, where the filesystem gives neither, size and mtime unchanged for
-`settle_seconds` (mtime older than that counts as unchanged since: tools that preserve times set them after the
-last write). Temp names (`.hidden`, `*.part`, `*.tmp`, `*.partial`, `*.crdownload`, `~*`) are never frames, and a
-folder with an active temp file in it is still busy.
+(rsync's `.name.XXXXXX` -> `name`), or, where no write of it was seen (polling observer, files found by the
+catch-up scan or in a folder moved in whole), size and mtime unchanged for `settle_seconds` (an mtime older than
+that counts: tools that preserve times set them after the last write). A file seen being written waits for its
+close, however long its writer stalls (up to STALLED_SECONDS, in case a close event was lost). Temp names
+(`.hidden`, `*.part`, `*.tmp`, `*.partial`, `*.crdownload`, `~*`) are never frames, and a folder with an active
+temp file in it is still busy.
 
 Grouping (per folder; a stack never spans folders, as `blend_stack` requires):
 - `folder`: each sub-folder of DIR is a stack, complete once nothing in it changed for `quiet_seconds` (or as
@@ -21,7 +23,8 @@ Grouping (per folder; a stack never spans folders, as `blend_stack` requires):
 - `count:N`: the frames of a folder, in name order, in groups of N; a group is complete when its N frames are.
 - `gap:SECONDS`: frames in mtime order; a pause longer than SECONDS starts a new stack. A group is complete
   when a later frame lies beyond the gap, or nothing changed in the folder for SECONDS.
-  Groups are blended beside their frames as `<first>-<last>_<method>.<ext>` (and `.json`).
+  Groups are blended beside their frames as `<first>-<last>_<method>.<ext>` (and `.json`); a late frame that
+  joins a gap group blends it again under its new name (the earlier blend stays, nothing is deleted).
 
 A stack whose sidecar lists exactly its current frames and their sha256 is already blended and skipped; one
 that changed since is blended again. A stack that cannot be blended (mixed exposures, too few frames) gets its

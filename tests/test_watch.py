@@ -448,3 +448,33 @@ def test_the_daemon_in_watch_mode_notifies_systemd_serves_status_and_stops_on_si
             proc.wait()
         notify.close()
     assert not sock.exists()
+
+
+def test_a_folder_with_its_frame_count_is_blended_without_waiting_for_quiet_and_hooks_run(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """`watch.frames: 3`: the folder goes as soon as its third frame is complete, long before quiet_seconds;
+    the blend-done hook gets the stack and the output in its environment."""
+    root = tmp_path / "hot"
+    root.mkdir()
+    log_file = tmp_path / "hook.log"
+    hook = f"sh -c 'echo \"$MEDIANSCAN_EVENT $MEDIANSCAN_STACK $MEDIANSCAN_FILE\" >> {log_file}'"
+    cfg = config(tmp_path, root, frames=3)
+    cfg = dataclasses.replace(
+        cfg,
+        watch=dataclasses.replace(cfg.watch, quiet_seconds=60.0),
+        hooks=dataclasses.replace(cfg.hooks, blend_done=[hook]),
+    )
+    run = watching(cfg)
+    stack = root / "neg"
+    stack.mkdir()
+    for i, data in enumerate(staged["a"][:3]):
+        (stack / f"f{i}.dng").write_bytes(data)
+    written = time.monotonic()
+    ((queued, _),) = run.wait_for("queued", 1)
+    assert queued - written < 10, "the folder waited for quiet_seconds although it held its frames"
+    run.wait_for("blend-done", 1)
+    deadline = time.monotonic() + 10
+    while not log_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log_file.read_text().split() == ["blend-done", str(stack), str(stack / "neg_median.dng")]
