@@ -7,6 +7,8 @@ every check has passed, and every output appears atomically.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -156,6 +158,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     written and the inputs are untouched.
     """
     options = options or BlendOptions()
+    _return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     stack_dir, paths = resolve(source)
@@ -172,18 +175,21 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     buffer = _allocate(paths[0], kinds[0], len(paths))  # type: ignore[arg-type]
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
         t = time.perf_counter()
-        decoded, unreadable = _decode_all(paths, kinds, buffer, pool)  # type: ignore[arg-type]
+        sampled, unreadable = _decode_all(paths, kinds, buffer, pool)  # type: ignore[arg-type]
+        decoded = [f for f, _ in sampled]
         timings["decode"] = time.perf_counter() - t
 
         t = time.perf_counter()
         problems = unreadable + checks.metadata_problems(decoded)
-        consistent = [f for f in decoded if f.path not in {p.frame for p in problems}]
+        flagged = {p.frame for p in problems}
+        consistent = [f for f in decoded if f.path not in flagged]
         stats: dict[Path, checks.FrameStats] = {}
         if len(consistent) >= 2:
-            measured = checks.measure(consistent, pool.map)
+            measured = checks.measure([s for f, s in sampled if f.path not in flagged], pool.map)
             stats = {f.path: s for f, s in zip(consistent, measured, strict=True)}
             problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
         timings["checks"] = time.perf_counter() - t
+        del sampled  # the spectra are done with; a blend's peak memory is the stack plus three frames
 
     bad = {p.frame for p in problems}
     good = [f for f in decoded if f.path not in bad]
@@ -198,7 +204,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     first = good[0]
     main, sidecar = output_paths(stack_dir, options.method, first.kind, options.output)
     t = time.perf_counter()
-    extra = _write_outputs(main, blended, first, options)
+    extra, digest = _write_outputs(main, blended, first, options)
     timings["write"] = time.perf_counter() - t
     noise = _noise_ratio(stack, first, lambda part: _combine(part, options))
     seconds = time.perf_counter() - started
@@ -213,8 +219,23 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         noise_ratio=noise,
         timings=timings,
     )
-    write_json(sidecar, _sidecar(result, options, good, stats, blended))
+    write_json(sidecar, _sidecar(result, options=options, good=good, stats=stats, blended=blended, digest=digest))
     return result
+
+
+@functools.cache
+def _return_freed_buffers_to_os() -> None:
+    """Keep glibc from hoarding freed frame-sized buffers (LibRaw's, in each decode thread's arena): with a fixed
+    mmap threshold every large buffer goes back to the OS when freed, so a blend peaks at the stack plus the
+    frames in flight, and a long-lived worker does not grow."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MiB
 
 
 def _allocate(first: Path, kind: Kind, n: int) -> npt.NDArray[np.generic] | None:
@@ -228,17 +249,19 @@ def _allocate(first: Path, kind: Kind, n: int) -> npt.NDArray[np.generic] | None
 
 def _decode_all(
     paths: Sequence[Path], kinds: Sequence[Kind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
-) -> tuple[list[Frame], list[checks.Problem]]:
-    """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer."""
+) -> tuple[list[tuple[Frame, checks.Sample]], list[checks.Problem]]:
+    """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer, and take
+    what the pixel checks need of it while it is hot in the cache."""
 
-    def read(i: int) -> Frame | checks.Problem:
+    def read(i: int) -> tuple[Frame, checks.Sample] | checks.Problem:
         try:
-            return frames.read_frame(paths[i], kinds[i], None if buffer is None else buffer[i])
+            frame = frames.read_frame(paths[i], kinds[i], None if buffer is None else buffer[i])
         except StackError as exc:
             return checks.Problem(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
+        return frame, checks.sample(frame)
 
     results = list(pool.map(read, range(len(paths))))
-    decoded = [r for r in results if isinstance(r, Frame)]
+    decoded = [r for r in results if isinstance(r, tuple)]
     return decoded, [r for r in results if isinstance(r, checks.Problem)]
 
 
@@ -262,7 +285,9 @@ def _describe(name: str, problems: Sequence[checks.Problem], dropping: bool, n_g
 
 def _write_outputs(
     main: Path, blended: npt.NDArray[np.generic], first: Frame, options: BlendOptions
-) -> tuple[Path, ...]:
+) -> tuple[tuple[Path, ...], str]:
+    """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader
+    gets them back from the main output, which has been read back to check it."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
         from medianscan import dng
@@ -277,32 +302,44 @@ def _write_outputs(
             compress=options.compress,
             description=description,
         )
-        _verify_dng(main, blended)
+        digest = _read_back(main, _pixels_sha256(blended))
         if options.tiff:
             tiff = main.with_suffix(".tif")
             frames.write_tiff(tiff, frames.develop_linear(main), compress=options.compress, description=description)
-            return (tiff,)
-        return ()
+            return (tiff,), digest
+        return (), digest
     if first.kind == "tiff":
         frames.write_tiff(main, blended, compress=options.compress, description=description)
-        return ()
+        return (), _read_back(main, _pixels_sha256(blended))
     frames.write_jpeg(main, blended, exif_from=first.path)
-    return ()
+    return (), _read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
 
 
-def _verify_dng(path: Path, mosaic: npt.NDArray[np.generic]) -> None:
-    """Read the DNG back through LibRaw: it must hold exactly the mosaic we blended."""
+def _read_back(path: Path, expected: str | None) -> str:
+    """Read an output back with the reader a user's software would use and hash its pixels; it must hold exactly
+    what was blended (when `expected` is given). A bad file is removed rather than left to be trusted."""
+    try:
+        digest = output_digest(path)
+    except StackError:
+        path.unlink(missing_ok=True)
+        raise
+    if expected is not None and digest != expected:
+        path.unlink(missing_ok=True)
+        raise StackError(f"{path}: the written file reads back different pixels; it was removed")
+    return digest
+
+
+def output_digest(path: Path) -> str:
+    """sha256 of the pixels a reader gets from `path` (a DNG through LibRaw, hashed in its own buffer)."""
+    if frames.sniff(path) != "raw":
+        return _pixels_sha256(frames.read_frame(path).pixels)
     import rawpy
 
     try:
         with rawpy.imread(str(path)) as raw:
-            same = raw.raw_image.shape == mosaic.shape and np.array_equal(raw.raw_image, mosaic)
+            return _pixels_sha256(raw.raw_image)
     except rawpy.LibRawError as exc:
-        path.unlink(missing_ok=True)
         raise StackError(f"{path}: the written DNG does not read back ({exc})") from exc
-    if not same:
-        path.unlink(missing_ok=True)
-        raise StackError(f"{path}: the written DNG reads back different pixels; it was removed")
 
 
 def verify_output(result: BlendResult) -> None:
@@ -313,15 +350,22 @@ def verify_output(result: BlendResult) -> None:
     except (OSError, ValueError, KeyError) as exc:
         raise StackError(f"{result.sidecar}: missing or unreadable sidecar ({exc})") from exc
     try:
-        frame = frames.read_frame(result.output)
+        digest = output_digest(result.output)
     except StackError as exc:
         raise StackError(f"{result.output}: the blend does not read back ({exc})") from exc
-    if _pixels_sha256(frame.pixels) != expected:
+    if digest != expected:
         raise StackError(f"{result.output}: its pixels differ from what was blended (sidecar {result.sidecar.name})")
 
 
 def _pixels_sha256(pixels: npt.NDArray[np.generic]) -> str:
-    return hashlib.sha256(np.ascontiguousarray(pixels).data).hexdigest()
+    """sha256 of an image's pixel values (row by row when the rows are padded, so nothing is copied)."""
+    digest = hashlib.sha256()
+    if pixels.flags.c_contiguous:
+        digest.update(pixels.data)
+    else:
+        for row in pixels:
+            digest.update(np.ascontiguousarray(row).data)
+    return digest.hexdigest()
 
 
 def _combine(stack: npt.NDArray[np.generic], options: BlendOptions) -> npt.NDArray[np.generic]:
@@ -366,10 +410,12 @@ def _robust_sigma(values: npt.NDArray[np.floating]) -> float:
 
 def _sidecar(
     result: BlendResult,
+    *,
     options: BlendOptions,
     good: Sequence[Frame],
     stats: dict[Path, checks.FrameStats],
     blended: npt.NDArray[np.generic],
+    digest: str,
 ) -> dict[str, Any]:
     import rawpy
 
@@ -382,7 +428,7 @@ def _sidecar(
         "parameters": _parameters(options),
         "output": {
             "file": result.output.name,
-            "pixels_sha256": _pixels_sha256(blended),
+            "pixels_sha256": digest,
             "shape": list(blended.shape),
             "extra": [p.name for p in result.extra_outputs],
             "compressed": options.compress,

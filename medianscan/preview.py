@@ -64,6 +64,7 @@ def _srgb_lut() -> npt.NDArray[np.uint8]:
 
 
 _SRGB_LUT = _srgb_lut()
+_BAND_BYTES = 2 << 20  # the binning's temporaries stay this small, whatever the sensor
 
 
 def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int = 1024) -> npt.NDArray[np.uint8]:
@@ -87,10 +88,6 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
     # Sum the k x k repeats of each block per colour, rows first (whole-row adds are the fast ones), then the
     # k repeats along each row straight into the colour planes (about half the preview's time).
     block = mosaic[y0 : y0 + ny * by, x0 : x0 + nx * bx].reshape(ny, k, ph, nx * bx)
-    rows = block[:, 0] if k == 1 else np.add(block[:, 0], block[:, 1], dtype=np.uint32)
-    for i in range(2, k):
-        rows += block[:, i]
-    columns = rows.reshape(ny, ph, nx, k, pw)
     local = np.roll(pattern, (-y0, -x0), axis=(0, 1))  # the pattern seen from the crop's corner
     black = np.asarray(layout.black_levels, dtype=np.float64)
     planes = np.zeros((3, ny, nx), dtype=np.float32)
@@ -99,11 +96,20 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
     for py in range(ph):
         for px in range(pw):
             index = int(local[py, px])
-            channel = channels[index]
-            for j in range(k):
-                planes[channel] += columns[:, py, :, j, px]
-            counts[channel] += 1
-            black_sum[channel] += black[index]
+            counts[channels[index]] += 1
+            black_sum[channels[index]] += black[index]
+    band = max(1, _BAND_BYTES // (k * ph * nx * bx * 4))  # output rows per band: bounded temporaries
+    for start in range(0, ny, band):
+        part = block[start : start + band]
+        rows = part[:, 0] if k == 1 else np.add(part[:, 0], part[:, 1], dtype=np.uint32)
+        for i in range(2, k):
+            rows += part[:, i]
+        columns = rows.reshape(len(part), ph, nx, k, pw)
+        for py in range(ph):
+            for px in range(pw):
+                target = planes[channels[int(local[py, px])], start : start + band]
+                for j in range(k):
+                    target += columns[:, py, :, j, px]
     sites = counts * k * k  # photosites summed into each plane's pixels
     black_mean = black_sum / counts
     neutral = np.asarray(layout.as_shot_neutral, dtype=np.float64)
