@@ -22,6 +22,8 @@ from medianscan.frames import Frame
 MIN_FRAMES = 3
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 PLANE_MAX_SIDE = 384  # CFA repeats a side of the measured window: 0.1 px precision, cheap on any sensor
+CLIP_PERCENT = 3.0  # dust and hot pixels are clipped away before correlating (see _spectrum)
+MIN_PLANE_SIDE = 64  # below this many CFA repeats a side, a shift cannot be measured reliably
 _PEAK_SIGNIFICANCE = 12.0  # correlation peak over its surface's spread below which a shift is not measurable
 
 
@@ -119,13 +121,14 @@ class Sample:
     """What the pixel checks need of one frame, taken in the thread that decoded it (so it overlaps decoding)."""
 
     level: float  # median signal above black in the central window
-    spectrum: npt.NDArray[np.complexfloating]  # of the central window's luminance plane, for phase correlation
+    spectrum: npt.NDArray[np.complexfloating] | None  # of the central window's plane; None: too small to tell
     scale: tuple[int, int]  # sensor pixels per plane pixel (y, x)
 
 
 def sample(frame: Frame) -> Sample:
     plane, scale = _plane(frame)
-    return Sample(float(np.median(plane)), _spectrum(plane), scale)
+    spectrum = _spectrum(plane) if min(plane.shape) >= MIN_PLANE_SIDE else None
+    return Sample(float(np.median(plane)), spectrum, scale)
 
 
 def measure(samples: Sequence[Sample], mapper: Mapper = map) -> list[FrameStats]:
@@ -136,7 +139,11 @@ def measure(samples: Sequence[Sample], mapper: Mapper = map) -> list[FrameStats]
     spreads the correlations over the cores; NumPy's FFT releases the GIL.
     """
     first = samples[0].spectrum
-    raw_shifts = [(0.0, 0.0), *mapper(lambda s: _correlate(first, s.spectrum), samples[1:])]
+
+    def against_first(s: Sample) -> tuple[float, float] | None:
+        return None if first is None or s.spectrum is None else _correlate(first, s.spectrum)
+
+    raw_shifts = [(0.0, 0.0) if first is not None else None, *mapper(against_first, samples[1:])]
     known = [s for s in raw_shifts if s is not None]
     centre = np.median(np.asarray(known), axis=0) if known else np.zeros(2)
     stats = []
@@ -221,9 +228,9 @@ def phase_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floa
 
 
 def _spectrum(image: npt.NDArray[np.floating]) -> npt.NDArray[np.complexfloating]:
-    """The windowed spectrum of an image, after clipping it to its 1st-99th percentiles: dust specks and hot
-    pixels are sharp, and phase correlation would otherwise lock onto them rather than onto the scene."""
-    low, high = np.percentile(image, [1, 99])
+    """The windowed spectrum of an image, after clipping its darkest and brightest few percent: dust specks and
+    hot pixels are sharp, and phase correlation would otherwise lock onto them rather than onto the scene."""
+    low, high = np.percentile(image, [CLIP_PERCENT, 100 - CLIP_PERCENT])
     clipped = np.clip(image, low, high)
     h, w = image.shape
     window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)

@@ -174,8 +174,8 @@ def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | Non
 
 def _sim_size(value: Any) -> str | None:
     """Whole 2x2 Bayer cells, and enough of them to show a scene."""
-    if value < 16 or value % 2:
-        return f"must be an even number of pixels, at least 16, got {value}"
+    if value < 32 or value % 2:
+        return f"must be an even number of pixels, at least 32, got {value}"
     return None
 
 

@@ -51,7 +51,9 @@ class Notifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-                self._sock.sendto(message, self._address)
+                # Never block: a manager that stops reading must not freeze the daemon's loop; the next
+                # status or watchdog ping says the same again anyway.
+                self._sock.sendto(message, socket.MSG_DONTWAIT, self._address)
             except OSError as exc:
                 if not self._failed:  # say it once, not at every watchdog ping
                     log.warning("cannot notify systemd at %r: %s", self._address, exc)

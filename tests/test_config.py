@@ -144,7 +144,7 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("blend:\n  iterations: 0\n", "m.yaml:2: blend.iterations: must be at least 1"),
         (
             "camera:\n  simulated:\n    width: 130\n    height: 15\n",
-            "m.yaml:4: camera.simulated.height: must be an even number of pixels, at least 16",
+            "m.yaml:4: camera.simulated.height: must be an even number of pixels, at least 32",
         ),
         ("frames: many\n", "m.yaml:1: frames: expected an integer, got a string ('many')"),
         ("frames: 3.5\n", "frames: expected an integer, got a number"),
