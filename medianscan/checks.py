@@ -100,9 +100,12 @@ def _fmt_shape(value: Hashable) -> str:
 
 
 def _pattern_key(frame: Frame) -> Hashable:
+    """The colour-filter layout as one reads it: "RGGB", or "6x6 GGRGGB..." for larger repeats."""
     if frame.layout is None:
         return None
-    return ("".join(frame.layout.colors[i] for i in frame.layout.pattern.ravel()), frame.layout.pattern.shape)
+    letters = "".join(frame.layout.colors[i] for i in frame.layout.pattern.ravel())
+    h, w = frame.layout.pattern.shape
+    return letters if (h, w) == (2, 2) else f"{h}x{w} {letters}"
 
 
 def _one_per_frame(problems: list[Problem]) -> list[Problem]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,9 @@ def _assert_refused(folder: Path, before: dict[str, bytes], code: int, err: str,
         ("flicker", ["s_02.dng", "brighter than the other frames"]),
         ("shift", ["s_02.dng", "shifted by -2.", "px horizontally"]),
         ("truncated", ["s_02.dng", "unreadable or truncated"]),
+        ("black", ["s_02.dng", "black level (256, 256, 256, 256) differs"]),
+        ("white", ["s_02.dng", "white level 16383 differs", "4095"]),
+        ("pattern", ["s_02.dng", "CFA pattern GRBG differs from the other frames' RGGB"]),
     ],
 )
 def test_a_frame_that_breaks_the_stack_is_named(
@@ -228,8 +232,6 @@ def test_a_frame_that_breaks_the_stack_is_named(
     elif fault == "serial":
         write_frame(bad, mosaic, small, serial="42")
     elif fault == "size":
-        from dataclasses import replace
-
         narrow = replace(
             small, layout=replace(small.layout, active_area=(0, 0, 384, 574), default_crop=(0, 0, 574, 384))
         )
@@ -240,6 +242,13 @@ def test_a_frame_that_breaks_the_stack_is_named(
     elif fault == "shift":
         shifted = np.roll(small.mosaic, -2, axis=1).astype(np.float32) + rng.normal(0, SIGMA, small.mosaic.shape)
         write_frame(bad, np.clip(np.rint(shifted), 0, 4095).astype(np.uint16), small)
+    elif fault == "black":
+        write_frame(bad, mosaic, replace(small, layout=replace(small.layout, black_levels=(256, 256, 256, 256))))
+    elif fault == "white":
+        write_frame(bad, mosaic, replace(small, layout=replace(small.layout, white_level=16383)))
+    elif fault == "pattern":  # the same sensor read one column over: the colour filters start G R
+        gbrg = replace(small.layout, pattern=np.roll(small.layout.pattern, -1, axis=1))
+        write_frame(bad, mosaic, replace(small, layout=gbrg))
     elif fault == "truncated":
         bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
     before = tree_digest(folder)
@@ -315,4 +324,21 @@ def test_unsupported_stacks_raise_stack_error_not_a_traceback(tmp_path: Path) ->
     for i in range(3):
         tifffile.imwrite(folder / f"{i}.tif", np.zeros((8, 8), np.float32))
     with pytest.raises(StackError, match=r"0\.tif: TIFF of float32"):
+        blend_stack(folder)
+
+
+def test_a_raw_that_is_not_a_mosaic_is_refused_clearly(tmp_path: Path) -> None:
+    """A linear DNG (demosaiced RGB, as some converters and sRAW write) is not blended as if it were a mosaic."""
+    folder = tmp_path / "linear"
+    folder.mkdir()
+    rng = np.random.default_rng(8)
+    for i in range(3):
+        rgb = rng.integers(0, 4000, (64, 96, 3)).astype(np.uint16)
+        tifffile.imwrite(
+            folder / f"l_{i}.dng",
+            rgb,
+            photometric=34892,  # LinearRaw
+            extratags=[(50706, "B", 4, (1, 4, 0, 0), True), (50708, "s", 0, "Test Linear", True)],
+        )
+    with pytest.raises(StackError, match=r"l_0\.dng: this raw is not a colour-filter mosaic"):
         blend_stack(folder)
