@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, only those missing; a no-op when all are there.
-#   test:  the independent DNG readers the tests check our output with
+#   test:  the independent DNG readers the tests check our output with, and systemd-analyze for the units
 #   bench: the peer tools the benchmark measures against
 set -euo pipefail
 case "${1:-test}" in
-  test)  want=(libimage-exiftool-perl darktable rawtherapee dcraw) ;;
+  test)  want=(libimage-exiftool-perl darktable rawtherapee dcraw systemd) ;;
   bench) want=(hugin-tools imagemagick) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
