@@ -30,7 +30,7 @@ BLACK = 512
 WHITE = 16383  # 14-bit
 GAIN = 0.45  # DN per electron at base ISO: sets the shot noise
 READ_NOISE = 2.5  # DN
-ORANGE_MASK = (0.92, 0.52, 0.30)  # R, G, B transmission of the film base
+ORANGE_MASK = (0.75, 0.88, 0.27)  # R, G, B transmission of the film base, in camera space (orange once white-balanced)
 DUST_PER_FRAME = 4
 
 CHOICES: dict[str, list[str]] = {
