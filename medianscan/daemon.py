@@ -19,22 +19,20 @@ import contextlib
 import functools
 import logging
 import shutil
-import signal
 import sys
 import threading
 import time
 import typing
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import Library, State, read_manifest
 from medianscan.notify import Notifier
+from medianscan.service import Service
 from medianscan.triggers import (
     Command,
     ControlServer,
@@ -55,8 +53,6 @@ SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in fra
 READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is retried in the background
 RECENT = 5
 
-Listener = Callable[[str, dict[str, Any]], None]
-
 
 @dataclass
 class CameraStatus:
@@ -73,8 +69,11 @@ def make_pool(cfg: Config) -> BlendPool:
     return BlendPool(cfg.workers, cfg.queue_size, warm=warm)
 
 
-class Daemon:
+class Daemon(Service):
     """One scanning session: `run()` blocks until SIGTERM / SIGINT / stop() and returns the exit code."""
+
+    stopping = "finishing the running burst"
+    stopping_log = "finishing the running burst, then stopping"
 
     def __init__(
         self,
@@ -86,20 +85,14 @@ class Daemon:
         triggers: bool = True,
         pool: BlendPool | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.config_path = config_path
+        super().__init__(cfg, config_path=config_path, notifier=notifier)
         self.keyboard = keyboard
         self.use_triggers = triggers
-        self.notifier = notifier if notifier is not None else Notifier()
         self.library = Library.from_config(cfg)
         self.pool = pool if pool is not None else make_pool(cfg)
         self.camera_status = CameraStatus()
-        self.listeners: list[Listener] = []
-        self.message: str | None = None  # the last refusal or error, for status
         self.hub = TriggerHub()
         self._ready_actions: deque[str] = deque()  # presses kept back from a burst, run before the hub's
-        self._stop = threading.Event()
-        self._reload = threading.Event()
         self._connected = threading.Event()
         self._camera_changed = threading.Event()
         self._camera: Any = None  # the Camera; touched by the camera thread only
@@ -114,8 +107,6 @@ class Daemon:
         self._waiting_for_room = False
         self._camera_thread: threading.Thread | None = None
         self._sources_started = False
-        self._hooks = self._make_hooks(cfg)
-        self._last_status = ""
 
     # --- public API -----------------------------------------------------------------------------------
 
@@ -127,11 +118,7 @@ class Daemon:
 
     def stop(self) -> None:
         """Ask `run()` to finish the running burst, leave the queue on disk and return (like SIGTERM)."""
-        self._stop.set()
-
-    def reload(self) -> None:
-        """Ask `run()` to reload the configuration file (like SIGHUP)."""
-        self._reload.set()
+        super().stop()
 
     @property
     def busy(self) -> bool:
@@ -217,47 +204,18 @@ class Daemon:
         self._connected.wait(READY_WAIT_SECONDS)
         self.notifier.ready(self.status_line())
         log.info("ready: %s", self.status_line())
-        interval = self.notifier.watchdog_interval()
-        next_ping = 0.0
-        try:
-            while not self._stop.is_set():
-                if interval and time.monotonic() >= next_ping:
-                    self.notifier.watchdog()
-                    next_ping = time.monotonic() + interval / 3
-                try:
-                    self._serve_once()
-                except Exception:  # e.g. the library's disk went away: log it, keep serving, try again
-                    log.exception("main loop")
-                    self._stop.wait(1.0)
-        finally:
-            self._shutdown()
-        return 0
+        return self._serve()
 
     def _serve_once(self) -> None:
-        for event in self.pool.poll(0.2):
-            self._handle(event)
-        self._feed_backlog()
-        if self._reload.is_set():
-            self._reload.clear()
-            self._do_reload()
-        self._publish_status()
-
-    def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            del frame
-            log.info("%s: finishing the running burst, then stopping", signal.Signals(signum).name)
-            self._stop.set()
-
-        def on_hup(signum: int, frame: FrameType | None) -> None:
-            del signum, frame
-            self._reload.set()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+        try:
+            for event in self.pool.poll(0.2):
+                self._handle(event)
+            self._feed_backlog()
+            self._check_reload()
+            self._publish_status()
+        except Exception:  # e.g. the library's disk went away: log it, keep serving, try again
+            log.exception("main loop")
+            self._stop.wait(1.0)
 
     def _recover(self) -> None:
         rec = self.library.recover()
@@ -317,15 +275,7 @@ class Daemon:
             self.library.mark(stack, State.FAILED, error=outcome.error, blend_seconds=outcome.seconds)
             self._error(outcome.error or "blend failed", stack)
 
-    def _publish_status(self) -> None:
-        line = self.status_line()
-        if line != self._last_status:
-            self._last_status = line
-            self.notifier.status(line)
-
-    def _shutdown(self) -> None:
-        self._stop.set()
-        self.notifier.stopping("finishing the running burst")
+    def _wind_down(self) -> None:
         self._stop_triggers()
         if self._camera_thread is not None:
             while self._camera_thread.is_alive():
@@ -339,7 +289,6 @@ class Daemon:
                     self.library.mark(stack, State.CAPTURED, note="blend interrupted by a stop; queued again at start")
         if left:
             log.info("%d stack(s) left queued on disk for the next start", len(left))
-        self._hooks_wait()
 
     # --- the camera thread ----------------------------------------------------------------------------
 
@@ -547,46 +496,10 @@ class Daemon:
                 "or move the library, then press again"
             )
 
-    # --- feedback -------------------------------------------------------------------------------------
-
-    def _error(self, message: str, stack: Path | None) -> None:
-        log.error("%s", message)
-        self.message = message
-        self._hooks.fire("error", stack, None)
-        self._emit("error", stack=stack, message=message)
-
-    def _emit(self, event: str, **data: Any) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event, data)
-            except Exception:
-                log.exception("listener for %s failed", event)
-
-    def _make_hooks(self, cfg: Config) -> Any:
-        from medianscan.hooks import Hooks
-
-        return Hooks(cfg.hooks)
-
-    def _hooks_wait(self) -> None:
-        with contextlib.suppress(Exception):
-            self._hooks.wait(5.0)
-
     # --- configuration reload -------------------------------------------------------------------------
 
-    def _do_reload(self) -> None:
-        if self.config_path is None:
-            log.info("SIGHUP: no configuration file to reload")
-            return
-        from medianscan.config import load_config
-
-        self.notifier.reloading()
-        try:
-            cfg = load_config(self.config_path)
-            library = Library.from_config(cfg)
-        except MedianscanError as exc:
-            self._error(f"reload refused, keeping the running configuration: {exc}", None)
-            self.notifier.ready(self.status_line())
-            return
+    def _apply_config(self, cfg: Config) -> list[str]:
+        library = Library.from_config(cfg)
         needs_restart = [
             name for name in ("workers", "queue_size", "mode") if getattr(cfg, name) != getattr(self.cfg, name)
         ]
@@ -599,11 +512,7 @@ class Daemon:
             self._hooks = self._make_hooks(cfg)
         if camera_changed:
             self._camera_changed.set()
-        if needs_restart:
-            log.warning("reloaded; changes to %s take effect at the next restart", ", ".join(needs_restart))
-        else:
-            log.info("configuration reloaded from %s", self.config_path)
-        self.notifier.ready(self.status_line())
+        return needs_restart
 
     # --- triggers -------------------------------------------------------------------------------------
 
