@@ -39,7 +39,6 @@ import functools
 import hashlib
 import logging
 import os
-import signal
 import stat
 import threading
 import time
@@ -47,7 +46,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
 
 from medianscan import checks, frames
@@ -56,6 +54,7 @@ from medianscan.blend import BlendOptions, is_output, output_paths, recorded_fra
 from medianscan.config import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.notify import Notifier
+from medianscan.service import Service
 from medianscan.worker import BlendPool, Outcome, Started, warm_up_blend
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,6 @@ RECENT = 5
 STALLED_SECONDS = 120.0  # a file written under inotify whose close never came counts after this long unchanged
 GroupKind = Literal["folder", "count", "gap"]
 Fingerprint = dict[str, str]  # frame name -> sha256
-Listener = Callable[[str, dict[str, Any]], None]
 
 
 # --- names and grouping ---------------------------------------------------------------------------------
@@ -653,12 +651,14 @@ def make_watch_pool(cfg: Config) -> BlendPool:
     return BlendPool(cfg.workers, cfg.queue_size, job=blend_frames_job, warm=warm)
 
 
-class WatchService:
+class WatchService(Service):
     """`medianscan watch` and the daemon's `mode: watch`: `run()` serves until stopped; `run_once()` catches up.
 
     Same status, hooks, retention, sd_notify and signals as the capture daemon; the control socket answers
     `status` (capture actions are refused: there is no camera in this mode).
     """
+
+    stopping = stopping_log = "stopping the watch"
 
     def __init__(
         self,
@@ -675,9 +675,7 @@ class WatchService:
         root = Path(watch.folder).expanduser()
         if not root.is_dir():
             raise MedianscanError(f"{root}: no such folder to watch")
-        self.cfg = cfg
-        self.config_path = config_path
-        self.notifier = notifier if notifier is not None else Notifier()
+        super().__init__(cfg, config_path=config_path, notifier=notifier)
         self.pool = pool if pool is not None else make_watch_pool(cfg)
         self.use_control = control
         self.hot = HotFolder(
@@ -689,26 +687,14 @@ class WatchService:
             frames_per_stack=watch.frames,
             closes_reported=not watch.polling,
         )
-        self.listeners: list[Listener] = []
-        self.message: str | None = None
         self.blends = 0  # blends started (tests count these: nothing is blended twice)
         self.recent: deque[_Entry] = deque(maxlen=RECENT)
-        self._hooks = self._make_hooks(cfg)
         self._planner: _Planner | None = None
         self._observer: Any = None
         self._control: Any = None
-        self._stop = threading.Event()
-        self._reload = threading.Event()
-        self._last_status = ""
         self._pool_started = False
 
     # --- public API -----------------------------------------------------------------------------------
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def reload(self) -> None:
-        self._reload.set()
 
     def status(self) -> dict[str, Any]:
         """What `medianscan status` shows in watch mode, as JSON data."""
@@ -760,22 +746,7 @@ class WatchService:
             self._shutdown()
             raise
         self.notifier.ready(self.status_line())
-        interval = self.notifier.watchdog_interval()
-        next_ping = 0.0
-        try:
-            while not self._stop.is_set():
-                for event in self.pool.poll(0.2):
-                    self._handle(event)
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self._do_reload()
-                if interval and time.monotonic() >= next_ping:
-                    self.notifier.watchdog()
-                    next_ping = time.monotonic() + interval / 3
-                self._publish_status()
-        finally:
-            self._shutdown()
-        return 0
+        return self._serve()
 
     def run_once(self, timeout: float | None = None) -> int:
         """The catch-up pass alone: blend every complete stack not blended yet, wait for the blends, return
@@ -799,6 +770,12 @@ class WatchService:
         return 1 if self.hot.problems else 0
 
     # --- internals ------------------------------------------------------------------------------------
+
+    def _serve_once(self) -> None:
+        for event in self.pool.poll(0.2):
+            self._handle(event)
+        self._check_reload()
+        self._publish_status()
 
     def _submit(self, stack: Stack) -> bool:
         if not self._pool_started:  # --once with nothing to blend starts no worker
@@ -860,25 +837,6 @@ class WatchService:
             move_file(raw, dest / raw.name)
         return f"moved {len(raws)} to {self.cfg.archive}"
 
-    def _error(self, message: str, stack: Path | None) -> None:
-        log.error("%s", message)
-        self.message = message
-        self._hooks.fire("error", stack, None)
-        self._emit("error", stack=stack, message=message)
-
-    def _emit(self, event: str, **data: Any) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event, data)
-            except Exception:
-                log.exception("listener for %s failed", event)
-
-    def _publish_status(self) -> None:
-        line = self.status_line()
-        if line != self._last_status:
-            self._last_status = line
-            self.notifier.status(line)
-
     def _start_observer(self) -> None:
         if self.cfg.watch.polling:
             from watchdog.observers.polling import PollingObserver
@@ -911,9 +869,7 @@ class WatchService:
         server.start()
         self._control = server
 
-    def _shutdown(self) -> None:
-        self._stop.set()
-        self.notifier.stopping("stopping the watch")
+    def _wind_down(self) -> None:
         if self._observer is not None:
             with contextlib.suppress(Exception):
                 self._observer.stop()
@@ -926,40 +882,10 @@ class WatchService:
         if self._control is not None:
             self._control.stop()
             self._control = None
-        self._hooks_wait()
 
-    def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            del frame
-            log.info("%s: stopping the watch", signal.Signals(signum).name)
-            self._stop.set()
-
-        def on_hup(signum: int, frame: FrameType | None) -> None:
-            del signum, frame
-            self._reload.set()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
-
-    def _do_reload(self) -> None:
+    def _apply_config(self, cfg: Config) -> list[str]:
         """SIGHUP: blend options, hooks and retention apply to the next stacks; folder and grouping need a
         restart."""
-        if self.config_path is None:
-            log.info("SIGHUP: no configuration file to reload")
-            return
-        from medianscan.config import load_config
-
-        self.notifier.reloading()
-        try:
-            cfg = load_config(self.config_path)
-        except MedianscanError as exc:
-            self._error(f"reload refused, keeping the running configuration: {exc}", None)
-            self.notifier.ready(self.status_line())
-            return
         restart = [name for name in ("mode", "workers", "queue_size") if getattr(cfg, name) != getattr(self.cfg, name)]
         restart += [f"watch.{f.name}" for f in dataclasses.fields(WatchConfig)
                     if getattr(cfg.watch, f.name) != getattr(self.cfg.watch, f.name)]  # fmt: skip
@@ -968,21 +894,7 @@ class WatchService:
             self.cfg = cfg
             self.hot.options = BlendOptions.from_config(cfg.blend)
             self._hooks = self._make_hooks(cfg)
-        if restart:
-            log.warning("reloaded; changes to %s take effect at the next restart", ", ".join(restart))
-        else:
-            log.info("configuration reloaded from %s", self.config_path)
-        self.notifier.ready(self.status_line())
-
-    @staticmethod
-    def _make_hooks(cfg: Config) -> Any:
-        from medianscan.hooks import Hooks
-
-        return Hooks(cfg.hooks)
-
-    def _hooks_wait(self) -> None:
-        with contextlib.suppress(Exception):
-            self._hooks.wait(5.0)
+        return restart
 
 
 def watch_config(cfg: Config, folder: Path | None = None, group: str | None = None) -> Config:
