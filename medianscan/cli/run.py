@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medianscan.config import Config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,14 +27,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return serve(service_config(args), args.config, keyboard=args.keyboard)
+
+
+def service_config(args: argparse.Namespace) -> Config:
+    """The configuration file of `--config` (or the defaults), loaded for a service; a service's log is its
+    history, so it logs at INFO unless -v asks for more."""
     from medianscan.config import load_config
-    from medianscan.daemon import Daemon
 
     if args.verbose == 0:
-        logging.getLogger().setLevel(logging.INFO)  # a service's log is its history
-    cfg = load_config(args.config)
+        logging.getLogger().setLevel(logging.INFO)
+    return load_config(args.config)
+
+
+def serve(cfg: Config, config_path: Path | None, *, keyboard: bool = False) -> int:
+    """Run the service of `cfg.mode` until SIGTERM / SIGINT; `medianscan run` and `medianscan watch` both end here."""
     if cfg.mode == "watch":  # the hot folder: same unit, status, hooks and retention; no camera
         from medianscan.watch import WatchService
 
-        return WatchService(cfg, config_path=args.config).run()
-    return Daemon(cfg, config_path=args.config, keyboard=args.keyboard).run()
+        return WatchService(cfg, config_path=config_path).run()
+    from medianscan.daemon import Daemon
+
+    return Daemon(cfg, config_path=config_path, keyboard=keyboard).run()

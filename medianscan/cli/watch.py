@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
+
+from medianscan.cli.run import serve, service_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,14 +34,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medianscan.config import load_config
     from medianscan.watch import WatchService, watch_config
 
-    if args.verbose == 0:
-        logging.getLogger().setLevel(logging.INFO)
-    cfg = watch_config(load_config(args.config), args.folder, args.group)
+    cfg = watch_config(service_config(args), args.folder, args.group)
     if not args.once:
-        return WatchService(cfg, config_path=args.config).run()
+        return serve(cfg, args.config)
     service = WatchService(cfg, config_path=args.config, control=False)
     code = service.run_once()
     status = service.status()
