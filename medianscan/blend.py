@@ -168,14 +168,16 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             f"{name}: {len(paths)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames of the same scene"
         )
 
-    kinds = [frames.sniff(p) for p in paths]
-    for path, kind in zip(paths, kinds, strict=True):
+    kinds: list[Kind] = []
+    for path in paths:
+        kind = frames.sniff(path)
         if kind is None:
             raise StackError(f"{name}: {path.name} is not an image medianscan can read (camera raw, TIFF or JPEG)")
-    buffer = _allocate(paths[0], kinds[0], len(paths))  # type: ignore[arg-type]
+        kinds.append(kind)
+    buffer = _allocate(paths[0], kinds[0], len(paths))
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
         t = time.perf_counter()
-        sampled, unreadable = _decode_all(paths, kinds, buffer, pool)  # type: ignore[arg-type]
+        sampled, unreadable = _decode_all(paths, kinds, buffer, pool)
         decoded = [f for f, _ in sampled]
         timings["decode"] = time.perf_counter() - t
 
