@@ -16,7 +16,6 @@ failed blend or a full disk becomes a status line, a log entry and the error hoo
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import shutil
 import sys
@@ -32,7 +31,7 @@ from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import Library, State, read_manifest
 from medianscan.notify import Notifier
-from medianscan.service import Service
+from medianscan.service import Service, make_pool
 from medianscan.triggers import (
     Command,
     ControlServer,
@@ -43,7 +42,9 @@ from medianscan.triggers import (
     hub_handler,
     server_socket_path,
 )
-from medianscan.worker import BlendPool, Outcome, Started, warm_up_blend
+from medianscan.worker import BlendPool, Event, Outcome, Started
+
+__all__ = ["ACTIONS", "CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cadence has it from
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,6 @@ class CameraStatus:
     state: str = "not connected"  # connecting | ready | capturing | not connected | error
     error: str | None = None
     settings: dict[str, str] | None = None
-
-
-def make_pool(cfg: Config) -> BlendPool:
-    """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
-    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend.method, cfg.blend.winsor_fraction)
-    return BlendPool(cfg.workers, cfg.queue_size, warm=warm)
 
 
 class Daemon(Service):
@@ -208,8 +203,7 @@ class Daemon(Service):
 
     def _serve_once(self) -> None:
         try:
-            for event in self.pool.poll(0.2):
-                self._handle(event)
+            self._collect(0.2)
             self._feed_backlog()
             self._check_reload()
             self._publish_status()
@@ -248,19 +242,15 @@ class Daemon(Service):
                 self._in_pool.add(stack)
             return ok
 
-    def _handle(self, event: Started | Outcome) -> None:
-        try:
-            with self._lock:
-                if event.stack not in self._in_pool:
-                    return  # retaken meanwhile: its folder moved to discarded/
-                if isinstance(event, Started):
-                    self.library.mark(event.stack, State.BLENDING)
-                    return
-                self._in_pool.discard(event.stack)
-                self._finished(event)
-        except Exception as exc:  # a full disk, a folder moved by hand...: say so, keep serving
-            log.exception("recording %s", event)
-            self._error(f"{event.stack}: could not record the blend ({exc})", event.stack)
+    def _record(self, event: Event) -> None:
+        with self._lock:
+            if event.stack not in self._in_pool:
+                return  # retaken meanwhile: its folder moved to discarded/
+            if isinstance(event, Started):
+                self.library.mark(event.stack, State.BLENDING)
+                return
+            self._in_pool.discard(event.stack)
+            self._finished(event)
 
     def _finished(self, outcome: Outcome) -> None:
         stack = outcome.stack

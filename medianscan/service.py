@@ -9,6 +9,7 @@ which mode spoke.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -21,8 +22,15 @@ from typing import Any
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.notify import Notifier
+from medianscan.worker import BlendPool, Event, Job, blend_job, warm_up_blend
 
 Listener = Callable[[str, dict[str, Any]], None]
+
+
+def make_pool(cfg: Config, job: Job = blend_job) -> BlendPool:
+    """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
+    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend.method, cfg.blend.winsor_fraction)
+    return BlendPool(cfg.workers, cfg.queue_size, job=job, warm=warm)
 
 
 class Service:
@@ -30,6 +38,7 @@ class Service:
 
     stopping = "stopping"  # systemd's status while stopping
     stopping_log = "stopping"  # logged after the signal's name
+    pool: BlendPool  # set by each mode
 
     def __init__(self, cfg: Config, *, config_path: Path | None, notifier: Notifier | None) -> None:
         self.cfg = cfg
@@ -60,7 +69,11 @@ class Service:
     # --- what each mode adds --------------------------------------------------------------------------
 
     def _serve_once(self) -> None:
-        """One turn of the main loop (about 0.2 s): collect results, `_check_reload()`, `_publish_status()`."""
+        """One turn of the main loop (about 0.2 s): `_collect`, `_check_reload()`, `_publish_status()`."""
+        raise NotImplementedError
+
+    def _record(self, event: Event) -> None:
+        """Record a blend that started or ended (the manifest, retention, hooks, listeners)."""
         raise NotImplementedError
 
     def _apply_config(self, cfg: Config) -> list[str]:
@@ -111,6 +124,16 @@ class Service:
         self.notifier.stopping(self.stopping)
         self._wind_down()
         self._hooks_wait()
+
+    def _collect(self, timeout: float) -> None:
+        """Record the pool's events of the next `timeout` seconds; one that cannot be recorded (a full disk, a
+        folder moved by hand...) is an error, and serving goes on."""
+        for event in self.pool.poll(timeout):
+            try:
+                self._record(event)
+            except Exception as exc:
+                self.log.exception("recording %s", event)
+                self._error(f"{event.stack}: could not record the blend ({exc})", event.stack)
 
     def _publish_status(self) -> None:
         line = self.status_line()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import time
 from collections import deque
@@ -24,10 +23,10 @@ from medianscan.config import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.hotfolder import TICK_SECONDS, Grouping, HotFolder, Planner, Stack, is_temp_name, observe
 from medianscan.notify import Notifier
-from medianscan.service import Service
-from medianscan.worker import BlendPool, Outcome, Started, warm_up_blend
+from medianscan.service import Service, make_pool
+from medianscan.worker import BlendPool, Event, Started
 
-__all__ = ["Grouping", "WatchService", "blend_frames_job", "is_temp_name", "make_watch_pool", "watch_config"]
+__all__ = ["Grouping", "WatchService", "blend_frames_job", "is_temp_name", "watch_config"]
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +60,6 @@ def blend_frames_job(key: Path, stack: Stack) -> dict[str, Any]:
     return data
 
 
-def make_watch_pool(cfg: Config) -> BlendPool:
-    """A blend pool whose job blends the planned frames of a stack (warmed up for `frames` frames)."""
-    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend.method, cfg.blend.winsor_fraction)
-    return BlendPool(cfg.workers, cfg.queue_size, job=blend_frames_job, warm=warm)
-
-
 class WatchService(Service):
     """`medianscan watch` and the daemon's `mode: watch`: `run()` serves until stopped; `run_once()` catches up.
 
@@ -92,7 +85,7 @@ class WatchService(Service):
         if not root.is_dir():
             raise MedianscanError(f"{root}: no such folder to watch")
         super().__init__(cfg, config_path=config_path, notifier=notifier)
-        self.pool = pool if pool is not None else make_watch_pool(cfg)
+        self.pool = pool if pool is not None else make_pool(cfg, job=blend_frames_job)
         self.use_control = control
         self.hot = HotFolder(
             root,
@@ -175,8 +168,7 @@ class WatchService(Service):
             self.hot.scan()
             while not self._stop.is_set():
                 planner.step()
-                for event in self.pool.poll(TICK_SECONDS):
-                    self._handle(event)
+                self._collect(TICK_SECONDS)
                 if not planner.backlog and not self.hot.busy():
                     break
                 if deadline is not None and time.monotonic() > deadline:
@@ -189,8 +181,7 @@ class WatchService(Service):
     # --- internals ------------------------------------------------------------------------------------
 
     def _serve_once(self) -> None:
-        for event in self.pool.poll(0.2):
-            self._handle(event)
+        self._collect(0.2)
         self._check_reload()
         self._publish_status()
 
@@ -205,31 +196,27 @@ class WatchService(Service):
             self._emit("queued", stack=stack.key, frames=stack.frames)
         return ok
 
-    def _handle(self, event: Started | Outcome) -> None:
+    def _record(self, event: Event) -> None:
         if isinstance(event, Started):
             return
-        try:
-            stack = self.hot.finished(event.stack, event.error)
-            n = len(stack.frames) if stack is not None else 0
-            if event.ok and event.result is not None:
-                output = Path(str(event.result.get("output", event.stack)))
-                kept = self._retain(event.result)
-                log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
-                self.recent.append(
-                    _Entry(
-                        str(event.stack), "blended", n, event.seconds, None, str(output),
-                        event.result.get("noise_ratio"), None if kept == "kept" else f"raws {kept}",
-                    )
-                )  # fmt: skip
-                self._hooks.fire("blend-done", event.stack, output)
-                self._emit("blend-done", stack=event.stack, result=event.result, seconds=event.seconds)
-            else:
-                message = event.error or "blend failed"
-                self.recent.append(_Entry(str(event.stack), "failed", n, event.seconds, message))
-                self._error(message, event.stack)
-        except Exception as exc:  # a full disk, a folder moved by hand...: say so, keep serving
-            log.exception("recording %s", event)
-            self._error(f"{event.stack}: could not record the blend ({exc})", event.stack)
+        stack = self.hot.finished(event.stack, event.error)
+        n = len(stack.frames) if stack is not None else 0
+        if event.ok and event.result is not None:
+            output = Path(str(event.result.get("output", event.stack)))
+            kept = self._retain(event.result)
+            log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
+            self.recent.append(
+                _Entry(
+                    str(event.stack), "blended", n, event.seconds, None, str(output),
+                    event.result.get("noise_ratio"), None if kept == "kept" else f"raws {kept}",
+                )
+            )  # fmt: skip
+            self._hooks.fire("blend-done", event.stack, output)
+            self._emit("blend-done", stack=event.stack, result=event.result, seconds=event.seconds)
+        else:
+            message = event.error or "blend failed"
+            self.recent.append(_Entry(str(event.stack), "failed", n, event.seconds, message))
+            self._error(message, event.stack)
 
     def _retain(self, result: dict[str, Any]) -> str:
         """The daemon's retention policy applied to the raws the blend read (and any it dropped)."""
