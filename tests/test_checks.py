@@ -80,7 +80,8 @@ def test_attributes_that_differ_name_the_minority(frame: Frame) -> None:
 def test_frames_too_small_to_align_are_not_judged_on_shift(frame: Frame) -> None:
     """A 96x128 crop holds too few CFA repeats for a trustworthy estimate: no shift claimed either way."""
     tiny = np.ascontiguousarray(frame.pixels[400:496, 400:528])
-    small = replace(frame, pixels=tiny, layout=replace(frame.layout, active_area=(0, 0, 96, 128)))  # type: ignore[arg-type]
+    assert frame.layout is not None
+    small = replace(frame, pixels=tiny, layout=replace(frame.layout, active_area=(0, 0, 96, 128)))
     stats = checks.measure([checks.sample(small), checks.sample(replace(small, pixels=np.roll(tiny, 6, axis=1)))])
     assert [s.shift for s in stats] == [None, None]
     assert stats[0].level > 0
