@@ -5,8 +5,9 @@ the comparators the middle rank(s) depend on) unrolled for the stack's N into nu
 values stay in registers and the loop over a row vectorises: the kernel runs near the speed of reading the stack
 once, with no (N, H, W) temporaries. The robust means reuse the same idea: winsorized mean is one pass with a
 network pruned to the clamped tails; sigma-clip decides per pixel in one vectorised pass (median, min, max, sums)
-whether anything is rejected at all, and runs the exact iterative algorithm only for the few pixels where
-something is.
+whether anything is rejected at all, and runs the exact iterative algorithm only for the pixels where something
+is: a vectorised network gives just the ranks it can touch (up to k = 2 rejections per end) and the exact sums,
+then short per-pixel rounds finish; only pixels rejecting more go through a full sort (`clip_sorted`).
 
 "winsorized" is the plain winsorized mean (clamp the g lowest and highest values to their neighbours, then
 average), not Siril's winsorized sigma clipping: it is one pass with a fixed cost, tolerates up to g outliers at
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import itertools
 import math
 import os
 import sys
@@ -42,6 +44,7 @@ SUPPORTED_DTYPES = (np.dtype(np.uint16), np.dtype(np.uint8))
 GENERATOR_VERSION = 1  # bump when the generated code's meaning changes without its text changing
 CACHE_ENV = "MEDIANSCAN_KERNEL_CACHE"
 _CLIP_TILE = 512  # columns per sigma-clip tile: the flagged pixels are re-read while still in L1/L2
+_CLIP_BUDGET = 2  # rejected values per end that the vectorised exact clip follows
 
 Kernel = Callable[..., Any]
 
@@ -176,11 +179,11 @@ def clip_sorted(vals, kappa, iterations):
 _CLIP_MARGIN = 1e-4
 
 
-def _row_prologue(name: str, n: int, args: str, parallel: bool = True) -> list[str]:
+def _row_prologue(name: str, n: int, args: str, parallel: bool = True, options: str = "") -> list[str]:
     lines = [
         "",
         "",
-        f"@njit(parallel={parallel}, cache=True, nogil=True)",
+        f"@njit(parallel={parallel}, cache=True, nogil=True{options})",
         f"def {name}({args}):",
         "    h = stack.shape[1]",
         "    w = stack.shape[2]",
@@ -254,32 +257,139 @@ def winsorized_source(n: int, g: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def clip_budget(n: int) -> int:
+    """Values per end the vectorised clip follows (k): pixels rejecting more go to `clip_sorted` one by one.
+
+    n >= 2k+1 keeps at least one value however the budget is spent, so 'everything rejected' never happens there.
+    """
+    return max(0, min(_CLIP_BUDGET, (n - 1) // 2))
+
+
+def _select_sum(target: str, key: str, choices: list[tuple[float, str]], indent: str) -> list[str]:
+    """`target` = the value paired with `key`'s value among `choices` (consecutive integers, covering every value
+    `key` takes), as the first value plus 0/1 steps: min(max(key - k, 0), 1) * (next - previous).
+
+    Exact for integer-valued floats below 2**52; branch-free: no mispredicted branches per round, and branches make
+    numba's compile time grow steeply with the size of generated kernels.
+    """
+    terms = [choices[0][1]]
+    for (_, prev), (k, value) in itertools.pairwise(choices):
+        if value != prev:
+            terms.append(f"min(max({key} - {k - 1.0!r}, 0.0), 1.0) * ({value} - {prev})")
+    return [f"{indent}{target} = {' + '.join(terms)}"]
+
+
+def _clip_ranks(n: int) -> list[int]:
+    """The ranks the budgeted clip can look at: 0..k and n-1-k..n-1 (the values it may reject and the first kept
+    one beyond) and the middle ranks any kept run lo..hi (lo <= k, hi >= n-k) takes its median from."""
+    k = clip_budget(n)
+    low = range(k + 1)
+    high = range(n - 1 - k, n)
+    mid = range((n - k - 1) // 2, (n + k) // 2 + 1)
+    return sorted({*low, *high, *mid})
+
+
+def _clip_block_lines(n: int) -> list[str]:
+    """`clip_block`: the exact sigma-clip of f gathered pixels whose rejections stay within k per end.
+
+    Input: per pixel the values of `_clip_ranks` (rows of rbuf, from the kernel's vectorised network) and the
+    float64 sums of values and squares (exact: integers below 2**53). Per pixel the same float64 rounds as
+    `clip_sorted`, reading only those ranks and stopping when nothing changes; a pixel that would reject more than
+    k values at one end gets 65536 added to its result and is left to `clip_sorted`. With n >= 2k+1 a kept value
+    always remains, and a pixel still rejecting after 2k+1 rounds has run out of budget.
+    """
+    k = clip_budget(n)
+    fk, fn = float(k), float(n)
+    ranks = _clip_ranks(n)
+    lines = [
+        "",
+        "",
+        '@njit(cache=True, nogil=True, error_model="numpy")',
+        "def clip_block(rbuf, pbuf, res, f, kappa, iterations):",
+    ]
+    lines += [f"    r{r} = rbuf[{j}]" for j, r in enumerate(ranks)]
+    lines += ["    p1 = pbuf[0]", "    p2 = pbuf[1]"]
+    lines += [f"    rounds = min(iterations, {2 * k + 1})", "    for q in range(f):"]
+    lines += [f"        v{r} = float(r{r}[q])" for r in ranks]
+    lines += ["        t1 = p1[q]", "        t2 = p2[q]"]
+    for j in range(1, k + 1):  # sums of the j lowest / highest values
+        lines.append(f"        l1_{j} = {' + '.join(f'v{i}' for i in range(j))}")
+        lines.append(f"        l2_{j} = {' + '.join(f'v{i} * v{i}' for i in range(j))}")
+        lines.append(f"        h1_{j} = {' + '.join(f'v{n - 1 - i}' for i in range(j))}")
+        lines.append(f"        h2_{j} = {' + '.join(f'v{n - 1 - i} * v{n - 1 - i}' for i in range(j))}")
+    lines += ["        lo = 0.0", f"        hi = {fn!r}", "        bad = 0.0", "        q1 = t1", "        q2 = t2"]
+    lines += ["        for _ in range(rounds):"]
+    ind = "            "
+    sums = range(n - k, n + k + 1)
+    lines.append(f"{ind}t = lo + hi")
+    lines += _select_sum("ca", "t", [(float(s), f"v{(s - 1) // 2}") for s in sums], ind)
+    lines += _select_sum("cb", "t", [(float(s), f"v{s // 2}") for s in sums], ind)
+    lines += [
+        f"{ind}centre = (ca + cb) * 0.5",
+        f"{ind}fc = hi - lo",
+        f"{ind}var = (fc * q2 - q1 * q1) / (fc * fc)",
+        f"{ind}sd = math.sqrt(max(var, 0.0))",
+        f"{ind}lower = centre - kappa * sd",
+        f"{ind}upper = centre + kappa * sd",
+        f"{ind}cl = {' + '.join(f'(v{i} < lower) * 1.0' for i in range(k + 1))}",
+        f"{ind}ch = {' + '.join(f'(v{i} > upper) * 1.0' for i in range(n - 1 - k, n))}",
+        f"{ind}if max(cl, ch) > {fk!r}:",
+        f"{ind}    bad = 1.0",
+        f"{ind}    break",
+        f"{ind}nlo = max(lo, cl)",
+        f"{ind}nhi = min(hi, {fn!r} - ch)",
+        f"{ind}if nlo == lo and nhi == hi:",
+        f"{ind}    break",
+        f"{ind}lo = nlo",
+        f"{ind}hi = nhi",
+    ]
+    if k:
+        lines.append(f"{ind}e = {fn!r} - hi")
+        for s in ("1", "2"):
+            lows = [(0.0, "0.0")] + [(float(j), f"l{s}_{j}") for j in range(1, k + 1)]
+            highs = [(0.0, "0.0")] + [(float(j), f"h{s}_{j}") for j in range(1, k + 1)]
+            lines += _select_sum(f"pl{s}", "lo", lows, ind)
+            lines += _select_sum(f"ph{s}", "e", highs, ind)
+            lines.append(f"{ind}q{s} = t{s} - pl{s} - ph{s}")
+    lines += [
+        "        fc = hi - lo",
+        "        res[q] = np.int32(math.floor((2.0 * q1 + fc) / (2.0 * fc)) + 65536.0 * bad)",
+    ]
+    return lines
+
+
 def sigma_clip_source(n: int) -> str:
-    """One vectorised pass per tile: mean of all, and a flag where the first round might reject something.
+    """Per tile: a vectorised pass giving every pixel the plain mean and a flag where its first round might
+    reject something; then the exact clip, vectorised, for the flagged pixels (gathered into a compact buffer,
+    or the whole tile when most are flagged, as with an outlier frame); `clip_sorted` for the rare rest.
 
     The hot loop stores one int32 per pixel (mean | flag << 16) into a tile buffer: a single store stream keeps
-    LLVM's alias checks few enough to vectorise at large N. Flagged pixels are gathered into a compact buffer,
-    sorted there by the full network (vectorised again), and clipped exactly one by one (`clip_sorted`).
+    LLVM's alias checks few enough to vectorise at large N.
     """
     ranks = sorted({0, (n - 1) // 2, n // 2, n - 1})
     ops, outs = selection_program(n, ranks)
     lo_var, mid_a, mid_b, hi_var = outs[0], outs[ranks.index((n - 1) // 2)], outs[ranks.index(n // 2)], outs[-1]
     f32 = "np.float32"
     centre = f"{f32}({mid_a})" if n % 2 else f"({f32}({mid_a}) + {f32}({mid_b})) * {f32}(0.5)"
-    conv = _sum_type(n)
-    sort_ops, sort_outs = selection_program(n, range(n))
+    clip_ranks = _clip_ranks(n)
+    clip_ops, clip_outs = selection_program(n, clip_ranks)
     lines = _HEADER.format(kind="sigma-clip", n=n).splitlines()
     lines += _CLIP_SORTED.splitlines()
-    lines += _row_prologue("kernel", n, "stack, out, kappa, kk, iterations")
+    lines += _clip_block_lines(n)
+    # error_model numpy: no ZeroDivisionError branch (which stops vectorising) on divisions by counts >= 1
+    lines += _row_prologue("kernel", n, "stack, out, kappa, kk, iterations", options=', error_model="numpy"')
     lines += [
         f"        res = np.empty({_CLIP_TILE}, np.int32)",
         f"        idx = np.empty({_CLIP_TILE}, np.int64)",
         f"        cbuf = np.empty(({n}, {_CLIP_TILE}), stack.dtype)",
-        f"        rbuf = np.empty(({n}, {_CLIP_TILE}), stack.dtype)",
+        f"        rbuf = np.empty(({len(clip_ranks)}, {_CLIP_TILE}), stack.dtype)",
+        f"        pbuf = np.empty((2, {_CLIP_TILE}), np.float64)",
     ]
     lines += [f"        c{i} = cbuf[{i}]" for i in range(n)]
-    lines += [f"        r{i} = rbuf[{i}]" for i in range(n)]
+    lines += [f"        g{j} = rbuf[{j}]" for j in range(len(clip_ranks))]
     lines += [
+        "        p1 = pbuf[0]",
+        "        p2 = pbuf[1]",
         f"        vals = np.empty({n}, np.float64)",
         f"        nf = {f32}({float(n)!r})",
         f"        nn = {f32}({float(n * n)!r})",
@@ -299,7 +409,7 @@ def sigma_clip_source(n: int) -> str:
         "                d2 = " + " + ".join(f"({f32}(a{i}) - centre) * ({f32}(a{i}) - centre)" for i in range(n)),
         "                nvar = nf * d2 - d1 * d1",
         f"                dmax = max(centre - {f32}({lo_var}), {f32}({hi_var}) - centre)",
-        f"                total = {_float_sum((f'a{i}' for i in range(n)), conv)}",
+        "                total = d1 + nf * centre",  # exact: half-integers below 2**22
         f"                mean = {_rounded_mean('total', n)}",
         "                res[j] = mean + (65536 if dmax * dmax * nn > kk32 * nvar else 0)",
         "            ot = o[x0:x0 + m]",
@@ -309,15 +419,42 @@ def sigma_clip_source(n: int) -> str:
         "            for j in range(m):",
         "                if res[j] > 65535:",
         "                    idx[f] = j",
+        "                    f += 1",
+        "            if f == 0:",
+        "                continue",
+        "            if 4 * f > m:  # most flagged (an outlier frame): clip the whole tile, no gather",
     ]
-    lines += [f"                    c{i}[f] = u{i}[j]" for i in range(n)]
-    lines += ["                    f += 1", "            for q in range(f):"]
+    lines += [f"                c{i}[:m] = u{i}" for i in range(n)]
+    lines += [
+        "                for j in range(m):",
+        "                    idx[j] = j",
+        "                f = m",
+        "            else:",
+        "                for q in range(f):",
+        "                    j = idx[q]",
+    ]
+    lines += [f"                    c{i}[q] = u{i}[j]" for i in range(n)]
+    lines += ["            for q in range(f):  # the ranks clip_block reads, then the sums: one loop per output"]
     lines += [f"                a{i} = c{i}[q]" for i in range(n)]
-    lines += _ops(sort_ops, "                ")
-    lines += [f"                r{r}[q] = {v}" for r, v in enumerate(sort_outs)]
+    lines += _ops(clip_ops, "                ")
+    lines += [f"                g{j}[q] = {var}" for j, var in enumerate(clip_outs)]
     lines += ["            for q in range(f):"]
-    lines += [f"                vals[{i}] = float(r{i}[q])" for i in range(n)]
-    lines += ["                ot[idx[q]] = clip_sorted(vals, kappa, iterations)"]
+    lines.append(f"                p1[q] = {' + '.join(f'float(c{i}[q])' for i in range(n))}")
+    lines += ["            for q in range(f):"]
+    lines.append(f"                p2[q] = {' + '.join(f'float(c{i}[q]) * float(c{i}[q])' for i in range(n))}")
+    lines += ["            clip_block(rbuf, pbuf, res, f, kappa, iterations)"]
+    lines += [
+        "            for q in range(f):",
+        "                r = res[q]",
+        "                if r <= 65535:",
+        "                    ot[idx[q]] = r",
+        "                else:",
+    ]
+    lines += [f"                    vals[{i}] = float(c{i}[q])" for i in range(n)]
+    lines += [
+        "                    vals.sort()",
+        "                    ot[idx[q]] = clip_sorted(vals, kappa, iterations)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -502,7 +639,8 @@ def warm_up(
     *,
     winsor_fraction: float = 0.2,
 ) -> None:
-    """Compile (first time, ~1-6 s per kernel) or load from numba's cache (~0.3 s) the kernels for n_frames.
+    """Compile (first time: ~1-6 s per kernel, sigma-clip 10-70 s at N = 5-31) or load from numba's cache (~0.3 s)
+    the kernels for n_frames.
 
     Call it when a worker starts so the first blend does not pay for it. Pass only the configured method to
     save time.
