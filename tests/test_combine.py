@@ -225,16 +225,27 @@ def test_winsorized_matches_reference(n: int) -> None:
 
 
 def test_no_rejection_is_possible_where_sigma_clip_takes_the_mean_shortcut() -> None:
-    """Worst cases for |x - median| / sd: one value apart from n-1 equal ones, and two-level splits."""
+    """Worst cases for |x - median| / sd: exhaustive over small integer stacks, and the extremal odd-n stack."""
     assert not cb.can_reject(3, 3.0)
     assert not cb.can_reject(4, 3.0)
-    assert cb.can_reject(5, 3.0)
-    for n in (2, 3, 4):
+    assert not cb.can_reject(5, 3.0)
+    assert not cb.can_reject(7, 3.0)
+    assert cb.can_reject(9, 3.0)
+    assert cb.can_reject(7, 2.9)
+    for n in (2, 3, 4, 5, 6, 7):
         worst = 0.0
-        for k in range(1, n):
-            x = np.array([0.0] * k + [1.0] * (n - k))
-            worst = max(worst, float(np.abs(x - np.median(x)).max() / x.std()))
-        assert worst < math.sqrt(n - 1) + 1
+        for x in itertools.combinations_with_replacement(range(n + 4 if n % 2 else 7), n):  # holds the extremal
+            v = np.array(x, dtype=np.float64)
+            if v.std() > 0:
+                worst = max(worst, float(np.abs(v - np.median(v)).max() / v.std()))
+        assert cb.can_reject(n, worst)  # the worst seen is within the bound...
+        if n % 2:  # ...and for odd n the bound is tight
+            assert not cb.can_reject(n, worst * 1.001)
+    for n in (5, 7, 9, 31):  # the extremal stack: one value n+3 above a median of 0, (n-3)/2 values at 2
+        v = np.array([0.0] * ((n + 1) // 2) + [2.0] * ((n - 3) // 2) + [n + 3.0])
+        ratio = float(np.abs(v - np.median(v)).max() / v.std())
+        assert cb.can_reject(n, ratio)
+        assert not cb.can_reject(n, ratio * 1.001)
 
 
 def test_winsor_count() -> None:
