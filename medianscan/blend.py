@@ -31,6 +31,7 @@ from medianscan.config import BlendConfig, Method
 from medianscan.errors import StackError
 from medianscan.frames import Frame, Kind
 
+_BAND_BYTES = 32 << 20  # separate frames are combined this many bytes of rows at a time
 METHODS: tuple[Method, ...] = ("median", "mean", "sigma-clip", "winsorized")
 MANIFEST_NAME = "stack.json"  # the daemon's per-stack manifest, never a frame
 _OUTPUT_NAME = re.compile(r"_(" + "|".join(re.escape(m) for m in METHODS) + r")(\.[A-Za-z0-9]+)+$")
@@ -202,7 +203,8 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
 
         stack = _compact(buffer, good)
         t = time.perf_counter()
-        blended = _combine(stack, options, keep.enter_context(_SHELF.lend("frame", stack.shape[1:], stack.dtype)))
+        frame_shape, dtype = good[0].pixels.shape, good[0].pixels.dtype
+        blended = _combine(stack, options, keep.enter_context(_SHELF.lend("frame", frame_shape, dtype)))
         timings["combine"] = time.perf_counter() - t
 
         first = good[0]
@@ -270,7 +272,10 @@ _SHELF = _Shelf()
 
 
 def _allocate(first: Path, kind: Kind, n: int, keep: contextlib.ExitStack) -> npt.NDArray[np.generic] | None:
-    """One (N, ...) buffer for the whole stack, sized from the first frame's header; None if unknown."""
+    """One (N, ...) buffer for the whole stack, sized from the first frame's header; None if unknown, and None
+    for TIFFs, which are memory-mapped (or, compressed, decoded one array each) and combined band by band."""
+    if kind == "tiff":
+        return None
     probed = frames.probe(first, kind)
     if probed is None:
         return None
@@ -296,10 +301,14 @@ def _decode_all(
     return decoded, [r for r in results if isinstance(r, checks.Problem)]
 
 
-def _compact(buffer: npt.NDArray[np.generic] | None, good: Sequence[Frame]) -> npt.NDArray[np.generic]:
-    """The good frames as one contiguous (N, ...) array, reusing the stack buffer where they live in it."""
+Stack = npt.NDArray[np.generic] | list[npt.NDArray[np.generic]]  # one (N, ...) array, or N frame arrays
+
+
+def _compact(buffer: npt.NDArray[np.generic] | None, good: Sequence[Frame]) -> Stack:
+    """The good frames as one contiguous (N, ...) array reusing the stack buffer, or as their own arrays when
+    they do not live in one (memory-mapped TIFFs: combined band by band, never copied whole)."""
     if buffer is None or any(not np.shares_memory(f.pixels, buffer) for f in good):
-        return np.stack([f.pixels for f in good])
+        return [f.pixels for f in good]
     for slot, frame in enumerate(good):
         if not np.shares_memory(frame.pixels, buffer[slot]):
             buffer[slot] = frame.pixels
@@ -400,22 +409,38 @@ def _pixels_sha256(pixels: npt.NDArray[np.generic]) -> str:
 
 
 def _combine(
-    stack: npt.NDArray[np.generic], options: BlendOptions, out: npt.NDArray[np.generic] | None = None
+    stack: Stack, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
 ) -> npt.NDArray[np.generic]:
+    """Combine a stack; separate frame arrays are gathered a band of rows at a time into a small buffer."""
     from medianscan.combine import combine
 
-    return combine(
-        stack,
-        options.method,
-        kappa=options.kappa,
-        iterations=options.iterations,
-        winsor_fraction=options.winsor_fraction,
-        out=out,
-    )
+    def run(part: npt.NDArray[np.generic], into: npt.NDArray[np.generic] | None) -> npt.NDArray[np.generic]:
+        return combine(
+            part,
+            options.method,
+            kappa=options.kappa,
+            iterations=options.iterations,
+            winsor_fraction=options.winsor_fraction,
+            out=into,
+        )
+
+    if isinstance(stack, np.ndarray):
+        return run(stack, out)
+    first = stack[0]
+    result = out if out is not None else np.empty(first.shape, first.dtype)
+    rows = max(1, _BAND_BYTES // max(1, first[0].nbytes * len(stack)))
+    band = np.empty((len(stack), rows, *first.shape[1:]), first.dtype)
+    for top in range(0, first.shape[0], rows):
+        n = min(rows, first.shape[0] - top)
+        part = band if n == rows else np.empty((len(stack), n, *first.shape[1:]), first.dtype)
+        for i, frame in enumerate(stack):
+            part[i] = frame[top : top + n]
+        run(part, result[top : top + n])
+    return result
 
 
 def _noise_ratio(
-    stack: npt.NDArray[np.generic],
+    stack: Stack,
     first: Frame,
     blend: Callable[[npt.NDArray[np.generic]], npt.NDArray[np.generic]],
 ) -> float | None:
@@ -427,7 +452,7 @@ def _noise_ratio(
     The blend measured has N-1 frames: the figure slightly understates what N frames give.
     """
     (rows, cols), _ = checks.central_window(first)
-    window = np.ascontiguousarray(stack[:, rows, cols])
+    window = np.stack([frame[rows, cols] for frame in stack])
     single = _robust_sigma(window[0].astype(np.float32) - window[1]) / np.sqrt(2)
     residual = _robust_sigma(blend(window[:-1]).astype(np.float32) - window[-1])
     own = residual**2 - single**2

@@ -8,7 +8,6 @@ from disk once: its bytes are hashed and decoded from the same buffer.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -135,11 +134,10 @@ def read_frame(path: Path, kind: Kind | None = None, out: npt.NDArray[np.generic
         if kind == "raw":
             pixels, layout = _decode_raw(path, out)
             return Frame(path, kind, pixels, camera, exposure, digest, layout, layout.orientation)
-        data = path.read_bytes()
+        decoded = _decode_tiff(path, out) if kind == "tiff" else _decode_jpeg(path, path.read_bytes())
     except OSError as exc:
         raise StackError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-    decoded = _decode_tiff(path, data) if kind == "tiff" else _decode_jpeg(path, data)
-    if out is not None and out.shape == decoded.shape and out.dtype == decoded.dtype:
+    if out is not None and out.shape == decoded.shape and out.dtype == decoded.dtype and decoded is not out:
         out[...] = decoded
         decoded = out
     return Frame(path, kind, decoded, camera, exposure, digest, None, orientation)
@@ -264,12 +262,19 @@ def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
     return replace(layout, extra_tags=extra)
 
 
-def _decode_tiff(path: Path, data: bytes) -> npt.NDArray[np.generic]:
-
+def _decode_tiff(path: Path, out: npt.NDArray[np.generic] | None) -> npt.NDArray[np.generic]:
+    """The first image of a TIFF: memory-mapped when uncompressed and no `out` is given, else decoded straight
+    into `out` when it fits (no intermediate copy)."""
     import tifffile
 
     try:
-        pixels = tifffile.imread(io.BytesIO(data), key=0)
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            fits = out is not None and out.shape == page.shape and out.dtype == page.dtype
+            if out is None and page.is_memmappable and page.dtype in (np.uint8, np.uint16):
+                # Uncompressed: a read-only view of the page cache; a stack of them costs no memory of its own.
+                return np.memmap(path, dtype=page.dtype, mode="r", offset=page.dataoffsets[0], shape=page.shape)
+            pixels = page.asarray(out=out if fits else None)
     except Exception as exc:  # tifffile raises many types for damaged files
         raise StackError(f"{path}: unreadable or truncated TIFF ({exc})") from exc
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
