@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGEMAGICK = "/usr/bin/convert"  # the real one (a PATH `convert` may be something else)
+GNU_TIME = "/usr/bin/time"
 MAGICK_POLICY = """<policymap>
   <policy domain="resource" name="memory" value="16GiB"/>
   <policy domain="resource" name="map" value="32GiB"/>
@@ -50,16 +51,19 @@ def sample_raw() -> Path | None:
 
 
 def run_timed(cmd: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one command, which must succeed."""
+    """Wall seconds and peak RSS (MiB) of one command, which must succeed.
+
+    The peak comes from GNU time: a child forked from this (large) process would report our own high-water
+    mark in ru_maxrss, not its own."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        [GNU_TIME, "-f", "%M", *cmd], check=False, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     seconds = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {stderr.strip()[-400:]}")
-    return seconds, usage.ru_maxrss / 1024
+    lines = proc.stderr.decode(errors="replace").strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {' '.join(lines)[-400:]}")
+    return seconds, int(lines[-1]) / 1024
 
 
 def make_tiff_stack(folder: Path, n: int, shape: tuple[int, int]) -> list[Path]:
@@ -226,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shape = (3000, 4000) if args.quick else (4000, 6000)
     repeats = 1 if args.quick else args.repeats
-    for tool in ("hugin_stacker", IMAGEMAGICK):
+    for tool in ("hugin_stacker", IMAGEMAGICK, GNU_TIME):
         if not shutil.which(tool):
-            print(f"{tool} is missing: `make bench` installs hugin-tools and imagemagick", file=sys.stderr)
+            print(f"{tool} is missing: `make bench` installs hugin-tools, imagemagick and time", file=sys.stderr)
             return 1
     if args.only != "tiff":
         bench_raw(args.frames, max(repeats, 3))

@@ -5,7 +5,7 @@
 set -euo pipefail
 case "${1:-test}" in
   test)  want=(libimage-exiftool-perl darktable rawtherapee dcraw systemd) ;;
-  bench) want=(hugin-tools imagemagick) ;;
+  bench) want=(hugin-tools imagemagick time) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 missing=()
