@@ -30,10 +30,10 @@ from medianscan.atomic import is_temp, write_json
 from medianscan.config import BlendConfig, Method
 from medianscan.errors import StackError
 from medianscan.frames import Frame, Kind
+from medianscan.library import MANIFEST
 
 _BAND_BYTES = 32 << 20  # separate frames are combined this many bytes of rows at a time
 METHODS: tuple[Method, ...] = ("median", "mean", "sigma-clip", "winsorized")
-MANIFEST_NAME = "stack.json"  # the daemon's per-stack manifest, never a frame
 _OUTPUT_NAME = re.compile(r"_(" + "|".join(re.escape(m) for m in METHODS) + r")(\.[A-Za-z0-9]+)+$")
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
 
@@ -103,7 +103,7 @@ class BlendResult:
 def is_output(path: Path) -> bool:
     """Files medianscan itself writes into a stack folder (blends, sidecars, manifest, temps)."""
     return (
-        path.name == MANIFEST_NAME
+        path.name == MANIFEST  # the daemon's per-stack manifest, never a frame
         or is_temp(path)
         or path.name.startswith(".")
         or path.suffix.lower() == ".json"

@@ -16,6 +16,7 @@ from medianscan import frames
 from medianscan.blend import BlendOptions, blend_stack, stack_frames, verify_output
 from medianscan.cli import main
 from medianscan.errors import StackError
+from medianscan.library import Manifest, State, write_manifest
 from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
 
 SIGMA = 20.0
@@ -311,7 +312,7 @@ def test_a_burst_marked_incomplete_needs_force(
 ) -> None:
     folder = tmp_path / "s"
     make_burst(folder, small, 3)
-    (folder / "stack.json").write_text(json.dumps({"state": "incomplete"}))
+    write_manifest(folder, Manifest(state=State.INCOMPLETE, roll="roll", frame="s", frames_expected=9))
     code, err = _run_cli(capsys, folder)
     assert code != 0 and "cut off" in err and not (folder / "s_median.dng").exists()
     code, err = _run_cli(capsys, folder, "--force")

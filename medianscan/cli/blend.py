@@ -10,6 +10,7 @@ from typing import Any
 
 from medianscan.blend import METHODS, BlendOptions, BlendResult, blend_stack
 from medianscan.errors import MedianscanError
+from medianscan.library import MANIFEST, State, read_manifest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -98,14 +99,9 @@ def _check_options(options: BlendOptions) -> None:
 
 def _refuse_incomplete(stack: Path | list[Path], force: bool) -> None:
     """A burst the daemon marked incomplete (cut off midway) is blended only when asked to."""
-    if force or not isinstance(stack, Path):
+    if force or not isinstance(stack, Path) or not (stack / MANIFEST).is_file():
         return
-    manifest = stack / "stack.json"
-    try:
-        state = json.loads(manifest.read_text()).get("state")
-    except (OSError, ValueError, AttributeError):
-        return
-    if state == "incomplete":
+    if read_manifest(stack).state == State.INCOMPLETE:
         raise MedianscanError(
             f"{stack.name}: its burst was cut off before all frames arrived (stack.json says incomplete); "
             "use --force to blend the frames it has"
