@@ -146,7 +146,7 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, list[Path]]:
         raise StackError("no frames given")
     for path in paths:
         if not path.is_file():
-            raise StackError(f"{path}: no such file")
+            raise StackError(f"{path}: no such file or folder")
     parents = {p.resolve().parent for p in paths}
     if len(parents) > 1:
         raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")

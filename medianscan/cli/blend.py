@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise MedianscanError("--output names one file, but several stacks were given")
     failures = 0
     for index, stack in enumerate(stacks, 1):
-        label = stack.name if isinstance(stack, Path) else f"{len(stack)} files"
+        label = stack.name if isinstance(stack, Path) else stack[0].name if len(stack) == 1 else f"{len(stack)} files"
         _progress(index, len(stacks), label, "blending")
         try:
             _refuse_incomplete(stack, args.force)
