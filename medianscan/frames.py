@@ -8,6 +8,7 @@ from disk once: its bytes are hashed and decoded from the same buffer.
 from __future__ import annotations
 
 import hashlib
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -129,18 +130,48 @@ def read_frame(path: Path, kind: Kind | None = None, out: npt.NDArray[np.generic
     if kind is None:
         raise StackError(f"{path}: not an image medianscan can read (expected a camera raw, TIFF or JPEG)")
     try:
-        digest = _sha256(path)
         camera, exposure, orientation = read_metadata(path)
         if kind == "raw":
+            digest = _sha256(path)
             pixels, layout = _decode_raw(path, out)
             return Frame(path, kind, pixels, camera, exposure, digest, layout, layout.orientation)
-        decoded = _decode_tiff(path, out) if kind == "tiff" else _decode_jpeg(path, path.read_bytes())
+        mapped = _map_tiff(path) if kind == "tiff" and out is None else None
+        if mapped is not None:
+            digest, decoded = mapped
+        else:
+            digest = _sha256(path)
+            decoded = _decode_tiff(path, out) if kind == "tiff" else _decode_jpeg(path, path.read_bytes())
     except OSError as exc:
         raise StackError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
     if out is not None and out.shape == decoded.shape and out.dtype == decoded.dtype and decoded is not out:
         out[...] = decoded
         decoded = out
     return Frame(path, kind, decoded, camera, exposure, digest, None, orientation)
+
+
+def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
+    """An uncompressed 8/16-bit TIFF as a read-only view of the page cache, and the sha256 of the file hashed
+    from the same mapping: a stack of them costs no memory of its own, and the pages are mapped in one go
+    (MAP_POPULATE) rather than faulted in one by one. None when the image is not stored that simply."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            if not page.is_memmappable or page.dtype not in (np.uint8, np.uint16):
+                return None
+            offset, shape, dtype = page.dataoffsets[0], page.shape, np.dtype(page.dtype)
+    except Exception:  # tifffile raises many types for damaged files; the decoder reports them
+        return None
+    with path.open("rb") as fh:
+        mapping = mmap.mmap(
+            fh.fileno(), 0, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ
+        )
+    count = int(np.prod(shape))
+    if offset + count * dtype.itemsize > len(mapping):
+        return None  # truncated: the decoder names the problem
+    digest = hashlib.sha256(mapping).hexdigest()
+    return digest, np.frombuffer(mapping, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
 def _sha256(path: Path) -> str:
@@ -263,17 +294,13 @@ def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
 
 
 def _decode_tiff(path: Path, out: npt.NDArray[np.generic] | None) -> npt.NDArray[np.generic]:
-    """The first image of a TIFF: memory-mapped when uncompressed and no `out` is given, else decoded straight
-    into `out` when it fits (no intermediate copy)."""
+    """The first image of a TIFF, decoded straight into `out` when it fits (no intermediate copy)."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             fits = out is not None and out.shape == page.shape and out.dtype == page.dtype
-            if out is None and page.is_memmappable and page.dtype in (np.uint8, np.uint16):
-                # Uncompressed: a read-only view of the page cache; a stack of them costs no memory of its own.
-                return np.memmap(path, dtype=page.dtype, mode="r", offset=page.dataoffsets[0], shape=page.shape)
             pixels = page.asarray(out=out if fits else None)
     except Exception as exc:  # tifffile raises many types for damaged files
         raise StackError(f"{path}: unreadable or truncated TIFF ({exc})") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -164,6 +165,8 @@ def test_tiff_and_jpeg_stacks_blend_to_their_own_format(tmp_path: Path) -> None:
         (jpegs / f"j_{i}.jpeg").write_bytes(imagecodecs.jpeg8_encode((frame >> 8).astype(np.uint8), level=95))
     t = blend_stack(tiffs)
     assert t.output.name == "tiffs_median.tif"
+    recorded = {f["file"]: f["sha256"] for f in json.loads(t.sidecar.read_text())["frames"]}
+    assert recorded == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tiffs.glob("t_*.tif"))}
     np.testing.assert_array_equal(tifffile.imread(t.output), np.median(np.stack(stack16), axis=0).astype(np.uint16))
     j = blend_stack(jpegs)
     assert j.output.name == "jpegs_median.jpg" and frames.sniff(j.output) == "jpeg"
