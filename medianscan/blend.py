@@ -179,20 +179,14 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
         buffer = _allocate(paths[0], kinds[0], len(paths), keep)
         with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+            pool.submit(_load_kernel, len(paths), kinds[0], options)  # meanwhile: a fresh process needs it next
             t = time.perf_counter()
             sampled, unreadable = _decode_all(paths, kinds, buffer, pool)
             decoded = [f for f, _ in sampled]
             timings["decode"] = time.perf_counter() - t
 
             t = time.perf_counter()
-            problems = unreadable + checks.metadata_problems(decoded)
-            flagged = {p.frame for p in problems}
-            consistent = [f for f in decoded if f.path not in flagged]
-            stats: dict[Path, checks.FrameStats] = {}
-            if len(consistent) >= 2:
-                measured = checks.measure([s for f, s in sampled if f.path not in flagged], pool.map)
-                stats = {f.path: s for f, s in zip(consistent, measured, strict=True)}
-                problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
+            problems, stats = _check(sampled, unreadable, options, pool)
             timings["checks"] = time.perf_counter() - t
             del sampled  # the spectra are done with; a blend's peak memory is the stack plus three frames
 
@@ -269,6 +263,31 @@ class _Shelf:
 
 
 _SHELF = _Shelf()
+
+
+def _check(
+    sampled: Sequence[tuple[Frame, checks.Sample]],
+    unreadable: list[checks.Problem],
+    options: BlendOptions,
+    pool: ThreadPoolExecutor,
+) -> tuple[list[checks.Problem], dict[Path, checks.FrameStats]]:
+    """Does the stack differ only in noise? Every problem names its frame; the stats go to the sidecar."""
+    decoded = [f for f, _ in sampled]
+    problems = unreadable + checks.metadata_problems(decoded)
+    flagged = {p.frame for p in problems}
+    consistent = [f for f in decoded if f.path not in flagged]
+    if len(consistent) < 2:
+        return problems, {}
+    measured = checks.measure([s for f, s in sampled if f.path not in flagged], pool.map)
+    problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
+    return problems, {f.path: s for f, s in zip(consistent, measured, strict=True)}
+
+
+def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
+    """Load (or compile) the combine kernel for this stack while the frames are read; a warm worker has it."""
+    from medianscan.combine import warm_up
+
+    warm_up(n, np.uint8 if kind == "jpeg" else np.uint16, (options.method,), winsor_fraction=options.winsor_fraction)
 
 
 def _allocate(first: Path, kind: Kind, n: int, keep: contextlib.ExitStack) -> npt.NDArray[np.generic] | None:
