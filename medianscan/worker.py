@@ -53,14 +53,16 @@ def blend_job(stack: Path, options: Any) -> dict[str, Any]:
 
 
 def warm_up_blend(frames: int, method: Method = "median", winsor_fraction: float = 0.2) -> None:
-    """Import the blend engine and compile or load the kernel for `frames` frames before the first stack.
+    """Import the blend engine and compile or load the kernels a stack of `frames` frames uses before the first
+    stack: the blend itself, and the (frames - 1)-frame blend its noise measurement makes (see blend._noise_ratio).
 
     Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`.
     """
     from medianscan import blend  # noqa: F401 - imported for its start-up cost
     from medianscan.combine import warm_up
 
-    warm_up(frames, methods=(method,), winsor_fraction=winsor_fraction)
+    for n in (frames, frames - 1):
+        warm_up(n, methods=(method,), winsor_fraction=winsor_fraction)
 
 
 @dataclass(frozen=True)
