@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import itertools
 import math
 import os
 import sys
@@ -345,7 +344,7 @@ def _clip_block_lines(n: int) -> list[str]:
             out.append(f"{ind}q{s} = t{s} - {low} - {high}")
         return out
 
-    lines += ["        lo = 0.0", f"        hi = {fn!r}", "        bad = 0.0", "        go = 0.0", "        moved = 0.0"]
+    lines += [f"{ind}lo = 0.0", f"{ind}hi = {fn!r}", f"{ind}bad = 0.0", f"{ind}go = 0.0", f"{ind}moved = 0.0"]
     for i in range(rounds):
         lines.append(f"{ind}# round {i + 1}")
         if i == 0:
