@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -84,7 +85,7 @@ def sniff(path: Path) -> Kind | None:
         return "raw"
     if head[:4] in _TIFF_MAGIC:
         # A camera raw is usually TIFF-structured (CR2, NEF, ARW, DNG, PEF...): LibRaw decides.
-        return "raw" if _libraw_opens(path) else "tiff"
+        return "raw" if _libraw_opens(path) and not _plain_greyscale_tiff(path) else "tiff"
     return "raw" if head and _libraw_opens(path) else None
 
 
@@ -98,6 +99,24 @@ def _libraw_opens(path: Path) -> bool:
     finally:
         raw.close()
     return True
+
+
+def _plain_greyscale_tiff(path: Path) -> bool:
+    """A one-channel image TIFF of no camera (a black-and-white scan, say), which LibRaw also opens, as the
+    mosaic of an unknown camera: no colour matrix, and stored as MinIsBlack/MinIsWhite rather than as a CFA or
+    a DNG. Blended as a raw it would come out as a colour DNG of a greyscale picture."""
+    import tifffile
+
+    with rawpy.RawPy() as raw:
+        raw.open_file(str(path))
+        if raw.rgb_xyz_matrix.any():
+            return False
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            return page.photometric in (0, 1) and page.samplesperpixel == 1 and 50706 not in page.tags  # DNGVersion
+    except Exception:  # tifffile raises many types for damaged files; then LibRaw's reading stands
+        return False
 
 
 def probe(path: Path, kind: Kind) -> tuple[tuple[int, ...], np.dtype[np.generic]] | None:
@@ -158,8 +177,9 @@ def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
-            if not page.is_memmappable or page.dtype not in (np.uint8, np.uint16):
-                return None
+            native = tif.byteorder == "<" and sys.byteorder == "little" or page.dtype == np.uint8
+            if not (native and page.is_memmappable and page.dtype in (np.uint8, np.uint16)):
+                return None  # Motorola byte order (Photoshop's "Macintosh") is decoded, which swaps it
             offset, shape, dtype = page.dataoffsets[0], page.shape, np.dtype(page.dtype)
     except Exception:  # tifffile raises many types for damaged files; the decoder reports them
         return None

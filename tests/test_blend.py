@@ -173,6 +173,36 @@ def test_tiff_and_jpeg_stacks_blend_to_their_own_format(tmp_path: Path) -> None:
     assert frames.read_frame(j.output).pixels.shape == (64, 96, 3)
 
 
+def test_tiffs_in_motorola_byte_order_blend_to_their_values(tmp_path: Path) -> None:
+    """Photoshop's "Macintosh" byte order: big-endian 16-bit TIFFs are decoded (swapped), never mapped as is."""
+    rng = np.random.default_rng(8)
+    stack = rng.integers(0, 65535, (3, 40, 50, 3), dtype=np.uint16)
+    folder = tmp_path / "mac"
+    folder.mkdir()
+    for i, frame in enumerate(stack):
+        tifffile.imwrite(folder / f"m_{i}.tif", frame, photometric="rgb", byteorder=">")
+    result = blend_stack(folder)
+    np.testing.assert_array_equal(tifffile.imread(result.output), np.median(stack, axis=0).astype(np.uint16))
+    verify_output(result)
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_greyscale_tiffs_blend_to_a_greyscale_tiff_not_a_raw(tmp_path: Path, byteorder: str) -> None:
+    """LibRaw opens a 16-bit greyscale TIFF as the mosaic of an unknown camera; a black-and-white scan must stay
+    a greyscale TIFF with the median of its values."""
+    stack = np.random.default_rng(9).integers(0, 65535, (5, 48, 64), dtype=np.uint16)
+    folder = tmp_path / "bw"
+    folder.mkdir()
+    for i, frame in enumerate(stack):
+        tifffile.imwrite(folder / f"bw_{i}.tif", frame, photometric="minisblack", byteorder=byteorder)
+    assert frames.sniff(folder / "bw_0.tif") == "tiff"
+    result = blend_stack(folder)
+    assert result.output.name == "bw_median.tif"
+    with tifffile.TiffFile(result.output) as tif:
+        assert tif.pages.first.photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        np.testing.assert_array_equal(tif.asarray(), np.median(stack, axis=0).astype(np.uint16))
+
+
 def test_tiff_and_compressed_dng_outputs(tmp_path: Path, small: Scene) -> None:
     folder = tmp_path / "s"
     make_burst(folder, small, 3)
