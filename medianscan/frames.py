@@ -103,19 +103,26 @@ def _libraw_opens(path: Path) -> bool:
 
 def _plain_greyscale_tiff(path: Path) -> bool:
     """A one-channel image TIFF of no camera (a black-and-white scan, say), which LibRaw also opens, as the
-    mosaic of an unknown camera: no colour matrix, and stored as MinIsBlack/MinIsWhite rather than as a CFA or
-    a DNG. Blended as a raw it would come out as a colour DNG of a greyscale picture."""
+    mosaic of an unknown camera. Blended as a raw it would come out as a colour DNG of a greyscale picture.
+
+    The TIFF structure is checked first (MinIsBlack/MinIsWhite, one sample, not a DNG: about a millisecond, and
+    false for CR2, NEF, ARW and the like); only then LibRaw's colour matrix, which costs it a full unpack: a raw
+    that stores its mosaic that way (Leaf, some Kodak backs) has a camera LibRaw knows.
+    """
     import tifffile
 
-    with rawpy.RawPy() as raw:
-        raw.open_file(str(path))
-        if raw.rgb_xyz_matrix.any():
-            return False
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
-            return page.photometric in (0, 1) and page.samplesperpixel == 1 and 50706 not in page.tags  # DNGVersion
+            if page.photometric not in (0, 1) or page.samplesperpixel != 1 or 50706 in page.tags:  # DNGVersion
+                return False
     except Exception:  # tifffile raises many types for damaged files; then LibRaw's reading stands
+        return False
+    try:
+        with rawpy.RawPy() as raw:
+            raw.open_file(str(path))
+            return not raw.rgb_xyz_matrix.any()
+    except rawpy.LibRawError:
         return False
 
 
