@@ -32,7 +32,6 @@ from medianscan.errors import StackError
 from medianscan.frames import Frame, Kind
 from medianscan.library import MANIFEST
 
-_BAND_BYTES = 32 << 20  # separate frames are combined this many bytes of rows at a time
 METHODS: tuple[Method, ...] = ("median", "mean", "sigma-clip", "winsorized")
 _OUTPUT_NAME = re.compile(r"_(" + "|".join(re.escape(m) for m in METHODS) + r")(\.[A-Za-z0-9]+)+$")
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
@@ -178,8 +177,10 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         kinds.append(kind)
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
         buffer = _allocate(paths[0], kinds[0], len(paths), keep)
-        with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
-            pool.submit(_load_kernel, len(paths), kinds[0], options)  # meanwhile: a fresh process needs it next
+        workers = min(len(paths), os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as loader:
+            # meanwhile, beside the decoders (not one of them): a fresh process needs the kernels next
+            kernels = loader.submit(_load_kernel, len(paths), kinds[0], options)
             t = time.perf_counter()
             sampled, unreadable = _decode_all(paths, kinds, buffer, pool)
             decoded = [f for f, _ in sampled]
@@ -189,6 +190,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             problems, stats = _check(sampled, unreadable, options, pool)
             timings["checks"] = time.perf_counter() - t
             del sampled  # the spectra are done with; a blend's peak memory is the stack plus three frames
+            kernels.result()
 
         bad = {p.frame for p in problems}
         good = [f for f in decoded if f.path not in bad]
@@ -284,10 +286,21 @@ def _check(
 
 
 def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
-    """Load (or compile) the combine kernel for this stack while the frames are read; a warm worker has it."""
+    """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
+    the blend's (read from memory-mapped frames for TIFFs) and the (n-1)-frame one of the noise measurement."""
     from medianscan.combine import warm_up
 
-    warm_up(n, np.uint8 if kind == "jpeg" else np.uint16, (options.method,), winsor_fraction=options.winsor_fraction)
+    dtype = np.uint8 if kind == "jpeg" else np.uint16
+    for frames_n, mapped in ((n, kind == "tiff"), (n - 1, False)):
+        warm_up(
+            frames_n,
+            dtype,
+            (options.method,),
+            kappa=options.kappa,
+            iterations=options.iterations,
+            winsor_fraction=options.winsor_fraction,
+            mapped_frames=mapped,
+        )
 
 
 def _allocate(first: Path, kind: Kind, n: int, keep: contextlib.ExitStack) -> npt.NDArray[np.generic] | None:
@@ -325,7 +338,7 @@ Stack = npt.NDArray[np.generic] | list[npt.NDArray[np.generic]]  # one (N, ...) 
 
 def _compact(buffer: npt.NDArray[np.generic] | None, good: Sequence[Frame]) -> Stack:
     """The good frames as one contiguous (N, ...) array reusing the stack buffer, or as their own arrays when
-    they do not live in one (memory-mapped TIFFs: combined band by band, never copied whole)."""
+    they do not live in one (memory-mapped TIFFs: the kernels read them where they lie, never copied)."""
     if buffer is None or any(not np.shares_memory(f.pixels, buffer) for f in good):
         return [f.pixels for f in good]
     for slot, frame in enumerate(good):
@@ -430,32 +443,16 @@ def _pixels_sha256(pixels: npt.NDArray[np.generic]) -> str:
 def _combine(
     stack: Stack, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
 ) -> npt.NDArray[np.generic]:
-    """Combine a stack; separate frame arrays are gathered a band of rows at a time into a small buffer."""
     from medianscan.combine import combine
 
-    def run(part: npt.NDArray[np.generic], into: npt.NDArray[np.generic] | None) -> npt.NDArray[np.generic]:
-        return combine(
-            part,
-            options.method,
-            kappa=options.kappa,
-            iterations=options.iterations,
-            winsor_fraction=options.winsor_fraction,
-            out=into,
-        )
-
-    if isinstance(stack, np.ndarray):
-        return run(stack, out)
-    first = stack[0]
-    result = out if out is not None else np.empty(first.shape, first.dtype)
-    rows = max(1, _BAND_BYTES // max(1, first[0].nbytes * len(stack)))
-    band = np.empty((len(stack), rows, *first.shape[1:]), first.dtype)
-    for top in range(0, first.shape[0], rows):
-        n = min(rows, first.shape[0] - top)
-        part = band if n == rows else np.empty((len(stack), n, *first.shape[1:]), first.dtype)
-        for i, frame in enumerate(stack):
-            part[i] = frame[top : top + n]
-        run(part, result[top : top + n])
-    return result
+    return combine(
+        stack,
+        options.method,
+        kappa=options.kappa,
+        iterations=options.iterations,
+        winsor_fraction=options.winsor_fraction,
+        out=out,
+    )
 
 
 def _noise_ratio(

@@ -28,7 +28,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,11 +192,11 @@ def _row_prologue(name: str, n: int, args: str, parallel: bool = True, options: 
         "",
         f"@njit(parallel={parallel}, cache=True, nogil=True{options})",
         f"def {name}({args}):",
-        "    h = stack.shape[1]",
-        "    w = stack.shape[2]",
+        "    h = out.shape[0]",
+        "    w = out.shape[1]",
         "    for y in prange(h):",
     ]
-    lines += [f"        s{i} = stack[{i}, y]" for i in range(n)]
+    lines += [f"        s{i} = stack[{i}][y]" for i in range(n)]  # an (N, H, W) array or a tuple of N (H, W) frames
     lines.append("        o = out[y]")
     return lines
 
@@ -405,8 +405,8 @@ def sigma_clip_source(n: int) -> str:
     lines += [
         f"        res = np.empty({_CLIP_TILE}, np.int32)",
         f"        idx = np.empty({_CLIP_TILE}, np.int64)",
-        f"        cbuf = np.empty(({n}, {_CLIP_TILE}), stack.dtype)",
-        f"        rbuf = np.empty(({len(clip_ranks)}, {_CLIP_TILE}), stack.dtype)",
+        f"        cbuf = np.empty(({n}, {_CLIP_TILE}), out.dtype)",
+        f"        rbuf = np.empty(({len(clip_ranks)}, {_CLIP_TILE}), out.dtype)",
         f"        pbuf = np.empty((2, {_CLIP_TILE}), np.float64)",
     ]
     lines += [f"        c{i} = cbuf[{i}]" for i in range(n)]
@@ -582,31 +582,50 @@ def new_stack(n: int, shape: tuple[int, ...], dtype: npt.DTypeLike = np.uint16) 
     return stack
 
 
-def _check_stack(stack: npt.NDArray[Any]) -> None:
-    if not isinstance(stack, np.ndarray):
-        raise TypeError(f"stack must be a numpy array, not {type(stack).__name__}")
-    if stack.ndim not in (3, 4):
-        raise ValueError(f"stack must be (N, H, W) or (N, H, W, C), got shape {stack.shape}")
-    if stack.shape[0] < 1:
-        raise ValueError("stack has no frames")
-    if stack.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"stack dtype must be uint16 or uint8, got {stack.dtype}")
-    if stack.ndim == 4 and not stack.flags.c_contiguous:
-        raise ValueError("an (N, H, W, C) stack must be C-contiguous")
+Frames = npt.NDArray[Any] | Sequence[npt.NDArray[Any]]  # one (N, H, W[, C]) array, or N (H, W[, C]) frames
 
 
-def _check_out(out: npt.NDArray[Any] | None, stack: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def _as_rows(stack: Frames) -> tuple[npt.NDArray[Any] | tuple[npt.NDArray[Any], ...], tuple[int, ...], np.dtype[Any]]:
+    """What the kernels read: an (N, H, W*C) array or a tuple of N (H, W*C) frames (no copies for C-contiguous
+    input), with the frame shape and dtype; anything else is a ValueError saying what is wrong."""
+    if isinstance(stack, np.ndarray):
+        if stack.ndim not in (3, 4):
+            raise ValueError(f"stack must be (N, H, W) or (N, H, W, C), got shape {stack.shape}")
+        if stack.shape[0] < 1:
+            raise ValueError("stack has no frames")
+        if stack.ndim == 4 and not stack.flags.c_contiguous:
+            raise ValueError("an (N, H, W, C) stack must be C-contiguous")
+        shape, dtype = stack.shape[1:], stack.dtype
+        rows: npt.NDArray[Any] | tuple[npt.NDArray[Any], ...] = (
+            stack.reshape(stack.shape[0], stack.shape[1], -1) if stack.ndim == 4 else stack
+        )
+    else:
+        frames = tuple(stack)
+        if not frames or not all(isinstance(f, np.ndarray) for f in frames):
+            raise ValueError("stack must be a numpy array or a non-empty sequence of numpy arrays")
+        shape, dtype = frames[0].shape, frames[0].dtype
+        if len(shape) not in (2, 3) or any(f.shape != shape or f.dtype != dtype for f in frames):
+            raise ValueError(f"frames must all be (H, W) or (H, W, C) of one shape and dtype, got {shape} {dtype}")
+        if len(shape) == 3 and not all(f.flags.c_contiguous for f in frames):
+            raise ValueError("(H, W, C) frames must be C-contiguous")
+        rows = tuple(f.reshape(shape[0], -1) for f in frames)
+    if dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f"stack dtype must be uint16 or uint8, got {dtype}")
+    return rows, shape, dtype
+
+
+def _check_out(out: npt.NDArray[Any] | None, shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     if out is None:
-        return np.empty(stack.shape[1:], dtype=stack.dtype)
-    if out.shape != stack.shape[1:] or out.dtype != stack.dtype:
-        raise ValueError(f"out must be {stack.shape[1:]} {stack.dtype}, got {out.shape} {out.dtype}")
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must be {shape} {dtype}, got {out.shape} {out.dtype}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError("out must be a writeable C-contiguous array")
     return out
 
 
 def combine(
-    stack: npt.NDArray[Any],
+    stack: Frames,
     method: Method = "median",
     *,
     kappa: float = 3.0,
@@ -614,7 +633,8 @@ def combine(
     winsor_fraction: float = 0.2,
     out: npt.NDArray[Any] | None = None,
 ) -> npt.NDArray[Any]:
-    """Combine an (N, H, W) or (N, H, W, C) uint16/uint8 stack into one frame of the same dtype.
+    """Combine an (N, H, W) or (N, H, W, C) uint16/uint8 stack, or a sequence of N such frames (memory-mapped
+    files, say: read where they lie, never gathered), into one frame of the same dtype.
 
     - median: odd N bit-identical to `np.median(stack, axis=0)`; even N the two middle values' mean, rounded half
       up.
@@ -627,7 +647,8 @@ def combine(
       replaced by their nearest kept neighbour (ranks g and N-1-g), then the mean, rounded half up.
     A non-contiguous stack works but is slower; `out` (C-contiguous, shape[1:], same dtype) is filled and returned.
     """
-    _check_stack(stack)
+    if not isinstance(stack, np.ndarray | Sequence):
+        raise TypeError(f"stack must be a numpy array or a sequence of them, not {type(stack).__name__}")
     if method not in METHODS:
         raise ValueError(f"unknown combine method {method!r}; choose one of {', '.join(METHODS)}")
     if not kappa > 0:
@@ -636,13 +657,13 @@ def combine(
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     if not 0 <= winsor_fraction < 0.5:
         raise ValueError(f"winsor_fraction must be in [0, 0.5), got {winsor_fraction}")
-    result = _check_out(out, stack)
-    n = stack.shape[0]
-    if n == 1 or stack.size == 0:
-        result[...] = stack[0] if n == 1 else 0
+    view, shape, dtype = _as_rows(stack)
+    result = _check_out(out, shape, dtype)
+    n = len(view)
+    if n == 1 or result.size == 0:
+        result[...] = view[0].reshape(shape) if n == 1 else 0
         return result
-    view = stack.reshape(n, stack.shape[1], -1) if stack.ndim == 4 else stack
-    target = result.reshape(view.shape[1:])
+    target = result.reshape(shape[0], -1)
     if method == "median":
         load_kernel("median", n)(view, target)
     elif method == "mean" or (method == "sigma-clip" and (iterations == 0 or not can_reject(n, kappa))):
@@ -661,14 +682,21 @@ def warm_up(
     dtype: npt.DTypeLike = np.uint16,
     methods: Iterable[Method] = METHODS,
     *,
+    kappa: float = 3.0,
+    iterations: int = 5,
     winsor_fraction: float = 0.2,
+    mapped_frames: bool = False,
 ) -> None:
     """Compile (first time: ~1-6 s per kernel, sigma-clip 10-70 s at N = 5-31) or load from numba's cache (~0.3 s)
-    the kernels for n_frames.
+    the kernels for n_frames, as `combine` will call them with these parameters.
 
     Call it when a worker starts so the first blend does not pay for it. Pass only the configured method to
-    save time.
+    save time. `mapped_frames`: for a sequence of read-only frames (memory-mapped files) rather than one array.
     """
     tiny = np.zeros((n_frames, 2, 3), dtype=dtype)
+    stack: Frames = tiny
+    if mapped_frames:
+        tiny.flags.writeable = False
+        stack = list(tiny)
     for method in methods:
-        combine(tiny, method, winsor_fraction=winsor_fraction)
+        combine(stack, method, kappa=kappa, iterations=iterations, winsor_fraction=winsor_fraction)

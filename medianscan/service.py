@@ -29,7 +29,7 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 def make_pool(cfg: Config, job: Job = blend_job) -> BlendPool:
     """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
-    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend.method, cfg.blend.winsor_fraction)
+    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend)
     return BlendPool(cfg.workers, cfg.queue_size, job=job, warm=warm)
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from medianscan.errors import MedianscanError
 
 if TYPE_CHECKING:
-    from medianscan.config import Method
+    from medianscan.config import BlendConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,26 @@ def blend_job(stack: Path, options: Any) -> dict[str, Any]:
     return data
 
 
-def warm_up_blend(frames: int, method: Method = "median", winsor_fraction: float = 0.2) -> None:
+def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
     """Import the blend engine and compile or load the kernels a stack of `frames` frames uses before the first
-    stack: the blend itself, and the (frames - 1)-frame blend its noise measurement makes (see blend._noise_ratio).
+    stack: the blend itself, and the (frames - 1)-frame blend its noise measurement makes (see blend._noise_ratio),
+    with the configured method and its parameters.
 
     Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`.
     """
-    from medianscan import blend  # noqa: F401 - imported for its start-up cost
+    from medianscan import blend as _blend  # noqa: F401 - imported for its start-up cost
     from medianscan.combine import warm_up
+    from medianscan.config import BlendConfig
 
+    cfg = blend or BlendConfig()
     for n in (frames, frames - 1):
-        warm_up(n, methods=(method,), winsor_fraction=winsor_fraction)
+        warm_up(
+            n,
+            methods=(cfg.method,),
+            kappa=cfg.kappa,
+            iterations=cfg.iterations,
+            winsor_fraction=cfg.winsor_fraction,
+        )
 
 
 @dataclass(frozen=True)
