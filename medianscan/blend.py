@@ -381,8 +381,10 @@ def _write_outputs(
             return (tiff,), digest
         return (), digest
     if first.kind == "tiff":
-        frames.write_tiff(main, blended, compress=options.compress, description=description)
-        return (), _read_back(main, _pixels_sha256(blended))
+        with ThreadPoolExecutor(1) as hasher:  # the blend is hashed while it is written
+            expected = hasher.submit(_pixels_sha256, blended)
+            frames.write_tiff(main, blended, compress=options.compress, description=description)
+        return (), _read_back(main, expected.result())
     frames.write_jpeg(main, blended, exif_from=first.path)
     return (), _read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
 
@@ -403,8 +405,13 @@ def _read_back(path: Path, expected: str | None) -> str:
 
 def output_digest(path: Path) -> str:
     """sha256 of the pixels a reader gets from `path` (a DNG through LibRaw, hashed in its own buffer)."""
-    if frames.sniff(path) != "raw":
-        return _pixels_sha256(frames.read_frame(path).pixels)
+    kind = frames.sniff(path)
+    if kind != "raw":
+        try:
+            stored = frames.stored_pixels_sha256(path) if kind == "tiff" else None
+        except OSError as exc:
+            raise StackError(f"{path}: cannot read the file back ({exc.strerror or exc})") from exc
+        return stored or _pixels_sha256(frames.read_frame(path).pixels)
     import rawpy
 
     try:

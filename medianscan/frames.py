@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import rawpy
 
+from medianscan import diskio
 from medianscan.atomic import atomic_path
 from medianscan.errors import StackError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
@@ -404,21 +405,53 @@ def read_metadata(data: bytes | Path) -> tuple[CameraInfo, Exposure, int]:
 
 def write_tiff(path: Path, image: npt.NDArray[np.generic], *, compress: bool = False, description: str = "") -> None:
     """An 8- or 16-bit TIFF (grey or RGB) written atomically; `compress` = deflate with a predictor, which
-    every TIFF reader opens (uncompressed is several times faster to write)."""
+    every TIFF reader opens (uncompressed is several times faster to write, and its pixels go straight to the disk:
+    tifffile lays the file out with the pixel block at an aligned offset, then `diskio` fills it in)."""
     import tifffile
 
     photometric = "rgb" if image.ndim == 3 and image.shape[2] in (3, 4) else "minisblack"
     with atomic_path(path) as tmp:
-        tifffile.imwrite(
+        if compress:
+            tifffile.imwrite(
+                tmp,
+                image,
+                photometric=photometric,
+                compression="adobe_deflate",
+                compressionargs={"level": 1},
+                predictor=True,
+                description=description or None,
+                metadata=None,
+            )
+            return
+        placed = tifffile.imwrite(
             tmp,
-            image,
+            shape=image.shape,
+            dtype=image.dtype,
             photometric=photometric,
-            compression="adobe_deflate" if compress else None,
-            compressionargs={"level": 1} if compress else None,
-            predictor=compress or None,
             description=description or None,
             metadata=None,
+            align=diskio.ALIGN,
+            returnoffset=True,
         )
+        assert placed is not None  # uncompressed data always has one place
+        diskio.write_at(tmp, placed[0], image)
+
+
+def stored_pixels_sha256(path: Path) -> str | None:
+    """sha256 of an uncompressed, contiguous, little-endian TIFF's pixels (as `read_frame` would return them),
+    read from the disk itself; None for any other file, which is decoded instead."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            native = tif.byteorder == "<" and sys.byteorder == "little"
+            if not (native and page.is_final and page.dtype in (np.uint8, np.uint16)):
+                return None
+            offset, count = page.dataoffsets[0], page.nbytes
+    except Exception:  # tifffile raises many types for damaged files; the decoder reports them
+        return None
+    return diskio.sha256_at(path, offset, count)
 
 
 def write_jpeg(path: Path, image: npt.NDArray[np.generic], *, exif_from: Path | None = None) -> None:

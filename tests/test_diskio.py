@@ -1,0 +1,106 @@
+"""Pixel blocks straight to and from the disk: the bytes land where the writer left room, nothing around them
+moves, and the read-back hash is the hash of what is stored, on the real filesystem of the test folder."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from medianscan import diskio, frames
+from medianscan.blend import _pixels_sha256 as pixels_sha256
+from medianscan.blend import blend_stack, output_digest, verify_output
+from medianscan.errors import StackError
+
+
+def laid_out(path: Path, offset: int, room: int) -> tuple[bytes, bytes]:
+    """A file with a header before `offset`, `room` zero bytes, and a trailer after (as a TIFF's IFD may be)."""
+    head, tail = bytes(range(256)) * (offset // 256) + b"H" * (offset % 256), b"trailing IFD" * 100
+    path.write_bytes(head + bytes(room) + tail)
+    return head, tail
+
+
+@pytest.mark.parametrize("offset", [diskio.ALIGN, 3 * diskio.ALIGN, 100])
+@pytest.mark.parametrize("count", [5 * diskio.ALIGN, 3 * 1000 * 999, (8 << 20) + 6])  # whole blocks, a tail, > chunk
+def test_pixels_land_in_their_room_and_hash_as_stored(tmp_path: Path, offset: int, count: int) -> None:
+    path = tmp_path / "out.bin"
+    pixels = np.random.default_rng(count).integers(0, 65535, count // 2, dtype=np.uint16)
+    head, tail = laid_out(path, offset, pixels.nbytes)
+    diskio.write_at(path, offset, pixels)
+    stored = path.read_bytes()
+    assert stored == head + pixels.tobytes() + tail
+    assert diskio.sha256_at(path, offset, pixels.nbytes) == hashlib.sha256(pixels.tobytes()).hexdigest()
+
+
+def test_strided_pixels_are_written_in_c_order(tmp_path: Path) -> None:
+    path = tmp_path / "out.bin"
+    image = np.arange(64 * 50 * 3, dtype=np.uint16).reshape(64, 50, 3)[:, ::2]
+    laid_out(path, diskio.ALIGN, image.nbytes)
+    diskio.write_at(path, diskio.ALIGN, image)
+    assert path.read_bytes()[diskio.ALIGN : diskio.ALIGN + image.nbytes] == np.ascontiguousarray(image).tobytes()
+
+
+def test_without_direct_io_the_same_bytes_go_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every filesystem on this machine (even tmpfs) accepts O_DIRECT, so a filesystem that refuses it is
+    # simulated by taking the flag away: the fallback must give the same file and the same hash.
+    path = tmp_path / "out.bin"
+    pixels = np.arange(3 * diskio.ALIGN + 10, dtype=np.uint8)
+    head, tail = laid_out(path, diskio.ALIGN, pixels.nbytes)
+    monkeypatch.setattr(diskio, "_O_DIRECT", 0)
+    diskio.write_at(path, diskio.ALIGN, pixels)
+    assert path.read_bytes() == head + pixels.tobytes() + tail
+    assert diskio.sha256_at(path, diskio.ALIGN, pixels.nbytes) == hashlib.sha256(pixels.tobytes()).hexdigest()
+
+
+def test_a_file_shorter_than_the_block_read_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "short.bin"
+    path.write_bytes(bytes(diskio.ALIGN + 10))
+    with pytest.raises(OSError, match=r"short\.bin: ends 90 bytes early"):
+        diskio.sha256_at(path, diskio.ALIGN, 100)
+
+
+def test_tiff_output_reads_back_in_every_reader_and_hashes_from_disk(tmp_path: Path) -> None:
+    image = np.random.default_rng(1).integers(0, 65535, (301, 407, 3), dtype=np.uint16)
+    out = tmp_path / "blend.tif"
+    frames.write_tiff(out, image, description="medianscan median of a stack")
+    with tifffile.TiffFile(out) as tif:
+        assert tif.pages.first.dataoffsets[0] % diskio.ALIGN == 0
+        np.testing.assert_array_equal(tif.asarray(), image)
+        assert tif.pages.first.description == "medianscan median of a stack"
+    assert frames.stored_pixels_sha256(out) == pixels_sha256(image) == output_digest(out)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_tiffs_stored_otherwise_are_decoded_for_their_digest(tmp_path: Path) -> None:
+    image = np.random.default_rng(2).integers(0, 65535, (64, 80), dtype=np.uint16)
+    packed, big_endian = tmp_path / "packed.tif", tmp_path / "motorola.tif"
+    frames.write_tiff(packed, image, compress=True)
+    tifffile.imwrite(big_endian, image, byteorder=">")
+    for path in (packed, big_endian):
+        assert frames.stored_pixels_sha256(path) is None
+        assert output_digest(path) == pixels_sha256(image)
+
+
+def test_a_blended_tiff_changed_on_disk_fails_verification(tmp_path: Path) -> None:
+    folder = tmp_path / "neg"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        frame = np.clip(20000 + rng.normal(0, 300, (120, 160, 3)), 0, 65535).astype(np.uint16)
+        tifffile.imwrite(folder / f"neg_{i}.tif", frame, photometric="rgb")
+    result = blend_stack(folder)
+    verify_output(result)
+    with tifffile.TiffFile(result.output) as tif:
+        offset = tif.pages.first.dataoffsets[0]
+    with result.output.open("r+b") as fh:  # one pixel of the stored block, flipped behind the writer's back
+        fh.seek(offset + 1234)
+        byte = fh.read(1)
+        fh.seek(offset + 1234)
+        fh.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(StackError, match="its pixels differ from what was blended"):
+        verify_output(result)
