@@ -32,6 +32,8 @@ from medianscan.errors import StackError
 from medianscan.frames import Frame, Kind
 from medianscan.library import MANIFEST
 
+_BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
+
 METHODS: tuple[Method, ...] = ("median", "mean", "sigma-clip", "winsorized")
 _OUTPUT_NAME = re.compile(r"_(" + "|".join(re.escape(m) for m in METHODS) + r")(\.[A-Za-z0-9]+)+$")
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
@@ -198,16 +200,19 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             raise StackError(_describe(name, problems, options.drop_bad_frames, len(good)))
 
         stack = _compact(buffer, good)
-        t = time.perf_counter()
-        frame_shape, dtype = good[0].pixels.shape, good[0].pixels.dtype
-        blended = _combine(stack, options, keep.enter_context(_SHELF.lend("frame", frame_shape, dtype)))
-        timings["combine"] = time.perf_counter() - t
-
         first = good[0]
         main, sidecar = output_paths(stack_dir, options.method, first.kind, options.output)
-        t = time.perf_counter()
-        extra, digest = _write_outputs(main, blended, first, options)
-        timings["write"] = time.perf_counter() - t
+        extra: tuple[Path, ...] = ()
+        if first.kind == "tiff" and not options.compress:
+            digest = _stream_tiff(main, stack, options, timings)
+        else:
+            t = time.perf_counter()
+            shelf = _SHELF.lend("frame", first.pixels.shape, first.pixels.dtype)
+            blended = _combine(stack, options, keep.enter_context(shelf))
+            timings["combine"] = time.perf_counter() - t
+            t = time.perf_counter()
+            extra, digest = _write_outputs(main, blended, first, options)
+            timings["write"] = time.perf_counter() - t
         noise = _noise_ratio(stack, first, lambda part: _combine(part, options))
         seconds = time.perf_counter() - started
         result = BlendResult(
@@ -221,7 +226,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             noise_ratio=noise,
             timings=timings,
         )
-        write_json(sidecar, _sidecar(result, options=options, good=good, stats=stats, blended=blended, digest=digest))
+        write_json(sidecar, _sidecar(result, options=options, good=good, stats=stats, digest=digest))
         return result
 
 
@@ -381,12 +386,44 @@ def _write_outputs(
             return (tiff,), digest
         return (), digest
     if first.kind == "tiff":
-        with ThreadPoolExecutor(1) as hasher:  # the blend is hashed while it is written
-            expected = hasher.submit(_pixels_sha256, blended)
-            frames.write_tiff(main, blended, compress=options.compress, description=description)
-        return (), _read_back(main, expected.result())
+        frames.write_tiff(main, blended, compress=options.compress, description=description)
+        return (), _read_back(main, _pixels_sha256(blended))
     frames.write_jpeg(main, blended, exif_from=first.path)
     return (), _read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
+
+
+def _stream_tiff(main: Path, stack: Stack, options: BlendOptions, timings: dict[str, float]) -> str:
+    """Blend a TIFF stack straight into its uncompressed output, a band of rows at a time: each band is combined
+    into one small buffer and goes to the disk while the next is combined from the (memory-mapped) frames, so no
+    output frame is ever held in memory. Returns the pixels' sha256, read back from the disk."""
+    first = stack[0]
+    height = first.shape[0]
+    rows = max(1, _BAND_BYTES // max(1, first[0].nbytes))
+    band = np.empty((min(rows, height), *first.shape[1:]), first.dtype)
+    combining = 0.0
+
+    def bands() -> Iterator[npt.NDArray[np.generic]]:
+        nonlocal combining
+        for top in range(0, height, rows):
+            part = band[: min(rows, height - top)]
+            t = time.perf_counter()
+            _combine([frame[top : top + len(part)] for frame in stack], options, part)
+            combining += time.perf_counter() - t
+            yield part
+
+    t = time.perf_counter()
+    description = f"medianscan {__version__} {options.method} of a stack"
+    written = frames.write_tiff_rows(main, first.shape, first.dtype, bands(), description=description)
+    # read back as it was written (from the disk itself, see diskio); and the file must show TIFF readers
+    # exactly that block as its image
+    block = frames.pixel_block(main)
+    wanted = frames.PixelBlock(written.offset, written.size, tuple(first.shape), np.dtype(first.dtype))
+    if written.stored_sha256 != written.sha256 or block != wanted:
+        main.unlink(missing_ok=True)
+        raise StackError(f"{main}: the written file reads back different pixels; it was removed")
+    timings["combine"] = combining
+    timings["write"] = time.perf_counter() - t - combining
+    return written.sha256
 
 
 def _read_back(path: Path, expected: str | None) -> str:
@@ -496,7 +533,6 @@ def _sidecar(
     options: BlendOptions,
     good: Sequence[Frame],
     stats: dict[Path, checks.FrameStats],
-    blended: npt.NDArray[np.generic],
     digest: str,
 ) -> dict[str, Any]:
     import rawpy
@@ -511,7 +547,7 @@ def _sidecar(
         "output": {
             "file": result.output.name,
             "pixels_sha256": digest,
-            "shape": list(blended.shape),
+            "shape": list(first.pixels.shape),
             "extra": [p.name for p in result.extra_outputs],
             "compressed": options.compress,
         },

@@ -3,13 +3,16 @@
 A blended TIFF is 144 MB at 24 MP. Written through the page cache it costs a copy into as many fresh pages
 (which a busy machine, or a VM that hands freed memory back to its host, faults in slowly) and then the same
 bytes again at fsync; read back through the page cache, it only proves what the cache holds. Direct I/O copies
-the pixels through one small aligned buffer to the disk and reads them back from the disk itself: a third of the
-time here, and a check of what is really stored.
+the pixels through small aligned buffers to the disk and reads them back from the disk itself.
+
+The writer is a short pipeline: while the caller produces the next bytes (a blend, band by band) and writes a
+buffer, one thread hashes what was given and another reads the previous buffer back from the disk and hashes
+that, so the check costs little more than the write.
 
 Direct I/O wants the file offset, the length and the memory aligned to the device's block: the writer lays the
-pixel block out at an aligned offset, a reused page-aligned buffer carries the bytes, and whatever part is not
-aligned (the last partial block) goes through the page cache as usual. Filesystems without O_DIRECT (tmpfs on
-older kernels, some network mounts) get the ordinary path; the results are the same bytes.
+pixel block out at an aligned offset, page-aligned buffers carry the bytes, and the last partial block goes
+through the page cache as usual. Filesystems without O_DIRECT (tmpfs on older kernels, some network mounts) get
+the ordinary path, and the read-back is then from the page cache.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import hashlib
 import mmap
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -32,12 +38,23 @@ _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _buffers = threading.local()
 
 
-def _bounce() -> mmap.mmap:
-    """This thread's page-aligned transfer buffer (anonymous mmap memory is page-aligned)."""
-    buffer: mmap.mmap | None = getattr(_buffers, "buffer", None)
-    if buffer is None:
-        buffer = _buffers.buffer = mmap.mmap(-1, _CHUNK)
-    return buffer
+@dataclass(frozen=True)
+class Written:
+    """What `write_stream` wrote: where, how many bytes, their sha256 as given and as then read from the disk."""
+
+    offset: int
+    size: int
+    sha256: str
+    stored_sha256: str
+
+
+def _buffer(slot: int = 0) -> mmap.mmap:
+    """This thread's page-aligned transfer buffer number `slot` (anonymous mmap memory is page-aligned), kept for
+    the next call: fresh memory is slow to touch."""
+    kept: dict[int, mmap.mmap] = _buffers.__dict__.setdefault("kept", {})
+    if slot not in kept:
+        kept[slot] = mmap.mmap(-1, _CHUNK)
+    return kept[slot]
 
 
 @contextlib.contextmanager
@@ -59,36 +76,100 @@ def _direct_fd(path: Path, flags: int) -> Iterator[int | None]:
         os.close(fd)
 
 
-def write_at(path: Path, offset: int, pixels: npt.NDArray[np.generic]) -> None:
-    """Write `pixels` (C-contiguous) into the existing file `path` at `offset`, where its writer left room.
+def _bytes(chunk: npt.NDArray[np.generic]) -> memoryview:
+    return memoryview(np.ascontiguousarray(chunk).reshape(-1).view(np.uint8).data)
 
-    The caller fsyncs the file afterwards (the unaligned tail is written through the page cache).
+
+def write_stream(path: Path, offset: int, chunks: Iterable[npt.NDArray[np.generic]]) -> Written:
+    """Write the chunks' bytes (C order, one after another) into the existing file `path` from `offset`, where
+    its writer left room, and read them back. The caller fsyncs the file afterwards.
+
+    Chunks can be produced as they are written (a blend band by band), so the whole never has to be in memory;
+    each chunk may be reused by its producer once the next one is asked for.
     """
-    data = memoryview(np.ascontiguousarray(pixels).reshape(-1).view(np.uint8).data)
-    done = 0
-    if offset % ALIGN == 0:
-        with _direct_fd(path, os.O_WRONLY) as fd:
-            if fd is not None:
-                done = _write_direct(fd, offset, data)
-    if done < len(data):
-        with path.open("r+b") as fh:
-            fh.seek(offset + done)
-            fh.write(data[done:])
+    with (
+        _direct_fd(path, os.O_RDWR) if offset % ALIGN == 0 else contextlib.nullcontext() as fd,
+        path.open("r+b") as fh,
+    ):
+        if fd is None:
+            digest = hashlib.sha256()
+            position = offset
+            for chunk in chunks:
+                data = _bytes(chunk)
+                digest.update(data)
+                fh.seek(position)
+                fh.write(data)
+                position += len(data)
+            fh.flush()
+            return Written(offset, position - offset, digest.hexdigest(), sha256_at(path, offset, position - offset))
+        return _DirectWriter(fd, fh, offset).run(chunks)
 
 
-def _write_direct(fd: int, offset: int, data: memoryview) -> int:
-    """Write the whole aligned blocks of `data`; return how many bytes went."""
-    bounce = _bounce()
-    whole = len(data) - len(data) % ALIGN
-    done = 0
-    while done < whole:
-        size = min(_CHUNK, whole - done)
-        bounce[:size] = data[done : done + size]
-        written = os.pwrite(fd, memoryview(bounce)[:size], offset + done)
-        if written <= 0 or written % ALIGN:
+class _DirectWriter:
+    """Two aligned buffers take turns: one is filled while the other is hashed (one thread), written, and read
+    back from the disk and hashed (another thread)."""
+
+    def __init__(self, fd: int, fh: IO[bytes], offset: int) -> None:
+        self.fd, self.fh, self.start, self.position = fd, fh, offset, offset
+        self.given, self.stored = hashlib.sha256(), hashlib.sha256()
+        self.hashed: list[Future[None] | None] = [None, None]
+        self.checks: list[Future[None]] = []
+
+    def run(self, chunks: Iterable[npt.NDArray[np.generic]]) -> Written:
+        with ThreadPoolExecutor(1) as self.hasher, ThreadPoolExecutor(1) as self.checker:
+            slot, filled = 0, 0
+            buffer = _buffer(slot)
+            for chunk in chunks:
+                data, used = _bytes(chunk), 0
+                while used < len(data):
+                    take = min(_CHUNK - filled, len(data) - used)
+                    buffer[filled : filled + take] = data[used : used + take]
+                    filled, used = filled + take, used + take
+                    if filled == _CHUNK:
+                        self._flush(slot, _CHUNK)
+                        slot, filled = 1 - slot, 0
+                        self._wait(slot)
+                        buffer = _buffer(slot)
+            whole = filled - filled % ALIGN
+            if whole:
+                self._flush(slot, whole)
+            tail = bytes(buffer[whole:filled])
+            if tail:  # the last partial block, through the page cache; read back once written
+                self.hashed[slot] = self.hasher.submit(self.given.update, tail)
+                self.fh.seek(self.position)
+                self.fh.write(tail)
+                self.fh.flush()
+                self.checks.append(self.checker.submit(self._check, self.position, len(tail)))
+                self.position += len(tail)
+        for check in self.checks:  # a failed read-back raises here
+            check.result()
+        return Written(self.start, self.position - self.start, self.given.hexdigest(), self.stored.hexdigest())
+
+    def _flush(self, slot: int, size: int) -> None:
+        view = memoryview(_buffer(slot))[:size]
+        self.hashed[slot] = self.hasher.submit(self.given.update, view)
+        written = os.pwrite(self.fd, view, self.position)
+        if written != size:
             raise OSError(errno.EIO, f"short direct write ({written} of {size} bytes)")
-        done += written
-    return done
+        self.checks.append(self.checker.submit(self._check, self.position, size))
+        self.position += size
+
+    def _wait(self, slot: int) -> None:
+        """The buffer in `slot` is free again once its bytes are hashed (a failed read-back surfaces here too)."""
+        pending = self.hashed[slot]
+        if pending is not None:
+            pending.result()
+            self.hashed[slot] = None
+
+    def _check(self, position: int, size: int) -> None:
+        """Read `size` bytes at `position` back from the disk (whole blocks, into this thread's buffer) and hash
+        them."""
+        buffer = _buffer()
+        want = size + (-size) % ALIGN
+        got = os.preadv(self.fd, [memoryview(buffer)[:want]], position)
+        if got < size:
+            raise OSError(errno.EIO, f"read back {got} of {size} bytes")
+        self.stored.update(memoryview(buffer)[:size])
 
 
 def sha256_at(path: Path, offset: int, count: int) -> str:
@@ -97,10 +178,11 @@ def sha256_at(path: Path, offset: int, count: int) -> str:
     start = offset - offset % ALIGN
     with _direct_fd(path, os.O_RDONLY) as fd:
         if fd is not None:
-            bounce, view = _bounce(), memoryview(_bounce())
+            buffer = _buffer()
+            view = memoryview(buffer)
             position, skip, left = start, offset - start, count
             while left > 0:
-                got = os.preadv(fd, [bounce], position)
+                got = os.preadv(fd, [buffer], position)
                 if got <= skip:
                     raise OSError(errno.EIO, f"{path}: ends {left} bytes early")
                 take = min(got - skip, left)

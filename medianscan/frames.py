@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -185,7 +186,7 @@ def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
-            native = tif.byteorder == "<" and sys.byteorder == "little" or page.dtype == np.uint8
+            native = (tif.byteorder == "<" and sys.byteorder == "little") or page.dtype == np.uint8
             if not (native and page.is_memmappable and page.dtype in (np.uint8, np.uint16)):
                 return None  # Motorola byte order (Photoshop's "Macintosh") is decoded, which swaps it
             offset, shape, dtype = page.dataoffsets[0], page.shape, np.dtype(page.dtype)
@@ -405,41 +406,74 @@ def read_metadata(data: bytes | Path) -> tuple[CameraInfo, Exposure, int]:
 
 def write_tiff(path: Path, image: npt.NDArray[np.generic], *, compress: bool = False, description: str = "") -> None:
     """An 8- or 16-bit TIFF (grey or RGB) written atomically; `compress` = deflate with a predictor, which
-    every TIFF reader opens (uncompressed is several times faster to write, and its pixels go straight to the disk:
-    tifffile lays the file out with the pixel block at an aligned offset, then `diskio` fills it in)."""
+    every TIFF reader opens (uncompressed is several times faster to write, and goes straight to the disk)."""
     import tifffile
 
-    photometric = "rgb" if image.ndim == 3 and image.shape[2] in (3, 4) else "minisblack"
+    if not compress:
+        write_tiff_rows(path, image.shape, image.dtype, [image], description=description)
+        return
     with atomic_path(path) as tmp:
-        if compress:
-            tifffile.imwrite(
-                tmp,
-                image,
-                photometric=photometric,
-                compression="adobe_deflate",
-                compressionargs={"level": 1},
-                predictor=True,
-                description=description or None,
-                metadata=None,
-            )
-            return
+        tifffile.imwrite(
+            tmp,
+            image,
+            photometric=_photometric(image.shape),
+            compression="adobe_deflate",
+            compressionargs={"level": 1},
+            predictor=True,
+            description=description or None,
+            metadata=None,
+        )
+
+
+def write_tiff_rows(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    bands: Iterable[npt.NDArray[np.generic]],
+    *,
+    description: str = "",
+) -> diskio.Written:
+    """An uncompressed TIFF of `shape` whose pixels arrive as bands of whole rows, top to bottom (a blend as it
+    is combined), written atomically; returns the sha256 of the pixels given and of the pixels read back from the
+    disk.
+
+    tifffile lays the file out with the pixel block at an aligned offset; `diskio` streams the bands into it
+    straight to the disk."""
+    import tifffile
+
+    with atomic_path(path) as tmp:
         placed = tifffile.imwrite(
             tmp,
-            shape=image.shape,
-            dtype=image.dtype,
-            photometric=photometric,
+            shape=shape,
+            dtype=dtype,
+            photometric=_photometric(shape),
             description=description or None,
             metadata=None,
             align=diskio.ALIGN,
             returnoffset=True,
         )
         assert placed is not None  # uncompressed data always has one place
-        diskio.write_at(tmp, placed[0], image)
+        return diskio.write_stream(tmp, placed[0], bands)
 
 
-def stored_pixels_sha256(path: Path) -> str | None:
-    """sha256 of an uncompressed, contiguous, little-endian TIFF's pixels (as `read_frame` would return them),
-    read from the disk itself; None for any other file, which is decoded instead."""
+def _photometric(shape: tuple[int, ...]) -> str:
+    return "rgb" if len(shape) == 3 and shape[2] in (3, 4) else "minisblack"
+
+
+@dataclass(frozen=True)
+class PixelBlock:
+    """Where an uncompressed TIFF keeps its first image, stored as `read_frame` returns it (contiguous, this
+    machine's byte order): the file's bytes there are the pixels."""
+
+    offset: int
+    size: int
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+
+def pixel_block(path: Path) -> PixelBlock | None:
+    """The first image's PixelBlock as tifffile reads the file; None for any other storage (compressed, tiled,
+    Motorola byte order...) or an unreadable file."""
     import tifffile
 
     try:
@@ -448,10 +482,16 @@ def stored_pixels_sha256(path: Path) -> str | None:
             native = tif.byteorder == "<" and sys.byteorder == "little"
             if not (native and page.is_final and page.dtype in (np.uint8, np.uint16)):
                 return None
-            offset, count = page.dataoffsets[0], page.nbytes
+            return PixelBlock(page.dataoffsets[0], page.nbytes, tuple(page.shape), np.dtype(page.dtype))
     except Exception:  # tifffile raises many types for damaged files; the decoder reports them
         return None
-    return diskio.sha256_at(path, offset, count)
+
+
+def stored_pixels_sha256(path: Path) -> str | None:
+    """sha256 of an uncompressed TIFF's pixels (as `read_frame` would return them) read from the disk itself;
+    None for any other file, which is decoded instead."""
+    block = pixel_block(path)
+    return None if block is None else diskio.sha256_at(path, block.offset, block.size)
 
 
 def write_jpeg(path: Path, image: npt.NDArray[np.generic], *, exif_from: Path | None = None) -> None:

@@ -7,6 +7,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -187,7 +188,7 @@ def test_tiffs_in_motorola_byte_order_blend_to_their_values(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("byteorder", ["<", ">"])
-def test_greyscale_tiffs_blend_to_a_greyscale_tiff_not_a_raw(tmp_path: Path, byteorder: str) -> None:
+def test_greyscale_tiffs_blend_to_a_greyscale_tiff_not_a_raw(tmp_path: Path, byteorder: Literal["<", ">"]) -> None:
     """LibRaw opens a 16-bit greyscale TIFF as the mosaic of an unknown camera; a black-and-white scan must stay
     a greyscale TIFF with the median of its values."""
     stack = np.random.default_rng(9).integers(0, 65535, (5, 48, 64), dtype=np.uint16)

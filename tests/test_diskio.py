@@ -4,6 +4,9 @@ moves, and the read-back hash is the hash of what is stored, on the real filesys
 from __future__ import annotations
 
 import hashlib
+import mmap
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,11 @@ from medianscan import diskio, frames
 from medianscan.blend import _pixels_sha256 as pixels_sha256
 from medianscan.blend import blend_stack, output_digest, verify_output
 from medianscan.errors import StackError
+
+
+def written_as(written: diskio.Written, offset: int, data: bytes) -> bool:
+    digest = hashlib.sha256(data).hexdigest()
+    return written == diskio.Written(offset, len(data), digest, digest)
 
 
 def laid_out(path: Path, offset: int, room: int) -> tuple[bytes, bytes]:
@@ -29,7 +37,7 @@ def test_pixels_land_in_their_room_and_hash_as_stored(tmp_path: Path, offset: in
     path = tmp_path / "out.bin"
     pixels = np.random.default_rng(count).integers(0, 65535, count // 2, dtype=np.uint16)
     head, tail = laid_out(path, offset, pixels.nbytes)
-    diskio.write_at(path, offset, pixels)
+    assert written_as(diskio.write_stream(path, offset, [pixels]), offset, pixels.tobytes())
     stored = path.read_bytes()
     assert stored == head + pixels.tobytes() + tail
     assert diskio.sha256_at(path, offset, pixels.nbytes) == hashlib.sha256(pixels.tobytes()).hexdigest()
@@ -39,7 +47,7 @@ def test_strided_pixels_are_written_in_c_order(tmp_path: Path) -> None:
     path = tmp_path / "out.bin"
     image = np.arange(64 * 50 * 3, dtype=np.uint16).reshape(64, 50, 3)[:, ::2]
     laid_out(path, diskio.ALIGN, image.nbytes)
-    diskio.write_at(path, diskio.ALIGN, image)
+    diskio.write_stream(path, diskio.ALIGN, [image])
     assert path.read_bytes()[diskio.ALIGN : diskio.ALIGN + image.nbytes] == np.ascontiguousarray(image).tobytes()
 
 
@@ -52,9 +60,56 @@ def test_without_direct_io_the_same_bytes_go_through_the_page_cache(
     pixels = np.arange(3 * diskio.ALIGN + 10, dtype=np.uint8)
     head, tail = laid_out(path, diskio.ALIGN, pixels.nbytes)
     monkeypatch.setattr(diskio, "_O_DIRECT", 0)
-    diskio.write_at(path, diskio.ALIGN, pixels)
+    assert written_as(diskio.write_stream(path, diskio.ALIGN, [pixels]), diskio.ALIGN, pixels.tobytes())
     assert path.read_bytes() == head + pixels.tobytes() + tail
     assert diskio.sha256_at(path, diskio.ALIGN, pixels.nbytes) == hashlib.sha256(pixels.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("offset", [diskio.ALIGN, 100])
+def test_bands_produced_as_they_are_written_land_one_after_another(tmp_path: Path, offset: int) -> None:
+    """Bands of odd sizes (a blend's rows) straddle the transfer buffers and the aligned blocks; the producer
+    reuses one buffer for every band, as a blend does."""
+    path = tmp_path / "out.bin"
+    rng = np.random.default_rng(5)
+    sizes = (36000, 5_000_001, 7, 4096, 9_000_000, 123, 17 << 20)
+    bands = [rng.integers(0, 255, size, dtype=np.uint8) for size in sizes]
+    whole = b"".join(band.tobytes() for band in bands)
+    head, tail = laid_out(path, offset, len(whole))
+    reused = np.empty(max(sizes), np.uint8)
+
+    def produce() -> Iterator[np.ndarray]:
+        for band in bands:
+            part = reused[: len(band)]
+            part[:] = band
+            yield part
+
+    assert written_as(diskio.write_stream(path, offset, produce()), offset, whole)
+    assert path.read_bytes() == head + whole + tail
+
+
+def test_a_disk_that_stores_other_bytes_fails_the_blend_and_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A device that stores something else than it was given cannot be made on demand: the direct write is
+    # wrapped to flip a byte on its way down. The read-back from the disk must catch it.
+    folder = tmp_path / "neg"
+    folder.mkdir()
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        frame = np.clip(20000 + rng.normal(0, 300, (200, 300, 3)), 0, 65535).astype(np.uint16)
+        tifffile.imwrite(folder / f"neg_{i}.tif", frame, photometric="rgb")
+    real_pwrite = os.pwrite
+
+    def flaky_pwrite(fd: int, data: memoryview, position: int) -> int:
+        damaged = mmap.mmap(-1, len(data))  # page-aligned, as direct I/O needs
+        damaged[:] = data
+        damaged[len(data) // 2] ^= 0x10
+        return real_pwrite(fd, damaged, position)
+
+    monkeypatch.setattr(os, "pwrite", flaky_pwrite)
+    with pytest.raises(StackError, match=r"neg_median\.tif: the written file reads back different pixels"):
+        blend_stack(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["neg_0.tif", "neg_1.tif", "neg_2.tif"]
 
 
 def test_a_file_shorter_than_the_block_read_is_an_error_naming_it(tmp_path: Path) -> None:
