@@ -5,9 +5,9 @@ A blended TIFF is 144 MB at 24 MP. Written through the page cache it costs a cop
 bytes again at fsync; read back through the page cache, it only proves what the cache holds. Direct I/O copies
 the pixels through small aligned buffers to the disk and reads them back from the disk itself.
 
-The writer is a short pipeline: while the caller produces the next bytes (a blend, band by band) and writes a
-buffer, one thread hashes what was given and another reads the previous buffer back from the disk and hashes
-that, so the check costs little more than the write.
+The writer is a short pipeline: while the caller produces the next bytes (a blend, band by band), threads hash
+what was given, write it, and read it back from the disk and hash that, so the check costs little more than the
+write and the write little more than producing the bytes.
 
 Direct I/O wants the file offset, the length and the memory aligned to the device's block: the writer lays the
 pixel block out at an aligned offset, page-aligned buffers carry the bytes, and the last partial block goes
@@ -106,17 +106,25 @@ def write_stream(path: Path, offset: int, chunks: Iterable[npt.NDArray[np.generi
 
 
 class _DirectWriter:
-    """Two aligned buffers take turns: one is filled while the other is hashed (one thread), written, and read
-    back from the disk and hashed (another thread)."""
+    """Aligned buffers take turns: while the caller fills one, the one before is hashed (a thread), written (a
+    thread) and then read back from the disk and hashed (a thread). Each thread works in order, so both hashes
+    see the bytes in file order."""
+
+    SLOTS = 3
 
     def __init__(self, fd: int, fh: IO[bytes], offset: int) -> None:
         self.fd, self.fh, self.start, self.position = fd, fh, offset, offset
         self.given, self.stored = hashlib.sha256(), hashlib.sha256()
-        self.hashed: list[Future[None] | None] = [None, None]
+        self.busy: list[list[Future[None]]] = [[] for _ in range(self.SLOTS)]
         self.checks: list[Future[None]] = []
 
     def run(self, chunks: Iterable[npt.NDArray[np.generic]]) -> Written:
-        with ThreadPoolExecutor(1) as self.hasher, ThreadPoolExecutor(1) as self.checker:
+        # the writer is shut down first (it hands finished writes to the checker), the hasher last
+        with (
+            ThreadPoolExecutor(1) as self.hasher,
+            ThreadPoolExecutor(1) as self.checker,
+            ThreadPoolExecutor(1) as self.writer,
+        ):
             slot, filled = 0, 0
             buffer = _buffer(slot)
             for chunk in chunks:
@@ -127,39 +135,46 @@ class _DirectWriter:
                     filled, used = filled + take, used + take
                     if filled == _CHUNK:
                         self._flush(slot, _CHUNK)
-                        slot, filled = 1 - slot, 0
+                        slot, filled = (slot + 1) % self.SLOTS, 0
                         self._wait(slot)
                         buffer = _buffer(slot)
             whole = filled - filled % ALIGN
             if whole:
                 self._flush(slot, whole)
-            tail = bytes(buffer[whole:filled])
-            if tail:  # the last partial block, through the page cache; read back once written
-                self.hashed[slot] = self.hasher.submit(self.given.update, tail)
-                self.fh.seek(self.position)
-                self.fh.write(tail)
-                self.fh.flush()
-                self.checks.append(self.checker.submit(self._check, self.position, len(tail)))
+            if filled > whole:  # the last partial block goes through the page cache
+                tail = bytes(buffer[whole:filled])
+                self.busy[slot].append(self.hasher.submit(self.given.update, tail))
+                self.busy[slot].append(self.writer.submit(self._write_tail, tail, self.position))
                 self.position += len(tail)
-        for check in self.checks:  # a failed read-back raises here
-            check.result()
+        for pending in [*(f for futures in self.busy for f in futures), *self.checks]:
+            pending.result()  # a failed write or read-back raises here
         return Written(self.start, self.position - self.start, self.given.hexdigest(), self.stored.hexdigest())
 
     def _flush(self, slot: int, size: int) -> None:
         view = memoryview(_buffer(slot))[:size]
-        self.hashed[slot] = self.hasher.submit(self.given.update, view)
-        written = os.pwrite(self.fd, view, self.position)
-        if written != size:
-            raise OSError(errno.EIO, f"short direct write ({written} of {size} bytes)")
-        self.checks.append(self.checker.submit(self._check, self.position, size))
+        self.busy[slot] = [
+            self.hasher.submit(self.given.update, view),
+            self.writer.submit(self._write, view, self.position),
+        ]
         self.position += size
 
     def _wait(self, slot: int) -> None:
-        """The buffer in `slot` is free again once its bytes are hashed (a failed read-back surfaces here too)."""
-        pending = self.hashed[slot]
-        if pending is not None:
+        """The buffer in `slot` is free again once its bytes are hashed and written."""
+        for pending in self.busy[slot]:
             pending.result()
-            self.hashed[slot] = None
+        self.busy[slot] = []
+
+    def _write(self, view: memoryview, position: int) -> None:
+        written = os.pwrite(self.fd, view, position)
+        if written != len(view):
+            raise OSError(errno.EIO, f"short direct write ({written} of {len(view)} bytes)")
+        self.checks.append(self.checker.submit(self._check, position, len(view)))
+
+    def _write_tail(self, tail: bytes, position: int) -> None:
+        self.fh.seek(position)
+        self.fh.write(tail)
+        self.fh.flush()
+        self.checks.append(self.checker.submit(self._check, position, len(tail)))
 
     def _check(self, position: int, size: int) -> None:
         """Read `size` bytes at `position` back from the disk (whole blocks, into this thread's buffer) and hash
