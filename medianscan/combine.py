@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import logging
 import math
 import os
 import sys
@@ -46,6 +47,7 @@ _CLIP_TILE = 512  # columns per sigma-clip tile: the flagged pixels are re-read 
 _CLIP_BUDGET = 2  # rejected values per end that the vectorised exact clip follows
 
 Kernel = Callable[..., Any]
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -554,6 +556,14 @@ def _load_kernel(kind: str, n: int, g: int) -> Kernel:
     data = source.encode()
     if not path.is_file() or path.read_bytes() != data:
         atomic.write_bytes(path, data)
+    if not any((folder / "__pycache__").glob(f"{path.stem}.kernel-*.nbi")):  # numba's cache index for it
+        log.warning(
+            "compiling the %s kernel for %d frames (first use only, then cached in %s): %s",
+            kind,
+            n,
+            folder,
+            "up to a minute or two" if kind == "sigma-clip" else "a few seconds",
+        )
     name = f"_medianscan_kernel_{tag}_{digest}"
     module = sys.modules.get(name)
     if module is None:  # registered first: numba's cache re-imports the module by name when loading
