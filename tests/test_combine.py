@@ -6,7 +6,9 @@ Arrays are small so the run stays short; each N compiles once (~1-5 s) and then 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,5 +330,24 @@ def test_generated_kernels_are_written_once_under_their_content_hash(tmp_path, m
         cb.load_kernel("median", 3)
         assert files[0].stat().st_mtime_ns == mtime  # not rewritten: numba's cache stays valid
         assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    finally:
+        cb.load_kernel.cache_clear()
+
+
+def test_a_kernel_compiled_for_the_first_time_is_announced_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first blend can wait minutes on a compile (sigma-clip); the user is told why, and only that once."""
+    monkeypatch.setenv(cb.CACHE_ENV, str(tmp_path / "kernels"))
+    cb.load_kernel.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="medianscan.combine"):
+            cb.warm_up(3, np.uint16, ("median",))
+        assert "compiling the median kernel for 3 frames (first use only" in caplog.text
+        caplog.clear()
+        cb.load_kernel.cache_clear()  # as a new process would: the compiled code is found in the cache folder
+        with caplog.at_level(logging.WARNING, logger="medianscan.combine"):
+            cb.warm_up(3, np.uint16, ("median",))
+        assert "compiling" not in caplog.text
     finally:
         cb.load_kernel.cache_clear()
