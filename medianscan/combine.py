@@ -556,7 +556,9 @@ def _load_kernel(kind: str, n: int, g: int) -> Kernel:
     data = source.encode()
     if not path.is_file() or path.read_bytes() != data:
         atomic.write_bytes(path, data)
-    if not any((folder / "__pycache__").glob(f"{path.stem}.kernel-*.nbi")):  # numba's cache index for it
+    name = f"_medianscan_kernel_{tag}_{digest}"
+    module = sys.modules.get(name)
+    if module is None and not any((folder / "__pycache__").glob(f"{path.stem}.kernel-*.nbi")):  # numba's index
         log.warning(
             "compiling the %s kernel for %d frames (first use only, then cached in %s): %s",
             kind,
@@ -564,8 +566,6 @@ def _load_kernel(kind: str, n: int, g: int) -> Kernel:
             folder,
             "up to a minute or two" if kind == "sigma-clip" else "a few seconds",
         )
-    name = f"_medianscan_kernel_{tag}_{digest}"
-    module = sys.modules.get(name)
     if module is None:  # registered first: numba's cache re-imports the module by name when loading
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:  # pragma: no cover - only for a vanished cache folder
