@@ -202,17 +202,10 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         stack = _compact(buffer, good)
         first = good[0]
         main, sidecar = output_paths(stack_dir, options.method, first.kind, options.output)
-        extra: tuple[Path, ...] = ()
-        if first.kind == "tiff" and not options.compress:
-            digest = _stream_tiff(main, stack, options, timings)
-        else:
-            t = time.perf_counter()
-            shelf = _SHELF.lend("frame", first.pixels.shape, first.pixels.dtype)
-            blended = _combine(stack, options, keep.enter_context(shelf))
-            timings["combine"] = time.perf_counter() - t
-            t = time.perf_counter()
-            extra, digest = _write_outputs(main, blended, first, options)
-            timings["write"] = time.perf_counter() - t
+        try:
+            extra, digest = _blend_into(main, stack, first, options, timings=timings, keep=keep)
+        except OSError as exc:  # a full disk, a folder gone read-only: the frames stay as they are
+            raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
         noise = _noise_ratio(stack, first, lambda part: _combine(part, options))
         seconds = time.perf_counter() - started
         result = BlendResult(
@@ -390,6 +383,28 @@ def _write_outputs(
         return (), _read_back(main, _pixels_sha256(blended))
     frames.write_jpeg(main, blended, exif_from=first.path)
     return (), _read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
+
+
+def _blend_into(
+    main: Path,
+    stack: Stack,
+    first: Frame,
+    options: BlendOptions,
+    *,
+    timings: dict[str, float],
+    keep: contextlib.ExitStack,
+) -> tuple[tuple[Path, ...], str]:
+    """Combine the stack and write the outputs (streamed, for an uncompressed TIFF); the extra outputs and the
+    sha256 of the main output's pixels as read back."""
+    if first.kind == "tiff" and not options.compress:
+        return (), _stream_tiff(main, stack, options, timings)
+    t = time.perf_counter()
+    blended = _combine(stack, options, keep.enter_context(_SHELF.lend("frame", first.pixels.shape, first.pixels.dtype)))
+    timings["combine"] = time.perf_counter() - t
+    t = time.perf_counter()
+    written = _write_outputs(main, blended, first, options)
+    timings["write"] = time.perf_counter() - t
+    return written
 
 
 def _stream_tiff(main: Path, stack: Stack, options: BlendOptions, timings: dict[str, float]) -> str:

@@ -3,6 +3,7 @@ moves, and the read-back hash is the hash of what is stored, on the real filesys
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
@@ -110,6 +111,27 @@ def test_a_disk_that_stores_other_bytes_fails_the_blend_and_leaves_no_output(
     with pytest.raises(StackError, match=r"neg_median\.tif: the written file reads back different pixels"):
         blend_stack(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["neg_0.tif", "neg_1.tif", "neg_2.tif"]
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_only_the_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A disk cannot be filled on demand here: the direct write is made to fail as a full one does.
+    folder = tmp_path / "neg"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        frame = np.clip(20000 + rng.normal(0, 300, (200, 300, 3)), 0, 65535).astype(np.uint16)
+        tifffile.imwrite(folder / f"neg_{i}.tif", frame, photometric="rgb")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full(fd: int, data: memoryview, position: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(StackError, match=r"neg_median\.tif: cannot write the blend \(No space left on device\)"):
+        blend_stack(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
 def test_a_file_shorter_than_the_block_read_is_an_error_naming_it(tmp_path: Path) -> None:
