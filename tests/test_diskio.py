@@ -25,6 +25,16 @@ def written_as(written: diskio.Written, offset: int, data: bytes) -> bool:
     return written == diskio.Written(offset, len(data), digest, digest)
 
 
+def tiff_stack(folder: Path, n: int, shape: tuple[int, ...]) -> Path:
+    """n noisy 16-bit RGB TIFFs of one grey scene, named after the folder."""
+    folder.mkdir()
+    rng = np.random.default_rng(n)
+    for i in range(n):
+        frame = np.clip(20000 + rng.normal(0, 300, shape), 0, 65535).astype(np.uint16)
+        tifffile.imwrite(folder / f"{folder.name}_{i}.tif", frame, photometric="rgb")
+    return folder
+
+
 def laid_out(path: Path, offset: int, room: int) -> tuple[bytes, bytes]:
     """A file with a header before `offset`, `room` zero bytes, and a trailer after (as a TIFF's IFD may be)."""
     head, tail = bytes(range(256)) * (offset // 256) + b"H" * (offset % 256), b"trailing IFD" * 100
@@ -93,12 +103,7 @@ def test_a_disk_that_stores_other_bytes_fails_the_blend_and_leaves_no_output(
 ) -> None:
     # A device that stores something else than it was given cannot be made on demand: the direct write is
     # wrapped to flip a byte on its way down. The read-back from the disk must catch it.
-    folder = tmp_path / "neg"
-    folder.mkdir()
-    rng = np.random.default_rng(6)
-    for i in range(3):
-        frame = np.clip(20000 + rng.normal(0, 300, (200, 300, 3)), 0, 65535).astype(np.uint16)
-        tifffile.imwrite(folder / f"neg_{i}.tif", frame, photometric="rgb")
+    folder = tiff_stack(tmp_path / "neg", 3, (200, 300, 3))
     real_pwrite = os.pwrite
 
     def flaky_pwrite(fd: int, data: memoryview, position: int) -> int:
@@ -117,12 +122,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_only_the_frames(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A disk cannot be filled on demand here: the direct write is made to fail as a full one does.
-    folder = tmp_path / "neg"
-    folder.mkdir()
-    rng = np.random.default_rng(7)
-    for i in range(3):
-        frame = np.clip(20000 + rng.normal(0, 300, (200, 300, 3)), 0, 65535).astype(np.uint16)
-        tifffile.imwrite(folder / f"neg_{i}.tif", frame, photometric="rgb")
+    folder = tiff_stack(tmp_path / "neg", 3, (200, 300, 3))
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
     def full(fd: int, data: memoryview, position: int) -> int:
@@ -164,12 +164,7 @@ def test_tiffs_stored_otherwise_are_decoded_for_their_digest(tmp_path: Path) -> 
 
 
 def test_a_blended_tiff_changed_on_disk_fails_verification(tmp_path: Path) -> None:
-    folder = tmp_path / "neg"
-    folder.mkdir()
-    rng = np.random.default_rng(3)
-    for i in range(5):
-        frame = np.clip(20000 + rng.normal(0, 300, (120, 160, 3)), 0, 65535).astype(np.uint16)
-        tifffile.imwrite(folder / f"neg_{i}.tif", frame, photometric="rgb")
+    folder = tiff_stack(tmp_path / "neg", 5, (120, 160, 3))
     result = blend_stack(folder)
     verify_output(result)
     with tifffile.TiffFile(result.output) as tif:
