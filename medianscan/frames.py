@@ -180,27 +180,20 @@ def read_frame(path: Path, kind: Kind | None = None, out: npt.NDArray[np.generic
 def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
     """An uncompressed 8/16-bit TIFF as a read-only view of the page cache, and the sha256 of the file hashed
     from the same mapping: a stack of them costs no memory of its own, and the pages are mapped in one go
-    (MAP_POPULATE) rather than faulted in one by one. None when the image is not stored that simply."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            native = (tif.byteorder == "<" and sys.byteorder == "little") or page.dtype == np.uint8
-            if not (native and page.is_memmappable and page.dtype in (np.uint8, np.uint16)):
-                return None  # Motorola byte order (Photoshop's "Macintosh") is decoded, which swaps it
-            offset, shape, dtype = page.dataoffsets[0], page.shape, np.dtype(page.dtype)
-    except Exception:  # tifffile raises many types for damaged files; the decoder reports them
+    (MAP_POPULATE) rather than faulted in one by one. None when the image is not stored that simply (Motorola
+    byte order, Photoshop's "Macintosh", is decoded, which swaps it)."""
+    block = pixel_block(path)
+    if block is None or block.offset % block.dtype.itemsize:
         return None
     with path.open("rb") as fh:
         mapping = mmap.mmap(
             fh.fileno(), 0, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ
         )
-    count = int(np.prod(shape))
-    if offset + count * dtype.itemsize > len(mapping):
+    if block.offset + block.size > len(mapping):
         return None  # truncated: the decoder names the problem
     digest = hashlib.sha256(mapping).hexdigest()
-    return digest, np.frombuffer(mapping, dtype=dtype, count=count, offset=offset).reshape(shape)
+    count = block.size // block.dtype.itemsize
+    return digest, np.frombuffer(mapping, dtype=block.dtype, count=count, offset=block.offset).reshape(block.shape)
 
 
 def _sha256(path: Path) -> str:
@@ -479,7 +472,7 @@ def pixel_block(path: Path) -> PixelBlock | None:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
-            native = tif.byteorder == "<" and sys.byteorder == "little"
+            native = (tif.byteorder == "<" and sys.byteorder == "little") or page.dtype == np.uint8
             if not (native and page.is_final and page.dtype in (np.uint8, np.uint16)):
                 return None
             return PixelBlock(page.dataoffsets[0], page.nbytes, tuple(page.shape), np.dtype(page.dtype))
