@@ -285,11 +285,12 @@ def _check(
 
 def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
     """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
-    the blend's (read from memory-mapped frames for TIFFs) and the (n-1)-frame one of the noise measurement."""
+    the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `_allocate`) and the
+    (n-1)-frame one of the noise measurement."""
     from medianscan.combine import warm_up
 
     dtype = np.uint8 if kind == "jpeg" else np.uint16
-    for frames_n, mapped in ((n, kind == "tiff"), (n - 1, False)):
+    for frames_n, apart in ((n, kind != "raw"), (n - 1, False)):
         warm_up(
             frames_n,
             dtype,
@@ -297,7 +298,7 @@ def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
             kappa=options.kappa,
             iterations=options.iterations,
             winsor_fraction=options.winsor_fraction,
-            mapped_frames=mapped,
+            frames_apart=apart,
         )
 
 

@@ -618,10 +618,18 @@ def _as_rows(stack: Frames) -> tuple[npt.NDArray[Any] | tuple[npt.NDArray[Any], 
             raise ValueError(f"frames must all be (H, W) or (H, W, C) of one shape and dtype, got {shape} {dtype}")
         if len(shape) == 3 and not all(f.flags.c_contiguous for f in frames):
             raise ValueError("(H, W, C) frames must be C-contiguous")
-        rows = tuple(f.reshape(shape[0], -1) for f in frames)
+        rows = tuple(_read_only(f.reshape(shape[0], -1)) for f in frames)
     if dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"stack dtype must be uint16 or uint8, got {dtype}")
     return rows, shape, dtype
+
+
+def _read_only(rows: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A read-only view: numba compiles one kernel per writeable flag, so every sequence of frames (memory-mapped
+    TIFFs, decoded JPEGs) shares the one `warm_up(..., frames_apart=True)` loads."""
+    view = rows.view()
+    view.flags.writeable = False
+    return view
 
 
 def _check_out(out: npt.NDArray[Any] | None, shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
@@ -695,18 +703,17 @@ def warm_up(
     kappa: float = 3.0,
     iterations: int = 5,
     winsor_fraction: float = 0.2,
-    mapped_frames: bool = False,
+    frames_apart: bool = False,
 ) -> None:
     """Compile (first time: ~1-6 s per kernel, sigma-clip 10-70 s at N = 5-31) or load from numba's cache (~0.3 s)
     the kernels for n_frames, as `combine` will call them with these parameters.
 
     Call it when a worker starts so the first blend does not pay for it. Pass only the configured method to
-    save time. `mapped_frames`: for a sequence of read-only frames (memory-mapped files) rather than one array.
+    save time. `frames_apart`: for a sequence of frames (memory-mapped files, say) rather than one array.
     """
     tiny = np.zeros((n_frames, 2, 3), dtype=dtype)
     stack: Frames = tiny
-    if mapped_frames:
-        tiny.flags.writeable = False
+    if frames_apart:
         stack = list(tiny)
     for method in methods:
         combine(stack, method, kappa=kappa, iterations=iterations, winsor_fraction=winsor_fraction)
