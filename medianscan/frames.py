@@ -7,6 +7,7 @@ from disk once: its bytes are hashed and decoded from the same buffer.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import sys
@@ -403,7 +404,10 @@ def write_tiff(path: Path, image: npt.NDArray[np.generic], *, compress: bool = F
     import tifffile
 
     if not compress:
-        write_tiff_rows(path, image.shape, image.dtype, [image], description=description)
+        written = write_tiff_rows(path, image.shape, image.dtype, [image], description=description)
+        if written.stored_sha256 != written.sha256:  # the read-back the direct write makes anyway
+            path.unlink(missing_ok=True)
+            raise OSError(errno.EIO, f"{path.name} reads back different pixels; it was removed")
         return
     with atomic_path(path) as tmp:
         tifffile.imwrite(

@@ -118,6 +118,25 @@ def test_a_disk_that_stores_other_bytes_fails_the_blend_and_leaves_no_output(
     assert sorted(p.name for p in folder.iterdir()) == ["neg_0.tif", "neg_1.tif", "neg_2.tif"]
 
 
+def test_a_whole_image_tiff_that_reads_back_different_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above, a device storing other bytes is simulated by damaging the direct write on its way down.
+    real_pwrite = os.pwrite
+
+    def flaky_pwrite(fd: int, data: memoryview, position: int) -> int:
+        damaged = mmap.mmap(-1, len(data))
+        damaged[:] = data
+        damaged[0] ^= 0x01
+        return real_pwrite(fd, damaged, position)
+
+    monkeypatch.setattr(os, "pwrite", flaky_pwrite)
+    out = tmp_path / "linear.tif"
+    with pytest.raises(OSError, match=r"linear\.tif reads back different pixels; it was removed"):
+        frames.write_tiff(out, np.zeros((300, 400, 3), np.uint16))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_full_disk_is_a_clear_error_and_leaves_only_the_frames(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
