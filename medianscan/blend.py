@@ -379,8 +379,8 @@ def _write_outputs(
             frames.write_tiff(tiff, frames.develop_linear(main), compress=options.compress, description=description)
             return (tiff,), digest
         return (), digest
-    if first.kind == "tiff":
-        frames.write_tiff(main, blended, compress=options.compress, description=description)
+    if first.kind == "tiff":  # compressed (an uncompressed TIFF blend streams: `_stream_tiff`)
+        frames.write_tiff(main, blended, compress=True, description=description)
         return (), _read_back(main, _pixels_sha256(blended))
     frames.write_jpeg(main, blended, exif_from=first.path)
     return (), _read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
