@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from medianscan import combine as cb
-from medianscan.config import Method
+from medianscan.vocabulary import Method
 
 FULL = (4000, 6000)  # 24 MP
 QUICK = (1000, 1500)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import platform
-import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,17 +25,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan import __version__, checks, frames
-from medianscan.atomic import is_temp, write_json
-from medianscan.config import BlendConfig, Method
-from medianscan.errors import StackError
+from medianscan import __version__, checks, contents, frames
+from medianscan.atomic import write_json
+from medianscan.config import BlendConfig
+from medianscan.contents import LeftOut, StackContents
+from medianscan.errors import BadFramesError, StackError
 from medianscan.frames import Frame, Kind
-from medianscan.library import MANIFEST
+from medianscan.vocabulary import METHODS, Method
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
 
-METHODS: tuple[Method, ...] = ("median", "mean", "sigma-clip", "winsorized")
-_OUTPUT_NAME = re.compile(r"_(" + "|".join(re.escape(m) for m in METHODS) + r")(\.[A-Za-z0-9]+)+$")
+__all__ = ["METHODS", "BlendOptions", "BlendResult", "blend_stack", "output_paths", "recorded_frames"]
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
 
 
@@ -86,6 +86,7 @@ class BlendResult:
     seconds: float
     noise_ratio: float | None  # noise of the blend / noise of one frame, measured (see _noise_ratio)
     timings: dict[str, float] = field(default_factory=dict)
+    ignored: tuple[LeftOut, ...] = ()  # files of the stack that are not frames of this blend, with the reason
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,35 +96,11 @@ class BlendResult:
             "extra_outputs": [str(p) for p in self.extra_outputs],
             "frames": [str(p) for p in self.frames],
             "dropped": [{"frame": str(p), "reason": r} for p, r in self.dropped],
+            "ignored": [{"file": str(i.path), "reason": i.reason} for i in self.ignored],
             "seconds": round(self.seconds, 3),
             "noise_ratio": None if self.noise_ratio is None else round(self.noise_ratio, 4),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
-
-
-def is_output(path: Path) -> bool:
-    """Files medianscan itself writes into a stack folder (blends, sidecars, manifest, temps)."""
-    return (
-        path.name == MANIFEST  # the daemon's per-stack manifest, never a frame
-        or is_temp(path)
-        or path.name.startswith(".")
-        or path.suffix.lower() == ".json"
-        or bool(_OUTPUT_NAME.search(path.name))
-    )
-
-
-def stack_frames(folder: Path) -> list[Path]:
-    """The frames of a stack folder, recognised by content, sorted by name.
-
-    Our own outputs are left out; when raws and JPEGs sit together (RAW+JPEG), the raws are the frames.
-    """
-    found: dict[Kind, list[Path]] = {"raw": [], "tiff": [], "jpeg": []}
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_file() and not is_output(path):
-            kind = frames.sniff(path)
-            if kind is not None:
-                found[kind].append(path)
-    return found["raw"] or found["tiff"] or found["jpeg"]
 
 
 def output_paths(stack_dir: Path, method: Method, kind: Kind, explicit: Path | None) -> tuple[Path, Path]:
@@ -132,15 +109,16 @@ def output_paths(stack_dir: Path, method: Method, kind: Kind, explicit: Path | N
     return main, main.with_suffix(".json")
 
 
-def resolve(source: Path | Sequence[Path]) -> tuple[Path, list[Path]]:
-    """A stack folder or a list of frame files -> (the stack folder, its frames)."""
+def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
+    """A stack folder or a list of frame files -> (the stack folder, its contents sorted out by the one rule)."""
     if isinstance(source, (str, Path)):
         folder = Path(source)
         if not folder.is_dir():
             raise StackError(f"{folder}: no such stack folder")
-        found = stack_frames(folder)
-        if not found:
-            raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder")
+        found = contents.read_folder(folder)
+        if not found.frames and not found.unreadable:
+            left = "; ".join(str(i) for i in found.ignored)
+            raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else ""))
         return folder, found
     paths = [Path(p) for p in source]
     if not paths:
@@ -151,7 +129,10 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, list[Path]]:
     parents = {p.resolve().parent for p in paths}
     if len(parents) > 1:
         raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
-    return parents.pop(), paths
+    found = contents.sort_out(p for p in paths if contents.role(p) is not contents.Role.CLUTTER)
+    if not found.frames and not found.unreadable:
+        raise StackError("no raw, TIFF or JPEG frames among the files given")
+    return parents.pop(), found
 
 
 def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = None) -> BlendResult:
@@ -164,19 +145,19 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     _return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    stack_dir, paths = resolve(source)
+    stack_dir, found = resolve(source)
     name = stack_dir.name
-    if len(paths) < checks.MIN_FRAMES:
+    unreadable = [checks.Problem(left.path, left.reason) for left in found.unreadable]
+    paths, kinds = list(found.frames), list(found.kinds)
+    if len(paths) + len(unreadable) < checks.MIN_FRAMES:
         raise StackError(
-            f"{name}: {len(paths)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames of the same scene"
+            f"{name}: {len(paths) + len(unreadable)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames "
+            "of the same scene" + "".join(f"; {p}" for p in unreadable)
         )
-
-    kinds: list[Kind] = []
-    for path in paths:
-        kind = frames.sniff(path)
-        if kind is None:
-            raise StackError(f"{name}: {path.name} is not an image medianscan can read (camera raw, TIFF or JPEG)")
-        kinds.append(kind)
+    if len(paths) < checks.MIN_FRAMES:
+        raise BadFramesError(_describe(name, unreadable, options.drop_bad_frames, len(paths)), droppable=False)
+    main, sidecar = output_paths(stack_dir, options.method, kinds[0], options.output)
+    check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
         buffer = _allocate(paths[0], kinds[0], len(paths), keep)
         workers = min(len(paths), os.cpu_count() or 1)
@@ -184,7 +165,8 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             # meanwhile, beside the decoders (not one of them): a fresh process needs the kernels next
             kernels = loader.submit(_load_kernel, len(paths), kinds[0], options)
             t = time.perf_counter()
-            sampled, unreadable = _decode_all(paths, kinds, buffer, pool)
+            sampled, undecodable = _decode_all(paths, kinds, buffer, pool)
+            unreadable += undecodable
             decoded = [f for f, _ in sampled]
             timings["decode"] = time.perf_counter() - t
 
@@ -197,11 +179,11 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         bad = {p.frame for p in problems}
         good = [f for f in decoded if f.path not in bad]
         if problems and not (options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad):
-            raise StackError(_describe(name, problems, options.drop_bad_frames, len(good)))
+            droppable = not options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad
+            raise BadFramesError(_describe(name, problems, options.drop_bad_frames, len(good)), droppable=droppable)
 
         stack = _compact(buffer, good)
         first = good[0]
-        main, sidecar = output_paths(stack_dir, options.method, first.kind, options.output)
         try:
             extra, digest = _blend_into(main, stack, first, options, timings=timings, keep=keep)
         except OSError as exc:  # a full disk, a folder gone read-only: the frames stay as they are
@@ -215,6 +197,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             extra_outputs=extra,
             frames=tuple(f.path for f in good),
             dropped=tuple((p.frame, p.reason) for p in problems if p.frame is not None),
+            ignored=found.ignored,
             seconds=seconds,
             noise_ratio=noise,
             timings=timings,
@@ -350,8 +333,34 @@ def _describe(name: str, problems: Sequence[checks.Problem], dropping: bool, n_g
     lines = "; ".join(str(p) for p in problems)
     if dropping:
         return f"{name}: only {n_good} good frame(s) left, at least {checks.MIN_FRAMES} needed ({lines})"
-    hint = " (--drop-bad-frames blends the rest)" if n_good >= checks.MIN_FRAMES else ""
-    return f"{name}: cannot blend: {lines}{hint}"
+    return f"{name}: cannot blend: {lines}"
+
+
+OUTPUT_MARGIN_BYTES = 64 << 20  # kept free beyond a blend's own size (the sidecar, the filesystem's own needs)
+
+
+def check_output_room(main: Path, frame_bytes: int) -> None:
+    """Before any frame is decoded: the output folder exists, takes a new file, and has room for the blend.
+
+    A blend takes seconds of work; a read-only folder or a full disk found after it wastes them. The probe is a
+    real file created and removed (permission bits alone say nothing to root or on a read-only mount).
+    """
+    folder = main.parent
+    if not folder.is_dir():
+        raise StackError(f"{main}: the output folder {folder} does not exist")
+    probe = folder / f".medianscan-probe.{os.getpid()}.part"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise StackError(f"{main}: cannot write into {folder} ({exc.strerror or exc})") from None
+    need = 2 * frame_bytes + OUTPUT_MARGIN_BYTES  # the blend, up to twice a compressed frame, and a margin
+    if free < need:
+        raise StackError(
+            f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
+            f"{need / 2**20:.0f} MiB needed for the blend"
+        )
 
 
 def _write_outputs(
@@ -584,7 +593,10 @@ def _sidecar(
             }
             for f in good
         ],
-        "rejected": [{"file": p.name, "reason": r} for p, r in result.dropped],
+        "rejected": [{"file": p.name, "reason": r, "sha256": frames.file_sha256(p)} for p, r in result.dropped],
+        "ignored": [
+            {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
+        ],
         "noise_ratio": result.to_json()["noise_ratio"],
         "seconds": round(result.seconds, 3),
         "timings": result.to_json()["timings"],
@@ -611,9 +623,11 @@ def _parameters(options: BlendOptions) -> dict[str, Any]:
 
 
 def recorded_frames(sidecar: Path) -> dict[str, str] | None:
-    """Frame name -> sha256 as a sidecar recorded them (to skip stacks already blended), or None."""
+    """File name -> sha256 of every file a sidecar says the blend looked at (the frames, and those rejected or
+    left out), to skip stacks already blended; None when there is no readable sidecar."""
     try:
         record = json.loads(sidecar.read_text())
-        return {f["file"]: f["sha256"] for f in record["frames"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        seen = [*record["frames"], *record.get("rejected", []), *record.get("ignored", [])]
+        return {f["file"]: f["sha256"] for f in seen if f.get("sha256")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -37,9 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan import atomic
-from medianscan.config import Method
+from medianscan.vocabulary import METHODS, Method
 
-METHODS: tuple[Method, ...] = ("median", "mean", "sigma-clip", "winsorized")
 SUPPORTED_DTYPES = (np.dtype(np.uint16), np.dtype(np.uint8))
 GENERATOR_VERSION = 2  # bump when the generated code's meaning changes without its text changing
 CACHE_ENV = "MEDIANSCAN_KERNEL_CACHE"

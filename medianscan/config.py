@@ -21,10 +21,10 @@ from typing import Any, Literal, NoReturn
 import yaml
 
 from medianscan.errors import MedianscanError
+from medianscan.vocabulary import Method
 
 Backend = Literal["gphoto2", "simulated"]
 Strategy = Literal["capture", "trigger"]
-Method = Literal["median", "mean", "sigma-clip", "winsorized"]
 Retention = Literal["keep", "delete", "archive"]
 Action = Literal["capture", "retake", "new-roll", "pause", "resume"]
 

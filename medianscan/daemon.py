@@ -31,7 +31,7 @@ from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import Library, State, read_manifest
 from medianscan.notify import Notifier
-from medianscan.service import Service, make_pool
+from medianscan.service import Service, log_left_out, make_pool
 from medianscan.triggers import (
     Command,
     ControlServer,
@@ -259,6 +259,7 @@ class Daemon(Service):
             output = Path(str(outcome.result.get("output", stack)))
             done = self.library.retain(stack) if self.library.retention != "keep" else "kept"
             log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
+            log_left_out(stack.name, outcome.result)
             self._hooks.fire("blend-done", stack, output)
             self._emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
         else:

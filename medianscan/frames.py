@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import exiv2
 import numpy as np
@@ -24,17 +24,12 @@ import rawpy
 from medianscan import diskio
 from medianscan.atomic import atomic_path
 from medianscan.errors import StackError
+from medianscan.formats import FrameKind, is_jpeg, is_tiff, kind_by_name, raw_container
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 
-Kind = Literal["raw", "tiff", "jpeg"]
+Kind = FrameKind
 
 exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
-
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_JPEG_MAGIC = b"\xff\xd8\xff"
-# LibRaw-only containers that are not TIFF-structured: Fuji RAF, Olympus ORF, Panasonic RW2, Canon CR3/CRW,
-# Sigma X3F, Minolta MRW. Anything else that LibRaw opens is a raw too; this list only avoids a LibRaw call.
-_RAW_MAGIC = (b"FUJIFILM", b"IIRO", b"IIRS", b"IIU\x00", b"FOVb", b"\x00MRM")
 
 # LibRaw's flip (sizes.flip) -> EXIF Orientation, mirrored flips included.
 _FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
@@ -77,31 +72,113 @@ class Frame:
 
 def sniff(path: Path) -> Kind | None:
     """What kind of image `path` holds, by its content; None for anything we do not blend."""
+    return inspect(path).kind
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What a file that could be a frame holds: its kind, or why it cannot be read as one."""
+
+    kind: Kind | None
+    problem: str | None = None  # set when kind is None: one phrase, e.g. "empty file (0 bytes)"
+
+
+_KIND_NAMES = {"raw": "a camera raw", "tiff": "a TIFF", "jpeg": "a JPEG"}
+
+
+def inspect(path: Path) -> Sniffed:
+    """The kind of frame `path` holds, by content, checked against what its name promises.
+
+    Only the header is read (about a millisecond), but that is enough to catch what a failed download or copy
+    leaves: an empty file, a TIFF-structured file (CR2, NEF, DNG, ...) cut short before its image data ends, a
+    file whose content is not the format its extension says, or a raw LibRaw does not know.
+    """
     try:
+        size = path.stat().st_size
         with path.open("rb") as fh:
             head = fh.read(16)
-    except OSError:
-        return None
-    if head.startswith(_JPEG_MAGIC):
-        return "jpeg"
-    if head.startswith(_RAW_MAGIC) or (head[4:8] == b"ftyp" and head[8:11] == b"crx"):
-        return "raw"
-    if head[:4] in _TIFF_MAGIC:
-        # A camera raw is usually TIFF-structured (CR2, NEF, ARW, DNG, PEF...): LibRaw decides.
-        return "raw" if _libraw_opens(path) and not _plain_greyscale_tiff(path) else "tiff"
-    return "raw" if head and _libraw_opens(path) else None
+    except OSError as exc:
+        return Sniffed(None, f"cannot read the file ({exc.strerror or exc})")
+    if size == 0:
+        return Sniffed(None, "empty file (0 bytes): a download or copy that never arrived")
+    promised = kind_by_name(path.name)
+    found = _content_kind(path, head)
+    if found is None:
+        what = _KIND_NAMES[promised] if promised else "a camera raw, TIFF or JPEG"
+        return Sniffed(None, f"not {what}: its content is no image format medianscan reads")
+    kind, problem = found
+    if problem is not None:
+        return Sniffed(None, problem)
+    if promised is not None and promised != kind and not (promised == "tiff" and kind == "raw"):
+        return Sniffed(None, f"named as {_KIND_NAMES[promised]} but holds {_KIND_NAMES[kind]}")
+    return Sniffed(kind)
 
 
-def _libraw_opens(path: Path) -> bool:
-    """LibRaw recognises the file as a raw (parses the header only, about a millisecond)."""
+def _content_kind(path: Path, head: bytes) -> tuple[Kind, str | None] | None:
+    """The kind the first bytes (and, for TIFF structures, LibRaw and tifffile) say; with a problem when the
+    file is damaged; None when it is no image we read."""
+    if is_jpeg(head):
+        return "jpeg", None
+    if is_tiff(head):
+        return _tiff_structured_kind(path)
+    refused = _libraw_refuses(path)
+    if raw_container(head) or (head[4:8] == b"ftyp" and head[8:11] == b"crx"):
+        return "raw", None if refused is None else f"unreadable raw (LibRaw: {refused})"
+    return None if refused is not None else ("raw", None)
+
+
+def _tiff_structured_kind(path: Path) -> tuple[Kind, str | None]:
+    """A camera raw is usually TIFF-structured (CR2, NEF, ARW, DNG, PEF...): LibRaw decides between raw and
+    TIFF, after the structure is checked whole."""
+    cut = _cut_short(path)
+    refused = _libraw_refuses(path)
+    kind: Kind = "raw" if refused is None and not _plain_greyscale_tiff(path) else "tiff"
+    if cut is not None:
+        return kind, cut
+    if refused is not None and kind_by_name(path.name) == "raw":
+        return "raw", f"unreadable raw (LibRaw: {refused})"
+    return kind, None
+
+
+def _libraw_refuses(path: Path) -> str | None:
+    """LibRaw's reason for not opening the file as a raw (parses the header only), or None if it opens."""
     raw = rawpy.RawPy()
     try:
         raw.open_file(str(path))
-    except rawpy.LibRawError:
-        return False
+    except rawpy.LibRawError as exc:
+        return _libraw_reason(exc)
     finally:
         raw.close()
-    return True
+    return None
+
+
+def _libraw_reason(exc: Exception) -> str:
+    reason = exc.args[0] if exc.args else exc
+    return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+
+
+def _cut_short(path: Path) -> str | None:
+    """Why a TIFF-structured file is truncated (an image's data runs past its end), or None if it is whole.
+
+    Every IFD and SubIFD (where DNGs keep the raw) is checked: LibRaw fills a cut-off raw with zeros without a
+    word for some containers, and a half frame would blend as a plausible, wrong picture."""
+    import tifffile
+
+    size = path.stat().st_size
+    try:
+        with tifffile.TiffFile(path) as tif:
+            todo = list(tif.pages)
+            while todo:
+                page = todo.pop()
+                if not isinstance(page, tifffile.TiffPage):
+                    continue
+                ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
+                if ends and max(ends) > size:
+                    return f"unreadable or truncated: its image data ends at byte {max(ends)}, but the file has only {size} bytes"
+                todo.extend(page.pages or [])
+    except Exception as exc:  # tifffile raises many types for damaged files
+        return f"damaged TIFF structure ({exc})"
+    return None
 
 
 def _plain_greyscale_tiff(path: Path) -> bool:
@@ -155,9 +232,11 @@ def read_frame(path: Path, kind: Kind | None = None, out: npt.NDArray[np.generic
     will name it).
     """
     path = Path(path)
-    kind = kind or sniff(path)
     if kind is None:
-        raise StackError(f"{path}: not an image medianscan can read (expected a camera raw, TIFF or JPEG)")
+        sniffed = inspect(path)
+        if sniffed.kind is None:
+            raise StackError(f"{path}: {sniffed.problem}")
+        kind = sniffed.kind
     try:
         camera, exposure, orientation = read_metadata(path)
         if kind == "raw":
@@ -197,6 +276,14 @@ def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
     return digest, np.frombuffer(mapping, dtype=block.dtype, count=count, offset=block.offset).reshape(block.shape)
 
 
+def file_sha256(path: Path) -> str | None:
+    """sha256 of a file's bytes, or None when it cannot be read (it is named with its reason elsewhere)."""
+    try:
+        return _sha256(path)
+    except OSError:
+        return None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -223,11 +310,10 @@ def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.ND
                 pixels = np.array(mosaic, dtype=np.uint16, copy=True)
             layout = layout_from_rawpy(raw)
     except rawpy.LibRawError as exc:
-        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-        raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {reason})") from exc
+        raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {_libraw_reason(exc)})") from exc
     with path.open("rb") as fh:
-        is_tiff = fh.read(4) in _TIFF_MAGIC
-    if is_tiff:
+        tiff_structured = is_tiff(fh.read(4))
+    if tiff_structured:
         layout = _with_dng_colour_tags(layout, path)
     return pixels, _with_dng_matrix(layout)  # type: ignore[return-value]
 

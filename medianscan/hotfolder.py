@@ -44,14 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from medianscan import checks, frames
-from medianscan.atomic import is_temp
-from medianscan.blend import BlendOptions, is_output, output_paths, recorded_frames
+from medianscan import checks, contents, frames
+from medianscan.blend import BlendOptions, output_paths, recorded_frames
 from medianscan.errors import MedianscanError
 
 log = logging.getLogger(__name__)
 
-TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".!sync")
 TICK_SECONDS = 0.1  # how often the planner re-checks folders that are waiting for quiet or settle
 STALLED_SECONDS = 120.0  # a file written under inotify whose close never came counts after this long unchanged
 GroupKind = Literal["folder", "count", "gap"]
@@ -63,13 +61,13 @@ Fingerprint = dict[str, str]  # frame name -> sha256
 
 def is_temp_name(path: Path) -> bool:
     """A name other tools use while a file is being written (never a frame, and a sign of a copy underway)."""
-    name = path.name
-    return name.startswith((".", "~")) or name.lower().endswith(TEMP_SUFFIXES)
+    return contents.is_other_temp(path)
 
 
 def is_ours(path: Path) -> bool:
-    """Files medianscan writes itself (blends, sidecars, manifests, atomic temps): never activity, never frames."""
-    return is_temp(path) or (not path.name.startswith(".") and is_output(path))
+    """Files medianscan writes itself (blends, sidecars, manifests, atomic temps) and clutter (sidecars of
+    editors, desktop files): never activity, never frames (the rule of `medianscan.contents`)."""
+    return contents.role(path) in (contents.Role.OURS, contents.Role.CLUTTER)
 
 
 @dataclass(frozen=True)
@@ -138,20 +136,26 @@ class _Facts:
     event in it, and a flat folder of hundreds of raws must not be sniffed and hashed whole each time."""
 
     def __init__(self) -> None:
-        self._kinds: dict[Path, tuple[tuple[int, int, int], frames.Kind | None]] = {}
+        self._kinds: dict[Path, tuple[tuple[int, int, int], frames.Sniffed]] = {}
         self._hashes: dict[Path, tuple[tuple[int, int, int], str]] = {}
         self._lock = threading.Lock()
 
-    def kind(self, path: Path) -> frames.Kind | None:
-        sig = _signature(path.stat())
+    def inspect(self, path: Path) -> frames.Sniffed:
+        try:
+            sig = _signature(path.stat())
+        except OSError:
+            return frames.inspect(path)  # gone meanwhile: says so
         with self._lock:
             hit = self._kinds.get(path)
         if hit is not None and hit[0] == sig:
             return hit[1]
-        value = frames.sniff(path)
+        value = frames.inspect(path)
         with self._lock:
             self._kinds[path] = (sig, value)
         return value
+
+    def kind(self, path: Path) -> frames.Kind | None:
+        return self.inspect(path).kind
 
     def sha256(self, path: Path) -> str:
         sig = _signature(path.stat())
@@ -407,39 +411,33 @@ class HotFolder:
                 return False
             return now - entry.since >= self.settle_seconds or wall - st.st_mtime >= self.settle_seconds
 
-    def _frames(self, complete: Sequence[Path]) -> list[Path]:
-        """The frames among complete files (by content; raws win over JPEGs shot beside them)."""
-        found: dict[frames.Kind, list[Path]] = {"raw": [], "tiff": [], "jpeg": []}
-        for path in sorted(complete):
-            if is_output(path):
-                continue
-            try:
-                kind = self._facts.kind(path)
-            except OSError:
-                continue
-            if kind is not None:
-                found[kind].append(path)
-        return found["raw"] or found["tiff"] or found["jpeg"]  # the rule of blend.stack_frames
+    def _frames(self, complete: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+        """The files among complete ones that group into stacks (the frames by content, and the candidates
+        that cannot be read: a blend names them), and those left out (a JPEG beside raws: named by the blend of
+        a folder stack). The one rule of `medianscan.contents`, with cached sniffing."""
+        found = contents.sort_out(complete, self._facts.inspect)
+        grouped = sorted([*found.frames, *(u.path for u in found.unreadable)])
+        return grouped, [i.path for i in found.ignored]
 
     def _evaluate_folder(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
         if folder == self.root:
-            if self._frames(complete):
+            if self._frames(complete)[0]:
                 with self.cond:
                     self.waiting[str(folder)] = "frames directly in the watched folder: not a stack with group folder"
             return [], True
         target = self.frames_per_stack
         if quiet_for < self.quiet_seconds and not target:
             return [], False
-        frames_now = self._frames(complete)
+        frames_now, left_out = self._frames(complete)
         if quiet_for < self.quiet_seconds and len(frames_now) < (target or 0):
             return [], False
         if not frames_now:
             return [], True
-        stack = self._stack(folder, frames_now, None)
+        stack = self._stack(folder, frames_now, None, left_out)
         return ([stack] if stack is not None else []), True
 
     def _evaluate_count(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
-        frames_now = self._frames(complete)
+        frames_now, _ = self._frames(complete)
         claimed = self._claimed(folder, frames_now)
         n = self.grouping.count
         free: list[Path] = []
@@ -460,7 +458,7 @@ class HotFolder:
         return stacks, True
 
     def _evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
-        frames_now = self._frames(complete)
+        frames_now, _ = self._frames(complete)
         timed = sorted(((p.stat().st_mtime, p) for p in frames_now), key=lambda t: (t[0], t[1].name))
         groups: list[list[Path]] = []
         last = None
@@ -493,8 +491,11 @@ class HotFolder:
                 claimed.update(current[name] for name in recorded)
         return claimed
 
-    def _stack(self, folder: Path, frames_in: Sequence[Path], group: str | None) -> Stack | None:
-        """A Stack for these frames, or None when it is blended already or failed as it is now."""
+    def _stack(
+        self, folder: Path, frames_in: Sequence[Path], group: str | None, left_out: Sequence[Path] = ()
+    ) -> Stack | None:
+        """A Stack for these frames (and the files the blend will name as left out), or None when it is blended
+        already or failed as it is now."""
         key = folder if group is None else folder / group
         if len(frames_in) < checks.MIN_FRAMES:
             message = (
@@ -505,8 +506,10 @@ class HotFolder:
             with self.cond:
                 self.problems[str(key)] = message
             return None
-        fingerprint = tuple((p.name, self._facts.sha256(p)) for p in frames_in)
-        kind = self._facts.kind(frames_in[0]) or "raw"
+        given = sorted([*frames_in, *left_out])
+        fingerprint = tuple((p.name, self._facts.sha256(p)) for p in given)
+        kinds = [k for k in map(self._facts.kind, frames_in) if k is not None]
+        kind: frames.Kind = kinds[0] if kinds else "raw"
         options = self.options
         if group is not None:
             name = output_paths(Path(group), options.method, kind, None)[0].name
@@ -521,7 +524,7 @@ class HotFolder:
                 return None
             if self.problems.get(str(key), "").endswith("frames of the same scene"):
                 self.problems.pop(str(key), None)
-        return Stack(key, tuple(frames_in), fingerprint, options)
+        return Stack(key, tuple(given), fingerprint, options)
 
 
 def _group_name(group: Sequence[Path]) -> str:

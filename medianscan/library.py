@@ -21,12 +21,14 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from medianscan import contents
 from medianscan.atomic import atomic_path, fsync_dir, is_temp, write_json
+from medianscan.contents import MANIFEST
 from medianscan.errors import MedianscanError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "stack.json"
+__all__ = ["MANIFEST", "Library", "Manifest", "State", "read_manifest"]
 DISCARDED = "discarded"
 MANIFEST_VERSION = 1
 RETENTIONS = ("keep", "delete", "archive")
@@ -128,16 +130,8 @@ def write_manifest(stack: Path, manifest: Manifest) -> None:
 
 
 def raw_files(stack: Path) -> list[Path]:
-    """Files in a stack folder that are neither the manifest, temps, nor our blend outputs (by name)."""
-    out = []
-    for path in sorted(stack.iterdir()):
-        name = path.name
-        if not path.is_file() or name == MANIFEST or is_temp(path) or name.startswith("."):
-            continue
-        if name.startswith(f"{stack.name}_") and name.split("_")[-1].split(".")[0].isalpha():
-            continue  # <frame>_median.dng, <frame>_median.json, ...: outputs, not numbered raws
-        out.append(path)
-    return out
+    """The files of a stack folder that could be frames (the rule of `medianscan.contents`, by name only)."""
+    return contents.candidates(stack)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -505,12 +499,23 @@ def _writer_alive(temp: Path) -> bool:
         pid = int(temp.name[: -len(".part")].rsplit(".", 1)[1])
     except (IndexError, ValueError):
         return False
-    if pid == os.getpid():
-        return False
+    return pid != os.getpid() and process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs. A zombie (killed, not reaped yet: its parent died with it) writes nothing,
+    though `kill(pid, 0)` still succeeds on it; /proc tells them apart."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    except PermissionError:
+    except OSError:  # no /proc: the kernel's answer, which cannot tell a zombie
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    # "pid (comm) S ...": Z is a zombie, X a dead process
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])

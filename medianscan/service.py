@@ -19,12 +19,26 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from medianscan import contents
 from medianscan.config import Config
+from medianscan.contents import LeftOut
 from medianscan.errors import MedianscanError
 from medianscan.notify import Notifier
 from medianscan.worker import BlendPool, Event, Job, blend_job, warm_up_blend
 
 Listener = Callable[[str, dict[str, Any]], None]
+
+
+def log_left_out(label: str, result: dict[str, Any]) -> None:
+    """The one-line notice naming the files a blend left out (a JPEG beside raws, a temp), in the journal."""
+    ignored = [
+        LeftOut(Path(str(i.get("file"))), str(i.get("reason")))
+        for i in result.get("ignored", [])
+        if isinstance(i, dict)
+    ]
+    line = contents.notice(label, ignored)
+    if line:
+        logging.getLogger(__name__).warning("%s", line)
 
 
 def make_pool(cfg: Config, job: Job = blend_job) -> BlendPool:

@@ -20,10 +20,10 @@ from typing import Any
 from medianscan.atomic import fsync_dir
 from medianscan.blend import BlendOptions
 from medianscan.config import Config, WatchConfig
-from medianscan.errors import MedianscanError
+from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, MedianscanError, StackError
 from medianscan.hotfolder import TICK_SECONDS, Grouping, HotFolder, Planner, Stack, is_temp_name, observe
 from medianscan.notify import Notifier
-from medianscan.service import Service, make_pool
+from medianscan.service import Service, log_left_out, make_pool
 from medianscan.worker import BlendPool, Event, Started
 
 __all__ = ["Grouping", "WatchService", "blend_frames_job", "is_temp_name", "watch_config"]
@@ -54,7 +54,10 @@ def blend_frames_job(key: Path, stack: Stack) -> dict[str, Any]:
     from medianscan.blend import blend_stack, verify_output
 
     del key
-    result = blend_stack(list(stack.frames), stack.options)
+    try:
+        result = blend_stack(list(stack.frames), stack.options)
+    except BadFramesError as exc:
+        raise StackError(exc.hinted(DROP_HINT_CONFIG)) from None
     verify_output(result)
     data: dict[str, Any] = result.to_json()
     return data
@@ -205,6 +208,7 @@ class WatchService(Service):
             output = Path(str(event.result.get("output", event.stack)))
             kept = self._retain(event.result)
             log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
+            log_left_out(event.stack.name, event.result)
             self.recent.append(
                 _Entry(
                     str(event.stack), "blended", n, event.seconds, None, str(output),

@@ -28,7 +28,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medianscan.errors import MedianscanError
+from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, MedianscanError, StackError
 
 if TYPE_CHECKING:
     from medianscan.config import BlendConfig
@@ -46,7 +46,10 @@ def blend_job(stack: Path, options: Any) -> dict[str, Any]:
     """The real job: blend the stack folder, read the written DNG back, return the result as JSON."""
     from medianscan.blend import blend_stack, verify_output
 
-    result = blend_stack(stack, options)
+    try:
+        result = blend_stack(stack, options)
+    except BadFramesError as exc:
+        raise StackError(exc.hinted(DROP_HINT_CONFIG)) from None
     verify_output(result)
     data: dict[str, Any] = result.to_json()
     return data

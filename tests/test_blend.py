@@ -15,8 +15,9 @@ import rawpy
 import tifffile
 
 from medianscan import frames
-from medianscan.blend import BlendOptions, blend_stack, stack_frames, verify_output
+from medianscan.blend import BlendOptions, blend_stack, verify_output
 from medianscan.cli import main
+from medianscan.contents import read_folder
 from medianscan.errors import StackError
 from medianscan.library import Manifest, State, write_manifest
 from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
@@ -140,12 +141,12 @@ def test_the_stack_folder_lists_frames_by_content_and_never_its_own_outputs(
 ) -> None:
     folder = tmp_path / "s"
     paths = make_burst(folder, small, 3)
-    disguised = folder / "s_04.jpg"  # a raw with a misleading name is still a raw
-    shutil.copy(paths[0], disguised)
+    unnamed = folder / "s_04"  # a raw without an extension is still a raw: content decides
+    shutil.copy(paths[0], unnamed)
     (folder / "notes.txt").write_text("exposure 1/50")
     blend_stack(folder)
-    assert stack_frames(folder) == [*paths, disguised]
-    assert frames.sniff(disguised) == "raw"
+    assert read_folder(folder).frames == (*paths, unnamed)
+    assert frames.sniff(unnamed) == "raw"
     assert frames.sniff(sample_raw) == "raw"
     assert frames.sniff(folder / "notes.txt") is None
 
@@ -316,10 +317,10 @@ def test_too_few_frames_and_non_images_are_refused(
     before = tree_digest(folder)
     code, err = _run_cli(capsys, folder)
     _assert_refused(folder, before, code, err, "s: 2 frame(s)", "at least 3")
-    (folder / "readme.txt").write_text("hello")
+    (folder / "readme.bin").write_text("hello")
     before = tree_digest(folder)
-    code, err = _run_cli(capsys, *paths, folder / "readme.txt")
-    _assert_refused(folder, before, code, err, "readme.txt is not an image")
+    code, err = _run_cli(capsys, *paths, folder / "readme.bin")
+    _assert_refused(folder, before, code, err, "readme.bin: not a camera raw, TIFF or JPEG")
     code, err = _run_cli(capsys, tmp_path / "missing")
     assert code != 0 and "no such" in err
 

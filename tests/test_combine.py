@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from medianscan import combine as cb
+from medianscan.vocabulary import METHODS
 
 MEDIAN_NS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 16, 17, 21, 31, 33)
 ROBUST_NS = (3, 4, 9, 15)
@@ -260,7 +261,7 @@ def test_winsor_count() -> None:
 # ---- shapes, dtypes, buffers, errors ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", cb.METHODS)
+@pytest.mark.parametrize("method", METHODS)
 def test_channels_last_stack_equals_per_channel_results(method: str) -> None:
     stack = noisy_stack(9, 6).reshape(9, 8, 16, 4)
     got = cb.combine(stack, method)  # type: ignore[arg-type]
@@ -281,7 +282,7 @@ def test_out_buffer_is_filled_and_returned() -> None:
 
 def test_single_frame_is_copied() -> None:
     stack = random_stack(1)
-    for method in cb.METHODS:
+    for method in METHODS:
         got = cb.combine(stack, method)
         np.testing.assert_array_equal(got, stack[0])
         assert not np.shares_memory(got, stack)

@@ -11,14 +11,9 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["raw", "jpeg", "other"]
+from medianscan.formats import DNG_VERSION_TAG, JPEG_EXTS, RAW_EXTS, extension, is_jpeg, is_tiff, raw_container
 
-RAW_EXTS = frozenset(
-    {"dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "orf", "rw2", "raf", "pef", "srw", "3fr",
-     "iiq", "x3f", "erf", "mef", "mos", "rwl", "kdc", "dcr"}
-)
-JPEG_EXTS = frozenset({"jpg", "jpeg", "jpe"})
-_DNG_VERSION_TAG = 50706
+Kind = Literal["raw", "jpeg", "other"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +22,6 @@ class FileKind:
 
     kind: Kind
     ext: str
-
-
-def _ext(name: str) -> str:
-    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
 def _tiff_has_tag(head: bytes, tag: int) -> bool:
@@ -48,39 +39,26 @@ def _tiff_has_tag(head: bytes, tag: int) -> bool:
     return False
 
 
-# (offset, magic bytes, extension) of raw containers that are not plain TIFF
-_RAW_MAGIC = (
-    (4, b"ftypcrx ", "cr3"),
-    (0, b"FUJIFILMCCD-RAW", "raf"),
-    (0, b"IIRO", "orf"),
-    (0, b"IIRS", "orf"),
-    (0, b"MMOR", "orf"),
-    (0, b"IIU\x00", "rw2"),
-    (0, b"FOVb", "x3f"),
-    (6, b"HEAPCCDR", "crw"),
-)
-
-
 def _tiff_kind(ext: str, head: bytes) -> FileKind:
     """A TIFF-based file: most raws (NEF, CR2, ARW, DNG...) or a plain TIFF."""
     if ext in RAW_EXTS:
         return FileKind("raw", ext)
     if head[8:10] == b"CR":
         return FileKind("raw", "cr2")
-    if _tiff_has_tag(head, _DNG_VERSION_TAG):
+    if _tiff_has_tag(head, DNG_VERSION_TAG):
         return FileKind("raw", "dng")
     return FileKind("other", "tif")
 
 
 def classify(name: str, head: bytes) -> FileKind:
     """Kind and on-disk extension of camera file `name` whose first bytes are `head` (64 KiB is plenty)."""
-    ext = _ext(name)
-    if head[:3] == b"\xff\xd8\xff":
+    ext = extension(name)
+    if is_jpeg(head):
         return FileKind("jpeg", ext if ext in JPEG_EXTS else "jpg")
-    for offset, magic, raw_ext in _RAW_MAGIC:
-        if head[offset:offset + len(magic)] == magic:
-            return FileKind("raw", raw_ext)
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    container = raw_container(head)
+    if container is not None:
+        return FileKind("raw", container)
+    if is_tiff(head):
         return _tiff_kind(ext, head)
     if ext in RAW_EXTS:  # an unknown raw container: trust the camera's name
         return FileKind("raw", ext)

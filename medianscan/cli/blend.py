@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medianscan import contents
 from medianscan.blend import METHODS, BlendOptions, BlendResult, blend_stack
-from medianscan.errors import MedianscanError
+from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
 from medianscan.library import MANIFEST, State, read_manifest
 
 
@@ -74,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
             result = blend_stack(stack, options)
         except MedianscanError as exc:
             failures += 1
+            message = exc.hinted(DROP_HINT_CLI) if isinstance(exc, BadFramesError) else str(exc)
             _progress(index, len(stacks), label, "failed", done=True)
-            print(f"medianscan: {exc}", file=sys.stderr)
-            _emit(args.json, {"stack": str(stack), "ok": False, "error": str(exc)})
+            print(f"medianscan: {message}", file=sys.stderr)
+            _emit(args.json, {"stack": str(stack), "ok": False, "error": message})
             if not args.keep_going:
                 return 1
             continue
@@ -124,7 +126,9 @@ def _emit(as_json: bool, record: dict[str, Any]) -> None:
 
 
 def _report(result: BlendResult, as_json: bool) -> None:
-    if as_json:
-        return
+    """What was left out of the blend, on stderr (in JSON mode too: stdout holds the records)."""
     for path, reason in result.dropped:
         print(f"  dropped {path.name}: {reason}", file=sys.stderr)
+    notice = contents.notice(result.stack.name, result.ignored)
+    if notice:
+        print(f"medianscan: {notice}", file=sys.stderr)
