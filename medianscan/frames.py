@@ -174,7 +174,8 @@ def _cut_short(path: Path) -> str | None:
                     continue
                 ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
                 if ends and max(ends) > size:
-                    return f"unreadable or truncated: its image data ends at byte {max(ends)}, but the file has only {size} bytes"
+                    end = max(ends)
+                    return f"unreadable or truncated: its image data ends at byte {end}, but the file has {size} bytes"
                 todo.extend(page.pages or [])
     except Exception as exc:  # tifffile raises many types for damaged files
         return f"damaged TIFF structure ({exc})"
