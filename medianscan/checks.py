@@ -16,15 +16,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from medianscan.frames import Frame
 
 MIN_FRAMES = 3
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 PLANE_MAX_SIDE = 384  # CFA repeats a side of the measured window: 0.1 px precision, cheap on any sensor
-CLIP_PERCENT = 3.0  # dust and hot pixels are clipped away before correlating (see _spectrum)
-MIN_PLANE_SIDE = 64  # below this many CFA repeats a side, a shift cannot be measured reliably
-_PEAK_SIGNIFICANCE = 12.0  # correlation peak over its surface's spread below which a shift is not measurable
+REGISTERED_SIDE = 384  # plane pixels a side registered for the shift: 0.02 px on a low-texture X-Trans scene
+MIN_PLANE_SIDE = 64  # below this many plane pixels a side, a shift cannot be measured reliably
+MIN_TEXTURE = 4.0  # the reference's gradient energy over what its noise alone gives, below which no shift is told
+MEASURABLE_PX = 0.15  # a shift whose standard error (sensor px) is larger is "not measurable", never a refusal
 
 
 @dataclass(frozen=True)
@@ -124,29 +126,33 @@ class Sample:
     """What the pixel checks need of one frame, taken in the thread that decoded it (so it overlaps decoding)."""
 
     level: float  # median signal above black in the central window
-    spectrum: npt.NDArray[np.complexfloating] | None  # of the central window's plane; None: too small to tell
+    plane: npt.NDArray[np.float32]  # the central window binned to colour-balanced cells (see _plane)
     scale: tuple[int, int]  # sensor pixels per plane pixel (y, x)
 
 
 def sample(frame: Frame) -> Sample:
     plane, scale = _plane(frame)
-    spectrum = _spectrum(plane) if min(plane.shape) >= MIN_PLANE_SIDE else None
-    return Sample(float(np.median(plane)), spectrum, scale)
+    return Sample(float(np.median(plane)), plane, scale)
 
 
 def measure(samples: Sequence[Sample], mapper: Mapper = map) -> list[FrameStats]:
     """Level and shift of every frame (the frames must already agree on size and layout).
 
-    Shifts are measured against the first frame, then taken relative to the median of all shifts: the position
-    most frames share is right, even when the first frame is the one that moved. `mapper` (a thread pool's map)
-    spreads the correlations over the cores; NumPy's FFT releases the GIL.
+    Each frame is registered against the first (robustly: a speck of dust or a hair in either frame carries no
+    weight, see _Reference); the shifts are then taken relative to their median: the position most frames share
+    is right, even when the first frame is the one that moved. `mapper` (a thread pool's map) spreads the
+    registrations over the cores (NumPy and SciPy release the GIL).
     """
-    first = samples[0].spectrum
-
-    def against_first(s: Sample) -> tuple[float, float] | None:
-        return None if first is None or s.spectrum is None else _correlate(first, s.spectrum)
-
-    raw_shifts = [(0.0, 0.0) if first is not None else None, *mapper(against_first, samples[1:])]
+    planes = [s.plane for s in samples]
+    measurable = min(planes[0].shape) >= MIN_PLANE_SIDE and all(p.shape == planes[0].shape for p in planes)
+    raw_shifts: list[tuple[float, float] | None] = [None] * len(samples)
+    if measurable:
+        target = _Reference(planes[0])
+        sy, sx = samples[0].scale
+        tolerance = MEASURABLE_PX / max(sy, sx)
+        raw_shifts = [(0.0, 0.0), *mapper(lambda p: target.register(p, tolerance), planes[1:])]
+        if all(s is None for s in raw_shifts[1:]):
+            raw_shifts[0] = None  # nothing measurable against it: the first frame's position is unknown too
     known = [s for s in raw_shifts if s is not None]
     centre = np.median(np.asarray(known), axis=0) if known else np.zeros(2)
     stats = []
@@ -194,26 +200,45 @@ def central_window(frame: Frame) -> tuple[tuple[slice, slice], tuple[int, int]]:
         top, left, bottom, right = 0, 0, frame.pixels.shape[0], frame.pixels.shape[1]
         by = bx = 1
     rows, cols = (bottom - top) // by, (right - left) // bx
-    h, w = min(rows, PLANE_MAX_SIDE) // 2 * 2, min(cols, PLANE_MAX_SIDE) // 2 * 2  # even: rfft sizes are exact
+    h, w = min(rows, PLANE_MAX_SIDE) // 2 * 2, min(cols, PLANE_MAX_SIDE) // 2 * 2
     y0, x0 = top + (rows - h) // 2 * by, left + (cols - w) // 2 * bx
     return (slice(y0, y0 + h * by), slice(x0, x0 + w * bx)), (by, bx)
+
+
+def colour_balanced_cell(pattern: npt.NDArray[np.uint8]) -> tuple[int, int]:
+    """The smallest cell (y, x) tiling the CFA repeat in which every colour occurs equally often at every
+    position: 2x2 for Bayer and 4-colour CFAs, 3x3 for X-Trans (5 green, 2 red, 2 blue in each), the whole
+    repeat for anything else. Summed over such cells, a mosaic is a luminance-like plane with no CFA pattern
+    left in it, at the finest resolution the CFA allows."""
+    by, bx = pattern.shape
+    cells = [(cy, cx) for cy in range(1, by + 1) for cx in range(1, bx + 1) if by % cy == 0 and bx % cx == 0]
+    for cy, cx in sorted(cells, key=lambda c: (c[0] * c[1], c)):
+        blocks = pattern.reshape(by // cy, cy, bx // cx, cx).transpose(0, 2, 1, 3).reshape(-1, cy * cx)
+        counts = {tuple(np.bincount(b, minlength=int(pattern.max()) + 1)) for b in blocks}
+        if len(counts) == 1 and all(counts.pop()):  # every colour present, the same counts in every cell
+            return cy, cx
+    return by, bx
 
 
 def _plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
     """A luminance-like plane of the frame's central window, black subtracted, and the sensor pixels per plane
     pixel (y, x).
 
-    Binning whole CFA repeats makes the plane independent of the colour-filter phase. The window keeps full
-    resolution for the shift estimate and costs the same on any sensor; flicker and a bumped dial change the
-    whole frame, so its median level stands for the frame's, while a local artefact (a hair, a speck) does not
-    move the median.
+    Summing colour-balanced cells (see colour_balanced_cell) makes the plane independent of the colour-filter
+    layout and phase, at twice the resolution of whole X-Trans repeats. The window costs the same on any sensor;
+    flicker and a bumped dial change the whole frame, so its median level stands for the frame's, while a local
+    artefact (a hair, a speck) does not move the median.
     """
-    (rows, cols), (by, bx) = central_window(frame)
+    (rows, cols), _ = central_window(frame)
+    by, bx = colour_balanced_cell(frame.layout.pattern) if frame.layout is not None else (1, 1)
     window = frame.pixels[rows, cols]
-    plane = np.zeros((window.shape[0] // by, window.shape[1] // bx), dtype=np.float32)
+    h, w = (min(n // c, REGISTERED_SIDE) for n, c in zip(window.shape[:2], (by, bx), strict=True))
+    y0, x0 = (window.shape[0] // by - h) // 2 * by, (window.shape[1] // bx - w) // 2 * bx
+    window = window[y0 : y0 + h * by, x0 : x0 + w * bx]
+    plane = np.zeros((h, w), dtype=np.float32)
     for dy in range(by):  # a sum of strided views: far quicker than a mean over reshaped axes
         for dx in range(bx):
-            part = window[dy::by, dx::bx]
+            part = window[dy::by, dx::bx][: plane.shape[0], : plane.shape[1]]
             plane += part.sum(axis=2, dtype=np.float32) if part.ndim == 3 else part
     count = by * bx * (window.shape[2] if window.ndim == 3 else 1)
     black = 0.0
@@ -224,47 +249,131 @@ def _plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
     return plane, (by, bx)
 
 
-def phase_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floating]) -> tuple[float, float] | None:
-    """Sub-pixel translation (dy, dx) of `moving` against `reference` by phase correlation; None if the
-    images hold too little structure for the estimate to mean anything."""
-    return _correlate(_spectrum(reference), _spectrum(moving))
+def measure_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floating]) -> tuple[float, float] | None:
+    """Sub-pixel translation (dy, dx) of `moving` against `reference`, in plane pixels; None if the images hold
+    too little structure for the estimate to be good to a tenth of a pixel."""
+    return _Reference(np.asarray(reference, dtype=np.float32)).register(np.asarray(moving, np.float32), 0.1)
 
 
-def _spectrum(image: npt.NDArray[np.floating]) -> npt.NDArray[np.complexfloating]:
-    """The windowed spectrum of an image, after clipping its darkest and brightest few percent: dust specks and
-    hot pixels are sharp, and phase correlation would otherwise lock onto them rather than onto the scene."""
-    low, high = np.percentile(image, [CLIP_PERCENT, 100 - CLIP_PERCENT])
-    clipped = np.clip(image, low, high)
+class _Reference:
+    """A reference plane prepared for registration: an image pyramid and its gradients, shared by every frame.
+
+    Registration is robust Lucas-Kanade, coarse to fine: at each level the shift is refined by least squares on
+    the reference's gradients, with Tukey weights on the residuals, so a dust speck, a hair or a hot cluster in
+    one frame carries no weight instead of pulling the estimate (phase correlation locks onto such outliers on a
+    low-texture scene). The same least squares give the estimate's standard error from the residual noise: a
+    scene with too little texture to tell a shift is "not measurable", never a false "the camera moved".
+    """
+
+    def __init__(self, plane: npt.NDArray[np.float32]) -> None:
+        self.levels: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
+        image = plane
+        while True:
+            smooth = ndimage.gaussian_filter(image, 1.0)
+            gy, gx = np.gradient(smooth)
+            self.levels.append((smooth, gy.astype(np.float32), gx.astype(np.float32)))
+            if min(image.shape) < 2 * MIN_PLANE_SIDE:
+                break
+            image = _half(image)
+
+    def register(self, plane: npt.NDArray[np.float32], tolerance: float) -> tuple[float, float] | None:
+        """The shift of `plane` against the reference, or None when its standard error exceeds `tolerance`."""
+        moving = [plane]
+        while len(moving) < len(self.levels):
+            moving.append(_half(moving[-1]))
+        shift = np.zeros(2)
+        error = np.inf
+        for level in range(len(self.levels) - 1, -1, -1):
+            shift *= 2 if level < len(self.levels) - 1 else 1
+            smooth = ndimage.gaussian_filter(moving[level], 1.0)
+            for _ in range(_ITERATIONS):
+                solved = _step(self.levels[level], smooth, shift)
+                if solved is None:
+                    return None
+                step, error = solved
+                shift -= step
+                if np.hypot(*step) < _CONVERGED:
+                    break
+        if not np.isfinite(error) or error > tolerance:
+            return None
+        return float(shift[0]), float(shift[1])
+
+
+_ITERATIONS = 10
+_CONVERGED = 0.005  # plane px: a step this small changes nothing the limit could see
+_TUKEY = 4.685  # Tukey biweight constant, in robust sigmas: 95% efficiency on Gaussian noise
+
+
+def _seen_back(image: npt.NDArray[np.float32], shift: npt.NDArray[np.float64], margin: int) -> npt.NDArray[np.float32]:
+    """`image` moved back by `shift` (bilinear), inside a border of `margin` (at least the shift plus one):
+    four weighted views of the image, with no copy of the whole and no edge handling needed."""
+    iy, ix = int(np.floor(shift[0])), int(np.floor(shift[1]))
+    fy, fx = np.float32(shift[0] - iy), np.float32(shift[1] - ix)
     h, w = image.shape
-    window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
-    return np.fft.rfft2((clipped - clipped.mean()) * window).astype(np.complex64)
+
+    def view(dy: int, dx: int) -> npt.NDArray[np.float32]:
+        return image[margin + dy : h - margin + dy, margin + dx : w - margin + dx]
+
+    gx, gy = np.float32(1) - fx, np.float32(1) - fy
+    top = view(iy, ix) * gx + view(iy, ix + 1) * fx
+    bottom = view(iy + 1, ix) * gx + view(iy + 1, ix + 1) * fx
+    return np.asarray(top * gy + bottom * fy, dtype=np.float32)
 
 
-def _correlate(fa: npt.NDArray[np.complexfloating], fb: npt.NDArray[np.complexfloating]) -> tuple[float, float] | None:
-    """Phase correlation of two spectra. The cross-power spectrum is weighted by a Gaussian so the correlation
-    peak is a Gaussian about one pixel wide: a parabola through the logarithms of its three top samples then
-    finds the centre without bias."""
-    h, w = fa.shape[0], (fa.shape[1] - 1) * 2  # planes have even sides
-    cross = fb * np.conj(fa)
-    cross /= np.abs(cross) + 1e-12
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    cross *= np.exp(-(fy**2 + fx**2) / (2 * 0.16**2))
-    surface = np.fft.irfft2(cross, s=(h, w))
-    iy, ix = np.unravel_index(int(np.argmax(surface)), surface.shape)
-    peak = surface[iy, ix]
-    if peak <= 0 or peak < _PEAK_SIGNIFICANCE * surface.std():
+def _half(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    half: npt.NDArray[np.float32] = image[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32)
+    return half
+
+
+def _step(
+    level: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]],
+    moving: npt.NDArray[np.float32],
+    shift: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], float] | None:
+    """One weighted least-squares refinement: (the correction to subtract from `shift`, its standard error)."""
+    reference, gy, gx = level
+    margin = int(np.ceil(np.abs(shift).max())) + 3
+    if 2 * margin >= min(reference.shape) - 8:
+        return None  # shifted by most of the window: nothing left to compare
+    inner = (slice(margin, -margin), slice(margin, -margin))
+    residual = _seen_back(moving, shift, margin) - reference[inner]
+    jy, jx = gy[inner], gx[inner]
+    some = residual[::3, ::3]  # a robust spread needs no more than every ninth pixel
+    centre = np.float32(np.median(some))
+    sigma = 1.4826 * float(np.median(np.abs(some - centre)))
+    residual -= centre
+    if sigma <= 0:
         return None
+    u = residual * np.float32(1 / (_TUKEY * sigma))
+    weight = np.clip(1 - u * u, 0, None) ** 2
+    wy, wx = weight * jy, weight * jx
+    syy, sxy, sxx = float(np.vdot(wy, jy)), float(np.vdot(wy, jx)), float(np.vdot(wx, jx))
+    a = np.array([[syy, sxy], [sxy, sxx]])
+    b = np.array([float(np.vdot(wy, residual)), float(np.vdot(wx, residual))])
+    try:
+        inverse = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(inverse)):
+        return None
+    # The reference's own noise makes gradients too: below a few times that energy there is no texture to
+    # register on (a blank or defocused frame), and the least squares would fit noise to noise.
+    noise_energy = _GRADIENT_GAIN * sigma**2 / 2 * float(np.sum(weight))
+    if np.trace(a) < MIN_TEXTURE * noise_energy:
+        return None
+    error = sigma * float(np.sqrt(max(np.linalg.eigvalsh(inverse).max(), 0.0)))
+    return inverse @ b, error
 
-    def refine(before: float, at: float, after: float) -> float:
-        if min(before, at, after) <= 0:
-            return 0.0
-        lb, la, lc = np.log(before), np.log(at), np.log(after)
-        denom = lb - 2 * la + lc
-        return float(0.5 * (lb - lc) / denom) if denom < 0 else 0.0
 
-    dy = iy + refine(surface[iy - 1, ix], peak, surface[(iy + 1) % h, ix])
-    dx = ix + refine(surface[iy, ix - 1], peak, surface[iy, (ix + 1) % w])
-    dy = dy - h if dy > h / 2 else dy
-    dx = dx - w if dx > w / 2 else dx
-    return float(dy), float(dx)
+def _gradient_gain() -> float:
+    """E[|gradient|^2] / variance of white noise after the smoothing the registration applies (measured once):
+    the residual's spread, which is of smoothed noise, then tells the gradient energy noise alone gives."""
+    noise = np.random.default_rng(0).normal(0.0, 1.0, (256, 256)).astype(np.float32)
+    smooth = ndimage.gaussian_filter(noise, 1.0)
+    gy, gx = np.gradient(smooth)
+    smooth = smooth[8:-8, 8:-8]
+    return float((np.var(gy[8:-8, 8:-8]) + np.var(gx[8:-8, 8:-8])) / np.var(smooth))
+
+
+_GRADIENT_GAIN = _gradient_gain()

@@ -101,3 +101,68 @@ def make_burst(
 def tree_digest(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` with its bytes, to prove inputs were left untouched."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+X_TRANS = ("GGRGGB", "GGBGGR", "BRGRBG", "GGBGGR", "GGRGGB", "RBGBRG")
+BAYER_RGGB = ("RG", "GB")
+_MATRIX = np.array([[0.6257, -0.0303, -0.1], [-0.788, 1.5621, 0.2396], [-0.1714, 0.1904, 0.7046]])
+
+
+def cfa_burst(
+    folder: Path,
+    letters: tuple[str, ...],
+    n: int,
+    *,
+    texture: float,
+    size: tuple[int, int] = (1200, 1800),
+    sigma: float = 25.0,
+    moved: dict[int, tuple[float, float]] | None = None,
+    dust: dict[int, tuple[int, int, int]] | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """A burst of DNG frames of a synthetic scene seen through any CFA (`letters`: the repeat, rows of R/G/B).
+
+    The scene is a broad light falloff plus `texture`: smooth random structure of that amplitude (raw units)
+    about 6 px across, so `texture` near 0 is a low-texture frame (a thin negative, a sky). `moved` shifts
+    frames (0-based index -> (dy, dx) sensor px, sub-pixel by spline interpolation of the smooth scene);
+    `dust` puts a 30 %-deep dark blob (index -> (y, x, radius)) into one frame only.
+    """
+    from scipy import ndimage
+
+    from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = size
+    pattern = np.array([["RGB".index(c) for c in row] for row in letters], dtype=np.uint8)
+    colours = np.tile(pattern, (h // pattern.shape[0] + 1, w // pattern.shape[1] + 1))[:h, :w]
+    neutral = (0.5, 1.0, 0.7)
+    gain = np.asarray(neutral)[colours]
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    falloff = 3000 + 600 * np.cos((yy - h / 2) / h * 2) * np.cos((xx - w / 2) / w * 2)
+    detail = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 3.0)
+    field = falloff + texture * detail / detail.std()
+    layout = MosaicLayout(
+        pattern=pattern,
+        colors="RGB",
+        black_levels=(256, 256, 256),
+        white_level=16383,
+        active_area=(0, 0, h, w),
+        default_crop=(0, 0, w, h),
+        color_matrix=_MATRIX,
+        as_shot_neutral=neutral,
+    )
+    scene = Scene(np.zeros((h, w), np.uint16), layout, CameraInfo("Medianscan", "Synthetic CFA"), Exposure(iso=100))
+    paths = []
+    for i in range(n):
+        shift = (moved or {}).get(i)
+        seen = ndimage.shift(field, shift, order=3, mode="nearest") if shift else field
+        values = 256 + gain * seen
+        if dust and i in dust:
+            cy, cx, radius = dust[i]
+            blob = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+            values = np.where(blob, 256 + (values - 256) * 0.7, values)
+        values += rng.normal(0, sigma, values.shape)
+        mosaic = np.clip(np.rint(values), 0, 16383).astype(np.uint16)
+        paths.append(write_frame(folder / f"{folder.name}_{i + 1:02d}.dng", mosaic, scene))
+    return paths

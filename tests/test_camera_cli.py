@@ -45,11 +45,27 @@ def test_camera_show_json(vcam: VirtualCamera, capsys: pytest.CaptureFixture[str
     assert shutter["value"] == "0.0100s" and "0.0200s" in shutter["choices"] and not shutter["readonly"]
 
 
-def test_camera_burst_on_the_virtual_camera(vcam: VirtualCamera, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_camera_burst_on_the_virtual_camera(
+    vcam: VirtualCamera, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "frame-007"
-    code = main(["camera", "burst", "--frames", "3", "--out", str(out), "--set", "aperture=8",
-                 "--set", "shutterspeed=1/50", "--strategy", "trigger", "--json"])
+    code = main(
+        [
+            "camera",
+            "burst",
+            "--frames",
+            "3",
+            "--out",
+            str(out),
+            "--set",
+            "aperture=8",
+            "--set",
+            "shutterspeed=1/50",
+            "--strategy",
+            "trigger",
+            "--json",
+        ]
+    )
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["frames"] == ["frame-007_01.dng", "frame-007_02.dng", "frame-007_03.dng"]
@@ -58,8 +74,9 @@ def test_camera_burst_on_the_virtual_camera(vcam: VirtualCamera, tmp_path: Path,
     assert all((out / name).read_bytes() == source for name in record["frames"])
 
 
-def test_camera_burst_with_a_setting_the_camera_lacks(vcam: VirtualCamera, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_camera_burst_with_a_setting_the_camera_lacks(
+    vcam: VirtualCamera, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["camera", "burst", "--frames", "2", "--out", str(tmp_path / "s"), "--set", "iso=100"])
     assert code == 1
     err = capsys.readouterr().err

@@ -24,14 +24,21 @@ def vcam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualCam
         yield cam
 
 
-def faulty(vcam: VirtualCamera, plan: FaultPlan, *, sleeps: list[float] | None = None,
-           busy_retry_seconds: float = 5.0, **options: object) -> Gphoto2Camera:
+def faulty(
+    vcam: VirtualCamera,
+    plan: FaultPlan,
+    *,
+    sleeps: list[float] | None = None,
+    busy_retry_seconds: float = 5.0,
+    **options: object,
+) -> Gphoto2Camera:
     cfg = CameraConfig(backend="gphoto2", reconnect_max_seconds=0.6, settings={"aperture": "f/8"})
     for key, value in options.items():
         setattr(cfg, key, value)
     record_sleep = sleeps.append if sleeps is not None else (lambda _s: None)
-    return Gphoto2Camera(cfg, factory=lambda: FaultyCamera(vcam, plan), sleep=record_sleep,
-                         busy_retry_seconds=busy_retry_seconds)
+    return Gphoto2Camera(
+        cfg, factory=lambda: FaultyCamera(vcam, plan), sleep=record_sleep, busy_retry_seconds=busy_retry_seconds
+    )
 
 
 def test_busy_is_retried_with_growing_pauses(vcam: VirtualCamera, tmp_path: Path) -> None:

@@ -102,8 +102,7 @@ def test_lock_sets_and_reads_back_through_aliases(vcam: VirtualCamera) -> None:
     cam = camera(vcam, settings={"shutterspeed": "1/50", "aperture": "8", "capturetarget": "card"})
     assert cam.lock() == {"shutterspeed": "0.0200s", "aperture": "f/8", "capturetarget": "Memory card"}
     current = values(cam)
-    assert (current["shutterspeed"], current["f-number"], current["capturetarget"]) == (
-        "0.0200s", "f/8", "Memory card")
+    assert (current["shutterspeed"], current["f-number"], current["capturetarget"]) == ("0.0200s", "f/8", "Memory card")
     # a second lock finds everything in place and changes nothing
     assert cam.lock()["aperture"] == "f/8"
     cam.close()
@@ -229,8 +228,9 @@ def test_stray_events_before_a_burst_are_drained_not_taken_for_frames(
     cam.close()
 
 
-def test_a_jpeg_only_camera_still_gives_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_a_jpeg_only_camera_still_gives_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     with virtual_camera(tmp_path, monkeypatch, kind="jpeg") as vcam:
         cam = camera(vcam)
         with caplog.at_level(logging.WARNING):

@@ -35,8 +35,16 @@ def test_aliases_map_vendor_names_to_one_key() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1/50", 0.02), ("1/50s", 0.02), ("0.0200s", 0.02), ('2"', 2.0), ("30", 30.0), ("1/8000", 0.000125),
-     ("bulb", None), ("auto", None)],
+    [
+        ("1/50", 0.02),
+        ("1/50s", 0.02),
+        ("0.0200s", 0.02),
+        ('2"', 2.0),
+        ("30", 30.0),
+        ("1/8000", 0.000125),
+        ("bulb", None),
+        ("auto", None),
+    ],
 )
 def test_shutter_speeds_parse(text: str, seconds: float | None) -> None:
     assert parse_seconds(text) == pytest.approx(seconds) if seconds else parse_seconds(text) is None

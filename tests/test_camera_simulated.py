@@ -112,8 +112,7 @@ def test_a_shifted_frame_is_two_pixels_off(tmp_path: Path) -> None:
         return float(np.mean(np.abs(a[:, 8:-8] - b[:, 8:-8])))
 
     assert mismatch(frames[2], frames[0]) > 1.5 * mismatch(frames[1], frames[0])
-    assert mismatch(np.roll(frames[2], -2, axis=1), frames[0]) == pytest.approx(mismatch(frames[1], frames[0]),
-                                                                               rel=0.1)
+    assert mismatch(np.roll(frames[2], -2, axis=1), frames[0]) == pytest.approx(mismatch(frames[1], frames[0]), rel=0.1)
 
 
 def test_a_dead_camera_fails_one_burst_keeps_its_frames_then_comes_back(tmp_path: Path) -> None:

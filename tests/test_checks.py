@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 
 from medianscan import checks
+from medianscan.blend import BlendOptions, blend_stack
+from medianscan.errors import StackError
 from medianscan.frames import Frame, read_frame
-from tests.stacks import add_dust, load_scene, noisy
+from tests.stacks import BAYER_RGGB, X_TRANS, add_dust, cfa_burst, load_scene, noisy
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def test_phase_correlation_finds_subpixel_shifts(frame: Frame, dy: float, dx: fl
     plane, _ = checks._plane(frame)
     rng = np.random.default_rng(0)
     moved = fourier_shift(plane, dy, dx) + rng.normal(0, 5, plane.shape)
-    shift = checks.phase_shift(plane + rng.normal(0, 5, plane.shape), moved)
+    shift = checks.measure_shift(plane + rng.normal(0, 5, plane.shape), moved)
     assert shift is not None
     assert shift == pytest.approx((dy, dx), abs=0.05)
 
@@ -37,7 +40,7 @@ def test_phase_correlation_finds_subpixel_shifts(frame: Frame, dy: float, dx: fl
 def test_a_featureless_frame_has_no_measurable_shift() -> None:
     rng = np.random.default_rng(1)
     flat = [100 + rng.normal(0, 5, (256, 256)) for _ in range(2)]
-    assert checks.phase_shift(*flat) is None
+    assert checks.measure_shift(*flat) is None
 
 
 def test_dust_does_not_fool_the_shift_estimate(sample_raw: Path, frame: Frame) -> None:
@@ -85,3 +88,52 @@ def test_frames_too_small_to_align_are_not_judged_on_shift(frame: Frame) -> None
     stats = checks.measure([checks.sample(small), checks.sample(replace(small, pixels=np.roll(tiny, 6, axis=1)))])
     assert [s.shift for s in stats] == [None, None]
     assert stats[0].level > 0
+
+
+# --- any CFA, any scene (real DNG files of synthetic scenes, blended end to end) ---------------------------
+
+
+def test_colour_balanced_cells_for_any_cfa() -> None:
+    def cell(letters: tuple[str, ...], colours: str = "RGB") -> tuple[int, int]:
+        return checks.colour_balanced_cell(np.array([[colours.index(c) for c in r] for r in letters], np.uint8))
+
+    assert cell(BAYER_RGGB) == (2, 2)
+    assert cell(X_TRANS) == (3, 3)
+    assert cell(("CY", "GM"), "CYGM") == (2, 2)  # a 4-colour CFA
+    assert cell(("RGBG", "GBRG", "BGRG", "GRGB")) == (1, 4)  # each row holds every colour in the same counts
+    assert cell(("RGB", "GBR", "BRG")) == (1, 3)
+    assert cell(("RG", "GG")) == (2, 2)  # no smaller cell holds R
+
+
+def _shifts(result_sidecar: Path) -> list[float]:
+    record = json.loads(result_sidecar.read_text())
+    return [float(np.hypot(*f["shift_px"])) for f in record["frames"] if f["shift_px"] is not None]
+
+
+@pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
+def test_dust_on_a_low_texture_scene_is_not_a_moved_camera(tmp_path: Path, letters: tuple[str, ...]) -> None:
+    """A smooth, nearly featureless frame with a dust blob in one frame: the median removes the blob; the shift
+    check must neither refuse the stack nor claim a shift beyond the noise."""
+    folder = tmp_path / "neg"
+    cfa_burst(folder, letters, 5, texture=15.0, dust={1: (610, 870, 6), 3: (580, 930, 3)})
+    result = blend_stack(folder)
+    assert len(result.frames) == 5 and not result.dropped
+    assert all(s < 0.15 for s in _shifts(result.sidecar))
+
+
+@pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
+def test_real_shifts_are_caught_and_subpixel_jitter_is_not(tmp_path: Path, letters: tuple[str, ...]) -> None:
+    folder = tmp_path / "neg"
+    moved = {2: (0.2, -0.25), 3: (0.0, 1.0), 4: (-1.5, 1.5)}
+    cfa_burst(folder, letters, 7, texture=120.0, moved=moved, dust={1: (600, 900, 5)})
+    with pytest.raises(StackError) as refused:
+        blend_stack(folder)
+    message = str(refused.value)
+    assert "neg_04.dng: shifted by +1.0 px horizontally" in message
+    assert "neg_05.dng: shifted by +1.5 px horizontally and -1.5 px vertically" in message
+    assert "neg_03.dng" not in message and "neg_02.dng" not in message  # 0.3 px jitter, and the dusty frame
+    result = blend_stack(folder, BlendOptions(drop_bad_frames=True))
+    record = json.loads(result.sidecar.read_text())
+    jitter = next(f for f in record["frames"] if f["file"] == "neg_03.dng")["shift_px"]
+    assert jitter == pytest.approx([0.2, -0.25], abs=0.06)
+    assert sorted(r["file"] for r in record["rejected"]) == ["neg_04.dng", "neg_05.dng"]
