@@ -122,15 +122,20 @@ def bench_simulated(repeats: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_camera", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_camera", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mb", type=float, default=25.0, help="bytes per frame, MB (25: a 24 MP raw)")
     parser.add_argument("--frames", type=int, default=9, help="frames per burst (9)")
     parser.add_argument("--bursts", type=int, default=2, help="bursts per session (frames x bursts <= 26)")
     parser.add_argument("--sessions", type=int, default=5, help="interleaved sessions per side (5)")
-    parser.add_argument("--dir", type=Path, default=SHM if SHM.is_dir() else None,
-                        help="where frames are written (default: /dev/shm, so disk write-back noise does not "
-                        "swamp the code's own cost; give a disk folder to include it)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=SHM if SHM.is_dir() else None,
+        help="where frames are written (default: /dev/shm, so disk write-back noise does not "
+        "swamp the code's own cost; give a disk folder to include it)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 MB frames, 3 sessions")
     args = parser.parse_args(argv)
     if args.quick:
@@ -141,30 +146,37 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         gp = setup_virtual_camera(root, size)
-        print(f"camera burst on libgphoto2's virtual camera: {size / 1e6:.0f} MB frames, {args.frames} frames x "
-              f"{args.bursts} bursts per session, {args.sessions} interleaved sessions, writing to {root}")
-        print(f"{'case':<22} {'bare ms':>9} {'bare+fsync ms':>14} {'ours ms':>9} {'ours/bare':>10} "
-              f"{'ours/bare+fsync':>16}")
+        print(
+            f"camera burst on libgphoto2's virtual camera: {size / 1e6:.0f} MB frames, {args.frames} frames x "
+            f"{args.bursts} bursts per session, {args.sessions} interleaved sessions, writing to {root}"
+        )
+        print(
+            f"{'case':<22} {'bare ms':>9} {'bare+fsync ms':>14} {'ours ms':>9} {'ours/bare':>10} "
+            f"{'ours/bare+fsync':>16}"
+        )
         for read, label in ((False, "no settings locked"), (True, "3 settings re-locked")):
             runs: dict[str, list[float]] = {"bare": [], "bare+fsync": [], "ours": []}
             for s in range(args.sessions):
                 order = ["bare", "bare+fsync", "ours"]
-                for name in order[s % 3:] + order[:s % 3]:  # rotate, so no side always runs first
+                for name in order[s % 3 :] + order[: s % 3]:  # rotate, so no side always runs first
                     out = root / f"out-{name}-{s}"
                     out.mkdir()
                     if name == "ours":
                         runs[name] += our_session(out, args.frames, args.bursts, read=read)
                     else:
-                        runs[name] += bare_session(gp, out, args.frames, args.bursts, fsync=name != "bare",
-                                                   read=read)
+                        runs[name] += bare_session(gp, out, args.frames, args.bursts, fsync=name != "bare", read=read)
                     shutil.rmtree(out)
             bare, durable, ours = (statistics.median(runs[k]) for k in ("bare", "bare+fsync", "ours"))
-            print(f"{label:<22} {bare * 1e3:>9.2f} {durable * 1e3:>14.2f} {ours * 1e3:>9.2f} "
-                  f"{ours / bare:>9.2f}x {ours / durable:>15.2f}x")
+            print(
+                f"{label:<22} {bare * 1e3:>9.2f} {durable * 1e3:>14.2f} {ours * 1e3:>9.2f} "
+                f"{ours / bare:>9.2f}x {ours / durable:>15.2f}x"
+            )
     sim = bench_simulated(repeats=9)
-    print(f"simulated camera, 1536x1024: new negative {sim['negative'] * 1e3:.0f} ms (once per burst), "
-          f"frame {sim['frame'] * 1e3:.1f} ms, write_dng {sim['write_dng'] * 1e3:.1f} ms, "
-          f"frame + write {(sim['frame'] + sim['write_dng']) * 1e3:.1f} ms (target < 100 ms)")
+    print(
+        f"simulated camera, 1536x1024: new negative {sim['negative'] * 1e3:.0f} ms (once per burst), "
+        f"frame {sim['frame'] * 1e3:.1f} ms, write_dng {sim['write_dng'] * 1e3:.1f} ms, "
+        f"frame + write {(sim['frame'] + sim['write_dng']) * 1e3:.1f} ms (target < 100 ms)"
+    )
     return 0
 
 

@@ -37,8 +37,9 @@ def floor(path: Path, mosaic: np.ndarray) -> None:
         fh.write(mosaic.data)
 
 
-def tifffile_exiv2(path: Path, mosaic: np.ndarray, layout: MosaicLayout, camera: CameraInfo,
-                   exposure: Exposure) -> None:
+def tifffile_exiv2(
+    path: Path, mosaic: np.ndarray, layout: MosaicLayout, camera: CameraInfo, exposure: Exposure
+) -> None:
     import exiv2
     import tifffile
 
@@ -105,8 +106,9 @@ def main() -> None:
         cases: dict[str, Callable[[], object]] = {
             "floor (bytes + fsync + rename)": lambda: floor(out / "floor.bin", mosaic),
             "ours, uncompressed": lambda: write_dng(out / "plain.dng", mosaic, layout, camera, exposure),
-            "ours, lossless JPEG": lambda: write_dng(out / "packed.dng", mosaic, layout, camera, exposure,
-                                                     compress=True),
+            "ours, lossless JPEG": lambda: write_dng(
+                out / "packed.dng", mosaic, layout, camera, exposure, compress=True
+            ),
             "preview alone": lambda: render_preview(mosaic, layout),
             "tifffile + exiv2 EXIF": lambda: tifffile_exiv2(out / "tf.dng", mosaic, layout, camera, exposure),
         }

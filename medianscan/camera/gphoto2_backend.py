@@ -195,9 +195,7 @@ class Gphoto2Camera(Camera):
             and (not self.cfg.port or self.cfg.port == port)
         ]
         if not chosen:
-            wanted = ", ".join(
-                f"{k} {v!r}" for k, v in (("model", self.cfg.model), ("port", self.cfg.port)) if v
-            )
+            wanted = ", ".join(f"{k} {v!r}" for k, v in (("model", self.cfg.model), ("port", self.cfg.port)) if v)
             seen = "; ".join(f"{m} on {p}" for m, p in found)
             raise CameraError(f"no camera matches {wanted} (found: {seen}); fix camera.model/camera.port")
         return chosen
@@ -214,11 +212,10 @@ class Gphoto2Camera(Camera):
                 cam = _open(gp, self._factory or gp.Camera, model, port)
             except gp.GPhoto2Error as exc:
                 if _no_permission(port):
-                    raise CameraError(
-                        f"no permission to open {model} on {port}: {faults.PERMISSION_FIX}"
-                    ) from exc
-                raise CameraError(faults.explain(exc.code, "open the camera", f"{model} on {port}",
-                                                 exc.string)) from exc
+                    raise CameraError(f"no permission to open {model} on {port}: {faults.PERMISSION_FIX}") from exc
+                raise CameraError(
+                    faults.explain(exc.code, "open the camera", f"{model} on {port}", exc.string)
+                ) from exc
             serial = _read_serial(cam)
             if self.cfg.serial and serial != self.cfg.serial:
                 seen_serials.append(f"{model} on {port}: {serial or '?'}")
@@ -343,8 +340,7 @@ class Gphoto2Camera(Camera):
             if match is None:
                 shown = ", ".join(choices[:30]) + (" ..." if len(choices) > 30 else "")
                 raise CameraError(
-                    f"camera setting {key!r} ({name}) cannot be {wanted!r} on {self._where()}: "
-                    f"it offers {shown}"
+                    f"camera setting {key!r} ({name}) cannot be {wanted!r} on {self._where()}: it offers {shown}"
                 )
             target = match
         if widget.get_readonly():
@@ -388,10 +384,17 @@ class Gphoto2Camera(Camera):
             except gp.GPhoto2Error:
                 value = ""
             name = widget.get_name()
-            result.append(SettingInfo(
-                name=name, key=canonical_key(name), label=widget.get_label(), value=value,
-                choices=_choices(widget), readonly=bool(widget.get_readonly()), section=section,
-            ))
+            result.append(
+                SettingInfo(
+                    name=name,
+                    key=canonical_key(name),
+                    label=widget.get_label(),
+                    value=value,
+                    choices=_choices(widget),
+                    readonly=bool(widget.get_readonly()),
+                    section=section,
+                )
+            )
 
         try:
             walk(self._call(self._cam.get_config), "")
@@ -497,8 +500,9 @@ class Gphoto2Camera(Camera):
             record.camera_files.append(f"{folder.rstrip('/')}/{name}")
         frame, kept = choose([item[3] for item in items], self.cfg.keep_jpeg)
         if items[frame][3].kind != "raw" and not self._warned_not_raw:
-            log.warning("%s is not shooting RAW (got %s): set camera.settings.imageformat",
-                        self._where(), items[frame][1])
+            log.warning(
+                "%s is not shooting RAW (got %s): set camera.settings.imageformat", self._where(), items[frame][1]
+            )
             self._warned_not_raw = True
         for i, (folder, name, data, kind) in enumerate(items):
             if i == frame or i in kept:
@@ -525,11 +529,16 @@ class Gphoto2Camera(Camera):
                 self._store_companion(index, total, (data.folder, data.name), record, stem)
 
     def _stray(self, folder: str, name: str) -> None:
-        log.warning("%s/%s appeared on %s outside a burst (shutter pressed on the body?); left on the camera",
-                    folder, name, self._where())
+        log.warning(
+            "%s/%s appeared on %s outside a burst (shutter pressed on the body?); left on the camera",
+            folder,
+            name,
+            self._where(),
+        )
 
-    def _store_companion(self, index: int, total: int, camera_file: tuple[str, str], record: BurstRecord,
-                         stem: str) -> None:
+    def _store_companion(
+        self, index: int, total: int, camera_file: tuple[str, str], record: BurstRecord, stem: str
+    ) -> None:
         folder, name = camera_file
         holder, data = self._download(folder, name)  # holder owns the bytes: keep it until the end
         kind = classify(name, bytes(data[:65536]))
@@ -558,8 +567,9 @@ class Gphoto2Camera(Camera):
                 if kind == gp.GP_EVENT_TIMEOUT:
                     break
                 if kind == gp.GP_EVENT_FILE_ADDED:
-                    log.warning("%s/%s appeared on %s between bursts; left on the camera",
-                                data.folder, data.name, self._where())
+                    log.warning(
+                        "%s/%s appeared on %s between bursts; left on the camera", data.folder, data.name, self._where()
+                    )
             names = (self._alive_widget,) if self._alive_widget else _ALIVE_WIDGETS
             for name in names:
                 try:

@@ -35,8 +35,21 @@ DUST_PER_FRAME = 4
 
 CHOICES: dict[str, list[str]] = {
     "iso": ["100", "200", "400", "800", "1600", "3200"],
-    "shutterspeed": ["1/4000", "1/2000", "1/1000", "1/500", "1/250", "1/125", "1/60", "1/30", "1/15", "1/8",
-                     "1/4", "1/2", "1"],
+    "shutterspeed": [
+        "1/4000",
+        "1/2000",
+        "1/1000",
+        "1/500",
+        "1/250",
+        "1/125",
+        "1/60",
+        "1/30",
+        "1/15",
+        "1/8",
+        "1/4",
+        "1/2",
+        "1",
+    ],
     "aperture": ["f/2.8", "f/4", "f/5.6", "f/8", "f/11", "f/16", "f/22"],
     "whitebalance": ["Auto", "Daylight", "Cloudy", "Tungsten", "Fluorescent", "Flash"],
     "imageformat": ["RAW", "RAW + JPEG", "JPEG Fine"],
@@ -44,8 +57,13 @@ CHOICES: dict[str, list[str]] = {
     "capturetarget": ["Internal RAM", "Memory card"],
 }
 DEFAULTS: dict[str, str] = {
-    "iso": "100", "shutterspeed": "1/125", "aperture": "f/8", "whitebalance": "Daylight", "imageformat": "RAW",
-    "focusmode": "Manual", "capturetarget": "Internal RAM",
+    "iso": "100",
+    "shutterspeed": "1/125",
+    "aperture": "f/8",
+    "whitebalance": "Daylight",
+    "imageformat": "RAW",
+    "focusmode": "Manual",
+    "capturetarget": "Internal RAM",
 }
 
 
@@ -85,7 +103,7 @@ class Negative:
         for _ in range(3):  # discs, drawn in their bounding box only
             ry, rx, rad = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(h / 50, h / 6)
             top, left = max(0, int(ry - rad)), max(0, int(rx - rad))
-            box = scene[top:int(ry + rad) + 1, left:int(rx + rad) + 1]
+            box = scene[top : int(ry + rad) + 1, left : int(rx + rad) + 1]
             yy = np.arange(top, top + box.shape[0], dtype=np.float32)[:, None]
             xx = np.arange(left, left + box.shape[1], dtype=np.float32)[None, :]
             box[(yy - ry) ** 2 + (xx - rx) ** 2 < rad**2] += np.float32(rng.uniform(-0.25, 0.25))
@@ -117,7 +135,7 @@ class Negative:
         h, w = values.shape
         for _ in range(DUST_PER_FRAME):
             y, x, r = int(rng.integers(8, h - 8)), int(rng.integers(8, w - 8)), int(rng.integers(2, 6))
-            patch = values[y - r:y + r, x - r:x + r]
+            patch = values[y - r : y + r, x - r : x + r]
             patch -= (patch - BLACK) * np.float32(0.75)
         np.clip(values, 0, WHITE, out=values)
         mosaic = values.astype(np.uint16)
@@ -158,12 +176,16 @@ class SimulatedCamera(Camera):
                 if name in {canonical_key(o) for o in self.cfg.optional}:
                     log.warning("the simulated camera has no setting %r; skipped as it is optional", key)
                     continue
-                raise CameraError(f"the camera ({SIMULATED_IDENTITY.model}) has no setting {key!r}: remove it "
-                                  "from camera.settings or add it to camera.optional")
+                raise CameraError(
+                    f"the camera ({SIMULATED_IDENTITY.model}) has no setting {key!r}: remove it "
+                    "from camera.settings or add it to camera.optional"
+                )
             choice = match_choice(name, str(wanted), CHOICES[name])
             if choice is None:
-                raise CameraError(f"camera setting {key!r} cannot be {wanted!r} on the simulated camera: it offers "
-                                  f"{', '.join(CHOICES[name])}")
+                raise CameraError(
+                    f"camera setting {key!r} cannot be {wanted!r} on the simulated camera: it offers "
+                    f"{', '.join(CHOICES[name])}"
+                )
             self._values[name] = choice
             if not same_value(name, str(wanted), self._values[name]):  # pragma: no cover - match_choice agrees
                 raise CameraError(f"camera setting {key!r} did not take {wanted!r}")
@@ -172,8 +194,13 @@ class SimulatedCamera(Camera):
 
     def _exposure(self) -> Exposure:
         iso, shutter, aperture = exposure_values(self._values)
-        return Exposure(iso=iso, exposure_time=shutter, f_number=aperture, focal_length=50.0,
-                        taken=datetime.now().strftime("%Y:%m:%d %H:%M:%S"))
+        return Exposure(
+            iso=iso,
+            exposure_time=shutter,
+            f_number=aperture,
+            focal_length=50.0,
+            taken=datetime.now().strftime("%Y:%m:%d %H:%M:%S"),
+        )
 
     def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
         from medianscan.dng import write_dng
@@ -189,23 +216,36 @@ class SimulatedCamera(Camera):
             self._bursts += 1
             negative = Negative(sim.seed, self._bursts, sim.height, sim.width)
             mosaic_layout = layout(sim.height, sim.width)
-            info = CameraInfo(make="medianscan", model="Simulated Camera", serial=SIMULATED_IDENTITY.serial,
-                              lens="Simulated 50mm Macro")
+            info = CameraInfo(
+                make="medianscan",
+                model="Simulated Camera",
+                serial=SIMULATED_IDENTITY.serial,
+                lens="Simulated 50mm Macro",
+            )
             exposure = self._exposure()
             record.stack.mkdir(parents=True, exist_ok=True)
             for number in range(1, n + 1):
                 t0 = time.perf_counter()
-                if sim.dead_after_frames is not None and not self._died \
-                        and self._frames_since_connect >= sim.dead_after_frames:
+                if (
+                    sim.dead_after_frames is not None
+                    and not self._died
+                    and self._frames_since_connect >= sim.dead_after_frames
+                ):
                     self._died = True
                     self._connected = False
-                    raise CameraError(f"the simulated camera dropped off the bus before frame {number} of {n} "
-                                      f"into {stack_dir}")
-                mosaic = negative.frame(number, flicker=sim.flicker_frame == number,
-                                        shift=sim.shifted_frame == number)
+                    raise CameraError(
+                        f"the simulated camera dropped off the bus before frame {number} of {n} into {stack_dir}"
+                    )
+                mosaic = negative.frame(number, flicker=sim.flicker_frame == number, shift=sim.shifted_frame == number)
                 target = record.stack / frame_name(stem, number, n, "dng")
-                write_dng(target, mosaic, mosaic_layout, info, exposure,
-                          description=f"simulated negative {self._bursts}, frame {number}")
+                write_dng(
+                    target,
+                    mosaic,
+                    mosaic_layout,
+                    info,
+                    exposure,
+                    description=f"simulated negative {self._bursts}, frame {number}",
+                )
                 record.frames.append(target)
                 record.sizes[target.name] = target.stat().st_size
                 record.camera_files.append(f"/sim/DCIM/{target.name}")
@@ -227,8 +267,15 @@ class SimulatedCamera(Camera):
 
     def describe(self) -> list[SettingInfo]:
         return [
-            SettingInfo(name=name, key=name, label=name, value=self._values[name], choices=list(choices),
-                        readonly=False, section="capturesettings")
+            SettingInfo(
+                name=name,
+                key=name,
+                label=name,
+                value=self._values[name],
+                choices=list(choices),
+                readonly=False,
+                section="capturesettings",
+            )
             for name, choices in CHOICES.items()
         ]
 

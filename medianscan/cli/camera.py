@@ -36,8 +36,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     burst.add_argument("--frames", type=int, metavar="N", help="frames to shoot (default: the config's)")
     burst.add_argument("--out", type=Path, required=True, metavar="DIR", help="the stack folder to fill")
     burst.add_argument("--stem", help="frame names <stem>_<NN>.<ext> (default: DIR's name)")
-    burst.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="lock this setting too (repeatable), e.g. --set aperture=8")
+    burst.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="lock this setting too (repeatable), e.g. --set aperture=8",
+    )
     burst.add_argument("--strategy", choices=("capture", "trigger"), help="default: the config's")
     burst.add_argument("--json", action="store_true", help="print the burst record as JSON")
     burst.set_defaults(handler=run_burst)
@@ -106,9 +111,11 @@ def _report(record: BurstRecord) -> None:
     for frame in record.frames + record.jpegs:
         print(frame)
     per_frame = record.seconds / len(record.frames) if record.frames else 0.0
-    print(f"{len(record.frames)} frame(s) in {record.seconds:.2f} s ({per_frame:.2f} s per frame); "
-          f"settings: {', '.join(f'{k}={v}' for k, v in record.settings.items()) or 'none locked'}",
-          file=sys.stderr)
+    print(
+        f"{len(record.frames)} frame(s) in {record.seconds:.2f} s ({per_frame:.2f} s per frame); "
+        f"settings: {', '.join(f'{k}={v}' for k, v in record.settings.items()) or 'none locked'}",
+        file=sys.stderr,
+    )
 
 
 def run_burst(args: argparse.Namespace) -> int:
