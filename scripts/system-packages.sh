@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, only those missing; a no-op when all are there.
-#   test:  the independent DNG readers the tests check our output with, and systemd-analyze for the units
+#   test:  the independent DNG readers the tests check our output with, systemd-analyze and systemd-sysusers
+#          for the units, udev (its own rules are the udev checker's positive control)
 #   bench: the peer tools the benchmark measures against
 set -euo pipefail
 case "${1:-test}" in
-  test)  want=(libimage-exiftool-perl darktable rawtherapee dcraw systemd) ;;
+  test)  want=(libimage-exiftool-perl darktable rawtherapee dcraw systemd udev) ;;
   bench) want=(hugin-tools imagemagick time) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac

@@ -3,7 +3,6 @@ rules are well-formed (this systemd, 252, has no `udevadm verify`, so a strict c
 
 from __future__ import annotations
 
-import grp
 import os
 import re
 import shlex
@@ -182,9 +181,17 @@ def check_rules(text: str) -> list[str]:
     return problems
 
 
-def test_checker_accepts_this_machines_rules() -> None:
-    """Positive control: every rules file systemd and Debian ship here passes (the checker is not too strict)."""
-    shipped = sorted(Path("/lib/udev/rules.d").glob("*.rules"))
+def udev_package_rules() -> list[Path]:
+    """The rules files of Debian's udev package, which the project's set-up installs (scripts/
+    system-packages.sh): a known corpus, whatever else the host has in /lib/udev/rules.d."""
+    listed = subprocess.run(["dpkg-query", "-L", "udev"], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0, "Debian's udev package is needed: `make test` installs it"
+    return [Path(p) for p in listed.stdout.splitlines() if re.search(r"/rules\.d/[^/]+\.rules$", p)]
+
+
+def test_checker_accepts_the_rules_udev_ships() -> None:
+    """Positive control: every rules file of udev itself passes (the checker is not too strict)."""
+    shipped = udev_package_rules()
     assert len(shipped) > 10
     for path in shipped:
         assert check_rules(path.read_text()) == [], path
@@ -212,8 +219,29 @@ def test_checker_rejects_mistakes(line: str, problem: str) -> None:
 @pytest.mark.parametrize("path", RULES, ids=[p.name for p in RULES])
 def test_our_rules_are_well_formed(path: Path) -> None:
     assert check_rules(path.read_text()) == []
-    for group in re.findall(r'GROUP="([^"]+)"', path.read_text()):
-        grp.getgrnam(group)  # a group Debian has (plugdev, input)
+
+
+def test_the_service_user_and_every_group_our_files_name_are_created_by_our_sysusers_file(tmp_path: Path) -> None:
+    """systemd-sysusers applies systemd/medianscan.sysusers to an empty root: the unit's user and groups and
+    the groups the udev rules hand devices to all exist afterwards, the user a member of each."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    done = subprocess.run(
+        ["systemd-sysusers", f"--root={root}", str(SYSTEMD / "medianscan.sysusers")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in (root / "etc/group").read_text().split()}
+    users = {line.split(":")[0] for line in (root / "etc/passwd").read_text().splitlines()}
+    assert values(SYSTEM_UNIT, "User") == ["medianscan"] and "medianscan" in users
+    wanted = {*values(SYSTEM_UNIT, "Group"), *" ".join(values(SYSTEM_UNIT, "SupplementaryGroups")).split()}
+    for path in RULES:
+        wanted |= set(re.findall(r'GROUP="([^"]+)"', path.read_text()))
+    assert wanted == {"medianscan", "plugdev", "input"}
+    assert wanted <= set(groups)
+    assert "medianscan" in groups["plugdev"] and "medianscan" in groups["input"]
 
 
 def test_camera_rule_starts_the_service() -> None:
