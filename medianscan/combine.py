@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -557,8 +558,9 @@ def _load_kernel(kind: str, n: int, g: int) -> Kernel:
         atomic.write_bytes(path, data)
     name = f"_medianscan_kernel_{tag}_{digest}"
     module = sys.modules.get(name)
-    if module is None and not any((folder / "__pycache__").glob(f"{path.stem}.kernel-*.nbi")):  # numba's index
-        log.warning(
+    fresh = module is None and not any((folder / "__pycache__").glob(f"{path.stem}.kernel-*.nbi"))  # numba's index
+    if fresh:
+        log.info(
             "compiling the %s kernel for %d frames (first use only, then cached in %s): %s",
             kind,
             n,
@@ -573,7 +575,23 @@ def _load_kernel(kind: str, n: int, g: int) -> Kernel:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     kernel: Kernel = module.kernel
-    return kernel
+    return _timed_first_call(kernel, f"the {kind} kernel for {n} frames") if fresh else kernel
+
+
+def _timed_first_call(kernel: Kernel, what: str) -> Kernel:
+    """The kernel, saying how long its first call took: numba compiles it then, not at load."""
+    first = [True]
+
+    def call(*args: Any) -> Any:
+        if not first[0]:
+            return kernel(*args)
+        started = time.perf_counter()
+        result = kernel(*args)
+        first[0] = False
+        log.info("compiled %s in %.1f s", what, time.perf_counter() - started)
+        return result
+
+    return call
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ class HooksConfig:
     burst_done: list[str] = field(default_factory=list)
     blend_done: list[str] = field(default_factory=list)
     error: list[str] = field(default_factory=list)
-    sound: Literal["off", "bell", "wav"] = "off"
+    sound: Literal["auto", "off", "bell", "wav"] = "auto"  # auto: the terminal bell when run in a terminal
 
 
 @dataclass
@@ -315,19 +315,31 @@ def _field_index(cls: type, prefix: str = "") -> dict[str, list[str]]:
     return index
 
 
+class _KeyError(ConfigError):
+    """One problem with one key; the reader notes it and goes on with that key's default."""
+
+
 class _Reader:
-    """Converts one document's node tree into Config, failing at the first problem with file:line: key."""
+    """Converts one document's node tree into Config, noting every problem with file:line: key (a key that is
+    wrong keeps its default, so the keys after it are still checked)."""
 
     def __init__(self, source: str, base: Path | None) -> None:
         self.source = source
         self.base = base  # relative paths are taken from the config file's folder
         self.constructor = yaml.SafeLoader("")
         self.nodes: dict[str, yaml.Node] = {}
+        self.problems: list[str] = []
+
+    def where(self, node: yaml.Node | None, key: str, message: str) -> str:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        at = f" {key}:" if key else ""
+        return f"{self.source}{line}:{at} {message}"
 
     def fail(self, node: yaml.Node | None, key: str, message: str) -> NoReturn:
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        where = f" {key}:" if key else ""
-        raise ConfigError(f"{self.source}{line}:{where} {message}")
+        raise _KeyError(self.where(node, key, message))
+
+    def note(self, node: yaml.Node | None, key: str, message: str) -> None:
+        self.problems.append(self.where(node, key, message))
 
     def scalar(self, node: yaml.Node, key: str, expected: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -432,11 +444,15 @@ class _Reader:
         values: dict[str, Any] = {}
         for key_node, value_node, name in self.pairs(node, key, "a mapping"):
             sub = f"{key}.{name}" if key else name
-            if name not in fields:
-                self.fail(key_node, sub, f"unknown key{self.suggest(name, cls, key)}")
-            self.nodes[sub] = value_node
-            value = self.convert(hints[name], value_node, sub)
-            self.check((cls.__name__, name), value, value_node, sub)
+            try:
+                if name not in fields:
+                    self.fail(key_node, sub, f"unknown key{self.suggest(name, cls, key)}")
+                self.nodes[sub] = value_node
+                value = self.convert(hints[name], value_node, sub)
+                self.check((cls.__name__, name), value, value_node, sub)
+            except _KeyError as exc:
+                self.problems.append(str(exc))
+                continue
             values[name] = value
         return cls(**values)
 
@@ -473,15 +489,15 @@ def _cross_checks(cfg: Config, reader: _Reader) -> None:
     """Rules that involve more than one option."""
     nodes = reader.nodes
     if cfg.retention == "archive" and cfg.archive is None:
-        reader.fail(nodes.get("retention"), "retention", "is 'archive' but no 'archive:' folder is set")
+        reader.note(nodes.get("retention"), "retention", "is 'archive' but no 'archive:' folder is set")
     if cfg.mode == "watch" and cfg.watch.folder is None:
-        reader.fail(nodes.get("mode"), "mode", "is 'watch' but no 'watch.folder' is set")
+        reader.note(nodes.get("mode"), "mode", "is 'watch' but no 'watch.folder' is set")
     sim = cfg.camera.simulated
     for name in ("flicker_frame", "shifted_frame"):
         value = getattr(sim, name)
         if value is not None and value > cfg.frames:
             key = f"camera.simulated.{name}"
-            reader.fail(nodes.get(key), key, f"is frame {value} but a burst has only {cfg.frames} frames")
+            reader.note(nodes.get(key), key, f"is frame {value} but a burst has only {cfg.frames} frames")
 
 
 def _expand_defaults(obj: Any) -> None:
@@ -505,9 +521,14 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None) 
         raise ConfigError(f"{source}{line}: not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    cfg = Config() if node is None else reader.dataclass(Config, node, "")
+    try:
+        cfg = Config() if node is None else reader.dataclass(Config, node, "")
+    except _KeyError as exc:  # the document itself is not a mapping
+        raise ConfigError(str(exc)) from None
     _expand_defaults(cfg)
     _cross_checks(cfg, reader)
+    if reader.problems:
+        raise ConfigError("\n".join(reader.problems))
     return cfg
 
 

@@ -16,6 +16,7 @@ failed blend or a full disk becomes a status line, a log entry and the error hoo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 import sys
@@ -29,15 +30,18 @@ from typing import Any
 
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
-from medianscan.library import Library, State, read_manifest
+from medianscan.library import Library, State, cut_off_note, raw_files, read_manifest
 from medianscan.notify import Notifier
 from medianscan.service import Service, log_left_out, make_pool
 from medianscan.triggers import (
+    FIRING,
+    Answer,
     Command,
     ControlServer,
     Footswitch,
     KeyboardTrigger,
     PressPolicy,
+    TriggerEvent,
     TriggerHub,
     hub_handler,
     server_socket_path,
@@ -87,7 +91,8 @@ class Daemon(Service):
         self.pool = pool if pool is not None else make_pool(cfg)
         self.camera_status = CameraStatus()
         self.hub = TriggerHub()
-        self._ready_actions: deque[str] = deque()  # presses kept back from a burst, run before the hub's
+        self._ready_actions: deque[TriggerEvent] = deque()  # presses kept back from a burst, run before the hub's
+        self._presses = PressPolicy(cfg.triggers.press_during_burst)
         self._connected = threading.Event()
         self._camera_changed = threading.Event()
         self._camera: Any = None  # the Camera; touched by the camera thread only
@@ -163,6 +168,10 @@ class Daemon(Service):
             "disk_free_bytes": free,
             "message": self.message,
             "recent": recent,
+            "attention": [
+                {"stack": str(stack), "state": m.state.value, "reason": m.error or m.note or m.state.value}
+                for stack, m in self.library.needing_attention()
+            ],
         }
 
     def status_line(self) -> str:
@@ -260,6 +269,7 @@ class Daemon(Service):
             done = self.library.retain(stack) if self.library.retention != "keep" else "kept"
             log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
             log_left_out(stack.name, outcome.result)
+            self._blended(stack)
             self._hooks.fire("blend-done", stack, output)
             self._emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
         else:
@@ -288,20 +298,27 @@ class Daemon(Service):
         try:
             while not self._stop.is_set():
                 self._tend_camera()
-                action = self._next_action(0.2)
-                if action is None:
+                event = self._next_action(0.2)
+                if event is None:
                     continue
+                action = event.action
                 try:
-                    self._act(action)
+                    answer = self._act(action)
                 except MedianscanError as exc:
                     self._error(str(exc), None)
+                    answer = Answer(False, action, str(exc), "refused")
                 except Exception as exc:  # a bug must not end the session
                     log.exception("%s failed", action)
-                    self._error(f"{action} failed unexpectedly: {type(exc).__name__}: {exc}", None)
+                    text = f"{action} failed unexpectedly: {type(exc).__name__}: {exc}"
+                    self._error(text, None)
+                    answer = Answer(False, action, text, "refused")
+                event.answer(answer)
         finally:
             if self._camera is not None:
                 self._close(self._camera)
                 self._camera = None
+            for event in [*self._ready_actions, *self.hub.drain()]:
+                event.answer(Answer(False, event.action, "the daemon is stopping: not done", "refused"))
 
     def _tend_camera(self) -> None:
         """Reconnect after a config change or a loss (when due), and keep the body awake."""
@@ -329,20 +346,25 @@ class Daemon(Service):
             except CameraError as exc:
                 self._drop_camera(str(exc))
 
-    def _next_action(self, timeout: float) -> str | None:
+    def _next_action(self, timeout: float) -> TriggerEvent | None:
         if self._ready_actions:
             return self._ready_actions.popleft()
-        event = self.hub.get_event(timeout)
-        return None if event is None else event.action
+        return self.hub.get_event(timeout)
 
-    def _sort_presses(self, burst_ended: float) -> None:
-        """Presses that came during the burst: the first capture/retake is kept (or none, per the
-        `press_during_burst` policy), the others dropped; later presses and other actions keep their order."""
-        policy = PressPolicy(self.cfg.triggers.press_during_burst)
+    def _sort_presses(self, burst_ended: float, stack: str) -> None:
+        """Presses that came during the burst of `stack`: the first capture/retake is kept (or none, per the
+        `press_during_burst` policy) and told it was queued, the others told they were ignored; later presses
+        and other actions keep their order."""
+        self._presses.clear()
         for event in self.hub.drain():
             during = event.at <= burst_ended
-            if policy.offer(event.action, during):
-                self._ready_actions.append(event.action)
+            if self._presses.offer(event.action, during):
+                kept = during and event.action in FIRING
+                behind = f"the burst of {stack}"
+                self._ready_actions.append(dataclasses.replace(event, behind=behind) if kept else event)
+            else:
+                why = self._presses.why_ignored()
+                event.answer(Answer(False, event.action, f"{event.action} ignored: {why}", "ignored"))
 
     def _connect(self) -> bool:
         from medianscan.camera import CameraError, open_camera
@@ -384,28 +406,35 @@ class Daemon(Service):
         except Exception as exc:  # closing a camera that fell off the bus may fail any way it likes
             log.debug("closing the camera: %s", exc)
 
-    def _act(self, action: str) -> None:
-        if action == "status":  # the keyboard's `s`; the socket answers status itself
-            print(self.status_line(), file=sys.stderr, flush=True)
-        elif action == "pause":
-            self._paused = True
-            self.message = "paused: presses are ignored until resume"
-        elif action == "resume":
-            self._paused = False
-            self.message = None
-        elif action == "new-roll":
+    def _act(self, action: Command) -> Answer:
+        """Do one operator action on the camera thread; the answer says what really happened."""
+        if action == "capture":
+            return self._press()
+        if action == "retake":
+            moved = self._retake()
+            return Answer(True, action, self.message or "", stack=moved.name)
+        if action == "new-roll":
             roll = self.library.new_roll()
             self.message = f"new roll {roll.name}"
-        elif action == "retake":
-            self._retake()
-        elif action == "capture":
-            if self._paused:
-                self.message = "paused: capture ignored (send resume first)"
-                log.info("%s", self.message)
-                return
-            self._capture()
+            return Answer(True, action, self.message, roll=roll.name)
+        if action in ("pause", "resume"):
+            self._paused = action == "pause"
+            self.message = "paused: presses are ignored until resume" if self._paused else None
+            text = "paused: captures are ignored until resume" if self._paused else "resumed: captures are taken"
+            return Answer(True, action, text)
+        line = self.status_line()  # the keyboard's `s`; the socket answers status itself
+        print(line, file=sys.stderr, flush=True)
+        return Answer(True, action, line)
 
-    def _retake(self) -> None:
+    def _press(self) -> Answer:
+        """The pedal: a burst, unless paused."""
+        if not self._paused:
+            return self._capture()
+        self.message = "paused: capture ignored (send resume first)"
+        log.info("%s", self.message)
+        return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
+
+    def _retake(self) -> Path:
         with self._lock:
             last = self.library.last_stack()
             if last is not None:
@@ -418,14 +447,15 @@ class Daemon(Service):
             moved = self.library.retake()
         self.message = f"retake: {moved.parent.parent.name}/{moved.parent.name}/{moved.name} set aside"
         log.info("%s", self.message)
+        return moved
 
-    def _capture(self) -> None:
+    def _capture(self) -> Answer:
         from medianscan.camera import BurstError, CameraError
 
         if self._camera is None and not self._connect():
             raise MedianscanError(f"cannot capture: {self.camera_status.error}")
         if not self._wait_for_room():
-            return
+            return Answer(False, "capture", "capture not done: the daemon is stopping", "refused")
         self._check_space()
         camera = self._camera
         assert camera is not None
@@ -438,7 +468,12 @@ class Daemon(Service):
         except CameraError as exc:
             kept = exc.record if isinstance(exc, BurstError) else None
             self.library.mark(
-                stack, State.INCOMPLETE, error=str(exc), burst=kept, capture_seconds=time.monotonic() - started
+                stack,
+                State.INCOMPLETE,
+                error=str(exc),
+                burst=kept,
+                capture_seconds=time.monotonic() - started,
+                note=cut_off_note(len(raw_files(stack)), self.cfg.frames),
             )
             if not camera.connected:
                 self._drop_camera(str(exc))
@@ -450,16 +485,19 @@ class Daemon(Service):
             self._busy = False
             if self._camera is not None:
                 self.camera_status.state = "ready"
-            self._sort_presses(time.monotonic())
+            self._sort_presses(time.monotonic(), stack.name)
         seconds = record.seconds or time.monotonic() - started
         self.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds)
         last = record.frames[-1] if record.frames else None
+        cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
+        log.info("%s", cue)
         self._hooks.fire("burst-done", stack, last)
         self._emit("burst-done", stack=stack, seconds=seconds, frames=len(record.frames))
         if not self._submit(stack):  # only the camera thread fills the last slot, so this is rare
             with self._lock:
                 self._backlog.appendleft(stack)
         self.message = None
+        return Answer(True, "capture", cue, stack=stack.name)
 
     def _wait_for_room(self) -> bool:
         """Back-pressure: hold the capture while the blend queue is full. False if stopping meanwhile."""

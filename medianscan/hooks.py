@@ -101,8 +101,10 @@ class Hooks:
         sounds: Path | None = None,
         player: str = "aplay",
         bell: Callable[[int], None] = ring_bell,
+        terminal: bool | None = None,
     ) -> None:
         self.cfg = cfg
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal  # for sound: auto
         self.timeout = timeout
         self.sounds = sounds
         self.player = player
@@ -119,6 +121,8 @@ class Hooks:
                 return
             commands = list(getattr(self.cfg, event.replace("-", "_")))
             sound = self.cfg.sound if event in SOUND_EVENTS else "off"
+            if sound == "auto":
+                sound = "bell" if self.terminal else "off"
             if not commands and sound == "off":
                 return
             env = child_environment()

@@ -129,6 +129,21 @@ def write_manifest(stack: Path, manifest: Manifest) -> None:
     write_json(stack / MANIFEST, manifest.to_json())
 
 
+def mark(stack: Path, state: State, **changes: Any) -> Manifest:
+    """Move the stack folder `stack` to `state`, recording the other manifest fields given, atomically (the
+    daemon's `Library.mark` under its lock; `medianscan blend` on a stack of the library directly)."""
+    m = read_manifest(stack)
+    for key, value in changes.items():
+        if not hasattr(m, key) or key in {"state", "history", "version"}:
+            raise TypeError(f"no manifest field {key!r}")
+        setattr(m, key, to_jsonable(value))
+    m.state = state
+    m.updated = now()
+    m.history.append({"state": state.value, "at": m.updated})
+    write_manifest(stack, m)
+    return m
+
+
 def raw_files(stack: Path) -> list[Path]:
     """The files of a stack folder that could be frames (the rule of `medianscan.contents`, by name only)."""
     return contents.candidates(stack)
@@ -307,15 +322,19 @@ class Library:
         stacks = self.stacks()
         return stacks[-1] if stacks else None
 
+    def current_roll(self) -> Path | None:
+        """The current roll, or the latest one on disk, or None (creates nothing, unlike `roll`)."""
+        with self.lock:
+            if self._roll is not None and self._roll.is_dir():
+                return self._roll
+            rolls = self._rolls()
+            return rolls[-1] if rolls else None
+
     def position(self) -> tuple[str | None, str | None]:
         """The current roll's name and its last frame's name, for status lines (creates nothing)."""
-        with self.lock:
-            roll = self._roll if self._roll is not None and self._roll.is_dir() else None
-            if roll is None:
-                rolls = self._rolls()
-                roll = rolls[-1] if rolls else None
-        last = self.stacks(roll)[-1] if roll is not None and self.stacks(roll) else None
-        return (roll.name if roll else None), (last.name if last else None)
+        roll = self.current_roll()
+        stacks = self.stacks(roll) if roll is not None else []
+        return (roll.name if roll else None), (stacks[-1].name if stacks else None)
 
     # --- manifests ------------------------------------------------------------------------------------
 
@@ -325,16 +344,7 @@ class Library:
     def mark(self, stack: Path, state: State, **changes: Any) -> Manifest:
         """Move a stack to `state`, recording the other manifest fields given, atomically."""
         with self.lock:
-            m = read_manifest(stack)
-            for key, value in changes.items():
-                if not hasattr(m, key) or key in {"state", "history", "version"}:
-                    raise TypeError(f"no manifest field {key!r}")
-                setattr(m, key, to_jsonable(value))
-            m.state = state
-            m.updated = now()
-            m.history.append({"state": state.value, "at": m.updated})
-            write_manifest(stack, m)
-            return m
+            return mark(stack, state, **changes)
 
     def recent(self, count: int = 5) -> list[tuple[Path, Manifest]]:
         """The last `count` stacks of the current roll with their manifests (newest last)."""
@@ -345,6 +355,21 @@ class Library:
             except MedianscanError as exc:
                 log.warning("%s", exc)
         return out
+
+    def needing_attention(self) -> list[tuple[Path, Manifest]]:
+        """The current roll's stacks that failed or whose burst was cut off, with their manifests (the operator
+        must retake, blend with --force or fix them; status lists them with the reason)."""
+        found = []
+        roll = self.current_roll()
+        for stack in self.stacks(roll) if roll is not None else []:
+            try:
+                m = read_manifest(stack)
+            except MedianscanError as exc:
+                log.warning("%s", exc)
+                continue
+            if m.state in (State.FAILED, State.INCOMPLETE):
+                found.append((stack, m))
+        return found
 
     def bytes_per_frame(self) -> int | None:
         """The size of one raw in the latest stack that has any, to estimate the next stack's disk need."""
@@ -422,12 +447,7 @@ class Library:
             write_manifest(stack, m)
         if m.state == State.CAPTURING:
             on_disk = len(raw_files(stack))
-            self.mark(
-                stack,
-                State.INCOMPLETE,
-                note=f"burst cut off: {on_disk} of {m.frames_expected} frames on disk "
-                "(blend it anyway with `medianscan blend --force`)",
-            )
+            self.mark(stack, State.INCOMPLETE, note=cut_off_note(on_disk, m.frames_expected))
             rec.incomplete.append(stack)
         elif m.state in PENDING:
             rec.queued.append(stack)
@@ -480,6 +500,19 @@ def _blend_raws(stack: Path, m: Manifest) -> list[Path]:
     if not names:
         names = [p.name for p in raw_files(stack)]
     return [stack / n for n in dict.fromkeys(names) if (stack / n).is_file()]
+
+
+MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.checks.MIN_FRAMES)
+
+
+def cut_off_note(on_disk: int, expected: int) -> str:
+    """Why a stack is incomplete, and what can be done: `--force` only where there is something to blend."""
+    note = f"burst cut off: {on_disk} of {expected} frames on disk"
+    if on_disk >= MIN_BLEND_FRAMES:
+        return note + " (blend it anyway with `medianscan blend --force`)"
+    if on_disk == 0:
+        return note + " (nothing to blend: retake it)"
+    return note + f" (too few to blend, at least {MIN_BLEND_FRAMES} are needed: retake it)"
 
 
 def move_file(src: Path, dst: Path) -> None:

@@ -60,6 +60,7 @@ class Service:
         self.notifier = notifier if notifier is not None else Notifier()
         self.listeners: list[Listener] = []
         self.message: str | None = None  # the last refusal or error, for status
+        self._message_stack: Path | None = None  # the stack the message is about, if any
         self.log = logging.getLogger(type(self).__module__)
         self._hooks = self._make_hooks(cfg)
         self._stop = threading.Event()
@@ -188,8 +189,14 @@ class Service:
         """Log, show in status, fire the error hook, tell the listeners."""
         self.log.error("%s", message)
         self.message = message
+        self._message_stack = stack
         self._hooks.fire("error", stack, None)
         self._emit("error", stack=stack, message=message)
+
+    def _blended(self, stack: Path) -> None:
+        """A stack blended: a message about its earlier failure is old news."""
+        if self._message_stack is not None and self._message_stack == stack:
+            self.message = self._message_stack = None
 
     def _emit(self, event: str, **data: Any) -> None:
         for listener in list(self.listeners):

@@ -7,7 +7,9 @@ Every source runs on its own daemon thread and puts actions on one TriggerHub; t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import grp
 import json
 import logging
 import os
@@ -20,6 +22,8 @@ import threading
 import time
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
@@ -38,14 +42,51 @@ SOCKET_NAME = "control.sock"
 MAX_LINE = 64 * 1024
 
 
+Outcome = Literal["done", "queued", "ignored", "refused"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the daemon did with a request, as the operator is told it (the control socket's reply, the
+    console's): no "sent" when a press was ignored."""
+
+    ok: bool
+    action: Command
+    text: str  # one sentence: "frame-012: 9 frames in 4.2 s; advance the negative", "ignored: paused"
+    outcome: Outcome = "done"
+    stack: str | None = None  # the stack captured or set aside
+    roll: str | None = None  # the roll started
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"ok": self.ok, "action": self.action, "outcome": self.outcome, "text": self.text}
+        if not self.ok:
+            data["error"] = self.text
+        return data | {k: v for k, v in (("stack", self.stack), ("roll", self.roll)) if v is not None}
+
+    def after_queue(self, behind: str) -> Answer:
+        """The same answer for a press that waited for the burst under way (`behind`) first."""
+        return dataclasses.replace(self, text=f"queued behind {behind}, then: {self.text}", outcome="queued")
+
+
 @dataclass(frozen=True)
 class TriggerEvent:
     """One request from one source, stamped on arrival (time.monotonic) so the daemon can tell whether it
-    came during a burst."""
+    came during a burst. `reply`, when the source waits for an answer (the control socket), is resolved once
+    the daemon has done, queued or refused it."""
 
     action: Command
     source: str
     at: float
+    reply: Future[Answer] | None = dataclasses.field(default=None, compare=False)
+    behind: str | None = None  # the burst this press was queued behind, once the daemon kept it for later
+
+    def answer(self, answer: Answer) -> None:
+        """Tell the waiting source (if any) what happened; a second answer is ignored."""
+        if self.behind is not None:
+            answer = answer.after_queue(self.behind)
+        if self.reply is not None and not self.reply.done():
+            with contextlib.suppress(InvalidStateError):
+                self.reply.set_result(answer)
 
 
 class TriggerSource(Protocol):
@@ -60,12 +101,12 @@ class TriggerHub:
         self._queue: queue.Queue[TriggerEvent] = queue.Queue()
         self._sources: list[TriggerSource] = []
 
-    def emit(self, action: Command, source: str = "") -> None:
+    def emit(self, action: Command, source: str = "", reply: Future[Answer] | None = None) -> None:
         if action not in COMMANDS:
             log.warning("ignoring unknown action %r from %s", action, source or "a trigger")
             return
         log.info("%s from %s", action, source or "a trigger")
-        self._queue.put(TriggerEvent(action, source, time.monotonic()))
+        self._queue.put(TriggerEvent(action, source, time.monotonic(), reply))
 
     def get_event(self, timeout: float | None = None) -> TriggerEvent | None:
         """The next request, or None after `timeout` seconds without one."""
@@ -73,11 +114,6 @@ class TriggerHub:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
-
-    def get(self, timeout: float | None = None) -> Command | None:
-        """The next action, or None after `timeout` seconds without one."""
-        event = self.get_event(timeout)
-        return None if event is None else event.action
 
     def drain(self) -> list[TriggerEvent]:
         """Everything waiting, without blocking."""
@@ -120,10 +156,15 @@ class PressPolicy:
             return True
         with self._lock:
             if self.mode == "ignore" or self._pending is not None:
-                log.info("%s during a burst ignored (%s)", action, "policy" if self.mode == "ignore" else "one waits")
+                log.info("%s during a burst ignored (%s)", action, self.why_ignored())
                 return False
             self._pending = action
             return True
+
+    def why_ignored(self) -> str:
+        if self.mode == "ignore":
+            return "a burst was under way (triggers.press_during_burst: ignore)"
+        return "a burst was under way and one press already waits for it"
 
     def take(self) -> Command | None:
         """The press that waited for the burst to finish (once), or None."""
@@ -397,7 +438,14 @@ def server_socket_path(cfg: Config) -> Path:
         return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0]) / SOCKET_NAME
     if os.environ.get("XDG_RUNTIME_DIR"):
         return Path(os.environ["XDG_RUNTIME_DIR"]) / "medianscan" / SOCKET_NAME
-    return cfg.library / f".medianscan-{SOCKET_NAME}"
+    return _fallback_socket(cfg)
+
+
+def _fallback_socket(cfg: Config) -> Path:
+    """Without a runtime folder: inside the folder the mode works on (the library, or the watched folder: a
+    hot folder creates nothing outside it), hidden, so no scan takes it for a frame."""
+    folder = cfg.watch.folder if cfg.mode == "watch" and cfg.watch.folder is not None else cfg.library
+    return folder / f".medianscan-{SOCKET_NAME}"
 
 
 def client_socket_paths(cfg: Config) -> list[Path]:
@@ -409,18 +457,32 @@ def client_socket_paths(cfg: Config) -> list[Path]:
     if os.environ.get("XDG_RUNTIME_DIR"):
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "medianscan" / SOCKET_NAME)
     candidates.append(Path("/run/medianscan") / SOCKET_NAME)
-    candidates.append(cfg.library / f".medianscan-{SOCKET_NAME}")
+    candidates.append(_fallback_socket(cfg))
     return candidates
 
 
+DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0}  # seconds a client waits: a burst may be long
+WAIT = 30.0
+
+
 def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> Handler:
-    """The usual handler: status answered from `status()`, every other action put on the hub."""
+    """The usual handler: status answered from `status()`; every other action is put on the hub and its
+    answer awaited (up to the request's "wait" seconds), so the client learns what really happened."""
 
     def handle(action: Command, request: dict[str, Any]) -> dict[str, Any]:
         if action == "status":
             return {"ok": True, "status": status()}
-        hub.emit(action, "socket")
-        return {"ok": True, "action": action, "queued": True}
+        wait = request.get("wait", DEFAULT_WAIT.get(action, WAIT))
+        if not isinstance(wait, int | float) or wait <= 0:
+            raise MedianscanError(f"wait must be a positive number of seconds, not {wait!r}")
+        reply: Future[Answer] = Future()
+        hub.emit(action, "socket", reply)
+        try:
+            return reply.result(timeout=float(wait)).to_json()
+        except FutureTimeout:
+            raise MedianscanError(
+                f"{action}: no answer from the daemon within {wait:g} s; it may still do it (see `medianscan status`)"
+            ) from None
 
     return handle
 
@@ -446,15 +508,18 @@ class ControlServer:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as exc:
             raise MedianscanError(f"cannot create {self.path.parent} for the control socket: {exc.strerror}") from None
+        self._check_folder()
         self._remove_stale()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        previous = os.umask(0o777 & ~self.mode)  # the socket is born with its final mode: no window
         try:
             sock.bind(str(self.path))
-            self.path.chmod(self.mode)
             sock.listen(8)
         except OSError as exc:
             sock.close()
             raise MedianscanError(f"cannot listen on {self.path}: {exc.strerror}") from None
+        finally:
+            os.umask(previous)
         sock.settimeout(0.25)  # accept() wakes up to notice stop()
         self._inode = self.path.stat().st_ino
         self._sock = sock
@@ -473,6 +538,15 @@ class ControlServer:
             if self._inode is not None and self.path.stat().st_ino == self._inode:
                 self.path.unlink()  # only our own: a newer daemon may have taken the name
 
+    def _check_folder(self) -> None:
+        """A folder anyone may write to without the sticky bit lets anyone swap our socket for theirs."""
+        info = self.path.parent.stat()
+        if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+            raise MedianscanError(
+                f"{self.path.parent} is writable by everyone and not sticky, so another user could replace the "
+                "control socket; put triggers.socket in a folder of your own"
+            )
+
     def _remove_stale(self) -> None:
         try:
             info = self.path.lstat()
@@ -480,6 +554,11 @@ class ControlServer:
             return
         if not stat.S_ISSOCK(info.st_mode):
             raise MedianscanError(f"{self.path} exists and is not a socket; remove it or set triggers.socket")
+        if info.st_uid != os.geteuid():
+            raise MedianscanError(
+                f"{self.path} belongs to another user (uid {info.st_uid}); medianscan does not take over another "
+                "user's socket: set triggers.socket to a path of your own"
+            )
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(1)
         try:
@@ -547,10 +626,14 @@ class ControlServer:
         return {"ok": True, **reply}
 
 
-def request(path: Path, action: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
-    """Send one request to the daemon's control socket and return its reply; problems become one sentence."""
+def request(path: Path, action: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+    """Send one request to the daemon's control socket and return its reply (the daemon's answer, once it has
+    done or refused the action: it waits up to `timeout` seconds for that); problems become one sentence."""
+    wait = timeout if timeout is not None else DEFAULT_WAIT.get(action, WAIT)
+    if action != "status":
+        fields = {"wait": wait, **fields}
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sock.settimeout(wait + 5)
     try:
         try:
             sock.connect(str(path))
@@ -559,8 +642,9 @@ def request(path: Path, action: str, timeout: float = 10.0, **fields: Any) -> di
         except ConnectionRefusedError:
             raise MedianscanError(f"no medianscan daemon is listening on {path} (a stale socket)") from None
         except PermissionError:
+            group = _group_of(path)
             raise MedianscanError(
-                f"not allowed to use {path}: add yourself to the daemon's group (e.g. `sudo usermod -aG medianscan "
+                f"not allowed to use {path}: add yourself to its group {group} (`sudo usermod -aG {group} "
                 "$USER`, then log in again)"
             ) from None
         sock.sendall(json.dumps({"action": action, **fields}).encode() + b"\n")
@@ -571,7 +655,7 @@ def request(path: Path, action: str, timeout: float = 10.0, **fields: Any) -> di
                 break
             data += chunk
     except TimeoutError:
-        raise MedianscanError(f"the daemon on {path} did not answer within {timeout:g} s") from None
+        raise MedianscanError(f"the daemon on {path} did not answer within {wait:g} s") from None
     except OSError as exc:
         raise MedianscanError(f"cannot talk to the daemon on {path}: {exc.strerror or exc}") from None
     finally:
@@ -583,6 +667,20 @@ def request(path: Path, action: str, timeout: float = 10.0, **fields: Any) -> di
     if not isinstance(reply, dict):
         raise MedianscanError(f"the daemon on {path} gave no valid answer")
     return reply
+
+
+def _group_of(path: Path) -> str:
+    """The name of the group that owns `path` (the socket's, or its folder's when the socket cannot be seen)."""
+    for candidate in (path, path.parent):
+        try:
+            gid = candidate.stat().st_gid
+        except OSError:
+            continue
+        try:
+            return grp.getgrgid(gid).gr_name
+        except KeyError:
+            return str(gid)
+    return "medianscan"
 
 
 # ------------------------------------------------------------------------------------------------------------

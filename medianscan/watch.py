@@ -128,7 +128,7 @@ class WatchService(Service):
             },
             "blends": self.blends,
             "message": self.message,
-            "problems": problems,
+            "attention": [{"stack": key, "state": "failed", "reason": why} for key, why in sorted(problems.items())],
             "waiting": waiting,
             "recent": [e.to_json() for e in self.recent],
         }
@@ -137,8 +137,8 @@ class WatchService(Service):
         s = self.status()
         q = s["queue"]
         line = f"watching {s['folder']} ({s['group']}); queue {q['waiting']} waiting, {q['blending']} blending"
-        if s["problems"]:
-            line += f"; {len(s['problems'])} stack(s) cannot be blended"
+        if s["attention"]:
+            line += f"; {len(s['attention'])} stack(s) cannot be blended"
         return line
 
     def run(self) -> int:
@@ -209,6 +209,7 @@ class WatchService(Service):
             kept = self._retain(event.result)
             log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
             log_left_out(event.stack.name, event.result)
+            self._blended(event.stack)
             self.recent.append(
                 _Entry(
                     str(event.stack), "blended", n, event.seconds, None, str(output),

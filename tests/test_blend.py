@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -19,7 +22,7 @@ from medianscan.blend import BlendOptions, blend_stack, verify_output
 from medianscan.cli import main
 from medianscan.contents import read_folder
 from medianscan.errors import StackError
-from medianscan.library import Manifest, State, write_manifest
+from medianscan.library import Manifest, State, read_manifest, write_manifest
 from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
 
 SIGMA = 20.0
@@ -352,6 +355,18 @@ def test_a_burst_marked_incomplete_needs_force(
     assert code != 0 and "cut off" in err and not (folder / "s_median.dng").exists()
     code, err = _run_cli(capsys, folder, "--force")
     assert code == 0 and (folder / "s_median.dng").is_file()
+    m = read_manifest(folder)  # recorded exactly as the daemon records its blends
+    assert m.state == State.BLENDED and m.error is None
+    assert m.blend["output"] == str(folder / "s_median.dng") and len(m.blend["frames"]) == 3
+    assert [h["state"] for h in m.history][-1] == "blended"
+
+
+def test_a_burst_cut_off_before_enough_frames_does_not_suggest_force() -> None:
+    from medianscan.library import cut_off_note
+
+    assert "--force" in cut_off_note(5, 9)
+    assert "--force" not in cut_off_note(0, 9) and "nothing to blend" in cut_off_note(0, 9)
+    assert "--force" not in cut_off_note(2, 9) and "too few" in cut_off_note(2, 9)
 
 
 def test_unsupported_stacks_raise_stack_error_not_a_traceback(tmp_path: Path) -> None:
@@ -378,3 +393,45 @@ def test_a_raw_that_is_not_a_mosaic_is_refused_clearly(tmp_path: Path) -> None:
         )
     with pytest.raises(StackError, match=r"l_0\.dng: this raw is not a colour-filter mosaic"):
         blend_stack(folder)
+
+
+def _in_own_mount(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a mount namespace of its own (unshare, util-linux) where `$M` is a fresh tmpfs: a real
+    small or read-only filesystem without touching the host's mounts."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    medianscan = Path(sys.executable).parent / "medianscan"
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-euc", script],
+        env={**os.environ, "M": str(mnt), "MEDIANSCAN": str(medianscan)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("mount", "output", "needle"),
+    [
+        ('mount -t tmpfs -o size=1m tmpfs "$M"', "$M/out.dng", "too little free space in"),
+        ('mount -t tmpfs tmpfs "$M" && mount -o remount,ro "$M"', "$M/out.dng", "cannot write into"),
+        ("true", "$M/gone/out.dng", "the output folder"),
+    ],
+    ids=["full", "read-only", "missing"],
+)
+def test_output_problems_are_found_before_any_frame_is_decoded(
+    tmp_path: Path, small: Scene, mount: str, output: str, needle: str
+) -> None:
+    """Real filesystems (a 1 MiB tmpfs, a read-only one) in a mount namespace of the test's own. The stack
+    also has a frame at another ISO, which only decoding would find: the output's problem must come first."""
+    folder = tmp_path / "s"
+    paths = make_burst(folder, small, 3)
+    write_frame(paths[2], noisy(small, np.random.default_rng(3), SIGMA), small, iso=1600)
+    before = tree_digest(folder)
+    done = _in_own_mount(tmp_path, f'{mount}; "$MEDIANSCAN" blend {folder} --output "{output}"')
+    assert done.returncode == 1, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("medianscan:")]
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+    assert "ISO" not in done.stderr and "Traceback" not in done.stderr
+    assert tree_digest(folder) == before

@@ -259,3 +259,96 @@ def test_describe_lists_settings_with_choices_and_read_only(vcam: VirtualCamera)
     assert infos["imagesize"].readonly and not infos["shutterspeed"].readonly
     assert infos["shutterspeed"].section == "capturesettings"
     cam.close()
+
+
+# --- a manual lens: an aperture widget with no choices ----------------------------------------------------------
+
+
+class ChoicelessWidget:
+    """FAKE: with a manual or adapted lens some bodies report the aperture as a radio widget with no choices,
+    and reading its value is reported to crash libgphoto2 (NegPy #617). The virtual camera's f-number always
+    has choices, so this stands in for that one widget; reading it fails the test loudly."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_type(self) -> int:
+        return int(gp.GP_WIDGET_RADIO)
+
+    def count_choices(self) -> int:
+        return 0
+
+    def get_name(self) -> str:
+        return self.name
+
+    def get_label(self) -> str:
+        return "F-Number"
+
+    def get_readonly(self) -> int:
+        return 0
+
+    def get_value(self) -> str:
+        raise AssertionError("read the value of a choice widget without choices (libgphoto2 would crash)")
+
+    def get_choice(self, index: int) -> str:
+        raise AssertionError("read a choice of a widget without choices")
+
+
+class _TreeWithChoiceless:
+    """A real config widget tree in which the f-number widget is the FAKE above (every other widget real)."""
+
+    def __init__(self, widget: object) -> None:
+        self._widget = widget
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._widget, name)
+
+    def get_child(self, index: int) -> object:
+        child = self._widget.get_child(index)  # type: ignore[attr-defined]
+        if child.get_name() == "f-number":
+            return ChoicelessWidget("f-number")
+        return _TreeWithChoiceless(child)
+
+
+class ManualLensCamera(RewritingCamera):
+    """The real virtual camera, with its aperture reported as a manual lens's (FAKE: that one widget only)."""
+
+    def get_single_config(self, name: str) -> object:
+        return ChoicelessWidget(name) if name == "f-number" else self._cam.get_single_config(name)
+
+    def get_config(self) -> object:
+        return _TreeWithChoiceless(self._cam.get_config())
+
+
+def manual_lens(vcam: VirtualCamera, **options: object) -> Gphoto2Camera:
+    cfg = CameraConfig(backend="gphoto2", settle_seconds=0.5, reconnect_max_seconds=1.0)
+    for key, value in options.items():
+        setattr(cfg, key, value)
+    return Gphoto2Camera(cfg, factory=lambda: ManualLensCamera(vcam))
+
+
+def test_a_manual_lens_aperture_is_shown_never_read(vcam: VirtualCamera) -> None:
+    cam = manual_lens(vcam)
+    cam.connect()
+    shown = {info.name: info for info in cam.describe()}
+    assert shown["f-number"].value == "no choices (manual lens?)" and shown["f-number"].choices == []
+    assert shown["shutterspeed"].value  # the rest of the body reads as usual
+    cam.close()
+
+
+def test_locking_the_aperture_of_a_manual_lens_is_a_clear_error(vcam: VirtualCamera) -> None:
+    cam = manual_lens(vcam, settings={"aperture": "8"})
+    with pytest.raises(CameraError, match=r"'aperture' \(f-number\) offers no choices .*a manual or adapted lens"):
+        cam.lock()
+    cam.close()
+
+
+def test_an_optional_aperture_on_a_manual_lens_is_a_warning(
+    vcam: VirtualCamera, caplog: pytest.LogCaptureFixture
+) -> None:
+    cam = manual_lens(vcam, settings={"aperture": "8", "shutterspeed": "1/50"}, optional=["aperture"])
+    with caplog.at_level(logging.WARNING):
+        locked = cam.lock()
+    assert "aperture" not in locked and "shutterspeed" in locked
+    assert "offers no choices" in caplog.text and "skipped as it is optional" in caplog.text
+    cam.close()

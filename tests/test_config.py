@@ -249,3 +249,20 @@ def test_config_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert f"{EXAMPLE}: ok" in out  # every file is checked
     assert main(["config", "show", str(EXAMPLE)]) == 0
     assert parse_config(capsys.readouterr().out, "shown") == load_config(EXAMPLE)
+
+
+def test_config_check_reports_every_problem_in_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medianscan.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("frames: zero\nworkers: 0\nblend:\n  methd: median\n  kappa: -1\ncamera:\n  backend: gphot\n")
+    assert main(["config", "check", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"medianscan: {path}:1: frames: expected an integer, got a string ('zero')",
+        f"medianscan: {path}:2: workers: must be at least 1, got 0",
+        f"medianscan: {path}:4: blend.methd: unknown key (did you mean 'method'?)",
+        f"medianscan: {path}:5: blend.kappa: must be greater than 0, got -1.0",
+        f"medianscan: {path}:7: camera.backend: expected one of 'gphoto2', 'simulated', got 'gphot' "
+        "(did you mean 'gphoto2'?)",
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from medianscan import frames
 from medianscan.blend import BlendResult, verify_output
 from medianscan.config import Config
 from medianscan.daemon import Daemon
+from medianscan.errors import MedianscanError
 from medianscan.library import MANIFEST, State, raw_files, read_manifest
 from medianscan.triggers import request
 from medianscan.worker import BlendPool
@@ -79,6 +81,26 @@ class NotifySocket:
         self.sock.close()
 
 
+class Press:
+    """One control-socket request on its own thread: the daemon answers once it has done (or refused) it."""
+
+    def __init__(self, socket_path: Path, action: str) -> None:
+        self.replies: list[dict[str, Any]] = []
+        self.thread = threading.Thread(target=self._send, args=(socket_path, action), daemon=True)
+        self.thread.start()
+
+    def _send(self, socket_path: Path, action: str) -> None:
+        try:
+            self.replies.append(request(socket_path, action))
+        except MedianscanError as exc:  # the daemon was killed before it answered
+            self.replies.append({"ok": False, "error": str(exc)})
+
+    def answer(self, timeout: float = 60.0) -> dict[str, Any]:
+        self.thread.join(timeout)
+        assert self.replies, f"no answer within {timeout} s"
+        return self.replies[0]
+
+
 class DaemonProcess:
     """`python -m medianscan run --config FILE` as a child process, as systemd would run it."""
 
@@ -129,6 +151,15 @@ class DaemonProcess:
     def ask(self, action: str) -> dict[str, Any]:
         reply = request(self.socket, action)
         assert reply["ok"], reply
+        return reply
+
+    def press(self, action: str = "capture") -> Press:
+        """Send `action` as the footswitch would, without waiting; the daemon's answer arrives on the Press."""
+        return Press(self.socket, action)
+
+    def refused(self, action: str) -> dict[str, Any]:
+        reply = request(self.socket, action)
+        assert not reply["ok"], reply
         return reply
 
     def workers(self) -> list[int]:
@@ -273,7 +304,7 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
     assert status["camera"]["model"] == "Nikon DSC D750" and status["camera"]["state"] == "ready"
     assert status["settings"] == {"aperture": "f/8"}  # locked and read back before every burst
 
-    d.ask("capture")
+    d.press("capture")
     wait_until(lambda: len(d.stacks()) == 1 and d.state(d.stacks()[0]) == State.BLENDED, "a blend", log=d.log)
     stack = d.stacks()[0]
     assert stack.parent.parent == d.library and stack.name == "frame-001"
@@ -318,8 +349,9 @@ def test_without_a_camera_the_daemon_stays_up_and_says_so(tmp_path: Path, daemon
     status = d.ask("status")["status"]
     assert status["camera"]["state"] == "not connected"
     assert status["camera"]["error"]
-    d.ask("capture")
-    wait_until(lambda: (d.ask("status")["status"]["message"] or "").startswith("cannot capture"), "the refusal")
+    answer = d.refused("capture")  # the operator is told why at once, not "sent"
+    assert answer["outcome"] == "refused" and answer["error"].startswith("cannot capture: no camera found")
+    assert (d.ask("status")["status"]["message"] or "").startswith("cannot capture")
     assert d.stacks() == []
     wait_until(lambda: events.exists() and events.read_text() == "error\n", "the error hook")
     assert d.proc is not None and d.proc.poll() is None
@@ -349,7 +381,7 @@ def test_kill_9_during_a_burst_keeps_every_frame_and_marks_the_stack_incomplete(
     d = DaemonProcess(tmp_path, {"frames": 6, "camera": simulated(seconds_per_frame=0.25)})
     daemons.append(d)
     d.start()
-    d.ask("capture")
+    d.press("capture")
     wait_until(lambda: bool(d.stacks()) and len(raw_files(d.stacks()[0])) >= 2, "two frames", log=d.log)
     stack = d.stacks()[0]
     before = snapshot(stack)
@@ -363,10 +395,12 @@ def test_kill_9_during_a_burst_keeps_every_frame_and_marks_the_stack_incomplete(
     m = read_manifest(stack)
     assert m.state == State.INCOMPLETE
     assert f"{len(after_kill)} of 6 frames" in (m.note or "")
+    attention = d.ask("status")["status"]["attention"]
+    assert attention == [{"stack": str(stack), "state": "incomplete", "reason": m.note}]
     assert snapshot(stack) == after_kill
     assert_frames_whole(stack, len(after_kill))
     # the session carries on: the next press is the next frame, blended as usual
-    d.ask("capture")
+    d.press("capture")
     wait_until(lambda: len(d.stacks()) == 2 and d.state(d.stacks()[1]) == State.BLENDED, "the next blend", log=d.log)
     assert d.stacks()[1].name == "frame-002"
     assert read_manifest(stack).state == State.INCOMPLETE  # not blended behind the operator's back
@@ -383,7 +417,7 @@ def test_kill_9_with_a_stack_blending_and_one_captured_finishes_both_after_resta
     worker = None
     for _ in range(10):
         n = len(d.stacks())
-        d.ask("capture")
+        d.press("capture")
         wait_until(lambda: len(d.stacks()) == n + 1, "A's folder")  # noqa: B023 - used in this iteration
         wait_until(lambda: d.state(d.stacks()[-1]) in (State.BLENDING, State.BLENDED), "A taken by a worker")
         worker = d.workers()[0]
@@ -394,7 +428,7 @@ def test_kill_9_with_a_stack_blending_and_one_captured_finishes_both_after_resta
         worker = None
     assert worker is not None, "never caught a blend in progress"
     a = d.stacks()[-1]
-    d.ask("capture")
+    d.press("capture")
     wait_until(lambda: d.stacks()[-1] != a and d.state(d.stacks()[-1]) == State.CAPTURED, "B captured", log=d.log)
     b = d.stacks()[-1]
     frames_a, frames_b = snapshot(a), snapshot(b)
@@ -428,9 +462,9 @@ def test_sigterm_finishes_the_running_burst_and_leaves_the_queue_on_disk(
     d.start()
     wait_until(lambda: "blend worker 1 ready" in d.log.read_text(), "a warmed-up worker")
     os.kill(d.workers()[0], signal.SIGSTOP)  # blends never finish: what is queued must survive the stop
-    d.ask("capture")
+    d.press("capture")
     wait_until(lambda: bool(d.stacks()) and d.state(d.stacks()[0]) == State.BLENDING, "A blending", log=d.log)
-    d.ask("capture")
+    d.press("capture")
     wait_until(lambda: len(d.stacks()) == 2 and len(raw_files(d.stacks()[1])) >= 1, "B's burst", log=d.log)
     t0 = time.monotonic()
     assert d.stop(signal.SIGTERM) == 0
@@ -458,7 +492,7 @@ def test_sighup_reloads_the_configuration_and_a_bad_one_is_refused(
     d.proc.send_signal(signal.SIGHUP)
     reloading = d.notify.wait_for("RELOADING=1", after=seen)
     d.notify.wait_for("READY=1", after=reloading)
-    d.ask("capture")
+    d.press("capture")
     wait_until(lambda: bool(d.stacks()) and d.state(d.stacks()[0]) == State.BLENDED, "a blend", log=d.log)
     assert len(raw_files(d.stacks()[0])) == 5
 
@@ -486,7 +520,7 @@ def test_200_negatives_with_flat_memory(tmp_path: Path, daemons: list[DaemonProc
     roll = d.library / "roll001"
     rss: list[int] = []
     for i in range(1, 201):
-        d.ask("capture")
+        d.press("capture")
         stack = roll / f"frame-{i:03d}"
         wait_until(functools.partial(captured, d, stack), f"burst {i}", log=d.log)
         if i % 20 == 0:
@@ -619,19 +653,31 @@ def test_a_camera_that_drops_off_mid_burst_keeps_its_frames_and_the_session_goes
 
 
 def test_demo_scans_simulated_negatives_and_prints_the_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from medianscan.cli import main
 
-    library = tmp_path / "demo"
-    assert main(["demo", "--negatives", "2", "--frames", "3", "--library", str(library)]) == 0
+    monkeypatch.chdir(tmp_path)  # the default library is ./medianscan-demo, kept for the user to open
+    assert main(["demo", "--negatives", "2", "--frames", "3"]) == 0
     out = capsys.readouterr().out
-    assert "frame-001" in out and "frame-002" in out
+    library = tmp_path / "medianscan-demo"
+    lines = out.splitlines()
+    progress = [ln for ln in lines if ln.startswith("  frame-")]
+    assert any("frame-001: 3 frames captured in" in ln for ln in progress)  # shown while it runs
+    assert any("frame-002: blended in" in ln for ln in progress)
     assert "noise vs 1 frame" in out and f"Files: {library}" in out
+    opened = next(ln for ln in lines if ln.startswith("Open a blend like any camera raw: darktable "))
+    assert Path(opened.split()[7]).is_file() and opened.split()[7].endswith("_median.dng")
     stacks = sorted(library.glob("*/frame-*"))
     assert len(stacks) == 2
     for stack in stacks:
         assert_blended(stack)
+
+    assert main(["demo", "--negatives", "1", "--frames", "3", "--no-keep"]) == 0
+    out = capsys.readouterr().out
+    assert "temporary library removed" in out
+    scratch = Path(out.splitlines()[0].split(" into ")[1])
+    assert not scratch.exists()
 
 
 @pytest.mark.parametrize(("policy", "stacks"), [("queue", 2), ("ignore", 1)])
@@ -668,3 +714,47 @@ def test_retention_archive_moves_the_raws_after_the_verified_blend(tmp_path: Pat
     archived = tmp_path / "archive" / stack.parent.name / stack.name
     assert sorted(p.name for p in archived.iterdir()) == [f"frame-001_0{i}.dng" for i in (1, 2, 3)]
     assert read_manifest(stack).retention == f"moved 3 raws to {archived}"
+
+
+def test_the_operator_is_told_what_really_happened(
+    tmp_path: Path, daemons: list[DaemonProcess], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`medianscan trigger | retake | new-roll | pause | resume` print the daemon's answer, through the real
+    control socket of a real daemon on the simulated camera: no "sent" when a press was ignored."""
+    from medianscan.cli import main
+
+    d = DaemonProcess(tmp_path, {"frames": 4, "camera": simulated(seconds_per_frame=0.3)})
+    daemons.append(d)
+    d.start()
+    sock = ["--socket", str(d.socket)]
+
+    assert main(["pause", *sock]) == 0
+    assert capsys.readouterr().out == "pause: paused: captures are ignored until resume\n"
+    assert main(["trigger", *sock]) == 1
+    err = capsys.readouterr().err
+    assert "capture ignored: the daemon is paused (send resume first)" in err
+    assert d.stacks() == []
+    assert main(["resume", *sock]) == 0
+    capsys.readouterr()
+
+    first = d.press("capture")
+    wait_until(lambda: bool(d.stacks()), "the first burst to start", log=d.log)
+    second = d.press("capture")  # during the burst: queued once (the default policy)
+    third = d.press("capture")  # one already waits: ignored
+    one, two, three = first.answer(), second.answer(), third.answer()
+    assert one["ok"] and one["stack"] == "frame-001"
+    assert re.fullmatch(r"frame-001: burst done, 4 frames in [0-9.]+ s: advance the negative", one["text"])
+    assert two["ok"] and two["outcome"] == "queued" and two["stack"] == "frame-002"
+    assert two["text"].startswith("queued behind the burst of frame-001, then: frame-002: burst done")
+    assert not three["ok"] and three["outcome"] == "ignored"
+    assert "a burst was under way and one press already waits for it" in three["error"]
+    assert [s.name for s in d.stacks()] == ["frame-001", "frame-002"]
+
+    assert main(["retake", *sock]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("retake: retake: ") and "frame-002 set aside" in out
+    assert main(["new-roll", *sock]) == 0
+    out = capsys.readouterr().out
+    roll = out.removeprefix("new-roll: new roll ").strip()
+    assert out.startswith("new-roll: new roll ") and (d.library / roll).is_dir()
+    assert d.stop() == 0

@@ -117,6 +117,15 @@ def test_bell_sound_on_burst_done_and_error_only() -> None:
     assert rings == [1, 2]
 
 
+def test_by_default_the_bell_rings_in_a_terminal_and_nothing_rings_in_a_service() -> None:
+    rings: list[int] = []
+    Hooks(HooksConfig(), bell=rings.append, terminal=False).fire("burst-done")
+    in_terminal = Hooks(HooksConfig(), bell=rings.append, terminal=True)
+    in_terminal.fire("burst-done")
+    assert in_terminal.wait(5)
+    assert rings == [1]
+
+
 def test_ring_bell_writes_bel() -> None:
     stream = io.StringIO()
     ring_bell(2, stream)

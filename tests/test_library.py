@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +250,27 @@ def test_position_reports_without_creating_anything(tmp_path: Path) -> None:
     assert not (tmp_path / "lib").exists()
     lib.new_stack(3)
     assert lib.position() == ("2026-11-23-roll001", "frame-001")
+
+
+def test_a_temp_of_a_zombie_writer_is_removed_at_recovery(tmp_path: Path) -> None:
+    """A writer killed with the daemon whose parent never reaped it is a zombie: its pid still answers
+    kill(pid, 0), yet it will never finish the file. A real zombie: a child that exited, not waited for."""
+
+    lib = Library(tmp_path / "lib")
+    stack = lib.new_stack(3)
+    child = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        os.kill(child.pid, 0)  # the kernel still answers for it
+        temp = stack / f".{stack.name}_median.dng.{child.pid}.part"
+        temp.write_bytes(b"half a DNG")
+        alive = stack / f".{stack.name}_median.json.{os.getppid()}.part"  # pytest's parent: alive
+        alive.write_bytes(b"{")
+        rec = lib.recover()
+        assert temp in rec.removed_temps and not temp.exists()
+        assert alive.exists()
+    finally:
+        child.wait()

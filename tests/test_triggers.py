@@ -3,9 +3,11 @@ socket, the keyboard on a real pipe, and the press-during-burst policy."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import re
 import socket
 import stat
 import threading
@@ -21,6 +23,7 @@ from medianscan.config import Config, FootswitchConfig, TriggerConfig
 from medianscan.errors import MedianscanError
 from medianscan.triggers import (
     KEYBOARD_HELP,
+    Answer,
     ControlServer,
     Footswitch,
     KeyboardTrigger,
@@ -237,9 +240,9 @@ def test_footswitch_listens_on_all_nodes_and_survives_replug() -> None:
         assert kbd.grabbed and mouse.grabbed
 
         kbd.send(key(KEY_B, 1, 1.0), key(KEY_B, 2, 1.5), key(KEY_B, 0, 2.0))
-        assert hub.get(5) == "capture"
+        assert action_of(hub, 5) == "capture"
         mouse.send(key(KEY_A, 1, 3.0))  # the key arrives on the other node
-        assert hub.get(5) == "retake"
+        assert action_of(hub, 5) == "retake"
 
         bus.plugged = []
         kbd.unplug()
@@ -250,8 +253,8 @@ def test_footswitch_listens_on_all_nodes_and_survives_replug() -> None:
         bus.plugged = PEDAL[:2]
         wait_for(lambda: pedal.connected and len(bus.opened) == 4)
         bus.device("/dev/input/event5").send(key(KEY_B, 1, 10.0))
-        assert hub.get(5) == "capture"
-        assert hub.get(0.1) is None
+        assert action_of(hub, 5) == "capture"
+        assert action_of(hub, 0.1) is None
         assert pedal.describe() == {
             "device": "0c45:7403",
             "connected": True,
@@ -278,7 +281,7 @@ def test_footswitch_picks_up_an_interface_that_appears_later() -> None:
         time.sleep(0.3)  # later rescans open nothing twice
         assert [d.path for d in bus.opened] == ["/dev/input/event5", "/dev/input/event6"]
         bus.device("/dev/input/event6").send(key(KEY_B, 1, 1.0))
-        assert hub.get(5) == "capture"
+        assert action_of(hub, 5) == "capture"
     finally:
         pedal.stop()
 
@@ -308,7 +311,7 @@ def test_hub_collects_from_threads_and_times_out() -> None:
     assert {e.source for e in events if e} == {f"t{i}" for i in range(8)}
     assert all(e is not None and e.action == "capture" for e in events)
     started = time.monotonic()
-    assert hub.get(0.05) is None
+    assert action_of(hub, 0.05) is None
     assert time.monotonic() - started >= 0.04
 
 
@@ -371,17 +374,43 @@ def server(tmp_path: Path) -> Iterator[tuple[ControlServer, TriggerHub]]:
     srv.stop()
 
 
-def test_socket_actions_and_status(server: tuple[ControlServer, TriggerHub]) -> None:
+def action_of(hub: TriggerHub, timeout: float) -> str | None:
+    event = hub.get_event(timeout)
+    return None if event is None else event.action
+
+
+def answer_events(hub: TriggerHub, answers: Iterator[Answer], seen: list[str], count: int) -> None:
+    """Stands in for the daemon's camera thread: takes `count` events off the hub and answers each."""
+    for _ in range(count):
+        event = hub.get_event(10)
+        assert event is not None
+        seen.append(event.action)
+        event.answer(next(answers))
+
+
+def test_socket_actions_wait_for_the_daemons_answer(server: tuple[ControlServer, TriggerHub]) -> None:
     srv, hub = server
-    assert request(srv.path, "capture") == {"ok": True, "action": "capture", "queued": True}
-    assert hub.get(1) == "capture"
+    seen: list[str] = []
+    answers = iter([Answer(True, "capture", "frame-001: burst done", stack="frame-001"), Answer(True, "new-roll", "x")])
+    camera_thread = threading.Thread(target=answer_events, args=(hub, answers, seen, 2), daemon=True)
+    camera_thread.start()
+    reply = request(srv.path, "capture")
+    assert reply == {
+        "ok": True,
+        "action": "capture",
+        "outcome": "done",
+        "text": "frame-001: burst done",
+        "stack": "frame-001",
+    }
     assert request(srv.path, "new-roll")["ok"]
-    event = hub.get_event(1)
-    assert event is not None
-    assert (event.action, event.source) == ("new-roll", "socket")
+    camera_thread.join(5)
+    assert seen == ["capture", "new-roll"]
     assert request(srv.path, "status") == {"ok": True, "status": {"roll": 3, "queue": 1}}
-    assert hub.get(0.05) is None  # status is answered, not queued
+    assert action_of(hub, 0.05) is None  # status is answered, not queued
     assert stat.S_IMODE(srv.path.stat().st_mode) == 0o660
+    # nobody answers: the client is told, not left hanging or told "done"
+    reply = request(srv.path, "pause", timeout=0.3)
+    assert reply["ok"] is False and "no answer from the daemon within 0.3 s" in reply["error"]
 
 
 def test_socket_bad_requests_get_error_replies(server: tuple[ControlServer, TriggerHub]) -> None:
@@ -391,7 +420,7 @@ def test_socket_bad_requests_get_error_replies(server: tuple[ControlServer, Trig
         sock.connect(str(srv.path))
         reader = sock.makefile("rb")
         replies = []
-        for line in [b"capture\n", b"[1]\n", b'{"action": "explode"}\n', b"\n", b'{"action": "pause"}\n']:
+        for line in [b"capture\n", b"[1]\n", b'{"action": "explode"}\n', b"\n", b'{"action": "pause", "wait": 0.2}\n']:
             sock.sendall(line)
             if line.strip():
                 replies.append(json.loads(reader.readline()))
@@ -399,7 +428,11 @@ def test_socket_bad_requests_get_error_replies(server: tuple[ControlServer, Trig
     assert replies[0]["ok"] is False and "not a JSON request" in replies[0]["error"]
     assert replies[1] == {"ok": False, "error": 'a request is a JSON object such as {"action": "capture"}'}
     assert replies[2]["ok"] is False and "unknown action 'explode'" in replies[2]["error"]
-    assert replies[3] == {"ok": True, "action": "pause", "queued": True}  # same connection, still served
+    # same connection, still served (nobody answers the pause here: the reply says so)
+    assert replies[3] == {
+        "ok": False,
+        "error": "pause: no answer from the daemon within 0.2 s; it may still do it (see `medianscan status`)",
+    }
 
 
 def test_handler_errors_become_replies(tmp_path: Path) -> None:
@@ -481,11 +514,11 @@ def test_keyboard_lines_map_to_actions(tmp_path: Path) -> None:
         keyboard = KeyboardTrigger(hub.emit, stream=stream, out=out)
         keyboard.start()
         os.write(write_fd, b"\nr\nx\n N \ns\n")
-        got = [hub.get(5) for _ in range(4)]
+        got = [action_of(hub, 5) for _ in range(4)]
         os.write(write_fd, b"p")  # no Enter yet: nothing
-        assert hub.get(0.1) is None
+        assert action_of(hub, 0.1) is None
         os.write(write_fd, b"\n")
-        got.append(hub.get(5))
+        got.append(action_of(hub, 5))
         keyboard.stop()
         os.close(write_fd)
     assert got == ["capture", "retake", "new-roll", "status", "pause"]
@@ -529,12 +562,34 @@ def test_control_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     hub = TriggerHub()
     srv = ControlServer(tmp_path / "c.sock", hub_handler(hub, lambda: DAEMON_STATUS))
     srv.start()
+    answers = iter(
+        [
+            Answer(
+                True, "capture", "frame-003: burst done, 9 frames in 4.1 s: advance the negative", stack="frame-003"
+            ),
+            Answer(True, "retake", "retake: roll/frame-003 set aside", stack="frame-003"),
+            Answer(True, "new-roll", "new roll 2026-11-23-roll002", roll="2026-11-23-roll002"),
+            Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored"),
+        ]
+    )
+    seen: list[str] = []
+    camera_thread = threading.Thread(target=answer_events, args=(hub, answers, seen, 4), daemon=True)
+    camera_thread.start()
     try:
         sock = ["--socket", str(srv.path)]
-        for command, action in [("trigger", "capture"), ("retake", "retake"), ("new-roll", "new-roll")]:
+        for command in ("trigger", "retake", "new-roll"):
             assert main([command, *sock]) == 0
-            assert hub.get(2) == action
-        assert capsys.readouterr().out == "trigger: sent\nretake: sent\nnew-roll: sent\n"
+        assert capsys.readouterr().out == (
+            "trigger: frame-003: burst done, 9 frames in 4.1 s: advance the negative\n"
+            "retake: retake: roll/frame-003 set aside\n"
+            "new-roll: new roll 2026-11-23-roll002\n"
+        )
+        assert main(["trigger", *sock]) == 1  # the daemon's answer, not "sent"
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert "trigger: capture ignored: the daemon is paused" in captured.err
+        camera_thread.join(5)
+        assert seen == ["capture", "retake", "new-roll", "capture"]
         assert main(["status", *sock]) == 0
         out = capsys.readouterr().out
         assert main(["status", "--json", *sock]) == 0
@@ -563,10 +618,81 @@ def test_control_command_refused_and_missing_daemon(tmp_path: Path, capsys: pyte
     srv.start()
     try:
         assert main(["trigger", "--socket", str(srv.path)]) == 1
-        assert capsys.readouterr().err == "medianscan: cannot capture: camera not connected\n"
+        assert capsys.readouterr().err == "medianscan: trigger: cannot capture: camera not connected\n"
     finally:
         srv.stop()
     conf = tmp_path / "m.yaml"
     conf.write_text(f"triggers:\n  socket: {tmp_path / 'absent.sock'}\n")
     assert main(["pause", "--config", str(conf)]) == 2
     assert f"no running medianscan found (looked for {tmp_path / 'absent.sock'})" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Control socket safety
+
+
+def test_the_socket_is_born_with_its_final_mode(tmp_path: Path) -> None:
+    """The umask is set before bind: no instant where the socket has the process's default mode."""
+    hub = TriggerHub()
+    old = os.umask(0)  # the most permissive umask a caller could have
+    try:
+        srv = ControlServer(tmp_path / "run" / "c.sock", hub_handler(hub, dict))
+        srv.start()
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(srv.path.stat().st_mode) == 0o660
+        probe = tmp_path / "after"
+        probe.touch()
+        assert stat.S_IMODE(probe.stat().st_mode) == 0o666 & ~old  # the process umask is back as it was
+    finally:
+        srv.stop()
+
+
+def test_a_world_writable_folder_without_sticky_bit_is_refused(tmp_path: Path) -> None:
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    with pytest.raises(MedianscanError, match="writable by everyone and not sticky"):
+        ControlServer(open_folder / "c.sock", hub_handler(TriggerHub(), dict)).start()
+    assert not (open_folder / "c.sock").exists()
+    open_folder.chmod(0o1777)  # like /tmp: others cannot remove or replace our socket
+    srv = ControlServer(open_folder / "c.sock", hub_handler(TriggerHub(), dict))
+    srv.start()
+    srv.stop()
+
+
+def test_a_socket_of_another_user_is_not_taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAKE: a second user cannot be had on every machine, so our own uid is made to look like another one's
+    (os.geteuid); the socket file itself is real, left by a daemon that died."""
+    path = tmp_path / "c.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as left:
+        left.bind(str(path))
+    monkeypatch.setattr(os, "geteuid", lambda: path.stat().st_uid + 1)
+    with pytest.raises(MedianscanError, match=r"belongs to another user \(uid \d+\)"):
+        ControlServer(path, hub_handler(TriggerHub(), dict)).start()
+    assert path.exists()  # left alone
+
+
+def test_the_permission_hint_names_the_sockets_real_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAKE: root is never refused a socket, so connect() is made to answer EACCES as it would for a user
+    outside the group; the group name comes from the real socket file."""
+    import grp
+
+    srv = ControlServer(tmp_path / "c.sock", hub_handler(TriggerHub(), dict))
+    srv.start()
+    try:
+        with contextlib.suppress(PermissionError):  # as root: a group other than ours, as a service's would be
+            os.chown(srv.path, -1, 65534)
+        group = grp.getgrgid(srv.path.stat().st_gid).gr_name
+
+        def refuse(self: socket.socket, address: object) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(socket.socket, "connect", refuse)
+        hint = f"add yourself to its group {group} (`sudo usermod -aG {group} $USER`"
+        with pytest.raises(MedianscanError, match=re.escape(hint)):
+            request(srv.path, "status")
+    finally:
+        monkeypatch.undo()
+        srv.stop()

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from medianscan.cli import main
+from medianscan.cli.control import render_status
 from medianscan.config import Config, WatchConfig, load_config
 from medianscan.errors import MedianscanError
 from medianscan.watch import Grouping, WatchService, blend_frames_job, is_temp_name
@@ -257,9 +259,12 @@ def test_a_folder_it_cannot_use_is_reported_and_the_watch_carries_on(
     run.wait_idle()
 
     status = run.service.status()
-    assert set(status["problems"]) == {str(mixed), str(short)}
-    assert "m2.dng" in status["problems"][str(mixed)]
-    assert "2 frame(s); a blend needs at least 3" in status["problems"][str(short)]
+    problems = {e["stack"]: e["reason"] for e in status["attention"]}
+    assert set(problems) == {str(mixed), str(short)}
+    assert "m2.dng" in problems[str(mixed)]
+    assert "2 frame(s); a blend needs at least 3" in problems[str(short)]
+    shown = render_status(status)  # readable lines, not raw dicts
+    assert f"  {mixed}  failed: " in shown and "{" not in shown
     assert not list(mixed.glob("*_median.*")) and not list(short.glob("*_median.*"))
     assert (good / "good_median.dng").is_file()
     assert run.service.blends == 2  # the mixed folder once, the good one once; the short one never reaches a worker
@@ -478,3 +483,41 @@ def test_a_folder_with_its_frame_count_is_blended_without_waiting_for_quiet_and_
     while not log_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert log_file.read_text().split() == ["blend-done", str(stack), str(stack / "neg_median.dng")]
+
+
+def test_watch_creates_nothing_outside_its_folder_and_runtime_folder(
+    tmp_path: Path, staged: dict[str, list[bytes]]
+) -> None:
+    """`medianscan watch DIR` as a user would run it, with a home of its own: without $XDG_RUNTIME_DIR the
+    control socket lives hidden in DIR, with it in the runtime folder; the home (where ~/Scans would be)
+    stays empty either way."""
+    root = tmp_path / "hot"
+    (root / "neg").mkdir(parents=True)
+    for i, data in enumerate(staged["d"][:3]):
+        (root / "neg" / f"f{i}.dng").write_bytes(data)
+    home = tmp_path / "home"
+    home.mkdir()
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    for xdg, socket_path in ((None, root / ".medianscan-control.sock"), (runtime, runtime / "medianscan/control.sock")):
+        env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "RUNTIME_DIRECTORY")}
+        env |= {"HOME": str(home), "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))}
+        if xdg is not None:
+            env["XDG_RUNTIME_DIR"] = str(xdg)
+        command = [sys.executable, "-m", "medianscan", "watch", str(root)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while not socket_path.exists():
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the watcher never listened"
+                time.sleep(0.1)
+            assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert list(home.iterdir()) == []
+        assert not socket_path.exists()

@@ -137,6 +137,17 @@ def _typed(widget: Any, value: str) -> object:
     return value
 
 
+NO_CHOICES = "no choices (manual lens?)"
+
+
+def _choiceless(widget: Any) -> bool:
+    """A radio or menu widget that offers nothing: what a manual or adapted lens makes some bodies report for
+    the aperture. Reading such a widget's value is reported to crash libgphoto2 (NegPy #617), so nothing here
+    ever reads one."""
+    gp = gphoto2()
+    return widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU) and widget.count_choices() == 0
+
+
 def _choices(widget: Any) -> list[str]:
     gp = gphoto2()
     if widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU):
@@ -321,7 +332,17 @@ class Gphoto2Camera(Camera):
                         log.warning("%s; skipped as it is optional", message)
                         continue
                     raise CameraError(f"{message}: remove it from camera.settings or add it to camera.optional")
-                result[key] = self._set_verified(key, str(wanted), *found)
+                name, widget = found
+                if _choiceless(widget):
+                    message = (
+                        f"camera setting {key!r} ({name}) offers no choices on {self._where()}: a manual or adapted "
+                        "lens? Set it on the lens"
+                    )
+                    if self._optional(key):
+                        log.warning("%s; skipped as it is optional", message)
+                        continue
+                    raise CameraError(f"{message}, and remove it from camera.settings or add it to camera.optional")
+                result[key] = self._set_verified(key, str(wanted), name, widget)
             except gp.GPhoto2Error as exc:
                 if exc.code in faults.GONE:
                     self._drop()  # the session is lost: the next call reconnects on a new object
@@ -379,10 +400,13 @@ class Gphoto2Camera(Camera):
                 for i in range(widget.count_children()):
                     walk(widget.get_child(i), widget.get_name())
                 return
-            try:
-                value = str(widget.get_value())
-            except gp.GPhoto2Error:
-                value = ""
+            if _choiceless(widget):
+                value = NO_CHOICES
+            else:
+                try:
+                    value = str(widget.get_value())
+                except gp.GPhoto2Error:
+                    value = ""
             name = widget.get_name()
             result.append(
                 SettingInfo(

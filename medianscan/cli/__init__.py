@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # a first kernel compile can take minutes: say so even when nothing else is logged
+        logging.getLogger("medianscan.combine").setLevel(logging.INFO)
     handler: Handler = args.handler
     try:
         return handler(args)

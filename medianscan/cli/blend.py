@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from medianscan import contents
-from medianscan.blend import METHODS, BlendOptions, BlendResult, blend_stack
+from medianscan.blend import METHODS, BlendOptions, BlendResult, blend_stack, verify_output
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
-from medianscan.library import MANIFEST, State, read_manifest
+from medianscan.library import MANIFEST, State, mark, read_manifest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             _refuse_incomplete(stack, args.force)
             result = blend_stack(stack, options)
+            _record_in_manifest(stack, result)
         except MedianscanError as exc:
             failures += 1
             message = exc.hinted(DROP_HINT_CLI) if isinstance(exc, BadFramesError) else str(exc)
@@ -97,6 +98,15 @@ def _check_options(options: BlendOptions) -> None:
         raise MedianscanError(f"--winsor-fraction must be in [0, 0.5), not {options.winsor_fraction}")
     if options.level_tolerance <= 0 or options.max_shift_px <= 0:
         raise MedianscanError("--level-tolerance and --max-shift must be above 0")
+
+
+def _record_in_manifest(stack: Path | list[Path], result: BlendResult) -> None:
+    """A stack folder of the daemon's library (it has a stack.json) records the blend exactly as the daemon
+    would: verified against its sidecar, then state blended with the blend's record."""
+    if not isinstance(stack, Path) or not (stack / MANIFEST).is_file():
+        return
+    verify_output(result)
+    mark(stack, State.BLENDED, blend=result, blend_seconds=result.seconds, error=None)
 
 
 def _refuse_incomplete(stack: Path | list[Path], force: bool) -> None:

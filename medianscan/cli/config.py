@@ -31,7 +31,8 @@ def run_check(args: argparse.Namespace) -> int:
         try:
             cfg = load_config(path)
         except ConfigError as exc:
-            print(f"medianscan: {exc}", file=sys.stderr)
+            for problem in str(exc).splitlines():  # every problem in the file, one a line
+                print(f"medianscan: {problem}", file=sys.stderr)
             status = 2
             continue
         print(

@@ -11,7 +11,7 @@ from typing import Any
 
 from medianscan.config import load_config
 from medianscan.errors import MedianscanError
-from medianscan.triggers import client_socket_paths, request
+from medianscan.triggers import DEFAULT_WAIT, WAIT, client_socket_paths, request
 
 COMMANDS = {
     "trigger": ("capture", "fire a burst, as the footswitch does"),
@@ -24,11 +24,14 @@ COMMANDS = {
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for name, (_action, text) in COMMANDS.items():
+    for name, (action, text) in COMMANDS.items():
         parser = sub.add_parser(name, help=f"{text} (running daemon)", description=f"Ask the running daemon to {text}.")
         parser.add_argument("--socket", type=Path, help="the daemon's control socket (default: found automatically)")
         parser.add_argument("--config", type=Path, help="read triggers.socket and library from this file")
-        parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (10)")
+        wait = DEFAULT_WAIT.get(action, WAIT)
+        parser.add_argument(
+            "--timeout", type=float, help=f"seconds to wait for the daemon's answer ({wait:g}: a burst may be long)"
+        )
         if name == "status":
             parser.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
         parser.set_defaults(handler=run, control=name)
@@ -50,13 +53,14 @@ def find_socket(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the daemon's own answer: what it did, queued or ignored; non-zero when it did not do it."""
     action, _ = COMMANDS[args.control]
     reply = request(find_socket(args), action, timeout=args.timeout)
     if not reply.get("ok"):
-        print(f"medianscan: {reply.get('error', 'the daemon refused')}", file=sys.stderr)
+        print(f"medianscan: {args.control}: {reply.get('error', 'the daemon refused')}", file=sys.stderr)
         return 1
     if action != "status":
-        print(f"{args.control}: sent")
+        print(f"{args.control}: {reply.get('text', 'done')}")
         return 0
     status = reply.get("status", {})
     if args.json:
@@ -109,15 +113,31 @@ def render_status(status: dict[str, Any]) -> str:
     if message:
         lines.append(("message", str(message)))
     recent = rest.pop("recent", None)
+    attention = rest.pop("attention", None)
+    waiting = rest.pop("waiting", None)
+    for key in ("mode", "folder", "group", "blends"):
+        if key in rest:
+            lines.append((key, str(rest.pop(key))))
     for key, value in rest.items():
         lines.append((key, json.dumps(value) if isinstance(value, dict | list) else str(value)))
     width = max((len(k) for k, _ in lines), default=0)
     out = [f"{k:<{width}}  {v}" for k, v in lines]
+    return "\n".join([*out, *_stack_lists(attention, waiting, recent)]) + "\n"
+
+
+def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
+    """The stacks that need the operator, the folders that wait, and the last stacks, a line each."""
+    out = []
+    if isinstance(attention, list) and attention:
+        out.append("need attention (failed or cut off):")
+        out += [f"  {e.get('stack')}  {e.get('state')}: {e.get('reason')}" for e in attention if isinstance(e, dict)]
+    if isinstance(waiting, dict) and waiting:
+        out.append("waiting:")
+        out += [f"  {folder}: {why}" for folder, why in waiting.items()]
     if isinstance(recent, list) and recent:
         out.append("last stacks:")
-        for entry in recent:
-            out.append("  " + _stack_line(entry))
-    return "\n".join(out) + "\n"
+        out += ["  " + _stack_line(entry) for entry in recent]
+    return out
 
 
 def _camera_text(cam: dict[str, Any]) -> str:

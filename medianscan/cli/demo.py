@@ -29,8 +29,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--negatives", type=int, default=3, metavar="N", help="negatives to scan (3)")
     parser.add_argument("--frames", type=int, default=9, metavar="N", help="frames per burst (9)")
-    parser.add_argument("--library", type=Path, metavar="DIR", help="library folder (default: a temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary library (always kept with --library)")
+    parser.add_argument(
+        "--library",
+        type=Path,
+        default=Path("medianscan-demo"),
+        metavar="DIR",
+        help="library folder (./medianscan-demo)",
+    )
+    parser.add_argument("--no-keep", action="store_true", help="scan into a temporary folder and remove it after")
     parser.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
@@ -49,8 +55,9 @@ class Negative:
 class AutoTrigger:
     """Presses capture, waits for the burst to be done, presses again; then waits for every blend."""
 
-    def __init__(self, daemon: Any, count: int, timeout: float) -> None:
+    def __init__(self, daemon: Any, count: int, timeout: float, say: Any = print) -> None:
         self.daemon = daemon
+        self.say = say  # progress, a line per burst and per blend
         self.count = count
         self.timeout = timeout
         self.negatives: dict[Path, Negative] = {}
@@ -68,11 +75,14 @@ class AutoTrigger:
                 self.order.append(stack)
                 self.negatives[stack] = Negative(stack, data["frames"], data["seconds"])
                 self._bursts += 1
+                self.say(f"  {stack.name}: {data['frames']} frames captured in {data['seconds']:.1f} s, blending")
             elif event == "blend-done" and stack in self.negatives:
                 neg = self.negatives[stack]
                 neg.blend_seconds = data["seconds"]
                 neg.noise_ratio = data["result"].get("noise_ratio")
                 neg.output = Path(data["result"]["output"])
+                gain = f", {neg.noise_ratio:.2f}x the noise of one frame" if neg.noise_ratio else ""
+                self.say(f"  {stack.name}: blended in {data['seconds']:.1f} s -> {neg.output.name}{gain}")
             elif event == "error":
                 if stack in self.negatives:
                     self.negatives[stack].error = data["message"]
@@ -112,29 +122,32 @@ def run(args: argparse.Namespace) -> int:
 
     if args.negatives < 1 or args.frames < 3:
         raise MedianscanError("the demo needs at least 1 negative and 3 frames per burst")
-    temporary = args.library is None
-    library = Path(tempfile.mkdtemp(prefix="medianscan-demo-")) if temporary else args.library.expanduser()
+    temporary = args.no_keep
+    library = Path(tempfile.mkdtemp(prefix="medianscan-demo-")) if temporary else args.library.expanduser().absolute()
     cfg = Config()
     cfg.library = library
     cfg.frames = args.frames
     cfg.camera.backend = "simulated"
     cfg.queue_size = max(cfg.queue_size, args.negatives)
     daemon = Daemon(cfg, triggers=False)
-    trigger = AutoTrigger(daemon, args.negatives, args.timeout)
+    trigger = AutoTrigger(daemon, args.negatives, args.timeout, say=lambda line: print(line, flush=True))
     started = time.monotonic()
-    print(f"medianscan demo: {args.negatives} simulated negatives x {args.frames} frames into {library}")
+    print(f"medianscan demo: {args.negatives} simulated negatives x {args.frames} frames into {library}", flush=True)
+    print("  (the first run compiles the blend kernels: a few seconds more)", flush=True)
     feeder = threading.Thread(target=trigger.run, name="demo-trigger", daemon=True)
     feeder.start()
     code = daemon.run()
     feeder.join()
     total = time.monotonic() - started
     print(summary([trigger.negatives[s] for s in trigger.order], total))
-    kept = not temporary or args.keep
-    if kept:
-        print(f"\nFiles: {library} (each negative's folder holds its raws, the blend, stack.json)")
+    if not temporary:
+        print(f"\nFiles: {library} (each negative's folder holds its raws, the blend, its sidecar and stack.json)")
+        first = next((n.output for n in trigger.negatives.values() if n.output is not None), None)
+        if first is not None:
+            print(f"Open a blend like any camera raw: darktable {first}  (or rawtherapee, or Lightroom's import)")
     else:
         shutil.rmtree(library, ignore_errors=True)
-        print("\n(temporary library removed; pass --keep or --library DIR to keep the files)")
+        print("\n(temporary library removed; without --no-keep the files stay in ./medianscan-demo)")
     if trigger.failure:
         raise MedianscanError(f"demo stopped early: {trigger.failure}")
     failed = [n for n in trigger.negatives.values() if n.error]

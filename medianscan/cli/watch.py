@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     for entry in status["recent"]:
         print(f"{entry['stack']}: {entry['state']} -> {entry.get('output') or entry.get('error')}")
     print(f"{service.blends} stack(s) blended in {status['folder']}")
-    for key, problem in status["problems"].items():
-        print(f"cannot blend {key}: {problem}", file=sys.stderr)
+    for entry in status["attention"]:
+        print(f"cannot blend {entry['stack']}: {entry['reason']}", file=sys.stderr)
     for folder, note in status["waiting"].items():
         print(f"{folder}: {note}", file=sys.stderr)
     return code
