@@ -667,7 +667,8 @@ def test_demo_scans_simulated_negatives_and_prints_the_summary(
     assert any("frame-002: blended in" in ln for ln in progress)
     assert "noise vs 1 frame" in out and f"Files: {library}" in out
     opened = next(ln for ln in lines if ln.startswith("Open a blend like any camera raw: darktable "))
-    assert Path(opened.split()[7]).is_file() and opened.split()[7].endswith("_median.dng")
+    shown = opened.split()[8]
+    assert Path(shown).is_file() and shown.endswith("_median.dng")
     stacks = sorted(library.glob("*/frame-*"))
     assert len(stacks) == 2
     for stack in stacks:
