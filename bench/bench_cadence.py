@@ -29,8 +29,8 @@ def skip_blend(stack: Path, options: Any) -> dict[str, Any]:
 def one_run(root: Path, args: argparse.Namespace, blend: bool) -> tuple[float, float]:
     """Seconds per negative (press to burst-done, advancing included) and seconds until the last blend."""
     from medianscan.config import Config
-    from medianscan.daemon import Daemon, make_pool
-    from medianscan.worker import BlendPool
+    from medianscan.service.capture import Daemon, make_pool
+    from medianscan.service.pool import BlendPool
 
     cfg = Config()
     cfg.library = root / ("on" if blend else "off")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medianscan import combine as cb
+from medianscan.blend import kernels as cb
 from medianscan.vocabulary import Method
 
 FULL = (4000, 6000)  # 24 MP
@@ -62,7 +62,7 @@ def peak_extra_mib(n: int, shape: tuple[int, int], method: str) -> float:
     code = f"""
 import numpy as np
 from pathlib import Path
-from medianscan import combine as cb
+from medianscan.blend import kernels as cb
 def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key):

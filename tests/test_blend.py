@@ -17,12 +17,12 @@ import pytest
 import rawpy
 import tifffile
 
-from medianscan import frames
-from medianscan.blend import BlendOptions, blend_stack, verify_output
+from medianscan.blend import frames
+from medianscan.blend.pipeline import BlendOptions, blend_stack, verify_output
 from medianscan.cli import main
-from medianscan.contents import read_folder
 from medianscan.errors import StackError
-from medianscan.library import Manifest, State, read_manifest, write_manifest
+from medianscan.library.contents import read_folder
+from medianscan.library.rolls import Manifest, State, read_manifest, write_manifest
 from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
 
 SIGMA = 20.0
@@ -362,7 +362,7 @@ def test_a_burst_marked_incomplete_needs_force(
 
 
 def test_a_burst_cut_off_before_enough_frames_does_not_suggest_force() -> None:
-    from medianscan.library import cut_off_note
+    from medianscan.library.rolls import cut_off_note
 
     assert "--force" in cut_off_note(5, 9)
     assert "--force" not in cut_off_note(0, 9) and "nothing to blend" in cut_off_note(0, 9)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan import combine as cb
+from medianscan.blend import kernels as cb
 from medianscan.vocabulary import METHODS
 
 MEDIAN_NS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 16, 17, 21, 31, 33)
@@ -352,13 +352,13 @@ def test_a_kernel_compiled_for_the_first_time_is_announced_once(
 
     stack, out = np.ones((2, 3, 4), np.uint16), np.empty((3, 4), np.uint16)
     try:
-        with caplog.at_level(logging.INFO, logger="medianscan.combine"):
+        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernels"):
             load_as_a_new_process()(stack, out)
         assert [r.levelno for r in caplog.records] == [logging.INFO, logging.INFO]  # news, not a warning
         assert "compiling the floor kernel for 2 frames (first use only" in caplog.records[0].message
         assert re.fullmatch(r"compiled the floor kernel for 2 frames in [0-9.]+ s", caplog.records[1].message)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="medianscan.combine"):
+        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernels"):
             load_as_a_new_process()(stack, out)
         assert "compil" not in caplog.text
         np.testing.assert_array_equal(out, 1)

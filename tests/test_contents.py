@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan import contents, frames
+from medianscan.blend import frames
 from medianscan.cli import main
-from medianscan.contents import Role
+from medianscan.library import contents
+from medianscan.library.contents import Role
 from tests.stacks import Scene, load_scene, make_burst, tree_digest
 
 
@@ -135,7 +136,7 @@ def test_a_temp_copy_beside_the_frames_is_named(
 
 
 def test_the_library_counts_frames_by_the_same_rule(tmp_path: Path, sample_raw: Path) -> None:
-    from medianscan.library import raw_files
+    from medianscan.library.rolls import raw_files
 
     folder = tmp_path / "frame-001"
     paths = cr2_stack(folder, sample_raw, 3)

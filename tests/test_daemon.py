@@ -24,14 +24,14 @@ import numpy as np
 import pytest
 import yaml
 
-from medianscan import frames
-from medianscan.blend import BlendResult, verify_output
+from medianscan.blend import frames
+from medianscan.blend.pipeline import BlendResult, verify_output
+from medianscan.capture.triggers import request
 from medianscan.config import Config
-from medianscan.daemon import Daemon
 from medianscan.errors import MedianscanError
-from medianscan.library import MANIFEST, State, raw_files, read_manifest
-from medianscan.triggers import request
-from medianscan.worker import BlendPool
+from medianscan.library.rolls import MANIFEST, State, raw_files, read_manifest
+from medianscan.service.capture import Daemon
+from medianscan.service.pool import BlendPool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -624,7 +624,7 @@ def test_a_capture_is_refused_when_the_disk_is_short(tmp_path: Path, monkeypatch
         usage = real(path)
         return type(usage)(usage.total, usage.total - 10_000_000, 10_000_000)
 
-    monkeypatch.setattr("medianscan.daemon.shutil.disk_usage", nearly_full)
+    monkeypatch.setattr("medianscan.service.capture.shutil.disk_usage", nearly_full)
     with InProcess(daemon) as run:
         daemon.request("capture")
         wait_until(lambda: run.count("error") == 1, "the refusal")
@@ -667,7 +667,8 @@ def test_demo_scans_simulated_negatives_and_prints_the_summary(
     assert any("frame-002: blended in" in ln for ln in progress)
     assert "noise vs 1 frame" in out and f"Files: {library}" in out
     opened = next(ln for ln in lines if ln.startswith("Open a blend like any camera raw: darktable "))
-    assert Path(opened.split()[7]).is_file() and opened.split()[7].endswith("_median.dng")
+    shown = opened.split()[8]
+    assert Path(shown).is_file() and shown.endswith("_median.dng")
     stacks = sorted(library.glob("*/frame-*"))
     assert len(stacks) == 2
     for stack in stacks:

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from medianscan import diskio, frames
-from medianscan.blend import _pixels_sha256 as pixels_sha256
-from medianscan.blend import blend_stack, output_digest, verify_output
+from medianscan import diskio
+from medianscan.blend import frames
+from medianscan.blend.pipeline import _pixels_sha256 as pixels_sha256
+from medianscan.blend.pipeline import blend_stack, output_digest, verify_output
 from medianscan.errors import StackError
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from medianscan.config import HooksConfig
-from medianscan.hooks import TONES, Hooks, ring_bell, write_tone
+from medianscan.service.hooks import TONES, Hooks, ring_bell, write_tone
 
 RECORD = """
 import json, os, sys

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from medianscan.errors import MedianscanError
-from medianscan.library import MANIFEST, Library, State, move_file, raw_files, read_manifest
+from medianscan.library.rolls import MANIFEST, Library, State, move_file, raw_files, read_manifest
 
 DAY = dt.date(2026, 11, 23)
 

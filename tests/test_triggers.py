@@ -19,9 +19,7 @@ from typing import Any
 import pytest
 from evdev import InputEvent, ecodes
 
-from medianscan.config import Config, FootswitchConfig, TriggerConfig
-from medianscan.errors import MedianscanError
-from medianscan.triggers import (
+from medianscan.capture.triggers import (
     KEYBOARD_HELP,
     Answer,
     ControlServer,
@@ -37,6 +35,8 @@ from medianscan.triggers import (
     request,
     server_socket_path,
 )
+from medianscan.config import Config, FootswitchConfig, TriggerConfig
+from medianscan.errors import MedianscanError
 
 KEY_B, KEY_A, KEY_C = ecodes.KEY_B, ecodes.KEY_A, ecodes.KEY_C
 

@@ -25,8 +25,8 @@ from medianscan.cli import main
 from medianscan.cli.control import render_status
 from medianscan.config import Config, WatchConfig, load_config
 from medianscan.errors import MedianscanError
-from medianscan.watch import Grouping, WatchService, blend_frames_job, is_temp_name
-from medianscan.worker import BlendPool
+from medianscan.service.pool import BlendPool
+from medianscan.service.watch import Grouping, WatchService, blend_frames_job, is_temp_name
 from tests.stacks import Scene, load_scene, make_burst, noisy, write_frame
 from tests.test_daemon import NotifySocket
 

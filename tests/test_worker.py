@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from medianscan.errors import MedianscanError
-from medianscan.worker import BlendPool, Event, Outcome, Started
+from medianscan.service.pool import BlendPool, Event, Outcome, Started
 
 
 def gated_job(stack: Path, options: Any) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def test_workers_die_with_a_killed_daemon(tmp_path: Path) -> None:
         f"""
         import json, sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from medianscan.worker import BlendPool
+        from medianscan.service.pool import BlendPool
         from test_worker import gated_job
         if __name__ == "__main__":
             pool = BlendPool(workers=2, queue_size=2, job=gated_job, warm=None)

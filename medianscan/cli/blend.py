@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medianscan import contents
-from medianscan.blend import METHODS, BlendOptions, BlendResult, blend_stack, verify_output
+from medianscan.blend.pipeline import METHODS, BlendOptions, BlendResult, blend_stack, verify_output
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
-from medianscan.library import MANIFEST, State, mark, read_manifest
+from medianscan.library import contents
+from medianscan.library.rolls import MANIFEST, State, mark, read_manifest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from medianscan.camera import BurstError, BurstRecord, Camera, list_cameras, open_camera
+from medianscan.capture.camera import BurstError, BurstRecord, Camera, list_cameras, open_camera
 from medianscan.config import CameraConfig
 from medianscan.errors import MedianscanError
 
@@ -72,7 +72,7 @@ def run_list(args: argparse.Namespace) -> int:
     cfg, _ = camera_config(args)
     cameras = list_cameras(cfg.backend)
     if not cameras:
-        from medianscan.camera.faults import NO_CAMERA_FIX
+        from medianscan.capture.camera.faults import NO_CAMERA_FIX
 
         print(f"medianscan: no camera found: {NO_CAMERA_FIX}", file=sys.stderr)
         return 1

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medianscan.capture.triggers import DEFAULT_WAIT, WAIT, client_socket_paths, request
 from medianscan.config import load_config
 from medianscan.errors import MedianscanError
-from medianscan.triggers import DEFAULT_WAIT, WAIT, client_socket_paths, request
 
 COMMANDS = {
     "trigger": ("capture", "fire a burst, as the footswitch does"),

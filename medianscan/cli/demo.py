@@ -118,7 +118,7 @@ class AutoTrigger:
 
 def run(args: argparse.Namespace) -> int:
     from medianscan.config import Config
-    from medianscan.daemon import Daemon
+    from medianscan.service.capture import Daemon
 
     if args.negatives < 1 or args.frames < 3:
         raise MedianscanError("the demo needs at least 1 negative and 3 frames per burst")

@@ -43,9 +43,9 @@ def service_config(args: argparse.Namespace) -> Config:
 def serve(cfg: Config, config_path: Path | None, *, keyboard: bool = False) -> int:
     """Run the service of `cfg.mode` until SIGTERM / SIGINT; `medianscan run` and `medianscan watch` both end here."""
     if cfg.mode == "watch":  # the hot folder: same unit, status, hooks and retention; no camera
-        from medianscan.watch import WatchService
+        from medianscan.service.watch import WatchService
 
         return WatchService(cfg, config_path=config_path).run()
-    from medianscan.daemon import Daemon
+    from medianscan.service.capture import Daemon
 
     return Daemon(cfg, config_path=config_path, keyboard=keyboard).run()

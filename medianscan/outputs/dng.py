@@ -28,7 +28,7 @@ from medianscan import __version__
 from medianscan.atomic import atomic_path
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-from medianscan.preview import render_preview, rgb_channels
+from medianscan.outputs.preview import render_preview, rgb_channels
 
 # TIFF field types.
 BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE = range(1, 13)

@@ -44,7 +44,7 @@ NICE = 10  # blend workers' CPU niceness: capture first, yet blends still get ~1
 
 def blend_job(stack: Path, options: Any) -> dict[str, Any]:
     """The real job: blend the stack folder, read the written DNG back, return the result as JSON."""
-    from medianscan.blend import blend_stack, verify_output
+    from medianscan.blend.pipeline import blend_stack, verify_output
 
     try:
         result = blend_stack(stack, options)
@@ -62,8 +62,8 @@ def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
 
     Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`.
     """
-    from medianscan import blend as _blend  # noqa: F401 - imported for its start-up cost
-    from medianscan.combine import warm_up
+    from medianscan.blend import pipeline as _blend  # noqa: F401 - imported for its start-up cost
+    from medianscan.blend.kernels import warm_up
     from medianscan.config import BlendConfig
 
     cfg = blend or BlendConfig()

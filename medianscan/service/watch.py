@@ -1,9 +1,9 @@
 """The hot-folder service: `medianscan watch` and the daemon's `mode: watch`, blending what other tools drop in.
 
-Three threads: the watchdog observer and the `Planner` (`medianscan.hotfolder`: which files are complete,
+Three threads: the watchdog observer and the `Planner` (`medianscan.service.hotfolder`: which files are complete,
 how they group into stacks, which stacks are ready) hand stacks to the blend pool; the service's main loop
 collects the pool's outcomes, applies retention, fires hooks and keeps status, systemd's notifications and the
-control socket going, with the same machinery as the capture daemon (`medianscan.service`).
+control socket going, with the same machinery as the capture daemon (`medianscan.service.loop`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.atomic import fsync_dir
-from medianscan.blend import BlendOptions
+from medianscan.blend.pipeline import BlendOptions
 from medianscan.config import Config, WatchConfig
 from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, MedianscanError, StackError
-from medianscan.hotfolder import TICK_SECONDS, Grouping, HotFolder, Planner, Stack, is_temp_name, observe
-from medianscan.notify import Notifier
-from medianscan.service import Service, log_left_out, make_pool
-from medianscan.worker import BlendPool, Event, Started
+from medianscan.service.hotfolder import TICK_SECONDS, Grouping, HotFolder, Planner, Stack, is_temp_name, observe
+from medianscan.service.loop import Service, log_left_out, make_pool
+from medianscan.service.notify import Notifier
+from medianscan.service.pool import BlendPool, Event, Started
 
 __all__ = ["Grouping", "WatchService", "blend_frames_job", "is_temp_name", "watch_config"]
 
@@ -51,7 +51,7 @@ class _Entry:
 def blend_frames_job(key: Path, stack: Stack) -> dict[str, Any]:
     """The pool's job in watch mode: blend exactly the frames planned (so the sidecar hashes are the ones we
     compare with), read the written output back, return the result as JSON."""
-    from medianscan.blend import blend_stack, verify_output
+    from medianscan.blend.pipeline import blend_stack, verify_output
 
     del key
     try:
@@ -228,7 +228,7 @@ class WatchService(Service):
         policy = self.cfg.retention
         if policy == "keep":
             return "kept"
-        from medianscan.library import move_file
+        from medianscan.library.rolls import move_file
 
         raws = [Path(str(p)) for p in result.get("frames", [])]
         raws += [Path(str(d["frame"])) for d in result.get("dropped", []) if isinstance(d, dict) and d.get("frame")]
@@ -247,7 +247,7 @@ class WatchService(Service):
         return f"moved {len(raws)} to {self.cfg.archive}"
 
     def _start_control(self) -> None:
-        from medianscan.triggers import ControlServer, server_socket_path
+        from medianscan.capture.triggers import ControlServer, server_socket_path
 
         def handle(action: str, request: dict[str, Any]) -> dict[str, Any]:
             del request

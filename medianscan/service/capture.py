@@ -5,7 +5,7 @@ Threads and processes, and what each owns:
   actions from the triggers, checks the disk, fires bursts, records them and queues the stacks;
 - the main thread owns the blend pool: it collects results, records them, applies retention, fires hooks,
   pings the watchdog, and handles SIGTERM / SIGHUP (flags only; the work happens in the loop);
-- the blend workers are separate spawned processes (medianscan.worker);
+- the blend workers are separate spawned processes (medianscan.service.pool);
 - the trigger sources (footswitch, control socket, keyboard) are the infra's threads feeding one hub.
 
 The daemon holds no image data. Every state lives in the stack manifests, so `kill -9` at any moment is
@@ -28,12 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.config import Config
-from medianscan.errors import MedianscanError
-from medianscan.library import Library, State, cut_off_note, raw_files, read_manifest
-from medianscan.notify import Notifier
-from medianscan.service import Service, log_left_out, make_pool
-from medianscan.triggers import (
+from medianscan.capture.triggers import (
     FIRING,
     Answer,
     Command,
@@ -46,7 +41,12 @@ from medianscan.triggers import (
     hub_handler,
     server_socket_path,
 )
-from medianscan.worker import BlendPool, Event, Outcome, Started
+from medianscan.config import Config
+from medianscan.errors import MedianscanError
+from medianscan.library.rolls import Library, State, cut_off_note, raw_files, read_manifest
+from medianscan.service.loop import Service, log_left_out, make_pool
+from medianscan.service.notify import Notifier
+from medianscan.service.pool import BlendPool, Event, Outcome, Started
 
 __all__ = ["ACTIONS", "CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cadence has it from
 
@@ -243,7 +243,7 @@ class Daemon(Service):
                 self._backlog.popleft()
 
     def _submit(self, stack: Path) -> bool:
-        from medianscan.blend import BlendOptions
+        from medianscan.blend.pipeline import BlendOptions
 
         with self._lock:
             ok = self.pool.submit(stack, BlendOptions.from_config(self.cfg.blend))
@@ -338,7 +338,7 @@ class Daemon(Service):
             self._connected.set()
         keep = self.cfg.camera.keep_alive_seconds
         if self._camera is not None and keep > 0 and now - self._alive_at >= keep:
-            from medianscan.camera import CameraError
+            from medianscan.capture.camera import CameraError
 
             self._alive_at = now
             try:
@@ -367,7 +367,7 @@ class Daemon(Service):
                 event.answer(Answer(False, event.action, f"{event.action} ignored: {why}", "ignored"))
 
     def _connect(self) -> bool:
-        from medianscan.camera import CameraError, open_camera
+        from medianscan.capture.camera import CameraError, open_camera
 
         self.camera_status.state = "connecting"
         camera = None
@@ -450,7 +450,7 @@ class Daemon(Service):
         return moved
 
     def _capture(self) -> Answer:
-        from medianscan.camera import BurstError, CameraError
+        from medianscan.capture.camera import BurstError, CameraError
 
         if self._camera is None and not self._connect():
             raise MedianscanError(f"cannot capture: {self.camera_status.error}")

@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medianscan import frames
 from medianscan.atomic import is_temp
+from medianscan.blend import frames
 from medianscan.formats import FrameKind, kind_by_name
 from medianscan.vocabulary import METHODS
 
-MANIFEST = "stack.json"  # the daemon's record of one stack (see medianscan.library)
+MANIFEST = "stack.json"  # the daemon's record of one stack (see medianscan.library.rolls)
 
 CLUTTER_SUFFIXES = frozenset(
     {

@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan import __version__, checks, contents, frames
+from medianscan import __version__
 from medianscan.atomic import write_json
+from medianscan.blend import checks, frames
+from medianscan.blend.frames import Frame, Kind
 from medianscan.config import BlendConfig
-from medianscan.contents import LeftOut, StackContents
 from medianscan.errors import BadFramesError, StackError
-from medianscan.frames import Frame, Kind
+from medianscan.library import contents
+from medianscan.library.contents import LeftOut, StackContents
 from medianscan.vocabulary import METHODS, Method
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
@@ -270,7 +272,7 @@ def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
     """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
     the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `_allocate`) and the
     (n-1)-frame one of the noise measurement."""
-    from medianscan.combine import warm_up
+    from medianscan.blend.kernels import warm_up
 
     dtype = np.uint8 if kind == "jpeg" else np.uint16
     for frames_n, apart in ((n, kind != "raw"), (n - 1, False)):
@@ -370,7 +372,7 @@ def _write_outputs(
     gets them back from the main output, which has been read back to check it."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
-        from medianscan import dng
+        from medianscan.outputs import dng
 
         assert first.layout is not None
         dng.write_dng(
@@ -512,7 +514,7 @@ def _pixels_sha256(pixels: npt.NDArray[np.generic]) -> str:
 def _combine(
     stack: Stack, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
 ) -> npt.NDArray[np.generic]:
-    from medianscan.combine import combine
+    from medianscan.blend.kernels import combine
 
     return combine(
         stack,

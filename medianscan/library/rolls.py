@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan import contents
 from medianscan.atomic import atomic_path, fsync_dir, is_temp, write_json
-from medianscan.contents import MANIFEST
 from medianscan.errors import MedianscanError
+from medianscan.library import contents
+from medianscan.library.contents import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def mark(stack: Path, state: State, **changes: Any) -> Manifest:
 
 
 def raw_files(stack: Path) -> list[Path]:
-    """The files of a stack folder that could be frames (the rule of `medianscan.contents`, by name only)."""
+    """The files of a stack folder that could be frames (the rule of `medianscan.library.contents`, by name only)."""
     return contents.candidates(stack)
 
 
@@ -502,7 +502,7 @@ def _blend_raws(stack: Path, m: Manifest) -> list[Path]:
     return [stack / n for n in dict.fromkeys(names) if (stack / n).is_file()]
 
 
-MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.checks.MIN_FRAMES)
+MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.blend.checks.MIN_FRAMES)
 
 
 def cut_off_note(on_disk: int, expected: int) -> str:

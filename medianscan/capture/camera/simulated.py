@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
-from medianscan.camera.files import frame_name
-from medianscan.camera.settings import canonical_key, exposure_values, match_choice, same_value
+from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
+from medianscan.capture.camera.files import frame_name
+from medianscan.capture.camera.settings import canonical_key, exposure_values, match_choice, same_value
 from medianscan.config import CameraConfig
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 
@@ -203,7 +203,7 @@ class SimulatedCamera(Camera):
         )
 
     def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
-        from medianscan.dng import write_dng
+        from medianscan.outputs.dng import write_dng
 
         sim = self.cfg.simulated
         record = BurstRecord(stack=Path(stack_dir), started=time.time(), camera=self.identity)

@@ -1,6 +1,6 @@
 """The hot folder's logic: which files in a watched folder are complete, how they form stacks, which are ready.
 
-Two threads feed on it (the service in `medianscan.watch` starts them):
+Two threads feed on it (the service in `medianscan.service.watch` starts them):
 - the watchdog observer (`observe`: inotify on Linux, or polling for NFS/SMB mounts) turns file events into
   notes on a `HotFolder`: which files changed, were closed after writing or renamed into place, and when each
   folder last saw activity;
@@ -44,9 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from medianscan import checks, contents, frames
-from medianscan.blend import BlendOptions, output_paths, recorded_frames
+from medianscan.blend import checks, frames
+from medianscan.blend.pipeline import BlendOptions, output_paths, recorded_frames
 from medianscan.errors import MedianscanError
+from medianscan.library import contents
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def is_temp_name(path: Path) -> bool:
 
 def is_ours(path: Path) -> bool:
     """Files medianscan writes itself (blends, sidecars, manifests, atomic temps) and clutter (sidecars of
-    editors, desktop files): never activity, never frames (the rule of `medianscan.contents`)."""
+    editors, desktop files): never activity, never frames (the rule of `medianscan.library.contents`)."""
     return contents.role(path) in (contents.Role.OURS, contents.Role.CLUTTER)
 
 
@@ -414,7 +415,7 @@ class HotFolder:
     def _frames(self, complete: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         """The files among complete ones that group into stacks (the frames by content, and the candidates
         that cannot be read: a blend names them), and those left out (a JPEG beside raws: named by the blend of
-        a folder stack). The one rule of `medianscan.contents`, with cached sniffing."""
+        a folder stack). The one rule of `medianscan.library.contents`, with cached sniffing."""
         found = contents.sort_out(complete, self._facts.inspect)
         grouped = sorted([*found.frames, *(u.path for u in found.unreadable)])
         return grouped, [i.path for i in found.ignored]

@@ -10,7 +10,7 @@ Only this package imports gphoto2, and only when the gphoto2 backend is used.
 
 from __future__ import annotations
 
-from medianscan.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
+from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.config import CameraConfig
 
 __all__ = [
@@ -28,11 +28,11 @@ __all__ = [
 def open_camera(cfg: CameraConfig) -> Camera:
     """The backend `cfg.backend` names, configured but not yet connected."""
     if cfg.backend == "gphoto2":
-        from medianscan.camera.gphoto2_backend import Gphoto2Camera
+        from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
 
         return Gphoto2Camera(cfg)
     if cfg.backend == "simulated":
-        from medianscan.camera.simulated import SimulatedCamera
+        from medianscan.capture.camera.simulated import SimulatedCamera
 
         return SimulatedCamera(cfg)
     raise CameraError(f"unknown camera backend {cfg.backend!r}: use 'gphoto2' or 'simulated'")
@@ -41,9 +41,9 @@ def open_camera(cfg: CameraConfig) -> Camera:
 def list_cameras(backend: str = "gphoto2") -> list[CameraIdentity]:
     """Every camera the backend can see (the simulator always has exactly one)."""
     if backend == "simulated":
-        from medianscan.camera.simulated import SIMULATED_IDENTITY
+        from medianscan.capture.camera.simulated import SIMULATED_IDENTITY
 
         return [SIMULATED_IDENTITY]
-    from medianscan.camera.gphoto2_backend import list_cameras as gphoto2_cameras
+    from medianscan.capture.camera.gphoto2_backend import list_cameras as gphoto2_cameras
 
     return gphoto2_cameras()

@@ -26,7 +26,7 @@ from typing import TextIO
 
 from medianscan.atomic import atomic_path
 from medianscan.config import HooksConfig
-from medianscan.notify import child_environment
+from medianscan.service.notify import child_environment
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.atomic import atomic_path
-from medianscan.camera import faults
-from medianscan.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
-from medianscan.camera.files import choose, classify, frame_name
-from medianscan.camera.settings import canonical_key, match_choice, same_value, widget_candidates
+from medianscan.capture.camera import faults
+from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
+from medianscan.capture.camera.files import choose, classify, frame_name
+from medianscan.capture.camera.settings import canonical_key, match_choice, same_value, widget_candidates
 from medianscan.config import CameraConfig
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medianscan.frames import Frame
+from medianscan.blend.frames import Frame
 
 MIN_FRAMES = 3
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]

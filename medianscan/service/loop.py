@@ -1,7 +1,7 @@
 """What every long-running mode shares: signals, reload, hooks, listeners, status to systemd, the main loop.
 
-The capture daemon (`medianscan.daemon`) and the hot folder (`medianscan.watch`) are both a `Service`: each
-adds only its own work (`_serve_once`, `_apply_config`, `_wind_down`, `status_line`). Signal handlers only set
+The capture daemon (`medianscan.service.capture`) and the hot folder (`medianscan.service.watch`) are both a
+`Service`: each adds only its own work (`_serve_once`, `_apply_config`, `_wind_down`, `status_line`). Signal handlers only set
 flags; the main thread does the work. The shared lines log under the mode's own logger, so the journal says
 which mode spoke.
 """
@@ -19,12 +19,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from medianscan import contents
 from medianscan.config import Config
-from medianscan.contents import LeftOut
 from medianscan.errors import MedianscanError
-from medianscan.notify import Notifier
-from medianscan.worker import BlendPool, Event, Job, blend_job, warm_up_blend
+from medianscan.library import contents
+from medianscan.library.contents import LeftOut
+from medianscan.service.notify import Notifier
+from medianscan.service.pool import BlendPool, Event, Job, blend_job, warm_up_blend
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -207,7 +207,7 @@ class Service:
 
     @staticmethod
     def _make_hooks(cfg: Config) -> Any:
-        from medianscan.hooks import Hooks
+        from medianscan.service.hooks import Hooks
 
         return Hooks(cfg.hooks)
 
