@@ -26,7 +26,7 @@ import yaml
 
 from medianscan.blend import frames
 from medianscan.blend.pipeline import BlendResult, verify_output
-from medianscan.capture.triggers import request
+from medianscan.capture.control_client import request
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.rolls import MANIFEST, State, raw_files, read_manifest

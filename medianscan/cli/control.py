@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.triggers import DEFAULT_WAIT, WAIT, client_socket_paths, request
+from medianscan.capture.control_client import client_socket_paths, request
+from medianscan.capture.events import DEFAULT_WAIT, WAIT
 from medianscan.config import load_config
 from medianscan.errors import MedianscanError
 

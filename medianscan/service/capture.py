@@ -28,19 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.triggers import (
-    FIRING,
-    Answer,
-    Command,
-    ControlServer,
-    Footswitch,
-    KeyboardTrigger,
-    PressPolicy,
-    TriggerEvent,
-    TriggerHub,
-    hub_handler,
-    server_socket_path,
-)
+from medianscan.capture.control_socket import ControlServer, hub_handler, server_socket_path
+from medianscan.capture.events import FIRING, Answer, Command, PressPolicy, TriggerEvent, TriggerHub
+from medianscan.capture.footswitch import Footswitch
+from medianscan.capture.keyboard import KeyboardTrigger
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.rolls import Library, State, cut_off_note, raw_files, read_manifest

@@ -1,9 +1,9 @@
 """What every long-running mode shares: signals, reload, hooks, listeners, status to systemd, the main loop.
 
 The capture daemon (`medianscan.service.capture`) and the hot folder (`medianscan.service.watch`) are both a
-`Service`: each adds only its own work (`_serve_once`, `_apply_config`, `_wind_down`, `status_line`). Signal handlers only set
-flags; the main thread does the work. The shared lines log under the mode's own logger, so the journal says
-which mode spoke.
+`Service`: each adds only its own work (`_serve_once`, `_apply_config`, `_wind_down`, `status_line`). Signal
+handlers only set flags; the main thread does the work. The shared lines log under the mode's own logger, so
+the journal says which mode spoke.
 """
 
 from __future__ import annotations

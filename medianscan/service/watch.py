@@ -247,7 +247,7 @@ class WatchService(Service):
         return f"moved {len(raws)} to {self.cfg.archive}"
 
     def _start_control(self) -> None:
-        from medianscan.capture.triggers import ControlServer, server_socket_path
+        from medianscan.capture.control_socket import ControlServer, server_socket_path
 
         def handle(action: str, request: dict[str, Any]) -> dict[str, Any]:
             del request
