@@ -17,7 +17,7 @@ import pytest
 import rawpy
 import tifffile
 
-from medianscan.blend import frames
+from medianscan.blend import frames, sniff
 from medianscan.blend.pipeline import BlendOptions, blend_stack, verify_output
 from medianscan.cli import main
 from medianscan.errors import StackError
@@ -148,10 +148,10 @@ def test_the_stack_folder_lists_frames_by_content_and_never_its_own_outputs(
     shutil.copy(paths[0], unnamed)
     (folder / "notes.txt").write_text("exposure 1/50")
     blend_stack(folder)
-    assert read_folder(folder).frames == (*paths, unnamed)
-    assert frames.sniff(unnamed) == "raw"
-    assert frames.sniff(sample_raw) == "raw"
-    assert frames.sniff(folder / "notes.txt") is None
+    assert read_folder(folder, sniff.inspect).frames == (*paths, unnamed)
+    assert sniff.sniff(unnamed) == "raw"
+    assert sniff.sniff(sample_raw) == "raw"
+    assert sniff.sniff(folder / "notes.txt") is None
 
 
 def test_tiff_and_jpeg_stacks_blend_to_their_own_format(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_tiff_and_jpeg_stacks_blend_to_their_own_format(tmp_path: Path) -> None:
     assert recorded == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tiffs.glob("t_*.tif"))}
     np.testing.assert_array_equal(tifffile.imread(t.output), np.median(np.stack(stack16), axis=0).astype(np.uint16))
     j = blend_stack(jpegs)
-    assert j.output.name == "jpegs_median.jpg" and frames.sniff(j.output) == "jpeg"
+    assert j.output.name == "jpegs_median.jpg" and sniff.sniff(j.output) == "jpeg"
     assert frames.read_frame(j.output).pixels.shape == (64, 96, 3)
 
 
@@ -200,7 +200,7 @@ def test_greyscale_tiffs_blend_to_a_greyscale_tiff_not_a_raw(tmp_path: Path, byt
     folder.mkdir()
     for i, frame in enumerate(stack):
         tifffile.imwrite(folder / f"bw_{i}.tif", frame, photometric="minisblack", byteorder=byteorder)
-    assert frames.sniff(folder / "bw_0.tif") == "tiff"
+    assert sniff.sniff(folder / "bw_0.tif") == "tiff"
     result = blend_stack(folder)
     assert result.output.name == "bw_median.tif"
     with tifffile.TiffFile(result.output) as tif:

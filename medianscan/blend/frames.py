@@ -1,17 +1,14 @@
 """Read one frame of a stack, whatever its format, into pixels plus the metadata the checks and writers need.
 
-File types are recognised by content, never by name: camera raws through LibRaw (rawpy), 16-bit or 8-bit
-TIFFs through tifffile, JPEGs through imagecodecs, metadata of all of them through exiv2. Each file is read
-from disk once: its bytes are hashed and decoded from the same buffer.
+Camera raws through LibRaw (rawpy), 16-bit or 8-bit TIFFs through tifffile, JPEGs through imagecodecs,
+metadata of all of them through exiv2. Each file is read from disk once: its bytes are hashed and decoded from
+the same buffer (or, for uncompressed TIFFs, mapped and hashed from the same mapping).
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import mmap
-import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +18,11 @@ import numpy as np
 import numpy.typing as npt
 import rawpy
 
-from medianscan import diskio
-from medianscan.atomic import atomic_path
+from medianscan.blend.sniff import _libraw_reason, inspect
 from medianscan.errors import StackError
-from medianscan.formats import FrameKind, is_jpeg, is_tiff, kind_by_name, raw_container
+from medianscan.formats import FrameKind, is_tiff
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+from medianscan.outputs.tiff import pixel_block
 
 Kind = FrameKind
 
@@ -68,143 +65,6 @@ class Frame:
     sha256: str
     layout: MosaicLayout | None = None  # raws only
     orientation: int = 1
-
-
-def sniff(path: Path) -> Kind | None:
-    """What kind of image `path` holds, by its content; None for anything we do not blend."""
-    return inspect(path).kind
-
-
-@dataclass(frozen=True)
-class Sniffed:
-    """What a file that could be a frame holds: its kind, or why it cannot be read as one."""
-
-    kind: Kind | None
-    problem: str | None = None  # set when kind is None: one phrase, e.g. "empty file (0 bytes)"
-
-
-_KIND_NAMES = {"raw": "a camera raw", "tiff": "a TIFF", "jpeg": "a JPEG"}
-
-
-def inspect(path: Path) -> Sniffed:
-    """The kind of frame `path` holds, by content, checked against what its name promises.
-
-    Only the header is read (about a millisecond), but that is enough to catch what a failed download or copy
-    leaves: an empty file, a TIFF-structured file (CR2, NEF, DNG, ...) cut short before its image data ends, a
-    file whose content is not the format its extension says, or a raw LibRaw does not know.
-    """
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        return Sniffed(None, f"cannot read the file ({exc.strerror or exc})")
-    if size == 0:
-        return Sniffed(None, "empty file (0 bytes): a download or copy that never arrived")
-    promised = kind_by_name(path.name)
-    found = _content_kind(path, head)
-    if found is None:
-        what = _KIND_NAMES[promised] if promised else "a camera raw, TIFF or JPEG"
-        return Sniffed(None, f"not {what}: its content is no image format medianscan reads")
-    kind, problem = found
-    if problem is not None:
-        return Sniffed(None, problem)
-    if promised is not None and promised != kind and not (promised == "tiff" and kind == "raw"):
-        return Sniffed(None, f"named as {_KIND_NAMES[promised]} but holds {_KIND_NAMES[kind]}")
-    return Sniffed(kind)
-
-
-def _content_kind(path: Path, head: bytes) -> tuple[Kind, str | None] | None:
-    """The kind the first bytes (and, for TIFF structures, LibRaw and tifffile) say; with a problem when the
-    file is damaged; None when it is no image we read."""
-    if is_jpeg(head):
-        return "jpeg", None
-    if is_tiff(head):
-        return _tiff_structured_kind(path)
-    refused = _libraw_refuses(path)
-    if raw_container(head) or (head[4:8] == b"ftyp" and head[8:11] == b"crx"):
-        return "raw", None if refused is None else f"unreadable raw (LibRaw: {refused})"
-    return None if refused is not None else ("raw", None)
-
-
-def _tiff_structured_kind(path: Path) -> tuple[Kind, str | None]:
-    """A camera raw is usually TIFF-structured (CR2, NEF, ARW, DNG, PEF...): LibRaw decides between raw and
-    TIFF, after the structure is checked whole."""
-    cut = _cut_short(path)
-    refused = _libraw_refuses(path)
-    kind: Kind = "raw" if refused is None and not _plain_greyscale_tiff(path) else "tiff"
-    if cut is not None:
-        return kind, cut
-    if refused is not None and kind_by_name(path.name) == "raw":
-        return "raw", f"unreadable raw (LibRaw: {refused})"
-    return kind, None
-
-
-def _libraw_refuses(path: Path) -> str | None:
-    """LibRaw's reason for not opening the file as a raw (parses the header only), or None if it opens."""
-    raw = rawpy.RawPy()
-    try:
-        raw.open_file(str(path))
-    except rawpy.LibRawError as exc:
-        return _libraw_reason(exc)
-    finally:
-        raw.close()
-    return None
-
-
-def _libraw_reason(exc: Exception) -> str:
-    reason = exc.args[0] if exc.args else exc
-    return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
-
-
-def _cut_short(path: Path) -> str | None:
-    """Why a TIFF-structured file is truncated (an image's data runs past its end), or None if it is whole.
-
-    Every IFD and SubIFD (where DNGs keep the raw) is checked: LibRaw fills a cut-off raw with zeros without a
-    word for some containers, and a half frame would blend as a plausible, wrong picture."""
-    import tifffile
-
-    size = path.stat().st_size
-    try:
-        with tifffile.TiffFile(path) as tif:
-            todo = list(tif.pages)
-            while todo:
-                page = todo.pop()
-                if not isinstance(page, tifffile.TiffPage):
-                    continue
-                ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
-                if ends and max(ends) > size:
-                    end = max(ends)
-                    return f"unreadable or truncated: its image data ends at byte {end}, but the file has {size} bytes"
-                todo.extend(page.pages or [])
-    except Exception as exc:  # tifffile raises many types for damaged files
-        return f"damaged TIFF structure ({exc})"
-    return None
-
-
-def _plain_greyscale_tiff(path: Path) -> bool:
-    """A one-channel image TIFF of no camera (a black-and-white scan, say), which LibRaw also opens, as the
-    mosaic of an unknown camera. Blended as a raw it would come out as a colour DNG of a greyscale picture.
-
-    The TIFF structure is checked first (MinIsBlack/MinIsWhite, one sample, not a DNG: about a millisecond, and
-    false for CR2, NEF, ARW and the like); only then LibRaw's colour matrix, which costs it a full unpack: a raw
-    that stores its mosaic that way (Leaf, some Kodak backs) has a camera LibRaw knows.
-    """
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            if page.photometric not in (0, 1) or page.samplesperpixel != 1 or 50706 in page.tags:  # DNGVersion
-                return False
-    except Exception:  # tifffile raises many types for damaged files; then LibRaw's reading stands
-        return False
-    try:
-        with rawpy.RawPy() as raw:
-            raw.open_file(str(path))
-            return not raw.rgb_xyz_matrix.any()
-    except rawpy.LibRawError:
-        return False
 
 
 def probe(path: Path, kind: Kind) -> tuple[tuple[int, ...], np.dtype[np.generic]] | None:
@@ -483,121 +343,3 @@ def read_metadata(data: bytes | Path) -> tuple[CameraInfo, Exposure, int]:
     )
     orientation = int(number("Exif.Image.Orientation") or 1)
     return camera, exposure, orientation if 1 <= orientation <= 8 else 1
-
-
-def write_tiff(path: Path, image: npt.NDArray[np.generic], *, compress: bool = False, description: str = "") -> None:
-    """An 8- or 16-bit TIFF (grey or RGB) written atomically; `compress` = deflate with a predictor, which
-    every TIFF reader opens (uncompressed is several times faster to write, and goes straight to the disk)."""
-    import tifffile
-
-    if not compress:
-        written = write_tiff_rows(path, image.shape, image.dtype, [image], description=description)
-        if written.stored_sha256 != written.sha256:  # the read-back the direct write makes anyway
-            path.unlink(missing_ok=True)
-            raise OSError(errno.EIO, f"{path.name} reads back different pixels; it was removed")
-        return
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(
-            tmp,
-            image,
-            photometric=_photometric(image.shape),
-            compression="adobe_deflate",
-            compressionargs={"level": 1},
-            predictor=True,
-            description=description or None,
-            metadata=None,
-        )
-
-
-def write_tiff_rows(
-    path: Path,
-    shape: tuple[int, ...],
-    dtype: np.dtype[Any],
-    bands: Iterable[npt.NDArray[np.generic]],
-    *,
-    description: str = "",
-) -> diskio.Written:
-    """An uncompressed TIFF of `shape` whose pixels arrive as bands of whole rows, top to bottom (a blend as it
-    is combined), written atomically; returns the sha256 of the pixels given and of the pixels read back from the
-    disk.
-
-    tifffile lays the file out with the pixel block at an aligned offset; `diskio` streams the bands into it
-    straight to the disk."""
-    import tifffile
-
-    with atomic_path(path) as tmp:
-        placed = tifffile.imwrite(
-            tmp,
-            shape=shape,
-            dtype=dtype,
-            photometric=_photometric(shape),
-            description=description or None,
-            metadata=None,
-            align=diskio.ALIGN,
-            returnoffset=True,
-        )
-        assert placed is not None  # uncompressed data always has one place
-        return diskio.write_stream(tmp, placed[0], bands)
-
-
-def _photometric(shape: tuple[int, ...]) -> str:
-    return "rgb" if len(shape) == 3 and shape[2] in (3, 4) else "minisblack"
-
-
-@dataclass(frozen=True)
-class PixelBlock:
-    """Where an uncompressed TIFF keeps its first image, stored as `read_frame` returns it (contiguous, this
-    machine's byte order): the file's bytes there are the pixels."""
-
-    offset: int
-    size: int
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-
-
-def pixel_block(path: Path) -> PixelBlock | None:
-    """The first image's PixelBlock as tifffile reads the file; None for any other storage (compressed, tiled,
-    Motorola byte order...) or an unreadable file."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            native = (tif.byteorder == "<" and sys.byteorder == "little") or page.dtype == np.uint8
-            if not (native and page.is_final and page.dtype in (np.uint8, np.uint16)):
-                return None
-            return PixelBlock(page.dataoffsets[0], page.nbytes, tuple(page.shape), np.dtype(page.dtype))
-    except Exception:  # tifffile raises many types for damaged files; the decoder reports them
-        return None
-
-
-def stored_pixels_sha256(path: Path) -> str | None:
-    """sha256 of an uncompressed TIFF's pixels (as `read_frame` would return them) read from the disk itself;
-    None for any other file, which is decoded instead."""
-    block = pixel_block(path)
-    return None if block is None else diskio.sha256_at(path, block.offset, block.size)
-
-
-def write_jpeg(path: Path, image: npt.NDArray[np.generic], *, exif_from: Path | None = None) -> None:
-    """A quality-95 JPEG written atomically, carrying the EXIF of `exif_from` (the first frame) if given."""
-    import imagecodecs
-
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(bytes(imagecodecs.jpeg8_encode(image, level=95)))
-        if exif_from is not None:
-            try:
-                src = exiv2.ImageFactory.open(str(exif_from))
-                src.readMetadata()
-                dst = exiv2.ImageFactory.open(str(tmp))
-                dst.readMetadata()
-                dst.setExifData(src.exifData())
-                dst.writeMetadata()
-            except exiv2.Exiv2Error:
-                pass  # the pixels matter; EXIF is a courtesy
-
-
-def develop_linear(dng: Path) -> npt.NDArray[np.uint16]:
-    """A 16-bit linear RGB rendering of a raw (camera white balance, no gamma, no auto-brightening)."""
-    with rawpy.imread(str(dng)) as raw:
-        rgb = raw.postprocess(gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True, user_flip=0)
-    return np.asarray(rgb, dtype=np.uint16)

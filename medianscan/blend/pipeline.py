@@ -27,12 +27,13 @@ import numpy.typing as npt
 
 from medianscan import __version__
 from medianscan.atomic import write_json
-from medianscan.blend import checks, frames
+from medianscan.blend import checks, frames, sniff
 from medianscan.blend.frames import Frame, Kind
 from medianscan.config import BlendConfig
 from medianscan.errors import BadFramesError, StackError
 from medianscan.library import contents
 from medianscan.library.contents import LeftOut, StackContents
+from medianscan.outputs import jpeg, tiff
 from medianscan.vocabulary import METHODS, Method
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
@@ -117,7 +118,7 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
         folder = Path(source)
         if not folder.is_dir():
             raise StackError(f"{folder}: no such stack folder")
-        found = contents.read_folder(folder)
+        found = contents.read_folder(folder, sniff.inspect)
         if not found.frames and not found.unreadable:
             left = "; ".join(str(i) for i in found.ignored)
             raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else ""))
@@ -131,7 +132,7 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
     parents = {p.resolve().parent for p in paths}
     if len(parents) > 1:
         raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
-    found = contents.sort_out(p for p in paths if contents.role(p) is not contents.Role.CLUTTER)
+    found = contents.sort_out((p for p in paths if contents.role(p) is not contents.Role.CLUTTER), sniff.inspect)
     if not found.frames and not found.unreadable:
         raise StackError("no raw, TIFF or JPEG frames among the files given")
     return parents.pop(), found
@@ -386,14 +387,14 @@ def _write_outputs(
         )
         digest = _read_back(main, _pixels_sha256(blended))
         if options.tiff:
-            tiff = main.with_suffix(".tif")
-            frames.write_tiff(tiff, frames.develop_linear(main), compress=options.compress, description=description)
-            return (tiff,), digest
+            linear = main.with_suffix(".tif")
+            tiff.write_tiff(linear, tiff.develop_linear(main), compress=options.compress, description=description)
+            return (linear,), digest
         return (), digest
     if first.kind == "tiff":  # compressed (an uncompressed TIFF blend streams: `_stream_tiff`)
-        frames.write_tiff(main, blended, compress=True, description=description)
+        tiff.write_tiff(main, blended, compress=True, description=description)
         return (), _read_back(main, _pixels_sha256(blended))
-    frames.write_jpeg(main, blended, exif_from=first.path)
+    jpeg.write_jpeg(main, blended, exif_from=first.path)
     return (), _read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
 
 
@@ -440,11 +441,11 @@ def _stream_tiff(main: Path, stack: Stack, options: BlendOptions, timings: dict[
 
     t = time.perf_counter()
     description = f"medianscan {__version__} {options.method} of a stack"
-    written = frames.write_tiff_rows(main, first.shape, first.dtype, bands(), description=description)
+    written = tiff.write_tiff_rows(main, first.shape, first.dtype, bands(), description=description)
     # read back as it was written (from the disk itself, see diskio); and the file must show TIFF readers
     # exactly that block as its image
-    block = frames.pixel_block(main)
-    wanted = frames.PixelBlock(written.offset, written.size, tuple(first.shape), np.dtype(first.dtype))
+    block = tiff.pixel_block(main)
+    wanted = tiff.PixelBlock(written.offset, written.size, tuple(first.shape), np.dtype(first.dtype))
     if written.stored_sha256 != written.sha256 or block != wanted:
         main.unlink(missing_ok=True)
         raise StackError(f"{main}: the written file reads back different pixels; it was removed")
@@ -469,10 +470,10 @@ def _read_back(path: Path, expected: str | None) -> str:
 
 def output_digest(path: Path) -> str:
     """sha256 of the pixels a reader gets from `path` (a DNG through LibRaw, hashed in its own buffer)."""
-    kind = frames.sniff(path)
+    kind = sniff.sniff(path)
     if kind != "raw":
         try:
-            stored = frames.stored_pixels_sha256(path) if kind == "tiff" else None
+            stored = tiff.stored_pixels_sha256(path) if kind == "tiff" else None
         except OSError as exc:
             raise StackError(f"{path}: cannot read the file back ({exc.strerror or exc})") from exc
         return stored or _pixels_sha256(frames.read_frame(path).pixels)

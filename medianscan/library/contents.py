@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medianscan.atomic import is_temp
-from medianscan.blend import frames
-from medianscan.formats import FrameKind, kind_by_name
+from medianscan.formats import FrameKind, Sniffed, kind_by_name
 from medianscan.vocabulary import METHODS
 
 MANIFEST = "stack.json"  # the daemon's record of one stack (see medianscan.library.rolls)
@@ -111,10 +110,10 @@ def notice(label: str, ignored: Sequence[LeftOut]) -> str | None:
     return f"{label}: left out {len(ignored)} file(s): " + "; ".join(str(i) for i in ignored)
 
 
-Inspector = Callable[[Path], frames.Sniffed]
+Inspector = Callable[[Path], Sniffed]
 
 
-def sort_out(paths: Iterable[Path], inspect: Inspector = frames.inspect) -> StackContents:
+def sort_out(paths: Iterable[Path], inspect: Inspector) -> StackContents:
     """Apply the rule to a list of files (a folder's, or those named on the command line). Our own files and
     clutter are not mentioned; every other file is a frame, left out with its reason, or unreadable.
 
@@ -154,7 +153,7 @@ def _by_name(left: LeftOut) -> str:
     return left.path.name
 
 
-def read_folder(folder: Path, inspect: Inspector = frames.inspect) -> StackContents:
+def read_folder(folder: Path, inspect: Inspector) -> StackContents:
     """The rule applied to every file directly in a stack folder (sub-folders are not part of the stack)."""
     files = [p for p in folder.iterdir() if p.is_file() and role(p) is not Role.CLUTTER]
     return sort_out(files, inspect)

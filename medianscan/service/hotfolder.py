@@ -44,9 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from medianscan.blend import checks, frames
+from medianscan.blend import checks, frames, sniff
 from medianscan.blend.pipeline import BlendOptions, output_paths, recorded_frames
 from medianscan.errors import MedianscanError
+from medianscan.formats import Sniffed
 from medianscan.library import contents
 
 log = logging.getLogger(__name__)
@@ -137,20 +138,20 @@ class _Facts:
     event in it, and a flat folder of hundreds of raws must not be sniffed and hashed whole each time."""
 
     def __init__(self) -> None:
-        self._kinds: dict[Path, tuple[tuple[int, int, int], frames.Sniffed]] = {}
+        self._kinds: dict[Path, tuple[tuple[int, int, int], Sniffed]] = {}
         self._hashes: dict[Path, tuple[tuple[int, int, int], str]] = {}
         self._lock = threading.Lock()
 
-    def inspect(self, path: Path) -> frames.Sniffed:
+    def inspect(self, path: Path) -> Sniffed:
         try:
             sig = _signature(path.stat())
         except OSError:
-            return frames.inspect(path)  # gone meanwhile: says so
+            return sniff.inspect(path)  # gone meanwhile: says so
         with self._lock:
             hit = self._kinds.get(path)
         if hit is not None and hit[0] == sig:
             return hit[1]
-        value = frames.inspect(path)
+        value = sniff.inspect(path)
         with self._lock:
             self._kinds[path] = (sig, value)
         return value
