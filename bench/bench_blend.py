@@ -152,7 +152,8 @@ def bench_raw(n: int, repeats: int) -> None:
         print("\nraw stack: skipped, no sample raw (set MEDIANSCAN_SAMPLE_RAW)")
         return
     from medianscan.blend.kernels import warm_up
-    from medianscan.blend.pipeline import BlendOptions, blend_stack
+    from medianscan.blend.options import BlendOptions
+    from medianscan.blend.pipeline import blend_stack
 
     warm_up(n)
     with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:

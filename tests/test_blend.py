@@ -18,7 +18,9 @@ import rawpy
 import tifffile
 
 from medianscan.blend import frames, sniff
-from medianscan.blend.pipeline import BlendOptions, blend_stack, verify_output
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.verify import verify_output
 from medianscan.cli import main
 from medianscan.errors import StackError
 from medianscan.library.contents import read_folder

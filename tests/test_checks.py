@@ -11,7 +11,8 @@ import pytest
 
 from medianscan.blend import checks
 from medianscan.blend.frames import Frame, read_frame
-from medianscan.blend.pipeline import BlendOptions, blend_stack
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
 from medianscan.errors import StackError
 from tests.stacks import BAYER_RGGB, X_TRANS, add_dust, cfa_burst, load_scene, noisy
 

@@ -25,7 +25,8 @@ import pytest
 import yaml
 
 from medianscan.blend import frames
-from medianscan.blend.pipeline import BlendResult, verify_output
+from medianscan.blend.record import BlendResult
+from medianscan.blend.verify import verify_output
 from medianscan.capture.control_client import request
 from medianscan.config import Config
 from medianscan.errors import MedianscanError

@@ -15,8 +15,8 @@ import pytest
 import tifffile
 
 from medianscan import diskio
-from medianscan.blend.pipeline import _pixels_sha256 as pixels_sha256
-from medianscan.blend.pipeline import blend_stack, output_digest, verify_output
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.verify import output_digest, pixels_sha256, verify_output
 from medianscan.errors import StackError
 from medianscan.outputs import tiff
 

@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medianscan.blend.pipeline import METHODS, BlendOptions, BlendResult, blend_stack, verify_output
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.record import BlendResult
+from medianscan.blend.verify import verify_output
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
 from medianscan.library import contents
 from medianscan.library.rolls import MANIFEST, State, mark, read_manifest
+from medianscan.vocabulary import METHODS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -234,7 +234,7 @@ class Daemon(Service):
                 self._backlog.popleft()
 
     def _submit(self, stack: Path) -> bool:
-        from medianscan.blend.pipeline import BlendOptions
+        from medianscan.blend.options import BlendOptions
 
         with self._lock:
             ok = self.pool.submit(stack, BlendOptions.from_config(self.cfg.blend))

@@ -45,7 +45,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medianscan.blend import checks, frames, sniff
-from medianscan.blend.pipeline import BlendOptions, output_paths, recorded_frames
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import output_paths
+from medianscan.blend.record import recorded_frames
 from medianscan.errors import MedianscanError
 from medianscan.formats import Sniffed
 from medianscan.library import contents

@@ -44,7 +44,8 @@ NICE = 10  # blend workers' CPU niceness: capture first, yet blends still get ~1
 
 def blend_job(stack: Path, options: Any) -> dict[str, Any]:
     """The real job: blend the stack folder, read the written DNG back, return the result as JSON."""
-    from medianscan.blend.pipeline import blend_stack, verify_output
+    from medianscan.blend.pipeline import blend_stack
+    from medianscan.blend.verify import verify_output
 
     try:
         result = blend_stack(stack, options)
@@ -57,7 +58,7 @@ def blend_job(stack: Path, options: Any) -> dict[str, Any]:
 
 def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
     """Import the blend engine and compile or load the kernels a stack of `frames` frames uses before the first
-    stack: the blend itself, and the (frames - 1)-frame blend its noise measurement makes (see blend._noise_ratio),
+    stack: the blend itself, and the (frames - 1)-frame blend its noise measurement makes (see blend.noise_ratio),
     with the configured method and its parameters.
 
     Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.atomic import fsync_dir
-from medianscan.blend.pipeline import BlendOptions
+from medianscan.blend.options import BlendOptions
 from medianscan.config import Config, WatchConfig
 from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, MedianscanError, StackError
 from medianscan.service.hotfolder import TICK_SECONDS, Grouping, HotFolder, Planner, Stack, is_temp_name, observe
@@ -51,7 +51,8 @@ class _Entry:
 def blend_frames_job(key: Path, stack: Stack) -> dict[str, Any]:
     """The pool's job in watch mode: blend exactly the frames planned (so the sidecar hashes are the ones we
     compare with), read the written output back, return the result as JSON."""
-    from medianscan.blend.pipeline import blend_stack, verify_output
+    from medianscan.blend.pipeline import blend_stack
+    from medianscan.blend.verify import verify_output
 
     del key
     try:
