@@ -151,7 +151,7 @@ def bench_raw(n: int, repeats: int) -> None:
     if raw is None:
         print("\nraw stack: skipped, no sample raw (set MEDIANSCAN_SAMPLE_RAW)")
         return
-    from medianscan.blend.kernels import warm_up
+    from medianscan.blend.combine import warm_up
     from medianscan.blend.options import BlendOptions
     from medianscan.blend.pipeline import blend_stack
 
@@ -193,7 +193,7 @@ def memory(folder: Path, n: int) -> None:
 import resource, sys
 from pathlib import Path
 from medianscan.blend.pipeline import blend_stack
-from medianscan.blend.kernels import warm_up
+from medianscan.blend.combine import warm_up
 from medianscan.blend.frames import probe
 warm_up({n})
 def rss():

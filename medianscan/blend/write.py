@@ -130,7 +130,7 @@ def read_back(path: Path, expected: str | None) -> str:
 def combine_stack(
     stack: Stack, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
 ) -> npt.NDArray[np.generic]:
-    from medianscan.blend.kernels import combine
+    from medianscan.blend.combine import combine
 
     return combine(
         stack,

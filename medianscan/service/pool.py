@@ -64,7 +64,7 @@ def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
     Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`.
     """
     from medianscan.blend import pipeline as _blend  # noqa: F401 - imported for its start-up cost
-    from medianscan.blend.kernels import warm_up
+    from medianscan.blend.combine import warm_up
     from medianscan.config import BlendConfig
 
     cfg = blend or BlendConfig()
