@@ -21,7 +21,10 @@ from medianscan.atomic import fsync_dir
 from medianscan.blend.options import BlendOptions
 from medianscan.config import Config, WatchConfig
 from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, MedianscanError, StackError
-from medianscan.service.hotfolder import TICK_SECONDS, Grouping, HotFolder, Planner, Stack, is_temp_name, observe
+from medianscan.service.hotfolder.grouping import TICK_SECONDS, Grouping, Stack, is_temp_name
+from medianscan.service.hotfolder.observer import observe
+from medianscan.service.hotfolder.planner import Planner
+from medianscan.service.hotfolder.tracker import HotFolder
 from medianscan.service.loop import Service, log_left_out, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import BlendPool, Event, Started

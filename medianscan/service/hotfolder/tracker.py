@@ -1,186 +1,37 @@
-"""The hot folder's logic: which files in a watched folder are complete, how they form stacks, which are ready.
-
-Two threads feed on it (the service in `medianscan.service.watch` starts them):
-- the watchdog observer (`observe`: inotify on Linux, or polling for NFS/SMB mounts) turns file events into
-  notes on a `HotFolder`: which files changed, were closed after writing or renamed into place, and when each
-  folder last saw activity;
-- the `Planner` (a `threading.Condition` loop whose `stop()` notifies) asks the `HotFolder` which stacks are
-  complete and not blended yet, and hands them to the blend pool.
+"""The hot folder's state: which files in a watched folder are complete, and which stacks in it are ready.
 
 When a file counts as complete: a close-after-write event (inotify's IN_CLOSE_WRITE), a rename into place
 (rsync's `.name.XXXXXX` -> `name`), or, where no write of it was seen (polling observer, files found by the
 catch-up scan or in a folder moved in whole), size and mtime unchanged for `settle_seconds` (an mtime older than
 that counts: tools that preserve times set them after the last write). A file seen being written waits for its
-close, however long its writer stalls (up to STALLED_SECONDS, in case a close event was lost). Temp names
-(`.hidden`, `*.part`, `*.tmp`, `*.partial`, `*.crdownload`, `~*`) are never frames, and a folder with an active
-temp file in it is still busy.
+close, however long its writer stalls (up to STALLED_SECONDS, in case a close event was lost). Temp names are never
+frames, and a folder with an active temp file in it is still busy.
 
-Grouping (per folder; a stack never spans folders, as `blend_stack` requires):
-- `folder`: each sub-folder of DIR is a stack, complete once nothing in it changed for `quiet_seconds` (or as
-  soon as it holds `watch.frames` complete frames, when set). Files directly in DIR are not a stack.
-- `count:N`: the frames of a folder, in name order, in groups of N; a group is complete when its N frames are.
-- `gap:SECONDS`: frames in mtime order; a pause longer than SECONDS starts a new stack. A group is complete
-  when a later frame lies beyond the gap, or nothing changed in the folder for SECONDS.
-  Groups are blended beside their frames as `<first>-<last>_<method>.<ext>` (and `.json`); a late frame that
-  joins a gap group blends it again under its new name (the earlier blend stays, nothing is deleted).
-
-A stack whose sidecar lists exactly its current frames and their sha256 is already blended and skipped; one
-that changed since is blended again. A stack that cannot be blended (mixed exposures, too few frames) gets its
-one-sentence reason in the log and in status, and is not retried until it changes.
+A stack whose sidecar lists exactly its current files and their sha256 is already blended and skipped; one that
+changed since is blended again. A stack that cannot be blended gets its one-sentence reason in the log and in
+status, and is not retried until it changes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-from medianscan.blend import checks, frames, sniff
+from medianscan.blend import checks, frames
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import output_paths
 from medianscan.blend.record import recorded_frames
-from medianscan.errors import MedianscanError
-from medianscan.formats import Sniffed
 from medianscan.library import contents
+from medianscan.service.hotfolder.files import _Facts, _File, _Folder, _signature
+from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, Stack, is_ours, is_temp_name
 
 log = logging.getLogger(__name__)
-
-TICK_SECONDS = 0.1  # how often the planner re-checks folders that are waiting for quiet or settle
-STALLED_SECONDS = 120.0  # a file written under inotify whose close never came counts after this long unchanged
-GroupKind = Literal["folder", "count", "gap"]
-Fingerprint = dict[str, str]  # frame name -> sha256
-
-
-# --- names and grouping ---------------------------------------------------------------------------------
-
-
-def is_temp_name(path: Path) -> bool:
-    """A name other tools use while a file is being written (never a frame, and a sign of a copy underway)."""
-    return contents.is_other_temp(path)
-
-
-def is_ours(path: Path) -> bool:
-    """Files medianscan writes itself (blends, sidecars, manifests, atomic temps) and clutter (sidecars of
-    editors, desktop files): never activity, never frames (the rule of `medianscan.library.contents`)."""
-    return contents.role(path) in (contents.Role.OURS, contents.Role.CLUTTER)
-
-
-@dataclass(frozen=True)
-class Grouping:
-    """How files form stacks: `folder`, `count:N` or `gap:SECONDS`."""
-
-    kind: GroupKind = "folder"
-    count: int = 0
-    gap: float = 0.0
-
-    @classmethod
-    def parse(cls, text: str) -> Grouping:
-        kind, _, value = text.strip().partition(":")
-        try:
-            if kind == "folder" and not value:
-                return cls("folder")
-            if kind == "count" and int(value) >= 1:
-                return cls("count", count=int(value))
-            if kind == "gap" and float(value) > 0:
-                return cls("gap", gap=float(value))
-        except ValueError:
-            pass
-        raise MedianscanError(f"group {text!r}: use folder, count:N (N >= 1) or gap:SECONDS (> 0)")
-
-    def __str__(self) -> str:
-        if self.kind == "count":
-            return f"count:{self.count}"
-        if self.kind == "gap":
-            return f"gap:{self.gap:g}"
-        return "folder"
-
-
-@dataclass(frozen=True)
-class Stack:
-    """One stack to blend: its key (the folder, or `<folder>/<group name>`), its frames and where it goes."""
-
-    key: Path
-    frames: tuple[Path, ...]
-    fingerprint: tuple[tuple[str, str], ...]
-    options: BlendOptions
-
-
-# --- file state -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _File:
-    signature: tuple[int, int, int] | None = None  # size, mtime_ns, inode as last seen
-    since: float = 0.0  # monotonic time the signature was first seen
-    closed: tuple[int, int] | None = None  # size and inode at the last close-write or rename into place
-    live: bool = False  # written while watched by an observer that reports closes: only a close completes it
-
-
-@dataclass
-class _Folder:
-    activity: float = 0.0  # monotonic time of the last event in it (frames or temps)
-    dirty: bool = True
-
-
-def _signature(st: os.stat_result) -> tuple[int, int, int]:
-    return st.st_size, st.st_mtime_ns, st.st_ino
-
-
-class _Facts:
-    """What a file holds (kind, sha256), cached by size, mtime and inode: a folder is re-checked after every
-    event in it, and a flat folder of hundreds of raws must not be sniffed and hashed whole each time."""
-
-    def __init__(self) -> None:
-        self._kinds: dict[Path, tuple[tuple[int, int, int], Sniffed]] = {}
-        self._hashes: dict[Path, tuple[tuple[int, int, int], str]] = {}
-        self._lock = threading.Lock()
-
-    def inspect(self, path: Path) -> Sniffed:
-        try:
-            sig = _signature(path.stat())
-        except OSError:
-            return sniff.inspect(path)  # gone meanwhile: says so
-        with self._lock:
-            hit = self._kinds.get(path)
-        if hit is not None and hit[0] == sig:
-            return hit[1]
-        value = sniff.inspect(path)
-        with self._lock:
-            self._kinds[path] = (sig, value)
-        return value
-
-    def kind(self, path: Path) -> frames.Kind | None:
-        return self.inspect(path).kind
-
-    def sha256(self, path: Path) -> str:
-        sig = _signature(path.stat())
-        with self._lock:
-            hit = self._hashes.get(path)
-        if hit is not None and hit[0] == sig:
-            return hit[1]
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        value = digest.hexdigest()
-        with self._lock:
-            self._hashes[path] = (sig, value)
-        return value
-
-    def forget(self, under: Path) -> None:
-        with self._lock:
-            for cache in (self._kinds, self._hashes):
-                for path in [p for p in cache if p == under or under in p.parents]:
-                    del cache[path]
 
 
 # --- the hot folder -------------------------------------------------------------------------------------
@@ -534,101 +385,3 @@ class HotFolder:
 def _group_name(group: Sequence[Path]) -> str:
     first, last = group[0].stem, group[-1].stem
     return first if first == last else f"{first}-{last}"
-
-
-# --- threads --------------------------------------------------------------------------------------------
-
-
-class _Handler:
-    """watchdog's event handler: translates events into HotFolder notes (runs on the observer's thread)."""
-
-    def __init__(self, hot: HotFolder) -> None:
-        self.hot = hot
-
-    def dispatch(self, event: Any) -> None:
-        kind = event.event_type
-        src = Path(os.fsdecode(event.src_path))
-        try:
-            if event.is_directory:
-                if kind == "created":
-                    self.hot.note_folder(src)
-                elif kind == "moved":
-                    self.hot.note_removed(src)
-                    self.hot.note_folder(Path(os.fsdecode(event.dest_path)))
-                elif kind == "deleted":
-                    self.hot.note_removed(src)
-                return
-            if kind in ("created", "modified"):
-                # Only a write seen as it happens makes the file wait for its close: watchdog also reports
-                # "created" for files it finds in a folder that appeared, whose writes and close it never saw.
-                self.hot.note_changed(src, live=kind == "modified")
-            elif kind == "closed":
-                self.hot.note_changed(src, complete=True)
-            elif kind == "moved":
-                self.hot.note_removed(src)
-                self.hot.note_changed(Path(os.fsdecode(event.dest_path)), complete=True)
-            elif kind == "deleted":
-                self.hot.note_removed(src)
-        except Exception:  # an event must never stop the observer
-            log.exception("handling %s", event)
-
-
-class Planner(threading.Thread):
-    """Wakes on every note (or each tick while something waits), plans ready stacks and submits them.
-
-    A stack the pool cannot take yet (queue full) waits here, in order; `stop()` notifies and ends it.
-    """
-
-    def __init__(self, hot: HotFolder, submit: Callable[[Stack], bool]) -> None:
-        super().__init__(name="watch-planner", daemon=True)
-        self.hot = hot
-        self.submit = submit
-        self.backlog: deque[Stack] = deque()
-        self._stopping = False
-
-    def stop(self) -> None:
-        with self.hot.cond:
-            self._stopping = True
-            self.hot.cond.notify_all()
-        self.join(5)
-
-    def run(self) -> None:
-        while True:
-            with self.hot.cond:
-                if self._stopping:
-                    return
-                self.hot.cond.wait(TICK_SECONDS)
-                if self._stopping:
-                    return
-            try:
-                self.step()
-            except Exception:  # a bug must not end the watch
-                log.exception("planning the hot folder failed")
-
-    def step(self) -> None:
-        self.backlog.extend(self.hot.plan())
-        while self.backlog:
-            if not self.submit(self.backlog[0]):
-                return
-            self.backlog.popleft()
-
-
-def observe(hot: HotFolder, polling: bool) -> Any:
-    """A started watchdog observer noting DIR's events on `hot` (polling for network mounts)."""
-    if polling:
-        from watchdog.observers.polling import PollingObserver
-
-        observer: Any = PollingObserver(timeout=max(0.2, hot.settle_seconds / 2))
-    else:
-        from watchdog.observers import Observer
-
-        observer = Observer()
-    try:
-        observer.schedule(_Handler(hot), str(hot.root), recursive=True)
-        observer.start()
-    except OSError as exc:
-        raise MedianscanError(
-            f"{hot.root}: cannot watch this folder ({exc.strerror or exc}); on a network mount set "
-            "`watch.polling: true`, or raise fs.inotify.max_user_watches"
-        ) from None
-    return observer
