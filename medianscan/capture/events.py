@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import typing
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -170,3 +171,38 @@ class PressPolicy:
 
 # ------------------------------------------------------------------------------------------------------------
 # Footswitch
+
+
+class PressQueue:
+    """The camera thread's view of the hub: presses kept back from a burst run first, in order; presses that
+    came during a burst are sorted by the one PressPolicy of the session."""
+
+    def __init__(self, hub: TriggerHub, policy: PressPolicy) -> None:
+        self.hub = hub
+        self.policy = policy
+        self._ready: deque[TriggerEvent] = deque()
+
+    def next(self, timeout: float) -> TriggerEvent | None:
+        if self._ready:
+            return self._ready.popleft()
+        return self.hub.get_event(timeout)
+
+    def sort(self, burst_ended: float, stack: str) -> None:
+        """Presses that came during the burst of `stack`: the first capture/retake is kept (or none, per the
+        `press_during_burst` policy) and told it was queued, the others told they were ignored; later presses
+        and other actions keep their order."""
+        self.policy.clear()
+        for event in self.hub.drain():
+            during = event.at <= burst_ended
+            if self.policy.offer(event.action, during):
+                kept = during and event.action in FIRING
+                self._ready.append(dataclasses.replace(event, behind=f"the burst of {stack}") if kept else event)
+            else:
+                why = self.policy.why_ignored()
+                event.answer(Answer(False, event.action, f"{event.action} ignored: {why}", "ignored"))
+
+    def refuse_all(self, text: str) -> None:
+        """Answer every request still waiting (at shutdown): the operator hears it was not done."""
+        for event in [*self._ready, *self.hub.drain()]:
+            event.answer(Answer(False, event.action, text, "refused"))
+        self._ready.clear()

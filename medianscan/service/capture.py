@@ -16,7 +16,6 @@ failed blend or a full disk becomes a status line, a log entry and the error hoo
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import shutil
 import sys
@@ -24,17 +23,18 @@ import threading
 import time
 import typing
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medianscan.capture.camera import BurstError, CameraError
 from medianscan.capture.control_socket import ControlServer, hub_handler, server_socket_path
-from medianscan.capture.events import FIRING, Answer, Command, PressPolicy, TriggerEvent, TriggerHub
+from medianscan.capture.events import Answer, Command, PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.rolls import Library, State, cut_off_note, raw_files, read_manifest
+from medianscan.service.camera_link import CameraLink, CameraStatus
 from medianscan.service.loop import Service, log_left_out, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import BlendPool, Event, Outcome, Started
@@ -48,15 +48,6 @@ DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a
 SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
 READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is retried in the background
 RECENT = 5
-
-
-@dataclass
-class CameraStatus:
-    model: str | None = None
-    port: str | None = None
-    state: str = "not connected"  # connecting | ready | capturing | not connected | error
-    error: str | None = None
-    settings: dict[str, str] | None = None
 
 
 class Daemon(Service):
@@ -80,16 +71,10 @@ class Daemon(Service):
         self.use_triggers = triggers
         self.library = Library.from_config(cfg)
         self.pool = pool if pool is not None else make_pool(cfg)
-        self.camera_status = CameraStatus()
+        self.link = CameraLink(lambda: self.cfg.camera)  # the camera; touched by the camera thread only
+        self.camera_status = self.link.status
         self.hub = TriggerHub()
-        self._ready_actions: deque[TriggerEvent] = deque()  # presses kept back from a burst, run before the hub's
-        self._presses = PressPolicy(cfg.triggers.press_during_burst)
-        self._connected = threading.Event()
-        self._camera_changed = threading.Event()
-        self._camera: Any = None  # the Camera; touched by the camera thread only
-        self._retry_at = 0.0
-        self._backoff = 1.0
-        self._alive_at = 0.0
+        self.presses = PressQueue(self.hub, PressPolicy(cfg.triggers.press_during_burst))
         self._lock = threading.RLock()  # stack hand-offs between the camera thread and the main loop
         self._in_pool: set[Path] = set()
         self._backlog: deque[Path] = deque()
@@ -196,7 +181,7 @@ class Daemon(Service):
             raise
         self._camera_thread = threading.Thread(target=self._camera_loop, name="camera", daemon=True)
         self._camera_thread.start()
-        self._connected.wait(READY_WAIT_SECONDS)
+        self.link.tried.wait(READY_WAIT_SECONDS)
         self.notifier.ready(self.status_line())
         log.info("ready: %s", self.status_line())
         return self._serve()
@@ -288,8 +273,8 @@ class Daemon(Service):
         """The camera thread: keep a camera connected (retrying with backoff) and run the operator's actions."""
         try:
             while not self._stop.is_set():
-                self._tend_camera()
-                event = self._next_action(0.2)
+                self.link.tend()
+                event = self.presses.next(0.2)
                 if event is None:
                     continue
                 action = event.action
@@ -305,97 +290,8 @@ class Daemon(Service):
                     answer = Answer(False, action, text, "refused")
                 event.answer(answer)
         finally:
-            if self._camera is not None:
-                self._close(self._camera)
-                self._camera = None
-            for event in [*self._ready_actions, *self.hub.drain()]:
-                event.answer(Answer(False, event.action, "the daemon is stopping: not done", "refused"))
-
-    def _tend_camera(self) -> None:
-        """Reconnect after a config change or a loss (when due), and keep the body awake."""
-        now = time.monotonic()
-        if self._camera_changed.is_set():
-            self._camera_changed.clear()
-            if self._camera is not None:
-                log.info("camera settings changed: reconnecting")
-                self._drop_camera(None)
-                self._retry_at = now
-        if self._camera is None and now >= self._retry_at:
-            if self._connect():
-                self._backoff = 1.0
-            else:
-                self._retry_at = now + self._backoff
-                self._backoff = min(self._backoff * 2, max(1.0, self.cfg.camera.reconnect_max_seconds))
-            self._connected.set()
-        keep = self.cfg.camera.keep_alive_seconds
-        if self._camera is not None and keep > 0 and now - self._alive_at >= keep:
-            from medianscan.capture.camera import CameraError
-
-            self._alive_at = now
-            try:
-                self._camera.keep_alive()
-            except CameraError as exc:
-                self._drop_camera(str(exc))
-
-    def _next_action(self, timeout: float) -> TriggerEvent | None:
-        if self._ready_actions:
-            return self._ready_actions.popleft()
-        return self.hub.get_event(timeout)
-
-    def _sort_presses(self, burst_ended: float, stack: str) -> None:
-        """Presses that came during the burst of `stack`: the first capture/retake is kept (or none, per the
-        `press_during_burst` policy) and told it was queued, the others told they were ignored; later presses
-        and other actions keep their order."""
-        self._presses.clear()
-        for event in self.hub.drain():
-            during = event.at <= burst_ended
-            if self._presses.offer(event.action, during):
-                kept = during and event.action in FIRING
-                behind = f"the burst of {stack}"
-                self._ready_actions.append(dataclasses.replace(event, behind=behind) if kept else event)
-            else:
-                why = self._presses.why_ignored()
-                event.answer(Answer(False, event.action, f"{event.action} ignored: {why}", "ignored"))
-
-    def _connect(self) -> bool:
-        from medianscan.capture.camera import CameraError, open_camera
-
-        self.camera_status.state = "connecting"
-        camera = None
-        try:
-            camera = open_camera(self.cfg.camera)
-            ident = camera.connect()
-            self.camera_status.model, self.camera_status.port = ident.model, ident.port
-            settings = camera.lock()
-        except CameraError as exc:
-            if camera is not None:
-                self._close(camera)
-            if self.camera_status.error != str(exc):
-                log.warning("camera: %s", exc)
-            self.camera_status.state, self.camera_status.error = "not connected", str(exc)
-            return False
-        self._camera = camera
-        self._alive_at = time.monotonic()
-        self.camera_status.settings = dict(settings)
-        self.camera_status.state, self.camera_status.error = "ready", None
-        log.info("camera %s on %s ready; locked %s", ident.model, ident.port, settings)
-        return True
-
-    def _drop_camera(self, reason: str | None) -> None:
-        """Close the session (a reconnect needs a fresh Camera object); `reason` says why it was lost."""
-        if self._camera is not None:
-            self._close(self._camera)
-            self._camera = None
-        self.camera_status.state, self.camera_status.error = "not connected", reason
-        if reason:
-            self._retry_at = min(self._retry_at, time.monotonic() + 1.0)
-
-    @staticmethod
-    def _close(camera: Any) -> None:
-        try:
-            camera.close()
-        except Exception as exc:  # closing a camera that fell off the bus may fail any way it likes
-            log.debug("closing the camera: %s", exc)
+            self.link.close()
+            self.presses.refuse_all("the daemon is stopping: not done")
 
     def _act(self, action: Command) -> Answer:
         """Do one operator action on the camera thread; the answer says what really happened."""
@@ -441,14 +337,13 @@ class Daemon(Service):
         return moved
 
     def _capture(self) -> Answer:
-        from medianscan.capture.camera import BurstError, CameraError
 
-        if self._camera is None and not self._connect():
+        if self.link.camera is None and not self.link.connect():
             raise MedianscanError(f"cannot capture: {self.camera_status.error}")
         if not self._wait_for_room():
             return Answer(False, "capture", "capture not done: the daemon is stopping", "refused")
         self._check_space()
-        camera = self._camera
+        camera = self.link.camera
         assert camera is not None
         stack = self.library.new_stack(self.cfg.frames)
         self._busy = True
@@ -467,16 +362,16 @@ class Daemon(Service):
                 note=cut_off_note(len(raw_files(stack)), self.cfg.frames),
             )
             if not camera.connected:
-                self._drop_camera(str(exc))
+                self.link.drop(str(exc))
             raise MedianscanError(f"{stack.name}: {exc}") from exc
         except Exception as exc:  # a bug in a backend: the frames on disk are kept all the same
             self.library.mark(stack, State.INCOMPLETE, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
             self._busy = False
-            if self._camera is not None:
+            if self.link.camera is not None:
                 self.camera_status.state = "ready"
-            self._sort_presses(time.monotonic(), stack.name)
+            self.presses.sort(time.monotonic(), stack.name)
         seconds = record.seconds or time.monotonic() - started
         self.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds)
         last = record.frames[-1] if record.frames else None
@@ -531,7 +426,7 @@ class Daemon(Service):
             self.library = library
             self._hooks = self._make_hooks(cfg)
         if camera_changed:
-            self._camera_changed.set()
+            self.link.changed.set()
         return needs_restart
 
     # --- triggers -------------------------------------------------------------------------------------
