@@ -21,12 +21,10 @@ from typing import Any, Literal, NoReturn
 import yaml
 
 from medianscan.errors import MedianscanError
-from medianscan.vocabulary import Method
+from medianscan.vocabulary import Action, Method, Retention
 
 Backend = Literal["gphoto2", "simulated"]
 Strategy = Literal["capture", "trigger"]
-Retention = Literal["keep", "delete", "archive"]
-Action = Literal["capture", "retake", "new-roll", "pause", "resume"]
 
 
 @dataclass

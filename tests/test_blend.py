@@ -359,7 +359,7 @@ def test_a_burst_marked_incomplete_needs_force(
     assert code == 0 and (folder / "s_median.dng").is_file()
     m = read_manifest(folder)  # recorded exactly as the daemon records its blends
     assert m.state == State.BLENDED and m.error is None
-    assert m.blend["output"] == str(folder / "s_median.dng") and len(m.blend["frames"]) == 3
+    assert m.blend is not None and m.blend.output == folder / "s_median.dng" and len(m.blend.frames) == 3
     assert [h["state"] for h in m.history][-1] == "blended"
 
 

@@ -43,8 +43,8 @@ def record_warm_up() -> None:
         fh.write("warm\n")
 
 
-def collect(pool: BlendPool, count: int, timeout: float = 30.0) -> list[Outcome]:
-    out: list[Outcome] = []
+def collect(pool: BlendPool[Any, Any], count: int, timeout: float = 30.0) -> list[Outcome[Any]]:
+    out: list[Outcome[Any]] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:
         assert time.monotonic() < deadline, f"only {len(out)} of {count} outcomes after {timeout} s"
@@ -223,7 +223,7 @@ def _alive(pid: int) -> bool:
 
 def test_the_queue_needs_room() -> None:
     with pytest.raises(MedianscanError):
-        BlendPool(workers=0)
+        BlendPool(workers=0, job=gated_job)
 
 
 def test_a_group_wide_sigterm_leaves_the_running_blend_to_the_daemon(tmp_path: Path) -> None:

@@ -23,12 +23,13 @@ from medianscan.blend import checks, frames, sniff
 from medianscan.blend.frames import Frame, Kind
 from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.record import BlendResult, sidecar_json
 from medianscan.blend.shelf import allocate_stack, compact_good, return_freed_buffers_to_os
+from medianscan.blend.sidecar import sidecar_json
 from medianscan.blend.write import blend_into, combine_stack
 from medianscan.errors import BadFramesError, StackError
 from medianscan.library import contents
 from medianscan.library.contents import StackContents
+from medianscan.records import BlendRecord, LeftOut
 from medianscan.vocabulary import Method
 
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
@@ -66,7 +67,7 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
     return parents.pop(), found
 
 
-def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = None) -> BlendResult:
+def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = None) -> BlendRecord:
     """Blend a stack folder (or the frame files of one stack) and write the outputs beside the raws.
 
     Raises StackError, naming the frame and the reason, when the stack cannot be blended; then nothing is
@@ -121,13 +122,13 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
         noise = noise_ratio(stack, first, lambda part: combine_stack(part, options))
         seconds = time.perf_counter() - started
-        result = BlendResult(
+        result = BlendRecord(
             stack=stack_dir,
             output=main,
             sidecar=sidecar,
             extra_outputs=extra,
             frames=tuple(f.path for f in good),
-            dropped=tuple((p.frame, p.reason) for p in problems if p.frame is not None),
+            dropped=tuple(LeftOut(p.frame, p.reason) for p in problems if p.frame is not None),
             ignored=found.ignored,
             seconds=seconds,
             noise_ratio=noise,

@@ -12,9 +12,9 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.blend import frames, sniff
-from medianscan.blend.record import BlendResult
 from medianscan.errors import StackError
 from medianscan.outputs import tiff
+from medianscan.records import BlendRecord
 
 
 def output_digest(path: Path) -> str:
@@ -35,7 +35,7 @@ def output_digest(path: Path) -> str:
         raise StackError(f"{path}: the written DNG does not read back ({exc})") from exc
 
 
-def verify_output(result: BlendResult) -> None:
+def verify_output(result: BlendRecord) -> None:
     """Check a blend on disk against its sidecar (before raws are deleted or archived)."""
     try:
         record = json.loads(result.sidecar.read_text())

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.capture.control_socket import fallback_socket
-from medianscan.capture.events import DEFAULT_WAIT, SOCKET_NAME, WAIT, Command
+from medianscan.capture.events import DEFAULT_WAIT, SOCKET_NAME, WAIT
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
+from medianscan.vocabulary import Request
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _group_of(path: Path) -> str:
 # ------------------------------------------------------------------------------------------------------------
 # Keyboard
 
-KEYBOARD: dict[str, Command] = {
+KEYBOARD: dict[str, Request] = {
     "": "capture",
     "c": "capture",
     "r": "retake",

@@ -17,19 +17,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.events import (
-    COMMANDS,
-    DEFAULT_WAIT,
-    MAX_LINE,
-    SOCKET_NAME,
-    WAIT,
-    Answer,
-    Command,
-    Handler,
-    TriggerHub,
-)
+from medianscan.capture.events import DEFAULT_WAIT, MAX_LINE, SOCKET_NAME, WAIT, Answer, Handler, TriggerHub
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
+from medianscan.vocabulary import REQUESTS, Request
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +48,7 @@ def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> Handle
     """The usual handler: status answered from `status()`; every other action is put on the hub and its
     answer awaited (up to the request's "wait" seconds), so the client learns what really happened."""
 
-    def handle(action: Command, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(action: Request, request: dict[str, Any]) -> dict[str, Any]:
         if action == "status":
             return {"ok": True, "status": status()}
         wait = request.get("wait", DEFAULT_WAIT.get(action, WAIT))
@@ -202,10 +193,10 @@ class ControlServer:
         if not isinstance(request, dict):
             return {"ok": False, "error": 'a request is a JSON object such as {"action": "capture"}'}
         action = request.get("action")
-        if action not in COMMANDS:
-            return {"ok": False, "error": f"unknown action {action!r} (known: {', '.join(COMMANDS)})"}
+        if action not in REQUESTS:
+            return {"ok": False, "error": f"unknown action {action!r} (known: {', '.join(REQUESTS)})"}
         try:
-            reply = self.handler(typing.cast(Command, action), request)
+            reply = self.handler(typing.cast(Request, action), request)
         except MedianscanError as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:

@@ -13,21 +13,19 @@ import logging
 import queue
 import threading
 import time
-import typing
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from medianscan.vocabulary import FIRING, REQUESTS, Request
+
 log = logging.getLogger(__name__)
 
 
-Command = Literal["capture", "retake", "new-roll", "pause", "resume", "status"]
-COMMANDS: tuple[str, ...] = typing.get_args(Command)
-FIRING: tuple[str, ...] = ("capture", "retake")  # actions that run the camera, subject to PressPolicy
-Emit = Callable[[Command, str], None]  # (action, source name)
-Handler = Callable[[Command, dict[str, Any]], dict[str, Any]]  # control socket: (action, request) -> reply
+Emit = Callable[[Request, str], None]  # (action, source name)
+Handler = Callable[[Request, dict[str, Any]], dict[str, Any]]  # control socket: (action, request) -> reply
 SOCKET_NAME = "control.sock"
 DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0}  # seconds a client waits: a burst may be long
 WAIT = 30.0
@@ -43,7 +41,7 @@ class Answer:
     console's): no "sent" when a press was ignored."""
 
     ok: bool
-    action: Command
+    action: Request
     text: str  # one sentence: "frame-012: 9 frames in 4.2 s; advance the negative", "ignored: paused"
     outcome: Outcome = "done"
     stack: str | None = None  # the stack captured or set aside
@@ -66,7 +64,7 @@ class TriggerEvent:
     came during a burst. `reply`, when the source waits for an answer (the control socket), is resolved once
     the daemon has done, queued or refused it."""
 
-    action: Command
+    action: Request
     source: str
     at: float
     reply: Future[Answer] | None = dataclasses.field(default=None, compare=False)
@@ -93,8 +91,8 @@ class TriggerHub:
         self._queue: queue.Queue[TriggerEvent] = queue.Queue()
         self._sources: list[TriggerSource] = []
 
-    def emit(self, action: Command, source: str = "", reply: Future[Answer] | None = None) -> None:
-        if action not in COMMANDS:
+    def emit(self, action: Request, source: str = "", reply: Future[Answer] | None = None) -> None:
+        if action not in REQUESTS:
             log.warning("ignoring unknown action %r from %s", action, source or "a trigger")
             return
         log.info("%s from %s", action, source or "a trigger")
@@ -139,10 +137,10 @@ class PressPolicy:
 
     def __init__(self, mode: Literal["queue", "ignore"]) -> None:
         self.mode = mode
-        self._pending: Command | None = None
+        self._pending: Request | None = None
         self._lock = threading.Lock()
 
-    def offer(self, action: Command, busy: bool) -> bool:
+    def offer(self, action: Request, busy: bool) -> bool:
         """True: run `action` now (not busy) or it is now the pending press; False: it is dropped."""
         if not busy or action not in FIRING:
             return True
@@ -158,7 +156,7 @@ class PressPolicy:
             return "a burst was under way (triggers.press_during_burst: ignore)"
         return "a burst was under way and one press already waits for it"
 
-    def take(self) -> Command | None:
+    def take(self) -> Request | None:
         """The press that waited for the burst to finish (once), or None."""
         with self._lock:
             action, self._pending = self._pending, None

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from medianscan.capture.events import Emit
-from medianscan.config import Action, FootswitchConfig
+from medianscan.config import FootswitchConfig
 from medianscan.errors import MedianscanError
+from medianscan.vocabulary import Action
 
 log = logging.getLogger(__name__)
 

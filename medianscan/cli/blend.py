@@ -10,11 +10,11 @@ from typing import Any
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
-from medianscan.blend.record import BlendResult
 from medianscan.blend.verify import verify_output
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
 from medianscan.library import contents
 from medianscan.library.rolls import MANIFEST, State, mark, read_manifest
+from medianscan.records import BlendRecord
 from medianscan.vocabulary import METHODS
 
 
@@ -104,7 +104,7 @@ def _check_options(options: BlendOptions) -> None:
         raise MedianscanError("--level-tolerance and --max-shift must be above 0")
 
 
-def _record_in_manifest(stack: Path | list[Path], result: BlendResult) -> None:
+def _record_in_manifest(stack: Path | list[Path], result: BlendRecord) -> None:
     """A stack folder of the daemon's library (it has a stack.json) records the blend exactly as the daemon
     would: verified against its sidecar, then state blended with the blend's record."""
     if not isinstance(stack, Path) or not (stack / MANIFEST).is_file():
@@ -139,10 +139,10 @@ def _emit(as_json: bool, record: dict[str, Any]) -> None:
         print(json.dumps(record), flush=True)
 
 
-def _report(result: BlendResult, as_json: bool) -> None:
+def _report(result: BlendRecord, as_json: bool) -> None:
     """What was left out of the blend, on stderr (in JSON mode too: stdout holds the records)."""
-    for path, reason in result.dropped:
-        print(f"  dropped {path.name}: {reason}", file=sys.stderr)
+    for dropped in result.dropped:
+        print(f"  dropped {dropped.path.name}: {dropped.reason}", file=sys.stderr)
     notice = contents.notice(result.stack.name, result.ignored)
     if notice:
         print(f"medianscan: {notice}", file=sys.stderr)

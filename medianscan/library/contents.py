@@ -23,6 +23,7 @@ from pathlib import Path
 
 from medianscan.atomic import is_temp
 from medianscan.formats import FrameKind, Sniffed, kind_by_name
+from medianscan.records import LeftOut
 from medianscan.vocabulary import METHODS
 
 MANIFEST = "stack.json"  # the daemon's record of one stack (see medianscan.library.rolls)
@@ -76,17 +77,6 @@ def role(path: Path) -> Role:
 def candidates(folder: Path) -> list[Path]:
     """The files of a folder that could be frames, sorted by name (nothing is opened: for counts and sizes)."""
     return [p for p in sorted(folder.iterdir()) if p.is_file() and role(p) is Role.CANDIDATE]
-
-
-@dataclass(frozen=True)
-class LeftOut:
-    """A file of the stack that is not blended, and why (named in a notice and in the sidecar)."""
-
-    path: Path
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path.name}: {self.reason}"
 
 
 @dataclass(frozen=True)

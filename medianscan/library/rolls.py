@@ -21,17 +21,19 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.atomic import atomic_path, fsync_dir, is_temp, write_json
+from medianscan.atomic import fsync_dir, is_temp, write_json
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
 from medianscan.library.contents import MANIFEST
+from medianscan.library.retention import blended_raws, move_file, release
+from medianscan.records import BlendRecord
+from medianscan.vocabulary import RETENTIONS, Retention
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST", "Library", "Manifest", "State", "read_manifest"]
+__all__ = ["MANIFEST", "Library", "Manifest", "State", "move_file", "read_manifest"]
 DISCARDED = "discarded"
 MANIFEST_VERSION = 1
-RETENTIONS = ("keep", "delete", "archive")
 
 
 class State(enum.StrEnum):
@@ -84,8 +86,8 @@ class Manifest:
     created: str = field(default_factory=now)
     updated: str = field(default_factory=now)
     error: str | None = None
-    burst: Any = None  # the camera's BurstRecord as JSON
-    blend: Any = None  # the BlendResult as JSON
+    burst: dict[str, object] | None = None  # the camera's BurstRecord, as JSON (what the burst did)
+    blend: BlendRecord | None = None  # what the blend wrote and read
     capture_seconds: float | None = None
     blend_seconds: float | None = None
     retention: str | None = None  # what was done with the raws after the verified blend
@@ -104,6 +106,10 @@ class Manifest:
         try:
             kwargs = {k: v for k, v in data.items() if k in known}
             kwargs["state"] = State(kwargs["state"])
+            if kwargs.get("blend") is not None:
+                kwargs["blend"] = BlendRecord.from_json(kwargs["blend"])
+            if kwargs.get("burst") is not None and not isinstance(kwargs["burst"], dict):
+                raise ValueError("burst is not a JSON object")
             return cls(**kwargs)
         except (KeyError, TypeError, ValueError) as exc:
             raise MedianscanError(f"{source}: not a valid stack manifest ({exc})") from exc
@@ -136,7 +142,9 @@ def mark(stack: Path, state: State, **changes: Any) -> Manifest:
     for key, value in changes.items():
         if not hasattr(m, key) or key in {"state", "history", "version"}:
             raise TypeError(f"no manifest field {key!r}")
-        setattr(m, key, to_jsonable(value))
+        if key == "blend" and not (value is None or isinstance(value, BlendRecord)):
+            raise TypeError(f"blend must be a BlendRecord, not {type(value).__name__}")
+        setattr(m, key, value if key == "blend" else to_jsonable(value))
     m.state = state
     m.updated = now()
     m.history.append({"state": state.value, "at": m.updated})
@@ -216,7 +224,7 @@ class Library:
         *,
         roll_template: str = "{date}-roll{roll:03d}",
         frame_template: str = "frame-{frame:03d}",
-        retention: str = "keep",
+        retention: Retention = "keep",
         archive: Path | None = None,
         today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
@@ -467,39 +475,13 @@ class Library:
             m = manifest if manifest is not None else read_manifest(stack)
             if m.state != State.BLENDED:
                 raise MedianscanError(f"{stack}: raws are released only after a verified blend (now {m.state})")
-            raws = _blend_raws(stack, m)
-            if self.retention == "delete":
-                for raw in raws:
-                    raw.unlink(missing_ok=True)
-                fsync_dir(stack)
-                done = f"deleted {len(raws)} raws"
-            elif self.retention == "archive":
-                assert self.archive is not None
-                dest = self.archive / stack.parent.name / stack.name
-                dest.mkdir(parents=True, exist_ok=True)
-                for raw in raws:
-                    move_file(raw, dest / raw.name)
-                fsync_dir(stack)
-                done = f"moved {len(raws)} raws to {dest}"
-            else:
-                done = "kept"
+            raws = blended_raws(m.blend) if m.blend is not None else raw_files(stack)
+            archive = self.archive / stack.parent.name / stack.name if self.archive is not None else None
+            done = release(raws, self.retention, archive)
             m.retention = done
             m.updated = now()
             write_manifest(stack, m)
             return done
-
-
-def _blend_raws(stack: Path, m: Manifest) -> list[Path]:
-    """The raws named by the blend result (used and dropped), resolved inside this stack folder."""
-    names: list[str] = []
-    blend = m.blend if isinstance(m.blend, dict) else {}
-    names += [Path(str(p)).name for p in blend.get("frames", [])]
-    for dropped in blend.get("dropped", []):  # {"frame": path, "reason": text}
-        if isinstance(dropped, dict) and dropped.get("frame"):
-            names.append(Path(str(dropped["frame"])).name)
-    if not names:
-        names = [p.name for p in raw_files(stack)]
-    return [stack / n for n in dict.fromkeys(names) if (stack / n).is_file()]
 
 
 MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.blend.checks.MIN_FRAMES)
@@ -513,17 +495,6 @@ def cut_off_note(on_disk: int, expected: int) -> str:
     if on_disk == 0:
         return note + " (nothing to blend: retake it)"
     return note + f" (too few to blend, at least {MIN_BLEND_FRAMES} are needed: retake it)"
-
-
-def move_file(src: Path, dst: Path) -> None:
-    """Move a file without a window where it exists nowhere: rename, or copy + fsync + rename, then unlink."""
-    try:
-        src.replace(dst)
-    except OSError:
-        with atomic_path(dst) as tmp:
-            shutil.copyfile(src, tmp)
-        src.unlink()
-    fsync_dir(dst.parent)
 
 
 def _writer_alive(temp: Path) -> bool:

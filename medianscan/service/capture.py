@@ -28,22 +28,24 @@ from typing import Any
 
 from medianscan.capture.camera import BurstError, CameraError
 from medianscan.capture.control_socket import ControlServer, hub_handler, server_socket_path
-from medianscan.capture.events import Answer, Command, PressPolicy, PressQueue, TriggerHub
+from medianscan.capture.events import Answer, PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.rolls import Library, State, cut_off_note, raw_files, read_manifest
+from medianscan.records import BlendRecord
 from medianscan.service.camera_link import CameraLink, CameraStatus
-from medianscan.service.loop import Service, log_left_out, make_pool
+from medianscan.service.jobs import BlendTask
+from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
-from medianscan.service.pool import BlendPool, Event, Outcome, Started
+from medianscan.service.pool import Event, Outcome, Started
+from medianscan.vocabulary import ACTIONS, Request
 
-__all__ = ["ACTIONS", "CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cadence has it from
+__all__ = ["CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cadence has it from
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("capture", "retake", "new-roll", "pause", "resume")
 DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
 SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
 READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is retried in the background
@@ -64,7 +66,7 @@ class Daemon(Service):
         keyboard: bool = False,
         notifier: Notifier | None = None,
         triggers: bool = True,
-        pool: BlendPool | None = None,
+        pool: ServicePool | None = None,
     ) -> None:
         super().__init__(cfg, config_path=config_path, notifier=notifier)
         self.keyboard = keyboard
@@ -90,7 +92,7 @@ class Daemon(Service):
         """Queue an operator action (the control socket, the demo's automatic trigger and tests use this)."""
         if action not in ACTIONS:
             raise MedianscanError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
-        self.hub.emit(typing.cast(Command, action), "api")
+        self.hub.emit(typing.cast(Request, action), "api")
 
     def stop(self) -> None:
         """Ask `run()` to finish the running burst, leave the queue on disk and return (like SIGTERM)."""
@@ -118,8 +120,8 @@ class Daemon(Service):
                     "blend_seconds": m.blend_seconds,
                     "error": m.error,
                     "note": m.note,
-                    "output": m.blend.get("output") if isinstance(m.blend, dict) else None,
-                    "noise_ratio": m.blend.get("noise_ratio") if isinstance(m.blend, dict) else None,
+                    "output": None if m.blend is None else str(m.blend.output),
+                    "noise_ratio": None if m.blend is None else m.blend.noise_ratio,
                 }
             )
         try:
@@ -222,7 +224,7 @@ class Daemon(Service):
         from medianscan.blend.options import BlendOptions
 
         with self._lock:
-            ok = self.pool.submit(stack, BlendOptions.from_config(self.cfg.blend))
+            ok = self.pool.submit(stack, BlendTask(stack, BlendOptions.from_config(self.cfg.blend)))
             if ok:
                 self._in_pool.add(stack)
             return ok
@@ -237,14 +239,14 @@ class Daemon(Service):
             self._in_pool.discard(event.stack)
             self._finished(event)
 
-    def _finished(self, outcome: Outcome) -> None:
+    def _finished(self, outcome: Outcome[BlendRecord]) -> None:
         stack = outcome.stack
         if outcome.ok and outcome.result is not None:
             self.library.mark(stack, State.BLENDED, blend=outcome.result, blend_seconds=outcome.seconds, error=None)
-            output = Path(str(outcome.result.get("output", stack)))
+            output = outcome.result.output
             done = self.library.retain(stack) if self.library.retention != "keep" else "kept"
             log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
-            log_left_out(stack.name, outcome.result)
+            log_left_out(stack.name, outcome.result.ignored)
             self._blended(stack)
             self._hooks.fire("blend-done", stack, output)
             self._emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
@@ -293,7 +295,7 @@ class Daemon(Service):
             self.link.close()
             self.presses.refuse_all("the daemon is stopping: not done")
 
-    def _act(self, action: Command) -> Answer:
+    def _act(self, action: Request) -> Answer:
         """Do one operator action on the camera thread; the answer says what really happened."""
         if action == "capture":
             return self._press()

@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,26 +22,25 @@ from typing import Any
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
-from medianscan.library.contents import LeftOut
+from medianscan.records import BlendRecord, LeftOut
+from medianscan.service.jobs import BlendTask, blend_job, warm_up_blend
 from medianscan.service.notify import Notifier
-from medianscan.service.pool import BlendPool, Event, Job, blend_job, warm_up_blend
+from medianscan.service.pool import BlendPool, Event, Job
 
 Listener = Callable[[str, dict[str, Any]], None]
 
 
-def log_left_out(label: str, result: dict[str, Any]) -> None:
+def log_left_out(label: str, ignored: Sequence[LeftOut]) -> None:
     """The one-line notice naming the files a blend left out (a JPEG beside raws, a temp), in the journal."""
-    ignored = [
-        LeftOut(Path(str(i.get("file"))), str(i.get("reason")))
-        for i in result.get("ignored", [])
-        if isinstance(i, dict)
-    ]
     line = contents.notice(label, ignored)
     if line:
         logging.getLogger(__name__).warning("%s", line)
 
 
-def make_pool(cfg: Config, job: Job = blend_job) -> BlendPool:
+ServicePool = BlendPool[BlendTask, BlendRecord]  # what both modes blend with
+
+
+def make_pool(cfg: Config, job: Job[BlendTask, BlendRecord] = blend_job) -> ServicePool:
     """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
     warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend)
     return BlendPool(cfg.workers, cfg.queue_size, job=job, warm=warm)
@@ -52,7 +51,7 @@ class Service:
 
     stopping = "stopping"  # systemd's status while stopping
     stopping_log = "stopping"  # logged after the signal's name
-    pool: BlendPool  # set by each mode
+    pool: ServicePool  # set by each mode
 
     def __init__(self, cfg: Config, *, config_path: Path | None, notifier: Notifier | None) -> None:
         self.cfg = cfg

@@ -26,64 +26,64 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
-from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, MedianscanError, StackError
-
-if TYPE_CHECKING:
-    from medianscan.config import BlendConfig
+from medianscan.errors import MedianscanError
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[Path, Any], dict[str, Any]]  # (stack folder, options) -> result JSON; raises on failure
+T = TypeVar("T")  # what a worker is given with each stack (the blend task)
+R = TypeVar("R")  # what it gives back (the blend record)
+Job = Callable[[Path, T], R]  # (stack, task) -> result; raises MedianscanError with the reason on failure
 WarmUp = Callable[[], None]
 
 _PR_SET_PDEATHSIG = 1
 NICE = 10  # blend workers' CPU niceness: capture first, yet blends still get ~10% against a busy nice-0 process
 
 
-def blend_job(stack: Path, options: Any) -> dict[str, Any]:
-    """The real job: blend the stack folder, read the written DNG back, return the result as JSON."""
-    from medianscan.blend.pipeline import blend_stack
-    from medianscan.blend.verify import verify_output
-
-    try:
-        result = blend_stack(stack, options)
-    except BadFramesError as exc:
-        raise StackError(exc.hinted(DROP_HINT_CONFIG)) from None
-    verify_output(result)
-    data: dict[str, Any] = result.to_json()
-    return data
-
-
-def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
-    """Import the blend engine and compile or load the kernels a stack of `frames` frames uses before the first
-    stack: the blend itself, and the (frames - 1)-frame blend its noise measurement makes (see blend.noise_ratio),
-    with the configured method and its parameters.
-
-    Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`.
-    """
-    from medianscan.blend import pipeline as _blend  # noqa: F401 - imported for its start-up cost
-    from medianscan.blend.combine import warm_up
-    from medianscan.config import BlendConfig
-
-    cfg = blend or BlendConfig()
-    for n in (frames, frames - 1):
-        warm_up(
-            n,
-            methods=(cfg.method,),
-            kappa=cfg.kappa,
-            iterations=cfg.iterations,
-            winsor_fraction=cfg.winsor_fraction,
-        )
+# --- the messages on a worker's pipe ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """A finished stack: the blend result JSON, or the one-sentence reason it failed."""
+class _Task(Generic[T]):
+    """Parent -> worker: blend this stack."""
 
     stack: Path
-    result: dict[str, Any] | None
+    task: T
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """Parent -> worker: no more stacks; exit."""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """Worker -> parent: warmed up, ready for a stack."""
+
+    pid: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Done(Generic[R]):
+    """Worker -> parent: a stack finished, with its result or the one-sentence reason it failed."""
+
+    stack: Path
+    result: R | None
+    error: str | None
+    seconds: float
+
+
+# --- what the pool reports ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """A finished stack: its result, or the one-sentence reason it failed."""
+
+    stack: Path
+    result: R | None
     error: str | None
     seconds: float
     worker: int
@@ -101,7 +101,7 @@ class Started:
     worker: int
 
 
-Event = Started | Outcome
+Event = Started | Outcome[Any]
 
 
 def _die_with_parent(parent: int) -> None:
@@ -120,7 +120,7 @@ def _yield_to_capture() -> None:
         os.nice(NICE)
 
 
-def _serve(conn: Connection, parent: int, job: Job, warm: WarmUp | None) -> None:
+def _serve(conn: Connection, parent: int, job: Job[T, R], warm: WarmUp | None) -> None:
     """The worker process: warm up, then blend each stack the parent sends until it sends None."""
     _die_with_parent(parent)
     _yield_to_capture()
@@ -134,7 +134,7 @@ def _serve(conn: Connection, parent: int, job: Job, warm: WarmUp | None) -> None
             warm()
         except Exception:
             log.exception("blend worker warm-up failed")
-    conn.send(("ready", os.getpid(), time.monotonic() - started))
+    conn.send(_Ready(os.getpid(), time.monotonic() - started))
     while True:
         try:
             while not conn.poll(1.0):
@@ -143,20 +143,19 @@ def _serve(conn: Connection, parent: int, job: Job, warm: WarmUp | None) -> None
             task = conn.recv()
         except (EOFError, OSError):
             return
-        if task is None:
+        if not isinstance(task, _Task):
             return
-        stack, options = task
+        stack = task.stack
         t0 = time.monotonic()
         try:
-            result = job(Path(stack), options)
-            reply: tuple[Any, ...] = ("done", stack, result, None, time.monotonic() - t0)
+            reply: _Done[R] = _Done(stack, job(stack, task.task), None, time.monotonic() - t0)
         except MedianscanError as exc:
-            reply = ("done", stack, None, str(exc), time.monotonic() - t0)
+            reply = _Done(stack, None, str(exc), time.monotonic() - t0)
         except Exception as exc:  # a bug in a decoder or kernel: report it, keep serving
             detail = traceback.format_exc(limit=-3)
             log.error("blend of %s crashed:\n%s", stack, detail)
-            reply = ("done", stack, None, f"blending failed unexpectedly: {type(exc).__name__}: {exc}",
-                     time.monotonic() - t0)  # fmt: skip
+            failed = f"blending failed unexpectedly: {type(exc).__name__}: {exc}"
+            reply = _Done(stack, None, failed, time.monotonic() - t0)
         try:
             conn.send(reply)
         except (OSError, ValueError):
@@ -174,7 +173,7 @@ class _Worker:
     cancelled: bool = False
 
 
-class BlendPool:
+class BlendPool(Generic[T, R]):
     """Blend worker processes behind a bounded queue of stack paths.
 
     `submit` never blocks: it returns False when the queue is full, which is the daemon's back-pressure
@@ -187,7 +186,7 @@ class BlendPool:
         workers: int = 1,
         queue_size: int = 4,
         *,
-        job: Job = blend_job,
+        job: Job[T, R],
         warm: WarmUp | None = None,
     ) -> None:
         if workers < 1 or queue_size < 1:
@@ -198,9 +197,9 @@ class BlendPool:
         self.warm = warm
         self._ctx = mp.get_context("spawn")
         self._lock = threading.Lock()
-        self._waiting: deque[tuple[Path, Any]] = deque()
+        self._waiting: deque[tuple[Path, T]] = deque()
         self._workers: list[_Worker] = []
-        self._events: list[Event] = []
+        self._events: list[Started | Outcome[R]] = []
         self._next_number = 0
         self._crashes: deque[float] = deque(maxlen=5)
         self._respawn_at = 0.0
@@ -244,7 +243,7 @@ class BlendPool:
                 w.process.kill()  # its stack stays on disk as it was; a half-written output is only a temp
             else:
                 with contextlib.suppress(OSError, ValueError):
-                    w.conn.send(None)
+                    w.conn.send(_Stop())
         deadline = time.monotonic() + timeout
         for w in workers:
             w.process.join(max(0.0, deadline - time.monotonic()))
@@ -256,7 +255,7 @@ class BlendPool:
 
     # --- the queue ------------------------------------------------------------------------------------
 
-    def submit(self, stack: Path, options: Any) -> bool:
+    def submit(self, stack: Path, options: T) -> bool:
         """Queue a stack to blend with `options`; False (nothing queued) when the queue is full."""
         with self._lock:
             if self._stopped:
@@ -317,7 +316,7 @@ class BlendPool:
             if w.ready and w.stack is None and w.process.is_alive():
                 stack, options = self._waiting.popleft()
                 try:
-                    w.conn.send((str(stack), options))
+                    w.conn.send(_Task(stack, options))
                 except (OSError, ValueError):
                     self._waiting.appendleft((stack, options))  # dead pipe: poll() replaces the worker
                     continue
@@ -326,7 +325,7 @@ class BlendPool:
 
     # --- results --------------------------------------------------------------------------------------
 
-    def poll(self, timeout: float = 0.0) -> list[Event]:
+    def poll(self, timeout: float = 0.0) -> list[Started | Outcome[R]]:
         """Wait up to `timeout` seconds for news; returns started and finished stacks, in order."""
         with self._lock:
             if self._events:
@@ -350,12 +349,11 @@ class BlendPool:
         try:
             while w.conn.poll():
                 message = w.conn.recv()
-                if message[0] == "ready":
+                if isinstance(message, _Ready):
                     w.ready = True
-                    log.info("blend worker %d ready after %.1f s", w.number, message[2])
-                elif message[0] == "done" and w.stack is not None and str(w.stack) == message[1]:
-                    _, _, result, error, seconds = message
-                    self._events.append(Outcome(w.stack, result, error, seconds, w.number))
+                    log.info("blend worker %d ready after %.1f s", w.number, message.seconds)
+                elif isinstance(message, _Done) and w.stack is not None and w.stack == message.stack:
+                    self._events.append(Outcome(w.stack, message.result, message.error, message.seconds, w.number))
                     w.stack = None
         except (EOFError, OSError):
             pass

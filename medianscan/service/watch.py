@@ -17,19 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.atomic import fsync_dir
 from medianscan.blend.options import BlendOptions
 from medianscan.config import Config, WatchConfig
-from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, MedianscanError, StackError
+from medianscan.errors import MedianscanError
+from medianscan.library.retention import blended_raws, release
+from medianscan.records import BlendRecord
 from medianscan.service.hotfolder.grouping import TICK_SECONDS, Grouping, Stack, is_temp_name
 from medianscan.service.hotfolder.observer import observe
 from medianscan.service.hotfolder.planner import Planner
 from medianscan.service.hotfolder.tracker import HotFolder
-from medianscan.service.loop import Service, log_left_out, make_pool
+from medianscan.service.jobs import BlendTask
+from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
-from medianscan.service.pool import BlendPool, Event, Started
+from medianscan.service.pool import Event, Started
 
-__all__ = ["Grouping", "WatchService", "blend_frames_job", "is_temp_name", "watch_config"]
+__all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +53,6 @@ class _Entry:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
-def blend_frames_job(key: Path, stack: Stack) -> dict[str, Any]:
-    """The pool's job in watch mode: blend exactly the frames planned (so the sidecar hashes are the ones we
-    compare with), read the written output back, return the result as JSON."""
-    from medianscan.blend.pipeline import blend_stack
-    from medianscan.blend.verify import verify_output
-
-    del key
-    try:
-        result = blend_stack(list(stack.frames), stack.options)
-    except BadFramesError as exc:
-        raise StackError(exc.hinted(DROP_HINT_CONFIG)) from None
-    verify_output(result)
-    data: dict[str, Any] = result.to_json()
-    return data
-
-
 class WatchService(Service):
     """`medianscan watch` and the daemon's `mode: watch`: `run()` serves until stopped; `run_once()` catches up.
 
@@ -82,7 +68,7 @@ class WatchService(Service):
         *,
         config_path: Path | None = None,
         notifier: Notifier | None = None,
-        pool: BlendPool | None = None,
+        pool: ServicePool | None = None,
         control: bool = True,
     ) -> None:
         watch = cfg.watch
@@ -92,7 +78,7 @@ class WatchService(Service):
         if not root.is_dir():
             raise MedianscanError(f"{root}: no such folder to watch")
         super().__init__(cfg, config_path=config_path, notifier=notifier)
-        self.pool = pool if pool is not None else make_pool(cfg, job=blend_frames_job)
+        self.pool = pool if pool is not None else make_pool(cfg)
         self.use_control = control
         self.hot = HotFolder(
             root,
@@ -196,7 +182,7 @@ class WatchService(Service):
         if not self._pool_started:  # --once with nothing to blend starts no worker
             self._pool_started = True
             self.pool.start()
-        ok = self.pool.submit(stack.key, stack)
+        ok = self.pool.submit(stack.key, BlendTask(stack.frames, stack.options))
         if ok:
             self.blends += 1
             log.info("%s: %d frame(s) queued for blending", stack.key, len(stack.frames))
@@ -209,15 +195,15 @@ class WatchService(Service):
         stack = self.hot.finished(event.stack, event.error)
         n = len(stack.frames) if stack is not None else 0
         if event.ok and event.result is not None:
-            output = Path(str(event.result.get("output", event.stack)))
+            output = event.result.output
             kept = self._retain(event.result)
             log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
-            log_left_out(event.stack.name, event.result)
+            log_left_out(event.stack.name, event.result.ignored)
             self._blended(event.stack)
             self.recent.append(
                 _Entry(
                     str(event.stack), "blended", n, event.seconds, None, str(output),
-                    event.result.get("noise_ratio"), None if kept == "kept" else f"raws {kept}",
+                    event.result.noise_ratio, None if kept == "kept" else f"raws {kept}",
                 )
             )  # fmt: skip
             self._hooks.fire("blend-done", event.stack, output)
@@ -227,28 +213,16 @@ class WatchService(Service):
             self.recent.append(_Entry(str(event.stack), "failed", n, event.seconds, message))
             self._error(message, event.stack)
 
-    def _retain(self, result: dict[str, Any]) -> str:
-        """The daemon's retention policy applied to the raws the blend read (and any it dropped)."""
-        policy = self.cfg.retention
-        if policy == "keep":
+    def _retain(self, record: BlendRecord) -> str:
+        """The configured retention applied to the raws the blend read (and any it dropped); an archive keeps
+        the folders below the watched folder."""
+        raws = blended_raws(record)
+        if not raws:
             return "kept"
-        from medianscan.library.rolls import move_file
-
-        raws = [Path(str(p)) for p in result.get("frames", [])]
-        raws += [Path(str(d["frame"])) for d in result.get("dropped", []) if isinstance(d, dict) and d.get("frame")]
-        raws = [p for p in dict.fromkeys(raws) if p.is_file()]
-        if policy == "delete":
-            for raw in raws:
-                raw.unlink(missing_ok=True)
-            if raws:
-                fsync_dir(raws[0].parent)
-            return f"deleted {len(raws)}"
-        assert self.cfg.archive is not None  # the config loader requires it with `retention: archive`
-        for raw in raws:
-            dest = Path(self.cfg.archive).expanduser() / raw.parent.relative_to(self.hot.root)
-            dest.mkdir(parents=True, exist_ok=True)
-            move_file(raw, dest / raw.name)
-        return f"moved {len(raws)} to {self.cfg.archive}"
+        archive = None
+        if self.cfg.archive is not None:
+            archive = Path(self.cfg.archive).expanduser() / raws[0].parent.relative_to(self.hot.root)
+        return release(raws, self.cfg.retention, archive)
 
     def _start_control(self) -> None:
         from medianscan.capture.control_socket import ControlServer, server_socket_path

@@ -26,7 +26,7 @@ from pathlib import Path
 from medianscan.blend import checks, frames
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import output_paths
-from medianscan.blend.record import recorded_frames
+from medianscan.blend.sidecar import recorded_frames
 from medianscan.library import contents
 from medianscan.service.hotfolder.files import _Facts, _File, _Folder, _signature
 from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, Stack, is_ours, is_temp_name

@@ -1,5 +1,6 @@
-"""What a blend wrote and what went into it: the record that crosses from the worker to the daemon, the manifest,
-the watch service and status, and the sidecar JSON written beside every blend.
+"""The sidecar JSON written beside every blend: method, parameters, every frame with its hash, exposure, level and
+shift, frames rejected or left out and why, camera, versions and timings; and reading back which files a sidecar
+says were blended (to skip stacks already blended).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ import json
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,41 +18,11 @@ from medianscan import __version__
 from medianscan.blend import checks, frames
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
-from medianscan.library.contents import LeftOut
-
-
-@dataclass(frozen=True)
-class BlendResult:
-    """What a blend wrote and what went into it."""
-
-    stack: Path
-    output: Path
-    sidecar: Path
-    extra_outputs: tuple[Path, ...]
-    frames: tuple[Path, ...]
-    dropped: tuple[tuple[Path, str], ...]
-    seconds: float
-    noise_ratio: float | None  # noise of the blend / noise of one frame, measured (see noise_ratio)
-    timings: dict[str, float] = field(default_factory=dict)
-    ignored: tuple[LeftOut, ...] = ()  # files of the stack that are not frames of this blend, with the reason
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stack": str(self.stack),
-            "output": str(self.output),
-            "sidecar": str(self.sidecar),
-            "extra_outputs": [str(p) for p in self.extra_outputs],
-            "frames": [str(p) for p in self.frames],
-            "dropped": [{"frame": str(p), "reason": r} for p, r in self.dropped],
-            "ignored": [{"file": str(i.path), "reason": i.reason} for i in self.ignored],
-            "seconds": round(self.seconds, 3),
-            "noise_ratio": None if self.noise_ratio is None else round(self.noise_ratio, 4),
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
+from medianscan.records import BlendRecord
 
 
 def sidecar_json(
-    result: BlendResult,
+    result: BlendRecord,
     *,
     options: BlendOptions,
     good: Sequence[Frame],
@@ -92,7 +62,9 @@ def sidecar_json(
             }
             for f in good
         ],
-        "rejected": [{"file": p.name, "reason": r, "sha256": frames.file_sha256(p)} for p, r in result.dropped],
+        "rejected": [
+            {"file": d.path.name, "reason": d.reason, "sha256": frames.file_sha256(d.path)} for d in result.dropped
+        ],
         "ignored": [
             {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
         ],
