@@ -240,8 +240,8 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("BlendConfig", "kappa"): _at_least(0, strict=True),
     ("BlendConfig", "iterations"): _at_least(1),
     ("BlendConfig", "winsor_fraction"): _winsor,
-    ("BlendConfig", "level_tolerance"): _at_least(0),
-    ("BlendConfig", "max_shift_px"): _at_least(0),
+    ("BlendConfig", "level_tolerance"): _at_least(0, strict=True),  # 0 would refuse every real stack
+    ("BlendConfig", "max_shift_px"): _at_least(0, strict=True),
     ("FootswitchConfig", "device"): _device,
     ("FootswitchConfig", "debounce_ms"): _at_least(0),
     ("WatchConfig", "group"): _group,
@@ -249,7 +249,20 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("WatchConfig", "frames"): _at_least(3),
     ("WatchConfig", "settle_seconds"): _at_least(0, strict=True),
 }
+
+
 # Checks of each key of a dict field, and of each item of a list field (so the error points at its line).
+def blend_problems(blend: BlendConfig, spell: typing.Callable[[str], str] = str) -> list[str]:
+    """Every blend option out of range, as "name: what is wrong" (`spell` names it: a config key or a CLI flag):
+    the one rule the config loader and `medianscan blend` share."""
+    problems = []
+    for f in dataclasses.fields(BlendConfig):
+        check = _CHECKS.get(("BlendConfig", f.name))
+        if check is not None and (problem := check(getattr(blend, f.name))):
+            problems.append(f"{spell(f.name)}: {problem}")
+    return problems
+
+
 _KEY_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("FootswitchConfig", "keys"): _key_name,
 }

@@ -266,3 +266,27 @@ def test_config_check_reports_every_problem_in_the_file(tmp_path: Path, capsys: 
         f"medianscan: {path}:7: camera.backend: expected one of 'gphoto2', 'simulated', got 'gphot' "
         "(did you mean 'gphoto2'?)",
     ]
+
+
+def test_blend_options_are_checked_by_one_rule_in_the_config_and_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`level_tolerance: 0` (which would refuse every real stack) is refused alike by the config and by
+    `medianscan blend`, with the same words; the CLI's defaults are the config's."""
+    from medianscan.cli import build_parser, main
+    from medianscan.config import BlendConfig
+
+    with pytest.raises(ConfigError, match="blend.level_tolerance: must be greater than 0, got 0"):
+        parse_config("blend:\n  level_tolerance: 0\n")
+    assert main(["blend", str(tmp_path), "--level-tolerance", "0", "--max-shift", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--level-tolerance: must be greater than 0, got 0.0; --max-shift: must be greater than 0, got 0.0" in err
+    args = build_parser().parse_args(["blend", str(tmp_path)])
+    defaults = BlendConfig()
+    assert (args.kappa, args.iterations, args.winsor_fraction, args.level_tolerance, args.max_shift) == (
+        defaults.kappa,
+        defaults.iterations,
+        defaults.winsor_fraction,
+        defaults.level_tolerance,
+        defaults.max_shift_px,
+    )

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from medianscan.errors import MedianscanError
-from medianscan.records import BlendRecord, LeftOut
 from medianscan.library.rolls import MANIFEST, Library, State, move_file, raw_files, read_manifest
+from medianscan.records import BlendRecord, LeftOut
 
 DAY = dt.date(2026, 11, 23)
 

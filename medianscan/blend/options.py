@@ -1,44 +1,27 @@
-"""How to blend: the knobs of the config's `blend` section, plus where the output goes."""
+"""How to blend: the knobs of the config's `blend` section (defined and checked once, in BlendConfig), plus where
+the output goes. The CLI, the daemon and the hot folder all build their options from it."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.config import BlendConfig
-from medianscan.vocabulary import Method
+from medianscan.config import BlendConfig, blend_problems
+from medianscan.errors import MedianscanError
 
 
-@dataclass(frozen=True)
-class BlendOptions:
-    """How to blend (the same knobs as the `blend` section of the config)."""
+@dataclass
+class BlendOptions(BlendConfig):
+    """A BlendConfig and the explicit output file, if any (default <stack>/<stack name>_<method>.<ext>)."""
 
-    method: Method = "median"
-    kappa: float = 3.0
-    iterations: int = 5
-    winsor_fraction: float = 0.2
-    level_tolerance: float = 0.03
-    max_shift_px: float = 0.5
-    drop_bad_frames: bool = False
-    tiff: bool = False
-    compress: bool = False
-    output: Path | None = None  # explicit output file; default <stack>/<stack name>_<method>.<ext>
+    output: Path | None = None
 
     @classmethod
     def from_config(cls, cfg: BlendConfig, **overrides: Any) -> BlendOptions:
-        fields = {
-            name: getattr(cfg, name)
-            for name in (
-                "method",
-                "kappa",
-                "iterations",
-                "winsor_fraction",
-                "level_tolerance",
-                "max_shift_px",
-                "drop_bad_frames",
-                "tiff",
-                "compress",
-            )
-        }
-        return cls(**{**fields, **overrides})
+        options = cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(BlendConfig)}, **overrides)
+        problems = blend_problems(options)
+        if problems:
+            raise MedianscanError("; ".join(problems))
+        return options
