@@ -157,7 +157,7 @@ def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | Non
     """A folder-name template, checked by the very class the library formats it with (one set of rules)."""
 
     def check(value: Any) -> str | None:
-        from medianscan.library.rolls import Template  # the library imports nothing from here; lazy all the same
+        from medianscan.library.names import Template  # the library imports nothing from here; lazy all the same
 
         try:
             Template(value, counter, what)

@@ -24,7 +24,7 @@ from medianscan.blend.verify import verify_output
 from medianscan.cli import main
 from medianscan.errors import StackError
 from medianscan.library.contents import read_folder
-from medianscan.library.rolls import Manifest, State, read_manifest, write_manifest
+from medianscan.library.manifest import Manifest, State, read_manifest, write_manifest
 from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
 
 SIGMA = 20.0
@@ -364,7 +364,7 @@ def test_a_burst_marked_incomplete_needs_force(
 
 
 def test_a_burst_cut_off_before_enough_frames_does_not_suggest_force() -> None:
-    from medianscan.library.rolls import cut_off_note
+    from medianscan.library.recovery import cut_off_note
 
     assert "--force" in cut_off_note(5, 9)
     assert "--force" not in cut_off_note(0, 9) and "nothing to blend" in cut_off_note(0, 9)

@@ -276,7 +276,7 @@ def test_blend_options_are_checked_by_one_rule_in_the_config_and_on_the_command_
     from medianscan.cli import build_parser, main
     from medianscan.config import BlendConfig
 
-    with pytest.raises(ConfigError, match="blend.level_tolerance: must be greater than 0, got 0"):
+    with pytest.raises(ConfigError, match=r"blend\.level_tolerance: must be greater than 0, got 0"):
         parse_config("blend:\n  level_tolerance: 0\n")
     assert main(["blend", str(tmp_path), "--level-tolerance", "0", "--max-shift", "0"]) == 2
     err = capsys.readouterr().err

@@ -29,7 +29,9 @@ from medianscan.blend.verify import verify_output
 from medianscan.capture.control_client import request
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
-from medianscan.library.rolls import MANIFEST, State, raw_files, read_manifest
+from medianscan.library.contents import MANIFEST
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.rolls import raw_files
 from medianscan.records import BlendRecord
 from medianscan.service.capture import Daemon
 from medianscan.service.jobs import BlendTask

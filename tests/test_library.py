@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from medianscan.errors import MedianscanError
-from medianscan.library.rolls import MANIFEST, Library, State, move_file, raw_files, read_manifest
+from medianscan.library.contents import MANIFEST
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.retention import move_file
+from medianscan.library.rolls import Library, raw_files
 from medianscan.records import BlendRecord, LeftOut
 
 DAY = dt.date(2026, 11, 23)

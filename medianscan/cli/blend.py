@@ -14,7 +14,8 @@ from medianscan.blend.verify import verify_output
 from medianscan.config import BlendConfig, blend_problems
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
 from medianscan.library import contents
-from medianscan.library.rolls import MANIFEST, State, mark, read_manifest
+from medianscan.library.contents import MANIFEST
+from medianscan.library.manifest import State, mark, read_manifest
 from medianscan.records import BlendRecord
 from medianscan.vocabulary import METHODS
 

@@ -1,155 +1,32 @@
-"""The library on disk: roll and frame folders, one `stack.json` manifest per stack, recovery and retention.
+"""The library on disk: roll and frame folders under one root, their names, retake, and the start-up scan.
 
-The folders are the source of truth. Every state change is an atomic manifest write, so after a crash or
-`kill -9` a scan of the library says exactly what was pending: captured or half-blended stacks are queued
-again, a burst cut off midway is marked incomplete and kept, and interrupted writes (`.part` temps) are
-removed. Nothing here ever deletes a raw except the `delete` retention after a verified blend.
+The folders are the source of truth. After a crash or `kill -9` a scan of the library says exactly what was
+pending: captured or half-blended stacks are queued again, a burst cut off midway is marked incomplete and kept,
+and interrupted writes (`.part` temps) are removed. Nothing here ever deletes a raw except the `delete`
+retention after a verified blend.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import logging
-import os
-import re
 import shutil
-import string
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.atomic import fsync_dir, is_temp, write_json
+from medianscan.atomic import fsync_dir, is_temp
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
 from medianscan.library.contents import MANIFEST
-from medianscan.library.retention import blended_raws, move_file, release
-from medianscan.records import BlendRecord
+from medianscan.library.manifest import DISCARDED, PENDING, Manifest, State, mark, now, read_manifest, write_manifest
+from medianscan.library.names import Template
+from medianscan.library.recovery import Recovery, _writer_alive, cut_off_note
+from medianscan.library.retention import blended_raws, release
 from medianscan.vocabulary import RETENTIONS, Retention
 
 log = logging.getLogger(__name__)
-
-__all__ = ["MANIFEST", "Library", "Manifest", "State", "move_file", "read_manifest"]
-DISCARDED = "discarded"
-MANIFEST_VERSION = 1
-
-
-class State(enum.StrEnum):
-    """A stack's life: capturing -> captured -> blending -> blended | failed; cut-off bursts: incomplete."""
-
-    CAPTURING = "capturing"
-    CAPTURED = "captured"
-    BLENDING = "blending"
-    BLENDED = "blended"
-    FAILED = "failed"
-    INCOMPLETE = "incomplete"
-
-
-PENDING = (State.CAPTURED, State.BLENDING)
-
-
-def now() -> str:
-    """Local wall-clock time with its offset, as manifests record it."""
-    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-def to_jsonable(obj: object) -> Any:  # noqa: PLR0911 - one return per JSON kind
-    """Plain JSON data from a record: `to_json()` if it has one, dataclass fields, paths as strings."""
-    to_json = getattr(obj, "to_json", None)
-    if callable(to_json):
-        return to_jsonable(to_json())
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return obj
-    return str(obj)
-
-
-@dataclass
-class Manifest:
-    """What `stack.json` holds: the state, its error text, the burst record and the blend result."""
-
-    state: State
-    roll: str
-    frame: str
-    frames_expected: int
-    created: str = field(default_factory=now)
-    updated: str = field(default_factory=now)
-    error: str | None = None
-    burst: dict[str, object] | None = None  # the camera's BurstRecord, as JSON (what the burst did)
-    blend: BlendRecord | None = None  # what the blend wrote and read
-    capture_seconds: float | None = None
-    blend_seconds: float | None = None
-    retention: str | None = None  # what was done with the raws after the verified blend
-    note: str | None = None  # e.g. why a stack is incomplete
-    history: list[dict[str, str]] = field(default_factory=list)
-    version: int = MANIFEST_VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], source: Path) -> Manifest:
-        """Parse a manifest; a damaged one is a MedianscanError naming the file."""
-        known = {f.name for f in fields(cls)}
-        try:
-            kwargs = {k: v for k, v in data.items() if k in known}
-            kwargs["state"] = State(kwargs["state"])
-            if kwargs.get("blend") is not None:
-                kwargs["blend"] = BlendRecord.from_json(kwargs["blend"])
-            if kwargs.get("burst") is not None and not isinstance(kwargs["burst"], dict):
-                raise ValueError("burst is not a JSON object")
-            return cls(**kwargs)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MedianscanError(f"{source}: not a valid stack manifest ({exc})") from exc
-
-
-def read_manifest(stack: Path) -> Manifest:
-    """The manifest of the stack folder `stack`."""
-    import json
-
-    path = stack / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise MedianscanError(f"{stack}: no {MANIFEST} here, so this is not a stack folder") from exc
-    except (OSError, ValueError) as exc:
-        raise MedianscanError(f"{path}: cannot read the stack manifest ({exc})") from exc
-    if not isinstance(data, dict):
-        raise MedianscanError(f"{path}: not a valid stack manifest (not a JSON object)")
-    return Manifest.from_json(data, path)
-
-
-def write_manifest(stack: Path, manifest: Manifest) -> None:
-    write_json(stack / MANIFEST, manifest.to_json())
-
-
-def mark(stack: Path, state: State, **changes: Any) -> Manifest:
-    """Move the stack folder `stack` to `state`, recording the other manifest fields given, atomically (the
-    daemon's `Library.mark` under its lock; `medianscan blend` on a stack of the library directly)."""
-    m = read_manifest(stack)
-    for key, value in changes.items():
-        if not hasattr(m, key) or key in {"state", "history", "version"}:
-            raise TypeError(f"no manifest field {key!r}")
-        if key == "blend" and not (value is None or isinstance(value, BlendRecord)):
-            raise TypeError(f"blend must be a BlendRecord, not {type(value).__name__}")
-        setattr(m, key, value if key == "blend" else to_jsonable(value))
-    m.state = state
-    m.updated = now()
-    m.history.append({"state": state.value, "at": m.updated})
-    write_manifest(stack, m)
-    return m
 
 
 def raw_files(stack: Path) -> list[Path]:
@@ -159,57 +36,6 @@ def raw_files(stack: Path) -> list[Path]:
 
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-
-
-class Template:
-    """A folder-name template such as `{date}-roll{roll:03d}`: formats names and recognises them."""
-
-    def __init__(self, text: str, counter: str, what: str) -> None:
-        self.text = text
-        self.counter = counter
-        allowed = {"date", counter}
-        pattern = ""
-        seen: set[str] = set()
-        for literal, name, _spec, conversion in string.Formatter().parse(text):
-            pattern += re.escape(literal)
-            if name is None:
-                continue
-            if name not in allowed or conversion:
-                raise MedianscanError(f"{what} {text!r} uses {{{name}}}: only {{date}} and {{{counter}}} are available")
-            group = r"\d+" if name == counter else r".+?"
-            pattern += f"(?P<{name}>{group})" if name not in seen else f"(?:{group})"
-            seen.add(name)
-        self.uses_counter = counter in seen
-        if what == "frame_template" and not self.uses_counter:
-            raise MedianscanError(f"frame_template {text!r} must contain {{frame}} to number the frames")
-        self.regex = re.compile(pattern + "$")
-        try:
-            sample = self.format(1, dt.date(2000, 1, 2))
-        except (ValueError, KeyError, IndexError) as exc:
-            raise MedianscanError(f"{what} {text!r} cannot be formatted ({exc})") from exc
-        if not sample or "/" in sample or sample.startswith(".") or sample == DISCARDED:
-            raise MedianscanError(f"{what} {text!r} does not give a usable folder name (got {sample!r})")
-
-    def format(self, number: int, date: dt.date) -> str:
-        return self.text.format(**{"date": date, self.counter: number})
-
-    def number(self, name: str) -> int | None:
-        """The counter in a folder name made by this template, or None if the name is not one of ours."""
-        match = self.regex.match(name)
-        if match is None:
-            return None
-        return int(match.group(self.counter)) if self.uses_counter else 0
-
-
-@dataclass
-class Recovery:
-    """What the start-up scan found: stacks to blend again, bursts cut off, temps removed."""
-
-    queued: list[Path] = field(default_factory=list)
-    incomplete: list[Path] = field(default_factory=list)
-    removed_temps: list[Path] = field(default_factory=list)
-    retained: list[Path] = field(default_factory=list)  # retention finished after a crash
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
 class Library:
@@ -482,44 +308,3 @@ class Library:
             m.updated = now()
             write_manifest(stack, m)
             return done
-
-
-MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.blend.checks.MIN_FRAMES)
-
-
-def cut_off_note(on_disk: int, expected: int) -> str:
-    """Why a stack is incomplete, and what can be done: `--force` only where there is something to blend."""
-    note = f"burst cut off: {on_disk} of {expected} frames on disk"
-    if on_disk >= MIN_BLEND_FRAMES:
-        return note + " (blend it anyway with `medianscan blend --force`)"
-    if on_disk == 0:
-        return note + " (nothing to blend: retake it)"
-    return note + f" (too few to blend, at least {MIN_BLEND_FRAMES} are needed: retake it)"
-
-
-def _writer_alive(temp: Path) -> bool:
-    """True if the process that owns a `.<name>.<pid>.part` temp still runs (another `medianscan blend`)."""
-    try:
-        pid = int(temp.name[: -len(".part")].rsplit(".", 1)[1])
-    except (IndexError, ValueError):
-        return False
-    return pid != os.getpid() and process_alive(pid)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` runs. A zombie (killed, not reaped yet: its parent died with it) writes nothing,
-    though `kill(pid, 0)` still succeeds on it; /proc tells them apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: the kernel's answer, which cannot tell a zombie
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    # "pid (comm) S ...": Z is a zombie, X a dead process
-    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])

@@ -33,7 +33,9 @@ from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
 from medianscan.config import Config
 from medianscan.errors import MedianscanError
-from medianscan.library.rolls import Library, State, cut_off_note, raw_files, read_manifest
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.recovery import cut_off_note
+from medianscan.library.rolls import Library, raw_files
 from medianscan.records import BlendRecord
 from medianscan.service.camera_link import CameraLink, CameraStatus
 from medianscan.service.jobs import BlendTask
