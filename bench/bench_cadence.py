@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medianscan.config import Config
+from medianscan.config.schema import Config
 from medianscan.records import BlendRecord
 from medianscan.service.capture import Daemon, make_pool
 from medianscan.service.jobs import BlendTask

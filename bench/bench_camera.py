@@ -80,7 +80,7 @@ def bare_session(gp: Any, out: Path, frames: int, bursts: int, *, fsync: bool, r
 def our_session(out: Path, frames: int, bursts: int, *, read: bool) -> list[float]:
     """Seconds per frame of each Camera.burst() call (re-lock included)."""
     from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
-    from medianscan.config import CameraConfig
+    from medianscan.config.schema import CameraConfig
 
     cam = Gphoto2Camera(CameraConfig(backend="gphoto2", settings=dict(SETTINGS) if read else {}))
     cam.connect()

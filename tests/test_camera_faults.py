@@ -14,7 +14,7 @@ import pytest
 
 from medianscan.capture.camera import BurstError, CameraError
 from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
-from medianscan.config import CameraConfig
+from medianscan.config.schema import CameraConfig
 from tests.vcam import FaultPlan, FaultyCamera, VirtualCamera, virtual_camera
 
 

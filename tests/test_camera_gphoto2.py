@@ -12,7 +12,7 @@ import pytest
 
 from medianscan.capture.camera import BurstRecord, CameraError, CameraIdentity, list_cameras, open_camera
 from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
-from medianscan.config import CameraConfig
+from medianscan.config.schema import CameraConfig
 from tests.vcam import (
     INJECTED_EVENT_DELAY,
     MODEL,

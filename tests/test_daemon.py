@@ -27,7 +27,7 @@ import yaml
 from medianscan.blend import frames
 from medianscan.blend.verify import verify_output
 from medianscan.capture.control_client import request
-from medianscan.config import Config
+from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import State, read_manifest

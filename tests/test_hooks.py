@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from medianscan.config import HooksConfig
+from medianscan.config.schema import HooksConfig
 from medianscan.service.hooks import TONES, Hooks, ring_bell, write_tone
 
 RECORD = """

@@ -24,7 +24,7 @@ from medianscan.capture.control_socket import ControlServer, hub_handler, server
 from medianscan.capture.events import Answer, PressPolicy, TriggerHub
 from medianscan.capture.footswitch import Footswitch, KeyMapper, NodeInfo, matching_nodes
 from medianscan.capture.keyboard import KEYBOARD_HELP, KeyboardTrigger
-from medianscan.config import Config, FootswitchConfig, TriggerConfig
+from medianscan.config.schema import Config, FootswitchConfig, TriggerConfig
 from medianscan.errors import MedianscanError
 
 KEY_B, KEY_A, KEY_C = ecodes.KEY_B, ecodes.KEY_A, ecodes.KEY_C

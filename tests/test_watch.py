@@ -23,7 +23,8 @@ import pytest
 
 from medianscan.cli import main
 from medianscan.cli.control import render_status
-from medianscan.config import Config, WatchConfig, load_config
+from medianscan.config.loader import load_config
+from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.service.jobs import blend_job
 from medianscan.service.pool import BlendPool

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.config import BlendConfig, blend_problems
+from medianscan.config.rules import blend_problems
+from medianscan.config.schema import BlendConfig
 from medianscan.errors import MedianscanError
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from medianscan.capture.control_socket import fallback_socket
 from medianscan.capture.events import DEFAULT_WAIT, SOCKET_NAME, WAIT
-from medianscan.config import Config
+from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.vocabulary import Request
 

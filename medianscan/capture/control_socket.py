@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.capture.events import DEFAULT_WAIT, MAX_LINE, SOCKET_NAME, WAIT, Answer, Handler, TriggerHub
-from medianscan.config import Config
+from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.vocabulary import REQUESTS, Request
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from medianscan.capture.events import Emit
-from medianscan.config import FootswitchConfig
+from medianscan.config.schema import FootswitchConfig
 from medianscan.errors import MedianscanError
 from medianscan.vocabulary import Action
 

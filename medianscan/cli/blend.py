@@ -11,7 +11,8 @@ from typing import Any
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
 from medianscan.blend.verify import verify_output
-from medianscan.config import BlendConfig, blend_problems
+from medianscan.config.rules import blend_problems
+from medianscan.config.schema import BlendConfig
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
 from medianscan.library import contents
 from medianscan.library.contents import MANIFEST

@@ -11,7 +11,7 @@ from typing import Any
 
 from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.capture.events import DEFAULT_WAIT, WAIT
-from medianscan.config import load_config
+from medianscan.config.loader import load_config
 from medianscan.errors import MedianscanError
 from medianscan.vocabulary import Request
 

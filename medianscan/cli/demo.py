@@ -118,7 +118,7 @@ class AutoTrigger:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medianscan.config import Config
+    from medianscan.config.schema import Config
     from medianscan.service.capture import Daemon
 
     if args.negatives < 1 or args.frames < 3:

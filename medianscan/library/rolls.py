@@ -69,7 +69,7 @@ class Library:
 
     @classmethod
     def from_config(cls, cfg: Any) -> Library:
-        """Build from a `medianscan.config.Config`."""
+        """Build from a `medianscan.config.schema.Config`."""
         return cls(
             cfg.library,
             roll_template=cfg.roll_template,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from medianscan.capture.camera import Camera, CameraError, open_camera
-from medianscan.config import CameraConfig
+from medianscan.config.schema import CameraConfig
 
 log = logging.getLogger(__name__)
 

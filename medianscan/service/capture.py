@@ -31,7 +31,7 @@ from medianscan.capture.control_socket import ControlServer, hub_handler, server
 from medianscan.capture.events import Answer, PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
-from medianscan.config import Config
+from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.recovery import cut_off_note

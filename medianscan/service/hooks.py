@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from medianscan.atomic import atomic_path
-from medianscan.config import HooksConfig
+from medianscan.config.schema import HooksConfig
 from medianscan.service.notify import child_environment
 
 log = logging.getLogger(__name__)

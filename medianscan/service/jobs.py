@@ -10,7 +10,7 @@ from medianscan.blend.combine import warm_up
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
 from medianscan.blend.verify import verify_output
-from medianscan.config import BlendConfig
+from medianscan.config.schema import BlendConfig
 from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, StackError
 from medianscan.records import BlendRecord
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from medianscan.config import Config
+from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
 from medianscan.records import BlendRecord, LeftOut
@@ -167,7 +167,7 @@ class Service:
         if self.config_path is None:
             self.log.info("SIGHUP: no configuration file to reload")
             return
-        from medianscan.config import load_config
+        from medianscan.config.loader import load_config
 
         self.notifier.reloading()
         try:

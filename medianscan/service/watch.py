@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.blend.options import BlendOptions
-from medianscan.config import Config, WatchConfig
+from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.library.retention import blended_raws, release
 from medianscan.records import BlendRecord

@@ -11,7 +11,7 @@ Only this package imports gphoto2, and only when the gphoto2 backend is used.
 from __future__ import annotations
 
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
-from medianscan.config import CameraConfig
+from medianscan.config.schema import CameraConfig
 
 __all__ = [
     "BurstError",

@@ -21,7 +21,7 @@ from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.capture.camera.files import choose, classify, frame_name
 from medianscan.capture.camera.settings import canonical_key, match_choice, same_value, widget_candidates
-from medianscan.config import CameraConfig
+from medianscan.config.schema import CameraConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.capture.camera.files import frame_name
 from medianscan.capture.camera.settings import canonical_key, exposure_values, match_choice, same_value
-from medianscan.config import CameraConfig
+from medianscan.config.schema import CameraConfig
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 
 log = logging.getLogger(__name__)
