@@ -18,26 +18,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import sys
 import threading
-import time
 import typing
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.camera import BurstError, CameraError
 from medianscan.capture.control_socket import ControlServer, hub_handler, server_socket_path
-from medianscan.capture.events import Answer, PressPolicy, PressQueue, TriggerHub
+from medianscan.capture.events import PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State, read_manifest
-from medianscan.library.recovery import cut_off_note
-from medianscan.library.rolls import Library, raw_files
+from medianscan.library.rolls import Library
 from medianscan.records import BlendRecord
 from medianscan.service.camera_link import CameraLink, CameraStatus
+from medianscan.service.camera_thread import CameraThread
 from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
@@ -183,7 +180,7 @@ class Daemon(Service):
         except BaseException:
             self._stop_triggers()
             raise
-        self._camera_thread = threading.Thread(target=self._camera_loop, name="camera", daemon=True)
+        self._camera_thread = threading.Thread(target=CameraThread(self).run, name="camera", daemon=True)
         self._camera_thread.start()
         self.link.tried.wait(READY_WAIT_SECONDS)
         self.notifier.ready(self.status_line())
@@ -270,150 +267,6 @@ class Daemon(Service):
                     self.library.mark(stack, State.CAPTURED, note="blend interrupted by a stop; queued again at start")
         if left:
             log.info("%d stack(s) left queued on disk for the next start", len(left))
-
-    # --- the camera thread ----------------------------------------------------------------------------
-
-    def _camera_loop(self) -> None:
-        """The camera thread: keep a camera connected (retrying with backoff) and run the operator's actions."""
-        try:
-            while not self._stop.is_set():
-                self.link.tend()
-                event = self.presses.next(0.2)
-                if event is None:
-                    continue
-                action = event.action
-                try:
-                    answer = self._act(action)
-                except MedianscanError as exc:
-                    self._error(str(exc), None)
-                    answer = Answer(False, action, str(exc), "refused")
-                except Exception as exc:  # a bug must not end the session
-                    log.exception("%s failed", action)
-                    text = f"{action} failed unexpectedly: {type(exc).__name__}: {exc}"
-                    self._error(text, None)
-                    answer = Answer(False, action, text, "refused")
-                event.answer(answer)
-        finally:
-            self.link.close()
-            self.presses.refuse_all("the daemon is stopping: not done")
-
-    def _act(self, action: Request) -> Answer:
-        """Do one operator action on the camera thread; the answer says what really happened."""
-        if action == "capture":
-            return self._press()
-        if action == "retake":
-            moved = self._retake()
-            return Answer(True, action, self.message or "", stack=moved.name)
-        if action == "new-roll":
-            roll = self.library.new_roll()
-            self.message = f"new roll {roll.name}"
-            return Answer(True, action, self.message, roll=roll.name)
-        if action in ("pause", "resume"):
-            self._paused = action == "pause"
-            self.message = "paused: presses are ignored until resume" if self._paused else None
-            text = "paused: captures are ignored until resume" if self._paused else "resumed: captures are taken"
-            return Answer(True, action, text)
-        line = self.status_line()  # the keyboard's `s`; the socket answers status itself
-        print(line, file=sys.stderr, flush=True)
-        return Answer(True, action, line)
-
-    def _press(self) -> Answer:
-        """The pedal: a burst, unless paused."""
-        if not self._paused:
-            return self._capture()
-        self.message = "paused: capture ignored (send resume first)"
-        log.info("%s", self.message)
-        return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
-
-    def _retake(self) -> Path:
-        with self._lock:
-            last = self.library.last_stack()
-            if last is not None:
-                where = self.pool.cancel(last)
-                self._in_pool.discard(last)
-                if last in self._backlog:
-                    self._backlog.remove(last)
-                if where:
-                    log.info("retake: %s was %s in the blend queue; taken out", last.name, where)
-            moved = self.library.retake()
-        self.message = f"retake: {moved.parent.parent.name}/{moved.parent.name}/{moved.name} set aside"
-        log.info("%s", self.message)
-        return moved
-
-    def _capture(self) -> Answer:
-
-        if self.link.camera is None and not self.link.connect():
-            raise MedianscanError(f"cannot capture: {self.camera_status.error}")
-        if not self._wait_for_room():
-            return Answer(False, "capture", "capture not done: the daemon is stopping", "refused")
-        self._check_space()
-        camera = self.link.camera
-        assert camera is not None
-        stack = self.library.new_stack(self.cfg.frames)
-        self._busy = True
-        self.camera_status.state = "capturing"
-        started = time.monotonic()
-        try:
-            record = camera.burst(self.cfg.frames, stack, stack.name)
-        except CameraError as exc:
-            kept = exc.record if isinstance(exc, BurstError) else None
-            self.library.mark(
-                stack,
-                State.INCOMPLETE,
-                error=str(exc),
-                burst=kept,
-                capture_seconds=time.monotonic() - started,
-                note=cut_off_note(len(raw_files(stack)), self.cfg.frames),
-            )
-            if not camera.connected:
-                self.link.drop(str(exc))
-            raise MedianscanError(f"{stack.name}: {exc}") from exc
-        except Exception as exc:  # a bug in a backend: the frames on disk are kept all the same
-            self.library.mark(stack, State.INCOMPLETE, error=f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            self._busy = False
-            if self.link.camera is not None:
-                self.camera_status.state = "ready"
-            self.presses.sort(time.monotonic(), stack.name)
-        seconds = record.seconds or time.monotonic() - started
-        self.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds)
-        last = record.frames[-1] if record.frames else None
-        cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
-        log.info("%s", cue)
-        self._hooks.fire("burst-done", stack, last)
-        self._emit("burst-done", stack=stack, seconds=seconds, frames=len(record.frames))
-        if not self._submit(stack):  # only the camera thread fills the last slot, so this is rare
-            with self._lock:
-                self._backlog.appendleft(stack)
-        self.message = None
-        return Answer(True, "capture", cue, stack=stack.name)
-
-    def _wait_for_room(self) -> bool:
-        """Back-pressure: hold the capture while the blend queue is full. False if stopping meanwhile."""
-        if not self.pool.full:
-            return True
-        self._waiting_for_room = True
-        log.info("blend queue full: the capture waits for a blend to finish")
-        try:
-            while self.pool.full:
-                if self._stop.wait(0.05):
-                    return False
-            return True
-        finally:
-            self._waiting_for_room = False
-
-    def _check_space(self) -> None:
-        per_frame = self.library.bytes_per_frame() or DEFAULT_FRAME_BYTES
-        need = per_frame * (self.cfg.frames + SPACE_MARGIN_FRAMES)
-        folder = self.library.roll
-        free = shutil.disk_usage(folder).free
-        if free < need:
-            raise MedianscanError(
-                f"not enough free disk space in {folder}: {free / 1e6:.0f} MB free, a stack of "
-                f"{self.cfg.frames} frames and its blend need about {need / 1e6:.0f} MB; free some space "
-                "or move the library, then press again"
-            )
 
     # --- configuration reload -------------------------------------------------------------------------
 
