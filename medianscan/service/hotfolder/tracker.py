@@ -14,22 +14,18 @@ status, and is not retried until it changes.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-from medianscan.blend import checks, frames
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.pipeline import output_paths
-from medianscan.blend.sidecar import recorded_frames
-from medianscan.library import contents
 from medianscan.service.hotfolder.files import _Facts, _File, _Folder, _signature
 from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, Stack, is_ours, is_temp_name
+from medianscan.service.hotfolder.ready import ReadyStacks
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +68,7 @@ class HotFolder:
         self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
         self.waiting: dict[str, str] = {}  # folder -> what it waits for (count groups short of N)
         self._facts = _Facts()
+        self.ready = ReadyStacks(self)  # which stacks are ready: the planning half
 
     # --- events (observer thread) ---------------------------------------------------------------------
 
@@ -188,7 +185,7 @@ class HotFolder:
         ready: list[Stack] = []
         for folder in dirty:
             try:
-                stacks, settled = self._evaluate(folder)
+                stacks, settled = self.ready.evaluate(folder)
             except OSError as exc:  # the folder vanished or is unreadable meanwhile
                 log.debug("%s: %s", folder, exc)
                 stacks, settled = [], not folder.is_dir()
@@ -223,31 +220,6 @@ class HotFolder:
             self.cond.notify_all()
             return stack
 
-    def _evaluate(self, folder: Path) -> tuple[list[Stack], bool]:
-        """The stacks of `folder` ready now, and whether the folder is settled (nothing left to wait for)."""
-        if not folder.is_dir():
-            return [], True
-        now = self.clock()
-        listing = sorted(p for p in folder.iterdir() if not is_ours(p))
-        files = [p for p in listing if p.is_file()]
-        wall = time.time()
-        busy_temp = any(
-            is_temp_name(p) and wall - p.stat().st_mtime < max(self.quiet_seconds, self.settle_seconds) for p in files
-        )
-        candidates = [p for p in files if not is_temp_name(p)]
-        complete = [p for p in candidates if self._complete(p, now, wall)]
-        all_complete = len(complete) == len(candidates) and not busy_temp
-        with self.cond:
-            state = self._folders.get(folder)
-            quiet_for = now - state.activity if state is not None else float("inf")
-        if not all_complete:  # a file still being written: its name order and mtime mean nothing yet
-            return [], False
-        if self.grouping.kind == "folder":
-            return self._evaluate_folder(folder, complete, quiet_for)
-        if self.grouping.kind == "count":
-            return self._evaluate_count(folder, complete, quiet_for)
-        return self._evaluate_gap(folder, complete, quiet_for)
-
     def _complete(self, path: Path, now: float, wall: float) -> bool:
         try:
             st = path.stat()
@@ -265,123 +237,3 @@ class HotFolder:
             if st.st_size == 0:  # created, not written yet
                 return False
             return now - entry.since >= self.settle_seconds or wall - st.st_mtime >= self.settle_seconds
-
-    def _frames(self, complete: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-        """The files among complete ones that group into stacks (the frames by content, and the candidates
-        that cannot be read: a blend names them), and those left out (a JPEG beside raws: named by the blend of
-        a folder stack). The one rule of `medianscan.library.contents`, with cached sniffing."""
-        found = contents.sort_out(complete, self._facts.inspect)
-        grouped = sorted([*found.frames, *(u.path for u in found.unreadable)])
-        return grouped, [i.path for i in found.ignored]
-
-    def _evaluate_folder(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
-        if folder == self.root:
-            if self._frames(complete)[0]:
-                with self.cond:
-                    self.waiting[str(folder)] = "frames directly in the watched folder: not a stack with group folder"
-            return [], True
-        target = self.frames_per_stack
-        if quiet_for < self.quiet_seconds and not target:
-            return [], False
-        frames_now, left_out = self._frames(complete)
-        if quiet_for < self.quiet_seconds and len(frames_now) < (target or 0):
-            return [], False
-        if not frames_now:
-            return [], True
-        stack = self._stack(folder, frames_now, None, left_out)
-        return ([stack] if stack is not None else []), True
-
-    def _evaluate_count(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
-        frames_now, _ = self._frames(complete)
-        claimed = self._claimed(folder, frames_now)
-        n = self.grouping.count
-        free: list[Path] = []
-        stacks: list[Stack] = []
-        for path in frames_now:
-            if path in claimed:
-                continue
-            free.append(path)
-            if len(free) == n:
-                stack = self._stack(folder, free, _group_name(free))
-                if stack is not None:
-                    stacks.append(stack)
-                free = []
-        with self.cond:
-            self.waiting.pop(str(folder), None)
-            if free:
-                self.waiting[str(folder)] = f"{len(free)} frame(s) from {free[0].name} wait for a group of {n}"
-        return stacks, True
-
-    def _evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
-        frames_now, _ = self._frames(complete)
-        timed = sorted(((p.stat().st_mtime, p) for p in frames_now), key=lambda t: (t[0], t[1].name))
-        groups: list[list[Path]] = []
-        last = None
-        for mtime, path in timed:
-            if last is None or mtime - last > self.grouping.gap:
-                groups.append([])
-            groups[-1].append(path)
-            last = mtime
-        stacks: list[Stack] = []
-        settled = True
-        for i, group in enumerate(groups):
-            closed = i < len(groups) - 1 or quiet_for >= self.grouping.gap
-            if not closed:
-                settled = False
-                continue
-            stack = self._stack(folder, group, _group_name(group))
-            if stack is not None:
-                stacks.append(stack)
-        return stacks, settled
-
-    def _claimed(self, folder: Path, frames_now: Sequence[Path]) -> set[Path]:
-        """Frames already in a group whose sidecar (in this folder) matches them: they are done."""
-        current = {p.name: p for p in frames_now}
-        claimed: set[Path] = set()
-        for sidecar in sorted(folder.glob(f"*_{self.options.method}.json")):
-            recorded = recorded_frames(sidecar)
-            if not recorded or not all(name in current for name in recorded):
-                continue
-            if all(self._facts.sha256(current[name]) == digest for name, digest in recorded.items()):
-                claimed.update(current[name] for name in recorded)
-        return claimed
-
-    def _stack(
-        self, folder: Path, frames_in: Sequence[Path], group: str | None, left_out: Sequence[Path] = ()
-    ) -> Stack | None:
-        """A Stack for these frames (and the files the blend will name as left out), or None when it is blended
-        already or failed as it is now."""
-        key = folder if group is None else folder / group
-        if len(frames_in) < checks.MIN_FRAMES:
-            message = (
-                f"{key}: {len(frames_in)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames of the same scene"
-            )
-            if self.problems.get(str(key)) != message:
-                log.error("%s", message)
-            with self.cond:
-                self.problems[str(key)] = message
-            return None
-        given = sorted([*frames_in, *left_out])
-        fingerprint = tuple((p.name, self._facts.sha256(p)) for p in given)
-        kinds = [k for k in map(self._facts.kind, frames_in) if k is not None]
-        kind: frames.Kind = kinds[0] if kinds else "raw"
-        options = self.options
-        if group is not None:
-            name = output_paths(Path(group), options.method, kind, None)[0].name
-            options = dataclasses.replace(options, output=folder / name)
-        sidecar = output_paths(folder, options.method, kind, options.output)[1]
-        if recorded_frames(sidecar) == dict(fingerprint):
-            with self.cond:
-                self.problems.pop(str(key), None)
-            return None
-        with self.cond:
-            if self._failed.get(key) == fingerprint:
-                return None
-            if self.problems.get(str(key), "").endswith("frames of the same scene"):
-                self.problems.pop(str(key), None)
-        return Stack(key, tuple(given), fingerprint, options)
-
-
-def _group_name(group: Sequence[Path]) -> str:
-    first, last = group[0].stem, group[-1].stem
-    return first if first == last else f"{first}-{last}"
