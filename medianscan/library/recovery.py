@@ -6,8 +6,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medianscan.atomic import is_temp
+from medianscan.errors import MedianscanError
+from medianscan.library.contents import MANIFEST, candidates
+from medianscan.library.manifest import PENDING, State, read_manifest, write_manifest
+
+if TYPE_CHECKING:
+    from medianscan.library.rolls import Library
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +72,36 @@ def process_alive(pid: int) -> bool:
         return True
     # "pid (comm) S ...": Z is a zombie, X a dead process
     return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+
+
+def remove_temps(folder: Path, rec: Recovery) -> None:
+    for path in folder.iterdir():
+        if is_temp(path) and not _writer_alive(path):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            rec.removed_temps.append(path)
+
+
+def recover_stack(lib: Library, stack: Path, rec: Recovery) -> None:
+    remove_temps(stack, rec)
+    try:
+        m = read_manifest(stack)
+    except MedianscanError as exc:
+        raws = candidates(stack) if stack.is_dir() else []
+        if (stack / MANIFEST).exists() or not raws:
+            rec.unreadable.append((stack, str(exc)))
+            return
+        # Cut off between creating the folder and its manifest: keep the frames, say so.
+        m = lib._initial(stack, len(raws))
+        write_manifest(stack, m)
+    if m.state == State.CAPTURING:
+        on_disk = len(candidates(stack))
+        lib.mark(stack, State.INCOMPLETE, note=cut_off_note(on_disk, m.frames_expected))
+        rec.incomplete.append(stack)
+    elif m.state in PENDING:
+        rec.queued.append(stack)
+    elif m.state == State.BLENDED and m.retention is None and lib.retention != "keep":
+        lib.retain(stack, m)
+        rec.retained.append(stack)

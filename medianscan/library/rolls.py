@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medianscan.atomic import fsync_dir, is_temp
+from medianscan.atomic import fsync_dir
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
-from medianscan.library.contents import MANIFEST
-from medianscan.library.manifest import DISCARDED, PENDING, Manifest, State, mark, now, read_manifest, write_manifest
+from medianscan.library.manifest import DISCARDED, Manifest, State, mark, now, read_manifest, write_manifest
 from medianscan.library.names import Template
-from medianscan.library.recovery import Recovery, _writer_alive, cut_off_note
+from medianscan.library.recovery import Recovery, recover_stack, remove_temps
 from medianscan.library.retention import blended_raws, release
 from medianscan.vocabulary import RETENTIONS, Retention
 
@@ -227,7 +225,7 @@ class Library:
             last.rename(target)
             fsync_dir(last.parent)
             fsync_dir(bin_)
-            self._remove_temps(target, Recovery())  # a blend cancelled by the retake may have left its temp
+            remove_temps(target, Recovery())  # a blend cancelled by the retake may have left its temp
             try:
                 m = read_manifest(target)
                 m.history.append({"state": f"discarded ({m.state.value})", "at": now()})
@@ -246,48 +244,17 @@ class Library:
         if not self.root.is_dir():
             return rec
         with self.lock:
-            self._remove_temps(self.root, rec)
+            remove_temps(self.root, rec)
             for roll in self._rolls():
-                self._remove_temps(roll, rec)
+                remove_temps(roll, rec)
                 for stack in self.stacks(roll):
-                    self._recover_stack(stack, rec)
+                    recover_stack(self, stack, rec)
                 bin_ = roll / DISCARDED
                 if bin_.is_dir():
                     for stack in bin_.iterdir():
                         if stack.is_dir():
-                            self._remove_temps(stack, rec)
+                            remove_temps(stack, rec)
         return rec
-
-    def _remove_temps(self, folder: Path, rec: Recovery) -> None:
-        for path in folder.iterdir():
-            if is_temp(path) and not _writer_alive(path):
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
-                rec.removed_temps.append(path)
-
-    def _recover_stack(self, stack: Path, rec: Recovery) -> None:
-        self._remove_temps(stack, rec)
-        try:
-            m = read_manifest(stack)
-        except MedianscanError as exc:
-            raws = raw_files(stack) if stack.is_dir() else []
-            if (stack / MANIFEST).exists() or not raws:
-                rec.unreadable.append((stack, str(exc)))
-                return
-            # Cut off between creating the folder and its manifest: keep the frames, say so.
-            m = self._initial(stack, len(raws))
-            write_manifest(stack, m)
-        if m.state == State.CAPTURING:
-            on_disk = len(raw_files(stack))
-            self.mark(stack, State.INCOMPLETE, note=cut_off_note(on_disk, m.frames_expected))
-            rec.incomplete.append(stack)
-        elif m.state in PENDING:
-            rec.queued.append(stack)
-        elif m.state == State.BLENDED and m.retention is None and self.retention != "keep":
-            self.retain(stack, m)
-            rec.retained.append(stack)
 
     # --- retention ------------------------------------------------------------------------------------
 
