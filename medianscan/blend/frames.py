@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import exiv2
+import imagecodecs
 import numpy as np
 import numpy.typing as npt
 import rawpy
+import tifffile
 
 from medianscan.blend.sniff import _libraw_reason, inspect
 from medianscan.errors import StackError
@@ -75,8 +77,6 @@ def probe(path: Path, kind: Kind) -> tuple[tuple[int, ...], np.dtype[np.generic]
                 raw.open_file(str(path))
                 return (int(raw.sizes.raw_height), int(raw.sizes.raw_width)), np.dtype(np.uint16)
         if kind == "tiff":
-            import tifffile
-
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
                 return tuple(page.shape), np.dtype(page.dtype)
@@ -189,7 +189,6 @@ def _with_dng_matrix(layout: MosaicLayout) -> MosaicLayout:
     if count != 9 or numbers.size not in (9, 18):
         return layout
     matrix = numbers if numbers.size == 9 else numbers[0::2] / numbers[1::2]
-    from dataclasses import replace
 
     return replace(layout, color_matrix=matrix.reshape(3, 3))
 
@@ -239,7 +238,6 @@ def _default_crop(sizes: rawpy.ImageSizes, active: tuple[int, int, int, int]) ->
 
 def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
     """Carry a DNG source's colour tags (profiles, forward matrices) and opcode lists over to the blend."""
-    import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
@@ -258,14 +256,12 @@ def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
             }
     except (tifffile.TiffFileError, ValueError, OSError):
         return layout
-    from dataclasses import replace
 
     return replace(layout, extra_tags=extra)
 
 
 def _decode_tiff(path: Path, out: npt.NDArray[np.generic] | None) -> npt.NDArray[np.generic]:
     """The first image of a TIFF, decoded straight into `out` when it fits (no intermediate copy)."""
-    import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
@@ -283,7 +279,6 @@ def _decode_tiff(path: Path, out: npt.NDArray[np.generic] | None) -> npt.NDArray
 
 
 def _decode_jpeg(path: Path, data: bytes) -> npt.NDArray[np.generic]:
-    import imagecodecs
 
     try:
         pixels = imagecodecs.jpeg8_decode(data)

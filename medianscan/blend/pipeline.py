@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from medianscan.atomic import write_json
 from medianscan.blend import checks, frames, sniff
+from medianscan.blend.combine import warm_up
 from medianscan.blend.frames import Frame, Kind
 from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
@@ -160,7 +161,6 @@ def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
     """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
     the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `allocate_stack`) and the
     (n-1)-frame one of the noise measurement."""
-    from medianscan.blend.combine import warm_up
 
     dtype = np.uint8 if kind == "jpeg" else np.uint16
     for frames_n, apart in ((n, kind != "raw"), (n - 1, False)):

@@ -5,6 +5,8 @@ freed frame-sized buffers back, so a long-lived worker neither grows nor pays fi
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,8 +25,6 @@ def return_freed_buffers_to_os() -> None:
     """Keep glibc from hoarding freed frame-sized buffers (LibRaw's, in each decode thread's arena): with a fixed
     mmap threshold every large buffer goes back to the OS when freed, so a blend peaks at the stack plus the
     frames in flight, and a long-lived worker does not grow."""
-    import ctypes
-    import ctypes.util
 
     name = ctypes.util.find_library("c")
     if name is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rawpy
 
 from medianscan import __version__
 from medianscan.blend import checks, frames
@@ -29,7 +30,6 @@ def sidecar_json(
     stats: dict[Path, checks.FrameStats],
     digest: str,
 ) -> dict[str, Any]:
-    import rawpy
 
     first = good[0]
     return {

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import rawpy
+import tifffile
 
 from medianscan.formats import FrameKind, Sniffed, is_jpeg, is_tiff, kind_by_name, raw_container
 
@@ -97,7 +98,6 @@ def _cut_short(path: Path) -> str | None:
 
     Every IFD and SubIFD (where DNGs keep the raw) is checked: LibRaw fills a cut-off raw with zeros without a
     word for some containers, and a half frame would blend as a plausible, wrong picture."""
-    import tifffile
 
     size = path.stat().st_size
     try:
@@ -125,7 +125,6 @@ def _plain_greyscale_tiff(path: Path) -> bool:
     false for CR2, NEF, ARW and the like); only then LibRaw's colour matrix, which costs it a full unpack: a raw
     that stores its mosaic that way (Leaf, some Kodak backs) has a camera LibRaw knows.
     """
-    import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:

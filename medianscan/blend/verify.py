@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import rawpy
 
 from medianscan.blend import frames, sniff
 from medianscan.errors import StackError
@@ -26,7 +27,6 @@ def output_digest(path: Path) -> str:
         except OSError as exc:
             raise StackError(f"{path}: cannot read the file back ({exc.strerror or exc})") from exc
         return stored or pixels_sha256(frames.read_frame(path).pixels)
-    import rawpy
 
     try:
         with rawpy.imread(str(path)) as raw:

@@ -13,12 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan import __version__
+from medianscan.blend.combine import combine
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import SHELF, Stack
 from medianscan.blend.verify import output_digest, pixels_sha256
 from medianscan.errors import StackError
-from medianscan.outputs import jpeg, tiff
+from medianscan.outputs import dng, jpeg, tiff
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
 
@@ -30,8 +31,6 @@ def write_outputs(
     gets them back from the main output, which has been read back to check it."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
-        from medianscan.outputs import dng
-
         assert first.layout is not None
         dng.write_dng(
             main,
@@ -130,7 +129,6 @@ def read_back(path: Path, expected: str | None) -> str:
 def combine_stack(
     stack: Stack, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
 ) -> npt.NDArray[np.generic]:
-    from medianscan.blend.combine import combine
 
     return combine(
         stack,

@@ -13,6 +13,7 @@ from typing import Any
 
 from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig
 from medianscan.errors import MedianscanError
+from medianscan.library.names import Template
 
 
 def _at_least(low: float, *, strict: bool = False) -> typing.Callable[[Any], str | None]:
@@ -30,7 +31,6 @@ def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | Non
     """A folder-name template, checked by the very class the library formats it with (one set of rules)."""
 
     def check(value: Any) -> str | None:
-        from medianscan.library.names import Template  # the library imports nothing from here; lazy all the same
 
         try:
             Template(value, counter, what)

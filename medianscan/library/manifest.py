@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import logging
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -104,7 +105,6 @@ class Manifest:
 
 def read_manifest(stack: Path) -> Manifest:
     """The manifest of the stack folder `stack`."""
-    import json
 
     path = stack / MANIFEST
     try:

@@ -170,8 +170,6 @@ class Library:
 
     # --- manifests ------------------------------------------------------------------------------------
 
-    def manifest(self, stack: Path) -> Manifest:
-        return read_manifest(stack)
 
     def mark(self, stack: Path, state: State, **changes: Any) -> Manifest:
         """Move a stack to `state`, recording the other manifest fields given, atomically."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import numpy.typing as npt
 
@@ -285,7 +286,6 @@ def _bit_depth(mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> int:
 def _lossless_jpeg_tiles(mosaic: npt.NDArray[np.generic], bits: int) -> list[bytes]:
     """256x256 tiles, each a lossless JPEG of 128 two-component columns (same-colour prediction, ~30 % smaller
     than one component), encoded on all cores. Edge tiles are padded by repeating the last row and column."""
-    import imagecodecs
 
     height, width = mosaic.shape
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import exiv2
+import imagecodecs
 import numpy as np
 import numpy.typing as npt
 
@@ -13,7 +14,6 @@ from medianscan.atomic import atomic_path
 
 def write_jpeg(path: Path, image: npt.NDArray[np.generic], *, exif_from: Path | None = None) -> None:
     """A quality-95 JPEG written atomically, carrying the EXIF of `exif_from` (the first frame) if given."""
-    import imagecodecs
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(bytes(imagecodecs.jpeg8_encode(image, level=95)))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import rawpy
+import tifffile
 
 from medianscan import diskio
 from medianscan.atomic import atomic_path
@@ -22,7 +23,6 @@ from medianscan.atomic import atomic_path
 def write_tiff(path: Path, image: npt.NDArray[np.generic], *, compress: bool = False, description: str = "") -> None:
     """An 8- or 16-bit TIFF (grey or RGB) written atomically; `compress` = deflate with a predictor, which
     every TIFF reader opens (uncompressed is several times faster to write, and goes straight to the disk)."""
-    import tifffile
 
     if not compress:
         written = write_tiff_rows(path, image.shape, image.dtype, [image], description=description)
@@ -57,7 +57,6 @@ def write_tiff_rows(
 
     tifffile lays the file out with the pixel block at an aligned offset; `diskio` streams the bands into it
     straight to the disk."""
-    import tifffile
 
     with atomic_path(path) as tmp:
         placed = tifffile.imwrite(
@@ -92,7 +91,6 @@ class PixelBlock:
 def pixel_block(path: Path) -> PixelBlock | None:
     """The first image's PixelBlock as tifffile reads the file; None for any other storage (compressed, tiled,
     Motorola byte order...) or an unreadable file."""
-    import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:

@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from medianscan.blend.options import BlendOptions
 from medianscan.capture.control_socket import ControlServer, hub_handler, server_socket_path
 from medianscan.capture.events import PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
@@ -220,7 +221,6 @@ class Daemon(Service):
                 self._backlog.popleft()
 
     def _submit(self, stack: Path) -> bool:
-        from medianscan.blend.options import BlendOptions
 
         with self._lock:
             ok = self.pool.submit(stack, BlendTask(stack, BlendOptions.from_config(self.cfg.blend)))

@@ -19,10 +19,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
 from medianscan.records import BlendRecord, LeftOut
+from medianscan.service.hooks import Hooks
 from medianscan.service.jobs import BlendTask, blend_job, warm_up_blend
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import BlendPool, Event, Job
@@ -167,7 +169,6 @@ class Service:
         if self.config_path is None:
             self.log.info("SIGHUP: no configuration file to reload")
             return
-        from medianscan.config.loader import load_config
 
         self.notifier.reloading()
         try:
@@ -206,7 +207,6 @@ class Service:
 
     @staticmethod
     def _make_hooks(cfg: Config) -> Any:
-        from medianscan.service.hooks import Hooks
 
         return Hooks(cfg.hooks)
 

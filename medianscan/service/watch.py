@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.blend.options import BlendOptions
+from medianscan.capture.control_socket import ControlServer, server_socket_path
 from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.library.retention import blended_raws, release
@@ -225,7 +226,6 @@ class WatchService(Service):
         return release(raws, self.cfg.retention, archive)
 
     def _start_control(self) -> None:
-        from medianscan.capture.control_socket import ControlServer, server_socket_path
 
         def handle(action: str, request: dict[str, Any]) -> dict[str, Any]:
             del request

@@ -21,6 +21,7 @@ from medianscan.capture.camera.files import frame_name
 from medianscan.capture.camera.settings import canonical_key, exposure_values, match_choice, same_value
 from medianscan.config.schema import CameraConfig
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+from medianscan.outputs.dng import write_dng
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,6 @@ class SimulatedCamera(Camera):
         )
 
     def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
-        from medianscan.outputs.dng import write_dng
 
         sim = self.cfg.simulated
         record = BurstRecord(stack=Path(stack_dir), started=time.time(), camera=self.identity)
