@@ -151,8 +151,9 @@ def bench_raw(n: int, repeats: int) -> None:
     if raw is None:
         print("\nraw stack: skipped, no sample raw (set MEDIANSCAN_SAMPLE_RAW)")
         return
-    from medianscan.blend import BlendOptions, blend_stack
-    from medianscan.combine import warm_up
+    from medianscan.blend.combine import warm_up
+    from medianscan.blend.options import BlendOptions
+    from medianscan.blend.pipeline import blend_stack
 
     warm_up(n)
     with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
@@ -191,9 +192,9 @@ def memory(folder: Path, n: int) -> None:
     code = f"""
 import resource, sys
 from pathlib import Path
-from medianscan.blend import blend_stack
-from medianscan.combine import warm_up
-from medianscan.frames import probe
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.combine import warm_up
+from medianscan.blend.frames import probe
 warm_up({n})
 def rss():
     for line in open('/proc/self/status'):

@@ -20,17 +20,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medianscan.config.schema import Config
+from medianscan.records import BlendRecord
+from medianscan.service.capture import Daemon, make_pool
+from medianscan.service.jobs import BlendTask
+from medianscan.service.pool import BlendPool
 
-def skip_blend(stack: Path, options: Any) -> dict[str, Any]:
+
+def skip_blend(stack: Path, task: BlendTask) -> BlendRecord:
     """The 'off' worker job: no blend at all (module level, so the spawned worker can import it)."""
-    return {"output": str(stack / f"{stack.name}_median.dng"), "frames": [], "noise_ratio": None}
+    output = stack / f"{stack.name}_median.dng"
+    return BlendRecord(stack, output, output.with_suffix(".json"), (), (), (), 0.0, None)
 
 
 def one_run(root: Path, args: argparse.Namespace, blend: bool) -> tuple[float, float]:
     """Seconds per negative (press to burst-done, advancing included) and seconds until the last blend."""
-    from medianscan.config import Config
-    from medianscan.daemon import Daemon, make_pool
-    from medianscan.worker import BlendPool
 
     cfg = Config()
     cfg.library = root / ("on" if blend else "off")

@@ -79,8 +79,8 @@ def bare_session(gp: Any, out: Path, frames: int, bursts: int, *, fsync: bool, r
 
 def our_session(out: Path, frames: int, bursts: int, *, read: bool) -> list[float]:
     """Seconds per frame of each Camera.burst() call (re-lock included)."""
-    from medianscan.camera.gphoto2_backend import Gphoto2Camera
-    from medianscan.config import CameraConfig
+    from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+    from medianscan.config.schema import CameraConfig
 
     cam = Gphoto2Camera(CameraConfig(backend="gphoto2", settings=dict(SETTINGS) if read else {}))
     cam.connect()
@@ -99,9 +99,9 @@ def bench_simulated(repeats: int) -> dict[str, float]:
     """Seconds per 1536x1024 simulated frame: generation alone, and generation + DNG write."""
     import numpy as np
 
-    from medianscan.camera.simulated import Negative, layout
-    from medianscan.dng import write_dng
+    from medianscan.capture.camera.simulated import Negative, layout
     from medianscan.metadata import CameraInfo, Exposure
+    from medianscan.outputs.dng import write_dng
 
     h, w = 1024, 1536
     start = time.perf_counter()

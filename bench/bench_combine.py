@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medianscan import combine as cb
+from medianscan.blend import combine, kernel_cache
 from medianscan.vocabulary import Method
 
 FULL = (4000, 6000)  # 24 MP
@@ -39,7 +39,7 @@ def synthetic_stack(n: int, shape: tuple[int, int], seed: int = 1) -> np.ndarray
     scene = 3000 + 9000 * yy * xx + 2000 * np.sin(20 * xx) * np.cos(13 * yy)
     sd = np.sqrt(scene)
     pool = [rng.standard_normal(shape, dtype=np.float32) for _ in range(min(n, 4))]
-    stack = cb.new_stack(n, shape, np.uint16)
+    stack = combine.new_stack(n, shape, np.uint16)
     for k in range(n):
         noise = np.roll(pool[k % len(pool)], 7 * k + 3 * (k // len(pool)), axis=1)
         np.clip(scene + sd * noise + 0.5, 0, 65535, out=noise)
@@ -62,22 +62,22 @@ def peak_extra_mib(n: int, shape: tuple[int, int], method: str) -> float:
     code = f"""
 import numpy as np
 from pathlib import Path
-from medianscan import combine as cb
+from medianscan.blend import kernels as cb
 def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key):
             return int(line.split()[1]) / 1024
-stack = cb.new_stack({n}, {shape!r}, np.uint16)
+stack = combine.new_stack({n}, {shape!r}, np.uint16)
 stack[:] = 1000
 stack[0] += 7
 if {method!r} != "np.median":
-    cb.warm_up({n}, np.uint16, [{method!r}])
+    combine.warm_up({n}, np.uint16, [{method!r}])
 Path("/proc/self/clear_refs").write_text("5")
 before = status("VmRSS:")
 if {method!r} == "np.median":
     np.median(stack, axis=0)
 else:
-    cb.combine(stack, {method!r})
+    combine.combine(stack, {method!r})
 print(status("VmHWM:") - before)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -88,11 +88,11 @@ def bench_n(n: int, shape: tuple[int, int], repeats: int, memory: bool, stat: st
     h = shape[0]
     stack = synthetic_stack(n, shape)
     out = np.empty(shape, np.uint16)
-    floor_kernel = cb.load_kernel("floor", n)
+    floor_kernel = kernel_cache.load_kernel("floor", n)
     methods: tuple[Method, ...] = ("median", "sigma-clip", "winsorized", "mean")
 
     def warm() -> None:
-        cb.warm_up(n, np.uint16, methods)
+        combine.warm_up(n, np.uint16, methods)
         floor_kernel(stack[:, :2], out[:2])
 
     compile_s = timed(warm)
@@ -103,7 +103,7 @@ def bench_n(n: int, shape: tuple[int, int], repeats: int, memory: bool, stat: st
         runs["floor-gen"].append(timed(lambda: floor_kernel(stack, out)))
         runs["floor-np"].append(timed(lambda: np.bitwise_or.reduce(stack, axis=0, out=out)))
         for method in methods:
-            runs[method].append(timed(lambda m=method: cb.combine(stack, m, out=out)))  # type: ignore[misc]
+            runs[method].append(timed(lambda m=method: combine.combine(stack, m, out=out)))  # type: ignore[misc]
     np_times = [timed(lambda: np.median(band, axis=0)) * h / rows for _ in range(max(1, repeats // 3))]
     # Worst case for sigma-clip: one frame is an outlier at every pixel (a flicker, a bumped frame), so every
     # pixel rejects a value. Done in place, after the clean runs, to avoid a second stack in memory.
@@ -111,7 +111,7 @@ def bench_n(n: int, shape: tuple[int, int], repeats: int, memory: bool, stat: st
     for _ in range(repeats):
         for method in ("sigma-clip", "winsorized"):
             runs.setdefault(f"{method} outlier", []).append(
-                timed(lambda m=method: cb.combine(stack, m, out=out))  # type: ignore[misc]
+                timed(lambda m=method: combine.combine(stack, m, out=out))  # type: ignore[misc]
             )
     pick = statistics.median if stat == "median" else min
     row = {k: pick(v) for k, v in runs.items()}

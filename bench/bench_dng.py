@@ -1,4 +1,4 @@
-"""DNG write speed: medianscan.dng.write_dng against the floor and against tifffile + exiv2, in one run.
+"""DNG write speed: medianscan.outputs.dng.write_dng against the floor and against tifffile + exiv2, in one run.
 
 On the real CR2's mosaic (8.5 MP; `--scale 2` tiles it to 34 MP), interleaved, medians of `--repeats` runs:
 
@@ -25,10 +25,10 @@ import numpy as np
 import rawpy
 
 from medianscan.atomic import atomic_path
-from medianscan.dng import write_dng
-from medianscan.frames import layout_from_rawpy, read_metadata
+from medianscan.blend.frames import layout_from_rawpy, read_metadata
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-from medianscan.preview import render_preview
+from medianscan.outputs.dng import write_dng
+from medianscan.outputs.preview import render_preview
 from tests.conftest import find_sample_raw
 
 

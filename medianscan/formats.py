@@ -6,9 +6,19 @@ here, so a container recognised in one place is recognised in the other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 FrameKind = Literal["raw", "tiff", "jpeg"]  # what a frame of a stack can be, in order of preference
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What a file that could be a frame holds: its kind, or why it cannot be read as one."""
+
+    kind: FrameKind | None
+    problem: str | None = None  # set when kind is None: one phrase, e.g. "empty file (0 bytes)"
+
 
 RAW_EXTS = frozenset(
     {

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from medianscan import dng, frames
+from medianscan.blend import frames
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+from medianscan.outputs import dng
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ import pytest
 import rawpy
 import tifffile
 
-from medianscan import frames
-from medianscan.blend import BlendOptions, blend_stack, verify_output
+from medianscan.blend import frames, sniff
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.verify import verify_output
 from medianscan.cli import main
-from medianscan.contents import read_folder
 from medianscan.errors import StackError
-from medianscan.library import Manifest, State, read_manifest, write_manifest
+from medianscan.library.contents import read_folder
+from medianscan.library.manifest import Manifest, State, read_manifest, write_manifest
 from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
 
 SIGMA = 20.0
@@ -148,10 +150,10 @@ def test_the_stack_folder_lists_frames_by_content_and_never_its_own_outputs(
     shutil.copy(paths[0], unnamed)
     (folder / "notes.txt").write_text("exposure 1/50")
     blend_stack(folder)
-    assert read_folder(folder).frames == (*paths, unnamed)
-    assert frames.sniff(unnamed) == "raw"
-    assert frames.sniff(sample_raw) == "raw"
-    assert frames.sniff(folder / "notes.txt") is None
+    assert read_folder(folder, sniff.inspect).frames == (*paths, unnamed)
+    assert sniff.sniff(unnamed) == "raw"
+    assert sniff.sniff(sample_raw) == "raw"
+    assert sniff.sniff(folder / "notes.txt") is None
 
 
 def test_tiff_and_jpeg_stacks_blend_to_their_own_format(tmp_path: Path) -> None:
@@ -174,7 +176,7 @@ def test_tiff_and_jpeg_stacks_blend_to_their_own_format(tmp_path: Path) -> None:
     assert recorded == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tiffs.glob("t_*.tif"))}
     np.testing.assert_array_equal(tifffile.imread(t.output), np.median(np.stack(stack16), axis=0).astype(np.uint16))
     j = blend_stack(jpegs)
-    assert j.output.name == "jpegs_median.jpg" and frames.sniff(j.output) == "jpeg"
+    assert j.output.name == "jpegs_median.jpg" and sniff.sniff(j.output) == "jpeg"
     assert frames.read_frame(j.output).pixels.shape == (64, 96, 3)
 
 
@@ -200,7 +202,7 @@ def test_greyscale_tiffs_blend_to_a_greyscale_tiff_not_a_raw(tmp_path: Path, byt
     folder.mkdir()
     for i, frame in enumerate(stack):
         tifffile.imwrite(folder / f"bw_{i}.tif", frame, photometric="minisblack", byteorder=byteorder)
-    assert frames.sniff(folder / "bw_0.tif") == "tiff"
+    assert sniff.sniff(folder / "bw_0.tif") == "tiff"
     result = blend_stack(folder)
     assert result.output.name == "bw_median.tif"
     with tifffile.TiffFile(result.output) as tif:
@@ -357,12 +359,12 @@ def test_a_burst_marked_incomplete_needs_force(
     assert code == 0 and (folder / "s_median.dng").is_file()
     m = read_manifest(folder)  # recorded exactly as the daemon records its blends
     assert m.state == State.BLENDED and m.error is None
-    assert m.blend["output"] == str(folder / "s_median.dng") and len(m.blend["frames"]) == 3
+    assert m.blend is not None and m.blend.output == folder / "s_median.dng" and len(m.blend.frames) == 3
     assert [h["state"] for h in m.history][-1] == "blended"
 
 
 def test_a_burst_cut_off_before_enough_frames_does_not_suggest_force() -> None:
-    from medianscan.library import cut_off_note
+    from medianscan.library.recovery import cut_off_note
 
     assert "--force" in cut_off_note(5, 9)
     assert "--force" not in cut_off_note(0, 9) and "nothing to blend" in cut_off_note(0, 9)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from medianscan.camera import BurstError, CameraError
-from medianscan.camera.gphoto2_backend import Gphoto2Camera
-from medianscan.config import CameraConfig
+from medianscan.capture.camera import BurstError, CameraError
+from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+from medianscan.config.schema import CameraConfig
 from tests.vcam import FaultPlan, FaultyCamera, VirtualCamera, virtual_camera
 
 

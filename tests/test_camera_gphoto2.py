@@ -10,9 +10,9 @@ from pathlib import Path
 import gphoto2 as gp
 import pytest
 
-from medianscan.camera import BurstRecord, CameraError, CameraIdentity, list_cameras, open_camera
-from medianscan.camera.gphoto2_backend import Gphoto2Camera
-from medianscan.config import CameraConfig
+from medianscan.capture.camera import BurstRecord, CameraError, CameraIdentity, list_cameras, open_camera
+from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+from medianscan.config.schema import CameraConfig
 from tests.vcam import (
     INJECTED_EVENT_DELAY,
     MODEL,

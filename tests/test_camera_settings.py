@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan.camera.faults import CLAIM, explain
-from medianscan.camera.files import FileKind, choose, classify, frame_name
-from medianscan.camera.settings import (
+from medianscan.capture.camera.faults import CLAIM, explain
+from medianscan.capture.camera.files import FileKind, choose, classify, frame_name
+from medianscan.capture.camera.settings import (
     canonical_key,
     exposure_values,
     match_choice,
@@ -17,10 +17,10 @@ from medianscan.camera.settings import (
     same_value,
     widget_candidates,
 )
-from medianscan.camera.simulated import layout
-from medianscan.dng import write_dng
-from medianscan.frames import write_jpeg
+from medianscan.capture.camera.simulated import layout
 from medianscan.metadata import CameraInfo, Exposure
+from medianscan.outputs.dng import write_dng
+from medianscan.outputs.jpeg import write_jpeg
 
 VCAM_SHUTTER = ["1.0000s", "0.1000s", "0.0500s", "0.0200s", "0.0100s", "0.0050s", "0.0025s", "0.0012s", "0.0001s"]
 

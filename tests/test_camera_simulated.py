@@ -10,10 +10,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from medianscan.camera import BurstError, CameraError, list_cameras, open_camera
-from medianscan.camera.simulated import BLACK, SIMULATED_IDENTITY, Negative, SimulatedCamera, layout
-from medianscan.config import CameraConfig, SimulatedConfig
-from medianscan.frames import read_frame
+from medianscan.blend.frames import read_frame
+from medianscan.capture.camera import BurstError, CameraError, list_cameras, open_camera
+from medianscan.capture.camera.simulated import BLACK, SIMULATED_IDENTITY, Negative, SimulatedCamera, layout
+from medianscan.config.schema import CameraConfig, SimulatedConfig
 
 SMALL = {"width": 256, "height": 192}
 

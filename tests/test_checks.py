@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan import checks
-from medianscan.blend import BlendOptions, blend_stack
+from medianscan.blend import checks
+from medianscan.blend.frames import Frame, read_frame
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
 from medianscan.errors import StackError
-from medianscan.frames import Frame, read_frame
 from tests.stacks import BAYER_RGGB, X_TRANS, add_dust, cfa_burst, load_scene, noisy
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan import combine as cb
+from medianscan.blend import codegen, combine, kernel_cache, networks
 from medianscan.vocabulary import METHODS
 
 MEDIAN_NS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 16, 17, 21, 31, 33)
@@ -108,7 +108,7 @@ def test_median_matches_numpy_on_random_and_adversarial_stacks(n: int) -> None:
     if n in (2, 3, 9):  # uint8 compiles its own kernels: a few N suffice
         stacks += [random_stack(n, (3, 11), np.uint8), *adversarial_stacks(n, np.uint8)]
     for stack in stacks:
-        got = cb.combine(stack, "median")
+        got = combine.combine(stack, "median")
         assert got.dtype == stack.dtype
         assert got.shape == stack.shape[1:]
         np.testing.assert_array_equal(got, ref_median(stack))
@@ -118,15 +118,15 @@ def test_median_matches_numpy_on_random_and_adversarial_stacks(n: int) -> None:
 
 def test_even_median_rounds_half_up_without_overflow() -> None:
     stack = np.array([[[0, 1, 65535, 65534, 7]], [[1, 2, 65535, 65535, 7]]], dtype=np.uint16)
-    np.testing.assert_array_equal(cb.combine(stack, "median")[0], [1, 2, 65535, 65535, 7])
+    np.testing.assert_array_equal(combine.combine(stack, "median")[0], [1, 2, 65535, 65535, 7])
     stack4 = np.array([[[1]], [[2]], [[100]], [[4]]], dtype=np.uint16)  # middle pair 2, 4 -> 3
-    assert int(cb.combine(stack4, "median")[0, 0]) == 3
+    assert int(combine.combine(stack4, "median")[0, 0]) == 3
 
 
 def test_selection_networks_sort_every_zero_one_input() -> None:
     """0-1 principle: a comparator network sorts everything iff it sorts every 0/1 input."""
     for n in range(1, 13):
-        ops, outs = cb.selection_program(n, range(n))
+        ops, outs = networks.selection_program(n, range(n))
         for bits in itertools.product((0, 1), repeat=n):
             env = {f"a{i}": b for i, b in enumerate(bits)}
             for target, fn, x, y in ops:
@@ -135,8 +135,8 @@ def test_selection_networks_sort_every_zero_one_input() -> None:
 
 
 def test_pruned_median_network_is_smaller_than_the_sort() -> None:
-    full, _ = cb.selection_program(31, range(31))
-    median, _ = cb.selection_program(31, [15])
+    full, _ = networks.selection_program(31, range(31))
+    median, _ = networks.selection_program(31, [15])
     assert len(median) < len(full)
 
 
@@ -147,15 +147,15 @@ def test_outlier_frame_and_stuck_pixel_do_not_reach_median_or_sigma_clip() -> No
     flash = clean.copy()
     flash[4] = 60000  # a flash / bumped frame
     clean_mean = np.delete(clean, 4, axis=0).astype(np.float64).mean(axis=0)
-    assert np.abs(cb.combine(flash, "median").astype(np.int64) - 1000).max() < 20
-    np.testing.assert_array_equal(cb.combine(flash, "sigma-clip"), round_half_up(clean_mean).astype(np.uint16))
-    assert cb.combine(flash, "mean").min() > 7000  # the plain mean does not reject it
+    assert np.abs(combine.combine(flash, "median").astype(np.int64) - 1000).max() < 20
+    np.testing.assert_array_equal(combine.combine(flash, "sigma-clip"), round_half_up(clean_mean).astype(np.uint16))
+    assert combine.combine(flash, "mean").min() > 7000  # the plain mean does not reject it
     stuck = clean.copy()
     stuck[6, 2, 3] = 65535  # one hot pixel in one frame
     for method in ("median", "sigma-clip"):
-        got = cb.combine(stuck, method)
+        got = combine.combine(stuck, method)
         assert abs(int(got[2, 3]) - 1000) < 10, method
-    assert int(cb.combine(stuck, "sigma-clip")[2, 3]) == int(round_half_up(np.delete(clean[:, 2, 3], 6).mean()))
+    assert int(combine.combine(stuck, "sigma-clip")[2, 3]) == int(round_half_up(np.delete(clean[:, 2, 3], 6).mean()))
 
 
 # ---- mean and robust means -------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_outlier_frame_and_stuck_pixel_do_not_reach_median_or_sigma_clip() -> No
 @pytest.mark.parametrize("n", (2, *ROBUST_NS))
 def test_mean_matches_reference(n: int) -> None:
     for stack in [random_stack(n), random_stack(n, (3, 11), np.uint8), *adversarial_stacks(n)]:
-        np.testing.assert_array_equal(cb.combine(stack, "mean"), ref_mean(stack))
+        np.testing.assert_array_equal(combine.combine(stack, "mean"), ref_mean(stack))
 
 
 def noisy_stack(n: int, seed: int, dtype: type = np.uint16) -> np.ndarray:
@@ -183,18 +183,18 @@ def test_sigma_clip_matches_reference(n: int) -> None:
     stacks = [noisy_stack(n, 1), noisy_stack(n, 2, np.uint8), random_stack(n), *adversarial_stacks(n)]
     for stack in stacks:
         for kappa, iterations in ((3.0, 5), (1.5, 5), (2.0, 1), (0.5, 3)):
-            got = cb.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations)
+            got = combine.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations)
             np.testing.assert_array_equal(got, ref_sigma_clip(stack, kappa, iterations), f"kappa {kappa}")
 
 
 def test_sigma_clip_really_clips_and_keeps_the_median_when_all_would_go() -> None:
     stack = noisy_stack(15, 3)
-    assert not np.array_equal(cb.combine(stack, "sigma-clip"), cb.combine(stack, "mean"))
+    assert not np.array_equal(combine.combine(stack, "sigma-clip"), combine.combine(stack, "mean"))
     # two values 0 and 10 (N=2): centre 5, sd 5; kappa 0.5 would drop both -> the (rounded) median
     pair = np.array([[[0]], [[10]]], dtype=np.uint16)
-    assert int(cb.combine(pair, "sigma-clip", kappa=0.5)[0, 0]) == 5
+    assert int(combine.combine(pair, "sigma-clip", kappa=0.5)[0, 0]) == 5
     assert int(ref_sigma_clip(pair, 0.5, 5)[0, 0]) == 5
-    np.testing.assert_array_equal(cb.combine(stack, "sigma-clip", iterations=0), cb.combine(stack, "mean"))
+    np.testing.assert_array_equal(combine.combine(stack, "sigma-clip", iterations=0), combine.combine(stack, "mean"))
 
 
 def outlier_frame_stack(n: int, seed: int) -> np.ndarray:
@@ -216,7 +216,7 @@ def outlier_frame_stack(n: int, seed: int) -> np.ndarray:
 def test_sigma_clip_matches_reference_with_an_outlier_frame(n: int) -> None:
     stack = outlier_frame_stack(n, n)
     for kappa, iterations in ((3.0, 5), (1.5, 2)):
-        got = cb.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations)
+        got = combine.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations)
         np.testing.assert_array_equal(got, ref_sigma_clip(stack, kappa, iterations), f"kappa {kappa}")
 
 
@@ -225,38 +225,38 @@ def test_winsorized_matches_reference(n: int) -> None:
     stacks = [noisy_stack(n, 4), noisy_stack(n, 5, np.uint8), random_stack(n), *adversarial_stacks(n)]
     for stack in stacks:
         for fraction in (0.2, 0.0, 0.34):
-            got = cb.combine(stack, "winsorized", winsor_fraction=fraction)
+            got = combine.combine(stack, "winsorized", winsor_fraction=fraction)
             np.testing.assert_array_equal(got, ref_winsorized(stack, fraction), f"fraction {fraction}")
 
 
 def test_no_rejection_is_possible_where_sigma_clip_takes_the_mean_shortcut() -> None:
     """Worst cases for |x - median| / sd: exhaustive over small integer stacks, and the extremal odd-n stack."""
-    assert not cb.can_reject(3, 3.0)
-    assert not cb.can_reject(4, 3.0)
-    assert not cb.can_reject(5, 3.0)
-    assert not cb.can_reject(7, 3.0)
-    assert cb.can_reject(9, 3.0)
-    assert cb.can_reject(7, 2.9)
+    assert not networks.can_reject(3, 3.0)
+    assert not networks.can_reject(4, 3.0)
+    assert not networks.can_reject(5, 3.0)
+    assert not networks.can_reject(7, 3.0)
+    assert networks.can_reject(9, 3.0)
+    assert networks.can_reject(7, 2.9)
     for n in (2, 3, 4, 5, 6, 7):
         worst = 0.0
         for x in itertools.combinations_with_replacement(range(n + 4 if n % 2 else 7), n):  # holds the extremal
             v = np.array(x, dtype=np.float64)
             if v.std() > 0:
                 worst = max(worst, float(np.abs(v - np.median(v)).max() / v.std()))
-        assert cb.can_reject(n, worst)  # the worst seen is within the bound...
+        assert networks.can_reject(n, worst)  # the worst seen is within the bound...
         if n % 2:  # ...and for odd n the bound is tight
-            assert not cb.can_reject(n, worst * 1.001)
+            assert not networks.can_reject(n, worst * 1.001)
     for n in (5, 7, 9, 31):  # the extremal stack: one value n+3 above a median of 0, (n-3)/2 values at 2
         v = np.array([0.0] * ((n + 1) // 2) + [2.0] * ((n - 3) // 2) + [n + 3.0])
         ratio = float(np.abs(v - np.median(v)).max() / v.std())
-        assert cb.can_reject(n, ratio)
-        assert not cb.can_reject(n, ratio * 1.001)
+        assert networks.can_reject(n, ratio)
+        assert not networks.can_reject(n, ratio * 1.001)
 
 
 def test_winsor_count() -> None:
-    assert [cb.winsor_count(n, 0.2) for n in (1, 2, 3, 5, 9, 10, 15, 31)] == [0, 0, 1, 1, 1, 2, 3, 6]
-    assert cb.winsor_count(5, 0.49) == 2
-    assert cb.winsor_count(4, 0.49) == 1
+    assert [networks.winsor_count(n, 0.2) for n in (1, 2, 3, 5, 9, 10, 15, 31)] == [0, 0, 1, 1, 1, 2, 3, 6]
+    assert networks.winsor_count(5, 0.49) == 2
+    assert networks.winsor_count(4, 0.49) == 1
 
 
 # ---- shapes, dtypes, buffers, errors ---------------------------------------------------------------------------
@@ -265,18 +265,18 @@ def test_winsor_count() -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_channels_last_stack_equals_per_channel_results(method: str) -> None:
     stack = noisy_stack(9, 6).reshape(9, 8, 16, 4)
-    got = cb.combine(stack, method)  # type: ignore[arg-type]
+    got = combine.combine(stack, method)  # type: ignore[arg-type]
     assert got.shape == (8, 16, 4)
     for c in range(4):
         channel = np.ascontiguousarray(stack[..., c])
-        np.testing.assert_array_equal(got[..., c], cb.combine(channel, method))  # type: ignore[arg-type]
+        np.testing.assert_array_equal(got[..., c], combine.combine(channel, method))  # type: ignore[arg-type]
 
 
 def test_out_buffer_is_filled_and_returned() -> None:
     out = np.full((5, 37), 12345, np.uint16)
     for n in (3, 4):
         stack = random_stack(n, seed=n)
-        result = cb.combine(stack, "median", out=out)
+        result = combine.combine(stack, "median", out=out)
         assert result is out
         np.testing.assert_array_equal(out, ref_median(stack))
 
@@ -284,7 +284,7 @@ def test_out_buffer_is_filled_and_returned() -> None:
 def test_single_frame_is_copied() -> None:
     stack = random_stack(1)
     for method in METHODS:
-        got = cb.combine(stack, method)
+        got = combine.combine(stack, method)
         np.testing.assert_array_equal(got, stack[0])
         assert not np.shares_memory(got, stack)
 
@@ -292,49 +292,49 @@ def test_single_frame_is_copied() -> None:
 def test_non_contiguous_frames_give_the_same_result() -> None:
     stack = random_stack(5, (6, 40))
     view = stack[:, :, ::2]
-    np.testing.assert_array_equal(cb.combine(view, "median"), ref_median(np.ascontiguousarray(view)))
+    np.testing.assert_array_equal(combine.combine(view, "median"), ref_median(np.ascontiguousarray(view)))
 
 
 def test_bad_arguments_are_rejected() -> None:
     stack = random_stack(3)
     with pytest.raises(ValueError, match="dtype"):
-        cb.combine(stack.astype(np.float32), "median")
+        combine.combine(stack.astype(np.float32), "median")
     with pytest.raises(ValueError, match="shape"):
-        cb.combine(stack[0], "median")
+        combine.combine(stack[0], "median")
     with pytest.raises(ValueError, match="method"):
-        cb.combine(stack, "mode")  # type: ignore[arg-type]
+        combine.combine(stack, "mode")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="out"):
-        cb.combine(stack, "median", out=np.empty((5, 36), np.uint16))
+        combine.combine(stack, "median", out=np.empty((5, 36), np.uint16))
     with pytest.raises(ValueError, match="winsor_fraction"):
-        cb.combine(stack, "winsorized", winsor_fraction=0.5)
+        combine.combine(stack, "winsorized", winsor_fraction=0.5)
     with pytest.raises(ValueError, match="kappa"):
-        cb.combine(stack, "sigma-clip", kappa=0)
+        combine.combine(stack, "sigma-clip", kappa=0)
 
 
 def test_new_stack_and_warm_up() -> None:
-    stack = cb.new_stack(3, (4, 5), np.uint8)
+    stack = combine.new_stack(3, (4, 5), np.uint8)
     assert stack.shape == (3, 4, 5)
     assert stack.dtype == np.uint8
     assert stack.flags.c_contiguous
-    cb.warm_up(3, np.uint8, ["median"])  # loads (or compiles) without touching real data
-    assert cb.load_kernel("median", 3) is cb.load_kernel("median", 3)
+    combine.warm_up(3, np.uint8, ["median"])  # loads (or compiles) without touching real data
+    assert kernel_cache.load_kernel("median", 3) is kernel_cache.load_kernel("median", 3)
 
 
 def test_generated_kernels_are_written_once_under_their_content_hash(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv(cb.CACHE_ENV, str(tmp_path))
-    cb.load_kernel.cache_clear()
+    monkeypatch.setenv(kernel_cache.CACHE_ENV, str(tmp_path))
+    kernel_cache.load_kernel.cache_clear()
     try:
-        cb.load_kernel("median", 3)
+        kernel_cache.load_kernel("median", 3)
         files = sorted(tmp_path.glob("median_3_*.py"))
         assert len(files) == 1
-        assert files[0].read_text() == cb.median_source(3)
+        assert files[0].read_text() == codegen.median_source(3)
         mtime = files[0].stat().st_mtime_ns
-        cb.load_kernel.cache_clear()
-        cb.load_kernel("median", 3)
+        kernel_cache.load_kernel.cache_clear()
+        kernel_cache.load_kernel("median", 3)
         assert files[0].stat().st_mtime_ns == mtime  # not rewritten: numba's cache stays valid
         assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
     finally:
-        cb.load_kernel.cache_clear()
+        kernel_cache.load_kernel.cache_clear()
 
 
 def test_a_kernel_compiled_for_the_first_time_is_announced_once(
@@ -342,25 +342,25 @@ def test_a_kernel_compiled_for_the_first_time_is_announced_once(
 ) -> None:
     """A first blend can wait minutes on a compile (sigma-clip); the user is told why, and only that once.
     (The bench's floor kernel for 2 frames: no other test loads it.)"""
-    monkeypatch.setenv(cb.CACHE_ENV, str(tmp_path / "kernels"))
+    monkeypatch.setenv(kernel_cache.CACHE_ENV, str(tmp_path / "kernels"))
 
-    def load_as_a_new_process() -> cb.Kernel:
-        cb.load_kernel.cache_clear()
+    def load_as_a_new_process() -> kernel_cache.Kernel:
+        kernel_cache.load_kernel.cache_clear()
         for name in [m for m in sys.modules if m.startswith("_medianscan_kernel_floor_2_")]:
             del sys.modules[name]
-        return cb.load_kernel("floor", 2)
+        return kernel_cache.load_kernel("floor", 2)
 
     stack, out = np.ones((2, 3, 4), np.uint16), np.empty((3, 4), np.uint16)
     try:
-        with caplog.at_level(logging.INFO, logger="medianscan.combine"):
+        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernel_cache"):
             load_as_a_new_process()(stack, out)
         assert [r.levelno for r in caplog.records] == [logging.INFO, logging.INFO]  # news, not a warning
         assert "compiling the floor kernel for 2 frames (first use only" in caplog.records[0].message
         assert re.fullmatch(r"compiled the floor kernel for 2 frames in [0-9.]+ s", caplog.records[1].message)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="medianscan.combine"):
+        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernel_cache"):
             load_as_a_new_process()(stack, out)
         assert "compil" not in caplog.text
         np.testing.assert_array_equal(out, 1)
     finally:
-        cb.load_kernel.cache_clear()
+        kernel_cache.load_kernel.cache_clear()

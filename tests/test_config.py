@@ -10,13 +10,9 @@ import pytest
 import yaml
 
 from medianscan import config as config_module
-from medianscan.config import (
-    Config,
-    ConfigError,
-    config_to_yaml,
-    load_config,
-    parse_config,
-)
+from medianscan.config import rules
+from medianscan.config.loader import config_to_yaml, load_config, parse_config
+from medianscan.config.schema import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "medianscan.yaml"
@@ -229,7 +225,7 @@ def test_config_to_yaml_round_trips(tmp_path: Path) -> None:
 
 def test_check_tables_name_real_fields() -> None:
     """A renamed field must not silently lose its range check."""
-    tables = (config_module._CHECKS, config_module._KEY_CHECKS, config_module._ITEM_CHECKS)
+    tables = (rules._CHECKS, rules._KEY_CHECKS, rules._ITEM_CHECKS)
     for table in tables:
         for owner, name in table:
             cls = getattr(config_module, owner)
@@ -266,3 +262,27 @@ def test_config_check_reports_every_problem_in_the_file(tmp_path: Path, capsys: 
         f"medianscan: {path}:7: camera.backend: expected one of 'gphoto2', 'simulated', got 'gphot' "
         "(did you mean 'gphoto2'?)",
     ]
+
+
+def test_blend_options_are_checked_by_one_rule_in_the_config_and_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`level_tolerance: 0` (which would refuse every real stack) is refused alike by the config and by
+    `medianscan blend`, with the same words; the CLI's defaults are the config's."""
+    from medianscan.cli import build_parser, main
+    from medianscan.config.schema import BlendConfig
+
+    with pytest.raises(ConfigError, match=r"blend\.level_tolerance: must be greater than 0, got 0"):
+        parse_config("blend:\n  level_tolerance: 0\n")
+    assert main(["blend", str(tmp_path), "--level-tolerance", "0", "--max-shift", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--level-tolerance: must be greater than 0, got 0.0; --max-shift: must be greater than 0, got 0.0" in err
+    args = build_parser().parse_args(["blend", str(tmp_path)])
+    defaults = BlendConfig()
+    assert (args.kappa, args.iterations, args.winsor_fraction, args.level_tolerance, args.max_shift) == (
+        defaults.kappa,
+        defaults.iterations,
+        defaults.winsor_fraction,
+        defaults.level_tolerance,
+        defaults.max_shift_px,
+    )

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan import contents, frames
 from medianscan.cli import main
-from medianscan.contents import Role
+from medianscan.library import contents
+from medianscan.library.contents import Role
+from medianscan.outputs import jpeg
 from tests.stacks import Scene, load_scene, make_burst, tree_digest
 
 
@@ -75,7 +76,7 @@ def test_a_frame_that_cannot_be_read_stops_the_blend_and_is_named(
     elif damage == "text":
         bad.write_text("this is not a raw\n")
     elif damage == "jpeg":
-        frames.write_jpeg(bad, np.full((16, 16, 3), 128, np.uint8))
+        jpeg.write_jpeg(bad, np.full((16, 16, 3), 128, np.uint8))
     else:  # a plain TIFF (a scan) under a raw's name: LibRaw refuses it
         import tifffile
 
@@ -106,7 +107,7 @@ def test_jpeg_previews_beside_raws_are_left_out_by_name(
     raws = cr2_stack(folder, sample_raw, 3)
     for raw in raws:  # RAW+JPEG: the body's preview of each shot, a real JPEG with the CR2's EXIF
         preview = raw.with_suffix(".JPG")
-        frames.write_jpeg(preview, np.full((120, 160, 3), 90, np.uint8), exif_from=raw)
+        jpeg.write_jpeg(preview, np.full((120, 160, 3), 90, np.uint8), exif_from=raw)
     for clutter in ("frame_01.CR2.xmp", ".DS_Store", "._frame_01.CR2", "Thumbs.db", "frame_02.pp3"):
         (folder / clutter).write_bytes(b"x")
     code, err = blend(capsys, folder)
@@ -135,7 +136,7 @@ def test_a_temp_copy_beside_the_frames_is_named(
 
 
 def test_the_library_counts_frames_by_the_same_rule(tmp_path: Path, sample_raw: Path) -> None:
-    from medianscan.library import raw_files
+    from medianscan.library.rolls import raw_files
 
     folder = tmp_path / "frame-001"
     paths = cr2_stack(folder, sample_raw, 3)

@@ -24,14 +24,18 @@ import numpy as np
 import pytest
 import yaml
 
-from medianscan import frames
-from medianscan.blend import BlendResult, verify_output
-from medianscan.config import Config
-from medianscan.daemon import Daemon
+from medianscan.blend import frames
+from medianscan.blend.verify import verify_output
+from medianscan.capture.control_client import request
+from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
-from medianscan.library import MANIFEST, State, raw_files, read_manifest
-from medianscan.triggers import request
-from medianscan.worker import BlendPool
+from medianscan.library.contents import MANIFEST
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.rolls import raw_files
+from medianscan.records import BlendRecord
+from medianscan.service.capture import Daemon
+from medianscan.service.jobs import BlendTask
+from medianscan.service.pool import BlendPool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -256,17 +260,8 @@ def assert_frames_whole(stack: Path, count: int | None = None) -> None:
 def assert_blended(stack: Path) -> None:
     m = read_manifest(stack)
     assert m.state == State.BLENDED, (stack, m.state, m.error)
-    assert isinstance(m.blend, dict)
-    result = BlendResult(
-        stack=stack,
-        output=Path(m.blend["output"]),
-        sidecar=Path(m.blend["sidecar"]),
-        extra_outputs=(),
-        frames=tuple(Path(p) for p in m.blend["frames"]),
-        dropped=(),
-        seconds=0.0,
-        noise_ratio=None,
-    )
+    assert isinstance(m.blend, BlendRecord)  # read back from stack.json as the typed record
+    result = m.blend
     verify_output(result)  # the DNG on disk reads back to exactly what was blended
     assert result.output.parent == stack
 
@@ -315,7 +310,7 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
     out = frames.read_frame(stack / "frame-001_median.dng")
     assert np.array_equal(out.pixels, scene.mosaic)  # the median of three copies is the copy, bit for bit
     m = read_manifest(stack)
-    assert m.burst["frames"] == [p.name for p in raws]
+    assert m.burst is not None and m.burst["frames"] == [p.name for p in raws]
     assert m.capture_seconds is not None and m.blend_seconds is not None
     assert [h["state"] for h in m.history] == ["capturing", "captured", "blending", "blended"]
 
@@ -540,13 +535,14 @@ def test_200_negatives_with_flat_memory(tmp_path: Path, daemons: list[DaemonProc
 # --- in-process: back-pressure, retake during a blend, disk space ------------------------------------------
 
 
-def gated_blend(stack: Path, options: Any) -> dict[str, Any]:
+def gated_blend(stack: Path, task: BlendTask) -> BlendRecord:
     """FAKE blend job (a real blend cannot be held open on cue): waits for `<library>/go`, writes nothing."""
     gate = stack.parent.parent / "go"
     deadline = time.monotonic() + 30
     while not gate.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    return {"output": str(stack / f"{stack.name}_median.dng"), "frames": [], "noise_ratio": None}
+    output = stack / f"{stack.name}_median.dng"
+    return BlendRecord(stack, output, output.with_suffix(".json"), (), (), (), 0.0, None)
 
 
 class InProcess:
@@ -624,7 +620,7 @@ def test_a_capture_is_refused_when_the_disk_is_short(tmp_path: Path, monkeypatch
         usage = real(path)
         return type(usage)(usage.total, usage.total - 10_000_000, 10_000_000)
 
-    monkeypatch.setattr("medianscan.daemon.shutil.disk_usage", nearly_full)
+    monkeypatch.setattr("medianscan.service.capture.shutil.disk_usage", nearly_full)
     with InProcess(daemon) as run:
         daemon.request("capture")
         wait_until(lambda: run.count("error") == 1, "the refusal")

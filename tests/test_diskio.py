@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from medianscan import diskio, frames
-from medianscan.blend import _pixels_sha256 as pixels_sha256
-from medianscan.blend import blend_stack, output_digest, verify_output
+from medianscan import diskio
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.verify import output_digest, pixels_sha256, verify_output
 from medianscan.errors import StackError
+from medianscan.outputs import tiff
 
 
 def written_as(written: diskio.Written, offset: int, data: bytes) -> bool:
@@ -133,7 +134,7 @@ def test_a_whole_image_tiff_that_reads_back_different_is_removed(
     monkeypatch.setattr(os, "pwrite", flaky_pwrite)
     out = tmp_path / "linear.tif"
     with pytest.raises(OSError, match=r"linear\.tif reads back different pixels; it was removed"):
-        frames.write_tiff(out, np.zeros((300, 400, 3), np.uint16))
+        tiff.write_tiff(out, np.zeros((300, 400, 3), np.uint16))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -163,22 +164,22 @@ def test_a_file_shorter_than_the_block_read_is_an_error_naming_it(tmp_path: Path
 def test_tiff_output_reads_back_in_every_reader_and_hashes_from_disk(tmp_path: Path) -> None:
     image = np.random.default_rng(1).integers(0, 65535, (301, 407, 3), dtype=np.uint16)
     out = tmp_path / "blend.tif"
-    frames.write_tiff(out, image, description="medianscan median of a stack")
+    tiff.write_tiff(out, image, description="medianscan median of a stack")
     with tifffile.TiffFile(out) as tif:
         assert tif.pages.first.dataoffsets[0] % diskio.ALIGN == 0
         np.testing.assert_array_equal(tif.asarray(), image)
         assert tif.pages.first.description == "medianscan median of a stack"
-    assert frames.stored_pixels_sha256(out) == pixels_sha256(image) == output_digest(out)
+    assert tiff.stored_pixels_sha256(out) == pixels_sha256(image) == output_digest(out)
     assert not list(tmp_path.glob(".*.part"))
 
 
 def test_tiffs_stored_otherwise_are_decoded_for_their_digest(tmp_path: Path) -> None:
     image = np.random.default_rng(2).integers(0, 65535, (64, 80), dtype=np.uint16)
     packed, big_endian = tmp_path / "packed.tif", tmp_path / "motorola.tif"
-    frames.write_tiff(packed, image, compress=True)
+    tiff.write_tiff(packed, image, compress=True)
     tifffile.imwrite(big_endian, image, byteorder=">")
     for path in (packed, big_endian):
-        assert frames.stored_pixels_sha256(path) is None
+        assert tiff.stored_pixels_sha256(path) is None
         assert output_digest(path) == pixels_sha256(image)
 
 

@@ -19,12 +19,12 @@ import pytest
 import rawpy
 import tifffile
 
-from medianscan import dng
-from medianscan.dng import write_dng
+from medianscan.blend.frames import layout_from_rawpy, read_frame, read_metadata
 from medianscan.errors import MedianscanError
-from medianscan.frames import layout_from_rawpy, read_frame, read_metadata
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-from medianscan.preview import render_preview
+from medianscan.outputs import dng
+from medianscan.outputs.dng import write_dng
+from medianscan.outputs.preview import render_preview
 from tests.readers import (
     Image,
     darktable_white_level,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from medianscan.config import HooksConfig
-from medianscan.hooks import TONES, Hooks, ring_bell, write_tone
+from medianscan.config.schema import HooksConfig
+from medianscan.service.hooks import TONES, Hooks, ring_bell, write_tone
 
 RECORD = """
 import json, os, sys

@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from medianscan.errors import MedianscanError
-from medianscan.library import MANIFEST, Library, State, move_file, raw_files, read_manifest
+from medianscan.library.contents import MANIFEST
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.retention import move_file
+from medianscan.library.rolls import Library, raw_files
+from medianscan.records import BlendRecord, LeftOut
 
 DAY = dt.date(2026, 11, 23)
 
@@ -183,9 +187,11 @@ def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path
 
 def blended(lib: Library, stack: Path, frames: list[Path]) -> None:
     lib.mark(stack, State.CAPTURED)
-    lib.mark(
-        stack, State.BLENDED, blend={"frames": frames[:-1], "dropped": [{"frame": frames[-1], "reason": "shifted"}]}
+    output = stack / f"{stack.name}_median.dng"
+    record = BlendRecord(
+        stack, output, output.with_suffix(".json"), (), tuple(frames[:-1]), (LeftOut(frames[-1], "shifted"),), 1.0, None
     )
+    lib.mark(stack, State.BLENDED, blend=record)
 
 
 @pytest.mark.parametrize("policy", ["keep", "delete", "archive"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medianscan.notify import Notifier, child_environment
+from medianscan.service.notify import Notifier, child_environment
 
 
 @pytest.fixture

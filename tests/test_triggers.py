@@ -19,24 +19,13 @@ from typing import Any
 import pytest
 from evdev import InputEvent, ecodes
 
-from medianscan.config import Config, FootswitchConfig, TriggerConfig
+from medianscan.capture.control_client import client_socket_paths, request
+from medianscan.capture.control_socket import ControlServer, hub_handler, server_socket_path
+from medianscan.capture.events import Answer, PressPolicy, TriggerHub
+from medianscan.capture.footswitch import Footswitch, KeyMapper, NodeInfo, matching_nodes
+from medianscan.capture.keyboard import KEYBOARD_HELP, KeyboardTrigger
+from medianscan.config.schema import Config, FootswitchConfig, TriggerConfig
 from medianscan.errors import MedianscanError
-from medianscan.triggers import (
-    KEYBOARD_HELP,
-    Answer,
-    ControlServer,
-    Footswitch,
-    KeyboardTrigger,
-    KeyMapper,
-    NodeInfo,
-    PressPolicy,
-    TriggerHub,
-    client_socket_paths,
-    hub_handler,
-    matching_nodes,
-    request,
-    server_socket_path,
-)
 
 KEY_B, KEY_A, KEY_C = ecodes.KEY_B, ecodes.KEY_A, ecodes.KEY_C
 

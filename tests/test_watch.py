@@ -23,10 +23,12 @@ import pytest
 
 from medianscan.cli import main
 from medianscan.cli.control import render_status
-from medianscan.config import Config, WatchConfig, load_config
+from medianscan.config.loader import load_config
+from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
-from medianscan.watch import Grouping, WatchService, blend_frames_job, is_temp_name
-from medianscan.worker import BlendPool
+from medianscan.service.jobs import blend_job
+from medianscan.service.pool import BlendPool
+from medianscan.service.watch import Grouping, WatchService, is_temp_name
 from tests.stacks import Scene, load_scene, make_burst, noisy, write_frame
 from tests.test_daemon import NotifySocket
 
@@ -73,7 +75,7 @@ class Running:
     """A WatchService serving on a thread, with every event it emits recorded with its time."""
 
     def __init__(self, cfg: Config) -> None:
-        self.service = WatchService(cfg, pool=BlendPool(1, 4, job=blend_frames_job))  # no warm-up: tiny frames
+        self.service = WatchService(cfg, pool=BlendPool(1, 4, job=blend_job))  # no warm-up: tiny frames
         self.events: list[tuple[float, str, dict[str, Any]]] = []
         self._cond = threading.Condition()
         self.service.listeners.append(self._record)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from medianscan.errors import MedianscanError
-from medianscan.worker import BlendPool, Event, Outcome, Started
+from medianscan.service.pool import BlendPool, Event, Outcome, Started
 
 
 def gated_job(stack: Path, options: Any) -> dict[str, Any]:
@@ -43,8 +43,8 @@ def record_warm_up() -> None:
         fh.write("warm\n")
 
 
-def collect(pool: BlendPool, count: int, timeout: float = 30.0) -> list[Outcome]:
-    out: list[Outcome] = []
+def collect(pool: BlendPool[Any, Any], count: int, timeout: float = 30.0) -> list[Outcome[Any]]:
+    out: list[Outcome[Any]] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:
         assert time.monotonic() < deadline, f"only {len(out)} of {count} outcomes after {timeout} s"
@@ -184,7 +184,7 @@ def test_workers_die_with_a_killed_daemon(tmp_path: Path) -> None:
         f"""
         import json, sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from medianscan.worker import BlendPool
+        from medianscan.service.pool import BlendPool
         from test_worker import gated_job
         if __name__ == "__main__":
             pool = BlendPool(workers=2, queue_size=2, job=gated_job, warm=None)
@@ -223,7 +223,7 @@ def _alive(pid: int) -> bool:
 
 def test_the_queue_needs_room() -> None:
     with pytest.raises(MedianscanError):
-        BlendPool(workers=0)
+        BlendPool(workers=0, job=gated_job)
 
 
 def test_a_group_wide_sigterm_leaves_the_running_blend_to_the_daemon(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:  # a first kernel compile can take minutes: say so even when nothing else is logged
-        logging.getLogger("medianscan.combine").setLevel(logging.INFO)
+        logging.getLogger("medianscan.blend.kernel_cache").setLevel(logging.INFO)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -8,10 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medianscan import contents
-from medianscan.blend import METHODS, BlendOptions, BlendResult, blend_stack, verify_output
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.verify import verify_output
+from medianscan.config.rules import blend_problems
+from medianscan.config.schema import BlendConfig
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
-from medianscan.library import MANIFEST, State, mark, read_manifest
+from medianscan.library import contents
+from medianscan.library.contents import MANIFEST
+from medianscan.library.manifest import State, mark, read_manifest
+from medianscan.records import BlendRecord
+from medianscan.vocabulary import METHODS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,14 +31,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    parser.add_argument("--method", choices=METHODS, default="median")
-    parser.add_argument("--kappa", type=float, default=3.0, help="sigma-clip: reject beyond KAPPA sigma (3)")
-    parser.add_argument("--iterations", type=int, default=5, help="sigma-clip: at most this many rounds (5)")
+    d = BlendConfig()  # the defaults, as the config has them
+    parser.add_argument("--method", choices=METHODS, default=d.method)
     parser.add_argument(
-        "--winsor-fraction", type=float, default=0.2, help="winsorized: fraction clamped at each end (0.2)"
+        "--kappa", type=float, default=d.kappa, help=f"sigma-clip: reject beyond KAPPA sigma ({d.kappa:g})"
     )
-    parser.add_argument("--level-tolerance", type=float, default=0.03, help="allowed brightness spread (0.03)")
-    parser.add_argument("--max-shift", type=float, default=0.5, help="allowed shift between frames, px (0.5)")
+    parser.add_argument(
+        "--iterations", type=int, default=d.iterations, help=f"sigma-clip: at most this many rounds ({d.iterations})"
+    )
+    parser.add_argument(
+        "--winsor-fraction",
+        type=float,
+        default=d.winsor_fraction,
+        help=f"winsorized: fraction clamped at each end ({d.winsor_fraction:g})",
+    )
+    parser.add_argument(
+        "--level-tolerance",
+        type=float,
+        default=d.level_tolerance,
+        help=f"allowed brightness spread ({d.level_tolerance:g})",
+    )
+    parser.add_argument(
+        "--max-shift", type=float, default=d.max_shift_px, help=f"allowed shift between frames, px ({d.max_shift_px:g})"
+    )
     parser.add_argument("--output", type=Path, help="output file (one stack only)")
     parser.add_argument("--tiff", action="store_true", help="also write a 16-bit linear TIFF")
     parser.add_argument("--compress", action="store_true", help="lossless-JPEG compressed DNG")
@@ -62,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         compress=args.compress,
         output=args.output,
     )
-    _check_options(options)
+    problems = blend_problems(options, spell=lambda name: _FLAGS.get(name, f"--{name.replace('_', '-')}"))
+    if problems:
+        raise MedianscanError("; ".join(problems))
     stacks = stacks_of(args.paths)
     if args.output and len(stacks) > 1:
         raise MedianscanError("--output names one file, but several stacks were given")
@@ -89,18 +113,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _check_options(options: BlendOptions) -> None:
-    if options.kappa <= 0:
-        raise MedianscanError(f"--kappa must be above 0, not {options.kappa}")
-    if options.iterations < 1:
-        raise MedianscanError(f"--iterations must be at least 1, not {options.iterations}")
-    if not 0 <= options.winsor_fraction < 0.5:
-        raise MedianscanError(f"--winsor-fraction must be in [0, 0.5), not {options.winsor_fraction}")
-    if options.level_tolerance <= 0 or options.max_shift_px <= 0:
-        raise MedianscanError("--level-tolerance and --max-shift must be above 0")
+_FLAGS = {"max_shift_px": "--max-shift"}  # option names whose flag is spelled otherwise
 
 
-def _record_in_manifest(stack: Path | list[Path], result: BlendResult) -> None:
+def _record_in_manifest(stack: Path | list[Path], result: BlendRecord) -> None:
     """A stack folder of the daemon's library (it has a stack.json) records the blend exactly as the daemon
     would: verified against its sidecar, then state blended with the blend's record."""
     if not isinstance(stack, Path) or not (stack / MANIFEST).is_file():
@@ -135,10 +151,10 @@ def _emit(as_json: bool, record: dict[str, Any]) -> None:
         print(json.dumps(record), flush=True)
 
 
-def _report(result: BlendResult, as_json: bool) -> None:
+def _report(result: BlendRecord, as_json: bool) -> None:
     """What was left out of the blend, on stderr (in JSON mode too: stdout holds the records)."""
-    for path, reason in result.dropped:
-        print(f"  dropped {path.name}: {reason}", file=sys.stderr)
+    for dropped in result.dropped:
+        print(f"  dropped {dropped.path.name}: {dropped.reason}", file=sys.stderr)
     notice = contents.notice(result.stack.name, result.ignored)
     if notice:
         print(f"medianscan: {notice}", file=sys.stderr)

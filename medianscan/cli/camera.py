@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from medianscan.camera import BurstError, BurstRecord, Camera, list_cameras, open_camera
-from medianscan.config import CameraConfig
+from medianscan.capture.camera import BurstError, BurstRecord, Camera, list_cameras, open_camera
+from medianscan.config.schema import CameraConfig
 from medianscan.errors import MedianscanError
 
 MAX_CHOICES_SHOWN = 12
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def camera_config(args: argparse.Namespace) -> tuple[CameraConfig, int]:
     """The camera section of --config (or the defaults, with the gphoto2 backend) overridden by the options."""
-    from medianscan.config import load_config
+    from medianscan.config.loader import load_config
 
     cfg = load_config(args.config)
     camera = cfg.camera
@@ -72,7 +72,7 @@ def run_list(args: argparse.Namespace) -> int:
     cfg, _ = camera_config(args)
     cameras = list_cameras(cfg.backend)
     if not cameras:
-        from medianscan.camera.faults import NO_CAMERA_FIX
+        from medianscan.capture.camera.faults import NO_CAMERA_FIX
 
         print(f"medianscan: no camera found: {NO_CAMERA_FIX}", file=sys.stderr)
         return 1

@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from medianscan.config import ConfigError, config_to_yaml, load_config
+from medianscan.config.loader import config_to_yaml, load_config
+from medianscan.config.schema import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

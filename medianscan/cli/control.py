@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medianscan.config import load_config
+from medianscan.capture.control_client import client_socket_paths, request
+from medianscan.capture.events import DEFAULT_WAIT, WAIT
+from medianscan.config.loader import load_config
 from medianscan.errors import MedianscanError
-from medianscan.triggers import DEFAULT_WAIT, WAIT, client_socket_paths, request
+from medianscan.vocabulary import Request
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Request, str]] = {  # CLI name -> (the request it sends, help)
     "trigger": ("capture", "fire a burst, as the footswitch does"),
     "retake": ("retake", "set the last stack aside in discarded/ (nothing is deleted)"),
     "new-roll": ("new-roll", "start a new roll folder"),

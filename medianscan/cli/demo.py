@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.errors import MedianscanError
+from medianscan.records import BlendRecord
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,8 +80,8 @@ class AutoTrigger:
             elif event == "blend-done" and stack in self.negatives:
                 neg = self.negatives[stack]
                 neg.blend_seconds = data["seconds"]
-                neg.noise_ratio = data["result"].get("noise_ratio")
-                neg.output = Path(data["result"]["output"])
+                record: BlendRecord = data["result"]
+                neg.noise_ratio, neg.output = record.noise_ratio, record.output
                 gain = f", {neg.noise_ratio:.2f}x the noise of one frame" if neg.noise_ratio else ""
                 self.say(f"  {stack.name}: blended in {data['seconds']:.1f} s -> {neg.output.name}{gain}")
             elif event == "error":
@@ -117,8 +118,8 @@ class AutoTrigger:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medianscan.config import Config
-    from medianscan.daemon import Daemon
+    from medianscan.config.schema import Config
+    from medianscan.service.capture import Daemon
 
     if args.negatives < 1 or args.frames < 3:
         raise MedianscanError("the demo needs at least 1 negative and 3 frames per burst")

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medianscan.watch import WatchService, watch_config
+    from medianscan.service.watch import WatchService, watch_config
 
     cfg = watch_config(service_config(args), args.folder, args.group)
     if not args.once:

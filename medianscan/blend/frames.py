@@ -1,0 +1,340 @@
+"""Read one frame of a stack, whatever its format, into pixels plus the metadata the checks and writers need.
+
+Camera raws through LibRaw (rawpy), 16-bit or 8-bit TIFFs through tifffile, JPEGs through imagecodecs,
+metadata of all of them through exiv2. Each file is read from disk once: its bytes are hashed and decoded from
+the same buffer (or, for uncompressed TIFFs, mapped and hashed from the same mapping).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import exiv2
+import imagecodecs
+import numpy as np
+import numpy.typing as npt
+import rawpy
+import tifffile
+
+from medianscan.blend.sniff import _libraw_reason, inspect
+from medianscan.errors import StackError
+from medianscan.formats import FrameKind, is_tiff
+from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+from medianscan.outputs.tiff import pixel_block
+
+Kind = FrameKind
+
+exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
+
+# LibRaw's flip (sizes.flip) -> EXIF Orientation, mirrored flips included.
+_FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
+
+# DNG colour tags (IFD0) carried over from a DNG source so the blend develops exactly like it.
+# fmt: off
+_DNG_COLOUR_TAGS = (
+    50721, 50722,  # ColorMatrix1/2
+    50723, 50724,  # CameraCalibration1/2
+    50727,  # AnalogBalance
+    50730,  # BaselineExposure
+    50778, 50779,  # CalibrationIlluminant1/2
+    50932,  # ProfileCalibrationSignature
+    50936,  # ProfileName
+    50937, 50938, 50939,  # ProfileHueSatMapDims, ProfileHueSatMapData1/2
+    50940,  # ProfileToneCurve
+    50941,  # ProfileEmbedPolicy
+    50942,  # ProfileCopyright
+    50964, 50965,  # ForwardMatrix1/2
+    50981, 50982,  # ProfileLookTableDims/Data
+)
+# Opcode lists live with the raw data, in the CFA SubIFD.
+_DNG_RAW_TAGS = (51008, 51009, 51022)  # OpcodeList1/2/3
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: pixels, what it is, and what the file says about how it was taken."""
+
+    path: Path
+    kind: Kind
+    pixels: npt.NDArray[np.generic]  # raw: full sensor array (H, W); tiff/jpeg: (H, W) or (H, W, C)
+    camera: CameraInfo
+    exposure: Exposure
+    sha256: str
+    layout: MosaicLayout | None = None  # raws only
+    orientation: int = 1
+
+
+def probe(path: Path, kind: Kind) -> tuple[tuple[int, ...], np.dtype[np.generic]] | None:
+    """Pixel array shape and dtype from the header alone (to preallocate a stack), or None if unknown."""
+    try:
+        if kind == "raw":
+            with rawpy.RawPy() as raw:
+                raw.open_file(str(path))
+                return (int(raw.sizes.raw_height), int(raw.sizes.raw_width)), np.dtype(np.uint16)
+        if kind == "tiff":
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return tuple(page.shape), np.dtype(page.dtype)
+    except (rawpy.LibRawError, OSError, ValueError):
+        return None
+    return None  # JPEG: decoding is the only reliable way
+
+
+def read_frame(path: Path, kind: Kind | None = None, out: npt.NDArray[np.generic] | None = None) -> Frame:
+    """Read and decode one frame; any problem becomes a StackError naming the file and the reason.
+
+    With `out` (a slot of a preallocated stack) the pixels are decoded into it when shape and dtype match,
+    so a stack costs one buffer and no copies; otherwise the frame keeps its own array (and the size check
+    will name it).
+    """
+    path = Path(path)
+    if kind is None:
+        sniffed = inspect(path)
+        if sniffed.kind is None:
+            raise StackError(f"{path}: {sniffed.problem}")
+        kind = sniffed.kind
+    try:
+        camera, exposure, orientation = read_metadata(path)
+        if kind == "raw":
+            digest = _sha256(path)
+            pixels, layout = _decode_raw(path, out)
+            return Frame(path, kind, pixels, camera, exposure, digest, layout, layout.orientation)
+        mapped = _map_tiff(path) if kind == "tiff" and out is None else None
+        if mapped is not None:
+            digest, decoded = mapped
+        else:
+            digest = _sha256(path)
+            decoded = _decode_tiff(path, out) if kind == "tiff" else _decode_jpeg(path, path.read_bytes())
+    except OSError as exc:
+        raise StackError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    if out is not None and out.shape == decoded.shape and out.dtype == decoded.dtype and decoded is not out:
+        out[...] = decoded
+        decoded = out
+    return Frame(path, kind, decoded, camera, exposure, digest, None, orientation)
+
+
+def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
+    """An uncompressed 8/16-bit TIFF as a read-only view of the page cache, and the sha256 of the file hashed
+    from the same mapping: a stack of them costs no memory of its own, and the pages are mapped in one go
+    (MAP_POPULATE) rather than faulted in one by one. None when the image is not stored that simply (Motorola
+    byte order, Photoshop's "Macintosh", is decoded, which swaps it)."""
+    block = pixel_block(path)
+    if block is None or block.offset % block.dtype.itemsize:
+        return None
+    with path.open("rb") as fh:
+        mapping = mmap.mmap(
+            fh.fileno(), 0, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ
+        )
+    if block.offset + block.size > len(mapping):
+        return None  # truncated: the decoder names the problem
+    digest = hashlib.sha256(mapping).hexdigest()
+    count = block.size // block.dtype.itemsize
+    return digest, np.frombuffer(mapping, dtype=block.dtype, count=count, offset=block.offset).reshape(block.shape)
+
+
+def file_sha256(path: Path) -> str | None:
+    """sha256 of a file's bytes, or None when it cannot be read (it is named with its reason elsewhere)."""
+    try:
+        return _sha256(path)
+    except OSError:
+        return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.NDArray[np.uint16], MosaicLayout]:
+    try:
+        with rawpy.RawPy() as raw:
+            raw.open_file(str(path))
+            raw.unpack()
+            if raw.raw_type != rawpy.RawType.Flat or raw.raw_pattern is None:
+                raise StackError(
+                    f"{path}: this raw is not a colour-filter mosaic (linear DNG, sRAW or Foveon), which "
+                    "medianscan does not blend; export 16-bit TIFFs and blend those instead"
+                )
+            mosaic = raw.raw_image
+            if out is not None and out.shape == mosaic.shape and out.dtype == mosaic.dtype:
+                out[...] = mosaic
+                pixels = out
+            else:
+                pixels = np.array(mosaic, dtype=np.uint16, copy=True)
+            layout = layout_from_rawpy(raw)
+    except rawpy.LibRawError as exc:
+        raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {_libraw_reason(exc)})") from exc
+    with path.open("rb") as fh:
+        tiff_structured = is_tiff(fh.read(4))
+    if tiff_structured:
+        layout = _with_dng_colour_tags(layout, path)
+    return pixels, _with_dng_matrix(layout)  # type: ignore[return-value]
+
+
+def _with_dng_matrix(layout: MosaicLayout) -> MosaicLayout:
+    """LibRaw knows no matrix for a body missing from its tables; a DNG of such a body still carries its own
+    ColorMatrix1, which is the one to use."""
+    if np.any(layout.color_matrix) or 50721 not in layout.extra_tags:
+        return layout
+    _, count, value = layout.extra_tags[50721]
+    numbers = np.asarray(value, dtype=np.float64).ravel()
+    if count != 9 or numbers.size not in (9, 18):
+        return layout
+    matrix = numbers if numbers.size == 9 else numbers[0::2] / numbers[1::2]
+
+    return replace(layout, color_matrix=matrix.reshape(3, 3))
+
+
+def layout_from_rawpy(raw: rawpy.RawPy) -> MosaicLayout:
+    """The CFA layout, levels, areas and colour of an unpacked rawpy object, as a DNG writer needs them."""
+    sizes = raw.sizes
+    pattern = np.asarray(raw.raw_pattern, dtype=np.uint8)
+    colors = raw.color_desc.decode()
+    n_colors = len(colors)
+    black = tuple(int(b) for b in raw.black_level_per_channel[:n_colors])
+    per_channel_white = raw.camera_white_level_per_channel
+    white = int(max(per_channel_white)) if per_channel_white else int(raw.white_level)
+    top, left = int(sizes.top_margin), int(sizes.left_margin)
+    active = (top, left, top + int(sizes.height), left + int(sizes.width))
+    crop = _default_crop(sizes, active)
+    matrix = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3, :3]
+    wb = [float(v) for v in raw.camera_whitebalance[:3]]
+    if min(wb) <= 0:
+        wb = [float(v) for v in raw.daylight_whitebalance[:3]]
+    if min(wb) <= 0:
+        wb = [1.0, 1.0, 1.0]
+    neutral = (wb[1] / wb[0], 1.0, wb[1] / wb[2])
+    return MosaicLayout(
+        pattern=pattern,
+        colors=colors,
+        black_levels=black,
+        white_level=white,
+        active_area=active,
+        default_crop=crop,
+        color_matrix=matrix,
+        as_shot_neutral=neutral,
+        orientation=_FLIP_TO_ORIENTATION.get(int(sizes.flip), 1),
+    )
+
+
+def _default_crop(sizes: rawpy.ImageSizes, active: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """LibRaw's camera crop (when it knows one) relative to the active area, else the whole active area."""
+    top, left, bottom, right = active
+    width, height = right - left, bottom - top
+    cx, cy = int(sizes.crop_left_margin) - left, int(sizes.crop_top_margin) - top
+    cw, ch = int(sizes.crop_width), int(sizes.crop_height)
+    if cw > 0 and ch > 0 and cx >= 0 and cy >= 0 and cx + cw <= width and cy + ch <= height:
+        return (cx, cy, cw, ch)
+    return (0, 0, width, height)
+
+
+def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
+    """Carry a DNG source's colour tags (profiles, forward matrices) and opcode lists over to the blend."""
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            ifd0 = tif.pages.first
+            if 50706 not in ifd0.tags:  # DNGVersion: not a DNG
+                return layout
+            found: list[tuple[Any, tuple[int, ...]]] = [(ifd0.tags, _DNG_COLOUR_TAGS)]
+            raw_ifds = [p for p in [ifd0, *(ifd0.pages or [])] if p.tags.valueof(254, 0) == 0]
+            if raw_ifds:
+                found.append((raw_ifds[0].tags, _DNG_RAW_TAGS))
+            extra = {
+                code: (tags[code].dtype, tags[code].count, tags[code].value)
+                for tags, codes in found
+                for code in codes
+                if code in tags
+            }
+    except (tifffile.TiffFileError, ValueError, OSError):
+        return layout
+
+    return replace(layout, extra_tags=extra)
+
+
+def _decode_tiff(path: Path, out: npt.NDArray[np.generic] | None) -> npt.NDArray[np.generic]:
+    """The first image of a TIFF, decoded straight into `out` when it fits (no intermediate copy)."""
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            fits = out is not None and out.shape == page.shape and out.dtype == page.dtype
+            pixels = page.asarray(out=out if fits else None)
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise StackError(f"{path}: unreadable or truncated TIFF ({exc})") from exc
+    if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
+        raise StackError(
+            f"{path}: TIFF of {pixels.dtype} with shape {pixels.shape} is not supported "
+            "(expected 8- or 16-bit greyscale or RGB)"
+        )
+    return np.ascontiguousarray(pixels)
+
+
+def _decode_jpeg(path: Path, data: bytes) -> npt.NDArray[np.generic]:
+
+    try:
+        pixels = imagecodecs.jpeg8_decode(data)
+    except Exception as exc:  # imagecodecs raises its own error types per codec
+        raise StackError(f"{path}: unreadable or truncated JPEG ({exc})") from exc
+    return np.ascontiguousarray(pixels)
+
+
+def read_metadata(data: bytes | Path) -> tuple[CameraInfo, Exposure, int]:
+    """Camera, exposure and EXIF orientation from a file's metadata (any format exiv2 knows)."""
+    try:
+        image = exiv2.ImageFactory.open(data if isinstance(data, bytes) else str(data))
+        image.readMetadata()
+    except exiv2.Exiv2Error:
+        return CameraInfo(), Exposure(), 1
+    exif = image.exifData()
+
+    def text(*keys: str) -> str:
+        for key in keys:
+            datum = exif.findKey(exiv2.ExifKey(key))
+            if datum != exif.end():
+                value = str(datum.toString()).strip().strip("\x00").strip()
+                if value:
+                    return value
+        return ""
+
+    def number(*keys: str) -> float | None:
+        for key in keys:
+            datum = exif.findKey(exiv2.ExifKey(key))
+            if datum != exif.end() and datum.count() > 0:
+                value = float(datum.toFloat(0))
+                if np.isfinite(value) and value > 0:
+                    return value
+        return None
+
+    camera = CameraInfo(
+        make=text("Exif.Image.Make"),
+        model=text("Exif.Image.Model"),
+        serial=text(
+            "Exif.Photo.BodySerialNumber",
+            "Exif.Image.CameraSerialNumber",
+            "Exif.Canon.SerialNumber",
+            "Exif.Nikon3.SerialNumber",
+            "Exif.Fujifilm.SerialNumber",
+            "Exif.Sony2.SerialNumber",
+            "Exif.OlympusEq.SerialNumber",
+            "Exif.Panasonic.InternalSerialNumber",
+        ),
+        lens=text("Exif.Photo.LensModel", "Exif.Canon.LensModel"),
+    )
+    exposure = Exposure(
+        iso=number("Exif.Photo.ISOSpeedRatings", "Exif.Photo.RecommendedExposureIndex", "Exif.Image.ISOSpeedRatings"),
+        exposure_time=number("Exif.Photo.ExposureTime", "Exif.Image.ExposureTime"),
+        f_number=number("Exif.Photo.FNumber", "Exif.Image.FNumber"),
+        focal_length=number("Exif.Photo.FocalLength", "Exif.Image.FocalLength"),
+        taken=text("Exif.Photo.DateTimeOriginal", "Exif.Image.DateTimeOriginal", "Exif.Image.DateTime") or None,
+    )
+    orientation = int(number("Exif.Image.Orientation") or 1)
+    return camera, exposure, orientation if 1 <= orientation <= 8 else 1

@@ -1,0 +1,40 @@
+"""How much noise a blend left: measured on the stack itself, against one frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan.blend import checks
+from medianscan.blend.frames import Frame
+from medianscan.blend.shelf import Stack
+
+
+def noise_ratio(
+    stack: Stack,
+    first: Frame,
+    blend: Callable[[npt.NDArray[np.generic]], npt.NDArray[np.generic]],
+) -> float | None:
+    """Noise of a blend against one frame, measured on the stack itself in the checks' central window.
+
+    The difference of two frames is pure noise (the scene cancels): it gives one frame's noise s1. A blend of
+    all frames but the last, minus the last frame, holds that blend's noise and s1, independent: so
+    var(blend - last) - s1^2 is the blend's own noise. Outliers (dust) are left out of every spread.
+    The blend measured has N-1 frames: the figure slightly understates what N frames give.
+    """
+    (rows, cols), _ = checks.central_window(first)
+    window = np.stack([frame[rows, cols] for frame in stack])
+    single = robust_sigma(window[0].astype(np.float32) - window[1]) / np.sqrt(2)
+    residual = robust_sigma(blend(window[:-1]).astype(np.float32) - window[-1])
+    own = residual**2 - single**2
+    return float(np.sqrt(own) / single) if single > 0 and own > 0 else None
+
+
+def robust_sigma(values: npt.NDArray[np.floating]) -> float:
+    """The standard deviation of `values` without their outliers (dust): the std of what lies within 5 sigma
+    of the median, sigma first estimated from the MAD. (The MAD alone is biased on integer-valued data.)"""
+    centre = np.median(values)
+    rough = max(1.4826 * float(np.median(np.abs(values - centre))), 1.0)
+    return float(values[np.abs(values - centre) < 5 * rough].std())

@@ -1,0 +1,28 @@
+"""How to blend: the knobs of the config's `blend` section (defined and checked once, in BlendConfig), plus where
+the output goes. The CLI, the daemon and the hot folder all build their options from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medianscan.config.rules import blend_problems
+from medianscan.config.schema import BlendConfig
+from medianscan.errors import MedianscanError
+
+
+@dataclass
+class BlendOptions(BlendConfig):
+    """A BlendConfig and the explicit output file, if any (default <stack>/<stack name>_<method>.<ext>)."""
+
+    output: Path | None = None
+
+    @classmethod
+    def from_config(cls, cfg: BlendConfig, **overrides: Any) -> BlendOptions:
+        options = cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(BlendConfig)}, **overrides)
+        problems = blend_problems(options)
+        if problems:
+            raise MedianscanError("; ".join(problems))
+        return options

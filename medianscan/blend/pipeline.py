@@ -1,0 +1,227 @@
+"""Blend one stack: read its frames, check they differ only in noise, combine, write outputs and a sidecar.
+
+This is the one path every caller takes: `medianscan blend`, the daemon's blend workers and the hot folder.
+Frames are decoded once, in parallel, straight into one preallocated stack buffer; nothing is written until
+every check has passed, and every output appears atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan.atomic import write_json
+from medianscan.blend import checks, frames, sniff
+from medianscan.blend.combine import warm_up
+from medianscan.blend.frames import Frame, Kind
+from medianscan.blend.noise import noise_ratio
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.shelf import allocate_stack, compact_good, return_freed_buffers_to_os
+from medianscan.blend.sidecar import sidecar_json
+from medianscan.blend.write import blend_into, combine_stack
+from medianscan.errors import BadFramesError, StackError
+from medianscan.library import contents
+from medianscan.library.contents import StackContents
+from medianscan.records import BlendRecord, LeftOut
+from medianscan.vocabulary import Method
+
+_EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
+
+
+def output_paths(stack_dir: Path, method: Method, kind: Kind, explicit: Path | None) -> tuple[Path, Path]:
+    """The main output and its JSON sidecar (same stem)."""
+    main = explicit or stack_dir / f"{stack_dir.name}_{method}{_EXTENSION[kind]}"
+    return main, main.with_suffix(".json")
+
+
+def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
+    """A stack folder or a list of frame files -> (the stack folder, its contents sorted out by the one rule)."""
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise StackError(f"{folder}: no such stack folder")
+        found = contents.read_folder(folder, sniff.inspect)
+        if not found.frames and not found.unreadable:
+            left = "; ".join(str(i) for i in found.ignored)
+            raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else ""))
+        return folder, found
+    paths = [Path(p) for p in source]
+    if not paths:
+        raise StackError("no frames given")
+    for path in paths:
+        if not path.is_file():
+            raise StackError(f"{path}: no such file or folder")
+    parents = {p.resolve().parent for p in paths}
+    if len(parents) > 1:
+        raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
+    found = contents.sort_out((p for p in paths if contents.role(p) is not contents.Role.CLUTTER), sniff.inspect)
+    if not found.frames and not found.unreadable:
+        raise StackError("no raw, TIFF or JPEG frames among the files given")
+    return parents.pop(), found
+
+
+def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = None) -> BlendRecord:
+    """Blend a stack folder (or the frame files of one stack) and write the outputs beside the raws.
+
+    Raises StackError, naming the frame and the reason, when the stack cannot be blended; then nothing is
+    written and the inputs are untouched.
+    """
+    options = options or BlendOptions()
+    return_freed_buffers_to_os()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    stack_dir, found = resolve(source)
+    name = stack_dir.name
+    unreadable = [checks.Problem(left.path, left.reason) for left in found.unreadable]
+    paths, kinds = list(found.frames), list(found.kinds)
+    if len(paths) + len(unreadable) < checks.MIN_FRAMES:
+        raise StackError(
+            f"{name}: {len(paths) + len(unreadable)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames "
+            "of the same scene" + "".join(f"; {p}" for p in unreadable)
+        )
+    if len(paths) < checks.MIN_FRAMES:
+        raise BadFramesError(_describe(name, unreadable, options.drop_bad_frames, len(paths)), droppable=False)
+    main, sidecar = output_paths(stack_dir, options.method, kinds[0], options.output)
+    check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
+    with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
+        buffer = allocate_stack(paths[0], kinds[0], len(paths), keep)
+        workers = min(len(paths), os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as loader:
+            # meanwhile, beside the decoders (not one of them): a fresh process needs the kernels next
+            kernels = loader.submit(_load_kernel, len(paths), kinds[0], options)
+            t = time.perf_counter()
+            sampled, undecodable = _decode_all(paths, kinds, buffer, pool)
+            unreadable += undecodable
+            decoded = [f for f, _ in sampled]
+            timings["decode"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            problems, stats = _check(sampled, unreadable, options, pool)
+            timings["checks"] = time.perf_counter() - t
+            del sampled  # the spectra are done with; a blend's peak memory is the stack plus three frames
+            kernels.result()
+
+        bad = {p.frame for p in problems}
+        good = [f for f in decoded if f.path not in bad]
+        if problems and not (options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad):
+            droppable = not options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad
+            raise BadFramesError(_describe(name, problems, options.drop_bad_frames, len(good)), droppable=droppable)
+
+        stack = compact_good(buffer, good)
+        first = good[0]
+        try:
+            extra, digest = blend_into(main, stack, first, options, timings=timings, keep=keep)
+        except OSError as exc:  # a full disk, a folder gone read-only: the frames stay as they are
+            raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
+        noise = noise_ratio(stack, first, lambda part: combine_stack(part, options))
+        seconds = time.perf_counter() - started
+        result = BlendRecord(
+            stack=stack_dir,
+            output=main,
+            sidecar=sidecar,
+            extra_outputs=extra,
+            frames=tuple(f.path for f in good),
+            dropped=tuple(LeftOut(p.frame, p.reason) for p in problems if p.frame is not None),
+            ignored=found.ignored,
+            seconds=seconds,
+            noise_ratio=noise,
+            timings=timings,
+        )
+        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest))
+        return result
+
+
+def _check(
+    sampled: Sequence[tuple[Frame, checks.Sample]],
+    unreadable: list[checks.Problem],
+    options: BlendOptions,
+    pool: ThreadPoolExecutor,
+) -> tuple[list[checks.Problem], dict[Path, checks.FrameStats]]:
+    """Does the stack differ only in noise? Every problem names its frame; the stats go to the sidecar."""
+    decoded = [f for f, _ in sampled]
+    problems = unreadable + checks.metadata_problems(decoded)
+    flagged = {p.frame for p in problems}
+    consistent = [f for f in decoded if f.path not in flagged]
+    if len(consistent) < 2:
+        return problems, {}
+    measured = checks.measure([s for f, s in sampled if f.path not in flagged], pool.map)
+    problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
+    return problems, {f.path: s for f, s in zip(consistent, measured, strict=True)}
+
+
+def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
+    """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
+    the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `allocate_stack`) and the
+    (n-1)-frame one of the noise measurement."""
+
+    dtype = np.uint8 if kind == "jpeg" else np.uint16
+    for frames_n, apart in ((n, kind != "raw"), (n - 1, False)):
+        warm_up(
+            frames_n,
+            dtype,
+            (options.method,),
+            kappa=options.kappa,
+            iterations=options.iterations,
+            winsor_fraction=options.winsor_fraction,
+            frames_apart=apart,
+        )
+
+
+def _decode_all(
+    paths: Sequence[Path], kinds: Sequence[Kind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
+) -> tuple[list[tuple[Frame, checks.Sample]], list[checks.Problem]]:
+    """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer, and take
+    what the pixel checks need of it while it is hot in the cache."""
+
+    def read(i: int) -> tuple[Frame, checks.Sample] | checks.Problem:
+        try:
+            frame = frames.read_frame(paths[i], kinds[i], None if buffer is None else buffer[i])
+        except StackError as exc:
+            return checks.Problem(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
+        return frame, checks.sample(frame)
+
+    results = list(pool.map(read, range(len(paths))))
+    decoded = [r for r in results if isinstance(r, tuple)]
+    return decoded, [r for r in results if isinstance(r, checks.Problem)]
+
+
+def _describe(name: str, problems: Sequence[checks.Problem], dropping: bool, n_good: int) -> str:
+    lines = "; ".join(str(p) for p in problems)
+    if dropping:
+        return f"{name}: only {n_good} good frame(s) left, at least {checks.MIN_FRAMES} needed ({lines})"
+    return f"{name}: cannot blend: {lines}"
+
+
+OUTPUT_MARGIN_BYTES = 64 << 20  # kept free beyond a blend's own size (the sidecar, the filesystem's own needs)
+
+
+def check_output_room(main: Path, frame_bytes: int) -> None:
+    """Before any frame is decoded: the output folder exists, takes a new file, and has room for the blend.
+
+    A blend takes seconds of work; a read-only folder or a full disk found after it wastes them. The probe is a
+    real file created and removed (permission bits alone say nothing to root or on a read-only mount).
+    """
+    folder = main.parent
+    if not folder.is_dir():
+        raise StackError(f"{main}: the output folder {folder} does not exist")
+    probe = folder / f".medianscan-probe.{os.getpid()}.part"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise StackError(f"{main}: cannot write into {folder} ({exc.strerror or exc})") from None
+    need = 2 * frame_bytes + OUTPUT_MARGIN_BYTES  # the blend, up to twice a compressed frame, and a margin
+    if free < need:
+        raise StackError(
+            f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
+            f"{need / 2**20:.0f} MiB needed for the blend"
+        )

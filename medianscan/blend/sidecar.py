@@ -1,0 +1,104 @@
+"""The sidecar JSON written beside every blend: method, parameters, every frame with its hash, exposure, level and
+shift, frames rejected or left out and why, camera, versions and timings; and reading back which files a sidecar
+says were blended (to skip stacks already blended).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rawpy
+
+from medianscan import __version__
+from medianscan.blend import checks, frames
+from medianscan.blend.frames import Frame
+from medianscan.blend.options import BlendOptions
+from medianscan.records import BlendRecord
+
+
+def sidecar_json(
+    result: BlendRecord,
+    *,
+    options: BlendOptions,
+    good: Sequence[Frame],
+    stats: dict[Path, checks.FrameStats],
+    digest: str,
+) -> dict[str, Any]:
+
+    first = good[0]
+    return {
+        "medianscan": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "stack": result.stack.name,
+        "method": options.method,
+        "parameters": parameters_json(options),
+        "output": {
+            "file": result.output.name,
+            "pixels_sha256": digest,
+            "shape": list(first.pixels.shape),
+            "extra": [p.name for p in result.extra_outputs],
+            "compressed": options.compress,
+        },
+        "camera": {"make": first.camera.make, "model": first.camera.model, "serial": first.camera.serial},
+        "frames": [
+            {
+                "file": f.path.name,
+                "sha256": f.sha256,
+                "exposure": {
+                    "iso": f.exposure.iso,
+                    "exposure_time": f.exposure.exposure_time,
+                    "f_number": f.exposure.f_number,
+                },
+                "mean_level": round(stats[f.path].level, 3) if f.path in stats else None,
+                "shift_px": None
+                if f.path not in stats or stats[f.path].shift is None
+                else [round(v, 3) for v in stats[f.path].shift],  # type: ignore[union-attr]
+            }
+            for f in good
+        ],
+        "rejected": [
+            {"file": d.path.name, "reason": d.reason, "sha256": frames.file_sha256(d.path)} for d in result.dropped
+        ],
+        "ignored": [
+            {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
+        ],
+        "noise_ratio": result.to_json()["noise_ratio"],
+        "seconds": round(result.seconds, 3),
+        "timings": result.to_json()["timings"],
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "rawpy": rawpy.__version__,  # type: ignore[attr-defined]
+            "libraw": rawpy.libraw_version,
+        },
+    }
+
+
+def parameters_json(options: BlendOptions) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "level_tolerance": options.level_tolerance,
+        "max_shift_px": options.max_shift_px,
+        "drop_bad_frames": options.drop_bad_frames,
+    }
+    if options.method == "sigma-clip":
+        params |= {"kappa": options.kappa, "iterations": options.iterations}
+    if options.method == "winsorized":
+        params |= {"winsor_fraction": options.winsor_fraction}
+    return params
+
+
+def recorded_frames(sidecar: Path) -> dict[str, str] | None:
+    """File name -> sha256 of every file a sidecar says the blend looked at (the frames, and those rejected or
+    left out), to skip stacks already blended; None when there is no readable sidecar."""
+    try:
+        record = json.loads(sidecar.read_text())
+        seen = [*record["frames"], *record.get("rejected", []), *record.get("ignored", [])]
+        return {f["file"]: f["sha256"] for f in seen if f.get("sha256")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

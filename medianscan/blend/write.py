@@ -1,0 +1,140 @@
+"""Combine a checked stack and write its outputs: the DNG (read back through LibRaw), a compressed TIFF or JPEG,
+or an uncompressed TIFF streamed to the disk band by band as it is combined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan import __version__
+from medianscan.blend.combine import combine
+from medianscan.blend.frames import Frame
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.shelf import SHELF, Stack
+from medianscan.blend.verify import output_digest, pixels_sha256
+from medianscan.errors import StackError
+from medianscan.outputs import dng, jpeg, tiff
+
+_BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
+
+
+def write_outputs(
+    main: Path, blended: npt.NDArray[np.generic], first: Frame, options: BlendOptions
+) -> tuple[tuple[Path, ...], str]:
+    """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader
+    gets them back from the main output, which has been read back to check it."""
+    description = f"medianscan {__version__} {options.method} of a stack"
+    if first.kind == "raw":
+        assert first.layout is not None
+        dng.write_dng(
+            main,
+            blended,  # type: ignore[arg-type]
+            first.layout,
+            first.camera,
+            first.exposure,
+            compress=options.compress,
+            description=description,
+        )
+        digest = read_back(main, pixels_sha256(blended))
+        if options.tiff:
+            linear = main.with_suffix(".tif")
+            tiff.write_tiff(linear, tiff.develop_linear(main), compress=options.compress, description=description)
+            return (linear,), digest
+        return (), digest
+    if first.kind == "tiff":  # compressed (an uncompressed TIFF blend streams: `stream_tiff`)
+        tiff.write_tiff(main, blended, compress=True, description=description)
+        return (), read_back(main, pixels_sha256(blended))
+    jpeg.write_jpeg(main, blended, exif_from=first.path)
+    return (), read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
+
+
+def blend_into(
+    main: Path,
+    stack: Stack,
+    first: Frame,
+    options: BlendOptions,
+    *,
+    timings: dict[str, float],
+    keep: contextlib.ExitStack,
+) -> tuple[tuple[Path, ...], str]:
+    """Combine the stack and write the outputs (streamed, for an uncompressed TIFF); the extra outputs and the
+    sha256 of the main output's pixels as read back."""
+    if first.kind == "tiff" and not options.compress:
+        return (), stream_tiff(main, stack, options, timings)
+    t = time.perf_counter()
+    blended = combine_stack(
+        stack, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype))
+    )
+    timings["combine"] = time.perf_counter() - t
+    t = time.perf_counter()
+    written = write_outputs(main, blended, first, options)
+    timings["write"] = time.perf_counter() - t
+    return written
+
+
+def stream_tiff(main: Path, stack: Stack, options: BlendOptions, timings: dict[str, float]) -> str:
+    """Blend a TIFF stack straight into its uncompressed output, a band of rows at a time: each band is combined
+    into one small buffer and goes to the disk while the next is combined from the (memory-mapped) frames, so no
+    output frame is ever held in memory. Returns the pixels' sha256, read back from the disk."""
+    first = stack[0]
+    height = first.shape[0]
+    rows = max(1, _BAND_BYTES // max(1, first[0].nbytes))
+    band = np.empty((min(rows, height), *first.shape[1:]), first.dtype)
+    combining = 0.0
+
+    def bands() -> Iterator[npt.NDArray[np.generic]]:
+        nonlocal combining
+        for top in range(0, height, rows):
+            part = band[: min(rows, height - top)]
+            t = time.perf_counter()
+            combine_stack([frame[top : top + len(part)] for frame in stack], options, part)
+            combining += time.perf_counter() - t
+            yield part
+
+    t = time.perf_counter()
+    description = f"medianscan {__version__} {options.method} of a stack"
+    written = tiff.write_tiff_rows(main, first.shape, first.dtype, bands(), description=description)
+    # read back as it was written (from the disk itself, see diskio); and the file must show TIFF readers
+    # exactly that block as its image
+    block = tiff.pixel_block(main)
+    wanted = tiff.PixelBlock(written.offset, written.size, tuple(first.shape), np.dtype(first.dtype))
+    if written.stored_sha256 != written.sha256 or block != wanted:
+        main.unlink(missing_ok=True)
+        raise StackError(f"{main}: the written file reads back different pixels; it was removed")
+    timings["combine"] = combining
+    timings["write"] = time.perf_counter() - t - combining
+    return written.sha256
+
+
+def read_back(path: Path, expected: str | None) -> str:
+    """Read an output back with the reader a user's software would use and hash its pixels; it must hold exactly
+    what was blended (when `expected` is given). A bad file is removed rather than left to be trusted."""
+    try:
+        digest = output_digest(path)
+    except StackError:
+        path.unlink(missing_ok=True)
+        raise
+    if expected is not None and digest != expected:
+        path.unlink(missing_ok=True)
+        raise StackError(f"{path}: the written file reads back different pixels; it was removed")
+    return digest
+
+
+def combine_stack(
+    stack: Stack, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
+) -> npt.NDArray[np.generic]:
+
+    return combine(
+        stack,
+        options.method,
+        kappa=options.kappa,
+        iterations=options.iterations,
+        winsor_fraction=options.winsor_fraction,
+        out=out,
+    )

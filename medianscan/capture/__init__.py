@@ -1,0 +1,2 @@
+"""Stage 1, capture: what the operator presses (footswitch, keyboard, control socket) and the camera that
+fires the burst."""

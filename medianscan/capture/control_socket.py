@@ -1,0 +1,205 @@
+"""The daemon's control socket: where it listens, and the AF_UNIX server that answers one JSON line per request."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import stat
+import threading
+import time
+import typing
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+from medianscan.capture.events import DEFAULT_WAIT, MAX_LINE, SOCKET_NAME, WAIT, Answer, Handler, TriggerHub
+from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
+from medianscan.vocabulary import REQUESTS, Request
+
+log = logging.getLogger(__name__)
+
+
+def server_socket_path(cfg: Config) -> Path:
+    """Where the daemon listens: the configured path, systemd's RuntimeDirectory=, $XDG_RUNTIME_DIR, or the
+    library."""
+    if cfg.triggers.socket is not None:
+        return cfg.triggers.socket
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0]) / SOCKET_NAME
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(os.environ["XDG_RUNTIME_DIR"]) / "medianscan" / SOCKET_NAME
+    return fallback_socket(cfg)
+
+
+def fallback_socket(cfg: Config) -> Path:
+    """Without a runtime folder: inside the folder the mode works on (the library, or the watched folder: a
+    hot folder creates nothing outside it), hidden, so no scan takes it for a frame."""
+    folder = cfg.watch.folder if cfg.mode == "watch" and cfg.watch.folder is not None else cfg.library
+    return folder / f".medianscan-{SOCKET_NAME}"
+
+
+def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> Handler:
+    """The usual handler: status answered from `status()`; every other action is put on the hub and its
+    answer awaited (up to the request's "wait" seconds), so the client learns what really happened."""
+
+    def handle(action: Request, request: dict[str, Any]) -> dict[str, Any]:
+        if action == "status":
+            return {"ok": True, "status": status()}
+        wait = request.get("wait", DEFAULT_WAIT.get(action, WAIT))
+        if not isinstance(wait, int | float) or wait <= 0:
+            raise MedianscanError(f"wait must be a positive number of seconds, not {wait!r}")
+        reply: Future[Answer] = Future()
+        hub.emit(action, "socket", reply)
+        try:
+            return reply.result(timeout=float(wait)).to_json()
+        except FutureTimeout:
+            raise MedianscanError(
+                f"{action}: no answer from the daemon within {wait:g} s; it may still do it (see `medianscan status`)"
+            ) from None
+
+    return handle
+
+
+class ControlServer:
+    """An AF_UNIX stream socket answering one JSON line per request, e.g. {"action": "capture"} ->
+    {"ok": true, ...}. Mode 0660: the service's group may use it, nobody else."""
+
+    def __init__(self, path: Path, handler: Handler, *, mode: int = 0o660) -> None:
+        self.path = Path(path)
+        self.handler = handler
+        self.mode = mode
+        self._sock: socket.socket | None = None
+        self._inode: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind (replacing a stale socket, refusing a live one) and serve on a thread."""
+        if len(os.fsencode(self.path)) >= 108:
+            raise MedianscanError(f"control socket path {self.path} is too long for a Unix socket (max 107 bytes)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except OSError as exc:
+            raise MedianscanError(f"cannot create {self.path.parent} for the control socket: {exc.strerror}") from None
+        self._check_folder()
+        self._remove_stale()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        previous = os.umask(0o777 & ~self.mode)  # the socket is born with its final mode: no window
+        try:
+            sock.bind(str(self.path))
+            sock.listen(8)
+        except OSError as exc:
+            sock.close()
+            raise MedianscanError(f"cannot listen on {self.path}: {exc.strerror}") from None
+        finally:
+            os.umask(previous)
+        sock.settimeout(0.25)  # accept() wakes up to notice stop()
+        self._inode = self.path.stat().st_ino
+        self._sock = sock
+        self._thread = threading.Thread(target=self._serve, name="control-socket", daemon=True)
+        self._thread.start()
+        log.info("control socket listening on %s", self.path)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        with contextlib.suppress(OSError):
+            if self._inode is not None and self.path.stat().st_ino == self._inode:
+                self.path.unlink()  # only our own: a newer daemon may have taken the name
+
+    def _check_folder(self) -> None:
+        """A folder anyone may write to without the sticky bit lets anyone swap our socket for theirs."""
+        info = self.path.parent.stat()
+        if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+            raise MedianscanError(
+                f"{self.path.parent} is writable by everyone and not sticky, so another user could replace the "
+                "control socket; put triggers.socket in a folder of your own"
+            )
+
+    def _remove_stale(self) -> None:
+        try:
+            info = self.path.lstat()
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(info.st_mode):
+            raise MedianscanError(f"{self.path} exists and is not a socket; remove it or set triggers.socket")
+        if info.st_uid != os.geteuid():
+            raise MedianscanError(
+                f"{self.path} belongs to another user (uid {info.st_uid}); medianscan does not take over another "
+                "user's socket: set triggers.socket to a path of your own"
+            )
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1)
+        try:
+            probe.connect(str(self.path))
+        except OSError:
+            self.path.unlink(missing_ok=True)  # left by a daemon that died
+            return
+        finally:
+            probe.close()
+        raise MedianscanError(f"another medianscan is already listening on {self.path}")
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                log.exception("control socket accept failed")
+                time.sleep(0.25)
+                continue
+            threading.Thread(target=self._client, args=(conn,), name="control-client", daemon=True).start()
+
+    def _client(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            reader = conn.makefile("rb")
+            try:
+                while not self._stop.is_set():
+                    line = reader.readline(MAX_LINE + 1)
+                    if not line:
+                        return
+                    if not line.strip():
+                        continue
+                    reply = self.answer(line)
+                    conn.sendall(json.dumps(reply, default=str).encode() + b"\n")
+            except OSError:
+                return  # the client went away or timed out
+            finally:
+                reader.close()
+
+    def answer(self, line: bytes) -> dict[str, Any]:  # noqa: PLR0911 - one reply per kind of bad request
+        """The reply to one request line; a bad request is an error reply, never an exception."""
+        if len(line) > MAX_LINE:
+            return {"ok": False, "error": f"request longer than {MAX_LINE} bytes"}
+        try:
+            request = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return {"ok": False, "error": f"not a JSON request ({exc})"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": 'a request is a JSON object such as {"action": "capture"}'}
+        action = request.get("action")
+        if action not in REQUESTS:
+            return {"ok": False, "error": f"unknown action {action!r} (known: {', '.join(REQUESTS)})"}
+        try:
+            reply = self.handler(typing.cast(Request, action), request)
+        except MedianscanError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            log.exception("control socket handler failed on %r", action)
+            return {"ok": False, "error": f"internal error: {exc}"}
+        return {"ok": True, **reply}

@@ -1,0 +1,206 @@
+"""What the operator asks for and what the daemon answers: requests from every source on one hub.
+
+Every source (footswitch, keyboard, control socket) runs on its own daemon thread and puts its requests on one
+TriggerHub; the daemon's camera thread takes them off with `get_event(timeout)` and answers each. Nothing here
+touches the camera: a source only says what the operator asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from medianscan.vocabulary import FIRING, REQUESTS, Request
+
+log = logging.getLogger(__name__)
+
+
+Emit = Callable[[Request, str], None]  # (action, source name)
+Handler = Callable[[Request, dict[str, Any]], dict[str, Any]]  # control socket: (action, request) -> reply
+SOCKET_NAME = "control.sock"
+DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0}  # seconds a client waits: a burst may be long
+WAIT = 30.0
+MAX_LINE = 64 * 1024
+
+
+Outcome = Literal["done", "queued", "ignored", "refused"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the daemon did with a request, as the operator is told it (the control socket's reply, the
+    console's): no "sent" when a press was ignored."""
+
+    ok: bool
+    action: Request
+    text: str  # one sentence: "frame-012: 9 frames in 4.2 s; advance the negative", "ignored: paused"
+    outcome: Outcome = "done"
+    stack: str | None = None  # the stack captured or set aside
+    roll: str | None = None  # the roll started
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"ok": self.ok, "action": self.action, "outcome": self.outcome, "text": self.text}
+        if not self.ok:
+            data["error"] = self.text
+        return data | {k: v for k, v in (("stack", self.stack), ("roll", self.roll)) if v is not None}
+
+    def after_queue(self, behind: str) -> Answer:
+        """The same answer for a press that waited for the burst under way (`behind`) first."""
+        return dataclasses.replace(self, text=f"queued behind {behind}, then: {self.text}", outcome="queued")
+
+
+@dataclass(frozen=True)
+class TriggerEvent:
+    """One request from one source, stamped on arrival (time.monotonic) so the daemon can tell whether it
+    came during a burst. `reply`, when the source waits for an answer (the control socket), is resolved once
+    the daemon has done, queued or refused it."""
+
+    action: Request
+    source: str
+    at: float
+    reply: Future[Answer] | None = dataclasses.field(default=None, compare=False)
+    behind: str | None = None  # the burst this press was queued behind, once the daemon kept it for later
+
+    def answer(self, answer: Answer) -> None:
+        """Tell the waiting source (if any) what happened; a second answer is ignored."""
+        if self.behind is not None:
+            answer = answer.after_queue(self.behind)
+        if self.reply is not None and not self.reply.done():
+            with contextlib.suppress(InvalidStateError):
+                self.reply.set_result(answer)
+
+
+class TriggerSource(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class TriggerHub:
+    """One queue for every source; thread-safe."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[TriggerEvent] = queue.Queue()
+        self._sources: list[TriggerSource] = []
+
+    def emit(self, action: Request, source: str = "", reply: Future[Answer] | None = None) -> None:
+        if action not in REQUESTS:
+            log.warning("ignoring unknown action %r from %s", action, source or "a trigger")
+            return
+        log.info("%s from %s", action, source or "a trigger")
+        self._queue.put(TriggerEvent(action, source, time.monotonic(), reply))
+
+    def get_event(self, timeout: float | None = None) -> TriggerEvent | None:
+        """The next request, or None after `timeout` seconds without one."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def drain(self) -> list[TriggerEvent]:
+        """Everything waiting, without blocking."""
+        out = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                return out
+
+    def add(self, source: TriggerSource) -> TriggerSource:
+        self._sources.append(source)
+        return source
+
+    def start(self) -> None:
+        for source in self._sources:
+            source.start()
+
+    def stop(self) -> None:
+        """Stop every source (in reverse order of start); never raises."""
+        for source in reversed(self._sources):
+            try:
+                source.stop()
+            except Exception:
+                log.exception("could not stop %r cleanly", source)
+
+
+class PressPolicy:
+    """What a capture or retake arriving during a burst does: "queue" keeps at most one for after the burst,
+    "ignore" drops it. Other actions (pause, new-roll, status...) are always accepted."""
+
+    def __init__(self, mode: Literal["queue", "ignore"]) -> None:
+        self.mode = mode
+        self._pending: Request | None = None
+        self._lock = threading.Lock()
+
+    def offer(self, action: Request, busy: bool) -> bool:
+        """True: run `action` now (not busy) or it is now the pending press; False: it is dropped."""
+        if not busy or action not in FIRING:
+            return True
+        with self._lock:
+            if self.mode == "ignore" or self._pending is not None:
+                log.info("%s during a burst ignored (%s)", action, self.why_ignored())
+                return False
+            self._pending = action
+            return True
+
+    def why_ignored(self) -> str:
+        if self.mode == "ignore":
+            return "a burst was under way (triggers.press_during_burst: ignore)"
+        return "a burst was under way and one press already waits for it"
+
+    def take(self) -> Request | None:
+        """The press that waited for the burst to finish (once), or None."""
+        with self._lock:
+            action, self._pending = self._pending, None
+            return action
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending = None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Footswitch
+
+
+class PressQueue:
+    """The camera thread's view of the hub: presses kept back from a burst run first, in order; presses that
+    came during a burst are sorted by the one PressPolicy of the session."""
+
+    def __init__(self, hub: TriggerHub, policy: PressPolicy) -> None:
+        self.hub = hub
+        self.policy = policy
+        self._ready: deque[TriggerEvent] = deque()
+
+    def next(self, timeout: float) -> TriggerEvent | None:
+        if self._ready:
+            return self._ready.popleft()
+        return self.hub.get_event(timeout)
+
+    def sort(self, burst_ended: float, stack: str) -> None:
+        """Presses that came during the burst of `stack`: the first capture/retake is kept (or none, per the
+        `press_during_burst` policy) and told it was queued, the others told they were ignored; later presses
+        and other actions keep their order."""
+        self.policy.clear()
+        for event in self.hub.drain():
+            during = event.at <= burst_ended
+            if self.policy.offer(event.action, during):
+                kept = during and event.action in FIRING
+                self._ready.append(dataclasses.replace(event, behind=f"the burst of {stack}") if kept else event)
+            else:
+                why = self.policy.why_ignored()
+                event.answer(Answer(False, event.action, f"{event.action} ignored: {why}", "ignored"))
+
+    def refuse_all(self, text: str) -> None:
+        """Answer every request still waiting (at shutdown): the operator hears it was not done."""
+        for event in [*self._ready, *self.hub.drain()]:
+            event.answer(Answer(False, event.action, text, "refused"))
+        self._ready.clear()

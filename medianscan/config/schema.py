@@ -1,0 +1,131 @@
+"""The configuration as typed dataclasses: every option with its default, so an empty file is a working
+configuration (the simulated camera demo). `config/medianscan.yaml` documents each option.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from medianscan.errors import MedianscanError
+from medianscan.vocabulary import Action, Method, Retention
+
+Backend = Literal["gphoto2", "simulated"]
+Strategy = Literal["capture", "trigger"]
+
+
+@dataclass
+class SimulatedConfig:
+    """The simulated camera: a film-negative-like scene with realistic noise, deterministic by seed."""
+
+    seed: int = 1
+    width: int = 1536
+    height: int = 1024
+    seconds_per_frame: float = 0.0  # pretend USB/shutter time, for cadence demos
+    flicker_frame: int | None = None  # 1-based frame of each burst whose level jumps
+    shifted_frame: int | None = None  # 1-based frame of each burst shifted by 2 px
+    dead_after_frames: int | None = None  # the camera "drops off the bus" after this many frames
+
+
+@dataclass
+class CameraConfig:
+    """Which camera, and the settings locked (set, then read back) before every burst."""
+
+    backend: Backend = "simulated"
+    model: str | None = None  # pick by model name (substring), else autodetect
+    port: str | None = None  # e.g. "usb:001,004"
+    serial: str | None = None
+    strategy: Strategy = "capture"
+    settings: dict[str, str] = field(default_factory=dict)  # widget name or alias -> value
+    optional: list[str] = field(default_factory=list)  # settings whose absence is only a warning
+    keep_jpeg: bool = False  # with RAW+JPEG, keep the JPEG beside the raw
+    delete_from_camera: bool = True
+    settle_seconds: float = 3.0  # how long a set value may take to read back
+    keep_alive_seconds: float = 0.0  # 0: off
+    reconnect_max_seconds: float = 30.0  # backoff ceiling while the camera is gone
+    simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
+
+
+@dataclass
+class BlendConfig:
+    """How each stack is combined (the same options as `medianscan blend`)."""
+
+    method: Method = "median"
+    kappa: float = 3.0  # sigma-clip: reject beyond kappa sigma
+    iterations: int = 5  # sigma-clip: at most this many rounds
+    winsor_fraction: float = 0.2  # winsorized: clamp this fraction at each end
+    level_tolerance: float = 0.03  # a frame's mean level may differ this much (fraction) from the median
+    max_shift_px: float = 0.5
+    drop_bad_frames: bool = False
+    tiff: bool = False
+    compress: bool = False
+
+
+@dataclass
+class FootswitchConfig:
+    """A USB pedal read through evdev (grabbed, so its keys never reach the desktop)."""
+
+    device: str | None = None  # /dev/input/by-id/... path, or "vendor:product" in hex
+    keys: dict[str, Action] = field(default_factory=lambda: {"KEY_B": "capture"})
+    debounce_ms: int = 250
+
+
+@dataclass
+class TriggerConfig:
+    footswitch: FootswitchConfig = field(default_factory=FootswitchConfig)
+    socket: Path | None = None  # control socket; default under $XDG_RUNTIME_DIR or the library
+    press_during_burst: Literal["queue", "ignore"] = "queue"
+
+
+@dataclass
+class HooksConfig:
+    """Commands run on events, with MEDIANSCAN_EVENT, MEDIANSCAN_STACK and MEDIANSCAN_FILE set."""
+
+    burst_done: list[str] = field(default_factory=list)
+    blend_done: list[str] = field(default_factory=list)
+    error: list[str] = field(default_factory=list)
+    sound: Literal["auto", "off", "bell", "wav"] = "auto"  # auto: the terminal bell when run in a terminal
+
+
+@dataclass
+class WatchConfig:
+    """The hot-folder mode: blend the stacks other tools drop into `folder`."""
+
+    folder: Path | None = None
+    group: str = "folder"  # folder | count:N | gap:SECONDS
+    quiet_seconds: float = 10.0  # a folder is complete after being quiet this long
+    frames: int | None = None  # group folder: blend as soon as a folder holds this many frames
+    settle_seconds: float = 2.0  # without close/rename events: a file unchanged this long is complete
+    polling: bool = False  # poll instead of inotify (NFS/SMB mounts, where inotify sees nothing)
+
+
+@dataclass
+class Config:
+    mode: Literal["capture", "watch"] = "capture"
+    library: Path = Path("~/Scans")
+    roll_template: str = "{date}-roll{roll:03d}"
+    frame_template: str = "frame-{frame:03d}"
+    frames: int = 9  # raws per burst
+    workers: int = 1  # blend worker processes
+    queue_size: int = 4  # stacks waiting to blend before captures are held back
+    retention: Retention = "keep"  # what happens to the raws after a verified blend
+    archive: Path | None = None  # where `retention: archive` moves them
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    triggers: TriggerConfig = field(default_factory=TriggerConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loader: generic over the dataclasses above, driven by their type hints, so a new field needs no loader
+# code. It walks yaml's node tree (not the constructed dict) because only nodes carry line numbers.
+
+GROUP_PATTERN = re.compile(r"^(folder|count:[1-9]\d*|gap:\d+(\.\d+)?)$")
+DEVICE_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+
+
+class ConfigError(MedianscanError):
+    """A configuration file that cannot be used as written; the message names the file, line and key."""

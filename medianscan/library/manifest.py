@@ -1,0 +1,139 @@
+"""A stack's `stack.json`: its state through capture and blend, written atomically at every change, so a scan
+after a crash knows exactly what was pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import logging
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from medianscan.atomic import write_json
+from medianscan.errors import MedianscanError
+from medianscan.library.contents import MANIFEST
+from medianscan.records import BlendRecord
+
+log = logging.getLogger(__name__)
+
+
+DISCARDED = "discarded"
+MANIFEST_VERSION = 1
+
+
+class State(enum.StrEnum):
+    """A stack's life: capturing -> captured -> blending -> blended | failed; cut-off bursts: incomplete."""
+
+    CAPTURING = "capturing"
+    CAPTURED = "captured"
+    BLENDING = "blending"
+    BLENDED = "blended"
+    FAILED = "failed"
+    INCOMPLETE = "incomplete"
+
+
+PENDING = (State.CAPTURED, State.BLENDING)
+
+
+def now() -> str:
+    """Local wall-clock time with its offset, as manifests record it."""
+    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def to_jsonable(obj: object) -> Any:  # noqa: PLR0911 - one return per JSON kind
+    """Plain JSON data from a record: `to_json()` if it has one, dataclass fields, paths as strings."""
+    to_json = getattr(obj, "to_json", None)
+    if callable(to_json):
+        return to_jsonable(to_json())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    return str(obj)
+
+
+@dataclass
+class Manifest:
+    """What `stack.json` holds: the state, its error text, the burst record and the blend result."""
+
+    state: State
+    roll: str
+    frame: str
+    frames_expected: int
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    error: str | None = None
+    burst: dict[str, object] | None = None  # the camera's BurstRecord, as JSON (what the burst did)
+    blend: BlendRecord | None = None  # what the blend wrote and read
+    capture_seconds: float | None = None
+    blend_seconds: float | None = None
+    retention: str | None = None  # what was done with the raws after the verified blend
+    note: str | None = None  # e.g. why a stack is incomplete
+    history: list[dict[str, str]] = field(default_factory=list)
+    version: int = MANIFEST_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: Path) -> Manifest:
+        """Parse a manifest; a damaged one is a MedianscanError naming the file."""
+        known = {f.name for f in fields(cls)}
+        try:
+            kwargs = {k: v for k, v in data.items() if k in known}
+            kwargs["state"] = State(kwargs["state"])
+            if kwargs.get("blend") is not None:
+                kwargs["blend"] = BlendRecord.from_json(kwargs["blend"])
+            if kwargs.get("burst") is not None and not isinstance(kwargs["burst"], dict):
+                raise ValueError("burst is not a JSON object")
+            return cls(**kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MedianscanError(f"{source}: not a valid stack manifest ({exc})") from exc
+
+
+def read_manifest(stack: Path) -> Manifest:
+    """The manifest of the stack folder `stack`."""
+
+    path = stack / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise MedianscanError(f"{stack}: no {MANIFEST} here, so this is not a stack folder") from exc
+    except (OSError, ValueError) as exc:
+        raise MedianscanError(f"{path}: cannot read the stack manifest ({exc})") from exc
+    if not isinstance(data, dict):
+        raise MedianscanError(f"{path}: not a valid stack manifest (not a JSON object)")
+    return Manifest.from_json(data, path)
+
+
+def write_manifest(stack: Path, manifest: Manifest) -> None:
+    write_json(stack / MANIFEST, manifest.to_json())
+
+
+def mark(stack: Path, state: State, **changes: Any) -> Manifest:
+    """Move the stack folder `stack` to `state`, recording the other manifest fields given, atomically (the
+    daemon's `Library.mark` under its lock; `medianscan blend` on a stack of the library directly)."""
+    m = read_manifest(stack)
+    for key, value in changes.items():
+        if not hasattr(m, key) or key in {"state", "history", "version"}:
+            raise TypeError(f"no manifest field {key!r}")
+        if key == "blend" and not (value is None or isinstance(value, BlendRecord)):
+            raise TypeError(f"blend must be a BlendRecord, not {type(value).__name__}")
+        setattr(m, key, value if key == "blend" else to_jsonable(value))
+    m.state = state
+    m.updated = now()
+    m.history.append({"state": state.value, "at": m.updated})
+    write_manifest(stack, m)
+    return m

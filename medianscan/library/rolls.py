@@ -1,0 +1,275 @@
+"""The library on disk: roll and frame folders under one root, their names, retake, and the start-up scan.
+
+The folders are the source of truth. After a crash or `kill -9` a scan of the library says exactly what was
+pending: captured or half-blended stacks are queued again, a burst cut off midway is marked incomplete and kept,
+and interrupted writes (`.part` temps) are removed. Nothing here ever deletes a raw except the `delete`
+retention after a verified blend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from medianscan.atomic import fsync_dir
+from medianscan.errors import MedianscanError
+from medianscan.library import contents
+from medianscan.library.manifest import DISCARDED, Manifest, State, mark, now, read_manifest, write_manifest
+from medianscan.library.names import Template
+from medianscan.library.recovery import Recovery, recover_stack, remove_temps
+from medianscan.library.retention import blended_raws, release
+from medianscan.vocabulary import RETENTIONS, Retention
+
+log = logging.getLogger(__name__)
+
+
+def raw_files(stack: Path) -> list[Path]:
+    """The files of a stack folder that could be frames (the rule of `medianscan.library.contents`, by name only)."""
+    return contents.candidates(stack)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+class Library:
+    """Roll and frame folders under one root, and the manifests in them.
+
+    Thread-safe: the camera thread creates stacks while the main thread records blend results.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        roll_template: str = "{date}-roll{roll:03d}",
+        frame_template: str = "frame-{frame:03d}",
+        retention: Retention = "keep",
+        archive: Path | None = None,
+        today: Callable[[], dt.date] = dt.date.today,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.rolls = Template(roll_template, "roll", "roll_template")
+        self.frames = Template(frame_template, "frame", "frame_template")
+        if retention not in RETENTIONS:
+            raise MedianscanError(f"retention {retention!r} is not one of {', '.join(RETENTIONS)}")
+        if retention == "archive" and archive is None:
+            raise MedianscanError("retention 'archive' needs an archive folder: set `archive:` in the config")
+        self.retention = retention
+        self.archive = Path(archive).expanduser() if archive is not None else None
+        self.today = today
+        self.lock = threading.RLock()
+        self._roll: Path | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Library:
+        """Build from a `medianscan.config.schema.Config`."""
+        return cls(
+            cfg.library,
+            roll_template=cfg.roll_template,
+            frame_template=cfg.frame_template,
+            retention=cfg.retention,
+            archive=cfg.archive,
+        )
+
+    # --- rolls and stacks -------------------------------------------------------------------------------
+
+    def _rolls(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.iterdir():
+            if path.is_dir() and not path.name.startswith(".") and self.rolls.number(path.name) is not None:
+                found.append(path)
+        return sorted(found, key=lambda p: (self.rolls.number(p.name) or 0, p.stat().st_mtime, p.name))
+
+    def stacks(self, roll: Path | None = None) -> list[Path]:
+        """The stack folders of a roll (default: the current one), in frame order."""
+        roll = roll if roll is not None else self._roll
+        if roll is None or not roll.is_dir():
+            return []
+        found = [
+            p
+            for p in roll.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and self.frames.number(p.name) is not None
+        ]
+        return sorted(found, key=lambda p: (self.frames.number(p.name) or 0, p.name))
+
+    @property
+    def roll(self) -> Path:
+        """The current roll: the latest existing one, or a new one in an empty library."""
+        with self.lock:
+            if self._roll is None or not self._roll.is_dir():
+                rolls = self._rolls()
+                self._roll = rolls[-1] if rolls else self.new_roll()
+            return self._roll
+
+    def new_roll(self) -> Path:
+        """Start a new roll folder; an existing folder is never reused."""
+        with self.lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            numbers = [self.rolls.number(p.name) or 0 for p in self._rolls()]
+            number = max(numbers, default=0) + 1
+            path = self._fresh(self.root, self.rolls.format(number, self.today()))
+            path.mkdir()
+            fsync_dir(self.root)
+            self._roll = path
+            log.info("new roll %s", path)
+            return path
+
+    def new_stack(self, frames_expected: int) -> Path:
+        """Create the next frame folder of the current roll with a `capturing` manifest, before any frame."""
+        with self.lock:
+            roll = self.roll
+            numbers = [self.frames.number(p.name) or 0 for p in self.stacks(roll)]
+            number = max(numbers, default=0) + 1
+            while (roll / self.frames.format(number, self.today())).exists():
+                number += 1
+            path = roll / self.frames.format(number, self.today())
+            path.mkdir()
+            write_manifest(path, self._initial(path, frames_expected))
+            fsync_dir(roll)
+            return path
+
+    def _initial(self, stack: Path, frames_expected: int) -> Manifest:
+        m = Manifest(State.CAPTURING, stack.parent.name, stack.name, frames_expected)
+        m.history.append({"state": m.state.value, "at": m.created})
+        return m
+
+    @staticmethod
+    def _fresh(folder: Path, name: str) -> Path:
+        """`folder/name`, or `folder/name-2`, `-3`... when that exists (a counter never overwrites)."""
+        candidate = folder / name
+        n = 1
+        while candidate.exists():
+            n += 1
+            candidate = folder / f"{name}-{n}"
+        return candidate
+
+    def last_stack(self) -> Path | None:
+        stacks = self.stacks()
+        return stacks[-1] if stacks else None
+
+    def current_roll(self) -> Path | None:
+        """The current roll, or the latest one on disk, or None (creates nothing, unlike `roll`)."""
+        with self.lock:
+            if self._roll is not None and self._roll.is_dir():
+                return self._roll
+            rolls = self._rolls()
+            return rolls[-1] if rolls else None
+
+    def position(self) -> tuple[str | None, str | None]:
+        """The current roll's name and its last frame's name, for status lines (creates nothing)."""
+        roll = self.current_roll()
+        stacks = self.stacks(roll) if roll is not None else []
+        return (roll.name if roll else None), (stacks[-1].name if stacks else None)
+
+    # --- manifests ------------------------------------------------------------------------------------
+
+
+    def mark(self, stack: Path, state: State, **changes: Any) -> Manifest:
+        """Move a stack to `state`, recording the other manifest fields given, atomically."""
+        with self.lock:
+            return mark(stack, state, **changes)
+
+    def recent(self, count: int = 5) -> list[tuple[Path, Manifest]]:
+        """The last `count` stacks of the current roll with their manifests (newest last)."""
+        out = []
+        for stack in self.stacks()[-count:]:
+            try:
+                out.append((stack, read_manifest(stack)))
+            except MedianscanError as exc:
+                log.warning("%s", exc)
+        return out
+
+    def needing_attention(self) -> list[tuple[Path, Manifest]]:
+        """The current roll's stacks that failed or whose burst was cut off, with their manifests (the operator
+        must retake, blend with --force or fix them; status lists them with the reason)."""
+        found = []
+        roll = self.current_roll()
+        for stack in self.stacks(roll) if roll is not None else []:
+            try:
+                m = read_manifest(stack)
+            except MedianscanError as exc:
+                log.warning("%s", exc)
+                continue
+            if m.state in (State.FAILED, State.INCOMPLETE):
+                found.append((stack, m))
+        return found
+
+    def bytes_per_frame(self) -> int | None:
+        """The size of one raw in the latest stack that has any, to estimate the next stack's disk need."""
+        for stack in reversed(self.stacks()):
+            raws = raw_files(stack)
+            if raws:
+                return max(p.stat().st_size for p in raws)
+        return None
+
+    # --- operator actions -----------------------------------------------------------------------------
+
+    def retake(self) -> Path:
+        """Move the roll's last stack to `<roll>/discarded/` (nothing is deleted); returns its new path."""
+        with self.lock:
+            last = self.last_stack()
+            if last is None:
+                raise MedianscanError(f"nothing to retake: roll {self.roll.name} has no stacks yet")
+            bin_ = last.parent / DISCARDED
+            bin_.mkdir(exist_ok=True)
+            target = self._fresh(bin_, last.name)
+            last.rename(target)
+            fsync_dir(last.parent)
+            fsync_dir(bin_)
+            remove_temps(target, Recovery())  # a blend cancelled by the retake may have left its temp
+            try:
+                m = read_manifest(target)
+                m.history.append({"state": f"discarded ({m.state.value})", "at": now()})
+                m.note = f"discarded by retake from {last}"
+                write_manifest(target, m)
+            except MedianscanError as exc:
+                log.warning("%s", exc)
+            log.info("retake: %s moved to %s", last, target)
+            return target
+
+    # --- recovery -------------------------------------------------------------------------------------
+
+    def recover(self) -> Recovery:
+        """Scan the whole library after a start: re-queue, mark cut-off bursts, drop stale temps."""
+        rec = Recovery()
+        if not self.root.is_dir():
+            return rec
+        with self.lock:
+            remove_temps(self.root, rec)
+            for roll in self._rolls():
+                remove_temps(roll, rec)
+                for stack in self.stacks(roll):
+                    recover_stack(self, stack, rec)
+                bin_ = roll / DISCARDED
+                if bin_.is_dir():
+                    for stack in bin_.iterdir():
+                        if stack.is_dir():
+                            remove_temps(stack, rec)
+        return rec
+
+    # --- retention ------------------------------------------------------------------------------------
+
+    def retain(self, stack: Path, manifest: Manifest | None = None) -> str:
+        """Apply the retention policy to a stack's raws once its blend was verified; records what was done.
+
+        `keep` leaves them; `delete` removes the raws the blend read (and any it dropped); `archive` moves
+        them to `<archive>/<roll>/<frame>/` (copied and fsynced first when the archive is on another disk).
+        """
+        with self.lock:
+            m = manifest if manifest is not None else read_manifest(stack)
+            if m.state != State.BLENDED:
+                raise MedianscanError(f"{stack}: raws are released only after a verified blend (now {m.state})")
+            raws = blended_raws(m.blend) if m.blend is not None else raw_files(stack)
+            archive = self.archive / stack.parent.name / stack.name if self.archive is not None else None
+            done = release(raws, self.retention, archive)
+            m.retention = done
+            m.updated = now()
+            write_manifest(stack, m)
+            return done

@@ -1,0 +1,117 @@
+"""TIFF outputs: 8/16-bit grey or RGB, compressed or streamed straight to the disk band by band, the pixel block
+of an uncompressed TIFF (where its image lies, to map it or read it back), and the linear rendering of a DNG.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rawpy
+import tifffile
+
+from medianscan import diskio
+from medianscan.atomic import atomic_path
+
+
+def write_tiff(path: Path, image: npt.NDArray[np.generic], *, compress: bool = False, description: str = "") -> None:
+    """An 8- or 16-bit TIFF (grey or RGB) written atomically; `compress` = deflate with a predictor, which
+    every TIFF reader opens (uncompressed is several times faster to write, and goes straight to the disk)."""
+
+    if not compress:
+        written = write_tiff_rows(path, image.shape, image.dtype, [image], description=description)
+        if written.stored_sha256 != written.sha256:  # the read-back the direct write makes anyway
+            path.unlink(missing_ok=True)
+            raise OSError(errno.EIO, f"{path.name} reads back different pixels; it was removed")
+        return
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(
+            tmp,
+            image,
+            photometric=_photometric(image.shape),
+            compression="adobe_deflate",
+            compressionargs={"level": 1},
+            predictor=True,
+            description=description or None,
+            metadata=None,
+        )
+
+
+def write_tiff_rows(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    bands: Iterable[npt.NDArray[np.generic]],
+    *,
+    description: str = "",
+) -> diskio.Written:
+    """An uncompressed TIFF of `shape` whose pixels arrive as bands of whole rows, top to bottom (a blend as it
+    is combined), written atomically; returns the sha256 of the pixels given and of the pixels read back from the
+    disk.
+
+    tifffile lays the file out with the pixel block at an aligned offset; `diskio` streams the bands into it
+    straight to the disk."""
+
+    with atomic_path(path) as tmp:
+        placed = tifffile.imwrite(
+            tmp,
+            shape=shape,
+            dtype=dtype,
+            photometric=_photometric(shape),
+            description=description or None,
+            metadata=None,
+            align=diskio.ALIGN,
+            returnoffset=True,
+        )
+        assert placed is not None  # uncompressed data always has one place
+        return diskio.write_stream(tmp, placed[0], bands)
+
+
+def _photometric(shape: tuple[int, ...]) -> str:
+    return "rgb" if len(shape) == 3 and shape[2] in (3, 4) else "minisblack"
+
+
+@dataclass(frozen=True)
+class PixelBlock:
+    """Where an uncompressed TIFF keeps its first image, stored as `read_frame` returns it (contiguous, this
+    machine's byte order): the file's bytes there are the pixels."""
+
+    offset: int
+    size: int
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+
+def pixel_block(path: Path) -> PixelBlock | None:
+    """The first image's PixelBlock as tifffile reads the file; None for any other storage (compressed, tiled,
+    Motorola byte order...) or an unreadable file."""
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            native = (tif.byteorder == "<" and sys.byteorder == "little") or page.dtype == np.uint8
+            if not (native and page.is_final and page.dtype in (np.uint8, np.uint16)):
+                return None
+            return PixelBlock(page.dataoffsets[0], page.nbytes, tuple(page.shape), np.dtype(page.dtype))
+    except Exception:  # tifffile raises many types for damaged files; the decoder reports them
+        return None
+
+
+def stored_pixels_sha256(path: Path) -> str | None:
+    """sha256 of an uncompressed TIFF's pixels (as `read_frame` would return them) read from the disk itself;
+    None for any other file, which is decoded instead."""
+    block = pixel_block(path)
+    return None if block is None else diskio.sha256_at(path, block.offset, block.size)
+
+
+def develop_linear(dng: Path) -> npt.NDArray[np.uint16]:
+    """A 16-bit linear RGB rendering of a raw (camera white balance, no gamma, no auto-brightening)."""
+    with rawpy.imread(str(dng)) as raw:
+        rgb = raw.postprocess(gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True, user_flip=0)
+    return np.asarray(rgb, dtype=np.uint16)

@@ -1,0 +1,81 @@
+"""The typed records that cross stages and processes: a file left out of a blend, and a blend's record.
+
+The blend worker returns a BlendRecord (pickled through its pipe); the daemon stores it in the stack's manifest
+(JSON, versioned), the watch service and status read it. Nothing here opens a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A file of the stack that is not blended, and why (named in a notice and in the sidecar)."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path.name}: {self.reason}"
+
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BlendRecord:
+    """What a blend wrote and what went into it. It crosses from the blend worker to the daemon (pickled), goes
+    into the stack's manifest (`to_json`, read back with `from_json`), the watch service and status."""
+
+    stack: Path
+    output: Path
+    sidecar: Path
+    extra_outputs: tuple[Path, ...]
+    frames: tuple[Path, ...]
+    dropped: tuple[LeftOut, ...]  # frames rejected (by the checks, or unreadable) with the reason
+    seconds: float
+    noise_ratio: float | None  # noise of the blend / noise of one frame, measured (see blend.noise)
+    timings: dict[str, float] = field(default_factory=dict)
+    ignored: tuple[LeftOut, ...] = ()  # files of the stack that are not frames of this blend, with the reason
+    version: int = RECORD_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "stack": str(self.stack),
+            "output": str(self.output),
+            "sidecar": str(self.sidecar),
+            "extra_outputs": [str(p) for p in self.extra_outputs],
+            "frames": [str(p) for p in self.frames],
+            "dropped": [{"frame": str(d.path), "reason": d.reason} for d in self.dropped],
+            "ignored": [{"file": str(i.path), "reason": i.reason} for i in self.ignored],
+            "seconds": round(self.seconds, 3),
+            "noise_ratio": None if self.noise_ratio is None else round(self.noise_ratio, 4),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> BlendRecord:
+        """The record `to_json` wrote (this version or an earlier one); a damaged one is a ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError("a blend record is a JSON object")
+        try:
+            noise = data.get("noise_ratio")
+            return cls(
+                stack=Path(data["stack"]),
+                output=Path(data["output"]),
+                sidecar=Path(data["sidecar"]),
+                extra_outputs=tuple(Path(p) for p in data.get("extra_outputs", [])),
+                frames=tuple(Path(p) for p in data["frames"]),
+                dropped=tuple(LeftOut(Path(d["frame"]), str(d["reason"])) for d in data.get("dropped", [])),
+                seconds=float(data["seconds"]),
+                noise_ratio=None if noise is None else float(noise),
+                timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
+                ignored=tuple(LeftOut(Path(i["file"]), str(i["reason"])) for i in data.get("ignored", [])),
+                version=int(data.get("version", RECORD_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a blend record ({exc})") from None

@@ -1,0 +1,107 @@
+"""The capture mode's one camera session, kept connected by the camera thread (libgphoto2 is single-threaded,
+so nothing else touches it): connect and lock, reconnect with backoff after a loss or a settings change, keep
+the body awake, and the state `status` shows."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from medianscan.capture.camera import Camera, CameraError, open_camera
+from medianscan.config.schema import CameraConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CameraStatus:
+    model: str | None = None
+    port: str | None = None
+    state: str = "not connected"  # connecting | ready | capturing | not connected | error
+    error: str | None = None
+    settings: dict[str, str] | None = None
+
+
+class CameraLink:
+    """Owns the Camera. Every method runs on the camera thread; `changed` and `status` may be read anywhere."""
+
+    def __init__(self, config: Callable[[], CameraConfig]) -> None:
+        self.config = config  # the current camera section (a reload may replace it)
+        self.status = CameraStatus()
+        self.camera: Camera | None = None
+        self.tried = threading.Event()  # set after the first connection attempt (READY waits for it)
+        self.changed = threading.Event()  # the settings changed: reconnect on the next turn
+        self._retry_at = 0.0
+        self._backoff = 1.0
+        self._alive_at = 0.0
+
+    def tend(self) -> None:
+        """Reconnect after a config change or a loss (when due), and keep the body awake."""
+        now = time.monotonic()
+        if self.changed.is_set():
+            self.changed.clear()
+            if self.camera is not None:
+                log.info("camera settings changed: reconnecting")
+                self.drop(None)
+                self._retry_at = now
+        if self.camera is None and now >= self._retry_at:
+            if self.connect():
+                self._backoff = 1.0
+            else:
+                self._retry_at = now + self._backoff
+                self._backoff = min(self._backoff * 2, max(1.0, self.config().reconnect_max_seconds))
+            self.tried.set()
+        keep = self.config().keep_alive_seconds
+        if self.camera is not None and keep > 0 and now - self._alive_at >= keep:
+            self._alive_at = now
+            try:
+                self.camera.keep_alive()
+            except CameraError as exc:
+                self.drop(str(exc))
+
+    def connect(self) -> bool:
+        """Open, connect and lock the configured camera; False (with the reason in `status`) if it failed."""
+        self.status.state = "connecting"
+        camera = None
+        try:
+            camera = open_camera(self.config())
+            ident = camera.connect()
+            self.status.model, self.status.port = ident.model, ident.port
+            settings = camera.lock()
+        except CameraError as exc:
+            if camera is not None:
+                _close(camera)
+            if self.status.error != str(exc):
+                log.warning("camera: %s", exc)
+            self.status.state, self.status.error = "not connected", str(exc)
+            return False
+        self.camera = camera
+        self._alive_at = time.monotonic()
+        self.status.settings = dict(settings)
+        self.status.state, self.status.error = "ready", None
+        log.info("camera %s on %s ready; locked %s", ident.model, ident.port, settings)
+        return True
+
+    def drop(self, reason: str | None) -> None:
+        """Close the session (a reconnect needs a fresh Camera object); `reason` says why it was lost."""
+        if self.camera is not None:
+            _close(self.camera)
+            self.camera = None
+        self.status.state, self.status.error = "not connected", reason
+        if reason:
+            self._retry_at = min(self._retry_at, time.monotonic() + 1.0)
+
+    def close(self) -> None:
+        if self.camera is not None:
+            _close(self.camera)
+            self.camera = None
+
+
+def _close(camera: Camera) -> None:
+    try:
+        camera.close()
+    except Exception as exc:  # closing a camera that fell off the bus may fail any way it likes
+        log.debug("closing the camera: %s", exc)

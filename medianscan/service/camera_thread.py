@@ -1,0 +1,178 @@
+"""The camera thread of the capture mode: it owns the camera and the capture side of the library. It takes the
+operator's requests off the hub and answers each: a burst (disk checked, frames recorded, the stack queued for
+blending), a retake, a new roll, pause and resume. The main thread (medianscan.service.capture) owns the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medianscan.capture.camera import BurstError, CameraError
+from medianscan.capture.events import Answer
+from medianscan.errors import MedianscanError
+from medianscan.library.manifest import State
+from medianscan.library.recovery import cut_off_note
+from medianscan.library.rolls import raw_files
+from medianscan.vocabulary import Request
+
+if TYPE_CHECKING:
+    from medianscan.service.capture import Daemon
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
+SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
+
+
+class CameraThread:
+    """The camera thread's work, on behalf of its daemon `d` (whose state it shares under `d._lock`)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def run(self) -> None:
+        """The camera thread: keep a camera connected (retrying with backoff) and run the operator's actions."""
+        try:
+            while not self.d._stop.is_set():
+                self.d.link.tend()
+                event = self.d.presses.next(0.2)
+                if event is None:
+                    continue
+                action = event.action
+                try:
+                    answer = self.act(action)
+                except MedianscanError as exc:
+                    self.d._error(str(exc), None)
+                    answer = Answer(False, action, str(exc), "refused")
+                except Exception as exc:  # a bug must not end the session
+                    log.exception("%s failed", action)
+                    text = f"{action} failed unexpectedly: {type(exc).__name__}: {exc}"
+                    self.d._error(text, None)
+                    answer = Answer(False, action, text, "refused")
+                event.answer(answer)
+        finally:
+            self.d.link.close()
+            self.d.presses.refuse_all("the daemon is stopping: not done")
+
+    def act(self, action: Request) -> Answer:
+        """Do one operator action on the camera thread; the answer says what really happened."""
+        if action == "capture":
+            return self.press()
+        if action == "retake":
+            moved = self.retake()
+            return Answer(True, action, self.d.message or "", stack=moved.name)
+        if action == "new-roll":
+            roll = self.d.library.new_roll()
+            self.d.message = f"new roll {roll.name}"
+            return Answer(True, action, self.d.message, roll=roll.name)
+        if action in ("pause", "resume"):
+            self.d._paused = action == "pause"
+            self.d.message = "paused: presses are ignored until resume" if self.d._paused else None
+            text = "paused: captures are ignored until resume" if self.d._paused else "resumed: captures are taken"
+            return Answer(True, action, text)
+        line = self.d.status_line()  # the keyboard's `s`; the socket answers status itself
+        print(line, file=sys.stderr, flush=True)
+        return Answer(True, action, line)
+
+    def press(self) -> Answer:
+        """The pedal: a burst, unless paused."""
+        if not self.d._paused:
+            return self.capture()
+        self.d.message = "paused: capture ignored (send resume first)"
+        log.info("%s", self.d.message)
+        return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
+
+    def retake(self) -> Path:
+        with self.d._lock:
+            last = self.d.library.last_stack()
+            if last is not None:
+                where = self.d.pool.cancel(last)
+                self.d._in_pool.discard(last)
+                if last in self.d._backlog:
+                    self.d._backlog.remove(last)
+                if where:
+                    log.info("retake: %s was %s in the blend queue; taken out", last.name, where)
+            moved = self.d.library.retake()
+        self.d.message = f"retake: {moved.parent.parent.name}/{moved.parent.name}/{moved.name} set aside"
+        log.info("%s", self.d.message)
+        return moved
+
+    def capture(self) -> Answer:
+
+        if self.d.link.camera is None and not self.d.link.connect():
+            raise MedianscanError(f"cannot capture: {self.d.camera_status.error}")
+        if not self.wait_for_room():
+            return Answer(False, "capture", "capture not done: the daemon is stopping", "refused")
+        self.check_space()
+        camera = self.d.link.camera
+        assert camera is not None
+        stack = self.d.library.new_stack(self.d.cfg.frames)
+        self.d._busy = True
+        self.d.camera_status.state = "capturing"
+        started = time.monotonic()
+        try:
+            record = camera.burst(self.d.cfg.frames, stack, stack.name)
+        except CameraError as exc:
+            kept = exc.record if isinstance(exc, BurstError) else None
+            self.d.library.mark(
+                stack,
+                State.INCOMPLETE,
+                error=str(exc),
+                burst=kept,
+                capture_seconds=time.monotonic() - started,
+                note=cut_off_note(len(raw_files(stack)), self.d.cfg.frames),
+            )
+            if not camera.connected:
+                self.d.link.drop(str(exc))
+            raise MedianscanError(f"{stack.name}: {exc}") from exc
+        except Exception as exc:  # a bug in a backend: the frames on disk are kept all the same
+            self.d.library.mark(stack, State.INCOMPLETE, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.d._busy = False
+            if self.d.link.camera is not None:
+                self.d.camera_status.state = "ready"
+            self.d.presses.sort(time.monotonic(), stack.name)
+        seconds = record.seconds or time.monotonic() - started
+        self.d.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds)
+        last = record.frames[-1] if record.frames else None
+        cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
+        log.info("%s", cue)
+        self.d._hooks.fire("burst-done", stack, last)
+        self.d._emit("burst-done", stack=stack, seconds=seconds, frames=len(record.frames))
+        if not self.d._submit(stack):  # only the camera thread fills the last slot, so this is rare
+            with self.d._lock:
+                self.d._backlog.appendleft(stack)
+        self.d.message = None
+        return Answer(True, "capture", cue, stack=stack.name)
+
+    def wait_for_room(self) -> bool:
+        """Back-pressure: hold the capture while the blend queue is full. False if stopping meanwhile."""
+        if not self.d.pool.full:
+            return True
+        self.d._waiting_for_room = True
+        log.info("blend queue full: the capture waits for a blend to finish")
+        try:
+            while self.d.pool.full:
+                if self.d._stop.wait(0.05):
+                    return False
+            return True
+        finally:
+            self.d._waiting_for_room = False
+
+    def check_space(self) -> None:
+        per_frame = self.d.library.bytes_per_frame() or DEFAULT_FRAME_BYTES
+        need = per_frame * (self.d.cfg.frames + SPACE_MARGIN_FRAMES)
+        folder = self.d.library.roll
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise MedianscanError(
+                f"not enough free disk space in {folder}: {free / 1e6:.0f} MB free, a stack of "
+                f"{self.d.cfg.frames} frames and its blend need about {need / 1e6:.0f} MB; free some space "
+                "or move the library, then press again"
+            )

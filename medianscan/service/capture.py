@@ -1,0 +1,311 @@
+"""The daemon: wiring only. Triggers -> actions -> burst -> library -> blend queue, and back to the operator.
+
+Threads and processes, and what each owns:
+- the camera thread owns the Camera (libgphoto2 is single-threaded) and the library's capture side: it takes
+  actions from the triggers, checks the disk, fires bursts, records them and queues the stacks;
+- the main thread owns the blend pool: it collects results, records them, applies retention, fires hooks,
+  pings the watchdog, and handles SIGTERM / SIGHUP (flags only; the work happens in the loop);
+- the blend workers are separate spawned processes (medianscan.service.pool);
+- the trigger sources (footswitch, control socket, keyboard) are the infra's threads feeding one hub.
+
+The daemon holds no image data. Every state lives in the stack manifests, so `kill -9` at any moment is
+followed by a start that carries on (Library.recover). No fault stops the process: a missing camera, a
+failed blend or a full disk becomes a status line, a log entry and the error hook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+import typing
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from medianscan.blend.options import BlendOptions
+from medianscan.capture.control_socket import ControlServer, hub_handler, server_socket_path
+from medianscan.capture.events import PressPolicy, PressQueue, TriggerHub
+from medianscan.capture.footswitch import Footswitch
+from medianscan.capture.keyboard import KeyboardTrigger
+from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.rolls import Library
+from medianscan.records import BlendRecord
+from medianscan.service.camera_link import CameraLink, CameraStatus
+from medianscan.service.camera_thread import CameraThread
+from medianscan.service.jobs import BlendTask
+from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
+from medianscan.service.notify import Notifier
+from medianscan.service.pool import Event, Outcome, Started
+from medianscan.vocabulary import ACTIONS, Request
+
+__all__ = ["CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cadence has it from
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
+SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
+READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is retried in the background
+RECENT = 5
+
+
+class Daemon(Service):
+    """One scanning session: `run()` blocks until SIGTERM / SIGINT / stop() and returns the exit code."""
+
+    stopping = "finishing the running burst"
+    stopping_log = "finishing the running burst, then stopping"
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        config_path: Path | None = None,
+        keyboard: bool = False,
+        notifier: Notifier | None = None,
+        triggers: bool = True,
+        pool: ServicePool | None = None,
+    ) -> None:
+        super().__init__(cfg, config_path=config_path, notifier=notifier)
+        self.keyboard = keyboard
+        self.use_triggers = triggers
+        self.library = Library.from_config(cfg)
+        self.pool = pool if pool is not None else make_pool(cfg)
+        self.link = CameraLink(lambda: self.cfg.camera)  # the camera; touched by the camera thread only
+        self.camera_status = self.link.status
+        self.hub = TriggerHub()
+        self.presses = PressQueue(self.hub, PressPolicy(cfg.triggers.press_during_burst))
+        self._lock = threading.RLock()  # stack hand-offs between the camera thread and the main loop
+        self._in_pool: set[Path] = set()
+        self._backlog: deque[Path] = deque()
+        self._paused = False
+        self._busy = False
+        self._waiting_for_room = False
+        self._camera_thread: threading.Thread | None = None
+        self._sources_started = False
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    def request(self, action: str) -> None:
+        """Queue an operator action (the control socket, the demo's automatic trigger and tests use this)."""
+        if action not in ACTIONS:
+            raise MedianscanError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+        self.hub.emit(typing.cast(Request, action), "api")
+
+    def stop(self) -> None:
+        """Ask `run()` to finish the running burst, leave the queue on disk and return (like SIGTERM)."""
+        super().stop()
+
+    @property
+    def busy(self) -> bool:
+        """True while a burst is running (a press now is queued once or ignored, per the config)."""
+        return self._busy
+
+    def status(self) -> dict[str, Any]:
+        """Everything `medianscan status` shows, as JSON data."""
+        with self._lock:
+            backlog = len(self._backlog)
+        cam = self.camera_status
+        roll, frame = self.library.position()
+        recent = []
+        for stack, m in self.library.recent(RECENT):
+            recent.append(
+                {
+                    "stack": str(stack),
+                    "state": m.state.value,
+                    "frames": m.frames_expected,
+                    "capture_seconds": m.capture_seconds,
+                    "blend_seconds": m.blend_seconds,
+                    "error": m.error,
+                    "note": m.note,
+                    "output": None if m.blend is None else str(m.blend.output),
+                    "noise_ratio": None if m.blend is None else m.blend.noise_ratio,
+                }
+            )
+        try:
+            free = shutil.disk_usage(self.library.root).free
+        except OSError:
+            free = None
+        return {
+            "camera": {"model": cam.model, "port": cam.port, "state": cam.state, "error": cam.error},
+            "settings": dict(cam.settings or {}),
+            "library": str(self.library.root),
+            "roll": roll,
+            "frame": frame,
+            "frames_per_burst": self.cfg.frames,
+            "paused": self._paused,
+            "busy": self._busy,
+            "queue": {
+                "waiting": len(self.pool.waiting()) + backlog,
+                "blending": len(self.pool.running()),
+                "capacity": self.cfg.queue_size,
+                "full": self._waiting_for_room or self.pool.full,
+            },
+            "disk_free_bytes": free,
+            "message": self.message,
+            "recent": recent,
+            "attention": [
+                {"stack": str(stack), "state": m.state.value, "reason": m.error or m.note or m.state.value}
+                for stack, m in self.library.needing_attention()
+            ],
+        }
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS= and the log."""
+        cam = self.camera_status
+        if cam.state in ("ready", "capturing"):
+            head = f"{cam.model}: {cam.state}"
+        else:
+            head = f"camera {cam.state}" + (f" ({cam.error})" if cam.error else "")
+        roll, frame = self.library.position()
+        waiting = len(self.pool.waiting()) + len(self._backlog)
+        q = f"queue {waiting} waiting, {len(self.pool.running())} blending"
+        if self._waiting_for_room:
+            q += " (full: captures wait for the blends)"
+        parts = [head, f"roll {roll or '-'}, last {frame or '-'}", q]
+        if self._paused:
+            parts.insert(1, "paused")
+        return "; ".join(parts)
+
+    # --- the main loop --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stopped; a MedianscanError before READY (e.g. a second daemon) propagates."""
+        self._install_signals()
+        self._start_triggers()  # first: the control socket refuses a second daemon on the same library
+        try:
+            self._recover()
+            self.pool.start()
+        except BaseException:
+            self._stop_triggers()
+            raise
+        self._camera_thread = threading.Thread(target=CameraThread(self).run, name="camera", daemon=True)
+        self._camera_thread.start()
+        self.link.tried.wait(READY_WAIT_SECONDS)
+        self.notifier.ready(self.status_line())
+        log.info("ready: %s", self.status_line())
+        return self._serve()
+
+    def _serve_once(self) -> None:
+        try:
+            self._collect(0.2)
+            self._feed_backlog()
+            self._check_reload()
+            self._publish_status()
+        except Exception:  # e.g. the library's disk went away: log it, keep serving, try again
+            log.exception("main loop")
+            self._stop.wait(1.0)
+
+    def _recover(self) -> None:
+        rec = self.library.recover()
+        for stack in rec.incomplete:
+            log.warning("%s: burst was cut off; kept as incomplete", stack)
+        for path in rec.removed_temps:
+            log.info("removed an interrupted write: %s", path)
+        for stack, reason in rec.unreadable:
+            log.warning("%s: skipped (%s)", stack, reason)
+        with self._lock:
+            self._backlog.extend(rec.queued)
+        if rec.queued:
+            log.info("%d stack(s) from before the restart queued for blending", len(rec.queued))
+
+    def _feed_backlog(self) -> None:
+        """Queue stacks found at start, keeping a slot free so the next capture need not wait for them."""
+        with self._lock:
+            while self._backlog and len(self.pool.waiting()) < self.cfg.queue_size - 1 + (self.cfg.queue_size == 1):
+                stack = self._backlog[0]
+                if not self._submit(stack):
+                    break
+                self._backlog.popleft()
+
+    def _submit(self, stack: Path) -> bool:
+
+        with self._lock:
+            ok = self.pool.submit(stack, BlendTask(stack, BlendOptions.from_config(self.cfg.blend)))
+            if ok:
+                self._in_pool.add(stack)
+            return ok
+
+    def _record(self, event: Event) -> None:
+        with self._lock:
+            if event.stack not in self._in_pool:
+                return  # retaken meanwhile: its folder moved to discarded/
+            if isinstance(event, Started):
+                self.library.mark(event.stack, State.BLENDING)
+                return
+            self._in_pool.discard(event.stack)
+            self._finished(event)
+
+    def _finished(self, outcome: Outcome[BlendRecord]) -> None:
+        stack = outcome.stack
+        if outcome.ok and outcome.result is not None:
+            self.library.mark(stack, State.BLENDED, blend=outcome.result, blend_seconds=outcome.seconds, error=None)
+            output = outcome.result.output
+            done = self.library.retain(stack) if self.library.retention != "keep" else "kept"
+            log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
+            log_left_out(stack.name, outcome.result.ignored)
+            self._blended(stack)
+            self._hooks.fire("blend-done", stack, output)
+            self._emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
+        else:
+            self.library.mark(stack, State.FAILED, error=outcome.error, blend_seconds=outcome.seconds)
+            self._error(outcome.error or "blend failed", stack)
+
+    def _wind_down(self) -> None:
+        self._stop_triggers()
+        if self._camera_thread is not None:
+            while self._camera_thread.is_alive():
+                if self._busy:
+                    self.notifier.extend_timeout(30)
+                self._camera_thread.join(1.0)
+        left = self.pool.stop()
+        for stack in left:
+            with contextlib.suppress(OSError, MedianscanError):
+                if read_manifest(stack).state == State.BLENDING:
+                    self.library.mark(stack, State.CAPTURED, note="blend interrupted by a stop; queued again at start")
+        if left:
+            log.info("%d stack(s) left queued on disk for the next start", len(left))
+
+    # --- configuration reload -------------------------------------------------------------------------
+
+    def _apply_config(self, cfg: Config) -> list[str]:
+        library = Library.from_config(cfg)
+        needs_restart = [
+            name for name in ("workers", "queue_size", "mode") if getattr(cfg, name) != getattr(self.cfg, name)
+        ]
+        if cfg.triggers != self.cfg.triggers:
+            needs_restart.append("triggers")
+        with self._lock, self.library.lock:
+            camera_changed = cfg.camera != self.cfg.camera
+            self.cfg = cfg
+            self.library = library
+            self._hooks = self._make_hooks(cfg)
+        if camera_changed:
+            self.link.changed.set()
+        return needs_restart
+
+    # --- triggers -------------------------------------------------------------------------------------
+
+    def _start_triggers(self) -> None:
+        """The control socket, the footswitch (when configured) and the keyboard (--keyboard) feed the hub."""
+        if not self.use_triggers:
+            return
+        path = server_socket_path(self.cfg)
+        self.hub.add(ControlServer(path, hub_handler(self.hub, self.status)))
+        if self.cfg.triggers.footswitch.device is not None:
+            self.hub.add(Footswitch(self.cfg.triggers.footswitch, self.hub.emit))
+        if self.keyboard:
+            self.hub.add(KeyboardTrigger(self.hub.emit))
+        self._sources_started = True
+        try:
+            self.hub.start()
+        except BaseException:
+            self._stop_triggers()
+            raise
+
+    def _stop_triggers(self) -> None:
+        if self._sources_started:
+            self._sources_started = False
+            self.hub.stop()

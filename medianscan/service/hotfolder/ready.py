@@ -1,0 +1,177 @@
+"""Which stacks of a watched folder are ready: each folder's complete files grouped (by folder, count or time
+gap), stacks already blended or failed as they are now left out, the rest handed to the planner."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medianscan.blend import checks, frames
+from medianscan.blend.pipeline import output_paths
+from medianscan.blend.sidecar import recorded_frames
+from medianscan.library import contents
+from medianscan.service.hotfolder.grouping import Stack, is_ours, is_temp_name
+
+if TYPE_CHECKING:
+    from medianscan.service.hotfolder.tracker import HotFolder
+
+log = logging.getLogger(__name__)
+
+
+class ReadyStacks:
+    """The planning half of a HotFolder `hot` (its notes and state stay there, under its lock)."""
+
+    def __init__(self, hot: HotFolder) -> None:
+        self.hot = hot
+
+    def evaluate(self, folder: Path) -> tuple[list[Stack], bool]:
+        """The stacks of `folder` ready now, and whether the folder is settled (nothing left to wait for)."""
+        if not folder.is_dir():
+            return [], True
+        now = self.hot.clock()
+        listing = sorted(p for p in folder.iterdir() if not is_ours(p))
+        files = [p for p in listing if p.is_file()]
+        wall = time.time()
+        busy_temp = any(
+            is_temp_name(p) and wall - p.stat().st_mtime < max(self.hot.quiet_seconds, self.hot.settle_seconds)
+            for p in files
+        )
+        candidates = [p for p in files if not is_temp_name(p)]
+        complete = [p for p in candidates if self.hot._complete(p, now, wall)]
+        all_complete = len(complete) == len(candidates) and not busy_temp
+        with self.hot.cond:
+            state = self.hot._folders.get(folder)
+            quiet_for = now - state.activity if state is not None else float("inf")
+        if not all_complete:  # a file still being written: its name order and mtime mean nothing yet
+            return [], False
+        if self.hot.grouping.kind == "folder":
+            return self.evaluate_folder(folder, complete, quiet_for)
+        if self.hot.grouping.kind == "count":
+            return self.evaluate_count(folder, complete, quiet_for)
+        return self.evaluate_gap(folder, complete, quiet_for)
+
+    def frames(self, complete: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+        """The files among complete ones that group into stacks (the frames by content, and the candidates
+        that cannot be read: a blend names them), and those left out (a JPEG beside raws: named by the blend of
+        a folder stack). The one rule of `medianscan.library.contents`, with cached sniffing."""
+        found = contents.sort_out(complete, self.hot._facts.inspect)
+        grouped = sorted([*found.frames, *(u.path for u in found.unreadable)])
+        return grouped, [i.path for i in found.ignored]
+
+    def evaluate_folder(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
+        if folder == self.hot.root:
+            if self.frames(complete)[0]:
+                with self.hot.cond:
+                    self.hot.waiting[str(folder)] = (
+                        "frames directly in the watched folder: not a stack with group folder"
+                    )
+            return [], True
+        target = self.hot.frames_per_stack
+        if quiet_for < self.hot.quiet_seconds and not target:
+            return [], False
+        frames_now, left_out = self.frames(complete)
+        if quiet_for < self.hot.quiet_seconds and len(frames_now) < (target or 0):
+            return [], False
+        if not frames_now:
+            return [], True
+        stack = self.stack_of(folder, frames_now, None, left_out)
+        return ([stack] if stack is not None else []), True
+
+    def evaluate_count(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
+        frames_now, _ = self.frames(complete)
+        claimed = self.claimed(folder, frames_now)
+        n = self.hot.grouping.count
+        free: list[Path] = []
+        stacks: list[Stack] = []
+        for path in frames_now:
+            if path in claimed:
+                continue
+            free.append(path)
+            if len(free) == n:
+                stack = self.stack_of(folder, free, _group_name(free))
+                if stack is not None:
+                    stacks.append(stack)
+                free = []
+        with self.hot.cond:
+            self.hot.waiting.pop(str(folder), None)
+            if free:
+                self.hot.waiting[str(folder)] = f"{len(free)} frame(s) from {free[0].name} wait for a group of {n}"
+        return stacks, True
+
+    def evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
+        frames_now, _ = self.frames(complete)
+        timed = sorted(((p.stat().st_mtime, p) for p in frames_now), key=lambda t: (t[0], t[1].name))
+        groups: list[list[Path]] = []
+        last = None
+        for mtime, path in timed:
+            if last is None or mtime - last > self.hot.grouping.gap:
+                groups.append([])
+            groups[-1].append(path)
+            last = mtime
+        stacks: list[Stack] = []
+        settled = True
+        for i, group in enumerate(groups):
+            closed = i < len(groups) - 1 or quiet_for >= self.hot.grouping.gap
+            if not closed:
+                settled = False
+                continue
+            stack = self.stack_of(folder, group, _group_name(group))
+            if stack is not None:
+                stacks.append(stack)
+        return stacks, settled
+
+    def claimed(self, folder: Path, frames_now: Sequence[Path]) -> set[Path]:
+        """Frames already in a group whose sidecar (in this folder) matches them: they are done."""
+        current = {p.name: p for p in frames_now}
+        claimed: set[Path] = set()
+        for sidecar in sorted(folder.glob(f"*_{self.hot.options.method}.json")):
+            recorded = recorded_frames(sidecar)
+            if not recorded or not all(name in current for name in recorded):
+                continue
+            if all(self.hot._facts.sha256(current[name]) == digest for name, digest in recorded.items()):
+                claimed.update(current[name] for name in recorded)
+        return claimed
+
+    def stack_of(
+        self, folder: Path, frames_in: Sequence[Path], group: str | None, left_out: Sequence[Path] = ()
+    ) -> Stack | None:
+        """A Stack for these frames (and the files the blend will name as left out), or None when it is blended
+        already or failed as it is now."""
+        key = folder if group is None else folder / group
+        if len(frames_in) < checks.MIN_FRAMES:
+            message = (
+                f"{key}: {len(frames_in)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames of the same scene"
+            )
+            if self.hot.problems.get(str(key)) != message:
+                log.error("%s", message)
+            with self.hot.cond:
+                self.hot.problems[str(key)] = message
+            return None
+        given = sorted([*frames_in, *left_out])
+        fingerprint = tuple((p.name, self.hot._facts.sha256(p)) for p in given)
+        kinds = [k for k in map(self.hot._facts.kind, frames_in) if k is not None]
+        kind: frames.Kind = kinds[0] if kinds else "raw"
+        options = self.hot.options
+        if group is not None:
+            name = output_paths(Path(group), options.method, kind, None)[0].name
+            options = dataclasses.replace(options, output=folder / name)
+        sidecar = output_paths(folder, options.method, kind, options.output)[1]
+        if recorded_frames(sidecar) == dict(fingerprint):
+            with self.hot.cond:
+                self.hot.problems.pop(str(key), None)
+            return None
+        with self.hot.cond:
+            if self.hot._failed.get(key) == fingerprint:
+                return None
+            if self.hot.problems.get(str(key), "").endswith("frames of the same scene"):
+                self.hot.problems.pop(str(key), None)
+        return Stack(key, tuple(given), fingerprint, options)
+
+
+def _group_name(group: Sequence[Path]) -> str:
+    first, last = group[0].stem, group[-1].stem
+    return first if first == last else f"{first}-{last}"

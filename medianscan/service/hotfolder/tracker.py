@@ -1,0 +1,239 @@
+"""The hot folder's state: which files in a watched folder are complete, and which stacks in it are ready.
+
+When a file counts as complete: a close-after-write event (inotify's IN_CLOSE_WRITE), a rename into place
+(rsync's `.name.XXXXXX` -> `name`), or, where no write of it was seen (polling observer, files found by the
+catch-up scan or in a folder moved in whole), size and mtime unchanged for `settle_seconds` (an mtime older than
+that counts: tools that preserve times set them after the last write). A file seen being written waits for its
+close, however long its writer stalls (up to STALLED_SECONDS, in case a close event was lost). Temp names are never
+frames, and a folder with an active temp file in it is still busy.
+
+A stack whose sidecar lists exactly its current files and their sha256 is already blended and skipped; one that
+changed since is blended again. A stack that cannot be blended gets its one-sentence reason in the log and in
+status, and is not retried until it changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from medianscan.blend.options import BlendOptions
+from medianscan.service.hotfolder.files import _Facts, _File, _Folder, _signature
+from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, Stack, is_ours, is_temp_name
+from medianscan.service.hotfolder.ready import ReadyStacks
+
+log = logging.getLogger(__name__)
+
+
+# --- the hot folder -------------------------------------------------------------------------------------
+
+
+class HotFolder:
+    """What the watcher knows about DIR, and which stacks in it are ready to blend.
+
+    `note_*` methods are called from the observer's thread, `plan` from the planner's; `finished` from the
+    service's main loop. One lock guards the state; hashing and sniffing happen outside it.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        grouping: Grouping,
+        options: BlendOptions,
+        *,
+        quiet_seconds: float = 10.0,
+        settle_seconds: float = 2.0,
+        frames_per_stack: int | None = None,
+        closes_reported: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.grouping = grouping
+        self.options = options
+        self.quiet_seconds = quiet_seconds
+        self.settle_seconds = settle_seconds
+        self.frames_per_stack = frames_per_stack
+        self.closes_reported = closes_reported
+        self.clock = clock
+        self.cond = threading.Condition()
+        self._files: dict[Path, _File] = {}
+        self._folders: dict[Path, _Folder] = {}
+        self._inflight: dict[Path, Stack] = {}
+        self._failed: dict[Path, tuple[tuple[str, str], ...]] = {}
+        self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
+        self.waiting: dict[str, str] = {}  # folder -> what it waits for (count groups short of N)
+        self._facts = _Facts()
+        self.ready = ReadyStacks(self)  # which stacks are ready: the planning half
+
+    # --- events (observer thread) ---------------------------------------------------------------------
+
+    def note_changed(self, path: Path, *, complete: bool = False, live: bool = True) -> None:
+        """A file was created or written (`complete`: closed after writing, or renamed into place; `live`: a
+        write seen as it happened, so its close will be reported too)."""
+        path = Path(path)
+        if is_ours(path) or not self._inside(path):
+            return
+        with self.cond:
+            self._touch(path.parent)
+            if not is_temp_name(path):
+                entry = self._files.setdefault(path, _File())
+                sig = self._stat(path)
+                if sig != entry.signature:
+                    entry.signature, entry.since = sig, self.clock()
+                # A close or rename completes the file; a write after it reopens it. Times set after the close
+                # (cp -p, rsync -t) are attribute events and do not.
+                entry.closed = (sig[0], sig[2]) if complete and sig is not None else None
+                entry.live = entry.live or (live and self.closes_reported)
+            self.cond.notify_all()
+
+    def note_removed(self, path: Path) -> None:
+        """A file or folder went away (deleted or moved out)."""
+        path = Path(path)
+        if is_ours(path) or not self._inside(path):
+            return
+        with self.cond:
+            for known in [p for p in self._files if p == path or path in p.parents]:
+                del self._files[known]
+            for folder in [f for f in self._folders if f == path or path in f.parents]:
+                del self._folders[folder]
+            self._facts.forget(path)
+            for key in [k for k in self.problems if k == str(path) or Path(k).is_relative_to(path)]:
+                del self.problems[key]
+            if path.parent in self._folders or path.parent == self.root or self.root in path.parent.parents:
+                self._touch(path.parent)
+            self.cond.notify_all()
+
+    def note_folder(self, folder: Path) -> None:
+        """A folder appeared (created, moved in, or found by the catch-up scan): learn everything in it."""
+        self.scan(folder)
+
+    def scan(self, top: Path | None = None) -> int:
+        """Walk `top` (default DIR) and note every file and folder in it; returns the number of files seen.
+
+        Activity is credited from mtimes: a folder whose newest file is older than `quiet_seconds` is quiet
+        already, so the catch-up at start need not wait for what arrived while the watcher was down.
+        """
+        top = Path(top) if top is not None else self.root
+        seen = 0
+        now, wall = self.clock(), time.time()
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            folder = Path(dirpath)
+            newest = None
+            with self.cond:
+                for name in filenames:
+                    path = folder / name
+                    if is_ours(path):
+                        continue
+                    try:
+                        st = path.stat()
+                    except OSError:
+                        continue
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+                    if is_temp_name(path):
+                        continue
+                    seen += 1
+                    entry = self._files.setdefault(path, _File())
+                    sig = _signature(st)
+                    if sig != entry.signature:
+                        entry.signature, entry.since = sig, now
+                state = self._folders.setdefault(folder, _Folder(activity=-1e18))
+                if newest is not None:
+                    state.activity = max(state.activity, now - max(0.0, wall - newest))
+                state.dirty = True
+                self.cond.notify_all()
+        return seen
+
+    def _touch(self, folder: Path) -> None:
+        state = self._folders.setdefault(folder, _Folder())
+        state.activity, state.dirty = self.clock(), True
+
+    def _inside(self, path: Path) -> bool:
+        return self.root in path.parents and not any(
+            part.startswith(".") for part in path.parent.relative_to(self.root).parts
+        )
+
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int, int] | None:
+        try:
+            return _signature(path.stat())
+        except OSError:
+            return None
+
+    # --- planning (planner thread) --------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Something is still pending: a folder waiting for quiet or settle, or a stack being blended."""
+        with self.cond:
+            return bool(self._inflight) or any(f.dirty for f in self._folders.values())
+
+    def inflight(self) -> list[Path]:
+        with self.cond:
+            return list(self._inflight)
+
+    def plan(self) -> list[Stack]:
+        """The stacks that are complete and need a blend now; each is then in flight until `finished`."""
+        with self.cond:
+            dirty = sorted(f for f, s in self._folders.items() if s.dirty)
+        ready: list[Stack] = []
+        for folder in dirty:
+            try:
+                stacks, settled = self.ready.evaluate(folder)
+            except OSError as exc:  # the folder vanished or is unreadable meanwhile
+                log.debug("%s: %s", folder, exc)
+                stacks, settled = [], not folder.is_dir()
+            with self.cond:
+                state = self._folders.get(folder)
+                for stack in stacks:
+                    if stack.key in self._inflight:
+                        settled = False  # re-check once the running blend is done
+                        continue
+                    self._inflight[stack.key] = stack
+                    ready.append(stack)
+                if state is not None and settled and not any(folder in (k.parent, k) for k in self._inflight):
+                    state.dirty = False
+                if state is not None and not folder.is_dir():
+                    del self._folders[folder]
+        return ready
+
+    def finished(self, key: Path, error: str | None) -> Stack | None:
+        """A blend ended: remember a failure (not retried until the stack changes) and re-check its folder."""
+        with self.cond:
+            stack = self._inflight.pop(key, None)
+            if stack is None:
+                return None
+            if error is None:
+                self._failed.pop(key, None)
+                self.problems.pop(str(key), None)
+            else:
+                self._failed[key] = stack.fingerprint
+                self.problems[str(key)] = error
+            folder = key if self.grouping.kind == "folder" else key.parent
+            self._folders.setdefault(folder, _Folder(activity=-1e18)).dirty = True
+            self.cond.notify_all()
+            return stack
+
+    def _complete(self, path: Path, now: float, wall: float) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        sig = _signature(st)
+        with self.cond:
+            entry = self._files.setdefault(path, _File())
+            if sig != entry.signature:
+                entry.signature, entry.since = sig, now
+            if entry.closed == (sig[0], sig[2]):
+                return True
+            if entry.live:  # its writer will close it (or it stalled: a very long wait in case a close was lost)
+                return now - entry.since >= max(STALLED_SECONDS, self.settle_seconds)
+            if st.st_size == 0:  # created, not written yet
+                return False
+            return now - entry.since >= self.settle_seconds or wall - st.st_mtime >= self.settle_seconds

@@ -1,0 +1,48 @@
+"""What a blend worker runs: one blend task (a stack folder, or the frames the hot folder planned), its output
+read back, its record returned; and the warm-up that loads the kernels before the first stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medianscan.blend.combine import warm_up
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.verify import verify_output
+from medianscan.config.schema import BlendConfig
+from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, StackError
+from medianscan.records import BlendRecord
+
+
+@dataclass(frozen=True)
+class BlendTask:
+    """One stack to blend: a stack folder (capture mode), or the frames of a planned stack (the hot folder),
+    with the options; it crosses to the worker process pickled."""
+
+    source: Path | tuple[Path, ...]
+    options: BlendOptions
+
+
+def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
+    """Blend `task` (known to the pool as `stack`), read the written output back, return the record. Bad frames
+    are named with the hint that fits a service: the config key that drops them."""
+    del stack
+    source = task.source if isinstance(task.source, Path) else list(task.source)
+    try:
+        record = blend_stack(source, task.options)
+    except BadFramesError as exc:
+        raise StackError(exc.hinted(DROP_HINT_CONFIG)) from None
+    verify_output(record)
+    return record
+
+
+def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
+    """Compile or load the kernels a stack of `frames` frames uses before the first stack: the blend itself, and
+    the (frames - 1)-frame blend its noise measurement makes (see blend.noise), with the configured method and
+    its parameters. Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`."""
+    cfg = blend or BlendConfig()
+    for n in (frames, frames - 1):
+        warm_up(
+            n, methods=(cfg.method,), kappa=cfg.kappa, iterations=cfg.iterations, winsor_fraction=cfg.winsor_fraction
+        )

@@ -1,0 +1,215 @@
+"""What every long-running mode shares: signals, reload, hooks, listeners, status to systemd, the main loop.
+
+The capture daemon (`medianscan.service.capture`) and the hot folder (`medianscan.service.watch`) are both a
+`Service`: each adds only its own work (`_serve_once`, `_apply_config`, `_wind_down`, `status_line`). Signal
+handlers only set flags; the main thread does the work. The shared lines log under the mode's own logger, so
+the journal says which mode spoke.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from medianscan.config.loader import load_config
+from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
+from medianscan.library import contents
+from medianscan.records import BlendRecord, LeftOut
+from medianscan.service.hooks import Hooks
+from medianscan.service.jobs import BlendTask, blend_job, warm_up_blend
+from medianscan.service.notify import Notifier
+from medianscan.service.pool import BlendPool, Event, Job
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+def log_left_out(label: str, ignored: Sequence[LeftOut]) -> None:
+    """The one-line notice naming the files a blend left out (a JPEG beside raws, a temp), in the journal."""
+    line = contents.notice(label, ignored)
+    if line:
+        logging.getLogger(__name__).warning("%s", line)
+
+
+ServicePool = BlendPool[BlendTask, BlendRecord]  # what both modes blend with
+
+
+def make_pool(cfg: Config, job: Job[BlendTask, BlendRecord] = blend_job) -> ServicePool:
+    """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
+    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend)
+    return BlendPool(cfg.workers, cfg.queue_size, job=job, warm=warm)
+
+
+class Service:
+    """A mode that serves until SIGTERM / SIGINT / `stop()` and reloads its configuration on SIGHUP / `reload()`."""
+
+    stopping = "stopping"  # systemd's status while stopping
+    stopping_log = "stopping"  # logged after the signal's name
+    pool: ServicePool  # set by each mode
+
+    def __init__(self, cfg: Config, *, config_path: Path | None, notifier: Notifier | None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.listeners: list[Listener] = []
+        self.message: str | None = None  # the last refusal or error, for status
+        self._message_stack: Path | None = None  # the stack the message is about, if any
+        self.log = logging.getLogger(type(self).__module__)
+        self._hooks = self._make_hooks(cfg)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._last_status = ""
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask `run()` to stop (like SIGTERM)."""
+        self._stop.set()
+
+    def reload(self) -> None:
+        """Ask `run()` to reload the configuration file (like SIGHUP)."""
+        self._reload.set()
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS= and the log."""
+        raise NotImplementedError
+
+    # --- what each mode adds --------------------------------------------------------------------------
+
+    def _serve_once(self) -> None:
+        """One turn of the main loop (about 0.2 s): `_collect`, `_check_reload()`, `_publish_status()`."""
+        raise NotImplementedError
+
+    def _record(self, event: Event) -> None:
+        """Record a blend that started or ended (the manifest, retention, hooks, listeners)."""
+        raise NotImplementedError
+
+    def _apply_config(self, cfg: Config) -> list[str]:
+        """Take a reloaded `cfg` (raise MedianscanError to refuse it, before changing anything); return the
+        options whose change needs a restart."""
+        raise NotImplementedError
+
+    def _wind_down(self) -> None:
+        """Stop this mode's threads and processes (called once, from `_shutdown`)."""
+        raise NotImplementedError
+
+    # --- the main loop --------------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        """SIGTERM / SIGINT -> stop, SIGHUP -> reload (flags only; only possible on the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            del frame
+            self.log.info("%s: %s", signal.Signals(signum).name, self.stopping_log)
+            self._stop.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            del signum, frame
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _serve(self) -> int:
+        """Ping the watchdog and serve until stopped, then shut down; returns the exit code."""
+        interval = self.notifier.watchdog_interval()
+        next_ping = 0.0
+        try:
+            while not self._stop.is_set():
+                if interval and time.monotonic() >= next_ping:
+                    self.notifier.watchdog()
+                    next_ping = time.monotonic() + interval / 3
+                self._serve_once()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        self.notifier.stopping(self.stopping)
+        self._wind_down()
+        self._hooks_wait()
+
+    def _collect(self, timeout: float) -> None:
+        """Record the pool's events of the next `timeout` seconds; one that cannot be recorded (a full disk, a
+        folder moved by hand...) is an error, and serving goes on."""
+        for event in self.pool.poll(timeout):
+            try:
+                self._record(event)
+            except Exception as exc:
+                self.log.exception("recording %s", event)
+                self._error(f"{event.stack}: could not record the blend ({exc})", event.stack)
+
+    def _publish_status(self) -> None:
+        line = self.status_line()
+        if line != self._last_status:
+            self._last_status = line
+            self.notifier.status(line)
+
+    # --- configuration reload -------------------------------------------------------------------------
+
+    def _check_reload(self) -> None:
+        if self._reload.is_set():
+            self._reload.clear()
+            self._do_reload()
+
+    def _do_reload(self) -> None:
+        """A bad file is refused with one sentence and the running configuration kept."""
+        if self.config_path is None:
+            self.log.info("SIGHUP: no configuration file to reload")
+            return
+
+        self.notifier.reloading()
+        try:
+            restart = self._apply_config(load_config(self.config_path))
+        except MedianscanError as exc:
+            self._error(f"reload refused, keeping the running configuration: {exc}", None)
+            self.notifier.ready(self.status_line())
+            return
+        if restart:
+            self.log.warning("reloaded; changes to %s take effect at the next restart", ", ".join(restart))
+        else:
+            self.log.info("configuration reloaded from %s", self.config_path)
+        self.notifier.ready(self.status_line())
+
+    # --- feedback -------------------------------------------------------------------------------------
+
+    def _error(self, message: str, stack: Path | None) -> None:
+        """Log, show in status, fire the error hook, tell the listeners."""
+        self.log.error("%s", message)
+        self.message = message
+        self._message_stack = stack
+        self._hooks.fire("error", stack, None)
+        self._emit("error", stack=stack, message=message)
+
+    def _blended(self, stack: Path) -> None:
+        """A stack blended: a message about its earlier failure is old news."""
+        if self._message_stack is not None and self._message_stack == stack:
+            self.message = self._message_stack = None
+
+    def _emit(self, event: str, **data: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event, data)
+            except Exception:
+                self.log.exception("listener for %s failed", event)
+
+    @staticmethod
+    def _make_hooks(cfg: Config) -> Any:
+
+        return Hooks(cfg.hooks)
+
+    def _hooks_wait(self) -> None:
+        with contextlib.suppress(Exception):
+            self._hooks.wait(5.0)

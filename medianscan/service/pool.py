@@ -1,0 +1,397 @@
+"""The blend queue: a bounded queue of stack paths served by long-lived blend processes.
+
+Blending runs in processes started with multiprocessing's `spawn` context, so the capture thread never
+waits for it and a crash in a decoder or a kernel takes down one worker, not the daemon. Each worker loads
+and warms up the combine kernels once, then blends one stack at a time and reports the result back. The
+parent hands every worker its next stack itself, so it always knows which stack a dead worker was holding:
+that stack is reported failed and a fresh worker takes the dead one's place.
+
+Only paths and small JSON results cross the process boundary; the pixels stay in the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from medianscan.errors import MedianscanError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")  # what a worker is given with each stack (the blend task)
+R = TypeVar("R")  # what it gives back (the blend record)
+Job = Callable[[Path, T], R]  # (stack, task) -> result; raises MedianscanError with the reason on failure
+WarmUp = Callable[[], None]
+
+_PR_SET_PDEATHSIG = 1
+NICE = 10  # blend workers' CPU niceness: capture first, yet blends still get ~10% against a busy nice-0 process
+
+
+# --- the messages on a worker's pipe ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Task(Generic[T]):
+    """Parent -> worker: blend this stack."""
+
+    stack: Path
+    task: T
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """Parent -> worker: no more stacks; exit."""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """Worker -> parent: warmed up, ready for a stack."""
+
+    pid: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Done(Generic[R]):
+    """Worker -> parent: a stack finished, with its result or the one-sentence reason it failed."""
+
+    stack: Path
+    result: R | None
+    error: str | None
+    seconds: float
+
+
+# --- what the pool reports ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """A finished stack: its result, or the one-sentence reason it failed."""
+
+    stack: Path
+    result: R | None
+    error: str | None
+    seconds: float
+    worker: int
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Started:
+    """A worker took a stack (the manifest then says `blending`)."""
+
+    stack: Path
+    worker: int
+
+
+Event = Started | Outcome[Any]
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker when the daemon dies (even by `kill -9`), so no orphan blends on."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _yield_to_capture() -> None:
+    """Blending is background work: run it at the lowest CPU priority, so the camera thread (and the operator's
+    cadence) always comes first and blends use the time the capture leaves idle."""
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+
+
+def _serve(conn: Connection, parent: int, job: Job[T, R], warm: WarmUp | None) -> None:
+    """The worker process: warm up, then blend each stack the parent sends until it sends None."""
+    _die_with_parent(parent)
+    _yield_to_capture()
+    # Ctrl-C, a group-wide SIGTERM or SIGHUP reach the workers too; the daemon decides what happens to a
+    # running blend (and PDEATHSIG ends a worker whose daemon is gone).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    started = time.monotonic()
+    if warm is not None:
+        try:
+            warm()
+        except Exception:
+            log.exception("blend worker warm-up failed")
+    conn.send(_Ready(os.getpid(), time.monotonic() - started))
+    while True:
+        try:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:
+                    return
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if not isinstance(task, _Task):
+            return
+        stack = task.stack
+        t0 = time.monotonic()
+        try:
+            reply: _Done[R] = _Done(stack, job(stack, task.task), None, time.monotonic() - t0)
+        except MedianscanError as exc:
+            reply = _Done(stack, None, str(exc), time.monotonic() - t0)
+        except Exception as exc:  # a bug in a decoder or kernel: report it, keep serving
+            detail = traceback.format_exc(limit=-3)
+            log.error("blend of %s crashed:\n%s", stack, detail)
+            failed = f"blending failed unexpectedly: {type(exc).__name__}: {exc}"
+            reply = _Done(stack, None, failed, time.monotonic() - t0)
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
+
+
+@dataclass
+class _Worker:
+    number: int
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False
+    stack: Path | None = None
+    since: float = 0.0
+    cancelled: bool = False
+
+
+class BlendPool(Generic[T, R]):
+    """Blend worker processes behind a bounded queue of stack paths.
+
+    `submit` never blocks: it returns False when the queue is full, which is the daemon's back-pressure
+    signal. `poll` (called from one thread, the daemon's main loop) collects results, notices dead workers,
+    reports their stack failed and starts replacements. Other methods are safe from any thread.
+    """
+
+    def __init__(
+        self,
+        workers: int = 1,
+        queue_size: int = 4,
+        *,
+        job: Job[T, R],
+        warm: WarmUp | None = None,
+    ) -> None:
+        if workers < 1 or queue_size < 1:
+            raise MedianscanError("the blend queue needs at least one worker and room for one stack")
+        self.size = workers
+        self.queue_size = queue_size
+        self.job = job
+        self.warm = warm
+        self._ctx = mp.get_context("spawn")
+        self._lock = threading.Lock()
+        self._waiting: deque[tuple[Path, T]] = deque()
+        self._workers: list[_Worker] = []
+        self._events: list[Started | Outcome[R]] = []
+        self._next_number = 0
+        self._crashes: deque[float] = deque(maxlen=5)
+        self._respawn_at = 0.0
+        self._stopped = False
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the workers (they warm up in the background; stacks wait in the queue meanwhile)."""
+        with self._lock:
+            while len(self._workers) < self.size:
+                self._workers.append(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        self._next_number += 1
+        ours, theirs = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=_serve,
+            args=(theirs, os.getpid(), self.job, self.warm),
+            name=f"medianscan-blend-{self._next_number}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        log.info("blend worker %d started (pid %s)", self._next_number, process.pid)
+        return _Worker(self._next_number, process, ours)
+
+    def stop(self, timeout: float = 5.0) -> list[Path]:
+        """Stop every worker without waiting for running blends; returns the stacks left unfinished.
+
+        Those stacks stay on disk as they are; the caller records them as still pending.
+        """
+        with self._lock:
+            self._stopped = True
+            left = [w.stack for w in self._workers if w.stack is not None]
+            left += [stack for stack, _ in self._waiting]
+            self._waiting.clear()
+            workers, self._workers = self._workers, []
+        for w in workers:
+            if w.stack is not None or not w.ready:
+                w.process.kill()  # its stack stays on disk as it was; a half-written output is only a temp
+            else:
+                with contextlib.suppress(OSError, ValueError):
+                    w.conn.send(_Stop())
+        deadline = time.monotonic() + timeout
+        for w in workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            w.conn.close()
+        return left
+
+    # --- the queue ------------------------------------------------------------------------------------
+
+    def submit(self, stack: Path, options: T) -> bool:
+        """Queue a stack to blend with `options`; False (nothing queued) when the queue is full."""
+        with self._lock:
+            if self._stopped:
+                raise MedianscanError("the blend queue is stopped")
+            if len(self._waiting) >= self.queue_size:
+                return False
+            self._waiting.append((Path(stack), options))
+            self._dispatch()
+            return True
+
+    def cancel(self, stack: Path) -> str | None:
+        """Take a stack out of the pool: 'waiting' (dequeued), 'running' (its worker killed), or None."""
+        stack = Path(stack)
+        with self._lock:
+            for item in self._waiting:
+                if item[0] == stack:
+                    self._waiting.remove(item)
+                    return "waiting"
+            for w in self._workers:
+                if w.stack == stack:
+                    w.stack, w.cancelled = None, True  # not a crash: poll() just replaces the worker
+                    w.process.kill()
+                    w.process.join()
+                    return "running"
+        return None
+
+    @property
+    def full(self) -> bool:
+        with self._lock:
+            return len(self._waiting) >= self.queue_size
+
+    def waiting(self) -> list[Path]:
+        with self._lock:
+            return [stack for stack, _ in self._waiting]
+
+    def running(self) -> list[Path]:
+        with self._lock:
+            return [w.stack for w in self._workers if w.stack is not None]
+
+    def pending(self) -> int:
+        """Stacks not finished yet: waiting plus being blended."""
+        with self._lock:
+            return len(self._waiting) + sum(w.stack is not None for w in self._workers)
+
+    def ready(self) -> int:
+        with self._lock:
+            return sum(w.ready for w in self._workers)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def _dispatch(self) -> None:
+        """Hand waiting stacks to idle, warmed-up workers (lock held)."""
+        for w in self._workers:
+            if not self._waiting:
+                return
+            if w.ready and w.stack is None and w.process.is_alive():
+                stack, options = self._waiting.popleft()
+                try:
+                    w.conn.send(_Task(stack, options))
+                except (OSError, ValueError):
+                    self._waiting.appendleft((stack, options))  # dead pipe: poll() replaces the worker
+                    continue
+                w.stack, w.since = stack, time.monotonic()
+                self._events.append(Started(stack, w.number))
+
+    # --- results --------------------------------------------------------------------------------------
+
+    def poll(self, timeout: float = 0.0) -> list[Started | Outcome[R]]:
+        """Wait up to `timeout` seconds for news; returns started and finished stacks, in order."""
+        with self._lock:
+            if self._events:
+                timeout = 0.0
+            handles: list[Any] = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
+        if handles:
+            wait(handles, timeout)
+        elif timeout > 0:
+            time.sleep(timeout)
+        with self._lock:
+            for w in list(self._workers):
+                self._drain(w)
+                if not w.process.is_alive():
+                    self._replace(w)
+            self._top_up()
+            self._dispatch()
+            events, self._events = self._events, []
+            return events
+
+    def _drain(self, w: _Worker) -> None:
+        try:
+            while w.conn.poll():
+                message = w.conn.recv()
+                if isinstance(message, _Ready):
+                    w.ready = True
+                    log.info("blend worker %d ready after %.1f s", w.number, message.seconds)
+                elif isinstance(message, _Done) and w.stack is not None and w.stack == message.stack:
+                    self._events.append(Outcome(w.stack, message.result, message.error, message.seconds, w.number))
+                    w.stack = None
+        except (EOFError, OSError):
+            pass
+
+    def _replace(self, w: _Worker) -> None:
+        code = w.process.exitcode
+        self._workers.remove(w)
+        w.conn.close()
+        if w.stack is not None:
+            reason = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"code {code}"
+            log.error("blend worker %d died (%s) while blending %s", w.number, reason, w.stack)
+            self._events.append(
+                Outcome(
+                    w.stack,
+                    None,
+                    f"the blend worker stopped unexpectedly ({reason}) while blending this stack",
+                    time.monotonic() - w.since,
+                    w.number,
+                )
+            )
+        if not w.cancelled:
+            self._crashes.append(time.monotonic())
+
+    def _top_up(self) -> None:
+        """Start workers until the pool is full again (lock held); a failed start is retried at the next poll."""
+        if self._stopped or len(self._workers) >= self.size:
+            return
+        now = time.monotonic()
+        if now < self._respawn_at:
+            return
+        if len(self._crashes) == self._crashes.maxlen and now - self._crashes[0] < 10:
+            log.error("blend workers keep dying; waiting a little before starting another")
+            self._crashes.clear()
+            self._respawn_at = now + 1.0
+            return
+        try:
+            while len(self._workers) < self.size:
+                self._workers.append(self._spawn())
+        except OSError as exc:  # e.g. out of processes or memory: try again shortly
+            log.error("cannot start a blend worker: %s", exc)
+            self._respawn_at = now + 1.0

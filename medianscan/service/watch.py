@@ -1,0 +1,276 @@
+"""The hot-folder service: `medianscan watch` and the daemon's `mode: watch`, blending what other tools drop in.
+
+Three threads: the watchdog observer and the `Planner` (`medianscan.service.hotfolder`: which files are complete,
+how they group into stacks, which stacks are ready) hand stacks to the blend pool; the service's main loop
+collects the pool's outcomes, applies retention, fires hooks and keeps status, systemd's notifications and the
+control socket going, with the same machinery as the capture daemon (`medianscan.service.loop`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medianscan.blend.options import BlendOptions
+from medianscan.capture.control_socket import ControlServer, server_socket_path
+from medianscan.config.schema import Config, WatchConfig
+from medianscan.errors import MedianscanError
+from medianscan.library.retention import blended_raws, release
+from medianscan.records import BlendRecord
+from medianscan.service.hotfolder.grouping import TICK_SECONDS, Grouping, Stack, is_temp_name
+from medianscan.service.hotfolder.observer import observe
+from medianscan.service.hotfolder.planner import Planner
+from medianscan.service.hotfolder.tracker import HotFolder
+from medianscan.service.jobs import BlendTask
+from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
+from medianscan.service.notify import Notifier
+from medianscan.service.pool import Event, Started
+
+__all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
+
+log = logging.getLogger(__name__)
+
+RECENT = 5
+
+
+@dataclass
+class _Entry:
+    stack: str
+    state: str
+    frames: int
+    blend_seconds: float | None = None
+    error: str | None = None
+    output: str | None = None
+    noise_ratio: float | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+class WatchService(Service):
+    """`medianscan watch` and the daemon's `mode: watch`: `run()` serves until stopped; `run_once()` catches up.
+
+    Same status, hooks, retention, sd_notify and signals as the capture daemon; the control socket answers
+    `status` (capture actions are refused: there is no camera in this mode).
+    """
+
+    stopping = stopping_log = "stopping the watch"
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        config_path: Path | None = None,
+        notifier: Notifier | None = None,
+        pool: ServicePool | None = None,
+        control: bool = True,
+    ) -> None:
+        watch = cfg.watch
+        if watch.folder is None:
+            raise MedianscanError("watch mode needs a folder: `medianscan watch DIR` or `watch.folder` in the config")
+        root = Path(watch.folder).expanduser()
+        if not root.is_dir():
+            raise MedianscanError(f"{root}: no such folder to watch")
+        super().__init__(cfg, config_path=config_path, notifier=notifier)
+        self.pool = pool if pool is not None else make_pool(cfg)
+        self.use_control = control
+        self.hot = HotFolder(
+            root,
+            Grouping.parse(watch.group),
+            BlendOptions.from_config(cfg.blend),
+            quiet_seconds=watch.quiet_seconds,
+            settle_seconds=watch.settle_seconds,
+            frames_per_stack=watch.frames,
+            closes_reported=not watch.polling,
+        )
+        self.blends = 0  # blends started (tests count these: nothing is blended twice)
+        self.recent: deque[_Entry] = deque(maxlen=RECENT)
+        self._planner: Planner | None = None
+        self._observer: Any = None
+        self._control: Any = None
+        self._pool_started = False
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What `medianscan status` shows in watch mode, as JSON data."""
+        inflight = self.hot.inflight()
+        running = {str(p) for p in self.pool.running()}
+        backlog = len(self._planner.backlog) if self._planner is not None else 0
+        with self.hot.cond:
+            problems = dict(self.hot.problems)
+            waiting = dict(self.hot.waiting)
+        return {
+            "mode": "watch",
+            "folder": str(self.hot.root),
+            "group": str(self.hot.grouping),
+            "queue": {
+                "waiting": len([p for p in inflight if str(p) not in running]) + backlog,
+                "blending": len(running),
+                "capacity": self.cfg.queue_size,
+                "full": self.pool.full,
+            },
+            "blends": self.blends,
+            "message": self.message,
+            "attention": [{"stack": key, "state": "failed", "reason": why} for key, why in sorted(problems.items())],
+            "waiting": waiting,
+            "recent": [e.to_json() for e in self.recent],
+        }
+
+    def status_line(self) -> str:
+        s = self.status()
+        q = s["queue"]
+        line = f"watching {s['folder']} ({s['group']}); queue {q['waiting']} waiting, {q['blending']} blending"
+        if s["attention"]:
+            line += f"; {len(s['attention'])} stack(s) cannot be blended"
+        return line
+
+    def run(self) -> int:
+        """Catch up, then follow DIR until SIGTERM / SIGINT / stop(); returns the exit code."""
+        self._install_signals()
+        if self.use_control:
+            self._start_control()
+        try:
+            self._pool_started = True
+            self.pool.start()
+            # the observer before the scan: nothing arriving during the scan is missed
+            self._observer = observe(self.hot, self.cfg.watch.polling)
+            found = self.hot.scan()
+            log.info("watching %s (%s): %d file(s) already there", self.hot.root, self.hot.grouping, found)
+            self._planner = Planner(self.hot, self._submit)
+            self._planner.start()
+        except BaseException:
+            self._shutdown()
+            raise
+        self.notifier.ready(self.status_line())
+        return self._serve()
+
+    def run_once(self, timeout: float | None = None) -> int:
+        """The catch-up pass alone: blend every complete stack not blended yet, wait for the blends, return
+        0, or 1 when a stack could not be blended (its reason is logged and in `status()['problems']`)."""
+        planner = Planner(self.hot, self._submit)
+        self._planner = planner
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self.hot.scan()
+            while not self._stop.is_set():
+                planner.step()
+                self._collect(TICK_SECONDS)
+                if not planner.backlog and not self.hot.busy():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise MedianscanError(f"{self.hot.root}: the catch-up did not finish within {timeout:g} s")
+        finally:
+            self.pool.stop()
+            self._hooks_wait()
+        return 1 if self.hot.problems else 0
+
+    # --- internals ------------------------------------------------------------------------------------
+
+    def _serve_once(self) -> None:
+        self._collect(0.2)
+        self._check_reload()
+        self._publish_status()
+
+    def _submit(self, stack: Stack) -> bool:
+        if not self._pool_started:  # --once with nothing to blend starts no worker
+            self._pool_started = True
+            self.pool.start()
+        ok = self.pool.submit(stack.key, BlendTask(stack.frames, stack.options))
+        if ok:
+            self.blends += 1
+            log.info("%s: %d frame(s) queued for blending", stack.key, len(stack.frames))
+            self._emit("queued", stack=stack.key, frames=stack.frames)
+        return ok
+
+    def _record(self, event: Event) -> None:
+        if isinstance(event, Started):
+            return
+        stack = self.hot.finished(event.stack, event.error)
+        n = len(stack.frames) if stack is not None else 0
+        if event.ok and event.result is not None:
+            output = event.result.output
+            kept = self._retain(event.result)
+            log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
+            log_left_out(event.stack.name, event.result.ignored)
+            self._blended(event.stack)
+            self.recent.append(
+                _Entry(
+                    str(event.stack), "blended", n, event.seconds, None, str(output),
+                    event.result.noise_ratio, None if kept == "kept" else f"raws {kept}",
+                )
+            )  # fmt: skip
+            self._hooks.fire("blend-done", event.stack, output)
+            self._emit("blend-done", stack=event.stack, result=event.result, seconds=event.seconds)
+        else:
+            message = event.error or "blend failed"
+            self.recent.append(_Entry(str(event.stack), "failed", n, event.seconds, message))
+            self._error(message, event.stack)
+
+    def _retain(self, record: BlendRecord) -> str:
+        """The configured retention applied to the raws the blend read (and any it dropped); an archive keeps
+        the folders below the watched folder."""
+        raws = blended_raws(record)
+        if not raws:
+            return "kept"
+        archive = None
+        if self.cfg.archive is not None:
+            archive = Path(self.cfg.archive).expanduser() / raws[0].parent.relative_to(self.hot.root)
+        return release(raws, self.cfg.retention, archive)
+
+    def _start_control(self) -> None:
+
+        def handle(action: str, request: dict[str, Any]) -> dict[str, Any]:
+            del request
+            if action == "status":
+                return {"ok": True, "status": self.status()}
+            raise MedianscanError(f"{action}: the daemon is in watch mode (no camera); only status is available")
+
+        server = ControlServer(server_socket_path(self.cfg), handle)
+        server.start()
+        self._control = server
+
+    def _wind_down(self) -> None:
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.stop()
+                self._observer.join(5)
+        if self._planner is not None and self._planner.is_alive():
+            self._planner.stop()
+        left = self.pool.stop()
+        if left:
+            log.info("%d stack(s) not blended yet; the next start catches up with them", len(left))
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
+
+    def _apply_config(self, cfg: Config) -> list[str]:
+        """SIGHUP: blend options, hooks and retention apply to the next stacks; folder and grouping need a
+        restart."""
+        restart = [name for name in ("mode", "workers", "queue_size") if getattr(cfg, name) != getattr(self.cfg, name)]
+        restart += [f"watch.{f.name}" for f in dataclasses.fields(WatchConfig)
+                    if getattr(cfg.watch, f.name) != getattr(self.cfg.watch, f.name)]  # fmt: skip
+        cfg = dataclasses.replace(cfg, watch=self.cfg.watch, mode=self.cfg.mode)
+        with self.hot.cond:
+            self.cfg = cfg
+            self.hot.options = BlendOptions.from_config(cfg.blend)
+            self._hooks = self._make_hooks(cfg)
+        return restart
+
+
+def watch_config(cfg: Config, folder: Path | None = None, group: str | None = None) -> Config:
+    """`cfg` with the command line's folder and grouping (checked like the config file's)."""
+    watch = cfg.watch
+    if folder is not None:
+        watch = dataclasses.replace(watch, folder=Path(folder))
+    if group is not None:
+        Grouping.parse(group)
+        watch = dataclasses.replace(watch, group=group)
+    return dataclasses.replace(cfg, watch=watch, mode="watch")
