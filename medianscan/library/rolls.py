@@ -170,7 +170,6 @@ class Library:
 
     # --- manifests ------------------------------------------------------------------------------------
 
-
     def mark(self, stack: Path, state: State, **changes: Any) -> Manifest:
         """Move a stack to `state`, recording the other manifest fields given, atomically."""
         with self.lock:
