@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,26 @@ def sample_raw() -> Path:
             "or install Debian's rawtran-doc"
         )
     return path
+
+
+_WARMERS: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the slowest kernels on the idle core meanwhile (tests/warm_kernels.py says why)."""
+    warmer = subprocess.Popen(
+        [sys.executable, "-m", "tests.warm_kernels"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.nice(5),  # noqa: PLW1509 - a nice level, set before exec
+    )
+    _WARMERS.append(warmer)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for warmer in _WARMERS:
+        if warmer.poll() is None:
+            warmer.terminate()
+        warmer.wait(10)
