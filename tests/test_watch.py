@@ -117,7 +117,7 @@ def watching() -> Iterator[Callable[[Config], Running]]:
         run = Running(cfg)
         run.thread.start()
         deadline = time.monotonic() + 30
-        while run.service.pool.ready() < 1 or run.service._planner is None:  # workers warm, observer on
+        while run.service._planner is None:  # the observer and planner are on
             assert time.monotonic() < deadline and run.thread.is_alive(), "the watch service did not start"
             time.sleep(0.05)
         started.append(run)

@@ -295,18 +295,10 @@ class BlendPool(Generic[T, R]):
         with self._lock:
             return [w.stack for w in self._workers if w.stack is not None]
 
-    def pending(self) -> int:
-        """Stacks not finished yet: waiting plus being blended."""
-        with self._lock:
-            return len(self._waiting) + sum(w.stack is not None for w in self._workers)
-
     def ready(self) -> int:
+        """Workers warmed up and serving (the cadence bench waits for them before it times anything)."""
         with self._lock:
             return sum(w.ready for w in self._workers)
-
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     def _dispatch(self) -> None:
         """Hand waiting stacks to idle, warmed-up workers (lock held)."""
