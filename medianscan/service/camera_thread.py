@@ -30,7 +30,7 @@ SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in fra
 
 
 class CameraThread:
-    """The camera thread's work, on behalf of its daemon `d` (whose state it shares under `d._lock`)."""
+    """The camera thread's work, on behalf of its daemon `d` (whose state it shares under `d.lock`)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
@@ -38,7 +38,7 @@ class CameraThread:
     def run(self) -> None:
         """The camera thread: keep a camera connected (retrying with backoff) and run the operator's actions."""
         try:
-            while not self.d._stop.is_set():
+            while not self.d.stop_event.is_set():
                 self.d.link.tend()
                 event = self.d.presses.next(0.2)
                 if event is None:
@@ -47,12 +47,12 @@ class CameraThread:
                 try:
                     answer = self.act(action)
                 except MedianscanError as exc:
-                    self.d._error(str(exc), None)
+                    self.d.report_error(str(exc), None)
                     answer = Answer(False, action, str(exc), "refused")
                 except Exception as exc:  # a bug must not end the session
                     log.exception("%s failed", action)
                     text = f"{action} failed unexpectedly: {type(exc).__name__}: {exc}"
-                    self.d._error(text, None)
+                    self.d.report_error(text, None)
                     answer = Answer(False, action, text, "refused")
                 event.answer(answer)
         finally:
@@ -71,9 +71,9 @@ class CameraThread:
             self.d.message = f"new roll {roll.name}"
             return Answer(True, action, self.d.message, roll=roll.name)
         if action in ("pause", "resume"):
-            self.d._paused = action == "pause"
-            self.d.message = "paused: presses are ignored until resume" if self.d._paused else None
-            text = "paused: captures are ignored until resume" if self.d._paused else "resumed: captures are taken"
+            self.d.paused = action == "pause"
+            self.d.message = "paused: presses are ignored until resume" if self.d.paused else None
+            text = "paused: captures are ignored until resume" if self.d.paused else "resumed: captures are taken"
             return Answer(True, action, text)
         line = self.d.status_line()  # the keyboard's `s`; the socket answers status itself
         print(line, file=sys.stderr, flush=True)
@@ -81,20 +81,20 @@ class CameraThread:
 
     def press(self) -> Answer:
         """The pedal: a burst, unless paused."""
-        if not self.d._paused:
+        if not self.d.paused:
             return self.capture()
         self.d.message = "paused: capture ignored (send resume first)"
         log.info("%s", self.d.message)
         return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
 
     def retake(self) -> Path:
-        with self.d._lock:
+        with self.d.lock:
             last = self.d.library.last_stack()
             if last is not None:
                 where = self.d.pool.cancel(last)
-                self.d._in_pool.discard(last)
-                if last in self.d._backlog:
-                    self.d._backlog.remove(last)
+                self.d.in_pool.discard(last)
+                if last in self.d.backlog:
+                    self.d.backlog.remove(last)
                 if where:
                     log.info("retake: %s was %s in the blend queue; taken out", last.name, where)
             moved = self.d.library.retake()
@@ -112,7 +112,7 @@ class CameraThread:
         camera = self.d.link.camera
         assert camera is not None
         stack = self.d.library.new_stack(self.d.cfg.frames)
-        self.d._busy = True
+        self.d.bursting = True
         self.d.camera_status.state = "capturing"
         started = time.monotonic()
         try:
@@ -134,7 +134,7 @@ class CameraThread:
             self.d.library.mark(stack, State.INCOMPLETE, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            self.d._busy = False
+            self.d.bursting = False
             if self.d.link.camera is not None:
                 self.d.camera_status.state = "ready"
             self.d.presses.sort(time.monotonic(), stack.name)
@@ -143,11 +143,11 @@ class CameraThread:
         last = record.frames[-1] if record.frames else None
         cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
         log.info("%s", cue)
-        self.d._hooks.fire("burst-done", stack, last)
-        self.d._emit("burst-done", stack=stack, seconds=seconds, frames=len(record.frames))
-        if not self.d._submit(stack):  # only the camera thread fills the last slot, so this is rare
-            with self.d._lock:
-                self.d._backlog.appendleft(stack)
+        self.d.hooks.fire("burst-done", stack, last)
+        self.d.emit("burst-done", stack=stack, seconds=seconds, frames=len(record.frames))
+        if not self.d.submit(stack):  # only the camera thread fills the last slot, so this is rare
+            with self.d.lock:
+                self.d.backlog.appendleft(stack)
         self.d.message = None
         return Answer(True, "capture", cue, stack=stack.name)
 
@@ -155,15 +155,15 @@ class CameraThread:
         """Back-pressure: hold the capture while the blend queue is full. False if stopping meanwhile."""
         if not self.d.pool.full:
             return True
-        self.d._waiting_for_room = True
+        self.d.waiting_for_room = True
         log.info("blend queue full: the capture waits for a blend to finish")
         try:
             while self.d.pool.full:
-                if self.d._stop.wait(0.05):
+                if self.d.stop_event.wait(0.05):
                     return False
             return True
         finally:
-            self.d._waiting_for_room = False
+            self.d.waiting_for_room = False
 
     def check_space(self) -> None:
         per_frame = self.d.library.bytes_per_frame() or DEFAULT_FRAME_BYTES

@@ -77,12 +77,12 @@ class Daemon(Service):
         self.camera_status = self.link.status
         self.hub = TriggerHub()
         self.presses = PressQueue(self.hub, PressPolicy(cfg.triggers.press_during_burst))
-        self._lock = threading.RLock()  # stack hand-offs between the camera thread and the main loop
-        self._in_pool: set[Path] = set()
-        self._backlog: deque[Path] = deque()
-        self._paused = False
-        self._busy = False
-        self._waiting_for_room = False
+        self.lock = threading.RLock()  # stack hand-offs between the camera thread and the main loop
+        self.in_pool: set[Path] = set()
+        self.backlog: deque[Path] = deque()
+        self.paused = False
+        self.bursting = False
+        self.waiting_for_room = False
         self._camera_thread: threading.Thread | None = None
         self._sources_started = False
 
@@ -101,12 +101,12 @@ class Daemon(Service):
     @property
     def busy(self) -> bool:
         """True while a burst is running (a press now is queued once or ignored, per the config)."""
-        return self._busy
+        return self.bursting
 
     def status(self) -> dict[str, Any]:
         """Everything `medianscan status` shows, as JSON data."""
-        with self._lock:
-            backlog = len(self._backlog)
+        with self.lock:
+            backlog = len(self.backlog)
         cam = self.camera_status
         roll, frame = self.library.position()
         recent = []
@@ -135,13 +135,13 @@ class Daemon(Service):
             "roll": roll,
             "frame": frame,
             "frames_per_burst": self.cfg.frames,
-            "paused": self._paused,
-            "busy": self._busy,
+            "paused": self.paused,
+            "busy": self.bursting,
             "queue": {
                 "waiting": len(self.pool.waiting()) + backlog,
                 "blending": len(self.pool.running()),
                 "capacity": self.cfg.queue_size,
-                "full": self._waiting_for_room or self.pool.full,
+                "full": self.waiting_for_room or self.pool.full,
             },
             "disk_free_bytes": free,
             "message": self.message,
@@ -160,12 +160,12 @@ class Daemon(Service):
         else:
             head = f"camera {cam.state}" + (f" ({cam.error})" if cam.error else "")
         roll, frame = self.library.position()
-        waiting = len(self.pool.waiting()) + len(self._backlog)
+        waiting = len(self.pool.waiting()) + len(self.backlog)
         q = f"queue {waiting} waiting, {len(self.pool.running())} blending"
-        if self._waiting_for_room:
+        if self.waiting_for_room:
             q += " (full: captures wait for the blends)"
         parts = [head, f"roll {roll or '-'}, last {frame or '-'}", q]
-        if self._paused:
+        if self.paused:
             parts.insert(1, "paused")
         return "; ".join(parts)
 
@@ -196,7 +196,7 @@ class Daemon(Service):
             self._publish_status()
         except Exception:  # e.g. the library's disk went away: log it, keep serving, try again
             log.exception("main loop")
-            self._stop.wait(1.0)
+            self.stop_event.wait(1.0)
 
     def _recover(self) -> None:
         rec = self.library.recover()
@@ -206,36 +206,36 @@ class Daemon(Service):
             log.info("removed an interrupted write: %s", path)
         for stack, reason in rec.unreadable:
             log.warning("%s: skipped (%s)", stack, reason)
-        with self._lock:
-            self._backlog.extend(rec.queued)
+        with self.lock:
+            self.backlog.extend(rec.queued)
         if rec.queued:
             log.info("%d stack(s) from before the restart queued for blending", len(rec.queued))
 
     def _feed_backlog(self) -> None:
         """Queue stacks found at start, keeping a slot free so the next capture need not wait for them."""
-        with self._lock:
-            while self._backlog and len(self.pool.waiting()) < self.cfg.queue_size - 1 + (self.cfg.queue_size == 1):
-                stack = self._backlog[0]
-                if not self._submit(stack):
+        with self.lock:
+            while self.backlog and len(self.pool.waiting()) < self.cfg.queue_size - 1 + (self.cfg.queue_size == 1):
+                stack = self.backlog[0]
+                if not self.submit(stack):
                     break
-                self._backlog.popleft()
+                self.backlog.popleft()
 
-    def _submit(self, stack: Path) -> bool:
+    def submit(self, stack: Path) -> bool:
 
-        with self._lock:
+        with self.lock:
             ok = self.pool.submit(stack, BlendTask(stack, BlendOptions.from_config(self.cfg.blend)))
             if ok:
-                self._in_pool.add(stack)
+                self.in_pool.add(stack)
             return ok
 
     def _record(self, event: Event) -> None:
-        with self._lock:
-            if event.stack not in self._in_pool:
+        with self.lock:
+            if event.stack not in self.in_pool:
                 return  # retaken meanwhile: its folder moved to discarded/
             if isinstance(event, Started):
                 self.library.mark(event.stack, State.BLENDING)
                 return
-            self._in_pool.discard(event.stack)
+            self.in_pool.discard(event.stack)
             self._finished(event)
 
     def _finished(self, outcome: Outcome[BlendRecord]) -> None:
@@ -247,17 +247,17 @@ class Daemon(Service):
             log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
             log_left_out(stack.name, outcome.result.ignored)
             self._blended(stack)
-            self._hooks.fire("blend-done", stack, output)
-            self._emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
+            self.hooks.fire("blend-done", stack, output)
+            self.emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
         else:
             self.library.mark(stack, State.FAILED, error=outcome.error, blend_seconds=outcome.seconds)
-            self._error(outcome.error or "blend failed", stack)
+            self.report_error(outcome.error or "blend failed", stack)
 
     def _wind_down(self) -> None:
         self._stop_triggers()
         if self._camera_thread is not None:
             while self._camera_thread.is_alive():
-                if self._busy:
+                if self.bursting:
                     self.notifier.extend_timeout(30)
                 self._camera_thread.join(1.0)
         left = self.pool.stop()
@@ -277,11 +277,11 @@ class Daemon(Service):
         ]
         if cfg.triggers != self.cfg.triggers:
             needs_restart.append("triggers")
-        with self._lock, self.library.lock:
+        with self.lock, self.library.lock:
             camera_changed = cfg.camera != self.cfg.camera
             self.cfg = cfg
             self.library = library
-            self._hooks = self._make_hooks(cfg)
+            self.hooks = self._make_hooks(cfg)
         if camera_changed:
             self.link.changed.set()
         return needs_restart

@@ -63,8 +63,8 @@ class Service:
         self.message: str | None = None  # the last refusal or error, for status
         self._message_stack: Path | None = None  # the stack the message is about, if any
         self.log = logging.getLogger(type(self).__module__)
-        self._hooks = self._make_hooks(cfg)
-        self._stop = threading.Event()
+        self.hooks = self._make_hooks(cfg)
+        self.stop_event = threading.Event()
         self._reload = threading.Event()
         self._last_status = ""
 
@@ -72,7 +72,7 @@ class Service:
 
     def stop(self) -> None:
         """Ask `run()` to stop (like SIGTERM)."""
-        self._stop.set()
+        self.stop_event.set()
 
     def reload(self) -> None:
         """Ask `run()` to reload the configuration file (like SIGHUP)."""
@@ -111,7 +111,7 @@ class Service:
         def on_stop(signum: int, frame: FrameType | None) -> None:
             del frame
             self.log.info("%s: %s", signal.Signals(signum).name, self.stopping_log)
-            self._stop.set()
+            self.stop_event.set()
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
             del signum, frame
@@ -126,7 +126,7 @@ class Service:
         interval = self.notifier.watchdog_interval()
         next_ping = 0.0
         try:
-            while not self._stop.is_set():
+            while not self.stop_event.is_set():
                 if interval and time.monotonic() >= next_ping:
                     self.notifier.watchdog()
                     next_ping = time.monotonic() + interval / 3
@@ -136,7 +136,7 @@ class Service:
         return 0
 
     def _shutdown(self) -> None:
-        self._stop.set()
+        self.stop_event.set()
         self.notifier.stopping(self.stopping)
         self._wind_down()
         self._hooks_wait()
@@ -149,7 +149,7 @@ class Service:
                 self._record(event)
             except Exception as exc:
                 self.log.exception("recording %s", event)
-                self._error(f"{event.stack}: could not record the blend ({exc})", event.stack)
+                self.report_error(f"{event.stack}: could not record the blend ({exc})", event.stack)
 
     def _publish_status(self) -> None:
         line = self.status_line()
@@ -174,7 +174,7 @@ class Service:
         try:
             restart = self._apply_config(load_config(self.config_path))
         except MedianscanError as exc:
-            self._error(f"reload refused, keeping the running configuration: {exc}", None)
+            self.report_error(f"reload refused, keeping the running configuration: {exc}", None)
             self.notifier.ready(self.status_line())
             return
         if restart:
@@ -185,20 +185,20 @@ class Service:
 
     # --- feedback -------------------------------------------------------------------------------------
 
-    def _error(self, message: str, stack: Path | None) -> None:
+    def report_error(self, message: str, stack: Path | None) -> None:
         """Log, show in status, fire the error hook, tell the listeners."""
         self.log.error("%s", message)
         self.message = message
         self._message_stack = stack
-        self._hooks.fire("error", stack, None)
-        self._emit("error", stack=stack, message=message)
+        self.hooks.fire("error", stack, None)
+        self.emit("error", stack=stack, message=message)
 
     def _blended(self, stack: Path) -> None:
         """A stack blended: a message about its earlier failure is old news."""
         if self._message_stack is not None and self._message_stack == stack:
             self.message = self._message_stack = None
 
-    def _emit(self, event: str, **data: Any) -> None:
+    def emit(self, event: str, **data: Any) -> None:
         for listener in list(self.listeners):
             try:
                 listener(event, data)
@@ -212,4 +212,4 @@ class Service:
 
     def _hooks_wait(self) -> None:
         with contextlib.suppress(Exception):
-            self._hooks.wait(5.0)
+            self.hooks.wait(5.0)

@@ -144,7 +144,7 @@ class WatchService(Service):
             self._observer = observe(self.hot, self.cfg.watch.polling)
             found = self.hot.scan()
             log.info("watching %s (%s): %d file(s) already there", self.hot.root, self.hot.grouping, found)
-            self._planner = Planner(self.hot, self._submit)
+            self._planner = Planner(self.hot, self.submit)
             self._planner.start()
         except BaseException:
             self._shutdown()
@@ -155,12 +155,12 @@ class WatchService(Service):
     def run_once(self, timeout: float | None = None) -> int:
         """The catch-up pass alone: blend every complete stack not blended yet, wait for the blends, return
         0, or 1 when a stack could not be blended (its reason is logged and in `status()['problems']`)."""
-        planner = Planner(self.hot, self._submit)
+        planner = Planner(self.hot, self.submit)
         self._planner = planner
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self.hot.scan()
-            while not self._stop.is_set():
+            while not self.stop_event.is_set():
                 planner.step()
                 self._collect(TICK_SECONDS)
                 if not planner.backlog and not self.hot.busy():
@@ -179,7 +179,7 @@ class WatchService(Service):
         self._check_reload()
         self._publish_status()
 
-    def _submit(self, stack: Stack) -> bool:
+    def submit(self, stack: Stack) -> bool:
         if not self._pool_started:  # --once with nothing to blend starts no worker
             self._pool_started = True
             self.pool.start()
@@ -187,7 +187,7 @@ class WatchService(Service):
         if ok:
             self.blends += 1
             log.info("%s: %d frame(s) queued for blending", stack.key, len(stack.frames))
-            self._emit("queued", stack=stack.key, frames=stack.frames)
+            self.emit("queued", stack=stack.key, frames=stack.frames)
         return ok
 
     def _record(self, event: Event) -> None:
@@ -207,12 +207,12 @@ class WatchService(Service):
                     event.result.noise_ratio, None if kept == "kept" else f"raws {kept}",
                 )
             )  # fmt: skip
-            self._hooks.fire("blend-done", event.stack, output)
-            self._emit("blend-done", stack=event.stack, result=event.result, seconds=event.seconds)
+            self.hooks.fire("blend-done", event.stack, output)
+            self.emit("blend-done", stack=event.stack, result=event.result, seconds=event.seconds)
         else:
             message = event.error or "blend failed"
             self.recent.append(_Entry(str(event.stack), "failed", n, event.seconds, message))
-            self._error(message, event.stack)
+            self.report_error(message, event.stack)
 
     def _retain(self, record: BlendRecord) -> str:
         """The configured retention applied to the raws the blend read (and any it dropped); an archive keeps
@@ -261,7 +261,7 @@ class WatchService(Service):
         with self.hot.cond:
             self.cfg = cfg
             self.hot.options = BlendOptions.from_config(cfg.blend)
-            self._hooks = self._make_hooks(cfg)
+            self.hooks = self._make_hooks(cfg)
         return restart
 
 

@@ -41,10 +41,10 @@ class ReadyStacks:
             for p in files
         )
         candidates = [p for p in files if not is_temp_name(p)]
-        complete = [p for p in candidates if self.hot._complete(p, now, wall)]
+        complete = [p for p in candidates if self.hot.complete(p, now, wall)]
         all_complete = len(complete) == len(candidates) and not busy_temp
         with self.hot.cond:
-            state = self.hot._folders.get(folder)
+            state = self.hot.folders.get(folder)
             quiet_for = now - state.activity if state is not None else float("inf")
         if not all_complete:  # a file still being written: its name order and mtime mean nothing yet
             return [], False
@@ -58,7 +58,7 @@ class ReadyStacks:
         """The files among complete ones that group into stacks (the frames by content, and the candidates
         that cannot be read: a blend names them), and those left out (a JPEG beside raws: named by the blend of
         a folder stack). The one rule of `medianscan.library.contents`, with cached sniffing."""
-        found = contents.sort_out(complete, self.hot._facts.inspect)
+        found = contents.sort_out(complete, self.hot.facts.inspect)
         grouped = sorted([*found.frames, *(u.path for u in found.unreadable)])
         return grouped, [i.path for i in found.ignored]
 
@@ -132,7 +132,7 @@ class ReadyStacks:
             recorded = recorded_frames(sidecar)
             if not recorded or not all(name in current for name in recorded):
                 continue
-            if all(self.hot._facts.sha256(current[name]) == digest for name, digest in recorded.items()):
+            if all(self.hot.facts.sha256(current[name]) == digest for name, digest in recorded.items()):
                 claimed.update(current[name] for name in recorded)
         return claimed
 
@@ -152,8 +152,8 @@ class ReadyStacks:
                 self.hot.problems[str(key)] = message
             return None
         given = sorted([*frames_in, *left_out])
-        fingerprint = tuple((p.name, self.hot._facts.sha256(p)) for p in given)
-        kinds = [k for k in map(self.hot._facts.kind, frames_in) if k is not None]
+        fingerprint = tuple((p.name, self.hot.facts.sha256(p)) for p in given)
+        kinds = [k for k in map(self.hot.facts.kind, frames_in) if k is not None]
         kind: frames.Kind = kinds[0] if kinds else "raw"
         options = self.hot.options
         if group is not None:
@@ -165,7 +165,7 @@ class ReadyStacks:
                 self.hot.problems.pop(str(key), None)
             return None
         with self.hot.cond:
-            if self.hot._failed.get(key) == fingerprint:
+            if self.hot.failed.get(key) == fingerprint:
                 return None
             if self.hot.problems.get(str(key), "").endswith("frames of the same scene"):
                 self.hot.problems.pop(str(key), None)

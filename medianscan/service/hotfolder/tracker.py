@@ -62,12 +62,12 @@ class HotFolder:
         self.clock = clock
         self.cond = threading.Condition()
         self._files: dict[Path, _File] = {}
-        self._folders: dict[Path, _Folder] = {}
+        self.folders: dict[Path, _Folder] = {}
         self._inflight: dict[Path, Stack] = {}
-        self._failed: dict[Path, tuple[tuple[str, str], ...]] = {}
+        self.failed: dict[Path, tuple[tuple[str, str], ...]] = {}
         self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
         self.waiting: dict[str, str] = {}  # folder -> what it waits for (count groups short of N)
-        self._facts = _Facts()
+        self.facts = _Facts()
         self.ready = ReadyStacks(self)  # which stacks are ready: the planning half
 
     # --- events (observer thread) ---------------------------------------------------------------------
@@ -99,12 +99,12 @@ class HotFolder:
         with self.cond:
             for known in [p for p in self._files if p == path or path in p.parents]:
                 del self._files[known]
-            for folder in [f for f in self._folders if f == path or path in f.parents]:
-                del self._folders[folder]
-            self._facts.forget(path)
+            for folder in [f for f in self.folders if f == path or path in f.parents]:
+                del self.folders[folder]
+            self.facts.forget(path)
             for key in [k for k in self.problems if k == str(path) or Path(k).is_relative_to(path)]:
                 del self.problems[key]
-            if path.parent in self._folders or path.parent == self.root or self.root in path.parent.parents:
+            if path.parent in self.folders or path.parent == self.root or self.root in path.parent.parents:
                 self._touch(path.parent)
             self.cond.notify_all()
 
@@ -144,7 +144,7 @@ class HotFolder:
                     sig = _signature(st)
                     if sig != entry.signature:
                         entry.signature, entry.since = sig, now
-                state = self._folders.setdefault(folder, _Folder(activity=-1e18))
+                state = self.folders.setdefault(folder, _Folder(activity=-1e18))
                 if newest is not None:
                     state.activity = max(state.activity, now - max(0.0, wall - newest))
                 state.dirty = True
@@ -152,7 +152,7 @@ class HotFolder:
         return seen
 
     def _touch(self, folder: Path) -> None:
-        state = self._folders.setdefault(folder, _Folder())
+        state = self.folders.setdefault(folder, _Folder())
         state.activity, state.dirty = self.clock(), True
 
     def _inside(self, path: Path) -> bool:
@@ -172,7 +172,7 @@ class HotFolder:
     def busy(self) -> bool:
         """Something is still pending: a folder waiting for quiet or settle, or a stack being blended."""
         with self.cond:
-            return bool(self._inflight) or any(f.dirty for f in self._folders.values())
+            return bool(self._inflight) or any(f.dirty for f in self.folders.values())
 
     def inflight(self) -> list[Path]:
         with self.cond:
@@ -181,7 +181,7 @@ class HotFolder:
     def plan(self) -> list[Stack]:
         """The stacks that are complete and need a blend now; each is then in flight until `finished`."""
         with self.cond:
-            dirty = sorted(f for f, s in self._folders.items() if s.dirty)
+            dirty = sorted(f for f, s in self.folders.items() if s.dirty)
         ready: list[Stack] = []
         for folder in dirty:
             try:
@@ -190,7 +190,7 @@ class HotFolder:
                 log.debug("%s: %s", folder, exc)
                 stacks, settled = [], not folder.is_dir()
             with self.cond:
-                state = self._folders.get(folder)
+                state = self.folders.get(folder)
                 for stack in stacks:
                     if stack.key in self._inflight:
                         settled = False  # re-check once the running blend is done
@@ -200,7 +200,7 @@ class HotFolder:
                 if state is not None and settled and not any(folder in (k.parent, k) for k in self._inflight):
                     state.dirty = False
                 if state is not None and not folder.is_dir():
-                    del self._folders[folder]
+                    del self.folders[folder]
         return ready
 
     def finished(self, key: Path, error: str | None) -> Stack | None:
@@ -210,17 +210,17 @@ class HotFolder:
             if stack is None:
                 return None
             if error is None:
-                self._failed.pop(key, None)
+                self.failed.pop(key, None)
                 self.problems.pop(str(key), None)
             else:
-                self._failed[key] = stack.fingerprint
+                self.failed[key] = stack.fingerprint
                 self.problems[str(key)] = error
             folder = key if self.grouping.kind == "folder" else key.parent
-            self._folders.setdefault(folder, _Folder(activity=-1e18)).dirty = True
+            self.folders.setdefault(folder, _Folder(activity=-1e18)).dirty = True
             self.cond.notify_all()
             return stack
 
-    def _complete(self, path: Path, now: float, wall: float) -> bool:
+    def complete(self, path: Path, now: float, wall: float) -> bool:
         try:
             st = path.stat()
         except OSError:
