@@ -26,8 +26,6 @@ from medianscan.formats import FrameKind, is_tiff
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.tiff import pixel_block
 
-Kind = FrameKind
-
 exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
 
 # LibRaw's flip (sizes.flip) -> EXIF Orientation, mirrored flips included.
@@ -60,7 +58,7 @@ class Frame:
     """One decoded frame: pixels, what it is, and what the file says about how it was taken."""
 
     path: Path
-    kind: Kind
+    kind: FrameKind
     pixels: npt.NDArray[np.generic]  # raw: full sensor array (H, W); tiff/jpeg: (H, W) or (H, W, C)
     camera: CameraInfo
     exposure: Exposure
@@ -69,7 +67,7 @@ class Frame:
     orientation: int = 1
 
 
-def probe(path: Path, kind: Kind) -> tuple[tuple[int, ...], np.dtype[np.generic]] | None:
+def probe(path: Path, kind: FrameKind) -> tuple[tuple[int, ...], np.dtype[np.generic]] | None:
     """Pixel array shape and dtype from the header alone (to preallocate a stack), or None if unknown."""
     try:
         if kind == "raw":
@@ -85,7 +83,7 @@ def probe(path: Path, kind: Kind) -> tuple[tuple[int, ...], np.dtype[np.generic]
     return None  # JPEG: decoding is the only reliable way
 
 
-def read_frame(path: Path, kind: Kind | None = None, out: npt.NDArray[np.generic] | None = None) -> Frame:
+def read_frame(path: Path, kind: FrameKind | None = None, out: npt.NDArray[np.generic] | None = None) -> Frame:
     """Read and decode one frame; any problem becomes a StackError naming the file and the reason.
 
     With `out` (a slot of a preallocated stack) the pixels are decoded into it when shape and dtype match,

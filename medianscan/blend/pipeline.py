@@ -21,13 +21,14 @@ import numpy.typing as npt
 from medianscan.atomic import write_json
 from medianscan.blend import checks, frames, sniff
 from medianscan.blend.combine import warm_up
-from medianscan.blend.frames import Frame, Kind
+from medianscan.blend.frames import Frame
 from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_stack, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
 from medianscan.blend.write import blend_into, combine_stack
 from medianscan.errors import BadFramesError, StackError
+from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.library.contents import StackContents
 from medianscan.records import BlendRecord, LeftOut
@@ -36,7 +37,7 @@ from medianscan.vocabulary import Method
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
 
 
-def output_paths(stack_dir: Path, method: Method, kind: Kind, explicit: Path | None) -> tuple[Path, Path]:
+def output_paths(stack_dir: Path, method: Method, kind: FrameKind, explicit: Path | None) -> tuple[Path, Path]:
     """The main output and its JSON sidecar (same stem)."""
     main = explicit or stack_dir / f"{stack_dir.name}_{method}{_EXTENSION[kind]}"
     return main, main.with_suffix(".json")
@@ -157,7 +158,7 @@ def _check(
     return problems, {f.path: s for f, s in zip(consistent, measured, strict=True)}
 
 
-def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
+def _load_kernel(n: int, kind: FrameKind, options: BlendOptions) -> None:
     """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
     the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `allocate_stack`) and the
     (n-1)-frame one of the noise measurement."""
@@ -176,7 +177,7 @@ def _load_kernel(n: int, kind: Kind, options: BlendOptions) -> None:
 
 
 def _decode_all(
-    paths: Sequence[Path], kinds: Sequence[Kind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
+    paths: Sequence[Path], kinds: Sequence[FrameKind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
 ) -> tuple[list[tuple[Frame, checks.Sample]], list[checks.Problem]]:
     """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer, and take
     what the pixel checks need of it while it is hot in the cache."""

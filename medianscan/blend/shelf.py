@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.blend import frames
-from medianscan.blend.frames import Frame, Kind
+from medianscan.blend.frames import Frame
+from medianscan.formats import FrameKind
 
 
 @functools.cache
@@ -60,7 +61,7 @@ class _Shelf:
 SHELF = _Shelf()
 
 
-def allocate_stack(first: Path, kind: Kind, n: int, keep: contextlib.ExitStack) -> npt.NDArray[np.generic] | None:
+def allocate_stack(first: Path, kind: FrameKind, n: int, keep: contextlib.ExitStack) -> npt.NDArray[np.generic] | None:
     """One (N, ...) buffer for the whole stack, sized from the first frame's header; None if unknown, and None
     for TIFFs, which are memory-mapped (or, compressed, decoded one array each) and combined band by band."""
     if kind == "tiff":

@@ -11,10 +11,8 @@ import tifffile
 
 from medianscan.formats import FrameKind, Sniffed, is_jpeg, is_tiff, kind_by_name, raw_container
 
-Kind = FrameKind
 
-
-def sniff(path: Path) -> Kind | None:
+def sniff(path: Path) -> FrameKind | None:
     """What kind of image `path` holds, by its content; None for anything we do not blend."""
     return inspect(path).kind
 
@@ -50,7 +48,7 @@ def inspect(path: Path) -> Sniffed:
     return Sniffed(kind)
 
 
-def _content_kind(path: Path, head: bytes) -> tuple[Kind, str | None] | None:
+def _content_kind(path: Path, head: bytes) -> tuple[FrameKind, str | None] | None:
     """The kind the first bytes (and, for TIFF structures, LibRaw and tifffile) say; with a problem when the
     file is damaged; None when it is no image we read."""
     if is_jpeg(head):
@@ -63,12 +61,12 @@ def _content_kind(path: Path, head: bytes) -> tuple[Kind, str | None] | None:
     return None if refused is not None else ("raw", None)
 
 
-def _tiff_structured_kind(path: Path) -> tuple[Kind, str | None]:
+def _tiff_structured_kind(path: Path) -> tuple[FrameKind, str | None]:
     """A camera raw is usually TIFF-structured (CR2, NEF, ARW, DNG, PEF...): LibRaw decides between raw and
     TIFF, after the structure is checked whole."""
     cut = _cut_short(path)
     refused = _libraw_refuses(path)
-    kind: Kind = "raw" if refused is None and not _plain_greyscale_tiff(path) else "tiff"
+    kind: FrameKind = "raw" if refused is None and not _plain_greyscale_tiff(path) else "tiff"
     if cut is not None:
         return kind, cut
     if refused is not None and kind_by_name(path.name) == "raw":

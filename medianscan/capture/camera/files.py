@@ -13,14 +13,14 @@ from typing import Literal
 
 from medianscan.formats import DNG_VERSION_TAG, JPEG_EXTS, RAW_EXTS, extension, is_jpeg, is_tiff, raw_container
 
-Kind = Literal["raw", "jpeg", "other"]
+ShotFileKind = Literal["raw", "jpeg", "other"]  # what one file of a shot is (a frame of a stack is a FrameKind)
 
 
 @dataclass(frozen=True)
 class FileKind:
     """What a camera file is, and the extension it gets on disk (lower case, no dot)."""
 
-    kind: Kind
+    kind: ShotFileKind
     ext: str
 
 

@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from medianscan.blend import frames, sniff
-from medianscan.formats import Sniffed
+from medianscan.blend import sniff
+from medianscan.formats import FrameKind, Sniffed
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class _Facts:
             self._kinds[path] = (sig, value)
         return value
 
-    def kind(self, path: Path) -> frames.Kind | None:
+    def kind(self, path: Path) -> FrameKind | None:
         return self.inspect(path).kind
 
     def sha256(self, path: Path) -> str:

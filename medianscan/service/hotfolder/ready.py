@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medianscan.blend import checks, frames
+from medianscan.blend import checks
 from medianscan.blend.pipeline import output_paths
 from medianscan.blend.sidecar import recorded_frames
+from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.service.hotfolder.grouping import Stack, is_ours, is_temp_name
 
@@ -154,7 +155,7 @@ class ReadyStacks:
         given = sorted([*frames_in, *left_out])
         fingerprint = tuple((p.name, self.hot.facts.sha256(p)) for p in given)
         kinds = [k for k in map(self.hot.facts.kind, frames_in) if k is not None]
-        kind: frames.Kind = kinds[0] if kinds else "raw"
+        kind: FrameKind = kinds[0] if kinds else "raw"
         options = self.hot.options
         if group is not None:
             name = output_paths(Path(group), options.method, kind, None)[0].name
