@@ -1,4 +1,5 @@
-"""The typed records that cross stages and processes: a file left out of a blend, and a blend's record.
+"""The typed records that cross stages and processes: what a burst did, a file left out of a blend, and a
+blend's record.
 
 The blend worker returns a BlendRecord (pickled through its pipe); the daemon stores it in the stack's manifest
 (JSON, versioned), the watch service and status read it. Nothing here opens a file.
@@ -79,3 +80,78 @@ class BlendRecord:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a blend record ({exc})") from None
+
+
+@dataclass(frozen=True)
+class CameraIdentity:
+    """Which body: libgphoto2's model name, its port ('usb:001,004') and its serial number ('' if unknown)."""
+
+    model: str
+    port: str
+    serial: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"model": self.model, "port": self.port, "serial": self.serial}
+
+    @classmethod
+    def from_json(cls, data: object) -> CameraIdentity:
+        if not isinstance(data, dict):
+            raise ValueError("a camera identity is a JSON object")
+        return cls(str(data["model"]), str(data["port"]), str(data.get("serial", "")))
+
+
+@dataclass
+class BurstRecord:
+    """What one burst did: the frames on disk, the settings read back before it, sizes and timings."""
+
+    stack: Path
+    frames: list[Path] = field(default_factory=list)
+    jpegs: list[Path] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)  # config key -> value read back from the camera
+    sizes: dict[str, int] = field(default_factory=dict)  # file name -> bytes
+    started: float = 0.0  # time.time() at the start
+    seconds: float = 0.0
+    per_frame_seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+    camera: CameraIdentity | None = None
+    camera_files: list[str] = field(default_factory=list)  # 'folder/name' on the camera, in arrival order
+
+    def to_json(self) -> dict[str, object]:
+        """A plain dict for the stack manifest; file names are relative to the stack folder."""
+        return {
+            "stack": str(self.stack),
+            "frames": [p.name for p in self.frames],
+            "jpegs": [p.name for p in self.jpegs],
+            "settings": dict(self.settings),
+            "sizes": dict(self.sizes),
+            "started": self.started,
+            "seconds": round(self.seconds, 6),
+            "per_frame_seconds": [round(s, 6) for s in self.per_frame_seconds],
+            "error": self.error,
+            "camera": self.camera.to_json() if self.camera else None,
+            "camera_files": list(self.camera_files),
+        }
+
+    @classmethod
+    def from_json(cls, data: object, folder: Path) -> BurstRecord:
+        """The record `to_json` wrote, its files taken in `folder` (the stack folder as it is now: a retake may
+        have moved it); a damaged one is a ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError("a burst record is a JSON object")
+        try:
+            camera = data.get("camera")
+            return cls(
+                stack=folder,
+                frames=[folder / str(n) for n in data.get("frames", [])],
+                jpegs=[folder / str(n) for n in data.get("jpegs", [])],
+                settings={str(k): str(v) for k, v in data.get("settings", {}).items()},
+                sizes={str(k): int(v) for k, v in data.get("sizes", {}).items()},
+                started=float(data.get("started", 0.0)),
+                seconds=float(data.get("seconds", 0.0)),
+                per_frame_seconds=[float(s) for s in data.get("per_frame_seconds", [])],
+                error=None if data.get("error") is None else str(data["error"]),
+                camera=None if camera is None else CameraIdentity.from_json(camera),
+                camera_files=[str(f) for f in data.get("camera_files", [])],
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a burst record ({exc})") from None

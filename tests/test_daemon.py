@@ -310,7 +310,7 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
     out = frames.read_frame(stack / "frame-001_median.dng")
     assert np.array_equal(out.pixels, scene.mosaic)  # the median of three copies is the copy, bit for bit
     m = read_manifest(stack)
-    assert m.burst is not None and m.burst["frames"] == [p.name for p in raws]
+    assert m.burst is not None and m.burst.frames == raws  # read back from stack.json as the typed record
     assert m.capture_seconds is not None and m.blend_seconds is not None
     assert [h["state"] for h in m.history] == ["capturing", "captured", "blending", "blended"]
 

@@ -17,7 +17,7 @@ from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.retention import move_file
 from medianscan.library.rolls import Library, raw_files
-from medianscan.records import BlendRecord, LeftOut
+from medianscan.records import BlendRecord, BurstRecord, LeftOut
 
 DAY = dt.date(2026, 11, 23)
 
@@ -86,13 +86,14 @@ def test_manifest_records_states_errors_and_history(tmp_path: Path) -> None:
     stack = lib.new_stack(9)
     m = read_manifest(stack)
     assert (m.state, m.roll, m.frame, m.frames_expected) == (State.CAPTURING, lib.roll.name, "frame-001", 9)
-    lib.mark(stack, State.CAPTURED, burst={"frames": [stack / "a.dng"]}, capture_seconds=1.5)
+    lib.mark(stack, State.CAPTURED, burst=BurstRecord(stack, frames=[stack / "a.dng"]), capture_seconds=1.5)
     lib.mark(stack, State.BLENDING)
     lib.mark(stack, State.FAILED, error="frame 3 is 2 px shifted")
     data = json.loads((stack / MANIFEST).read_text())
     assert data["state"] == "failed"
     assert data["error"] == "frame 3 is 2 px shifted"
-    assert data["burst"] == {"frames": [str(stack / "a.dng")]}
+    assert data["burst"]["frames"] == ["a.dng"]  # names within the stack folder, as BurstRecord writes them
+    assert read_manifest(stack).burst == BurstRecord(stack, frames=[stack / "a.dng"])  # and reads them back
     assert data["capture_seconds"] == 1.5
     assert [h["state"] for h in data["history"]] == ["capturing", "captured", "blending", "failed"]
     assert not [p for p in stack.iterdir() if p.name != MANIFEST]  # no temp left behind

@@ -9,11 +9,11 @@ import numpy.typing as npt
 
 from medianscan.blend import checks
 from medianscan.blend.frames import Frame
-from medianscan.blend.shelf import Stack
+from medianscan.blend.shelf import FrameArrays
 
 
 def noise_ratio(
-    stack: Stack,
+    stack: FrameArrays,
     first: Frame,
     blend: Callable[[npt.NDArray[np.generic]], npt.NDArray[np.generic]],
 ) -> float | None:

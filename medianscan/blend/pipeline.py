@@ -97,7 +97,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         workers = min(len(paths), os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as loader:
             # meanwhile, beside the decoders (not one of them): a fresh process needs the kernels next
-            kernels = loader.submit(_load_kernel, len(paths), kinds[0], options)
+            kernels = loader.submit(_prepare_kernels, len(paths), kinds[0], options)
             t = time.perf_counter()
             sampled, undecodable = _decode_all(paths, kinds, buffer, pool)
             unreadable += undecodable
@@ -105,7 +105,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             timings["decode"] = time.perf_counter() - t
 
             t = time.perf_counter()
-            problems, stats = _check(sampled, unreadable, options, pool)
+            problems, stats = _noise_only_problems(sampled, unreadable, options, pool)
             timings["checks"] = time.perf_counter() - t
             del sampled  # the spectra are done with; a blend's peak memory is the stack plus three frames
             kernels.result()
@@ -140,7 +140,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         return result
 
 
-def _check(
+def _noise_only_problems(
     sampled: Sequence[tuple[Frame, checks.Sample]],
     unreadable: list[checks.Problem],
     options: BlendOptions,
@@ -158,7 +158,7 @@ def _check(
     return problems, {f.path: s for f, s in zip(consistent, measured, strict=True)}
 
 
-def _load_kernel(n: int, kind: FrameKind, options: BlendOptions) -> None:
+def _prepare_kernels(n: int, kind: FrameKind, options: BlendOptions) -> None:
     """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
     the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `allocate_stack`) and the
     (n-1)-frame one of the noise measurement."""

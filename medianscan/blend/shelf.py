@@ -73,10 +73,10 @@ def allocate_stack(first: Path, kind: FrameKind, n: int, keep: contextlib.ExitSt
     return keep.enter_context(SHELF.lend("stack", (n, *shape), dtype))
 
 
-Stack = npt.NDArray[np.generic] | list[npt.NDArray[np.generic]]  # one (N, ...) array, or N frame arrays
+FrameArrays = npt.NDArray[np.generic] | list[npt.NDArray[np.generic]]  # one (N, ...) array, or N frame arrays
 
 
-def compact_good(buffer: npt.NDArray[np.generic] | None, good: Sequence[Frame]) -> Stack:
+def compact_good(buffer: npt.NDArray[np.generic] | None, good: Sequence[Frame]) -> FrameArrays:
     """The good frames as one contiguous (N, ...) array reusing the stack buffer, or as their own arrays when
     they do not live in one (memory-mapped TIFFs: the kernels read them where they lie, never copied)."""
     if buffer is None or any(not np.shares_memory(f.pixels, buffer) for f in good):

@@ -16,7 +16,7 @@ from medianscan import __version__
 from medianscan.blend.combine import combine
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.shelf import SHELF, Stack
+from medianscan.blend.shelf import SHELF, FrameArrays
 from medianscan.blend.verify import output_digest, pixels_sha256
 from medianscan.errors import StackError
 from medianscan.outputs import dng, jpeg, tiff
@@ -56,7 +56,7 @@ def write_outputs(
 
 def blend_into(
     main: Path,
-    stack: Stack,
+    stack: FrameArrays,
     first: Frame,
     options: BlendOptions,
     *,
@@ -78,7 +78,7 @@ def blend_into(
     return written
 
 
-def stream_tiff(main: Path, stack: Stack, options: BlendOptions, timings: dict[str, float]) -> str:
+def stream_tiff(main: Path, stack: FrameArrays, options: BlendOptions, timings: dict[str, float]) -> str:
     """Blend a TIFF stack straight into its uncompressed output, a band of rows at a time: each band is combined
     into one small buffer and goes to the disk while the next is combined from the (memory-mapped) frames, so no
     output frame is ever held in memory. Returns the pixels' sha256, read back from the disk."""
@@ -127,7 +127,7 @@ def read_back(path: Path, expected: str | None) -> str:
 
 
 def combine_stack(
-    stack: Stack, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
+    stack: FrameArrays, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
 ) -> npt.NDArray[np.generic]:
 
     return combine(

@@ -17,7 +17,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.events import DEFAULT_WAIT, MAX_LINE, SOCKET_NAME, WAIT, Answer, Handler, TriggerHub
+from medianscan.capture.events import DEFAULT_WAIT, MAX_LINE, SOCKET_NAME, WAIT, Answer, RequestHandler, TriggerHub
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.vocabulary import REQUESTS, Request
@@ -44,7 +44,7 @@ def fallback_socket(cfg: Config) -> Path:
     return folder / f".medianscan-{SOCKET_NAME}"
 
 
-def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> Handler:
+def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> RequestHandler:
     """The usual handler: status answered from `status()`; every other action is put on the hub and its
     answer awaited (up to the request's "wait" seconds), so the client learns what really happened."""
 
@@ -70,7 +70,7 @@ class ControlServer:
     """An AF_UNIX stream socket answering one JSON line per request, e.g. {"action": "capture"} ->
     {"ok": true, ...}. Mode 0660: the service's group may use it, nobody else."""
 
-    def __init__(self, path: Path, handler: Handler, *, mode: int = 0o660) -> None:
+    def __init__(self, path: Path, handler: RequestHandler, *, mode: int = 0o660) -> None:
         self.path = Path(path)
         self.handler = handler
         self.mode = mode

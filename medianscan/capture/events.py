@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 Emit = Callable[[Request, str], None]  # (action, source name)
-Handler = Callable[[Request, dict[str, Any]], dict[str, Any]]  # control socket: (action, request) -> reply
+RequestHandler = Callable[[Request, dict[str, Any]], dict[str, Any]]  # control socket: (action, request) -> reply
 SOCKET_NAME = "control.sock"
 DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0}  # seconds a client waits: a burst may be long
 WAIT = 30.0

@@ -15,7 +15,7 @@ from typing import NoReturn
 from medianscan import __version__
 from medianscan.errors import MedianscanError
 
-Handler = Callable[[argparse.Namespace], int]
+CommandHandler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.verbose:  # a first kernel compile can take minutes: say so even when nothing else is logged
         logging.getLogger("medianscan.blend.kernel_cache").setLevel(logging.INFO)
-    handler: Handler = args.handler
+    handler: CommandHandler = args.handler
     try:
         return handler(args)
     except MedianscanError as exc:

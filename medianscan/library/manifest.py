@@ -15,7 +15,7 @@ from typing import Any
 from medianscan.atomic import write_json
 from medianscan.errors import MedianscanError
 from medianscan.library.contents import MANIFEST
-from medianscan.records import BlendRecord
+from medianscan.records import BlendRecord, BurstRecord
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Manifest:
     created: str = field(default_factory=now)
     updated: str = field(default_factory=now)
     error: str | None = None
-    burst: dict[str, object] | None = None  # the camera's BurstRecord, as JSON (what the burst did)
+    burst: BurstRecord | None = None  # what the burst did
     blend: BlendRecord | None = None  # what the blend wrote and read
     capture_seconds: float | None = None
     blend_seconds: float | None = None
@@ -96,8 +96,8 @@ class Manifest:
             kwargs["state"] = State(kwargs["state"])
             if kwargs.get("blend") is not None:
                 kwargs["blend"] = BlendRecord.from_json(kwargs["blend"])
-            if kwargs.get("burst") is not None and not isinstance(kwargs["burst"], dict):
-                raise ValueError("burst is not a JSON object")
+            if kwargs.get("burst") is not None:
+                kwargs["burst"] = BurstRecord.from_json(kwargs["burst"], source.parent)
             return cls(**kwargs)
         except (KeyError, TypeError, ValueError) as exc:
             raise MedianscanError(f"{source}: not a valid stack manifest ({exc})") from exc
@@ -129,9 +129,10 @@ def mark(stack: Path, state: State, **changes: Any) -> Manifest:
     for key, value in changes.items():
         if not hasattr(m, key) or key in {"state", "history", "version"}:
             raise TypeError(f"no manifest field {key!r}")
-        if key == "blend" and not (value is None or isinstance(value, BlendRecord)):
-            raise TypeError(f"blend must be a BlendRecord, not {type(value).__name__}")
-        setattr(m, key, value if key == "blend" else to_jsonable(value))
+        typed = {"blend": BlendRecord, "burst": BurstRecord}.get(key)
+        if typed is not None and not (value is None or isinstance(value, typed)):
+            raise TypeError(f"{key} must be a {typed.__name__}, not {type(value).__name__}")
+        setattr(m, key, value if typed is not None else to_jsonable(value))
     m.state = state
     m.updated = now()
     m.history.append({"state": state.value, "at": m.updated})

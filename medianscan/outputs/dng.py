@@ -75,7 +75,7 @@ def write_dng(
     """
     path = Path(path)
     mosaic = np.asarray(mosaic)
-    _check(path, mosaic, layout)
+    _check_mosaic(path, mosaic, layout)
     preview = np.ascontiguousarray(render_preview(mosaic, layout, PREVIEW_SIZE))
     ifd0 = _preview_ifd(preview, camera, exposure, layout, software=software, description=description)
     raw = _raw_ifd(layout, mosaic.shape)
@@ -112,7 +112,7 @@ def write_dng(
             fh.write(segment)
 
 
-def _check(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> None:
+def _check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> None:
     """Refuse what a CFA DNG cannot hold, with the reason, before anything is written."""
     if mosaic.ndim != 2 or mosaic.dtype.kind != "u" or mosaic.dtype.itemsize > 2:
         raise MedianscanError(
@@ -303,7 +303,7 @@ def _lossless_jpeg_tiles(mosaic: npt.NDArray[np.generic], bits: int) -> list[byt
 
 
 @dataclass
-class _Entry:
+class _IfdEntry:
     type: int
     count: int
     data: bytes
@@ -313,18 +313,18 @@ class _Ifd:
     """One TIFF IFD being built: entries sorted by tag, values longer than 4 bytes stored right after it."""
 
     def __init__(self) -> None:
-        self.entries: dict[int, _Entry] = {}
+        self.entries: dict[int, _IfdEntry] = {}
 
     def set(self, tag: int, type_code: int, values: Iterable[float] | bytes | npt.NDArray[np.generic]) -> None:
         count, data = _pack(type_code, values)
-        self.entries[tag] = _Entry(type_code, count, data)
+        self.entries[tag] = _IfdEntry(type_code, count, data)
 
     def set_text(self, tag: int, text: str) -> None:
         data = text.encode("utf-8", errors="replace") + b"\x00"
-        self.entries[tag] = _Entry(ASCII, len(data), data)
+        self.entries[tag] = _IfdEntry(ASCII, len(data), data)
 
     def set_packed(self, tag: int, type_code: int, entry: tuple[int, bytes]) -> None:
-        self.entries[tag] = _Entry(type_code, entry[0], entry[1])
+        self.entries[tag] = _IfdEntry(type_code, entry[0], entry[1])
 
     def nbytes(self) -> int:
         extra = sum(len(e.data) + (len(e.data) & 1) for e in self.entries.values() if len(e.data) > 4)

@@ -23,7 +23,7 @@ from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.library.retention import blended_raws, release
 from medianscan.records import BlendRecord
-from medianscan.service.hotfolder.grouping import TICK_SECONDS, Grouping, Stack, is_temp_name
+from medianscan.service.hotfolder.grouping import TICK_SECONDS, Grouping, PlannedStack, is_temp_name
 from medianscan.service.hotfolder.observer import observe
 from medianscan.service.hotfolder.planner import Planner
 from medianscan.service.hotfolder.tracker import HotFolder
@@ -40,7 +40,7 @@ RECENT = 5
 
 
 @dataclass
-class _Entry:
+class RecentStack:
     stack: str
     state: str
     frames: int
@@ -91,7 +91,7 @@ class WatchService(Service):
             closes_reported=not watch.polling,
         )
         self.blends = 0  # blends started (tests count these: nothing is blended twice)
-        self.recent: deque[_Entry] = deque(maxlen=RECENT)
+        self.recent: deque[RecentStack] = deque(maxlen=RECENT)
         self._planner: Planner | None = None
         self._observer: Any = None
         self._control: Any = None
@@ -179,7 +179,7 @@ class WatchService(Service):
         self._check_reload()
         self._publish_status()
 
-    def submit(self, stack: Stack) -> bool:
+    def submit(self, stack: PlannedStack) -> bool:
         if not self._pool_started:  # --once with nothing to blend starts no worker
             self._pool_started = True
             self.pool.start()
@@ -202,7 +202,7 @@ class WatchService(Service):
             log_left_out(event.stack.name, event.result.ignored)
             self._blended(event.stack)
             self.recent.append(
-                _Entry(
+                RecentStack(
                     str(event.stack), "blended", n, event.seconds, None, str(output),
                     event.result.noise_ratio, None if kept == "kept" else f"raws {kept}",
                 )
@@ -211,7 +211,7 @@ class WatchService(Service):
             self.emit("blend-done", stack=event.stack, result=event.result, seconds=event.seconds)
         else:
             message = event.error or "blend failed"
-            self.recent.append(_Entry(str(event.stack), "failed", n, event.seconds, message))
+            self.recent.append(RecentStack(str(event.stack), "failed", n, event.seconds, message))
             self.report_error(message, event.stack)
 
     def _retain(self, record: BlendRecord) -> str:

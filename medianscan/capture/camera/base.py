@@ -8,10 +8,13 @@ the frames it got.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from medianscan.errors import MedianscanError
+from medianscan.records import BurstRecord, CameraIdentity
+
+__all__ = ["BurstError", "BurstRecord", "Camera", "CameraError", "CameraIdentity", "SettingInfo"]
 
 
 class CameraError(MedianscanError):
@@ -26,18 +29,6 @@ class BurstError(CameraError):
         self.record = record
 
 
-@dataclass(frozen=True)
-class CameraIdentity:
-    """Which body: libgphoto2's model name, its port ('usb:001,004') and its serial number ('' if unknown)."""
-
-    model: str
-    port: str
-    serial: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"model": self.model, "port": self.port, "serial": self.serial}
-
-
 @dataclass
 class SettingInfo:
     """One camera setting as `medianscan camera show` lists it."""
@@ -49,39 +40,6 @@ class SettingInfo:
     choices: list[str]
     readonly: bool
     section: str = ""  # the widget's parent in the camera's config tree, e.g. 'capturesettings'
-
-
-@dataclass
-class BurstRecord:
-    """What one burst did: the frames on disk, the settings read back before it, sizes and timings."""
-
-    stack: Path
-    frames: list[Path] = field(default_factory=list)
-    jpegs: list[Path] = field(default_factory=list)
-    settings: dict[str, str] = field(default_factory=dict)  # config key -> value read back from the camera
-    sizes: dict[str, int] = field(default_factory=dict)  # file name -> bytes
-    started: float = 0.0  # time.time() at the start
-    seconds: float = 0.0
-    per_frame_seconds: list[float] = field(default_factory=list)
-    error: str | None = None
-    camera: CameraIdentity | None = None
-    camera_files: list[str] = field(default_factory=list)  # 'folder/name' on the camera, in arrival order
-
-    def to_json(self) -> dict[str, object]:
-        """A plain dict for the stack manifest; file names are relative to the stack folder."""
-        return {
-            "stack": str(self.stack),
-            "frames": [p.name for p in self.frames],
-            "jpegs": [p.name for p in self.jpegs],
-            "settings": dict(self.settings),
-            "sizes": dict(self.sizes),
-            "started": self.started,
-            "seconds": round(self.seconds, 6),
-            "per_frame_seconds": [round(s, 6) for s in self.per_frame_seconds],
-            "error": self.error,
-            "camera": self.camera.to_json() if self.camera else None,
-            "camera_files": list(self.camera_files),
-        }
 
 
 class Camera(abc.ABC):

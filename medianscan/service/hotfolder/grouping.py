@@ -65,7 +65,7 @@ class Grouping:
 
 
 @dataclass(frozen=True)
-class Stack:
+class PlannedStack:
     """One stack to blend: its key (the folder, or `<folder>/<group name>`), its frames and where it goes."""
 
     key: Path

@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from medianscan.service.hotfolder.grouping import TICK_SECONDS, Stack
+from medianscan.service.hotfolder.grouping import TICK_SECONDS, PlannedStack
 from medianscan.service.hotfolder.tracker import HotFolder
 
 log = logging.getLogger(__name__)
@@ -19,11 +19,11 @@ class Planner(threading.Thread):
     A stack the pool cannot take yet (queue full) waits here, in order; `stop()` notifies and ends it.
     """
 
-    def __init__(self, hot: HotFolder, submit: Callable[[Stack], bool]) -> None:
+    def __init__(self, hot: HotFolder, submit: Callable[[PlannedStack], bool]) -> None:
         super().__init__(name="watch-planner", daemon=True)
         self.hot = hot
         self.submit = submit
-        self.backlog: deque[Stack] = deque()
+        self.backlog: deque[PlannedStack] = deque()
         self._stopping = False
 
     def stop(self) -> None:

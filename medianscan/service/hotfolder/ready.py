@@ -15,7 +15,7 @@ from medianscan.blend.pipeline import output_paths
 from medianscan.blend.sidecar import recorded_frames
 from medianscan.formats import FrameKind
 from medianscan.library import contents
-from medianscan.service.hotfolder.grouping import Stack, is_ours, is_temp_name
+from medianscan.service.hotfolder.grouping import PlannedStack, is_ours, is_temp_name
 
 if TYPE_CHECKING:
     from medianscan.service.hotfolder.tracker import HotFolder
@@ -29,7 +29,7 @@ class ReadyStacks:
     def __init__(self, hot: HotFolder) -> None:
         self.hot = hot
 
-    def evaluate(self, folder: Path) -> tuple[list[Stack], bool]:
+    def evaluate(self, folder: Path) -> tuple[list[PlannedStack], bool]:
         """The stacks of `folder` ready now, and whether the folder is settled (nothing left to wait for)."""
         if not folder.is_dir():
             return [], True
@@ -63,7 +63,7 @@ class ReadyStacks:
         grouped = sorted([*found.frames, *(u.path for u in found.unreadable)])
         return grouped, [i.path for i in found.ignored]
 
-    def evaluate_folder(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
+    def evaluate_folder(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[PlannedStack], bool]:
         if folder == self.hot.root:
             if self.frames(complete)[0]:
                 with self.hot.cond:
@@ -82,12 +82,12 @@ class ReadyStacks:
         stack = self.stack_of(folder, frames_now, None, left_out)
         return ([stack] if stack is not None else []), True
 
-    def evaluate_count(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
+    def evaluate_count(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[PlannedStack], bool]:
         frames_now, _ = self.frames(complete)
         claimed = self.claimed(folder, frames_now)
         n = self.hot.grouping.count
         free: list[Path] = []
-        stacks: list[Stack] = []
+        stacks: list[PlannedStack] = []
         for path in frames_now:
             if path in claimed:
                 continue
@@ -103,7 +103,7 @@ class ReadyStacks:
                 self.hot.waiting[str(folder)] = f"{len(free)} frame(s) from {free[0].name} wait for a group of {n}"
         return stacks, True
 
-    def evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[Stack], bool]:
+    def evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[PlannedStack], bool]:
         frames_now, _ = self.frames(complete)
         timed = sorted(((p.stat().st_mtime, p) for p in frames_now), key=lambda t: (t[0], t[1].name))
         groups: list[list[Path]] = []
@@ -113,7 +113,7 @@ class ReadyStacks:
                 groups.append([])
             groups[-1].append(path)
             last = mtime
-        stacks: list[Stack] = []
+        stacks: list[PlannedStack] = []
         settled = True
         for i, group in enumerate(groups):
             closed = i < len(groups) - 1 or quiet_for >= self.hot.grouping.gap
@@ -139,8 +139,8 @@ class ReadyStacks:
 
     def stack_of(
         self, folder: Path, frames_in: Sequence[Path], group: str | None, left_out: Sequence[Path] = ()
-    ) -> Stack | None:
-        """A Stack for these frames (and the files the blend will name as left out), or None when it is blended
+    ) -> PlannedStack | None:
+        """A PlannedStack for these frames (and the files the blend will name as left out), or None when it is blended
         already or failed as it is now."""
         key = folder if group is None else folder / group
         if len(frames_in) < checks.MIN_FRAMES:
@@ -170,7 +170,7 @@ class ReadyStacks:
                 return None
             if self.hot.problems.get(str(key), "").endswith("frames of the same scene"):
                 self.hot.problems.pop(str(key), None)
-        return Stack(key, tuple(given), fingerprint, options)
+        return PlannedStack(key, tuple(given), fingerprint, options)
 
 
 def _group_name(group: Sequence[Path]) -> str:

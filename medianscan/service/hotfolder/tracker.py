@@ -24,7 +24,7 @@ from pathlib import Path
 
 from medianscan.blend.options import BlendOptions
 from medianscan.service.hotfolder.files import _Facts, _File, _Folder, _signature
-from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, Stack, is_ours, is_temp_name
+from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, PlannedStack, is_ours, is_temp_name
 from medianscan.service.hotfolder.ready import ReadyStacks
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class HotFolder:
         self.cond = threading.Condition()
         self._files: dict[Path, _File] = {}
         self.folders: dict[Path, _Folder] = {}
-        self._inflight: dict[Path, Stack] = {}
+        self._inflight: dict[Path, PlannedStack] = {}
         self.failed: dict[Path, tuple[tuple[str, str], ...]] = {}
         self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
         self.waiting: dict[str, str] = {}  # folder -> what it waits for (count groups short of N)
@@ -178,11 +178,11 @@ class HotFolder:
         with self.cond:
             return list(self._inflight)
 
-    def plan(self) -> list[Stack]:
+    def plan(self) -> list[PlannedStack]:
         """The stacks that are complete and need a blend now; each is then in flight until `finished`."""
         with self.cond:
             dirty = sorted(f for f, s in self.folders.items() if s.dirty)
-        ready: list[Stack] = []
+        ready: list[PlannedStack] = []
         for folder in dirty:
             try:
                 stacks, settled = self.ready.evaluate(folder)
@@ -203,7 +203,7 @@ class HotFolder:
                     del self.folders[folder]
         return ready
 
-    def finished(self, key: Path, error: str | None) -> Stack | None:
+    def finished(self, key: Path, error: str | None) -> PlannedStack | None:
         """A blend ended: remember a failure (not retried until the stack changes) and re-check its folder."""
         with self.cond:
             stack = self._inflight.pop(key, None)
