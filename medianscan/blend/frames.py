@@ -99,14 +99,14 @@ def read_frame(path: Path, kind: FrameKind | None = None, out: npt.NDArray[np.ge
     try:
         camera, exposure, orientation = read_metadata(path)
         if kind == "raw":
-            digest = _sha256(path)
+            digest = sha256_file(path)
             pixels, layout = _decode_raw(path, out)
             return Frame(path, kind, pixels, camera, exposure, digest, layout, layout.orientation)
         mapped = _map_tiff(path) if kind == "tiff" and out is None else None
         if mapped is not None:
             digest, decoded = mapped
         else:
-            digest = _sha256(path)
+            digest = sha256_file(path)
             decoded = _decode_tiff(path, out) if kind == "tiff" else _decode_jpeg(path, path.read_bytes())
     except OSError as exc:
         raise StackError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
@@ -138,12 +138,13 @@ def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
 def file_sha256(path: Path) -> str | None:
     """sha256 of a file's bytes, or None when it cannot be read (it is named with its reason elsewhere)."""
     try:
-        return _sha256(path)
+        return sha256_file(path)
     except OSError:
         return None
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks (OSError when it cannot be read)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):

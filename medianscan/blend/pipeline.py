@@ -63,7 +63,7 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
     parents = {p.resolve().parent for p in paths}
     if len(parents) > 1:
         raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
-    found = contents.sort_out((p for p in paths if contents.role(p) is not contents.Role.CLUTTER), sniff.inspect)
+    found = contents.sort_out(paths, sniff.inspect)
     if not found.frames and not found.unreadable:
         raise StackError("no raw, TIFF or JPEG frames among the files given")
     return parents.pop(), found

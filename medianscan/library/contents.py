@@ -145,5 +145,4 @@ def _by_name(left: LeftOut) -> str:
 
 def read_folder(folder: Path, inspect: Inspector) -> StackContents:
     """The rule applied to every file directly in a stack folder (sub-folders are not part of the stack)."""
-    files = [p for p in folder.iterdir() if p.is_file() and role(p) is not Role.CLUTTER]
-    return sort_out(files, inspect)
+    return sort_out((p for p in folder.iterdir() if p.is_file()), inspect)

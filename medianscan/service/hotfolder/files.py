@@ -4,14 +4,13 @@ sha256), cached by size, mtime and inode.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from medianscan.blend import sniff
+from medianscan.blend import frames, sniff
 from medianscan.formats import FrameKind, Sniffed
 
 log = logging.getLogger(__name__)
@@ -70,11 +69,7 @@ class _Facts:
             hit = self._hashes.get(path)
         if hit is not None and hit[0] == sig:
             return hit[1]
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        value = digest.hexdigest()
+        value = frames.sha256_file(path)
         with self._lock:
             self._hashes[path] = (sig, value)
         return value
