@@ -41,6 +41,7 @@ class BlendRecord:
     noise_ratio: float | None  # noise of the blend / noise of one frame, measured (see blend.noise)
     timings: dict[str, float] = field(default_factory=dict)
     ignored: tuple[LeftOut, ...] = ()  # files of the stack that are not frames of this blend, with the reason
+    clipped: dict[str, float] = field(default_factory=dict)  # colour -> share of photosites at white, worst frame
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -56,6 +57,7 @@ class BlendRecord:
             "seconds": round(self.seconds, 3),
             "noise_ratio": None if self.noise_ratio is None else round(self.noise_ratio, 4),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "clipped": {k: round(v, 6) for k, v in self.clipped.items()},
         }
 
     @classmethod
@@ -76,6 +78,7 @@ class BlendRecord:
                 noise_ratio=None if noise is None else float(noise),
                 timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
                 ignored=tuple(LeftOut(Path(i["file"]), str(i["reason"])) for i in data.get("ignored", [])),
+                clipped={str(k): float(v) for k, v in data.get("clipped", {}).items()},
                 version=int(data.get("version", RECORD_VERSION)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -114,7 +114,12 @@ class DaemonProcess:
         self.sockdir = Path(tempfile.mkdtemp(prefix="ms-"))  # short: AF_UNIX paths are limited to 107 bytes
         self.socket = self.sockdir / "control.sock"
         self.config_path = folder / "medianscan.yaml"
-        self.config = {"library": str(self.library), "triggers": {"socket": str(self.socket)}, **config}
+        self.config = {
+            "library": str(self.library),
+            "triggers": {"socket": str(self.socket)},
+            "console": {"listen": "127.0.0.1:0"},  # any free port: a console on 8631 may be the operator's
+            **config,
+        }
         self.write_config()
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from medianscan.atomic import write_json
 from medianscan.blend import checks, frames, sniff
 from medianscan.blend.combine import warm_up
+from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
@@ -116,6 +117,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             droppable = not options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad
             raise BadFramesError(_describe(name, problems, options.drop_bad_frames, len(good)), droppable=droppable)
 
+        clipped = raw_clipping(good)  # before compacting: it moves the good frames' pixels
         stack = compact_good(buffer, good)
         first = good[0]
         try:
@@ -135,6 +137,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             seconds=seconds,
             noise_ratio=noise,
             timings=timings,
+            clipped=clipped,
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest))
         return result

@@ -69,6 +69,7 @@ def sidecar_json(
             {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
         ],
         "noise_ratio": result.to_json()["noise_ratio"],
+        "raw_clipped": result.to_json()["clipped"],  # colour -> share of photosites at white, in the worst frame
         "seconds": round(result.seconds, 3),
         "timings": result.to_json()["timings"],
         "versions": {

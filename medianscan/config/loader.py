@@ -16,6 +16,7 @@ import yaml
 
 from medianscan.config.rules import _CHECKS, _ITEM_CHECKS, _KEY_CHECKS
 from medianscan.config.schema import Config, ConfigError
+from medianscan.console.address import parse_listen
 
 _TAG_NAMES = {
     "tag:yaml.org,2002:null": "null",
@@ -248,6 +249,18 @@ def _cross_checks(cfg: Config, reader: _Reader) -> None:
         reader.note(nodes.get("retention"), "retention", "is 'archive' but no 'archive:' folder is set")
     if cfg.mode == "watch" and cfg.watch.folder is None:
         reader.note(nodes.get("mode"), "mode", "is 'watch' but no 'watch.folder' is set")
+    listen = cfg.console.listen
+    try:
+        open_to_others = listen is not None and not parse_listen(listen).loopback
+    except ValueError:  # reported by its own check
+        open_to_others = False
+    if open_to_others and cfg.console.token is None:
+        reader.note(
+            nodes.get("console.listen"),
+            "console.listen",
+            f"is {listen!r}, off loopback: anyone on that network could fire the camera; set console.token too "
+            "(or reach a loopback console over an SSH tunnel)",
+        )
     sim = cfg.camera.simulated
     for name in ("flicker_frame", "shifted_frame"):
         value = getattr(sim, name)

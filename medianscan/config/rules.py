@@ -12,6 +12,7 @@ import typing
 from typing import Any
 
 from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig
+from medianscan.console.address import parse_listen
 from medianscan.errors import MedianscanError
 from medianscan.library.names import Template
 
@@ -85,6 +86,22 @@ def _command(value: Any) -> str | None:
     return None if words else "is an empty command"
 
 
+def _listen(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _token(value: Any) -> str | None:
+    if value is None or len(value) >= 16:
+        return None
+    return "must be at least 16 characters (for example from `openssl rand -hex 16`)"
+
+
 def _group(value: Any) -> str | None:
     return None if GROUP_PATTERN.match(value) else f"must be folder, count:N or gap:SECONDS, got {value!r}"
 
@@ -110,6 +127,8 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("SimulatedConfig", "flicker_frame"): _at_least(1),
     ("SimulatedConfig", "shifted_frame"): _at_least(1),
     ("SimulatedConfig", "dead_after_frames"): _at_least(0),
+    ("SimulatedConfig", "preview_fps"): _at_least(0, strict=True),
+    ("SimulatedConfig", "preview_focus_period_seconds"): _at_least(0),
     ("BlendConfig", "kappa"): _at_least(0, strict=True),
     ("BlendConfig", "iterations"): _at_least(1),
     ("BlendConfig", "winsor_fraction"): _winsor,
@@ -117,6 +136,9 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("BlendConfig", "max_shift_px"): _at_least(0, strict=True),
     ("FootswitchConfig", "device"): _device,
     ("FootswitchConfig", "debounce_ms"): _at_least(0),
+    ("ConsoleConfig", "listen"): _listen,
+    ("ConsoleConfig", "token"): _token,
+    ("ConsoleConfig", "live_fps"): _at_least(0, strict=True),
     ("WatchConfig", "group"): _group,
     ("WatchConfig", "quiet_seconds"): _at_least(0, strict=True),
     ("WatchConfig", "frames"): _at_least(3),

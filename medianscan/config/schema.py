@@ -27,6 +27,8 @@ class SimulatedConfig:
     flicker_frame: int | None = None  # 1-based frame of each burst whose level jumps
     shifted_frame: int | None = None  # 1-based frame of each burst shifted by 2 px
     dead_after_frames: int | None = None  # the camera "drops off the bus" after this many frames
+    preview_fps: float = 15.0  # live-view frames per second, as a body delivers them
+    preview_focus_period_seconds: float = 8.0  # the live view drifts through focus this often (0: always sharp)
 
 
 @dataclass
@@ -102,6 +104,15 @@ class WatchConfig:
 
 
 @dataclass
+class ConsoleConfig:
+    """The operator console `medianscan run` serves: live view, capture buttons, the roll as positives."""
+
+    listen: str | None = "127.0.0.1:8631"  # HOST:PORT; null: no console. Off loopback only with a token
+    token: str | None = None  # when set, every request must carry it (needed for a non-loopback listen)
+    live_fps: float = 15.0  # the most live-view frames per second asked of the body
+
+
+@dataclass
 class Config:
     mode: Literal["capture", "watch"] = "capture"
     library: Path = Path("~/Scans")
@@ -117,6 +128,7 @@ class Config:
     triggers: TriggerConfig = field(default_factory=TriggerConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
 
 # ----------------------------------------------------------------------------------------------------------

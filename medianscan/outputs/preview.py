@@ -9,6 +9,7 @@ of any phase, 6x6 X-Trans) and 8.5 MP take 30-45 ms here. Orientation is left to
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -67,12 +68,23 @@ _SRGB_LUT = _srgb_lut()
 _BAND_BYTES = 2 << 20  # the binning's temporaries stay this small, whatever the sensor
 
 
-def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int = 1024) -> npt.NDArray[np.uint8]:
-    """The default-crop area of `mosaic` as 8-bit sRGB, at most `max_size` pixels on its long side.
+@dataclass(frozen=True)
+class BinnedCells:
+    """A mosaic binned by whole CFA repeats: per RGB plane, the sum of its photosites in each output pixel."""
 
-    Binned by whole CFA repeats, black-subtracted, white-balanced by `as_shot_neutral`, converted by
-    `color_matrix`, sRGB gamma; not rotated.
-    """
+    planes: npt.NDArray[np.float32]  # (3, ny, nx)
+    sites: npt.NDArray[np.float64]  # photosites summed into each pixel of each plane
+    black: npt.NDArray[np.float64]  # the mean black level of each plane's photosites
+
+    def means(self) -> npt.NDArray[np.float32]:
+        """Black-subtracted mean signal per pixel, (ny, nx, 3), in DN."""
+        scale = (1.0 / self.sites).astype(np.float32)[:, None, None]
+        out = self.planes * scale - self.black.astype(np.float32)[:, None, None]
+        return np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def bin_cells(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int) -> BinnedCells:
+    """The default-crop area of `mosaic`, binned to at most `max_size` pixels on its long side, any CFA."""
     channels = rgb_channels(layout.colors)
     pattern = np.asarray(layout.pattern)
     ph, pw = pattern.shape
@@ -110,8 +122,18 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
                 target = planes[channels[int(local[py, px])], start : start + band]
                 for j in range(k):
                     target += columns[:, py, :, j, px]
-    sites = counts * k * k  # photosites summed into each plane's pixels
-    black_mean = black_sum / counts
+    return BinnedCells(planes, counts * k * k, black_sum / counts)
+
+
+def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int = 1024) -> npt.NDArray[np.uint8]:
+    """The default-crop area of `mosaic` as 8-bit sRGB, at most `max_size` pixels on its long side.
+
+    Binned by whole CFA repeats, black-subtracted, white-balanced by `as_shot_neutral`, converted by
+    `color_matrix`, sRGB gamma; not rotated.
+    """
+    binned = bin_cells(mosaic, layout, max_size)
+    planes, sites, black_mean = binned.planes, binned.sites, binned.black
+    _, ny, nx = planes.shape
     neutral = np.asarray(layout.as_shot_neutral, dtype=np.float64)
     if not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
         neutral = np.ones(3)

@@ -23,6 +23,7 @@ class CameraStatus:
     state: str = "not connected"  # connecting | ready | capturing | not connected | error
     error: str | None = None
     settings: dict[str, str] | None = None
+    battery: str | None = None  # as the body reports it, read at connect and after each burst
 
 
 class CameraLink:
@@ -81,6 +82,7 @@ class CameraLink:
         self.camera = camera
         self._alive_at = time.monotonic()
         self.status.settings = dict(settings)
+        self.status.battery = camera.battery()
         self.status.state, self.status.error = "ready", None
         log.info("camera %s on %s ready; locked %s", ident.model, ident.port, settings)
         return True

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medianscan.capture.camera import BurstError, CameraError
+from medianscan.capture.camera import BurstError, Camera, CameraError, NoLiveViewError
 from medianscan.capture.events import Answer
+from medianscan.capture.live_view import MAX_FAILURES
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State
 from medianscan.library.recovery import cut_off_note
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
 SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
+IDLE_TURN = 0.2  # seconds a turn waits for a request when there is no live view to fetch
+FAILING_BACKOFF = 2.0  # seconds between tries while live view fails on a body that still answers
 
 
 class CameraThread:
@@ -34,14 +37,19 @@ class CameraThread:
 
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
+        self._live_camera: Camera | None = None  # the session live view last ran on
+        self._previewing = False
+        self._next_preview = 0.0
 
     def run(self) -> None:
-        """The camera thread: keep a camera connected (retrying with backoff) and run the operator's actions."""
+        """The camera thread: keep a camera connected (retrying with backoff), run the operator's actions, and
+        fetch live view between them while it is watched."""
         try:
             while not self.d.stop_event.is_set():
                 self.d.link.tend()
-                event = self.d.presses.next(0.2)
+                event = self.d.presses.next(self.live_turn())
                 if event is None:
+                    self.preview()
                     continue
                 action = event.action
                 try:
@@ -58,6 +66,47 @@ class CameraThread:
         finally:
             self.d.link.close()
             self.d.presses.refuse_all("the daemon is stopping: not done")
+
+    def live_turn(self) -> float:
+        """How long this turn may wait for a request: until the next preview frame is due, if one is wanted."""
+        camera, feed = self.d.link.camera, self.d.live
+        if camera is not self._live_camera:
+            self._live_camera, self._previewing = camera, False
+            feed.reset()
+        if camera is None or feed.unavailable is not None or not feed.wanted:
+            if self._previewing and camera is not None:
+                camera.end_preview()
+            self._previewing = False
+            return IDLE_TURN
+        return max(0.0, self._next_preview - time.monotonic())
+
+    def preview(self) -> None:
+        """One live-view frame, if it is wanted and due. A body without live view is told once, and capture goes
+        on; repeated failures ask the body whether it is still there, and only a body gone means reconnect."""
+        camera, feed = self.d.link.camera, self.d.live
+        if camera is None or feed.unavailable is not None or not feed.wanted:
+            return
+        if time.monotonic() < self._next_preview:
+            return
+        self._next_preview = time.monotonic() + 1.0 / self.d.cfg.console.live_fps
+        try:
+            feed.publish(camera.preview())
+            self._previewing = True
+            feed.paused = None
+        except NoLiveViewError as exc:
+            feed.unavailable = str(exc)
+            log.warning("%s", exc)
+        except CameraError as exc:
+            feed.failures += 1
+            if feed.failures < MAX_FAILURES:
+                return
+            feed.failures = 0
+            if camera.responding():
+                feed.paused = f"live view is failing ({exc}); trying again"
+                self._next_preview = time.monotonic() + FAILING_BACKOFF
+                log.warning("live view failed %d times in a row: %s", MAX_FAILURES, exc)
+            else:
+                self.d.link.drop(f"the camera stopped answering during live view ({exc})")
 
     def act(self, action: Request) -> Answer:
         """Do one operator action on the camera thread; the answer says what really happened."""
@@ -114,6 +163,7 @@ class CameraThread:
         stack = self.d.library.new_stack(self.d.cfg.frames)
         self.d.bursting = True
         self.d.camera_status.state = "capturing"
+        self.d.live.paused = "a burst is under way"
         started = time.monotonic()
         try:
             record = camera.burst(self.d.cfg.frames, stack, stack.name)
@@ -135,8 +185,10 @@ class CameraThread:
             raise
         finally:
             self.d.bursting = False
+            self.d.live.paused = None
             if self.d.link.camera is not None:
                 self.d.camera_status.state = "ready"
+                self.d.camera_status.battery = self.d.link.camera.battery()
             self.d.presses.sort(time.monotonic(), stack.name)
         seconds = record.seconds or time.monotonic() - started
         self.d.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds)

@@ -29,7 +29,9 @@ from medianscan.capture.control_socket import ControlServer, hub_handler, server
 from medianscan.capture.events import PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
+from medianscan.capture.live_view import LiveFeed
 from medianscan.config.schema import Config
+from medianscan.console.server import ConsoleServer
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.rolls import Library
@@ -46,8 +48,6 @@ __all__ = ["CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cade
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
-SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
 READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is retried in the background
 RECENT = 5
 
@@ -75,6 +75,7 @@ class Daemon(Service):
         self.pool = pool if pool is not None else make_pool(cfg)
         self.link = CameraLink(lambda: self.cfg.camera)  # the camera; touched by the camera thread only
         self.camera_status = self.link.status
+        self.live = LiveFeed()  # preview frames from the camera thread to the console
         self.hub = TriggerHub()
         self.presses = PressQueue(self.hub, PressPolicy(cfg.triggers.press_during_burst))
         self.lock = threading.RLock()  # stack hand-offs between the camera thread and the main loop
@@ -84,6 +85,7 @@ class Daemon(Service):
         self.bursting = False
         self.waiting_for_room = False
         self._camera_thread: threading.Thread | None = None
+        self.console: ConsoleServer | None = None
         self._sources_started = False
 
     # --- public API -----------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ class Daemon(Service):
                 "full": self.waiting_for_room or self.pool.full,
             },
             "disk_free_bytes": free,
+            "console": None if self.console is None else self.console.url,
             "message": self.message,
             "recent": recent,
             "attention": [
@@ -277,6 +280,8 @@ class Daemon(Service):
         ]
         if cfg.triggers != self.cfg.triggers:
             needs_restart.append("triggers")
+        if (cfg.console.listen, cfg.console.token) != (self.cfg.console.listen, self.cfg.console.token):
+            needs_restart.append("console")
         with self.lock, self.library.lock:
             camera_changed = cfg.camera != self.cfg.camera
             self.cfg = cfg
@@ -294,6 +299,9 @@ class Daemon(Service):
             return
         path = server_socket_path(self.cfg)
         self.hub.add(ControlServer(path, hub_handler(self.hub, self.status)))
+        if self.cfg.console.listen is not None:
+            self.console = ConsoleServer(self.cfg.console, self)
+            self.hub.add(self.console)
         if self.cfg.triggers.footswitch.device is not None:
             self.hub.add(Footswitch(self.cfg.triggers.footswitch, self.hub.emit))
         if self.keyboard:

@@ -10,7 +10,15 @@ Only this package imports gphoto2, and only when the gphoto2 backend is used.
 
 from __future__ import annotations
 
-from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
+from medianscan.capture.camera.base import (
+    BurstError,
+    BurstRecord,
+    Camera,
+    CameraError,
+    CameraIdentity,
+    NoLiveViewError,
+    SettingInfo,
+)
 from medianscan.config.schema import CameraConfig
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "Camera",
     "CameraError",
     "CameraIdentity",
+    "NoLiveViewError",
     "SettingInfo",
     "list_cameras",
     "open_camera",

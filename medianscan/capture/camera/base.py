@@ -14,7 +14,15 @@ from pathlib import Path
 from medianscan.errors import MedianscanError
 from medianscan.records import BurstRecord, CameraIdentity
 
-__all__ = ["BurstError", "BurstRecord", "Camera", "CameraError", "CameraIdentity", "SettingInfo"]
+__all__ = [
+    "BurstError",
+    "BurstRecord",
+    "Camera",
+    "CameraError",
+    "CameraIdentity",
+    "NoLiveViewError",
+    "SettingInfo",
+]
 
 
 class CameraError(MedianscanError):
@@ -27,6 +35,10 @@ class BurstError(CameraError):
     def __init__(self, message: str, record: BurstRecord) -> None:
         super().__init__(message)
         self.record = record
+
+
+class NoLiveViewError(CameraError):
+    """This body gives no live view (or not in its present mode); capture is not affected."""
 
 
 @dataclass
@@ -71,6 +83,22 @@ class Camera(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> list[SettingInfo]:
         """Every setting the camera offers: name, current value, choices, read-only."""
+
+    def preview(self) -> bytes:
+        """One live-view frame as JPEG bytes, at the body's own rate. NoLiveViewError when the body has
+        none; CameraError for a failure that may pass."""
+        raise NoLiveViewError("no live view on this body")
+
+    def end_preview(self) -> None:  # noqa: B027 - a body without a viewfinder to drop has nothing to do
+        """Live view is no longer watched: let the body drop its mirror or viewfinder (best effort)."""
+
+    def responding(self) -> bool:
+        """A cheap question the body must answer: False when it is gone (after failures of another call)."""
+        return self.connected
+
+    def battery(self) -> str | None:
+        """The battery level as the body reports it ("75%", "Full"), or None when it reports none."""
+        return None
 
     @abc.abstractmethod
     def close(self) -> None:

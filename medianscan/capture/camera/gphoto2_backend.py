@@ -15,6 +15,7 @@ from medianscan.atomic import atomic_path
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.capture.camera.files import choose, classify, frame_name
+from medianscan.capture.camera.gphoto2_live import Gphoto2LiveView
 from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session, _stem, gphoto2, list_cameras
 from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings
 from medianscan.config.schema import CameraConfig
@@ -40,6 +41,7 @@ class Gphoto2Camera(Camera):
         self.capture_timeout_seconds = capture_timeout_seconds  # trigger: longest wait for a frame's files
         self.session = Gphoto2Session(cfg, factory=factory, sleep=sleep, busy_retry_seconds=busy_retry_seconds)
         self.settings = Gphoto2Settings(self.session)
+        self.live = Gphoto2LiveView(self.session)
         self._warned_not_raw = False
         self._alive_widget: str | None = None
         self.session.on_connect.append(self._forget_alive_widget)
@@ -66,10 +68,23 @@ class Gphoto2Camera(Camera):
     def describe(self) -> list[SettingInfo]:
         return self.settings.describe()
 
+    def preview(self) -> bytes:
+        return self.live.preview()
+
+    def end_preview(self) -> None:
+        self.live.end_preview()
+
+    def responding(self) -> bool:
+        return self.live.responding()
+
+    def battery(self) -> str | None:
+        return self.live.battery()
+
     def close(self) -> None:
         """Put back every value we changed, then end the session."""
         if self.session.cam is None:
             return
+        self.live.end_preview()
         self.settings.restore()
         self.session.drop()
 

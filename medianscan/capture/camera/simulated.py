@@ -19,6 +19,7 @@ import numpy.typing as npt
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.capture.camera.files import frame_name
 from medianscan.capture.camera.settings import canonical_key, exposure_values, match_choice, same_value
+from medianscan.capture.camera.simulated_live import SimulatedLiveView
 from medianscan.config.schema import CameraConfig
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.dng import write_dng
@@ -156,6 +157,8 @@ class SimulatedCamera(Camera):
         self._bursts = 0
         self._frames_since_connect = 0
         self._died = False
+        self._live = SimulatedLiveView(cfg.simulated, 0.8 * (WHITE - BLACK))
+        self._under_lens: Negative | None = None  # the next negative, as live view shows it
 
     @property
     def connected(self) -> bool:
@@ -214,7 +217,7 @@ class SimulatedCamera(Camera):
             record.camera = self.identity
             record.settings = self.lock()
             self._bursts += 1
-            negative = Negative(sim.seed, self._bursts, sim.height, sim.width)
+            negative = self._negative(self._bursts)
             mosaic_layout = layout(sim.height, sim.width)
             info = CameraInfo(
                 make="medianscan",
@@ -260,6 +263,20 @@ class SimulatedCamera(Camera):
         finally:
             record.seconds = time.perf_counter() - start
         return record
+
+    def _negative(self, index: int) -> Negative:
+        """Negative `index`: the one live view has shown is kept (it is the one under the lens)."""
+        if self._under_lens is None or self._under_lens.index != index:
+            sim = self.cfg.simulated
+            self._under_lens = Negative(sim.seed, index, sim.height, sim.width)
+        return self._under_lens
+
+    def preview(self) -> bytes:
+        """The negative the next burst will shoot, drifting through focus."""
+        if not self._connected:
+            raise CameraError("the simulated camera is not connected")
+        index = self._bursts + 1
+        return self._live.frame(index, lambda: self._negative(index).signal)
 
     def keep_alive(self) -> None:
         if not self._connected:

@@ -1,0 +1,84 @@
+"""The simulated camera's live view: the negative now under the lens, as a body's preview JPEG would show it.
+
+The focus drifts through sharp and soft and the framing sways a few pixels, so the console's focus meter and
+magnifier can be tried with no camera. It runs at a body's rate (`camera.simulated.preview_fps`); the frames
+are white-balanced and gamma-encoded like a camera JPEG, so, like one, it clips before the raw does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import imagecodecs
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from medianscan.config.schema import SimulatedConfig
+
+BLUR_LEVELS = (0.0, 0.6, 1.2, 2.0, 3.0, 4.5)  # preview blur (px) from in focus to far out
+SWAY_PX = 4  # the framing drifts this far each way
+_CODES = 4095
+_GAINS = np.array([2.13, 1.0, 1.49], dtype=np.float32) * np.float32(0.55)  # white balance, then a JPEG's exposure
+
+
+def _srgb_codes() -> npt.NDArray[np.uint8]:
+    x = np.linspace(0.0, 1.0, _CODES + 1)
+    return np.round(255 * np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)).astype(np.uint8)
+
+
+_SRGB = _srgb_codes()
+
+
+class SimulatedLiveView:
+    """Preview frames of the negative `signal_of(index)` gives (photosite signal in DN over black)."""
+
+    def __init__(self, cfg: SimulatedConfig, full_scale: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.full_scale = full_scale
+        self.clock = clock
+        self._index: int | None = None
+        self._levels: list[npt.NDArray[np.float32]] = []
+        self._grain = np.zeros((1, 1), dtype=np.float32)
+        self._next_at = 0.0
+        self._count = 0
+
+    def frame(self, index: int, signal: Callable[[], npt.NDArray[np.float32]]) -> bytes:
+        """The next preview JPEG of negative `index`, no sooner than the body's frame interval allows."""
+        wait = self._next_at - self.clock()
+        if wait > 0:
+            time.sleep(wait)
+        if index != self._index:
+            self._prepare(index, signal())
+        self._count += 1
+        t = self.clock()
+        period = self.cfg.preview_focus_period_seconds
+        defocus = abs(math.sin(math.pi * t / period)) if period > 0 else 0.0
+        level = self._levels[min(len(self._levels) - 1, round(defocus * (len(self._levels) - 1)))]
+        dy = round(SWAY_PX * (1 + math.sin(t * 0.7)))
+        dx = round(SWAY_PX * (1 + math.cos(t * 0.5)))
+        h, w = level.shape[0] - 2 * SWAY_PX, level.shape[1] - 2 * SWAY_PX
+        view = level[dy : dy + h, dx : dx + w] + self._grain[self._count % 7 :][:h, :w, None]
+        np.clip(view, 0, _CODES, out=view)
+        rgb = _SRGB[view.astype(np.uint16)]
+        self._next_at = self.clock() + 1.0 / max(0.1, self.cfg.preview_fps)
+        return bytes(imagecodecs.jpeg8_encode(rgb, level=85))
+
+    def _prepare(self, index: int, signal: npt.NDArray[np.float32]) -> None:
+        """Bin the mosaic to RGB (one pixel per 2x2 cell) and blur it once per focus step."""
+        h, w = signal.shape[0] // 2 * 2, signal.shape[1] // 2 * 2
+        cells = signal[:h, :w]
+        rgb = np.stack(
+            [cells[0::2, 0::2], (cells[0::2, 1::2] + cells[1::2, 0::2]) * np.float32(0.5), cells[1::2, 1::2]],
+            axis=-1,
+        )
+        rgb *= _GAINS * np.float32(_CODES / self.full_scale)
+        self._levels = [
+            rgb if sigma == 0 else ndimage.gaussian_filter(rgb, sigma=(sigma, sigma, 0), mode="nearest")
+            for sigma in BLUR_LEVELS
+        ]
+        rng = np.random.default_rng(index)
+        self._grain = rng.normal(0.0, 12.0, (rgb.shape[0] + 7, rgb.shape[1])).astype(np.float32)
+        self._index = index

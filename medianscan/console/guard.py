@@ -1,0 +1,102 @@
+"""Who may use the console, checked before any route runs.
+
+- **Host**: on loopback, only the names of this machine (127.0.0.1, localhost, [::1]) with the console's port are
+  served, so a web page cannot rebind its own DNS name onto the console.
+- **Origin**: a request that changes anything (every method but GET and HEAD) must come from the console's own
+  page: a browser sends `Origin` (or `Sec-Fetch-Site`) with it, and another site's page gets a 403.
+- **Token**: when `console.token` is set, every request carries it, as `Authorization: Bearer TOKEN`, as the
+  cookie the page sets after it was opened once with `?token=TOKEN`, or as that query itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs, urlencode
+
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from medianscan.console.address import LOOPBACK_NAMES, Listen
+
+COOKIE = "medianscan_console"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+SAME_SITE_FETCHES = frozenset({"same-origin", "none"})
+
+
+class Guard:
+    """ASGI middleware in front of the console's routes; `port` gives the port actually bound."""
+
+    def __init__(self, app: ASGIApp, listen: Listen, port: Callable[[], int], token: str | None) -> None:
+        self.app = app
+        self.listen = listen
+        self.port = port
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self.refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def refusal(self, scope: Scope) -> Response | None:
+        """The response that refuses this request, or None to let it through."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        return self._wrong_host(headers) or self._wrong_origin(scope, headers) or self._no_token(scope, headers)
+
+    def _wrong_host(self, headers: dict[str, str]) -> Response | None:
+        if self.listen.loopback and headers.get("host", "").lower() not in self.loopback_hosts():
+            return _refuse(421, f"this console answers to 127.0.0.1:{self.port()} or localhost:{self.port()} only")
+        return None
+
+    def _wrong_origin(self, scope: Scope, headers: dict[str, str]) -> Response | None:
+        if scope["method"] in SAFE_METHODS:
+            return None
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() != f"http://{headers.get('host', '').lower()}":
+            return _refuse(403, f"a request from {origin} may not change anything here")
+        if origin is None and headers.get("sec-fetch-site", "none") not in SAME_SITE_FETCHES:
+            return _refuse(403, "a request from another site may not change anything here")
+        return None
+
+    def _no_token(self, scope: Scope, headers: dict[str, str]) -> Response | None:
+        if self.token is None:
+            return None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        offered = [
+            headers.get("authorization", "").removeprefix("Bearer ").strip(),
+            _cookie(headers.get("cookie", "")),
+            *(query.get("token") or []),
+        ]
+        if not any(o and hmac.compare_digest(o.encode(), self.token.encode()) for o in offered):
+            return _refuse(401, "this console needs its token: open it once as http://HOST:PORT/?token=TOKEN")
+        if query.get("token") and scope["method"] == "GET":  # keep it as a cookie, and out of the address bar
+            rest = urlencode({k: v for k, v in query.items() if k != "token"}, doseq=True)
+            redirect = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), status_code=303)
+            redirect.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
+            return redirect
+        return None
+
+    def loopback_hosts(self) -> set[str]:
+        port = self.port()
+        names = {*LOOPBACK_NAMES, "127.0.0.1", "[::1]", self.listen.host.lower()}
+        return {f"{name}:{port}" for name in names}
+
+
+def _cookie(header: str) -> str:
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except Exception:  # a malformed cookie header carries no token
+        return ""
+    morsel = jar.get(COOKIE)
+    return morsel.value if morsel is not None else ""
+
+
+def _refuse(status: int, reason: str) -> Response:
+    return PlainTextResponse(reason + "\n", status_code=status)

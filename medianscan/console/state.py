@@ -1,0 +1,154 @@
+"""What the console shows, as typed records: the service (camera, live view, queue, disk, the last error) and
+every negative of the current roll with its state, its blend's figures and a link to its positive.
+
+Built from the daemon's own records (its status and the stack manifests) at most twice a second, whoever asks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from medianscan.capture.live_view import LiveState
+from medianscan.errors import MedianscanError
+from medianscan.library.contents import MANIFEST
+from medianscan.library.manifest import Manifest, State, read_manifest
+
+if TYPE_CHECKING:
+    from medianscan.service.capture import Daemon
+
+REFRESH_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class NegativeView:
+    """One negative of the roll, as its strip entry shows it."""
+
+    name: str
+    state: str  # capturing | captured | blending | blended | failed | incomplete
+    frames_expected: int
+    frames_used: int | None
+    rejected: tuple[tuple[str, str], ...]  # (file, why)
+    noise_ratio: float | None  # the blend's noise over one frame's
+    clipped: dict[str, float]  # colour -> share of photosites at white in the raws
+    problem: str | None  # the error, or the note of an incomplete burst
+    positive: str | None  # the URL of its positive, once blended
+
+
+@dataclass(frozen=True)
+class ConsoleState:
+    camera: dict[str, str | None]  # model, port, state, error, battery
+    live: LiveState
+    roll: str | None
+    paused: bool
+    busy: bool
+    frames_per_burst: int
+    queue: dict[str, Any]
+    disk_free_bytes: int | None
+    message: str | None
+    negatives: tuple[NegativeView, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["negatives"] = [
+            dataclasses.asdict(n) | {"rejected": [list(r) for r in n.rejected]} for n in self.negatives
+        ]
+        return data
+
+
+def positive_url(roll: str, negative: str) -> str:
+    return f"/api/positive/{quote(roll)}/{quote(negative)}.jpg"
+
+
+def negative_view(stack: Path, m: Manifest) -> NegativeView:
+    blend = m.blend if m.state == State.BLENDED else None
+    return NegativeView(
+        name=stack.name,
+        state=m.state.value,
+        frames_expected=m.frames_expected,
+        frames_used=None if blend is None else len(blend.frames),
+        rejected=() if blend is None else tuple((d.path.name, d.reason) for d in blend.dropped),
+        noise_ratio=None if blend is None else blend.noise_ratio,
+        clipped={} if blend is None else dict(blend.clipped),
+        problem=m.error or (m.note if m.state == State.INCOMPLETE else None),
+        positive=None if blend is None else positive_url(stack.parent.name, stack.name),
+    )
+
+
+class StateBuilder:
+    """The console's view of `daemon`, rebuilt at most every REFRESH_SECONDS (manifests are read once per
+    change of their file, not once per client)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self._lock = threading.Lock()
+        self._built: tuple[float, ConsoleState] | None = None
+        self._views: dict[Path, tuple[int, NegativeView]] = {}
+
+    def state(self) -> ConsoleState:
+        with self._lock:
+            if self._built is not None and time.monotonic() - self._built[0] < REFRESH_SECONDS:
+                return self._built[1]
+            built = self._build()
+            self._built = (time.monotonic(), built)
+            return built
+
+    def _build(self) -> ConsoleState:
+        d = self.d
+        cam = d.camera_status
+        roll = d.library.current_roll()
+        try:
+            free: int | None = shutil.disk_usage(d.library.root).free
+        except OSError:
+            free = None
+        status = d.status()
+        return ConsoleState(
+            camera={
+                "model": cam.model,
+                "port": cam.port,
+                "state": cam.state,
+                "error": cam.error,
+                "battery": cam.battery,
+            },
+            live=d.live.state(),
+            roll=None if roll is None else roll.name,
+            paused=d.paused,
+            busy=d.bursting,
+            frames_per_burst=d.cfg.frames,
+            queue=status["queue"],
+            disk_free_bytes=free,
+            message=d.message,
+            negatives=tuple(self._negatives(roll)),
+        )
+
+    def _negatives(self, roll: Path | None) -> list[NegativeView]:
+        views = []
+        for stack in self.d.library.stacks(roll) if roll is not None else []:
+            try:
+                stamp = (stack / MANIFEST).stat().st_mtime_ns
+                cached = self._views.get(stack)
+                if cached is None or cached[0] != stamp:
+                    cached = (stamp, negative_view(stack, read_manifest(stack)))
+                    self._views[stack] = cached
+                views.append(cached[1])
+            except (OSError, MedianscanError):
+                continue  # being created, or moved by a retake: the next refresh shows it
+        return views
+
+    def blend_of(self, roll: str, negative: str) -> Path | None:
+        """The blended DNG of `roll/negative` in the current roll, or None (names are compared with the
+        library's own folders, never joined into a path)."""
+        current = self.d.library.current_roll()
+        if current is None or current.name != roll:
+            return None
+        for stack in self.d.library.stacks(current):
+            if stack.name == negative:
+                m = read_manifest(stack)
+                return m.blend.output if m.state == State.BLENDED and m.blend is not None else None
+        return None
