@@ -162,6 +162,10 @@ class FaultyCamera(RewritingCamera):
         self.plan.check("get_single_config")
         return self._cam.get_single_config(name)
 
+    def capture_preview(self) -> Any:
+        self.plan.check("capture_preview")
+        return self._cam.capture_preview()
+
 
 @contextlib.contextmanager
 def virtual_camera(root: Path, monkeypatch: pytest.MonkeyPatch, *, kind: str = "dng") -> Iterator[VirtualCamera]:

@@ -35,7 +35,11 @@ class Positives:
         frame = read_frame(blend, "raw", None)
         if frame.layout is None:
             raise MedianscanError(f"{blend}: not a raw blend")
-        made = bytes(imagecodecs.jpeg8_encode(render_positive(frame.pixels.astype(np.uint16, copy=False), frame.layout), level=88))
+        made = bytes(
+            imagecodecs.jpeg8_encode(
+                render_positive(frame.pixels.astype(np.uint16, copy=False), frame.layout), level=88
+            )
+        )
         with self._lock:
             self._made[key] = made
             while len(self._made) > KEPT:

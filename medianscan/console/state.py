@@ -7,7 +7,6 @@ Built from the daemon's own records (its status and the stack manifests) at most
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -103,10 +102,6 @@ class StateBuilder:
         d = self.d
         cam = d.camera_status
         roll = d.library.current_roll()
-        try:
-            free: int | None = shutil.disk_usage(d.library.root).free
-        except OSError:
-            free = None
         status = d.status()
         return ConsoleState(
             camera={
@@ -122,7 +117,7 @@ class StateBuilder:
             busy=d.bursting,
             frames_per_burst=d.cfg.frames,
             queue=status["queue"],
-            disk_free_bytes=free,
+            disk_free_bytes=status["disk_free_bytes"],
             message=d.message,
             negatives=tuple(self._negatives(roll)),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -207,6 +208,16 @@ class Library:
             if raws:
                 return max(p.stat().st_size for p in raws)
         return None
+
+    def free_bytes(self) -> int | None:
+        """Free space where the library is (or will be: its nearest existing parent); None if unknowable."""
+        folder = self.root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            return None
 
     # --- operator actions -----------------------------------------------------------------------------
 

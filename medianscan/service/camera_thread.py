@@ -106,7 +106,9 @@ class CameraThread:
                 self._next_preview = time.monotonic() + FAILING_BACKOFF
                 log.warning("live view failed %d times in a row: %s", MAX_FAILURES, exc)
             else:
-                self.d.link.drop(f"the camera stopped answering during live view ({exc})")
+                reason = f"the camera stopped answering during live view ({exc})"
+                log.warning("%s: reconnecting", reason)
+                self.d.link.drop(reason)
 
     def act(self, action: Request) -> Answer:
         """Do one operator action on the camera thread; the answer says what really happened."""

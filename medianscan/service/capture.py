@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import threading
 import typing
 from collections import deque
@@ -126,10 +125,7 @@ class Daemon(Service):
                     "noise_ratio": None if m.blend is None else m.blend.noise_ratio,
                 }
             )
-        try:
-            free = shutil.disk_usage(self.library.root).free
-        except OSError:
-            free = None
+        free = self.library.free_bytes()
         return {
             "camera": {"model": cam.model, "port": cam.port, "state": cam.state, "error": cam.error},
             "settings": dict(cam.settings or {}),

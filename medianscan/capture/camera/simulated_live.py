@@ -20,6 +20,7 @@ from medianscan.config.schema import SimulatedConfig
 
 BLUR_LEVELS = (0.0, 0.6, 1.2, 2.0, 3.0, 4.5)  # preview blur (px) from in focus to far out
 SWAY_PX = 4  # the framing drifts this far each way
+SHARP_SPAN = 0.25  # the share of each focus period the view is in focus
 _CODES = 4095
 _GAINS = np.array([2.13, 1.0, 1.49], dtype=np.float32) * np.float32(0.55)  # white balance, then a JPEG's exposure
 
@@ -30,6 +31,12 @@ def _srgb_codes() -> npt.NDArray[np.uint8]:
 
 
 _SRGB = _srgb_codes()
+
+
+def _defocus(phase: float) -> float:
+    """A focus ring turned slowly to and fro: soft at the ends of its travel, sharp over the middle quarter."""
+    travel = abs(2.0 * phase - 1.0)
+    return max(0.0, travel - SHARP_SPAN) / (1.0 - SHARP_SPAN)
 
 
 class SimulatedLiveView:
@@ -55,7 +62,7 @@ class SimulatedLiveView:
         self._count += 1
         t = self.clock()
         period = self.cfg.preview_focus_period_seconds
-        defocus = abs(math.sin(math.pi * t / period)) if period > 0 else 0.0
+        defocus = _defocus((t / period) % 1.0) if period > 0 else 0.0
         level = self._levels[min(len(self._levels) - 1, round(defocus * (len(self._levels) - 1)))]
         dy = round(SWAY_PX * (1 + math.sin(t * 0.7)))
         dx = round(SWAY_PX * (1 + math.cos(t * 0.5)))

@@ -1,0 +1,224 @@
+"""The console's routes on a real server (uvicorn in a real daemon, the simulated camera), called over loopback
+HTTP: the page, state, live view, magnifier, positives and the operator's requests, with their errors and the
+Host, Origin and token checks."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import imagecodecs
+import numpy as np
+import pytest
+
+from medianscan.config.loader import parse_config
+from medianscan.config.schema import ConfigError
+from medianscan.errors import MedianscanError
+from medianscan.library.manifest import State
+from tests.daemon_thread import RunningDaemon, capture_config
+
+
+class Client:
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
+
+    def get(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        return self.request("GET", path, headers)
+
+    def post(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        origin = {"Origin": f"http://127.0.0.1:{self.port}"}
+        return self.request("POST", path, {**origin, **headers}, b"{}")
+
+    def json(self, path: str) -> Any:
+        status, _, body = self.get(path)
+        assert status == 200, body
+        return json.loads(body)
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Client]]:
+    with RunningDaemon(capture_config(tmp_path / "library")) as running:
+        yield running, Client(running.url)
+
+
+def test_the_page_and_its_files_are_served(console: tuple[RunningDaemon, Client]) -> None:
+    _, client = console
+    status, headers, body = client.get("/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    for testid in ("live", "capture", "frames", "last-blend"):
+        assert f'data-testid="{testid}"'.encode() in body
+    for path in ("/static/console.js", "/static/console.css"):
+        assert client.get(path)[0] == 200
+    assert client.get("/static/../../etc/passwd")[0] == 404
+
+
+def test_the_state_names_the_camera_live_view_queue_and_disk(console: tuple[RunningDaemon, Client]) -> None:
+    _, client = console
+    state = client.json("/api/state")
+    assert state["camera"]["model"] == "medianscan simulated camera" and state["camera"]["state"] == "ready"
+    assert state["live"]["unavailable"] is None
+    assert state["queue"]["capacity"] == 4 and state["disk_free_bytes"] > 0
+    assert state["negatives"] == [] and state["paused"] is False
+
+
+def test_live_view_frames_are_jpegs_of_the_camera(console: tuple[RunningDaemon, Client]) -> None:
+    _, client = console
+    status, headers, body = client.get("/api/live.jpg")
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+    first = int(headers["x-frame"])
+    rgb = imagecodecs.jpeg8_decode(body)
+    assert rgb.shape[2] == 3 and rgb.std() > 1  # a picture, not a blank
+    status, headers, _ = client.get(f"/api/live.jpg?after={first}")
+    assert status == 200 and int(headers["x-frame"]) > first
+    assert client.get("/api/live.jpg?after=soon")[0] == 400
+
+
+def test_the_mjpeg_stream_sends_new_frames_and_a_client_that_leaves_costs_nothing(
+    console: tuple[RunningDaemon, Client],
+) -> None:
+    running, client = console
+    conn = http.client.HTTPConnection(client.host, client.port, timeout=30)
+    conn.request("GET", "/api/live.mjpg")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader("content-type", "").startswith("multipart/x-mixed-replace; boundary=")
+    parts = 0
+    buffer = b""
+    while parts < 5:
+        buffer += response.read1(65536)
+        while b"--medianscan-live\r\n" in buffer and b"\r\n\r\n" in buffer:
+            head, _, rest = buffer.partition(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            if len(rest) < length + 2:
+                break
+            assert rest[:2] == b"\xff\xd8"  # each part is a whole JPEG
+            parts += 1
+            buffer = rest[length + 2 :]
+    assert running.daemon.live.state().watched
+    conn.close()  # gone mid-stream
+    deadline = time.monotonic() + 10
+    while running.daemon.live.state().watched and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running.daemon.live.state().watched  # live view stops: no USB traffic for nobody
+    assert client.get("/api/state")[0] == 200  # and the console goes on
+
+
+def test_the_magnifier_crops_the_view_one_to_one(console: tuple[RunningDaemon, Client]) -> None:
+    _, client = console
+    client.get("/api/live.jpg")
+    status, _, body = client.get("/api/magnify.jpg?x=0.5&y=0.5")
+    assert status == 200 and imagecodecs.jpeg8_decode(body).shape == (160, 160, 3)
+    assert client.get("/api/magnify.jpg?x=2&y=0.5")[0] == 400
+    assert client.get("/api/magnify.jpg?x=left")[0] == 400
+
+
+def test_a_capture_from_the_console_is_answered_like_the_socket_and_its_positive_shown(
+    console: tuple[RunningDaemon, Client],
+) -> None:
+    running, client = console
+    status, _, body = client.post("/api/actions/capture")
+    answer = json.loads(body)
+    assert status == 200 and answer["ok"] and answer["outcome"] == "done" and answer["stack"] == "frame-001"
+    running.wait_for_state("frame-001", State.BLENDED)
+    deadline = time.monotonic() + 5
+    while (negatives := client.json("/api/state")["negatives"])[0]["state"] != "blended":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    negative = negatives[0]
+    assert negative["frames_used"] == 3 and negative["rejected"] == []
+    assert 0 < negative["noise_ratio"] < 0.8 and set(negative["clipped"]) == {"R", "G", "B"}
+    status, headers, body = client.get(negative["positive"])
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+    positive = imagecodecs.jpeg8_decode(body).astype(np.float32)
+    assert positive.std() > 10 and 20 < positive.mean() < 235  # a picture, neither blank nor black
+    roll = running.daemon.library.roll.name
+    assert client.get(f"/api/positive/{roll}/frame-009.jpg")[0] == 404
+    assert client.get("/api/positive/..%2F..%2Fetc/passwd.jpg")[0] == 404
+
+
+def test_a_paused_daemon_says_the_press_was_ignored(console: tuple[RunningDaemon, Client]) -> None:
+    _, client = console
+    assert json.loads(client.post("/api/actions/pause")[2])["ok"]
+    answer = json.loads(client.post("/api/actions/capture")[2])
+    assert not answer["ok"] and answer["outcome"] == "ignored" and "paused" in answer["text"]
+    assert client.json("/api/state")["paused"] is True
+    assert json.loads(client.post("/api/actions/resume")[2])["ok"]
+
+
+def test_bad_requests_get_a_reason_and_the_console_goes_on(console: tuple[RunningDaemon, Client]) -> None:
+    _, client = console
+    status, _, body = client.post("/api/actions/explode")
+    assert status == 404 and b"unknown action 'explode'" in body
+    assert client.get("/api/actions/capture")[0] == 405  # a GET changes nothing
+    assert client.get("/api/nothing")[0] == 404
+    assert client.json("/api/state")["negatives"] == []  # nothing was fired
+
+
+def test_other_sites_cannot_fire_the_camera_or_rebind_onto_it(console: tuple[RunningDaemon, Client]) -> None:
+    running, client = console
+    status, _, body = client.post("/api/actions/capture", Origin="http://evil.example")
+    assert status == 403 and b"may not change anything" in body
+    status, _, _ = client.request("POST", "/api/actions/capture", {"Sec-Fetch-Site": "cross-site"}, b"{}")
+    assert status == 403
+    status, _, body = client.get("/api/state", Host=f"evil.example:{client.port}")  # DNS rebinding
+    assert status == 421 and b"127.0.0.1" in body
+    assert client.get("/api/state", Host=f"localhost:{client.port}")[0] == 200
+    assert running.daemon.library.last_stack() is None  # nothing was shot
+
+
+def test_a_token_is_asked_for_then_kept_as_a_cookie(tmp_path: Path) -> None:
+    cfg = capture_config(tmp_path / "library")
+    cfg.console.token = "0123456789abcdef0123"
+    with RunningDaemon(cfg) as running:
+        client = Client(running.url)
+        status, _, body = client.get("/api/state")
+        assert status == 401 and b"token" in body
+        status, headers, _ = client.get("/?token=0123456789abcdef0123")
+        assert status == 303 and headers["location"] == "/"
+        cookie = headers["set-cookie"].split(";")[0]
+        assert "httponly" in headers["set-cookie"].lower() and "samesite=strict" in headers["set-cookie"].lower()
+        assert client.get("/api/state", Cookie=cookie)[0] == 200
+        assert client.get("/api/state", Authorization="Bearer 0123456789abcdef0123")[0] == 200
+        assert client.get("/api/state", Authorization="Bearer wrong")[0] == 401
+
+
+def test_a_console_off_loopback_needs_a_token() -> None:
+    with pytest.raises(ConfigError, match=r"console.listen: is '0.0.0.0:8631', off loopback.*console.token"):
+        parse_config("console: {listen: '0.0.0.0:8631'}\n")
+    cfg = parse_config("console: {listen: '0.0.0.0:8631', token: 0123456789abcdef}\n")
+    assert cfg.console.listen == "0.0.0.0:8631"
+    assert parse_config("console: {listen: null}\n").console.listen is None
+
+
+def test_a_port_in_use_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    with RunningDaemon(capture_config(tmp_path / "one")) as first:
+        port = urlsplit(first.url).port
+        cfg = capture_config(tmp_path / "two")
+        cfg.console.listen = f"127.0.0.1:{port}"
+        with pytest.raises(MedianscanError, match=rf"console.listen 127.0.0.1:{port}: cannot listen there"):
+            RunningDaemon(cfg).__enter__()
+
+
+def test_the_daemon_without_a_console(tmp_path: Path) -> None:
+    cfg = capture_config(tmp_path / "library")
+    cfg.console.listen = None
+    with RunningDaemon(cfg) as running:
+        assert running.daemon.console is None
+        assert running.daemon.status()["console"] is None
