@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -> installs what is missing, then runs the daemon on the simulated camera
+#                  (make demo DEMO_ARGS=--console leaves the operator console up at http://127.0.0.1:8631/)
 #   make test   -> installs what is missing, then ruff, mypy and the whole test suite
 # `make bench` runs the benchmarks (it also installs the peer tools they compare against).
 
@@ -20,7 +21,7 @@ system-packages:
 	bash scripts/system-packages.sh test
 
 demo: $(STAMP)
-	$(BIN)/medianscan demo
+	$(BIN)/medianscan demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

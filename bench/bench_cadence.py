@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,21 @@ def skip_blend(stack: Path, task: BlendTask) -> BlendRecord:
     return BlendRecord(stack, output, output.with_suffix(".json"), (), (), (), 0.0, None)
 
 
-def one_run(root: Path, args: argparse.Namespace, blend: bool) -> tuple[float, float]:
-    """Seconds per negative (press to burst-done, advancing included) and seconds until the last blend."""
+def start_watching(daemon: Daemon, watch: Callable[[str], Any] | None, deadline: float) -> Any:
+    """The console client `watch` starts, once live view runs for it (None without one)."""
+    if watch is None or daemon.console is None:
+        return None
+    client = watch(daemon.console.url)
+    while not daemon.live.state().running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return client
+
+
+def one_run(
+    root: Path, args: argparse.Namespace, blend: bool, watch: Callable[[str], Any] | None = None
+) -> tuple[float, float]:
+    """Seconds per negative (press to burst-done, advancing included) and seconds until the last blend.
+    With `watch`, the console is served and `watch(url)` starts a client on it (bench_console)."""
 
     cfg = Config()
     cfg.library = root / ("on" if blend else "off")
@@ -43,7 +57,9 @@ def one_run(root: Path, args: argparse.Namespace, blend: bool) -> tuple[float, f
     sim = cfg.camera.simulated
     sim.width, sim.height, sim.seconds_per_frame = args.width, args.height, args.seconds_per_frame
     pool = make_pool(cfg) if blend else BlendPool(1, cfg.queue_size, job=skip_blend)
-    daemon = Daemon(cfg, triggers=False, pool=pool)
+    cfg.console.listen = "127.0.0.1:0" if watch else None
+    cfg.triggers.socket = root / f"{'on' if blend else 'off'}.sock"
+    daemon = Daemon(cfg, triggers=watch is not None, pool=pool)
     cond = threading.Condition()
     counts = {"burst-done": 0, "blend-done": 0, "error": 0}
     times: dict[str, float] = {}
@@ -61,6 +77,7 @@ def one_run(root: Path, args: argparse.Namespace, blend: bool) -> tuple[float, f
             deadline = time.monotonic() + 60
             while not daemon.pool.ready() and time.monotonic() < deadline:  # warm, as after a real start-up
                 time.sleep(0.05)
+            client = start_watching(daemon, watch, deadline)
             times["start"] = time.perf_counter()
             for i in range(args.negatives):
                 daemon.request("capture")
@@ -71,6 +88,8 @@ def one_run(root: Path, args: argparse.Namespace, blend: bool) -> tuple[float, f
             times["captured"] = time.perf_counter()
             with cond:
                 cond.wait_for(lambda: counts["blend-done"] + counts["error"] >= args.negatives, 300)
+            if client is not None:
+                client.terminate()
         finally:
             daemon.stop()
 

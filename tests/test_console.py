@@ -222,3 +222,33 @@ def test_the_daemon_without_a_console(tmp_path: Path) -> None:
     with RunningDaemon(cfg) as running:
         assert running.daemon.console is None
         assert running.daemon.status()["console"] is None
+
+
+def test_the_focus_meter_holds_its_peak_and_sees_clipping() -> None:
+    from scipy import ndimage
+
+    from medianscan.capture.live_view import LiveFrame
+    from medianscan.console.focus import FocusMeter
+
+    rng = np.random.default_rng(3)
+    scene = np.clip(rng.normal(120, 40, (240, 320, 3)), 0, 255).astype(np.float32)
+    scene[:40, :40] = 255  # a clipped corner: 1/48 of the view
+
+    def frame(number: int, blur: float) -> LiveFrame:
+        image = ndimage.gaussian_filter(scene, (blur, blur, 0)) if blur else scene
+        if not blur:
+            image[:40, :40] = 255
+        return LiveFrame(bytes(imagecodecs.jpeg8_encode(image.astype(np.uint8), level=95)), number, 0.0)
+
+    meter = FocusMeter()
+    soft = meter.reading(frame(1, 3.0))
+    sharp = meter.reading(frame(2, 0.0))
+    assert soft is not None and sharp is not None
+    assert sharp.sharpness > 2 * soft.sharpness and sharp.of_peak == pytest.approx(1.0)
+    assert sharp.clipped == pytest.approx(40 * 40 / (240 * 320), rel=0.1)
+    assert meter.reading(frame(2, 0.0)) is sharp  # a frame is measured once, however many ask
+    again_soft = meter.reading(frame(3, 3.0))
+    assert again_soft is not None and again_soft.of_peak < 0.8  # below the held peak
+    meter.reset()
+    after = meter.reading(frame(4, 3.0))
+    assert after is not None and after.of_peak > again_soft.of_peak  # the peak is forgotten

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import signal
@@ -680,6 +681,32 @@ def test_demo_scans_simulated_negatives_and_prints_the_summary(
     assert "temporary library removed" in out
     scratch = Path(out.splitlines()[0].split(" into ")[1])
     assert not scratch.exists()
+
+
+def test_demo_console_stays_up_after_the_scan_until_ctrl_c(tmp_path: Path) -> None:
+    import urllib.request
+
+    with socket.socket() as probe:  # a free port (the demo has no port 0: it prints the address to open)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "medianscan", "demo", "--console", "--listen", f"127.0.0.1:{port}"]
+    command += ["--negatives", "2", "--frames", "3", "--library", str(tmp_path / "demo")]
+    env = {**os.environ, "XDG_RUNTIME_DIR": tempfile.mkdtemp(prefix="ms-")}
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_until(lambda: "The console stays up at" in log.read_text(), "the console left up", timeout=120, log=log)
+        assert f"the console: http://127.0.0.1:{port}/" in log.read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=10) as response:
+            state = json.loads(response.read())
+        assert [n["state"] for n in state["negatives"]] == ["blended", "blended"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize(("policy", "stacks"), [("queue", 2), ("ignore", 1)])

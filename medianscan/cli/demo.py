@@ -38,6 +38,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="library folder (./medianscan-demo)",
     )
     parser.add_argument("--no-keep", action="store_true", help="scan into a temporary folder and remove it after")
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="serve the operator console meanwhile and leave it up after the scan, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--listen", default="127.0.0.1:8631", metavar="HOST:PORT", help="where the console listens (127.0.0.1:8631)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
@@ -56,8 +64,9 @@ class Negative:
 class AutoTrigger:
     """Presses capture, waits for the burst to be done, presses again; then waits for every blend."""
 
-    def __init__(self, daemon: Any, count: int, timeout: float, say: Any = print) -> None:
+    def __init__(self, daemon: Any, count: int, timeout: float, say: Any = print, *, stay: bool = False) -> None:
         self.daemon = daemon
+        self.stay = stay  # leave the daemon running after the scan (the console stays up)
         self.say = say  # progress, a line per burst and per blend
         self.count = count
         self.timeout = timeout
@@ -114,11 +123,16 @@ class AutoTrigger:
                 ):
                     self.failure = "the blends did not finish in time"
         finally:
-            self.daemon.stop()
+            if not self.stay or self.failure:
+                self.daemon.stop()
+            else:
+                console = self.daemon.console
+                self.say(f"\nThe console stays up at {console.url if console else '?'}: Ctrl-C stops the demo.")
 
 
 def run(args: argparse.Namespace) -> int:
     from medianscan.config.schema import Config
+    from medianscan.console.address import parse_listen
     from medianscan.service.capture import Daemon
 
     if args.negatives < 1 or args.frames < 3:
@@ -130,11 +144,26 @@ def run(args: argparse.Namespace) -> int:
     cfg.frames = args.frames
     cfg.camera.backend = "simulated"
     cfg.queue_size = max(cfg.queue_size, args.negatives)
-    daemon = Daemon(cfg, triggers=False)
-    trigger = AutoTrigger(daemon, args.negatives, args.timeout, say=lambda line: print(line, flush=True))
+    cfg.console.listen = args.listen if args.console else None
+    if args.console:
+        try:
+            where = parse_listen(args.listen)
+        except ValueError as exc:
+            raise MedianscanError(f"--listen {exc}") from None
+        if not where.loopback:
+            raise MedianscanError(
+                f"--listen {args.listen}: the demo serves its console on loopback only (it has no token); "
+                "from another machine use an SSH tunnel: ssh -L 8631:127.0.0.1:8631 THIS-HOST"
+            )
+    daemon = Daemon(cfg, triggers=args.console)  # the console is one of the daemon's trigger sources
+    trigger = AutoTrigger(
+        daemon, args.negatives, args.timeout, say=lambda line: print(line, flush=True), stay=args.console
+    )
     started = time.monotonic()
     print(f"medianscan demo: {args.negatives} simulated negatives x {args.frames} frames into {library}", flush=True)
     print("  (the first run compiles the blend kernels: a few seconds more)", flush=True)
+    if args.console:
+        print(f"  the console: {parse_listen(args.listen).url()} (open it in a browser)", flush=True)
     feeder = threading.Thread(target=trigger.run, name="demo-trigger", daemon=True)
     feeder.start()
     code = daemon.run()

@@ -102,7 +102,6 @@ class StateBuilder:
         d = self.d
         cam = d.camera_status
         roll = d.library.current_roll()
-        status = d.status()
         return ConsoleState(
             camera={
                 "model": cam.model,
@@ -116,8 +115,8 @@ class StateBuilder:
             paused=d.paused,
             busy=d.bursting,
             frames_per_burst=d.cfg.frames,
-            queue=status["queue"],
-            disk_free_bytes=status["disk_free_bytes"],
+            queue=d.queue_state(),
+            disk_free_bytes=d.library.free_bytes(),
             message=d.message,
             negatives=tuple(self._negatives(roll)),
         )

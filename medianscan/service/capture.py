@@ -104,10 +104,19 @@ class Daemon(Service):
         """True while a burst is running (a press now is queued once or ignored, per the config)."""
         return self.bursting
 
-    def status(self) -> dict[str, Any]:
-        """Everything `medianscan status` shows, as JSON data."""
+    def queue_state(self) -> dict[str, Any]:
+        """The blend queue as `status` and the console show it."""
         with self.lock:
             backlog = len(self.backlog)
+        return {
+            "waiting": len(self.pool.waiting()) + backlog,
+            "blending": len(self.pool.running()),
+            "capacity": self.cfg.queue_size,
+            "full": self.waiting_for_room or self.pool.full,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Everything `medianscan status` shows, as JSON data."""
         cam = self.camera_status
         roll, frame = self.library.position()
         recent = []
@@ -135,12 +144,7 @@ class Daemon(Service):
             "frames_per_burst": self.cfg.frames,
             "paused": self.paused,
             "busy": self.bursting,
-            "queue": {
-                "waiting": len(self.pool.waiting()) + backlog,
-                "blending": len(self.pool.running()),
-                "capacity": self.cfg.queue_size,
-                "full": self.waiting_for_room or self.pool.full,
-            },
+            "queue": self.queue_state(),
             "disk_free_bytes": free,
             "console": None if self.console is None else self.console.url,
             "message": self.message,

@@ -2,7 +2,9 @@
 
 The focus drifts through sharp and soft and the framing sways a few pixels, so the console's focus meter and
 magnifier can be tried with no camera. It runs at a body's rate (`camera.simulated.preview_fps`); the frames
-are white-balanced and gamma-encoded like a camera JPEG, so, like one, it clips before the raw does.
+are white-balanced and gamma-encoded like a camera JPEG, so, like one, it clips before the raw does. A body
+makes its preview JPEGs itself: each distinct view is encoded once and kept, so the simulator's own drawing
+does not count as the daemon's CPU after its first focus sweep.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from medianscan.config.schema import SimulatedConfig
 
 BLUR_LEVELS = (0.0, 0.6, 1.2, 2.0, 3.0, 4.5)  # preview blur (px) from in focus to far out
 SWAY_PX = 4  # the framing drifts this far each way
+SWAY_STEP = 2  # in steps of this many pixels
 SHARP_SPAN = 0.25  # the share of each focus period the view is in focus
 _CODES = 4095
 _GAINS = np.array([2.13, 1.0, 1.49], dtype=np.float32) * np.float32(0.55)  # white balance, then a JPEG's exposure
@@ -47,10 +50,11 @@ class SimulatedLiveView:
         self.full_scale = full_scale
         self.clock = clock
         self._index: int | None = None
-        self._levels: list[npt.NDArray[np.float32]] = []
+        self._sharp = np.zeros((1, 1, 3), dtype=np.float32)
+        self._levels: dict[int, npt.NDArray[np.float32]] = {}  # blur step -> the view, made when first shown
         self._grain = np.zeros((1, 1), dtype=np.float32)
+        self._encoded: dict[tuple[int, int, int], bytes] = {}
         self._next_at = 0.0
-        self._count = 0
 
     def frame(self, index: int, signal: Callable[[], npt.NDArray[np.float32]]) -> bytes:
         """The next preview JPEG of negative `index`, no sooner than the body's frame interval allows."""
@@ -59,22 +63,36 @@ class SimulatedLiveView:
             time.sleep(wait)
         if index != self._index:
             self._prepare(index, signal())
-        self._count += 1
         t = self.clock()
         period = self.cfg.preview_focus_period_seconds
         defocus = _defocus((t / period) % 1.0) if period > 0 else 0.0
-        level = self._levels[min(len(self._levels) - 1, round(defocus * (len(self._levels) - 1)))]
-        dy = round(SWAY_PX * (1 + math.sin(t * 0.7)))
-        dx = round(SWAY_PX * (1 + math.cos(t * 0.5)))
-        h, w = level.shape[0] - 2 * SWAY_PX, level.shape[1] - 2 * SWAY_PX
-        view = level[dy : dy + h, dx : dx + w] + self._grain[self._count % 7 :][:h, :w, None]
-        np.clip(view, 0, _CODES, out=view)
-        rgb = _SRGB[view.astype(np.uint16)]
+        key = (
+            round(defocus * (len(BLUR_LEVELS) - 1)),
+            SWAY_STEP * round(SWAY_PX * (1 + math.sin(t * 0.7)) / SWAY_STEP),
+            SWAY_STEP * round(SWAY_PX * (1 + math.cos(t * 0.5)) / SWAY_STEP),
+        )
+        jpeg = self._encoded.get(key)
+        if jpeg is None:
+            jpeg = self._encoded[key] = self._encode(*key)
         self._next_at = self.clock() + 1.0 / max(0.1, self.cfg.preview_fps)
-        return bytes(imagecodecs.jpeg8_encode(rgb, level=85))
+        return jpeg
+
+    def _encode(self, level_index: int, dy: int, dx: int) -> bytes:
+        level = self._levels.get(level_index)
+        if level is None:
+            sigma = BLUR_LEVELS[level_index]
+            level = (
+                self._sharp if sigma == 0 else ndimage.gaussian_filter(self._sharp, (sigma, sigma, 0), mode="nearest")
+            )
+            self._levels[level_index] = level
+        h, w = level.shape[0] - 2 * SWAY_PX, level.shape[1] - 2 * SWAY_PX
+        grain = self._grain[(dy + dx + level_index) % 7 :][:h, :w, None]  # the sensor's noise differs per view
+        view = level[dy : dy + h, dx : dx + w] + grain
+        np.clip(view, 0, _CODES, out=view)
+        return bytes(imagecodecs.jpeg8_encode(_SRGB[view.astype(np.uint16)], level=85))
 
     def _prepare(self, index: int, signal: npt.NDArray[np.float32]) -> None:
-        """Bin the mosaic to RGB (one pixel per 2x2 cell) and blur it once per focus step."""
+        """Bin the mosaic to RGB (one pixel per 2x2 cell); its blurred views are made as the focus reaches them."""
         h, w = signal.shape[0] // 2 * 2, signal.shape[1] // 2 * 2
         cells = signal[:h, :w]
         rgb = np.stack(
@@ -82,10 +100,9 @@ class SimulatedLiveView:
             axis=-1,
         )
         rgb *= _GAINS * np.float32(_CODES / self.full_scale)
-        self._levels = [
-            rgb if sigma == 0 else ndimage.gaussian_filter(rgb, sigma=(sigma, sigma, 0), mode="nearest")
-            for sigma in BLUR_LEVELS
-        ]
+        self._sharp = rgb
+        self._levels.clear()
         rng = np.random.default_rng(index)
         self._grain = rng.normal(0.0, 12.0, (rgb.shape[0] + 7, rgb.shape[1])).astype(np.float32)
+        self._encoded.clear()
         self._index = index
