@@ -252,3 +252,30 @@ def test_the_focus_meter_holds_its_peak_and_sees_clipping() -> None:
     meter.reset()
     after = meter.reading(frame(4, 3.0))
     assert after is not None and after.of_peak > again_soft.of_peak  # the peak is forgotten
+
+
+def test_the_body_magnifier_is_asked_between_preview_frames(console: tuple[RunningDaemon, Client]) -> None:
+    _, client = console
+    _, _, plain = client.get("/api/live.jpg")
+    status, _, body = client.request(
+        "POST",
+        "/api/zoom",
+        {"Origin": f"http://127.0.0.1:{client.port}", "Content-Type": "application/json"},
+        json.dumps({"x": 0.2, "y": 0.3}).encode(),
+    )
+    assert status == 200 and json.loads(body)["asked"] == "on"
+    deadline = time.monotonic() + 10
+    while client.json("/api/state")["live"]["body_zoom"] != "on":
+        assert time.monotonic() < deadline, "the camera thread did not apply the zoom"
+        client.get("/api/live.jpg")
+    _, _, zoomed = client.get("/api/live.jpg")
+    wide, near = (imagecodecs.jpeg8_decode(j).astype(np.float32) for j in (plain, zoomed))
+    assert wide.shape == near.shape  # the body's own view, magnified: the same preview size
+    assert np.abs(wide - near).mean() > 1  # and another picture than the whole view
+    bad = client.request("POST", "/api/zoom", {"Origin": f"http://127.0.0.1:{client.port}"}, b'{"x": 3, "y": 0}')
+    assert bad[0] == 400
+    client.request("POST", "/api/zoom", {"Origin": f"http://127.0.0.1:{client.port}"}, b'{"off": true}')
+    deadline = time.monotonic() + 10
+    while client.json("/api/state")["live"]["body_zoom"] != "off":
+        assert time.monotonic() < deadline
+        client.get("/api/live.jpg")

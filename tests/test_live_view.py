@@ -243,3 +243,13 @@ def test_the_feed_wakes_waiters_on_any_event_loop() -> None:
     assert not feed.wanted
     feed.touch()
     assert feed.wanted  # a single-frame client keeps it running for a moment
+
+
+def test_the_virtual_camera_has_no_body_magnifier(vcam: VirtualCamera) -> None:
+    cam = Gphoto2Camera(CameraConfig(backend="gphoto2"), factory=lambda: RewritingCamera(vcam))
+    cam.connect()
+    try:
+        assert cam.magnify((0.5, 0.5)) is False  # no eoszoom, no zoom ratio: the console's crop serves instead
+        assert cam.magnify(None) is False
+    finally:
+        cam.close()

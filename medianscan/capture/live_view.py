@@ -34,6 +34,7 @@ class LiveState:
     paused: str | None  # why frames pause for now ("a burst is under way"), or None
     unavailable: str | None  # why there is no live view on this body, or None
     fps: float  # measured over the last frames
+    body_zoom: str | None  # the body's magnifier: "on", "off", "none" (the body has none) or None (not tried)
 
 
 class LiveFeed:
@@ -49,6 +50,21 @@ class LiveFeed:
         self.unavailable: str | None = None  # set by the camera thread for this session
         self.paused: str | None = None
         self.failures = 0
+        self.body_zoom: str | None = None  # what the camera thread last did with the body's magnifier
+        self._zoom: list[tuple[float, float] | None] = []  # a change asked for, not yet made
+
+    # --- the body's magnifier -------------------------------------------------------------------------------
+
+    def ask_zoom(self, at: tuple[float, float] | None) -> None:
+        """The console asks for the body's magnifier at `at` (fractions of the view), or off with None."""
+        with self._lock:
+            self._zoom = [at]
+
+    def take_zoom(self) -> list[tuple[float, float] | None]:
+        """The camera thread: the change to make, once ([] when there is none)."""
+        with self._lock:
+            asked, self._zoom = self._zoom, []
+            return asked
 
     # --- the console's side -------------------------------------------------------------------------------
 
@@ -101,7 +117,7 @@ class LiveFeed:
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 else 0.0
             watched = self._watchers > 0 or now < self._touched_until
             running = bool(recent) and now - recent[-1] < 1.0
-        return LiveState(watched, running, self.paused, self.unavailable, round(fps, 1))
+        return LiveState(watched, running, self.paused, self.unavailable, round(fps, 1), self.body_zoom)
 
     # --- the camera thread's side -------------------------------------------------------------------------
 
@@ -122,3 +138,4 @@ class LiveFeed:
         """A new camera session: what the last one said about live view no longer holds."""
         self.unavailable = None
         self.failures = 0
+        self.body_zoom = None

@@ -54,6 +54,7 @@ def console_app(daemon: Daemon, closing: threading.Event) -> Starlette:
             Route("/api/live.jpg", routes.live_frame),
             Route("/api/magnify.jpg", routes.magnify),
             Route("/api/focus/reset", routes.reset_focus, methods=["POST"]),
+            Route("/api/zoom", routes.zoom, methods=["POST"]),
             Route("/api/positive/{roll}/{negative}.jpg", routes.positive),
             Route("/api/actions/{action}", routes.act, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC)),
@@ -161,6 +162,19 @@ class ConsoleRoutes:
             return _bad(503, "no live-view frame yet")
         data = await run_in_threadpool(crop, frame, x, y)
         return Response(data, media_type="image/jpeg", headers=NO_CACHE)
+
+    async def zoom(self, request: HttpRequest) -> Response:
+        """The body's own magnifier: `{"x": .., "y": ..}` turns it on there, `{"off": true}` off. The camera
+        thread makes the change between two preview frames; the state says whether the body has one."""
+        try:
+            data = await request.json()
+            at = None if data.get("off") else (float(data["x"]), float(data["y"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _bad(400, 'send {"x": 0.5, "y": 0.5} (fractions of the view) or {"off": true}')
+        if at is not None and not (0 <= at[0] <= 1 and 0 <= at[1] <= 1):
+            return _bad(400, "x and y are fractions of the live view, from 0 to 1")
+        self.feed.ask_zoom(at)
+        return JSONResponse({"ok": True, "asked": "off" if at is None else "on"})
 
     async def reset_focus(self, request: HttpRequest) -> Response:
         self.meter.reset()

@@ -89,6 +89,8 @@ class CameraThread:
         if time.monotonic() < self._next_preview:
             return
         self._next_preview = time.monotonic() + 1.0 / self.d.cfg.console.live_fps
+        for at in feed.take_zoom():
+            feed.body_zoom = ("on" if at else "off") if camera.magnify(at) else "none"
         try:
             feed.publish(camera.preview())
             self._previewing = True

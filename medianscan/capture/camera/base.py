@@ -89,6 +89,12 @@ class Camera(abc.ABC):
         none; CameraError for a failure that may pass."""
         raise NoLiveViewError("no live view on this body")
 
+    def magnify(self, at: tuple[float, float] | None) -> bool:
+        """Turn the body's own live-view magnifier on at `at` (fractions of the view; ignored by bodies whose
+        magnifier cannot be aimed), or off with None. Fire and forget: no read-back (waiting for one froze other
+        tools' live view). False when the body has no magnifier libgphoto2 drives."""
+        return False
+
     def end_preview(self) -> None:  # noqa: B027 - a body without a viewfinder to drop has nothing to do
         """Live view is no longer watched: let the body drop its mirror or viewfinder (best effort)."""
 

@@ -71,6 +71,9 @@ class Gphoto2Camera(Camera):
     def preview(self) -> bytes:
         return self.live.preview()
 
+    def magnify(self, at: tuple[float, float] | None) -> bool:
+        return self.live.magnify(at)
+
     def end_preview(self) -> None:
         self.live.end_preview()
 

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 _VIEWFINDER = "viewfinder"  # Canon and Nikon: 1 while live view runs; 0 drops the mirror again
 _BATTERY = "batterylevel"
+# The bodies' live-view magnifiers libgphoto2 drives: (zoom widget, its position widget or None).
+_MAGNIFIERS = (("eoszoom", "eoszoomposition"), ("liveviewimagezoomratio", None))
 
 
 class Gphoto2LiveView:
@@ -58,6 +60,38 @@ class Gphoto2LiveView:
         if not data.startswith(b"\xff\xd8"):
             raise CameraError(f"the live-view frame from {self.session.where()} is not a JPEG ({len(data)} bytes)")
         return data
+
+    def magnify(self, at: tuple[float, float] | None) -> bool:
+        """Canon's `eoszoom` (aimed with `eoszoomposition`, in sensor pixels) or Nikon's zoom ratio; the highest
+        choice on, the lowest off."""
+        gp = gphoto2()
+        cam = self.session.cam
+        if cam is None:
+            return False
+        for name, position in _MAGNIFIERS:
+            try:
+                widget = cam.get_single_config(name)
+            except gp.GPhoto2Error:
+                continue
+            try:
+                choices = [str(c) for c in widget.get_choices()] if widget.get_type() == gp.GP_WIDGET_RADIO else []
+                widget.set_value((choices[-1] if at else choices[0]) if choices else ("5" if at else "1"))
+                cam.set_single_config(name, widget)
+                if at is not None and position is not None:
+                    self._aim(position, at)
+            except gp.GPhoto2Error as exc:
+                log.info("the body's magnifier (%s) did not take the change: %s", name, exc)
+                return False
+            return True
+        return False
+
+    def _aim(self, position: str, at: tuple[float, float]) -> None:
+        cam = self.session.cam
+        size = cam.get_single_config("eosviewfindersize") if position == "eoszoomposition" else None
+        width, height = (int(v) for v in str(size.get_value()).split("x")) if size is not None else (0, 0)
+        widget = cam.get_single_config(position)
+        widget.set_value(f"{round(at[0] * width)},{round(at[1] * height)}")
+        cam.set_single_config(position, widget)
 
     def end_preview(self) -> None:
         """Fire and forget: waiting for a read-back here is what froze other tools' live view."""

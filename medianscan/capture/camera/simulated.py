@@ -278,6 +278,11 @@ class SimulatedCamera(Camera):
         index = self._bursts + 1
         return self._live.frame(index, lambda: self._negative(index).signal)
 
+    def magnify(self, at: tuple[float, float] | None) -> bool:
+        """A body magnifier that can be aimed, as Canon's: 4x around `at`."""
+        self._live.zoom_at = at
+        return True
+
     def keep_alive(self) -> None:
         if not self._connected:
             self.connect()

@@ -24,6 +24,7 @@ BLUR_LEVELS = (0.0, 0.6, 1.2, 2.0, 3.0, 4.5)  # preview blur (px) from in focus 
 SWAY_PX = 4  # the framing drifts this far each way
 SWAY_STEP = 2  # in steps of this many pixels
 SHARP_SPAN = 0.25  # the share of each focus period the view is in focus
+BODY_ZOOM = 4  # the body magnifier's enlargement
 _CODES = 4095
 _GAINS = np.array([2.13, 1.0, 1.49], dtype=np.float32) * np.float32(0.55)  # white balance, then a JPEG's exposure
 
@@ -55,6 +56,7 @@ class SimulatedLiveView:
         self._grain = np.zeros((1, 1), dtype=np.float32)
         self._encoded: dict[tuple[int, int, int], bytes] = {}
         self._next_at = 0.0
+        self.zoom_at: tuple[float, float] | None = None  # the body magnifier, when on
 
     def frame(self, index: int, signal: Callable[[], npt.NDArray[np.float32]]) -> bytes:
         """The next preview JPEG of negative `index`, no sooner than the body's frame interval allows."""
@@ -71,13 +73,16 @@ class SimulatedLiveView:
             SWAY_STEP * round(SWAY_PX * (1 + math.sin(t * 0.7)) / SWAY_STEP),
             SWAY_STEP * round(SWAY_PX * (1 + math.cos(t * 0.5)) / SWAY_STEP),
         )
-        jpeg = self._encoded.get(key)
-        if jpeg is None:
+        if self.zoom_at is not None:
+            jpeg = self._zoomed(key[0], self.zoom_at)
+        elif key in self._encoded:
+            jpeg = self._encoded[key]
+        else:
             jpeg = self._encoded[key] = self._encode(*key)
         self._next_at = self.clock() + 1.0 / max(0.1, self.cfg.preview_fps)
         return jpeg
 
-    def _encode(self, level_index: int, dy: int, dx: int) -> bytes:
+    def _level(self, level_index: int) -> npt.NDArray[np.float32]:
         level = self._levels.get(level_index)
         if level is None:
             sigma = BLUR_LEVELS[level_index]
@@ -85,6 +90,22 @@ class SimulatedLiveView:
                 self._sharp if sigma == 0 else ndimage.gaussian_filter(self._sharp, (sigma, sigma, 0), mode="nearest")
             )
             self._levels[level_index] = level
+        return level
+
+    def _zoomed(self, level_index: int, at: tuple[float, float]) -> bytes:
+        """The body magnifier's view: BODY_ZOOM times around `at`, at the preview's own size."""
+        level = self._level(level_index)
+        h, w = level.shape[0] - 2 * SWAY_PX, level.shape[1] - 2 * SWAY_PX
+        ch, cw = max(1, h // BODY_ZOOM), max(1, w // BODY_ZOOM)
+        top = min(max(0, round(at[1] * level.shape[0]) - ch // 2), level.shape[0] - ch)
+        left = min(max(0, round(at[0] * level.shape[1]) - cw // 2), level.shape[1] - cw)
+        crop = level[top : top + ch, left : left + cw]
+        view = np.repeat(np.repeat(crop, BODY_ZOOM, axis=0), BODY_ZOOM, axis=1)
+        view = np.clip(view + self._grain[: view.shape[0], : view.shape[1], None], 0, _CODES)
+        return bytes(imagecodecs.jpeg8_encode(_SRGB[view.astype(np.uint16)], level=85))
+
+    def _encode(self, level_index: int, dy: int, dx: int) -> bytes:
+        level = self._level(level_index)
         h, w = level.shape[0] - 2 * SWAY_PX, level.shape[1] - 2 * SWAY_PX
         grain = self._grain[(dy + dx + level_index) % 7 :][:h, :w, None]  # the sensor's noise differs per view
         view = level[dy : dy + h, dx : dx + w] + grain

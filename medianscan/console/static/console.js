@@ -50,10 +50,19 @@ function setLive(wanted, why) {
   if (!wanted) live.removeAttribute("src");
 }
 live.addEventListener("error", () => { liveOn = false; });
+function zoom(body) {
+  return fetch("/api/zoom", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
 live.addEventListener("click", (e) => {
   const box = live.getBoundingClientRect();
-  loupeAt = { x: (e.clientX - box.left) / box.width, y: (e.clientY - box.top) / box.height };
+  const at = { x: (e.clientX - box.left) / box.width, y: (e.clientY - box.top) / box.height };
+  if ($("body-zoom").checked) { zoom(at); return; }  // the body magnifies: the live view itself shows it
+  loupeAt = at;
   $("loupe-box").hidden = false; refreshLoupe();
+});
+$("body-zoom").addEventListener("change", (e) => {
+  if (e.target.checked) { loupeAt = null; $("loupe-box").hidden = true; zoom({ x: 0.5, y: 0.5 }); }
+  else zoom({ off: true });
 });
 function refreshLoupe() {
   if (!loupeAt) return;
@@ -102,6 +111,9 @@ function showState(s) {
   else if (!connected) setLive(false, "no camera");
   else setLive(true);
   $("fps").textContent = s.live.running ? `${s.live.fps} fps` : (s.live.paused || "");
+  const zoomNotes = { on: "magnified by the body: click to move it", none: "this body has no magnifier libgphoto2 drives: click the view for the 1:1 crop" };
+  $("zoom-note").textContent = zoomNotes[s.live.body_zoom] || "";
+  if (s.live.body_zoom === "none") $("body-zoom").checked = false;
   showFrames(s.negatives);
 }
 
