@@ -279,3 +279,28 @@ def test_the_body_magnifier_is_asked_between_preview_frames(console: tuple[Runni
     while client.json("/api/state")["live"]["body_zoom"] != "off":
         assert time.monotonic() < deadline
         client.get("/api/live.jpg")
+
+
+def test_with_no_camera_the_console_says_so_and_refuses_the_capture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medianscan.capture.camera import CameraError
+    from medianscan.capture.camera.simulated import SimulatedCamera
+    from medianscan.service import camera_link
+
+    class Unplugged(SimulatedCamera):
+        """FAKE: a body that is not on the bus (the simulator always is)."""
+
+        def connect(self) -> Any:
+            raise CameraError("no camera found: connect it by USB and switch it on")
+
+    monkeypatch.setattr(camera_link, "open_camera", Unplugged)
+    with RunningDaemon(capture_config(tmp_path / "library")) as running:
+        client = Client(running.url)
+        state = client.json("/api/state")
+        assert state["camera"]["state"] == "not connected" and "no camera found" in state["camera"]["error"]
+        status, _, body = client.get("/api/live.jpg")
+        assert status == 503 and b"no camera" in body
+        answer = json.loads(client.post("/api/actions/capture")[2])
+        assert not answer["ok"] and answer["outcome"] == "refused" and "no camera found" in answer["text"]
+        assert client.get("/api/state")[0] == 200  # the console and the daemon go on
