@@ -27,6 +27,44 @@ RECORD_VERSION = 1
 
 
 @dataclass(frozen=True)
+class FlatRecord:
+    """The flat-field correction a blend got: which master flat (and its frames), the gains applied, the dust
+    photosites taken from the flat's local value, and how clipping was avoided."""
+
+    source: Path
+    frames_sha256: tuple[str, ...]
+    gain_range: tuple[float, float]
+    dust_photosites: int
+    clip: str  # "headroom": WhiteLevel raised (and BaselineExposure set); "scaled": gains scaled down to fit
+    white_level: int
+    baseline_exposure_ev: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "frames_sha256": list(self.frames_sha256),
+            "gain_range": [round(self.gain_range[0], 4), round(self.gain_range[1], 4)],
+            "dust_photosites": self.dust_photosites,
+            "clip": self.clip,
+            "white_level": self.white_level,
+            "baseline_exposure_ev": self.baseline_exposure_ev,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FlatRecord:
+        low, high = data["gain_range"]
+        return cls(
+            source=Path(data["source"]),
+            frames_sha256=tuple(str(s) for s in data.get("frames_sha256", [])),
+            gain_range=(float(low), float(high)),
+            dust_photosites=int(data["dust_photosites"]),
+            clip=str(data["clip"]),
+            white_level=int(data["white_level"]),
+            baseline_exposure_ev=float(data["baseline_exposure_ev"]),
+        )
+
+
+@dataclass(frozen=True)
 class BlendRecord:
     """What a blend wrote and what went into it. It crosses from the blend worker to the daemon (pickled), goes
     into the stack's manifest (`to_json`, read back with `from_json`), the watch service and status."""
@@ -42,6 +80,7 @@ class BlendRecord:
     timings: dict[str, float] = field(default_factory=dict)
     ignored: tuple[LeftOut, ...] = ()  # files of the stack that are not frames of this blend, with the reason
     clipped: dict[str, float] = field(default_factory=dict)  # colour -> share of photosites at white, worst frame
+    flat: FlatRecord | None = None  # the flat-field correction, when one was applied
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -58,6 +97,7 @@ class BlendRecord:
             "noise_ratio": None if self.noise_ratio is None else round(self.noise_ratio, 4),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "clipped": {k: round(v, 6) for k, v in self.clipped.items()},
+            "flat": None if self.flat is None else self.flat.to_json(),
         }
 
     @classmethod
@@ -79,6 +119,7 @@ class BlendRecord:
                 timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
                 ignored=tuple(LeftOut(Path(i["file"]), str(i["reason"])) for i in data.get("ignored", [])),
                 clipped={str(k): float(v) for k, v in data.get("clipped", {}).items()},
+                flat=None if data.get("flat") is None else FlatRecord.from_json(data["flat"]),
                 version=int(data.get("version", RECORD_VERSION)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

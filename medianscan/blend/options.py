@@ -15,9 +15,11 @@ from medianscan.errors import MedianscanError
 
 @dataclass
 class BlendOptions(BlendConfig):
-    """A BlendConfig and the explicit output file, if any (default <stack>/<stack name>_<method>.<ext>)."""
+    """A BlendConfig, the explicit output file, if any (default <stack>/<stack name>_<method>.<ext>), and the
+    master flat to correct raws with (a flat blended by medianscan: see `pipeline.prepare_flat`)."""
 
     output: Path | None = None
+    flat: Path | None = None
 
     @classmethod
     def from_config(cls, cfg: BlendConfig, **overrides: Any) -> BlendOptions:

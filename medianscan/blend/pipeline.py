@@ -19,14 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.atomic import write_json
-from medianscan.blend import checks, frames, sniff
+from medianscan.blend import checks, flat, frames, sniff
 from medianscan.blend.combine import warm_up
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_stack, compact_good, return_freed_buffers_to_os
-from medianscan.blend.sidecar import sidecar_json
+from medianscan.blend.sidecar import recorded_frames, sidecar_json
 from medianscan.blend.write import blend_into, combine_stack
 from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
@@ -93,6 +93,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         raise BadFramesError(_describe(name, unreadable, options.drop_bad_frames, len(paths)), droppable=False)
     main, sidecar = output_paths(stack_dir, options.method, kinds[0], options.output)
     check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
+    master = _master_flat(name, options, kinds[0])
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
         buffer = allocate_stack(paths[0], kinds[0], len(paths), keep)
         workers = min(len(paths), os.cpu_count() or 1)
@@ -117,11 +118,15 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             droppable = not options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad
             raise BadFramesError(_describe(name, problems, options.drop_bad_frames, len(good)), droppable=droppable)
 
+        if master is not None:
+            master.check_matches(good[0])
         clipped = raw_clipping(good)  # before compacting: it moves the good frames' pixels
         stack = compact_good(buffer, good)
         first = good[0]
         try:
-            extra, digest = blend_into(main, stack, first, options, timings=timings, keep=keep)
+            extra, digest, flat_record = blend_into(
+                main, stack, first, options, timings=timings, keep=keep, flat=master
+            )
         except OSError as exc:  # a full disk, a folder gone read-only: the frames stay as they are
             raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
         noise = noise_ratio(stack, first, lambda part: combine_stack(part, options))
@@ -138,9 +143,18 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             noise_ratio=noise,
             timings=timings,
             clipped=clipped,
+            flat=flat_record,
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest))
         return result
+
+
+def _master_flat(name: str, options: BlendOptions, kind: FrameKind) -> flat.MasterFlat | None:
+    if options.flat is None:
+        return None
+    if kind != "raw":
+        raise StackError(f"{name}: a flat field corrects raw stacks; these frames are {kind} files")
+    return flat.load_master(options.flat)
 
 
 def _noise_only_problems(
@@ -229,3 +243,26 @@ def check_output_room(main: Path, frame_bytes: int) -> None:
             f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
             f"{need / 2**20:.0f} MiB needed for the blend"
         )
+
+
+def prepare_flat(source: Path) -> Path:
+    """The master flat for `--flat SOURCE`: a flat DNG blended by medianscan, or a folder of flat frames, blended
+    here (its median DNG and sidecar beside the frames, as for any stack) unless its blend is already there and
+    up to date with its frames."""
+    if source.is_file():
+        return source
+    if not source.is_dir():
+        raise flat.FlatError(f"{source}: no such flat (give a folder of flat frames or a flat blended by medianscan)")
+    found = contents.read_folder(source, sniff.inspect)
+    if found.frames and found.kinds[0] != "raw":
+        raise flat.FlatError(f"{source}: a flat must be raw frames of the bare light; these are {found.kinds[0]} files")
+    master, sidecar = output_paths(source, "median", "raw", None)
+    recorded = recorded_frames(sidecar)
+    if master.is_file() and recorded is not None and set(recorded) == {p.name for p in found.frames}:
+        newest = max((p.stat().st_mtime_ns for p in found.frames), default=0)
+        if master.stat().st_mtime_ns >= newest:
+            return master
+    try:
+        return blend_stack(source, BlendOptions()).output
+    except StackError as exc:
+        raise flat.FlatError(f"the flat {source} cannot be blended: {exc}") from exc

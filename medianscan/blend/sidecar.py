@@ -70,6 +70,7 @@ def sidecar_json(
         ],
         "noise_ratio": result.to_json()["noise_ratio"],
         "raw_clipped": result.to_json()["clipped"],  # colour -> share of photosites at white, in the worst frame
+        "flat": result.to_json()["flat"],  # the flat field: master flat, gains, dust, clip control
         "seconds": round(result.seconds, 3),
         "timings": result.to_json()["timings"],
         "versions": {

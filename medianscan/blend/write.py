@@ -5,6 +5,7 @@ or an uncompressed TIFF streamed to the disk band by band as it is combined.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +15,14 @@ import numpy.typing as npt
 
 from medianscan import __version__
 from medianscan.blend.combine import combine
+from medianscan.blend.flat import MasterFlat
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import SHELF, FrameArrays
 from medianscan.blend.verify import output_digest, pixels_sha256
 from medianscan.errors import StackError
 from medianscan.outputs import dng, jpeg, tiff
+from medianscan.records import FlatRecord
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
 
@@ -62,20 +65,28 @@ def blend_into(
     *,
     timings: dict[str, float],
     keep: contextlib.ExitStack,
-) -> tuple[tuple[Path, ...], str]:
-    """Combine the stack and write the outputs (streamed, for an uncompressed TIFF); the extra outputs and the
-    sha256 of the main output's pixels as read back."""
+    flat: MasterFlat | None = None,
+) -> tuple[tuple[Path, ...], str, FlatRecord | None]:
+    """Combine the stack, correct it with the flat (raws only), and write the outputs (streamed, for an
+    uncompressed TIFF); the extra outputs, the sha256 of the main output's pixels as read back, and what the
+    flat did."""
     if first.kind == "tiff" and not options.compress:
-        return (), stream_tiff(main, stack, options, timings)
+        return (), stream_tiff(main, stack, options, timings), None
     t = time.perf_counter()
     blended = combine_stack(
         stack, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype))
     )
     timings["combine"] = time.perf_counter() - t
+    record = None
+    if flat is not None and first.layout is not None:
+        t = time.perf_counter()
+        layout, record = flat.apply(blended, first.layout)  # type: ignore[arg-type]
+        first = dataclasses.replace(first, layout=layout)
+        timings["flat"] = time.perf_counter() - t
     t = time.perf_counter()
-    written = write_outputs(main, blended, first, options)
+    extra, digest = write_outputs(main, blended, first, options)
     timings["write"] = time.perf_counter() - t
-    return written
+    return extra, digest, record
 
 
 def stream_tiff(main: Path, stack: FrameArrays, options: BlendOptions, timings: dict[str, float]) -> str:

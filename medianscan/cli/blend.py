@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.blend.verify import verify_output
 from medianscan.config.rules import blend_problems
 from medianscan.config.schema import BlendConfig
@@ -54,6 +54,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--max-shift", type=float, default=d.max_shift_px, help=f"allowed shift between frames, px ({d.max_shift_px:g})"
     )
+    parser.add_argument(
+        "--flat",
+        type=Path,
+        metavar="FLAT",
+        help="correct raws with a flat field: a folder of frames of the bare light (blended first) or a flat DNG "
+        "blended by medianscan",
+    )
     parser.add_argument("--output", type=Path, help="output file (one stack only)")
     parser.add_argument("--tiff", action="store_true", help="also write a 16-bit linear TIFF")
     parser.add_argument("--compress", action="store_true", help="lossless-JPEG compressed DNG")
@@ -87,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     problems = blend_problems(options, spell=lambda name: _FLAGS.get(name, f"--{name.replace('_', '-')}"))
     if problems:
         raise MedianscanError("; ".join(problems))
+    if args.flat is not None:
+        options.flat = prepare_flat(args.flat)
     stacks = stacks_of(args.paths)
     if args.output and len(stacks) > 1:
         raise MedianscanError("--output names one file, but several stacks were given")

@@ -1,0 +1,230 @@
+"""Flat-field correction on the raw mosaic: the light panel's unevenness, the lens falloff and sensor dust,
+taken out of every negative before its DNG is written.
+
+The master flat is a medianscan blend of frames of the bare light (its noise already down by the median). Each
+CFA position is a plane of same-colour photosites, whatever the CFA (2x2 Bayer, 6x6 X-Trans): it is smoothed on
+its own, robustly (block means, a median that ignores dust, a Gaussian), so the flat's noise does not print into
+the negatives. Where the flat shows a local dip clearly beyond its noise (the shadow of dust on the sensor or
+the lens, which sits at the same place in every negative) the correction takes the flat's own local value
+instead, so the shadow divides out. Each position is normalised to its own centre value: the falloff goes and
+the light's colour balance stays. Nothing is clipped: the corrected values keep their headroom above the
+sensor's white level (the DNG's WhiteLevel is raised to match and BaselineExposure brings the brightness back),
+or, where 16 bits cannot hold it, the gains are scaled down; the record says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from medianscan.blend.frames import Frame, read_frame
+from medianscan.blend.sidecar import recorded_frames
+from medianscan.errors import StackError
+from medianscan.metadata import MosaicLayout
+from medianscan.records import FlatRecord
+
+SMALL_SIDE = 96  # each plane is smoothed at about this many block means on its short side
+DUST_SIGMAS = 5.0  # a dip this many times the flat's local noise is a dust shadow...
+DUST_DEPTH = 0.02  # ...and at least this deep
+DUST_GROW = 2  # photosites around a detected shadow that take the local value too (its soft edge)
+CLIPPED_SHARE = 1e-4  # a flat with more photosites than this at white is clipped
+DARKEST = 0.05  # a flat whose centre is below this share of the raw range is too dark to divide by
+DEEPEST = 0.1  # nor may any smoothed value fall below this share of its centre (gains over 10x)
+STRUCTURE = 0.03  # a smoothed flat further than this (RMS, relative) from a smooth surface holds a picture
+BASELINE_EXPOSURE = 50730
+SRATIONAL = 10
+UINT16_TOP = 65535
+
+
+class FlatError(StackError):
+    """A flat that cannot correct this stack; the message names the flat's file and the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MasterFlat:
+    """The gains of one master flat, per photosite of the full sensor array (1 outside the active area)."""
+
+    source: Path
+    frame: Frame  # the master flat's own metadata and layout (its pixels are dropped)
+    gain: npt.NDArray[np.float32]
+    dust_photosites: int
+    frames_sha256: tuple[str, ...]
+
+    def check_matches(self, negative: Frame) -> None:
+        """The flat must come from this camera, at this size, CFA, ISO and aperture."""
+        flat, name = self.frame, self.source
+        problems = []
+        if (flat.camera.model, flat.camera.serial) != (negative.camera.model, negative.camera.serial):
+            problems.append(f"it comes from another camera ({_body(flat)}, the negative from {_body(negative)})")
+        if flat.pixels.shape != negative.pixels.shape:
+            problems.append(f"its size is {_size(flat)}, the negative's {_size(negative)}")
+        fl, nl = flat.layout, negative.layout
+        if fl is None or nl is None or fl.colors != nl.colors or not np.array_equal(fl.pattern, nl.pattern):
+            problems.append("its colour filter pattern differs from the negative's")
+        for label, a, b in (
+            ("ISO", flat.exposure.iso, negative.exposure.iso),
+            ("aperture f/", flat.exposure.f_number, negative.exposure.f_number),
+        ):
+            if a is not None and b is not None and not math.isclose(a, b, rel_tol=0.01):
+                problems.append(f"it was shot at {label}{a:g}, the negative at {label}{b:g}")
+        if problems:
+            raise FlatError(f"{name}: cannot correct {negative.path.name} with this flat: {'; '.join(problems)}")
+
+    def apply(self, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> tuple[MosaicLayout, FlatRecord]:
+        """Correct `mosaic` in place; the layout to write it with (its white level and BaselineExposure) and
+        what was done, for the sidecar."""
+        black = np.asarray(layout.black_levels, dtype=np.float32)[np.asarray(layout.pattern)]
+        ph, pw = black.shape
+        top_gain = float(self.gain.max())
+        lowest_black = float(black.min())
+        wanted_white = lowest_black + (layout.white_level - lowest_black) * top_gain
+        scale = min(1.0, (UINT16_TOP - float(black.max())) / max(1.0, wanted_white - lowest_black))
+        white = min(UINT16_TOP, math.ceil(lowest_black + (wanted_white - lowest_black) * scale))
+        rows = max(ph, (1 << 20) // max(1, mosaic.shape[1]) // ph * ph)
+        for start in range(0, mosaic.shape[0], rows):
+            band = mosaic[start : start + rows]
+            offset = np.tile(np.roll(black, -start, axis=0), (band.shape[0] // ph + 1, band.shape[1] // pw + 1))
+            offset = offset[: band.shape[0], : band.shape[1]]
+            values = band.astype(np.float32) - offset
+            values *= self.gain[start : start + rows] * np.float32(scale)
+            values += offset
+            np.clip(np.rint(values, out=values), 0, UINT16_TOP, out=values)
+            band[...] = values
+        ev = math.log2((white - lowest_black) / max(1.0, layout.white_level - lowest_black))
+        extra = dict(layout.extra_tags)
+        before = extra.get(BASELINE_EXPOSURE)
+        baseline = ev + (float(np.asarray(before[2], dtype=np.float64).reshape(-1)[0]) if before else 0.0)
+        extra[BASELINE_EXPOSURE] = (SRATIONAL, 1, [baseline])
+        active = self.gain[self._active(layout)]
+        record = FlatRecord(
+            source=self.source,
+            frames_sha256=self.frames_sha256,
+            gain_range=(float(active.min()) * scale, float(active.max()) * scale),
+            dust_photosites=self.dust_photosites,
+            clip="headroom" if scale == 1.0 else "scaled",
+            white_level=white,
+            baseline_exposure_ev=round(ev, 4),
+        )
+        return dataclasses.replace(layout, white_level=white, extra_tags=extra), record
+
+    @staticmethod
+    def _active(layout: MosaicLayout) -> tuple[slice, slice]:
+        top, left, bottom, right = layout.active_area
+        return slice(top, bottom), slice(left, right)
+
+
+def _body(frame: Frame) -> str:
+    return " ".join(x for x in (frame.camera.model, frame.camera.serial and f"#{frame.camera.serial}") if x) or "?"
+
+
+def _size(frame: Frame) -> str:
+    return "x".join(str(v) for v in reversed(frame.pixels.shape))
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, stamp: int, frames_sha256: tuple[str, ...]) -> MasterFlat:
+    del stamp  # part of the key only: a flat rewritten in place is read again
+    frame = read_frame(path, "raw", None)
+    if frame.layout is None:
+        raise FlatError(f"{path}: not a raw flat (a flat must be a raw blend of the bare light)")
+    gain, dust = flat_gains(path, frame.pixels.astype(np.uint16, copy=False), frame.layout)
+    meta = dataclasses.replace(frame, pixels=np.broadcast_to(np.uint8(0), frame.pixels.shape))  # its shape only
+    return MasterFlat(path, meta, gain, dust, frames_sha256)
+
+
+def load_master(path: Path) -> MasterFlat:
+    """The master flat in the DNG `path` (kept while the file is unchanged, for the next negatives of the roll),
+    with the hashes of the frames its sidecar says it was blended from."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise FlatError(f"{path}: cannot read the flat ({exc.strerror})") from exc
+    recorded = recorded_frames(path.with_suffix(".json")) or {}
+    return _load(path, stamp, tuple(recorded[name] for name in sorted(recorded)))
+
+
+def flat_gains(name: Path, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> tuple[npt.NDArray[np.float32], int]:
+    """Gain per photosite (reference / flat) and the number of dust photosites; FlatError for a bad flat."""
+    pattern = np.asarray(layout.pattern)
+    ph, pw = pattern.shape
+    top, left, bottom, right = layout.active_area
+    raw_range = layout.white_level - float(np.mean(layout.black_levels))
+    at_white = np.count_nonzero(mosaic[top:bottom, left:right] >= layout.white_level)
+    if at_white > CLIPPED_SHARE * (bottom - top) * (right - left):
+        share = at_white / ((bottom - top) * (right - left))
+        raise FlatError(f"{name}: the flat is clipped ({share:.2%} of its photosites at white): shoot it darker")
+    gain = np.ones(mosaic.shape, dtype=np.float32)
+    dust = 0
+    for py in range(ph):
+        for px in range(pw):
+            rows = slice(top + (py - top) % ph, bottom, ph)
+            cols = slice(left + (px - left) % pw, right, pw)
+            index = int(pattern[rows.start % ph, cols.start % pw])
+            plane = mosaic[rows, cols].astype(np.float32) - np.float32(layout.black_levels[index])
+            corrected, found = _plane_gain(name, plane, raw_range, layout.colors[index])
+            gain[rows, cols] = corrected
+            dust += found
+    return gain, dust
+
+
+def _plane_gain(name: Path, plane: npt.NDArray[np.float32], raw_range: float, colour: str) -> tuple[np.ndarray, int]:
+    smooth, small = _smooth(plane)
+    h, w = plane.shape
+    centre = smooth[h * 9 // 20 : h * 11 // 20 + 1, w * 9 // 20 : w * 11 // 20 + 1]
+    reference = float(np.median(centre))
+    if reference < DARKEST * raw_range:
+        raise FlatError(
+            f"{name}: the flat is too dark to divide by ({colour} at {reference / raw_range:.1%} of the raw range "
+            f"in the centre, at least {DARKEST:.0%} needed): shoot it brighter"
+        )
+    if float(small.min()) < DEEPEST * reference:
+        raise FlatError(
+            f"{name}: the flat falls below {DEEPEST:.0%} of its centre ({colour}): too dark there to divide by; "
+            "is the light source covering the whole frame?"
+        )
+    structure = _structure(small)
+    if structure > STRUCTURE:
+        raise FlatError(
+            f"{name}: this is not a flat: after smoothing it still holds structure ({structure:.1%} from a smooth "
+            f"light, {STRUCTURE:.0%} at most): shoot the bare light source without film"
+        )
+    local = ndimage.uniform_filter(plane, size=3, mode="nearest")  # finds shadows with a third of the noise
+    noise = 1.4826 * float(np.median(np.abs(np.diff(plane, axis=1)))) / math.sqrt(2) / 3.0  # of a 3x3 mean
+    dip = (smooth - local) / np.maximum(smooth, 1.0)
+    shadow = (dip > DUST_DEPTH) & (smooth - local > DUST_SIGMAS * noise)
+    if shadow.any():
+        shadow = ndimage.binary_dilation(shadow, iterations=DUST_GROW)
+        flat = np.where(shadow, np.maximum(plane, 1.0), smooth)  # the photosite's own value: shadows are small
+    else:
+        flat = smooth
+    return (np.float32(reference) / np.maximum(flat, np.float32(1.0))).astype(np.float32), int(shadow.sum())
+
+
+def _smooth(plane: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The plane smoothed robustly, at full size and as its small block means (for the checks)."""
+    h, w = plane.shape
+    block = max(1, min(h, w) // SMALL_SIDE)
+    sh, sw = h // block, w // block
+    small = plane[: sh * block, : sw * block].reshape(sh, block, sw, block).mean(axis=(1, 3), dtype=np.float32)
+    small = ndimage.median_filter(small, size=5, mode="nearest")  # dust and specks carry no weight
+    small = ndimage.gaussian_filter(small, sigma=1.0, mode="nearest")
+    full = ndimage.zoom(small, (h / sh, w / sw), order=1, mode="nearest", grid_mode=True)
+    return full[:h, :w].astype(np.float32), small
+
+
+def _structure(small: npt.NDArray[np.float32]) -> float:
+    """RMS distance, relative to its mean, of the smoothed flat from a 4th-order surface (light and falloff)."""
+    h, w = small.shape
+    y, x = np.mgrid[0:h, 0:w]
+    y = (y.ravel() - (h - 1) / 2) / max(1, h / 2)
+    x = (x.ravel() - (w - 1) / 2) / max(1, w / 2)
+    terms = np.stack([x**i * y**j for i in range(5) for j in range(5 - i)], axis=1)
+    values = small.ravel().astype(np.float64)
+    fit, *_ = np.linalg.lstsq(terms, values, rcond=None)
+    return float(np.sqrt(np.mean((terms @ fit - values) ** 2)) / max(1e-9, values.mean()))

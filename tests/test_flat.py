@@ -1,0 +1,204 @@
+"""Flat-field correction on real raws: the Canon CR2's mosaic as the scene, seen through a lens falling to 0.62
+at the corners and past sensor dust 30 % deep; flats of the bare light through the same lens and dust. The
+corrected blend must be flat against the true scene within 3 %, in every CFA colour, dust shadows included."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from medianscan.blend import frames
+from medianscan.blend.flat import FlatError
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack, prepare_flat
+from medianscan.errors import StackError
+from tests.flats import dust_centres, flat_light, truth, write_stack
+from tests.stacks import Scene, load_scene, tree_digest
+
+FRAMES = 5
+
+
+@pytest.fixture(scope="module")
+def scene(sample_raw: Path) -> Scene:
+    return load_scene(sample_raw).crop(300, 400, 640, 960)
+
+
+@pytest.fixture(scope="module")
+def case(scene: Scene, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a folder of flat frames, a negative's stack folder)."""
+    root = tmp_path_factory.mktemp("flatcase")
+    write_stack(root / "flat", scene, flat_light(scene), FRAMES, seed=1)
+    write_stack(root / "frame-001", scene, truth(scene), FRAMES, seed=2)
+    return root / "flat", root / "frame-001"
+
+
+def ratios(output: Path, scene: Scene) -> npt.NDArray[np.float32]:
+    """The blend's signal over the true scene's, per photosite (NaN where the scene is too dark to tell)."""
+    blended = frames.read_frame(output)
+    assert blended.layout is not None
+    got = blended.pixels.astype(np.float32) - np.float32(np.mean(blended.layout.black_levels))
+    true = truth(scene)
+    return np.where(true > 60, got / np.maximum(true, 1), np.nan).astype(np.float32)
+
+
+def box_medians(ratio: npt.NDArray[np.float32], top: int, left: int, size: int) -> list[float]:
+    """The median ratio of each of the four Bayer positions in a box."""
+    box = ratio[top : top + size, left : left + size]
+    return [float(np.nanmedian(box[py::2, px::2])) for py in (0, 1) for px in (0, 1)]
+
+
+def corners_and_centre(ratio: npt.NDArray[np.float32]) -> tuple[list[float], list[list[float]]]:
+    h, w = ratio.shape
+    size = 40
+    centre = box_medians(ratio, h // 2 - size // 2, w // 2 - size // 2, size)
+    corners = [box_medians(ratio, t, lt, size) for t in (4, h - size - 4) for lt in (4, w - size - 4)]
+    return centre, corners
+
+
+def test_the_flat_takes_out_the_falloff_and_the_dust_in_every_colour(case: tuple[Path, Path], scene: Scene) -> None:
+    flat_dir, negative = case
+    plain = blend_stack(negative, BlendOptions(output=negative.parent / "plain.dng"))
+    centre, corners = corners_and_centre(ratios(plain.output, scene))
+    assert max(max(c) for c in corners) < 0.7 * min(centre)  # the case is real: dark corners uncorrected
+
+    master = prepare_flat(flat_dir)
+    assert master == flat_dir / "flat_median.dng"  # the flat's frames are blended like any stack
+    result = blend_stack(negative, BlendOptions(flat=master))
+    ratio = ratios(result.output, scene)
+    centre, corners = corners_and_centre(ratio)
+    for corner in corners:
+        for colour, (c, k) in enumerate(zip(centre, corner, strict=True)):
+            assert abs(k / c - 1) < 0.03, f"CFA position {colour}: corner {k:.3f} against centre {c:.3f}"
+    for y, x in dust_centres(ratio.shape):
+        spot = float(np.nanmedian(ratio[y - 2 : y + 3, x - 2 : x + 3]))
+        ring = np.concatenate(
+            [ratio[y - 12 : y - 7, x - 12 : x + 13].ravel(), ratio[y + 8 : y + 13, x - 12 : x + 13].ravel()]
+        )
+        around = float(np.nanmedian(ring))
+        assert abs(spot / around - 1) < 0.03, f"the dust shadow at {y},{x}: {spot:.3f} against {around:.3f} around it"
+    uncorrected = ratios(plain.output, scene)
+    y, x = dust_centres(ratio.shape)[0]
+    assert float(np.nanmedian(uncorrected[y - 1 : y + 2, x - 1 : x + 2])) < 0.8 * float(
+        np.nanmedian(uncorrected[y - 12 : y - 7, x - 12 : x + 13])
+    )
+
+    assert result.flat is not None
+    assert result.flat.source == master and len(result.flat.frames_sha256) == FRAMES
+    low, high = result.flat.gain_range
+    assert 0.95 < low < 1.02 and 1 / 0.62 * 0.95 < high < 1 / (0.62 * 0.7) * 1.05  # falloff, and the dust on it
+    assert result.flat.dust_photosites > 0 and result.flat.clip == "headroom"
+    assert result.flat.white_level > scene.layout.white_level  # nothing pushed past white: headroom kept
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["flat"]["dust_photosites"] == result.flat.dust_photosites
+    assert sidecar["flat"]["frames_sha256"] == list(result.flat.frames_sha256)
+    assert sidecar["flat"]["baseline_exposure_ev"] > 0.5
+
+
+def test_the_corrected_dng_is_valid_and_keeps_its_headroom(case: tuple[Path, Path], scene: Scene) -> None:
+    flat_dir, negative = case
+    result = blend_stack(negative, BlendOptions(flat=prepare_flat(flat_dir), output=negative.parent / "checked.dng"))
+    assert result.flat is not None
+    out = subprocess.run(
+        ["exiftool", "-validate", "-warning", "-a", "-WhiteLevel", "-BaselineExposure", str(result.output)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Validate                        : OK" in out, out
+    assert f"White Level                     : {result.flat.white_level}" in out
+    blended = frames.read_frame(result.output)
+    assert int(blended.pixels.max()) <= result.flat.white_level  # nothing past the (raised) white level
+
+
+def test_a_flat_folder_already_blended_is_not_blended_again(case: tuple[Path, Path]) -> None:
+    flat_dir, _ = case
+    master = prepare_flat(flat_dir)
+    stamp = master.stat().st_mtime_ns
+    assert prepare_flat(flat_dir) == master and master.stat().st_mtime_ns == stamp
+    assert prepare_flat(master) == master  # a flat DNG is used as it is
+
+
+def bad_flat(root: Path, scene: Scene, name: str, signal: npt.NDArray[np.float32], **changes: object) -> Path:
+    write_stack(root / name, scene, signal, 3, seed=7, **changes)
+    return prepare_flat(root / name)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("camera", "comes from another camera"),
+        ("iso", "shot at ISO"),
+        ("aperture", "shot at aperture f/"),
+        ("size", "its size is"),
+        ("clipped", "the flat is clipped"),
+        ("picture", "this is not a flat"),
+        ("dark", "too dark to divide by"),
+    ],
+)
+def test_a_bad_flat_is_named_with_its_reason_and_changes_nothing(
+    case: tuple[Path, Path], scene: Scene, tmp_path: Path, kind: str, words: str
+) -> None:
+    _, negative = case
+    light = flat_light(scene)
+    if kind == "size":
+        small = scene.crop(0, 0, 320, 480)
+        master = bad_flat(tmp_path, small, kind, flat_light(small))
+    elif kind == "camera":
+        master = bad_flat(tmp_path, scene, kind, light, model="Canon EOS 5D")
+    elif kind == "iso":
+        master = bad_flat(tmp_path, scene, kind, light, iso=800.0)
+    elif kind == "aperture":
+        master = bad_flat(tmp_path, scene, kind, light, f_number=2.0)
+    elif kind == "clipped":
+        master = bad_flat(tmp_path, scene, kind, light * 1.6)
+    elif kind == "picture":  # the negative itself, brought up to a flat's level
+        picture = truth(scene)
+        master = bad_flat(
+            tmp_path, scene, kind, picture * (0.7 * float(light.max()) / float(np.percentile(picture, 99)))
+        )
+    else:
+        master = bad_flat(tmp_path, scene, kind, light * 0.02)
+    before = tree_digest(negative)
+    with pytest.raises(FlatError) as caught:
+        blend_stack(negative, BlendOptions(flat=master, output=tmp_path / "never.dng"))
+    assert str(caught.value).startswith(f"{master}: ") and words in str(caught.value)
+    assert isinstance(caught.value, StackError)
+    assert not (tmp_path / "never.dng").exists() and tree_digest(negative) == before
+
+
+def test_blend_flat_from_the_command_line(case: tuple[Path, Path], tmp_path: Path) -> None:
+    flat_dir, negative = case
+    out = tmp_path / "cli.dng"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medianscan",
+            "blend",
+            str(negative),
+            "--flat",
+            str(flat_dir),
+            "--output",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout.splitlines()[-1])
+    assert record["flat"]["source"] == str(flat_dir / "flat_median.dng") and out.is_file()
+    missing = subprocess.run(
+        [sys.executable, "-m", "medianscan", "blend", str(negative), "--flat", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2 and "nowhere: no such flat" in missing.stderr and "Traceback" not in missing.stderr
