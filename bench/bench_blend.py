@@ -7,6 +7,8 @@ a raw blend cannot beat (decoding its raws).
 2. A stack of real raws (the Canon CR2 sample, N copies): `blend_stack` in a warm process, as a blend worker runs
    it, against decoding the same raws spread over the cores (rawpy open + unpack + copy, nothing else).
 3. Peak memory of that raw blend in a child process, against the stack itself plus three frames.
+4. The same raw blend with a flat-field correction (`--flat`, a master flat of the same body made for the run)
+   against it without.
 
 Timings are medians of repeats; other processes add noise, so compare the ratios.
 """
@@ -185,6 +187,59 @@ def bench_raw(n: int, repeats: int) -> None:
         steps = {k: statistics.median(p.get(k, 0.0) for p in parts) for k in parts[0]}
         print("  of which: " + ", ".join(f"{k} {v:.3f} s" for k, v in steps.items()))
         memory(folder, n)
+        flat_cost(folder, paths[0], Path(tmp) / "flat", repeats)
+
+
+def write_flat_frames(folder: Path, like: Path, n: int = 5) -> None:
+    """Frames of a bare light through a lens falling to 0.62 at the corners, as the body of `like` shot them."""
+    from medianscan.blend.frames import read_frame
+    from medianscan.outputs.dng import write_dng
+
+    frame = read_frame(like)
+    assert frame.layout is not None
+    h, w = frame.pixels.shape
+    y = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
+    x = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :]
+    black = float(np.mean(frame.layout.black_levels))
+    light = (frame.layout.white_level - black) * 0.6 * (1 - 0.38 * (y**2 + x**2) / 2)
+    rng = np.random.default_rng(1)
+    folder.mkdir()
+    for i in range(n):
+        values = black + light + rng.standard_normal((h, w), dtype=np.float32) * np.sqrt(light * 0.4 + 9)
+        mosaic = np.clip(np.rint(values), 0, frame.layout.white_level).astype(np.uint16)
+        write_dng(folder / f"flat_{i + 1:02d}.dng", mosaic, frame.layout, frame.camera, frame.exposure)
+
+
+def flat_cost(folder: Path, like: Path, flat_folder: Path, repeats: int) -> None:
+    """A blend with the flat-field correction against the same blend without, both warm (a worker keeps the
+    roll's master flat loaded)."""
+    from medianscan.blend.options import BlendOptions
+    from medianscan.blend.pipeline import blend_stack, prepare_flat
+
+    write_flat_frames(flat_folder, like)
+    start = time.perf_counter()
+    master = prepare_flat(flat_folder)
+    made = time.perf_counter() - start
+    with_flat = BlendOptions(flat=master)
+    start = time.perf_counter()
+    blend_stack(folder, with_flat)  # loads the master's gains, once per roll in a worker
+    loaded = time.perf_counter() - start
+    plain, flat, applying = [], [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        blend_stack(folder, BlendOptions())
+        plain.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = blend_stack(folder, with_flat)
+        flat.append(time.perf_counter() - start)
+        applying.append(result.timings.get("flat", 0.0))
+    ratio = statistics.median(flat) / statistics.median(plain)
+    verdict = "ok" if ratio <= 1.1 else "MISSED"
+    print(
+        f"  with --flat: {statistics.median(flat):.2f} s against {statistics.median(plain):.2f} s without = "
+        f"{ratio:.2f}x (target <= 1.1x: {verdict}); applying it {statistics.median(applying):.3f} s"
+    )
+    print(f"  (once per roll: blending the flat's 5 frames {made:.2f} s, its first use with loading {loaded:.2f} s)")
 
 
 def memory(folder: Path, n: int) -> None:

@@ -202,3 +202,53 @@ def test_blend_flat_from_the_command_line(case: tuple[Path, Path], tmp_path: Pat
         check=False,
     )
     assert missing.returncode == 2 and "nowhere: no such flat" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def xtrans_scene(h: int = 720, w: int = 1080) -> Scene:
+    """A textured scene seen through a 6x6 X-Trans filter: the flat must work per colour on any CFA."""
+    from scipy import ndimage
+
+    from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+    from tests.stacks import X_TRANS
+
+    pattern = np.array([["RGB".index(c) for c in row] for row in X_TRANS], dtype=np.uint8)
+    colours = np.tile(pattern, (h // 6, w // 6))
+    rng = np.random.default_rng(5)
+    detail = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 4.0)
+    signal = (2500 + 1200 * detail / detail.std()) * np.asarray((0.55, 1.0, 0.75))[colours]
+    layout = MosaicLayout(
+        pattern=pattern,
+        colors="RGB",
+        black_levels=(256, 256, 256),
+        white_level=16383,
+        active_area=(0, 0, h, w),
+        default_crop=(0, 0, w, h),
+        color_matrix=np.eye(3),
+        as_shot_neutral=(0.55, 1.0, 0.75),
+    )
+    mosaic = np.clip(np.rint(256 + np.maximum(signal, 50)), 0, 16383).astype(np.uint16)
+    return Scene(mosaic, layout, CameraInfo("Medianscan", "X-Trans test"), Exposure(iso=200.0, f_number=8.0))
+
+
+def test_on_x_trans_every_colour_is_flat_too(tmp_path: Path) -> None:
+    scene = xtrans_scene()
+    write_stack(tmp_path / "flat", scene, flat_light(scene, 0.5), FRAMES, seed=3)
+    write_stack(tmp_path / "frame-001", scene, truth(scene), FRAMES, seed=4)
+    result = blend_stack(tmp_path / "frame-001", BlendOptions(flat=prepare_flat(tmp_path / "flat")))
+    ratio = ratios(result.output, scene)
+    colours = np.tile(np.asarray(scene.layout.pattern), (ratio.shape[0] // 6, ratio.shape[1] // 6))
+    h, w = ratio.shape
+    size = 48
+    for colour in range(3):
+
+        def median(top: int, left: int) -> float:
+            box = ratio[top : top + size, left : left + size]
+            return float(np.nanmedian(box[colours[top : top + size, left : left + size] == colour]))
+
+        centre = median(h // 2 - size // 2, w // 2 - size // 2)
+        for top, left in ((0, 0), (0, w - size), (h - size, 0), (h - size, w - size)):
+            corner = median(top, left)
+            assert abs(corner / centre - 1) < 0.03, f"{'RGB'[colour]}: corner {corner:.3f} against {centre:.3f}"
+        for y, x in dust_centres(ratio.shape):
+            spot = ratio[y - 2 : y + 3, x - 2 : x + 3][colours[y - 2 : y + 3, x - 2 : x + 3] == colour]
+            assert abs(float(np.nanmedian(spot)) - 1) < 0.03

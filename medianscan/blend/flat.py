@@ -32,7 +32,7 @@ from medianscan.records import FlatRecord
 SMALL_SIDE = 96  # each plane is smoothed at about this many block means on its short side
 DUST_SIGMAS = 5.0  # a dip this many times the flat's local noise is a dust shadow...
 DUST_DEPTH = 0.02  # ...and at least this deep
-DUST_GROW = 2  # photosites around a detected shadow that take the local value too (its soft edge)
+DUST_GROW = 2  # same-colour photosites around a detected shadow that take their own value too (its soft edge)
 CLIPPED_SHARE = 1e-4  # a flat with more photosites than this at white is clipped
 DARKEST = 0.05  # a flat whose centre is below this share of the raw range is too dark to divide by
 DEEPEST = 0.1  # nor may any smoothed value fall below this share of its centre (gains over 10x)
@@ -194,13 +194,15 @@ def _plane_gain(name: Path, plane: npt.NDArray[np.float32], raw_range: float, co
             f"{name}: this is not a flat: after smoothing it still holds structure ({structure:.1%} from a smooth "
             f"light, {STRUCTURE:.0%} at most): shoot the bare light source without film"
         )
-    local = ndimage.uniform_filter(plane, size=3, mode="nearest")  # finds shadows with a third of the noise
-    noise = 1.4826 * float(np.median(np.abs(np.diff(plane, axis=1)))) / math.sqrt(2) / 3.0  # of a 3x3 mean
-    dip = (smooth - local) / np.maximum(smooth, 1.0)
-    shadow = (dip > DUST_DEPTH) & (smooth - local > DUST_SIGMAS * noise)
+    # A shadow is a photosite clearly below the smooth flat: beyond DUST_SIGMAS times the master flat's own noise
+    # per photosite (already a median of several frames) and at least DUST_DEPTH deep. Photosite by photosite,
+    # because on a sparse CFA plane (X-Trans red and blue) a shadow a few photosites wide covers one or two.
+    noise = 1.4826 * float(np.median(np.abs(np.diff(plane, axis=1)))) / math.sqrt(2)
+    below = smooth - plane
+    shadow = (below > DUST_DEPTH * smooth) & (below > DUST_SIGMAS * noise)
     if shadow.any():
-        shadow = ndimage.binary_dilation(shadow, iterations=DUST_GROW)
-        flat = np.where(shadow, np.maximum(plane, 1.0), smooth)  # the photosite's own value: shadows are small
+        shadow = ndimage.binary_dilation(shadow, iterations=DUST_GROW)  # and its soft edge
+        flat = np.where(shadow, np.maximum(plane, 1.0), smooth)
     else:
         flat = smooth
     return (np.float32(reference) / np.maximum(flat, np.float32(1.0))).astype(np.float32), int(shadow.sum())
