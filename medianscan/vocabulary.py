@@ -10,8 +10,10 @@ METHODS: tuple[Method, ...] = get_args(Method)
 Retention = Literal["keep", "delete", "archive"]  # what happens to the raws after a verified blend
 RETENTIONS: tuple[Retention, ...] = get_args(Retention)
 
-Action = Literal["capture", "retake", "new-roll", "pause", "resume"]  # what a press or a key asks for
+Action = Literal["capture", "retake", "new-roll", "pause", "resume", "flat"]  # what a press or a key asks for
 ACTIONS: tuple[Action, ...] = get_args(Action)
-Request = Literal["capture", "retake", "new-roll", "pause", "resume", "status"]  # an action, or a status query
+Request = Literal["capture", "retake", "new-roll", "pause", "resume", "flat", "status"]  # an action, or a query
 REQUESTS: tuple[Request, ...] = get_args(Request)
-FIRING: tuple[Action, ...] = ("capture", "retake")  # actions that run the camera, subject to press_during_burst
+FIRING: tuple[Action, ...] = ("capture", "retake", "flat")  # actions that run the camera (press_during_burst)
+
+FlatPolicy = Literal["optional", "required"]  # roll.flat: may a roll be scanned without a flat field?

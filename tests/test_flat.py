@@ -252,3 +252,53 @@ def test_on_x_trans_every_colour_is_flat_too(tmp_path: Path) -> None:
         for y, x in dust_centres(ratio.shape):
             spot = ratio[y - 2 : y + 3, x - 2 : x + 3][colours[y - 2 : y + 3, x - 2 : x + 3] == colour]
             assert abs(float(np.nanmedian(spot)) - 1) < 0.03
+
+
+# --- the daemon: a flat burst for the roll ---------------------------------------------------------------------
+
+
+def test_the_daemon_shoots_a_flat_and_corrects_the_rolls_later_negatives(tmp_path: Path) -> None:
+    from medianscan.capture.camera.simulated import Negative, light_path
+    from medianscan.library.manifest import State, read_manifest
+    from tests.daemon_thread import RunningDaemon, capture_config
+
+    cfg = capture_config(tmp_path / "library")
+    cfg.roll.flat = "required"
+    sim = cfg.camera.simulated
+    with RunningDaemon(cfg, triggers=False) as running:
+        refused = running.ask("capture")
+        assert not refused.ok and refused.outcome == "refused" and "no flat field yet" in refused.text
+        assert running.daemon.library.stacks() == []  # nothing was shot
+
+        answer = running.ask("flat")
+        assert answer.ok, answer.text
+        roll = running.daemon.library.roll
+        flat = roll / "flat" / "flat-001"
+        assert answer.stack == "flat-001" and "put the film back" in answer.text
+        assert sorted(p.name for p in flat.iterdir()) == ["flat_01.dng", "flat_02.dng", "flat_03.dng"]
+        assert not (roll / ".flat-shooting").exists()
+
+        assert running.ask("capture").ok
+        stack = running.wait_for_state("frame-001", State.BLENDED)
+        manifest = read_manifest(stack)
+        assert manifest.flat == flat and manifest.blend is not None and manifest.blend.flat is not None
+        assert manifest.blend.flat.source == flat / "flat-001_median.dng"  # the flat's frames, blended on first use
+        assert manifest.blend.flat.dust_photosites > 0  # the simulated sensor's two dust shadows
+
+        blended = frames.read_frame(manifest.blend.output)
+        assert blended.layout is not None
+        got = blended.pixels.astype(np.float32) - np.float32(np.mean(blended.layout.black_levels))
+        negative = Negative(sim.seed, 1, sim.height, sim.width)
+        scene = negative.signal / light_path(sim.height, sim.width)  # what the film itself lets through
+        ratio = got / np.maximum(scene, 1)
+        h, w = ratio.shape
+        centre = float(np.median(ratio[h // 2 - 20 : h // 2 + 20, w // 2 - 20 : w // 2 + 20]))
+        for corner in (ratio[8:48, 8:48], ratio[-48:-8, -48:-8]):
+            assert abs(float(np.median(corner)) / centre - 1) < 0.03  # the simulated 0.8 falloff is gone
+
+        old_roll = roll
+        assert running.ask("new-roll").ok
+        carried = running.daemon.library.roll / "flat" / "flat-001"
+        assert (carried / "flat_01.dng").stat().st_ino == (flat / "flat_01.dng").stat().st_ino  # linked, not copied
+        assert running.daemon.library.roll != old_roll
+        assert running.ask("capture").ok  # the new roll has the old flat: not refused

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 Emit = Callable[[Request, str], None]  # (action, source name)
 RequestHandler = Callable[[Request, dict[str, Any]], dict[str, Any]]  # control socket: (action, request) -> reply
 SOCKET_NAME = "control.sock"
-DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0}  # seconds a client waits: a burst may be long
+DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0}  # seconds a client waits: a burst may be long
 WAIT = 30.0
 MAX_LINE = 64 * 1024
 

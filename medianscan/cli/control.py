@@ -1,4 +1,4 @@
-"""`medianscan trigger | retake | new-roll | pause | resume | status`: talk to a running daemon through its
+"""`medianscan trigger | retake | new-roll | flat | pause | resume | status`: talk to a running daemon through its
 control socket, from a shell, a script or a desktop shortcut."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[Request, str]] = {  # CLI name -> (the request it send
     "trigger": ("capture", "fire a burst, as the footswitch does"),
     "retake": ("retake", "set the last stack aside in discarded/ (nothing is deleted)"),
     "new-roll": ("new-roll", "start a new roll folder"),
+    "flat": ("flat", "shoot a flat field (the bare light, no film) for this roll's later negatives"),
     "pause": ("pause", "ignore captures until resume"),
     "resume": ("resume", "accept captures again"),
     "status": ("status", "camera, locked settings, roll and frame, queue, the last stacks"),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from medianscan.errors import MedianscanError
-from medianscan.vocabulary import Action, Method, Retention
+from medianscan.vocabulary import Action, FlatPolicy, Method, Retention
 
 Backend = Literal["gphoto2", "simulated"]
 Strategy = Literal["capture", "trigger"]
@@ -104,6 +104,13 @@ class WatchConfig:
 
 
 @dataclass
+class RollConfig:
+    """What a roll needs at its start."""
+
+    flat: FlatPolicy = "optional"  # required: no negative is shot before the roll has a flat field
+
+
+@dataclass
 class ConsoleConfig:
     """The operator console `medianscan run` serves: live view, capture buttons, the roll as positives."""
 
@@ -129,6 +136,7 @@ class Config:
     hooks: HooksConfig = field(default_factory=HooksConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    roll: RollConfig = field(default_factory=RollConfig)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from medianscan.capture.live_view import LiveState
 from medianscan.errors import MedianscanError
+from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
 
@@ -45,6 +46,7 @@ class ConsoleState:
     camera: dict[str, str | None]  # model, port, state, error, battery
     live: LiveState
     roll: str | None
+    flat: str | None  # the roll's flat field in use (its folder's name), or None
     paused: bool
     busy: bool
     frames_per_burst: int
@@ -112,6 +114,7 @@ class StateBuilder:
             },
             live=d.live.state(),
             roll=None if roll is None else roll.name,
+            flat=None if roll is None or (found := flats.current_flat(roll)) is None else found.name,
             paused=d.paused,
             busy=d.bursting,
             frames_per_burst=d.cfg.frames,

@@ -80,6 +80,7 @@ class Manifest:
     blend_seconds: float | None = None
     retention: str | None = None  # what was done with the raws after the verified blend
     note: str | None = None  # e.g. why a stack is incomplete
+    flat: Path | None = None  # the roll's flat-field folder when this negative was shot (it is corrected with it)
     history: list[dict[str, str]] = field(default_factory=list)
     version: int = MANIFEST_VERSION
 
@@ -96,6 +97,8 @@ class Manifest:
             kwargs["state"] = State(kwargs["state"])
             if kwargs.get("blend") is not None:
                 kwargs["blend"] = BlendRecord.from_json(kwargs["blend"])
+            if kwargs.get("flat") is not None:
+                kwargs["flat"] = Path(kwargs["flat"])
             if kwargs.get("burst") is not None:
                 kwargs["burst"] = BurstRecord.from_json(kwargs["burst"], source.parent)
             return cls(**kwargs)

@@ -18,7 +18,7 @@ from typing import Any
 
 from medianscan.atomic import fsync_dir
 from medianscan.errors import MedianscanError
-from medianscan.library import contents
+from medianscan.library import contents, flats
 from medianscan.library.manifest import DISCARDED, Manifest, State, mark, now, read_manifest, write_manifest
 from medianscan.library.names import Template
 from medianscan.library.recovery import Recovery, recover_stack, remove_temps
@@ -118,7 +118,8 @@ class Library:
             path = self._fresh(self.root, self.rolls.format(number, self.today()))
             path.mkdir()
             fsync_dir(self.root)
-            self._roll = path
+            previous, self._roll = self._roll, path
+            flats.carry_over(previous, path)
             log.info("new roll %s", path)
             return path
 

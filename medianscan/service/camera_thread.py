@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medianscan.capture.camera import BurstError, Camera, CameraError, NoLiveViewError
+from medianscan.capture.camera import BurstError, Camera, CameraError
 from medianscan.capture.events import Answer
-from medianscan.capture.live_view import MAX_FAILURES
 from medianscan.errors import MedianscanError
+from medianscan.library import flats
 from medianscan.library.manifest import State
 from medianscan.library.recovery import cut_off_note
 from medianscan.library.rolls import raw_files
+from medianscan.service.live_view_turns import LiveViewTurns
 from medianscan.vocabulary import Request
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
 SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
-IDLE_TURN = 0.2  # seconds a turn waits for a request when there is no live view to fetch
-FAILING_BACKOFF = 2.0  # seconds between tries while live view fails on a body that still answers
 
 
 class CameraThread:
@@ -37,9 +36,7 @@ class CameraThread:
 
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
-        self._live_camera: Camera | None = None  # the session live view last ran on
-        self._previewing = False
-        self._next_preview = 0.0
+        self.live = LiveViewTurns(daemon)
 
     def run(self) -> None:
         """The camera thread: keep a camera connected (retrying with backoff), run the operator's actions, and
@@ -47,9 +44,9 @@ class CameraThread:
         try:
             while not self.d.stop_event.is_set():
                 self.d.link.tend()
-                event = self.d.presses.next(self.live_turn())
+                event = self.d.presses.next(self.live.wait())
                 if event is None:
-                    self.preview()
+                    self.live.preview()
                     continue
                 action = event.action
                 try:
@@ -67,55 +64,12 @@ class CameraThread:
             self.d.link.close()
             self.d.presses.refuse_all("the daemon is stopping: not done")
 
-    def live_turn(self) -> float:
-        """How long this turn may wait for a request: until the next preview frame is due, if one is wanted."""
-        camera, feed = self.d.link.camera, self.d.live
-        if camera is not self._live_camera:
-            self._live_camera, self._previewing = camera, False
-            feed.reset()
-        if camera is None or feed.unavailable is not None or not feed.wanted:
-            if self._previewing and camera is not None:
-                camera.end_preview()
-            self._previewing = False
-            return IDLE_TURN
-        return max(0.0, self._next_preview - time.monotonic())
-
-    def preview(self) -> None:
-        """One live-view frame, if it is wanted and due. A body without live view is told once, and capture goes
-        on; repeated failures ask the body whether it is still there, and only a body gone means reconnect."""
-        camera, feed = self.d.link.camera, self.d.live
-        if camera is None or feed.unavailable is not None or not feed.wanted:
-            return
-        if time.monotonic() < self._next_preview:
-            return
-        self._next_preview = time.monotonic() + 1.0 / self.d.cfg.console.live_fps
-        for at in feed.take_zoom():
-            feed.body_zoom = ("on" if at else "off") if camera.magnify(at) else "none"
-        try:
-            feed.publish(camera.preview())
-            self._previewing = True
-            feed.paused = None
-        except NoLiveViewError as exc:
-            feed.unavailable = str(exc)
-            log.warning("%s", exc)
-        except CameraError as exc:
-            feed.failures += 1
-            if feed.failures < MAX_FAILURES:
-                return
-            feed.failures = 0
-            if camera.responding():
-                feed.paused = f"live view is failing ({exc}); trying again"
-                self._next_preview = time.monotonic() + FAILING_BACKOFF
-                log.warning("live view failed %d times in a row: %s", MAX_FAILURES, exc)
-            else:
-                reason = f"the camera stopped answering during live view ({exc})"
-                log.warning("%s: reconnecting", reason)
-                self.d.link.drop(reason)
-
     def act(self, action: Request) -> Answer:
         """Do one operator action on the camera thread; the answer says what really happened."""
         if action == "capture":
             return self.press()
+        if action == "flat":
+            return self.shoot_flat()
         if action == "retake":
             moved = self.retake()
             return Answer(True, action, self.d.message or "", stack=moved.name)
@@ -155,15 +109,62 @@ class CameraThread:
         log.info("%s", self.d.message)
         return moved
 
+    def ready_camera(self, doing: str) -> Camera:
+        """The connected camera, reconnected if need be; MedianscanError saying why `doing` cannot be done."""
+        if self.d.link.camera is None and not self.d.link.connect():
+            raise MedianscanError(f"cannot {doing}: {self.d.camera_status.error}")
+        camera = self.d.link.camera
+        assert camera is not None
+        return camera
+
+    def shoot_flat(self) -> Answer:
+        """A flat burst (the bare light, no film) for the roll's later negatives; whole, or set aside."""
+        if self.d.paused:
+            return Answer(False, "flat", "flat ignored: the daemon is paused (send resume first)", "ignored")
+        camera = self.ready_camera("shoot a flat")
+        self.check_space()
+        roll = self.d.library.roll
+        shot = flats.shooting_folder(roll)
+        self.d.bursting = True
+        self.d.camera_status.state = "capturing"
+        self.d.live.paused = "a flat burst is under way"
+        try:
+            record = camera.burst(self.d.cfg.frames, shot, flats.FLAT_STEM)
+        except CameraError as exc:
+            kept = flats.set_aside(shot, "flat-cut-off")
+            if not camera.connected:
+                self.d.link.drop(str(exc))
+            raise MedianscanError(f"flat not taken ({exc}); its frames are kept in {kept}") from exc
+        finally:
+            self.d.bursting = False
+            self.d.live.paused = None
+            if self.d.link.camera is not None:
+                self.d.camera_status.state = "ready"
+            self.d.presses.sort(time.monotonic(), "the flat")
+        folder = flats.keep_flat(roll, shot)
+        self.d.message = None
+        text = (
+            f"flat: {len(record.frames)} frames in {record.seconds:.1f} s into "
+            f"{roll.name}/{flats.FLATS}/{folder.name}; the roll's next negatives are corrected with it: "
+            "put the film back"
+        )
+        log.info("%s", text)
+        self.d.hooks.fire("burst-done", folder, record.frames[-1] if record.frames else None)
+        return Answer(True, "flat", text, stack=folder.name)
+
     def capture(self) -> Answer:
 
-        if self.d.link.camera is None and not self.d.link.connect():
-            raise MedianscanError(f"cannot capture: {self.d.camera_status.error}")
+        camera = self.ready_camera("capture")
         if not self.wait_for_room():
             return Answer(False, "capture", "capture not done: the daemon is stopping", "refused")
         self.check_space()
-        camera = self.d.link.camera
-        assert camera is not None
+        flat = flats.current_flat(self.d.library.roll)
+        if flat is None and self.d.cfg.roll.flat == "required":
+            text = (
+                f"capture refused: roll {self.d.library.roll.name} has no flat field yet (roll.flat: required); "
+                "shoot one first with `medianscan flat`, the bare light and no film in the holder"
+            )
+            return Answer(False, "capture", text, "refused")
         stack = self.d.library.new_stack(self.d.cfg.frames)
         self.d.bursting = True
         self.d.camera_status.state = "capturing"
@@ -195,7 +196,7 @@ class CameraThread:
                 self.d.camera_status.battery = self.d.link.camera.battery()
             self.d.presses.sort(time.monotonic(), stack.name)
         seconds = record.seconds or time.monotonic() - started
-        self.d.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds)
+        self.d.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds, flat=flat)
         last = record.frames[-1] if record.frames else None
         cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
         log.info("%s", cue)

@@ -224,9 +224,13 @@ class Daemon(Service):
                 self.backlog.popleft()
 
     def submit(self, stack: Path) -> bool:
-
+        """Queue `stack` for blending (with the flat field it was shot under); False when the queue is full."""
+        try:
+            flat = read_manifest(stack).flat
+        except MedianscanError:
+            flat = None
         with self.lock:
-            ok = self.pool.submit(stack, BlendTask(stack, BlendOptions.from_config(self.cfg.blend)))
+            ok = self.pool.submit(stack, BlendTask(stack, BlendOptions.from_config(self.cfg.blend), flat))
             if ok:
                 self.in_pool.add(stack)
             return ok

@@ -3,12 +3,13 @@ read back, its record returned; and the warm-up that loads the kernels before th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from medianscan.blend.combine import warm_up
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.blend.verify import verify_output
 from medianscan.config.schema import BlendConfig
 from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, StackError
@@ -22,6 +23,7 @@ class BlendTask:
 
     source: Path | tuple[Path, ...]
     options: BlendOptions
+    flat: Path | None = None  # the folder of the roll's flat field, blended to its master flat when first used
 
 
 def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
@@ -29,8 +31,9 @@ def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
     are named with the hint that fits a service: the config key that drops them."""
     del stack
     source = task.source if isinstance(task.source, Path) else list(task.source)
+    options = task.options if task.flat is None else dataclasses.replace(task.options, flat=prepare_flat(task.flat))
     try:
-        record = blend_stack(source, task.options)
+        record = blend_stack(source, options)
     except BadFramesError as exc:
         raise StackError(exc.hinted(DROP_HINT_CONFIG)) from None
     verify_output(record)

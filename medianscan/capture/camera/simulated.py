@@ -21,6 +21,7 @@ from medianscan.capture.camera.files import frame_name
 from medianscan.capture.camera.settings import canonical_key, exposure_values, match_choice, same_value
 from medianscan.capture.camera.simulated_live import SimulatedLiveView
 from medianscan.config.schema import CameraConfig
+from medianscan.library.flats import FLAT_STEM
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.dng import write_dng
 
@@ -34,6 +35,27 @@ GAIN = 0.45  # DN per electron at base ISO: sets the shot noise
 READ_NOISE = 2.5  # DN
 ORANGE_MASK = (0.75, 0.88, 0.27)  # R, G, B transmission of the film base, in camera space (orange once white-balanced)
 DUST_PER_FRAME = 4
+FALLOFF = 0.8  # the light panel and lens at the corners, against the centre
+SENSOR_DUST = ((0.35, 0.3, 4.0), (0.6, 0.72, 5.0))  # (y, x) as fractions of the sensor, radius in photosites
+SENSOR_DUST_DEPTH = 0.25
+BARE_LIGHT = 0.7  # the bare light panel (no film) at this share of the raw range, in the centre
+
+
+def light_path(height: int, width: int) -> npt.NDArray[np.float32]:
+    """What the light panel, the lens and the sensor dust let through to each photosite: 1 in the centre, falling
+    to FALLOFF at the corners, with two fixed dust shadows (the same in every frame, as on a real sensor)."""
+    y = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, None]
+    x = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :]
+    light = 1 - np.float32(1 - FALLOFF) * (y * y + x * x) / 2
+    for fy, fx, radius in SENSOR_DUST:
+        cy, cx = fy * height, fx * width
+        top, left = max(0, int(cy - 3 * radius)), max(0, int(cx - 3 * radius))
+        box = light[top : int(cy + 3 * radius) + 1, left : int(cx + 3 * radius) + 1]
+        yy = np.arange(top, top + box.shape[0], dtype=np.float32)[:, None]
+        xx = np.arange(left, left + box.shape[1], dtype=np.float32)[None, :]
+        box *= 1 - SENSOR_DUST_DEPTH * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (radius / 1.5) ** 2))
+    return light.astype(np.float32)
+
 
 CHOICES: dict[str, list[str]] = {
     "iso": ["100", "200", "400", "800", "1600", "3200"],
@@ -88,7 +110,17 @@ def layout(height: int, width: int) -> MosaicLayout:
 class Negative:
     """One negative under the lens: the noiseless signal per photosite and its noise sigma (DN)."""
 
-    def __init__(self, seed: int, index: int, height: int, width: int, exposure_scale: float = 1.0) -> None:
+    def __init__(
+        self, seed: int, index: int, height: int, width: int, exposure_scale: float = 1.0, *, film: bool = True
+    ) -> None:
+        self.seed, self.index, self.film = seed, index, film
+        self.signal: npt.NDArray[np.float32]
+        self.sigma: npt.NDArray[np.float32]
+        if not film:  # the bare light: what a flat field sees
+            light = light_path(height, width) * np.float32(BARE_LIGHT * (WHITE - BLACK) * exposure_scale)
+            self.signal = light.astype(np.float32)
+            self.sigma = np.sqrt(GAIN * self.signal + READ_NOISE**2).astype(np.float32)
+            return
         rng = np.random.default_rng([seed, index, 0])
         h, w = height, width
         # a positive scene: smooth light (a separable Gaussian: two 1-D profiles), a gradient, hard-edged shapes
@@ -121,11 +153,10 @@ class Negative:
         mask[0::2, 1::2] = ORANGE_MASK[1]
         mask[1::2, 0::2] = ORANGE_MASK[1]
         mask[1::2, 1::2] = ORANGE_MASK[2]
-        self.signal: npt.NDArray[np.float32] = (
-            transmission * mask * np.float32(0.8 * (WHITE - BLACK) * exposure_scale)
+        self.signal = (
+            transmission * mask * light_path(h, w) * np.float32(0.8 * (WHITE - BLACK) * exposure_scale)
         ).astype(np.float32)
-        self.sigma: npt.NDArray[np.float32] = np.sqrt(GAIN * self.signal + READ_NOISE**2).astype(np.float32)
-        self.seed, self.index = seed, index
+        self.sigma = np.sqrt(GAIN * self.signal + READ_NOISE**2).astype(np.float32)
 
     def frame(self, number: int, *, flicker: bool = False, shift: bool = False) -> npt.NDArray[np.uint16]:
         """Frame `number` (1-based) of this negative: fresh shot/read noise and drifting dust."""
@@ -135,7 +166,7 @@ class Negative:
         values = self.signal * level + self.sigma * noise
         values += np.float32(BLACK + 0.5)
         h, w = values.shape
-        for _ in range(DUST_PER_FRAME):
+        for _ in range(DUST_PER_FRAME if self.film else 0):  # dust on the film moves between frames
             y, x, r = int(rng.integers(8, h - 8)), int(rng.integers(8, w - 8)), int(rng.integers(2, 6))
             patch = values[y - r : y + r, x - r : x + r]
             patch -= (patch - BLACK) * np.float32(0.75)
@@ -216,8 +247,11 @@ class SimulatedCamera(Camera):
                 self.connect()
             record.camera = self.identity
             record.settings = self.lock()
-            self._bursts += 1
-            negative = self._negative(self._bursts)
+            if stem == FLAT_STEM:  # a flat burst: the operator has taken the film out of the holder
+                negative = Negative(sim.seed, 0, sim.height, sim.width, film=False)
+            else:
+                self._bursts += 1
+                negative = self._negative(self._bursts)
             mosaic_layout = layout(sim.height, sim.width)
             info = CameraInfo(
                 make="medianscan",
@@ -247,7 +281,8 @@ class SimulatedCamera(Camera):
                     mosaic_layout,
                     info,
                     exposure,
-                    description=f"simulated negative {self._bursts}, frame {number}",
+                    description=f"simulated {'negative ' + str(self._bursts) if negative.film else 'bare light'}, "
+                    f"frame {number}",
                 )
                 record.frames.append(target)
                 record.sizes[target.name] = target.stat().st_size

@@ -33,6 +33,7 @@ async function act(action) {
 $("capture").addEventListener("click", () => act("capture"));
 $("retake").addEventListener("click", () => act("retake"));
 $("new-roll").addEventListener("click", () => act("new-roll"));
+$("flat").addEventListener("click", () => act("flat"));
 $("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause"));
 $("focus-reset").addEventListener("click", () => fetch("/api/focus/reset", { method: "POST" }));
 document.addEventListener("keydown", (e) => {
@@ -97,7 +98,7 @@ function showState(s) {
   state = s;
   const cam = s.camera;
   $("camera").textContent = cam.model ? `${cam.model}: ${cam.state}` + (cam.battery ? ` · battery ${cam.battery}` : "") : `camera ${cam.state}`;
-  $("roll").textContent = "roll " + (s.roll || "–") + (s.paused ? " · paused" : "") + (s.busy ? " · capturing" : "");
+  $("roll").textContent = "roll " + (s.roll || "–") + (s.flat ? ` · flat ${s.flat}` : " · no flat") + (s.paused ? " · paused" : "") + (s.busy ? " · capturing" : "");
   $("queue").textContent = `queue ${s.queue.waiting} waiting, ${s.queue.blending} blending` + (s.queue.full ? " (full)" : "");
   $("disk").textContent = "disk free " + megabytes(s.disk_free_bytes);
   $("pause").textContent = s.paused ? "Resume" : "Pause";
