@@ -25,12 +25,15 @@ def falloff(shape: tuple[int, int]) -> npt.NDArray[np.float32]:
     return (1 - (1 - CORNER) * r2).astype(np.float32)
 
 
-def dust(shape: tuple[int, int]) -> npt.NDArray[np.float32]:
+Spots = tuple[tuple[float, float, float], ...]
+
+
+def dust(shape: tuple[int, int], spots: Spots = DUST) -> npt.NDArray[np.float32]:
     """Transmission of the sensor dust: soft shadows DUST_DEPTH deep."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     shade = np.ones(shape, dtype=np.float32)
-    for fy, fx, radius in DUST:
+    for fy, fx, radius in spots:
         d2 = (yy - fy * h) ** 2 + (xx - fx * w) ** 2
         shade *= 1 - DUST_DEPTH * np.exp(-d2 / (2 * (radius / 1.5) ** 2))
     return shade
@@ -41,11 +44,11 @@ def dust_centres(shape: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 def seen(
-    signal: npt.NDArray[np.float32], scene: Scene, rng: np.random.Generator, with_dust: bool = True
+    signal: npt.NDArray[np.float32], scene: Scene, rng: np.random.Generator, spots: Spots = DUST
 ) -> npt.NDArray[np.uint16]:
     """`signal` (over black) through the lens and the dust, plus shot and read noise, as a sensor gives it."""
     shape = signal.shape
-    light = signal * falloff(shape) * (dust(shape) if with_dust else 1)
+    light = signal * falloff(shape) * dust(shape, spots)
     sigma = np.sqrt(np.maximum(light, 0) * 0.4 + 9.0)
     black = float(np.mean(scene.layout.black_levels))
     values = light + black + rng.standard_normal(shape, dtype=np.float32) * sigma
@@ -59,12 +62,19 @@ def truth(scene: Scene) -> npt.NDArray[np.float32]:
 
 
 def write_stack(
-    folder: Path, scene: Scene, signal: npt.NDArray[np.float32], n: int, seed: int, **changes: object
+    folder: Path,
+    scene: Scene,
+    signal: npt.NDArray[np.float32],
+    n: int,
+    seed: int,
+    spots: Spots = DUST,
+    **changes: object,
 ) -> list[Path]:
+    """`n` frames of `signal` through the lens and dust, as DNGs `<folder name>_NN.dng`."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     return [
-        write_frame(folder / f"{folder.name}_{i:02d}.dng", seen(signal, scene, rng), scene, **changes)
+        write_frame(folder / f"{folder.name}_{i:02d}.dng", seen(signal, scene, rng, spots), scene, **changes)
         for i in range(1, n + 1)
     ]
 
