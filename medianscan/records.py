@@ -7,6 +7,7 @@ The blend worker returns a BlendRecord (pickled through its pipe); the daemon st
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,47 @@ class LeftOut:
 
 
 RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FilmRecord:
+    """What a roll is: the film and how it was shot and developed, as the operator gives it at `new-roll` (or the
+    config's `film` defaults). Every DNG of the roll carries it (AnalogExif XMP), and so does every sidecar."""
+
+    film: str | None = None  # "Ilford HP5 Plus 400"
+    film_maker: str | None = None  # "Ilford"
+    film_type: str | None = None  # "B&W negative", "color negative", "slide"
+    iso: int | None = None  # the box speed, or the speed it was shot at
+    camera: str | None = None  # the film camera, "Nikon F3"
+    lens: str | None = None
+    developer: str | None = None  # "ID-11 1+1"
+    process: str | None = None  # "C-41", "E-6", "push +1"
+    lab: str | None = None
+    notes: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: object) -> FilmRecord:
+        """A film record from JSON; an unknown key or a wrong type is a ValueError naming it."""
+        if not isinstance(data, dict):
+            raise ValueError("a film record is a JSON object")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                raise ValueError(f"unknown film field {key!r} (known: {', '.join(known)})")
+            if key == "iso":
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                    raise ValueError(f"iso must be a positive whole number, not {value!r}")
+            elif value is not None and not isinstance(value, str):
+                raise ValueError(f"{key} must be text, not {value!r}")
+        cleaned: dict[str, Any] = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in data.items()}
+        return cls(**cleaned)
+
+    def merged_over(self, defaults: FilmRecord) -> FilmRecord:
+        """These fields, and the defaults' where these say nothing."""
+        return FilmRecord(**(defaults.to_json() | self.to_json()))
 
 
 @dataclass(frozen=True)

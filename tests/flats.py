@@ -67,14 +67,15 @@ def write_stack(
     signal: npt.NDArray[np.float32],
     n: int,
     seed: int,
+    *,
     spots: Spots = DUST,
-    **changes: object,
+    changes: dict[str, object] | None = None,
 ) -> list[Path]:
     """`n` frames of `signal` through the lens and dust, as DNGs `<folder name>_NN.dng`."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     return [
-        write_frame(folder / f"{folder.name}_{i:02d}.dng", seen(signal, scene, rng, spots), scene, **changes)
+        write_frame(folder / f"{folder.name}_{i:02d}.dng", seen(signal, scene, rng, spots), scene, **(changes or {}))
         for i in range(1, n + 1)
     ]
 

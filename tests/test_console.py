@@ -304,3 +304,17 @@ def test_with_no_camera_the_console_says_so_and_refuses_the_capture(
         answer = json.loads(client.post("/api/actions/capture")[2])
         assert not answer["ok"] and answer["outcome"] == "refused" and "no camera found" in answer["text"]
         assert client.get("/api/state")[0] == 200  # the console and the daemon go on
+
+
+def test_a_new_roll_from_the_console_carries_its_film(console: tuple[RunningDaemon, Client]) -> None:
+    from medianscan.library.roll_record import read_roll_record
+
+    running, client = console
+    headers = {"Origin": f"http://127.0.0.1:{client.port}", "Content-Type": "application/json"}
+    body = json.dumps({"film": {"film": "Ilford HP5 Plus 400", "iso": 1600, "process": "push +2"}}).encode()
+    status, _, reply = client.request("POST", "/api/actions/new-roll", headers, body)
+    assert status == 200 and json.loads(reply)["ok"]
+    record = read_roll_record(running.daemon.library.roll)
+    assert record is not None and record.film.film == "Ilford HP5 Plus 400" and record.film.iso == 1600
+    bad = client.request("POST", "/api/actions/new-roll", headers, b'{"film": {"iso": -3}}')
+    assert bad[0] == 400 and b"iso must be a positive whole number" in bad[2]

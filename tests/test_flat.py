@@ -125,7 +125,7 @@ def test_a_flat_folder_already_blended_is_not_blended_again(case: tuple[Path, Pa
 
 
 def bad_flat(root: Path, scene: Scene, name: str, signal: npt.NDArray[np.float32], **changes: object) -> Path:
-    write_stack(root / name, scene, signal, 3, seed=7, **changes)
+    write_stack(root / name, scene, signal, 3, seed=7, changes=changes)
     return prepare_flat(root / name)
 
 
@@ -241,7 +241,7 @@ def test_on_x_trans_every_colour_is_flat_too(tmp_path: Path) -> None:
     size = 48
     for colour in range(3):
 
-        def median(top: int, left: int) -> float:
+        def median(top: int, left: int, colour: int = colour) -> float:
             box = ratio[top : top + size, left : left + size]
             return float(np.nanmedian(box[colours[top : top + size, left : left + size] == colour]))
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,8 @@ from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.library.contents import StackContents
+from medianscan.library.roll_record import exposure_number, read_roll_record
+from medianscan.outputs.xmp import RollPlace, film_packet
 from medianscan.records import BlendRecord, LeftOut
 from medianscan.vocabulary import Method
 
@@ -91,9 +94,9 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         )
     if len(paths) < checks.MIN_FRAMES:
         raise BadFramesError(_describe(name, unreadable, options.drop_bad_frames, len(paths)), droppable=False)
-    main, sidecar = output_paths(stack_dir, options.method, kinds[0], options.output)
-    check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
+    main, sidecar = _checked_outputs(stack_dir, options, kinds[0], paths)
     master = _master_flat(name, options, kinds[0])
+    xmp, film = _roll_film(stack_dir, kinds[0])
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
         buffer = allocate_stack(paths[0], kinds[0], len(paths), keep)
         workers = min(len(paths), os.cpu_count() or 1)
@@ -125,7 +128,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         first = good[0]
         try:
             extra, digest, flat_record = blend_into(
-                main, stack, first, options, timings=timings, keep=keep, flat=master
+                main, stack, first, options, timings=timings, keep=keep, flat=master, xmp=xmp
             )
         except OSError as exc:  # a full disk, a folder gone read-only: the frames stay as they are
             raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
@@ -145,8 +148,28 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             clipped=clipped,
             flat=flat_record,
         )
-        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest))
+        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film))
         return result
+
+
+def _checked_outputs(
+    stack_dir: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]
+) -> tuple[Path, Path]:
+    """The output and sidecar paths, once their folder is known to take them (before any frame is read)."""
+    main, sidecar = output_paths(stack_dir, options.method, kind, options.output)
+    check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
+    return main, sidecar
+
+
+def _roll_film(stack_dir: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any] | None]:
+    """The film of the roll this stack is a negative of (its roll's record), as the DNG's XMP packet and the
+    sidecar's record; (None, None) outside a roll with a record."""
+    record = read_roll_record(stack_dir.parent)
+    if record is None:
+        return None, None
+    place = RollPlace(stack_dir.parent.name, exposure_number(stack_dir))
+    sidecar = record.film.to_json() | {"roll_id": place.roll_id, "exposure_number": place.exposure_number}
+    return (film_packet(record.film, place) if kind == "raw" else None), sidecar
 
 
 def _master_flat(name: str, options: BlendOptions, kind: FrameKind) -> flat.MasterFlat | None:

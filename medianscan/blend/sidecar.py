@@ -29,6 +29,7 @@ def sidecar_json(
     good: Sequence[Frame],
     stats: dict[Path, checks.FrameStats],
     digest: str,
+    film: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
 
     first = good[0]
@@ -71,6 +72,7 @@ def sidecar_json(
         "noise_ratio": result.to_json()["noise_ratio"],
         "raw_clipped": result.to_json()["clipped"],  # colour -> share of photosites at white, in the worst frame
         "flat": result.to_json()["flat"],  # the flat field: master flat, gains, dust, clip control
+        "film": film,  # the roll's film record, its roll id and this negative's number in it
         "seconds": round(result.seconds, 3),
         "timings": result.to_json()["timings"],
         "versions": {

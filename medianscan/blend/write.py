@@ -28,10 +28,11 @@ _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of
 
 
 def write_outputs(
-    main: Path, blended: npt.NDArray[np.generic], first: Frame, options: BlendOptions
+    main: Path, blended: npt.NDArray[np.generic], first: Frame, options: BlendOptions, xmp: bytes | None = None
 ) -> tuple[tuple[Path, ...], str]:
     """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader
-    gets them back from the main output, which has been read back to check it."""
+    gets them back from the main output, which has been read back to check it. `xmp` (the film's metadata) goes
+    into a DNG."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
         assert first.layout is not None
@@ -43,6 +44,7 @@ def write_outputs(
             first.exposure,
             compress=options.compress,
             description=description,
+            xmp=xmp,
         )
         digest = read_back(main, pixels_sha256(blended))
         if options.tiff:
@@ -66,6 +68,7 @@ def blend_into(
     timings: dict[str, float],
     keep: contextlib.ExitStack,
     flat: MasterFlat | None = None,
+    xmp: bytes | None = None,
 ) -> tuple[tuple[Path, ...], str, FlatRecord | None]:
     """Combine the stack, correct it with the flat (raws only), and write the outputs (streamed, for an
     uncompressed TIFF); the extra outputs, the sha256 of the main output's pixels as read back, and what the
@@ -84,7 +87,7 @@ def blend_into(
         first = dataclasses.replace(first, layout=layout)
         timings["flat"] = time.perf_counter() - t
     t = time.perf_counter()
-    extra, digest = write_outputs(main, blended, first, options)
+    extra, digest = write_outputs(main, blended, first, options, xmp)
     timings["write"] = time.perf_counter() - t
     return extra, digest, record
 

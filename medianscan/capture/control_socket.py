@@ -20,6 +20,7 @@ from typing import Any
 from medianscan.capture.events import DEFAULT_WAIT, MAX_LINE, SOCKET_NAME, WAIT, Answer, RequestHandler, TriggerHub
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
+from medianscan.records import FilmRecord
 from medianscan.vocabulary import REQUESTS, Request
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,14 @@ def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> Reques
         wait = request.get("wait", DEFAULT_WAIT.get(action, WAIT))
         if not isinstance(wait, int | float) or wait <= 0:
             raise MedianscanError(f"wait must be a positive number of seconds, not {wait!r}")
+        film = None
+        if request.get("film") is not None:
+            try:
+                film = FilmRecord.from_json(request["film"])
+            except ValueError as exc:
+                raise MedianscanError(f"{action}: {exc}") from None
         reply: Future[Answer] = Future()
-        hub.emit(action, "socket", reply)
+        hub.emit(action, "socket", reply, film=film)
         try:
             return reply.result(timeout=float(wait)).to_json()
         except FutureTimeout:

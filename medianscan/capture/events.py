@@ -19,6 +19,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from medianscan.records import FilmRecord
 from medianscan.vocabulary import FIRING, REQUESTS, Request
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class TriggerEvent:
     at: float
     reply: Future[Answer] | None = dataclasses.field(default=None, compare=False)
     behind: str | None = None  # the burst this press was queued behind, once the daemon kept it for later
+    film: FilmRecord | None = None  # new-roll: the film of the new roll (over the configured defaults)
 
     def answer(self, answer: Answer) -> None:
         """Tell the waiting source (if any) what happened; a second answer is ignored."""
@@ -91,12 +93,14 @@ class TriggerHub:
         self._queue: queue.Queue[TriggerEvent] = queue.Queue()
         self._sources: list[TriggerSource] = []
 
-    def emit(self, action: Request, source: str = "", reply: Future[Answer] | None = None) -> None:
+    def emit(
+        self, action: Request, source: str = "", reply: Future[Answer] | None = None, film: FilmRecord | None = None
+    ) -> None:
         if action not in REQUESTS:
             log.warning("ignoring unknown action %r from %s", action, source or "a trigger")
             return
         log.info("%s from %s", action, source or "a trigger")
-        self._queue.put(TriggerEvent(action, source, time.monotonic(), reply))
+        self._queue.put(TriggerEvent(action, source, time.monotonic(), reply, film=film))
 
     def get_event(self, timeout: float | None = None) -> TriggerEvent | None:
         """The next request, or None after `timeout` seconds without one."""

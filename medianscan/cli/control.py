@@ -4,6 +4,7 @@ control socket, from a shell, a script or a desktop shortcut."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.capture.events import DEFAULT_WAIT, WAIT
 from medianscan.config.loader import load_config
 from medianscan.errors import MedianscanError
+from medianscan.records import FilmRecord
 from medianscan.vocabulary import Request
 
 COMMANDS: dict[str, tuple[Request, str]] = {  # CLI name -> (the request it sends, help)
@@ -37,7 +39,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         )
         if name == "status":
             parser.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
+        if name == "new-roll":
+            for f in dataclasses.fields(FilmRecord):
+                flag = "--" + f.name.replace("_", "-")
+                kind = int if f.name == "iso" else str
+                parser.add_argument(flag, dest=f"film_{f.name}", type=kind, help=_FILM_HELP[f.name])
         parser.set_defaults(handler=run, control=name)
+
+
+_FILM_HELP = {
+    "film": 'the film, e.g. "Ilford HP5 Plus 400" (in every DNG of the roll, as AnalogExif XMP)',
+    "film_maker": "its maker",
+    "film_type": '"B&W negative", "color negative" or "slide"',
+    "iso": "the speed it was shot at",
+    "camera": "the film camera",
+    "lens": "the lens it was shot with",
+    "developer": 'e.g. "ID-11 1+1"',
+    "process": 'e.g. "C-41" or "push +1"',
+    "lab": "who developed it",
+    "notes": "anything else",
+}
+
+
+def film_of(args: argparse.Namespace) -> FilmRecord:
+    """The film fields given on the command line (the config's `film` fills the rest, in the daemon)."""
+    return FilmRecord(**{f.name: getattr(args, f"film_{f.name}", None) for f in dataclasses.fields(FilmRecord)})
 
 
 def find_socket(args: argparse.Namespace) -> Path:
@@ -58,7 +84,10 @@ def find_socket(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Print the daemon's own answer: what it did, queued or ignored; non-zero when it did not do it."""
     action, _ = COMMANDS[args.control]
-    reply = request(find_socket(args), action, timeout=args.timeout)
+    fields: dict[str, Any] = {}
+    if action == "new-roll" and (film := film_of(args).to_json()):
+        fields["film"] = film
+    reply = request(find_socket(args), action, timeout=args.timeout, **fields)
     if not reply.get("ok"):
         print(f"medianscan: {args.control}: {reply.get('error', 'the daemon refused')}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from medianscan.errors import MedianscanError
+from medianscan.records import FilmRecord
 from medianscan.vocabulary import Action, FlatPolicy, Method, Retention
 
 Backend = Literal["gphoto2", "simulated"]
@@ -137,6 +138,7 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     roll: RollConfig = field(default_factory=RollConfig)
+    film: FilmRecord = field(default_factory=FilmRecord)  # the defaults of every new roll's film record
 
 
 # ----------------------------------------------------------------------------------------------------------

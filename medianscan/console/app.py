@@ -29,6 +29,7 @@ from medianscan.console.focus import FocusMeter, crop
 from medianscan.console.positives import Positives
 from medianscan.console.state import StateBuilder
 from medianscan.errors import MedianscanError
+from medianscan.records import FilmRecord
 from medianscan.vocabulary import ACTIONS, Request
 
 if TYPE_CHECKING:
@@ -196,8 +197,15 @@ class ConsoleRoutes:
         action = request.path_params["action"]
         if action not in ACTIONS:
             return _bad(404, f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+        film = None
+        if action == "new-roll":
+            try:
+                body = await request.json() if await request.body() else {}
+                film = None if not body.get("film") else FilmRecord.from_json(body["film"])
+            except (ValueError, AttributeError) as exc:
+                return _bad(400, f"new-roll: {exc}")
         reply: Future[Answer] = Future()
-        self.daemon.hub.emit(typing.cast(Request, action), "console", reply)
+        self.daemon.hub.emit(typing.cast(Request, action), "console", reply, film=film)
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(reply), DEFAULT_WAIT.get(action, WAIT))
         except TimeoutError:

@@ -23,6 +23,8 @@ from medianscan.library.manifest import DISCARDED, Manifest, State, mark, now, r
 from medianscan.library.names import Template
 from medianscan.library.recovery import Recovery, recover_stack, remove_temps
 from medianscan.library.retention import blended_raws, release
+from medianscan.library.roll_record import write_roll_record
+from medianscan.records import FilmRecord
 from medianscan.vocabulary import RETENTIONS, Retention
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,10 @@ class Library:
         retention: Retention = "keep",
         archive: Path | None = None,
         today: Callable[[], dt.date] = dt.date.today,
+        film: FilmRecord | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
+        self.film = film or FilmRecord()  # the config's defaults for every new roll
         self.rolls = Template(roll_template, "roll", "roll_template")
         self.frames = Template(frame_template, "frame", "frame_template")
         if retention not in RETENTIONS:
@@ -75,6 +79,7 @@ class Library:
             frame_template=cfg.frame_template,
             retention=cfg.retention,
             archive=cfg.archive,
+            film=cfg.film,
         )
 
     # --- rolls and stacks -------------------------------------------------------------------------------
@@ -109,8 +114,9 @@ class Library:
                 self._roll = rolls[-1] if rolls else self.new_roll()
             return self._roll
 
-    def new_roll(self) -> Path:
-        """Start a new roll folder; an existing folder is never reused."""
+    def new_roll(self, film: FilmRecord | None = None) -> Path:
+        """Start a new roll folder (an existing folder is never reused) with its record: `film` over the
+        configured defaults."""
         with self.lock:
             self.root.mkdir(parents=True, exist_ok=True)
             numbers = [self.rolls.number(p.name) or 0 for p in self._rolls()]
@@ -118,6 +124,7 @@ class Library:
             path = self._fresh(self.root, self.rolls.format(number, self.today()))
             path.mkdir()
             fsync_dir(self.root)
+            write_roll_record(path, (film or FilmRecord()).merged_over(self.film))
             previous, self._roll = self._roll, path
             flats.carry_over(previous, path)
             log.info("new roll %s", path)

@@ -67,10 +67,12 @@ def write_dng(
     compress: bool = False,
     software: str = f"medianscan {__version__}",
     description: str = "",
+    xmp: bytes | None = None,
 ) -> None:
     """Write `mosaic` (the full sensor array, masked border included) as a DNG at `path`, atomically.
 
-    `compress` stores the mosaic as lossless-JPEG tiles: files half the size, 7-9x slower to write.
+    `compress` stores the mosaic as lossless-JPEG tiles: files half the size, 7-9x slower to write. `xmp` is an
+    XMP packet for IFD0's XMLPacket tag (the film's metadata, medianscan.outputs.xmp).
     Raises MedianscanError naming `path` for layouts a DNG cannot describe.
     """
     path = Path(path)
@@ -83,6 +85,8 @@ def write_dng(
     for tag, (type_code, count, value) in layout.extra_tags.items():
         packed = _pack_given(tag, int(type_code), int(count), value)
         (raw if tag in _RAW_IFD_TAGS else ifd0).set_packed(tag, int(type_code), packed)
+    if xmp is not None:
+        ifd0.set_packed(700, BYTE, (len(xmp), xmp))  # XMLPacket
     offsets_tag, segments = _store_mosaic(raw, mosaic, layout, compress=compress)
 
     # Placeholders have their final size, so every position is known before any offset is written.

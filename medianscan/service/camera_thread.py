@@ -19,6 +19,7 @@ from medianscan.library import flats
 from medianscan.library.manifest import State
 from medianscan.library.recovery import cut_off_note
 from medianscan.library.rolls import raw_files
+from medianscan.records import FilmRecord
 from medianscan.service.live_view_turns import LiveViewTurns
 from medianscan.vocabulary import Request
 
@@ -50,7 +51,7 @@ class CameraThread:
                     continue
                 action = event.action
                 try:
-                    answer = self.act(action)
+                    answer = self.act(action, event.film)
                 except MedianscanError as exc:
                     self.d.report_error(str(exc), None)
                     answer = Answer(False, action, str(exc), "refused")
@@ -64,8 +65,8 @@ class CameraThread:
             self.d.link.close()
             self.d.presses.refuse_all("the daemon is stopping: not done")
 
-    def act(self, action: Request) -> Answer:
-        """Do one operator action on the camera thread; the answer says what really happened."""
+    def act(self, action: Request, film: FilmRecord | None = None) -> Answer:
+        """Do one operator action on the camera thread (`film`: a new roll's); the answer says what happened."""
         if action == "capture":
             return self.press()
         if action == "flat":
@@ -74,8 +75,9 @@ class CameraThread:
             moved = self.retake()
             return Answer(True, action, self.d.message or "", stack=moved.name)
         if action == "new-roll":
-            roll = self.d.library.new_roll()
-            self.d.message = f"new roll {roll.name}"
+            roll = self.d.library.new_roll(film)
+            on = (film or FilmRecord()).merged_over(self.d.library.film).film
+            self.d.message = f"new roll {roll.name}" + (f" on {on}" if on else "")
             return Answer(True, action, self.d.message, roll=roll.name)
         if action in ("pause", "resume"):
             self.d.paused = action == "pause"

@@ -18,11 +18,11 @@ function el(tag, attrs = {}, text = "") {
 }
 
 // --- the operator's requests ------------------------------------------------------------------------------
-async function act(action) {
+async function act(action, payload = {}) {
   const answer = $("answer");
   answer.className = ""; answer.textContent = action + "…";
   try {
-    const response = await fetch("/api/actions/" + action, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    const response = await fetch("/api/actions/" + action, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
     const body = response.headers.get("content-type")?.includes("json") ? await response.json() : { ok: false, text: await response.text() };
     answer.textContent = body.text;
     answer.className = body.ok ? "ok" : (body.outcome === "ignored" ? "ignored" : "bad");
@@ -32,12 +32,22 @@ async function act(action) {
 }
 $("capture").addEventListener("click", () => act("capture"));
 $("retake").addEventListener("click", () => act("retake"));
-$("new-roll").addEventListener("click", () => act("new-roll"));
+$("new-roll").addEventListener("click", () => $("roll-dialog").showModal());
+$("roll-cancel").addEventListener("click", () => $("roll-dialog").close());
+$("roll-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const film = {};
+  for (const [key, value] of new FormData(e.target).entries()) {
+    if (value.trim()) film[key] = key === "iso" ? parseInt(value, 10) : value.trim();
+  }
+  $("roll-dialog").close();
+  act("new-roll", { film });
+});
 $("flat").addEventListener("click", () => act("flat"));
 $("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause"));
 $("focus-reset").addEventListener("click", () => fetch("/api/focus/reset", { method: "POST" }));
 document.addEventListener("keydown", (e) => {
-  if (e.target instanceof HTMLInputElement || e.target instanceof HTMLButtonElement) return;
+  if ($("roll-dialog").open || e.target instanceof HTMLInputElement || e.target instanceof HTMLButtonElement) return;
   if (e.code === "Space" && !e.repeat) { e.preventDefault(); act("capture"); }
   if (e.key === "Escape") { loupeAt = null; $("loupe-box").hidden = true; }
 });

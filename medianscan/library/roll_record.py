@@ -1,0 +1,53 @@
+"""A roll's own record, `<roll>/roll.json`: the film it is, written when the roll starts (atomically, versioned).
+
+The blend of any negative in the roll reads it to put the film's metadata into the DNG and its sidecar, whoever
+blends it (a worker, `medianscan blend`, a restart), so it lives on disk with the roll, not in the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from medianscan.atomic import write_json
+from medianscan.errors import MedianscanError
+from medianscan.library.manifest import now
+from medianscan.records import FilmRecord
+
+ROLL_RECORD = "roll.json"
+VERSION = 1
+_NUMBER = re.compile(r"(\d+)\D*$")
+
+
+@dataclass(frozen=True)
+class RollRecord:
+    film: FilmRecord
+    created: str
+
+
+def write_roll_record(roll: Path, film: FilmRecord) -> None:
+    write_json(roll / ROLL_RECORD, {"version": VERSION, "created": now(), "film": film.to_json()})
+
+
+def read_roll_record(roll: Path) -> RollRecord | None:
+    """The roll's record, or None for a roll without one (from before, or made by hand); a damaged record is a
+    MedianscanError naming the file."""
+    path = roll / ROLL_RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise MedianscanError(f"{path}: cannot read the roll's record ({exc})") from exc
+    try:
+        return RollRecord(FilmRecord.from_json(data.get("film", {})), str(data.get("created", "")))
+    except (ValueError, AttributeError) as exc:
+        raise MedianscanError(f"{path}: not a valid roll record ({exc})") from exc
+
+
+def exposure_number(stack: Path) -> int | None:
+    """The negative's number in its roll: the last number in its folder's name (`frame-012` -> 12)."""
+    match = _NUMBER.search(stack.name)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,85 @@
+"""The film's metadata as an XMP packet, written by Exiv2 (python-exiv2), never by string concatenation.
+
+The schema is AnalogExif's (`http://analogexif.sourceforge.net/ns/`), which film photographers' tools already
+read: Film, FilmMaker, FilmType, RollId, ExposureNumber, Developer, DevelopProcess, Lab. Keywords go to
+`dc:subject`, which darktable and Lightroom import as tags; the notes to `dc:description`; and
+`Iptc4xmpExt:DigitalSourceType` says the picture is a scan of a negative.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import exiv2
+
+from medianscan.errors import MedianscanError
+from medianscan.records import FilmRecord
+
+ANALOG_EXIF = "http://analogexif.sourceforge.net/ns/"
+SCAN_OF_NEGATIVE = "http://cv.iptc.org/newscodes/digitalsourcetype/negativeFilm"
+SCAN_OF_SLIDE = "http://cv.iptc.org/newscodes/digitalsourcetype/positiveFilm"
+_registered = threading.Lock()
+_done: list[bool] = []
+
+
+@dataclass(frozen=True)
+class RollPlace:
+    """Where a negative is in its roll."""
+
+    roll_id: str  # the roll's folder name
+    exposure_number: int | None  # the negative's number in the roll
+
+
+def _register() -> None:
+    with _registered:
+        if not _done:
+            exiv2.XmpProperties.registerNs(ANALOG_EXIF, "AnalogExif")
+            _done.append(True)
+
+
+def keywords(film: FilmRecord, place: RollPlace) -> list[str]:
+    """The tags an editor imports: the film, its maker, camera, lens, developer and the roll."""
+    pairs = (
+        ("film", film.film),
+        ("film maker", film.film_maker),
+        ("camera", film.camera),
+        ("lens", film.lens),
+        ("developer", film.developer),
+        ("process", film.process),
+        ("iso", None if film.iso is None else str(film.iso)),
+        ("roll", place.roll_id),
+    )
+    return [f"{name}: {value}" for name, value in pairs if value]
+
+
+def film_packet(film: FilmRecord, place: RollPlace) -> bytes:
+    """The XMP packet (UTF-8) for one negative of a roll shot on `film`."""
+    _register()
+    data = exiv2.XmpData()
+    fields = {
+        "Film": film.film,
+        "FilmMaker": film.film_maker,
+        "FilmType": film.film_type,
+        "Developer": film.developer,
+        "DevelopProcess": film.process,
+        "Lab": film.lab,
+        "RollId": place.roll_id,
+        "ExposureNumber": None if place.exposure_number is None else str(place.exposure_number),
+    }
+    for name, value in fields.items():
+        if value:
+            data[f"Xmp.AnalogExif.{name}"] = value
+    subject = exiv2.Value.create(exiv2.TypeId.xmpBag)
+    for word in keywords(film, place):
+        subject.read(word)
+    if subject.count():
+        data.add(exiv2.XmpKey("Xmp.dc.subject"), subject)
+    if film.notes:
+        data["Xmp.dc.description"] = f'lang="x-default" {film.notes}'
+    slide = (film.film_type or "").lower() in ("slide", "positive", "reversal")
+    data["Xmp.iptcExt.DigitalSourceType"] = SCAN_OF_SLIDE if slide else SCAN_OF_NEGATIVE
+    code, packet = exiv2.XmpParser.encode(data, exiv2.XmpParser.XmpFormatFlags.useCompactFormat)
+    if code != 0:
+        raise MedianscanError(f"the film's XMP could not be written (Exiv2 error {code})")
+    return str(packet).encode("utf-8")
