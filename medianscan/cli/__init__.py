@@ -20,7 +20,7 @@ CommandHandler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; each subcommand module adds its own parser."""
-    from medianscan.cli import blend, camera, config, control, demo, run, watch
+    from medianscan.cli import blend, calibrate, camera, config, control, demo, run, watch
 
     parser = argparse.ArgumentParser(
         prog="medianscan",
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medianscan {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (blend, camera, config, control, run, demo, watch):
+    for module in (blend, camera, calibrate, config, control, run, demo, watch):
         module.register(sub)
     return parser
 

@@ -129,6 +129,7 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("SimulatedConfig", "dead_after_frames"): _at_least(0),
     ("SimulatedConfig", "preview_fps"): _at_least(0, strict=True),
     ("SimulatedConfig", "preview_focus_period_seconds"): _at_least(0),
+    ("SimulatedConfig", "light"): _at_least(0, strict=True),
     ("BlendConfig", "kappa"): _at_least(0, strict=True),
     ("BlendConfig", "iterations"): _at_least(1),
     ("BlendConfig", "winsor_fraction"): _winsor,

@@ -30,6 +30,7 @@ class SimulatedConfig:
     dead_after_frames: int | None = None  # the camera "drops off the bus" after this many frames
     preview_fps: float = 15.0  # live-view frames per second, as a body delivers them
     preview_focus_period_seconds: float = 8.0  # the live view drifts through focus this often (0: always sharp)
+    light: float = 1.0  # the light panel's brightness (1: negatives well exposed at 1/125 s, ISO 100, f/8)
 
 
 @dataclass

@@ -8,6 +8,7 @@ it to set a value and to prove the read-back is the value asked for.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 
@@ -144,6 +145,17 @@ def match_choice(key: str, wanted: str, choices: Sequence[str]) -> str | None:
     if parse is None or target is None:
         return matches[0]
     return min(matches, key=lambda c: abs((parse(c) or 0.0) - target))
+
+
+def true_seconds(label: str) -> float | None:
+    """The real duration behind a shutter label: standard labels are rounded third-stops ("1/125" is 1/128 s,
+    "1/3" is 0.315 s); a value no third-stop is near (an exact "0.0200s") is taken as it is."""
+    nominal = parse_seconds(label)
+    if nominal is None or nominal <= 0:
+        return None
+    third = round(3 * math.log2(nominal)) / 3
+    exact = 2.0**third
+    return exact if abs(exact / nominal - 1) < 0.06 else nominal
 
 
 def exposure_values(settings: dict[str, str]) -> tuple[float | None, float | None, float | None]:

@@ -12,13 +12,21 @@ import logging
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from medianscan.capture.calibrate import PROBE_STEM
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.capture.camera.files import frame_name
-from medianscan.capture.camera.settings import canonical_key, exposure_values, match_choice, same_value
+from medianscan.capture.camera.settings import (
+    canonical_key,
+    exposure_values,
+    match_choice,
+    same_value,
+    true_seconds,
+)
 from medianscan.capture.camera.simulated_live import SimulatedLiveView
 from medianscan.config.schema import CameraConfig
 from medianscan.library.flats import FLAT_STEM
@@ -41,6 +49,28 @@ SENSOR_DUST_DEPTH = 0.25
 BARE_LIGHT = 0.7  # the bare light panel (no film) at this share of the raw range, in the centre
 
 
+Subject = Literal["negative", "bare light", "film base"]
+BASE_TRANSMISSION = 0.85  # the clear film base (no image), before its orange mask
+
+
+def _mask(height: int, width: int) -> npt.NDArray[np.float32]:
+    """The orange mask's transmission per photosite of the RGGB sensor."""
+    mask = np.empty((height, width), dtype=np.float32)
+    mask[0::2, 0::2] = ORANGE_MASK[0]
+    mask[0::2, 1::2] = ORANGE_MASK[1]
+    mask[1::2, 0::2] = ORANGE_MASK[1]
+    mask[1::2, 1::2] = ORANGE_MASK[2]
+    return mask
+
+
+def light_on_sensor(values: dict[str, str]) -> float:
+    """Light on the sensor against the defaults (1/125 s, ISO 100, f/8), as a body: shutter time (true, not the
+    rounded label) x ISO / f-number squared."""
+    iso, _, aperture = exposure_values(values)
+    shutter = true_seconds(values.get("shutterspeed", "1/125")) or 1 / 128
+    return (shutter * 128) * ((iso or 100) / 100) / (((aperture or 8.0) / 8.0) ** 2)
+
+
 def light_path(height: int, width: int) -> npt.NDArray[np.float32]:
     """What the light panel, the lens and the sensor dust let through to each photosite: 1 in the centre, falling
     to FALLOFF at the corners, with two fixed dust shadows (the same in every frame, as on a real sensor)."""
@@ -59,19 +89,43 @@ def light_path(height: int, width: int) -> npt.NDArray[np.float32]:
 
 CHOICES: dict[str, list[str]] = {
     "iso": ["100", "200", "400", "800", "1600", "3200"],
-    "shutterspeed": [
+    "shutterspeed": [  # third stops, labelled as bodies round them
         "1/4000",
+        "1/3200",
+        "1/2500",
         "1/2000",
+        "1/1600",
+        "1/1250",
         "1/1000",
+        "1/800",
+        "1/640",
         "1/500",
+        "1/400",
+        "1/320",
         "1/250",
+        "1/200",
+        "1/160",
         "1/125",
+        "1/100",
+        "1/80",
         "1/60",
+        "1/50",
+        "1/40",
         "1/30",
+        "1/25",
+        "1/20",
         "1/15",
+        "1/13",
+        "1/10",
         "1/8",
+        "1/6",
+        "1/5",
         "1/4",
-        "1/2",
+        "1/3",
+        "0.4",
+        "0.5",
+        "0.6",
+        "0.8",
         "1",
     ],
     "aperture": ["f/2.8", "f/4", "f/5.6", "f/8", "f/11", "f/16", "f/22"],
@@ -111,13 +165,23 @@ class Negative:
     """One negative under the lens: the noiseless signal per photosite and its noise sigma (DN)."""
 
     def __init__(
-        self, seed: int, index: int, height: int, width: int, exposure_scale: float = 1.0, *, film: bool = True
+        self,
+        seed: int,
+        index: int,
+        height: int,
+        width: int,
+        exposure_scale: float = 1.0,
+        *,
+        subject: Subject = "negative",
     ) -> None:
-        self.seed, self.index, self.film = seed, index, film
+        self.seed, self.index, self.film, self.scale = seed, index, subject != "bare light", exposure_scale
         self.signal: npt.NDArray[np.float32]
         self.sigma: npt.NDArray[np.float32]
-        if not film:  # the bare light: what a flat field sees
-            light = light_path(height, width) * np.float32(BARE_LIGHT * (WHITE - BLACK) * exposure_scale)
+        if subject != "negative":  # the bare light (a flat field), or the clear film base (exposure calibration)
+            level = BARE_LIGHT * (WHITE - BLACK) * exposure_scale
+            light = light_path(height, width) * np.float32(level)
+            if subject == "film base":
+                light *= _mask(height, width) * np.float32(BASE_TRANSMISSION * 0.8 / BARE_LIGHT)
             self.signal = light.astype(np.float32)
             self.sigma = np.sqrt(GAIN * self.signal + READ_NOISE**2).astype(np.float32)
             return
@@ -147,12 +211,8 @@ class Negative:
         grain = np.repeat(np.repeat(grain, 2, axis=0), 2, axis=1)[:h, :w]
         scene = np.clip(scene * (1 + np.float32(0.05) * grain), 0.02, 1.0)
         # negative: bright scene -> dense film -> little light; seen through the orange base
-        transmission = np.float32(0.85) - np.float32(0.7) * scene
-        mask = np.empty((h, w), dtype=np.float32)
-        mask[0::2, 0::2] = ORANGE_MASK[0]
-        mask[0::2, 1::2] = ORANGE_MASK[1]
-        mask[1::2, 0::2] = ORANGE_MASK[1]
-        mask[1::2, 1::2] = ORANGE_MASK[2]
+        transmission = np.float32(BASE_TRANSMISSION) - np.float32(0.7) * scene
+        mask = _mask(h, w)
         self.signal = (
             transmission * mask * light_path(h, w) * np.float32(0.8 * (WHITE - BLACK) * exposure_scale)
         ).astype(np.float32)
@@ -247,11 +307,14 @@ class SimulatedCamera(Camera):
                 self.connect()
             record.camera = self.identity
             record.settings = self.lock()
+            scale = light_on_sensor(self._values) * sim.light
             if stem == FLAT_STEM:  # a flat burst: the operator has taken the film out of the holder
-                negative = Negative(sim.seed, 0, sim.height, sim.width, film=False)
+                negative = Negative(sim.seed, 0, sim.height, sim.width, scale, subject="bare light")
+            elif stem.startswith(PROBE_STEM):  # exposure probes: the clear film base is in the holder
+                negative = Negative(sim.seed, 0, sim.height, sim.width, scale, subject="film base")
             else:
                 self._bursts += 1
-                negative = self._negative(self._bursts)
+                negative = self._negative(self._bursts, scale)
             mosaic_layout = layout(sim.height, sim.width)
             info = CameraInfo(
                 make="medianscan",
@@ -299,11 +362,11 @@ class SimulatedCamera(Camera):
             record.seconds = time.perf_counter() - start
         return record
 
-    def _negative(self, index: int) -> Negative:
-        """Negative `index`: the one live view has shown is kept (it is the one under the lens)."""
-        if self._under_lens is None or self._under_lens.index != index:
+    def _negative(self, index: int, scale: float = 1.0) -> Negative:
+        """Negative `index` at exposure `scale`: the one live view has shown is kept (it is under the lens)."""
+        if self._under_lens is None or (self._under_lens.index, self._under_lens.scale) != (index, scale):
             sim = self.cfg.simulated
-            self._under_lens = Negative(sim.seed, index, sim.height, sim.width)
+            self._under_lens = Negative(sim.seed, index, sim.height, sim.width, scale)
         return self._under_lens
 
     def preview(self) -> bytes:
@@ -311,7 +374,8 @@ class SimulatedCamera(Camera):
         if not self._connected:
             raise CameraError("the simulated camera is not connected")
         index = self._bursts + 1
-        return self._live.frame(index, lambda: self._negative(index).signal)
+        scale = light_on_sensor(self._values) * self.cfg.simulated.light
+        return self._live.frame(index, lambda: self._negative(index, scale).signal)
 
     def magnify(self, at: tuple[float, float] | None) -> bool:
         """A body magnifier that can be aimed, as Canon's: 4x around `at`."""

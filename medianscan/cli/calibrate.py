@@ -1,0 +1,110 @@
+"""`medianscan calibrate exposure`: pick the shutter speed that puts the clear film base just under clipping, on
+the raw (medianscan.capture.calibrate), and with --apply write it into the config's camera.settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from medianscan.atomic import atomic_path
+from medianscan.capture.calibrate import ExposureCalibration
+from medianscan.capture.camera import open_camera
+from medianscan.config.loader import load_config
+from medianscan.errors import MedianscanError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("calibrate", help="calibrate the exposure from the film base (ETTR on the raw)")
+    what = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    exposure = what.add_parser(
+        "exposure",
+        help="with the clear film base in the holder: the shutter speed that puts it just under clipping",
+        description=(
+            "Shoots raw probes of the clear film base (a blank frame or the rebate) at the locked settings, meters "
+            "the brightest channel on the raw and picks the camera's own shutter speed closest to 90 %% of the raw "
+            "range without overshooting. Run it while the daemon is stopped (it needs the camera)."
+        ),
+    )
+    exposure.add_argument(
+        "--config", type=Path, metavar="FILE", help="the camera and settings (and where --apply writes)"
+    )
+    exposure.add_argument("--json", action="store_true", help="print the result as JSON")
+    exposure.add_argument("--apply", action="store_true", help="write the speed into FILE's camera.settings")
+    exposure.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.apply and args.config is None:
+        raise MedianscanError("--apply writes the speed into a configuration file: give it with --config")
+    cfg = load_config(args.config)
+    camera = open_camera(cfg.camera)
+    started = time.perf_counter()
+    camera.connect()
+    try:
+        camera.lock()
+        start = cfg.camera.settings.get("shutterspeed") or next(
+            (s.value for s in camera.describe() if s.key == "shutterspeed"), None
+        )
+        result = ExposureCalibration(camera, cfg.camera.settings).run(start)
+    finally:
+        camera.close()
+    seconds = time.perf_counter() - started
+    if args.apply:
+        write_shutter(args.config, result.shutterspeed)
+    if args.json:
+        print(json.dumps(result.to_json() | {"seconds": round(seconds, 2)}))
+        return 0
+    print(
+        f"shutter speed {result.shutterspeed}: the film base's brightest channel ({result.brightest_channel}) at "
+        f"{2**-result.headroom_ev:.0%} of the raw range, {result.headroom_ev:.2f} EV under clipping "
+        f"({len(result.probes)} probes, {seconds:.1f} s)"
+    )
+    if args.apply:
+        print(f"written to {args.config} (camera.settings.shutterspeed); a running daemon takes it on reload")
+    return 0
+
+
+def write_shutter(path: Path, value: str) -> None:
+    """Set camera.settings.shutterspeed in the YAML file at `path`, changing nothing else in it (comments
+    included): the value's own characters are replaced, or one line is added to an existing settings section."""
+    text = path.read_text(encoding="utf-8")
+    root = yaml.compose(text)
+    camera = _child(root, "camera")
+    settings = _child(camera, "settings") if camera is not None else None
+    if not isinstance(settings, yaml.MappingNode) or settings.flow_style:
+        raise MedianscanError(
+            f'{path}: no block `settings:` section under `camera:` to write into; add `shutterspeed: "{value}"` '
+            "under camera.settings yourself"
+        )
+    quoted = json.dumps(value)  # a YAML double-quoted scalar
+    current = _child(settings, "shutterspeed")
+    if current is not None:
+        text = text[: current.start_mark.index] + quoted + text[current.end_mark.index :]
+    else:
+        first = settings.value[0][0] if settings.value else None
+        if first is None:
+            raise MedianscanError(f"{path}: camera.settings is empty; add `shutterspeed: {quoted}` to it yourself")
+        line_start = text.rfind("\n", 0, first.start_mark.index) + 1
+        indent = " " * first.start_mark.column
+        text = text[:line_start] + f"{indent}shutterspeed: {quoted}\n" + text[line_start:]
+    load_check = yaml.safe_load(text)
+    if load_check["camera"]["settings"]["shutterspeed"] != value:  # pragma: no cover - the edit is exact
+        raise MedianscanError(f"{path}: could not write the shutter speed safely; nothing was changed")
+    mode = path.stat().st_mode & 0o777
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(mode)
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            found: yaml.Node = value_node
+            return found
+    return None
