@@ -27,13 +27,13 @@ def main() -> int:
             bare.append(time.perf_counter() - start)
     probe = statistics.median(bare)
     print(f"one bare probe (a one-frame burst, metered on the raw): {probe:.3f} s")
-    for start in starts:
+    for first in starts:
         cfg.settings.clear()
         began = time.perf_counter()
-        result = ExposureCalibration(camera, cfg.settings).run(start)
+        result = ExposureCalibration(camera, cfg.settings).run(first)
         seconds = time.perf_counter() - began
         print(
-            f"from {start:>6}: {result.shutterspeed} in {len(result.probes)} probes, {seconds:.2f} s "
+            f"from {first:>6}: {result.shutterspeed} in {len(result.probes)} probes, {seconds:.2f} s "
             f"= {seconds / probe:.1f} probe times ({result.headroom_ev:.2f} EV headroom)"
         )
     return 0

@@ -69,6 +69,62 @@ class FilmRecord:
 
 
 @dataclass(frozen=True)
+class BracketGroup:
+    """One exposure of a bracket: its shutter label, true time and frames."""
+
+    shutter: str
+    seconds: float
+    frames: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PairRatio:
+    """The exposure ratio of two neighbouring groups: longer over shorter, nominal (labels) and measured."""
+
+    shorter: str
+    longer: str
+    nominal: float
+    measured: dict[str, float]  # CFA colour -> ratio
+
+
+@dataclass(frozen=True)
+class BracketRecord:
+    """How a bracket was merged, for the sidecar and the manifest."""
+
+    groups: tuple[BracketGroup, ...]
+    ratios: tuple[PairRatio, ...]
+    roll_off: tuple[float, float]
+    scale: float  # output DN per DN of the longest group
+    white_level: int
+    baseline_exposure_ev: float
+    clipped_share: float  # photosites clipped even in the shortest group (clipped in the merge too)
+    shadow_noise_vs_longest: float | None
+    shadow_noise_vs_shortest: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BracketRecord:
+        return cls(
+            groups=tuple(BracketGroup(g["shutter"], float(g["seconds"]), tuple(g["frames"])) for g in data["groups"]),
+            ratios=tuple(
+                PairRatio(
+                    r["shorter"], r["longer"], float(r["nominal"]), {k: float(v) for k, v in r["measured"].items()}
+                )
+                for r in data["ratios"]
+            ),
+            roll_off=(float(data["roll_off"][0]), float(data["roll_off"][1])),
+            scale=float(data["scale"]),
+            white_level=int(data["white_level"]),
+            baseline_exposure_ev=float(data["baseline_exposure_ev"]),
+            clipped_share=float(data["clipped_share"]),
+            shadow_noise_vs_longest=data.get("shadow_noise_vs_longest"),
+            shadow_noise_vs_shortest=data.get("shadow_noise_vs_shortest"),
+        )
+
+
+@dataclass(frozen=True)
 class FlatRecord:
     """The flat-field correction a blend got: which master flat (and its frames), the gains applied, the dust
     photosites taken from the flat's local value, and how clipping was avoided."""
@@ -123,6 +179,7 @@ class BlendRecord:
     ignored: tuple[LeftOut, ...] = ()  # files of the stack that are not frames of this blend, with the reason
     clipped: dict[str, float] = field(default_factory=dict)  # colour -> share of photosites at white, worst frame
     flat: FlatRecord | None = None  # the flat-field correction, when one was applied
+    bracket: BracketRecord | None = None  # a multi-exposure merge: its groups, ratios and noise
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -140,6 +197,7 @@ class BlendRecord:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "clipped": {k: round(v, 6) for k, v in self.clipped.items()},
             "flat": None if self.flat is None else self.flat.to_json(),
+            "bracket": None if self.bracket is None else self.bracket.to_json(),
         }
 
     @classmethod
@@ -162,6 +220,7 @@ class BlendRecord:
                 ignored=tuple(LeftOut(Path(i["file"]), str(i["reason"])) for i in data.get("ignored", [])),
                 clipped={str(k): float(v) for k, v in data.get("clipped", {}).items()},
                 flat=None if data.get("flat") is None else FlatRecord.from_json(data["flat"]),
+                bracket=None if data.get("bracket") is None else BracketRecord.from_json(data["bracket"]),
                 version=int(data.get("version", RECORD_VERSION)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

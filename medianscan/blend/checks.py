@@ -76,8 +76,9 @@ def _fmt_seconds(value: Hashable) -> str:
     return f"1/{round(1 / value)} s" if value < 0.3 else f"{value:g} s"
 
 
-def metadata_problems(frames: Sequence[Frame]) -> list[Problem]:
-    """Frames that differ in body, format, geometry, CFA layout, levels or recorded exposure."""
+def metadata_problems(frames: Sequence[Frame], *, same_shutter: bool = True) -> list[Problem]:
+    """Frames that differ in body, format, geometry, CFA layout, levels or recorded exposure (the shutter time
+    only when `same_shutter`: a bracket's groups differ in it by design)."""
     problems: list[Problem] = []
     problems += _disagreeing(frames, lambda f: f.kind, "file type")
     problems += _disagreeing(frames, lambda f: f.camera.model or f.camera.make or "unknown", "camera")
@@ -88,7 +89,10 @@ def metadata_problems(frames: Sequence[Frame]) -> list[Problem]:
     problems += _disagreeing(frames, lambda f: f.layout.black_levels if f.layout else None, "black level")
     problems += _disagreeing(frames, lambda f: f.layout.white_level if f.layout else None, "white level")
     problems += _disagreeing(frames, lambda f: f.exposure.iso, "ISO", _fmt_number)
-    problems += _disagreeing(frames, lambda f: f.exposure.exposure_time, "shutter", _fmt_seconds)
+    if same_shutter:
+        shutter = _disagreeing(frames, lambda f: f.exposure.exposure_time, "shutter", _fmt_seconds)
+        hint = " (a bracket of exposures? merge it with --bracket, or blend.bracket: true)"
+        problems += [Problem(p.frame, p.reason + hint) for p in shutter]
     problems += _disagreeing(frames, lambda f: f.exposure.f_number, "aperture", lambda v: f"f/{_fmt_number(v)}")
     return _one_per_frame(problems)
 

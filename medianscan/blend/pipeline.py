@@ -80,6 +80,8 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     written and the inputs are untouched.
     """
     options = options or BlendOptions()
+    if options.bracket:
+        return _bracket(source, options)
     return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -96,7 +98,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         raise BadFramesError(_describe(name, unreadable, options.drop_bad_frames, len(paths)), droppable=False)
     main, sidecar = _checked_outputs(stack_dir, options, kinds[0], paths)
     master = _master_flat(name, options, kinds[0])
-    xmp, film = _roll_film(stack_dir, kinds[0])
+    xmp, film = roll_film(stack_dir, kinds[0])
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
         buffer = allocate_stack(paths[0], kinds[0], len(paths), keep)
         workers = min(len(paths), os.cpu_count() or 1)
@@ -104,7 +106,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             # meanwhile, beside the decoders (not one of them): a fresh process needs the kernels next
             kernels = loader.submit(_prepare_kernels, len(paths), kinds[0], options)
             t = time.perf_counter()
-            sampled, undecodable = _decode_all(paths, kinds, buffer, pool)
+            sampled, undecodable = decode_all(paths, kinds, buffer, pool)
             unreadable += undecodable
             decoded = [f for f, _ in sampled]
             timings["decode"] = time.perf_counter() - t
@@ -152,6 +154,12 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         return result
 
 
+def _bracket(source: Path | Sequence[Path], options: BlendOptions) -> BlendRecord:
+    from medianscan.blend.bracket_pipeline import blend_bracket  # it builds on this module's steps
+
+    return blend_bracket(source, options)
+
+
 def _checked_outputs(
     stack_dir: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]
 ) -> tuple[Path, Path]:
@@ -161,7 +169,7 @@ def _checked_outputs(
     return main, sidecar
 
 
-def _roll_film(stack_dir: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any] | None]:
+def roll_film(stack_dir: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any] | None]:
     """The film of the roll this stack is a negative of (its roll's record), as the DNG's XMP packet and the
     sidecar's record; (None, None) outside a roll with a record."""
     record = read_roll_record(stack_dir.parent)
@@ -216,7 +224,7 @@ def _prepare_kernels(n: int, kind: FrameKind, options: BlendOptions) -> None:
         )
 
 
-def _decode_all(
+def decode_all(
     paths: Sequence[Path], kinds: Sequence[FrameKind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
 ) -> tuple[list[tuple[Frame, checks.Sample]], list[checks.Problem]]:
     """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer, and take

@@ -73,6 +73,7 @@ def sidecar_json(
         "raw_clipped": result.to_json()["clipped"],  # colour -> share of photosites at white, in the worst frame
         "flat": result.to_json()["flat"],  # the flat field: master flat, gains, dust, clip control
         "film": film,  # the roll's film record, its roll id and this negative's number in it
+        "bracket": result.to_json()["bracket"],  # a multi-exposure merge: groups, measured ratios, roll-off, noise
         "seconds": round(result.seconds, 3),
         "timings": result.to_json()["timings"],
         "versions": {

@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--tiff", action="store_true", help="also write a 16-bit linear TIFF")
     parser.add_argument("--compress", action="store_true", help="lossless-JPEG compressed DNG")
     parser.add_argument("--drop-bad-frames", action="store_true", help="blend the good frames when at least 3 remain")
+    parser.add_argument(
+        "--bracket",
+        action="store_true",
+        help="multi-exposure: frames at two or more shutter times, blended per group and merged into one DNG",
+    )
+    parser.add_argument("--keep-groups", action="store_true", help="with --bracket: also write each group's blend")
     parser.add_argument("--keep-going", action="store_true", help="a bad stack does not stop the batch")
     parser.add_argument("--force", action="store_true", help="also blend stacks whose burst was cut off")
     parser.add_argument("--json", action="store_true", help="print one JSON record per stack on stdout")
@@ -89,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         drop_bad_frames=args.drop_bad_frames,
         tiff=args.tiff,
         compress=args.compress,
+        bracket=args.bracket,
+        keep_groups=args.keep_groups,
         output=args.output,
     )
     problems = blend_problems(options, spell=lambda name: _FLAGS.get(name, f"--{name.replace('_', '-')}"))

@@ -65,6 +65,8 @@ class BlendConfig:
     drop_bad_frames: bool = False
     tiff: bool = False
     compress: bool = False
+    bracket: bool = False  # frames at two or more shutter times: blend each group, merge them (multi-exposure)
+    keep_groups: bool = False  # with bracket: also write each exposure group's own blend
 
 
 @dataclass

@@ -1,0 +1,221 @@
+"""Blend a bracket (`--bracket`): the frames fall into exposure groups by shutter time; each group is checked and
+blended like a stack of its own, then medianscan.blend.bracket merges the groups into one DNG beside the raws.
+
+Everything is checked before anything is written: the body, ISO and aperture across the groups, at least
+MIN_GROUP frames per group, noise-only differences within each group, and the measured exposure ratios.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan.atomic import write_json
+from medianscan.blend import bracket, checks, flat, pipeline
+from medianscan.blend.frames import Frame
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.shelf import allocate_stack, return_freed_buffers_to_os
+from medianscan.blend.sidecar import sidecar_json
+from medianscan.blend.write import combine_stack, write_outputs
+from medianscan.errors import BadFramesError, StackError
+from medianscan.outputs import dng
+from medianscan.records import BlendRecord
+
+GROUP_TOLERANCE = 0.03  # shutter times this close (relative) are one group (EXIF rationals round)
+
+
+def shutter_label(seconds: float) -> str:
+    return f"1/{round(1 / seconds)}" if seconds < 0.3 else f"{seconds:g}"
+
+
+def exposure_groups(frames: Sequence[Frame]) -> list[list[int]]:
+    """Indices of the frames of each shutter time, shortest first; StackError for a frame with no shutter time."""
+    groups: list[tuple[float, list[int]]] = []
+    for i, frame in enumerate(frames):
+        seconds = frame.exposure.exposure_time
+        if seconds is None or seconds <= 0:
+            raise StackError(f"{frame.path}: no exposure time recorded; a bracket is grouped by shutter time")
+        for t, members in groups:
+            if abs(seconds / t - 1) <= GROUP_TOLERANCE:
+                members.append(i)
+                break
+        else:
+            groups.append((seconds, [i]))
+    return [members for _, members in sorted(groups)]
+
+
+def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> BlendRecord:
+    """Blend each exposure group of a bracket and merge them into one 16-bit raw DNG beside the raws."""
+    return_freed_buffers_to_os()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    stack_dir, found = pipeline.resolve(source)
+    name = stack_dir.name
+    paths, kinds = list(found.frames), list(found.kinds)
+    if found.unreadable:
+        raise BadFramesError(
+            f"{name}: cannot blend the bracket: " + "; ".join(map(str, found.unreadable)), droppable=False
+        )
+    if not paths or kinds[0] != "raw":
+        raise StackError(f"{name}: --bracket merges raw frames; these are {kinds[0] if kinds else 'no'} frames")
+    main, sidecar = pipeline.output_paths(stack_dir, options.method, "raw", options.output)
+    pipeline.check_output_room(main, sum(p.stat().st_size for p in paths) // len(paths))
+    master = flat.load_master(options.flat) if options.flat is not None else None
+    xmp, film = pipeline.roll_film(stack_dir, "raw")
+    with contextlib.ExitStack() as keep, ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
+        buffer = allocate_stack(paths[0], "raw", len(paths), keep)
+        t = time.perf_counter()
+        sampled, undecodable = pipeline.decode_all(paths, kinds, buffer, pool)
+        timings["decode"] = time.perf_counter() - t
+        decoded = [f for f, _ in sampled]
+        problems = undecodable + checks.metadata_problems(decoded, same_shutter=False)
+        if problems:
+            raise BadFramesError(f"{name}: cannot blend the bracket: " + "; ".join(map(str, problems)), droppable=False)
+        members = exposure_groups(decoded)
+        _check_groups(name, decoded, members)
+        t = time.perf_counter()
+        stats, blends = _blend_groups(name, sampled, members, buffer, options=options, pool=pool)
+        timings["checks+combine"] = time.perf_counter() - t
+        first = decoded[0]
+        assert first.layout is not None
+        exposures = _exposures(decoded, members, blends, first)
+        t = time.perf_counter()
+        merged, layout, record = bracket.merge(exposures, first.layout)
+        timings["merge"] = time.perf_counter() - t
+        flat_record = None
+        if master is not None:
+            master.check_matches(first)
+            layout, flat_record = master.apply(merged, layout)
+        t = time.perf_counter()
+        try:
+            extra, digest = write_outputs(main, merged, dataclasses.replace(first, layout=layout), options, xmp)
+            if options.keep_groups:
+                extra += _write_groups(stack_dir, options, exposures, first)
+        except OSError as exc:
+            raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
+        timings["write"] = time.perf_counter() - t
+        good = [decoded[i] for group in members for i in group]
+        result = BlendRecord(
+            stack=stack_dir,
+            output=main,
+            sidecar=sidecar,
+            extra_outputs=extra,
+            frames=tuple(f.path for f in good),
+            dropped=(),
+            ignored=found.ignored,
+            seconds=time.perf_counter() - started,
+            noise_ratio=None,
+            timings=timings,
+            flat=flat_record,
+            bracket=record,
+        )
+        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film))
+        return result
+
+
+def _blend_groups(
+    name: str,
+    sampled: Sequence[tuple[Frame, checks.Sample]],
+    members: Sequence[Sequence[int]],
+    buffer: npt.NDArray[np.generic] | None,
+    *,
+    options: BlendOptions,
+    pool: ThreadPoolExecutor,
+) -> tuple[dict[Path, checks.FrameStats], list[npt.NDArray[np.generic]]]:
+    """Each group checked for noise-only differences within it, then blended with the chosen method."""
+    stats: dict[Path, checks.FrameStats] = {}
+    blends = []
+    decoded = [f for f, _ in sampled]
+    for group in members:
+        measured = checks.measure([sampled[i][1] for i in group], pool.map)
+        frames_g = [decoded[i] for i in group]
+        bad = checks.pixel_problems(frames_g, measured, options.level_tolerance, options.max_shift_px)
+        if bad:
+            label = shutter_label(frames_g[0].exposure.exposure_time or 0)
+            raise BadFramesError(f"{name}: the {label} group: " + "; ".join(map(str, bad)), droppable=False)
+        stats |= {f.path: s for f, s in zip(frames_g, measured, strict=True)}
+        blends.append(combine_stack(_group_arrays(buffer, decoded, group), options))
+    return stats, blends
+
+
+def _check_groups(name: str, frames: Sequence[Frame], members: Sequence[Sequence[int]]) -> None:
+    if len(members) < 2:
+        label = shutter_label(frames[0].exposure.exposure_time or 0)
+        raise StackError(f"{name}: --bracket needs two or more shutter times; every frame is at {label}")
+    for group in members:
+        if len(group) < bracket.MIN_GROUP:
+            label = shutter_label(frames[group[0]].exposure.exposure_time or 0)
+            files = ", ".join(frames[i].path.name for i in group)
+            raise StackError(
+                f"{name}: the {label} group has {len(group)} frame(s) ({files}); a bracket needs at least "
+                f"{bracket.MIN_GROUP} per exposure"
+            )
+
+
+def _group_arrays(
+    buffer: npt.NDArray[np.generic] | None, frames: Sequence[Frame], group: Sequence[int]
+) -> npt.NDArray[np.generic]:
+    """The group's frames as one (N, H, W) array: a view of the stack buffer when they lie side by side in it
+    (a burst per exposure, as the camera shoots them), else gathered."""
+    side_by_side = list(group) == list(range(group[0], group[0] + len(group)))
+    if buffer is not None and side_by_side and all(np.shares_memory(frames[i].pixels, buffer[i]) for i in group):
+        return buffer[group[0] : group[0] + len(group)]
+    return np.stack([frames[i].pixels for i in group])
+
+
+def _exposures(
+    frames: Sequence[Frame], members: Sequence[Sequence[int]], blends: Sequence[npt.NDArray[np.generic]], first: Frame
+) -> list[bracket.Exposure]:
+    """Each group's blend with its frame noise in the longest group's shadows (from its first two frames)."""
+    assert first.layout is not None
+    layout = first.layout
+    colours = np.tile(
+        np.asarray(layout.pattern),
+        (blends[0].shape[0] // layout.pattern.shape[0] + 1, blends[0].shape[1] // layout.pattern.shape[1] + 1),
+    )
+    black = np.asarray(layout.black_levels, dtype=np.float32)[colours[: blends[0].shape[0], : blends[0].shape[1]]]
+    span = float(layout.white_level) - float(np.min(layout.black_levels))
+    longest = (blends[-1].astype(np.float32) - black) / np.float32(span)
+    shadows = (longest > bracket.SHADOWS[0]) & (longest < bracket.SHADOWS[1])
+    out = []
+    for group, blend in zip(members, blends, strict=True):
+        seconds = frames[group[0]].exposure.exposure_time or 0.0
+        noise = bracket.frame_noise(frames[group[0]].pixels, frames[group[1]].pixels, shadows)
+        out.append(
+            bracket.Exposure(
+                seconds,
+                shutter_label(seconds),
+                tuple(frames[i].path.name for i in group),
+                blend.astype(np.uint16),
+                noise,
+            )
+        )
+    return out
+
+
+def _write_groups(
+    stack_dir: Path, options: BlendOptions, exposures: Sequence[bracket.Exposure], first: Frame
+) -> tuple[Path, ...]:
+    assert first.layout is not None
+    written = []
+    for group in exposures:
+        path = stack_dir / f"{stack_dir.name}_{group.label.replace('/', '-')}s_{options.method}.dng"
+        dng.write_dng(
+            path,
+            group.blend,
+            first.layout,
+            first.camera,
+            dataclasses.replace(first.exposure, exposure_time=group.seconds),
+            compress=options.compress,
+            description=f"the {group.label} group of a bracket",
+        )
+        written.append(path)
+    return tuple(written)
