@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
@@ -20,7 +19,6 @@ from medianscan.outputs.preview import render_preview
 from tests.conftest import find_sample_raw
 from tests.flats import flat_light, truth, write_stack
 from tests.stacks import load_scene
-
 
 SPOTS = ((0.3, 0.6, 14.0), (0.62, 0.25, 18.0), (0.2, 0.85, 10.0))  # dust big enough to see at this size
 
