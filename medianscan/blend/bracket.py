@@ -4,7 +4,7 @@ Each exposure group (same body, ISO and aperture; its own shutter time) is blend
 and dust go per exposure. The exposure ratios are measured from the data, per CFA colour, over the photosites
 well exposed in both groups (the EXIF labels are rounded), and checked against the labels. The merge is per
 photosite and inverse-variance weighted: a group of exposure t weighs (t / t_longest)^2, the optimum for
-read-noise-limited signal, times a smooth roll-off from ROLL_OFF[0] to ROLL_OFF[1] of its white level, so no
+read-noise-limited signal, times a smoothstep roll-off from ROLL_OFF[0] to ROLL_OFF[1] of its white level, so no
 clipped photosite ever contributes and there are no seams. The result, in the longest exposure's units, is
 scaled to fit 16 bits; WhiteLevel says where white now is and BaselineExposure brings editors back to the long
 exposure's brightness.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from medianscan.blend.merge_kernel import merge_rows
 from medianscan.errors import StackError
 from medianscan.metadata import MosaicLayout
 from medianscan.records import BracketGroup, BracketRecord, PairRatio
@@ -28,7 +29,8 @@ MIN_GROUP = 3  # frames per exposure group
 ROLL_OFF = (0.90, 0.995)  # of a group's white level over black: full weight below, none above
 RATIO_TOLERANCE = 0.10  # a measured ratio this far from the labels' is an error (flicker, a setting not landed)
 WELL_EXPOSED = (0.02, 0.85)  # photosites both groups expose within this share of the range measure a ratio
-MIN_OVERLAP = 500  # photosites per colour both groups expose well, at least
+MIN_OVERLAP = 500  # photosites per colour both groups expose well, at least (in the sample)
+SAMPLE_STEP = 3  # the statistics read every third repeat of the CFA pattern's rows
 SHADOWS = (0.002, 0.01)  # the longest group's deep shadows (read-noise limited), share of the range: noise figures
 UINT16_TOP = 65535
 BASELINE_EXPOSURE, SRATIONAL = 50730, 10
@@ -45,41 +47,45 @@ class Exposure:
     noise: float  # one frame's noise in the shadows, in this group's DN (from two of its frames)
 
 
-def _colour_map(layout: MosaicLayout, shape: tuple[int, ...]) -> npt.NDArray[np.uint8]:
-    """The colour index of every photosite of the full array."""
-    pattern = np.asarray(layout.pattern)
-    ph, pw = pattern.shape
-    reps = (shape[0] // ph + 1, shape[1] // pw + 1)
-    return np.ascontiguousarray(np.tile(pattern, reps)[: shape[0], : shape[1]])
-
-
 def _letters(layout: MosaicLayout) -> dict[int, str]:
     return {i: layout.colors[i].upper() for i in range(len(layout.colors))}
 
 
-def frame_noise(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic], mask: npt.NDArray[np.bool_]) -> float:
-    """One frame's noise where `mask` is set: the robust spread of the difference of two frames, over sqrt 2."""
-    diff = a[mask].astype(np.float32) - b[mask].astype(np.float32)
-    if diff.size < 100:
-        return float("nan")
-    return 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / math.sqrt(2)
+def _positions(layout: MosaicLayout, area: tuple[slice, slice]) -> dict[str, list[tuple[slice, slice]]]:
+    """Per colour letter, the strided slices of its CFA positions inside `area`, every SAMPLE_STEP-th repeat
+    of rows: statistics need a sample of the mosaic, not all of it."""
+    pattern = np.asarray(layout.pattern)
+    ph, pw = pattern.shape
+    top, left = area[0].start, area[1].start
+    found: dict[str, list[tuple[slice, slice]]] = {}
+    for py in range(ph):
+        for px in range(pw):
+            y0, x0 = top + (py - top) % ph, left + (px - left) % pw
+            letter = layout.colors[int(pattern[y0 % ph, x0 % pw])].upper()
+            rows = slice(y0, area[0].stop, ph * SAMPLE_STEP)
+            found.setdefault(letter, []).append((rows, slice(x0, area[1].stop, pw)))
+    return found
 
 
-def measure_ratio(
-    short: Exposure, long: Exposure, layout: MosaicLayout, colours: npt.NDArray[np.uint8], area: tuple[slice, slice]
-) -> PairRatio:
+def _sample(image: npt.NDArray[np.generic], layout: MosaicLayout, spots: list[tuple[slice, slice]]) -> np.ndarray:
+    """The photosites at `spots` (one colour's positions) over black, as one float32 vector."""
+    pattern = np.asarray(layout.pattern)
+    parts = []
+    for rows, cols in spots:
+        index = int(pattern[rows.start % pattern.shape[0], cols.start % pattern.shape[1]])
+        parts.append(image[rows, cols].astype(np.float32).ravel() - np.float32(layout.black_levels[index]))
+    return np.concatenate(parts)
+
+
+def measure_ratio(short: Exposure, long: Exposure, layout: MosaicLayout, area: tuple[slice, slice]) -> PairRatio:
     """long / short per CFA colour over the photosites both expose well; StackError when they share too few or
     the ratio disagrees with the labels."""
-    black = np.asarray(layout.black_levels, dtype=np.float32)[colours[area]]
     span = float(layout.white_level) - float(np.mean(layout.black_levels))
     nominal = long.seconds / short.seconds
     measured: dict[str, float] = {}
     names = f"the {short.label} group and the {long.label} group"
-    letters = _letters(layout)
-    for letter in sorted(set(letters.values())):
-        sites = np.isin(colours[area], [i for i, c in letters.items() if c == letter])
-        lo = long.blend[area][sites].astype(np.float32) - black[sites]
-        sh = short.blend[area][sites].astype(np.float32) - black[sites]
+    for letter, spots in sorted(_positions(layout, area).items()):
+        lo, sh = _sample(long.blend, layout, spots), _sample(short.blend, layout, spots)
         good = (lo < WELL_EXPOSED[1] * span) & (sh > WELL_EXPOSED[0] * span)  # both well exposed: lo > sh
         if np.count_nonzero(good) < MIN_OVERLAP:
             raise StackError(
@@ -96,12 +102,51 @@ def measure_ratio(
     return PairRatio(short.label, long.label, round(nominal, 4), {k: round(v, 4) for k, v in measured.items()})
 
 
-def _roll_off(u: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """1 below ROLL_OFF[0], 0 above ROLL_OFF[1], a raised cosine between."""
-    low, high = ROLL_OFF
-    x = np.clip((u - low) / (high - low), 0.0, 1.0)
-    weight: npt.NDArray[np.float32] = (0.5 + 0.5 * np.cos(np.pi * x)).astype(np.float32)
-    return weight
+class ShadowNoise:
+    """One frame's noise in the longest group's deep shadows, from two frames of a group: the robust spread of
+    their difference over sqrt 2, on a sample of the mosaic (the shadows are found once, in the longest blend)."""
+
+    def __init__(self, longest: npt.NDArray[np.generic], layout: MosaicLayout) -> None:
+        top, left, bottom, right = layout.active_area
+        span = float(layout.white_level) - float(np.min(layout.black_levels))
+        self.layout = layout
+        self.spots = list(_positions(layout, (slice(top, bottom), slice(left, right))).values())
+        self.masks = []
+        for spots in self.spots:
+            ref = _sample(longest, layout, spots)
+            self.masks.append((ref > SHADOWS[0] * span) & (ref < SHADOWS[1] * span))
+
+    def of(self, a: npt.NDArray[np.generic], b: npt.NDArray[np.generic]) -> float:
+        diffs = [
+            _sample(a, self.layout, spots)[mask] - _sample(b, self.layout, spots)[mask]
+            for spots, mask in zip(self.spots, self.masks, strict=True)
+        ]
+        diff = np.concatenate(diffs)
+        if diff.size < 100:
+            return float("nan")
+        return 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / math.sqrt(2)
+
+
+def _weighted(
+    groups: Sequence[Exposure], gains: np.ndarray, layout: MosaicLayout, span: np.float32, scale: float
+) -> npt.NDArray[np.uint16]:
+    """The weighted merge of every photosite, scaled into 16 bits (the compiled loop of merge_kernel)."""
+    blends = np.stack([g.blend for g in groups]) if len(groups) > 1 else groups[0].blend[np.newaxis]
+    out = np.empty(blends.shape[1:], dtype=np.uint16)
+    longest = groups[-1].seconds
+    merge_rows(
+        np.ascontiguousarray(blends, dtype=np.uint16),
+        np.ascontiguousarray(np.asarray(layout.pattern, dtype=np.uint8)),
+        np.asarray(layout.black_levels, dtype=np.float64),
+        np.ascontiguousarray(gains, dtype=np.float64),
+        np.array([(g.seconds / longest) ** 2 for g in groups], dtype=np.float64),
+        float(span),
+        ROLL_OFF[0],
+        ROLL_OFF[1],
+        float(scale),
+        out,
+    )
+    return out
 
 
 def merge(
@@ -109,11 +154,9 @@ def merge(
 ) -> tuple[npt.NDArray[np.uint16], MosaicLayout, BracketRecord]:
     """The merged mosaic (16-bit, in the longest group's units scaled to fit), its layout and the record."""
     groups = sorted(groups, key=lambda g: g.seconds)
-    shape = groups[0].blend.shape
-    colours = _colour_map(layout, shape)
     top, left, bottom, right = layout.active_area
     area = (slice(top, bottom), slice(left, right))
-    pairs = [measure_ratio(a, b, layout, colours, area) for a, b in itertools.pairwise(groups)]
+    pairs = [measure_ratio(a, b, layout, area) for a, b in itertools.pairwise(groups)]
     # gain of each group to the longest's units, per colour index: the product of the measured ratios above it
     letters = _letters(layout)
     gains = np.ones((len(groups), len(letters)), dtype=np.float64)
@@ -121,25 +164,9 @@ def merge(
         gains[k] = gains[k + 1] * np.array([pairs[k].measured[letters[i]] for i in range(len(letters))])
     black = np.asarray(layout.black_levels, dtype=np.float32)
     span = float(layout.white_level) - float(black.min())
-    longest = groups[-1].seconds
     top_gain = float(gains[0].max())
     scale = (UINT16_TOP - float(black.max())) / (span * top_gain)
-    out = np.empty(shape, dtype=np.uint16)
-    rows = max(1, (4 << 20) // max(1, shape[1] * 4))
-    black_map = black[colours]
-    for start in range(0, shape[0], rows):
-        band = slice(start, start + rows)
-        offset = black_map[band]
-        total = np.zeros(offset.shape, dtype=np.float32)
-        weights = np.zeros(offset.shape, dtype=np.float32)
-        for k, group in enumerate(groups):
-            signal = group.blend[band].astype(np.float32) - offset
-            weight = _roll_off(signal / np.float32(span)) * np.float32((group.seconds / longest) ** 2)
-            total += weight * signal * gains[k].astype(np.float32)[colours[band]]
-            weights += weight
-        shortest = (groups[0].blend[band].astype(np.float32) - offset) * gains[0].astype(np.float32)[colours[band]]
-        merged = np.where(weights > 0, total / np.maximum(weights, np.float32(1e-12)), shortest)
-        out[band] = np.clip(np.rint(offset + merged * np.float32(scale)), 0, UINT16_TOP).astype(np.uint16)
+    out = _weighted(groups, gains, layout, np.float32(span), scale)
     white = min(UINT16_TOP, math.ceil(float(black.min()) + span * top_gain * scale))
     ev = math.log2(top_gain)
     extra = dict(layout.extra_tags)
@@ -165,27 +192,23 @@ def merge(
         scale=round(scale, 6),
         white_level=white,
         baseline_exposure_ev=round(ev, 4),
-        clipped_share=_clipped_share(groups[0], layout, colours, area),
-        **_shadow_noise(groups, gains, layout, colours, area),
+        clipped_share=_clipped_share(groups[0], layout, area),
+        **_noise_gains(groups, gains),
     )
     return out, merged_layout, record
 
 
-def _clipped_share(shortest: Exposure, layout: MosaicLayout, colours: np.ndarray, area: tuple[slice, slice]) -> float:
-    """Photosites past the roll-off even in the shortest group: clipped in the merge too."""
-    black = np.asarray(layout.black_levels, dtype=np.float32)[colours[area]]
+def _clipped_share(shortest: Exposure, layout: MosaicLayout, area: tuple[slice, slice]) -> float:
+    """Photosites past the roll-off even in the shortest group (a sample): clipped in the merge too."""
     span = float(layout.white_level) - float(np.min(layout.black_levels))
-    u = (shortest.blend[area].astype(np.float32) - black) / np.float32(span)
-    share: float = round(float(np.count_nonzero(u >= ROLL_OFF[1])) / u.size, 6)
+    values = np.concatenate([_sample(shortest.blend, layout, spots) for spots in _positions(layout, area).values()])
+    share: float = round(float(np.count_nonzero(values >= ROLL_OFF[1] * span)) / values.size, 6)
     return share
 
 
-def _shadow_noise(
-    groups: Sequence[Exposure], gains: np.ndarray, layout: MosaicLayout, colours: np.ndarray, area: tuple[slice, slice]
-) -> dict[str, float | None]:
-    """The merge's noise in the longest group's shadows against the longest group alone and the shortest alone,
-    from each group's measured frame noise (in the longest group's units) and the weights."""
-    del colours, area, layout
+def _noise_gains(groups: Sequence[Exposure], gains: np.ndarray) -> dict[str, float | None]:
+    """The merge's noise in the longest group's deep shadows against the longest group alone and the shortest
+    alone, from each group's measured frame noise (in the longest group's units) and the weights."""
     if any(not math.isfinite(g.noise) for g in groups):
         return {"shadow_noise_vs_longest": None, "shadow_noise_vs_shortest": None}
     longest = groups[-1].seconds

@@ -176,28 +176,13 @@ def _exposures(
 ) -> list[bracket.Exposure]:
     """Each group's blend with its frame noise in the longest group's shadows (from its first two frames)."""
     assert first.layout is not None
-    layout = first.layout
-    colours = np.tile(
-        np.asarray(layout.pattern),
-        (blends[0].shape[0] // layout.pattern.shape[0] + 1, blends[0].shape[1] // layout.pattern.shape[1] + 1),
-    )
-    black = np.asarray(layout.black_levels, dtype=np.float32)[colours[: blends[0].shape[0], : blends[0].shape[1]]]
-    span = float(layout.white_level) - float(np.min(layout.black_levels))
-    longest = (blends[-1].astype(np.float32) - black) / np.float32(span)
-    shadows = (longest > bracket.SHADOWS[0]) & (longest < bracket.SHADOWS[1])
+    shadows = bracket.ShadowNoise(blends[-1], first.layout)
     out = []
     for group, blend in zip(members, blends, strict=True):
         seconds = frames[group[0]].exposure.exposure_time or 0.0
-        noise = bracket.frame_noise(frames[group[0]].pixels, frames[group[1]].pixels, shadows)
-        out.append(
-            bracket.Exposure(
-                seconds,
-                shutter_label(seconds),
-                tuple(frames[i].path.name for i in group),
-                blend.astype(np.uint16),
-                noise,
-            )
-        )
+        noise = shadows.of(frames[group[0]].pixels, frames[group[1]].pixels)
+        label, names = shutter_label(seconds), tuple(frames[i].path.name for i in group)
+        out.append(bracket.Exposure(seconds, label, names, blend.astype(np.uint16, copy=False), noise))
     return out
 
 
