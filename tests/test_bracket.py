@@ -179,3 +179,52 @@ def test_keep_groups_writes_each_groups_blend(scene: Scene, tmp_path: Path) -> N
         "frame-001_1-400s_median.dng",
     ]
     assert all(p.is_file() for p in result.extra_outputs)
+
+
+# --- capture: the daemon shoots the bracket ---------------------------------------------------------------
+
+
+def test_the_daemon_shoots_a_bracket_per_press_and_merges_it(tmp_path: Path) -> None:
+    from medianscan.library.manifest import State, read_manifest
+    from tests.daemon_thread import RunningDaemon, capture_config
+
+    cfg = capture_config(tmp_path / "library")
+    cfg.bracket = ["1/400", "1/100"]
+    cfg.camera.settings = {"shutterspeed": "1/250"}
+    cfg.camera.simulated.seconds_per_frame = 0.15
+    with RunningDaemon(cfg, triggers=False) as running:
+        seen: list[str] = []
+        import threading
+        import time
+
+        def watch() -> None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(set(seen)) < 2:
+                line = running.daemon.status_line()
+                if "group" in line:
+                    seen.append(line.split(": ", 1)[1].split(";")[0])
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        answer = running.ask("capture")
+        watcher.join()
+        assert answer.ok and "6 frames" in answer.text, answer.text  # the cue after the last group
+        assert "capturing group 1 of 2 (1/400)" in seen and "capturing group 2 of 2 (1/100)" in seen
+        stack = running.wait_for_state("frame-001", State.BLENDED)
+        manifest = read_manifest(stack)
+        assert manifest.bracket == ["1/400", "1/100"] and manifest.frames_expected == 6
+        names = sorted(p.name for p in stack.glob("frame-001_1-*.dng") if "median" not in p.name)
+        assert names == [f"frame-001_1-100_0{i}.dng" for i in (1, 2, 3)] + [
+            f"frame-001_1-400_0{i}.dng" for i in (1, 2, 3)
+        ]
+        assert manifest.blend is not None and manifest.blend.bracket is not None
+        assert [g.shutter for g in manifest.blend.bracket.groups] == ["1/400", "1/100"]
+        camera = running.daemon.link.camera
+        assert camera is not None and camera.cfg.settings == {"shutterspeed": "1/250"}  # the locked value is back
+
+        cfg_bad = running.daemon.cfg
+        cfg_bad.bracket = ["1/400", "1/8000"]
+        refused = running.ask("capture")
+        assert not refused.ok and "bracket value '1/8000' is not a shutter speed this camera offers" in refused.text
+        assert [s.name for s in running.daemon.library.stacks()] == ["frame-001"]  # nothing was shot

@@ -23,7 +23,7 @@ class BlendOptions(BlendConfig):
 
     @classmethod
     def from_config(cls, cfg: BlendConfig, **overrides: Any) -> BlendOptions:
-        options = cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(BlendConfig)}, **overrides)
+        options = cls(**({f.name: getattr(cfg, f.name) for f in dataclasses.fields(BlendConfig)} | overrides))
         problems = blend_problems(options)
         if problems:
             raise MedianscanError("; ".join(problems))

@@ -129,7 +129,8 @@ class Config:
     library: Path = Path("~/Scans")
     roll_template: str = "{date}-roll{roll:03d}"
     frame_template: str = "frame-{frame:03d}"
-    frames: int = 9  # raws per burst
+    frames: int = 9  # raws per burst (per shutter value with `bracket`)
+    bracket: list[str] = field(default_factory=list)  # multi-exposure: shutter values, a burst at each per press
     workers: int = 1  # blend worker processes
     queue_size: int = 4  # stacks waiting to blend before captures are held back
     retention: Retention = "keep"  # what happens to the raws after a verified blend

@@ -81,6 +81,7 @@ class Manifest:
     retention: str | None = None  # what was done with the raws after the verified blend
     note: str | None = None  # e.g. why a stack is incomplete
     flat: Path | None = None  # the roll's flat-field folder when this negative was shot (it is corrected with it)
+    bracket: list[str] | None = None  # the shutter values of a multi-exposure negative (it is merged, not blended)
     history: list[dict[str, str]] = field(default_factory=list)
     version: int = MANIFEST_VERSION
 

@@ -4,6 +4,7 @@ the body awake, and the state `status` shows."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -68,7 +69,8 @@ class CameraLink:
         self.status.state = "connecting"
         camera = None
         try:
-            camera = open_camera(self.config())
+            cfg = self.config()
+            camera = open_camera(dataclasses.replace(cfg, settings=dict(cfg.settings)))  # a bracket changes its own
             ident = camera.connect()
             self.status.model, self.status.port = ident.model, ident.port
             settings = camera.lock()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medianscan.capture.bracket_burst import bracket_choices, shoot_bracket
 from medianscan.capture.camera import BurstError, Camera, CameraError
 from medianscan.capture.events import Answer
 from medianscan.errors import MedianscanError
@@ -167,13 +168,18 @@ class CameraThread:
                 "shoot one first with `medianscan flat`, the bare light and no film in the holder"
             )
             return Answer(False, "capture", text, "refused")
-        stack = self.d.library.new_stack(self.d.cfg.frames)
+        values = bracket_choices(camera, self.d.cfg.bracket) if self.d.cfg.bracket else []  # before any frame
+        frames = self.d.cfg.frames
+        stack = self.d.library.new_stack(frames * max(1, len(values)))
         self.d.bursting = True
         self.d.camera_status.state = "capturing"
         self.d.live.paused = "a burst is under way"
         started = time.monotonic()
         try:
-            record = camera.burst(self.d.cfg.frames, stack, stack.name)
+            if values:
+                record = shoot_bracket(camera, camera.cfg.settings, values, frames, stack, progress=self.group_progress)
+            else:
+                record = camera.burst(frames, stack, stack.name)
         except CameraError as exc:
             kept = exc.record if isinstance(exc, BurstError) else None
             self.d.library.mark(
@@ -182,7 +188,7 @@ class CameraThread:
                 error=str(exc),
                 burst=kept,
                 capture_seconds=time.monotonic() - started,
-                note=cut_off_note(len(raw_files(stack)), self.d.cfg.frames),
+                note=cut_off_note(len(raw_files(stack)), frames * max(1, len(values))),
             )
             if not camera.connected:
                 self.d.link.drop(str(exc))
@@ -192,13 +198,16 @@ class CameraThread:
             raise
         finally:
             self.d.bursting = False
+            self.d.bracket_group = None
             self.d.live.paused = None
             if self.d.link.camera is not None:
                 self.d.camera_status.state = "ready"
                 self.d.camera_status.battery = self.d.link.camera.battery()
             self.d.presses.sort(time.monotonic(), stack.name)
         seconds = record.seconds or time.monotonic() - started
-        self.d.library.mark(stack, State.CAPTURED, burst=record, capture_seconds=seconds, flat=flat)
+        self.d.library.mark(
+            stack, State.CAPTURED, burst=record, capture_seconds=seconds, flat=flat, bracket=values or None
+        )
         last = record.frames[-1] if record.frames else None
         cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
         log.info("%s", cue)
@@ -209,6 +218,11 @@ class CameraThread:
                 self.d.backlog.appendleft(stack)
         self.d.message = None
         return Answer(True, "capture", cue, stack=stack.name)
+
+    def group_progress(self, group: int, groups: int, shutter: str) -> None:
+        """A bracket's group under way, for status and the console ("group 2 of 2")."""
+        self.d.bracket_group = (group, groups, shutter)
+        self.d.live.paused = f"a bracket is under way: group {group} of {groups} ({shutter})"
 
     def wait_for_room(self) -> bool:
         """Back-pressure: hold the capture while the blend queue is full. False if stopping meanwhile."""

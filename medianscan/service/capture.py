@@ -83,6 +83,7 @@ class Daemon(Service):
         self.paused = False
         self.bursting = False
         self.waiting_for_room = False
+        self.bracket_group: tuple[int, int, str] | None = None  # (group, of groups, shutter) while a bracket runs
         self._camera_thread: threading.Thread | None = None
         self.console: ConsoleServer | None = None
         self._sources_started = False
@@ -144,6 +145,7 @@ class Daemon(Service):
             "frames_per_burst": self.cfg.frames,
             "paused": self.paused,
             "busy": self.bursting,
+            "bracket_group": None if self.bracket_group is None else list(self.bracket_group),
             "queue": self.queue_state(),
             "disk_free_bytes": free,
             "console": None if self.console is None else self.console.url,
@@ -160,6 +162,8 @@ class Daemon(Service):
         cam = self.camera_status
         if cam.state in ("ready", "capturing"):
             head = f"{cam.model}: {cam.state}"
+            if self.bracket_group is not None:
+                head += " group {} of {} ({})".format(*self.bracket_group)
         else:
             head = f"camera {cam.state}" + (f" ({cam.error})" if cam.error else "")
         roll, frame = self.library.position()
@@ -226,11 +230,13 @@ class Daemon(Service):
     def submit(self, stack: Path) -> bool:
         """Queue `stack` for blending (with the flat field it was shot under); False when the queue is full."""
         try:
-            flat = read_manifest(stack).flat
+            manifest = read_manifest(stack)
+            flat, bracket = manifest.flat, bool(manifest.bracket)
         except MedianscanError:
-            flat = None
+            flat, bracket = None, False
+        options = BlendOptions.from_config(self.cfg.blend, **({"bracket": True} if bracket else {}))
         with self.lock:
-            ok = self.pool.submit(stack, BlendTask(stack, BlendOptions.from_config(self.cfg.blend), flat))
+            ok = self.pool.submit(stack, BlendTask(stack, options, flat))
             if ok:
                 self.in_pool.add(stack)
             return ok

@@ -11,6 +11,7 @@ import abc
 from dataclasses import dataclass
 from pathlib import Path
 
+from medianscan.config.schema import CameraConfig
 from medianscan.errors import MedianscanError
 from medianscan.records import BurstRecord, CameraIdentity
 
@@ -58,6 +59,7 @@ class Camera(abc.ABC):
     """A connected (or connectable) camera. Use from one thread only."""
 
     identity: CameraIdentity | None = None
+    cfg: CameraConfig  # its configuration: `cfg.settings` is what every burst locks
 
     @property
     @abc.abstractmethod
