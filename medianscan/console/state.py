@@ -49,6 +49,7 @@ class ConsoleState:
     flat: str | None  # the roll's flat field in use (its folder's name), or None
     paused: bool
     busy: bool
+    group: str | None  # while a bracket runs: "group 2 of 2 (1/100)"
     frames_per_burst: int
     queue: dict[str, Any]
     disk_free_bytes: int | None
@@ -117,6 +118,7 @@ class StateBuilder:
             flat=None if roll is None or (found := flats.current_flat(roll)) is None else found.name,
             paused=d.paused,
             busy=d.bursting,
+            group=None if d.bracket_group is None else "group {} of {} ({})".format(*d.bracket_group),
             frames_per_burst=d.cfg.frames,
             queue=d.queue_state(),
             disk_free_bytes=d.library.free_bytes(),

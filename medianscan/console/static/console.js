@@ -108,7 +108,7 @@ function showState(s) {
   state = s;
   const cam = s.camera;
   $("camera").textContent = cam.model ? `${cam.model}: ${cam.state}` + (cam.battery ? ` · battery ${cam.battery}` : "") : `camera ${cam.state}`;
-  $("roll").textContent = "roll " + (s.roll || "–") + (s.flat ? ` · flat ${s.flat}` : " · no flat") + (s.paused ? " · paused" : "") + (s.busy ? " · capturing" : "");
+  $("roll").textContent = "roll " + (s.roll || "–") + (s.flat ? ` · flat ${s.flat}` : " · no flat") + (s.paused ? " · paused" : "") + (s.busy ? " · capturing" + (s.group ? " " + s.group : "") : "");
   $("queue").textContent = `queue ${s.queue.waiting} waiting, ${s.queue.blending} blending` + (s.queue.full ? " (full)" : "");
   $("disk").textContent = "disk free " + megabytes(s.disk_free_bytes);
   $("pause").textContent = s.paused ? "Resume" : "Pause";
