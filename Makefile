@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-packages
+.PHONY: demo test lint bench system-packages screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,9 @@ test: $(STAMP) system-packages lint
 bench: $(STAMP)
 	bash scripts/system-packages.sh bench
 	$(BIN)/python -m bench
+
+# The README's pictures: the console on the simulated camera (its browser test, in headless Chromium) and the
+# flat-field before/after.
+screenshot: $(STAMP) system-packages
+	MEDIANSCAN_SCREENSHOT=docs/console.png $(BIN)/pytest -q tests/test_console_browser.py
+	$(BIN)/python -m scripts.flat_picture

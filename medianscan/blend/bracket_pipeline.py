@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from medianscan.atomic import write_json
 from medianscan.blend import bracket, checks, flat, pipeline
+from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_stack, return_freed_buffers_to_os
@@ -114,6 +115,7 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
             seconds=time.perf_counter() - started,
             noise_ratio=None,
             timings=timings,
+            clipped=raw_clipping([decoded[i] for i in members[0]]),  # the shortest group: clipped in the merge too
             flat=flat_record,
             bracket=record,
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rawpy
 
 from medianscan.capture.camera import Camera
 from medianscan.capture.camera.settings import canonical_key, true_seconds
@@ -76,8 +77,6 @@ class Calibration:
 
 def meter(path: Path, shutter: str) -> Meter:
     """The brightest channel of a raw probe against its own white level."""
-    import rawpy
-
     try:
         with rawpy.imread(str(path)) as raw:
             values = raw.raw_image_visible
