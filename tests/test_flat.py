@@ -302,3 +302,17 @@ def test_the_daemon_shoots_a_flat_and_corrects_the_rolls_later_negatives(tmp_pat
         assert (carried / "flat_01.dng").stat().st_ino == (flat / "flat_01.dng").stat().st_ino  # linked, not copied
         assert running.daemon.library.roll != old_roll
         assert running.ask("capture").ok  # the new roll has the old flat: not refused
+
+
+def test_a_flat_burst_cut_off_by_a_stop_is_set_aside_at_the_next_start(tmp_path: Path) -> None:
+    from medianscan.library import flats
+    from medianscan.library.rolls import Library
+
+    library = Library(tmp_path / "library")
+    roll = library.roll
+    shot = flats.shooting_folder(roll)
+    (shot / "flat_01.dng").write_bytes(b"a frame that got there")
+    found = library.recover()
+    assert found.cut_off_flats == [roll / "discarded" / "flat-cut-off"]
+    assert (roll / "discarded" / "flat-cut-off" / "flat_01.dng").is_file()  # kept, never deleted
+    assert flats.current_flat(roll) is None  # and not used

@@ -31,6 +31,7 @@ class Recovery:
     removed_temps: list[Path] = field(default_factory=list)
     retained: list[Path] = field(default_factory=list)  # retention finished after a crash
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    cut_off_flats: list[Path] = field(default_factory=list)  # flat bursts a stop cut short, set aside
 
 
 MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.blend.checks.MIN_FRAMES)

@@ -263,6 +263,8 @@ class Library:
             remove_temps(self.root, rec)
             for roll in self._rolls():
                 remove_temps(roll, rec)
+                if (roll / flats.SHOOTING).is_dir():  # a flat burst cut short: its frames kept, not used
+                    rec.cut_off_flats.append(flats.set_aside(roll / flats.SHOOTING, "flat-cut-off"))
                 for stack in self.stacks(roll):
                     recover_stack(self, stack, rec)
                 bin_ = roll / DISCARDED

@@ -213,6 +213,8 @@ class Daemon(Service):
             log.info("removed an interrupted write: %s", path)
         for stack, reason in rec.unreadable:
             log.warning("%s: skipped (%s)", stack, reason)
+        for folder in rec.cut_off_flats:
+            log.warning("a flat burst was cut off by the stop; its frames are kept in %s: shoot the flat again", folder)
         with self.lock:
             self.backlog.extend(rec.queued)
         if rec.queued:
