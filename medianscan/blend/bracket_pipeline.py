@@ -19,12 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.atomic import write_json
-from medianscan.blend import bracket, checks, flat, pipeline
+from medianscan.blend import bracket, checks, flat
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_stack, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
+from medianscan.blend.stack_files import check_output_room, decode_all, output_paths, resolve, roll_film
 from medianscan.blend.write import combine_stack, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
@@ -58,7 +59,7 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
     return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    stack_dir, found = pipeline.resolve(source)
+    stack_dir, found = resolve(source)
     name = stack_dir.name
     paths, kinds = list(found.frames), list(found.kinds)
     if found.unreadable:
@@ -67,14 +68,14 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
         )
     if not paths or kinds[0] != "raw":
         raise StackError(f"{name}: --bracket merges raw frames; these are {kinds[0] if kinds else 'no'} frames")
-    main, sidecar = pipeline.output_paths(stack_dir, options.method, "raw", options.output)
-    pipeline.check_output_room(main, sum(p.stat().st_size for p in paths) // len(paths))
+    main, sidecar = output_paths(stack_dir, options.method, "raw", options.output)
+    check_output_room(main, sum(p.stat().st_size for p in paths) // len(paths))
     master = flat.load_master(options.flat) if options.flat is not None else None
-    xmp, film = pipeline.roll_film(stack_dir, "raw")
+    xmp, film = roll_film(stack_dir, "raw")
     with contextlib.ExitStack() as keep, ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
         buffer = allocate_stack(paths[0], "raw", len(paths), keep)
         t = time.perf_counter()
-        sampled, undecodable = pipeline.decode_all(paths, kinds, buffer, pool)
+        sampled, undecodable = decode_all(paths, kinds, buffer, pool)
         timings["decode"] = time.perf_counter() - t
         decoded = [f for f, _ in sampled]
         problems = undecodable + checks.metadata_problems(decoded, same_shutter=False)

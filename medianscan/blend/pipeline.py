@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from medianscan.atomic import write_json
-from medianscan.blend import checks, flat, frames, sniff
+from medianscan.blend import checks, flat, sniff
+from medianscan.blend.bracket_pipeline import blend_bracket
 from medianscan.blend.combine import warm_up
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
@@ -28,49 +26,12 @@ from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_stack, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
+from medianscan.blend.stack_files import check_output_room, decode_all, output_paths, resolve, roll_film
 from medianscan.blend.write import blend_into, combine_stack
 from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents
-from medianscan.library.contents import StackContents
-from medianscan.library.roll_record import exposure_number, read_roll_record
-from medianscan.outputs.xmp import RollPlace, film_packet
 from medianscan.records import BlendRecord, LeftOut
-from medianscan.vocabulary import Method
-
-_EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
-
-
-def output_paths(stack_dir: Path, method: Method, kind: FrameKind, explicit: Path | None) -> tuple[Path, Path]:
-    """The main output and its JSON sidecar (same stem)."""
-    main = explicit or stack_dir / f"{stack_dir.name}_{method}{_EXTENSION[kind]}"
-    return main, main.with_suffix(".json")
-
-
-def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
-    """A stack folder or a list of frame files -> (the stack folder, its contents sorted out by the one rule)."""
-    if isinstance(source, (str, Path)):
-        folder = Path(source)
-        if not folder.is_dir():
-            raise StackError(f"{folder}: no such stack folder")
-        found = contents.read_folder(folder, sniff.inspect)
-        if not found.frames and not found.unreadable:
-            left = "; ".join(str(i) for i in found.ignored)
-            raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else ""))
-        return folder, found
-    paths = [Path(p) for p in source]
-    if not paths:
-        raise StackError("no frames given")
-    for path in paths:
-        if not path.is_file():
-            raise StackError(f"{path}: no such file or folder")
-    parents = {p.resolve().parent for p in paths}
-    if len(parents) > 1:
-        raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
-    found = contents.sort_out(paths, sniff.inspect)
-    if not found.frames and not found.unreadable:
-        raise StackError("no raw, TIFF or JPEG frames among the files given")
-    return parents.pop(), found
 
 
 def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = None) -> BlendRecord:
@@ -81,7 +42,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     """
     options = options or BlendOptions()
     if options.bracket:
-        return _bracket(source, options)
+        return blend_bracket(source, options)
     return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -154,12 +115,6 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         return result
 
 
-def _bracket(source: Path | Sequence[Path], options: BlendOptions) -> BlendRecord:
-    from medianscan.blend.bracket_pipeline import blend_bracket  # it builds on this module's steps
-
-    return blend_bracket(source, options)
-
-
 def _checked_outputs(
     stack_dir: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]
 ) -> tuple[Path, Path]:
@@ -167,17 +122,6 @@ def _checked_outputs(
     main, sidecar = output_paths(stack_dir, options.method, kind, options.output)
     check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
     return main, sidecar
-
-
-def roll_film(stack_dir: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any] | None]:
-    """The film of the roll this stack is a negative of (its roll's record), as the DNG's XMP packet and the
-    sidecar's record; (None, None) outside a roll with a record."""
-    record = read_roll_record(stack_dir.parent)
-    if record is None:
-        return None, None
-    place = RollPlace(stack_dir.parent.name, exposure_number(stack_dir))
-    sidecar = record.film.to_json() | {"roll_id": place.roll_id, "exposure_number": place.exposure_number}
-    return (film_packet(record.film, place) if kind == "raw" else None), sidecar
 
 
 def _master_flat(name: str, options: BlendOptions, kind: FrameKind) -> flat.MasterFlat | None:
@@ -224,56 +168,11 @@ def _prepare_kernels(n: int, kind: FrameKind, options: BlendOptions) -> None:
         )
 
 
-def decode_all(
-    paths: Sequence[Path], kinds: Sequence[FrameKind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
-) -> tuple[list[tuple[Frame, checks.Sample]], list[checks.Problem]]:
-    """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer, and take
-    what the pixel checks need of it while it is hot in the cache."""
-
-    def read(i: int) -> tuple[Frame, checks.Sample] | checks.Problem:
-        try:
-            frame = frames.read_frame(paths[i], kinds[i], None if buffer is None else buffer[i])
-        except StackError as exc:
-            return checks.Problem(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
-        return frame, checks.sample(frame)
-
-    results = list(pool.map(read, range(len(paths))))
-    decoded = [r for r in results if isinstance(r, tuple)]
-    return decoded, [r for r in results if isinstance(r, checks.Problem)]
-
-
 def _describe(name: str, problems: Sequence[checks.Problem], dropping: bool, n_good: int) -> str:
     lines = "; ".join(str(p) for p in problems)
     if dropping:
         return f"{name}: only {n_good} good frame(s) left, at least {checks.MIN_FRAMES} needed ({lines})"
     return f"{name}: cannot blend: {lines}"
-
-
-OUTPUT_MARGIN_BYTES = 64 << 20  # kept free beyond a blend's own size (the sidecar, the filesystem's own needs)
-
-
-def check_output_room(main: Path, frame_bytes: int) -> None:
-    """Before any frame is decoded: the output folder exists, takes a new file, and has room for the blend.
-
-    A blend takes seconds of work; a read-only folder or a full disk found after it wastes them. The probe is a
-    real file created and removed (permission bits alone say nothing to root or on a read-only mount).
-    """
-    folder = main.parent
-    if not folder.is_dir():
-        raise StackError(f"{main}: the output folder {folder} does not exist")
-    probe = folder / f".medianscan-probe.{os.getpid()}.part"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-        free = shutil.disk_usage(folder).free
-    except OSError as exc:
-        raise StackError(f"{main}: cannot write into {folder} ({exc.strerror or exc})") from None
-    need = 2 * frame_bytes + OUTPUT_MARGIN_BYTES  # the blend, up to twice a compressed frame, and a margin
-    if free < need:
-        raise StackError(
-            f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
-            f"{need / 2**20:.0f} MiB needed for the blend"
-        )
 
 
 def prepare_flat(source: Path) -> Path:

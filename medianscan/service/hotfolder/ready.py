@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medianscan.blend import checks
-from medianscan.blend.pipeline import output_paths
 from medianscan.blend.sidecar import recorded_frames
+from medianscan.blend.stack_files import output_paths
 from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.service.hotfolder.grouping import PlannedStack, is_ours, is_temp_name

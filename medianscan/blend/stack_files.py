@@ -1,0 +1,116 @@
+"""A stack's files, in and out: which of a folder's files are its frames (the one rule of library.contents),
+decoding them once into the stack buffer, where the outputs go and whether they fit, and the film of the roll
+the stack belongs to. The plain blend (medianscan.blend.pipeline) and the bracket's (bracket_pipeline) share
+these steps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan.blend import checks, frames, sniff
+from medianscan.blend.frames import Frame
+from medianscan.errors import StackError
+from medianscan.formats import FrameKind
+from medianscan.library import contents
+from medianscan.library.contents import StackContents
+from medianscan.library.roll_record import exposure_number, read_roll_record
+from medianscan.outputs.xmp import RollPlace, film_packet
+from medianscan.vocabulary import Method
+
+_EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
+
+
+def output_paths(stack_dir: Path, method: Method, kind: FrameKind, explicit: Path | None) -> tuple[Path, Path]:
+    """The main output and its JSON sidecar (same stem)."""
+    main = explicit or stack_dir / f"{stack_dir.name}_{method}{_EXTENSION[kind]}"
+    return main, main.with_suffix(".json")
+
+
+def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
+    """A stack folder or a list of frame files -> (the stack folder, its contents sorted out by the one rule)."""
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise StackError(f"{folder}: no such stack folder")
+        found = contents.read_folder(folder, sniff.inspect)
+        if not found.frames and not found.unreadable:
+            left = "; ".join(str(i) for i in found.ignored)
+            raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else ""))
+        return folder, found
+    paths = [Path(p) for p in source]
+    if not paths:
+        raise StackError("no frames given")
+    for path in paths:
+        if not path.is_file():
+            raise StackError(f"{path}: no such file or folder")
+    parents = {p.resolve().parent for p in paths}
+    if len(parents) > 1:
+        raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
+    found = contents.sort_out(paths, sniff.inspect)
+    if not found.frames and not found.unreadable:
+        raise StackError("no raw, TIFF or JPEG frames among the files given")
+    return parents.pop(), found
+
+
+def roll_film(stack_dir: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any] | None]:
+    """The film of the roll this stack is a negative of (its roll's record), as the DNG's XMP packet and the
+    sidecar's record; (None, None) outside a roll with a record."""
+    record = read_roll_record(stack_dir.parent)
+    if record is None:
+        return None, None
+    place = RollPlace(stack_dir.parent.name, exposure_number(stack_dir))
+    sidecar = record.film.to_json() | {"roll_id": place.roll_id, "exposure_number": place.exposure_number}
+    return (film_packet(record.film, place) if kind == "raw" else None), sidecar
+
+
+def decode_all(
+    paths: Sequence[Path], kinds: Sequence[FrameKind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
+) -> tuple[list[tuple[Frame, checks.Sample]], list[checks.Problem]]:
+    """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer, and take
+    what the pixel checks need of it while it is hot in the cache."""
+
+    def read(i: int) -> tuple[Frame, checks.Sample] | checks.Problem:
+        try:
+            frame = frames.read_frame(paths[i], kinds[i], None if buffer is None else buffer[i])
+        except StackError as exc:
+            return checks.Problem(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
+        return frame, checks.sample(frame)
+
+    results = list(pool.map(read, range(len(paths))))
+    decoded = [r for r in results if isinstance(r, tuple)]
+    return decoded, [r for r in results if isinstance(r, checks.Problem)]
+
+
+OUTPUT_MARGIN_BYTES = 64 << 20  # kept free beyond a blend's own size (the sidecar, the filesystem's own needs)
+
+
+def check_output_room(main: Path, frame_bytes: int) -> None:
+    """Before any frame is decoded: the output folder exists, takes a new file, and has room for the blend.
+
+    A blend takes seconds of work; a read-only folder or a full disk found after it wastes them. The probe is a
+    real file created and removed (permission bits alone say nothing to root or on a read-only mount).
+    """
+    folder = main.parent
+    if not folder.is_dir():
+        raise StackError(f"{main}: the output folder {folder} does not exist")
+    probe = folder / f".medianscan-probe.{os.getpid()}.part"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise StackError(f"{main}: cannot write into {folder} ({exc.strerror or exc})") from None
+    need = 2 * frame_bytes + OUTPUT_MARGIN_BYTES  # the blend, up to twice a compressed frame, and a margin
+    if free < need:
+        raise StackError(
+            f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
+            f"{need / 2**20:.0f} MiB needed for the blend"
+        )
