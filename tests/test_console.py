@@ -180,6 +180,9 @@ def test_other_sites_cannot_fire_the_camera_or_rebind_onto_it(console: tuple[Run
     status, _, body = client.get("/api/state", Host=f"evil.example:{client.port}")  # DNS rebinding
     assert status == 421 and b"127.0.0.1" in body
     assert client.get("/api/state", Host=f"localhost:{client.port}")[0] == 200
+    assert client.get("/api/state", Host="127.0.0.1:9000")[0] == 200  # an SSH tunnel from another local port
+    assert client.get("/api/state", Host="[::1]:9000")[0] == 200
+    assert client.get("/api/state", Host="127.0.0.1.evil.example:80")[0] == 421
     assert running.daemon.library.last_stack() is None  # nothing was shot
 
 

@@ -1,7 +1,7 @@
 """Who may use the console, checked before any route runs.
 
-- **Host**: on loopback, only the names of this machine (127.0.0.1, localhost, [::1]) with the console's port are
-  served, so a web page cannot rebind its own DNS name onto the console.
+- **Host**: on loopback, only the names of this machine (127.0.0.1, localhost, [::1]) are served, at any port (an
+  SSH tunnel may forward another), so a web page cannot rebind its own DNS name onto the console.
 - **Origin**: a request that changes anything (every method but GET and HEAD) must come from the console's own
   page: a browser sends `Origin` (or `Sec-Fetch-Site`) with it, and another site's page gets a 403.
 - **Token**: when `console.token` is set, every request carries it, as `Authorization: Bearer TOKEN`, as the
@@ -50,7 +50,7 @@ class Guard:
         return self._wrong_host(headers) or self._wrong_origin(scope, headers) or self._no_token(scope, headers)
 
     def _wrong_host(self, headers: dict[str, str]) -> Response | None:
-        if self.listen.loopback and headers.get("host", "").lower() not in self.loopback_hosts():
+        if self.listen.loopback and _host_name(headers.get("host", "")) not in self.loopback_names():
             return _refuse(421, f"this console answers to 127.0.0.1:{self.port()} or localhost:{self.port()} only")
         return None
 
@@ -82,10 +82,16 @@ class Guard:
             return redirect
         return None
 
-    def loopback_hosts(self) -> set[str]:
-        port = self.port()
-        names = {*LOOPBACK_NAMES, "127.0.0.1", "[::1]", self.listen.host.lower()}
-        return {f"{name}:{port}" for name in names}
+    def loopback_names(self) -> set[str]:
+        return {*LOOPBACK_NAMES, "127.0.0.1", "::1", self.listen.host.lower()}
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port: 'localhost:8631' -> 'localhost', '[::1]:80' -> '::1'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _cookie(header: str) -> str:
