@@ -6,7 +6,8 @@ invents them. Nothing here opens a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -61,3 +62,38 @@ class MosaicLayout:
         tile = np.asarray(self.black_levels, dtype=np.uint16)[self.pattern]
         reps = (-(-shape[0] // ph), -(-shape[1] // pw))
         return np.tile(tile, reps)[: shape[0], : shape[1]]
+
+
+UINT16_TOP = 65535
+BASELINE_EXPOSURE, SRATIONAL = 50730, 10  # the DNG tag, and its type
+
+
+@dataclass(frozen=True)
+class Headroom:
+    """How a mosaic whose signal now reaches `top_gain` times the sensor's range (a flat field's gains, a
+    bracket's ratio) goes into 16 bits, and what its DNG says so that editors show it as bright as before."""
+
+    scale: float  # the signal over black is multiplied by this
+    white_level: int  # where white is now
+    baseline_ev: float  # log2(top_gain): BaselineExposure brings the brightness back
+
+
+def headroom(layout: MosaicLayout, top_gain: float, *, expand: bool) -> Headroom:
+    """The scale that fits `top_gain` times the range into 16 bits; at most 1 unless `expand` (a bracket may use
+    the bits a 12- or 14-bit sensor leaves free)."""
+    black = np.asarray(layout.black_levels, dtype=np.float64)
+    low = float(black.min())
+    span = float(layout.white_level) - low
+    fit = (UINT16_TOP - float(black.max())) / max(1.0, span * top_gain)
+    scale = fit if expand else min(1.0, fit)
+    white = min(UINT16_TOP, math.ceil(low + span * top_gain * scale))
+    return Headroom(scale, white, math.log2(top_gain))
+
+
+def with_headroom(layout: MosaicLayout, room: Headroom) -> MosaicLayout:
+    """`layout` with the raised white level and BaselineExposure (added to the source's own, if it had one)."""
+    extra = dict(layout.extra_tags)
+    before = extra.get(BASELINE_EXPOSURE)
+    baseline = room.baseline_ev + (float(np.asarray(before[2], dtype=np.float64).reshape(-1)[0]) if before else 0.0)
+    extra[BASELINE_EXPOSURE] = (SRATIONAL, 1, [baseline])
+    return replace(layout, white_level=room.white_level, extra_tags=extra)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from medianscan.blend.merge_kernel import merge_rows
 from medianscan.errors import StackError
-from medianscan.metadata import MosaicLayout
+from medianscan.metadata import MosaicLayout, headroom, with_headroom
 from medianscan.records import BracketGroup, BracketRecord, PairRatio
 
 MIN_GROUP = 3  # frames per exposure group
@@ -32,8 +32,6 @@ WELL_EXPOSED = (0.02, 0.85)  # photosites both groups expose within this share o
 MIN_OVERLAP = 500  # photosites per colour both groups expose well, at least (in the sample)
 SAMPLE_STEP = 3  # the statistics read every third repeat of the CFA pattern's rows
 SHADOWS = (0.002, 0.01)  # the longest group's deep shadows (read-noise limited), share of the range: noise figures
-UINT16_TOP = 65535
-BASELINE_EXPOSURE, SRATIONAL = 50730, 10
 
 
 @dataclass(frozen=True)
@@ -162,40 +160,20 @@ def merge(
     gains = np.ones((len(groups), len(letters)), dtype=np.float64)
     for k in range(len(groups) - 2, -1, -1):
         gains[k] = gains[k + 1] * np.array([pairs[k].measured[letters[i]] for i in range(len(letters))])
-    black = np.asarray(layout.black_levels, dtype=np.float32)
-    span = float(layout.white_level) - float(black.min())
-    top_gain = float(gains[0].max())
-    scale = (UINT16_TOP - float(black.max())) / (span * top_gain)
-    out = _weighted(groups, gains, layout, np.float32(span), scale)
-    white = min(UINT16_TOP, math.ceil(float(black.min()) + span * top_gain * scale))
-    ev = math.log2(top_gain)
-    extra = dict(layout.extra_tags)
-    before = extra.get(BASELINE_EXPOSURE)
-    baseline = ev + (float(np.asarray(before[2], dtype=np.float64).reshape(-1)[0]) if before else 0.0)
-    extra[BASELINE_EXPOSURE] = (SRATIONAL, 1, [baseline])
-    merged_layout = MosaicLayout(
-        pattern=layout.pattern,
-        colors=layout.colors,
-        black_levels=layout.black_levels,
-        white_level=white,
-        active_area=layout.active_area,
-        default_crop=layout.default_crop,
-        color_matrix=layout.color_matrix,
-        as_shot_neutral=layout.as_shot_neutral,
-        orientation=layout.orientation,
-        extra_tags=extra,
-    )
+    span = float(layout.white_level) - float(min(layout.black_levels))
+    room = headroom(layout, float(gains[0].max()), expand=True)
+    out = _weighted(groups, gains, layout, np.float32(span), room.scale)
     record = BracketRecord(
         groups=tuple(BracketGroup(g.label, g.seconds, g.frames) for g in groups),
         ratios=tuple(pairs),
         roll_off=ROLL_OFF,
-        scale=round(scale, 6),
-        white_level=white,
-        baseline_exposure_ev=round(ev, 4),
+        scale=round(room.scale, 6),
+        white_level=room.white_level,
+        baseline_exposure_ev=round(room.baseline_ev, 4),
         clipped_share=_clipped_share(groups[0], layout, area),
         **_noise_gains(groups, gains),
     )
-    return out, merged_layout, record
+    return out, with_headroom(layout, room), record
 
 
 def _clipped_share(shortest: Exposure, layout: MosaicLayout, area: tuple[slice, slice]) -> float:

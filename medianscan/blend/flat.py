@@ -26,7 +26,7 @@ from scipy import ndimage
 from medianscan.blend.frames import Frame, read_frame
 from medianscan.blend.sidecar import recorded_frames
 from medianscan.errors import StackError
-from medianscan.metadata import MosaicLayout
+from medianscan.metadata import UINT16_TOP, MosaicLayout, headroom, with_headroom
 from medianscan.records import FlatRecord
 
 SMALL_SIDE = 96  # each plane is smoothed at about this many block means on its short side
@@ -37,9 +37,6 @@ CLIPPED_SHARE = 1e-4  # a flat with more photosites than this at white is clippe
 DARKEST = 0.05  # a flat whose centre is below this share of the raw range is too dark to divide by
 DEEPEST = 0.1  # nor may any smoothed value fall below this share of its centre (gains over 10x)
 STRUCTURE = 0.03  # a smoothed flat further than this (RMS, relative) from a smooth surface holds a picture
-BASELINE_EXPOSURE = 50730
-SRATIONAL = 10
-UINT16_TOP = 65535
 
 
 class FlatError(StackError):
@@ -81,11 +78,8 @@ class MasterFlat:
         what was done, for the sidecar."""
         black = np.asarray(layout.black_levels, dtype=np.float32)[np.asarray(layout.pattern)]
         ph, pw = black.shape
-        top_gain = float(self.gain.max())
-        lowest_black = float(black.min())
-        wanted_white = lowest_black + (layout.white_level - lowest_black) * top_gain
-        scale = min(1.0, (UINT16_TOP - float(black.max())) / max(1.0, wanted_white - lowest_black))
-        white = min(UINT16_TOP, math.ceil(lowest_black + (wanted_white - lowest_black) * scale))
+        room = headroom(layout, float(self.gain.max()), expand=False)
+        scale = room.scale
         rows = max(ph, (1 << 20) // max(1, mosaic.shape[1]) // ph * ph)
         for start in range(0, mosaic.shape[0], rows):
             band = mosaic[start : start + rows]
@@ -96,11 +90,6 @@ class MasterFlat:
             values += offset
             np.clip(np.rint(values, out=values), 0, UINT16_TOP, out=values)
             band[...] = values
-        ev = math.log2((white - lowest_black) / max(1.0, layout.white_level - lowest_black))
-        extra = dict(layout.extra_tags)
-        before = extra.get(BASELINE_EXPOSURE)
-        baseline = ev + (float(np.asarray(before[2], dtype=np.float64).reshape(-1)[0]) if before else 0.0)
-        extra[BASELINE_EXPOSURE] = (SRATIONAL, 1, [baseline])
         active = self.gain[self._active(layout)]
         record = FlatRecord(
             source=self.source,
@@ -108,10 +97,10 @@ class MasterFlat:
             gain_range=(float(active.min()) * scale, float(active.max()) * scale),
             dust_photosites=self.dust_photosites,
             clip="headroom" if scale == 1.0 else "scaled",
-            white_level=white,
-            baseline_exposure_ev=round(ev, 4),
+            white_level=room.white_level,
+            baseline_exposure_ev=round(room.baseline_ev, 4),
         )
-        return dataclasses.replace(layout, white_level=white, extra_tags=extra), record
+        return with_headroom(layout, room), record
 
     @staticmethod
     def _active(layout: MosaicLayout) -> tuple[slice, slice]:

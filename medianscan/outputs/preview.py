@@ -26,7 +26,7 @@ _SRGB_TO_XYZ = np.array(
     ]
 )
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
-_LUT_BITS = 12
+LUT_BITS = 12
 
 
 def rgb_channels(colors: str) -> list[int]:
@@ -59,12 +59,12 @@ def camera_to_srgb(layout: MosaicLayout) -> npt.NDArray[np.float64]:
 
 
 def _srgb_lut() -> npt.NDArray[np.uint8]:
-    x = np.linspace(0.0, 1.0, (1 << _LUT_BITS))
+    x = np.linspace(0.0, 1.0, (1 << LUT_BITS))
     y = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
     return np.round(y * 255).astype(np.uint8)
 
 
-_SRGB_LUT = _srgb_lut()
+SRGB_LUT = _srgb_lut()  # linear codes of LUT_BITS bits -> 8-bit sRGB (the simulated live view uses it too)
 _BAND_BYTES = 2 << 20  # the binning's temporaries stay this small, whatever the sensor
 
 
@@ -140,7 +140,7 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
     # One affine map from the plane sums to LUT codes: black, scale to white, white balance and the
     # camera -> sRGB matrix folded together, applied plane by plane (a BLAS matmul on (N, 3) pixels is ten
     # times slower here).
-    top_code = (1 << _LUT_BITS) - 1
+    top_code = (1 << LUT_BITS) - 1
     gain = (neutral.max() / neutral) / (sites * np.maximum(layout.white_level - black_mean, 1.0))
     matrix = camera_to_srgb(layout) * gain[np.newaxis, :] * top_code
     offset = 0.5 - matrix @ (black_mean * sites)  # +0.5: round to the nearest code
@@ -154,5 +154,5 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
             mixed += term
         mixed += np.float32(offset[channel])
         np.clip(mixed, 0.0, top_code, out=mixed)
-        np.take(_SRGB_LUT, mixed.astype(np.uint16), out=planar[channel])
+        np.take(SRGB_LUT, mixed.astype(np.uint16), out=planar[channel])
     return np.ascontiguousarray(planar.transpose(1, 2, 0))

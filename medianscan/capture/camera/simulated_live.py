@@ -19,22 +19,15 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from medianscan.config.schema import SimulatedConfig
+from medianscan.outputs.preview import LUT_BITS, SRGB_LUT
 
 BLUR_LEVELS = (0.0, 0.6, 1.2, 2.0, 3.0, 4.5)  # preview blur (px) from in focus to far out
 SWAY_PX = 4  # the framing drifts this far each way
 SWAY_STEP = 2  # in steps of this many pixels
 SHARP_SPAN = 0.25  # the share of each focus period the view is in focus
 BODY_ZOOM = 4  # the body magnifier's enlargement
-_CODES = 4095
+_CODES = (1 << LUT_BITS) - 1
 _GAINS = np.array([2.13, 1.0, 1.49], dtype=np.float32) * np.float32(0.55)  # white balance, then a JPEG's exposure
-
-
-def _srgb_codes() -> npt.NDArray[np.uint8]:
-    x = np.linspace(0.0, 1.0, _CODES + 1)
-    return np.round(255 * np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)).astype(np.uint8)
-
-
-_SRGB = _srgb_codes()
 
 
 def _defocus(phase: float) -> float:
@@ -102,7 +95,7 @@ class SimulatedLiveView:
         crop = level[top : top + ch, left : left + cw]
         view = np.repeat(np.repeat(crop, BODY_ZOOM, axis=0), BODY_ZOOM, axis=1)
         view = np.clip(view + self._grain[: view.shape[0], : view.shape[1], None], 0, _CODES)
-        return bytes(imagecodecs.jpeg8_encode(_SRGB[view.astype(np.uint16)], level=85))
+        return bytes(imagecodecs.jpeg8_encode(SRGB_LUT[view.astype(np.uint16)], level=85))
 
     def _encode(self, level_index: int, dy: int, dx: int) -> bytes:
         level = self._level(level_index)
@@ -110,7 +103,7 @@ class SimulatedLiveView:
         grain = self._grain[(dy + dx + level_index) % 7 :][:h, :w, None]  # the sensor's noise differs per view
         view = level[dy : dy + h, dx : dx + w] + grain
         np.clip(view, 0, _CODES, out=view)
-        return bytes(imagecodecs.jpeg8_encode(_SRGB[view.astype(np.uint16)], level=85))
+        return bytes(imagecodecs.jpeg8_encode(SRGB_LUT[view.astype(np.uint16)], level=85))
 
     def _prepare(self, index: int, signal: npt.NDArray[np.float32]) -> None:
         """Bin the mosaic to RGB (one pixel per 2x2 cell); its blurred views are made as the focus reaches them."""
