@@ -17,6 +17,7 @@ from pathlib import Path
 from medianscan.atomic import fsync_dir, is_temp
 from medianscan.library import contents
 from medianscan.library.manifest import DISCARDED
+from medianscan.library.names import fresh_path
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,7 @@ def set_aside(folder: Path, name: str) -> Path:
     """Move a cut-off flat burst to `<roll>/discarded/` (its frames are kept, never deleted)."""
     bin_ = folder.parent / DISCARDED
     bin_.mkdir(exist_ok=True)
-    target = bin_ / name
-    n = 1
-    while target.exists():
-        n += 1
-        target = bin_ / f"{name}-{n}"
+    target = fresh_path(bin_, name)
     folder.rename(target)
     fsync_dir(folder.parent)
     log.info("flat burst set aside in %s", target)

@@ -6,11 +6,22 @@ import datetime as dt
 import logging
 import re
 import string
+from pathlib import Path
 
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import DISCARDED
 
 log = logging.getLogger(__name__)
+
+
+def fresh_path(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/name-2`, `-3`... when that exists (a counter never overwrites)."""
+    candidate = folder / name
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{name}-{n}"
+    return candidate
 
 
 class Template:

@@ -20,7 +20,7 @@ from medianscan.atomic import fsync_dir
 from medianscan.errors import MedianscanError
 from medianscan.library import contents, flats
 from medianscan.library.manifest import DISCARDED, Manifest, State, mark, now, read_manifest, write_manifest
-from medianscan.library.names import Template
+from medianscan.library.names import Template, fresh_path
 from medianscan.library.recovery import Recovery, recover_stack, remove_temps
 from medianscan.library.retention import blended_raws, release
 from medianscan.library.roll_record import write_roll_record
@@ -121,7 +121,7 @@ class Library:
             self.root.mkdir(parents=True, exist_ok=True)
             numbers = [self.rolls.number(p.name) or 0 for p in self._rolls()]
             number = max(numbers, default=0) + 1
-            path = self._fresh(self.root, self.rolls.format(number, self.today()))
+            path = fresh_path(self.root, self.rolls.format(number, self.today()))
             path.mkdir()
             fsync_dir(self.root)
             write_roll_record(path, (film or FilmRecord()).merged_over(self.film))
@@ -148,16 +148,6 @@ class Library:
         m = Manifest(State.CAPTURING, stack.parent.name, stack.name, frames_expected)
         m.history.append({"state": m.state.value, "at": m.created})
         return m
-
-    @staticmethod
-    def _fresh(folder: Path, name: str) -> Path:
-        """`folder/name`, or `folder/name-2`, `-3`... when that exists (a counter never overwrites)."""
-        candidate = folder / name
-        n = 1
-        while candidate.exists():
-            n += 1
-            candidate = folder / f"{name}-{n}"
-        return candidate
 
     def last_stack(self) -> Path | None:
         stacks = self.stacks()
@@ -237,7 +227,7 @@ class Library:
                 raise MedianscanError(f"nothing to retake: roll {self.roll.name} has no stacks yet")
             bin_ = last.parent / DISCARDED
             bin_.mkdir(exist_ok=True)
-            target = self._fresh(bin_, last.name)
+            target = fresh_path(bin_, last.name)
             last.rename(target)
             fsync_dir(last.parent)
             fsync_dir(bin_)
