@@ -19,13 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.atomic import write_json
-from medianscan.blend import bracket, checks, flat
+from medianscan.blend import bracket, checks
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_stack, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
-from medianscan.blend.stack_files import check_output_room, decode_all, output_paths, resolve, roll_film
+from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, resolve, roll_film
 from medianscan.blend.write import combine_stack, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
@@ -68,9 +68,8 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
         )
     if not paths or kinds[0] != "raw":
         raise StackError(f"{name}: --bracket merges raw frames; these are {kinds[0] if kinds else 'no'} frames")
-    main, sidecar = output_paths(stack_dir, options.method, "raw", options.output)
-    check_output_room(main, sum(p.stat().st_size for p in paths) // len(paths))
-    master = flat.load_master(options.flat) if options.flat is not None else None
+    main, sidecar = checked_outputs(stack_dir, options, "raw", paths)
+    master = master_flat(name, options, "raw")
     xmp, film = roll_film(stack_dir, "raw")
     with contextlib.ExitStack() as keep, ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
         buffer = allocate_stack(paths[0], "raw", len(paths), keep)

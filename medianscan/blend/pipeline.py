@@ -26,7 +26,7 @@ from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_stack, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
-from medianscan.blend.stack_files import check_output_room, decode_all, output_paths, resolve, roll_film
+from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, output_paths, resolve, roll_film
 from medianscan.blend.write import blend_into, combine_stack
 from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
@@ -57,8 +57,8 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         )
     if len(paths) < checks.MIN_FRAMES:
         raise BadFramesError(_describe(name, unreadable, options.drop_bad_frames, len(paths)), droppable=False)
-    main, sidecar = _checked_outputs(stack_dir, options, kinds[0], paths)
-    master = _master_flat(name, options, kinds[0])
+    main, sidecar = checked_outputs(stack_dir, options, kinds[0], paths)
+    master = master_flat(name, options, kinds[0])
     xmp, film = roll_film(stack_dir, kinds[0])
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
         buffer = allocate_stack(paths[0], kinds[0], len(paths), keep)
@@ -113,23 +113,6 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film))
         return result
-
-
-def _checked_outputs(
-    stack_dir: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]
-) -> tuple[Path, Path]:
-    """The output and sidecar paths, once their folder is known to take them (before any frame is read)."""
-    main, sidecar = output_paths(stack_dir, options.method, kind, options.output)
-    check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
-    return main, sidecar
-
-
-def _master_flat(name: str, options: BlendOptions, kind: FrameKind) -> flat.MasterFlat | None:
-    if options.flat is None:
-        return None
-    if kind != "raw":
-        raise StackError(f"{name}: a flat field corrects raw stacks; these frames are {kind} files")
-    return flat.load_master(options.flat)
 
 
 def _noise_only_problems(

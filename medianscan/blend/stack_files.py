@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import checks, frames, sniff
+from medianscan.blend import checks, flat, frames, sniff
 from medianscan.blend.frames import Frame
+from medianscan.blend.options import BlendOptions
 from medianscan.errors import StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents
@@ -114,3 +115,21 @@ def check_output_room(main: Path, frame_bytes: int) -> None:
             f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
             f"{need / 2**20:.0f} MiB needed for the blend"
         )
+
+
+def checked_outputs(
+    stack_dir: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]
+) -> tuple[Path, Path]:
+    """The output and sidecar paths, once their folder is known to take them (before any frame is read)."""
+    main, sidecar = output_paths(stack_dir, options.method, kind, options.output)
+    check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
+    return main, sidecar
+
+
+def master_flat(name: str, options: BlendOptions, kind: FrameKind) -> flat.MasterFlat | None:
+    """The master flat `options` name, loaded (kept per process while unchanged), or None."""
+    if options.flat is None:
+        return None
+    if kind != "raw":
+        raise StackError(f"{name}: a flat field corrects raw stacks; these frames are {kind} files")
+    return flat.load_master(options.flat)
