@@ -5,10 +5,12 @@ blending), a retake, a new roll, pause and resume. The main thread (medianscan.s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,22 +130,14 @@ class CameraThread:
         self.check_space()
         roll = self.d.library.roll
         shot = flats.shooting_folder(roll)
-        self.d.bursting = True
-        self.d.camera_status.state = "capturing"
-        self.d.live.paused = "a flat burst is under way"
         try:
-            record = camera.burst(self.d.cfg.frames, shot, flats.FLAT_STEM)
+            with self.burst_under_way("a flat burst is under way", "the flat"):
+                record = camera.burst(self.d.cfg.frames, shot, flats.FLAT_STEM)
         except CameraError as exc:
             kept = flats.set_aside(shot, "flat-cut-off")
             if not camera.connected:
                 self.d.link.drop(str(exc))
             raise MedianscanError(f"flat not taken ({exc}); its frames are kept in {kept}") from exc
-        finally:
-            self.d.bursting = False
-            self.d.live.paused = None
-            if self.d.link.camera is not None:
-                self.d.camera_status.state = "ready"
-            self.d.presses.sort(time.monotonic(), "the flat")
         folder = flats.keep_flat(roll, shot)
         self.d.message = None
         text = (
@@ -171,15 +165,15 @@ class CameraThread:
         values = bracket_choices(camera, self.d.cfg.bracket) if self.d.cfg.bracket else []  # before any frame
         frames = self.d.cfg.frames
         stack = self.d.library.new_stack(frames * max(1, len(values)))
-        self.d.bursting = True
-        self.d.camera_status.state = "capturing"
-        self.d.live.paused = "a burst is under way"
         started = time.monotonic()
         try:
-            if values:
-                record = shoot_bracket(camera, camera.cfg.settings, values, frames, stack, progress=self.group_progress)
-            else:
-                record = camera.burst(frames, stack, stack.name)
+            with self.burst_under_way("a burst is under way", stack.name):
+                if values:
+                    record = shoot_bracket(
+                        camera, camera.cfg.settings, values, frames, stack, progress=self.group_progress
+                    )
+                else:
+                    record = camera.burst(frames, stack, stack.name)
         except CameraError as exc:
             kept = exc.record if isinstance(exc, BurstError) else None
             self.d.library.mark(
@@ -197,13 +191,8 @@ class CameraThread:
             self.d.library.mark(stack, State.INCOMPLETE, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            self.d.bursting = False
-            self.d.bracket_group = None
-            self.d.live.paused = None
             if self.d.link.camera is not None:
-                self.d.camera_status.state = "ready"
                 self.d.camera_status.battery = self.d.link.camera.battery()
-            self.d.presses.sort(time.monotonic(), stack.name)
         seconds = record.seconds or time.monotonic() - started
         self.d.library.mark(
             stack, State.CAPTURED, burst=record, capture_seconds=seconds, flat=flat, bracket=values or None
@@ -218,6 +207,23 @@ class CameraThread:
                 self.d.backlog.appendleft(stack)
         self.d.message = None
         return Answer(True, "capture", cue, stack=stack.name)
+
+    @contextlib.contextmanager
+    def burst_under_way(self, why: str, label: str) -> Iterator[None]:
+        """While the camera shoots: presses are held for the policy, status says capturing, live view says `why`
+        it stands still; afterwards the presses that came meanwhile are sorted (`label`: what they waited for)."""
+        self.d.bursting = True
+        self.d.camera_status.state = "capturing"
+        self.d.live.paused = why
+        try:
+            yield
+        finally:
+            self.d.bursting = False
+            self.d.bracket_group = None
+            self.d.live.paused = None
+            if self.d.link.camera is not None:
+                self.d.camera_status.state = "ready"
+            self.d.presses.sort(time.monotonic(), label)
 
     def group_progress(self, group: int, groups: int, shutter: str) -> None:
         """A bracket's group under way, for status and the console ("group 2 of 2")."""
