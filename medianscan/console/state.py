@@ -57,11 +57,7 @@ class ConsoleState:
     negatives: tuple[NegativeView, ...]
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["negatives"] = [
-            dataclasses.asdict(n) | {"rejected": [list(r) for r in n.rejected]} for n in self.negatives
-        ]
-        return data
+        return dataclasses.asdict(self)  # nested records too; tuples are JSON arrays
 
 
 def positive_url(roll: str, negative: str) -> str:
