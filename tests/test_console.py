@@ -271,7 +271,10 @@ def test_the_body_magnifier_is_asked_between_preview_frames(console: tuple[Runni
     while client.json("/api/state")["live"]["body_zoom"] != "on":
         assert time.monotonic() < deadline, "the camera thread did not apply the zoom"
         client.get("/api/live.jpg")
-    _, _, zoomed = client.get("/api/live.jpg")
+    # the zoom is made just before a preview is fetched, so the frame published when the state first says "on"
+    # may still be the whole view: take one numbered after it
+    _, seen, _ = client.get("/api/live.jpg")
+    _, _, zoomed = client.get(f"/api/live.jpg?after={seen['x-frame']}")
     wide, near = (imagecodecs.jpeg8_decode(j).astype(np.float32) for j in (plain, zoomed))
     assert wide.shape == near.shape  # the body's own view, magnified: the same preview size
     assert np.abs(wide - near).mean() > 1  # and another picture than the whole view
