@@ -522,7 +522,7 @@ DAEMON_STATUS = {
     "settings": {"shutterspeed": "0.0100s", "f-number": "f/8"},
     "library": "/scans",
     "roll": "2026-11-23-roll001",
-    "frame": "frame-002",
+    "negative": "frame-002",
     "frames_per_burst": 9,
     "paused": False,
     "busy": True,
@@ -588,7 +588,7 @@ def test_control_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     lines = out.splitlines()
     assert lines[0] == "camera     Nikon DSC D750 on usb:001,001: ready"
     assert "settings   shutterspeed=0.0100s, f-number=f/8" in lines
-    assert "roll       2026-11-23-roll001, last frame frame-002 (9 raws per burst)" in lines
+    assert "roll       2026-11-23-roll001, last negative frame-002 (9 raws per burst)" in lines
     assert "state      capturing" in lines
     assert "queue      1 waiting, 1 blending (room for 4)" in lines
     assert "disk free  123.4 GB" in lines

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[Request, str]] = {  # CLI name -> (the request it send
     "flat": ("flat", "shoot a flat field (the bare light, no film) for this roll's later negatives"),
     "pause": ("pause", "ignore captures until resume"),
     "resume": ("resume", "accept captures again"),
-    "status": ("status", "camera, locked settings, roll and frame, queue, the last stacks"),
+    "status": ("status", "camera, locked settings, roll and negative, queue, the last stacks"),
 }
 
 
@@ -128,10 +128,11 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(("settings", ", ".join(f"{k}={v}" for k, v in settings.items()) or "(none locked)"))
     if "library" in rest:
         lines.append(("library", str(rest.pop("library"))))
-    if "roll" in rest or "frame" in rest:
-        roll, frame = rest.pop("roll", None), rest.pop("frame", None)
+    if "roll" in rest or "negative" in rest or "frame" in rest:
+        roll = rest.pop("roll", None)
+        negative = rest.pop("negative", None) or rest.pop("frame", None)  # "frame": what older daemons call it
         per = rest.pop("frames_per_burst", None)
-        text = f"{roll or '-'}, last frame {frame or '-'}" + (f" ({per} raws per burst)" if per else "")
+        text = f"{roll or '-'}, last negative {negative or '-'}" + (f" ({per} raws per burst)" if per else "")
         lines.append(("roll", text))
     flags = [name for name in ("paused", "busy") if rest.pop(name, False)]
     if flags:
@@ -175,6 +176,7 @@ def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
 def _camera_text(cam: dict[str, Any]) -> str:
     where = f" on {cam['port']}" if cam.get("port") else ""
     text = f"{cam.get('model') or 'no camera'}{where}: {cam.get('state', '?')}"
+    text += f", battery {cam['battery']}" if cam.get("battery") else ""
     return text + (f" ({cam['error']})" if cam.get("error") else "")
 
 

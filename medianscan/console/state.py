@@ -19,6 +19,7 @@ from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
+from medianscan.service.status import CameraView, QueueState, bracket_text, camera_view, queue_state
 
 if TYPE_CHECKING:
     from medianscan.service.capture import Daemon
@@ -43,7 +44,7 @@ class NegativeView:
 
 @dataclass(frozen=True)
 class ConsoleState:
-    camera: dict[str, str | None]  # model, port, state, error, battery
+    camera: CameraView
     live: LiveState
     roll: str | None
     flat: str | None  # the roll's flat field in use (its folder's name), or None
@@ -51,7 +52,7 @@ class ConsoleState:
     busy: bool
     group: str | None  # while a bracket runs: "group 2 of 2 (1/100)"
     frames_per_burst: int
-    queue: dict[str, Any]
+    queue: QueueState
     disk_free_bytes: int | None
     message: str | None
     negatives: tuple[NegativeView, ...]
@@ -99,24 +100,17 @@ class StateBuilder:
 
     def _build(self) -> ConsoleState:
         d = self.d
-        cam = d.camera_status
         roll = d.library.current_roll()
         return ConsoleState(
-            camera={
-                "model": cam.model,
-                "port": cam.port,
-                "state": cam.state,
-                "error": cam.error,
-                "battery": cam.battery,
-            },
+            camera=camera_view(d),
             live=d.live.state(),
             roll=None if roll is None else roll.name,
             flat=None if roll is None or (found := flats.current_flat(roll)) is None else found.name,
             paused=d.paused,
             busy=d.bursting,
-            group=None if d.bracket_group is None else "group {} of {} ({})".format(*d.bracket_group),
+            group=None if d.bracket_group is None else bracket_text(d.bracket_group),
             frames_per_burst=d.cfg.frames,
-            queue=d.queue_state(),
+            queue=queue_state(d),
             disk_free_bytes=d.library.free_bytes(),
             message=d.message,
             negatives=tuple(self._negatives(roll)),

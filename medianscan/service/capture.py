@@ -41,6 +41,7 @@ from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
+from medianscan.service.status import capture_status, capture_status_line
 from medianscan.vocabulary import ACTIONS, Request
 
 __all__ = ["CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cadence has it from
@@ -48,7 +49,6 @@ __all__ = ["CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cade
 log = logging.getLogger(__name__)
 
 READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is retried in the background
-RECENT = 5
 
 
 class Daemon(Service):
@@ -105,76 +105,12 @@ class Daemon(Service):
         """True while a burst is running (a press now is queued once or ignored, per the config)."""
         return self.bursting
 
-    def queue_state(self) -> dict[str, Any]:
-        """The blend queue as `status` and the console show it."""
-        with self.lock:
-            backlog = len(self.backlog)
-        return {
-            "waiting": len(self.pool.waiting()) + backlog,
-            "blending": len(self.pool.running()),
-            "capacity": self.cfg.queue_size,
-            "full": self.waiting_for_room or self.pool.full,
-        }
-
     def status(self) -> dict[str, Any]:
-        """Everything `medianscan status` shows, as JSON data."""
-        cam = self.camera_status
-        roll, frame = self.library.position()
-        recent = []
-        for stack, m in self.library.recent(RECENT):
-            recent.append(
-                {
-                    "stack": str(stack),
-                    "state": m.state.value,
-                    "frames": m.frames_expected,
-                    "capture_seconds": m.capture_seconds,
-                    "blend_seconds": m.blend_seconds,
-                    "error": m.error,
-                    "note": m.note,
-                    "output": None if m.blend is None else str(m.blend.output),
-                    "noise_ratio": None if m.blend is None else m.blend.noise_ratio,
-                }
-            )
-        free = self.library.free_bytes()
-        return {
-            "camera": {"model": cam.model, "port": cam.port, "state": cam.state, "error": cam.error},
-            "settings": dict(cam.settings or {}),
-            "library": str(self.library.root),
-            "roll": roll,
-            "frame": frame,
-            "frames_per_burst": self.cfg.frames,
-            "paused": self.paused,
-            "busy": self.bursting,
-            "bracket_group": None if self.bracket_group is None else list(self.bracket_group),
-            "queue": self.queue_state(),
-            "disk_free_bytes": free,
-            "console": None if self.console is None else self.console.url,
-            "message": self.message,
-            "recent": recent,
-            "attention": [
-                {"stack": str(stack), "state": m.state.value, "reason": m.error or m.note or m.state.value}
-                for stack, m in self.library.needing_attention()
-            ],
-        }
+        """Everything `medianscan status` shows, as the control socket carries it."""
+        return capture_status(self).to_json()
 
     def status_line(self) -> str:
-        """One line for systemd's STATUS= and the log."""
-        cam = self.camera_status
-        if cam.state in ("ready", "capturing"):
-            head = f"{cam.model}: {cam.state}"
-            if self.bracket_group is not None:
-                head += " group {} of {} ({})".format(*self.bracket_group)
-        else:
-            head = f"camera {cam.state}" + (f" ({cam.error})" if cam.error else "")
-        roll, frame = self.library.position()
-        waiting = len(self.pool.waiting()) + len(self.backlog)
-        q = f"queue {waiting} waiting, {len(self.pool.running())} blending"
-        if self.waiting_for_room:
-            q += " (full: captures wait for the blends)"
-        parts = [head, f"roll {roll or '-'}, last {frame or '-'}", q]
-        if self.paused:
-            parts.insert(1, "paused")
-        return "; ".join(parts)
+        return capture_status_line(self)
 
     # --- the main loop --------------------------------------------------------------------------------
 
