@@ -8,7 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from medianscan.capture.calibrate import PROBE_STEM, ExposureCalibration, meter
+from medianscan.capture.calibrate import ExposureCalibration, meter
+from medianscan.capture.camera.files import PROBE_STEM
 from medianscan.capture.camera.simulated import SimulatedCamera
 from medianscan.config.schema import CameraConfig
 

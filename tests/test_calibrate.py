@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from medianscan.capture.calibrate import ACCEPT, PROBE_STEM, CalibrationError, ExposureCalibration, meter
+from medianscan.capture.calibrate import ACCEPT, CalibrationError, ExposureCalibration, meter
 from medianscan.capture.camera import SettingInfo
+from medianscan.capture.camera.files import PROBE_STEM
 from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
 from medianscan.capture.camera.settings import true_seconds
 from medianscan.capture.camera.simulated import SimulatedCamera

@@ -21,6 +21,7 @@ import numpy as np
 import rawpy
 
 from medianscan.capture.camera import Camera
+from medianscan.capture.camera.files import PROBE_STEM
 from medianscan.capture.camera.settings import canonical_key, true_seconds
 from medianscan.errors import MedianscanError
 
@@ -30,7 +31,6 @@ PERCENTILE = 99.9
 CLIPPED = 0.001  # a probe with more than this share of a channel's photosites at white has clipped
 STEP_DOWN = 8.0  # a clipped probe: 3 EV shorter
 MAX_PROBES = 8
-PROBE_STEM = "probe"  # the probes' file names (the simulated camera shows the clear film base for them)
 
 
 class CalibrationError(MedianscanError):

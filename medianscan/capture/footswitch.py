@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import evdev
+from evdev import ecodes
+
 from medianscan.capture.events import Emit
 from medianscan.config.schema import FootswitchConfig
 from medianscan.errors import MedianscanError
@@ -30,8 +33,6 @@ class KeyMapper:
     """
 
     def __init__(self, keys: Mapping[str, Action], debounce_ms: int) -> None:
-        from evdev import ecodes
-
         self._ev_key = ecodes.EV_KEY
         self.codes: dict[int, Action] = {}
         for name, action in keys.items():
@@ -109,8 +110,6 @@ _denied_said: set[str] = set()
 
 def list_nodes() -> list[NodeInfo]:
     """Every event node this process may open (the service user needs group `input`)."""
-    import evdev
-
     nodes = []
     denied: list[str] = []
     for path in evdev.list_devices():
@@ -132,8 +131,6 @@ def list_nodes() -> list[NodeInfo]:
 
 
 def open_node(path: str) -> EventDevice:
-    import evdev
-
     return typing.cast(EventDevice, evdev.InputDevice(path))
 
 

@@ -7,21 +7,36 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from medianscan import __version__
+from medianscan.cli import control
 from medianscan.errors import MedianscanError
 
 CommandHandler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree; each subcommand module adds its own parser."""
-    from medianscan.cli import blend, calibrate, camera, config, control, demo, run, watch
+# Which module holds each subcommand. The dispatcher imports only the one asked for: `medianscan trigger` from a
+# desktop shortcut must answer at once, while `run` and `blend` pull in numba, rawpy and scipy (about 2 s).
+SUBCOMMANDS: dict[str, str] = {
+    "blend": "blend",
+    "calibrate": "calibrate",
+    "camera": "camera",
+    "config": "config",
+    "run": "run",
+    "demo": "demo",
+    "watch": "watch",
+    **dict.fromkeys(control.COMMANDS, "control"),  # the daemon's own commands, light to import
+}
+MODULES = tuple(dict.fromkeys(SUBCOMMANDS.values()))  # in the order --help lists them
 
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command tree; with `command`, only the module that holds it is imported (an unknown one: all)."""
     parser = argparse.ArgumentParser(
         prog="medianscan",
         description="Capture locked-exposure RAW bursts of film negatives and blend them to a median DNG.",
@@ -29,15 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medianscan {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (blend, camera, calibrate, config, control, run, demo, watch):
-        module.register(sub)
+    wanted = (SUBCOMMANDS[command],) if command in SUBCOMMANDS else MODULES
+    for name in wanted:
+        importlib.import_module(f"medianscan.cli.{name}").register(sub)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand's name: the first word that is not an option (the top level takes none with a value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; user mistakes become one sentence on stderr and exit code 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from medianscan.capture.camera import BurstError, BurstRecord, Camera, list_cameras, open_camera
+from medianscan.capture.camera.faults import NO_CAMERA_FIX
+from medianscan.config.loader import load_config
 from medianscan.config.schema import CameraConfig
 from medianscan.errors import MedianscanError
 
@@ -50,8 +52,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def camera_config(args: argparse.Namespace) -> tuple[CameraConfig, int]:
     """The camera section of --config (or the defaults, with the gphoto2 backend) overridden by the options."""
-    from medianscan.config.loader import load_config
-
     cfg = load_config(args.config)
     camera = cfg.camera
     if args.config is None:
@@ -72,8 +72,6 @@ def run_list(args: argparse.Namespace) -> int:
     cfg, _ = camera_config(args)
     cameras = list_cameras(cfg.backend)
     if not cameras:
-        from medianscan.capture.camera.faults import NO_CAMERA_FIX
-
         print(f"medianscan: no camera found: {NO_CAMERA_FIX}", file=sys.stderr)
         return 1
     for cam in cameras:

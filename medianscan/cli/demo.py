@@ -15,8 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medianscan.config.schema import Config
+from medianscan.console.address import parse_listen
 from medianscan.errors import MedianscanError
 from medianscan.records import BlendRecord
+from medianscan.service.capture import Daemon
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -131,10 +134,6 @@ class AutoTrigger:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medianscan.config.schema import Config
-    from medianscan.console.address import parse_listen
-    from medianscan.service.capture import Daemon
-
     if args.negatives < 1 or args.frames < 3:
         raise MedianscanError("the demo needs at least 1 negative and 3 frames per burst")
     temporary = args.no_keep

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from medianscan.config.schema import Config
+from medianscan.config.loader import load_config
+from medianscan.config.schema import Config
+from medianscan.service.capture import Daemon
+from medianscan.service.watch import WatchService
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
 def service_config(args: argparse.Namespace) -> Config:
     """The configuration file of `--config` (or the defaults), loaded for a service; a service's log is its
     history, so it logs at INFO unless -v asks for more."""
-    from medianscan.config.loader import load_config
-
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
     return load_config(args.config)
@@ -43,9 +42,5 @@ def service_config(args: argparse.Namespace) -> Config:
 def serve(cfg: Config, config_path: Path | None, *, keyboard: bool = False) -> int:
     """Run the service of `cfg.mode` until SIGTERM / SIGINT; `medianscan run` and `medianscan watch` both end here."""
     if cfg.mode == "watch":  # the hot folder: same unit, status, hooks and retention; no camera
-        from medianscan.service.watch import WatchService
-
         return WatchService(cfg, config_path=config_path).run()
-    from medianscan.service.capture import Daemon
-
     return Daemon(cfg, config_path=config_path, keyboard=keyboard).run()

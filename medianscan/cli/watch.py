@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from medianscan.cli.run import serve, service_config
+from medianscan.service.watch import WatchService, watch_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,8 +35,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medianscan.service.watch import WatchService, watch_config
-
     cfg = watch_config(service_config(args), args.folder, args.group)
     if not args.once:
         return serve(cfg, args.config)

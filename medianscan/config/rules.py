@@ -9,12 +9,19 @@ import difflib
 import re
 import shlex
 import typing
+from types import ModuleType
 from typing import Any
 
 from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig
 from medianscan.console.address import parse_listen
 from medianscan.errors import MedianscanError
 from medianscan.library.names import Template
+
+ecodes: ModuleType | None
+try:  # evdev's key-name table, where it is installed (Linux); elsewhere names are checked by their shape
+    from evdev import ecodes
+except ImportError:  # pragma: no cover - evdev is a dependency on Linux
+    ecodes = None
 
 
 def _at_least(low: float, *, strict: bool = False) -> typing.Callable[[Any], str | None]:
@@ -63,14 +70,9 @@ def _device(value: Any) -> str | None:
 
 def _key_name(value: Any) -> str | None:
     """Footswitch keys are evdev names (KEY_B, BTN_LEFT), checked against evdev's table when installed."""
-    try:
-        from evdev import ecodes
-    except ImportError:
-        known: list[str] = []
-    else:
-        known = [name for name in ecodes.ecodes if name.startswith(("KEY_", "BTN_"))]
-        if value in known:
-            return None
+    known = [] if ecodes is None else [name for name in ecodes.ecodes if name.startswith(("KEY_", "BTN_"))]
+    if value in known:
+        return None
     if not known and re.match(r"^(KEY|BTN)_[A-Z0-9_]+$", value):
         return None
     hint = difflib.get_close_matches(value.upper(), known, n=1)

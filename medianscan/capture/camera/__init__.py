@@ -5,7 +5,7 @@
     record = cam.burst(9, stack_dir, "frame-001")   # re-locks and verifies the settings first
     cam.close()                          # restores the settings found at connect
 
-Only this package imports gphoto2, and only when the gphoto2 backend is used.
+Only the gphoto2_* modules here import gphoto2.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from medianscan.capture.camera.base import (
     NoLiveViewError,
     SettingInfo,
 )
+from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+from medianscan.capture.camera.gphoto2_session import list_cameras as gphoto2_cameras
+from medianscan.capture.camera.simulated import SIMULATED_IDENTITY, SimulatedCamera
 from medianscan.config.schema import CameraConfig
 
 __all__ = [
@@ -37,12 +40,8 @@ __all__ = [
 def open_camera(cfg: CameraConfig) -> Camera:
     """The backend `cfg.backend` names, configured but not yet connected."""
     if cfg.backend == "gphoto2":
-        from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
-
         return Gphoto2Camera(cfg)
     if cfg.backend == "simulated":
-        from medianscan.capture.camera.simulated import SimulatedCamera
-
         return SimulatedCamera(cfg)
     raise CameraError(f"unknown camera backend {cfg.backend!r}: use 'gphoto2' or 'simulated'")
 
@@ -50,9 +49,5 @@ def open_camera(cfg: CameraConfig) -> Camera:
 def list_cameras(backend: str = "gphoto2") -> list[CameraIdentity]:
     """Every camera the backend can see (the simulator always has exactly one)."""
     if backend == "simulated":
-        from medianscan.capture.camera.simulated import SIMULATED_IDENTITY
-
         return [SIMULATED_IDENTITY]
-    from medianscan.capture.camera.gphoto2_backend import list_cameras as gphoto2_cameras
-
     return gphoto2_cameras()

@@ -15,6 +15,8 @@ from medianscan.formats import DNG_VERSION_TAG, JPEG_EXTS, RAW_EXTS, extension, 
 
 ShotFileKind = Literal["raw", "jpeg", "other"]  # what one file of a shot is (a frame of a stack is a FrameKind)
 
+PROBE_STEM = "probe"  # exposure probes (calibrate) are probe-NN_01.<ext>; the simulator shows the film base
+
 
 @dataclass(frozen=True)
 class FileKind:

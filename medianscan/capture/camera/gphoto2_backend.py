@@ -11,12 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gphoto2 as gp
+
 from medianscan.atomic import atomic_path
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
 from medianscan.capture.camera.files import choose, classify, frame_name
 from medianscan.capture.camera.gphoto2_live import Gphoto2LiveView
-from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session, _stem, gphoto2, list_cameras
+from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session, _stem, list_cameras
 from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings
 from medianscan.config.schema import CameraConfig
 
@@ -93,7 +95,6 @@ class Gphoto2Camera(Camera):
 
     def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
         """Re-lock, then shoot n frames into stack_dir; on a fault reconnect and raise BurstError with the record."""
-        gp = gphoto2()
         record = BurstRecord(stack=Path(stack_dir), started=time.time(), camera=self.session.identity)
         start = time.perf_counter()
         stems: dict[str, int] = {}  # camera file stem -> frame index, to pair late RAW+JPEG companions
@@ -132,7 +133,6 @@ class Gphoto2Camera(Camera):
 
     def _shoot(self) -> list[tuple[str, str]]:
         """Fire once; the (folder, name) of every file that shot made, as the camera announced them."""
-        gp = gphoto2()
         if self.cfg.strategy == "capture":
             path = self.session.call(self.session.cam.capture, gp.GP_CAPTURE_IMAGE)
             files = [(path.folder, path.name)]
@@ -170,7 +170,6 @@ class Gphoto2Camera(Camera):
 
     def _download(self, folder: str, name: str) -> tuple[Any, memoryview]:
         """The camera file and a view of its bytes (valid only while the file object lives: keep both)."""
-        gp = gphoto2()
         cam_file = self.session.call(self.session.cam.file_get, folder, name, gp.GP_FILE_TYPE_NORMAL)
         return cam_file, memoryview(cam_file.get_data_and_size())
 
@@ -203,7 +202,6 @@ class Gphoto2Camera(Camera):
 
     def _drain(self, record: BurstRecord, stems: dict[str, int], stem: str, total: int) -> None:
         """Empty the event queue; a late companion file of this burst is stored, any other file is left alone."""
-        gp = gphoto2()
         for _ in range(1000):
             kind, data = self.session.cam.wait_for_event(1)
             if kind == gp.GP_EVENT_TIMEOUT:
@@ -243,7 +241,6 @@ class Gphoto2Camera(Camera):
 
     def keep_alive(self) -> None:
         """Drain events and read one status value; reconnect if the camera has gone."""
-        gp = gphoto2()
         if self.session.cam is None and not self.session.reconnect():
             raise CameraError(f"the camera ({self.session.where()}) is gone: {faults.NO_CAMERA_FIX}")
         try:

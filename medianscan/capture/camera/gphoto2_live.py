@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 
+import gphoto2 as gp
+
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import CameraError, NoLiveViewError
-from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session, gphoto2
+from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,6 @@ class Gphoto2LiveView:
         return NoLiveViewError(f"no live view on this body ({self.session.where()}): {why}; capture still works")
 
     def preview(self) -> bytes:
-        gp = gphoto2()
         cam = self.session.cam
         if cam is None:
             raise CameraError(f"no camera session for live view: {faults.NO_CAMERA_FIX}")
@@ -64,7 +65,6 @@ class Gphoto2LiveView:
     def magnify(self, at: tuple[float, float] | None) -> bool:
         """Canon's `eoszoom` (aimed with `eoszoomposition`, in sensor pixels) or Nikon's zoom ratio; the highest
         choice on, the lowest off."""
-        gp = gphoto2()
         cam = self.session.cam
         if cam is None:
             return False
@@ -98,7 +98,6 @@ class Gphoto2LiveView:
         if not self._viewfinder_up or self.session.cam is None:
             return
         self._viewfinder_up = False
-        gp = gphoto2()
         try:
             widget = self.session.cam.get_single_config(_VIEWFINDER)
             widget.set_value(0)
@@ -108,7 +107,6 @@ class Gphoto2LiveView:
 
     def responding(self) -> bool:
         """One config read: False only for the errors that mean the body is gone from the bus."""
-        gp = gphoto2()
         if self.session.cam is None:
             return False
         for name in _ALIVE_WIDGETS:
@@ -121,7 +119,6 @@ class Gphoto2LiveView:
         return True  # it answered, if only "no such widget"
 
     def battery(self) -> str | None:
-        gp = gphoto2()
         if self.session.cam is None:
             return None
         try:

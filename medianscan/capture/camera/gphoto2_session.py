@@ -1,6 +1,6 @@
 """The libgphoto2 session of one body: find it (model, port, serial), open it, call it (retrying while it is
 busy), and reconnect on a new `gp.Camera` after a loss (exit + init on one object corrupts libgphoto2's heap).
-The only module that imports gphoto2; one session per object and one thread per session, as libgphoto2 wants.
+One session per object and one thread per session, as libgphoto2 wants.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gphoto2 as gp
+
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import CameraError, CameraIdentity
 from medianscan.config.schema import CameraConfig
@@ -21,28 +23,21 @@ log = logging.getLogger(__name__)
 
 _SERIAL_WIDGETS = ("serialnumber", "eosserialnumber")
 _ALIVE_WIDGETS = ("batterylevel", "serialnumber", "cameramodel")
-_gp: Any = None  # the gphoto2 module once imported
 _logging_hook: object = None  # keeps libgphoto2's log callback installed
 
 
-def gphoto2() -> Any:
-    """The gphoto2 module, imported on first use; with -vv libgphoto2's messages go to `logging` too."""
-    global _gp, _logging_hook  # noqa: PLW0603 - one import and one log callback per process
-    if _gp is None:
-        import gphoto2 as gp
-
-        if logging.getLogger("gphoto2").isEnabledFor(logging.DEBUG):
-            # only when asked: the callback runs for every libgphoto2 message, even those nobody reads
-            _logging_hook = gp.use_python_logging(
-                mapping={gp.GP_LOG_ERROR: logging.INFO, gp.GP_LOG_VERBOSE: logging.DEBUG}
-            )
-        _gp = gp
-    return _gp
+def log_libgphoto2() -> None:
+    """With -vv, libgphoto2's own messages go to `logging` too; installed once, when the first session opens
+    (after the command line has set the log level)."""
+    global _logging_hook  # noqa: PLW0603 - one log callback per process
+    if _logging_hook is None and logging.getLogger("gphoto2").isEnabledFor(logging.DEBUG):
+        # only when asked: the callback runs for every libgphoto2 message, even those nobody reads
+        _logging_hook = gp.use_python_logging(mapping={gp.GP_LOG_ERROR: logging.INFO, gp.GP_LOG_VERBOSE: logging.DEBUG})
 
 
 def autodetect() -> list[tuple[str, str]]:
     """(model, port) of every camera libgphoto2 sees on the bus."""
-    gp = gphoto2()
+    log_libgphoto2()
     try:
         found = gp.Camera.autodetect()
     except gp.GPhoto2Error as exc:
@@ -69,7 +64,6 @@ def _no_permission(port: str) -> bool:
 
 
 def _read_serial(cam: Any) -> str:
-    gp = gphoto2()
     for name in _SERIAL_WIDGETS:
         try:
             return str(cam.get_single_config(name).get_value()).strip()
@@ -80,7 +74,6 @@ def _read_serial(cam: Any) -> str:
 
 def list_cameras() -> list[CameraIdentity]:
     """Every camera on the bus, with its serial where the camera can be opened to read it."""
-    gp = gphoto2()
     result = []
     for model, port in autodetect():
         serial = ""
@@ -129,6 +122,7 @@ class Gphoto2Session:
         sleep: Callable[[float], None] = time.sleep,
         busy_retry_seconds: float = 5.0,
     ) -> None:
+        log_libgphoto2()
         self.cfg = cfg
         self.busy_retry_seconds = busy_retry_seconds  # keep retrying a call answered "busy" (-110) this long
         self.identity: CameraIdentity | None = None
@@ -164,7 +158,6 @@ class Gphoto2Session:
 
     def connect(self) -> CameraIdentity:
         """Autodetect, pick by model/port/serial, open a new session. CameraError with the fix otherwise."""
-        gp = gphoto2()
         if self.cam is not None:
             return self.identity  # type: ignore[return-value]
         candidates = self.select()
@@ -198,7 +191,7 @@ class Gphoto2Session:
         """Forget the session without restoring anything (the camera may be gone)."""
         cam, self.cam = self.cam, None
         if cam is not None:
-            _exit_quietly(gphoto2(), cam)
+            _exit_quietly(gp, cam)
         del cam
 
     def reconnect(self) -> bool:
@@ -220,7 +213,6 @@ class Gphoto2Session:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)`, retried with backoff while the camera answers busy (-110)."""
-        gp = gphoto2()
         deadline = time.monotonic() + self.busy_retry_seconds
         delay = 0.05
         while True:

@@ -9,9 +9,11 @@ import logging
 import time
 from typing import Any
 
+import gphoto2 as gp
+
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import CameraError, SettingInfo
-from medianscan.capture.camera.gphoto2_session import Gphoto2Session, gphoto2
+from medianscan.capture.camera.gphoto2_session import Gphoto2Session
 from medianscan.capture.camera.settings import canonical_key, match_choice, same_value, widget_candidates
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,6 @@ log = logging.getLogger(__name__)
 
 def _typed(widget: Any, value: str) -> object:
     """`value` in the Python type the widget's set_value wants."""
-    gp = gphoto2()
     kind = widget.get_type()
     if kind == gp.GP_WIDGET_TOGGLE:
         return 1 if value.strip().lower() in {"1", "on", "true", "yes"} else 0
@@ -37,12 +38,10 @@ def _choiceless(widget: Any) -> bool:
     """A radio or menu widget that offers nothing: what a manual or adapted lens makes some bodies report for
     the aperture. Reading such a widget's value is reported to crash libgphoto2 (NegPy #617), so nothing here
     ever reads one."""
-    gp = gphoto2()
     return widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU) and widget.count_choices() == 0
 
 
 def _choices(widget: Any) -> list[str]:
-    gp = gphoto2()
     if widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU):
         return [str(widget.get_choice(i)) for i in range(widget.count_choices())]
     if widget.get_type() == gp.GP_WIDGET_TOGGLE:
@@ -66,7 +65,6 @@ class Gphoto2Settings:
         return canonical_key(key) in {canonical_key(o) for o in self.session.cfg.optional}
 
     def _find(self, key: str) -> tuple[str, Any] | None:
-        gp = gphoto2()
         names = (self.names[key],) if key in self.names else widget_candidates(key)
         for name in names:
             try:
@@ -83,7 +81,6 @@ class Gphoto2Settings:
         """Set each configured setting, read it back until it lands, and return what the camera reports."""
         if self.session.cam is None:
             self.session.connect()
-        gp = gphoto2()
         result: dict[str, str] = {}
         for key, wanted in self.session.cfg.settings.items():
             try:
@@ -113,7 +110,6 @@ class Gphoto2Settings:
         return result
 
     def _set_verified(self, key: str, wanted: str, name: str, widget: Any) -> str:
-        gp = gphoto2()
         current = str(widget.get_value())
         if same_value(key, wanted, current):
             return current
@@ -155,7 +151,6 @@ class Gphoto2Settings:
     def describe(self) -> list[SettingInfo]:
         if self.session.cam is None:
             self.session.connect()
-        gp = gphoto2()
         result: list[SettingInfo] = []
 
         def walk(widget: Any, section: str) -> None:
@@ -193,7 +188,6 @@ class Gphoto2Settings:
 
     def restore(self) -> None:
         """Put back every value we changed (before the session ends)."""
-        gp = gphoto2()
         cam = self.session.cam
         for name, value in self.originals.items():
             try:

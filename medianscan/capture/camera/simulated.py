@@ -17,9 +17,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.capture.calibrate import PROBE_STEM
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
-from medianscan.capture.camera.files import frame_name
+from medianscan.capture.camera.files import PROBE_STEM, frame_name
 from medianscan.capture.camera.settings import (
     canonical_key,
     exposure_values,
