@@ -311,8 +311,8 @@ def test_bad_arguments_are_rejected() -> None:
         combine.combine(stack, "sigma-clip", kappa=0)
 
 
-def test_new_stack_and_warm_up() -> None:
-    stack = combine.new_stack(3, (4, 5), np.uint8)
+def test_frames_buffer_and_warm_up() -> None:
+    stack = combine.frames_buffer(3, (4, 5), np.uint8)
     assert stack.shape == (3, 4, 5)
     assert stack.dtype == np.uint8
     assert stack.flags.c_contiguous

@@ -174,13 +174,14 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("triggers:\n  footswitch:\n    device: pedal\n", "m.yaml:3: triggers.footswitch.device: must be a"),
         ('hooks:\n  burst_done:\n    - ok\n    - "say \'x"\n', "m.yaml:4: hooks.burst_done[1]: cannot split"),
         ("hooks:\n  error: ['']\n", "hooks.error[0]: is an empty command"),
-        ("roll_template: '{date}-{frame}'\n", "m.yaml:1: roll_template: uses {frame}: only {date} and {roll}"),
-        ("frame_template: '{date}'\n", "m.yaml:1: frame_template: must contain {frame}"),
-        ("frame_template: 'f{frame:03d}{x}'\n", "frame_template: uses {x}: only {date} and {frame} are available"),
-        ("frame_template: 'f{}'\n", "frame_template: uses {}"),
-        ("frame_template: 'f{frame:03q}'\n", "frame_template: cannot be formatted"),
-        ("frame_template: 'f{frame'\n", "frame_template: is not a valid template"),
-        ("frame_template: 'a/{frame}'\n", "frame_template: does not give a usable folder name"),
+        ("roll_template: '{date}-{negative}'\n", "m.yaml:1: roll_template: uses {negative}: only {date} and {roll}"),
+        ("negative_template: '{date}'\n", "m.yaml:1: negative_template: must contain {negative}"),
+        ("negative_template: 'f{negative:03d}{x}'\n", "uses {x}: only {date} and {negative} are available"),
+        ("negative_template: 'f{}'\n", "negative_template: uses {}"),
+        ("negative_template: 'f{negative:03q}'\n", "negative_template: cannot be formatted"),
+        ("negative_template: 'f{negative'\n", "negative_template: is not a valid template"),
+        ("negative_template: 'a/{negative}'\n", "negative_template: does not give a usable folder name"),
+        ("frame_template: '{date}'\n", "m.yaml:1: negative_template: must contain {negative}"),  # the old name
         ("watch:\n  group: count:0\n", "m.yaml:2: watch.group: must be folder, count:N or gap:SECONDS"),
         ("camera:\n  port: usb001\n", "camera.port: must look like usb:001,004"),
         ("frames: 3\nmode: capture\nframes: 4\n", "m.yaml:3: frames: duplicate key (first given on line 1)"),
@@ -204,6 +205,12 @@ def test_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str)
     assert message.startswith(str(path) + ":"), message
     assert expected in message, message
     assert "\n" not in message
+
+
+def test_a_renamed_key_still_loads_with_a_warning_naming_its_line(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = parse_config("frames: 5\nframe_template: 'neg{frame:02d}'\n", "old.yaml")
+    assert cfg.negative_template == "neg{negative:02d}"
+    assert "old.yaml:2: frame_template: is now called 'negative_template'" in caplog.text
 
 
 def test_unreadable_files_are_one_sentence(tmp_path: Path) -> None:

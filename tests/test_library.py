@@ -73,10 +73,10 @@ def test_a_restart_resumes_the_latest_roll(tmp_path: Path) -> None:
 def test_bad_templates_are_one_clear_sentence(tmp_path: Path) -> None:
     with pytest.raises(MedianscanError, match=r"roll_template .*\{film\}"):
         make_library(tmp_path, roll_template="{film}-{roll}")
-    with pytest.raises(MedianscanError, match=r"must contain \{frame\}"):
-        make_library(tmp_path, frame_template="neg")
+    with pytest.raises(MedianscanError, match=r"must contain \{negative\}"):
+        make_library(tmp_path, negative_template="neg")
     with pytest.raises(MedianscanError, match="usable folder name"):
-        make_library(tmp_path, frame_template="a/{frame}")
+        make_library(tmp_path, negative_template="a/{negative}")
     with pytest.raises(MedianscanError, match="archive folder"):
         make_library(tmp_path, retention="archive")
 

@@ -23,10 +23,10 @@ from medianscan.blend import bracket, checks
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.shelf import allocate_stack, return_freed_buffers_to_os
+from medianscan.blend.shelf import allocate_frames, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
 from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, resolve, roll_film
-from medianscan.blend.write import combine_stack, write_outputs
+from medianscan.blend.write import combine_frames, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
 from medianscan.records import BlendRecord
@@ -59,8 +59,8 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
     return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    stack_dir, found = resolve(source)
-    name = stack_dir.name
+    stack, found = resolve(source)
+    name = stack.name
     paths, kinds = list(found.frames), list(found.kinds)
     if found.unreadable:
         raise BadFramesError(
@@ -68,11 +68,11 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
         )
     if not paths or kinds[0] != "raw":
         raise StackError(f"{name}: --bracket merges raw frames; these are {kinds[0] if kinds else 'no'} frames")
-    main, sidecar = checked_outputs(stack_dir, options, "raw", paths)
+    main, sidecar = checked_outputs(stack, options, "raw", paths)
     master = master_flat(name, options, "raw")
-    xmp, film = roll_film(stack_dir, "raw")
+    xmp, film = roll_film(stack, "raw")
     with contextlib.ExitStack() as keep, ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
-        buffer = allocate_stack(paths[0], "raw", len(paths), keep)
+        buffer = allocate_frames(paths[0], "raw", len(paths), keep)
         t = time.perf_counter()
         sampled, undecodable = decode_all(paths, kinds, buffer, pool)
         timings["decode"] = time.perf_counter() - t
@@ -99,13 +99,13 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
         try:
             extra, digest = write_outputs(main, merged, dataclasses.replace(first, layout=layout), options, xmp)
             if options.keep_groups:
-                extra += _write_groups(stack_dir, options, exposures, first)
+                extra += _write_groups(stack, options, exposures, first)
         except OSError as exc:
             raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
         timings["write"] = time.perf_counter() - t
         good = [decoded[i] for group in members for i in group]
         result = BlendRecord(
-            stack=stack_dir,
+            stack=stack,
             output=main,
             sidecar=sidecar,
             extra_outputs=extra,
@@ -144,7 +144,7 @@ def _blend_groups(
             label = shutter_label(frames_g[0].exposure.exposure_time or 0)
             raise BadFramesError(f"{name}: the {label} group: " + "; ".join(map(str, bad)), droppable=False)
         stats |= {f.path: s for f, s in zip(frames_g, measured, strict=True)}
-        blends.append(combine_stack(_group_arrays(buffer, decoded, group), options))
+        blends.append(combine_frames(_group_arrays(buffer, decoded, group), options))
     return stats, blends
 
 
@@ -189,12 +189,12 @@ def _exposures(
 
 
 def _write_groups(
-    stack_dir: Path, options: BlendOptions, exposures: Sequence[bracket.Exposure], first: Frame
+    stack: Path, options: BlendOptions, exposures: Sequence[bracket.Exposure], first: Frame
 ) -> tuple[Path, ...]:
     assert first.layout is not None
     written = []
     for group in exposures:
-        path = stack_dir / f"{stack_dir.name}_{group.label.replace('/', '-')}s_{options.method}.dng"
+        path = stack / f"{stack.name}_{group.label.replace('/', '-')}s_{options.method}.dng"
         dng.write_dng(
             path,
             group.blend,

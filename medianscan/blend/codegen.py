@@ -95,7 +95,7 @@ def _row_prologue(name: str, n: int, args: str, parallel: bool = True, options: 
         "    w = out.shape[1]",
         "    for y in prange(h):",
     ]
-    lines += [f"        s{i} = stack[{i}][y]" for i in range(n)]  # an (N, H, W) array or a tuple of N (H, W) frames
+    lines += [f"        s{i} = frames[{i}][y]" for i in range(n)]  # an (N, H, W) array or a tuple of N (H, W) frames
     lines.append("        o = out[y]")
     return lines
 
@@ -122,7 +122,7 @@ def median_source(n: int) -> str:
     ranks = sorted({(n - 1) // 2, n // 2})
     ops, outs = selection_program(n, ranks)
     lines = _HEADER.format(kind="median", n=n).splitlines()
-    lines += _row_prologue("kernel", n, "stack, out")
+    lines += _row_prologue("kernel", n, "frames, out")
     lines.append("        for x in range(w):")
     lines += [f"            a{i} = s{i}[x]" for i in range(n)]
     lines += _ops(ops, "            ")
@@ -136,7 +136,7 @@ def median_source(n: int) -> str:
 
 def mean_source(n: int) -> str:
     lines = _HEADER.format(kind="mean", n=n).splitlines()
-    lines += _row_prologue("kernel", n, "stack, out")
+    lines += _row_prologue("kernel", n, "frames, out")
     lines.append("        for x in range(w):")
     lines.append(f"            total = {_float_sum((f's{i}[x]' for i in range(n)), _sum_type(n))}")
     lines.append(f"            o[x] = {_rounded_mean('total', n)}")
@@ -149,7 +149,7 @@ def winsorized_source(n: int, g: int) -> str:
     ops, outs = selection_program(n, low + high)
     low_vars, high_vars = outs[: g + 1], outs[g + 1 :]
     lines = _HEADER.format(kind="winsorized", n=n).splitlines()
-    lines += _row_prologue("kernel", n, "stack, out")
+    lines += _row_prologue("kernel", n, "frames, out")
     lines.append("        for x in range(w):")
     lines += [f"            a{i} = s{i}[x]" for i in range(n)]
     lines += _ops(ops, "            ")
@@ -300,7 +300,7 @@ def sigma_clip_source(n: int) -> str:
     lines += _CLIP_SORTED.splitlines()
     lines += _clip_block_lines(n)
     # error_model numpy: no ZeroDivisionError branch (which stops vectorising) on divisions by counts >= 1
-    lines += _row_prologue("kernel", n, "stack, out, kappa, kk, iterations", options=', error_model="numpy"')
+    lines += _row_prologue("kernel", n, "frames, out, kappa, kk, iterations", options=', error_model="numpy"')
     lines += [
         f"        res = np.empty({CLIP_TILE}, np.int32)",
         f"        idx = np.empty({CLIP_TILE}, np.int64)",
@@ -384,7 +384,7 @@ def sigma_clip_source(n: int) -> str:
 def floor_source(n: int) -> str:
     """The bandwidth floor the benchmark compares against: read every value once (bitwise OR), nothing else."""
     lines = _HEADER.format(kind="floor", n=n).splitlines()
-    lines += _row_prologue("kernel", n, "stack, out")
+    lines += _row_prologue("kernel", n, "frames, out")
     lines.append("        for x in range(w):")
     lines.append("            o[x] = " + " | ".join(f"s{i}[x]" for i in range(n)))
     return "\n".join(lines) + "\n"

@@ -37,46 +37,46 @@ log = logging.getLogger(__name__)
 # Networks
 
 
-def new_stack(n: int, shape: tuple[int, ...], dtype: npt.DTypeLike = np.uint16) -> npt.NDArray[Any]:
+def frames_buffer(n: int, shape: tuple[int, ...], dtype: npt.DTypeLike = np.uint16) -> npt.NDArray[Any]:
     """A C-contiguous (n, *shape) buffer with every page already touched.
 
     A long-lived worker allocates this once and decodes each burst into it: first touches of fresh memory cost
     page faults (seconds for gigabytes here) that a reused buffer pays only once.
     """
-    stack = np.empty((n, *shape), dtype=dtype)
-    stack.fill(0)
-    return stack
+    frames = np.empty((n, *shape), dtype=dtype)
+    frames.fill(0)
+    return frames
 
 
 Frames = npt.NDArray[Any] | Sequence[npt.NDArray[Any]]  # one (N, H, W[, C]) array, or N (H, W[, C]) frames
 
 
-def _as_rows(stack: Frames) -> tuple[npt.NDArray[Any] | tuple[npt.NDArray[Any], ...], tuple[int, ...], np.dtype[Any]]:
+def _as_rows(frames: Frames) -> tuple[npt.NDArray[Any] | tuple[npt.NDArray[Any], ...], tuple[int, ...], np.dtype[Any]]:
     """What the kernels read: an (N, H, W*C) array or a tuple of N (H, W*C) frames (no copies for C-contiguous
     input), with the frame shape and dtype; anything else is a ValueError saying what is wrong."""
-    if isinstance(stack, np.ndarray):
-        if stack.ndim not in (3, 4):
-            raise ValueError(f"stack must be (N, H, W) or (N, H, W, C), got shape {stack.shape}")
-        if stack.shape[0] < 1:
-            raise ValueError("stack has no frames")
-        if stack.ndim == 4 and not stack.flags.c_contiguous:
-            raise ValueError("an (N, H, W, C) stack must be C-contiguous")
-        shape, dtype = stack.shape[1:], stack.dtype
+    if isinstance(frames, np.ndarray):
+        if frames.ndim not in (3, 4):
+            raise ValueError(f"frames must be (N, H, W) or (N, H, W, C), got shape {frames.shape}")
+        if frames.shape[0] < 1:
+            raise ValueError("no frames to combine")
+        if frames.ndim == 4 and not frames.flags.c_contiguous:
+            raise ValueError("an (N, H, W, C) array of frames must be C-contiguous")
+        shape, dtype = frames.shape[1:], frames.dtype
         rows: npt.NDArray[Any] | tuple[npt.NDArray[Any], ...] = (
-            stack.reshape(stack.shape[0], stack.shape[1], -1) if stack.ndim == 4 else stack
+            frames.reshape(frames.shape[0], frames.shape[1], -1) if frames.ndim == 4 else frames
         )
     else:
-        frames = tuple(stack)
-        if not frames or not all(isinstance(f, np.ndarray) for f in frames):
-            raise ValueError("stack must be a numpy array or a non-empty sequence of numpy arrays")
-        shape, dtype = frames[0].shape, frames[0].dtype
-        if len(shape) not in (2, 3) or any(f.shape != shape or f.dtype != dtype for f in frames):
+        seq = tuple(frames)
+        if not seq or not all(isinstance(f, np.ndarray) for f in seq):
+            raise ValueError("frames must be a numpy array or a non-empty sequence of numpy arrays")
+        shape, dtype = seq[0].shape, seq[0].dtype
+        if len(shape) not in (2, 3) or any(f.shape != shape or f.dtype != dtype for f in seq):
             raise ValueError(f"frames must all be (H, W) or (H, W, C) of one shape and dtype, got {shape} {dtype}")
-        if len(shape) == 3 and not all(f.flags.c_contiguous for f in frames):
+        if len(shape) == 3 and not all(f.flags.c_contiguous for f in seq):
             raise ValueError("(H, W, C) frames must be C-contiguous")
-        rows = tuple(_read_only(f.reshape(shape[0], -1)) for f in frames)
+        rows = tuple(_read_only(f.reshape(shape[0], -1)) for f in seq)
     if dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"stack dtype must be uint16 or uint8, got {dtype}")
+        raise ValueError(f"the frames' dtype must be uint16 or uint8, got {dtype}")
     return rows, shape, dtype
 
 
@@ -99,7 +99,7 @@ def _check_out(out: npt.NDArray[Any] | None, shape: tuple[int, ...], dtype: np.d
 
 
 def combine(
-    stack: Frames,
+    frames: Frames,
     method: Method = "median",
     *,
     kappa: float = 3.0,
@@ -107,10 +107,10 @@ def combine(
     winsor_fraction: float = 0.2,
     out: npt.NDArray[Any] | None = None,
 ) -> npt.NDArray[Any]:
-    """Combine an (N, H, W) or (N, H, W, C) uint16/uint8 stack, or a sequence of N such frames (memory-mapped
+    """Combine frames: one (N, H, W) or (N, H, W, C) uint16/uint8 array, or a sequence of N such frames (memory-mapped
     files, say: read where they lie, never gathered), into one frame of the same dtype.
 
-    - median: odd N bit-identical to `np.median(stack, axis=0)`; even N the two middle values' mean, rounded half
+    - median: odd N bit-identical to `np.median(frames, axis=0)`; even N the two middle values' mean, rounded half
       up.
     - mean: arithmetic mean, rounded half up.
     - sigma-clip: repeat up to `iterations` times: centre = median of the kept values, sd = their standard
@@ -121,8 +121,8 @@ def combine(
       replaced by their nearest kept neighbour (ranks g and N-1-g), then the mean, rounded half up.
     A non-contiguous stack works but is slower; `out` (C-contiguous, shape[1:], same dtype) is filled and returned.
     """
-    if not isinstance(stack, np.ndarray | Sequence):
-        raise TypeError(f"stack must be a numpy array or a sequence of them, not {type(stack).__name__}")
+    if not isinstance(frames, np.ndarray | Sequence):
+        raise TypeError(f"frames must be a numpy array or a sequence of them, not {type(frames).__name__}")
     if method not in METHODS:
         raise ValueError(f"unknown combine method {method!r}; choose one of {', '.join(METHODS)}")
     if not kappa > 0:
@@ -131,7 +131,7 @@ def combine(
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     if not 0 <= winsor_fraction < 0.5:
         raise ValueError(f"winsor_fraction must be in [0, 0.5), got {winsor_fraction}")
-    view, shape, dtype = _as_rows(stack)
+    view, shape, dtype = _as_rows(frames)
     result = _check_out(out, shape, dtype)
     n = len(view)
     if n == 1 or result.size == 0:
@@ -168,8 +168,8 @@ def warm_up(
     save time. `frames_apart`: for a sequence of frames (memory-mapped files, say) rather than one array.
     """
     tiny = np.zeros((n_frames, 2, 3), dtype=dtype)
-    stack: Frames = tiny
+    frames: Frames = tiny
     if frames_apart:
-        stack = list(tiny)
+        frames = list(tiny)
     for method in methods:
-        combine(stack, method, kappa=kappa, iterations=iterations, winsor_fraction=winsor_fraction)
+        combine(frames, method, kappa=kappa, iterations=iterations, winsor_fraction=winsor_fraction)

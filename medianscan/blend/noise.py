@@ -13,7 +13,7 @@ from medianscan.blend.shelf import FrameArrays
 
 
 def noise_ratio(
-    stack: FrameArrays,
+    frames: FrameArrays,
     first: Frame,
     blend: Callable[[npt.NDArray[np.generic]], npt.NDArray[np.generic]],
 ) -> float | None:
@@ -25,7 +25,7 @@ def noise_ratio(
     The blend measured has N-1 frames: the figure slightly understates what N frames give.
     """
     (rows, cols), _ = checks.central_window(first)
-    window = np.stack([frame[rows, cols] for frame in stack])
+    window = np.stack([frame[rows, cols] for frame in frames])
     single = robust_sigma(window[0].astype(np.float32) - window[1]) / np.sqrt(2)
     residual = robust_sigma(blend(window[:-1]).astype(np.float32) - window[-1])
     own = residual**2 - single**2

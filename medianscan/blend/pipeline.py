@@ -24,10 +24,10 @@ from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.shelf import allocate_stack, compact_good, return_freed_buffers_to_os
+from medianscan.blend.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
 from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, output_paths, resolve, roll_film
-from medianscan.blend.write import blend_into, combine_stack
+from medianscan.blend.write import blend_into, combine_frames
 from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents
@@ -46,8 +46,8 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
     return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    stack_dir, found = resolve(source)
-    name = stack_dir.name
+    stack, found = resolve(source)
+    name = stack.name
     unreadable = [checks.Problem(left.path, left.reason) for left in found.unreadable]
     paths, kinds = list(found.frames), list(found.kinds)
     if len(paths) + len(unreadable) < checks.MIN_FRAMES:
@@ -57,11 +57,11 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         )
     if len(paths) < checks.MIN_FRAMES:
         raise BadFramesError(_describe(name, unreadable, options.drop_bad_frames, len(paths)), droppable=False)
-    main, sidecar = checked_outputs(stack_dir, options, kinds[0], paths)
+    main, sidecar = checked_outputs(stack, options, kinds[0], paths)
     master = master_flat(name, options, kinds[0])
-    xmp, film = roll_film(stack_dir, kinds[0])
+    xmp, film = roll_film(stack, kinds[0])
     with contextlib.ExitStack() as keep:  # the buffers go back on the shelf however the blend ends
-        buffer = allocate_stack(paths[0], kinds[0], len(paths), keep)
+        buffer = allocate_frames(paths[0], kinds[0], len(paths), keep)
         workers = min(len(paths), os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as loader:
             # meanwhile, beside the decoders (not one of them): a fresh process needs the kernels next
@@ -87,18 +87,18 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         if master is not None:
             master.check_matches(good[0])
         clipped = raw_clipping(good)  # before compacting: it moves the good frames' pixels
-        stack = compact_good(buffer, good)
+        pixels = compact_good(buffer, good)
         first = good[0]
         try:
             extra, digest, flat_record = blend_into(
-                main, stack, first, options, timings=timings, keep=keep, flat=master, xmp=xmp
+                main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp
             )
         except OSError as exc:  # a full disk, a folder gone read-only: the frames stay as they are
             raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
-        noise = noise_ratio(stack, first, lambda part: combine_stack(part, options))
+        noise = noise_ratio(pixels, first, lambda part: combine_frames(part, options))
         seconds = time.perf_counter() - started
         result = BlendRecord(
-            stack=stack_dir,
+            stack=stack,
             output=main,
             sidecar=sidecar,
             extra_outputs=extra,
@@ -135,7 +135,7 @@ def _noise_only_problems(
 
 def _prepare_kernels(n: int, kind: FrameKind, options: BlendOptions) -> None:
     """Load (or compile) the combine kernels for this stack while the frames are read; a warm worker has them:
-    the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `allocate_stack`) and the
+    the blend's (raws share one stack buffer, TIFFs and JPEGs stay frames apart, see `allocate_frames`) and the
     (n-1)-frame one of the noise measurement."""
 
     dtype = np.uint8 if kind == "jpeg" else np.uint16

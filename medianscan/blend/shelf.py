@@ -61,7 +61,7 @@ class _Shelf:
 SHELF = _Shelf()
 
 
-def allocate_stack(first: Path, kind: FrameKind, n: int, keep: contextlib.ExitStack) -> npt.NDArray[np.generic] | None:
+def allocate_frames(first: Path, kind: FrameKind, n: int, keep: contextlib.ExitStack) -> npt.NDArray[np.generic] | None:
     """One (N, ...) buffer for the whole stack, sized from the first frame's header; None if unknown, and None
     for TIFFs, which are memory-mapped (or, compressed, decoded one array each) and combined band by band."""
     if kind == "tiff":

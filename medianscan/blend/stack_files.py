@@ -29,9 +29,9 @@ from medianscan.vocabulary import Method
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
 
 
-def output_paths(stack_dir: Path, method: Method, kind: FrameKind, explicit: Path | None) -> tuple[Path, Path]:
+def output_paths(stack: Path, method: Method, kind: FrameKind, explicit: Path | None) -> tuple[Path, Path]:
     """The main output and its JSON sidecar (same stem)."""
-    main = explicit or stack_dir / f"{stack_dir.name}_{method}{_EXTENSION[kind]}"
+    main = explicit or stack / f"{stack.name}_{method}{_EXTENSION[kind]}"
     return main, main.with_suffix(".json")
 
 
@@ -61,13 +61,13 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
     return parents.pop(), found
 
 
-def roll_film(stack_dir: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any] | None]:
+def roll_film(stack: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any] | None]:
     """The film of the roll this stack is a negative of (its roll's record), as the DNG's XMP packet and the
     sidecar's record; (None, None) outside a roll with a record."""
-    record = read_roll_record(stack_dir.parent)
+    record = read_roll_record(stack.parent)
     if record is None:
         return None, None
-    place = RollPlace(stack_dir.parent.name, exposure_number(stack_dir))
+    place = RollPlace(stack.parent.name, exposure_number(stack))
     sidecar = record.film.to_json() | {"roll_id": place.roll_id, "exposure_number": place.exposure_number}
     return (film_packet(record.film, place) if kind == "raw" else None), sidecar
 
@@ -117,11 +117,9 @@ def check_output_room(main: Path, frame_bytes: int) -> None:
         )
 
 
-def checked_outputs(
-    stack_dir: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]
-) -> tuple[Path, Path]:
+def checked_outputs(stack: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]) -> tuple[Path, Path]:
     """The output and sidecar paths, once their folder is known to take them (before any frame is read)."""
-    main, sidecar = output_paths(stack_dir, options.method, kind, options.output)
+    main, sidecar = output_paths(stack, options.method, kind, options.output)
     check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
     return main, sidecar
 

@@ -61,7 +61,7 @@ def write_outputs(
 
 def blend_into(
     main: Path,
-    stack: FrameArrays,
+    frames: FrameArrays,
     first: Frame,
     options: BlendOptions,
     *,
@@ -70,14 +70,14 @@ def blend_into(
     flat: MasterFlat | None = None,
     xmp: bytes | None = None,
 ) -> tuple[tuple[Path, ...], str, FlatRecord | None]:
-    """Combine the stack, correct it with the flat (raws only), and write the outputs (streamed, for an
+    """Combine the frames, correct it with the flat (raws only), and write the outputs (streamed, for an
     uncompressed TIFF); the extra outputs, the sha256 of the main output's pixels as read back, and what the
     flat did."""
     if first.kind == "tiff" and not options.compress:
-        return (), stream_tiff(main, stack, options, timings), None
+        return (), stream_tiff(main, frames, options, timings), None
     t = time.perf_counter()
-    blended = combine_stack(
-        stack, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype))
+    blended = combine_frames(
+        frames, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype))
     )
     timings["combine"] = time.perf_counter() - t
     record = None
@@ -92,11 +92,11 @@ def blend_into(
     return extra, digest, record
 
 
-def stream_tiff(main: Path, stack: FrameArrays, options: BlendOptions, timings: dict[str, float]) -> str:
+def stream_tiff(main: Path, frames: FrameArrays, options: BlendOptions, timings: dict[str, float]) -> str:
     """Blend a TIFF stack straight into its uncompressed output, a band of rows at a time: each band is combined
     into one small buffer and goes to the disk while the next is combined from the (memory-mapped) frames, so no
     output frame is ever held in memory. Returns the pixels' sha256, read back from the disk."""
-    first = stack[0]
+    first = frames[0]
     height = first.shape[0]
     rows = max(1, _BAND_BYTES // max(1, first[0].nbytes))
     band = np.empty((min(rows, height), *first.shape[1:]), first.dtype)
@@ -107,7 +107,7 @@ def stream_tiff(main: Path, stack: FrameArrays, options: BlendOptions, timings: 
         for top in range(0, height, rows):
             part = band[: min(rows, height - top)]
             t = time.perf_counter()
-            combine_stack([frame[top : top + len(part)] for frame in stack], options, part)
+            combine_frames([frame[top : top + len(part)] for frame in frames], options, part)
             combining += time.perf_counter() - t
             yield part
 
@@ -140,12 +140,12 @@ def read_back(path: Path, expected: str | None) -> str:
     return digest
 
 
-def combine_stack(
-    stack: FrameArrays, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
+def combine_frames(
+    frames: FrameArrays, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
 ) -> npt.NDArray[np.generic]:
 
     return combine(
-        stack,
+        frames,
         options.method,
         kappa=options.kappa,
         iterations=options.iterations,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import logging
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,17 @@ import yaml
 from medianscan.config.rules import _CHECKS, _ITEM_CHECKS, _KEY_CHECKS
 from medianscan.config.schema import Config, ConfigError
 from medianscan.console.address import parse_listen
+
+log = logging.getLogger(__name__)
+
+# Keys renamed since a release: (section, old name) -> (new name, how an old value reads now). An old config
+# still loads, with a warning that names the line.
+_RENAMED: dict[tuple[str, str], tuple[str, typing.Callable[[Any], Any]]] = {
+    ("Config", "frame_template"): (
+        "negative_template",
+        lambda text: text.replace("{frame", "{negative") if isinstance(text, str) else text,
+    ),
+}
 
 _TAG_NAMES = {
     "tag:yaml.org,2002:null": "null",
@@ -199,13 +211,19 @@ class _Reader:
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
-        for key_node, value_node, name in self.pairs(node, key, "a mapping"):
+        for key_node, value_node, written in self.pairs(node, key, "a mapping"):
+            name, upgrade = written, None
+            if written not in fields and (cls.__name__, written) in _RENAMED:
+                name, upgrade = _RENAMED[(cls.__name__, written)]
+                log.warning("%s", self.where(key_node, written, f"is now called {name!r} (the old name still works)"))
             sub = f"{key}.{name}" if key else name
             try:
                 if name not in fields:
                     self.fail(key_node, sub, f"unknown key{self.suggest(name, cls, key)}")
                 self.nodes[sub] = value_node
                 value = self.convert(hints[name], value_node, sub)
+                if upgrade is not None:
+                    value = upgrade(value)
                 self.check((cls.__name__, name), value, value_node, sub)
             except _KeyError as exc:
                 self.problems.append(str(exc))

@@ -118,7 +118,7 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("Config", "workers"): _at_least(1),
     ("Config", "queue_size"): _at_least(1),
     ("Config", "roll_template"): _template_check("roll", "roll_template"),
-    ("Config", "frame_template"): _template_check("frame", "frame_template"),
+    ("Config", "negative_template"): _template_check("negative", "negative_template"),
     ("CameraConfig", "port"): _port,
     ("CameraConfig", "settle_seconds"): _at_least(0),
     ("CameraConfig", "keep_alive_seconds"): _at_least(0),

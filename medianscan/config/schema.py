@@ -128,7 +128,7 @@ class Config:
     mode: Literal["capture", "watch"] = "capture"
     library: Path = Path("~/Scans")
     roll_template: str = "{date}-roll{roll:03d}"
-    frame_template: str = "frame-{frame:03d}"
+    negative_template: str = "frame-{negative:03d}"  # a negative's folder: the film's frame number on the roll
     frames: int = 9  # raws per burst (per shutter value with `bracket`)
     bracket: list[str] = field(default_factory=list)  # multi-exposure: shutter values, a burst at each per press
     workers: int = 1  # blend worker processes

@@ -1,2 +1,2 @@
-"""Stage 2, the stack on disk: roll and frame folders, which files in them are frames, manifests,
+"""Stage 2, the stack on disk: roll and negative folders, which files in them are frames, manifests,
 recovery after a crash, retention."""

@@ -43,8 +43,8 @@ class Template:
             pattern += f"(?P<{name}>{group})" if name not in seen else f"(?:{group})"
             seen.add(name)
         self.uses_counter = counter in seen
-        if what == "frame_template" and not self.uses_counter:
-            raise MedianscanError(f"frame_template {text!r} must contain {{frame}} to number the frames")
+        if what == "negative_template" and not self.uses_counter:
+            raise MedianscanError(f"negative_template {text!r} must contain {{negative}} to number the negatives")
         self.regex = re.compile(pattern + "$")
         try:
             sample = self.format(1, dt.date(2000, 1, 2))

@@ -1,4 +1,4 @@
-"""The library on disk: roll and frame folders under one root, their names, retake, and the start-up scan.
+"""The library on disk: roll and negative folders under one root, their names, retake, and the start-up scan.
 
 The folders are the source of truth. After a crash or `kill -9` a scan of the library says exactly what was
 pending: captured or half-blended stacks are queued again, a burst cut off midway is marked incomplete and kept,
@@ -40,7 +40,7 @@ def folder_bytes(folder: Path) -> int:
 
 
 class Library:
-    """Roll and frame folders under one root, and the manifests in them.
+    """Roll and negative folders under one root, and the manifests in them.
 
     Thread-safe: the camera thread creates stacks while the main thread records blend results.
     """
@@ -50,7 +50,7 @@ class Library:
         root: Path,
         *,
         roll_template: str = "{date}-roll{roll:03d}",
-        frame_template: str = "frame-{frame:03d}",
+        negative_template: str = "frame-{negative:03d}",
         retention: Retention = "keep",
         archive: Path | None = None,
         today: Callable[[], dt.date] = dt.date.today,
@@ -59,7 +59,7 @@ class Library:
         self.root = Path(root).expanduser()
         self.film = film or FilmRecord()  # the config's defaults for every new roll
         self.rolls = Template(roll_template, "roll", "roll_template")
-        self.frames = Template(frame_template, "frame", "frame_template")
+        self.negatives = Template(negative_template, "negative", "negative_template")
         if retention not in RETENTIONS:
             raise MedianscanError(f"retention {retention!r} is not one of {', '.join(RETENTIONS)}")
         if retention == "archive" and archive is None:
@@ -76,7 +76,7 @@ class Library:
         return cls(
             cfg.library,
             roll_template=cfg.roll_template,
-            frame_template=cfg.frame_template,
+            negative_template=cfg.negative_template,
             retention=cfg.retention,
             archive=cfg.archive,
             film=cfg.film,
@@ -94,16 +94,16 @@ class Library:
         return sorted(found, key=lambda p: (self.rolls.number(p.name) or 0, p.stat().st_mtime, p.name))
 
     def stacks(self, roll: Path | None = None) -> list[Path]:
-        """The stack folders of a roll (default: the current one), in frame order."""
+        """The stack folders of a roll (default: the current one), in the negatives' order."""
         roll = roll if roll is not None else self._roll
         if roll is None or not roll.is_dir():
             return []
         found = [
             p
             for p in roll.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and self.frames.number(p.name) is not None
+            if p.is_dir() and not p.name.startswith(".") and self.negatives.number(p.name) is not None
         ]
-        return sorted(found, key=lambda p: (self.frames.number(p.name) or 0, p.name))
+        return sorted(found, key=lambda p: (self.negatives.number(p.name) or 0, p.name))
 
     @property
     def roll(self) -> Path:
@@ -131,14 +131,14 @@ class Library:
             return path
 
     def new_stack(self, frames_expected: int) -> Path:
-        """Create the next frame folder of the current roll with a `capturing` manifest, before any frame."""
+        """Create the next negative's folder in the current roll with a `capturing` manifest, before any frame."""
         with self.lock:
             roll = self.roll
-            numbers = [self.frames.number(p.name) or 0 for p in self.stacks(roll)]
+            numbers = [self.negatives.number(p.name) or 0 for p in self.stacks(roll)]
             number = max(numbers, default=0) + 1
-            while (roll / self.frames.format(number, self.today())).exists():
+            while (roll / self.negatives.format(number, self.today())).exists():
                 number += 1
-            path = roll / self.frames.format(number, self.today())
+            path = roll / self.negatives.format(number, self.today())
             path.mkdir()
             write_manifest(path, self._initial(path, frames_expected))
             fsync_dir(roll)
@@ -162,7 +162,7 @@ class Library:
             return rolls[-1] if rolls else None
 
     def position(self) -> tuple[str | None, str | None]:
-        """The current roll's name and its last frame's name, for status lines (creates nothing)."""
+        """The current roll's name and its last negative's, for status lines (creates nothing)."""
         roll = self.current_roll()
         stacks = self.stacks(roll) if roll is not None else []
         return (roll.name if roll else None), (stacks[-1].name if stacks else None)
@@ -270,7 +270,7 @@ class Library:
         """Apply the retention policy to a stack's raws once its blend was verified; records what was done.
 
         `keep` leaves them; `delete` removes the raws the blend read (and any it dropped); `archive` moves
-        them to `<archive>/<roll>/<frame>/` (copied and fsynced first when the archive is on another disk).
+        them to `<archive>/<roll>/<negative>/` (copied and fsynced first when the archive is on another disk).
         """
         with self.lock:
             m = manifest if manifest is not None else read_manifest(stack)

@@ -2,7 +2,7 @@
 
     cam = open_camera(cfg.camera)        # does not connect yet
     cam.connect()                        # CameraError with the fix if there is no usable camera
-    record = cam.burst(9, stack_dir, "frame-001")   # re-locks and verifies the settings first
+    record = cam.burst(9, stack, "frame-001")   # re-locks and verifies the settings first
     cam.close()                          # restores the settings found at connect
 
 Only the gphoto2_* modules here import gphoto2.

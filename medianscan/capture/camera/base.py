@@ -75,8 +75,8 @@ class Camera(abc.ABC):
         """Set every configured setting, read it back and verify it; returns config key -> value read back."""
 
     @abc.abstractmethod
-    def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
-        """Re-lock, then shoot `n` frames to `stack_dir/<stem>_<NN>.<ext>`; BurstError (with .record) on a fault."""
+    def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
+        """Re-lock, then shoot `n` frames to `stack/<stem>_<NN>.<ext>`; BurstError (with .record) on a fault."""
 
     @abc.abstractmethod
     def keep_alive(self) -> None:

@@ -93,9 +93,9 @@ class Gphoto2Camera(Camera):
         self.settings.restore()
         self.session.drop()
 
-    def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
-        """Re-lock, then shoot n frames into stack_dir; on a fault reconnect and raise BurstError with the record."""
-        record = BurstRecord(stack=Path(stack_dir), started=time.time(), camera=self.session.identity)
+    def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
+        """Re-lock, then shoot n frames into stack; on a fault reconnect and raise BurstError with the record."""
+        record = BurstRecord(stack=Path(stack), started=time.time(), camera=self.session.identity)
         start = time.perf_counter()
         stems: dict[str, int] = {}  # camera file stem -> frame index, to pair late RAW+JPEG companions
         was_connected = self.session.cam is not None
@@ -115,7 +115,7 @@ class Gphoto2Camera(Camera):
                 record.per_frame_seconds.append(time.perf_counter() - t0)
             self._drain(record, stems, stem, n)
         except gp.GPhoto2Error as exc:
-            doing = f"shoot frame {len(record.frames) + 1} of {n} into {stack_dir}"
+            doing = f"shoot frame {len(record.frames) + 1} of {n} into {stack}"
             message = faults.explain(exc.code, doing, self.session.where(), exc.string)
             if exc.code in faults.GONE:
                 message += "; reconnected" if self.session.reconnect() else "; the camera is still gone"

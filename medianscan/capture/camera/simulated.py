@@ -296,10 +296,10 @@ class SimulatedCamera(Camera):
             taken=datetime.now().strftime("%Y:%m:%d %H:%M:%S"),
         )
 
-    def burst(self, n: int, stack_dir: Path, stem: str) -> BurstRecord:
+    def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
 
         sim = self.cfg.simulated
-        record = BurstRecord(stack=Path(stack_dir), started=time.time(), camera=self.identity)
+        record = BurstRecord(stack=Path(stack), started=time.time(), camera=self.identity)
         start = time.perf_counter()
         try:
             if not self._connected:
@@ -333,7 +333,7 @@ class SimulatedCamera(Camera):
                     self._died = True
                     self._connected = False
                     raise CameraError(
-                        f"the simulated camera dropped off the bus before frame {number} of {n} into {stack_dir}"
+                        f"the simulated camera dropped off the bus before frame {number} of {n} into {stack}"
                     )
                 mosaic = negative.frame(number, flicker=sim.flicker_frame == number, shift=sim.shifted_frame == number)
                 target = record.stack / frame_name(stem, number, n, "dng")

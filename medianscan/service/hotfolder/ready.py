@@ -79,29 +79,29 @@ class ReadyStacks:
             return [], False
         if not frames_now:
             return [], True
-        stack = self.stack_of(folder, frames_now, None, left_out)
-        return ([stack] if stack is not None else []), True
+        planned = self.plan(folder, frames_now, None, left_out)
+        return ([planned] if planned is not None else []), True
 
     def evaluate_count(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[PlannedStack], bool]:
         frames_now, _ = self.frames(complete)
         claimed = self.claimed(folder, frames_now)
         n = self.hot.grouping.count
         free: list[Path] = []
-        stacks: list[PlannedStack] = []
+        plans: list[PlannedStack] = []
         for path in frames_now:
             if path in claimed:
                 continue
             free.append(path)
             if len(free) == n:
-                stack = self.stack_of(folder, free, _group_name(free))
-                if stack is not None:
-                    stacks.append(stack)
+                planned = self.plan(folder, free, _group_name(free))
+                if planned is not None:
+                    plans.append(planned)
                 free = []
         with self.hot.cond:
             self.hot.waiting.pop(str(folder), None)
             if free:
                 self.hot.waiting[str(folder)] = f"{len(free)} frame(s) from {free[0].name} wait for a group of {n}"
-        return stacks, True
+        return plans, True
 
     def evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[PlannedStack], bool]:
         frames_now, _ = self.frames(complete)
@@ -113,17 +113,17 @@ class ReadyStacks:
                 groups.append([])
             groups[-1].append(path)
             last = mtime
-        stacks: list[PlannedStack] = []
+        plans: list[PlannedStack] = []
         settled = True
         for i, group in enumerate(groups):
             closed = i < len(groups) - 1 or quiet_for >= self.hot.grouping.gap
             if not closed:
                 settled = False
                 continue
-            stack = self.stack_of(folder, group, _group_name(group))
-            if stack is not None:
-                stacks.append(stack)
-        return stacks, settled
+            planned = self.plan(folder, group, _group_name(group))
+            if planned is not None:
+                plans.append(planned)
+        return plans, settled
 
     def claimed(self, folder: Path, frames_now: Sequence[Path]) -> set[Path]:
         """Frames already in a group whose sidecar (in this folder) matches them: they are done."""
@@ -137,7 +137,7 @@ class ReadyStacks:
                 claimed.update(current[name] for name in recorded)
         return claimed
 
-    def stack_of(
+    def plan(
         self, folder: Path, frames_in: Sequence[Path], group: str | None, left_out: Sequence[Path] = ()
     ) -> PlannedStack | None:
         """A PlannedStack for these frames (and the files the blend will name as left out), or None when it is blended

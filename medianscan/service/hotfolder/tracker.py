@@ -206,19 +206,19 @@ class HotFolder:
     def finished(self, key: Path, error: str | None) -> PlannedStack | None:
         """A blend ended: remember a failure (not retried until the stack changes) and re-check its folder."""
         with self.cond:
-            stack = self._inflight.pop(key, None)
-            if stack is None:
+            planned = self._inflight.pop(key, None)
+            if planned is None:
                 return None
             if error is None:
                 self.failed.pop(key, None)
                 self.problems.pop(str(key), None)
             else:
-                self.failed[key] = stack.fingerprint
+                self.failed[key] = planned.fingerprint
                 self.problems[str(key)] = error
             folder = key if self.grouping.kind == "folder" else key.parent
             self.folders.setdefault(folder, _Folder(activity=-1e18)).dirty = True
             self.cond.notify_all()
-            return stack
+            return planned
 
     def complete(self, path: Path, now: float, wall: float) -> bool:
         try:
