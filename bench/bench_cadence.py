@@ -26,6 +26,7 @@ from medianscan.records import BlendRecord
 from medianscan.service.capture import Daemon, make_pool
 from medianscan.service.jobs import BlendTask
 from medianscan.service.pool import BlendPool
+from medianscan.service.progress import BlendDone, BurstDone, Progress, ServiceError
 
 
 def skip_blend(stack: Path, task: BlendTask) -> BlendRecord:
@@ -61,13 +62,14 @@ def one_run(
     cfg.triggers.socket = root / f"{'on' if blend else 'off'}.sock"
     daemon = Daemon(cfg, triggers=watch is not None, pool=pool)
     cond = threading.Condition()
-    counts = {"burst-done": 0, "blend-done": 0, "error": 0}
+    counts: dict[type[Progress], int] = {BurstDone: 0, BlendDone: 0, ServiceError: 0}
     times: dict[str, float] = {}
 
-    def listen(event: str, data: dict[str, Any]) -> None:
+    def listen(news: Progress) -> None:
         with cond:
-            counts[event] = counts.get(event, 0) + 1
-            times[event] = time.perf_counter()
+            counts[type(news)] = counts.get(type(news), 0) + 1
+            if isinstance(news, BlendDone):
+                times["blended"] = time.perf_counter()
             cond.notify_all()
 
     daemon.listeners.append(listen)
@@ -82,12 +84,12 @@ def one_run(
             for i in range(args.negatives):
                 daemon.request("capture")
                 with cond:
-                    cond.wait_for(lambda: counts["burst-done"] + counts["error"] > i, 120)  # noqa: B023
+                    cond.wait_for(lambda: counts[BurstDone] + counts[ServiceError] > i, 120)  # noqa: B023
                 if i + 1 < args.negatives:
                     time.sleep(args.advance)
             times["captured"] = time.perf_counter()
             with cond:
-                cond.wait_for(lambda: counts["blend-done"] + counts["error"] >= args.negatives, 300)
+                cond.wait_for(lambda: counts[BlendDone] + counts[ServiceError] >= args.negatives, 300)
             if client is not None:
                 client.terminate()
         finally:
@@ -97,10 +99,10 @@ def one_run(
     feeder.start()
     daemon.run()
     feeder.join()
-    if counts["error"]:
-        raise SystemExit(f"{counts['error']} error(s) during the {'on' if blend else 'off'} run")
+    if counts[ServiceError]:
+        raise SystemExit(f"{counts[ServiceError]} error(s) during the {'on' if blend else 'off'} run")
     per_negative = (times["captured"] - times["start"]) / args.negatives
-    return per_negative, times.get("blend-done", times["captured"]) - times["start"]
+    return per_negative, times.get("blended", times["captured"]) - times["start"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ def synthetic_stack(n: int, shape: tuple[int, int], seed: int = 1) -> np.ndarray
     scene = 3000 + 9000 * yy * xx + 2000 * np.sin(20 * xx) * np.cos(13 * yy)
     sd = np.sqrt(scene)
     pool = [rng.standard_normal(shape, dtype=np.float32) for _ in range(min(n, 4))]
-    stack = combine.new_stack(n, shape, np.uint16)
+    stack = combine.frames_buffer(n, shape, np.uint16)
     for k in range(n):
         noise = np.roll(pool[k % len(pool)], 7 * k + 3 * (k // len(pool)), axis=1)
         np.clip(scene + sd * noise + 0.5, 0, 65535, out=noise)
@@ -67,7 +67,7 @@ def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key):
             return int(line.split()[1]) / 1024
-stack = combine.new_stack({n}, {shape!r}, np.uint16)
+stack = combine.frames_buffer({n}, {shape!r}, np.uint16)
 stack[:] = 1000
 stack[0] += 7
 if {method!r} != "np.median":

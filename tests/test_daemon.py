@@ -37,6 +37,7 @@ from medianscan.records import BlendRecord
 from medianscan.service.capture import Daemon
 from medianscan.service.jobs import BlendTask
 from medianscan.service.pool import BlendPool
+from medianscan.service.progress import BlendDone, BurstDone, Progress, ServiceError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -554,8 +555,8 @@ def gated_blend(stack: Path, task: BlendTask) -> BlendRecord:
 class InProcess:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        daemon.listeners.append(lambda e, data: self.events.append((e, data)))
+        self.events: list[Progress] = []
+        daemon.listeners.append(self.events.append)
         self.thread = threading.Thread(target=daemon.run, daemon=True)
 
     def __enter__(self) -> InProcess:
@@ -567,8 +568,8 @@ class InProcess:
         self.thread.join(30)
         assert not self.thread.is_alive()
 
-    def count(self, event: str) -> int:
-        return sum(e == event for e, _ in self.events)
+    def count(self, kind: type[Progress]) -> int:
+        return sum(isinstance(e, kind) for e in self.events)
 
 
 def config(tmp_path: Path, **kw: Any) -> Config:
@@ -588,13 +589,13 @@ def test_a_full_queue_holds_the_capture_and_status_says_so(tmp_path: Path) -> No
         daemon.request("capture")  # A: taken by the worker
         wait_until(lambda: len(daemon.pool.running()) == 1, "A blending")
         daemon.request("capture")  # B: waits in the queue, which is now full
-        wait_until(lambda: run.count("burst-done") == 2, "B captured")
+        wait_until(lambda: run.count(BurstDone) == 2, "B captured")
         daemon.request("capture")  # C: held back until there is room
         wait_until(lambda: daemon.status()["queue"]["full"] and "full" in daemon.status_line(), "back-pressure")
         time.sleep(0.3)
-        assert run.count("burst-done") == 2
+        assert run.count(BurstDone) == 2
         (cfg.library / "go").touch()
-        wait_until(lambda: run.count("blend-done") == 3, "all three blends")
+        wait_until(lambda: run.count(BlendDone) == 3, "all three blends")
     assert [s.name for s in daemon.library.stacks()] == ["frame-001", "frame-002", "frame-003"]
 
 
@@ -609,8 +610,8 @@ def test_retake_during_a_blend_sets_the_stack_aside_and_reuses_its_number(tmp_pa
         wait_until((first.parent / "discarded" / first.name).is_dir, "the retake")
         (cfg.library / "go").touch()
         daemon.request("capture")
-        wait_until(lambda: run.count("blend-done") == 1, "the new stack's blend")
-        assert run.count("error") == 0  # the cancelled blend is not a failure
+        wait_until(lambda: run.count(BlendDone) == 1, "the new stack's blend")
+        assert run.count(ServiceError) == 0  # the cancelled blend is not a failure
     moved = first.parent / "discarded" / first.name
     assert len(raw_files(moved)) == 3
     assert read_manifest(first).state == State.BLENDED  # the retaken negative, same number
@@ -629,8 +630,10 @@ def test_a_capture_is_refused_when_the_disk_is_short(tmp_path: Path, monkeypatch
     monkeypatch.setattr("medianscan.service.camera_thread.shutil.disk_usage", nearly_full)
     with InProcess(daemon) as run:
         daemon.request("capture")
-        wait_until(lambda: run.count("error") == 1, "the refusal")
-    message = run.events[-1][1]["message"]
+        wait_until(lambda: run.count(ServiceError) == 1, "the refusal")
+    last = run.events[-1]
+    assert isinstance(last, ServiceError)
+    message = last.message
     assert message.startswith(f"not enough free disk space in {daemon.library.roll}: 10 MB free")
     assert daemon.library.stacks() == []  # nothing was fired
     assert daemon.status()["message"] == message
@@ -642,9 +645,9 @@ def test_a_camera_that_drops_off_mid_burst_keeps_its_frames_and_the_session_goes
     daemon = Daemon(cfg, triggers=False)
     with InProcess(daemon) as run:
         daemon.request("capture")
-        wait_until(lambda: run.count("error") == 1, "the burst error")
+        wait_until(lambda: run.count(ServiceError) == 1, "the burst error")
         daemon.request("capture")
-        wait_until(lambda: run.count("blend-done") == 1, "the next negative blended", 60)
+        wait_until(lambda: run.count(BlendDone) == 1, "the next negative blended", 60)
     cut, good = daemon.library.stacks()
     m = read_manifest(cut)
     assert m.state == State.INCOMPLETE
@@ -723,7 +726,7 @@ def test_presses_during_a_burst_follow_the_policy(tmp_path: Path, policy: str, s
         for _ in range(3):  # an impatient operator
             daemon.request("capture")
         daemon.request("new-roll")  # not a press on the shutter: always honoured, in order
-        wait_until(lambda: run.count("blend-done") == stacks, "the blends")
+        wait_until(lambda: run.count(BlendDone) == stacks, "the blends")
         time.sleep(0.5)
     rolls = sorted(p for p in cfg.library.iterdir() if p.is_dir())
     assert sum(len(daemon.library.stacks(r)) for r in rolls) == stacks
@@ -736,7 +739,7 @@ def test_retention_archive_moves_the_raws_after_the_verified_blend(tmp_path: Pat
     daemon = Daemon(cfg, triggers=False)
     with InProcess(daemon) as run:
         daemon.request("capture")
-        wait_until(lambda: run.count("blend-done") + run.count("error") == 1, "the blend", 60)
+        wait_until(lambda: run.count(BlendDone) + run.count(ServiceError) == 1, "the blend", 60)
     (stack,) = daemon.library.stacks()
     assert_blended(stack)
     assert raw_files(stack) == []

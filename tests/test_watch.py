@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -28,12 +28,15 @@ from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.service.jobs import blend_job
 from medianscan.service.pool import BlendPool
+from medianscan.service.progress import BlendDone, Progress, ServiceError, StackQueued
 from medianscan.service.watch import Grouping, WatchService, is_temp_name
 from tests.stacks import Scene, load_scene, make_burst, noisy, write_frame
 from tests.test_daemon import NotifySocket
 
 QUIET = 0.4
 SETTLE = 0.3
+
+P = TypeVar("P", bound=Progress)  # the kind of news a test waits for
 
 
 @pytest.fixture(scope="module")
@@ -76,24 +79,24 @@ class Running:
 
     def __init__(self, cfg: Config) -> None:
         self.service = WatchService(cfg, pool=BlendPool(1, 4, job=blend_job))  # no warm-up: tiny frames
-        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self.events: list[tuple[float, Progress]] = []
         self._cond = threading.Condition()
         self.service.listeners.append(self._record)
         self.thread = threading.Thread(target=self.service.run, daemon=True)
 
-    def _record(self, event: str, data: dict[str, Any]) -> None:
+    def _record(self, news: Progress) -> None:
         with self._cond:
-            self.events.append((time.monotonic(), event, data))
+            self.events.append((time.monotonic(), news))
             self._cond.notify_all()
 
-    def of(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
+    def of(self, kind: type[P]) -> list[tuple[float, P]]:
         with self._cond:
-            return [(t, d) for t, e, d in self.events if e == kind]
+            return [(t, e) for t, e in self.events if isinstance(e, kind)]
 
-    def wait_for(self, kind: str, count: int, timeout: float = 30.0) -> list[tuple[float, dict[str, Any]]]:
+    def wait_for(self, kind: type[P], count: int, timeout: float = 30.0) -> list[tuple[float, P]]:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while len([e for e in self.events if e[1] == kind]) < count:
+            while len(self.of(kind)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"waited {timeout} s for {count} {kind!r} events; got {self.events}")
@@ -166,9 +169,9 @@ def test_frames_written_slowly_are_blended_only_after_their_last_byte(
     for i, data in enumerate(staged["a"][:3]):
         last = write_slowly(stack / f"IMG_{i:04d}.dng", data, stall=2 * (QUIET + SETTLE) if i == 1 else 0.0)
 
-    ((queued, _),) = run.wait_for("queued", 1)
+    ((queued, _),) = run.wait_for(StackQueued, 1)
     assert queued > last, "a blend was queued before the last frame's last byte"
-    run.wait_for("blend-done", 1)
+    run.wait_for(BlendDone, 1)
     sidecar = stack / "neg1_median.json"
     assert (stack / "neg1_median.dng").is_file()
     assert sidecar_frames(sidecar) == {p.name: sha(p) for p in sorted(stack.glob("IMG_*.dng"))}
@@ -190,7 +193,7 @@ def test_rsync_renames_into_place_and_count_groups_split_a_flat_folder(
         write_slowly(temp, data, chunks=3, pause=0.05)
         temp.rename(root / f"IMG_{i:04d}.dng")
 
-    run.wait_for("blend-done", 2)
+    run.wait_for(BlendDone, 2)
     run.wait_idle()
     first, second = root / "IMG_0000-IMG_0002_median.json", root / "IMG_0003-IMG_0005_median.json"
     assert sidecar_frames(first) == {f"IMG_{i:04d}.dng": sha(root / f"IMG_{i:04d}.dng") for i in range(3)}
@@ -222,9 +225,9 @@ def test_card_reader_copies_folder_by_folder_grouped_by_time_gaps(
     root.mkdir()
     run = watching(config(tmp_path, root, "gap:1"))
     shutil.copytree(card.parent, root / "DCIM")  # copy2: data first, then the times
-    run.wait_for("blend-done", 2)
+    run.wait_for(BlendDone, 2)
     second.rename(root / "DCIM" / "101CANON")  # moved in whole: no file events, a folder appears
-    run.wait_for("blend-done", 3)
+    run.wait_for(BlendDone, 3)
     run.wait_idle()
 
     dcim = root / "DCIM" / "100CANON"
@@ -251,13 +254,13 @@ def test_a_folder_it_cannot_use_is_reported_and_the_watch_carries_on(
     for i, data in enumerate(staged["a"][:2]):
         (short / f"s{i}.dng").write_bytes(data)
 
-    ((_, error),) = run.wait_for("error", 1)
-    assert "ISO" in error["message"] or "iso" in error["message"].lower()
+    ((_, error),) = run.wait_for(ServiceError, 1)
+    assert "ISO" in error.message or "iso" in error.message.lower()
     good = root / "good"
     good.mkdir()
     for i, data in enumerate(staged["d"][:3]):
         (good / f"g{i}.dng").write_bytes(data)
-    run.wait_for("blend-done", 1)
+    run.wait_for(BlendDone, 1)
     run.wait_idle()
 
     status = run.service.status()
@@ -282,12 +285,12 @@ def test_a_stack_changed_after_its_blend_is_blended_again_and_nothing_twice(
     stack.mkdir()
     for i, data in enumerate(staged["a"][:3]):
         (stack / f"f{i}.dng").write_bytes(data)
-    run.wait_for("blend-done", 1)
+    run.wait_for(BlendDone, 1)
     run.wait_idle()
     assert run.service.blends == 1
 
     (stack / "f3.dng").write_bytes(staged["a"][3])  # a fourth frame arrives late
-    run.wait_for("blend-done", 2)
+    run.wait_for(BlendDone, 2)
     run.wait_idle()
     assert sidecar_frames(stack / "neg_median.json") == {f"f{i}.dng": sha(stack / f"f{i}.dng") for i in range(4)}
 
@@ -319,7 +322,7 @@ def test_catch_up_blends_what_arrived_while_down_and_skips_what_is_blended(
     for i, data in enumerate(staged["c"][:3]):
         (root / "c" / f"c{i}.dng").write_bytes(data)
     run = watching(cfg)
-    run.wait_for("blend-done", 1)
+    run.wait_for(BlendDone, 1)
     run.wait_idle()
     assert run.service.blends == 1
     assert {p: p.stat().st_mtime_ns for p in blended} == blended  # the blended stacks were left alone
@@ -398,9 +401,9 @@ def test_without_close_events_polling_waits_for_sizes_to_settle(
     last = 0.0
     for i, data in enumerate(staged["c"][:3]):
         last = write_slowly(stack / f"p{i}.dng", data, chunks=8, pause=SETTLE / 4)
-    ((queued, _),) = run.wait_for("queued", 1)
+    ((queued, _),) = run.wait_for(StackQueued, 1)
     assert queued >= last + SETTLE * 0.9, "a file was taken before it had been unchanged for settle_seconds"
-    run.wait_for("blend-done", 1)
+    run.wait_for(BlendDone, 1)
     assert sidecar_frames(stack / "neg_median.json") == {f"p{i}.dng": sha(stack / f"p{i}.dng") for i in range(3)}
 
 
@@ -478,9 +481,9 @@ def test_a_folder_with_its_frame_count_is_blended_without_waiting_for_quiet_and_
     for i, data in enumerate(staged["a"][:3]):
         (stack / f"f{i}.dng").write_bytes(data)
     written = time.monotonic()
-    ((queued, _),) = run.wait_for("queued", 1)
+    ((queued, _),) = run.wait_for(StackQueued, 1)
     assert queued - written < 10, "the folder waited for quiet_seconds although it held its frames"
-    run.wait_for("blend-done", 1)
+    run.wait_for(BlendDone, 1)
     deadline = time.monotonic() + 10
     while not log_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -18,8 +18,8 @@ from typing import Any
 from medianscan.config.schema import Config
 from medianscan.console.address import parse_listen
 from medianscan.errors import MedianscanError
-from medianscan.records import BlendRecord
 from medianscan.service.capture import Daemon
+from medianscan.service.progress import BlendDone, BurstDone, Progress, ServiceError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,27 +81,26 @@ class AutoTrigger:
         self._errors = 0
         daemon.listeners.append(self.on_event)
 
-    def on_event(self, event: str, data: dict[str, Any]) -> None:
+    def on_event(self, news: Progress) -> None:
         with self._cond:
-            stack = data.get("stack")
-            if event == "burst-done" and stack is not None:
+            if isinstance(news, BurstDone):
+                stack = news.stack
                 self.order.append(stack)
-                self.negatives[stack] = Negative(stack, data["frames"], data["seconds"])
+                self.negatives[stack] = Negative(stack, news.frames, news.seconds)
                 self._bursts += 1
-                self.say(f"  {stack.name}: {data['frames']} frames captured in {data['seconds']:.1f} s, blending")
-            elif event == "blend-done" and stack in self.negatives:
-                neg = self.negatives[stack]
-                neg.blend_seconds = data["seconds"]
-                record: BlendRecord = data["result"]
-                neg.noise_ratio, neg.output = record.noise_ratio, record.output
+                self.say(f"  {stack.name}: {news.frames} frames captured in {news.seconds:.1f} s, blending")
+            elif isinstance(news, BlendDone) and news.stack in self.negatives:
+                neg = self.negatives[news.stack]
+                neg.blend_seconds = news.seconds
+                neg.noise_ratio, neg.output = news.result.noise_ratio, news.result.output
                 gain = f", {neg.noise_ratio:.2f}x the noise of one frame" if neg.noise_ratio else ""
-                self.say(f"  {stack.name}: blended in {data['seconds']:.1f} s -> {neg.output.name}{gain}")
-            elif event == "error":
-                if stack in self.negatives:
-                    self.negatives[stack].error = data["message"]
+                self.say(f"  {news.stack.name}: blended in {news.seconds:.1f} s -> {neg.output.name}{gain}")
+            elif isinstance(news, ServiceError):
+                if news.stack in self.negatives:
+                    self.negatives[news.stack].error = news.message
                 else:
                     self._errors += 1
-                    self.failure = data["message"]
+                    self.failure = news.message
             self._cond.notify_all()
 
     def _done(self, neg: Negative) -> bool:

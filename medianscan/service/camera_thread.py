@@ -24,6 +24,7 @@ from medianscan.library.recovery import cut_off_note
 from medianscan.library.rolls import raw_files
 from medianscan.records import FilmRecord
 from medianscan.service.live_view_turns import LiveViewTurns
+from medianscan.service.progress import BurstDone
 from medianscan.vocabulary import Request
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class CameraThread:
         cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
         log.info("%s", cue)
         self.d.hooks.fire("burst-done", stack, last)
-        self.d.emit("burst-done", stack=stack, seconds=seconds, frames=len(record.frames))
+        self.d.emit(BurstDone(stack, len(record.frames), seconds))
         if not self.d.submit(stack):  # only the camera thread fills the last slot, so this is rare
             with self.d.lock:
                 self.d.backlog.appendleft(stack)

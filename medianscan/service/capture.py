@@ -41,6 +41,7 @@ from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
+from medianscan.service.progress import BlendDone
 from medianscan.service.status import capture_status, capture_status_line
 from medianscan.vocabulary import ACTIONS, Request
 
@@ -199,7 +200,7 @@ class Daemon(Service):
             log_left_out(stack.name, outcome.result.ignored)
             self._blended(stack)
             self.hooks.fire("blend-done", stack, output)
-            self.emit("blend-done", stack=stack, result=outcome.result, seconds=outcome.seconds)
+            self.emit(BlendDone(stack, outcome.result, outcome.seconds))
         else:
             self.library.mark(stack, State.FAILED, error=outcome.error, blend_seconds=outcome.seconds)
             self.report_error(outcome.error or "blend failed", stack)

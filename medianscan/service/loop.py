@@ -14,10 +14,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
@@ -28,8 +27,7 @@ from medianscan.service.hooks import Hooks
 from medianscan.service.jobs import BlendTask, blend_job, warm_up_blend
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import BlendPool, Event, Job
-
-Listener = Callable[[str, dict[str, Any]], None]
+from medianscan.service.progress import Listener, Progress, ServiceError
 
 
 def log_left_out(label: str, ignored: Sequence[LeftOut]) -> None:
@@ -191,23 +189,22 @@ class Service:
         self.message = message
         self._message_stack = stack
         self.hooks.fire("error", stack, None)
-        self.emit("error", stack=stack, message=message)
+        self.emit(ServiceError(stack, message))
 
     def _blended(self, stack: Path) -> None:
         """A stack blended: a message about its earlier failure is old news."""
         if self._message_stack is not None and self._message_stack == stack:
             self.message = self._message_stack = None
 
-    def emit(self, event: str, **data: Any) -> None:
+    def emit(self, news: Progress) -> None:
         for listener in list(self.listeners):
             try:
-                listener(event, data)
+                listener(news)
             except Exception:
-                self.log.exception("listener for %s failed", event)
+                self.log.exception("listener for %s failed", type(news).__name__)
 
     @staticmethod
-    def _make_hooks(cfg: Config) -> Any:
-
+    def _make_hooks(cfg: Config) -> Hooks:
         return Hooks(cfg.hooks)
 
     def _hooks_wait(self) -> None:

@@ -31,6 +31,7 @@ from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Started
+from medianscan.service.progress import BlendDone, StackQueued
 
 __all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
 
@@ -179,22 +180,22 @@ class WatchService(Service):
         self._check_reload()
         self._publish_status()
 
-    def submit(self, stack: PlannedStack) -> bool:
+    def submit(self, planned: PlannedStack) -> bool:
         if not self._pool_started:  # --once with nothing to blend starts no worker
             self._pool_started = True
             self.pool.start()
-        ok = self.pool.submit(stack.key, BlendTask(stack.frames, stack.options))
+        ok = self.pool.submit(planned.key, BlendTask(planned.frames, planned.options))
         if ok:
             self.blends += 1
-            log.info("%s: %d frame(s) queued for blending", stack.key, len(stack.frames))
-            self.emit("queued", stack=stack.key, frames=stack.frames)
+            log.info("%s: %d frame(s) queued for blending", planned.key, len(planned.frames))
+            self.emit(StackQueued(planned.key, planned.frames))
         return ok
 
     def _record(self, event: Event) -> None:
         if isinstance(event, Started):
             return
-        stack = self.hot.finished(event.stack, event.error)
-        n = len(stack.frames) if stack is not None else 0
+        planned = self.hot.finished(event.stack, event.error)
+        n = len(planned.frames) if planned is not None else 0
         if event.ok and event.result is not None:
             output = event.result.output
             kept = self._retain(event.result)
@@ -208,7 +209,7 @@ class WatchService(Service):
                 )
             )  # fmt: skip
             self.hooks.fire("blend-done", event.stack, output)
-            self.emit("blend-done", stack=event.stack, result=event.result, seconds=event.seconds)
+            self.emit(BlendDone(event.stack, event.result, event.seconds))
         else:
             message = event.error or "blend failed"
             self.recent.append(RecentStack(str(event.stack), "failed", n, event.seconds, message))

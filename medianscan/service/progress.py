@@ -1,0 +1,47 @@
+"""What a service tells its listeners as work moves (the demo's narration, the benchmarks' clocks, the tests):
+one typed record per kind of news, delivered on the thread where it happened (the camera thread for a burst,
+the main thread for the rest), so a listener must be quick and thread-safe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medianscan.records import BlendRecord
+
+
+@dataclass(frozen=True)
+class BurstDone:
+    """A burst is on disk and its stack queued (capture mode)."""
+
+    stack: Path
+    frames: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StackQueued:
+    """The hot folder found a stack complete and handed it to the blend pool (watch mode)."""
+
+    stack: Path  # the stack's key: its folder, or `<folder>/<group name>`
+    frames: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class BlendDone:
+    stack: Path
+    result: BlendRecord
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ServiceError:
+    """What the operator was told went wrong: a refused press, a failed burst or blend."""
+
+    stack: Path | None
+    message: str
+
+
+Progress = BurstDone | StackQueued | BlendDone | ServiceError
+Listener = Callable[[Progress], None]
