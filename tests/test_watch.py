@@ -263,7 +263,7 @@ def test_a_folder_it_cannot_use_is_reported_and_the_watch_carries_on(
     run.wait_for(BlendDone, 1)
     run.wait_idle()
 
-    status = run.service.status()
+    status = run.service.status().to_json()  # as the control socket carries it
     problems = {e["stack"]: e["reason"] for e in status["attention"]}
     assert set(problems) == {str(mixed), str(short)}
     assert "m2.dng" in problems[str(mixed)]

@@ -161,13 +161,13 @@ def render_status(status: dict[str, Any]) -> str:
 def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
     """The stacks that need the operator, the folders that wait, and the last stacks, a line each."""
     out = []
-    if isinstance(attention, list) and attention:
+    if isinstance(attention, list | tuple) and attention:
         out.append("need attention (failed or cut off):")
         out += [f"  {e.get('stack')}  {e.get('state')}: {e.get('reason')}" for e in attention if isinstance(e, dict)]
     if isinstance(waiting, dict) and waiting:
         out.append("waiting:")
         out += [f"  {folder}: {why}" for folder, why in waiting.items()]
-    if isinstance(recent, list) and recent:
+    if isinstance(recent, list | tuple) and recent:
         out.append("last stacks:")
         out += ["  " + _stack_line(entry) for entry in recent]
     return out

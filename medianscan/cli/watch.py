@@ -42,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     code = service.run_once()
     status = service.status()
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(json.dumps(status.to_json(), indent=2))
         return code
-    for entry in status["recent"]:
-        print(f"{entry['stack']}: {entry['state']} -> {entry.get('output') or entry.get('error')}")
-    print(f"{service.blends} stack(s) blended in {status['folder']}")
-    for entry in status["attention"]:
-        print(f"cannot blend {entry['stack']}: {entry['reason']}", file=sys.stderr)
-    for folder, note in status["waiting"].items():
+    for entry in status.recent:
+        print(f"{entry.stack}: {entry.state} -> {entry.output or entry.error}")
+    print(f"{service.blends} stack(s) blended in {status.folder}")
+    for problem in status.attention:
+        print(f"cannot blend {problem.stack}: {problem.reason}", file=sys.stderr)
+    for folder, note in status.waiting.items():
         print(f"{folder}: {note}", file=sys.stderr)
     return code

@@ -1,4 +1,4 @@
-"""What the capture daemon reports about itself, as typed records: `medianscan status` over the control socket,
+"""What the services report about themselves, as typed records: `medianscan status` over the control socket,
 systemd's STATUS= line, and the console's service panel all read these, so each figure is worked out once.
 
 The JSON form is what the socket carries; `cli/control.render_status` reads it tolerantly, since the client
@@ -96,6 +96,24 @@ class CaptureStatus:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # nested records too; tuples become JSON arrays
+
+
+@dataclass(frozen=True)
+class WatchStatus:
+    """Everything `medianscan status` shows for the hot folder (`mode: watch`)."""
+
+    folder: str
+    group: str  # the grouping, as the config spells it
+    queue: QueueState
+    blends: int  # stacks blended since the start
+    message: str | None
+    attention: tuple[NeedsAttention, ...]
+    waiting: dict[str, str]  # folder -> why it is not blended yet
+    recent: tuple[RecentNegative, ...]
+    mode: str = "watch"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def camera_view(d: Daemon) -> CameraView:

@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,29 +29,13 @@ from medianscan.service.hotfolder.tracker import HotFolder
 from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
-from medianscan.service.pool import Event, Started
+from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone, StackQueued
+from medianscan.service.status import RECENT, NeedsAttention, QueueState, RecentNegative, WatchStatus
 
 __all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
 
 log = logging.getLogger(__name__)
-
-RECENT = 5
-
-
-@dataclass
-class RecentStack:
-    stack: str
-    state: str
-    frames: int
-    blend_seconds: float | None = None
-    error: str | None = None
-    output: str | None = None
-    noise_ratio: float | None = None
-    note: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 class WatchService(Service):
@@ -92,7 +75,7 @@ class WatchService(Service):
             closes_reported=not watch.polling,
         )
         self.blends = 0  # blends started (tests count these: nothing is blended twice)
-        self.recent: deque[RecentStack] = deque(maxlen=RECENT)
+        self.recent: deque[RecentNegative] = deque(maxlen=RECENT)
         self._planner: Planner | None = None
         self._observer: Any = None
         self._control: Any = None
@@ -100,37 +83,35 @@ class WatchService(Service):
 
     # --- public API -----------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """What `medianscan status` shows in watch mode, as JSON data."""
+    def status(self) -> WatchStatus:
+        """What `medianscan status` shows in watch mode."""
         inflight = self.hot.inflight()
         running = {str(p) for p in self.pool.running()}
         backlog = len(self._planner.backlog) if self._planner is not None else 0
         with self.hot.cond:
             problems = dict(self.hot.problems)
             waiting = dict(self.hot.waiting)
-        return {
-            "mode": "watch",
-            "folder": str(self.hot.root),
-            "group": str(self.hot.grouping),
-            "queue": {
-                "waiting": len([p for p in inflight if str(p) not in running]) + backlog,
-                "blending": len(running),
-                "capacity": self.cfg.queue_size,
-                "full": self.pool.full,
-            },
-            "blends": self.blends,
-            "message": self.message,
-            "attention": [{"stack": key, "state": "failed", "reason": why} for key, why in sorted(problems.items())],
-            "waiting": waiting,
-            "recent": [e.to_json() for e in self.recent],
-        }
+        return WatchStatus(
+            folder=str(self.hot.root),
+            group=str(self.hot.grouping),
+            queue=QueueState(
+                waiting=len([p for p in inflight if str(p) not in running]) + backlog,
+                blending=len(running),
+                capacity=self.cfg.queue_size,
+                full=self.pool.full,
+            ),
+            blends=self.blends,
+            message=self.message,
+            attention=tuple(NeedsAttention(key, "failed", why) for key, why in sorted(problems.items())),
+            waiting=waiting,
+            recent=tuple(self.recent),
+        )
 
     def status_line(self) -> str:
         s = self.status()
-        q = s["queue"]
-        line = f"watching {s['folder']} ({s['group']}); queue {q['waiting']} waiting, {q['blending']} blending"
-        if s["attention"]:
-            line += f"; {len(s['attention'])} stack(s) cannot be blended"
+        line = f"watching {s.folder} ({s.group}); queue {s.queue.waiting} waiting, {s.queue.blending} blending"
+        if s.attention:
+            line += f"; {len(s.attention)} stack(s) cannot be blended"
         return line
 
     def run(self) -> int:
@@ -202,18 +183,28 @@ class WatchService(Service):
             log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
             log_left_out(event.stack.name, event.result.ignored)
             self._blended(event.stack)
-            self.recent.append(
-                RecentStack(
-                    str(event.stack), "blended", n, event.seconds, None, str(output),
-                    event.result.noise_ratio, None if kept == "kept" else f"raws {kept}",
-                )
-            )  # fmt: skip
+            note = None if kept == "kept" else f"raws {kept}"
+            self.recent.append(self._recent(event, "blended", n, note=note, output=str(output)))
             self.hooks.fire("blend-done", event.stack, output)
             self.emit(BlendDone(event.stack, event.result, event.seconds))
         else:
             message = event.error or "blend failed"
-            self.recent.append(RecentStack(str(event.stack), "failed", n, event.seconds, message))
+            self.recent.append(self._recent(event, "failed", n, error=message))
             self.report_error(message, event.stack)
+
+    @staticmethod
+    def _recent(
+        event: Outcome[BlendRecord],
+        state: str,
+        frames: int,
+        *,
+        error: str | None = None,
+        note: str | None = None,
+        output: str | None = None,
+    ) -> RecentNegative:
+        """A finished blend as the last-stacks list shows it (the hot folder has no capture time)."""
+        ratio = event.result.noise_ratio if event.result is not None else None
+        return RecentNegative(str(event.stack), state, frames, None, event.seconds, error, note, output, ratio)
 
     def _retain(self, record: BlendRecord) -> str:
         """The configured retention applied to the raws the blend read (and any it dropped); an archive keeps
@@ -231,7 +222,7 @@ class WatchService(Service):
         def handle(action: str, request: dict[str, Any]) -> dict[str, Any]:
             del request
             if action == "status":
-                return {"ok": True, "status": self.status()}
+                return {"ok": True, "status": self.status().to_json()}
             raise MedianscanError(f"{action}: the daemon is in watch mode (no camera); only status is available")
 
         server = ControlServer(server_socket_path(self.cfg), handle)
