@@ -16,6 +16,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from watchdog.observers.api import BaseObserver
+
 from medianscan.blend.options import BlendOptions
 from medianscan.capture.control_socket import ControlServer, server_socket_path
 from medianscan.config.schema import Config, WatchConfig
@@ -77,8 +79,8 @@ class WatchService(Service):
         self.blends = 0  # blends started (tests count these: nothing is blended twice)
         self.recent: deque[RecentNegative] = deque(maxlen=RECENT)
         self._planner: Planner | None = None
-        self._observer: Any = None
-        self._control: Any = None
+        self._observer: BaseObserver | None = None
+        self._control: ControlServer | None = None
         self._pool_started = False
 
     # --- public API -----------------------------------------------------------------------------------
