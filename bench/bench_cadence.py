@@ -23,8 +23,9 @@ from typing import Any
 
 from medianscan.config.schema import Config
 from medianscan.records import BlendRecord
-from medianscan.service.capture import Daemon, make_pool
+from medianscan.service.capture import Daemon
 from medianscan.service.jobs import BlendTask
+from medianscan.service.loop import make_pool
 from medianscan.service.pool import BlendPool
 from medianscan.service.progress import BlendDone, BurstDone, Progress, ServiceError
 

@@ -292,7 +292,7 @@ def test_with_no_camera_the_console_says_so_and_refuses_the_capture(
 ) -> None:
     from medianscan.capture.camera import CameraError
     from medianscan.capture.camera.simulated import SimulatedCamera
-    from medianscan.service import camera_link
+    from medianscan.service.capture import camera_link
 
     class Unplugged(SimulatedCamera):
         """FAKE: a body that is not on the bus (the simulator always is)."""

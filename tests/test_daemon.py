@@ -627,7 +627,7 @@ def test_a_capture_is_refused_when_the_disk_is_short(tmp_path: Path, monkeypatch
         usage = real(path)
         return type(usage)(usage.total, usage.total - 10_000_000, 10_000_000)
 
-    monkeypatch.setattr("medianscan.service.camera_thread.shutil.disk_usage", nearly_full)
+    monkeypatch.setattr("medianscan.service.capture.camera_thread.shutil.disk_usage", nearly_full)
     with InProcess(daemon) as run:
         daemon.request("capture")
         wait_until(lambda: run.count(ServiceError) == 1, "the refusal")

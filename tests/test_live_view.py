@@ -24,7 +24,7 @@ from medianscan.capture.live_view import LiveFeed
 from medianscan.config.schema import CameraConfig, Config
 from medianscan.console.focus import sharpness
 from medianscan.library.manifest import read_manifest
-from medianscan.service import camera_link
+from medianscan.service.capture import camera_link
 from tests.daemon_thread import RunningDaemon, capture_config
 from tests.vcam import FaultPlan, FaultyCamera, RewritingCamera, VirtualCamera, virtual_camera
 

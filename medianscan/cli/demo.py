@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medianscan.config.listen import parse_listen
 from medianscan.config.schema import Config
-from medianscan.console.address import parse_listen
 from medianscan.errors import MedianscanError
 from medianscan.service.capture import Daemon
 from medianscan.service.progress import BlendDone, BurstDone, Progress, ServiceError

@@ -15,9 +15,9 @@ from typing import Any, Literal, NoReturn
 
 import yaml
 
+from medianscan.config.listen import parse_listen
 from medianscan.config.rules import _CHECKS, _ITEM_CHECKS, _KEY_CHECKS
 from medianscan.config.schema import Config, ConfigError
-from medianscan.console.address import parse_listen
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import typing
 from types import ModuleType
 from typing import Any
 
+from medianscan.config.listen import parse_listen
 from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig
-from medianscan.console.address import parse_listen
 from medianscan.errors import MedianscanError
 from medianscan.library.names import Template
 

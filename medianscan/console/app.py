@@ -33,7 +33,7 @@ from medianscan.records import FilmRecord
 from medianscan.vocabulary import ACTIONS, Request
 
 if TYPE_CHECKING:
-    from medianscan.service.capture import Daemon
+    from medianscan.console.scanner import Scanner
 
 STATIC = Path(str(resources.files("medianscan.console") / "static"))
 BOUNDARY = "medianscan-live"
@@ -43,7 +43,7 @@ KEEPALIVE_TICKS = 60  # a comment line this often keeps proxies and tunnels from
 NO_CACHE = {"Cache-Control": "no-store"}
 
 
-def console_app(daemon: Daemon, closing: threading.Event) -> Starlette:
+def console_app(daemon: Scanner, closing: threading.Event) -> Starlette:
     """The console of `daemon`; `closing` ends every stream when the daemon stops."""
     routes = ConsoleRoutes(daemon, closing)
     return Starlette(
@@ -70,7 +70,7 @@ def _bad(status: int, reason: str) -> Response:
 class ConsoleRoutes:
     """One method per route, sharing the daemon's feed and the console's own meters and caches."""
 
-    def __init__(self, daemon: Daemon, closing: threading.Event) -> None:
+    def __init__(self, daemon: Scanner, closing: threading.Event) -> None:
         self.daemon = daemon
         self.closing = closing
         self.feed = daemon.live
@@ -111,8 +111,8 @@ class ConsoleRoutes:
     def _unavailable(self) -> Response | None:
         if self.feed.unavailable is not None:
             return _bad(503, self.feed.unavailable)
-        if self.daemon.link.camera is None:
-            return _bad(503, f"no camera: {self.daemon.camera_status.error or 'not connected'}")
+        if not self.daemon.has_camera():
+            return _bad(503, f"no camera: {self.daemon.camera_view().error or 'not connected'}")
         return None
 
     async def live_stream(self, request: HttpRequest) -> Response:

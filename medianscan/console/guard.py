@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from medianscan.console.address import LOOPBACK_NAMES, Listen
+from medianscan.config.listen import LOOPBACK_NAMES, Listen
 
 COOKIE = "medianscan_console"
 SAFE_METHODS = frozenset({"GET", "HEAD"})

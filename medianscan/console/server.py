@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from medianscan.config.listen import parse_listen
 from medianscan.config.schema import ConsoleConfig
-from medianscan.console.address import parse_listen
 from medianscan.console.app import console_app
 from medianscan.console.guard import Guard
 from medianscan.errors import MedianscanError
 
 if TYPE_CHECKING:
-    from medianscan.service.capture import Daemon
+    from medianscan.console.scanner import Scanner
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ STOP_SECONDS = 5.0
 
 
 class ConsoleServer:
-    def __init__(self, cfg: ConsoleConfig, daemon: Daemon) -> None:
+    def __init__(self, cfg: ConsoleConfig, daemon: Scanner) -> None:
         if cfg.listen is None:
             raise MedianscanError("the console is switched off (console.listen: null)")
         self.listen = parse_listen(cfg.listen)

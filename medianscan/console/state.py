@@ -19,10 +19,10 @@ from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
-from medianscan.service.status import CameraView, QueueState, bracket_text, camera_view, queue_state
+from medianscan.reports import CameraView, QueueState, bracket_text
 
 if TYPE_CHECKING:
-    from medianscan.service.capture import Daemon
+    from medianscan.console.scanner import Scanner
 
 REFRESH_SECONDS = 0.5
 
@@ -84,7 +84,7 @@ class StateBuilder:
     """The console's view of `daemon`, rebuilt at most every REFRESH_SECONDS (manifests are read once per
     change of their file, not once per client)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Scanner) -> None:
         self.d = daemon
         self._lock = threading.Lock()
         self._built: tuple[float, ConsoleState] | None = None
@@ -102,15 +102,15 @@ class StateBuilder:
         d = self.d
         roll = d.library.current_roll()
         return ConsoleState(
-            camera=camera_view(d),
+            camera=d.camera_view(),
             live=d.live.state(),
             roll=None if roll is None else roll.name,
             flat=None if roll is None or (found := flats.current_flat(roll)) is None else found.name,
             paused=d.paused,
             busy=d.bursting,
             group=None if d.bracket_group is None else bracket_text(d.bracket_group),
-            frames_per_burst=d.cfg.frames,
-            queue=queue_state(d),
+            frames_per_burst=d.frames_per_burst,
+            queue=d.queue_state(),
             disk_free_bytes=d.library.free_bytes(),
             message=d.message,
             negatives=tuple(self._negatives(roll)),

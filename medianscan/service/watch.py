@@ -24,6 +24,7 @@ from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.library.retention import blended_raws, release
 from medianscan.records import BlendRecord
+from medianscan.reports import RECENT, NeedsAttention, QueueState, RecentNegative, WatchStatus
 from medianscan.service.hotfolder.grouping import TICK_SECONDS, Grouping, PlannedStack, is_temp_name
 from medianscan.service.hotfolder.observer import observe
 from medianscan.service.hotfolder.planner import Planner
@@ -33,7 +34,6 @@ from medianscan.service.loop import Service, ServicePool, log_left_out, make_poo
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone, StackQueued
-from medianscan.service.status import RECENT, NeedsAttention, QueueState, RecentNegative, WatchStatus
 
 __all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
 

@@ -12,7 +12,7 @@ from medianscan.capture.camera import Camera, CameraError, NoLiveViewError
 from medianscan.capture.live_view import MAX_FAILURES
 
 if TYPE_CHECKING:
-    from medianscan.service.capture import Daemon
+    from medianscan.service.capture.daemon import Daemon
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from medianscan.library.manifest import State
 from medianscan.library.recovery import cut_off_note
 from medianscan.library.rolls import raw_files
 from medianscan.records import FilmRecord
-from medianscan.service.live_view_turns import LiveViewTurns
+from medianscan.service.capture.live_view_turns import LiveViewTurns
 from medianscan.service.progress import BurstDone
 from medianscan.vocabulary import Request
 
 if TYPE_CHECKING:
-    from medianscan.service.capture import Daemon
+    from medianscan.service.capture.daemon import Daemon
 
 log = logging.getLogger(__name__)
 

@@ -35,17 +35,16 @@ from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.rolls import Library
 from medianscan.records import BlendRecord
-from medianscan.service.camera_link import CameraLink, CameraStatus
-from medianscan.service.camera_thread import CameraThread
+from medianscan.reports import CameraView, QueueState
+from medianscan.service.capture.camera_link import CameraLink
+from medianscan.service.capture.camera_thread import CameraThread
+from medianscan.service.capture.status import camera_view, capture_status, capture_status_line, queue_state
 from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone
-from medianscan.service.status import capture_status, capture_status_line
 from medianscan.vocabulary import ACTIONS, Request
-
-__all__ = ["CameraStatus", "Daemon", "make_pool"]  # make_pool: where bench_cadence has it from
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,21 @@ class Daemon(Service):
     def stop(self) -> None:
         """Ask `run()` to finish the running burst, leave the queue on disk and return (like SIGTERM)."""
         super().stop()
+
+    # --- what the console reads (medianscan.console.scanner.Scanner) -------------------------------------
+
+    @property
+    def frames_per_burst(self) -> int:
+        return self.cfg.frames
+
+    def has_camera(self) -> bool:
+        return self.link.camera is not None
+
+    def camera_view(self) -> CameraView:
+        return camera_view(self)
+
+    def queue_state(self) -> QueueState:
+        return queue_state(self)
 
     @property
     def busy(self) -> bool:

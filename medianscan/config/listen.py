@@ -1,4 +1,5 @@
-"""Where the console listens, and who may call it: the one rule the config check and the server share."""
+"""Where the console listens (`console.listen`), and who may call it: the one rule the config check and the
+console's server and guard share."""
 
 from __future__ import annotations
 

@@ -1,0 +1,100 @@
+"""What the services report about themselves, as typed records: `medianscan status` over the control socket
+(their JSON form), systemd's STATUS= line and the console's service panel all read these. Built by
+medianscan.service (capture mode's `service.capture.status`, and the watch service); nothing here reads a file.
+
+`cli/control.render_status` reads the JSON tolerantly, since the client may be another version than the daemon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+RECENT = 5  # how many of the last stacks `status` lists
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """A snapshot of the camera link's state (the link itself changes on the camera thread)."""
+
+    model: str | None
+    port: str | None
+    state: str  # connecting | ready | capturing | not connected | error
+    error: str | None
+    battery: str | None
+
+
+@dataclass(frozen=True)
+class QueueState:
+    waiting: int  # in the pool's queue, plus stacks found at start and not yet handed to it
+    blending: int
+    capacity: int
+    full: bool  # captures wait for the blends
+
+
+@dataclass(frozen=True)
+class RecentNegative:
+    stack: str
+    state: str
+    frames: int
+    capture_seconds: float | None
+    blend_seconds: float | None
+    error: str | None
+    note: str | None
+    output: str | None
+    noise_ratio: float | None
+
+
+@dataclass(frozen=True)
+class NeedsAttention:
+    stack: str
+    state: str
+    reason: str  # the error, the note of a cut-off burst, or the state itself
+
+
+@dataclass(frozen=True)
+class CaptureStatus:
+    """Everything `medianscan status` shows for the capture daemon."""
+
+    camera: CameraView
+    settings: dict[str, str]
+    library: str
+    roll: str | None
+    negative: str | None  # the current roll's last negative
+    frames_per_burst: int
+    paused: bool
+    busy: bool
+    bracket_group: tuple[int, int, str] | None  # (group, of groups, shutter) while a bracket runs
+    queue: QueueState
+    disk_free_bytes: int | None
+    console: str | None  # the console's URL when it is served
+    message: str | None
+    recent: tuple[RecentNegative, ...]
+    attention: tuple[NeedsAttention, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # nested records too; tuples become JSON arrays
+
+
+@dataclass(frozen=True)
+class WatchStatus:
+    """Everything `medianscan status` shows for the hot folder (`mode: watch`)."""
+
+    folder: str
+    group: str  # the grouping, as the config spells it
+    queue: QueueState
+    blends: int  # stacks blended since the start
+    message: str | None
+    attention: tuple[NeedsAttention, ...]
+    waiting: dict[str, str]  # folder -> why it is not blended yet
+    recent: tuple[RecentNegative, ...]
+    mode: str = "watch"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def bracket_text(group: tuple[int, int, str]) -> str:
+    """'group 2 of 2 (1/100)': how the status line and the console name a bracket's group."""
+    return "group {} of {} ({})".format(*group)

@@ -1,0 +1,97 @@
+"""What capture mode reports, worked out once from the daemon's state: `medianscan status`, systemd's STATUS=
+line and the console's service panel (the records are medianscan.reports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medianscan.library.manifest import Manifest
+from medianscan.reports import (
+    RECENT,
+    CameraView,
+    CaptureStatus,
+    NeedsAttention,
+    QueueState,
+    RecentNegative,
+    bracket_text,
+)
+
+if TYPE_CHECKING:
+    from medianscan.service.capture.daemon import Daemon
+
+
+def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
+    blend = m.blend
+    return RecentNegative(
+        str(stack),
+        m.state.value,
+        m.frames_expected,
+        m.capture_seconds,
+        m.blend_seconds,
+        m.error,
+        m.note,
+        None if blend is None else str(blend.output),
+        None if blend is None else blend.noise_ratio,
+    )
+
+
+def camera_view(d: Daemon) -> CameraView:
+    cam = d.camera_status
+    return CameraView(cam.model, cam.port, cam.state, cam.error, cam.battery)
+
+
+def queue_state(d: Daemon) -> QueueState:
+    """The blend queue as `status` and the console show it."""
+    with d.lock:
+        backlog = len(d.backlog)
+    return QueueState(
+        waiting=len(d.pool.waiting()) + backlog,
+        blending=len(d.pool.running()),
+        capacity=d.cfg.queue_size,
+        full=d.waiting_for_room or d.pool.full,
+    )
+
+
+def capture_status(d: Daemon) -> CaptureStatus:
+    roll, negative = d.library.position()
+    return CaptureStatus(
+        camera=camera_view(d),
+        settings=dict(d.camera_status.settings or {}),
+        library=str(d.library.root),
+        roll=roll,
+        negative=negative,
+        frames_per_burst=d.cfg.frames,
+        paused=d.paused,
+        busy=d.bursting,
+        bracket_group=d.bracket_group,
+        queue=queue_state(d),
+        disk_free_bytes=d.library.free_bytes(),
+        console=None if d.console is None else d.console.url,
+        message=d.message,
+        recent=tuple(recent_negative(stack, m) for stack, m in d.library.recent(RECENT)),
+        attention=tuple(
+            NeedsAttention(str(stack), m.state.value, m.error or m.note or m.state.value)
+            for stack, m in d.library.needing_attention()
+        ),
+    )
+
+
+def capture_status_line(d: Daemon) -> str:
+    """One line for systemd's STATUS= and the log."""
+    cam = d.camera_status
+    if cam.state in ("ready", "capturing"):
+        head = f"{cam.model}: {cam.state}"
+        if d.bracket_group is not None:
+            head += " " + bracket_text(d.bracket_group)
+    else:
+        head = f"camera {cam.state}" + (f" ({cam.error})" if cam.error else "")
+    roll, negative = d.library.position()
+    q = queue_state(d)
+    text = f"queue {q.waiting} waiting, {q.blending} blending"
+    if d.waiting_for_room:
+        text += " (full: captures wait for the blends)"
+    parts = [head, f"roll {roll or '-'}, last {negative or '-'}", text]
+    if d.paused:
+        parts.insert(1, "paused")
+    return "; ".join(parts)
