@@ -63,6 +63,12 @@ class MosaicLayout:
         reps = (-(-shape[0] // ph), -(-shape[1] // pw))
         return np.tile(tile, reps)[: shape[0], : shape[1]]
 
+    @property
+    def baseline_ev(self) -> float:
+        """The DNG BaselineExposure this mosaic carries (0 without one): editors show it 2^ev times brighter."""
+        tag = self.extra_tags.get(BASELINE_EXPOSURE)
+        return float(np.asarray(tag[2], dtype=np.float64).reshape(-1)[0]) if tag else 0.0
+
 
 UINT16_TOP = 65535
 BASELINE_EXPOSURE, SRATIONAL = 50730, 10  # the DNG tag, and its type
@@ -93,7 +99,5 @@ def headroom(layout: MosaicLayout, top_gain: float, *, expand: bool) -> Headroom
 def with_headroom(layout: MosaicLayout, room: Headroom) -> MosaicLayout:
     """`layout` with the raised white level and BaselineExposure (added to the source's own, if it had one)."""
     extra = dict(layout.extra_tags)
-    before = extra.get(BASELINE_EXPOSURE)
-    baseline = room.baseline_ev + (float(np.asarray(before[2], dtype=np.float64).reshape(-1)[0]) if before else 0.0)
-    extra[BASELINE_EXPOSURE] = (SRATIONAL, 1, [baseline])
+    extra[BASELINE_EXPOSURE] = (SRATIONAL, 1, [room.baseline_ev + layout.baseline_ev])
     return replace(layout, white_level=room.white_level, extra_tags=extra)

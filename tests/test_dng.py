@@ -21,7 +21,7 @@ import tifffile
 
 from medianscan.blend.frames import layout_from_rawpy, read_frame, read_metadata
 from medianscan.errors import MedianscanError
-from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+from medianscan.metadata import CameraInfo, Exposure, MosaicLayout, headroom, with_headroom
 from medianscan.outputs import dng
 from medianscan.outputs.dng import write_dng
 from medianscan.outputs.preview import render_preview
@@ -346,6 +346,16 @@ def test_preview_has_the_colours_of_a_development(cr2: Source, sample_raw: Path)
         )
     assert max(preview.shape[:2]) <= 1024
     assert np.abs(mean_colour(preview) - mean_colour(developed)).max() <= 3.0
+
+
+def test_the_preview_of_a_blend_with_headroom_is_as_bright_as_an_editor_shows_it(cr2: Source):
+    """A flat-corrected or bracket blend raises its WhiteLevel and sets BaselineExposure so that editors show it
+    as bright as before; its embedded preview (file managers, thumbnails) must too, not a stop darker."""
+    room = headroom(cr2.layout, 2.0, expand=False)
+    assert room.scale == 1.0 and room.baseline_ev == pytest.approx(1.0)  # the same codes, white one stop up
+    plain = render_preview(cr2.mosaic, cr2.layout, max_size=256).astype(np.float64)
+    with_room = render_preview(cr2.mosaic, with_headroom(cr2.layout, room), max_size=256).astype(np.float64)
+    assert np.abs(with_room - plain).mean() < 1.0
 
 
 # --- atomic, and clear about what it cannot write ---------------------------------------------------------------

@@ -128,8 +128,9 @@ def bin_cells(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: in
 def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int = 1024) -> npt.NDArray[np.uint8]:
     """The default-crop area of `mosaic` as 8-bit sRGB, at most `max_size` pixels on its long side.
 
-    Binned by whole CFA repeats, black-subtracted, white-balanced by `as_shot_neutral`, converted by
-    `color_matrix`, sRGB gamma; not rotated.
+    Binned by whole CFA repeats, black-subtracted, white-balanced by `as_shot_neutral`, brightened by the
+    DNG's BaselineExposure as editors do (a flat-corrected or bracket blend keeps headroom above its white),
+    converted by `color_matrix`, sRGB gamma; not rotated.
     """
     binned = bin_cells(mosaic, layout, max_size)
     planes, sites, black_mean = binned.planes, binned.sites, binned.black
@@ -141,7 +142,8 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
     # camera -> sRGB matrix folded together, applied plane by plane (a BLAS matmul on (N, 3) pixels is ten
     # times slower here).
     top_code = (1 << LUT_BITS) - 1
-    gain = (neutral.max() / neutral) / (sites * np.maximum(layout.white_level - black_mean, 1.0))
+    exposure = 2.0**layout.baseline_ev
+    gain = exposure * (neutral.max() / neutral) / (sites * np.maximum(layout.white_level - black_mean, 1.0))
     matrix = camera_to_srgb(layout) * gain[np.newaxis, :] * top_code
     offset = 0.5 - matrix @ (black_mean * sites)  # +0.5: round to the nearest code
     planar = np.empty((3, ny, nx), dtype=np.uint8)
