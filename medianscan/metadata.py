@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,14 @@ class Exposure:
     f_number: float | None = None
     focal_length: float | None = None  # mm
     taken: str | None = None  # EXIF DateTimeOriginal, "YYYY:MM:DD HH:MM:SS"
+
+
+class Photosites(NamedTuple):
+    """The photosites of one CFA position in an area: `mosaic[rows, cols]`, all of colour index `colour`."""
+
+    rows: slice
+    cols: slice
+    colour: int  # an index into MosaicLayout.colors
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,20 @@ class MosaicLayout:
         tile = np.asarray(self.black_levels, dtype=np.uint16)[self.pattern]
         reps = (-(-shape[0] // ph), -(-shape[1] // pw))
         return np.tile(tile, reps)[: shape[0], : shape[1]]
+
+    def photosites(self, area: tuple[int, int, int, int], row_step: int = 1) -> list[Photosites]:
+        """Each CFA position inside `area` (top, left, bottom, right; sensor coordinates) as strided slices of
+        the full array, with its colour; `row_step` keeps every n-th repeat of rows (a sample), for any
+        CFA. The flat field, the raw clipping and the bracket's statistics all walk the mosaic this way."""
+        ph, pw = self.pattern.shape
+        top, left, bottom, right = area
+        found = []
+        for py in range(ph):
+            for px in range(pw):
+                y0, x0 = top + (py - top) % ph, left + (px - left) % pw
+                index = int(self.pattern[y0 % ph, x0 % pw])
+                found.append(Photosites(slice(y0, bottom, ph * row_step), slice(x0, right, pw), index))
+        return found
 
     @property
     def baseline_ev(self) -> float:

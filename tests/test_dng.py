@@ -325,6 +325,23 @@ def test_grey_scene_develops_grey(name: str, renders: Renders, written: dict[str
     assert grey_error(renders.rawtherapee[written[name]]) <= GREY, "RawTherapee"
 
 
+@pytest.mark.parametrize("letters", [GBRG, X_TRANS])
+def test_photosites_cover_an_odd_area_once_each_with_its_own_colour(letters: tuple[str, ...]) -> None:
+    _, layout, _, _ = grey_scene(letters, 3, 5, (100, 200, 300))
+    shape = (40, 50)
+    colours = np.tile(layout.pattern, (10, 10))[: shape[0], : shape[1]]  # the pattern from the array's corner
+    area = (7, 11, 31, 47)  # starts off the pattern's grid on both axes
+    seen = np.zeros(shape, dtype=int)
+    for rows, cols, colour in layout.photosites(area):
+        seen[rows, cols] += 1
+        assert np.all(colours[rows, cols] == colour)
+    inside = np.zeros(shape, dtype=bool)
+    inside[7:31, 11:47] = True
+    assert np.all(seen[inside] == 1) and not seen[~inside].any()
+    sampled = layout.photosites(area, row_step=2)
+    assert sum(seen[r, c].size for r, c, _ in sampled) < inside.sum() * 0.6  # every second repeat of rows
+
+
 # --- the embedded preview --------------------------------------------------------------------------------------
 
 

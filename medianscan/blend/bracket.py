@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from medianscan.blend.merge_kernel import merge_rows
 from medianscan.errors import StackError
-from medianscan.metadata import MosaicLayout, headroom, with_headroom
+from medianscan.metadata import MosaicLayout, Photosites, headroom, with_headroom
 from medianscan.records import BracketGroup, BracketRecord, PairRatio
 
 MIN_GROUP = 3  # frames per exposure group
@@ -49,40 +49,32 @@ def _letters(layout: MosaicLayout) -> dict[int, str]:
     return {i: layout.colors[i].upper() for i in range(len(layout.colors))}
 
 
-def _positions(layout: MosaicLayout, area: tuple[slice, slice]) -> dict[str, list[tuple[slice, slice]]]:
-    """Per colour letter, the strided slices of its CFA positions inside `area`, every SAMPLE_STEP-th repeat
-    of rows: statistics need a sample of the mosaic, not all of it."""
-    pattern = np.asarray(layout.pattern)
-    ph, pw = pattern.shape
-    top, left = area[0].start, area[1].start
-    found: dict[str, list[tuple[slice, slice]]] = {}
-    for py in range(ph):
-        for px in range(pw):
-            y0, x0 = top + (py - top) % ph, left + (px - left) % pw
-            letter = layout.colors[int(pattern[y0 % ph, x0 % pw])].upper()
-            rows = slice(y0, area[0].stop, ph * SAMPLE_STEP)
-            found.setdefault(letter, []).append((rows, slice(x0, area[1].stop, pw)))
+def _positions(layout: MosaicLayout) -> dict[str, list[Photosites]]:
+    """Per colour letter, its CFA positions in the active area, every SAMPLE_STEP-th repeat of rows:
+    statistics need a sample of the mosaic, not all of it."""
+    found: dict[str, list[Photosites]] = {}
+    for sites in layout.photosites(layout.active_area, SAMPLE_STEP):
+        found.setdefault(layout.colors[sites.colour].upper(), []).append(sites)
     return found
 
 
-def _sample(image: npt.NDArray[np.generic], layout: MosaicLayout, spots: list[tuple[slice, slice]]) -> np.ndarray:
+def _sample(image: npt.NDArray[np.generic], layout: MosaicLayout, spots: list[Photosites]) -> np.ndarray:
     """The photosites at `spots` (one colour's positions) over black, as one float32 vector."""
-    pattern = np.asarray(layout.pattern)
-    parts = []
-    for rows, cols in spots:
-        index = int(pattern[rows.start % pattern.shape[0], cols.start % pattern.shape[1]])
-        parts.append(image[rows, cols].astype(np.float32).ravel() - np.float32(layout.black_levels[index]))
+    parts = [
+        image[rows, cols].astype(np.float32).ravel() - np.float32(layout.black_levels[index])
+        for rows, cols, index in spots
+    ]
     return np.concatenate(parts)
 
 
-def measure_ratio(short: Exposure, long: Exposure, layout: MosaicLayout, area: tuple[slice, slice]) -> PairRatio:
+def measure_ratio(short: Exposure, long: Exposure, layout: MosaicLayout) -> PairRatio:
     """long / short per CFA colour over the photosites both expose well; StackError when they share too few or
     the ratio disagrees with the labels."""
     span = float(layout.white_level) - float(np.mean(layout.black_levels))
     nominal = long.seconds / short.seconds
     measured: dict[str, float] = {}
     names = f"the {short.label} group and the {long.label} group"
-    for letter, spots in sorted(_positions(layout, area).items()):
+    for letter, spots in sorted(_positions(layout).items()):
         lo, sh = _sample(long.blend, layout, spots), _sample(short.blend, layout, spots)
         good = (lo < WELL_EXPOSED[1] * span) & (sh > WELL_EXPOSED[0] * span)  # both well exposed: lo > sh
         if np.count_nonzero(good) < MIN_OVERLAP:
@@ -105,10 +97,9 @@ class ShadowNoise:
     their difference over sqrt 2, on a sample of the mosaic (the shadows are found once, in the longest blend)."""
 
     def __init__(self, longest: npt.NDArray[np.generic], layout: MosaicLayout) -> None:
-        top, left, bottom, right = layout.active_area
         span = float(layout.white_level) - float(np.min(layout.black_levels))
         self.layout = layout
-        self.spots = list(_positions(layout, (slice(top, bottom), slice(left, right))).values())
+        self.spots = list(_positions(layout).values())
         self.masks = []
         for spots in self.spots:
             ref = _sample(longest, layout, spots)
@@ -152,9 +143,7 @@ def merge(
 ) -> tuple[npt.NDArray[np.uint16], MosaicLayout, BracketRecord]:
     """The merged mosaic (16-bit, in the longest group's units scaled to fit), its layout and the record."""
     groups = sorted(groups, key=lambda g: g.seconds)
-    top, left, bottom, right = layout.active_area
-    area = (slice(top, bottom), slice(left, right))
-    pairs = [measure_ratio(a, b, layout, area) for a, b in itertools.pairwise(groups)]
+    pairs = [measure_ratio(a, b, layout) for a, b in itertools.pairwise(groups)]
     # gain of each group to the longest's units, per colour index: the product of the measured ratios above it
     letters = _letters(layout)
     gains = np.ones((len(groups), len(letters)), dtype=np.float64)
@@ -170,16 +159,16 @@ def merge(
         scale=round(room.scale, 6),
         white_level=room.white_level,
         baseline_exposure_ev=round(room.baseline_ev, 4),
-        clipped_share=_clipped_share(groups[0], layout, area),
+        clipped_share=_clipped_share(groups[0], layout),
         **_noise_gains(groups, gains),
     )
     return out, with_headroom(layout, room), record
 
 
-def _clipped_share(shortest: Exposure, layout: MosaicLayout, area: tuple[slice, slice]) -> float:
+def _clipped_share(shortest: Exposure, layout: MosaicLayout) -> float:
     """Photosites past the roll-off even in the shortest group (a sample): clipped in the merge too."""
     span = float(layout.white_level) - float(np.min(layout.black_levels))
-    values = np.concatenate([_sample(shortest.blend, layout, spots) for spots in _positions(layout, area).values()])
+    values = np.concatenate([_sample(shortest.blend, layout, spots) for spots in _positions(layout).values()])
     share: float = round(float(np.count_nonzero(values >= ROLL_OFF[1] * span)) / values.size, 6)
     return share
 

@@ -24,18 +24,13 @@ def raw_clipping(frames: Sequence[Frame]) -> dict[str, float]:
         layout = frame.layout
         if layout is None:
             continue
-        top, left, bottom, right = layout.active_area
-        area = np.asarray(frame.pixels[top:bottom, left:right], dtype=np.uint16)
-        pattern = np.roll(np.asarray(layout.pattern), (-top, -left), axis=(0, 1))  # as seen from the area's corner
-        ph, pw = pattern.shape
         clipped: dict[str, int] = {}
         counted: dict[str, int] = {}
-        for py in range(ph):
-            for px in range(pw):
-                letter = layout.colors[int(pattern[py, px])].upper()
-                sites = area[py :: ph * ROW_STEP, px::pw]
-                clipped[letter] = clipped.get(letter, 0) + int(np.count_nonzero(sites >= layout.white_level))
-                counted[letter] = counted.get(letter, 0) + sites.size
+        for rows, cols, index in layout.photosites(layout.active_area, ROW_STEP):
+            letter = layout.colors[index].upper()
+            sites = np.asarray(frame.pixels[rows, cols], dtype=np.uint16)
+            clipped[letter] = clipped.get(letter, 0) + int(np.count_nonzero(sites >= layout.white_level))
+            counted[letter] = counted.get(letter, 0) + sites.size
         for letter, count in counted.items():
             worst[letter] = max(worst.get(letter, 0.0), clipped[letter] / max(1, count))
     return worst

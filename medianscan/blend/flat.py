@@ -140,8 +140,6 @@ def load_master(path: Path) -> MasterFlat:
 
 def flat_gains(name: Path, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> tuple[npt.NDArray[np.float32], int]:
     """Gain per photosite (reference / flat) and the number of dust photosites; FlatError for a bad flat."""
-    pattern = np.asarray(layout.pattern)
-    ph, pw = pattern.shape
     top, left, bottom, right = layout.active_area
     raw_range = layout.white_level - float(np.mean(layout.black_levels))
     at_white = np.count_nonzero(mosaic[top:bottom, left:right] >= layout.white_level)
@@ -150,15 +148,11 @@ def flat_gains(name: Path, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout)
         raise FlatError(f"{name}: the flat is clipped ({share:.2%} of its photosites at white): shoot it darker")
     gain = np.ones(mosaic.shape, dtype=np.float32)
     dust = 0
-    for py in range(ph):
-        for px in range(pw):
-            rows = slice(top + (py - top) % ph, bottom, ph)
-            cols = slice(left + (px - left) % pw, right, pw)
-            index = int(pattern[rows.start % ph, cols.start % pw])
-            plane = mosaic[rows, cols].astype(np.float32) - np.float32(layout.black_levels[index])
-            corrected, found = _plane_gain(name, plane, raw_range, layout.colors[index])
-            gain[rows, cols] = corrected
-            dust += found
+    for rows, cols, index in layout.photosites(layout.active_area):
+        plane = mosaic[rows, cols].astype(np.float32) - np.float32(layout.black_levels[index])
+        corrected, found = _plane_gain(name, plane, raw_range, layout.colors[index])
+        gain[rows, cols] = corrected
+        dust += found
     return gain, dust
 
 
