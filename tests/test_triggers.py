@@ -10,6 +10,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -685,3 +687,18 @@ def test_the_permission_hint_names_the_sockets_real_group(tmp_path: Path, monkey
     finally:
         monkeypatch.undo()
         srv.stop()
+
+
+def test_a_control_command_loads_none_of_the_blend_machinery() -> None:
+    """A desktop shortcut runs `medianscan trigger` per press: it must not pay for numba, rawpy and scipy
+    (about 2 s) that only `run` and `blend` need, so the CLI imports only the subcommand asked for."""
+    probe = (
+        "import sys\n"
+        "from medianscan.cli import build_parser\n"
+        "build_parser('trigger').parse_args(['trigger'])\n"
+        "print(sorted(m for m in ('numba', 'rawpy', 'scipy', 'medianscan.blend.pipeline') if m in sys.modules))\n"
+        "build_parser('blend')\n"
+        "print('medianscan.blend.pipeline' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "True"]
