@@ -22,7 +22,7 @@ import tifffile
 from medianscan.blend.frames import layout_from_rawpy, read_frame, read_metadata
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout, headroom, with_headroom
-from medianscan.outputs import dng
+from medianscan.outputs import tiff_ifd
 from medianscan.outputs.dng import write_dng
 from medianscan.outputs.preview import render_preview
 from tests.readers import (
@@ -381,16 +381,16 @@ def test_the_preview_of_a_blend_with_headroom_is_as_bright_as_an_editor_shows_it
 def test_a_failed_write_leaves_nothing_behind(tmp_path: Path, cr2: Source, monkeypatch: pytest.MonkeyPatch):
     target = tmp_path / "blend.dng"
     target.write_bytes(b"the previous blend")
-    real_pack = dng._Ifd.pack
+    real_pack = tiff_ifd.Ifd.pack
     calls = {"n": 0}
 
-    def pack_then_fail(self: dng._Ifd, at: int) -> bytes:
+    def pack_then_fail(self: tiff_ifd.Ifd, at: int) -> bytes:
         calls["n"] += 1
         if calls["n"] == 3:  # header, IFD0 and the raw IFD are on disk by now
             raise OSError(28, "No space left on device")
         return real_pack(self, at)
 
-    monkeypatch.setattr(dng._Ifd, "pack", pack_then_fail)
+    monkeypatch.setattr(tiff_ifd.Ifd, "pack", pack_then_fail)
     with pytest.raises(OSError, match="No space"):
         write_dng(target, cr2.mosaic, cr2.layout, cr2.camera, cr2.exposure)
     assert calls["n"] == 3

@@ -1,9 +1,9 @@
 """Write a raw sensor mosaic as a DNG that darktable, RawTherapee, LibRaw and Lightroom open like a camera raw.
 
-The TIFF structure is written here directly rather than through tifffile: tifffile refuses the ExifIFD pointer
-(tag 34665) and types SubIFDs as IFD (13), which validators flag, and patching its output afterwards or
-rewriting it through exiv2 costs a second pass over the file. Writing the few IFDs ourselves gives every tag the
-type the DNG 1.4 specification asks for, in one pass, straight from the mosaic's memory.
+The TIFF structure is written by hand (medianscan.outputs.tiff_ifd) rather than through tifffile: tifffile
+refuses the ExifIFD pointer (tag 34665) and types SubIFDs as IFD (13), which validators flag, and patching its
+output afterwards or rewriting it through exiv2 costs a second pass over the file. Writing the few IFDs ourselves
+gives every tag the type the DNG 1.4 specification asks for, in one pass, straight from the mosaic's memory.
 
 Layout (little-endian TIFF): IFD0 = 8-bit RGB preview (NewSubFileType 1) carrying the camera, colour and DNG
 tags; its SubIFD = the raw mosaic (NewSubFileType 0, CFA, levels, areas); its ExifIFD = exposure and lens.
@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import imagecodecs
@@ -30,23 +27,16 @@ from medianscan.atomic import atomic_path
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.preview import render_preview, rgb_channels
-
-# TIFF field types.
-BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE = range(1, 13)
-_DTYPES: dict[int, str] = {
-    BYTE: "u1",
-    ASCII: "u1",
-    SHORT: "<u2",
-    LONG: "<u4",
-    RATIONAL: "<u4",
-    SBYTE: "i1",
-    UNDEFINED: "u1",
-    SSHORT: "<i2",
-    SLONG: "<i4",
-    SRATIONAL: "<i4",
-    FLOAT: "<f4",
-    DOUBLE: "<f8",
-}
+from medianscan.outputs.tiff_ifd import (
+    BYTE,
+    LONG,
+    RATIONAL,
+    SHORT,
+    SRATIONAL,
+    UNDEFINED,
+    Ifd,
+    pack_given,
+)
 
 # Tags that belong to the raw IFD when they come in a layout's extra_tags (everything else goes to IFD0).
 _RAW_IFD_TAGS = frozenset({50712, 50733, 50737, 50738, 50780, 51008, 51009, 51022, 51041, 51125})
@@ -83,7 +73,7 @@ def write_dng(
     raw = _raw_ifd(layout, mosaic.shape)
     exif = _exif_ifd(camera, exposure)
     for tag, (type_code, count, value) in layout.extra_tags.items():
-        packed = _pack_given(tag, int(type_code), int(count), value)
+        packed = pack_given(tag, int(type_code), int(count), value)
         (raw if tag in _RAW_IFD_TAGS else ifd0).set_packed(tag, int(type_code), packed)
     if xmp is not None:
         ifd0.set_packed(700, BYTE, (len(xmp), xmp))  # XMLPacket
@@ -157,9 +147,9 @@ def _preview_ifd(
     *,
     software: str,
     description: str,
-) -> _Ifd:
+) -> Ifd:
     """IFD0: the preview image plus the tags that describe the whole file (camera, colour, DNG version)."""
-    ifd = _Ifd()
+    ifd = Ifd()
     ph, pw, _ = preview.shape
     ifd.set(254, LONG, [1])  # NewSubFileType: reduced-resolution preview
     ifd.set(256, LONG, [pw])
@@ -194,9 +184,9 @@ def _preview_ifd(
     return ifd
 
 
-def _raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> _Ifd:
+def _raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> Ifd:
     """The raw SubIFD: mosaic geometry, CFA, levels and areas (the pixel data's tags come later)."""
-    ifd = _Ifd()
+    ifd = Ifd()
     height, width = shape
     top, left, bottom, right = layout.active_area
     cx, cy, cw, ch = layout.default_crop
@@ -236,7 +226,7 @@ def _raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> _Ifd:
 
 
 def _store_mosaic(
-    ifd: _Ifd, mosaic: npt.NDArray[np.generic], layout: MosaicLayout, *, compress: bool
+    ifd: Ifd, mosaic: npt.NDArray[np.generic], layout: MosaicLayout, *, compress: bool
 ) -> tuple[int, list[bytes | memoryview]]:
     """Add the pixel-data tags to the raw IFD; return the offsets tag to fill and the data segments.
 
@@ -260,9 +250,9 @@ def _store_mosaic(
     return 273, list(strips)
 
 
-def _exif_ifd(camera: CameraInfo, exposure: Exposure) -> _Ifd:
+def _exif_ifd(camera: CameraInfo, exposure: Exposure) -> Ifd:
     """The ExifIFD: raw editors read ISO, exposure, aperture, focal length, date and lens only from here."""
-    ifd = _Ifd()
+    ifd = Ifd()
     if exposure.exposure_time:
         ifd.set(33434, RATIONAL, [exposure.exposure_time])
     if exposure.f_number:
@@ -304,109 +294,3 @@ def _lossless_jpeg_tiles(mosaic: npt.NDArray[np.generic], bits: int) -> list[byt
     corners = [(y, x) for y in range(0, height, TILE) for x in range(0, width, TILE)]
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         return list(pool.map(encode, corners))
-
-
-@dataclass
-class _IfdEntry:
-    type: int
-    count: int
-    data: bytes
-
-
-class _Ifd:
-    """One TIFF IFD being built: entries sorted by tag, values longer than 4 bytes stored right after it."""
-
-    def __init__(self) -> None:
-        self.entries: dict[int, _IfdEntry] = {}
-
-    def set(self, tag: int, type_code: int, values: Iterable[float] | bytes | npt.NDArray[np.generic]) -> None:
-        count, data = _pack(type_code, values)
-        self.entries[tag] = _IfdEntry(type_code, count, data)
-
-    def set_text(self, tag: int, text: str) -> None:
-        data = text.encode("utf-8", errors="replace") + b"\x00"
-        self.entries[tag] = _IfdEntry(ASCII, len(data), data)
-
-    def set_packed(self, tag: int, type_code: int, entry: tuple[int, bytes]) -> None:
-        self.entries[tag] = _IfdEntry(type_code, entry[0], entry[1])
-
-    def nbytes(self) -> int:
-        extra = sum(len(e.data) + (len(e.data) & 1) for e in self.entries.values() if len(e.data) > 4)
-        return 2 + 12 * len(self.entries) + 4 + extra
-
-    def pack(self, at: int) -> bytes:
-        """The IFD as bytes when placed at file offset `at` (no next IFD)."""
-        tags = sorted(self.entries)
-        table = [struct.pack("<H", len(tags))]
-        values: list[bytes] = []
-        value_at = at + 2 + 12 * len(tags) + 4
-        for tag in tags:
-            entry = self.entries[tag]
-            if len(entry.data) <= 4:
-                table.append(struct.pack("<HHI", tag, entry.type, entry.count) + entry.data.ljust(4, b"\x00"))
-            else:
-                table.append(struct.pack("<HHII", tag, entry.type, entry.count, value_at))
-                padded = entry.data + b"\x00" * (len(entry.data) & 1)
-                values.append(padded)
-                value_at += len(padded)
-        table.append(struct.pack("<I", 0))
-        return b"".join(table + values)
-
-
-def _pack(type_code: int, values: Iterable[float] | bytes | npt.NDArray[np.generic]) -> tuple[int, bytes]:
-    """(count, little-endian bytes) of `values` as TIFF type `type_code`; reals become rationals."""
-    if isinstance(values, bytes | bytearray):
-        return len(values), bytes(values)
-    flat = np.asarray(list(values) if not isinstance(values, np.ndarray) else values).reshape(-1)
-    if type_code in (RATIONAL, SRATIONAL):
-        pairs = [_rational(float(v), signed=type_code == SRATIONAL) for v in flat]
-        return len(pairs), np.asarray(pairs, dtype=_DTYPES[type_code]).tobytes()
-    dtype = np.dtype(_DTYPES[type_code])
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        if flat.size and (flat.min() < info.min or flat.max() > info.max):
-            raise ValueError(f"values {flat.tolist()} do not fit TIFF type {type_code}")
-    return flat.size, flat.astype(dtype).tobytes()
-
-
-def _rational(value: float, *, signed: bool) -> tuple[int, int]:
-    """The closest fraction with 32-bit parts (1/400 s stays 1/400, 0.6257 becomes 6257/10000)."""
-    if not np.isfinite(value):
-        raise ValueError(f"cannot store {value} as a TIFF rational")
-    limit = (1 << 31) - 1 if signed else (1 << 32) - 1
-    if not signed and value < 0:
-        raise ValueError(f"cannot store {value} as an unsigned TIFF rational")
-    largest = min(1_000_000, max(1, int(limit / max(abs(value), 1.0))))
-    exact = Fraction(value)
-    # The smallest power-of-ten denominator that keeps the value to float32 precision: rawpy's matrices and
-    # exiv2's exposure times are float32, so 0.62569999 is really 6257/10000.
-    denominator = 1
-    while denominator < largest:
-        fraction = exact.limit_denominator(denominator)
-        if abs(fraction - exact) <= 1e-6 * abs(exact):
-            return fraction.numerator, fraction.denominator
-        denominator *= 10
-    fraction = exact.limit_denominator(largest)
-    return fraction.numerator, fraction.denominator
-
-
-def _pack_given(tag: int, type_code: int, count: int, value: object) -> tuple[int, bytes]:
-    """Pack a tag carried over from a DNG source, (type, count, value) as tifffile reads and writes them.
-
-    Rationals may come as 2*count integers (numerator, denominator pairs, tifffile's reading) or as
-    count real numbers.
-    """
-    if type_code not in _DTYPES:
-        raise ValueError(f"tag {tag}: unknown TIFF type {type_code}")
-    if isinstance(value, str):
-        data = value.encode("utf-8", errors="replace") + b"\x00"
-        return len(data), data
-    if isinstance(value, bytes | bytearray):
-        return len(value), bytes(value)
-    flat = np.asarray(value if isinstance(value, Sequence | np.ndarray) else [value]).reshape(-1)
-    if type_code in (RATIONAL, SRATIONAL) and flat.size == 2 * count and flat.dtype.kind in "iu":
-        return count, flat.astype(_DTYPES[type_code]).tobytes()
-    packed_count, data = _pack(type_code, flat)
-    if packed_count != count:
-        raise ValueError(f"tag {tag}: {packed_count} values where the count says {count}")
-    return packed_count, data
