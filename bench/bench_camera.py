@@ -99,7 +99,7 @@ def bench_simulated(repeats: int) -> dict[str, float]:
     """Seconds per 1536x1024 simulated frame: generation alone, and generation + DNG write."""
     import numpy as np
 
-    from medianscan.capture.camera.simulated import Negative, layout
+    from medianscan.capture.camera.simulated_scene import Negative, layout
     from medianscan.metadata import CameraInfo, Exposure
     from medianscan.outputs.dng import write_dng
 

@@ -17,7 +17,7 @@ from medianscan.capture.camera.settings import (
     same_value,
     widget_candidates,
 )
-from medianscan.capture.camera.simulated import layout
+from medianscan.capture.camera.simulated_scene import layout
 from medianscan.metadata import CameraInfo, Exposure
 from medianscan.outputs.dng import write_dng
 from medianscan.outputs.jpeg import write_jpeg
