@@ -25,7 +25,7 @@ from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_frames, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
-from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, resolve, roll_film
+from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, resolve, roll_film, writing_outputs
 from medianscan.blend.write import combine_frames, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
@@ -96,12 +96,10 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
             master.check_matches(first)
             layout, flat_record = master.apply(merged, layout)
         t = time.perf_counter()
-        try:
+        with writing_outputs(main):
             extra, digest = write_outputs(main, merged, dataclasses.replace(first, layout=layout), options, xmp)
             if options.keep_groups:
                 extra += _write_groups(stack, options, exposures, first)
-        except OSError as exc:
-            raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
         timings["write"] = time.perf_counter() - t
         good = [decoded[i] for group in members for i in group]
         result = BlendRecord(

@@ -26,7 +26,15 @@ from medianscan.blend.noise import noise_ratio
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
-from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, output_paths, resolve, roll_film
+from medianscan.blend.stack_files import (
+    checked_outputs,
+    decode_all,
+    master_flat,
+    output_paths,
+    resolve,
+    roll_film,
+    writing_outputs,
+)
 from medianscan.blend.write import blend_into, combine_frames
 from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
@@ -89,12 +97,10 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
         clipped = raw_clipping(good)  # before compacting: it moves the good frames' pixels
         pixels = compact_good(buffer, good)
         first = good[0]
-        try:
+        with writing_outputs(main):
             extra, digest, flat_record = blend_into(
                 main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp
             )
-        except OSError as exc:  # a full disk, a folder gone read-only: the frames stay as they are
-            raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
         noise = noise_ratio(pixels, first, lambda part: combine_frames(part, options))
         seconds = time.perf_counter() - started
         result = BlendRecord(

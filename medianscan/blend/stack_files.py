@@ -5,9 +5,10 @@ these steps."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,16 @@ def check_output_room(main: Path, frame_bytes: int) -> None:
             f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
             f"{need / 2**20:.0f} MiB needed for the blend"
         )
+
+
+@contextlib.contextmanager
+def writing_outputs(main: Path) -> Iterator[None]:
+    """Writing a blend's outputs: a full disk or a folder gone read-only is one sentence naming the file (the
+    frames stay as they are; the atomic writers leave no partial output)."""
+    try:
+        yield
+    except OSError as exc:
+        raise StackError(f"{main}: cannot write the blend ({exc.strerror or exc})") from exc
 
 
 def checked_outputs(stack: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]) -> tuple[Path, Path]:
