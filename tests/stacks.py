@@ -109,6 +109,26 @@ BAYER_RGGB = ("RG", "GB")
 _MATRIX = np.array([[0.6257, -0.0303, -0.1], [-0.788, 1.5621, 0.2396], [-0.1714, 0.1904, 0.7046]])
 
 
+def rgb_layout(
+    letters: tuple[str, ...],
+    height: int,
+    width: int,
+    neutral: tuple[float, float, float],
+    matrix: npt.NDArray[np.float64] = _MATRIX,
+) -> MosaicLayout:
+    """A 14-bit mosaic seen through `letters` (the CFA repeat, rows of R/G/B), black 256, all of it active."""
+    return MosaicLayout(
+        pattern=np.array([["RGB".index(c) for c in row] for row in letters], dtype=np.uint8),
+        colors="RGB",
+        black_levels=(256, 256, 256),
+        white_level=16383,
+        active_area=(0, 0, height, width),
+        default_crop=(0, 0, width, height),
+        color_matrix=matrix,
+        as_shot_neutral=neutral,
+    )
+
+
 def cfa_burst(
     folder: Path,
     letters: tuple[str, ...],
@@ -130,29 +150,18 @@ def cfa_burst(
     """
     from scipy import ndimage
 
-    from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-
     folder.mkdir(parents=True, exist_ok=True)
     h, w = size
-    pattern = np.array([["RGB".index(c) for c in row] for row in letters], dtype=np.uint8)
-    colours = np.tile(pattern, (h // pattern.shape[0] + 1, w // pattern.shape[1] + 1))[:h, :w]
     neutral = (0.5, 1.0, 0.7)
+    layout = rgb_layout(letters, h, w, neutral)
+    pattern = layout.pattern
+    colours = np.tile(pattern, (h // pattern.shape[0] + 1, w // pattern.shape[1] + 1))[:h, :w]
     gain = np.asarray(neutral)[colours]
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     falloff = 3000 + 600 * np.cos((yy - h / 2) / h * 2) * np.cos((xx - w / 2) / w * 2)
     detail = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 3.0)
     field = falloff + texture * detail / detail.std()
-    layout = MosaicLayout(
-        pattern=pattern,
-        colors="RGB",
-        black_levels=(256, 256, 256),
-        white_level=16383,
-        active_area=(0, 0, h, w),
-        default_crop=(0, 0, w, h),
-        color_matrix=_MATRIX,
-        as_shot_neutral=neutral,
-    )
     scene = Scene(np.zeros((h, w), np.uint16), layout, CameraInfo("Medianscan", "Synthetic CFA"), Exposure(iso=100))
     paths = []
     for i in range(n):

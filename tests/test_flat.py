@@ -208,24 +208,14 @@ def xtrans_scene(h: int = 720, w: int = 1080) -> Scene:
     """A textured scene seen through a 6x6 X-Trans filter: the flat must work per colour on any CFA."""
     from scipy import ndimage
 
-    from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-    from tests.stacks import X_TRANS
+    from medianscan.metadata import CameraInfo, Exposure
+    from tests.stacks import X_TRANS, rgb_layout
 
-    pattern = np.array([["RGB".index(c) for c in row] for row in X_TRANS], dtype=np.uint8)
-    colours = np.tile(pattern, (h // 6, w // 6))
+    layout = rgb_layout(X_TRANS, h, w, (0.55, 1.0, 0.75), matrix=np.eye(3))
+    colours = np.tile(layout.pattern, (h // 6, w // 6))
     rng = np.random.default_rng(5)
     detail = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 4.0)
     signal = (2500 + 1200 * detail / detail.std()) * np.asarray((0.55, 1.0, 0.75))[colours]
-    layout = MosaicLayout(
-        pattern=pattern,
-        colors="RGB",
-        black_levels=(256, 256, 256),
-        white_level=16383,
-        active_area=(0, 0, h, w),
-        default_crop=(0, 0, w, h),
-        color_matrix=np.eye(3),
-        as_shot_neutral=(0.55, 1.0, 0.75),
-    )
     mosaic = np.clip(np.rint(256 + np.maximum(signal, 50)), 0, 16383).astype(np.uint16)
     return Scene(mosaic, layout, CameraInfo("Medianscan", "X-Trans test"), Exposure(iso=200.0, f_number=8.0))
 
