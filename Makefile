@@ -40,3 +40,4 @@ bench: $(STAMP)
 screenshot: $(STAMP) system-packages
 	MEDIANSCAN_SCREENSHOT=docs/console.png $(BIN)/pytest -q tests/test_console_browser.py
 	$(BIN)/python -m scripts.flat_picture
+	$(BIN)/python -m scripts.editor_pair

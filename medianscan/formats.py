@@ -6,6 +6,7 @@ here, so a container recognised in one place is recognised in the other.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Literal
 
@@ -80,3 +81,18 @@ def is_tiff(head: bytes) -> bool:
 
 def is_jpeg(head: bytes) -> bool:
     return head.startswith(JPEG_MAGIC)
+
+
+def is_dng(head: bytes) -> bool:
+    """True when `head` (a file's first bytes; 64 KiB is plenty) is a TIFF whose IFD0 carries DNGVersion."""
+    if not is_tiff(head):
+        return False
+    order = "<" if head[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack_from(order + "I", head, 4)
+        (count,) = struct.unpack_from(order + "H", head, offset)
+        return any(
+            struct.unpack_from(order + "H", head, offset + 2 + 12 * i)[0] == DNG_VERSION_TAG for i in range(count)
+        )
+    except struct.error:
+        return False

@@ -49,7 +49,8 @@ class MosaicLayout:
 
     `pattern` is the CFA repeat (2x2 Bayer, 6x6 X-Trans, ...) as indices into `colors` (e.g. "RGBG"), exactly
     as rawpy's `raw_pattern` / `color_desc` report them. Rectangles are in sensor coordinates of the full
-    array (masked border included).
+    array (masked border included). A raw without a mosaic (a linear DNG, a film scanner's RGB raw, an sRAW) has
+    `samples` 3: every pixel holds R, G and B, `colors` is "RGB", and the pattern is not used.
     """
 
     pattern: npt.NDArray[np.uint8]
@@ -64,6 +65,12 @@ class MosaicLayout:
     # Colour tags carried over verbatim from a DNG source (ColorMatrix2, ForwardMatrix, profiles, opcode lists):
     # tag code -> (TIFF data type code, count, value), as tifffile's `extratags` takes them.
     extra_tags: dict[int, tuple[int, int, object]] = field(default_factory=dict)
+    samples: int = 1  # 1: a colour-filter mosaic; 3: linear RGB (DNG PhotometricInterpretation LinearRaw)
+
+    @property
+    def linear(self) -> bool:
+        """True for a raw without a mosaic: three samples per pixel."""
+        return self.samples == 3
 
     def black_level_image(self, shape: tuple[int, int]) -> npt.NDArray[np.uint16]:
         """The black level at every photosite of an array of `shape` (for level checks and previews)."""
@@ -86,15 +93,32 @@ class MosaicLayout:
                 found.append(Photosites(slice(y0, bottom, ph * row_step), slice(x0, right, pw), index))
         return found
 
+    def tag_values(self, tag: int) -> npt.NDArray[np.float64] | None:
+        """A carried tag's values as real numbers (None when absent or unreadable). Rationals come as tifffile reads
+        them, numerator/denominator pairs, or as real numbers when we set them ourselves."""
+        entry = self.extra_tags.get(tag)
+        if entry is None:
+            return None
+        type_code, count, value = entry
+        try:
+            numbers = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            return None
+        if type_code in (RATIONAL, SRATIONAL) and numbers.size == 2 * count:
+            numbers = numbers[0::2] / np.where(numbers[1::2] == 0, np.nan, numbers[1::2])
+        return numbers if numbers.size == count and np.all(np.isfinite(numbers)) else None
+
     @property
     def baseline_ev(self) -> float:
         """The DNG BaselineExposure this mosaic carries (0 without one): editors show it 2^ev times brighter."""
-        tag = self.extra_tags.get(BASELINE_EXPOSURE)
-        return float(np.asarray(tag[2], dtype=np.float64).reshape(-1)[0]) if tag else 0.0
+        values = self.tag_values(BASELINE_EXPOSURE)
+        return float(values[0]) if values is not None and abs(values[0]) <= MAX_BASELINE_EV else 0.0
 
 
 UINT16_TOP = 65535
-BASELINE_EXPOSURE, SRATIONAL = 50730, 10  # the DNG tag, and its type
+BASELINE_EXPOSURE = 50730  # the DNG tag
+RATIONAL, SRATIONAL = 5, 10  # TIFF types
+MAX_BASELINE_EV = 16.0  # a BaselineExposure beyond this many stops is a damaged tag, taken as none
 
 
 @dataclass(frozen=True)

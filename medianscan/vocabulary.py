@@ -17,3 +17,6 @@ REQUESTS: tuple[Request, ...] = get_args(Request)
 FIRING: tuple[Action, ...] = ("capture", "retake", "flat")  # actions that run the camera (press_during_burst)
 
 FlatPolicy = Literal["optional", "required"]  # roll.flat: may a roll be scanned without a flat field?
+
+WhiteLevelFrom = Literal["darktable", "libraw"]  # blend.white_level: whose camera data a native raw's DNG follows
+WHITE_LEVEL_FROM: tuple[WhiteLevelFrom, ...] = get_args(WhiteLevelFrom)

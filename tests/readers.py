@@ -18,6 +18,7 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 import numpy.typing as npt
+import rawpy
 
 Image = npt.NDArray[np.uint8]
 
@@ -148,8 +149,12 @@ def start_darktable(inputs: Sequence[Path], out_dir: Path, size: int = 600) -> R
     )
 
 
-def start_rawtherapee(inputs: Sequence[Path], out_dir: Path, size: int = 600) -> Render:
-    """rawtherapee-cli renders of `inputs` (built-in processing, camera white balance), PNGs of at most `size`."""
+def start_rawtherapee(
+    inputs: Sequence[Path], out_dir: Path, size: int = 600, *, default_profile: bool = False
+) -> Render:
+    """rawtherapee-cli renders of `inputs` (camera white balance), PNGs of at most `size`: RawTherapee's built-in
+    neutral processing, or with `default_profile` the default raw profile a new user gets ("Auto-Matched Curve -
+    ISO Low", whose tone curve is fitted to each file's embedded preview)."""
     _check_unique_stems(inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.TemporaryDirectory(prefix="rawtherapee-")
@@ -158,7 +163,20 @@ def start_rawtherapee(inputs: Sequence[Path], out_dir: Path, size: int = 600) ->
     env = dict(
         os.environ, XDG_CONFIG_HOME=str(Path(scratch.name) / "config"), XDG_CACHE_HOME=str(Path(scratch.name) / "cache")
     )
-    args = ["rawtherapee-cli", "-o", f"{out_dir}/", "-p", str(profile), "-n", "-Y", "-q", "-c", *map(str, inputs)]
+    base = ["-d"] if default_profile else []
+    args = [
+        "rawtherapee-cli",
+        "-o",
+        f"{out_dir}/",
+        *base,
+        "-p",
+        str(profile),
+        "-n",
+        "-Y",
+        "-q",
+        "-c",
+        *map(str, inputs),
+    ]
     return Render(
         tool="rawtherapee-cli", args=args, env=env, inputs=inputs, out_dir=out_dir, suffix=".png", scratch=scratch
     )
@@ -168,6 +186,36 @@ def render_dcraw(path: Path) -> Image:
     """dcraw's half-size 8-bit render with the camera's white balance (-w), rotated by the file's flip."""
     result = subprocess.run(["dcraw", "-w", "-h", "-c", "-T", str(path)], capture_output=True, check=True, timeout=120)
     return np.asarray(imagecodecs.imread(result.stdout))[..., :3]
+
+
+def render_libraw(path: Path, *, linear: bool) -> npt.NDArray[np.float64]:
+    """LibRaw's half-size development as linear RGB in [0, 1]: `linear` with the camera's white balance and no
+    auto-brightening (what a script calling rawpy gets for a measurement), else LibRaw's defaults (dcraw_emu's:
+    auto-brightened, daylight balance) with the output curve undone."""
+    with rawpy.imread(str(path)) as raw:
+        if linear:
+            rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, gamma=(1, 1), output_bps=16, half_size=True)
+        else:
+            rgb = raw.postprocess(gamma=(1, 1), output_bps=16, half_size=True)
+    return np.asarray(rgb, dtype=np.float64) / 65535
+
+
+def linear_light(image: Image) -> npt.NDArray[np.float64]:
+    """An 8-bit sRGB render back in linear light (the sRGB curve undone), [0, 1]."""
+    x = np.asarray(image, dtype=np.float64) / 255
+    out: npt.NDArray[np.float64] = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return out
+
+
+def exposure_gap(render: npt.NDArray[np.float64], source: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per channel, log2 of the mean linear light of the central two thirds of `render` over `source`'s (EV)."""
+
+    def centre(image: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        h, w = image.shape[:2]
+        return mean_colour(image[h // 6 : h - h // 6, w // 6 : w - w // 6])
+
+    gap: npt.NDArray[np.float64] = np.log2(centre(render) / centre(source))
+    return gap
 
 
 def mean_colour(image: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:

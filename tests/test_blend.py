@@ -25,6 +25,7 @@ from medianscan.cli import main
 from medianscan.errors import StackError
 from medianscan.library.contents import read_folder
 from medianscan.library.manifest import Manifest, State, read_manifest, write_manifest
+from tests.readers import exiftool_tags
 from tests.stacks import Scene, load_scene, make_burst, noisy, tree_digest, write_frame
 
 SIGMA = 20.0
@@ -380,21 +381,27 @@ def test_unsupported_stacks_raise_stack_error_not_a_traceback(tmp_path: Path) ->
         blend_stack(folder)
 
 
-def test_a_raw_that_is_not_a_mosaic_is_refused_clearly(tmp_path: Path) -> None:
-    """A linear DNG (demosaiced RGB, as some converters and sRAW write) is not blended as if it were a mosaic."""
+def test_a_raw_without_a_mosaic_blends_to_a_linear_dng(tmp_path: Path) -> None:
+    """A linear DNG (demosaiced RGB, as film scanners' raws, sRAW and some converters write) is blended as RGB into
+    a linear DNG (PhotometricInterpretation LinearRaw) that LibRaw reads back exactly."""
     folder = tmp_path / "linear"
     folder.mkdir()
     rng = np.random.default_rng(8)
+    scene = rng.integers(500, 3500, (64, 96, 3))
     for i in range(3):
-        rgb = rng.integers(0, 4000, (64, 96, 3)).astype(np.uint16)
+        rgb = (scene + rng.integers(-40, 40, scene.shape)).astype(np.uint16)
         tifffile.imwrite(
             folder / f"l_{i}.dng",
             rgb,
             photometric=34892,  # LinearRaw
             extratags=[(50706, "B", 4, (1, 4, 0, 0), True), (50708, "s", 0, "Test Linear", True)],
         )
-    with pytest.raises(StackError, match=r"l_0\.dng: this raw is not a colour-filter mosaic"):
-        blend_stack(folder)
+    result = blend_stack(folder)
+    stack = np.stack([tifffile.imread(folder / f"l_{i}.dng") for i in range(3)])
+    with rawpy.imread(str(result.output)) as raw:
+        assert raw.raw_type == rawpy.RawType.Stack
+        assert np.array_equal(raw.raw_image[..., :3], np.median(stack, axis=0).astype(np.uint16))
+    assert exiftool_tags(result.output)["IFD0:PhotometricInterpretation"] == 34892  # no preview: the source had none
 
 
 def _in_own_mount(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:

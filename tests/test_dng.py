@@ -19,6 +19,7 @@ import pytest
 import rawpy
 import tifffile
 
+from medianscan.blend import levels
 from medianscan.blend.frames import layout_from_rawpy, read_frame, read_metadata
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout, headroom, with_headroom
@@ -424,3 +425,35 @@ def test_impossible_layouts_are_refused_before_writing(
     with pytest.raises(MedianscanError, match=rf"bad\.dng: .*{reason}"):
         write_dng(target, cr2.mosaic, dataclasses.replace(cr2.layout, **change), cr2.camera, cr2.exposure)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the white level: never below the data, not moved by stuck photosites ------------------------------------
+
+
+def test_the_white_level_is_raised_to_data_that_overshoot_it_but_not_by_a_few_stuck_photosites(cr2: Source):
+    """A lossy-compressed raw overshoots its nominal white (a Sony's data reach 16628 against 15360): the DNG's
+    white level follows the data up; a handful of stuck photosites at the container's maximum do not count."""
+    layout = dataclasses.replace(cr2.layout, white_level=1200)  # below what the CR2's highlights reach
+    mosaic = cr2.mosaic.copy()
+    top, left, bottom, right = layout.active_area
+    assert levels.floored(layout, mosaic).white_level >= int(np.percentile(mosaic[top:bottom, left:right], 99.99))
+    quiet = np.minimum(mosaic, 1000)
+    quiet[top + 100, left + 100 : left + 105] = 4095  # five stuck photosites
+    assert levels.floored(layout, quiet).white_level == 1200
+
+
+def test_a_baseline_exposure_stored_as_a_rational_is_read_as_its_value(cr2: Source):
+    """tifffile reads a DNG's SRATIONAL as (numerator, denominator); +0.25 must not become 2^2500 (the
+    OverflowError a Blackmagic CinemaDNG frame gave the preview)."""
+    rational = dataclasses.replace(cr2.layout, extra_tags={50730: (10, 1, (2500, 10000))})
+    assert rational.baseline_ev == pytest.approx(0.25)
+    assert render_preview(cr2.mosaic, rational, max_size=64).dtype == np.uint8
+    damaged = dataclasses.replace(cr2.layout, extra_tags={50730: (10, 1, (99999, 1))})
+    assert damaged.baseline_ev == 0.0  # a damaged tag is taken as none, not as 2^99999
+
+
+def test_darktables_camera_data_gives_the_30ds_white(cr2: Source):
+    white = darktable_white_level(cr2.camera.make, cr2.camera.model)
+    assert white is not None
+    assert levels.darktable_levels(cr2.camera.make, cr2.camera.model, 640) == levels.SensorLevels(127, white)
+    assert levels.darktable_levels("Nobody", "Unknown Camera", 100) is None

@@ -25,7 +25,16 @@ from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_frames, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
-from medianscan.blend.stack_files import checked_outputs, decode_all, master_flat, resolve, roll_film, writing_outputs
+from medianscan.blend.stack_files import (
+    as_written,
+    checked_outputs,
+    decode_all,
+    master_flat,
+    preview_tone,
+    resolve,
+    roll_film,
+    writing_outputs,
+)
 from medianscan.blend.write import combine_frames, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
@@ -76,7 +85,8 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
         t = time.perf_counter()
         sampled, undecodable = decode_all(paths, kinds, buffer, pool)
         timings["decode"] = time.perf_counter() - t
-        decoded = [f for f, _ in sampled]
+        decoded = as_written([f for f, _ in sampled], options)
+        sampled = [(f, s) for f, (_, s) in zip(decoded, sampled, strict=True)]
         problems = undecodable + checks.metadata_problems(decoded, same_shutter=False)
         if problems:
             raise BadFramesError(f"{name}: cannot blend the bracket: " + "; ".join(map(str, problems)), droppable=False)
@@ -85,8 +95,9 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
         t = time.perf_counter()
         stats, blends = _blend_groups(name, sampled, members, buffer, options=options, pool=pool)
         timings["checks+combine"] = time.perf_counter() - t
-        first = decoded[0]
+        first = decoded[members[-1][0]]  # the merge is in the longest exposure's units: its frame speaks for it
         assert first.layout is not None
+        tone = preview_tone(first)
         exposures = _exposures(decoded, members, blends, first)
         t = time.perf_counter()
         merged, layout, record = bracket.merge(exposures, first.layout)
@@ -97,9 +108,11 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
             layout, flat_record = master.apply(merged, layout)
         t = time.perf_counter()
         with writing_outputs(main):
-            extra, digest = write_outputs(main, merged, dataclasses.replace(first, layout=layout), options, xmp)
+            extra, digest = write_outputs(
+                main, merged, dataclasses.replace(first, layout=layout), options, xmp=xmp, tone=tone
+            )
             if options.keep_groups:
-                extra += _write_groups(stack, options, exposures, first)
+                extra += _write_groups(stack, options, exposures, [decoded[group[0]] for group in members])
         timings["write"] = time.perf_counter() - t
         good = [decoded[i] for group in members for i in group]
         result = BlendRecord(
@@ -147,6 +160,8 @@ def _blend_groups(
 
 
 def _check_groups(name: str, frames: Sequence[Frame], members: Sequence[Sequence[int]]) -> None:
+    if frames[0].layout is not None and frames[0].layout.linear:
+        raise StackError(f"{name}: --bracket merges colour-filter mosaics; these raws hold linear RGB")
     if len(members) < 2:
         label = shutter_label(frames[0].exposure.exposure_time or 0)
         raise StackError(f"{name}: --bracket needs two or more shutter times; every frame is at {label}")
@@ -187,20 +202,22 @@ def _exposures(
 
 
 def _write_groups(
-    stack: Path, options: BlendOptions, exposures: Sequence[bracket.Exposure], first: Frame
+    stack: Path, options: BlendOptions, exposures: Sequence[bracket.Exposure], firsts: Sequence[Frame]
 ) -> tuple[Path, ...]:
-    assert first.layout is not None
+    """Each group's own blend (`--keep-groups`), with the metadata of the group's first frame (`firsts`)."""
     written = []
-    for group in exposures:
+    for group, first in zip(exposures, firsts, strict=True):
+        assert first.layout is not None
         path = stack / f"{stack.name}_{group.label.replace('/', '-')}s_{options.method}.dng"
         dng.write_dng(
             path,
             group.blend,
             first.layout,
             first.camera,
-            dataclasses.replace(first.exposure, exposure_time=group.seconds),
+            first.exposure,
             compress=options.compress,
             description=f"the {group.label} group of a bracket",
+            metadata_from=first.path,
         )
         written.append(path)
     return tuple(written)

@@ -109,6 +109,8 @@ def _pattern_key(frame: Frame) -> Hashable:
     """The colour-filter layout as one reads it: "RGGB", or "6x6 GGRGGB..." for larger repeats."""
     if frame.layout is None:
         return None
+    if frame.layout.linear:
+        return "none (linear RGB)"
     letters = "".join(frame.layout.colors[i] for i in frame.layout.pattern.ravel())
     h, w = frame.layout.pattern.shape
     return letters if (h, w) == (2, 2) else f"{h}x{w} {letters}"
@@ -247,7 +249,10 @@ def _plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
     count = by * bx * (window.shape[2] if window.ndim == 3 else 1)
     black = 0.0
     if frame.layout is not None:
-        black = float(np.mean(np.asarray(frame.layout.black_levels)[frame.layout.pattern]))
+        layout = frame.layout
+        black = float(
+            np.mean(layout.black_levels if layout.linear else np.asarray(layout.black_levels)[layout.pattern])
+        )
     plane *= np.float32(1 / count)
     plane -= np.float32(black)
     return plane, (by, bx)

@@ -26,9 +26,16 @@ def raw_clipping(frames: Sequence[Frame]) -> dict[str, float]:
             continue
         clipped: dict[str, int] = {}
         counted: dict[str, int] = {}
-        for rows, cols, index in layout.photosites(layout.active_area, ROW_STEP):
+        top, left, bottom, right = layout.active_area
+        places = (
+            [(slice(top, bottom, ROW_STEP), slice(left, right), channel) for channel in range(3)]
+            if layout.linear
+            else [(rows, cols, index) for rows, cols, index in layout.photosites(layout.active_area, ROW_STEP)]
+        )
+        for rows, cols, index in places:
             letter = layout.colors[index].upper()
-            sites = np.asarray(frame.pixels[rows, cols], dtype=np.uint16)
+            values = frame.pixels[rows, cols, index] if layout.linear else frame.pixels[rows, cols]
+            sites = np.asarray(values, dtype=np.uint16)
             clipped[letter] = clipped.get(letter, 0) + int(np.count_nonzero(sites >= layout.white_level))
             counted[letter] = counted.get(letter, 0) + sites.size
         for letter, count in counted.items():

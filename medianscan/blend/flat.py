@@ -56,6 +56,11 @@ class MasterFlat:
     def check_matches(self, negative: Frame) -> None:
         """The flat must come from this camera, at this size, CFA, ISO and aperture."""
         flat, name = self.frame, self.source
+        if negative.layout is not None and negative.layout.linear:
+            raise FlatError(
+                f"{name}: cannot correct {negative.path.name}: a flat field corrects colour-filter mosaics, and this "
+                "raw holds linear RGB (correct it in your editor instead)"
+            )
         problems = []
         if (flat.camera.model, flat.camera.serial) != (negative.camera.model, negative.camera.serial):
             problems.append(f"it comes from another camera ({_body(flat)}, the negative from {_body(negative)})")
@@ -120,8 +125,8 @@ def _size(frame: Frame) -> str:
 def _load(path: Path, stamp: int, frames_sha256: tuple[str, ...]) -> MasterFlat:
     del stamp  # part of the key only: a flat rewritten in place is read again
     frame = read_frame(path, "raw", None)
-    if frame.layout is None:
-        raise FlatError(f"{path}: not a raw flat (a flat must be a raw blend of the bare light)")
+    if frame.layout is None or frame.layout.linear:
+        raise FlatError(f"{path}: not a raw flat (a flat must be a raw blend of the bare light, from a mosaic sensor)")
     gain, dust = flat_gains(path, frame.pixels.astype(np.uint16, copy=False), frame.layout)
     meta = dataclasses.replace(frame, pixels=np.broadcast_to(np.uint8(0), frame.pixels.shape))  # its shape only
     return MasterFlat(path, meta, gain, dust, frames_sha256)

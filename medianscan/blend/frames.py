@@ -22,7 +22,7 @@ import tifffile
 
 from medianscan.blend.sniff import _libraw_reason, inspect
 from medianscan.errors import StackError
-from medianscan.formats import FrameKind, is_tiff
+from medianscan.formats import FrameKind, is_dng, is_tiff
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.tiff import pixel_block
 
@@ -67,13 +67,23 @@ class Frame:
     orientation: int = 1
 
 
+def is_dng_file(path: Path) -> bool:
+    """True for a DNG (every editor reads its levels from its own tags); False for other files or unreadable."""
+    try:
+        with path.open("rb") as fh:
+            return is_dng(fh.read(1 << 16))
+    except OSError:
+        return False
+
+
 def probe(path: Path, kind: FrameKind) -> tuple[tuple[int, ...], np.dtype[np.generic]] | None:
     """Pixel array shape and dtype from the header alone (to preallocate a stack), or None if unknown."""
     try:
         if kind == "raw":
             with rawpy.RawPy() as raw:
                 raw.open_file(str(path))
-                return (int(raw.sizes.raw_height), int(raw.sizes.raw_width)), np.dtype(np.uint16)
+                shape = (int(raw.sizes.raw_height), int(raw.sizes.raw_width))
+                return (*shape, 3) if raw.raw_type == rawpy.RawType.Stack else shape, np.dtype(np.uint16)
         if kind == "tiff":
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
@@ -157,12 +167,7 @@ def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.ND
         with rawpy.RawPy() as raw:
             raw.open_file(str(path))
             raw.unpack()
-            if raw.raw_type != rawpy.RawType.Flat or raw.raw_pattern is None:
-                raise StackError(
-                    f"{path}: this raw is not a colour-filter mosaic (linear DNG, sRAW or Foveon), which "
-                    "medianscan does not blend; export 16-bit TIFFs and blend those instead"
-                )
-            mosaic = raw.raw_image
+            mosaic = _sensor_values(path, raw)
             if out is not None and out.shape == mosaic.shape and out.dtype == mosaic.dtype:
                 out[...] = mosaic
                 pixels = out
@@ -178,29 +183,63 @@ def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.ND
     return pixels, _with_dng_matrix(layout)  # type: ignore[return-value]
 
 
+def _sensor_values(path: Path, raw: rawpy.RawPy) -> npt.NDArray[np.uint16]:
+    """The raw's values as LibRaw unpacked them: the (H, W) mosaic of a colour-filter sensor, or (H, W, 3) linear
+    RGB for a raw without one (a linear DNG, a film scanner's RGB raw, an sRAW). Anything else is named."""
+    if raw.raw_type == rawpy.RawType.Flat and raw.raw_pattern is not None:
+        return raw.raw_image
+    values = raw.raw_image
+    if raw.raw_type == rawpy.RawType.Stack and values is not None and values.ndim == 3 and raw.num_colors == 3:
+        return values[..., :3]
+    raise StackError(
+        f"{path}: this raw holds {raw.num_colors} colour(s) per pixel in a layout medianscan cannot blend "
+        "(neither a colour-filter mosaic nor linear RGB); export 16-bit TIFFs and blend those instead"
+    )
+
+
+def camera_preview(path: Path) -> npt.NDArray[np.uint8] | None:
+    """The source's own rendering of itself, as 8-bit RGB: the largest preview embedded in a raw (a camera's JPEG,
+    or a DNG's preview image); None when it has none that can be read. The blend's preview takes its tone."""
+    try:
+        with rawpy.imread(str(path)) as raw:
+            thumb = raw.extract_thumb()
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            rgb = np.asarray(imagecodecs.jpeg8_decode(bytes(thumb.data)))
+        else:
+            rgb = np.asarray(thumb.data)
+    except Exception:  # no preview, or a damaged one: LibRaw and imagecodecs raise many types
+        return None
+    if rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 16:
+        return None
+    return np.ascontiguousarray(rgb[..., :3])
+
+
+# XYZ (D65) -> linear sRGB (IEC 61966-2-1): the colour of linear RGB that says nothing of its own.
+XYZ_TO_SRGB = np.array(
+    [[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560], [0.0556434, -0.2040259, 1.0572252]]
+)
+
+
 def _with_dng_matrix(layout: MosaicLayout) -> MosaicLayout:
     """LibRaw knows no matrix for a body missing from its tables; a DNG of such a body still carries its own
-    ColorMatrix1, which is the one to use."""
-    if np.any(layout.color_matrix) or 50721 not in layout.extra_tags:
+    ColorMatrix1, which is the one to use. Linear RGB that carries none (a film scanner's) is taken as sRGB."""
+    if np.any(layout.color_matrix):
         return layout
-    _, count, value = layout.extra_tags[50721]
-    numbers = np.asarray(value, dtype=np.float64).ravel()
-    if count != 9 or numbers.size not in (9, 18):
-        return layout
-    matrix = numbers if numbers.size == 9 else numbers[0::2] / numbers[1::2]
-
-    return replace(layout, color_matrix=matrix.reshape(3, 3))
+    matrix = layout.tag_values(50721)
+    if matrix is not None and matrix.size == 9:
+        return replace(layout, color_matrix=matrix.reshape(3, 3))
+    return replace(layout, color_matrix=XYZ_TO_SRGB) if layout.linear else layout
 
 
 def layout_from_rawpy(raw: rawpy.RawPy) -> MosaicLayout:
     """The CFA layout, levels, areas and colour of an unpacked rawpy object, as a DNG writer needs them."""
     sizes = raw.sizes
-    pattern = np.asarray(raw.raw_pattern, dtype=np.uint8)
-    colors = raw.color_desc.decode()
+    linear = raw.raw_pattern is None
+    pattern = np.zeros((1, 1), dtype=np.uint8) if linear else np.asarray(raw.raw_pattern, dtype=np.uint8)
+    colors = "RGB" if linear else raw.color_desc.decode()
     n_colors = len(colors)
     black = tuple(int(b) for b in raw.black_level_per_channel[:n_colors])
-    per_channel_white = raw.camera_white_level_per_channel
-    white = int(max(per_channel_white)) if per_channel_white else int(raw.white_level)
+    white = int(raw.white_level)  # what LibRaw scales by (not the makernote's per-channel level: see blend.levels)
     top, left = int(sizes.top_margin), int(sizes.left_margin)
     active = (top, left, top + int(sizes.height), left + int(sizes.width))
     crop = _default_crop(sizes, active)
@@ -221,6 +260,7 @@ def layout_from_rawpy(raw: rawpy.RawPy) -> MosaicLayout:
         color_matrix=matrix,
         as_shot_neutral=neutral,
         orientation=_FLIP_TO_ORIENTATION.get(int(sizes.flip), 1),
+        samples=3 if linear else 1,
     )
 
 

@@ -27,10 +27,12 @@ from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
 from medianscan.blend.stack_files import (
+    as_written,
     checked_outputs,
     decode_all,
     master_flat,
     output_paths,
+    preview_tone,
     resolve,
     roll_film,
     writing_outputs,
@@ -92,14 +94,16 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             droppable = not options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad
             raise BadFramesError(_describe(name, problems, options.drop_bad_frames, len(good)), droppable=droppable)
 
+        good = as_written(good, options)
         if master is not None:
             master.check_matches(good[0])
         clipped = raw_clipping(good)  # before compacting: it moves the good frames' pixels
+        tone = preview_tone(good[0])  # likewise
         pixels = compact_good(buffer, good)
         first = good[0]
         with writing_outputs(main):
             extra, digest, flat_record = blend_into(
-                main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp
+                main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp, tone=tone
             )
         noise = noise_ratio(pixels, first, lambda part: combine_frames(part, options))
         seconds = time.perf_counter() - started

@@ -90,6 +90,7 @@ def parameters_json(options: BlendOptions) -> dict[str, Any]:
         "level_tolerance": options.level_tolerance,
         "max_shift_px": options.max_shift_px,
         "drop_bad_frames": options.drop_bad_frames,
+        "white_level": options.white_level,
     }
     if options.method == "sigma-clip":
         params |= {"kappa": options.kappa, "iterations": options.iterations}

@@ -6,6 +6,7 @@ these steps."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import checks, flat, frames, sniff
+from medianscan.blend import checks, flat, frames, levels, sniff
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.errors import StackError
@@ -24,6 +25,8 @@ from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.library.contents import StackContents
 from medianscan.library.roll_record import exposure_number, read_roll_record
+from medianscan.outputs.dng import PREVIEW_SIZE
+from medianscan.outputs.preview import Tone, render_preview, tone_like
 from medianscan.outputs.xmp import RollPlace, film_packet
 from medianscan.vocabulary import Method
 
@@ -89,6 +92,36 @@ def decode_all(
     results = list(pool.map(read, range(len(paths))))
     decoded = [r for r in results if isinstance(r, tuple)]
     return decoded, [r for r in results if isinstance(r, checks.Problem)]
+
+
+def as_written(decoded: Sequence[Frame], options: BlendOptions) -> list[Frame]:
+    """The frames with the white level their DNG will say (`blend.white_level`, see medianscan.blend.levels); the
+    checks, the clipping figures, the flat and the bracket then all measure against that one white."""
+    if options.white_level == "libraw":
+        return list(decoded)
+    return [
+        dataclasses.replace(
+            frame,
+            layout=levels.with_editor_white(
+                frame.layout, frame.camera.make, frame.camera.model, frame.exposure.iso, options.white_level
+            ),
+        )
+        if frame.layout is not None and not frames.is_dng_file(frame.path)
+        else frame
+        for frame in decoded
+    ]
+
+
+def preview_tone(frame: Frame) -> Tone | None:
+    """The tone of `frame`'s own embedded preview (the camera's rendering), for the blend's preview to match; None
+    when the frame is no raw or has no preview, and then the blend's DNG has none either. Read before the stack
+    buffer is compacted: it needs the frame's pixels."""
+    if frame.layout is None:
+        return None
+    reference = frames.camera_preview(frame.path)
+    if reference is None:
+        return None
+    return tone_like(reference, render_preview(frame.pixels, frame.layout, PREVIEW_SIZE))  # type: ignore[arg-type]
 
 
 OUTPUT_MARGIN_BYTES = 64 << 20  # kept free beyond a blend's own size (the sidecar, the filesystem's own needs)

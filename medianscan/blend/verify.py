@@ -30,7 +30,8 @@ def output_digest(path: Path) -> str:
 
     try:
         with rawpy.imread(str(path)) as raw:
-            return pixels_sha256(raw.raw_image)
+            values = raw.raw_image
+            return pixels_sha256(values[..., :3] if values.ndim == 3 else values)  # linear RGB comes as 4 planes
     except rawpy.LibRawError as exc:
         raise StackError(f"{path}: the written DNG does not read back ({exc})") from exc
 

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan import __version__
+from medianscan.blend import levels
 from medianscan.blend.combine import combine
 from medianscan.blend.flat import MasterFlat
 from medianscan.blend.frames import Frame
@@ -22,29 +23,40 @@ from medianscan.blend.shelf import SHELF, FrameArrays
 from medianscan.blend.verify import output_digest, pixels_sha256
 from medianscan.errors import StackError
 from medianscan.outputs import dng, jpeg, tiff
+from medianscan.outputs.preview import Tone
 from medianscan.records import FlatRecord
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
 
 
 def write_outputs(
-    main: Path, blended: npt.NDArray[np.generic], first: Frame, options: BlendOptions, xmp: bytes | None = None
+    main: Path,
+    blended: npt.NDArray[np.generic],
+    first: Frame,
+    options: BlendOptions,
+    *,
+    xmp: bytes | None = None,
+    tone: Tone | None = None,
 ) -> tuple[tuple[Path, ...], str]:
     """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader
-    gets them back from the main output, which has been read back to check it. `xmp` (the film's metadata) goes
-    into a DNG."""
+    gets them back from the main output, which has been read back to check it. A DNG carries `xmp` (the film's
+    metadata), `first`'s EXIF and maker note, a white level no lower than its data (blend.levels) and a preview
+    in `tone` (the camera preview's)."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
         assert first.layout is not None
         dng.write_dng(
             main,
             blended,  # type: ignore[arg-type]
-            first.layout,
+            levels.floored(first.layout, blended),  # type: ignore[arg-type]
             first.camera,
             first.exposure,
             compress=options.compress,
             description=description,
             xmp=xmp,
+            preview=tone is not None,  # a preview exactly when the source has one (see stack_files.preview_tone)
+            tone=tone,
+            metadata_from=first.path,
         )
         digest = read_back(main, pixels_sha256(blended))
         if options.tiff:
@@ -69,6 +81,7 @@ def blend_into(
     keep: contextlib.ExitStack,
     flat: MasterFlat | None = None,
     xmp: bytes | None = None,
+    tone: Tone | None = None,
 ) -> tuple[tuple[Path, ...], str, FlatRecord | None]:
     """Combine the frames, correct it with the flat (raws only), and write the outputs (streamed, for an
     uncompressed TIFF); the extra outputs, the sha256 of the main output's pixels as read back, and what the
@@ -87,7 +100,7 @@ def blend_into(
         first = dataclasses.replace(first, layout=layout)
         timings["flat"] = time.perf_counter() - t
     t = time.perf_counter()
-    extra, digest = write_outputs(main, blended, first, options, xmp)
+    extra, digest = write_outputs(main, blended, first, options, xmp=xmp, tone=tone)
     timings["write"] = time.perf_counter() - t
     return extra, digest, record
 

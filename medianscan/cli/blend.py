@@ -18,7 +18,7 @@ from medianscan.library import contents
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import State, mark, read_manifest
 from medianscan.records import BlendRecord
-from medianscan.vocabulary import METHODS
+from medianscan.vocabulary import METHODS, WHITE_LEVEL_FROM
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,6 +71,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="multi-exposure: frames at two or more shutter times, blended per group and merged into one DNG",
     )
     parser.add_argument("--keep-groups", action="store_true", help="with --bracket: also write each group's blend")
+    parser.add_argument(
+        "--white-level",
+        choices=WHITE_LEVEL_FROM,
+        default=d.white_level,
+        help="whose white level the DNG of a native raw says where editors disagree (the README's 'The DNG in "
+        "your editor'): darktable's camera data (where darktable is installed; the default) or LibRaw's",
+    )
     parser.add_argument("--keep-going", action="store_true", help="a bad stack does not stop the batch")
     parser.add_argument("--force", action="store_true", help="also blend stacks whose burst was cut off")
     parser.add_argument("--json", action="store_true", help="print one JSON record per stack on stdout")
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         compress=args.compress,
         bracket=args.bracket,
         keep_groups=args.keep_groups,
+        white_level=args.white_level,
         output=args.output,
     )
     problems = blend_problems(options, spell=lambda name: _FLAGS.get(name, f"--{name.replace('_', '-')}"))

@@ -11,7 +11,7 @@ from typing import Literal
 
 from medianscan.errors import MedianscanError
 from medianscan.records import FilmRecord
-from medianscan.vocabulary import Action, FlatPolicy, Method, Retention
+from medianscan.vocabulary import Action, FlatPolicy, Method, Retention, WhiteLevelFrom
 
 Backend = Literal["gphoto2", "simulated"]
 Strategy = Literal["capture", "trigger"]
@@ -67,6 +67,7 @@ class BlendConfig:
     compress: bool = False
     bracket: bool = False  # frames at two or more shutter times: blend each group, merge them (multi-exposure)
     keep_groups: bool = False  # with bracket: also write each exposure group's own blend
+    white_level: WhiteLevelFrom = "darktable"  # whose white level a native raw's DNG says (blend.levels)
 
 
 @dataclass

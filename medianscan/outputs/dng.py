@@ -6,7 +6,8 @@ output afterwards or rewriting it through exiv2 costs a second pass over the fil
 gives every tag the type the DNG 1.4 specification asks for, in one pass, straight from the mosaic's memory.
 
 Layout (little-endian TIFF): IFD0 = 8-bit RGB preview (NewSubFileType 1) carrying the camera, colour and DNG
-tags; its SubIFD = the raw mosaic (NewSubFileType 0, CFA, levels, areas); its ExifIFD = exposure and lens.
+tags; its SubIFD = the raw mosaic (NewSubFileType 0, CFA, levels, areas); its ExifIFD = exposure and lens. A blend
+then gets its source frame's whole EXIF, maker note included, through Exiv2 (medianscan.outputs.exif).
 Compression is none or lossless JPEG (256x256 tiles, two columns per JPEG sample as Adobe writes them); never
 Deflate, which is invalid for a CFA DNG and which LibRaw, darktable and RawTherapee cannot read.
 """
@@ -26,7 +27,8 @@ from medianscan import __version__
 from medianscan.atomic import atomic_path
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-from medianscan.outputs.preview import render_preview, rgb_channels
+from medianscan.outputs.exif import carry_exif
+from medianscan.outputs.preview import Tone, render_preview, rgb_channels
 from medianscan.outputs.tiff_ifd import (
     BYTE,
     LONG,
@@ -58,60 +60,77 @@ def write_dng(
     software: str = f"medianscan {__version__}",
     description: str = "",
     xmp: bytes | None = None,
+    preview: bool = True,
+    tone: Tone | None = None,
+    metadata_from: Path | None = None,
 ) -> None:
     """Write `mosaic` (the full sensor array, masked border included) as a DNG at `path`, atomically.
 
     `compress` stores the mosaic as lossless-JPEG tiles: files half the size, 7-9x slower to write. `xmp` is an
-    XMP packet for IFD0's XMLPacket tag (the film's metadata, medianscan.outputs.xmp).
+    XMP packet for IFD0's XMLPacket tag (the film's metadata, medianscan.outputs.xmp). `preview` embeds an 8-bit
+    preview in IFD0 (without one the raw is IFD0, as when the source has none: RawTherapee's default profile
+    develops a file with and without a preview differently); `tone` gives it the tone of the source's own (see
+    medianscan.outputs.preview). `metadata_from` is the source frame whose EXIF and maker note the DNG carries.
     Raises MedianscanError naming `path` for layouts a DNG cannot describe.
     """
     path = Path(path)
     mosaic = np.asarray(mosaic)
     _check_mosaic(path, mosaic, layout)
-    preview = np.ascontiguousarray(render_preview(mosaic, layout, PREVIEW_SIZE))
-    ifd0 = _preview_ifd(preview, camera, exposure, layout, software=software, description=description)
     raw = _raw_ifd(layout, mosaic.shape)
     exif = _exif_ifd(camera, exposure)
+    offsets_tag, segments = _store_mosaic(raw, mosaic, layout, compress=compress)
+    if preview:
+        image = np.ascontiguousarray(render_preview(mosaic, layout, PREVIEW_SIZE, tone))
+        ifd0 = _preview_ifd(image)
+    else:  # the raw is IFD0 itself, as in a DNG whose source had no preview either
+        image, ifd0, raw = np.empty(0, np.uint8), raw, Ifd()
+    _file_tags(ifd0, camera, exposure, layout, software=software, description=description)
     for tag, (type_code, count, value) in layout.extra_tags.items():
         packed = pack_given(tag, int(type_code), int(count), value)
-        (raw if tag in _RAW_IFD_TAGS else ifd0).set_packed(tag, int(type_code), packed)
+        (raw if preview and tag in _RAW_IFD_TAGS else ifd0).set_packed(tag, int(type_code), packed)
     if xmp is not None:
         ifd0.set_packed(700, BYTE, (len(xmp), xmp))  # XMLPacket
-    offsets_tag, segments = _store_mosaic(raw, mosaic, layout, compress=compress)
 
     # Placeholders have their final size, so every position is known before any offset is written.
-    ifd0.set(330, LONG, [0])  # SubIFDs
+    if preview:
+        ifd0.set(330, LONG, [0])  # SubIFDs
     ifd0.set(34665, LONG, [0])  # ExifIFD
     ifd0_at = 8
     raw_at = ifd0_at + ifd0.nbytes()
-    exif_at = raw_at + raw.nbytes()
-    preview_at = exif_at + exif.nbytes()
+    exif_at = raw_at + (raw.nbytes() if raw.entries else 0)
+    image_at = exif_at + exif.nbytes()
     sizes = [memoryview(s).nbytes for s in segments]
-    offsets = np.cumsum([preview_at + preview.nbytes + (preview.nbytes & 1), *sizes[:-1]]).tolist()
+    offsets = np.cumsum([image_at + image.nbytes + (image.nbytes & 1), *sizes[:-1]]).tolist()
     if offsets[-1] + sizes[-1] >= 1 << 32:
         raise MedianscanError(f"{path}: the mosaic is too large for a (non-Big)TIFF DNG")
-    ifd0.set(273, LONG, [preview_at])
-    ifd0.set(330, LONG, [raw_at])
+    if preview:
+        ifd0.set(273, LONG, [image_at])
+        ifd0.set(330, LONG, [raw_at])
     ifd0.set(34665, LONG, [exif_at])
-    raw.set(offsets_tag, LONG, offsets)
+    (raw if preview else ifd0).set(offsets_tag, LONG, offsets)
 
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fh.write(b"II*\x00" + struct.pack("<I", ifd0_at))
-        fh.write(ifd0.pack(ifd0_at))
-        fh.write(raw.pack(raw_at))
-        fh.write(exif.pack(exif_at))
-        fh.write(preview.data)
-        fh.write(b"\x00" * (preview.nbytes & 1))
-        for segment in segments:
-            fh.write(segment)
+    with atomic_path(path) as tmp:
+        with tmp.open("wb") as fh:
+            fh.write(b"II*\x00" + struct.pack("<I", ifd0_at))
+            fh.write(ifd0.pack(ifd0_at))
+            fh.write(raw.pack(raw_at) if raw.entries else b"")
+            fh.write(exif.pack(exif_at))
+            fh.write(image.data)
+            fh.write(b"\x00" * (image.nbytes & 1))
+            for segment in segments:
+                fh.write(segment)
+        if metadata_from is not None:
+            carry_exif(tmp, metadata_from)
 
 
 def _check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> None:
     """Refuse what a CFA DNG cannot hold, with the reason, before anything is written."""
-    if mosaic.ndim != 2 or mosaic.dtype.kind != "u" or mosaic.dtype.itemsize > 2:
+    shape_ok = mosaic.ndim == 3 and mosaic.shape[2] == 3 if layout.linear else mosaic.ndim == 2
+    if not shape_ok or mosaic.dtype.kind != "u" or mosaic.dtype.itemsize > 2:
+        what = "an (H, W, 3) array" if layout.linear else "a 2-D array"
         raise MedianscanError(
-            f"{path}: a DNG mosaic must be a 2-D array of 8- or 16-bit unsigned integers, not {mosaic.dtype} "
-            f"with shape {mosaic.shape}"
+            f"{path}: a DNG {'of linear RGB' if layout.linear else 'mosaic'} must be {what} of 8- or 16-bit "
+            f"unsigned integers, not {mosaic.dtype} with shape {mosaic.shape}"
         )
     try:
         rgb_channels(layout.colors)
@@ -120,7 +139,7 @@ def _check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLay
     pattern = np.asarray(layout.pattern)
     if pattern.ndim != 2 or pattern.size == 0 or int(pattern.max()) >= len(layout.colors):
         raise MedianscanError(f"{path}: CFA pattern {pattern.tolist()} does not match colours {layout.colors!r}")
-    height, width = mosaic.shape
+    height, width = mosaic.shape[:2]
     top, left, bottom, right = layout.active_area
     if not (0 <= top < bottom <= height and 0 <= left < right <= width):
         raise MedianscanError(f"{path}: active area {layout.active_area} lies outside the {width}x{height} mosaic")
@@ -139,16 +158,8 @@ def _check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLay
         raise MedianscanError(f"{path}: EXIF orientation {layout.orientation} is not 1..8")
 
 
-def _preview_ifd(
-    preview: npt.NDArray[np.uint8],
-    camera: CameraInfo,
-    exposure: Exposure,
-    layout: MosaicLayout,
-    *,
-    software: str,
-    description: str,
-) -> Ifd:
-    """IFD0: the preview image plus the tags that describe the whole file (camera, colour, DNG version)."""
+def _preview_ifd(preview: npt.NDArray[np.uint8]) -> Ifd:
+    """IFD0 as the preview image: 8-bit RGB, one strip (its offset is filled by the caller)."""
     ifd = Ifd()
     ph, pw, _ = preview.shape
     ifd.set(254, LONG, [1])  # NewSubFileType: reduced-resolution preview
@@ -157,18 +168,25 @@ def _preview_ifd(
     ifd.set(258, SHORT, [8, 8, 8])
     ifd.set(259, SHORT, [1])
     ifd.set(262, SHORT, [2])  # RGB
+    ifd.set(273, LONG, [0])  # StripOffsets, filled by the caller
+    ifd.set(277, SHORT, [3])
+    ifd.set(278, LONG, [ph])
+    ifd.set(279, LONG, [preview.nbytes])
+    ifd.set(284, SHORT, [1])
+    return ifd
+
+
+def _file_tags(
+    ifd: Ifd, camera: CameraInfo, exposure: Exposure, layout: MosaicLayout, *, software: str, description: str
+) -> None:
+    """The tags of IFD0 that describe the whole file: camera, orientation, colour and DNG version."""
     if description:
         ifd.set_text(270, description)
     make = camera.make or "Unknown"
     model = camera.model or "Camera"
     ifd.set_text(271, make)
     ifd.set_text(272, model)
-    ifd.set(273, LONG, [0])  # StripOffsets, filled by the caller
     ifd.set(274, SHORT, [layout.orientation])
-    ifd.set(277, SHORT, [3])
-    ifd.set(278, LONG, [ph])
-    ifd.set(279, LONG, [preview.nbytes])
-    ifd.set(284, SHORT, [1])
     ifd.set_text(305, software)
     if exposure.taken:
         ifd.set_text(306, exposure.taken)
@@ -181,11 +199,12 @@ def _preview_ifd(
     if camera.serial:
         ifd.set_text(50735, camera.serial)  # CameraSerialNumber
     ifd.set(50778, SHORT, [21])  # CalibrationIlluminant1: D65
-    return ifd
 
 
 def _raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> Ifd:
     """The raw SubIFD: mosaic geometry, CFA, levels and areas (the pixel data's tags come later)."""
+    if layout.linear:
+        return _linear_raw_ifd(layout, shape)
     ifd = Ifd()
     height, width = shape
     top, left, bottom, right = layout.active_area
@@ -218,6 +237,30 @@ def _raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> Ifd:
         ifd.set(50713, SHORT, [1, 1])
         ifd.set(50714, LONG, [round(float(black.mean()))])
     ifd.set(50717, LONG, [int(layout.white_level)])  # WhiteLevel
+    ifd.set(50718, RATIONAL, [1, 1])  # DefaultScale
+    ifd.set(50719, LONG, [cx, cy])  # DefaultCropOrigin
+    ifd.set(50720, LONG, [cw, ch])  # DefaultCropSize
+    ifd.set(50829, LONG, [top, left, bottom, right])  # ActiveArea
+    return ifd
+
+
+def _linear_raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> Ifd:
+    """The raw SubIFD of a raw without a mosaic: three samples per pixel (LinearRaw), a black and white level
+    per sample, and the areas."""
+    ifd = Ifd()
+    height, width, _ = shape
+    top, left, bottom, right = layout.active_area
+    cx, cy, cw, ch = layout.default_crop
+    ifd.set(254, LONG, [0])  # NewSubFileType: main image
+    ifd.set(256, LONG, [width])
+    ifd.set(257, LONG, [height])
+    ifd.set(258, SHORT, [16, 16, 16])
+    ifd.set(262, SHORT, [34892])  # LinearRaw
+    ifd.set(277, SHORT, [3])
+    ifd.set(284, SHORT, [1])
+    ifd.set(50713, SHORT, [1, 1])  # BlackLevelRepeatDim
+    ifd.set(50714, LONG, [int(b) for b in layout.black_levels[:3]])  # BlackLevel, one per sample
+    ifd.set(50717, LONG, [int(layout.white_level)] * 3)  # WhiteLevel, one per sample
     ifd.set(50718, RATIONAL, [1, 1])  # DefaultScale
     ifd.set(50719, LONG, [cx, cy])  # DefaultCropOrigin
     ifd.set(50720, LONG, [cw, ch])  # DefaultCropSize
@@ -279,16 +322,20 @@ def _bit_depth(mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> int:
 
 def _lossless_jpeg_tiles(mosaic: npt.NDArray[np.generic], bits: int) -> list[bytes]:
     """256x256 tiles, each a lossless JPEG of 128 two-component columns (same-colour prediction, ~30 % smaller
-    than one component), encoded on all cores. Edge tiles are padded by repeating the last row and column."""
+    than one component) for a mosaic, or of three components for linear RGB, encoded on all cores. Edge tiles
+    are padded by repeating the last row and column."""
 
-    height, width = mosaic.shape
+    height, width = mosaic.shape[:2]
+    samples = mosaic.shape[2] if mosaic.ndim == 3 else 1
 
     def encode(corner: tuple[int, int]) -> bytes:
         y, x = corner
         tile = mosaic[y : y + TILE, x : x + TILE]
-        if tile.shape != (TILE, TILE):
-            tile = np.pad(tile, ((0, TILE - tile.shape[0]), (0, TILE - tile.shape[1])), mode="edge")
-        tile = np.ascontiguousarray(tile, dtype=np.uint16).reshape(TILE, TILE // 2, 2)
+        if tile.shape[:2] != (TILE, TILE):
+            pad = ((0, TILE - tile.shape[0]), (0, TILE - tile.shape[1]), *(((0, 0),) if samples > 1 else ()))
+            tile = np.pad(tile, pad, mode="edge")
+        shape = (TILE, TILE, samples) if samples > 1 else (TILE, TILE // 2, 2)
+        tile = np.ascontiguousarray(tile, dtype=np.uint16).reshape(shape)
         return bytes(imagecodecs.jpeg8_encode(tile, lossless=True, bitspersample=bits))
 
     corners = [(y, x) for y in range(0, height, TILE) for x in range(0, width, TILE)]

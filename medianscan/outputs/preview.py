@@ -1,9 +1,13 @@
-"""A quick 8-bit sRGB look at a raw mosaic, for the DNG's embedded preview.
+"""A quick 8-bit sRGB look at a raw mosaic, for the DNG's embedded preview, in the tone of the camera's own.
 
-Raw editors show the embedded preview before (or instead of) developing, and RawTherapee matches its default
-tone curve to it, so it must have the colours of the raw. It is made without demosaicing: every block of whole
-CFA repeats becomes one RGB pixel (the mean of each colour's photosites in it), so any pattern works (2x2 Bayer
-of any phase, 6x6 X-Trans) and 8.5 MP take 30-45 ms here. Orientation is left to the Orientation tag.
+Raw editors show the embedded preview before (or instead of) developing, and RawTherapee's default profile
+("Auto-Matched Curve") fits its tone curve to it, so it must look like what the source raw's preview looks like:
+the camera's own rendering. A plain linear-to-sRGB rendering develops half a stop dark and flat in RawTherapee.
+So the plain rendering is made first, without demosaicing (every block of whole CFA repeats becomes one RGB pixel,
+the mean of each colour's photosites in it, so any pattern works: 2x2 Bayer of any phase, 6x6 X-Trans; 8.5 MP
+take 30-45 ms here), and then given the tone of the source's own preview: a per-channel curve found by matching
+the histogram of the source frame's plain rendering to its camera preview (`Tone`). Orientation is left to the
+Orientation tag.
 """
 
 from __future__ import annotations
@@ -84,7 +88,10 @@ class BinnedCells:
 
 
 def bin_cells(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int) -> BinnedCells:
-    """The default-crop area of `mosaic`, binned to at most `max_size` pixels on its long side, any CFA."""
+    """The default-crop area of `mosaic`, binned to at most `max_size` pixels on its long side, any CFA (or
+    linear RGB)."""
+    if layout.linear:
+        return _bin_linear(mosaic, layout, max_size)
     channels = rgb_channels(layout.colors)
     pattern = np.asarray(layout.pattern)
     ph, pw = pattern.shape
@@ -125,12 +132,67 @@ def bin_cells(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: in
     return BinnedCells(planes, counts * k * k, black_sum / counts)
 
 
-def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int = 1024) -> npt.NDArray[np.uint8]:
-    """The default-crop area of `mosaic` as 8-bit sRGB, at most `max_size` pixels on its long side.
+@dataclass(frozen=True)
+class Tone:
+    """A per-channel curve from the plain sRGB rendering (render_preview without a tone) to the tone of a
+    reference picture of the same scene: the camera's own preview of the source frame."""
+
+    curves: npt.NDArray[np.uint8]  # (3, 256): plain 8-bit code -> toned code, per R, G, B
+
+
+TONE_RANGE = (0.001, 0.999)  # the histogram's tails are matched no further: beyond, the curve runs straight
+
+
+def tone_like(reference: npt.NDArray[np.uint8], plain: npt.NDArray[np.uint8]) -> Tone:
+    """The curves that give `plain` (a plain rendering of a frame) the histogram of `reference` (the camera's
+    preview of that frame), channel by channel, as RawTherapee's histogram matching reads a preview. Matching
+    histograms needs no alignment: previews are cropped and scaled as each camera likes. Beyond the codes the
+    plain rendering uses (a blend's flat-field correction may brighten some), the curves run straight to white
+    and from black, so no code the frame lacked clips."""
+    codes = np.arange(256, dtype=np.float64)
+    curves = np.empty((3, 256), dtype=np.uint8)
+    for channel in range(3):
+        ours = _midpoint_cdf(plain[..., channel])
+        theirs = _midpoint_cdf(reference[..., channel])
+        matched = np.interp(ours, theirs, codes)
+        low, high = (int(np.searchsorted(ours, q)) for q in TONE_RANGE)
+        high = min(max(high, low + 1), 255)
+        matched[:low] = codes[:low] * (matched[low] / max(low, 1))
+        matched[high:] = matched[high] + (codes[high:] - high) * (255 - matched[high]) / max(255 - high, 1)
+        curves[channel] = np.clip(np.round(np.maximum.accumulate(matched)), 0, 255).astype(np.uint8)
+    return Tone(curves)
+
+
+def _midpoint_cdf(values: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+    """The share of `values` below each code, counting half of the code itself (a symmetric CDF)."""
+    counts = np.bincount(values.reshape(-1), minlength=256)[:256].astype(np.float64)
+    counts /= max(1.0, counts.sum())
+    return np.cumsum(counts) - counts / 2
+
+
+def _bin_linear(pixels: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int) -> BinnedCells:
+    """A linear-RGB raw's default-crop area, summed over k x k blocks per channel."""
+    top, left, _, _ = layout.active_area
+    cx, cy, cw, ch = layout.default_crop
+    k = max(1, math.ceil(max(ch, cw) / max(1, max_size)))
+    ny, nx = ch // k, cw // k
+    if ny < 1 or nx < 1:
+        raise MedianscanError(f"image area {cw}x{ch} is empty")
+    y0, x0 = top + cy, left + cx
+    block = pixels[y0 : y0 + ny * k, x0 : x0 + nx * k, :3].reshape(ny, k, nx, k, 3)
+    planes = np.ascontiguousarray(block.sum(axis=(1, 3), dtype=np.float32).transpose(2, 0, 1))
+    black = np.asarray(layout.black_levels[:3], dtype=np.float64)
+    return BinnedCells(planes, np.full(3, float(k * k)), black)
+
+
+def render_preview(
+    mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: int = 1024, tone: Tone | None = None
+) -> npt.NDArray[np.uint8]:
+    """The default-crop area of `mosaic` as 8-bit sRGB, at most `max_size` pixels on its long side, in `tone`.
 
     Binned by whole CFA repeats, black-subtracted, white-balanced by `as_shot_neutral`, brightened by the
     DNG's BaselineExposure as editors do (a flat-corrected or bracket blend keeps headroom above its white),
-    converted by `color_matrix`, sRGB gamma; not rotated.
+    converted by `color_matrix`, sRGB gamma, then `tone` (the camera preview's, when known); not rotated.
     """
     binned = bin_cells(mosaic, layout, max_size)
     planes, sites, black_mean = binned.planes, binned.sites, binned.black
@@ -157,4 +219,6 @@ def render_preview(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_siz
         mixed += np.float32(offset[channel])
         np.clip(mixed, 0.0, top_code, out=mixed)
         np.take(SRGB_LUT, mixed.astype(np.uint16), out=planar[channel])
+        if tone is not None:
+            np.take(tone.curves[channel], planar[channel], out=planar[channel])
     return np.ascontiguousarray(planar.transpose(1, 2, 0))

@@ -7,11 +7,10 @@ is kept when it agrees, so a NEF stays .nef.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from medianscan.formats import DNG_VERSION_TAG, JPEG_EXTS, RAW_EXTS, extension, is_jpeg, is_tiff, raw_container
+from medianscan.formats import JPEG_EXTS, RAW_EXTS, extension, is_dng, is_jpeg, is_tiff, raw_container
 
 ShotFileKind = Literal["raw", "jpeg", "other"]  # what one file of a shot is (a frame of a stack is a FrameKind)
 
@@ -26,28 +25,13 @@ class FileKind:
     ext: str
 
 
-def _tiff_has_tag(head: bytes, tag: int) -> bool:
-    """True when IFD0 of the TIFF in `head` carries `tag` (enough to tell a DNG from a plain TIFF)."""
-    order = "<" if head[:2] == b"II" else ">"
-    try:
-        (offset,) = struct.unpack_from(order + "I", head, 4)
-        (count,) = struct.unpack_from(order + "H", head, offset)
-        for i in range(count):
-            (entry_tag,) = struct.unpack_from(order + "H", head, offset + 2 + 12 * i)
-            if entry_tag == tag:
-                return True
-    except struct.error:
-        return False
-    return False
-
-
 def _tiff_kind(ext: str, head: bytes) -> FileKind:
     """A TIFF-based file: most raws (NEF, CR2, ARW, DNG...) or a plain TIFF."""
     if ext in RAW_EXTS:
         return FileKind("raw", ext)
     if head[8:10] == b"CR":
         return FileKind("raw", "cr2")
-    if _tiff_has_tag(head, DNG_VERSION_TAG):
+    if is_dng(head):
         return FileKind("raw", "dng")
     return FileKind("other", "tif")
 
