@@ -180,6 +180,7 @@ class BlendRecord:
     clipped: dict[str, float] = field(default_factory=dict)  # colour -> share of photosites at white, worst frame
     flat: FlatRecord | None = None  # the flat-field correction, when one was applied
     bracket: BracketRecord | None = None  # a multi-exposure merge: its groups, ratios and noise
+    warnings: tuple[str, ...] = ()  # what the operator must know of a blend that was written (one sentence each)
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -198,6 +199,7 @@ class BlendRecord:
             "clipped": {k: round(v, 6) for k, v in self.clipped.items()},
             "flat": None if self.flat is None else self.flat.to_json(),
             "bracket": None if self.bracket is None else self.bracket.to_json(),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -221,6 +223,7 @@ class BlendRecord:
                 clipped={str(k): float(v) for k, v in data.get("clipped", {}).items()},
                 flat=None if data.get("flat") is None else FlatRecord.from_json(data["flat"]),
                 bracket=None if data.get("bracket") is None else BracketRecord.from_json(data["bracket"]),
+                warnings=tuple(str(w) for w in data.get("warnings", [])),
                 version=int(data.get("version", RECORD_VERSION)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

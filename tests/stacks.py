@@ -140,13 +140,18 @@ def cfa_burst(
     moved: dict[int, tuple[float, float]] | None = None,
     dust: dict[int, tuple[int, int, int]] | None = None,
     seed: int = 0,
+    another: frozenset[int] = frozenset(),
+    shaded: dict[int, tuple[float, float]] | None = None,
+    hair: frozenset[int] = frozenset(),
 ) -> list[Path]:
     """A burst of DNG frames of a synthetic scene seen through any CFA (`letters`: the repeat, rows of R/G/B).
 
     The scene is a broad light falloff plus `texture`: smooth random structure of that amplitude (raw units)
     about 6 px across, so `texture` near 0 is a low-texture frame (a thin negative, a sky). `moved` shifts
     frames (0-based index -> (dy, dx) sensor px, sub-pixel by spline interpolation of the smooth scene);
-    `dust` puts a 30 %-deep dark blob (index -> (y, x, radius)) into one frame only.
+    `dust` puts a 30 %-deep dark blob (index -> (y, x, radius)) into one frame only. Frames in `another` are of
+    another negative at the same overall brightness (the same light, other texture); `shaded` darkens the left
+    share of a frame (index -> (share, depth)); `hair` lays a thin dark curve across those frames.
     """
     from scipy import ndimage
 
@@ -160,13 +165,27 @@ def cfa_burst(
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     falloff = 3000 + 600 * np.cos((yy - h / 2) / h * 2) * np.cos((xx - w / 2) / w * 2)
-    detail = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 3.0)
-    field = falloff + texture * detail / detail.std()
+
+    def field_of(light: npt.NDArray[np.float64], generator: np.random.Generator) -> npt.NDArray[np.float64]:
+        detail = ndimage.gaussian_filter(generator.normal(0, 1, (h, w)), 3.0)
+        field: npt.NDArray[np.float64] = light + texture * detail / detail.std()
+        return field
+
+    field = field_of(falloff, rng)
+    # another plain negative: its light falls off the other way round, at the same mean level
+    other_light = 3000 + 600 * np.sin((yy - h / 3) / h * 5) * np.cos((xx - w / 4) / w * 4)
+    other = field_of(other_light + (falloff.mean() - other_light.mean()), np.random.default_rng(seed + 1000))
     scene = Scene(np.zeros((h, w), np.uint16), layout, CameraInfo("Medianscan", "Synthetic CFA"), Exposure(iso=100))
     paths = []
     for i in range(n):
         shift = (moved or {}).get(i)
-        seen = ndimage.shift(field, shift, order=3, mode="nearest") if shift else field
+        picture = other if i in another else field
+        seen = ndimage.shift(picture, shift, order=3, mode="nearest") if shift else picture
+        if shaded and i in shaded:
+            share, depth = shaded[i]
+            seen = np.where(xx < share * w, seen * (1 - depth), seen)
+        if i in hair:
+            seen = np.where(np.abs(yy - h / 2 - 80 * np.sin(xx / w * 6)) < 1.5, seen * 0.5, seen)
         values = 256 + gain * seen
         if dust and i in dust:
             cy, cx, radius = dust[i]

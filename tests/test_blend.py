@@ -18,6 +18,7 @@ import rawpy
 import tifffile
 
 from medianscan.blend import frames, sniff
+from medianscan.blend.noise import noise_warnings
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
 from medianscan.blend.verify import verify_output
@@ -444,3 +445,24 @@ def test_output_problems_are_found_before_any_frame_is_decoded(
     assert len(lines) == 1 and needle in lines[0], done.stderr
     assert "ISO" not in done.stderr and "Traceback" not in done.stderr
     assert tree_digest(folder) == before
+
+
+def test_a_blend_of_copies_and_a_noisier_blend_are_never_silent_successes(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    first = write_frame(folder / "f1.dng", noisy(small, np.random.default_rng(1), 20), small)
+    for i in (2, 3):
+        shutil.copy(first, folder / f"f{i}.dng")
+    assert main(["blend", str(folder)]) == 0
+    assert (
+        "copies: warning: the 3 frames are identical copies of one file (a copy, not a burst)"
+        in capsys.readouterr().err
+    )
+    assert json.loads((folder / "copies_median.json").read_text())["warnings"]
+    frames_ = [frames.read_frame(p) for p in sorted(folder.glob("f*.dng"))]
+    assert noise_warnings(1.3, [replace(f, sha256=str(i)) for i, f in enumerate(frames_)])[0].startswith(
+        "the blend is noisier than one frame (noise ratio 1.30)"
+    )
+    assert noise_warnings(0.4, [replace(f, sha256=str(i)) for i, f in enumerate(frames_)]) == ()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan.blend import checks
+from medianscan.blend import checks, registration
 from medianscan.blend.frames import Frame, read_frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
@@ -33,7 +33,7 @@ def test_phase_correlation_finds_subpixel_shifts(frame: Frame, dy: float, dx: fl
     plane, _ = checks._plane(frame)
     rng = np.random.default_rng(0)
     moved = fourier_shift(plane, dy, dx) + rng.normal(0, 5, plane.shape)
-    shift = checks.measure_shift(plane + rng.normal(0, 5, plane.shape), moved)
+    shift = registration.measure_shift(plane + rng.normal(0, 5, plane.shape), moved)
     assert shift is not None
     assert shift == pytest.approx((dy, dx), abs=0.05)
 
@@ -41,7 +41,7 @@ def test_phase_correlation_finds_subpixel_shifts(frame: Frame, dy: float, dx: fl
 def test_a_featureless_frame_has_no_measurable_shift() -> None:
     rng = np.random.default_rng(1)
     flat = [100 + rng.normal(0, 5, (256, 256)) for _ in range(2)]
-    assert checks.measure_shift(*flat) is None
+    assert registration.measure_shift(*flat) is None
 
 
 def test_dust_does_not_fool_the_shift_estimate(sample_raw: Path, frame: Frame) -> None:
@@ -85,7 +85,9 @@ def test_frames_too_small_to_align_are_not_judged_on_shift(frame: Frame) -> None
     """A 96x128 crop holds too few CFA repeats for a trustworthy estimate: no shift claimed either way."""
     tiny = np.ascontiguousarray(frame.pixels[400:496, 400:528])
     assert frame.layout is not None
-    small = replace(frame, pixels=tiny, layout=replace(frame.layout, active_area=(0, 0, 96, 128)))
+    small = replace(
+        frame, pixels=tiny, layout=replace(frame.layout, active_area=(0, 0, 96, 128), default_crop=(0, 0, 128, 96))
+    )
     stats = checks.measure([checks.sample(small), checks.sample(replace(small, pixels=np.roll(tiny, 6, axis=1)))])
     assert [s.shift for s in stats] == [None, None]
     assert stats[0].level > 0
@@ -138,3 +140,61 @@ def test_real_shifts_are_caught_and_subpixel_jitter_is_not(tmp_path: Path, lette
     jitter = next(f for f in record["frames"] if f["file"] == "neg_03.dng")["shift_px"]
     assert jitter == pytest.approx([0.2, -0.25], abs=0.06)
     assert sorted(r["file"] for r in record["rejected"]) == ["neg_04.dng", "neg_05.dng"]
+
+
+# --- a frame of another picture is never blended ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"another": frozenset({3})}, "not the same picture as the others"),
+        ({"shaded": {3: (0.3, 0.08)}}, "not the same picture as the others"),
+        ({"moved": {3: (0.0, 60.0)}}, "not the same picture as the others"),
+    ],
+    ids=["another-negative", "partly-shaded", "film-moved"],
+)
+@pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
+def test_a_frame_of_another_picture_is_named_where_level_and_shift_cannot_tell(
+    tmp_path: Path, letters: tuple[str, ...], change: dict[str, object], words: str
+) -> None:
+    """A plain, low-texture negative (the shift is not measurable on it) in which one frame of seven is another
+    negative at the same overall brightness, or shaded over 30 % of its width by 8 %, or of film moved by 60 px:
+    named with the share of the picture that differs; --drop-bad-frames blends the rest."""
+    folder = tmp_path / "neg"
+    cfa_burst(folder, letters, 7, texture=15.0, **change)  # type: ignore[arg-type]
+    with pytest.raises(StackError) as refused:
+        blend_stack(folder)
+    message = str(refused.value)
+    assert f"neg_04.dng: {words}" in message and "% of the area differs beyond noise" in message
+    assert message.count(".dng:") == 1  # that frame only
+    result = blend_stack(folder, BlendOptions(drop_bad_frames=True))
+    record = json.loads(result.sidecar.read_text())
+    assert [r["file"] for r in record["rejected"]] == ["neg_04.dng"]
+    assert all(f["differs"] < 0.02 for f in record["frames"])
+
+
+def test_another_picture_is_named_in_a_stack_of_three(tmp_path: Path) -> None:
+    folder = tmp_path / "neg"
+    cfa_burst(folder, BAYER_RGGB, 3, texture=15.0, another=frozenset({0}))
+    with pytest.raises(StackError, match=r"neg_01\.dng: not the same picture as the others: \d+% of the area"):
+        blend_stack(folder)
+
+
+@pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
+def test_what_the_median_is_for_is_never_refused(tmp_path: Path, letters: tuple[str, ...]) -> None:
+    """Dust, a hair, a moving speck in fewer than half of the frames: the check records their small share and the
+    stack blends."""
+    folder = tmp_path / "neg"
+    cfa_burst(
+        folder,
+        letters,
+        7,
+        texture=15.0,
+        dust={0: (300, 400, 8), 2: (310, 420, 8), 5: (900, 1500, 12)},
+        hair=frozenset({1, 4}),
+    )
+    result = blend_stack(folder)
+    assert len(result.frames) == 7 and not result.dropped
+    record = json.loads(result.sidecar.read_text())
+    assert max(f["differs"] for f in record["frames"]) < 0.05

@@ -16,16 +16,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
+from medianscan.blend import consistency, registration
 from medianscan.blend.frames import Frame
 
 MIN_FRAMES = 3
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 PLANE_MAX_SIDE = 384  # CFA repeats a side of the measured window: 0.1 px precision, cheap on any sensor
 REGISTERED_SIDE = 384  # plane pixels a side registered for the shift: 0.02 px on a low-texture X-Trans scene
-MIN_PLANE_SIDE = 64  # below this many plane pixels a side, a shift cannot be measured reliably
-MIN_TEXTURE = 4.0  # the reference's gradient energy over what its noise alone gives, below which no shift is told
 MEASURABLE_PX = 0.15  # a shift whose standard error (sensor px) is larger is "not measurable", never a refusal
 
 
@@ -46,6 +44,7 @@ class FrameStats:
 
     level: float  # median signal above black in the central window, in raw units (robust to dust and streaks)
     shift: tuple[float, float] | None  # (dy, dx) in sensor pixels against the stack; None if not measurable
+    differs: float = 0.0  # share of the picture that differs from the stack beyond noise (blend.consistency)
 
 
 def _majority(values: Sequence[Hashable]) -> Hashable:
@@ -134,26 +133,30 @@ class Sample:
     level: float  # median signal above black in the central window
     plane: npt.NDArray[np.float32]  # the central window binned to colour-balanced cells (see _plane)
     scale: tuple[int, int]  # sensor pixels per plane pixel (y, x)
+    picture: npt.NDArray[np.float32]  # the whole picture, coarsely binned (see consistency.picture_plane)
+    picture_scale: tuple[float, float]  # sensor pixels per picture pixel (y, x)
 
 
 def sample(frame: Frame) -> Sample:
     plane, scale = _plane(frame)
-    return Sample(float(np.median(plane)), plane, scale)
+    picture, picture_scale = consistency.picture_plane(frame)
+    return Sample(float(np.median(plane)), plane, scale, picture, picture_scale)
 
 
 def measure(samples: Sequence[Sample], mapper: Mapper = map) -> list[FrameStats]:
-    """Level and shift of every frame (the frames must already agree on size and layout).
+    """Level, shift and difference from the others of every frame (the frames must already agree on size and
+    layout).
 
     Each frame is registered against the first (robustly: a speck of dust or a hair in either frame carries no
-    weight, see _Reference); the shifts are then taken relative to their median: the position most frames share
-    is right, even when the first frame is the one that moved. `mapper` (a thread pool's map) spreads the
-    registrations over the cores (NumPy and SciPy release the GIL).
+    weight, see medianscan.blend.registration); the shifts are then taken relative to their median: the position
+    most frames share is right, even when the first frame is the one that moved. `mapper` (a thread pool's map)
+    spreads the registrations over the cores (NumPy and SciPy release the GIL).
     """
     planes = [s.plane for s in samples]
-    measurable = min(planes[0].shape) >= MIN_PLANE_SIDE and all(p.shape == planes[0].shape for p in planes)
+    measurable = min(planes[0].shape) >= registration.MIN_PLANE_SIDE and all(p.shape == planes[0].shape for p in planes)
     raw_shifts: list[tuple[float, float] | None] = [None] * len(samples)
     if measurable:
-        target = _Reference(planes[0])
+        target = registration.Reference(planes[0])
         sy, sx = samples[0].scale
         tolerance = MEASURABLE_PX / max(sy, sx)
         raw_shifts = [(0.0, 0.0), *mapper(lambda p: target.register(p, tolerance), planes[1:])]
@@ -161,18 +164,19 @@ def measure(samples: Sequence[Sample], mapper: Mapper = map) -> list[FrameStats]
             raw_shifts[0] = None  # nothing measurable against it: the first frame's position is unknown too
     known = [s for s in raw_shifts if s is not None]
     centre = np.median(np.asarray(known), axis=0) if known else np.zeros(2)
-    stats = []
-    for s, shift in zip(samples, raw_shifts, strict=True):
-        sy, sx = s.scale
-        relative = None if shift is None else ((shift[0] - centre[0]) * sy, (shift[1] - centre[1]) * sx)
-        stats.append(FrameStats(s.level, relative))
-    return stats
+    relative: list[tuple[float, float] | None] = [
+        None if shift is None else ((shift[0] - centre[0]) * s.scale[0], (shift[1] - centre[1]) * s.scale[1])
+        for s, shift in zip(samples, raw_shifts, strict=True)
+    ]
+    differs = consistency.differing_shares([s.picture for s in samples], relative, samples[0].picture_scale)
+    return [FrameStats(s.level, shift, share) for s, shift, share in zip(samples, relative, differs, strict=True)]
 
 
 def pixel_problems(
     frames: Sequence[Frame], stats: Sequence[FrameStats], level_tolerance: float, max_shift_px: float
 ) -> list[Problem]:
-    """Frames brighter or darker than the stack beyond tolerance, or shifted beyond `max_shift_px`."""
+    """Frames brighter or darker than the stack beyond tolerance, shifted beyond `max_shift_px`, or not the same
+    picture as the others (see medianscan.blend.consistency)."""
     problems = []
     usual = float(np.median([s.level for s in stats]))
     for frame, s in zip(frames, stats, strict=True):
@@ -191,6 +195,14 @@ def pixel_problems(
                     frame.path,
                     f"shifted by {s.shift[1]:+.1f} px horizontally and {s.shift[0]:+.1f} px vertically against "
                     f"the other frames (limit {max_shift_px} px): the camera or the negative moved",
+                )
+            )
+        elif s.differs > consistency.DIFFERS_SHARE:
+            problems.append(
+                Problem(
+                    frame.path,
+                    f"not the same picture as the others: {s.differs:.0%} of the area differs beyond noise (a frame "
+                    "from the previous negative? the film moved? something shaded it?)",
                 )
             )
     return problems
@@ -256,133 +268,3 @@ def _plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
     plane *= np.float32(1 / count)
     plane -= np.float32(black)
     return plane, (by, bx)
-
-
-def measure_shift(reference: npt.NDArray[np.floating], moving: npt.NDArray[np.floating]) -> tuple[float, float] | None:
-    """Sub-pixel translation (dy, dx) of `moving` against `reference`, in plane pixels; None if the images hold
-    too little structure for the estimate to be good to a tenth of a pixel."""
-    return _Reference(np.asarray(reference, dtype=np.float32)).register(np.asarray(moving, np.float32), 0.1)
-
-
-class _Reference:
-    """A reference plane prepared for registration: an image pyramid and its gradients, shared by every frame.
-
-    Registration is robust Lucas-Kanade, coarse to fine: at each level the shift is refined by least squares on
-    the reference's gradients, with Tukey weights on the residuals, so a dust speck, a hair or a hot cluster in
-    one frame carries no weight instead of pulling the estimate (phase correlation locks onto such outliers on a
-    low-texture scene). The same least squares give the estimate's standard error from the residual noise: a
-    scene with too little texture to tell a shift is "not measurable", never a false "the camera moved".
-    """
-
-    def __init__(self, plane: npt.NDArray[np.float32]) -> None:
-        self.levels: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
-        image = plane
-        while True:
-            smooth = ndimage.gaussian_filter(image, 1.0)
-            gy, gx = np.gradient(smooth)
-            self.levels.append((smooth, gy.astype(np.float32), gx.astype(np.float32)))
-            if min(image.shape) < 2 * MIN_PLANE_SIDE:
-                break
-            image = _half(image)
-
-    def register(self, plane: npt.NDArray[np.float32], tolerance: float) -> tuple[float, float] | None:
-        """The shift of `plane` against the reference, or None when its standard error exceeds `tolerance`."""
-        moving = [plane]
-        while len(moving) < len(self.levels):
-            moving.append(_half(moving[-1]))
-        shift = np.zeros(2)
-        error = np.inf
-        for level in range(len(self.levels) - 1, -1, -1):
-            shift *= 2 if level < len(self.levels) - 1 else 1
-            smooth = ndimage.gaussian_filter(moving[level], 1.0)
-            for _ in range(_ITERATIONS):
-                solved = _step(self.levels[level], smooth, shift)
-                if solved is None:
-                    return None
-                step, error = solved
-                shift -= step
-                if np.hypot(*step) < _CONVERGED:
-                    break
-        if not np.isfinite(error) or error > tolerance:
-            return None
-        return float(shift[0]), float(shift[1])
-
-
-_ITERATIONS = 10
-_CONVERGED = 0.005  # plane px: a step this small changes nothing the limit could see
-_TUKEY = 4.685  # Tukey biweight constant, in robust sigmas: 95% efficiency on Gaussian noise
-
-
-def _seen_back(image: npt.NDArray[np.float32], shift: npt.NDArray[np.float64], margin: int) -> npt.NDArray[np.float32]:
-    """`image` moved back by `shift` (bilinear), inside a border of `margin` (at least the shift plus one):
-    four weighted views of the image, with no copy of the whole and no edge handling needed."""
-    iy, ix = int(np.floor(shift[0])), int(np.floor(shift[1]))
-    fy, fx = np.float32(shift[0] - iy), np.float32(shift[1] - ix)
-    h, w = image.shape
-
-    def view(dy: int, dx: int) -> npt.NDArray[np.float32]:
-        return image[margin + dy : h - margin + dy, margin + dx : w - margin + dx]
-
-    gx, gy = np.float32(1) - fx, np.float32(1) - fy
-    top = view(iy, ix) * gx + view(iy, ix + 1) * fx
-    bottom = view(iy + 1, ix) * gx + view(iy + 1, ix + 1) * fx
-    return np.asarray(top * gy + bottom * fy, dtype=np.float32)
-
-
-def _half(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-    half: npt.NDArray[np.float32] = image[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32)
-    return half
-
-
-def _step(
-    level: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]],
-    moving: npt.NDArray[np.float32],
-    shift: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.float64], float] | None:
-    """One weighted least-squares refinement: (the correction to subtract from `shift`, its standard error)."""
-    reference, gy, gx = level
-    margin = int(np.ceil(np.abs(shift).max())) + 3
-    if 2 * margin >= min(reference.shape) - 8:
-        return None  # shifted by most of the window: nothing left to compare
-    inner = (slice(margin, -margin), slice(margin, -margin))
-    residual = _seen_back(moving, shift, margin) - reference[inner]
-    jy, jx = gy[inner], gx[inner]
-    some = residual[::3, ::3]  # a robust spread needs no more than every ninth pixel
-    centre = np.float32(np.median(some))
-    sigma = 1.4826 * float(np.median(np.abs(some - centre)))
-    residual -= centre
-    if sigma <= 0:
-        return None
-    u = residual * np.float32(1 / (_TUKEY * sigma))
-    weight = np.clip(1 - u * u, 0, None) ** 2
-    wy, wx = weight * jy, weight * jx
-    syy, sxy, sxx = float(np.vdot(wy, jy)), float(np.vdot(wy, jx)), float(np.vdot(wx, jx))
-    a = np.array([[syy, sxy], [sxy, sxx]])
-    b = np.array([float(np.vdot(wy, residual)), float(np.vdot(wx, residual))])
-    try:
-        inverse = np.linalg.inv(a)
-    except np.linalg.LinAlgError:
-        return None
-    if not np.all(np.isfinite(inverse)):
-        return None
-    # The reference's own noise makes gradients too: below a few times that energy there is no texture to
-    # register on (a blank or defocused frame), and the least squares would fit noise to noise.
-    noise_energy = _GRADIENT_GAIN * sigma**2 / 2 * float(np.sum(weight))
-    if np.trace(a) < MIN_TEXTURE * noise_energy:
-        return None
-    error = sigma * float(np.sqrt(max(np.linalg.eigvalsh(inverse).max(), 0.0)))
-    return inverse @ b, error
-
-
-def _gradient_gain() -> float:
-    """E[|gradient|^2] / variance of white noise after the smoothing the registration applies (measured once):
-    the residual's spread, which is of smoothed noise, then tells the gradient energy noise alone gives."""
-    noise = np.random.default_rng(0).normal(0.0, 1.0, (256, 256)).astype(np.float32)
-    smooth = ndimage.gaussian_filter(noise, 1.0)
-    gy, gx = np.gradient(smooth)
-    smooth = smooth[8:-8, 8:-8]
-    return float((np.var(gy[8:-8, 8:-8]) + np.var(gx[8:-8, 8:-8])) / np.var(smooth))
-
-
-_GRADIENT_GAIN = _gradient_gain()

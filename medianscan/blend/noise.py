@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -38,3 +38,19 @@ def robust_sigma(values: npt.NDArray[np.floating]) -> float:
     centre = np.median(values)
     rough = max(1.4826 * float(np.median(np.abs(values - centre))), 1.0)
     return float(values[np.abs(values - centre) < 5 * rough].std())
+
+
+def noise_warnings(noise: float | None, frames: Sequence[Frame]) -> tuple[str, ...]:
+    """What a written blend's noise says the operator must know: frames that are one file copied (a blend of
+    copies removes nothing), or a blend noisier than one frame (its frames differ by more than noise)."""
+    if len(frames) > 1 and len({f.sha256 for f in frames}) == 1:
+        return (
+            f"the {len(frames)} frames are identical copies of one file (a copy, not a burst): the blend is that "
+            "frame and removes no noise",
+        )
+    if noise is not None and noise > 1.0:
+        return (
+            f"the blend is noisier than one frame (noise ratio {noise:.2f}): its frames differ by more than noise; "
+            "look at them before trusting it",
+        )
+    return ()

@@ -22,7 +22,7 @@ from medianscan.blend.bracket_pipeline import blend_bracket
 from medianscan.blend.combine import warm_up
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
-from medianscan.blend.noise import noise_ratio
+from medianscan.blend.noise import noise_ratio, noise_warnings
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
@@ -120,6 +120,7 @@ def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = No
             timings=timings,
             clipped=clipped,
             flat=flat_record,
+            warnings=noise_warnings(noise, good),
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film))
         return result

@@ -60,6 +60,7 @@ def sidecar_json(
                 "shift_px": None
                 if f.path not in stats or stats[f.path].shift is None
                 else [round(v, 3) for v in stats[f.path].shift],  # type: ignore[union-attr]
+                "differs": round(stats[f.path].differs, 4) if f.path in stats else None,  # share beyond noise
             }
             for f in good
         ],
@@ -70,6 +71,7 @@ def sidecar_json(
             {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
         ],
         "noise_ratio": result.to_json()["noise_ratio"],
+        "warnings": list(result.warnings),
         "raw_clipped": result.to_json()["clipped"],  # colour -> share of photosites at white, in the worst frame
         "flat": result.to_json()["flat"],  # the flat field: master flat, gains, dust, clip control
         "film": film,  # the roll's film record, its roll id and this negative's number in it

@@ -180,6 +180,8 @@ def _report(result: BlendRecord, as_json: bool) -> None:
     """What was left out of the blend, on stderr (in JSON mode too: stdout holds the records)."""
     for dropped in result.dropped:
         print(f"  dropped {dropped.path.name}: {dropped.reason}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"medianscan: {result.stack.name}: warning: {warning}", file=sys.stderr)
     notice = contents.notice(result.stack.name, result.ignored)
     if notice:
         print(f"medianscan: {notice}", file=sys.stderr)

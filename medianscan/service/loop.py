@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -22,7 +21,7 @@ from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
-from medianscan.records import BlendRecord, LeftOut
+from medianscan.records import BlendRecord
 from medianscan.service.hooks import Hooks
 from medianscan.service.jobs import BlendTask, blend_job, warm_up_blend
 from medianscan.service.notify import Notifier
@@ -30,11 +29,15 @@ from medianscan.service.pool import BlendPool, Event, Job
 from medianscan.service.progress import Listener, Progress, ServiceError
 
 
-def log_left_out(label: str, ignored: Sequence[LeftOut]) -> None:
-    """The one-line notice naming the files a blend left out (a JPEG beside raws, a temp), in the journal."""
-    line = contents.notice(label, ignored)
+def log_blend_notes(label: str, record: BlendRecord) -> None:
+    """In the journal: the one-line notice naming the files a blend left out (a JPEG beside raws, a temp), and each
+    warning of a blend that was written (identical frames, a blend noisier than one frame)."""
+    log = logging.getLogger(__name__)
+    line = contents.notice(label, record.ignored)
     if line:
-        logging.getLogger(__name__).warning("%s", line)
+        log.warning("%s", line)
+    for warning in record.warnings:
+        log.warning("%s: %s", label, warning)
 
 
 ServicePool = BlendPool[BlendTask, BlendRecord]  # what both modes blend with

@@ -30,7 +30,7 @@ from medianscan.service.hotfolder.observer import observe
 from medianscan.service.hotfolder.planner import Planner
 from medianscan.service.hotfolder.tracker import HotFolder
 from medianscan.service.jobs import BlendTask
-from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
+from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone, StackQueued
@@ -183,7 +183,7 @@ class WatchService(Service):
             output = event.result.output
             kept = self._retain(event.result)
             log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
-            log_left_out(event.stack.name, event.result.ignored)
+            log_blend_notes(event.stack.name, event.result)
             self._blended(event.stack)
             note = None if kept == "kept" else f"raws {kept}"
             self.recent.append(self._recent(event, "blended", n, note=note, output=str(output)))

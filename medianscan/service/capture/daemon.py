@@ -40,7 +40,7 @@ from medianscan.service.capture.camera_link import CameraLink
 from medianscan.service.capture.camera_thread import CameraThread
 from medianscan.service.capture.status import camera_view, capture_status, capture_status_line, queue_state
 from medianscan.service.jobs import BlendTask
-from medianscan.service.loop import Service, ServicePool, log_left_out, make_pool
+from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_pool
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone
@@ -211,7 +211,7 @@ class Daemon(Service):
             output = outcome.result.output
             done = self.library.retain(stack) if self.library.retention != "keep" else "kept"
             log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
-            log_left_out(stack.name, outcome.result.ignored)
+            log_blend_notes(stack.name, outcome.result)
             self._blended(stack)
             self.hooks.fire("blend-done", stack, output)
             self.emit(BlendDone(stack, outcome.result, outcome.seconds))

@@ -1,0 +1,128 @@
+"""Is every frame the same picture? Each frame against the stack's robust centre, in units of the noise measured
+from the stack itself.
+
+A burst can hold a frame of another picture: a body that hands over the previous shot left in its buffer (the
+Sony A7 III's, libgphoto2#1124), a film that moved, a hand that shaded part of the view. On a plain, low-texture
+negative at the same overall brightness neither the level check nor the shift check can see it, and its median
+is a wrong picture that looks plausible. So each frame's whole picture, binned to about PICTURE_SIDE cells on its
+long side (a hand may shade a corner), is compared with the per-pixel median of all of them, after taking out
+what the other checks already allow: a flicker within tolerance (a gain) and a sub-pixel shift (registered back).
+Each residual is clipped at CLIP times the noise of one cell (so a speck of dust, a hair, a hot pixel or a moving
+speck counts for little), cut into blocks at a few scales, and each block's mean is judged against the spread
+the same block means have across the whole stack. Another picture, a moved film or a shadow moves the means of
+many blocks; a few dusty blocks are a small share. A frame whose blocks differ beyond noise over DIFFERS_SHARE
+of the picture is named.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan.blend import registration
+from medianscan.blend.frames import Frame
+from medianscan.outputs.preview import bin_cells
+
+PICTURE_SIDE = 384  # the whole picture binned to about this many cells on its long side
+SCALES = (4, 8, 16)  # block sides, in cells of that picture
+CLIP = 3.0  # a pixel's residual counts up to this many of its own noise (dust carries little weight)
+DIFFERS_Z = 6.0  # a block differs when its mean is this many of the stack's own spreads away from the centre
+DIFFERS_SHARE = 0.10  # a frame whose blocks differ over this share of the picture is not the same picture
+LEVEL_BINS = 4  # the noise grows with the signal: spreads are measured per quartile of the centre's level
+MIN_BLOCKS = 16  # a scale with fewer blocks than this tells nothing
+
+
+def picture_plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[float, float]]:
+    """The frame's whole picture (its default crop) as one luminance-like plane of about PICTURE_SIDE cells on
+    its long side, and the sensor pixels per cell (y, x). A raw is binned by whole CFA repeats (any CFA), an
+    image by blocks of pixels."""
+    pixels = frame.pixels
+    if frame.layout is not None:
+        binned = bin_cells(pixels, frame.layout, PICTURE_SIDE)  # type: ignore[arg-type]
+        picture = binned.means().sum(axis=2, dtype=np.float32)
+        _, _, width, height = frame.layout.default_crop
+    else:
+        height, width = pixels.shape[:2]
+        k = max(1, math.ceil(max(height, width) / PICTURE_SIDE))
+        ny, nx = height // k, width // k
+        tiles = pixels[: ny * k, : nx * k].reshape(ny, k, nx, k, *pixels.shape[2:])
+        picture = tiles.sum(axis=(1, 3), dtype=np.float32)
+        picture = picture.sum(axis=2, dtype=np.float32) if picture.ndim == 3 else picture
+    return np.ascontiguousarray(picture), (height / picture.shape[0], width / picture.shape[1])
+
+
+def differing_shares(
+    pictures: Sequence[npt.NDArray[np.float32]],
+    shifts: Sequence[tuple[float, float] | None],
+    scale: tuple[float, float],
+) -> list[float]:
+    """Per frame, the share of the picture whose blocks differ from the stack's centre beyond noise (0 to 1).
+
+    `shifts` are each frame's shift in sensor pixels from the stack's common position (None: not measurable),
+    `scale` the sensor pixels per picture cell.
+    """
+    if len(pictures) < 3 or any(p.shape != pictures[0].shape for p in pictures):
+        return [0.0] * len(pictures)
+    planes = pictures
+    shifts = [None if s is None else (s[0] / scale[0], s[1] / scale[1]) for s in shifts]
+    known = [np.asarray(s) for s in shifts if s is not None]
+    margin = math.ceil(max((float(np.abs(s).max()) for s in known), default=0.0)) + 2
+    if 2 * margin >= min(planes[0].shape) - 2 * SCALES[-1]:
+        return [0.0] * len(planes)
+    stack = np.stack(
+        [
+            registration.seen_back(plane, np.zeros(2) if shift is None else np.asarray(shift), margin)
+            for plane, shift in zip(planes, shifts, strict=True)
+        ]
+    )
+    centre = np.median(stack, axis=0)
+    bright = centre > max(1.0, float(np.percentile(centre, 10)))
+    for i in range(len(stack)):  # a flicker the level check tolerates: taken out as a gain, robustly
+        ratio = np.median(centre[bright] / np.maximum(stack[i][bright], 1e-3)) if bright.any() else 1.0
+        stack[i] *= np.float32(ratio if np.isfinite(ratio) and ratio > 0 else 1.0)
+    residual = stack - centre
+    limit = CLIP * _spread_by_level(residual.reshape(len(stack), -1), centre.reshape(-1), skip_zeros=True)
+    np.clip(residual, -limit.reshape(centre.shape), limit.reshape(centre.shape), out=residual)
+    shares = np.zeros(len(planes))
+    for side in SCALES:
+        blocks = _block_means(residual, side)
+        if blocks.shape[1] < MIN_BLOCKS:
+            continue
+        level = _block_means(centre[np.newaxis], side)[0]
+        z = blocks / _spread_by_level(blocks, level)
+        shares = np.maximum(shares, np.mean(np.abs(z) > DIFFERS_Z, axis=1))
+    return [float(s) for s in shares]
+
+
+def _block_means(images: npt.NDArray[np.float32], side: int) -> npt.NDArray[np.float32]:
+    """(N, H, W) -> (N, blocks): the mean of each side x side block (the edges that do not fill one dropped)."""
+    n, h, w = images.shape
+    ny, nx = h // side, w // side
+    tiles = images[:, : ny * side, : nx * side].reshape(n, ny, side, nx, side)
+    means: npt.NDArray[np.float32] = tiles.mean(axis=(2, 4), dtype=np.float32).reshape(n, ny * nx)
+    return means
+
+
+def _spread_by_level(
+    values: npt.NDArray[np.float32], level: npt.NDArray[np.float32], *, skip_zeros: bool = False
+) -> npt.NDArray[np.float64]:
+    """(N, M) values of all frames at M places whose centre is at `level` -> the robust spread (1.4826 MAD) of
+    the values at each place, per quartile of the level (noise grows with the signal). Frames of another
+    picture are a minority and do not move it. `skip_zeros`: the frame that is the median at a place has a
+    residual of exactly 0 there, which says nothing of the noise."""
+    edges = np.quantile(level, np.linspace(0, 1, LEVEL_BINS + 1)[1:-1])
+    bins = np.searchsorted(edges, level)
+    spread = np.ones(level.shape, dtype=np.float64)
+    for b in range(LEVEL_BINS):
+        here = bins == b
+        if not here.any():
+            continue
+        pooled = values[:, here].ravel()
+        if skip_zeros:
+            pooled = pooled[pooled != 0]
+        if pooled.size:
+            spread[here] = max(1.4826 * float(np.median(np.abs(pooled - np.median(pooled)))), 1e-3)
+    return spread
