@@ -263,6 +263,7 @@ class BurstRecord:
     error: str | None = None
     camera: CameraIdentity | None = None
     camera_files: list[str] = field(default_factory=list)  # 'folder/name' on the camera, in arrival order
+    set_aside: list[LeftOut] = field(default_factory=list)  # camera files kept apart: not this burst's frames
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for the stack manifest; file names are relative to the stack folder."""
@@ -278,6 +279,7 @@ class BurstRecord:
             "error": self.error,
             "camera": self.camera.to_json() if self.camera else None,
             "camera_files": list(self.camera_files),
+            "set_aside": [{"file": str(i.path.relative_to(self.stack)), "reason": i.reason} for i in self.set_aside],
         }
 
     @classmethod
@@ -300,6 +302,7 @@ class BurstRecord:
                 error=None if data.get("error") is None else str(data["error"]),
                 camera=None if camera is None else CameraIdentity.from_json(camera),
                 camera_files=[str(f) for f in data.get("camera_files", [])],
+                set_aside=[LeftOut(folder / str(i["file"]), str(i["reason"])) for i in data.get("set_aside", [])],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a burst record ({exc})") from None

@@ -8,11 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gphoto2 as gp
+import numpy as np
 import pytest
 
-from medianscan.capture.camera import BurstRecord, CameraError, CameraIdentity, list_cameras, open_camera
+from medianscan.capture.camera import (
+    BurstRecord,
+    CameraError,
+    CameraIdentity,
+    list_cameras,
+    open_camera,
+    simulated_scene,
+)
+from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
 from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
 from medianscan.config.schema import CameraConfig
+from medianscan.library.contents import candidates
+from medianscan.metadata import CameraInfo, Exposure
+from medianscan.outputs.dng import write_dng
 from tests.vcam import (
     INJECTED_EVENT_DELAY,
     MODEL,
@@ -352,3 +364,68 @@ def test_an_optional_aperture_on_a_manual_lens_is_a_warning(
     assert "aperture" not in locked and "shutterspeed" in locked
     assert "offers no choices" in caplog.text and "skipped as it is optional" in caplog.text
     cam.close()
+
+
+class InjectingCamera(RewritingCamera):
+    """The real virtual camera, told (through its own 'opcode' widget, as a press of the body's shutter would)
+    to add a file just before the burst's first shot: another picture announced among this burst's files."""
+
+    injected = False
+
+    def _before_shot(self) -> None:
+        if not self.injected:
+            self.injected = True
+            self.inject(OPCODE_FILE_ADDED)
+        super()._before_shot()
+
+
+@pytest.mark.parametrize("strategy", ["capture", "trigger"])
+def test_a_file_the_bursts_trigger_did_not_make_is_never_taken_as_its_frame(
+    vcam: VirtualCamera, tmp_path: Path, strategy: str
+) -> None:
+    """A file added just before the first shot (GPH_0098, as a press on the body would): libgphoto2's capture()
+    waits for its own object and never announces it; trigger + events announce it with the shot's, and it is set
+    aside, kept and named, for the older file it is. Either way the frames are the burst's three shots."""
+    cfg = CameraConfig(backend="gphoto2", settle_seconds=0.5, reconnect_max_seconds=1.0)
+    cfg.strategy = strategy  # type: ignore[assignment]
+    cam = Gphoto2Camera(cfg, factory=lambda: InjectingCamera(vcam))
+    record = cam.burst(3, tmp_path / "s", "s")
+    check_frames(record, vcam, 3, "s")
+    taken = [
+        record.camera_files[i] for i in range(len(record.camera_files)) if "GPH_0098" not in record.camera_files[i]
+    ]
+    assert [f.rsplit("/", 1)[1] for f in taken] == ["GPH_0099.JPG", "GPH_0101.JPG", "GPH_0103.JPG"]
+    if strategy == "trigger":
+        assert [left.path.name for left in record.set_aside] == ["GPH_0098.JPG"]
+        assert "numbered before a frame already taken" in record.set_aside[0].reason
+        assert (tmp_path / "s" / SET_ASIDE / "GPH_0098.JPG").is_file()  # kept, not lost
+        assert record.to_json()["set_aside"] == [
+            {"file": f"{SET_ASIDE}/GPH_0098.JPG", "reason": record.set_aside[0].reason}
+        ]
+    else:
+        assert record.set_aside == [] and not any("GPH_0098" in f for f in record.camera_files)
+    assert [p.name for p in candidates(tmp_path / "s")] == ["s_01.dng", "s_02.dng", "s_03.dng"]  # never blended
+    cam.close()
+
+
+def test_a_file_taken_well_before_its_trigger_is_stale_once_the_cameras_clock_is_known(tmp_path: Path) -> None:
+    """The A7 III's leftover: the body hands over the previous negative's last frame at the next trigger. Its EXIF
+    capture time (read from the file's head, as downloaded) is seconds older than the trigger that brought it."""
+    scene = np.zeros((64, 96), dtype=np.uint16)
+    layout = simulated_scene.layout(64, 96)
+
+    def shot(name: str, taken: str) -> CameraFile:
+        path = tmp_path / name
+        write_dng(path, scene, layout, CameraInfo("Sony", "ILCE-7M3"), Exposure(taken=taken))
+        return CameraFile("/store/DCIM/100MSDCF", name, capture_time(path.read_bytes()[:65536]))
+
+    fresh = Freshness()
+    first = shot("DSC00010.ARW", "2026:12:04 10:00:00")
+    t0 = first.taken or 0.0
+    host = t0 + 3600.0  # the host's clock runs an hour ahead of the camera's: only the offset matters
+    assert fresh.stale(first, host) is None
+    fresh.took(first, host)
+    assert fresh.stale(shot("DSC00011.ARW", "2026:12:04 10:00:01"), host + 1.2) is None
+    leftover = shot("DSC00012.ARW", "2026:12:04 10:00:02")  # shot with the last negative, handed over 9 s later
+    assert "taken 9 s before its trigger" in (fresh.stale(leftover, host + 11.0) or "")
+    assert "already taken" in (fresh.stale(first, host + 20.0) or "")

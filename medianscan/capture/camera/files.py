@@ -57,9 +57,10 @@ def frame_name(stem: str, index: int, total: int, ext: str) -> str:
     return f"{stem}_{index:0{width}d}.{ext}"
 
 
-def choose(kinds: list[FileKind], keep_jpeg: bool) -> tuple[int, list[int]]:
-    """Of one shot's files: the index of the frame (the first raw, else the first file) and of the JPEGs kept."""
+def choose(kinds: list[FileKind], keep_jpeg: bool, frame: int | None = None) -> tuple[int, list[int]]:
+    """Of one shot's files: the index of the frame (`frame`, else the first raw, else the first file) and of the
+    JPEGs kept."""
     raws = [i for i, k in enumerate(kinds) if k.kind == "raw"]
-    frame = raws[0] if raws else 0
+    frame = frame if frame is not None else raws[0] if raws else 0
     kept = [i for i, k in enumerate(kinds) if i != frame and k.kind == "jpeg" and keep_jpeg]
     return frame, kept

@@ -16,15 +16,21 @@ import gphoto2 as gp
 from medianscan.atomic import atomic_path
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
-from medianscan.capture.camera.files import choose, classify, frame_name
+from medianscan.capture.camera.files import FileKind, choose, classify, frame_name
+from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
 from medianscan.capture.camera.gphoto2_live import Gphoto2LiveView
 from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session, _stem, list_cameras
 from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings
+from medianscan.capture.camera.settings import true_seconds
 from medianscan.config.schema import CameraConfig
+from medianscan.records import LeftOut
 
 __all__ = ["Gphoto2Camera", "list_cameras"]
 
 log = logging.getLogger(__name__)
+
+MAX_SHOTS_PER_FRAME = 2  # a burst gives up after this many shots per frame that brought no fresh file
+Shot = tuple[float, float]  # (host time of the trigger, exposure seconds): what a shot's files are judged against
 
 
 class Gphoto2Camera(Camera):
@@ -46,10 +52,13 @@ class Gphoto2Camera(Camera):
         self.live = Gphoto2LiveView(self.session)
         self._warned_not_raw = False
         self._alive_widget: str | None = None
-        self.session.on_connect.append(self._forget_alive_widget)
+        self.freshness = Freshness()
+        self.session.on_connect.append(self._new_session)
 
-    def _forget_alive_widget(self) -> None:
+    def _new_session(self) -> None:
+        """What the last session knew is stale: its keep-alive widget, its files' order and clock."""
         self._alive_widget = None
+        self.freshness = Freshness()
 
     @property
     def _cam(self) -> Any:
@@ -104,15 +113,25 @@ class Gphoto2Camera(Camera):
                 self.connect()
             record.camera = self.session.identity
             record.settings = self.lock()
+            exposure = true_seconds(record.settings.get("shutterspeed", "")) or 0.0
             self._drain(record, stems, stem, n)
             record.stack.mkdir(parents=True, exist_ok=True)
-            for index in range(1, n + 1):
+            shots = 0
+            while len(record.frames) < n:
+                if shots == MAX_SHOTS_PER_FRAME * n:
+                    raise CameraError(
+                        f"the camera ({self.session.where()}) gave {len(record.frames)} fresh frame(s) of {n} in "
+                        f"{shots} shots: the other files were not this burst's (see {SET_ASIDE}/)"
+                    )
+                shots += 1
+                index = len(record.frames) + 1
                 t0 = time.perf_counter()
+                triggered = time.time()
                 files = self._shoot()
                 for _folder, name in files:
                     stems[_stem(name)] = index
-                self._store(index, n, files, record, stem)
-                record.per_frame_seconds.append(time.perf_counter() - t0)
+                if self._store(index, n, files, record, stem, shot=(triggered, exposure)):
+                    record.per_frame_seconds.append(time.perf_counter() - t0)
             self._drain(record, stems, stem, n)
         except gp.GPhoto2Error as exc:
             doing = f"shoot frame {len(record.frames) + 1} of {n} into {stack}"
@@ -136,13 +155,10 @@ class Gphoto2Camera(Camera):
         if self.cfg.strategy == "capture":
             path = self.session.call(self.session.cam.capture, gp.GP_CAPTURE_IMAGE)
             files = [(path.folder, path.name)]
-            shot = _stem(path.name)
-            for _ in range(100):  # a RAW+JPEG body announces the second file (same stem) as an event
-                kind, data = self.session.cam.wait_for_event(1)
-                if kind == gp.GP_EVENT_FILE_ADDED and _stem(data.name) == shot:
+            for _ in range(100):  # a RAW+JPEG body announces the second file (same stem) as an event, and a body
+                kind, data = self.session.cam.wait_for_event(1)  # may announce another shot's: freshness decides
+                if kind == gp.GP_EVENT_FILE_ADDED and (data.folder, data.name) not in files:
                     files.append((data.folder, data.name))
-                elif kind == gp.GP_EVENT_FILE_ADDED:
-                    self._stray(data.folder, data.name)
                 elif kind in (gp.GP_EVENT_TIMEOUT, gp.GP_EVENT_CAPTURE_COMPLETE):
                     break
             return files
@@ -173,32 +189,70 @@ class Gphoto2Camera(Camera):
         cam_file = self.session.call(self.session.cam.file_get, folder, name, gp.GP_FILE_TYPE_NORMAL)
         return cam_file, memoryview(cam_file.get_data_and_size())
 
-    def _store(self, index: int, total: int, files: list[tuple[str, str]], record: BurstRecord, stem: str) -> None:
-        """Download one shot's files; the raw becomes the frame, a JPEG is kept only if configured."""
+    def _store(
+        self, index: int, total: int, files: list[tuple[str, str]], record: BurstRecord, stem: str, *, shot: Shot
+    ) -> bool:
+        """Download one shot's files; the fresh raw becomes the frame (a JPEG of it is kept only if configured),
+        and a file this shot did not make is set aside, named (see freshness). False when no file was fresh."""
         items = []
         holders = []  # the CameraFile objects own the bytes the views point into
         for folder, name in files:
             holder, data = self._download(folder, name)
             holders.append(holder)
-            items.append((folder, name, data, classify(name, bytes(data[:65536]))))
+            head = bytes(data[:65536])
+            items.append((CameraFile(folder, name, capture_time(head)), data, classify(name, head)))
             record.camera_files.append(f"{folder.rstrip('/')}/{name}")
-        frame, kept = choose([item[3] for item in items], self.cfg.keep_jpeg)
-        if items[frame][3].kind != "raw" and not self._warned_not_raw:
+        frame, reasons = self._fresh_frame([(item[0], item[2]) for item in items], shot)
+        kept = [] if frame is None else choose([item[2] for item in items], self.cfg.keep_jpeg, frame)[1]
+        if frame is not None and items[frame][2].kind != "raw" and not self._warned_not_raw:
             log.warning(
                 "%s is not shooting RAW (got %s): set camera.settings.imageformat",
                 self.session.where(),
-                items[frame][1],
+                items[frame][0].name,
             )
             self._warned_not_raw = True
-        for i, (folder, name, data, kind) in enumerate(items):
+        for i, (file, data, kind) in enumerate(items):
             if i == frame or i in kept:
                 target = record.stack / frame_name(stem, index, total, kind.ext)
+            elif i in reasons:
+                target = record.stack / SET_ASIDE / file.name
+                target.parent.mkdir(exist_ok=True)
+                record.set_aside.append(LeftOut(target, reasons[i]))
+                log.warning("%s: set aside in %s/: %s", record.stack.name, SET_ASIDE, reasons[i])
+            else:
+                target = None
+            if target is not None:
                 with atomic_path(target) as tmp:  # libgphoto2 writes the temp; atomic_path fsyncs and renames
                     holders[i].save(str(tmp))
-                (record.frames if i == frame else record.jpegs).append(target)
-                record.sizes[target.name] = len(data)
+                if i == frame or i in kept:
+                    (record.frames if i == frame else record.jpegs).append(target)
+                    record.sizes[target.name] = len(data)
             if self.cfg.delete_from_camera:
-                self.session.call(self.session.cam.file_delete, folder, name)
+                self.session.call(self.session.cam.file_delete, file.folder, file.name)
+        return frame is not None
+
+    def _fresh_frame(self, files: list[tuple[CameraFile, FileKind]], shot: Shot) -> tuple[int | None, dict[int, str]]:
+        """Of one shot's files: the index of its frame (the newest fresh raw, else the first fresh file) and why
+        each other raw is not it. The session's freshness learns from the frame."""
+        triggered, exposure = shot
+        raws = [i for i, (_, kind) in enumerate(files) if kind.kind == "raw"] or list(range(len(files)))[:1]
+        order = self.freshness.newest_first([files[i][0] for i in raws])
+        reasons: dict[int, str] = {}
+        frame = None
+        for file in order:
+            i = next(j for j in raws if files[j][0] is file)
+            why = self.freshness.stale(file, triggered, exposure)
+            if why is None and frame is None:
+                frame = i
+                self.freshness.took(file, triggered)
+                continue
+            reasons[i] = why or f"{file.path} was announced for the same shot as a newer raw"
+            self.freshness.set_aside(file)
+        frame_stem = None if frame is None else _stem(files[frame][0].name)
+        for i, (file, _) in enumerate(files):  # the companions (same stem) of a raw set aside go with it
+            if i not in reasons and i != frame and _stem(file.name) != frame_stem:
+                reasons[i] = f"{file.path} belongs to a shot set aside"
+        return frame, reasons
 
     def _drain(self, record: BurstRecord, stems: dict[str, int], stem: str, total: int) -> None:
         """Empty the event queue; a late companion file of this burst is stored, any other file is left alone."""
