@@ -85,6 +85,7 @@ class PairRatio:
     longer: str
     nominal: float
     measured: dict[str, float]  # CFA colour -> ratio
+    pooled: tuple[str, ...] = ()  # colours too clipped to measure alone: they take the ratio of all colours
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,11 @@ class BracketRecord:
             groups=tuple(BracketGroup(g["shutter"], float(g["seconds"]), tuple(g["frames"])) for g in data["groups"]),
             ratios=tuple(
                 PairRatio(
-                    r["shorter"], r["longer"], float(r["nominal"]), {k: float(v) for k, v in r["measured"].items()}
+                    r["shorter"],
+                    r["longer"],
+                    float(r["nominal"]),
+                    {k: float(v) for k, v in r["measured"].items()},
+                    tuple(r.get("pooled", ())),
                 )
                 for r in data["ratios"]
             ),

@@ -7,6 +7,7 @@ through the same pool in tests/test_daemon.py.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -31,6 +32,8 @@ def gated_job(stack: Path, options: Any) -> dict[str, Any]:
         time.sleep(0.01)
     if stack.name.startswith("crash"):
         os.kill(os.getpid(), signal.SIGKILL)
+    if stack.name.startswith("segfault"):  # what a native decoder's crash looks like to the worker
+        ctypes.string_at(0)
     if stack.name.startswith("bad"):
         raise MedianscanError(f"{stack}: frame 3 is shifted by 2 px")
     if stack.name.startswith("bug"):
@@ -250,3 +253,22 @@ def test_a_group_wide_sigterm_leaves_the_running_blend_to_the_daemon(tmp_path: P
         assert done.ok and done.stack == a
     finally:
         pool.stop()
+
+
+def test_a_native_crash_in_a_worker_leaves_its_stack_in_the_log(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """faulthandler is on in every blend worker: a segmentation fault in LibRaw or a kernel prints the Python stack
+    that led to it on the worker's stderr (the journal, as a service), and the pool carries on."""
+    pool = BlendPool(workers=1, queue_size=8, job=gated_job, warm=None)
+    pool.start()
+    try:
+        for s in stacks(tmp_path, "segfault", "after"):
+            assert pool.submit(s, None)
+        done = {o.stack.name: o for o in collect(pool, 2)}
+        assert "stopped unexpectedly (signal SIGSEGV)" in (done["segfault"].error or "")
+        assert done["after"].ok
+    finally:
+        pool.stop()
+    err = capfd.readouterr().err
+    assert "Fatal Python error: Segmentation fault" in err and "gated_job" in err

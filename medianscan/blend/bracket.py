@@ -69,27 +69,47 @@ def _sample(image: npt.NDArray[np.generic], layout: MosaicLayout, spots: list[Ph
 
 def measure_ratio(short: Exposure, long: Exposure, layout: MosaicLayout) -> PairRatio:
     """long / short per CFA colour over the photosites both expose well; StackError when they share too few or
-    the ratio disagrees with the labels."""
+    the ratio disagrees with the labels.
+
+    Each colour is measured on the sample where it holds MIN_OVERLAP such photosites, else on the whole mosaic;
+    a colour still short of them (a long exposure that clips nearly all of it) takes the ratio pooled over every
+    colour: a shutter ratio is the same for all. Only a pair with too few in all colours together is refused."""
     span = float(layout.white_level) - float(np.mean(layout.black_levels))
     nominal = long.seconds / short.seconds
-    measured: dict[str, float] = {}
     names = f"the {short.label} group and the {long.label} group"
-    for letter, spots in sorted(_positions(layout).items()):
+
+    def ratios(spots: list[Photosites]) -> npt.NDArray[np.float32]:
         lo, sh = _sample(long.blend, layout, spots), _sample(short.blend, layout, spots)
         good = (lo < WELL_EXPOSED[1] * span) & (sh > WELL_EXPOSED[0] * span)  # both well exposed: lo > sh
-        if np.count_nonzero(good) < MIN_OVERLAP:
+        ratio: npt.NDArray[np.float32] = lo[good] / sh[good]
+        return ratio
+
+    sampled = _positions(layout)
+    found = {letter: ratios(spots) for letter, spots in sampled.items()}
+    whole: dict[str, list[Photosites]] = {}
+    for sites in layout.photosites(layout.active_area):
+        whole.setdefault(layout.colors[sites.colour].upper(), []).append(sites)
+    found |= {letter: ratios(whole[letter]) for letter, values in found.items() if values.size < MIN_OVERLAP}
+    pooled = [letter for letter, values in found.items() if values.size < MIN_OVERLAP]
+    if pooled:
+        together = np.concatenate(list(found.values()))
+        if together.size < MIN_OVERLAP:
+            counts = ", ".join(f"{letter}: {values.size}" for letter, values in sorted(found.items()))
             raise StackError(
-                f"{names} share no well-exposed photosites ({letter}: {np.count_nonzero(good)}): their exposures are "
-                "too far apart to merge; add a group in between"
+                f"{names} share too few well-exposed photosites ({counts}): their exposures are too far apart to "
+                "merge; add a group in between"
             )
-        value = float(np.median(lo[good] / sh[good]))
+        found |= dict.fromkeys(pooled, together)
+    measured = {letter: float(np.median(values)) for letter, values in sorted(found.items())}
+    for letter, value in measured.items():
         if abs(value / nominal - 1) > RATIO_TOLERANCE:
             raise StackError(
                 f"{names}: the measured exposure ratio ({letter}) is {value:.2f}, the shutter times say {nominal:.2f}: "
                 "more than 10 % apart (flicker, or a setting that did not land)"
             )
-        measured[letter] = value
-    return PairRatio(short.label, long.label, round(nominal, 4), {k: round(v, 4) for k, v in measured.items()})
+    return PairRatio(
+        short.label, long.label, round(nominal, 4), {k: round(v, 4) for k, v in measured.items()}, tuple(pooled)
+    )
 
 
 class ShadowNoise:

@@ -4,12 +4,15 @@ or the reason a file that could be a frame cannot be read (empty, cut short, ano
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import rawpy
 import tifffile
 
 from medianscan.formats import FrameKind, Sniffed, is_jpeg, is_tiff, kind_by_name, raw_container
+
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs damage as errors; we name it in one sentence
 
 
 def sniff(path: Path) -> FrameKind | None:

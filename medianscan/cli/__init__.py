@@ -6,6 +6,7 @@ Each subcommand lives in its own module here and registers itself; the work is d
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import importlib
 import logging
@@ -58,6 +59,7 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; user mistakes become one sentence on stderr and exit code 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    faulthandler.enable()  # a crash in a native library (LibRaw, libgphoto2, Exiv2) leaves a stack on stderr
     args = build_parser(_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],

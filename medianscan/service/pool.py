@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import logging
 import multiprocessing as mp
 import os
@@ -122,6 +123,7 @@ def _yield_to_capture() -> None:
 
 def _serve(conn: Connection, parent: int, job: Job[T, R], warm: WarmUp | None) -> None:
     """The worker process: warm up, then blend each stack the parent sends until it sends None."""
+    faulthandler.enable()  # a crash in a native decoder leaves its stack in the journal (stderr), not nothing
     _die_with_parent(parent)
     _yield_to_capture()
     # Ctrl-C, a group-wide SIGTERM or SIGHUP reach the workers too; the daemon decides what happens to a
