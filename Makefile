@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   -> installs what is missing, then runs the daemon on the simulated camera
+#   make demo   -> installs what is missing, builds the blend kernels, then runs the daemon on the simulated camera
 #                  (make demo DEMO_ARGS=--console leaves the operator console up at http://127.0.0.1:8631/)
-#   make test   -> installs what is missing, then ruff, mypy and the whole test suite
+#   make test   -> installs what is missing, builds the blend kernels, then ruff, mypy and the whole test suite
 # `make bench` runs the benchmarks (it also installs the peer tools they compare against).
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-packages screenshot
+.PHONY: demo test lint bench system-packages screenshot kernels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml
 system-packages:
 	bash scripts/system-packages.sh test
 
-demo: $(STAMP)
+# The blend kernels for stacks of 3 to 16 frames, compiled once on every core (no blend waits for a compile).
+kernels: $(STAMP)
+	$(BIN)/medianscan kernels
+
+demo: $(STAMP) kernels
 	$(BIN)/medianscan demo $(DEMO_ARGS)
 
 lint: $(STAMP)
@@ -28,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-packages lint
+test: $(STAMP) system-packages lint kernels
 	$(BIN)/pytest
 
 bench: $(STAMP)

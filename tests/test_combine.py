@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan.blend import codegen, combine, kernel_cache, networks
+from medianscan.blend import codegen, combine, kernel_build, kernel_cache, networks
+from medianscan.cli import main
 from medianscan.vocabulary import METHODS
 
 MEDIAN_NS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 16, 17, 21, 31, 33)
@@ -364,3 +365,26 @@ def test_a_kernel_compiled_for_the_first_time_is_announced_once(
         np.testing.assert_array_equal(out, 1)
     finally:
         kernel_cache.load_kernel.cache_clear()
+
+
+def test_kernels_built_ahead_are_loaded_by_a_blend_without_a_compile(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`medianscan kernels` compiles in spawned processes into the kernel cache and stamps the build; a blend
+    that needs those kernels then compiles nothing, and asking again costs nothing."""
+    monkeypatch.setenv(kernel_cache.CACHE_ENV, str(tmp_path / "kernels"))
+    kernel_cache.load_kernel.cache_clear()
+    wanted = [kernel_build.KernelNeed(4, "mean"), kernel_build.KernelNeed(3, "mean")]
+    monkeypatch.setattr(kernel_build, "needs", lambda *args, **kwargs: wanted)
+    assert main(["kernels"]) == 0
+    assert "built 2 kernels in" in capsys.readouterr().out
+    assert kernel_build.built(wanted)
+    with caplog.at_level(logging.INFO, logger="medianscan.blend.kernel_cache"):
+        out = combine.combine(np.zeros((4, 8, 8), dtype=np.uint16), "mean")
+    assert out.shape == (8, 8) and "compiling" not in caplog.text
+    assert main(["kernels"]) == 0
+    assert "2 kernels are built already" in capsys.readouterr().out
+    kernel_cache.load_kernel.cache_clear()

@@ -38,6 +38,12 @@ def kernel_dir() -> Path:
     return base / "medianscan" / "kernels"
 
 
+def cache_folder() -> Path:
+    """The kernel folder this process really uses: `kernel_dir()`, or a private temporary one when that cannot
+    be written (a service user without a home)."""
+    return _writable_dir(kernel_dir())
+
+
 def _writable_dir(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +88,7 @@ def _load_kernel(kind: str, n: int, g: int) -> Kernel:
     source = _source(kind, n, g)
     digest = hashlib.sha256(f"{GENERATOR_VERSION}\n{source}".encode()).hexdigest()[:16]
     tag = kind.replace("-", "_") + (f"_{n}_{g}" if kind == "winsorized" else f"_{n}")
-    folder = _writable_dir(kernel_dir())
+    folder = cache_folder()
     path = folder / f"{tag}_{digest}.py"
     data = source.encode()
     if not path.is_file() or path.read_bytes() != data:

@@ -6,9 +6,11 @@ Each subcommand lives in its own module here and registers itself; the work is d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import gc
 import importlib
+import io
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "config": "config",
     "run": "run",
     "demo": "demo",
+    "kernels": "kernels",
     "watch": "watch",
     **dict.fromkeys(control.COMMANDS, "control"),  # the daemon's own commands, light to import
 }
@@ -59,7 +62,8 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; user mistakes become one sentence on stderr and exit code 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    faulthandler.enable()  # a crash in a native library (LibRaw, libgphoto2, Exiv2) leaves a stack on stderr
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr without a file (a test's capture)
+        faulthandler.enable()  # a crash in a native library (LibRaw, libgphoto2, Exiv2) leaves a stack on stderr
     args = build_parser(_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],

@@ -41,11 +41,12 @@ def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
 
 
 def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
-    """Compile or load the kernels a stack of `frames` frames uses before the first stack: the blend itself, and
-    the (frames - 1)-frame blend its noise measurement makes (see blend.noise), with the configured method and
-    its parameters. Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`."""
+    """Load (or compile, when `medianscan kernels` has not built them) the kernels a stack of `frames` frames uses
+    before the first stack: the blend itself and the (frames - 1)-frame blend its noise measurement makes (see
+    blend.noise), down to 3 and 2 frames when bad frames are dropped, with the configured method and its
+    parameters. Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`."""
     cfg = blend or BlendConfig()
-    for n in (frames, frames - 1):
+    for n in range(frames, 1, -1) if cfg.drop_bad_frames else (frames, frames - 1):
         warm_up(
             n, methods=(cfg.method,), kappa=cfg.kappa, iterations=cfg.iterations, winsor_fraction=cfg.winsor_fraction
         )
