@@ -92,7 +92,7 @@ def differing_shares(
         if blocks.shape[1] < MIN_BLOCKS:
             continue
         level = _block_means(centre[np.newaxis], side)[0]
-        z = blocks / _spread_by_level(blocks, level)
+        z = blocks / _spread_by_level(blocks, level, skip_zeros=True)
         shares = np.maximum(shares, np.mean(np.abs(z) > DIFFERS_Z, axis=1))
     return [float(s) for s in shares]
 
@@ -111,8 +111,9 @@ def _spread_by_level(
 ) -> npt.NDArray[np.float64]:
     """(N, M) values of all frames at M places whose centre is at `level` -> the robust spread (1.4826 MAD) of
     the values at each place, per quartile of the level (noise grows with the signal). Frames of another
-    picture are a minority and do not move it. `skip_zeros`: the frame that is the median at a place has a
-    residual of exactly 0 there, which says nothing of the noise."""
+    picture are a minority and do not move it. `skip_zeros`: values of exactly 0 say nothing of the noise (the
+    frame that is the median at a place has a residual of 0 there; a block clipped in every frame has a mean of
+    0), so they are left out."""
     edges = np.quantile(level, np.linspace(0, 1, LEVEL_BINS + 1)[1:-1])
     bins = np.searchsorted(edges, level)
     spread = np.ones(level.shape, dtype=np.float64)
