@@ -437,8 +437,8 @@ def test_the_white_level_is_raised_to_data_that_overshoot_it_but_not_by_a_few_st
     mosaic = cr2.mosaic.copy()
     top, left, bottom, right = layout.active_area
     assert levels.floored(layout, mosaic).white_level >= int(np.percentile(mosaic[top:bottom, left:right], 99.99))
-    quiet = np.minimum(mosaic, 1000)
-    quiet[top + 100, left + 100 : left + 105] = 4095  # five stuck photosites
+    quiet = (mosaic * 0.6).astype(np.uint16)  # highlights up to 890, no pile-up
+    quiet[top + 99, left + 100 : left + 105] = 4095  # five stuck photosites (on a row the floor reads)
     assert levels.floored(layout, quiet).white_level == 1200
 
 
@@ -457,3 +457,16 @@ def test_darktables_camera_data_gives_the_30ds_white(cr2: Source):
     assert white is not None
     assert levels.darktable_levels(cr2.camera.make, cr2.camera.model, 640) == levels.SensorLevels(127, white)
     assert levels.darktable_levels("Nobody", "Unknown Camera", 100) is None
+
+
+def test_a_film_base_the_sensor_clipped_below_the_white_level_still_reads_as_clipped(cr2: Source):
+    """A body that saturates below the white level its tables give (3700 of 4095 here): the photosites piled up
+    at that one top value are where white is, and the DNG says so; LibRaw's default processing does the same with
+    the source (it lowers its maximum to the data's when they come near)."""
+    top, left, bottom, right = cr2.layout.active_area
+    mosaic = cr2.mosaic.astype(np.int32) * 3
+    mosaic[top + 200 : top + 500, left + 100 : left + 900] = 3700  # the clear film base, clipped
+    clipped = np.clip(mosaic, 0, 3700).astype(np.uint16)
+    assert levels.floored(cr2.layout, clipped).white_level == 3700
+    unclipped = np.minimum(cr2.mosaic, 3000)  # no pile-up: the white level the tables give stays
+    assert levels.floored(cr2.layout, unclipped).white_level == cr2.layout.white_level

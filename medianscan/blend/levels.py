@@ -15,8 +15,11 @@ the camera preview's tone) and in LibRaw's default processing (auto-brightened);
 without auto-brightening then differs from the source by the tables' gap (measured in tests/test_renders.py).
 
 Either way the white level never sits below data the frames really hold (a lossy-compressed raw overshoots its
-nominal maximum): it is raised to the highest value enough photosites reach, so nothing real is cut off and what
-the sensor clipped still reads as clipped. A few stuck photosites do not move it.
+nominal maximum): it is raised to the highest value enough photosites reach, so nothing real is cut off; a few
+stuck photosites do not move it. And where the sensor clipped below the white level the tables say (a film base
+exposed to the right, at an ISO whose saturation is lower), the pile-up of photosites at one top value is where
+white is: the white level comes down to it, so what the sensor clipped reads as clipped (LibRaw's default
+processing does the same with the source: it lowers its maximum to the data's when they come near).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ DARKTABLE_CAMERAS = tuple(
 FLOOR_SHARE = 1e-5  # the floor is the highest value at least this share of the active area's photosites reach ...
 FLOOR_MIN_PHOTOSITES = 16  # ... and at least this many of those read (stuck photosites are single)
 FLOOR_ROW_STEP = 3
+PILE_UP_SHARE = 5e-4  # this share of the active area's photosites at one top value below white: the sensor clipped
+PILE_UP_RANGE = 0.5  # ... when that value lies in the upper half of the range
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,17 @@ def data_floor(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> int:
 
 
 def floored(layout: MosaicLayout, mosaic: npt.NDArray[np.uint16]) -> MosaicLayout:
-    """`layout` whose white level is at least what the data reach (see module docstring)."""
+    """`layout` whose white level is where the data say white is: never below what they reach, and at the top
+    value the sensor clipped at when it piled up below the white level (see module docstring)."""
     top, left, bottom, right = layout.active_area
-    if int(mosaic[top:bottom:FLOOR_ROW_STEP, left:right].max()) <= layout.white_level:
+    sample = mosaic[top:bottom:FLOOR_ROW_STEP, left:right]
+    highest = int(sample.max())
+    if highest < layout.white_level:  # a pile-up in the upper half of the range is the sensor's saturation
+        black = max(layout.black_levels)
+        high_enough = highest > black + PILE_UP_RANGE * (layout.white_level - black)
+        piled = high_enough and np.count_nonzero(sample == highest) >= PILE_UP_SHARE * sample.size
+        return replace(layout, white_level=highest) if piled else layout
+    if highest == layout.white_level:
         return layout  # the usual case, found in a millisecond
     floor = data_floor(mosaic, layout)
     return layout if floor <= layout.white_level else replace(layout, white_level=floor)
