@@ -25,6 +25,32 @@ class LeftOut:
 
 
 RECORD_VERSION = 1
+TEXT_LIMIT = 200  # characters of a film field
+NOTES_LIMIT = 2000  # characters of the notes
+
+
+def text_problem(field_name: str, value: str, *, multiline: bool = False) -> str | None:
+    """Why `value` cannot be a free-text field that every DNG of a roll will carry in its XMP (None: it can):
+    text that is not valid Unicode (a lone surrogate, from a byte that is not UTF-8), characters XML forbids (NUL,
+    other control characters, U+FFFE, U+FFFF), line breaks in a one-line field, or too much of it."""
+    limit = NOTES_LIMIT if multiline else TEXT_LIMIT
+    if len(value) > limit:
+        return f"{field_name} is {len(value):,} characters long; at most {limit:,} are kept with a roll"
+    for position, char in enumerate(value):
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"{field_name} is not valid text at character {position + 1} (a byte that is not UTF-8?)"
+        allowed_break = multiline and char in "\t\n\r"
+        if (code < 0x20 or 0x7F <= code < 0xA0 or code in (0xFFFE, 0xFFFF)) and not allowed_break:
+            return f"{field_name} holds a control character (U+{code:04X}) at character {position + 1}"
+    return None
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    """`value` with whatever `text_problem` would refuse replaced (U+FFFD) and cut to its limit: for records
+    accepted before the rule existed, so that nothing already stored can make a later blend fail."""
+    kept = "".join(char if text_problem("", char, multiline=multiline) is None else "\ufffd" for char in value)
+    return kept[: NOTES_LIMIT if multiline else TEXT_LIMIT]
 
 
 @dataclass(frozen=True)
@@ -47,20 +73,29 @@ class FilmRecord:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: object) -> FilmRecord:
-        """A film record from JSON; an unknown key or a wrong type is a ValueError naming it."""
+    def from_json(cls, data: object, *, stored: bool = False) -> FilmRecord:
+        """A film record from JSON; an unknown key, a wrong type or text `text_problem` refuses is a ValueError
+        naming it. A `stored` record (a roll's, accepted before) has such text cleaned instead."""
         if not isinstance(data, dict):
-            raise ValueError("a film record is a JSON object")
+            raise ValueError('a film record is a JSON object such as {"film": "Ilford HP5 Plus 400"}')
         known = {f.name: f for f in dataclasses.fields(cls)}
+        cleaned: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
-                raise ValueError(f"unknown film field {key!r} (known: {', '.join(known)})")
+                raise ValueError(f"unknown film field {str(key)[:40]!r} (known: {', '.join(known)})")
             if key == "iso":
-                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                    raise ValueError(f"iso must be a positive whole number, not {value!r}")
+                whole = isinstance(value, int) and not isinstance(value, bool)
+                if value is not None and not (whole and 0 < value < 10**6):
+                    raise ValueError(f"iso must be a whole number from 1 to 999999, not {str(value)[:40]!r}")
+                cleaned[key] = value
             elif value is not None and not isinstance(value, str):
-                raise ValueError(f"{key} must be text, not {value!r}")
-        cleaned: dict[str, Any] = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in data.items()}
+                raise ValueError(f"{key} must be text, not {type(value).__name__}")
+            elif isinstance(value, str):
+                multiline = key == "notes"
+                problem = text_problem(key, value, multiline=multiline)
+                if problem is not None and not stored:
+                    raise ValueError(problem)
+                cleaned[key] = clean_text(value, multiline=multiline).strip() or None
         return cls(**cleaned)
 
     def merged_over(self, defaults: FilmRecord) -> FilmRecord:

@@ -323,4 +323,4 @@ def test_a_new_roll_from_the_console_carries_its_film(console: tuple[RunningDaem
     record = read_roll_record(running.daemon.library.roll)
     assert record is not None and record.film.film == "Ilford HP5 Plus 400" and record.film.iso == 1600
     bad = client.request("POST", "/api/actions/new-roll", headers, b'{"film": {"iso": -3}}')
-    assert bad[0] == 400 and b"iso must be a positive whole number" in bad[2]
+    assert bad[0] == 400 and b"iso must be a whole number from 1 to 999999" in bad[2]

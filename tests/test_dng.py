@@ -463,7 +463,7 @@ def test_a_film_base_the_sensor_clipped_below_the_white_level_still_reads_as_cli
     """A body that saturates below the white level its tables give (3700 of 4095 here): the photosites piled up
     at that one top value are where white is, and the DNG says so; LibRaw's default processing does the same with
     the source (it lowers its maximum to the data's when they come near)."""
-    top, left, bottom, right = cr2.layout.active_area
+    top, left, _, _ = cr2.layout.active_area
     mosaic = cr2.mosaic.astype(np.int32) * 3
     mosaic[top + 200 : top + 500, left + 100 : left + 900] = 3700  # the clear film base, clipped
     clipped = np.clip(mosaic, 0, 3700).astype(np.uint16)

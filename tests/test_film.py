@@ -124,7 +124,7 @@ def test_new_roll_over_the_control_socket_records_the_film_and_bad_fields_are_re
         assert record is not None
         assert record.film == FilmRecord(film="Portra 400", film_maker="Kodak", iso=400, process="C-41")
         bad = request(socket, "new-roll", film={"iso": "four hundred"})
-        assert not bad["ok"] and "iso must be a positive whole number" in bad["error"]
+        assert not bad["ok"] and "iso must be a whole number from 1 to 999999" in bad["error"]
         unknown = request(socket, "new-roll", film={"stock": "HP5"})
         assert not unknown["ok"] and "unknown film field 'stock'" in unknown["error"]
         assert running.daemon.library.roll == roll  # refused: no roll was started

@@ -21,8 +21,9 @@ from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import SHELF, FrameArrays
 from medianscan.blend.verify import output_digest, pixels_sha256
-from medianscan.errors import StackError
+from medianscan.errors import MedianscanError, StackError
 from medianscan.outputs import dng, jpeg, tiff
+from medianscan.outputs import xmp as xmp_file
 from medianscan.outputs.preview import Tone
 from medianscan.records import FlatRecord
 
@@ -58,6 +59,12 @@ def write_outputs(
             tone=tone,
             metadata_from=first.path,
         )
+        if xmp is not None:
+            try:
+                xmp_file.read_back(main, xmp)
+            except MedianscanError as exc:
+                main.unlink(missing_ok=True)
+                raise StackError(str(exc)) from exc
         digest = read_back(main, pixels_sha256(blended))
         if options.tiff:
             linear = main.with_suffix(".tif")

@@ -9,7 +9,6 @@ import os
 import socket
 import stat
 import threading
-import time
 import typing
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -17,13 +16,26 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.events import DEFAULT_WAIT, MAX_LINE, SOCKET_NAME, WAIT, Answer, RequestHandler, TriggerHub
+from medianscan.capture.events import (
+    MAX_LINE,
+    SOCKET_NAME,
+    Answer,
+    BadRequestError,
+    RequestHandler,
+    TriggerHub,
+    not_in_time,
+    parse_request,
+    wait_seconds,
+)
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.records import FilmRecord
 from medianscan.vocabulary import REQUESTS, Request
 
 log = logging.getLogger(__name__)
+
+MAX_CLIENTS = 32  # clients served at once; one more is told to try again
+CLIENT_SECONDS = 30.0  # a client silent this long is closed
 
 
 def server_socket_path(cfg: Config) -> Path:
@@ -52,23 +64,17 @@ def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> Reques
     def handle(action: Request, request: dict[str, Any]) -> dict[str, Any]:
         if action == "status":
             return {"ok": True, "status": status()}
-        wait = request.get("wait", DEFAULT_WAIT.get(action, WAIT))
-        if not isinstance(wait, int | float) or wait <= 0:
-            raise MedianscanError(f"wait must be a positive number of seconds, not {wait!r}")
-        film = None
-        if request.get("film") is not None:
-            try:
-                film = FilmRecord.from_json(request["film"])
-            except ValueError as exc:
-                raise MedianscanError(f"{action}: {exc}") from None
+        try:
+            wait = wait_seconds(request, action)
+            film = None if request.get("film") is None else FilmRecord.from_json(request["film"])
+        except ValueError as exc:
+            raise MedianscanError(f"{action}: {exc}") from None
         reply: Future[Answer] = Future()
         hub.emit(action, "socket", reply, film=film)
         try:
-            return reply.result(timeout=float(wait)).to_json()
+            return reply.result(timeout=wait).to_json()
         except FutureTimeout:
-            raise MedianscanError(
-                f"{action}: no answer from the daemon within {wait:g} s; it may still do it (see `medianscan status`)"
-            ) from None
+            raise MedianscanError(f"{action}: {not_in_time(reply, wait)}") from None
 
     return handle
 
@@ -85,6 +91,7 @@ class ControlServer:
         self._inode: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._clients = threading.BoundedSemaphore(MAX_CLIENTS)
 
     def start(self) -> None:
         """Bind (replacing a stale socket, refusing a live one) and serve on a thread."""
@@ -157,23 +164,39 @@ class ControlServer:
         raise MedianscanError(f"another medianscan is already listening on {self.path}")
 
     def _serve(self) -> None:
+        """Accept clients, at most MAX_CLIENTS at once; a failing accept (out of descriptors) backs off."""
         assert self._sock is not None
+        backoff = 0.0
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as exc:
                 if self._stop.is_set():
                     return
-                log.exception("control socket accept failed")
-                time.sleep(0.25)
+                backoff = min(max(0.25, backoff * 2), 5.0)
+                log.warning("control socket: accept failed (%s); trying again in %.2f s", exc.strerror or exc, backoff)
+                self._stop.wait(backoff)
+                continue
+            backoff = 0.0
+            if not self._clients.acquire(blocking=False):
+                with conn:
+                    conn.settimeout(1)
+                    with contextlib.suppress(OSError):
+                        conn.sendall(b'{"ok": false, "error": "too many clients at once; try again"}\n')
                 continue
             threading.Thread(target=self._client, args=(conn,), name="control-client", daemon=True).start()
 
     def _client(self, conn: socket.socket) -> None:
+        try:
+            self._talk(conn)
+        finally:
+            self._clients.release()
+
+    def _talk(self, conn: socket.socket) -> None:
         with conn:
-            conn.settimeout(30)
+            conn.settimeout(CLIENT_SECONDS)
             reader = conn.makefile("rb")
             try:
                 while not self._stop.is_set():
@@ -189,19 +212,18 @@ class ControlServer:
             finally:
                 reader.close()
 
-    def answer(self, line: bytes) -> dict[str, Any]:  # noqa: PLR0911 - one reply per kind of bad request
+    def answer(self, line: bytes) -> dict[str, Any]:
         """The reply to one request line; a bad request is an error reply, never an exception."""
         if len(line) > MAX_LINE:
             return {"ok": False, "error": f"request longer than {MAX_LINE} bytes"}
         try:
-            request = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return {"ok": False, "error": f"not a JSON request ({exc})"}
-        if not isinstance(request, dict):
-            return {"ok": False, "error": 'a request is a JSON object such as {"action": "capture"}'}
+            request = parse_request(line)
+        except BadRequestError as exc:
+            return {"ok": False, "error": str(exc)}
         action = request.get("action")
         if action not in REQUESTS:
-            return {"ok": False, "error": f"unknown action {action!r} (known: {', '.join(REQUESTS)})"}
+            shown = str(action)[:40] if isinstance(action, str) else type(action).__name__
+            return {"ok": False, "error": f"unknown action {shown!r} (known: {', '.join(REQUESTS)})"}
         try:
             reply = self.handler(typing.cast(Request, action), request)
         except MedianscanError as exc:

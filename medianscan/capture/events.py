@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -30,7 +32,74 @@ RequestHandler = Callable[[Request, dict[str, Any]], dict[str, Any]]  # control 
 SOCKET_NAME = "control.sock"
 DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0}  # seconds a client waits: a burst may be long
 WAIT = 30.0
+MAX_WAIT = 3600.0  # the longest wait a client may ask for
 MAX_LINE = 64 * 1024
+MAX_DEPTH = 16  # a request nested deeper than this is no request of ours
+
+
+class BadRequestError(ValueError):
+    """A request that is not one: the reason, in one sentence about the input."""
+
+
+def parse_request(data: bytes) -> dict[str, Any]:
+    """A JSON object from a client (the control socket's line, the console's body), or BadRequestError saying
+    what is wrong: not UTF-8, not JSON, nested too deep, not an object."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("the request is not UTF-8 text") from None
+    if _depth(text) > MAX_DEPTH:
+        raise BadRequestError(f"the request is nested more than {MAX_DEPTH} levels deep")
+    try:
+        request = json.loads(text)
+    except ValueError as exc:
+        raise BadRequestError(f"the request is not JSON ({exc})") from None
+    except RecursionError:  # pragma: no cover - _depth keeps it away
+        raise BadRequestError("the request is nested too deep") from None
+    if not isinstance(request, dict):
+        raise BadRequestError('a request is a JSON object such as {"action": "capture"}')
+    return request
+
+
+def _depth(text: str) -> int:
+    """How deep brackets nest in `text`, outside strings (a cheap bound before the JSON parser recurses)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def wait_seconds(request: dict[str, Any], action: Request) -> float:
+    """How long the client asks to wait for `action`'s answer: its "wait", checked (a finite number of seconds,
+    more than 0 and at most MAX_WAIT), or the action's default."""
+    wait = request.get("wait", DEFAULT_WAIT.get(action, WAIT))
+    number = isinstance(wait, int | float) and not isinstance(wait, bool)
+    if not number or not math.isfinite(wait) or not 0 < wait <= MAX_WAIT:
+        limit = f"more than 0 and at most {MAX_WAIT:g}"
+        raise BadRequestError(f"wait must be a number of seconds, {limit}, not {wait!s:.40}")
+    return float(wait)
+
+
+def not_in_time(reply: Future[Answer], seconds: float) -> str:
+    """The answer when a client stops waiting: what was left undone is cancelled, so it does not fire later,
+    behind the client's back; what already began goes on, and the client is told so."""
+    if reply.cancel():
+        return f"no answer within {seconds:g} s; cancelled: not done"
+    return f"no answer within {seconds:g} s; it is under way (see `medianscan status`)"
 
 
 Outcome = Literal["done", "queued", "ignored", "refused"]
@@ -71,6 +140,11 @@ class TriggerEvent:
     reply: Future[Answer] | None = dataclasses.field(default=None, compare=False)
     behind: str | None = None  # the burst this press was queued behind, once the daemon kept it for later
     film: FilmRecord | None = None  # new-roll: the film of the new roll (over the configured defaults)
+
+    def begin(self) -> bool:
+        """The daemon is about to act on this request: False when its client has stopped waiting and cancelled
+        it (it is then not done at all)."""
+        return self.reply is None or self.reply.set_running_or_notify_cancel()
 
     def answer(self, answer: Answer) -> None:
         """Tell the waiting source (if any) what happened; a second answer is ignored."""

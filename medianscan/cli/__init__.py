@@ -19,6 +19,7 @@ from typing import NoReturn
 from medianscan import __version__
 from medianscan.cli import control
 from medianscan.errors import MedianscanError
+from medianscan.logs import limit_repeats
 
 CommandHandler = Callable[[argparse.Namespace], int]
 
@@ -65,10 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr without a file (a test's capture)
         faulthandler.enable()  # a crash in a native library (LibRaw, libgphoto2, Exiv2) leaves a stack on stderr
     args = build_parser(_command(argv)).parse_args(argv)
+    before = list(logging.getLogger().handlers)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # a record repeated in a tight loop is summarised, never written thousands of times a second (on the handler
+    # made here: a host that configured logging before, a test's capture say, keeps its own)
+    limit_repeats([h for h in logging.getLogger().handlers if h not in before])
     if not args.verbose:  # a first kernel compile can take minutes: say so even when nothing else is logged
         logging.getLogger("medianscan.blend.kernel_cache").setLevel(logging.INFO)
     handler: CommandHandler = args.handler

@@ -62,8 +62,13 @@ _FILM_HELP = {
 
 
 def film_of(args: argparse.Namespace) -> FilmRecord:
-    """The film fields given on the command line (the config's `film` fills the rest, in the daemon)."""
-    return FilmRecord(**{f.name: getattr(args, f"film_{f.name}", None) for f in dataclasses.fields(FilmRecord)})
+    """The film fields given on the command line (the config's `film` fills the rest, in the daemon), checked
+    here, where they enter: a byte that is not UTF-8 or a control character is refused with the reason."""
+    given = {f.name: getattr(args, f"film_{f.name}", None) for f in dataclasses.fields(FilmRecord)}
+    try:
+        return FilmRecord.from_json({k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise MedianscanError(f"new-roll: {exc}") from None
 
 
 def find_socket(args: argparse.Namespace) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import shlex
 import typing
@@ -16,6 +17,7 @@ from medianscan.config.listen import parse_listen
 from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig
 from medianscan.errors import MedianscanError
 from medianscan.library.names import Template
+from medianscan.records import FilmRecord, text_problem
 
 ecodes: ModuleType | None
 try:  # evdev's key-name table, where it is installed (Linux); elsewhere names are checked by their shape
@@ -24,15 +26,28 @@ except ImportError:  # pragma: no cover - evdev is a dependency on Linux
     ecodes = None
 
 
-def _at_least(low: float, *, strict: bool = False) -> typing.Callable[[Any], str | None]:
-    """A range check: the value must be >= low (or > low when strict)."""
+def _within(
+    low: float, high: float, *, above: bool = False, why: str = "", hint: typing.Callable[[Any], str] | None = None
+) -> typing.Callable[[Any], str | None]:
+    """A range check: low <= value <= high (low < value with `above`), and a finite number; `why` says why the
+    range is what it is, `hint` what the user probably meant."""
 
     def check(value: Any) -> str | None:
-        if value is None or (value > low if strict else value >= low):
+        if value is None:
             return None
-        return f"must be {'greater than' if strict else 'at least'} {low}, got {value}"
+        inside = math.isfinite(value) and (value > low if above else value >= low) and value <= high
+        if inside:
+            return None
+        shown = f"{value:g}" if isinstance(value, float) else str(value) if abs(value) < 10**12 else f"{value:.3g}"
+        lower = f"more than {low:g}" if above else f"at least {low:g}"
+        extra = hint(value) if hint is not None and math.isfinite(value) else ""
+        return f"must be {lower} and at most {high:g}{f' ({why})' if why else ''}, got {shown}{extra}"
 
     return check
+
+
+def _percent_hint(value: Any) -> str:
+    return f"; did you mean {value / 100:g} ({value:g} %)?" if 1 <= value <= 100 else ""
 
 
 def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | None]:
@@ -52,14 +67,24 @@ def _template_check(counter: str, what: str) -> typing.Callable[[Any], str | Non
 
 
 def _sim_size(value: Any) -> str | None:
-    """Whole 2x2 Bayer cells, and enough of them to show a scene."""
-    if value < 32 or value % 2:
-        return f"must be an even number of pixels, at least 32, got {value}"
+    """Whole 2x2 Bayer cells, and enough of them to show a scene (and few enough to fit in memory)."""
+    if value < 32 or value > 16384 or value % 2:
+        return f"must be an even number of pixels from 32 to 16384, got {value}"
     return None
 
 
 def _winsor(value: Any) -> str | None:
-    return None if 0 <= value < 0.5 else f"must be in [0, 0.5), got {value}"
+    return None if math.isfinite(value) and 0 <= value < 0.5 else f"must be at least 0 and below 0.5, got {value:g}"
+
+
+def _film_text(name: str) -> typing.Callable[[Any], str | None]:
+    """A film field: text a DNG's XMP can carry (records.text_problem, the rule every entry point shares)."""
+
+    def check(value: Any) -> str | None:
+        problem = None if value is None else text_problem(name, value, multiline=name == "notes")
+        return None if problem is None else problem.removeprefix(f"{name} ")
+
+    return check
 
 
 def _device(value: Any) -> str | None:
@@ -112,40 +137,47 @@ def _port(value: Any) -> str | None:
     return None if value is None or ":" in value else f"must look like usb:001,004, got {value!r}"
 
 
+MAX_FRAMES = 255  # frames of one stack, at most
+FILM_TEXT_FIELDS = [f.name for f in dataclasses.fields(FilmRecord) if f.name != "iso"]
+
 # (dataclass name, field) -> check of the converted value; returns the problem or None.
 _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
-    ("Config", "frames"): _at_least(3),
-    ("Config", "workers"): _at_least(1),
-    ("Config", "queue_size"): _at_least(1),
+    ("Config", "frames"): _within(3, MAX_FRAMES, why="a stack of more frames would not fit in memory or time"),
+    ("Config", "workers"): _within(1, 64),
+    ("Config", "queue_size"): _within(1, 1000),
     ("Config", "roll_template"): _template_check("roll", "roll_template"),
     ("Config", "negative_template"): _template_check("negative", "negative_template"),
     ("CameraConfig", "port"): _port,
-    ("CameraConfig", "settle_seconds"): _at_least(0),
-    ("CameraConfig", "keep_alive_seconds"): _at_least(0),
-    ("CameraConfig", "reconnect_max_seconds"): _at_least(0, strict=True),
+    ("CameraConfig", "settle_seconds"): _within(0, 60),
+    ("CameraConfig", "keep_alive_seconds"): _within(0, 3600),
+    ("CameraConfig", "reconnect_max_seconds"): _within(0, 3600, above=True),
+    ("SimulatedConfig", "seed"): _within(0, 2**32 - 1),
     ("SimulatedConfig", "width"): _sim_size,
     ("SimulatedConfig", "height"): _sim_size,
-    ("SimulatedConfig", "seconds_per_frame"): _at_least(0),
-    ("SimulatedConfig", "flicker_frame"): _at_least(1),
-    ("SimulatedConfig", "shifted_frame"): _at_least(1),
-    ("SimulatedConfig", "dead_after_frames"): _at_least(0),
-    ("SimulatedConfig", "preview_fps"): _at_least(0, strict=True),
-    ("SimulatedConfig", "preview_focus_period_seconds"): _at_least(0),
-    ("SimulatedConfig", "light"): _at_least(0, strict=True),
-    ("BlendConfig", "kappa"): _at_least(0, strict=True),
-    ("BlendConfig", "iterations"): _at_least(1),
+    ("SimulatedConfig", "seconds_per_frame"): _within(0, 60),
+    ("SimulatedConfig", "flicker_frame"): _within(1, MAX_FRAMES),
+    ("SimulatedConfig", "shifted_frame"): _within(1, MAX_FRAMES),
+    ("SimulatedConfig", "dead_after_frames"): _within(0, 10**6),
+    ("SimulatedConfig", "preview_fps"): _within(0, 120, above=True),
+    ("SimulatedConfig", "preview_focus_period_seconds"): _within(0, 3600),
+    ("SimulatedConfig", "light"): _within(0, 1000, above=True),
+    ("BlendConfig", "kappa"): _within(0, 100, above=True),
+    ("BlendConfig", "iterations"): _within(1, 100),
     ("BlendConfig", "winsor_fraction"): _winsor,
-    ("BlendConfig", "level_tolerance"): _at_least(0, strict=True),  # 0 would refuse every real stack
-    ("BlendConfig", "max_shift_px"): _at_least(0, strict=True),
+    # 0 would refuse every real stack; a whole frame off by half is no flicker but another exposure
+    ("BlendConfig", "level_tolerance"): _within(0, 0.5, above=True, why="a fraction", hint=_percent_hint),
+    ("BlendConfig", "max_shift_px"): _within(0, 100, above=True),
     ("FootswitchConfig", "device"): _device,
-    ("FootswitchConfig", "debounce_ms"): _at_least(0),
+    ("FootswitchConfig", "debounce_ms"): _within(0, 10000),
     ("ConsoleConfig", "listen"): _listen,
     ("ConsoleConfig", "token"): _token,
-    ("ConsoleConfig", "live_fps"): _at_least(0, strict=True),
+    ("ConsoleConfig", "live_fps"): _within(0, 120, above=True),
     ("WatchConfig", "group"): _group,
-    ("WatchConfig", "quiet_seconds"): _at_least(0, strict=True),
-    ("WatchConfig", "frames"): _at_least(3),
-    ("WatchConfig", "settle_seconds"): _at_least(0, strict=True),
+    ("WatchConfig", "quiet_seconds"): _within(0, 86400, above=True),
+    ("WatchConfig", "frames"): _within(3, MAX_FRAMES),
+    ("WatchConfig", "settle_seconds"): _within(0, 3600, above=True),
+    **{("FilmRecord", name): _film_text(name) for name in FILM_TEXT_FIELDS},
+    ("FilmRecord", "iso"): _within(1, 999999),
 }
 
 

@@ -24,7 +24,8 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from medianscan.capture.events import DEFAULT_WAIT, WAIT, Answer
+from medianscan.capture.events import DEFAULT_WAIT, WAIT, Answer, BadRequestError, not_in_time, parse_request
+from medianscan.console.bounded import BodyTooLargeError, read_body
 from medianscan.console.focus import FocusMeter, crop
 from medianscan.console.positives import Positives
 from medianscan.console.state import StateBuilder
@@ -164,16 +165,32 @@ class ConsoleRoutes:
         data = await run_in_threadpool(crop, frame, x, y)
         return Response(data, media_type="image/jpeg", headers=NO_CACHE)
 
+    async def _json(self, request: HttpRequest) -> dict[str, object] | Response:
+        """The request's JSON object (read up to the console's limit), or the response that refuses it."""
+        try:
+            body = await read_body(request)
+        except BodyTooLargeError as exc:
+            return _bad(413, str(exc))
+        if not body.strip():
+            return {}
+        try:
+            return parse_request(body)
+        except BadRequestError as exc:
+            return _bad(400, str(exc))
+
     async def zoom(self, request: HttpRequest) -> Response:
         """The body's own magnifier: `{"x": .., "y": ..}` turns it on there, `{"off": true}` off. The camera
         thread makes the change between two preview frames; the state says whether the body has one."""
-        try:
-            data = await request.json()
-            at = None if data.get("off") else (float(data["x"]), float(data["y"]))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return _bad(400, 'send {"x": 0.5, "y": 0.5} (fractions of the view) or {"off": true}')
-        if at is not None and not (0 <= at[0] <= 1 and 0 <= at[1] <= 1):
-            return _bad(400, "x and y are fractions of the live view, from 0 to 1")
+        data = await self._json(request)
+        if isinstance(data, Response):
+            return data
+        x, y = data.get("x"), data.get("y")
+        if data.get("off") is True:
+            at = None
+        elif isinstance(x, int | float) and isinstance(y, int | float) and 0 <= x <= 1 and 0 <= y <= 1:
+            at = (float(x), float(y))
+        else:
+            return _bad(400, 'send {"x": 0.5, "y": 0.5} (fractions of the view, from 0 to 1) or {"off": true}')
         self.feed.ask_zoom(at)
         return JSONResponse({"ok": True, "asked": "off" if at is None else "on"})
 
@@ -197,18 +214,20 @@ class ConsoleRoutes:
         action = request.path_params["action"]
         if action not in ACTIONS:
             return _bad(404, f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+        data = await self._json(request)
+        if isinstance(data, Response):
+            return data
         film = None
-        if action == "new-roll":
+        if action == "new-roll" and data.get("film"):
             try:
-                body = await request.json() if await request.body() else {}
-                film = None if not body.get("film") else FilmRecord.from_json(body["film"])
-            except (ValueError, AttributeError) as exc:
+                film = FilmRecord.from_json(data["film"])
+            except ValueError as exc:
                 return _bad(400, f"new-roll: {exc}")
         reply: Future[Answer] = Future()
         self.daemon.hub.emit(typing.cast(Request, action), "console", reply, film=film)
         try:
-            answer = await asyncio.wait_for(asyncio.wrap_future(reply), DEFAULT_WAIT.get(action, WAIT))
+            answer = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(reply)), DEFAULT_WAIT.get(action, WAIT))
         except TimeoutError:
-            text = f"{action}: no answer in time"
+            text = f"{action}: {not_in_time(reply, DEFAULT_WAIT.get(action, WAIT))}"
             return JSONResponse({"ok": False, "action": action, "outcome": "refused", "text": text}, status_code=504)
         return JSONResponse(answer.to_json())

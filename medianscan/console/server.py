@@ -16,6 +16,7 @@ import uvicorn
 from medianscan.config.listen import parse_listen
 from medianscan.config.schema import ConsoleConfig
 from medianscan.console.app import console_app
+from medianscan.console.bounded import BoundedH11Protocol
 from medianscan.console.guard import Guard
 from medianscan.errors import MedianscanError
 
@@ -62,7 +63,7 @@ class ConsoleServer:
             access_log=False,
             lifespan="off",
             ws="none",
-            http="h11",
+            http=BoundedH11Protocol,  # at most so many connections, each request whole within seconds
             loop="asyncio",
             timeout_graceful_shutdown=1,
         )

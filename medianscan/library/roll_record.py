@@ -42,7 +42,7 @@ def read_roll_record(roll: Path) -> RollRecord | None:
     except (OSError, ValueError) as exc:
         raise MedianscanError(f"{path}: cannot read the roll's record ({exc})") from exc
     try:
-        return RollRecord(FilmRecord.from_json(data.get("film", {})), str(data.get("created", "")))
+        return RollRecord(FilmRecord.from_json(data.get("film", {}), stored=True), str(data.get("created", "")))
     except (ValueError, AttributeError) as exc:
         raise MedianscanError(f"{path}: not a valid roll record ({exc})") from exc
 

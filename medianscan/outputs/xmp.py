@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import exiv2
 
 from medianscan.errors import MedianscanError
-from medianscan.records import FilmRecord
+from medianscan.records import FilmRecord, clean_text
 
 ANALOG_EXIF = "http://analogexif.sourceforge.net/ns/"
 SCAN_OF_NEGATIVE = "http://cv.iptc.org/newscodes/digitalsourcetype/negativeFilm"
@@ -68,18 +69,37 @@ def film_packet(film: FilmRecord, place: RollPlace) -> bytes:
         "ExposureNumber": None if place.exposure_number is None else str(place.exposure_number),
     }
     for name, value in fields.items():
-        if value:
-            data[f"Xmp.AnalogExif.{name}"] = value
+        if value:  # clean_text: a record stored before its text was checked cannot spoil the packet
+            data[f"Xmp.AnalogExif.{name}"] = clean_text(value)
     subject = exiv2.Value.create(exiv2.TypeId.xmpBag)
     for word in keywords(film, place):
-        subject.read(word)
+        subject.read(clean_text(word))
     if subject.count():
         data.add(exiv2.XmpKey("Xmp.dc.subject"), subject)
     if film.notes:
-        data["Xmp.dc.description"] = f'lang="x-default" {film.notes}'
+        data["Xmp.dc.description"] = f'lang="x-default" {clean_text(film.notes, multiline=True)}'
     slide = (film.film_type or "").lower() in ("slide", "positive", "reversal")
     data["Xmp.iptcExt.DigitalSourceType"] = SCAN_OF_SLIDE if slide else SCAN_OF_NEGATIVE
     code, packet = exiv2.XmpParser.encode(data, exiv2.XmpParser.XmpFormatFlags.useCompactFormat)
     if code != 0:
         raise MedianscanError(f"the film's XMP could not be written (Exiv2 error {code})")
     return str(packet).encode("utf-8")
+
+
+def read_back(path: Path, packet: bytes) -> None:
+    """The XMP in the written file `path` must hold, as Exiv2 reads it, every property of `packet` with its
+    value: a packet other readers cannot parse loses the film's metadata for all of them. MedianscanError if not."""
+    wanted, found = _properties(packet), _properties(path)
+    missing = [key for key, value in wanted.items() if found.get(key) != value]
+    if not wanted or missing:
+        raise MedianscanError(f"{path}: the film's metadata does not read back ({', '.join(missing[:3])})")
+
+
+def _properties(source: bytes | Path) -> dict[str, str]:
+    """Every XMP property Exiv2 reads from a packet or a file, key -> value as text (empty when unreadable)."""
+    try:
+        image = exiv2.ImageFactory.open(source if isinstance(source, bytes) else str(source))
+        image.readMetadata()
+    except exiv2.Exiv2Error:
+        return {}
+    return {str(d.key()): str(d.toString()) for d in image.xmpData()}

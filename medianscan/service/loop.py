@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import resource
 import signal
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from types import FrameType
 
@@ -28,6 +30,23 @@ from medianscan.service.notify import Notifier
 from medianscan.service.pool import BlendPool, Event, Job
 from medianscan.service.progress import Listener, Progress, ServiceError
 
+OPEN_FILES = 8192  # the open files a service asks for (the units' LimitNOFILE)
+
+
+def more_open_files(ceiling: int = OPEN_FILES) -> int:
+    """Raise this process's soft limit of open files to its hard limit (up to `ceiling`); returns the soft limit.
+
+    The default soft limit (1024) is small for a daemon that holds a camera, a control socket, a console, blend
+    workers' pipes and the library's files at once; the units set LimitNOFILE too. The console's connections are
+    capped besides (medianscan.console.bounded), so no client can take them all."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(ceiling, hard) if hard != resource.RLIM_INFINITY else ceiling
+    if wanted > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft
+
 
 def log_blend_notes(label: str, record: BlendRecord) -> None:
     """In the journal: the one-line notice naming the files a blend left out (a JPEG beside raws, a temp), and each
@@ -41,6 +60,7 @@ def log_blend_notes(label: str, record: BlendRecord) -> None:
 
 
 ServicePool = BlendPool[BlendTask, BlendRecord]  # what both modes blend with
+RECORD_BACKOFF_MAX = 30.0  # seconds between tries to record a blend whose record could not be written
 
 
 def make_pool(cfg: Config, job: Job[BlendTask, BlendRecord] = blend_job) -> ServicePool:
@@ -68,6 +88,7 @@ class Service:
         self.stop_event = threading.Event()
         self._reload = threading.Event()
         self._last_status = ""
+        self._unrecorded: deque[tuple[Event, float, float]] = deque()  # (event, next try, backoff): see _collect
 
     # --- public API -----------------------------------------------------------------------------------
 
@@ -105,7 +126,9 @@ class Service:
     # --- the main loop --------------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        """SIGTERM / SIGINT -> stop, SIGHUP -> reload (flags only; only possible on the main thread)."""
+        """SIGTERM / SIGINT -> stop, SIGHUP -> reload (flags only; only possible on the main thread); and the most
+        open files the system allows this process (see `more_open_files`)."""
+        more_open_files()
         if threading.current_thread() is not threading.main_thread():
             return
 
@@ -143,14 +166,30 @@ class Service:
         self._hooks_wait()
 
     def _collect(self, timeout: float) -> None:
-        """Record the pool's events of the next `timeout` seconds; one that cannot be recorded (a full disk, a
-        folder moved by hand...) is an error, and serving goes on."""
+        """Record the pool's events of the next `timeout` seconds. One whose record cannot be written now (out of
+        file descriptors, a disk that is full for a moment) is tried again, with backoff, until it is, so that no
+        stack's record stays wrong; one that fails otherwise (a folder moved by hand) is an error, and serving
+        goes on."""
+        for _ in range(len(self._unrecorded)):
+            event, due, backoff = self._unrecorded.popleft()
+            if time.monotonic() < due:
+                self._unrecorded.append((event, due, backoff))
+            else:
+                self._try_record(event, backoff)
         for event in self.pool.poll(timeout):
-            try:
-                self._record(event)
-            except Exception as exc:
-                self.log.exception("recording %s", event)
-                self.report_error(f"{event.stack}: could not record the blend ({exc})", event.stack)
+            self._try_record(event, 0.0)
+
+    def _try_record(self, event: Event, backoff: float) -> None:
+        try:
+            self._record(event)
+        except OSError as exc:
+            if not backoff:
+                self.log.warning("%s: cannot record the blend yet (%s); trying again", event.stack, exc.strerror or exc)
+            backoff = min(max(1.0, backoff * 2), RECORD_BACKOFF_MAX)
+            self._unrecorded.append((event, time.monotonic() + backoff, backoff))
+        except Exception as exc:
+            self.log.exception("recording %s", event)
+            self.report_error(f"{event.stack}: could not record the blend ({exc})", event.stack)
 
     def _publish_status(self) -> None:
         line = self.status_line()

@@ -54,6 +54,9 @@ class CameraThread:
                     self.live.preview()
                     continue
                 action = event.action
+                if not event.begin():  # its client stopped waiting and cancelled it: never fire behind its back
+                    log.info("%s from %s not done: its client stopped waiting for it", action, event.source)
+                    continue
                 try:
                     answer = self.act(action, event.film)
                 except MedianscanError as exc:

@@ -201,8 +201,8 @@ class Daemon(Service):
             if isinstance(event, Started):
                 self.library.mark(event.stack, State.BLENDING)
                 return
+            self._finished(event)  # an OSError here leaves it in the pool's set, to be recorded again
             self.in_pool.discard(event.stack)
-            self._finished(event)
 
     def _finished(self, outcome: Outcome[BlendRecord]) -> None:
         stack = outcome.stack
