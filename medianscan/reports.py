@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 RECENT = 5  # how many of the last stacks `status` lists
+
+# The camera link's state. "settings refused": the body is connected (live view works) but refuses a configured
+# setting, so captures wait for the fix; the error says which setting.
+CameraState = Literal["connecting", "ready", "capturing", "settings refused", "not connected"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,7 @@ class CameraView:
 
     model: str | None
     port: str | None
-    state: str  # connecting | ready | capturing | not connected | error
+    state: CameraState
     error: str | None
     battery: str | None
 
@@ -61,7 +65,10 @@ class CaptureStatus:
     settings: dict[str, str]
     library: str
     roll: str | None
+    roll_folder: str | None  # where the current roll is on disk
+    flat: str | None  # the roll's flat field in use (its folder's name), or None
     negative: str | None  # the current roll's last negative
+    next_negative: str | None  # the name the next press's negative gets
     frames_per_burst: int
     paused: bool
     busy: bool

@@ -21,6 +21,7 @@ from medianscan.vocabulary import Request
 def capture_config(library: Path, **changes: Any) -> Config:
     """A small, fast capture configuration on the simulated camera, its console on any free loopback port."""
     cfg = Config(library=library, frames=3, workers=1)
+    cfg.camera.backend = "simulated"
     cfg.camera.simulated.width, cfg.camera.simulated.height = 768, 512
     cfg.console.listen = "127.0.0.1:0"
     cfg.triggers.socket = Path(tempfile.mkdtemp(prefix="ms-")) / "control.sock"  # AF_UNIX paths are short

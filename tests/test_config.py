@@ -20,7 +20,6 @@ EXAMPLE = ROOT / "config" / "medianscan.yaml"
 
 # Where the example deliberately differs from the code's defaults (it is written for a real camera).
 EXAMPLE_DIFFERS = {
-    "camera.backend",
     "camera.settings",
     "camera.optional",
     "triggers.footswitch.keys",

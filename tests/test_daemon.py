@@ -120,6 +120,7 @@ class DaemonProcess:
             "library": str(self.library),
             "triggers": {"socket": str(self.socket)},
             "console": {"listen": "127.0.0.1:0"},  # any free port: a console on 8631 may be the operator's
+            "camera": {"backend": "simulated"},  # unless a test asks for the real one
             **config,
         }
         self.write_config()
@@ -576,6 +577,7 @@ def config(tmp_path: Path, **kw: Any) -> Config:
     cfg = Config()
     cfg.library = tmp_path / "library"
     cfg.frames = 3
+    cfg.camera.backend = "simulated"
     cfg.camera.simulated.width, cfg.camera.simulated.height = 128, 96
     for key, value in kw.items():
         setattr(cfg, key, value)
@@ -761,7 +763,7 @@ def test_the_operator_is_told_what_really_happened(
     sock = ["--socket", str(d.socket)]
 
     assert main(["pause", *sock]) == 0
-    assert capsys.readouterr().out == "pause: paused: captures are ignored until resume\n"
+    assert capsys.readouterr().out == "paused: captures are ignored until resume\n"
     assert main(["trigger", *sock]) == 1
     err = capsys.readouterr().err
     assert "capture ignored: the daemon is paused (send resume first)" in err
@@ -786,9 +788,9 @@ def test_the_operator_is_told_what_really_happened(
 
     assert main(["retake", *sock]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("retake: retake: ") and "frame-002 set aside" in out
+    assert re.fullmatch(r"frame-002 set aside in [0-9-]+roll001/discarded/ to shoot it again\n", out)
     assert main(["new-roll", *sock]) == 0
     out = capsys.readouterr().out
-    roll = out.removeprefix("new-roll: new roll ").strip()
-    assert out.startswith("new-roll: new roll ") and (d.library / roll).is_dir()
+    roll = out.removeprefix("new roll ").strip()
+    assert out.startswith("new roll ") and (d.library / roll).is_dir()
     assert d.stop() == 0

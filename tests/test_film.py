@@ -133,7 +133,7 @@ def test_new_roll_over_the_control_socket_records_the_film_and_bad_fields_are_re
             [sys.executable, "-m", "medianscan", "new-roll", "--socket", str(socket), "--film", TRICKY, "--iso", "100"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
-        assert cli.returncode == 0 and "new-roll: new roll" in cli.stdout, cli.stderr
+        assert cli.returncode == 0 and "new roll" in cli.stdout, cli.stderr
         record = read_roll_record(running.daemon.library.roll)
         assert record is not None and record.film.film == TRICKY and record.film.iso == 100
 

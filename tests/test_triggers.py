@@ -401,7 +401,7 @@ def test_socket_actions_wait_for_the_daemons_answer(server: tuple[ControlServer,
     assert stat.S_IMODE(srv.path.stat().st_mode) == 0o660
     # nobody answers: the client is told, not left hanging or told "done"
     reply = request(srv.path, "pause", timeout=0.3)
-    assert reply["ok"] is False and "no answer from the daemon within 0.3 s" in reply["error"]
+    assert reply["ok"] is False and "pause: no answer within 0.3 s; cancelled: not done" in reply["error"]
 
 
 def test_socket_bad_requests_get_error_replies(server: tuple[ControlServer, TriggerHub]) -> None:
@@ -416,13 +416,13 @@ def test_socket_bad_requests_get_error_replies(server: tuple[ControlServer, Trig
             if line.strip():
                 replies.append(json.loads(reader.readline()))
         reader.close()
-    assert replies[0]["ok"] is False and "not a JSON request" in replies[0]["error"]
+    assert replies[0]["ok"] is False and "the request is not JSON" in replies[0]["error"]
     assert replies[1] == {"ok": False, "error": 'a request is a JSON object such as {"action": "capture"}'}
     assert replies[2]["ok"] is False and "unknown action 'explode'" in replies[2]["error"]
     # same connection, still served (nobody answers the pause here: the reply says so)
     assert replies[3] == {
         "ok": False,
-        "error": "pause: no answer from the daemon within 0.2 s; it may still do it (see `medianscan status`)",
+        "error": "pause: no answer within 0.2 s; cancelled: not done",
     }
 
 
@@ -558,7 +558,7 @@ def test_control_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
             Answer(
                 True, "capture", "frame-003: burst done, 9 frames in 4.1 s: advance the negative", stack="frame-003"
             ),
-            Answer(True, "retake", "retake: roll/frame-003 set aside", stack="frame-003"),
+            Answer(True, "retake", "frame-003 set aside in roll/discarded/ to shoot it again", stack="frame-003"),
             Answer(True, "new-roll", "new roll 2026-11-23-roll002", roll="2026-11-23-roll002"),
             Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored"),
         ]
@@ -568,17 +568,17 @@ def test_control_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     camera_thread.start()
     try:
         sock = ["--socket", str(srv.path)]
-        for command in ("trigger", "retake", "new-roll"):
+        for command in ("capture", "retake", "new-roll"):
             assert main([command, *sock]) == 0
-        assert capsys.readouterr().out == (
-            "trigger: frame-003: burst done, 9 frames in 4.1 s: advance the negative\n"
-            "retake: retake: roll/frame-003 set aside\n"
-            "new-roll: new roll 2026-11-23-roll002\n"
+        assert capsys.readouterr().out == (  # the daemon's sentences, no prefix doubled
+            "frame-003: burst done, 9 frames in 4.1 s: advance the negative\n"
+            "frame-003 set aside in roll/discarded/ to shoot it again\n"
+            "new roll 2026-11-23-roll002\n"
         )
-        assert main(["trigger", *sock]) == 1  # the daemon's answer, not "sent"
+        assert main(["trigger", *sock]) == 1  # the daemon's answer, not "sent"; `trigger` still works
         captured = capsys.readouterr()
         assert captured.out == ""
-        assert "trigger: capture ignored: the daemon is paused" in captured.err
+        assert captured.err == "medianscan: capture ignored: the daemon is paused (send resume first)\n"
         camera_thread.join(5)
         assert seen == ["capture", "retake", "new-roll", "capture"]
         assert main(["status", *sock]) == 0
@@ -588,9 +588,10 @@ def test_control_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     finally:
         srv.stop()
     lines = out.splitlines()
-    assert lines[0] == "camera     Nikon DSC D750 on usb:001,001: ready"
+    assert lines[0] == "camera     Nikon DSC D750 (usb:001,001): ready"
     assert "settings   shutterspeed=0.0100s, f-number=f/8" in lines
-    assert "roll       2026-11-23-roll001, last negative frame-002 (9 raws per burst)" in lines
+    assert "roll       2026-11-23-roll001" in lines  # an older daemon says nothing of the flat: neither do we
+    assert "negatives  last frame-002 (9 raws per burst)" in lines
     assert "state      capturing" in lines
     assert "queue      1 waiting, 1 blending (room for 4)" in lines
     assert "disk free  123.4 GB" in lines
@@ -609,7 +610,7 @@ def test_control_command_refused_and_missing_daemon(tmp_path: Path, capsys: pyte
     srv.start()
     try:
         assert main(["trigger", "--socket", str(srv.path)]) == 1
-        assert capsys.readouterr().err == "medianscan: trigger: cannot capture: camera not connected\n"
+        assert capsys.readouterr().err == "medianscan: cannot capture: camera not connected\n"
     finally:
         srv.stop()
     conf = tmp_path / "m.yaml"

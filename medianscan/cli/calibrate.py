@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with the clear film base in the holder: the shutter speed that puts it just under clipping",
         description=(
             "Shoots raw probes of the clear film base (a blank frame or the rebate) at the locked settings, meters "
-            "the brightest channel on the raw and picks the camera's own shutter speed closest to 90 %% of the raw "
+            "the brightest channel on the raw and picks the camera's own shutter speed closest to 90 % of the raw "
             "range without overshooting. Run it while the daemon is stopped (it needs the camera)."
         ),
     )

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from medianscan.capture.camera import BurstError, BurstRecord, Camera, list_cameras, open_camera
+from medianscan.capture.camera import BurstError, BurstRecord, Camera, SettingError, list_cameras, open_camera
 from medianscan.capture.camera.faults import NO_CAMERA_FIX
 from medianscan.config.loader import load_config
 from medianscan.config.schema import CameraConfig
@@ -50,12 +50,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     burst.set_defaults(handler=run_burst)
 
 
+def setting_fix(key: str, from_flags: set[str]) -> str:
+    """Where to fix a setting the body refused: the `--set` it came from, or the config's camera.settings."""
+    if key in from_flags:
+        return f"fix or drop --set {key}=..."
+    return "fix camera.settings in the config (or list it under camera.optional)"
+
+
 def camera_config(args: argparse.Namespace) -> tuple[CameraConfig, int]:
-    """The camera section of --config (or the defaults, with the gphoto2 backend) overridden by the options."""
+    """The camera section of --config (or the defaults: the real camera) overridden by the options."""
     cfg = load_config(args.config)
     camera = cfg.camera
-    if args.config is None:
-        camera.backend = "gphoto2"
     for name in ("backend", "model", "port", "serial", "strategy"):
         value = getattr(args, name, None)
         if value is not None:
@@ -116,6 +121,10 @@ def _report(record: BurstRecord) -> None:
     )
 
 
+def _set_keys(args: argparse.Namespace) -> set[str]:
+    return {item.partition("=")[0].strip() for item in getattr(args, "set", [])}
+
+
 def run_burst(args: argparse.Namespace) -> int:
     cfg, default_frames = camera_config(args)
     frames = args.frames if args.frames is not None else default_frames
@@ -129,9 +138,11 @@ def run_burst(args: argparse.Namespace) -> int:
     except BurstError as exc:
         if args.json:
             print(json.dumps(exc.record.to_json(), indent=2))
-        else:
+        elif exc.record.frames:
             _report(exc.record)
-        print(f"medianscan: {exc}", file=sys.stderr)
+        cause = exc.__cause__
+        fix = f": {setting_fix(cause.key, _set_keys(args))}" if isinstance(cause, SettingError) else ""
+        print(f"medianscan: {exc}{fix}", file=sys.stderr)
         return 1
     finally:
         cam.close()

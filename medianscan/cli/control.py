@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +18,51 @@ from medianscan.errors import MedianscanError
 from medianscan.records import FilmRecord
 from medianscan.vocabulary import Request
 
-COMMANDS: dict[str, tuple[Request, str]] = {  # CLI name -> (the request it sends, help)
-    "trigger": ("capture", "fire a burst, as the footswitch does"),
-    "retake": ("retake", "set the last stack aside in discarded/ (nothing is deleted)"),
-    "new-roll": ("new-roll", "start a new roll folder"),
-    "flat": ("flat", "shoot a flat field (the bare light, no film) for this roll's later negatives"),
-    "pause": ("pause", "ignore captures until resume"),
-    "resume": ("resume", "accept captures again"),
-    "status": ("status", "camera, locked settings, roll and negative, queue, the last stacks"),
+
+@dataclass(frozen=True)
+class Command:
+    request: Request  # what it asks the daemon
+    help: str  # a phrase for `medianscan --help`
+    description: str  # a sentence for `medianscan COMMAND --help`
+
+
+COMMANDS: dict[str, Command] = {  # CLI name -> the command
+    "capture": Command(
+        "capture", "fire a burst, as the footswitch does", "Ask the running daemon to fire a burst, as a press does."
+    ),
+    "trigger": Command("capture", "the same as capture", "Ask the running daemon to fire a burst (as `capture`)."),
+    "retake": Command(
+        "retake",
+        "set the last stack aside in discarded/ (nothing is deleted)",
+        "Ask the running daemon to set the roll's last stack aside in discarded/, to shoot that negative again.",
+    ),
+    "new-roll": Command(
+        "new-roll",
+        "start a new roll folder, with its film",
+        "Ask the running daemon to start a new roll folder; the film given here goes into every DNG of the roll.",
+    ),
+    "flat": Command(
+        "flat",
+        "shoot a flat field (the bare light, no film) for this roll's later negatives",
+        "Ask the running daemon to shoot a flat field: the bare light, no film in the holder.",
+    ),
+    "pause": Command(
+        "pause", "ignore captures until resume", "Ask the running daemon to ignore captures until resume."
+    ),
+    "resume": Command("resume", "accept captures again", "Ask the running daemon to accept captures again."),
+    "status": Command(
+        "status",
+        "what the running daemon is doing: camera, roll, next negative, queue, the last stacks",
+        "Show what the running daemon is doing: its camera and locked settings, the roll (where it is, its flat "
+        "field), the next negative, the blend queue, the free disk and the last stacks.",
+    ),
 }
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for name, (action, text) in COMMANDS.items():
-        parser = sub.add_parser(name, help=f"{text} (running daemon)", description=f"Ask the running daemon to {text}.")
+    for name, command in COMMANDS.items():
+        action = command.request
+        parser = sub.add_parser(name, help=f"{command.help} (running daemon)", description=command.description)
         parser.add_argument("--socket", type=Path, help="the daemon's control socket (default: found automatically)")
         parser.add_argument("--config", type=Path, help="read triggers.socket and library from this file")
         wait = DEFAULT_WAIT.get(action, WAIT)
@@ -42,8 +74,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         if name == "new-roll":
             for f in dataclasses.fields(FilmRecord):
                 flag = "--" + f.name.replace("_", "-")
-                kind = int if f.name == "iso" else str
-                parser.add_argument(flag, dest=f"film_{f.name}", type=kind, help=_FILM_HELP[f.name])
+                kind, metavar = (int, "ISO") if f.name == "iso" else (str, "TEXT")
+                parser.add_argument(flag, dest=f"film_{f.name}", type=kind, metavar=metavar, help=_FILM_HELP[f.name])
         parser.set_defaults(handler=run, control=name)
 
 
@@ -88,16 +120,16 @@ def find_socket(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Print the daemon's own answer: what it did, queued or ignored; non-zero when it did not do it."""
-    action, _ = COMMANDS[args.control]
+    action = COMMANDS[args.control].request
     fields: dict[str, Any] = {}
     if action == "new-roll" and (film := film_of(args).to_json()):
         fields["film"] = film
     reply = request(find_socket(args), action, timeout=args.timeout, **fields)
-    if not reply.get("ok"):
-        print(f"medianscan: {args.control}: {reply.get('error', 'the daemon refused')}", file=sys.stderr)
+    if not reply.get("ok"):  # the daemon's answers are sentences of their own: no prefix to double
+        print(f"medianscan: {reply.get('error', f'{action}: the daemon refused it')}", file=sys.stderr)
         return 1
     if action != "status":
-        print(f"{args.control}: {reply.get('text', 'done')}")
+        print(reply.get("text", f"{action}: done"))
         return 0
     status = reply.get("status", {})
     if args.json:
@@ -122,31 +154,32 @@ def _bytes(value: Any) -> str:
 
 
 def render_status(status: dict[str, Any]) -> str:
-    """The daemon's status as lines for a person; keys this version does not know are shown as they are."""
+    """The daemon's status as lines for a person; keys this version does not know are shown as they are, and
+    what is not there (no console, no bracket under way) is left out, never shown as "None"."""
     lines: list[tuple[str, str]] = []
-    rest = dict(status)
+    rest = {k: v for k, v in status.items() if v is not None}
     cam = rest.pop("camera", None)
     if isinstance(cam, dict):
         lines.append(("camera", _camera_text(cam)))
     settings = rest.pop("settings", None)
     if isinstance(settings, dict):
-        lines.append(("settings", ", ".join(f"{k}={v}" for k, v in settings.items()) or "(none locked)"))
+        lines.append(("settings", ", ".join(f"{k}={v}" for k, v in settings.items()) or "none locked"))
     if "library" in rest:
         lines.append(("library", str(rest.pop("library"))))
-    if "roll" in rest or "negative" in rest or "frame" in rest:
-        roll = rest.pop("roll", None)
-        negative = rest.pop("negative", None) or rest.pop("frame", None)  # "frame": what older daemons call it
-        per = rest.pop("frames_per_burst", None)
-        text = f"{roll or '-'}, last negative {negative or '-'}" + (f" ({per} raws per burst)" if per else "")
-        lines.append(("roll", text))
+    if {"roll", "negative", "frame"} & rest.keys():
+        lines += _roll_lines(rest)
+    group = rest.pop("bracket_group", None)
     flags = [name for name in ("paused", "busy") if rest.pop(name, False)]
     if flags:
-        lines.append(("state", ", ".join("capturing" if f == "busy" else f for f in flags)))
+        state = ", ".join("capturing" if f == "busy" else f for f in flags)
+        lines.append(("state", state + (f" (bracket group {group[0]} of {group[1]}, {group[2]})" if group else "")))
     q = rest.pop("queue", None)
     if isinstance(q, dict):
         lines.append(("queue", _queue_text(q)))
     if "disk_free_bytes" in rest:
         lines.append(("disk free", _bytes(rest.pop("disk_free_bytes"))))
+    if "console" in rest:
+        lines.append(("console", str(rest.pop("console"))))
     message = rest.pop("message", None)
     if message:
         lines.append(("message", str(message)))
@@ -157,10 +190,31 @@ def render_status(status: dict[str, Any]) -> str:
         if key in rest:
             lines.append((key, str(rest.pop(key))))
     for key, value in rest.items():
-        lines.append((key, json.dumps(value) if isinstance(value, dict | list) else str(value)))
+        lines.append((key.replace("_", " "), json.dumps(value) if isinstance(value, dict | list) else str(value)))
     width = max((len(k) for k, _ in lines), default=0)
     out = [f"{k:<{width}}  {v}" for k, v in lines]
     return "\n".join([*out, *_stack_lists(attention, waiting, recent)]) + "\n"
+
+
+def _roll_lines(rest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The roll (where it is, its flat field) and its negatives (the last, the next, raws per burst)."""
+    roll = rest.pop("roll", None)
+    folder = rest.pop("roll_folder", None)
+    flat = rest.pop("flat", "")  # absent from an older daemon's status: say nothing of it
+    negative = rest.pop("negative", None) or rest.pop("frame", None)  # "frame": what older daemons call it
+    upcoming = rest.pop("next_negative", None)
+    per = rest.pop("frames_per_burst", None)
+    if roll is None:
+        text = "none yet (the first press starts one)"
+    else:
+        text = str(roll) + (f" in {folder}" if folder else "")
+        if flat != "":
+            text += f"; flat field {flat}" if flat else "; no flat field"
+    negatives = (
+        ", ".join([*([f"last {negative}"] if negative else []), *([f"next {upcoming}"] if upcoming else [])])
+        or "none yet"
+    )
+    return [("roll", text), ("negatives", negatives + (f" ({per} raws per burst)" if per else ""))]
 
 
 def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
@@ -179,10 +233,10 @@ def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
 
 
 def _camera_text(cam: dict[str, Any]) -> str:
-    where = f" on {cam['port']}" if cam.get("port") else ""
-    text = f"{cam.get('model') or 'no camera'}{where}: {cam.get('state', '?')}"
+    where = f" ({cam['port']})" if cam.get("port") else ""
+    text = f"{cam.get('model') or 'no camera'}{where}: {cam.get('state', 'state unknown')}"
     text += f", battery {cam['battery']}" if cam.get("battery") else ""
-    return text + (f" ({cam['error']})" if cam.get("error") else "")
+    return text + (f": {cam['error']}" if cam.get("error") else "")
 
 
 def _queue_text(q: dict[str, Any]) -> str:

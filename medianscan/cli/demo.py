@@ -65,7 +65,8 @@ class Negative:
 
 
 class AutoTrigger:
-    """Presses capture, waits for the burst to be done, presses again; then waits for every blend."""
+    """Presses capture, waits for the burst to be done, presses again; then waits for every blend. It times the
+    scan from its first press to its last blend (the console may stay up long after)."""
 
     def __init__(self, daemon: Any, count: int, timeout: float, say: Any = print, *, stay: bool = False) -> None:
         self.daemon = daemon
@@ -79,6 +80,8 @@ class AutoTrigger:
         self._cond = threading.Condition()
         self._bursts = 0
         self._errors = 0
+        self.started: float | None = None
+        self.finished: float | None = None
         daemon.listeners.append(self.on_event)
 
     def on_event(self, news: Progress) -> None:
@@ -108,6 +111,7 @@ class AutoTrigger:
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout
+        self.started = time.monotonic()
         try:
             for i in range(self.count):
                 self.daemon.request("capture")
@@ -124,6 +128,7 @@ class AutoTrigger:
                     lambda: all(self._done(n) for n in self.negatives.values()), max(0.0, deadline - time.monotonic())
                 ):
                     self.failure = "the blends did not finish in time"
+                self.finished = time.monotonic()
         finally:
             if not self.stay or self.failure:
                 self.daemon.stop()
@@ -157,7 +162,6 @@ def run(args: argparse.Namespace) -> int:
     trigger = AutoTrigger(
         daemon, args.negatives, args.timeout, say=lambda line: print(line, flush=True), stay=args.console
     )
-    started = time.monotonic()
     print(f"medianscan demo: {args.negatives} simulated negatives x {args.frames} frames into {library}", flush=True)
     print("  (the first run compiles the blend kernels: a few seconds more)", flush=True)
     if args.console:
@@ -166,8 +170,8 @@ def run(args: argparse.Namespace) -> int:
     feeder.start()
     code = daemon.run()
     feeder.join()
-    total = time.monotonic() - started
-    print(summary([trigger.negatives[s] for s in trigger.order], total))
+    scanned = (trigger.finished or time.monotonic()) - (trigger.started or time.monotonic())
+    print(summary([trigger.negatives[s] for s in trigger.order], scanned))
     if not temporary:
         print(f"\nFiles: {library} (each negative's folder holds its raws, the blend, its sidecar and stack.json)")
         first = next((n.output for n in trigger.negatives.values() if n.output is not None), None)
@@ -182,6 +186,10 @@ def run(args: argparse.Namespace) -> int:
     return code or (1 if failed else 0)
 
 
+def _not_blended(stack: Path) -> str:
+    return "retaken: set aside in discarded/" if not stack.exists() else "not blended"
+
+
 def summary(negatives: list[Negative], total: float) -> str:
     """The table the demo prints: per negative frames, times, noise against one frame, the output."""
     lines = [
@@ -192,7 +200,7 @@ def summary(negatives: list[Negative], total: float) -> str:
         cap = f"{neg.capture_seconds:.2f} s" if neg.capture_seconds is not None else "-"
         blend = f"{neg.blend_seconds:.2f} s" if neg.blend_seconds is not None else "-"
         noise = f"{neg.noise_ratio:.2f}x ({1 / neg.noise_ratio:.1f}x less)" if neg.noise_ratio else "-"
-        out = neg.output.name if neg.output else f"FAILED: {neg.error}"
+        out = neg.output.name if neg.output else f"FAILED: {neg.error}" if neg.error else _not_blended(neg.stack)
         lines.append(f"{neg.stack.name:<12}{neg.frames:>7}{cap:>10}{blend:>9}{noise:>19}  {out}")
     ratios = [n.noise_ratio for n in negatives if n.noise_ratio]
     if ratios:

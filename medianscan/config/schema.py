@@ -1,5 +1,6 @@
 """The configuration as typed dataclasses: every option with its default, so an empty file is a working
-configuration (the simulated camera demo). `config/medianscan.yaml` documents each option.
+configuration: the real camera (libgphoto2), a library in ~/Scans. The simulated camera is used only when asked
+for (`camera.backend: simulated`, `medianscan demo`). `config/medianscan.yaml` documents each option.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class SimulatedConfig:
 class CameraConfig:
     """Which camera, and the settings locked (set, then read back) before every burst."""
 
-    backend: Backend = "simulated"
+    backend: Backend = "gphoto2"
     model: str | None = None  # pick by model name (substring), else autodetect
     port: str | None = None  # e.g. "usb:001,004"
     serial: str | None = None

@@ -130,15 +130,24 @@ class Library:
             log.info("new roll %s", path)
             return path
 
+    def _next_stack(self, roll: Path) -> Path:
+        numbers = [self.negatives.number(p.name) or 0 for p in self.stacks(roll)]
+        number = max(numbers, default=0) + 1
+        while (roll / self.negatives.format(number, self.today())).exists():
+            number += 1
+        return roll / self.negatives.format(number, self.today())
+
+    def next_negative(self) -> str:
+        """The name the next negative's folder will get (creates nothing)."""
+        with self.lock:
+            roll = self.current_roll()
+            return self.negatives.format(1, self.today()) if roll is None else self._next_stack(roll).name
+
     def new_stack(self, frames_expected: int) -> Path:
         """Create the next negative's folder in the current roll with a `capturing` manifest, before any frame."""
         with self.lock:
             roll = self.roll
-            numbers = [self.negatives.number(p.name) or 0 for p in self.stacks(roll)]
-            number = max(numbers, default=0) + 1
-            while (roll / self.negatives.format(number, self.today())).exists():
-                number += 1
-            path = roll / self.negatives.format(number, self.today())
+            path = self._next_stack(roll)
             path.mkdir()
             write_manifest(path, self._initial(path, frames_expected))
             fsync_dir(roll)

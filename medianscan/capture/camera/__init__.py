@@ -17,6 +17,7 @@ from medianscan.capture.camera.base import (
     CameraError,
     CameraIdentity,
     NoLiveViewError,
+    SettingError,
     SettingInfo,
 )
 from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
@@ -31,6 +32,7 @@ __all__ = [
     "CameraError",
     "CameraIdentity",
     "NoLiveViewError",
+    "SettingError",
     "SettingInfo",
     "list_cameras",
     "open_camera",

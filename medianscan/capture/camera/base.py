@@ -22,12 +22,24 @@ __all__ = [
     "CameraError",
     "CameraIdentity",
     "NoLiveViewError",
+    "SettingError",
     "SettingInfo",
+    "burst_error",
 ]
 
 
 class CameraError(MedianscanError):
     """The camera cannot do what was asked; the message says why and how to fix it."""
+
+
+class SettingError(CameraError):
+    """The body is there but a configured setting is not: a name it lacks, a value it does not offer, a read-only
+    widget. Not a lost camera: it stays connected (live view works) and captures wait for the fix. `key` is the
+    setting's name as the user wrote it; the caller adds where to fix it (the config, or `--set`)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class BurstError(CameraError):
@@ -36,6 +48,17 @@ class BurstError(CameraError):
     def __init__(self, message: str, record: BurstRecord) -> None:
         super().__init__(message)
         self.record = record
+
+
+def burst_error(exc: Exception, record: BurstRecord, *, reconnected: bool | None = None) -> str:
+    """What a failed burst tells the operator: the cause, whether the camera came back after it was lost (None:
+    it was not lost), and the frames safe on disk when there are any."""
+    parts = [str(exc)]
+    if reconnected is not None:
+        parts.append("reconnected" if reconnected else "the camera is still gone")
+    if record.frames:
+        parts.append(f"{len(record.frames)} frame(s) kept in {record.stack}")
+    return "; ".join(parts)
 
 
 class NoLiveViewError(CameraError):

@@ -33,7 +33,7 @@ PERMISSION_FIX = (
 )
 NO_CAMERA_FIX = (
     "connect it by USB, switch it on in PTP/PC mode, make sure no other program is using it, "
-    "then check `medianscan camera list`"
+    "then check `medianscan camera list` (to try medianscan without a camera: `medianscan demo`)"
 )
 
 

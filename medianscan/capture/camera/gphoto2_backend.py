@@ -15,7 +15,15 @@ import gphoto2 as gp
 
 from medianscan.atomic import atomic_path
 from medianscan.capture.camera import faults
-from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
+from medianscan.capture.camera.base import (
+    BurstError,
+    BurstRecord,
+    Camera,
+    CameraError,
+    CameraIdentity,
+    SettingInfo,
+    burst_error,
+)
 from medianscan.capture.camera.files import FileKind, choose, classify, frame_name
 from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
 from medianscan.capture.camera.gphoto2_live import Gphoto2LiveView
@@ -135,16 +143,13 @@ class Gphoto2Camera(Camera):
             self._drain(record, stems, stem, n)
         except gp.GPhoto2Error as exc:
             doing = f"shoot frame {len(record.frames) + 1} of {n} into {stack}"
-            message = faults.explain(exc.code, doing, self.session.where(), exc.string)
-            if exc.code in faults.GONE:
-                message += "; reconnected" if self.session.reconnect() else "; the camera is still gone"
-            record.error = f"{message}; {len(record.frames)} frame(s) kept"
+            cause = CameraError(faults.explain(exc.code, doing, self.session.where(), exc.string))
+            reconnected = self.session.reconnect() if exc.code in faults.GONE else None
+            record.error = burst_error(cause, record, reconnected=reconnected)
             raise BurstError(record.error, record) from exc
         except CameraError as exc:
-            message = str(exc)
-            if was_connected and not self.connected:  # lost while locking: be back for the next burst
-                message += "; reconnected" if self.session.reconnect() else "; the camera is still gone"
-            record.error = f"{message}; {len(record.frames)} frame(s) kept"
+            lost = was_connected and not self.connected  # lost while locking: be back for the next burst
+            record.error = burst_error(exc, record, reconnected=self.session.reconnect() if lost else None)
             raise BurstError(record.error, record) from exc
         finally:
             record.seconds = time.perf_counter() - start

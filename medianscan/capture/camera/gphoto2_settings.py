@@ -12,9 +12,15 @@ from typing import Any
 import gphoto2 as gp
 
 from medianscan.capture.camera import faults
-from medianscan.capture.camera.base import CameraError, SettingInfo
+from medianscan.capture.camera.base import CameraError, SettingError, SettingInfo
 from medianscan.capture.camera.gphoto2_session import Gphoto2Session
-from medianscan.capture.camera.settings import canonical_key, match_choice, same_value, widget_candidates
+from medianscan.capture.camera.settings import (
+    canonical_key,
+    match_choice,
+    nearest_names,
+    same_value,
+    widget_candidates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +92,13 @@ class Gphoto2Settings:
             try:
                 found = self._find(key)
                 if found is None:
-                    tried = ", ".join(repr(n) for n in widget_candidates(key))
-                    message = f"the camera ({self.session.where()}) has no setting {key!r} (tried {tried})"
+                    message = f"the camera ({self.session.where()}) has no setting {key!r}"
                     if self._optional(key):
                         log.warning("%s; skipped as it is optional", message)
                         continue
-                    raise CameraError(f"{message}: remove it from camera.settings or add it to camera.optional")
+                    names = [info.name for info in self.describe()]
+                    hint = nearest_names(key, names) or "; `medianscan camera show` lists the ones it has"
+                    raise SettingError(key, message + hint)
                 name, widget = found
                 if _choiceless(widget):
                     message = (
@@ -101,7 +108,7 @@ class Gphoto2Settings:
                     if self._optional(key):
                         log.warning("%s; skipped as it is optional", message)
                         continue
-                    raise CameraError(f"{message}, and remove it from camera.settings or add it to camera.optional")
+                    raise SettingError(key, message)
                 result[key] = self._set_verified(key, str(wanted), name, widget)
             except gp.GPhoto2Error as exc:
                 if exc.code in faults.GONE:
@@ -119,20 +126,23 @@ class Gphoto2Settings:
             match = match_choice(key, wanted, choices)
             if match is None:
                 shown = ", ".join(choices[:30]) + (" ..." if len(choices) > 30 else "")
-                raise CameraError(
-                    f"camera setting {key!r} ({name}) cannot be {wanted!r} on {self.session.where()}: it offers {shown}"
+                raise SettingError(
+                    key,
+                    f"camera setting {key!r} ({name}) cannot be {wanted!r} on {self.session.where()}: it offers "
+                    + shown,
                 )
             target = match
         if widget.get_readonly():
-            raise CameraError(
+            raise SettingError(
+                key,
                 f"camera setting {key!r} ({name}) is read-only on {self.session.where()} and reads {current!r}, "
-                f"not {wanted!r}: change it on the body (mode dial) or remove it from camera.settings"
+                f"not {wanted!r}: change it on the body (mode dial)",
             )
         self.originals.setdefault(name, current)
         try:
             widget.set_value(_typed(widget, target))
         except ValueError as exc:
-            raise CameraError(f"camera setting {key!r} ({name}) cannot be {wanted!r}: {exc}") from exc
+            raise SettingError(key, f"camera setting {key!r} ({name}) cannot be {wanted!r}: {exc}") from exc
         self.session.call(self.session.cam.set_single_config, name, widget)
         deadline = time.monotonic() + self.session.cfg.settle_seconds
         delay = 0.02
@@ -141,9 +151,10 @@ class Gphoto2Settings:
             if same_value(key, wanted, now) or now == target:
                 return now
             if time.monotonic() + delay > deadline:
-                raise CameraError(
+                raise SettingError(
+                    key,
                     f"camera setting {key!r} ({name}) did not take {wanted!r} on {self.session.where()}: it still "
-                    f"reads {now!r} after {self.session.cfg.settle_seconds:g} s (check the mode dial and lens)"
+                    f"reads {now!r} after {self.session.cfg.settle_seconds:g} s (check the mode dial and lens)",
                 )
             self.session.sleep(delay)
             delay = min(delay * 2, 0.25)

@@ -8,9 +8,10 @@ it to set a value and to prove the read-back is the value asked for.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 # Config key (what the user writes) -> widget names to try, in order. A key not listed is a raw widget name.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -47,6 +48,13 @@ _JPEG_WORDS = ("jpeg", "jpg", "fine", "normal", "basic", "+")
 def canonical_key(name: str) -> str:
     """The config key a widget name belongs to (`f-number` -> `aperture`), or the name itself."""
     return CANONICAL.get(name.strip().lower(), name.strip().lower())
+
+
+def nearest_names(key: str, names: Iterable[str]) -> str:
+    """' (did you mean 'aperture'?)' from the setting names a body has (its widgets and their config keys), or ''."""
+    known = {n for name in names for n in (name, canonical_key(name))}
+    close = difflib.get_close_matches(key.strip().lower(), sorted(known), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def widget_candidates(key: str) -> tuple[str, ...]:

@@ -13,12 +13,22 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from medianscan.capture.camera.base import BurstError, BurstRecord, Camera, CameraError, CameraIdentity, SettingInfo
+from medianscan.capture.camera.base import (
+    BurstError,
+    BurstRecord,
+    Camera,
+    CameraError,
+    CameraIdentity,
+    SettingError,
+    SettingInfo,
+    burst_error,
+)
 from medianscan.capture.camera.files import PROBE_STEM, frame_name
 from medianscan.capture.camera.settings import (
     canonical_key,
     exposure_values,
     match_choice,
+    nearest_names,
     same_value,
     true_seconds,
 )
@@ -139,15 +149,14 @@ class SimulatedCamera(Camera):
                 if name in {canonical_key(o) for o in self.cfg.optional}:
                     log.warning("the simulated camera has no setting %r; skipped as it is optional", key)
                     continue
-                raise CameraError(
-                    f"the camera ({SIMULATED_IDENTITY.model}) has no setting {key!r}: remove it "
-                    "from camera.settings or add it to camera.optional"
-                )
+                hint = nearest_names(key, CHOICES) or "; `medianscan camera show` lists the ones it has"
+                raise SettingError(key, f"the camera ({SIMULATED_IDENTITY.model}) has no setting {key!r}{hint}")
             choice = match_choice(name, str(wanted), CHOICES[name])
             if choice is None:
-                raise CameraError(
+                raise SettingError(
+                    key,
                     f"camera setting {key!r} cannot be {wanted!r} on the simulated camera: it offers "
-                    f"{', '.join(CHOICES[name])}"
+                    f"{', '.join(CHOICES[name])}",
                 )
             self._values[name] = choice
             if not same_value(name, str(wanted), self._values[name]):  # pragma: no cover - match_choice agrees
@@ -223,8 +232,9 @@ class SimulatedCamera(Camera):
                     time.sleep(sim.seconds_per_frame)
                 record.per_frame_seconds.append(time.perf_counter() - t0)
         except CameraError as exc:
+            lost = not self._connected
             self.connect()  # the simulator always comes back
-            record.error = f"{exc}; reconnected; {len(record.frames)} frame(s) kept"
+            record.error = burst_error(exc, record, reconnected=True if lost else None)
             raise BurstError(record.error, record) from exc
         finally:
             record.seconds = time.perf_counter() - start

@@ -11,17 +11,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from medianscan.capture.camera import Camera, CameraError, open_camera
+from medianscan.capture.camera import Camera, CameraError, SettingError, open_camera
 from medianscan.config.schema import CameraConfig
+from medianscan.reports import CameraState
 
 log = logging.getLogger(__name__)
+
+SETTING_FIX = "fix camera.settings in the config (or list it under camera.optional), then reload the service"
 
 
 @dataclass
 class CameraStatus:
     model: str | None = None
     port: str | None = None
-    state: str = "not connected"  # connecting | ready | capturing | not connected | error
+    state: CameraState = "not connected"
     error: str | None = None
     settings: dict[str, str] | None = None
     battery: str | None = None  # as the body reports it, read at connect and after each burst
@@ -64,8 +67,14 @@ class CameraLink:
             except CameraError as exc:
                 self.drop(str(exc))
 
+    @property
+    def refused(self) -> str | None:
+        """Why the connected body cannot shoot yet (a setting it refused), or None."""
+        return self.status.error if self.status.state == "settings refused" else None
+
     def connect(self) -> bool:
-        """Open, connect and lock the configured camera; False (with the reason in `status`) if it failed."""
+        """Open, connect and lock the configured camera; False (with the reason in `status`) if it failed. A body
+        that refuses a setting stays connected in state "settings refused" (live view works; captures do not)."""
         self.status.state = "connecting"
         camera = None
         try:
@@ -74,6 +83,15 @@ class CameraLink:
             ident = camera.connect()
             self.status.model, self.status.port = ident.model, ident.port
             settings = camera.lock()
+        except SettingError as exc:  # the body is here; a setting is not: keep it (live view), refuse captures
+            assert camera is not None
+            self.camera = camera
+            text = f"{exc}: {SETTING_FIX}"
+            if self.status.error != text:
+                log.warning("camera: %s", text)
+            self.status.settings = None
+            self.status.state, self.status.error = "settings refused", text
+            return True
         except CameraError as exc:
             if camera is not None:
                 _close(camera)

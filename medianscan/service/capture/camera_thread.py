@@ -114,7 +114,7 @@ class CameraThread:
                 if where:
                     log.info("retake: %s was %s in the blend queue; taken out", last.name, where)
             moved = self.d.library.retake()
-        self.d.message = f"retake: {moved.parent.parent.name}/{moved.parent.name}/{moved.name} set aside"
+        self.d.message = f"{moved.name} set aside in {moved.parent.parent.name}/{moved.parent.name}/ to shoot it again"
         log.info("%s", self.d.message)
         return moved
 
@@ -122,6 +122,8 @@ class CameraThread:
         """The connected camera, reconnected if need be; MedianscanError saying why `doing` cannot be done."""
         if self.d.link.camera is None and not self.d.link.connect():
             raise MedianscanError(f"cannot {doing}: {self.d.camera_status.error}")
+        if self.d.link.refused is not None:
+            raise MedianscanError(f"cannot {doing}: {self.d.link.refused}")
         camera = self.d.link.camera
         assert camera is not None
         return camera
@@ -145,7 +147,7 @@ class CameraThread:
         folder = flats.keep_flat(roll, shot)
         self.d.message = None
         text = (
-            f"flat: {len(record.frames)} frames in {record.seconds:.1f} s into "
+            f"flat field shot: {len(record.frames)} frames in {record.seconds:.1f} s into "
             f"{roll.name}/{flats.FLATS}/{folder.name}; the roll's next negatives are corrected with it: "
             "put the film back"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medianscan.library import flats
 from medianscan.library.manifest import Manifest
 from medianscan.reports import (
     RECENT,
@@ -55,12 +56,17 @@ def queue_state(d: Daemon) -> QueueState:
 
 def capture_status(d: Daemon) -> CaptureStatus:
     roll, negative = d.library.position()
+    folder = d.library.current_roll()
+    flat = None if folder is None else flats.current_flat(folder)
     return CaptureStatus(
         camera=camera_view(d),
         settings=dict(d.camera_status.settings or {}),
         library=str(d.library.root),
         roll=roll,
+        roll_folder=None if folder is None else str(folder),
+        flat=None if flat is None else flat.name,
         negative=negative,
+        next_negative=d.library.next_negative(),
         frames_per_burst=d.cfg.frames,
         paused=d.paused,
         busy=d.bursting,
