@@ -38,6 +38,7 @@ SUBCOMMANDS: dict[str, str] = {
     **dict.fromkeys(control.COMMANDS, "control"),  # the daemon's own commands, light to import
 }
 MODULES = tuple(dict.fromkeys(SUBCOMMANDS.values()))  # in the order --help lists them
+SERVICES = frozenset({"run", "watch", "demo"})  # long-running: their log lines carry the time and the source
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -65,11 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr without a file (a test's capture)
         faulthandler.enable()  # a crash in a native library (LibRaw, libgphoto2, Exiv2) leaves a stack on stderr
-    args = build_parser(_command(argv)).parse_args(argv)
+    command = _command(argv)
+    args = build_parser(command).parse_args(argv)
     before = list(logging.getLogger().handlers)
+    service = command in SERVICES or args.verbose  # a service's log is its history: stamped and named
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if service else "medianscan: %(message)s",
     )
     # a record repeated in a tight loop is summarised, never written thousands of times a second (on the handler
     # made here: a host that configured logging before, a test's capture say, keeps its own)

@@ -30,29 +30,54 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "together form one stack. Folders are blended one after another, each to its own output."
         ),
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    d = BlendConfig()  # the defaults, as the config has them
-    parser.add_argument("--method", choices=METHODS, default=d.method)
     parser.add_argument(
-        "--kappa", type=float, default=d.kappa, help=f"sigma-clip: reject beyond KAPPA sigma ({d.kappa:g})"
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a stack folder (all its frames), or the frame files of one stack; several folders blend one by one",
+    )
+    d = BlendConfig()  # the defaults, as the config has them
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default=d.method,
+        help=f"how the frames are combined ({d.method}; the README's 'Which method' compares them)",
     )
     parser.add_argument(
-        "--iterations", type=int, default=d.iterations, help=f"sigma-clip: at most this many rounds ({d.iterations})"
+        "--kappa",
+        type=float,
+        default=d.kappa,
+        metavar="K",
+        help=f"sigma-clip: reject beyond K standard deviations ({d.kappa:g})",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=d.iterations,
+        metavar="N",
+        help=f"sigma-clip: at most this many rounds ({d.iterations})",
     )
     parser.add_argument(
         "--winsor-fraction",
         type=float,
         default=d.winsor_fraction,
-        help=f"winsorized: fraction clamped at each end ({d.winsor_fraction:g})",
+        metavar="F",
+        help=f"winsorized: the share clamped at each end ({d.winsor_fraction:g})",
     )
     parser.add_argument(
         "--level-tolerance",
         type=float,
         default=d.level_tolerance,
-        help=f"allowed brightness spread ({d.level_tolerance:g})",
+        metavar="F",
+        help=f"how far a frame's brightness may be off, a fraction ({d.level_tolerance:g}, that is 3 %%)",
     )
     parser.add_argument(
-        "--max-shift", type=float, default=d.max_shift_px, help=f"allowed shift between frames, px ({d.max_shift_px:g})"
+        "--max-shift",
+        type=float,
+        default=d.max_shift_px,
+        metavar="PX",
+        help=f"how far a frame may be shifted against the others, in pixels ({d.max_shift_px:g})",
     )
     parser.add_argument(
         "--flat",

@@ -7,8 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from medianscan.capture.camera import CameraError, SettingError, open_camera
 from medianscan.config.loader import config_to_yaml, load_config
-from medianscan.config.schema import ConfigError
+from medianscan.config.schema import Config, ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,9 +18,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = verbs.add_parser(
         "check",
         help="report unknown keys, wrong types and out-of-range values with file, line and key",
-        description="Exit status 0 when every FILE is usable, 2 otherwise (each problem on one line).",
+        description=(
+            "Exit status 0 when every FILE is usable, 2 otherwise (each problem on one line). With --camera, also "
+            "connect to the camera FILE names and lock its settings once (then put them back): a setting the "
+            "body does not have, or a value it does not offer, is named with the nearest names it has."
+        ),
     )
-    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="the configuration files to check")
+    check.add_argument("--camera", action="store_true", help="also check camera.settings against the connected camera")
     check.set_defaults(handler=run_check)
     show = verbs.add_parser("show", help="print the configuration as loaded, defaults filled in (YAML)")
     show.add_argument("file", nargs="?", type=Path, metavar="FILE", help="(default: the built-in defaults)")
@@ -36,11 +42,32 @@ def run_check(args: argparse.Namespace) -> int:
                 print(f"medianscan: {problem}", file=sys.stderr)
             status = 2
             continue
+        refused = camera_problem(cfg) if args.camera else None
+        if refused is not None:
+            print(f"medianscan: {path}: {refused}", file=sys.stderr)
+            status = 2
+            continue
+        checked = ", settings locked on the camera" if args.camera else ""
         print(
             f"{path}: ok ({cfg.mode} mode, {cfg.camera.backend} camera, {cfg.frames} frames per burst, "
-            f"library {cfg.library})"
+            f"library {cfg.library}{checked})"
         )
     return status
+
+
+def camera_problem(cfg: Config) -> str | None:
+    """Why the camera `cfg` names cannot take its settings (None: it takes them all); it is left as found."""
+    camera = open_camera(cfg.camera)
+    try:
+        camera.connect()
+        camera.lock()
+    except SettingError as exc:
+        return f"{exc}: fix camera.settings (or list it under camera.optional)"
+    except CameraError as exc:
+        return f"cannot check camera.settings: {exc}"
+    finally:
+        camera.close()
+    return None
 
 
 def run_show(args: argparse.Namespace) -> int:

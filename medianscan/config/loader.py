@@ -279,6 +279,16 @@ def _cross_checks(cfg: Config, reader: _Reader) -> None:
             f"is {listen!r}, off loopback: anyone on that network could fire the camera; set console.token too "
             "(or reach a loopback console over an SSH tunnel)",
         )
+    if cfg.mode == "capture" and cfg.watch.folder is not None:  # kept ready, perhaps: a hint, not an error
+        log.warning(
+            "%s",
+            reader.where(
+                nodes.get("watch.folder"),
+                "watch.folder",
+                "is set, but mode is 'capture': the hot folder runs only with `mode: watch` (or `medianscan watch "
+                "DIR`)",
+            ),
+        )
     sim = cfg.camera.simulated
     for name in ("flicker_frame", "shifted_frame"):
         value = getattr(sim, name)
