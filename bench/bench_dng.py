@@ -100,7 +100,8 @@ def main() -> None:
     with rawpy.imread(str(sample)) as raw:
         mosaic = np.tile(raw.raw_image.copy(), (args.scale, args.scale))
         layout = layout_from_rawpy(raw)
-    camera, exposure, _ = read_metadata(sample)
+    meta = read_metadata(sample)
+    camera, exposure = meta.camera, meta.exposure
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:
         out = Path(folder)
         cases: dict[str, Callable[[], object]] = {

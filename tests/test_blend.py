@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+import exiv2
 import numpy as np
 import pytest
 import rawpy
@@ -225,6 +226,61 @@ def test_tiff_and_compressed_dng_outputs(tmp_path: Path, small: Scene) -> None:
     assert rgb.dtype == np.uint16 and rgb.ndim == 3 and rgb.shape[2] == 3
 
 
+def test_the_linear_tiff_says_its_colour_space_is_linear_srgb(tmp_path: Path, small: Scene) -> None:
+    """The 16-bit TIFF of `--tiff` holds linear light in sRGB's primaries; its embedded ICC profile says so, as
+    exiftool finds it and as Little CMS (the colour engine of GIMP, darktable and RawTherapee) applies it: the
+    TIFF's linear 18 % grey is sRGB's 0.46, and its primaries are sRGB's."""
+    import imagecodecs
+
+    folder = tmp_path / "s"
+    make_burst(folder, small, 3)
+    (tiff,) = blend_stack(folder, BlendOptions(tiff=True)).extra_outputs
+    tags = exiftool_tags(tiff)
+    assert tags["ICC-header:ColorSpaceData"] == "RGB " and "ICC_Profile:RedMatrixColumn" in tags
+    with tifffile.TiffFile(tiff) as tif:
+        icc = tif.pages.first.tags["InterColorProfile"].value
+    imagecodecs.cms_profile_validate(icc)
+    probe = np.array([[[11796, 11796, 11796], [65535, 0, 0], [0, 65535, 0]]], np.uint16)
+    as_srgb = (
+        imagecodecs.cms_transform(probe, icc, imagecodecs.cms_profile("srgb"), colorspace="rgb", outcolorspace="rgb")
+        / 65535
+    )
+    np.testing.assert_allclose(as_srgb, [[[0.4613] * 3, [1, 0, 0], [0, 1, 0]]], atol=0.002)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["streamed", "compressed"])
+def test_tiff_and_jpeg_blends_carry_their_frames_colour_profile(tmp_path: Path, compress: bool) -> None:
+    """Frames exported in Adobe RGB blend to an output in Adobe RGB (read as sRGB they would lose their colour);
+    a frame exported in another colour space is named."""
+    import imagecodecs
+
+    adobe = imagecodecs.cms_profile("adobergb")
+    rng = np.random.default_rng(5)
+    tiffs, jpegs = tmp_path / "tiffs", tmp_path / "jpegs"
+    for folder in (tiffs, jpegs):
+        folder.mkdir()
+    for i in range(3):
+        frame = rng.integers(1000, 60000, (32, 48, 3)).astype(np.uint16)
+        tifffile.imwrite(tiffs / f"t_{i}.tif", frame, photometric="rgb", iccprofile=adobe)
+        jpeg_path = jpegs / f"j_{i}.jpg"
+        jpeg_path.write_bytes(imagecodecs.jpeg8_encode((frame >> 8).astype(np.uint8), level=95))
+        with_profile = exiv2_image(jpeg_path)
+        with_profile.setIccProfile(exiv2.DataBuf(adobe))
+        with_profile.writeMetadata()
+    for folder in (tiffs, jpegs):
+        result = blend_stack(folder, BlendOptions(compress=compress))
+        assert frames.read_frame(result.output).icc == adobe, result.output
+    tifffile.imwrite(tiffs / "t_1.tif", rng.integers(1000, 60000, (32, 48, 3)).astype(np.uint16), photometric="rgb")
+    with pytest.raises(StackError, match=r"t_1\.tif: colour profile none differs from the other frames' of \d+ bytes"):
+        blend_stack(tiffs, BlendOptions(compress=compress))
+
+
+def exiv2_image(path: Path) -> exiv2.Image:
+    image = exiv2.ImageFactory.open(str(path))
+    image.readMetadata()
+    return image
+
+
 # --- bad input: a clear sentence naming stack, frame and reason; non-zero exit; no output; inputs untouched ---
 
 
@@ -341,12 +397,68 @@ def test_keep_going_blends_every_good_stack_of_a_batch(
     make_burst(good2, small, 3, seed=3)
     code, err = _run_cli(capsys, good1, bad, good2)
     assert code == 1 and not (good2 / "c_median.dng").exists()
+    assert "stopped; 1 more stack(s) not attempted (c); --keep-going blends the rest" in err
+    bars = [line.split("]")[0] for line in err.splitlines() if line.startswith("[")]
+    assert bars == ["[" + "#" * 8 + "-" * 16, "[" + "#" * 16 + "-" * 8]  # the failed stack's step is filled too
     code = main(["blend", "--keep-going", "--json", str(good1), str(bad), str(good2)])
     out, err = capsys.readouterr()
     assert code == 1
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["ok"] for r in records] == [True, False, True]
     assert (good2 / "c_median.dng").is_file() and "b: 2 frame(s)" in err
+
+
+def test_an_output_folder_takes_a_whole_batch_from_a_read_only_card(tmp_path: Path, small: Scene) -> None:
+    """Two stacks on a real read-only filesystem (a tmpfs remounted read-only in the test's own mount namespace):
+    `--output DIR/` puts both outputs in DIR under their stacks' names and the card is left as it was."""
+    card = tmp_path / "mnt"
+    staged = tmp_path / "staged"
+    for name, seed in (("a", 1), ("b", 2)):
+        make_burst(staged / name, small, 3, seed=seed)
+    out = tmp_path / "out"
+    done = _in_own_mount(
+        tmp_path,
+        f'mount -t tmpfs tmpfs "$M" && cp -r {staged}/a {staged}/b "$M" && mount -o remount,ro "$M" && '
+        f'"$MEDIANSCAN" blend "$M/a" "$M/b" --output {out}/ && ls -R "$M"',
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_median.dng", "a_median.json", "b_median.dng", "b_median.json"]
+    assert "median" not in done.stdout  # nothing written on the card
+    with rawpy.imread(str(out / "b_median.dng")) as raw:
+        assert raw.raw_image_visible.shape == (384, 576)
+    assert json.loads((out / "a_median.json").read_text())["frames"][0]["file"] == "a_01.dng"
+    assert not card.exists() or not any(card.iterdir())
+
+
+def test_output_names_a_file_for_one_stack_and_a_folder_for_many(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_burst(tmp_path / "x" / "s", small, 3, seed=1)
+    make_burst(tmp_path / "y" / "s", small, 3, seed=2)
+    code, err = _run_cli(capsys, tmp_path / "x" / "s", tmp_path / "y" / "s", "--output", tmp_path / "o.dng")
+    assert code != 0 and "2 stacks were given; give a folder (ending in /)" in err
+    code, err = _run_cli(capsys, tmp_path / "x" / "s", tmp_path / "y" / "s", "--output", f"{tmp_path}/o/")
+    assert code != 0 and "several stacks are named s" in err and not list((tmp_path / "o").iterdir())
+    existing = tmp_path / "here"
+    existing.mkdir()
+    code, err = _run_cli(capsys, tmp_path / "x" / "s", "--output", existing)  # an existing folder, no slash
+    assert code == 0, err
+    assert (existing / "s_median.dng").is_file() and not (tmp_path / "x" / "s" / "s_median.dng").exists()
+
+
+def test_frames_of_two_cameras_in_equal_numbers_name_the_split(
+    tmp_path: Path, small: Scene, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "s"
+    paths = make_burst(folder, small, 6, seed=4)
+    for path in paths[3:]:
+        write_frame(path, noisy(small, np.random.default_rng(path.stat().st_size), SIGMA), small, model="EOS 5D")
+    before = tree_digest(folder)
+    code, err = _run_cli(capsys, folder, "--drop-bad-frames")
+    _assert_refused(folder, before, code, err, "frames of 2 cameras and none is most of them")
+    assert "3 of EOS 5D (s_04.dng, s_05.dng, s_06.dng)" in err
+    assert "3 of " in err.replace("3 of EOS 5D", "") and "blend each camera's frames as a stack of its own" in err
+    assert "differs from the other frames'" not in err  # no body taken as the reference
 
 
 def test_a_burst_marked_incomplete_needs_force(

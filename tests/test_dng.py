@@ -62,7 +62,8 @@ def cr2(sample_raw: Path) -> Source:
     with rawpy.imread(str(sample_raw)) as raw:
         mosaic = raw.raw_image.copy()
         layout = layout_from_rawpy(raw)
-    camera, exposure, _ = read_metadata(sample_raw)
+    meta = read_metadata(sample_raw)
+    camera, exposure = meta.camera, meta.exposure
     return Source(mosaic, layout, camera, exposure)
 
 

@@ -112,7 +112,7 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> Blend
                 main, merged, dataclasses.replace(first, layout=layout), options, xmp=xmp, tone=tone
             )
             if options.keep_groups:
-                extra += _write_groups(stack, options, exposures, [decoded[group[0]] for group in members])
+                extra += _write_groups(main, options, exposures, [decoded[group[0]] for group in members])
         timings["write"] = time.perf_counter() - t
         good = [decoded[i] for group in members for i in group]
         result = BlendRecord(
@@ -202,13 +202,16 @@ def _exposures(
 
 
 def _write_groups(
-    stack: Path, options: BlendOptions, exposures: Sequence[bracket.Exposure], firsts: Sequence[Frame]
+    main: Path, options: BlendOptions, exposures: Sequence[bracket.Exposure], firsts: Sequence[Frame]
 ) -> tuple[Path, ...]:
-    """Each group's own blend (`--keep-groups`), with the metadata of the group's first frame (`firsts`)."""
+    """Each group's own blend (`--keep-groups`) beside the merge `main`, with the metadata of the group's first
+    frame (`firsts`)."""
     written = []
     for group, first in zip(exposures, firsts, strict=True):
         assert first.layout is not None
-        path = stack / f"{stack.name}_{group.label.replace('/', '-')}s_{options.method}.dng"
+        path = main.with_name(
+            f"{main.stem.removesuffix('_' + options.method)}_{group.label.replace('/', '-')}s_{options.method}.dng"
+        )
         dng.write_dng(
             path,
             group.blend,

@@ -8,6 +8,7 @@ equal, the value most frames share is taken as right and the others are named.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -78,12 +79,19 @@ def _fmt_seconds(value: Hashable) -> str:
 def metadata_problems(frames: Sequence[Frame], *, same_shutter: bool = True) -> list[Problem]:
     """Frames that differ in body, format, geometry, CFA layout, levels or recorded exposure (the shutter time
     only when `same_shutter`: a bracket's groups differ in it by design)."""
+    split = _bodies_split(frames)
+    if split is not None:
+        return [split]
     problems: list[Problem] = []
     problems += _disagreeing(frames, lambda f: f.kind, "file type")
-    problems += _disagreeing(frames, lambda f: f.camera.model or f.camera.make or "unknown", "camera")
+    problems += _disagreeing(frames, _body_name, "camera")
     problems += _disagreeing(frames, lambda f: f.camera.serial, "camera serial", lambda v: str(v) or "unknown")
     problems += _disagreeing(frames, lambda f: f.pixels.shape, "size", _fmt_shape)
     problems += _disagreeing(frames, lambda f: f.pixels.dtype.str, "bit depth")
+    problems += [
+        Problem(p.frame, p.reason + " (exported in another colour space?)")
+        for p in _disagreeing(frames, lambda f: f.icc, "colour profile", _profile_name)
+    ]
     problems += _disagreeing(frames, _pattern_key, "CFA pattern")
     problems += _disagreeing(frames, lambda f: f.layout.black_levels if f.layout else None, "black level")
     problems += _disagreeing(frames, lambda f: f.layout.white_level if f.layout else None, "white level")
@@ -94,6 +102,40 @@ def metadata_problems(frames: Sequence[Frame], *, same_shutter: bool = True) -> 
         problems += [Problem(p.frame, p.reason + hint) for p in shutter]
     problems += _disagreeing(frames, lambda f: f.exposure.f_number, "aperture", lambda v: f"f/{_fmt_number(v)}")
     return _one_per_frame(problems)
+
+
+def _body_name(frame: Frame) -> str:
+    return frame.camera.model or frame.camera.make or "unknown"
+
+
+def _bodies_split(frames: Sequence[Frame]) -> Problem | None:
+    """Frames of several cameras with none holding a strict majority: no body is "the stack" and the others
+    strays, so the split itself is the problem (the whole stack's), named body by body."""
+    bodies = Counter((_body_name(f), f.camera.serial) for f in frames)
+    if len(bodies) < 2 or 2 * bodies.most_common(1)[0][1] > len(frames):
+        return None
+    models = Counter(model for model, _ in bodies)
+
+    def said(body: tuple[str, str | None]) -> str:
+        model, serial = body
+        name = f"{model} (serial {serial or 'unknown'})" if models[model] > 1 else model
+        files = [f.path.name for f in frames if (_body_name(f), f.camera.serial) == body]
+        shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+        return f"{len(files)} of {name} ({shown})"
+
+    return Problem(
+        None,
+        f"frames of {len(bodies)} cameras and none is most of them: "
+        + "; ".join(said(b) for b, _ in bodies.most_common())
+        + "; blend each camera's frames as a stack of its own",
+    )
+
+
+def _profile_name(value: Hashable) -> str:
+    """An embedded ICC profile, told apart by size and digest (the frames of one burst carry the same bytes)."""
+    if not isinstance(value, bytes):
+        return "none"
+    return f"of {len(value)} bytes (sha256 {hashlib.sha256(value).hexdigest()[:8]})"
 
 
 def _fmt_number(value: Hashable) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class Frame:
     sha256: str
     layout: MosaicLayout | None = None  # raws only
     orientation: int = 1
+    icc: bytes | None = None  # the embedded ICC colour profile (TIFFs and JPEGs have them; a blend carries it)
 
 
 def is_dng_file(path: Path) -> bool:
@@ -107,11 +108,11 @@ def read_frame(path: Path, kind: FrameKind | None = None, out: npt.NDArray[np.ge
             raise StackError(f"{path}: {sniffed.problem}")
         kind = sniffed.kind
     try:
-        camera, exposure, orientation = read_metadata(path)
+        meta = read_metadata(path)
         if kind == "raw":
             digest = sha256_file(path)
             pixels, layout = _decode_raw(path, out)
-            return Frame(path, kind, pixels, camera, exposure, digest, layout, layout.orientation)
+            return Frame(path, kind, pixels, meta.camera, meta.exposure, digest, layout, layout.orientation)
         mapped = _map_tiff(path) if kind == "tiff" and out is None else None
         if mapped is not None:
             digest, decoded = mapped
@@ -123,7 +124,7 @@ def read_frame(path: Path, kind: FrameKind | None = None, out: npt.NDArray[np.ge
     if out is not None and out.shape == decoded.shape and out.dtype == decoded.dtype and decoded is not out:
         out[...] = decoded
         decoded = out
-    return Frame(path, kind, decoded, camera, exposure, digest, None, orientation)
+    return Frame(path, kind, decoded, meta.camera, meta.exposure, digest, None, meta.orientation, meta.icc)
 
 
 def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
@@ -326,13 +327,23 @@ def _decode_jpeg(path: Path, data: bytes) -> npt.NDArray[np.generic]:
     return np.ascontiguousarray(pixels)
 
 
-def read_metadata(data: bytes | Path) -> tuple[CameraInfo, Exposure, int]:
-    """Camera, exposure and EXIF orientation from a file's metadata (any format exiv2 knows)."""
+@dataclass(frozen=True)
+class FileMetadata:
+    """What a frame's file says of itself beside its pixels."""
+
+    camera: CameraInfo = field(default_factory=CameraInfo)
+    exposure: Exposure = field(default_factory=Exposure)
+    orientation: int = 1  # EXIF's, 1-8
+    icc: bytes | None = None  # the embedded colour profile
+
+
+def read_metadata(data: bytes | Path) -> FileMetadata:
+    """Camera, exposure, EXIF orientation and colour profile from a file's metadata (any format exiv2 knows)."""
     try:
         image = exiv2.ImageFactory.open(data if isinstance(data, bytes) else str(data))
         image.readMetadata()
     except exiv2.Exiv2Error:
-        return CameraInfo(), Exposure(), 1
+        return FileMetadata()
     exif = image.exifData()
 
     def text(*keys: str) -> str:
@@ -376,4 +387,5 @@ def read_metadata(data: bytes | Path) -> tuple[CameraInfo, Exposure, int]:
         taken=text("Exif.Photo.DateTimeOriginal", "Exif.Image.DateTimeOriginal", "Exif.Image.DateTime") or None,
     )
     orientation = int(number("Exif.Image.Orientation") or 1)
-    return camera, exposure, orientation if 1 <= orientation <= 8 else 1
+    icc = bytes(image.iccProfile().data()) if image.iccProfileDefined() else None
+    return FileMetadata(camera, exposure, orientation if 1 <= orientation <= 8 else 1, icc or None)

@@ -15,10 +15,12 @@ from medianscan.errors import MedianscanError
 
 @dataclass
 class BlendOptions(BlendConfig):
-    """A BlendConfig, the explicit output file, if any (default <stack>/<stack name>_<method>.<ext>), and the
+    """A BlendConfig, where the output goes (an explicit file, or a folder for the outputs of a whole batch, as
+    when blending straight from a read-only card; by default <stack>/<stack name>_<method>.<ext>), and the
     master flat to correct raws with (a flat blended by medianscan: see `pipeline.prepare_flat`)."""
 
     output: Path | None = None
+    output_folder: Path | None = None
     flat: Path | None = None
 
     @classmethod

@@ -33,9 +33,12 @@ from medianscan.vocabulary import Method
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
 
 
-def output_paths(stack: Path, method: Method, kind: FrameKind, explicit: Path | None) -> tuple[Path, Path]:
-    """The main output and its JSON sidecar (same stem)."""
-    main = explicit or stack / f"{stack.name}_{method}{_EXTENSION[kind]}"
+def output_paths(
+    stack: Path, method: Method, kind: FrameKind, explicit: Path | None, folder: Path | None = None
+) -> tuple[Path, Path]:
+    """The main output and its JSON sidecar (same stem): the explicit file, else <stack name>_<method>.<ext> in
+    `folder` (the batch's output folder) or in the stack itself."""
+    main = explicit or (folder or stack) / f"{stack.name}_{method}{_EXTENSION[kind]}"
     return main, main.with_suffix(".json")
 
 
@@ -163,7 +166,7 @@ def writing_outputs(main: Path) -> Iterator[None]:
 
 def checked_outputs(stack: Path, options: BlendOptions, kind: FrameKind, paths: Sequence[Path]) -> tuple[Path, Path]:
     """The output and sidecar paths, once their folder is known to take them (before any frame is read)."""
-    main, sidecar = output_paths(stack, options.method, kind, options.output)
+    main, sidecar = output_paths(stack, options.method, kind, options.output, options.output_folder)
     check_output_room(main, sum(p.stat().st_size for p in paths) // max(1, len(paths)))
     return main, sidecar
 

@@ -68,13 +68,19 @@ def write_outputs(
         digest = read_back(main, pixels_sha256(blended))
         if options.tiff:
             linear = main.with_suffix(".tif")
-            tiff.write_tiff(linear, tiff.develop_linear(main), compress=options.compress, description=description)
+            tiff.write_tiff(
+                linear,
+                tiff.develop_linear(main),
+                compress=options.compress,
+                description=description,
+                icc=tiff.LINEAR_SRGB,
+            )
             return (linear,), digest
         return (), digest
     if first.kind == "tiff":  # compressed (an uncompressed TIFF blend streams: `stream_tiff`)
-        tiff.write_tiff(main, blended, compress=True, description=description)
+        tiff.write_tiff(main, blended, compress=True, description=description, icc=first.icc)
         return (), read_back(main, pixels_sha256(blended))
-    jpeg.write_jpeg(main, blended, exif_from=first.path)
+    jpeg.write_jpeg(main, blended, exif_from=first.path, icc=first.icc)
     return (), read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
 
 
@@ -94,7 +100,7 @@ def blend_into(
     uncompressed TIFF); the extra outputs, the sha256 of the main output's pixels as read back, and what the
     flat did."""
     if first.kind == "tiff" and not options.compress:
-        return (), stream_tiff(main, frames, options, timings), None
+        return (), stream_tiff(main, frames, options, timings, icc=first.icc), None
     t = time.perf_counter()
     blended = combine_frames(
         frames, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype))
@@ -112,10 +118,13 @@ def blend_into(
     return extra, digest, record
 
 
-def stream_tiff(main: Path, frames: FrameArrays, options: BlendOptions, timings: dict[str, float]) -> str:
+def stream_tiff(
+    main: Path, frames: FrameArrays, options: BlendOptions, timings: dict[str, float], *, icc: bytes | None = None
+) -> str:
     """Blend a TIFF stack straight into its uncompressed output, a band of rows at a time: each band is combined
     into one small buffer and goes to the disk while the next is combined from the (memory-mapped) frames, so no
-    output frame is ever held in memory. Returns the pixels' sha256, read back from the disk."""
+    output frame is ever held in memory; the output carries the frames' ICC profile `icc`. Returns the pixels'
+    sha256, read back from the disk."""
     first = frames[0]
     height = first.shape[0]
     rows = max(1, _BAND_BYTES // max(1, first[0].nbytes))
@@ -133,7 +142,7 @@ def stream_tiff(main: Path, frames: FrameArrays, options: BlendOptions, timings:
 
     t = time.perf_counter()
     description = f"medianscan {__version__} {options.method} of a stack"
-    written = tiff.write_tiff_rows(main, first.shape, first.dtype, bands(), description=description)
+    written = tiff.write_tiff_rows(main, first.shape, first.dtype, bands(), description=description, icc=icc)
     # read back as it was written (from the disk itself, see diskio); and the file must show TIFF readers
     # exactly that block as its image
     block = tiff.pixel_block(main)

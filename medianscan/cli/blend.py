@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="correct raws with a flat field: a folder of frames of the bare light (blended first) or a flat DNG "
         "blended by medianscan",
     )
-    parser.add_argument("--output", type=Path, help="output file (one stack only)")
+    parser.add_argument(
+        "--output",
+        metavar="OUT",
+        help="where the output goes: a folder (an existing one, or any path ending in /) takes the outputs of "
+        "every stack given, as when blending from a read-only card; a file name, for one stack only",
+    )
     parser.add_argument("--tiff", action="store_true", help="also write a 16-bit linear TIFF")
     parser.add_argument("--compress", action="store_true", help="lossless-JPEG compressed DNG")
     parser.add_argument("--drop-bad-frames", action="store_true", help="blend the good frames when at least 3 remain")
@@ -130,16 +136,14 @@ def run(args: argparse.Namespace) -> int:
         bracket=args.bracket,
         keep_groups=args.keep_groups,
         white_level=args.white_level,
-        output=args.output,
     )
     problems = blend_problems(options, spell=lambda name: _FLAGS.get(name, f"--{name.replace('_', '-')}"))
     if problems:
         raise MedianscanError("; ".join(problems))
+    stacks = stacks_of(args.paths)
+    options.output, options.output_folder = _output_place(args.output, stacks)
     if args.flat is not None:
         options.flat = prepare_flat(args.flat)
-    stacks = stacks_of(args.paths)
-    if args.output and len(stacks) > 1:
-        raise MedianscanError("--output names one file, but several stacks were given")
     failures = 0
     for index, stack in enumerate(stacks, 1):
         label = stack.name if isinstance(stack, Path) else stack[0].name if len(stack) == 1 else f"{len(stack)} files"
@@ -155,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"medianscan: {message}", file=sys.stderr)
             _emit(args.json, {"stack": str(stack), "ok": False, "error": message})
             if not args.keep_going:
+                _not_attempted(stacks[index:])
                 return 1
             continue
         _progress(index, len(stacks), label, f"{result.seconds:.1f} s -> {result.output}", done=True)
@@ -166,13 +171,63 @@ def run(args: argparse.Namespace) -> int:
 _FLAGS = {"max_shift_px": "--max-shift"}  # option names whose flag is spelled otherwise
 
 
+def _output_place(written: str | None, stacks: list[Path | list[Path]]) -> tuple[Path | None, Path | None]:
+    """`--output` as (a file for one stack, a folder for all): a folder is one that exists or a path written with
+    a trailing slash (made here); a folder takes each stack's output under the stack's own name, so two stacks of
+    one name are refused before any work."""
+    if written is None:
+        return None, None
+    output = Path(written)  # a Path drops the trailing slash that says "a folder"
+    if output.is_dir() or written.endswith(("/", os.sep)):
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MedianscanError(f"{output}: cannot make the output folder ({exc.strerror or exc})") from None
+        names = [_stack_name(stack) for stack in stacks]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise MedianscanError(
+                f"{output}: several stacks are named {', '.join(twice)}, and their outputs would overwrite each "
+                "other in one folder; blend them one by one with --output files"
+            )
+        return None, output
+    if len(stacks) > 1:
+        raise MedianscanError(
+            f"--output {output} names one file, but {len(stacks)} stacks were given; give a folder (ending in /) "
+            "for their outputs"
+        )
+    return output, None
+
+
+def _stack_name(stack: Path | list[Path]) -> str:
+    """The name a stack's outputs take: its folder's (loose frames: the folder they are in)."""
+    return stack.name if isinstance(stack, Path) else stack[0].resolve().parent.name
+
+
+def _not_attempted(rest: list[Path | list[Path]]) -> None:
+    """A batch stopped at a failure says what it left undone, and how to go on past failures."""
+    if rest:
+        print(
+            f"medianscan: stopped; {len(rest)} more stack(s) not attempted "
+            f"({', '.join(_stack_name(s) for s in rest[:5])}{', ...' if len(rest) > 5 else ''}); "
+            "--keep-going blends the rest past a failure",
+            file=sys.stderr,
+        )
+
+
 def _record_in_manifest(stack: Path | list[Path], result: BlendRecord) -> None:
     """A stack folder of the daemon's library (it has a stack.json) records the blend exactly as the daemon
     would: verified against its sidecar, then state blended with the blend's record."""
     if not isinstance(stack, Path) or not (stack / MANIFEST).is_file():
         return
     verify_output(result)
-    mark(stack, State.BLENDED, blend=result, blend_seconds=result.seconds, error=None)
+    try:
+        mark(stack, State.BLENDED, blend=result, blend_seconds=result.seconds, error=None)
+    except OSError as exc:  # a read-only card: the blend is written elsewhere, the stack's record stays as it was
+        print(
+            f"medianscan: {stack.name}: blended, but {MANIFEST} cannot record it ({exc.strerror or exc})",
+            file=sys.stderr,
+        )
 
 
 def _refuse_incomplete(stack: Path | list[Path], force: bool) -> None:

@@ -1,4 +1,4 @@
-"""JPEG outputs, carrying the first frame's EXIF."""
+"""JPEG outputs, carrying the first frame's EXIF and colour profile."""
 
 from __future__ import annotations
 
@@ -12,18 +12,23 @@ import numpy.typing as npt
 from medianscan.atomic import atomic_path
 
 
-def write_jpeg(path: Path, image: npt.NDArray[np.generic], *, exif_from: Path | None = None) -> None:
-    """A quality-95 JPEG written atomically, carrying the EXIF of `exif_from` (the first frame) if given."""
+def write_jpeg(
+    path: Path, image: npt.NDArray[np.generic], *, exif_from: Path | None = None, icc: bytes | None = None
+) -> None:
+    """A quality-95 JPEG written atomically, carrying the EXIF of `exif_from` (the first frame) if given and the
+    ICC profile of its colour space (without it, a JPEG exported in Adobe RGB would be read as sRGB)."""
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(bytes(imagecodecs.jpeg8_encode(image, level=95)))
+        dst = exiv2.ImageFactory.open(str(tmp))
+        dst.readMetadata()
+        if icc is not None:
+            dst.setIccProfile(exiv2.DataBuf(icc))
         if exif_from is not None:
             try:
                 src = exiv2.ImageFactory.open(str(exif_from))
                 src.readMetadata()
-                dst = exiv2.ImageFactory.open(str(tmp))
-                dst.readMetadata()
                 dst.setExifData(src.exifData())
-                dst.writeMetadata()
             except exiv2.Exiv2Error:
-                pass  # the pixels matter; EXIF is a courtesy
+                pass  # the pixels and their colours matter; EXIF is a courtesy
+        dst.writeMetadata()
