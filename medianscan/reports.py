@@ -91,12 +91,15 @@ class WatchStatus:
     folder: str
     group: str  # the grouping, as the config spells it
     queue: QueueState
-    blends: int  # stacks blended since the start
+    blends: int  # blends started since the start
     message: str | None
     attention: tuple[NeedsAttention, ...]
     waiting: dict[str, str]  # folder -> why it is not blended yet
     recent: tuple[RecentNegative, ...]
     mode: str = "watch"
+    blended: int = 0  # of `blends`, those written (the others failed: see `attention`)
+    reblended: int = 0  # of `blended`, stacks blended again because their files changed
+    blended_before: int = 0  # stacks found blended as they are (skipped)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

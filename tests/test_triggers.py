@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -484,8 +485,22 @@ def test_socket_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert server_socket_path(cfg) == Path("/run/medianscan/control.sock")
     monkeypatch.delenv("RUNTIME_DIRECTORY")
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert server_socket_path(cfg) == tmp_path / "lib" / ".medianscan-control.sock"
-    assert server_socket_path(cfg) in client_socket_paths(cfg)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # no runtime folder: a private one in the temp folder
+    tempfile.tempdir = None  # tempfile caches the folder it found first
+    try:
+        private = tmp_path / "tmp" / f"medianscan-{os.geteuid()}"
+        assert server_socket_path(cfg) == private / "control.sock"
+        assert client_socket_paths(cfg)[0] == server_socket_path(cfg)
+        server = ControlServer(server_socket_path(cfg), lambda a, r: {"ok": True})
+        server.start()
+        server.stop()
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
+        private.chmod(0o755)  # made by someone else, or opened up: refused, never used
+        with pytest.raises(MedianscanError, match="is not a private folder of yours"):
+            ControlServer(server_socket_path(cfg), lambda a, r: {"ok": True}).start()
+    finally:
+        tempfile.tempdir = None
     fixed = Config(triggers=TriggerConfig(socket=tmp_path / "s.sock"))
     assert server_socket_path(fixed) == tmp_path / "s.sock"
     assert client_socket_paths(fixed) == [tmp_path / "s.sock"]

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -329,16 +330,67 @@ def test_catch_up_blends_what_arrived_while_down_and_skips_what_is_blended(
     assert (root / "c" / "c_median.dng").is_file()
 
 
-def test_once_reports_refusals_with_exit_code_1(
-    tmp_path: Path, staged: dict[str, list[bytes]], capsys: pytest.CaptureFixture[str]
+def _drop(folder: Path, frames: dict[str, bytes]) -> None:
+    """Files as a copy some minutes ago left them (the catch-up need not wait for the folder to be quiet)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    old = time.time() - 600
+    for name, data in frames.items():
+        (folder / name).write_bytes(data)
+        os.utime(folder / name, (old, old))
+
+
+def _once(root: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`medianscan watch DIR --once` as the operator runs it in a terminal, no config."""
+    return subprocess.run(
+        [sys.executable, "-m", "medianscan", "watch", str(root), "--once", *flags],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"},
+    )
+
+
+def test_once_says_what_it_blended_skipped_reblended_and_could_not(
+    tmp_path: Path, staged: dict[str, list[bytes]]
 ) -> None:
+    """Each stack's line in a sentence of its own, named as the operator names it (its path under DIR, a count
+    group by its frames), a summary that counts stacks skipped as blended before and re-blended because a frame
+    was added, the hint that fits how the watcher was started, and exit code 1 when a stack cannot be blended."""
     root = tmp_path / "hot"
-    (root / "mixed").mkdir(parents=True)
-    for i, data in enumerate(staged["mixed"]):
-        (root / "mixed" / f"m{i}.dng").write_bytes(data)
-    assert main(["watch", str(root), "--once", "--group", "count:3"]) == 1
-    err = capsys.readouterr().err
-    assert "cannot blend" in err and "m2.dng" in err
+    _drop(root / "a", {f"a{i}.dng": staged["a"][i] for i in range(3)})
+    _drop(root / "b", {f"b{i}.dng": staged["b"][i] for i in range(3)})
+    first = _once(root)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"2 stack(s) blended in {root}\n"
+    assert re.search(r"^medianscan: a: blended in \d+\.\d s -> a_median\.dng$", first.stderr, re.M), first.stderr
+    assert "INFO" not in first.stderr and "medianscan.service" not in first.stderr  # no log records as such
+
+    again = _once(root)
+    assert again.stdout == f"0 stack(s) blended, 2 skipped (blended before, unchanged) in {root}\n", again.stderr
+    _drop(root / "a", {"a3.dng": staged["a"][3]})
+    added = _once(root)
+    assert "medianscan: a: 4 frame(s) queued to blend again (1 frame added)" in added.stderr
+    assert re.search(r"^medianscan: a: re-blended in \d+\.\d s -> a_median\.dng$", added.stderr, re.M)
+    assert added.stdout == (
+        f"0 stack(s) blended, 1 re-blended (their files changed), 1 skipped (blended before, unchanged) in {root}\n"
+    )
+
+    counted = tmp_path / "counted"
+    _drop(counted / "roll", {f"m{i}.dng": data for i, data in enumerate(staged["mixed"])})
+    refused = _once(counted, "--group", "count:3")
+    assert refused.returncode == 1
+    assert "medianscan: error: roll/m0-m2: cannot blend: m2.dng: ISO 400 differs" in refused.stderr, refused.stderr
+    assert "counted: cannot blend" not in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.stdout == f"0 stack(s) blended, 1 cannot be blended (said above) in {counted}\n"
+
+    droppable = tmp_path / "droppable"
+    _drop(droppable / "n", {f"n{i}.dng": staged["c"][i] for i in range(3)} | {"n3.dng": staged["mixed"][2]})
+    hinted = _once(droppable)
+    assert "(--drop-bad-frames blends the rest)" in hinted.stderr and "config" not in hinted.stderr
+    dropped = _once(droppable, "--drop-bad-frames", "--method", "mean")
+    assert dropped.returncode == 0, dropped.stderr
+    assert (droppable / "n" / "n_mean.dng").is_file() and not (droppable / "n" / "n_median.dng").exists()
 
 
 @pytest.mark.parametrize("retention", ["delete", "archive"])
@@ -494,8 +546,9 @@ def test_watch_creates_nothing_outside_its_folder_and_runtime_folder(
     tmp_path: Path, staged: dict[str, list[bytes]]
 ) -> None:
     """`medianscan watch DIR` as a user would run it, with a home of its own: without $XDG_RUNTIME_DIR the
-    control socket lives hidden in DIR, with it in the runtime folder; the home (where ~/Scans would be)
-    stays empty either way."""
+    control socket lives in a private folder of the user's in the temp folder, with it in the runtime folder;
+    `medianscan status`, run as plainly, finds the watcher either way; the home (where ~/Scans would be) and DIR
+    get nothing of the watcher's."""
     root = tmp_path / "hot"
     (root / "neg").mkdir(parents=True)
     for i, data in enumerate(staged["d"][:3]):
@@ -504,9 +557,13 @@ def test_watch_creates_nothing_outside_its_folder_and_runtime_folder(
     home.mkdir()
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
-    for xdg, socket_path in ((None, root / ".medianscan-control.sock"), (runtime, runtime / "medianscan/control.sock")):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    private = temp / f"medianscan-{os.geteuid()}"
+    for xdg, socket_path in ((None, private / "control.sock"), (runtime, runtime / "medianscan/control.sock")):
         env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "RUNTIME_DIRECTORY")}
         env |= {"HOME": str(home), "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))}
+        env["TMPDIR"] = str(temp)
         if xdg is not None:
             env["XDG_RUNTIME_DIR"] = str(xdg)
         command = [sys.executable, "-m", "medianscan", "watch", str(root)]
@@ -518,6 +575,16 @@ def test_watch_creates_nothing_outside_its_folder_and_runtime_folder(
                 assert time.monotonic() < deadline, "the watcher never listened"
                 time.sleep(0.1)
             assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660
+            assert stat.S_IMODE(socket_path.parent.stat().st_mode) == (0o700 if xdg is None else 0o750)
+            status = subprocess.run(
+                [sys.executable, "-m", "medianscan", "status"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+            assert status.returncode == 0 and f"folder  {root}" in status.stdout, status.stdout + status.stderr
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
         finally:
@@ -526,3 +593,5 @@ def test_watch_creates_nothing_outside_its_folder_and_runtime_folder(
                 proc.wait()
         assert list(home.iterdir()) == []
         assert not socket_path.exists()
+        left = {p.name for p in root.rglob("*")} - {"neg_median.dng", "neg_median.json"}  # blended or not yet
+        assert left == {"f0.dng", "f1.dng", "f2.dng", "neg"}

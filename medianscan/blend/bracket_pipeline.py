@@ -63,13 +63,13 @@ def exposure_groups(frames: Sequence[Frame]) -> list[list[int]]:
     return [members for _, members in sorted(groups)]
 
 
-def blend_bracket(source: Path | Sequence[Path], options: BlendOptions) -> BlendRecord:
+def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name: str | None = None) -> BlendRecord:
     """Blend each exposure group of a bracket and merge them into one 16-bit raw DNG beside the raws."""
     return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     stack, found = resolve(source)
-    name = stack.name
+    name = name or stack.name
     paths, kinds = list(found.frames), list(found.kinds)
     if found.unreadable:
         raise BadFramesError(

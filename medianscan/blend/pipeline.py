@@ -44,20 +44,23 @@ from medianscan.library import contents
 from medianscan.records import BlendRecord, LeftOut
 
 
-def blend_stack(source: Path | Sequence[Path], options: BlendOptions | None = None) -> BlendRecord:
-    """Blend a stack folder (or the frame files of one stack) and write the outputs beside the raws.
+def blend_stack(
+    source: Path | Sequence[Path], options: BlendOptions | None = None, *, name: str | None = None
+) -> BlendRecord:
+    """Blend a stack folder (or the frame files of one stack) and write the outputs beside the raws; messages
+    call the stack `name` (default: its folder's).
 
     Raises StackError, naming the frame and the reason, when the stack cannot be blended; then nothing is
     written and the inputs are untouched.
     """
     options = options or BlendOptions()
     if options.bracket:
-        return blend_bracket(source, options)
+        return blend_bracket(source, options, name=name)
     return_freed_buffers_to_os()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     stack, found = resolve(source)
-    name = stack.name
+    name = name or stack.name
     unreadable = [checks.Problem(left.path, left.reason) for left in found.unreadable]
     paths, kinds = list(found.frames), list(found.kinds)
     if len(paths) + len(unreadable) < checks.MIN_FRAMES:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import grp
 import json
 import logging
-import os
 import socket
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.control_socket import fallback_socket
+from medianscan.capture.control_socket import private_temp_folder, user_runtime_folder
 from medianscan.capture.events import DEFAULT_WAIT, SOCKET_NAME, WAIT
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
@@ -20,16 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def client_socket_paths(cfg: Config) -> list[Path]:
-    """Where a client looks, in order: the configured path, else this user's service or foreground daemon,
-    then the system service, then the library."""
+    """Where a client looks, in order: the configured path, else this user's service or foreground daemon (or
+    watcher), then the system service, then one started where there was no runtime folder."""
     if cfg.triggers.socket is not None:
         return [cfg.triggers.socket]
-    candidates = []
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "medianscan" / SOCKET_NAME)
-    candidates.append(Path("/run/medianscan") / SOCKET_NAME)
-    candidates.append(fallback_socket(cfg))
-    return candidates
+    folders = [user_runtime_folder(), Path("/run/medianscan"), private_temp_folder()]
+    return [folder / SOCKET_NAME for folder in dict.fromkeys(folders)]
 
 
 def request(path: Path, action: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import stat
+import tempfile
 import threading
 import typing
 from collections.abc import Callable
@@ -39,22 +40,25 @@ CLIENT_SECONDS = 30.0  # a client silent this long is closed
 
 
 def server_socket_path(cfg: Config) -> Path:
-    """Where the daemon listens: the configured path, systemd's RuntimeDirectory=, $XDG_RUNTIME_DIR, or the
-    library."""
+    """Where the daemon listens: the configured path, systemd's RuntimeDirectory=, or this user's runtime folder
+    (`user_runtime_folder`), where every client of the same user finds it without being told."""
     if cfg.triggers.socket is not None:
         return cfg.triggers.socket
     if os.environ.get("RUNTIME_DIRECTORY"):
         return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0]) / SOCKET_NAME
+    return user_runtime_folder() / SOCKET_NAME
+
+
+def user_runtime_folder() -> Path:
+    """$XDG_RUNTIME_DIR/medianscan; without a runtime folder (a plain ssh or su session, a container) a private
+    folder of this user's in the temp folder, <tmp>/medianscan-<uid>, as tmux and ssh-agent make theirs."""
     if os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(os.environ["XDG_RUNTIME_DIR"]) / "medianscan" / SOCKET_NAME
-    return fallback_socket(cfg)
+        return Path(os.environ["XDG_RUNTIME_DIR"]) / "medianscan"
+    return private_temp_folder()
 
 
-def fallback_socket(cfg: Config) -> Path:
-    """Without a runtime folder: inside the folder the mode works on (the library, or the watched folder: a
-    hot folder creates nothing outside it), hidden, so no scan takes it for a frame."""
-    folder = cfg.watch.folder if cfg.mode == "watch" and cfg.watch.folder is not None else cfg.library
-    return folder / f".medianscan-{SOCKET_NAME}"
+def private_temp_folder() -> Path:
+    return Path(tempfile.gettempdir()) / f"medianscan-{os.geteuid()}"
 
 
 def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> RequestHandler:
@@ -97,11 +101,12 @@ class ControlServer:
         """Bind (replacing a stale socket, refusing a live one) and serve on a thread."""
         if len(os.fsencode(self.path)) >= 108:
             raise MedianscanError(f"control socket path {self.path} is too long for a Unix socket (max 107 bytes)")
+        private = self.path.parent == private_temp_folder()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o750)
         except OSError as exc:
             raise MedianscanError(f"cannot create {self.path.parent} for the control socket: {exc.strerror}") from None
-        self._check_folder()
+        self._check_folder(private)
         self._remove_stale()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         previous = os.umask(0o777 & ~self.mode)  # the socket is born with its final mode: no window
@@ -131,9 +136,16 @@ class ControlServer:
             if self._inode is not None and self.path.stat().st_ino == self._inode:
                 self.path.unlink()  # only our own: a newer daemon may have taken the name
 
-    def _check_folder(self) -> None:
-        """A folder anyone may write to without the sticky bit lets anyone swap our socket for theirs."""
-        info = self.path.parent.stat()
+    def _check_folder(self, private: bool) -> None:
+        """A folder anyone may write to without the sticky bit lets anyone swap our socket for theirs; the private
+        temp folder must be ours and closed to others (another user may have made it first in the shared /tmp)."""
+        info = self.path.parent.lstat()
+        if private and (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077):
+            raise MedianscanError(
+                f"{self.path.parent} is not a private folder of yours (owner uid {info.st_uid}, mode "
+                f"{stat.S_IMODE(info.st_mode):o}), so another user could reach the control socket; remove it, or "
+                "set triggers.socket to a path of your own"
+            )
         if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
             raise MedianscanError(
                 f"{self.path.parent} is writable by everyone and not sticky, so another user could replace the "

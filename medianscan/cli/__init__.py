@@ -12,6 +12,7 @@ import gc
 import importlib
 import io
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -19,7 +20,7 @@ from typing import NoReturn
 from medianscan import __version__
 from medianscan.cli import control
 from medianscan.errors import MedianscanError
-from medianscan.logs import limit_repeats
+from medianscan.logs import limit_repeats, log_format
 
 CommandHandler = Callable[[argparse.Namespace], int]
 
@@ -38,7 +39,7 @@ SUBCOMMANDS: dict[str, str] = {
     **dict.fromkeys(control.COMMANDS, "control"),  # the daemon's own commands, light to import
 }
 MODULES = tuple(dict.fromkeys(SUBCOMMANDS.values()))  # in the order --help lists them
-SERVICES = frozenset({"run", "watch", "demo"})  # long-running: their log lines carry the time and the source
+SERVICES = frozenset({"run", "watch", "demo"})  # long-running: their log lines carry the time
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -69,19 +70,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _command(argv)
     args = build_parser(command).parse_args(argv)
     before = list(logging.getLogger().handlers)
-    service = command in SERVICES or args.verbose  # a service's log is its history: stamped and named
-    logging.basicConfig(
-        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if service else "medianscan: %(message)s",
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
+    # on the handler made here (a host that configured logging before, a test's capture say, keeps its own): lines
+    # for their reader (medianscan.logs), and a record repeated in a tight loop summarised, never written
+    # thousands of times a second
+    made = [h for h in logging.getLogger().handlers if h not in before]
+    long_running = command in SERVICES and not getattr(args, "once", False)  # `watch --once` is a one-shot
+    formatter = log_format(
+        service=long_running, verbose=bool(args.verbose), journal=bool(os.environ.get("JOURNAL_STREAM"))
     )
-    # a record repeated in a tight loop is summarised, never written thousands of times a second (on the handler
-    # made here: a host that configured logging before, a test's capture say, keeps its own)
-    limit_repeats([h for h in logging.getLogger().handlers if h not in before])
+    for made_handler in made:
+        made_handler.setFormatter(formatter)
+    limit_repeats(made)
     if not args.verbose:  # a first kernel compile can take minutes: say so even when nothing else is logged
         logging.getLogger("medianscan.blend.kernel_cache").setLevel(logging.INFO)
-    handler: CommandHandler = args.handler
+    command_handler: CommandHandler = args.handler
     try:
-        return handler(args)
+        return command_handler(args)
     except MedianscanError as exc:
         print(f"medianscan: {exc}", file=sys.stderr)
         return 2

@@ -156,8 +156,8 @@ def _bytes(value: Any) -> str:
 def render_status(status: dict[str, Any]) -> str:
     """The daemon's status as lines for a person; keys this version does not know are shown as they are, and
     what is not there (no console, no bracket under way) is left out, never shown as "None"."""
-    lines: list[tuple[str, str]] = []
     rest = {k: v for k, v in status.items() if v is not None}
+    lines = _watch_lines(rest)
     cam = rest.pop("camera", None)
     if isinstance(cam, dict):
         lines.append(("camera", _camera_text(cam)))
@@ -186,9 +186,6 @@ def render_status(status: dict[str, Any]) -> str:
     recent = rest.pop("recent", None)
     attention = rest.pop("attention", None)
     waiting = rest.pop("waiting", None)
-    for key in ("mode", "folder", "group", "blends"):
-        if key in rest:
-            lines.append((key, str(rest.pop(key))))
     for key, value in rest.items():
         lines.append((key.replace("_", " "), json.dumps(value) if isinstance(value, dict | list) else str(value)))
     width = max((len(k) for k, _ in lines), default=0)
@@ -230,6 +227,23 @@ def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
         out.append("last stacks:")
         out += ["  " + _stack_line(entry) for entry in recent]
     return out
+
+
+def _watch_lines(rest: dict[str, Any]) -> list[tuple[str, str]]:
+    """A hot folder's own lines: what it watches, and its tally since it started."""
+    lines = [(key, str(rest.pop(key))) for key in ("mode", "folder", "group") if key in rest]
+    return lines + ([("stacks", _watch_stacks_text(rest))] if "blends" in rest else [])
+
+
+def _watch_stacks_text(rest: dict[str, Any]) -> str:
+    """The hot folder's tally since it started: blends written (and of them, blended again), stacks found done
+    (the queue line says what is blending, the attention list what failed)."""
+    started = rest.pop("blends", 0)
+    blended, again, before = rest.pop("blended", None), rest.pop("reblended", 0), rest.pop("blended_before", 0)
+    if blended is None:  # an older watcher: blends started only
+        return f"{started} blend(s) started"
+    text = f"{blended} blended" + (f" ({again} of them again: their files changed)" if again else "")
+    return text + (f", {before} skipped (blended before, unchanged)" if before else "")
 
 
 def _camera_text(cam: dict[str, Any]) -> str:

@@ -40,7 +40,7 @@ def service_config(args: argparse.Namespace) -> Config:
 
 
 def serve(cfg: Config, config_path: Path | None, *, keyboard: bool = False) -> int:
-    """Run the service of `cfg.mode` until SIGTERM / SIGINT; `medianscan run` and `medianscan watch` both end here."""
+    """Run the service of `cfg.mode` until SIGTERM / SIGINT (`mode: watch` is the hot folder of `medianscan watch`)."""
     if cfg.mode == "watch":  # the hot folder: same unit, status, hooks and retention; no camera
         return WatchService(cfg, config_path=config_path).run()
     return Daemon(cfg, config_path=config_path, keyboard=keyboard).run()

@@ -7,8 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from medianscan.cli.run import serve, service_config
+from medianscan.cli.run import service_config
+from medianscan.config.schema import BlendConfig
+from medianscan.errors import DROP_HINT_CLI
+from medianscan.reports import WatchStatus
 from medianscan.service.watch import WatchService, watch_config
+from medianscan.vocabulary import METHODS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +33,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "stack after a pause of SECONDS",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="configuration file (blend, hooks, retention)")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        help=f"how the frames are combined (the config's blend.method, else {BlendConfig().method})",
+    )
+    parser.add_argument(
+        "--drop-bad-frames",
+        action="store_true",
+        help="blend the good frames of a stack when at least 3 remain (the config's blend.drop_bad_frames)",
+    )
     parser.add_argument("--once", action="store_true", help="blend what is there now, wait for the blends, exit")
     parser.add_argument("--json", action="store_true", help="with --once: print the summary as JSON")
     parser.set_defaults(handler=run)
@@ -36,19 +50,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = watch_config(service_config(args), args.folder, args.group)
+    flags = {"method": args.method, "drop_bad_frames": args.drop_bad_frames or None}
+    service = WatchService(
+        cfg,
+        config_path=args.config,
+        control=not args.once,
+        drop_hint=DROP_HINT_CLI
+        if args.config is None
+        else f"--drop-bad-frames (or blend.drop_bad_frames: true in {args.config}) blends the rest",
+        blend_flags={name: value for name, value in flags.items() if value is not None},
+    )
     if not args.once:
-        return serve(cfg, args.config)
-    service = WatchService(cfg, config_path=args.config, control=False)
+        return service.run()
     code = service.run_once()
     status = service.status()
     if args.json:
         print(json.dumps(status.to_json(), indent=2))
-        return code
-    for entry in status.recent:
-        print(f"{entry.stack}: {entry.state} -> {entry.output or entry.error}")
-    print(f"{service.blends} stack(s) blended in {status.folder}")
-    for problem in status.attention:
-        print(f"cannot blend {problem.stack}: {problem.reason}", file=sys.stderr)
+    else:
+        print(summary(status))
     for folder, note in status.waiting.items():
-        print(f"{folder}: {note}", file=sys.stderr)
+        print(f"medianscan: {service.hot.label(Path(folder))}: {note}", file=sys.stderr)
     return code
+
+
+def summary(status: WatchStatus) -> str:
+    """What a catch-up did, in one line (each stack's own line was logged as it happened)."""
+    failed = len(status.attention)
+    parts = [f"{status.blended - status.reblended} stack(s) blended"]
+    parts += [f"{status.reblended} re-blended (their files changed)"] if status.reblended else []
+    parts += [f"{status.blended_before} skipped (blended before, unchanged)"] if status.blended_before else []
+    parts += [f"{failed} cannot be blended (said above)"] if failed else []
+    return ", ".join(parts) + f" in {status.folder}"

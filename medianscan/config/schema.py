@@ -83,7 +83,7 @@ class FootswitchConfig:
 @dataclass
 class TriggerConfig:
     footswitch: FootswitchConfig = field(default_factory=FootswitchConfig)
-    socket: Path | None = None  # control socket; default under $XDG_RUNTIME_DIR or the library
+    socket: Path | None = None  # control socket; default: control_socket.server_socket_path
     press_during_burst: Literal["queue", "ignore"] = "queue"
 
 

@@ -24,18 +24,20 @@ class BlendTask:
     source: Path | tuple[Path, ...]
     options: BlendOptions
     flat: Path | None = None  # the folder of the roll's flat field, blended to its master flat when first used
+    name: str | None = None  # the stack's name in messages, when not its folder's (a count or gap group)
+    drop_hint: str = DROP_HINT_CONFIG  # how the user who started the service drops bad frames
 
 
 def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
     """Blend `task` (known to the pool as `stack`), read the written output back, return the record. Bad frames
-    are named with the hint that fits a service: the config key that drops them."""
+    are named with the hint that fits how the service was started (the config key, or a command line flag)."""
     del stack
     source = task.source if isinstance(task.source, Path) else list(task.source)
     options = task.options if task.flat is None else dataclasses.replace(task.options, flat=prepare_flat(task.flat))
     try:
-        record = blend_stack(source, options)
+        record = blend_stack(source, options, name=task.name)
     except BadFramesError as exc:
-        raise StackError(exc.hinted(DROP_HINT_CONFIG)) from None
+        raise StackError(exc.hinted(task.drop_hint)) from None
     verify_output(record)
     return record
 

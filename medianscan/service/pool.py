@@ -205,6 +205,7 @@ class BlendPool(Generic[T, R]):
         self._next_number = 0
         self._crashes: deque[float] = deque(maxlen=5)
         self._respawn_at = 0.0
+        self._started = False  # workers run from start() on (a catch-up with nothing to blend starts none)
         self._stopped = False
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -212,6 +213,7 @@ class BlendPool(Generic[T, R]):
     def start(self) -> None:
         """Start the workers (they warm up in the background; stacks wait in the queue meanwhile)."""
         with self._lock:
+            self._started = True
             while len(self._workers) < self.size:
                 self._workers.append(self._spawn())
 
@@ -226,7 +228,7 @@ class BlendPool(Generic[T, R]):
         )
         process.start()
         theirs.close()
-        log.info("blend worker %d started (pid %s)", self._next_number, process.pid)
+        log.debug("blend worker %d started (pid %s)", self._next_number, process.pid)
         return _Worker(self._next_number, process, ours)
 
     def stop(self, timeout: float = 5.0) -> list[Path]:
@@ -373,7 +375,7 @@ class BlendPool(Generic[T, R]):
 
     def _top_up(self) -> None:
         """Start workers until the pool is full again (lock held); a failed start is retried at the next poll."""
-        if self._stopped or len(self._workers) >= self.size:
+        if self._stopped or not self._started or len(self._workers) >= self.size:
             return
         now = time.monotonic()
         if now < self._respawn_at:

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from watchdog.observers.api import BaseObserver
 from medianscan.blend.options import BlendOptions
 from medianscan.capture.control_socket import ControlServer, server_socket_path
 from medianscan.config.schema import Config, WatchConfig
-from medianscan.errors import MedianscanError
+from medianscan.errors import DROP_HINT_CONFIG, MedianscanError
 from medianscan.library.retention import blended_raws, release
 from medianscan.records import BlendRecord
 from medianscan.reports import RECENT, NeedsAttention, QueueState, RecentNegative, WatchStatus
@@ -57,6 +58,8 @@ class WatchService(Service):
         notifier: Notifier | None = None,
         pool: ServicePool | None = None,
         control: bool = True,
+        drop_hint: str = DROP_HINT_CONFIG,
+        blend_flags: Mapping[str, Any] | None = None,
     ) -> None:
         watch = cfg.watch
         if watch.folder is None:
@@ -67,16 +70,20 @@ class WatchService(Service):
         super().__init__(cfg, config_path=config_path, notifier=notifier)
         self.pool = pool if pool is not None else make_pool(cfg)
         self.use_control = control
+        self.drop_hint = drop_hint  # `medianscan watch` names its flag, the daemon its config key
+        self.blend_flags = dict(blend_flags or {})  # the command line's blend options, over the config's (reloads too)
         self.hot = HotFolder(
             root,
             Grouping.parse(watch.group),
-            BlendOptions.from_config(cfg.blend),
+            BlendOptions.from_config(cfg.blend, **self.blend_flags),
             quiet_seconds=watch.quiet_seconds,
             settle_seconds=watch.settle_seconds,
             frames_per_stack=watch.frames,
             closes_reported=not watch.polling,
         )
         self.blends = 0  # blends started (tests count these: nothing is blended twice)
+        self.blended = 0  # of those, blends written
+        self.reblended = 0  # of those, stacks blended again because their files changed
         self.recent: deque[RecentNegative] = deque(maxlen=RECENT)
         self._planner: Planner | None = None
         self._observer: BaseObserver | None = None
@@ -107,6 +114,9 @@ class WatchService(Service):
             attention=tuple(NeedsAttention(key, "failed", why) for key, why in sorted(problems.items())),
             waiting=waiting,
             recent=tuple(self.recent),
+            blended=self.blended,
+            reblended=self.reblended,
+            blended_before=len(self.hot.blended_before),
         )
 
     def status_line(self) -> str:
@@ -167,10 +177,14 @@ class WatchService(Service):
         if not self._pool_started:  # --once with nothing to blend starts no worker
             self._pool_started = True
             self.pool.start()
-        ok = self.pool.submit(planned.key, BlendTask(planned.frames, planned.options))
+        label = self.hot.label(planned.key)
+        ok = self.pool.submit(
+            planned.key, BlendTask(planned.frames, planned.options, name=label, drop_hint=self.drop_hint)
+        )
         if ok:
             self.blends += 1
-            log.info("%s: %d frame(s) queued for blending", planned.key, len(planned.frames))
+            again = f" to blend again ({planned.again})" if planned.again else ""
+            log.info("%s: %d frame(s) queued%s", label, len(planned.frames), again)
             self.emit(StackQueued(planned.key, planned.frames))
         return ok
 
@@ -179,13 +193,21 @@ class WatchService(Service):
             return
         planned = self.hot.finished(event.stack, event.error)
         n = len(planned.frames) if planned is not None else 0
+        label = self.hot.label(event.stack)
         if event.ok and event.result is not None:
             output = event.result.output
             kept = self._retain(event.result)
-            log.info("%s blended in %.1f s -> %s (raws %s)", event.stack, event.seconds, output.name, kept)
-            log_blend_notes(event.stack.name, event.result)
+            again = planned is not None and planned.again is not None
+            done = "re-blended" if again else "blended"
+            self.blended += 1
+            self.reblended += again
+            raws = "" if kept == "kept" else f"; raws {kept}"
+            log.info("%s: %s in %.1f s -> %s%s", label, done, event.seconds, output.name, raws)
+            log_blend_notes(label, event.result)
             self._blended(event.stack)
-            note = None if kept == "kept" else f"raws {kept}"
+            notes = [*([f"re-blended: {planned.again}"] if planned is not None and planned.again else []),
+                     *([f"raws {kept}"] if kept != "kept" else [])]  # fmt: skip
+            note = "; ".join(notes) or None
             self.recent.append(self._recent(event, "blended", n, note=note, output=str(output)))
             self.hooks.fire("blend-done", event.stack, output)
             self.emit(BlendDone(event.stack, event.result, event.seconds))
@@ -254,7 +276,7 @@ class WatchService(Service):
         cfg = dataclasses.replace(cfg, watch=self.cfg.watch, mode=self.cfg.mode)
         with self.hot.cond:
             self.cfg = cfg
-            self.hot.options = BlendOptions.from_config(cfg.blend)
+            self.hot.options = BlendOptions.from_config(cfg.blend, **self.blend_flags)
             self.hooks = self._make_hooks(cfg)
         return restart
 

@@ -66,9 +66,21 @@ class Grouping:
 
 @dataclass(frozen=True)
 class PlannedStack:
-    """One stack to blend: its key (the folder, or `<folder>/<group name>`), its frames and where it goes."""
+    """One stack to blend: its key (the folder, or `<folder>/<group name>`), its frames and where it goes, and
+    why it is blended again when its earlier blend's sidecar lists other files ("1 frame added")."""
 
     key: Path
     frames: tuple[Path, ...]
     fingerprint: tuple[tuple[str, str], ...]
     options: BlendOptions
+    again: str | None = None
+
+
+def changes(before: Fingerprint, now: Fingerprint) -> str:
+    """How a stack's files differ from those its earlier blend read: "1 frame added, 2 changed"."""
+    added = len(now.keys() - before.keys())
+    removed = len(before.keys() - now.keys())
+    changed = sum(1 for name in now.keys() & before.keys() if now[name] != before[name])
+    said = [f"{n} frame{'s' if n > 1 else ''} {what}" for n, what in ((added, "added"), (removed, "removed"),
+            (changed, "changed")) if n]  # fmt: skip
+    return ", ".join(said) or "the files changed"

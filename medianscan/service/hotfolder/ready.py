@@ -15,7 +15,7 @@ from medianscan.blend.sidecar import recorded_frames
 from medianscan.blend.stack_files import output_paths
 from medianscan.formats import FrameKind
 from medianscan.library import contents
-from medianscan.service.hotfolder.grouping import PlannedStack, is_ours, is_temp_name
+from medianscan.service.hotfolder.grouping import PlannedStack, changes, is_ours, is_temp_name
 
 if TYPE_CHECKING:
     from medianscan.service.hotfolder.tracker import HotFolder
@@ -145,7 +145,8 @@ class ReadyStacks:
         key = folder if group is None else folder / group
         if len(frames_in) < checks.MIN_FRAMES:
             message = (
-                f"{key}: {len(frames_in)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames of the same scene"
+                f"{self.hot.label(key)}: {len(frames_in)} frame(s); a blend needs at least {checks.MIN_FRAMES} "
+                "frames of the same scene"
             )
             if self.hot.problems.get(str(key)) != message:
                 log.error("%s", message)
@@ -161,16 +162,20 @@ class ReadyStacks:
             name = output_paths(Path(group), options.method, kind, None)[0].name
             options = dataclasses.replace(options, output=folder / name)
         sidecar = output_paths(folder, options.method, kind, options.output)[1]
-        if recorded_frames(sidecar) == dict(fingerprint):
+        before = recorded_frames(sidecar)
+        if before == dict(fingerprint):
             with self.hot.cond:
                 self.hot.problems.pop(str(key), None)
+                if key not in self.hot.blended_here:
+                    self.hot.blended_before.add(key)
             return None
         with self.hot.cond:
             if self.hot.failed.get(key) == fingerprint:
                 return None
             if self.hot.problems.get(str(key), "").endswith("frames of the same scene"):
                 self.hot.problems.pop(str(key), None)
-        return PlannedStack(key, tuple(given), fingerprint, options)
+        again = None if before is None else changes(before, dict(fingerprint))
+        return PlannedStack(key, tuple(given), fingerprint, options, again)
 
 
 def _group_name(group: Sequence[Path]) -> str:

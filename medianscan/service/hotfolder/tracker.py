@@ -67,8 +67,14 @@ class HotFolder:
         self.failed: dict[Path, tuple[tuple[str, str], ...]] = {}
         self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
         self.waiting: dict[str, str] = {}  # folder -> what it waits for (count groups short of N)
+        self.blended_before: set[Path] = set()  # stacks found blended as they are by an earlier run (skipped)
+        self.blended_here: set[Path] = set()  # stacks this run blended
         self.facts = _Facts()
         self.ready = ReadyStacks(self)  # which stacks are ready: the planning half
+
+    def label(self, key: Path) -> str:
+        """A stack as the operator names it: its path below DIR ("roll-07/frame-003", "x_01-x_03")."""
+        return str(key.relative_to(self.root)) if self.root in key.parents else key.name
 
     # --- events (observer thread) ---------------------------------------------------------------------
 
@@ -212,6 +218,8 @@ class HotFolder:
             if error is None:
                 self.failed.pop(key, None)
                 self.problems.pop(str(key), None)
+                self.blended_before.discard(key)
+                self.blended_here.add(key)
             else:
                 self.failed[key] = planned.fingerprint
                 self.problems[str(key)] = error
