@@ -124,8 +124,8 @@ def test_unplugged_between_bursts_fails_the_lock_then_reconnects(vcam: VirtualCa
     cam = faulty(vcam, plan)
     cam.burst(2, tmp_path / "a", "a")
     plan.faults["get_single_config"] = [-7]  # FAKE: the re-lock's first read finds the cable pulled
-    with pytest.raises(BurstError, match=r"could not set 'aperture'.*USB I/O error.*reconnected; 0 frame"):
-        cam.burst(2, tmp_path / "b", "b")
+    with pytest.raises(BurstError, match=r"could not set 'aperture'.*USB I/O error.*reconnected$"):
+        cam.burst(2, tmp_path / "b", "b")  # nothing was shot: no count of frames kept
     assert plan.created == 2 and cam.connected
     assert len(cam.burst(2, tmp_path / "c", "c").frames) == 2
     cam.close()

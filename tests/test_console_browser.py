@@ -1,8 +1,10 @@
 """The console end to end in a real browser: Debian's headless Chromium driven by Selenium through its
 chromedriver, against a real daemon on the simulated camera. It sees live view, captures with the button and the
-space bar, watches each negative reach `blended` and checks that its positive is a picture.
+space bar, watches each negative reach `blended` and checks that its positive is a picture; at a laptop's
+1024x700 and at 1400x1000 everything needed while focusing and shooting is on screen, uncovered, and each event
+is said once, coloured by what it is.
 
-With MEDIANSCAN_SCREENSHOT=PATH it also writes the README's screenshot there (`make screenshot`).
+With MEDIANSCAN_SCREENSHOT=PATH it also writes the README's screenshot (1024x700) there (`make screenshot`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from medianscan.library.manifest import State
 from tests.daemon_thread import RunningDaemon, capture_config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,6 +43,31 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1400,1000",
 )
+SIZES = ((1024, 700), (1400, 1000))  # a laptop beside the copy stand; a desktop screen
+# Where each element is and whether it is the one drawn at its centre (nothing covers it).
+ON_SCREEN = """
+const out = {};
+for (const selector of arguments[0]) {
+  const e = document.querySelector(selector);
+  if (!e) { out[selector] = 'missing'; continue; }
+  const r = e.getBoundingClientRect();
+  const inside = r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight + 0.5
+    && r.right <= innerWidth + 0.5;
+  const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  out[selector] = !inside ? 'outside' : (top === e || e.contains(top)) ? 'shown' : 'covered';
+}
+return out;
+"""
+# Lines of the roll strip's cards that wrap onto a second line.
+WRAPPED = """
+return [...document.querySelectorAll('#frames li > div')].filter((d) =>
+  d.getBoundingClientRect().height > 1.5 * parseFloat(getComputedStyle(d).lineHeight)).map((d) => d.textContent);
+"""
+# Images shown without a picture (the browser's broken-image placeholder).
+BROKEN = """
+return [...document.querySelectorAll('img')].filter((i) => i.offsetParent !== null && !(i.complete && i.naturalWidth))
+  .map((i) => i.id || i.alt);
+"""
 IMAGE_SPREAD = """
 const img = arguments[0];
 if (!img.complete || !img.naturalWidth) return -1;
@@ -69,6 +97,18 @@ def browser() -> Iterator[WebDriver]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def viewport(driver: WebDriver, size: tuple[int, int]) -> None:
+    """The page's own size (a window's includes its frame): what a laptop's browser shows at 1024x700."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False},
+    )
+
+
+def text_of(driver: WebDriver, testid: str) -> str:
+    return str(driver.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]").text)
+
+
 def spread(driver: WebDriver, testid: str) -> float:
     """The standard deviation of an image element's pixels as the browser drew them (-1: not loaded)."""
     element = driver.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]")
@@ -82,14 +122,16 @@ def test_the_console_in_a_browser_shows_live_view_captures_and_shows_the_positiv
     cfg.camera.simulated.preview_focus_period_seconds = 4.0  # a whole sweep through focus while the test runs
     with RunningDaemon(cfg) as running:
         opened = time.monotonic()
+        viewport(browser, SIZES[0])
         browser.get(running.url)
         wait = WebDriverWait(browser, 60, poll_frequency=0.2)
         wait.until(lambda d: spread(d, "live") > 1, "a live image")  # the MJPEG stream, drawn
         wait.until(
             lambda d: "of peak" in d.find_element(By.CSS_SELECTOR, "[data-testid=focus]").text, "the focus meter"
         )
-        assert "connected" in browser.find_element(By.ID, "connection").text
-        assert "medianscan simulated camera" in browser.find_element(By.CSS_SELECTOR, "[data-testid=camera]").text
+        assert not browser.find_element(By.CSS_SELECTOR, "[data-testid=connection]").is_displayed()  # linked
+        assert "medianscan simulated camera: ready" in text_of(browser, "camera")
+        assert not browser.find_element(By.CSS_SELECTOR, "[data-testid=answer]").is_displayed()  # nothing said yet
 
         browser.find_element(By.CSS_SELECTOR, "[data-testid=capture]").click()
         blended = "[data-testid=frames] > li[data-state=blended]"
@@ -120,8 +162,84 @@ def test_the_console_in_a_browser_shows_live_view_captures_and_shows_the_positiv
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(shot))
         picture = imagecodecs.png_decode(shot.read_bytes()).astype(np.float32)
-        assert picture.shape[:2] == (1000, 1400) or picture.shape[1] == 1400
+        assert picture.shape[:2] == (700, 1024)
         assert picture.std() > 20  # the page, not an empty window
         target = os.environ.get("MEDIANSCAN_SCREENSHOT")
         if target:
             shutil.copyfile(shot, target)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_everything_for_focusing_and_shooting_is_on_screen_and_each_event_said_once(
+    tmp_path: Path, browser: WebDriver, size: tuple[int, int]
+) -> None:
+    """At both sizes, with a roll of negatives in the strip: live view, the focus meter, the buttons, the answer,
+    what is next and the strip are all on screen and none covers another; the page does not scroll; the strip's
+    lines do not wrap (a clipped raw included). Pausing is said once, as done (not an error), beside a paused badge;
+    a footswitch's press is shown like a click's, naming its source. The screenshots are kept for a look."""
+    cfg = capture_config(tmp_path / "library")
+    cfg.camera.simulated.light = 3.0  # the film base clips: the cards carry a clipping line
+    with RunningDaemon(cfg) as running:
+        for number in (1, 2, 3, 4):
+            running.ask("capture")
+            running.wait_for_state(f"frame-00{number}", State.BLENDED)
+        viewport(browser, size)
+        browser.get(running.url)
+        wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+        wait.until(lambda d: spread(d, "live") > 1, "a live image")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid=frames] > li")) == 4, "the strip")
+        wait.until(lambda d: "of peak" in text_of(d, "focus"), "the focus meter")
+        wanted = ["#live", ".bar", "[data-testid=focus]", "[data-testid=capture]", "[data-testid=pause]",
+                  "[data-testid=next]", "[data-testid=roll-folder]",
+                  "[data-testid=frames] > li:last-child"]  # fmt: skip
+        assert browser.execute_script(ON_SCREEN, wanted) == dict.fromkeys(wanted, "shown")
+        assert browser.execute_script("return document.documentElement.scrollHeight <= innerHeight")
+        assert browser.execute_script(WRAPPED) == []
+        assert "clipped R" in text_of(browser, "frames")
+        assert text_of(browser, "next") == "frame-005"
+        assert text_of(browser, "roll-folder") == str(running.daemon.library.current_roll())
+        assert text_of(browser, "flat-field") == "none (Flat field shoots one)"
+        assert browser.execute_script(BROKEN) == []
+
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=pause]").click()
+        wait.until(lambda d: "paused: captures are ignored until resume" in text_of(d, "answer"), "the pause said")
+        time.sleep(1.0)  # a state or two later: still said once
+        answer = browser.find_element(By.CSS_SELECTOR, "[data-testid=answer]")
+        assert answer.get_attribute("class") == "done"
+        assert browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div") == []
+        assert browser.find_element(By.CSS_SELECTOR, "[data-testid=paused]").is_displayed()
+        assert text_of(browser, "pause") == "Resume"
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert page.count("ignored until resume") == 1, page
+
+        running.ask("capture")  # the pedal, while paused
+        wait.until(lambda d: "capture ignored: the daemon is paused" in text_of(d, "answer"), "the ignored press")
+        assert answer.get_attribute("class") == "ignored" and "(test)" in text_of(browser, "answer")
+        shot = tmp_path / f"console-{size[0]}.png"
+        browser.save_screenshot(str(shot))
+        picture = imagecodecs.png_decode(shot.read_bytes())
+        assert picture.shape[:2] == (size[1], size[0]) and picture.std() > 20
+
+
+def test_a_refused_setting_is_one_banner_and_live_view_still_runs(tmp_path: Path, browser: WebDriver) -> None:
+    """A misspelt setting: the body is connected (live view runs, for focusing) but captures are refused. One
+    banner names the setting and the nearest the body has; nothing says "not connected"; no broken images."""
+    cfg = capture_config(tmp_path / "library")
+    cfg.camera.settings = {"apperture": "8"}
+    with RunningDaemon(cfg) as running:
+        viewport(browser, SIZES[0])
+        browser.get(running.url)
+        wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+        wait.until(lambda d: spread(d, "live") > 1, "a live image")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div"), "the banner")
+        (banner,) = browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div")
+        assert banner.text.startswith("Setting refused:") and "'apperture' (did you mean 'aperture'?)" in banner.text
+        camera = browser.find_element(By.CSS_SELECTOR, "[data-testid=camera]")
+        assert camera.text.endswith("settings refused") and "warn" in str(camera.get_attribute("class"))
+        assert "not connected" not in browser.find_element(By.TAG_NAME, "body").text
+        assert browser.execute_script(BROKEN) == []
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=capture]").click()
+        wait.until(lambda d: "cannot capture" in text_of(d, "answer"), "the refusal")
+        assert browser.find_element(By.CSS_SELECTOR, "[data-testid=answer]").get_attribute("class") == "refused"
+        assert len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div")) == 1  # said once
+        assert list(running.daemon.library.root.glob("*/frame-001")) == []  # nothing shot

@@ -71,6 +71,11 @@ def test_the_footswitch_is_where_the_udev_rule_puts_it() -> None:
 def test_every_file_and_command_the_readme_names_exists() -> None:
     for path in re.findall(r"(?<![\w./~])((?:systemd|config|docs|scripts|bench)/[\w./-]+\.\w+)", README):
         assert (ROOT / path).is_file(), path
-    for block in code_blocks(README):
-        for command in re.findall(r"(?:^|[\s|(`$])medianscan ([a-z][a-z-]*)\b", block, flags=re.MULTILINE):
-            assert command in SUBCOMMANDS, command
+    named = [
+        command
+        for block in code_blocks(README)
+        for command in re.findall(r"(?:^|[|(`$&]\s*)medianscan ([a-z][a-z-]*)\b", block, flags=re.MULTILINE)
+    ]
+    assert {"run", "capture", "status", "blend", "watch", "camera"} <= set(named), named
+    for command in named:
+        assert command in SUBCOMMANDS, command

@@ -81,6 +81,8 @@ def test_every_status_form_and_every_answer_reads_as_sentences(tmp_path: Path) -
         daemon = running.daemon
         texts = [render_status(daemon.status())]  # before any roll
         answers: list[Answer] = [running.ask("new-roll"), running.ask("capture"), running.ask("retake")]
+        rolled = render_status(daemon.status())
+        assert f"in {daemon.library.current_roll()}; no flat field" in rolled and "next frame-001" in rolled
         answers += [running.ask("pause"), running.ask("capture"), running.ask("resume"), running.ask("flat")]
         texts.append(render_status(daemon.status()))
         daemon.request("capture")

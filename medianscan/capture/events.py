@@ -129,6 +129,16 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Told:
+    """The last answer the daemon gave, to whichever source asked (the footswitch's too): the console shows it,
+    so the operator at the stand sees what a press did. `number` counts answers, so a repeat shows as new."""
+
+    number: int
+    source: str
+    answer: Answer
+
+
+@dataclass(frozen=True)
 class TriggerEvent:
     """One request from one source, stamped on arrival (time.monotonic) so the daemon can tell whether it
     came during a burst. `reply`, when the source waits for an answer (the control socket), is resolved once
@@ -140,6 +150,7 @@ class TriggerEvent:
     reply: Future[Answer] | None = dataclasses.field(default=None, compare=False)
     behind: str | None = None  # the burst this press was queued behind, once the daemon kept it for later
     film: FilmRecord | None = None  # new-roll: the film of the new roll (over the configured defaults)
+    told: Callable[[TriggerEvent, Answer], None] | None = dataclasses.field(default=None, compare=False)
 
     def begin(self) -> bool:
         """The daemon is about to act on this request: False when its client has stopped waiting and cancelled
@@ -150,6 +161,8 @@ class TriggerEvent:
         """Tell the waiting source (if any) what happened; a second answer is ignored."""
         if self.behind is not None:
             answer = answer.after_queue(self.behind)
+        if self.told is not None:
+            self.told(self, answer)
         if self.reply is not None and not self.reply.done():
             with contextlib.suppress(InvalidStateError):
                 self.reply.set_result(answer)
@@ -166,6 +179,8 @@ class TriggerHub:
     def __init__(self) -> None:
         self._queue: queue.Queue[TriggerEvent] = queue.Queue()
         self._sources: list[TriggerSource] = []
+        self.told: Told | None = None  # the last answer to an operator's action (status requests are not one)
+        self._told_lock = threading.Lock()
 
     def emit(
         self, action: Request, source: str = "", reply: Future[Answer] | None = None, film: FilmRecord | None = None
@@ -174,7 +189,13 @@ class TriggerHub:
             log.warning("ignoring unknown action %r from %s", action, source or "a trigger")
             return
         log.info("%s from %s", action, source or "a trigger")
-        self._queue.put(TriggerEvent(action, source, time.monotonic(), reply, film=film))
+        self._queue.put(TriggerEvent(action, source, time.monotonic(), reply, film=film, told=self._tell))
+
+    def _tell(self, event: TriggerEvent, answer: Answer) -> None:
+        if event.action == "status":
+            return
+        with self._told_lock:
+            self.told = Told(1 if self.told is None else self.told.number + 1, event.source, answer)
 
     def get_event(self, timeout: float | None = None) -> TriggerEvent | None:
         """The next request, or None after `timeout` seconds without one."""

@@ -25,7 +25,7 @@ from medianscan.logs import limit_repeats, log_format
 CommandHandler = Callable[[argparse.Namespace], int]
 
 
-# Which module holds each subcommand. The dispatcher imports only the one asked for: `medianscan trigger` from a
+# Which module holds each subcommand. The dispatcher imports only the one asked for: `medianscan capture` from a
 # desktop shortcut must answer at once, while `run` and `blend` pull in numba, rawpy and scipy (about 2 s).
 SUBCOMMANDS: dict[str, str] = {
     "blend": "blend",

@@ -1,4 +1,4 @@
-"""`medianscan trigger | retake | new-roll | flat | pause | resume | status`: talk to a running daemon through its
+"""`medianscan capture | retake | new-roll | flat | pause | resume | status`: talk to a running daemon through its
 control socket, from a shell, a script or a desktop shortcut."""
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def render_status(status: dict[str, Any]) -> str:
     if "library" in rest:
         lines.append(("library", str(rest.pop("library"))))
     if {"roll", "negative", "frame"} & rest.keys():
-        lines += _roll_lines(rest)
+        lines += _roll_lines(rest, knows_flat="flat" in status)
     group = rest.pop("bracket_group", None)
     flags = [name for name in ("paused", "busy") if rest.pop(name, False)]
     if flags:
@@ -193,11 +193,12 @@ def render_status(status: dict[str, Any]) -> str:
     return "\n".join([*out, *_stack_lists(attention, waiting, recent)]) + "\n"
 
 
-def _roll_lines(rest: dict[str, Any]) -> list[tuple[str, str]]:
-    """The roll (where it is, its flat field) and its negatives (the last, the next, raws per burst)."""
+def _roll_lines(rest: dict[str, Any], *, knows_flat: bool) -> list[tuple[str, str]]:
+    """The roll (where it is, its flat field: said when the daemon is one that reports it) and its negatives (the
+    last, the next, raws per burst)."""
     roll = rest.pop("roll", None)
     folder = rest.pop("roll_folder", None)
-    flat = rest.pop("flat", "")  # absent from an older daemon's status: say nothing of it
+    flat = rest.pop("flat", None)
     negative = rest.pop("negative", None) or rest.pop("frame", None)  # "frame": what older daemons call it
     upcoming = rest.pop("next_negative", None)
     per = rest.pop("frames_per_burst", None)
@@ -205,7 +206,7 @@ def _roll_lines(rest: dict[str, Any]) -> list[tuple[str, str]]:
         text = "none yet (the first press starts one)"
     else:
         text = str(roll) + (f" in {folder}" if folder else "")
-        if flat != "":
+        if knows_flat:
             text += f"; flat field {flat}" if flat else "; no flat field"
     negatives = (
         ", ".join([*([f"last {negative}"] if negative else []), *([f"next {upcoming}"] if upcoming else [])])

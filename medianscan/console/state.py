@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from medianscan.capture.events import Told
 from medianscan.capture.live_view import LiveState
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
@@ -47,6 +48,8 @@ class ConsoleState:
     camera: CameraView
     live: LiveState
     roll: str | None
+    roll_folder: str | None  # where the roll is on disk
+    next_negative: str  # the name the next press's negative gets
     flat: str | None  # the roll's flat field in use (its folder's name), or None
     paused: bool
     busy: bool
@@ -54,7 +57,8 @@ class ConsoleState:
     frames_per_burst: int
     queue: QueueState
     disk_free_bytes: int | None
-    message: str | None
+    message: str | None  # the last thing that went wrong, until it is put right
+    told: Told | None  # the last answer to an operator's action, whoever asked
     negatives: tuple[NegativeView, ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +109,8 @@ class StateBuilder:
             camera=d.camera_view(),
             live=d.live.state(),
             roll=None if roll is None else roll.name,
+            roll_folder=None if roll is None else str(roll),
+            next_negative=d.library.next_negative(),
             flat=None if roll is None or (found := flats.current_flat(roll)) is None else found.name,
             paused=d.paused,
             busy=d.bursting,
@@ -113,6 +119,7 @@ class StateBuilder:
             queue=d.queue_state(),
             disk_free_bytes=d.library.free_bytes(),
             message=d.message,
+            told=d.hub.told,
             negatives=tuple(self._negatives(roll)),
         )
 

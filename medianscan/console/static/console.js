@@ -1,5 +1,5 @@
 // medianscan console: state arrives as server-sent events; live view is an MJPEG stream; every button posts to
-// /api/actions/<action> and shows the daemon's answer as it is (an ignored press says so).
+// /api/actions/<action> and shows the daemon's answer as it is (an ignored press says so), as does the footswitch's.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -17,18 +17,30 @@ function el(tag, attrs = {}, text = "") {
   return node;
 }
 
-// --- the operator's requests ------------------------------------------------------------------------------
-async function act(action, payload = {}) {
+// --- the operator's requests and the daemon's answers ----------------------------------------------------
+// One message box: the last answer, to this page's buttons or to the footswitch alike, coloured by what happened
+// (done, queued, ignored, refused); a pause is done, not an error.
+let toldNumber = 0;
+function showAnswer(text, outcome, source) {
   const answer = $("answer");
-  answer.className = ""; answer.textContent = action + "…";
+  answer.className = outcome || "";
+  answer.replaceChildren(text);
+  if (source && source !== "console") answer.append(" ", el("span", { class: "from" }, `(${source})`));
+}
+async function act(action, payload = {}) {
+  showAnswer(action + "…", "", "");
   try {
     const response = await fetch("/api/actions/" + action, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
     const body = response.headers.get("content-type")?.includes("json") ? await response.json() : { ok: false, text: await response.text() };
-    answer.textContent = body.text;
-    answer.className = body.ok ? "ok" : (body.outcome === "ignored" ? "ignored" : "bad");
+    showAnswer(body.text, body.outcome || (body.ok ? "done" : "refused"), "");
   } catch (err) {
-    answer.textContent = action + ": the daemon did not answer (" + err + ")"; answer.className = "bad";
+    showAnswer(action + ": the daemon did not answer (" + err + ")", "refused", "");
   }
+}
+function showTold(told) {
+  if (!told || told.number === toldNumber) return;
+  toldNumber = told.number;
+  showAnswer(told.answer.text, told.answer.outcome, told.source);
 }
 $("capture").addEventListener("click", () => act("capture"));
 $("retake").addEventListener("click", () => act("retake"));
@@ -55,18 +67,27 @@ document.addEventListener("keydown", (e) => {
 // --- live view, clipping marks and the magnifier -------------------------------------------------------------
 function setLive(wanted, why) {
   $("live-note").hidden = wanted; $("live-note").textContent = why || "";
+  live.hidden = !wanted;  // no broken-image placeholder while there is no picture
   if (wanted === liveOn) return;
   liveOn = wanted;
-  live.src = wanted ? "/api/live.mjpg?t=" + Date.now() : "";
-  if (!wanted) live.removeAttribute("src");
+  if (wanted) live.src = "/api/live.mjpg?t=" + Date.now(); else live.removeAttribute("src");
 }
 live.addEventListener("error", () => { liveOn = false; });
+// where the picture is drawn inside the element (object-fit: contain leaves bars beside or above it)
+function drawnRect() {
+  const box = live.getBoundingClientRect();
+  if (!live.naturalWidth) return box;
+  const scale = Math.min(box.width / live.naturalWidth, box.height / live.naturalHeight);
+  const w = live.naturalWidth * scale, h = live.naturalHeight * scale;
+  return { left: box.left + (box.width - w) / 2, top: box.top + (box.height - h) / 2, width: w, height: h };
+}
 function zoom(body) {
   return fetch("/api/zoom", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 }
 live.addEventListener("click", (e) => {
-  const box = live.getBoundingClientRect();
+  const box = drawnRect();
   const at = { x: (e.clientX - box.left) / box.width, y: (e.clientY - box.top) / box.height };
+  if (at.x < 0 || at.x > 1 || at.y < 0 || at.y > 1) return;  // a click on the bars beside the picture
   if ($("body-zoom").checked) { zoom(at); return; }  // the body magnifies: the live view itself shows it
   loupeAt = at;
   $("loupe-box").hidden = false; refreshLoupe();
@@ -88,6 +109,9 @@ function markClipping() {
   if (!liveOn || !$("clip-toggle").checked || !live.naturalWidth) { ctx.clearRect(0, 0, overlay.width, overlay.height); return; }
   const w = 320, h = Math.round(320 * live.naturalHeight / live.naturalWidth);
   sampler.width = overlay.width = w; sampler.height = overlay.height = h;
+  const drawn = drawnRect(), frame = $("live-box").getBoundingClientRect();
+  Object.assign(overlay.style, { left: `${drawn.left - frame.left - 1}px`, top: `${drawn.top - frame.top - 1}px`,
+    width: `${drawn.width}px`, height: `${drawn.height}px` });
   const s = sampler.getContext("2d", { willReadFrequently: true });
   s.drawImage(live, 0, 0, w, h);
   const pixels = s.getImageData(0, 0, w, h);
@@ -102,40 +126,60 @@ function markClipping() {
 setInterval(markClipping, 500);
 
 // --- the state ---------------------------------------------------------------------------------------------
-function banner(text, level) { const d = el("div", { class: level }, text); $("banners").append(d); }
+function banner(text, level) { $("banners").append(el("div", { class: level }, text)); }
+const CAMERA_UP = ["ready", "capturing", "settings refused"];  // connected: live view runs
+const CAMERA_BADGE = { ready: "ok", capturing: "ok", connecting: "", "settings refused": "warn", "not connected": "bad" };
 
 function showState(s) {
   state = s;
   const cam = s.camera;
-  $("camera").textContent = cam.model ? `${cam.model}: ${cam.state}` + (cam.battery ? ` · battery ${cam.battery}` : "") : `camera ${cam.state}`;
-  $("roll").textContent = "roll " + (s.roll || "–") + (s.flat ? ` · flat ${s.flat}` : " · no flat") + (s.paused ? " · paused" : "") + (s.busy ? " · capturing" + (s.group ? " " + s.group : "") : "");
-  $("queue").textContent = `queue ${s.queue.waiting} waiting, ${s.queue.blending} blending` + (s.queue.full ? " (full)" : "");
+  $("camera").textContent = (cam.model || "camera") + ": " + cam.state + (cam.battery ? ` · battery ${cam.battery}` : "");
+  $("camera").className = "badge " + (CAMERA_BADGE[cam.state] ?? "");
+  $("paused").hidden = !s.paused;
+  $("queue").textContent = `queue ${s.queue.waiting} waiting, ${s.queue.blending} blending` + (s.queue.full ? " (full)" : "") + (s.busy ? " · capturing" + (s.group ? " " + s.group : "") : "");
   $("disk").textContent = "disk free " + megabytes(s.disk_free_bytes);
   $("pause").textContent = s.paused ? "Resume" : "Pause";
+  $("pause").classList.toggle("warn", s.paused);
+  showRoll(s);
+  // one banner for each thing that is wrong now, said once
   $("banners").replaceChildren();
-  if (cam.state !== "ready" && cam.state !== "capturing") banner(`The camera is ${cam.state}` + (cam.error ? `: ${cam.error}` : ""), "");
-  if (s.live.unavailable) banner(s.live.unavailable, "warn");
-  if (s.paused) banner("Paused: presses are ignored until you resume.", "warn");
-  if (s.message) banner(s.message, "");
-  const connected = cam.state === "ready" || cam.state === "capturing";
-  if (s.live.unavailable) setLive(false, s.live.unavailable);
-  else if (!connected) setLive(false, "no camera");
+  const said = [s.told?.answer.text];
+  if (cam.state === "settings refused") banner("Setting refused: " + cam.error, "warn");
+  else if (cam.state === "not connected") banner("Camera not connected" + (cam.error ? ": " + cam.error : ""), "");
+  if (cam.error) said.push(cam.error);
+  if (s.live.unavailable && CAMERA_UP.includes(cam.state)) banner(s.live.unavailable, "warn");
+  if (s.message && !said.some((text) => text && (text.includes(s.message) || s.message.includes(text)))) banner(s.message, "");
+  showTold(s.told);
+  if (!CAMERA_UP.includes(cam.state)) setLive(false, cam.state === "connecting" ? "connecting to the camera…" : "no camera");
+  else if (s.live.unavailable) setLive(false, s.live.unavailable);
   else setLive(true);
   $("fps").textContent = s.live.running ? `${s.live.fps} fps` : (s.live.paused || "");
-  const zoomNotes = { on: "magnified by the body: click to move it", none: "this body has no magnifier libgphoto2 drives: click the view for the 1:1 crop" };
+  const zoomNotes = { on: "magnified by the body: click to move it", none: "no body magnifier here: click the view for a 1:1 crop" };
   $("zoom-note").textContent = zoomNotes[s.live.body_zoom] || "";
   if (s.live.body_zoom === "none") $("body-zoom").checked = false;
   showFrames(s.negatives);
+}
+
+function showRoll(s) {
+  $("roll-name").textContent = s.roll || "none yet: the first capture starts one";
+  $("roll-folder").textContent = s.roll_folder || "–";
+  $("roll-flat").textContent = s.flat || (s.roll ? "none (Flat field shoots one)" : "–");
+  $("next").textContent = s.next_negative;
 }
 
 function describe(n) {
   const bits = [];
   if (n.noise_ratio) bits.push(`${n.noise_ratio.toFixed(2)}x noise, ${(1 / n.noise_ratio).toFixed(1)}x cleaner`);
   if (n.frames_used != null) bits.push(`${n.frames_used} of ${n.frames_expected} frames used`);
-  const clip = Object.entries(n.clipped || {});
-  if (clip.length) bits.push("raw clipped " + clip.map(([c, v]) => `${c} ${percent(v, 2)}`).join(" "));
   return bits;
 }
+// the raw's clipped share, only where there is some: "clipped R 0.31 % G 12 %"
+function clipping(n) {
+  const clip = Object.entries(n.clipped || {}).filter(([, v]) => v >= 5e-5);
+  const share = (v) => percent(v, v < 0.01 ? 2 : v < 0.1 ? 1 : 0);
+  return clip.length ? "clipped " + clip.map(([c, v]) => `${c} ${share(v)}`).join(" ") : "";
+}
+function line(cls, text, title = text) { return el("div", { class: cls, title }, text); }
 
 function showFrames(negatives) {
   const list = $("frames");
@@ -149,9 +193,11 @@ function showFrames(negatives) {
     fresh.dataset.key = key;
     fresh.append(el("span", { class: "state" }, n.state), el("div", { class: "name" }, n.name));
     if (n.positive) fresh.append(el("img", { src: n.positive, alt: `${n.name} as a positive`, loading: "lazy" }));
-    for (const line of describe(n)) fresh.append(el("div", { class: "figures" }, line));
-    for (const [file, why] of n.rejected) fresh.append(el("div", { class: "why" }, `rejected ${file}: ${why}`));
-    if (n.problem) fresh.append(el("div", { class: "why" }, n.problem));
+    if (n.noise_ratio) fresh.append(line("figures", `${(1 / n.noise_ratio).toFixed(1)}x cleaner`, `noise ${n.noise_ratio.toFixed(2)}x a single frame's`));
+    if (n.frames_used != null) fresh.append(line("figures", `${n.frames_used} of ${n.frames_expected} frames used`));
+    if (clipping(n)) fresh.append(line("clipped", clipping(n), "in the raws, " + clipping(n)));
+    for (const [file, why] of n.rejected) fresh.append(line("why", `rejected ${file}: ${why}`));
+    if (n.problem) fresh.append(line("why", n.problem));
     if (item) item.replaceWith(fresh); else list.append(fresh);
     fresh.scrollIntoView({ inline: "end", block: "nearest" });
   }
@@ -161,7 +207,12 @@ function showFrames(negatives) {
   if (last && $("last-blend").dataset.name !== last.name) {
     $("last-blend").dataset.name = last.name;
     $("last-blend").src = last.positive;
-    $("last-caption").textContent = [last.name, ...describe(last)].join(" · ");
+    $("last-blend").hidden = false;
+    $("last-caption").textContent = [last.name, ...describe(last), clipping(last)].filter(Boolean).join(" · ");
+  } else if (!last) {
+    delete $("last-blend").dataset.name;
+    $("last-blend").hidden = true;
+    $("last-caption").textContent = "no negative blended in this roll yet";
   }
 }
 
@@ -173,9 +224,12 @@ function showFocus(f) {
 
 function connect() {
   const events = new EventSource("/api/events");
-  events.addEventListener("open", () => { $("connection").textContent = "connected"; $("connection").className = "pill ok"; });
+  // the page's own link to the daemon: said only while it is down (the camera's state is the camera badge)
+  events.addEventListener("open", () => { $("connection").hidden = true; });
   events.addEventListener("state", (e) => showState(JSON.parse(e.data)));
   events.addEventListener("focus", (e) => showFocus(JSON.parse(e.data)));
-  events.addEventListener("error", () => { $("connection").textContent = "daemon not reachable: retrying"; $("connection").className = "pill bad"; });
+  events.addEventListener("error", () => {
+    $("connection").hidden = false; $("connection").textContent = "daemon not reachable: retrying"; $("connection").className = "badge bad";
+  });
 }
 connect();

@@ -78,17 +78,18 @@ class CameraThread:
             return self.press()
         if action == "flat":
             return self.shoot_flat()
+        # what an action did is its answer (the console shows the last one, whoever asked); `message` is kept
+        # for what went wrong
         if action == "retake":
             moved = self.retake()
-            return Answer(True, action, self.d.message or "", stack=moved.name)
+            text = f"{moved.name} set aside in {moved.parent.parent.name}/{moved.parent.name}/ to shoot it again"
+            return Answer(True, action, text, stack=moved.name)
         if action == "new-roll":
             roll = self.d.library.new_roll(film)
             on = (film or FilmRecord()).merged_over(self.d.library.film).film
-            self.d.message = f"new roll {roll.name}" + (f" on {on}" if on else "")
-            return Answer(True, action, self.d.message, roll=roll.name)
+            return Answer(True, action, f"new roll {roll.name}" + (f" on {on}" if on else ""), roll=roll.name)
         if action in ("pause", "resume"):
             self.d.paused = action == "pause"
-            self.d.message = "paused: presses are ignored until resume" if self.d.paused else None
             text = "paused: captures are ignored until resume" if self.d.paused else "resumed: captures are taken"
             return Answer(True, action, text)
         line = self.d.status_line()  # the keyboard's `s`; the socket answers status itself
@@ -99,8 +100,7 @@ class CameraThread:
         """The pedal: a burst, unless paused."""
         if not self.d.paused:
             return self.capture()
-        self.d.message = "paused: capture ignored (send resume first)"
-        log.info("%s", self.d.message)
+        log.info("capture ignored: the daemon is paused")
         return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
 
     def retake(self) -> Path:
@@ -114,8 +114,7 @@ class CameraThread:
                 if where:
                     log.info("retake: %s was %s in the blend queue; taken out", last.name, where)
             moved = self.d.library.retake()
-        self.d.message = f"{moved.name} set aside in {moved.parent.parent.name}/{moved.parent.name}/ to shoot it again"
-        log.info("%s", self.d.message)
+        log.info("%s set aside in %s/ to shoot it again", moved.name, moved.parent)
         return moved
 
     def ready_camera(self, doing: str) -> Camera:
