@@ -5,7 +5,7 @@ stamps each line itself, so a line is the level and the source; a service in a t
 sentence ("17:48:11 a: blended in 0.1 s -> a_median.dng", problems marked "error:" or "warning:"); a one-shot
 command writes "medianscan: the sentence"; -v adds the source everywhere.
 
-A record repeated in a tight loop is written once, then summarised.
+A record repeated in a tight loop is held back after a burst of it, then summarised.
 
 A failing loop (an accept() out of file descriptors, a disk that went away) can log the same traceback tens of
 thousands of times a second: 220 MB in 30 s were seen, on the disk where the raws are. Every handler of the
@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 
 WINDOW = 10.0  # seconds
-TEMPLATE_BURST = 100  # records of one message template let through per WINDOW (each sentence still once)
+SENTENCE_BURST = 20  # records of one sentence let through per WINDOW: three presses in a second are all written
+TEMPLATE_BURST = 100  # records of one message template let through per WINDOW
 
 
 def log_format(*, service: bool, verbose: bool, journal: bool) -> logging.Formatter:
@@ -46,18 +47,19 @@ class _MarkedFormatter(logging.Formatter):
 
 
 class RepeatFilter(logging.Filter):
-    """Lets the first of a kind of record through per WINDOW, and counts the rest into the next one.
+    """Lets a burst of each kind of record through per WINDOW, and counts the rest into the next one let through.
 
-    A kind is one sentence (logger, level, the message as written, exception type): each stack's own line goes
-    through, the same failure over and over does not. A loop whose sentences all differ (a count, a client's
-    address in each) is held by its template: at most TEMPLATE_BURST of one template per WINDOW.
+    A kind is one sentence (logger, level, the message as written, exception type): an operator's presses and each
+    stack's lines go through, a failure looping thousands of times a second does not, after SENTENCE_BURST. A loop
+    whose sentences all differ (a count, a client's address in each) is held by its template: at most
+    TEMPLATE_BURST of one template per WINDOW.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.clock = clock
         self._lock = threading.Lock()
-        self._seen: dict[tuple[str, int, str, str], tuple[float, int]] = {}  # kind -> (window start, suppressed)
+        self._seen: dict[tuple[str, int, str, str], tuple[float, int]] = {}  # kind -> (window start, seen in it)
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
@@ -66,14 +68,17 @@ class RepeatFilter(logging.Filter):
         now = self.clock()
         with self._lock:
             if len(self._seen) > 2000:  # many kinds, once each: forget the windows over that held nothing back
-                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < WINDOW or v[1] > 1}
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < WINDOW or v[1] > SENTENCE_BURST}
             by_template = self._count(template, now, TEMPLATE_BURST)
-            by_sentence = self._count(sentence, now, 1)
+            by_sentence = self._count(sentence, now, SENTENCE_BURST)
             if not (by_template[0] and by_sentence[0]):
                 return False
             _, suppressed, started = max(by_sentence, by_template, key=lambda counted: counted[1])
         if suppressed:  # the traceback, if any, was written with the first one
-            record.msg = f"{record.getMessage()} (repeated {suppressed:,} times in the last {now - started:.0f} s)"
+            record.msg = (
+                f"{record.getMessage()} (and {suppressed:,} more like it held back in the {WINDOW:g} s from "
+                f"{now - started:.0f} s ago)"
+            )
             record.args = None
             record.exc_info, record.exc_text = None, None
         return True

@@ -20,3 +20,23 @@ FlatPolicy = Literal["optional", "required"]  # roll.flat: may a roll be scanned
 
 WhiteLevelFrom = Literal["darktable", "libraw"]  # blend.white_level: whose camera data a native raw's DNG follows
 WHITE_LEVEL_FROM: tuple[WhiteLevelFrom, ...] = get_args(WhiteLevelFrom)
+
+# Config key (what the user writes) -> widget names to try, in order. A key not listed is a raw widget name.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "iso": ("iso", "isospeed", "exposureindex"),
+    "shutterspeed": ("shutterspeed", "shutterspeed2", "exposuretime", "eosshutterspeed"),
+    "aperture": ("aperture", "f-number", "fnumber"),
+    "whitebalance": ("whitebalance", "whitebalancemode"),
+    "imageformat": ("imageformat", "imagequality", "imageformatsd", "imageformatcf"),
+    "focusmode": ("focusmode", "focusmode2", "autofocus"),
+    "capturetarget": ("capturetarget",),
+}
+# Each widget name that belongs to an alias group -> that group's config key.
+CANONICAL: dict[str, str] = {name: key for key, names in ALIASES.items() for name in names}
+for _key in ALIASES:
+    CANONICAL[_key] = _key
+
+
+def canonical_key(name: str) -> str:
+    """The config key a widget name belongs to (`f-number` -> `aperture`), or the name itself."""
+    return CANONICAL.get(name.strip().lower(), name.strip().lower())

@@ -131,7 +131,7 @@ def test_the_merged_dng_opens_in_every_reader(scene: Scene, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("groups", "words"),
     [
-        ({SHORT: 2, LONG: 5}, "the 1/400 group has 2 frame(s)"),
+        ({SHORT: 2, LONG: 5}, "the 1/400 group has 2 frames"),
         ({LONG: 6}, "needs two or more shutter times"),
     ],
 )

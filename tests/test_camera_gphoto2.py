@@ -155,7 +155,8 @@ def test_a_value_that_does_not_land_is_an_error(vcam: VirtualCamera) -> None:
 
 def test_a_missing_setting_is_an_error(vcam: VirtualCamera) -> None:
     cam = camera(vcam, settings={"aperture": "f/4", "iso": "100"})
-    with pytest.raises(CameraError, match=r"has no setting 'iso' \(tried 'iso'.*add it to camera.optional"):
+    hint = r"(; did you mean|; `medianscan camera show` lists)"  # the body's nearest names, or where to find them
+    with pytest.raises(CameraError, match=r"has no setting 'iso' \(tried 'iso'.*\)" + hint):
         cam.lock()
     cam.close()
 

@@ -10,7 +10,6 @@ import pytest
 from medianscan.capture.camera.faults import CLAIM, explain
 from medianscan.capture.camera.files import FileKind, choose, classify, frame_name
 from medianscan.capture.camera.settings import (
-    canonical_key,
     exposure_values,
     match_choice,
     parse_seconds,
@@ -21,6 +20,7 @@ from medianscan.capture.camera.simulated_scene import layout
 from medianscan.metadata import CameraInfo, Exposure
 from medianscan.outputs.dng import write_dng
 from medianscan.outputs.jpeg import write_jpeg
+from medianscan.vocabulary import canonical_key
 
 VCAM_SHUTTER = ["1.0000s", "0.1000s", "0.0500s", "0.0200s", "0.0100s", "0.0050s", "0.0025s", "0.0012s", "0.0001s"]
 

@@ -117,7 +117,7 @@ def test_jpeg_previews_beside_raws_are_left_out_by_name(
     assert [i["file"] for i in record["ignored"]] == ["frame_01.JPG", "frame_02.JPG", "frame_03.JPG"]
     assert all("a JPEG beside the raws" in i["reason"] for i in record["ignored"])
     assert all(i["sha256"] for i in record["ignored"])
-    notice = [ln for ln in err.splitlines() if "left out 3 file(s)" in ln]
+    notice = [ln for ln in err.splitlines() if "left out 3 files" in ln]
     assert len(notice) == 1 and "frame_02.JPG" in notice[0], err
     assert "xmp" not in notice[0] and "DS_Store" not in notice[0]  # clutter is not news
 

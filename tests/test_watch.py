@@ -268,7 +268,7 @@ def test_a_folder_it_cannot_use_is_reported_and_the_watch_carries_on(
     problems = {e["stack"]: e["reason"] for e in status["attention"]}
     assert set(problems) == {str(mixed), str(short)}
     assert "m2.dng" in problems[str(mixed)]
-    assert "2 frame(s); a blend needs at least 3" in problems[str(short)]
+    assert "2 frames; a blend needs at least 3" in problems[str(short)]
     shown = render_status(status)  # readable lines, not raw dicts
     assert f"  {mixed}  failed: " in shown and "{" not in shown
     assert not list(mixed.glob("*_median.*")) and not list(short.glob("*_median.*"))
@@ -362,18 +362,18 @@ def test_once_says_what_it_blended_skipped_reblended_and_could_not(
     _drop(root / "b", {f"b{i}.dng": staged["b"][i] for i in range(3)})
     first = _once(root)
     assert first.returncode == 0, first.stderr
-    assert first.stdout == f"2 stack(s) blended in {root}\n"
+    assert first.stdout == f"2 stacks blended in {root}\n"
     assert re.search(r"^medianscan: a: blended in \d+\.\d s -> a_median\.dng$", first.stderr, re.M), first.stderr
     assert "INFO" not in first.stderr and "medianscan.service" not in first.stderr  # no log records as such
 
     again = _once(root)
-    assert again.stdout == f"0 stack(s) blended, 2 skipped (blended before, unchanged) in {root}\n", again.stderr
+    assert again.stdout == f"0 stacks blended, 2 skipped (blended before, unchanged) in {root}\n", again.stderr
     _drop(root / "a", {"a3.dng": staged["a"][3]})
     added = _once(root)
-    assert "medianscan: a: 4 frame(s) queued to blend again (1 frame added)" in added.stderr
+    assert "medianscan: a: 4 frames queued to blend again (1 frame added)" in added.stderr
     assert re.search(r"^medianscan: a: re-blended in \d+\.\d s -> a_median\.dng$", added.stderr, re.M)
     assert added.stdout == (
-        f"0 stack(s) blended, 1 re-blended (their files changed), 1 skipped (blended before, unchanged) in {root}\n"
+        f"0 stacks blended, 1 re-blended (their files changed), 1 skipped (blended before, unchanged) in {root}\n"
     )
 
     counted = tmp_path / "counted"
@@ -382,7 +382,7 @@ def test_once_says_what_it_blended_skipped_reblended_and_could_not(
     assert refused.returncode == 1
     assert "medianscan: error: roll/m0-m2: cannot blend: m2.dng: ISO 400 differs" in refused.stderr, refused.stderr
     assert "counted: cannot blend" not in refused.stderr and "Traceback" not in refused.stderr
-    assert refused.stdout == f"0 stack(s) blended, 1 cannot be blended (said above) in {counted}\n"
+    assert refused.stdout == f"0 stacks blended, 1 cannot be blended (said above) in {counted}\n"
 
     droppable = tmp_path / "droppable"
     _drop(droppable / "n", {f"n{i}.dng": staged["c"][i] for i in range(3)} | {"n3.dng": staged["mixed"][2]})

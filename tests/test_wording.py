@@ -24,6 +24,9 @@ _DEFECTS = [
     (re.compile(r"\b([a-z][\w-]*): \1:"), "a doubled prefix"),
     (re.compile(r"\{[a-z_]*\}"), "an unfilled placeholder"),
     (re.compile(r"\b[A-Z]+_[A-Z_]+\b"), "a metavar made of a field name"),
+    (re.compile(r"\w\(s\)"), "a plural left open"),
+    (re.compile(r"\) \("), "two brackets in a row"),
+    (re.compile(r"\b(\w+) \1\b"), "a doubled word"),
 ]
 
 
@@ -44,6 +47,9 @@ def test_the_check_finds_what_was_seen() -> None:
         "--film FILM_FILM",
         "on sim:: ready",
         "frames: {frames}",
+        "2 frame(s) queued",
+        "(nothing is deleted) (running daemon)",
+        "the the camera",
     ):
         assert defects(seen), seen
     assert defects("frame-012: burst done, 9 frames in 4.2 s: advance the negative") == []

@@ -39,6 +39,7 @@ from medianscan.blend.write import combine_frames, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
 from medianscan.records import BlendRecord
+from medianscan.wording import counted
 
 GROUP_TOLERANCE = 0.03  # shutter times this close (relative) are one group (EXIF rationals round)
 
@@ -170,7 +171,7 @@ def _check_groups(name: str, frames: Sequence[Frame], members: Sequence[Sequence
             label = shutter_label(frames[group[0]].exposure.exposure_time or 0)
             files = ", ".join(frames[i].path.name for i in group)
             raise StackError(
-                f"{name}: the {label} group has {len(group)} frame(s) ({files}); a bracket needs at least "
+                f"{name}: the {label} group has {counted(len(group), 'frame')} ({files}); a bracket needs at least "
                 f"{bracket.MIN_GROUP} per exposure"
             )
 

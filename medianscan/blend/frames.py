@@ -25,6 +25,7 @@ from medianscan.errors import StackError
 from medianscan.formats import FrameKind, is_dng, is_tiff
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.tiff import pixel_block
+from medianscan.wording import counted
 
 exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
 
@@ -193,7 +194,7 @@ def _sensor_values(path: Path, raw: rawpy.RawPy) -> npt.NDArray[np.uint16]:
     if raw.raw_type == rawpy.RawType.Stack and values is not None and values.ndim == 3 and raw.num_colors == 3:
         return values[..., :3]
     raise StackError(
-        f"{path}: this raw holds {raw.num_colors} colour(s) per pixel in a layout medianscan cannot blend "
+        f"{path}: this raw holds {counted(raw.num_colors, 'colour')} per pixel in a layout medianscan cannot blend "
         "(neither a colour-filter mosaic nor linear RGB); export 16-bit TIFFs and blend those instead"
     )
 

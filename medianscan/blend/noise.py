@@ -48,6 +48,17 @@ def noise_warnings(noise: float | None, frames: Sequence[Frame]) -> tuple[str, .
             f"the {len(frames)} frames are identical copies of one file (a copy, not a burst): the blend is that "
             "frame and removes no noise",
         )
+    first_of: dict[str, Frame] = {}
+    copies = []
+    for frame in frames:
+        original = first_of.setdefault(frame.sha256, frame)
+        if original is not frame:
+            copies.append(f"{frame.path.name} is a byte-identical copy of {original.path.name}")
+    if copies:
+        return (
+            "; ".join(copies) + " (a copied file, not a frame of the burst): the blend weighs that frame more and "
+            "removes less noise",
+        )
     if noise is not None and noise > 1.0:
         return (
             f"the blend is noisier than one frame (noise ratio {noise:.2f}): its frames differ by more than noise; "

@@ -42,6 +42,7 @@ from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.records import BlendRecord, LeftOut
+from medianscan.wording import counted
 
 
 def blend_stack(
@@ -65,7 +66,8 @@ def blend_stack(
     paths, kinds = list(found.frames), list(found.kinds)
     if len(paths) + len(unreadable) < checks.MIN_FRAMES:
         raise StackError(
-            f"{name}: {len(paths) + len(unreadable)} frame(s); a blend needs at least {checks.MIN_FRAMES} frames "
+            f"{name}: cannot blend: {counted(len(paths) + len(unreadable), 'frame')}; a blend needs at least "
+            f"{checks.MIN_FRAMES} frames "
             "of the same scene" + "".join(f"; {p}" for p in unreadable)
         )
     if len(paths) < checks.MIN_FRAMES:
@@ -168,7 +170,7 @@ def _prepare_kernels(n: int, kind: FrameKind, options: BlendOptions) -> None:
 def _describe(name: str, problems: Sequence[checks.Problem], dropping: bool, n_good: int) -> str:
     lines = "; ".join(str(p) for p in problems)
     if dropping:
-        return f"{name}: only {n_good} good frame(s) left, at least {checks.MIN_FRAMES} needed ({lines})"
+        return f"{name}: only {counted(n_good, 'good frame')} left, at least {checks.MIN_FRAMES} needed ({lines})"
     return f"{name}: cannot blend: {lines}"
 
 

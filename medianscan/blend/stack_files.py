@@ -29,6 +29,7 @@ from medianscan.outputs.dng import PREVIEW_SIZE
 from medianscan.outputs.preview import Tone, render_preview, tone_like
 from medianscan.outputs.xmp import RollPlace, film_packet
 from medianscan.vocabulary import Method
+from medianscan.wording import counted
 
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
 
@@ -51,7 +52,11 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
         found = contents.read_folder(folder, sniff.inspect)
         if not found.frames and not found.unreadable:
             left = "; ".join(str(i) for i in found.ignored)
-            raise StackError(f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else ""))
+            inner = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            hint = f"; it holds {counted(len(inner), 'folder')}: blend them with {folder}/*/" if inner else ""
+            raise StackError(
+                f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else "") + hint
+            )
         return folder, found
     paths = [Path(p) for p in source]
     if not paths:

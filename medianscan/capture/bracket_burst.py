@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medianscan.capture.camera import BurstError, BurstRecord, Camera, CameraError
-from medianscan.capture.camera.settings import canonical_key, match_choice
+from medianscan.capture.camera.settings import match_choice
+from medianscan.vocabulary import canonical_key
 
 Progress = Callable[[int, int, str], None]  # (group, of groups, shutter)
 

@@ -22,8 +22,9 @@ import rawpy
 
 from medianscan.capture.camera import Camera
 from medianscan.capture.camera.files import PROBE_STEM
-from medianscan.capture.camera.settings import canonical_key, true_seconds
+from medianscan.capture.camera.settings import true_seconds
 from medianscan.errors import MedianscanError
+from medianscan.vocabulary import canonical_key
 
 TARGET = 0.90  # of the raw range, for the brightest channel's 99.9th percentile
 ACCEPT = (0.70, 0.97)  # what a burst at the chosen speed must reach

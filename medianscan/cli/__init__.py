@@ -57,6 +57,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+_VERBOSE = frozenset({"-v", "-vv", "-vvv", "--verbose"})
+
+
 def _command(argv: Sequence[str]) -> str | None:
     """The subcommand's name: the first word that is not an option (the top level takes none with a value)."""
     return next((word for word in argv if not word.startswith("-")), None)
@@ -65,6 +68,8 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; user mistakes become one sentence on stderr and exit code 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    loud = [word for word in argv if word in _VERBOSE]  # -v belongs to medianscan, wherever it was written
+    argv = loud + [word for word in argv if word not in _VERBOSE]
     with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr without a file (a test's capture)
         faulthandler.enable()  # a crash in a native library (LibRaw, libgphoto2, Exiv2) leaves a stack on stderr
     command = _command(argv)

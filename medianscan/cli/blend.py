@@ -20,6 +20,7 @@ from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import State, mark, read_manifest
 from medianscan.records import BlendRecord
 from medianscan.vocabulary import METHODS, WHITE_LEVEL_FROM
+from medianscan.wording import counted
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -162,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
                 _not_attempted(stacks[index:])
                 return 1
             continue
-        _progress(index, len(stacks), label, f"{result.seconds:.1f} s -> {result.output}", done=True)
+        extra = "".join(f" (+ {path.name})" for path in result.extra_outputs)
+        _progress(index, len(stacks), label, f"{result.seconds:.1f} s -> {result.output}{extra}", done=True)
         _emit(args.json, {"ok": True, **result.to_json()})
         _report(result, args.json)
     return 1 if failures else 0
@@ -208,7 +210,7 @@ def _not_attempted(rest: list[Path | list[Path]]) -> None:
     """A batch stopped at a failure says what it left undone, and how to go on past failures."""
     if rest:
         print(
-            f"medianscan: stopped; {len(rest)} more stack(s) not attempted "
+            f"medianscan: stopped; {counted(len(rest), 'more stack')} not attempted "
             f"({', '.join(_stack_name(s) for s in rest[:5])}{', ...' if len(rest) > 5 else ''}); "
             "--keep-going blends the rest past a failure",
             file=sys.stderr,
@@ -242,13 +244,16 @@ def _refuse_incomplete(stack: Path | list[Path], force: bool) -> None:
 
 
 def _progress(index: int, total: int, label: str, text: str, *, done: bool = False) -> None:
-    if not sys.stderr.isatty() and not done:
+    """A bar on a terminal (redrawn while a stack blends); elsewhere one line per stack, numbered. A stack that
+    failed is done too: its step of the bar is filled."""
+    if not sys.stderr.isatty():
+        if done:
+            print(f"[{index}/{total}] {label}: {text}", file=sys.stderr, flush=True)
         return
     width = 24
     filled = width * (index - (0 if done else 1)) // total
     bar = "#" * filled + "-" * (width - filled)
-    end = "\n" if done or not sys.stderr.isatty() else "\r"
-    print(f"[{bar}] {index}/{total} {label}: {text}", end=end, file=sys.stderr, flush=True)
+    print(f"[{bar}] {index}/{total} {label}: {text}", end="\n" if done else "\r", file=sys.stderr, flush=True)
 
 
 def _emit(as_json: bool, record: dict[str, Any]) -> None:
@@ -261,7 +266,7 @@ def _report(result: BlendRecord, as_json: bool) -> None:
     for dropped in result.dropped:
         print(f"  dropped {dropped.path.name}: {dropped.reason}", file=sys.stderr)
     for warning in result.warnings:
-        print(f"medianscan: {result.stack.name}: warning: {warning}", file=sys.stderr)
+        print(f"medianscan: warning: {result.stack.name}: {warning}", file=sys.stderr)
     notice = contents.notice(result.stack.name, result.ignored)
     if notice:
         print(f"medianscan: {notice}", file=sys.stderr)

@@ -18,7 +18,12 @@ from medianscan.errors import MedianscanError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("calibrate", help="calibrate the exposure from the film base (ETTR on the raw)")
+    parser = sub.add_parser(
+        "calibrate",
+        help="calibrate the exposure from the film base (ETTR on the raw)",
+        description="Measure what a set-up needs before a roll: the exposure that puts the clear film base just "
+        "below the raw's clipping point.",
+    )
     what = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     exposure = what.add_parser(
         "exposure",

@@ -12,29 +12,56 @@ from medianscan.capture.camera.faults import NO_CAMERA_FIX
 from medianscan.config.loader import load_config
 from medianscan.config.schema import CameraConfig
 from medianscan.errors import MedianscanError
+from medianscan.wording import counted
 
 MAX_CHOICES_SHOWN = 12
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("camera", help="list cameras, show their settings, or shoot one burst")
+    parser = sub.add_parser(
+        "camera",
+        help="list cameras, show their settings, or shoot one burst",
+        description="The camera alone, without the daemon: which bodies are on the bus, what each setting is and can "
+        "be (the names camera.settings takes), and one locked burst into a folder to try a set-up.",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, metavar="FILE", help="take the camera section from this file")
-    common.add_argument("--backend", choices=("gphoto2", "simulated"), help="default: the config's (gphoto2)")
+    common.add_argument(
+        "--backend",
+        choices=("gphoto2", "simulated"),
+        help="a real body through libgphoto2, or the simulated camera (default: the config's, else gphoto2)",
+    )
     common.add_argument("--model", help="pick the camera by model name (substring)")
     common.add_argument("--port", help="pick the camera by port, e.g. usb:001,004")
     common.add_argument("--serial", help="pick the camera by serial number")
 
-    listing = verbs.add_parser("list", parents=[common], help="the cameras on the bus: model, port, serial")
+    listing = verbs.add_parser(
+        "list",
+        parents=[common],
+        help="the cameras on the bus: model, port, serial",
+        description="List the cameras libgphoto2 finds on the bus, with the port and serial to pick one by.",
+    )
     listing.set_defaults(handler=run_list)
 
-    show = verbs.add_parser("show", parents=[common], help="every setting: current value, choices, read-only")
+    show = verbs.add_parser(
+        "show",
+        parents=[common],
+        help="every setting: current value, choices, read-only",
+        description="Show every setting of the camera: its name (what camera.settings takes), the current value, "
+        "the choices and whether it is read-only.",
+    )
     show.add_argument("--json", action="store_true", help="one JSON object per setting")
     show.set_defaults(handler=run_show)
 
-    burst = verbs.add_parser("burst", parents=[common], help="lock the settings and shoot one burst into DIR")
+    burst = verbs.add_parser(
+        "burst",
+        parents=[common],
+        help="lock the settings and shoot one burst into DIR",
+        description="Lock the configured settings (and those given with --set), read them back, and shoot one "
+        "burst into DIR as the daemon would: every file written to a temp name, fsynced, then renamed.",
+    )
     burst.add_argument("--frames", type=int, metavar="N", help="frames to shoot (default: the config's)")
     burst.add_argument("--out", type=Path, required=True, metavar="DIR", help="the stack folder to fill")
     burst.add_argument("--stem", help="frame names <stem>_<NN>.<ext> (default: DIR's name)")
@@ -45,7 +72,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="KEY=VALUE",
         help="lock this setting too (repeatable), e.g. --set aperture=8",
     )
-    burst.add_argument("--strategy", choices=("capture", "trigger"), help="default: the config's")
+    burst.add_argument(
+        "--strategy",
+        choices=("capture", "trigger"),
+        help="how each frame is fired: capture (one call, the file returned) or trigger (fire, then wait for the "
+        "file's event); default: the config's camera.strategy",
+    )
     burst.add_argument("--json", action="store_true", help="print the burst record as JSON")
     burst.set_defaults(handler=run_burst)
 
@@ -115,7 +147,7 @@ def _report(record: BurstRecord) -> None:
         print(frame)
     per_frame = record.seconds / len(record.frames) if record.frames else 0.0
     print(
-        f"{len(record.frames)} frame(s) in {record.seconds:.2f} s ({per_frame:.2f} s per frame); "
+        f"{counted(len(record.frames), 'frame')} in {record.seconds:.2f} s ({per_frame:.2f} s per frame); "
         f"settings: {', '.join(f'{k}={v}' for k, v in record.settings.items()) or 'none locked'}",
         file=sys.stderr,
     )

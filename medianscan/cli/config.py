@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--camera", action="store_true", help="also check camera.settings against the connected camera")
     check.set_defaults(handler=run_check)
     show = verbs.add_parser("show", help="print the configuration as loaded, defaults filled in (YAML)")
-    show.add_argument("file", nargs="?", type=Path, metavar="FILE", help="(default: the built-in defaults)")
+    show.add_argument(
+        "file", nargs="?", type=Path, metavar="FILE", help="the configuration file (default: the built-in defaults)"
+    )
     show.set_defaults(handler=run_show)
 
 

@@ -16,7 +16,8 @@ from medianscan.capture.events import DEFAULT_WAIT, WAIT
 from medianscan.config.loader import load_config
 from medianscan.errors import MedianscanError
 from medianscan.records import FilmRecord
-from medianscan.vocabulary import Request
+from medianscan.vocabulary import FIRING, Request
+from medianscan.wording import counted
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ COMMANDS: dict[str, Command] = {  # CLI name -> the command
     "trigger": Command("capture", "the same as capture", "Ask the running daemon to fire a burst (as `capture`)."),
     "retake": Command(
         "retake",
-        "set the last stack aside in discarded/ (nothing is deleted)",
+        "set the last stack aside in discarded/, nothing deleted",
         "Ask the running daemon to set the roll's last stack aside in discarded/, to shoot that negative again.",
     ),
     "new-roll": Command(
@@ -63,18 +64,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, command in COMMANDS.items():
         action = command.request
         parser = sub.add_parser(name, help=f"{command.help} (running daemon)", description=command.description)
-        parser.add_argument("--socket", type=Path, help="the daemon's control socket (default: found automatically)")
-        parser.add_argument("--config", type=Path, help="read triggers.socket and library from this file")
-        wait = DEFAULT_WAIT.get(action, WAIT)
         parser.add_argument(
-            "--timeout", type=float, help=f"seconds to wait for the daemon's answer ({wait:g}: a burst may be long)"
+            "--socket", type=Path, metavar="PATH", help="the daemon's control socket (default: found automatically)"
+        )
+        parser.add_argument(
+            "--config", type=Path, metavar="FILE", help="read triggers.socket and library from this file"
+        )
+        wait = DEFAULT_WAIT.get(action, WAIT)
+        why = ": a burst may be long" if action in FIRING else ""
+        parser.add_argument(
+            "--timeout", type=float, metavar="SECONDS", help=f"seconds to wait for the daemon's answer ({wait:g}{why})"
         )
         if name == "status":
             parser.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
         if name == "new-roll":
             for f in dataclasses.fields(FilmRecord):
                 flag = "--" + f.name.replace("_", "-")
-                kind, metavar = (int, "ISO") if f.name == "iso" else (str, "TEXT")
+                kind, metavar = (int, "NUMBER") if f.name == "iso" else (str, "TEXT")
                 parser.add_argument(flag, dest=f"film_{f.name}", type=kind, metavar=metavar, help=_FILM_HELP[f.name])
         parser.set_defaults(handler=run, control=name)
 
@@ -112,9 +118,10 @@ def find_socket(args: argparse.Namespace) -> Path:
         if path.exists():
             return path
     looked = ", ".join(str(p) for p in candidates)
+    run_it = "medianscan run" + (f" --config {args.config}" if args.config else "")
     raise MedianscanError(
         f"no running medianscan found (looked for {looked}); start it (`systemctl start medianscan` or "
-        "`medianscan run`) or give --socket"
+        f"`{run_it}`) or give --socket"
     )
 
 
@@ -166,7 +173,7 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(("settings", ", ".join(f"{k}={v}" for k, v in settings.items()) or "none locked"))
     if "library" in rest:
         lines.append(("library", str(rest.pop("library"))))
-    if {"roll", "negative", "frame"} & rest.keys():
+    if {"roll", "negative", "frame", "next_negative"} & rest.keys():
         lines += _roll_lines(rest, knows_flat="flat" in status)
     group = rest.pop("bracket_group", None)
     flags = [name for name in ("paused", "busy") if rest.pop(name, False)]
@@ -242,7 +249,7 @@ def _watch_stacks_text(rest: dict[str, Any]) -> str:
     started = rest.pop("blends", 0)
     blended, again, before = rest.pop("blended", None), rest.pop("reblended", 0), rest.pop("blended_before", 0)
     if blended is None:  # an older watcher: blends started only
-        return f"{started} blend(s) started"
+        return f"{counted(started, 'blend')} started"
     text = f"{blended} blended" + (f" ({again} of them again: their files changed)" if again else "")
     return text + (f", {before} skipped (blended before, unchanged)" if before else "")
 

@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medianscan.blend.kernel_build import built, needs
 from medianscan.config.listen import parse_listen
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.service.capture import Daemon
 from medianscan.service.progress import BlendDone, BurstDone, Progress, ServiceError
+from medianscan.wording import counted
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -162,8 +164,10 @@ def run(args: argparse.Namespace) -> int:
     trigger = AutoTrigger(
         daemon, args.negatives, args.timeout, say=lambda line: print(line, flush=True), stay=args.console
     )
-    print(f"medianscan demo: {args.negatives} simulated negatives x {args.frames} frames into {library}", flush=True)
-    print("  (the first run compiles the blend kernels: a few seconds more)", flush=True)
+    negatives = counted(args.negatives, "simulated negative")
+    print(f"medianscan demo: {negatives} x {args.frames} frames into {library}", flush=True)
+    if not built(needs(cfg.blend, args.frames)):  # `medianscan kernels` (make demo runs it) has not built them
+        print("  (the first run compiles the blend kernels: a few seconds more)", flush=True)
     if args.console:
         print(f"  the console: {parse_listen(args.listen).url()} (open it in a browser)", flush=True)
     feeder = threading.Thread(target=trigger.run, name="demo-trigger", daemon=True)

@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "finished build is remembered: asking again costs nothing."
         ),
     )
-    parser.add_argument("--config", type=Path, help="the configuration to build for (default: the defaults)")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="the configuration to build for (default: the defaults)"
+    )
     parser.set_defaults(handler=run)
 
 

@@ -6,8 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from medianscan.capture.camera.faults import NO_CAMERA_FIX
+from medianscan.capture.camera.gphoto2_session import autodetect
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
 from medianscan.service.capture import Daemon
 from medianscan.service.watch import WatchService
 
@@ -28,7 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return serve(service_config(args), args.config, keyboard=args.keyboard)
+    cfg = service_config(args)
+    if args.config is None and cfg.mode == "capture" and cfg.camera.backend == "gphoto2" and not autodetect():
+        # tried by hand without a config: say so now (a service with a config waits for its camera to be switched on)
+        raise MedianscanError(f"no camera found: {NO_CAMERA_FIX}")
+    return serve(cfg, args.config, keyboard=args.keyboard)
 
 
 def service_config(args: argparse.Namespace) -> Config:

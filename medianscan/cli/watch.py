@@ -13,6 +13,7 @@ from medianscan.errors import DROP_HINT_CLI
 from medianscan.reports import WatchStatus
 from medianscan.service.watch import WatchService, watch_config
 from medianscan.vocabulary import METHODS
+from medianscan.wording import counted
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 def summary(status: WatchStatus) -> str:
     """What a catch-up did, in one line (each stack's own line was logged as it happened)."""
     failed = len(status.attention)
-    parts = [f"{status.blended - status.reblended} stack(s) blended"]
+    parts = [f"{counted(status.blended - status.reblended, 'stack')} blended"]
     parts += [f"{status.reblended} re-blended (their files changed)"] if status.reblended else []
     parts += [f"{status.blended_before} skipped (blended before, unchanged)"] if status.blended_before else []
     parts += [f"{failed} cannot be blended (said above)"] if failed else []

@@ -18,6 +18,7 @@ import yaml
 from medianscan.config.listen import parse_listen
 from medianscan.config.rules import _CHECKS, _ITEM_CHECKS, _KEY_CHECKS
 from medianscan.config.schema import Config, ConfigError
+from medianscan.vocabulary import ALIASES, CANONICAL, canonical_key
 
 log = logging.getLogger(__name__)
 
@@ -289,12 +290,34 @@ def _cross_checks(cfg: Config, reader: _Reader) -> None:
                 "DIR`)",
             ),
         )
+    _setting_names(cfg, reader)
     sim = cfg.camera.simulated
     for name in ("flicker_frame", "shifted_frame"):
         value = getattr(sim, name)
         if value is not None and value > cfg.frames:
             key = f"camera.simulated.{name}"
             reader.note(nodes.get(key), key, f"is frame {value} but a burst has only {cfg.frames} frames")
+
+
+def _setting_names(cfg: Config, reader: _Reader) -> None:
+    """A setting name close to one medianscan knows is most likely a slip of the keyboard (`apperture`): a hint,
+    not an error, since any widget name of the body is allowed too and only the body can tell."""
+    known = sorted({*ALIASES, *CANONICAL})
+    for name in [*cfg.camera.settings, *cfg.camera.optional]:
+        if canonical_key(name) in ALIASES:
+            continue
+        close = difflib.get_close_matches(name.strip().lower(), known, n=1, cutoff=0.8)
+        if close:
+            key = f"camera.settings.{name}"
+            log.warning(
+                "%s",
+                reader.where(
+                    reader.nodes.get(key),
+                    key,
+                    f"is no name medianscan knows (did you mean {canonical_key(close[0])!r}?); a name of the body's "
+                    "own works too: `medianscan config check --camera FILE` checks it against the body",
+                ),
+            )
 
 
 def _expand_defaults(obj: Any) -> None:

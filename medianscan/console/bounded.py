@@ -25,6 +25,9 @@ from medianscan.errors import MedianscanError
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64  # one operator, a few tabs and their streams, with room to spare
+# Connections taken from the kernel's queue at a time (the listen backlog too): asyncio accepts `backlog` of them
+# in one go, so uvicorn's default of 2048 let a flood take 400 file descriptors before any could be turned away
+ACCEPT_BATCH = 16
 REQUEST_SECONDS = 10.0
 MAX_BODY = 64 * 1024  # bytes
 

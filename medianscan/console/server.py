@@ -16,7 +16,7 @@ import uvicorn
 from medianscan.config.listen import parse_listen
 from medianscan.config.schema import ConsoleConfig
 from medianscan.console.app import console_app
-from medianscan.console.bounded import BoundedH11Protocol
+from medianscan.console.bounded import ACCEPT_BATCH, BoundedH11Protocol
 from medianscan.console.guard import Guard
 from medianscan.errors import MedianscanError
 
@@ -64,6 +64,7 @@ class ConsoleServer:
             lifespan="off",
             ws="none",
             http=BoundedH11Protocol,  # at most so many connections, each request whole within seconds
+            backlog=ACCEPT_BATCH,  # and never many file descriptors at once for those turned away
             loop="asyncio",
             timeout_graceful_shutdown=1,
         )

@@ -25,6 +25,7 @@ from medianscan.atomic import is_temp
 from medianscan.formats import FrameKind, Sniffed, kind_by_name
 from medianscan.records import LeftOut
 from medianscan.vocabulary import METHODS
+from medianscan.wording import counted
 
 MANIFEST = "stack.json"  # the daemon's record of one stack (see medianscan.library.rolls)
 
@@ -97,7 +98,7 @@ def notice(label: str, ignored: Sequence[LeftOut]) -> str | None:
     """One line naming every file left out of a blend, or None when nothing was."""
     if not ignored:
         return None
-    return f"{label}: left out {len(ignored)} file(s): " + "; ".join(str(i) for i in ignored)
+    return f"{label}: left out {counted(len(ignored), 'file')}: " + "; ".join(str(i) for i in ignored)
 
 
 Inspector = Callable[[Path], Sniffed]

@@ -49,9 +49,12 @@ def more_open_files(ceiling: int = OPEN_FILES) -> int:
 
 
 def log_blend_notes(label: str, record: BlendRecord) -> None:
-    """In the journal: the one-line notice naming the files a blend left out (a JPEG beside raws, a temp), and each
-    warning of a blend that was written (identical frames, a blend noisier than one frame)."""
+    """In the journal: each frame a blend dropped (--drop-bad-frames) and why, the one-line notice naming the files
+    it left out (a JPEG beside raws, a temp), and each warning of a blend that was written (identical frames, a
+    blend noisier than one frame)."""
     log = logging.getLogger(__name__)
+    for dropped in record.dropped:
+        log.warning("%s: dropped %s: %s", label, dropped.path.name, dropped.reason)
     line = contents.notice(label, record.ignored)
     if line:
         log.warning("%s", line)
@@ -72,9 +75,11 @@ def make_pool(cfg: Config, job: Job[BlendTask, BlendRecord] = blend_job) -> Serv
 class Service:
     """A mode that serves until SIGTERM / SIGINT / `stop()` and reloads its configuration on SIGHUP / `reload()`."""
 
-    stopping = "stopping"  # systemd's status while stopping
-    stopping_log = "stopping"  # logged after the signal's name
     pool: ServicePool  # set by each mode
+
+    def stopping(self) -> str:
+        """What the service does once asked to stop (logged after the signal's name, and systemd's status)."""
+        return "stopping"
 
     def __init__(self, cfg: Config, *, config_path: Path | None, notifier: Notifier | None) -> None:
         self.cfg = cfg
@@ -134,7 +139,7 @@ class Service:
 
         def on_stop(signum: int, frame: FrameType | None) -> None:
             del frame
-            self.log.info("%s: %s", signal.Signals(signum).name, self.stopping_log)
+            self.log.info("%s: %s", signal.Signals(signum).name, self.stopping())
             self.stop_event.set()
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
@@ -161,7 +166,7 @@ class Service:
 
     def _shutdown(self) -> None:
         self.stop_event.set()
-        self.notifier.stopping(self.stopping)
+        self.notifier.stopping(self.stopping())
         self._wind_down()
         self._hooks_wait()
 

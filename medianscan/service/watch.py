@@ -35,6 +35,7 @@ from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone, StackQueued
+from medianscan.wording import counted
 
 __all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
 
@@ -48,7 +49,8 @@ class WatchService(Service):
     `status` (capture actions are refused: there is no camera in this mode).
     """
 
-    stopping = stopping_log = "stopping the watch"
+    def stopping(self) -> str:
+        return "stopping the watch"
 
     def __init__(
         self,
@@ -123,7 +125,7 @@ class WatchService(Service):
         s = self.status()
         line = f"watching {s.folder} ({s.group}); queue {s.queue.waiting} waiting, {s.queue.blending} blending"
         if s.attention:
-            line += f"; {len(s.attention)} stack(s) cannot be blended"
+            line += f"; {counted(len(s.attention), 'stack')} cannot be blended"
         return line
 
     def run(self) -> int:
@@ -137,7 +139,7 @@ class WatchService(Service):
             # the observer before the scan: nothing arriving during the scan is missed
             self._observer = observe(self.hot, self.cfg.watch.polling)
             found = self.hot.scan()
-            log.info("watching %s (%s): %d file(s) already there", self.hot.root, self.hot.grouping, found)
+            log.info("watching %s (%s): %s already there", self.hot.root, self.hot.grouping, counted(found, "file"))
             self._planner = Planner(self.hot, self.submit)
             self._planner.start()
         except BaseException:
@@ -184,7 +186,7 @@ class WatchService(Service):
         if ok:
             self.blends += 1
             again = f" to blend again ({planned.again})" if planned.again else ""
-            log.info("%s: %d frame(s) queued%s", label, len(planned.frames), again)
+            log.info("%s: %s queued%s", label, counted(len(planned.frames), "frame"), again)
             self.emit(StackQueued(planned.key, planned.frames))
         return ok
 
@@ -262,7 +264,7 @@ class WatchService(Service):
             self._planner.stop()
         left = self.pool.stop()
         if left:
-            log.info("%d stack(s) not blended yet; the next start catches up with them", len(left))
+            log.info("%s not blended yet; the next start catches up with them", counted(len(left), "stack"))
         if self._control is not None:
             self._control.stop()
             self._control = None

@@ -14,6 +14,7 @@ from pathlib import Path
 from medianscan.config.schema import CameraConfig
 from medianscan.errors import MedianscanError
 from medianscan.records import BurstRecord, CameraIdentity
+from medianscan.wording import counted
 
 __all__ = [
     "BurstError",
@@ -35,11 +36,13 @@ class CameraError(MedianscanError):
 class SettingError(CameraError):
     """The body is there but a configured setting is not: a name it lacks, a value it does not offer, a read-only
     widget. Not a lost camera: it stays connected (live view works) and captures wait for the fix. `key` is the
-    setting's name as the user wrote it; the caller adds where to fix it (the config, or `--set`)."""
+    setting's name as the user wrote it; the caller adds where to fix it (the config, or `--set`). `reason` is the
+    message without the body's name, for where the body is named already (status, the console's badge)."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, key: str, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+        self.reason = reason or message
 
 
 class BurstError(CameraError):
@@ -57,7 +60,7 @@ def burst_error(exc: Exception, record: BurstRecord, *, reconnected: bool | None
     if reconnected is not None:
         parts.append("reconnected" if reconnected else "the camera is still gone")
     if record.frames:
-        parts.append(f"{len(record.frames)} frame(s) kept in {record.stack}")
+        parts.append(f"{counted(len(record.frames), 'frame')} kept in {record.stack}")
     return "; ".join(parts)
 
 

@@ -32,6 +32,7 @@ from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings
 from medianscan.capture.camera.settings import true_seconds
 from medianscan.config.schema import CameraConfig
 from medianscan.records import LeftOut
+from medianscan.wording import counted
 
 __all__ = ["Gphoto2Camera", "list_cameras"]
 
@@ -128,7 +129,8 @@ class Gphoto2Camera(Camera):
             while len(record.frames) < n:
                 if shots == MAX_SHOTS_PER_FRAME * n:
                     raise CameraError(
-                        f"the camera ({self.session.where()}) gave {len(record.frames)} fresh frame(s) of {n} in "
+                        f"the camera ({self.session.where()}) gave {counted(len(record.frames), 'fresh frame')} of "
+                        f"{n} in "
                         f"{shots} shots: the other files were not this burst's (see {SET_ASIDE}/)"
                     )
                 shots += 1

@@ -15,12 +15,12 @@ from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import CameraError, SettingError, SettingInfo
 from medianscan.capture.camera.gphoto2_session import Gphoto2Session
 from medianscan.capture.camera.settings import (
-    canonical_key,
     match_choice,
     nearest_names,
     same_value,
     widget_candidates,
 )
+from medianscan.vocabulary import canonical_key
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,14 @@ class Gphoto2Settings:
             try:
                 found = self._find(key)
                 if found is None:
-                    message = f"the camera ({self.session.where()}) has no setting {key!r}"
+                    tried = ", ".join(repr(n) for n in widget_candidates(key))
+                    message = f"the camera ({self.session.where()}) has no setting {key!r} (tried {tried})"
                     if self._optional(key):
                         log.warning("%s; skipped as it is optional", message)
                         continue
                     names = [info.name for info in self.describe()]
                     hint = nearest_names(key, names) or "; `medianscan camera show` lists the ones it has"
-                    raise SettingError(key, message + hint)
+                    raise SettingError(key, message + hint, f"the body has no setting {key!r} (tried {tried}){hint}")
                 name, widget = found
                 if _choiceless(widget):
                     message = (

@@ -13,20 +13,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-# Config key (what the user writes) -> widget names to try, in order. A key not listed is a raw widget name.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "iso": ("iso", "isospeed", "exposureindex"),
-    "shutterspeed": ("shutterspeed", "shutterspeed2", "exposuretime", "eosshutterspeed"),
-    "aperture": ("aperture", "f-number", "fnumber"),
-    "whitebalance": ("whitebalance", "whitebalancemode"),
-    "imageformat": ("imageformat", "imagequality", "imageformatsd", "imageformatcf"),
-    "focusmode": ("focusmode", "focusmode2", "autofocus"),
-    "capturetarget": ("capturetarget",),
-}
-# Each widget name that belongs to an alias group -> that group's config key.
-CANONICAL: dict[str, str] = {name: key for key, names in ALIASES.items() for name in names}
-for _key in ALIASES:
-    CANONICAL[_key] = _key
+from medianscan.vocabulary import ALIASES, canonical_key
 
 # Spellings that mean the same value, per config key (compared after `_plain`).
 SYNONYMS: dict[str, tuple[frozenset[str], ...]] = {
@@ -43,11 +30,6 @@ SYNONYMS: dict[str, tuple[frozenset[str], ...]] = {
 
 _RAW_WORDS = ("raw", "nef", "arw", "cr2", "cr3", "orf", "raf", "rw2", "pef", "dng", "srw")
 _JPEG_WORDS = ("jpeg", "jpg", "fine", "normal", "basic", "+")
-
-
-def canonical_key(name: str) -> str:
-    """The config key a widget name belongs to (`f-number` -> `aperture`), or the name itself."""
-    return CANONICAL.get(name.strip().lower(), name.strip().lower())
 
 
 def nearest_names(key: str, names: Iterable[str]) -> str:

@@ -25,7 +25,6 @@ from medianscan.capture.camera.base import (
 )
 from medianscan.capture.camera.files import PROBE_STEM, frame_name
 from medianscan.capture.camera.settings import (
-    canonical_key,
     exposure_values,
     match_choice,
     nearest_names,
@@ -43,6 +42,7 @@ from medianscan.config.schema import CameraConfig
 from medianscan.library.flats import FLAT_STEM
 from medianscan.metadata import CameraInfo, Exposure
 from medianscan.outputs.dng import write_dng
+from medianscan.vocabulary import canonical_key
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,8 @@ class SimulatedCamera(Camera):
                     log.warning("the simulated camera has no setting %r; skipped as it is optional", key)
                     continue
                 hint = nearest_names(key, CHOICES) or "; `medianscan camera show` lists the ones it has"
-                raise SettingError(key, f"the camera ({SIMULATED_IDENTITY.model}) has no setting {key!r}{hint}")
+                reason = f"the body has no setting {key!r}{hint}"
+                raise SettingError(key, f"the camera ({SIMULATED_IDENTITY.model}) has no setting {key!r}{hint}", reason)
             choice = match_choice(name, str(wanted), CHOICES[name])
             if choice is None:
                 raise SettingError(

@@ -17,7 +17,10 @@ from medianscan.reports import CameraState
 
 log = logging.getLogger(__name__)
 
-SETTING_FIX = "fix camera.settings in the config (or list it under camera.optional), then reload the service"
+SETTING_FIX = (
+    "fix camera.settings in the config (or list it under camera.optional), then reload: `systemctl reload "
+    "medianscan` for the service, Ctrl-C and run again in a terminal"
+)
 
 
 @dataclass
@@ -86,7 +89,7 @@ class CameraLink:
         except SettingError as exc:  # the body is here; a setting is not: keep it (live view), refuse captures
             assert camera is not None
             self.camera = camera
-            text = f"{exc}: {SETTING_FIX}"
+            text = f"{exc.reason}: {SETTING_FIX}"
             if self.status.error != text:
                 log.warning("camera: %s", text)
             self.status.settings = None
@@ -104,7 +107,8 @@ class CameraLink:
         self.status.settings = dict(settings)
         self.status.battery = camera.battery()
         self.status.state, self.status.error = "ready", None
-        log.info("camera %s on %s ready; locked %s", ident.model, ident.port, settings)
+        locked = ", ".join(f"{key}={value}" for key, value in settings.items()) or "nothing (no camera.settings)"
+        log.info("camera %s on %s ready; locked %s", ident.model, ident.port, locked)
         return True
 
     def drop(self, reason: str | None) -> None:

@@ -42,6 +42,7 @@ class CameraThread:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.live = LiveViewTurns(daemon)
+        self._refused: str | None = None  # the last action refused, as the status's message said it
 
     def run(self) -> None:
         """The camera thread: keep a camera connected (retrying with backoff), run the operator's actions, and
@@ -59,8 +60,11 @@ class CameraThread:
                     continue
                 try:
                     answer = self.act(action, event.film)
+                    if self.d.message is not None and self.d.message == self._refused:
+                        self.d.message = None  # a refusal is old news once an action is done
                 except MedianscanError as exc:
                     self.d.report_error(str(exc), None)
+                    self._refused = str(exc)
                     answer = Answer(False, action, str(exc), "refused")
                 except Exception as exc:  # a bug must not end the session
                     log.exception("%s failed", action)
@@ -81,9 +85,9 @@ class CameraThread:
         # what an action did is its answer (the console shows the last one, whoever asked); `message` is kept
         # for what went wrong
         if action == "retake":
-            moved = self.retake()
-            text = f"{moved.name} set aside in {moved.parent.parent.name}/{moved.parent.name}/ to shoot it again"
-            return Answer(True, action, text, stack=moved.name)
+            name, moved = self.retake()
+            where = f"{moved.parent.parent.name}/{moved.parent.name}/" + (moved.name if moved.name != name else "")
+            return Answer(True, action, f"{name} set aside in {where} to shoot it again", stack=name)
         if action == "new-roll":
             roll = self.d.library.new_roll(film)
             on = (film or FilmRecord()).merged_over(self.d.library.film).film
@@ -103,7 +107,9 @@ class CameraThread:
         log.info("capture ignored: the daemon is paused")
         return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
 
-    def retake(self) -> Path:
+    def retake(self) -> tuple[str, Path]:
+        """Set the roll's last negative aside (its blend, if queued or running, is called off): its name, and
+        where it went (discarded/<name>, or <name>-2... when a retake of it is there already)."""
         with self.d.lock:
             last = self.d.library.last_stack()
             if last is not None:
@@ -112,10 +118,11 @@ class CameraThread:
                 if last in self.d.backlog:
                     self.d.backlog.remove(last)
                 if where:
-                    log.info("retake: %s was %s in the blend queue; taken out", last.name, where)
+                    log.info("retake: the blend of %s (%s) is called off", last.name, where)
             moved = self.d.library.retake()
-        log.info("%s set aside in %s/ to shoot it again", moved.name, moved.parent)
-        return moved
+        name = last.name if last is not None else moved.name
+        log.info("%s set aside in %s to shoot it again", name, moved)
+        return name, moved
 
     def ready_camera(self, doing: str) -> Camera:
         """The connected camera, reconnected if need be; MedianscanError saying why `doing` cannot be done."""

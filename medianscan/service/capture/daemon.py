@@ -45,6 +45,7 @@ from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone
 from medianscan.vocabulary import ACTIONS, Request
+from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ READY_WAIT_SECONDS = 10.0  # READY=1 waits this long for the camera; later it is
 class Daemon(Service):
     """One scanning session: `run()` blocks until SIGTERM / SIGINT / stop() and returns the exit code."""
 
-    stopping = "finishing the running burst"
-    stopping_log = "finishing the running burst, then stopping"
+    def stopping(self) -> str:
+        return "finishing the running burst, then stopping" if self.bursting else "stopping"
 
     def __init__(
         self,
@@ -169,7 +170,7 @@ class Daemon(Service):
         with self.lock:
             self.backlog.extend(rec.queued)
         if rec.queued:
-            log.info("%d stack(s) from before the restart queued for blending", len(rec.queued))
+            log.info("%s from before the restart queued for blending", counted(len(rec.queued), "stack"))
 
     def _feed_backlog(self) -> None:
         """Queue stacks found at start, keeping a slot free so the next capture need not wait for them."""
@@ -232,7 +233,7 @@ class Daemon(Service):
                 if read_manifest(stack).state == State.BLENDING:
                     self.library.mark(stack, State.CAPTURED, note="blend interrupted by a stop; queued again at start")
         if left:
-            log.info("%d stack(s) left queued on disk for the next start", len(left))
+            log.info("%s left queued on disk for the next start", counted(len(left), "stack"))
 
     # --- configuration reload -------------------------------------------------------------------------
 

@@ -91,13 +91,13 @@ def capture_status_line(d: Daemon) -> str:
         if d.bracket_group is not None:
             head += " " + bracket_text(d.bracket_group)
     else:
-        head = f"camera {cam.state}" + (f" ({cam.error})" if cam.error else "")
+        head = f"camera {cam.state}"  # why is in its own log line and in status
     roll, negative = d.library.position()
     q = queue_state(d)
     text = f"queue {q.waiting} waiting, {q.blending} blending"
     if d.waiting_for_room:
         text += " (full: captures wait for the blends)"
-    parts = [head, f"roll {roll or '-'}, last {negative or '-'}", text]
+    parts = [head, f"roll {roll}, last {negative or 'none yet'}" if roll else "no roll yet", text]
     if d.paused:
         parts.insert(1, "paused")
     return "; ".join(parts)

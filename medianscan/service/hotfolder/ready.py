@@ -16,6 +16,7 @@ from medianscan.blend.stack_files import output_paths
 from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.service.hotfolder.grouping import PlannedStack, changes, is_ours, is_temp_name
+from medianscan.wording import counted
 
 if TYPE_CHECKING:
     from medianscan.service.hotfolder.tracker import HotFolder
@@ -100,7 +101,9 @@ class ReadyStacks:
         with self.hot.cond:
             self.hot.waiting.pop(str(folder), None)
             if free:
-                self.hot.waiting[str(folder)] = f"{len(free)} frame(s) from {free[0].name} wait for a group of {n}"
+                self.hot.waiting[str(folder)] = (
+                    f"{counted(len(free), 'frame')} from {free[0].name} wait for a group of {n}"
+                )
         return plans, True
 
     def evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[PlannedStack], bool]:
@@ -126,7 +129,8 @@ class ReadyStacks:
         return plans, settled
 
     def claimed(self, folder: Path, frames_now: Sequence[Path]) -> set[Path]:
-        """Frames already in a group whose sidecar (in this folder) matches them: they are done."""
+        """Frames already in a group whose sidecar (in this folder) matches them: they are done (and the group,
+        when this run did not blend it, counts as found blended before)."""
         current = {p.name: p for p in frames_now}
         claimed: set[Path] = set()
         for sidecar in sorted(folder.glob(f"*_{self.hot.options.method}.json")):
@@ -135,6 +139,10 @@ class ReadyStacks:
                 continue
             if all(self.hot.facts.sha256(current[name]) == digest for name, digest in recorded.items()):
                 claimed.update(current[name] for name in recorded)
+                key = folder / _group_name(sorted(current[name] for name in recorded))
+                with self.hot.cond:
+                    if key not in self.hot.blended_here:
+                        self.hot.blended_before.add(key)
         return claimed
 
     def plan(
@@ -145,7 +153,8 @@ class ReadyStacks:
         key = folder if group is None else folder / group
         if len(frames_in) < checks.MIN_FRAMES:
             message = (
-                f"{self.hot.label(key)}: {len(frames_in)} frame(s); a blend needs at least {checks.MIN_FRAMES} "
+                f"{self.hot.label(key)}: cannot blend: {counted(len(frames_in), 'frame')}; a blend needs at least "
+                f"{checks.MIN_FRAMES} "
                 "frames of the same scene"
             )
             if self.hot.problems.get(str(key)) != message:
