@@ -56,7 +56,7 @@ def test_busy_is_retried_with_growing_pauses(vcam: VirtualCamera, tmp_path: Path
 def test_a_camera_that_stays_busy_fails_the_burst_but_stays_connected(vcam: VirtualCamera, tmp_path: Path) -> None:
     plan = FaultPlan(capture=[0] + [-110] * 50)  # FAKE
     cam = faulty(vcam, plan, busy_retry_seconds=0.0)
-    with pytest.raises(BurstError, match=r"frame 2 of 4.*stayed busy.*1 frames kept") as err:
+    with pytest.raises(BurstError, match=r"frame 2 of 4.*stayed busy.*1 frame kept") as err:
         cam.burst(4, tmp_path / "s", "s")
     assert [p.name for p in err.value.record.frames] == ["s_01.dng"]
     assert cam.connected and plan.created == 1
@@ -95,7 +95,7 @@ def test_unplug_mid_burst_keeps_the_frames_and_reconnects_on_a_new_object(
 def test_a_camera_that_stays_gone_is_reported_and_found_again_later(vcam: VirtualCamera, tmp_path: Path) -> None:
     plan = FaultPlan(capture=[0, -52], init=[0] + [-52] * 30)  # FAKE: unplugged, stays away for a while
     cam = faulty(vcam, plan)
-    with pytest.raises(BurstError, match=r"the camera is still gone; 1 frames kept"):
+    with pytest.raises(BurstError, match=r"the camera is still gone; 1 frame kept"):
         cam.burst(3, tmp_path / "s", "s")
     assert not cam.connected
     with pytest.raises(CameraError, match="is gone"):
