@@ -304,6 +304,7 @@ class BurstRecord:
     camera: CameraIdentity | None = None
     camera_files: list[str] = field(default_factory=list)  # 'folder/name' on the camera, in arrival order
     set_aside: list[LeftOut] = field(default_factory=list)  # camera files kept apart: not this burst's frames
+    strategy: str = ""  # how it was fired (capture, trigger, native), and why: "trigger: ..."
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for the stack manifest; file names are relative to the stack folder."""
@@ -320,6 +321,7 @@ class BurstRecord:
             "camera": self.camera.to_json() if self.camera else None,
             "camera_files": list(self.camera_files),
             "set_aside": [{"file": str(i.path.relative_to(self.stack)), "reason": i.reason} for i in self.set_aside],
+            "strategy": self.strategy,
         }
 
     @classmethod
@@ -343,6 +345,7 @@ class BurstRecord:
                 camera=None if camera is None else CameraIdentity.from_json(camera),
                 camera_files=[str(f) for f in data.get("camera_files", [])],
                 set_aside=[LeftOut(folder / str(i["file"]), str(i["reason"])) for i in data.get("set_aside", [])],
+                strategy=str(data.get("strategy", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a burst record ({exc})") from None

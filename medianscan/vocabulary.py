@@ -16,6 +16,14 @@ Request = Literal["capture", "retake", "new-roll", "pause", "resume", "flat", "s
 REQUESTS: tuple[Request, ...] = get_args(Request)
 FIRING: tuple[Action, ...] = ("capture", "retake", "flat")  # actions that run the camera (press_during_burst)
 
+# How a burst is fired: one capture call per frame (the host waits for each); a trigger per frame with the next
+# fired as soon as the body announces a file, downloads overlapping exposures; the body's own continuous burst,
+# started by the host. `auto` picks the fastest the body allows.
+Strategy = Literal["capture", "trigger", "native"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+StrategyChoice = Literal["auto", "capture", "trigger", "native"]
+STRATEGY_CHOICES: tuple[StrategyChoice, ...] = get_args(StrategyChoice)
+
 FlatPolicy = Literal["optional", "required"]  # roll.flat: may a roll be scanned without a flat field?
 
 WhiteLevelFrom = Literal["darktable", "libraw"]  # blend.white_level: whose camera data a native raw's DNG follows

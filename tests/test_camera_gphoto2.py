@@ -373,11 +373,11 @@ class InjectingCamera(RewritingCamera):
 
     injected = False
 
-    def _before_shot(self) -> None:
+    def _before_shot(self) -> bytes:
         if not self.injected:
             self.injected = True
             self.inject(OPCODE_FILE_ADDED)
-        super()._before_shot()
+        return super()._before_shot()
 
 
 @pytest.mark.parametrize("strategy", ["capture", "trigger"])

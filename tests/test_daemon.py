@@ -30,7 +30,7 @@ from medianscan.blend.verify import verify_output
 from medianscan.capture.control_client import request
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
-from medianscan.library.contents import MANIFEST
+from medianscan.library.contents import BURST_JOURNAL, MANIFEST
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.rolls import raw_files
 from medianscan.records import BlendRecord
@@ -381,7 +381,11 @@ def test_keyboard_mode_captures_on_enter(tmp_path: Path, daemons: list[DaemonPro
 def test_kill_9_during_a_burst_keeps_every_frame_and_marks_the_stack_incomplete(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    d = DaemonProcess(tmp_path, {"frames": 6, "camera": simulated(seconds_per_frame=0.25)})
+    """A pipelined burst (the simulated body's shots named, fetched and written while the next is taken) killed
+    with -9: every frame that reached the disk stays; the shots the body still held are fetched after the restart,
+    as the stack's burst journal names them, in order, and deleted from the body; the stack says what happened."""
+    card = tmp_path / "card"  # the simulated body's buffer: it outlives the daemon, as a real body's does
+    d = DaemonProcess(tmp_path, {"frames": 6, "camera": simulated(seconds_per_frame=0.25, card=str(card))})
     daemons.append(d)
     d.start()
     d.press("capture")
@@ -392,16 +396,25 @@ def test_kill_9_during_a_burst_keeps_every_frame_and_marks_the_stack_incomplete(
     after_kill = snapshot(stack)
     assert after_kill.items() >= before.items()  # nothing downloaded was lost
     assert d.state(stack) == State.CAPTURING
+    on_card = sorted(p.name for p in card.iterdir())
+    assert on_card and (stack / BURST_JOURNAL).is_file()  # shot, named, not fetched: the journal knows them
 
-    d.write_config(camera=simulated())
+    d.write_config(camera=simulated(card=str(card)))
     d.start()
+    wait_until(lambda: not (stack / BURST_JOURNAL).exists(), "the cut-off burst's frames fetched", log=d.log)
     m = read_manifest(stack)
     assert m.state == State.INCOMPLETE
-    assert f"{len(after_kill)} of 6 frames" in (m.note or "")
+    # a file the body held was written before the kill (only its delete was missing), or is fetched now
+    found = re.search(r"; (\d+) fetched from the camera after the burst was cut off", m.note or "")
+    fetched = int(found.group(1)) if found else 0
+    frames_now = len(after_kill) + fetched
+    assert fetched <= len(on_card) and f"{frames_now} of 6 frames" in (m.note or ""), m.note
+    assert snapshot(stack).items() >= after_kill.items()
+    assert [p.name for p in raw_files(stack)] == [f"frame-001_0{i}.dng" for i in range(1, frames_now + 1)]
+    assert_frames_whole(stack, frames_now)
+    assert list(card.iterdir()) == []  # deleted from the body once on disk
     attention = d.ask("status")["status"]["attention"]
     assert attention == [{"stack": str(stack), "state": "incomplete", "reason": m.note}]
-    assert snapshot(stack) == after_kill
-    assert_frames_whole(stack, len(after_kill))
     # the session carries on: the next press is the next frame, blended as usual
     d.press("capture")
     wait_until(lambda: len(d.stacks()) == 2 and d.state(d.stacks()[1]) == State.BLENDED, "the next blend", log=d.log)

@@ -81,12 +81,18 @@ class VirtualCamera:
 
 
 class RewritingCamera:
-    """A real gp.Camera whose scene changes between shots (not a fake: every call reaches libgphoto2)."""
+    """A real gp.Camera whose scene changes between shots (not a fake: every call reaches libgphoto2).
+
+    The virtual camera serves every file it names from its one source file: so that a file fetched after the next
+    shot was fired (a pipelined burst) is still its own shot's, each name is mapped to the bytes its shot showed,
+    and the source holds those bytes while that file is fetched."""
 
     def __init__(self, vcam: VirtualCamera) -> None:
         self._cam: Any = gp.Camera()
         self.vcam = vcam
         vcam.cameras.append(self)
+        self._shown: dict[str, bytes] = {}  # camera file name -> the bytes of the shot that made it
+        self._unnamed: list[bytes] = []  # triggered shots whose file is not named yet
 
     def release(self) -> None:
         """End the session and drop the gp.Camera, even if a failed test still holds this wrapper."""
@@ -96,15 +102,29 @@ class RewritingCamera:
             self._cam = None
 
     def capture(self, kind: int) -> Any:
-        self._before_shot()
-        return self._cam.capture(kind)
+        data = self._before_shot()
+        path = self._cam.capture(kind)
+        self._shown[path.name] = data
+        return path
 
     def trigger_capture(self) -> None:
-        self._before_shot()
+        self._unnamed.append(self._before_shot())
         self._cam.trigger_capture()
 
-    def _before_shot(self) -> None:
-        self.vcam.next_shot()
+    def wait_for_event(self, timeout: int) -> Any:
+        kind, data = self._cam.wait_for_event(timeout)
+        if kind == gp.GP_EVENT_FILE_ADDED and data.name not in self._shown and self._unnamed:
+            self._shown[data.name] = self._unnamed.pop(0)
+        return kind, data
+
+    def file_get(self, folder: str, name: str, kind: int) -> Any:
+        if name in self._shown:
+            with self.vcam.source.open("r+b") as fh:  # the shot's own bytes, same size, same inode
+                fh.write(self._shown[name])
+        return self._cam.file_get(folder, name, kind)
+
+    def _before_shot(self) -> bytes:
+        return self.vcam.next_shot()
 
     def inject(self, opcode: str) -> None:
         """Make the camera queue an event as if its own shutter button had been pressed (see OPCODE_*)."""
@@ -154,9 +174,9 @@ class FaultyCamera(RewritingCamera):
         self.plan.check("trigger_capture")
         super().trigger_capture()
 
-    def file_get(self, *args: Any) -> Any:
+    def file_get(self, folder: str, name: str, kind: int) -> Any:
         self.plan.check("file_get")
-        return self._cam.file_get(*args)
+        return super().file_get(folder, name, kind)
 
     def get_single_config(self, name: str) -> Any:
         self.plan.check("get_single_config")

@@ -7,11 +7,20 @@ import json
 import sys
 from pathlib import Path
 
-from medianscan.capture.camera import BurstError, BurstRecord, Camera, SettingError, list_cameras, open_camera
+from medianscan.capture.camera import (
+    BurstError,
+    BurstRecord,
+    Camera,
+    CameraError,
+    SettingError,
+    list_cameras,
+    open_camera,
+)
 from medianscan.capture.camera.faults import NO_CAMERA_FIX
 from medianscan.config.loader import load_config
 from medianscan.config.schema import CameraConfig
 from medianscan.errors import MedianscanError
+from medianscan.vocabulary import STRATEGY_CHOICES
 from medianscan.wording import counted
 
 MAX_CHOICES_SHOWN = 12
@@ -74,9 +83,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     burst.add_argument(
         "--strategy",
-        choices=("capture", "trigger"),
-        help="how each frame is fired: capture (one call, the file returned) or trigger (fire, then wait for the "
-        "file's event); default: the config's camera.strategy",
+        choices=STRATEGY_CHOICES,
+        help="how the burst is fired: auto (the fastest the body allows; `camera show` says which), capture (one "
+        "call per frame, waiting for each), trigger (the next shot fired as soon as the body names a file, "
+        "downloads overlapping exposures) or native (the body's own continuous burst); default: the config's",
     )
     burst.add_argument("--json", action="store_true", help="print the burst record as JSON")
     burst.set_defaults(handler=run_burst)
@@ -122,6 +132,11 @@ def run_show(args: argparse.Namespace) -> int:
     try:
         identity = cam.connect()
         infos = cam.describe()
+        try:
+            choice = cam.strategy()
+            strategy = f"{choice.strategy}: {choice.why}"
+        except CameraError as exc:  # camera.strategy asks for what this body lacks
+            strategy = f"none: {exc}"
     finally:
         cam.close()
     if args.json:
@@ -129,6 +144,7 @@ def run_show(args: argparse.Namespace) -> int:
             print(json.dumps(vars(info)))
         return 0
     print(f"{identity.model} on {identity.port} (serial {identity.serial or '?'})")
+    print(f"bursts ({cfg.strategy}): {strategy}")
     section = None
     for info in infos:
         if info.section != section:

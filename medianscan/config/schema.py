@@ -12,10 +12,24 @@ from typing import Literal
 
 from medianscan.errors import MedianscanError
 from medianscan.records import FilmRecord
-from medianscan.vocabulary import Action, FlatPolicy, Method, Retention, WhiteLevelFrom
+from medianscan.vocabulary import Action, FlatPolicy, Method, Retention, Strategy, StrategyChoice, WhiteLevelFrom
 
 Backend = Literal["gphoto2", "simulated"]
-Strategy = Literal["capture", "trigger"]
+
+
+@dataclass
+class SimulatedTiming:
+    """How fast the simulated body is, in real time, so that a burst's wall-clock time means something. A
+    `preset` gives a real body's figures (capture.camera.simulated_timing lists them); a field set here overrides
+    it. Without either: shots at `seconds_per_frame`, an instant link, no continuous burst."""
+
+    preset: str | None = None
+    trigger_seconds: float | None = None  # a host-fired shot: command -> the body announces its file
+    shot_seconds: float | None = None  # the interval of a host-started continuous burst
+    buffer_frames: int | None = None  # raws the body holds (not yet downloaded and deleted) before it stops
+    file_megabytes: float | None = None  # one raw
+    link_megabytes_per_second: float | None = None  # the link, one download at a time (0: instant)
+    native_burst: bool | None = None  # the body offers a host-started continuous burst
 
 
 @dataclass
@@ -25,13 +39,29 @@ class SimulatedConfig:
     seed: int = 1
     width: int = 1536
     height: int = 1024
-    seconds_per_frame: float = 0.0  # pretend USB/shutter time, for cadence demos
+    seconds_per_frame: float = 0.0  # a shot's time when `timing` says none (cadence demos)
+    timing: SimulatedTiming = field(default_factory=SimulatedTiming)
+    card: Path | None = None  # where the body keeps its shots until they are deleted (default: a folder of its own)
     flicker_frame: int | None = None  # 1-based frame of each burst whose level jumps
     shifted_frame: int | None = None  # 1-based frame of each burst shifted by 2 px
     dead_after_frames: int | None = None  # the camera "drops off the bus" after this many frames
     preview_fps: float = 15.0  # live-view frames per second, as a body delivers them
     preview_focus_period_seconds: float = 8.0  # the live view drifts through focus this often (0: always sharp)
     light: float = 1.0  # the light panel's brightness (1: negatives well exposed at 1/125 s, ISO 100, f/8)
+
+
+@dataclass
+class QuirkConfig:
+    """What a body needs that its class of bodies does not (added to the built-in table, see
+    capture.camera.burst.quirks): `model` is a regular expression on the model name libgphoto2 reports."""
+
+    model: str = ""
+    after_shot_seconds: float | None = None  # wait this long after a shot's files (draining events) before the next
+    buffer_frames: int | None = None  # raws the body holds before it refuses to shoot
+    overlap: bool | None = None  # may files be downloaded while the body exposes the next shot
+    native: bool | None = None  # may its host-started continuous burst be used
+    strategy: Strategy | None = None  # what `auto` picks for it
+    note: str = ""  # why (shown by `camera show`)
 
 
 @dataclass
@@ -42,7 +72,8 @@ class CameraConfig:
     model: str | None = None  # pick by model name (substring), else autodetect
     port: str | None = None  # e.g. "usb:001,004"
     serial: str | None = None
-    strategy: Strategy = "capture"
+    strategy: StrategyChoice = "auto"  # auto: the fastest the body allows (see `medianscan camera show`)
+    quirks: list[QuirkConfig] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)  # widget name or alias -> value
     optional: list[str] = field(default_factory=list)  # settings whose absence is only a warning
     keep_jpeg: bool = False  # with RAW+JPEG, keep the JPEG beside the raw

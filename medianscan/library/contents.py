@@ -28,6 +28,7 @@ from medianscan.vocabulary import METHODS
 from medianscan.wording import counted
 
 MANIFEST = "stack.json"  # the daemon's record of one stack (see medianscan.library.rolls)
+BURST_JOURNAL = ".burst-journal"  # what a running burst asked of the body (capture.camera.burst.journal)
 
 CLUTTER_SUFFIXES = frozenset(
     {
@@ -65,7 +66,7 @@ def is_other_temp(path: Path) -> bool:
 def role(path: Path) -> Role:
     """The role of a file in a stack folder, by name (no file is opened)."""
     name = path.name
-    if name == MANIFEST or is_temp(path) or is_output_name(name):
+    if name in (MANIFEST, BURST_JOURNAL) or is_temp(path) or is_output_name(name):
         return Role.OURS
     lower = name.lower()
     if lower in CLUTTER_NAMES or name.startswith("._") or Path(lower).suffix in CLUTTER_SUFFIXES:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medianscan.config.schema import CameraConfig
 from medianscan.errors import MedianscanError
 from medianscan.records import BurstRecord, CameraIdentity
 from medianscan.wording import counted
+
+if TYPE_CHECKING:
+    from medianscan.capture.camera.burst.leftover import Fetched
+    from medianscan.capture.camera.burst.strategies import Choice
 
 __all__ = [
     "BurstError",
@@ -103,6 +108,14 @@ class Camera(abc.ABC):
     @abc.abstractmethod
     def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
         """Re-lock, then shoot `n` frames to `stack/<stem>_<NN>.<ext>`; BurstError (with .record) on a fault."""
+
+    @abc.abstractmethod
+    def strategy(self) -> Choice:
+        """How this body's bursts are fired, and why (the config, what the body offers, its quirks)."""
+
+    @abc.abstractmethod
+    def fetch_left(self, stack: Path, stem: str, frames_expected: int) -> Fetched:
+        """Fetch into `stack` the files its cut-off burst left on the body (its journal says which)."""
 
     @abc.abstractmethod
     def keep_alive(self) -> None:

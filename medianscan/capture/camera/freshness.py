@@ -50,6 +50,12 @@ class CameraFile:
         return (int(folder.group(1)) if folder else 0, int(found.group(1)))
 
 
+def file_number(name: str) -> int | None:
+    """The number a body gives a file ('DSC_0123.NEF' -> 123), or None."""
+    found = _NUMBER.search(name.rsplit(".", 1)[0])
+    return int(found.group(1)) if found else None
+
+
 def capture_time(head: bytes) -> float | None:
     """The EXIF capture time of a file from its first bytes (64 KiB hold the EXIF of every raw), with sub-seconds,
     as seconds of the camera's clock; None when the file does not say."""

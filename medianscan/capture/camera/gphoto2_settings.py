@@ -47,7 +47,7 @@ def _choiceless(widget: Any) -> bool:
     return widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU) and widget.count_choices() == 0
 
 
-def _choices(widget: Any) -> list[str]:
+def choices_of(widget: Any) -> list[str]:
     if widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU):
         return [str(widget.get_choice(i)) for i in range(widget.count_choices())]
     if widget.get_type() == gp.GP_WIDGET_TOGGLE:
@@ -121,7 +121,7 @@ class Gphoto2Settings:
         current = str(widget.get_value())
         if same_value(key, wanted, current):
             return current
-        choices = _choices(widget)
+        choices = choices_of(widget)
         target = wanted
         if widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU):
             match = match_choice(key, wanted, choices)
@@ -184,7 +184,7 @@ class Gphoto2Settings:
                     key=canonical_key(name),
                     label=widget.get_label(),
                     value=value,
-                    choices=_choices(widget),
+                    choices=choices_of(widget),
                     readonly=bool(widget.get_readonly()),
                     section=section,
                 )
@@ -197,6 +197,24 @@ class Gphoto2Settings:
                 self.session.drop()
             raise CameraError(faults.explain(exc.code, "read the settings", self.session.where(), exc.string)) from exc
         return result
+
+    def widget(self, name: str) -> Any | None:
+        """The body's widget called `name` (its raw name, as `camera show` lists it), or None if it has none."""
+        try:
+            return self.session.call(self.session.cam.get_single_config, name)
+        except gp.GPhoto2Error as exc:
+            if exc.code in (faults.BAD_PARAMETERS, faults.NOT_SUPPORTED):
+                return None
+            raise
+
+    def put(self, name: str, value: str, *, restore: bool = True) -> None:
+        """Set widget `name` to `value` as the body spells it, with no read-back (a release button reads back
+        nothing); `restore` puts the value found before back when the session ends."""
+        widget = self.session.call(self.session.cam.get_single_config, name)
+        if restore:
+            self.originals.setdefault(name, str(widget.get_value()))
+        widget.set_value(_typed(widget, value))
+        self.session.call(self.session.cam.set_single_config, name, widget)
 
     def restore(self) -> None:
         """Put back every value we changed (before the session ends)."""

@@ -8,7 +8,10 @@ off the bus after k frames (once per object).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +26,13 @@ from medianscan.capture.camera.base import (
     SettingInfo,
     burst_error,
 )
-from medianscan.capture.camera.files import PROBE_STEM, frame_name
+from medianscan.capture.camera.burst.engine import BurstEngine
+from medianscan.capture.camera.burst.journal import forget
+from medianscan.capture.camera.burst.leftover import Fetched, fetch_left
+from medianscan.capture.camera.burst.quirks import Quirk, quirk_for
+from medianscan.capture.camera.burst.strategies import Choice, choose
+from medianscan.capture.camera.files import PROBE_STEM
+from medianscan.capture.camera.freshness import Freshness
 from medianscan.capture.camera.settings import (
     exposure_values,
     match_choice,
@@ -31,6 +40,7 @@ from medianscan.capture.camera.settings import (
     same_value,
     true_seconds,
 )
+from medianscan.capture.camera.simulated_body import BodyGoneError, Render, SimulatedBody
 from medianscan.capture.camera.simulated_live import SimulatedLiveView
 from medianscan.capture.camera.simulated_scene import (
     BLACK,
@@ -38,6 +48,7 @@ from medianscan.capture.camera.simulated_scene import (
     Negative,
     layout,
 )
+from medianscan.capture.camera.simulated_timing import timing_of
 from medianscan.config.schema import CameraConfig
 from medianscan.library.flats import FLAT_STEM
 from medianscan.metadata import CameraInfo, Exposure
@@ -124,8 +135,12 @@ class SimulatedCamera(Camera):
         self._connected = False
         self._values = dict(DEFAULTS)
         self._bursts = 0
-        self._frames_since_connect = 0
-        self._died = False
+        self._died_once = False
+        self._card: Path | None = None
+        self._own_card = False
+        self._body: SimulatedBody | None = None
+        self.quirk = Quirk()
+        self.freshness = Freshness()
         self._live = SimulatedLiveView(cfg.simulated, 0.8 * (WHITE - BLACK))
         self._under_lens: Negative | None = None  # the next negative, as live view shows it
 
@@ -133,10 +148,26 @@ class SimulatedCamera(Camera):
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def body(self) -> SimulatedBody:
+        """The body of the session (connecting opens one)."""
+        if self._body is None:
+            self.connect()
+        assert self._body is not None
+        return self._body
+
     def connect(self) -> CameraIdentity:
+        """A new session with the body: its card (the configured folder, else one of this object's own) is kept
+        across sessions, as a body's buffer is."""
+        timing = timing_of(self.cfg.simulated)
+        if self._card is None:
+            self._card = self.cfg.simulated.card or Path(tempfile.mkdtemp(prefix="medianscan-sim-card-"))
+            self._own_card = self.cfg.simulated.card is None
+        dead_after = None if self._died_once else self.cfg.simulated.dead_after_frames  # it drops off once
+        self._body = SimulatedBody(timing, self._card, dead_after_frames=dead_after)
+        self.quirk = quirk_for(timing.model, self.cfg.quirks)
         self._connected = True
-        self._frames_since_connect = 0
-        self.identity = SIMULATED_IDENTITY
+        self.identity = dataclasses.replace(SIMULATED_IDENTITY, model=timing.model)
         return self.identity
 
     def lock(self) -> dict[str, str]:
@@ -176,7 +207,7 @@ class SimulatedCamera(Camera):
         )
 
     def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
-
+        """Shoot `n` frames of the negative under the lens through the burst engine, as a real body is shot."""
         sim = self.cfg.simulated
         record = BurstRecord(stack=Path(stack), started=time.time(), camera=self.identity)
         start = time.perf_counter()
@@ -193,53 +224,52 @@ class SimulatedCamera(Camera):
             else:
                 self._bursts += 1
                 negative = self._negative(self._bursts, scale)
-            mosaic_layout = layout(sim.height, sim.width)
-            info = CameraInfo(
-                make="medianscan",
-                model="Simulated Camera",
-                serial=SIMULATED_IDENTITY.serial,
-                lens="Simulated 50mm Macro",
+            self.body.new_burst(self._renderer(negative))
+            choice = self.strategy()
+            record.strategy = f"{choice.strategy}: {choice.why}"
+            exposure = self._exposure().exposure_time or 0.0
+            engine = BurstEngine(self.body, self.cfg, self.quirk, self.freshness)
+            engine.run(choice.strategy, n, record, stem, exposure)
+        except BodyGoneError as exc:
+            shots = self.body.shots
+            self._died_once = True
+            self.connect()  # the simulator always comes back, with the shots it had not handed over
+            record.frames += self.fetch_left(record.stack, stem, n).frames
+            forget(record.stack)
+            cause = CameraError(
+                f"the simulated camera dropped off the bus before frame {shots + 1} of {n} into {stack}"
             )
-            exposure = self._exposure()
-            record.stack.mkdir(parents=True, exist_ok=True)
-            for number in range(1, n + 1):
-                t0 = time.perf_counter()
-                if (
-                    sim.dead_after_frames is not None
-                    and not self._died
-                    and self._frames_since_connect >= sim.dead_after_frames
-                ):
-                    self._died = True
-                    self._connected = False
-                    raise CameraError(
-                        f"the simulated camera dropped off the bus before frame {number} of {n} into {stack}"
-                    )
-                mosaic = negative.frame(number, flicker=sim.flicker_frame == number, shift=sim.shifted_frame == number)
-                target = record.stack / frame_name(stem, number, n, "dng")
-                write_dng(
-                    target,
-                    mosaic,
-                    mosaic_layout,
-                    info,
-                    exposure,
-                    description=f"simulated {'negative ' + str(self._bursts) if negative.film else 'bare light'}, "
-                    f"frame {number}",
-                )
-                record.frames.append(target)
-                record.sizes[target.name] = target.stat().st_size
-                record.camera_files.append(f"/sim/DCIM/{target.name}")
-                self._frames_since_connect += 1
-                if sim.seconds_per_frame > 0:
-                    time.sleep(sim.seconds_per_frame)
-                record.per_frame_seconds.append(time.perf_counter() - t0)
+            record.error = burst_error(cause, record, reconnected=True)
+            raise BurstError(record.error, record) from exc
         except CameraError as exc:
-            lost = not self._connected
-            self.connect()  # the simulator always comes back
-            record.error = burst_error(exc, record, reconnected=True if lost else None)
+            record.error = burst_error(exc, record)
             raise BurstError(record.error, record) from exc
         finally:
             record.seconds = time.perf_counter() - start
         return record
+
+    def strategy(self) -> Choice:
+        """The strategy this body gets, and why."""
+        return choose(self.cfg.strategy, self.body.capabilities(), self.quirk, self.body.where())
+
+    def fetch_left(self, stack: Path, stem: str, frames_expected: int) -> Fetched:
+        return fetch_left(self.body, stack, stem, frames_expected, self.cfg)
+
+    def _renderer(self, negative: Negative) -> Render:
+        """How the body writes shot k of `negative` onto its card: a real DNG, with the configured faults."""
+        sim = self.cfg.simulated
+        mosaic_layout = layout(sim.height, sim.width)
+        info = CameraInfo(
+            make="medianscan", model="Simulated Camera", serial=SIMULATED_IDENTITY.serial, lens="Simulated 50mm Macro"
+        )
+        what = f"negative {self._bursts}" if negative.film else "bare light"
+
+        def render(path: Path, shot: int) -> None:  # stamped with its own time, as a body stamps each shot
+            mosaic = negative.frame(shot, flicker=sim.flicker_frame == shot, shift=sim.shifted_frame == shot)
+            exposure = self._exposure()
+            write_dng(path, mosaic, mosaic_layout, info, exposure, description=f"simulated {what}, frame {shot}")
+
+        return render
 
     def _negative(self, index: int, scale: float = 1.0) -> Negative:
         """Negative `index` at exposure `scale`: the one live view has shown is kept (it is under the lens)."""
@@ -282,3 +312,6 @@ class SimulatedCamera(Camera):
     def close(self) -> None:
         self._values = dict(DEFAULTS)
         self._connected = False
+        if self._card is not None and self._own_card:
+            shutil.rmtree(self._card, ignore_errors=True)
+            self._card = None

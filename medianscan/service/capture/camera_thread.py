@@ -23,6 +23,7 @@ from medianscan.library.manifest import State
 from medianscan.library.recovery import cut_off_note
 from medianscan.library.rolls import raw_files
 from medianscan.records import FilmRecord
+from medianscan.service.capture.cut_off import fetch_cut_off, left_a_journal
 from medianscan.service.capture.live_view_turns import LiveViewTurns
 from medianscan.service.progress import BurstDone
 from medianscan.vocabulary import Request
@@ -50,6 +51,8 @@ class CameraThread:
         try:
             while not self.d.stop_event.is_set():
                 self.d.link.tend()
+                if self.d.cut_off and self.d.link.camera is not None and self.d.link.refused is None:
+                    fetch_cut_off(self.d, self.d.link.camera)
                 event = self.d.presses.next(self.live.wait())
                 if event is None:
                     self.live.preview()
@@ -196,6 +199,8 @@ class CameraThread:
                 capture_seconds=time.monotonic() - started,
                 note=cut_off_note(len(raw_files(stack)), frames * max(1, len(values))),
             )
+            if left_a_journal(stack):  # frames still on the body: fetched once it is back
+                self.d.cut_off.add(stack)
             if not camera.connected:
                 self.d.link.drop(str(exc))
             raise MedianscanError(f"{stack.name}: {exc}") from exc

@@ -38,6 +38,7 @@ from medianscan.records import BlendRecord
 from medianscan.reports import CameraView, QueueState
 from medianscan.service.capture.camera_link import CameraLink
 from medianscan.service.capture.camera_thread import CameraThread
+from medianscan.service.capture.cut_off import left_a_journal
 from medianscan.service.capture.status import camera_view, capture_status, capture_status_line, queue_state
 from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_pool
@@ -85,6 +86,7 @@ class Daemon(Service):
         self.bursting = False
         self.waiting_for_room = False
         self.bracket_group: tuple[int, int, str] | None = None  # (group, of groups, shutter) while a bracket runs
+        self.cut_off: set[Path] = set()  # bursts cut off with frames on the body: fetched once it is here
         self._camera_thread: threading.Thread | None = None
         self.console: ConsoleServer | None = None
         self._sources_started = False
@@ -161,6 +163,8 @@ class Daemon(Service):
         rec = self.library.recover()
         for stack in rec.incomplete:
             log.warning("%s: burst was cut off; kept as incomplete", stack)
+            if left_a_journal(stack):
+                self.cut_off.add(stack)
         for path in rec.removed_temps:
             log.info("removed an interrupted write: %s", path)
         for stack, reason in rec.unreadable:
