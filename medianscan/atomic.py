@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,47 @@ def temp_path(target: Path) -> Path:
 def is_temp(path: Path) -> bool:
     """True for a temp file left by an interrupted atomic write."""
     return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
+
+
+def _writer_alive(temp: Path) -> bool:
+    """True if the process that owns a `.<name>.<pid>.part` temp still runs (another `medianscan blend`)."""
+    try:
+        pid = int(temp.name[: -len(".part")].rsplit(".", 1)[1])
+    except (IndexError, ValueError):
+        return False
+    return pid != os.getpid() and process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs. A zombie (killed, not reaped yet: its parent died with it) writes nothing,
+    though `kill(pid, 0)` still succeeds on it; /proc tells them apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: the kernel's answer, which cannot tell a zombie
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    # "pid (comm) S ...": Z is a zombie, X a dead process
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+
+
+def remove_dead_temps(folder: Path) -> list[Path]:
+    """Remove the temps in `folder` whose writer is dead (a crash mid-write); returns them."""
+    removed = []
+    for path in folder.iterdir():
+        if is_temp(path) and not _writer_alive(path):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def fsync_dir(folder: Path) -> None:

@@ -18,6 +18,7 @@ from medianscan.blend.flat import FlatError
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.errors import StackError
+from medianscan.library.recovery import recover
 from tests.flats import dust_centres, flat_light, truth, write_stack
 from tests.stacks import Scene, load_scene, tree_digest
 
@@ -302,7 +303,7 @@ def test_a_flat_burst_cut_off_by_a_stop_is_set_aside_at_the_next_start(tmp_path:
     roll = library.roll
     shot = flats.shooting_folder(roll)
     (shot / "flat_01.dng").write_bytes(b"a frame that got there")
-    found = library.recover()
+    found = recover(library)
     assert found.cut_off_flats == [roll / "discarded" / "flat-cut-off"]
     assert (roll / "discarded" / "flat-cut-off" / "flat_01.dng").is_file()  # kept, never deleted
     assert flats.current_flat(roll) is None  # and not used

@@ -15,6 +15,7 @@ import pytest
 from medianscan.errors import MedianscanError
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import State, read_manifest
+from medianscan.library.recovery import recover
 from medianscan.library.retention import move_file
 from medianscan.library.rolls import Library, raw_files
 from medianscan.records import BlendRecord, BurstRecord, LeftOut
@@ -170,7 +171,7 @@ def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path
         stale_aside = aside / f".frame-005_median.dng.{int(dead.stdout)}.part"
         stale_aside.write_bytes(b"half")
 
-        rec = make_library(tmp_path).recover()
+        rec = recover(make_library(tmp_path))
     finally:
         live_writer.kill()
         live_writer.wait()
@@ -226,7 +227,7 @@ def test_recovery_finishes_a_retention_cut_off_by_a_crash(tmp_path: Path) -> Non
     stack = lib.new_stack(3)
     frames = add_frames(stack, 3)
     blended(lib, stack, frames)  # crash here: blended, raws not yet released
-    rec = make_library(tmp_path, retention="delete").recover()
+    rec = recover(make_library(tmp_path, retention="delete"))
     assert rec.retained == [stack]
     assert not any(p.exists() for p in frames)
 
@@ -276,7 +277,7 @@ def test_a_temp_of_a_zombie_writer_is_removed_at_recovery(tmp_path: Path) -> Non
         temp.write_bytes(b"half a DNG")
         alive = stack / f".{stack.name}_median.json.{os.getppid()}.part"  # pytest's parent: alive
         alive.write_bytes(b"{")
-        rec = lib.recover()
+        rec = recover(lib)
         assert temp in rec.removed_temps and not temp.exists()
         assert alive.exists()
     finally:

@@ -5,19 +5,15 @@ blend again.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from medianscan.atomic import is_temp
+from medianscan.atomic import remove_dead_temps
 from medianscan.errors import MedianscanError
+from medianscan.library import flats
 from medianscan.library.contents import MANIFEST, candidates
-from medianscan.library.manifest import PENDING, State, read_manifest, write_manifest
-
-if TYPE_CHECKING:
-    from medianscan.library.rolls import Library
+from medianscan.library.manifest import DISCARDED, PENDING, State, read_manifest, write_manifest
+from medianscan.library.rolls import Library
 
 log = logging.getLogger(__name__)
 
@@ -47,42 +43,29 @@ def cut_off_note(on_disk: int, expected: int) -> str:
     return note + f" (too few to blend, at least {MIN_BLEND_FRAMES} are needed: retake it)"
 
 
-def _writer_alive(temp: Path) -> bool:
-    """True if the process that owns a `.<name>.<pid>.part` temp still runs (another `medianscan blend`)."""
-    try:
-        pid = int(temp.name[: -len(".part")].rsplit(".", 1)[1])
-    except (IndexError, ValueError):
-        return False
-    return pid != os.getpid() and process_alive(pid)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` runs. A zombie (killed, not reaped yet: its parent died with it) writes nothing,
-    though `kill(pid, 0)` still succeeds on it; /proc tells them apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: the kernel's answer, which cannot tell a zombie
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    # "pid (comm) S ...": Z is a zombie, X a dead process
-    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
-
-
 def remove_temps(folder: Path, rec: Recovery) -> None:
-    for path in folder.iterdir():
-        if is_temp(path) and not _writer_alive(path):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-            rec.removed_temps.append(path)
+    rec.removed_temps += remove_dead_temps(folder)
+
+
+def recover(lib: Library) -> Recovery:
+    """Scan the whole library after a start: re-queue, mark cut-off bursts, drop stale temps."""
+    rec = Recovery()
+    if not lib.root.is_dir():
+        return rec
+    with lib.lock:
+        remove_temps(lib.root, rec)
+        for roll in lib.roll_folders():
+            remove_temps(roll, rec)
+            if (roll / flats.SHOOTING).is_dir():  # a flat burst cut short: its frames kept, not used
+                rec.cut_off_flats.append(flats.set_aside(roll / flats.SHOOTING, "flat-cut-off"))
+            for stack in lib.stacks(roll):
+                recover_stack(lib, stack, rec)
+            bin_ = roll / DISCARDED
+            if bin_.is_dir():
+                for stack in bin_.iterdir():
+                    if stack.is_dir():
+                        remove_temps(stack, rec)
+    return rec
 
 
 def recover_stack(lib: Library, stack: Path, rec: Recovery) -> None:

@@ -16,12 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medianscan.atomic import fsync_dir
+from medianscan.atomic import fsync_dir, remove_dead_temps
 from medianscan.errors import MedianscanError
 from medianscan.library import contents, flats
 from medianscan.library.manifest import DISCARDED, Manifest, State, mark, now, read_manifest, write_manifest
 from medianscan.library.names import Template, fresh_path
-from medianscan.library.recovery import Recovery, recover_stack, remove_temps
 from medianscan.library.retention import blended_raws, release
 from medianscan.library.roll_record import write_roll_record
 from medianscan.records import FilmRecord
@@ -84,7 +83,7 @@ class Library:
 
     # --- rolls and stacks -------------------------------------------------------------------------------
 
-    def _rolls(self) -> list[Path]:
+    def roll_folders(self) -> list[Path]:
         if not self.root.is_dir():
             return []
         found = []
@@ -110,7 +109,7 @@ class Library:
         """The current roll: the latest existing one, or a new one in an empty library."""
         with self.lock:
             if self._roll is None or not self._roll.is_dir():
-                rolls = self._rolls()
+                rolls = self.roll_folders()
                 self._roll = rolls[-1] if rolls else self.new_roll()
             return self._roll
 
@@ -119,7 +118,7 @@ class Library:
         configured defaults."""
         with self.lock:
             self.root.mkdir(parents=True, exist_ok=True)
-            numbers = [self.rolls.number(p.name) or 0 for p in self._rolls()]
+            numbers = [self.rolls.number(p.name) or 0 for p in self.roll_folders()]
             number = max(numbers, default=0) + 1
             path = fresh_path(self.root, self.rolls.format(number, self.today()))
             path.mkdir()
@@ -167,7 +166,7 @@ class Library:
         with self.lock:
             if self._roll is not None and self._roll.is_dir():
                 return self._roll
-            rolls = self._rolls()
+            rolls = self.roll_folders()
             return rolls[-1] if rolls else None
 
     def position(self) -> tuple[str | None, str | None]:
@@ -240,7 +239,7 @@ class Library:
             last.rename(target)
             fsync_dir(last.parent)
             fsync_dir(bin_)
-            remove_temps(target, Recovery())  # a blend cancelled by the retake may have left its temp
+            remove_dead_temps(target)  # a blend cancelled by the retake may have left its temp
             try:
                 m = read_manifest(target)
                 m.history.append({"state": f"discarded ({m.state.value})", "at": now()})
@@ -250,28 +249,6 @@ class Library:
                 log.warning("%s", exc)
             log.info("retake: %s moved to %s", last, target)
             return target
-
-    # --- recovery -------------------------------------------------------------------------------------
-
-    def recover(self) -> Recovery:
-        """Scan the whole library after a start: re-queue, mark cut-off bursts, drop stale temps."""
-        rec = Recovery()
-        if not self.root.is_dir():
-            return rec
-        with self.lock:
-            remove_temps(self.root, rec)
-            for roll in self._rolls():
-                remove_temps(roll, rec)
-                if (roll / flats.SHOOTING).is_dir():  # a flat burst cut short: its frames kept, not used
-                    rec.cut_off_flats.append(flats.set_aside(roll / flats.SHOOTING, "flat-cut-off"))
-                for stack in self.stacks(roll):
-                    recover_stack(self, stack, rec)
-                bin_ = roll / DISCARDED
-                if bin_.is_dir():
-                    for stack in bin_.iterdir():
-                        if stack.is_dir():
-                            remove_temps(stack, rec)
-        return rec
 
     # --- retention ------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from medianscan.wording import counted
 
 if TYPE_CHECKING:
     from medianscan.capture.camera.burst.leftover import Fetched
-    from medianscan.capture.camera.burst.strategies import Choice
+    from medianscan.capture.camera.burst.link import Choice
 
 __all__ = [
     "BurstError",

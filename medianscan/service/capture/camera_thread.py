@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from medianscan.capture.bracket_burst import bracket_choices, shoot_bracket
 from medianscan.capture.camera import BurstError, Camera, CameraError
@@ -25,11 +24,9 @@ from medianscan.library.rolls import raw_files
 from medianscan.records import FilmRecord
 from medianscan.service.capture.cut_off import fetch_cut_off, left_a_journal
 from medianscan.service.capture.live_view_turns import LiveViewTurns
+from medianscan.service.capture.parts import CaptureDaemon
 from medianscan.service.progress import BurstDone
 from medianscan.vocabulary import Request
-
-if TYPE_CHECKING:
-    from medianscan.service.capture.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in fra
 class CameraThread:
     """The camera thread's work, on behalf of its daemon `d` (whose state it shares under `d.lock`)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: CaptureDaemon) -> None:
         self.d = daemon
         self.live = LiveViewTurns(daemon)
         self._refused: str | None = None  # the last action refused, as the status's message said it

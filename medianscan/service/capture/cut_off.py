@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from medianscan.capture.camera import Camera
 from medianscan.capture.camera.burst.journal import forget
@@ -16,9 +15,7 @@ from medianscan.library.contents import BURST_JOURNAL
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.recovery import cut_off_note
 from medianscan.library.rolls import raw_files
-
-if TYPE_CHECKING:
-    from medianscan.service.capture.daemon import Daemon
+from medianscan.service.capture.parts import CaptureDaemon
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +25,7 @@ def left_a_journal(stack: Path) -> bool:
     return (stack / BURST_JOURNAL).is_file()
 
 
-def fetch_cut_off(d: Daemon, camera: Camera) -> None:
+def fetch_cut_off(d: CaptureDaemon, camera: Camera) -> None:
     """Fetch what each cut-off burst of `d.cut_off` left on `camera`; the stacks done with leave the set."""
     for stack in sorted(d.cut_off):
         try:

@@ -33,6 +33,7 @@ from medianscan.config.schema import Config
 from medianscan.console.server import ConsoleServer
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State, read_manifest
+from medianscan.library.recovery import recover
 from medianscan.library.rolls import Library
 from medianscan.records import BlendRecord
 from medianscan.reports import CameraView, QueueState
@@ -160,7 +161,7 @@ class Daemon(Service):
             self.stop_event.wait(1.0)
 
     def _recover(self) -> None:
-        rec = self.library.recover()
+        rec = recover(self.library)
         for stack in rec.incomplete:
             log.warning("%s: burst was cut off; kept as incomplete", stack)
             if left_a_journal(stack):

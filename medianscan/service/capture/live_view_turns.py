@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from medianscan.capture.camera import Camera, CameraError, NoLiveViewError
 from medianscan.capture.live_view import MAX_FAILURES
-
-if TYPE_CHECKING:
-    from medianscan.service.capture.daemon import Daemon
+from medianscan.service.capture.parts import CaptureDaemon
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +20,7 @@ FAILING_BACKOFF = 2.0  # seconds between tries while live view fails on a body t
 class LiveViewTurns:
     """The camera thread's live-view turns, on behalf of its daemon `d` (whose camera link and feed it uses)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: CaptureDaemon) -> None:
         self.d = daemon
         self._live_camera: Camera | None = None  # the session live view last ran on
         self._previewing = False

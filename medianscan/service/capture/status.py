@@ -4,7 +4,6 @@ line and the console's service panel (the records are medianscan.reports)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from medianscan.library import flats
 from medianscan.library.manifest import Manifest
@@ -17,9 +16,7 @@ from medianscan.reports import (
     RecentNegative,
     bracket_text,
 )
-
-if TYPE_CHECKING:
-    from medianscan.service.capture.daemon import Daemon
+from medianscan.service.capture.parts import CaptureDaemon
 
 
 def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
@@ -37,12 +34,12 @@ def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
     )
 
 
-def camera_view(d: Daemon) -> CameraView:
+def camera_view(d: CaptureDaemon) -> CameraView:
     cam = d.camera_status
     return CameraView(cam.model, cam.port, cam.state, cam.error, cam.battery)
 
 
-def queue_state(d: Daemon) -> QueueState:
+def queue_state(d: CaptureDaemon) -> QueueState:
     """The blend queue as `status` and the console show it."""
     with d.lock:
         backlog = len(d.backlog)
@@ -54,7 +51,7 @@ def queue_state(d: Daemon) -> QueueState:
     )
 
 
-def capture_status(d: Daemon) -> CaptureStatus:
+def capture_status(d: CaptureDaemon) -> CaptureStatus:
     roll, negative = d.library.position()
     folder = d.library.current_roll()
     flat = None if folder is None else flats.current_flat(folder)
@@ -83,7 +80,7 @@ def capture_status(d: Daemon) -> CaptureStatus:
     )
 
 
-def capture_status_line(d: Daemon) -> str:
+def capture_status_line(d: CaptureDaemon) -> str:
     """One line for systemd's STATUS= and the log."""
     cam = d.camera_status
     if cam.state in ("ready", "capturing"):

@@ -5,21 +5,48 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from medianscan.blend import checks
+from medianscan.blend.options import BlendOptions
 from medianscan.blend.sidecar import recorded_frames
 from medianscan.blend.stack_files import output_paths
 from medianscan.formats import FrameKind
 from medianscan.library import contents
-from medianscan.service.hotfolder.grouping import PlannedStack, changes, is_ours, is_temp_name
+from medianscan.service.hotfolder.files import _Facts, _Folder
+from medianscan.service.hotfolder.grouping import Grouping, PlannedStack, changes, is_ours, is_temp_name
 from medianscan.wording import counted
 
-if TYPE_CHECKING:
-    from medianscan.service.hotfolder.tracker import HotFolder
+
+class FolderState(Protocol):
+    """What planning reads and notes of the hot folder (tracker.HotFolder is it): the folder, how files group,
+    the options, the timings, and its state under `cond`."""
+
+    root: Path
+    grouping: Grouping
+    options: BlendOptions
+    quiet_seconds: float
+    settle_seconds: float
+    frames_per_stack: int | None
+    cond: threading.Condition
+    folders: dict[Path, _Folder]
+    failed: dict[Path, tuple[tuple[str, str], ...]]
+    problems: dict[str, str]
+    waiting: dict[str, str]
+    blended_before: set[Path]
+    blended_here: set[Path]
+    facts: _Facts
+
+    def clock(self) -> float: ...
+
+    def complete(self, path: Path, now: float, wall: float) -> bool: ...
+
+    def label(self, key: Path) -> str: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +54,7 @@ log = logging.getLogger(__name__)
 class ReadyStacks:
     """The planning half of a HotFolder `hot` (its notes and state stay there, under its lock)."""
 
-    def __init__(self, hot: HotFolder) -> None:
+    def __init__(self, hot: FolderState) -> None:
         self.hot = hot
 
     def evaluate(self, folder: Path) -> tuple[list[PlannedStack], bool]:

@@ -21,13 +21,13 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.journal import BurstJournal
-from medianscan.capture.camera.burst.link import Announced, BodyLink, Download
+from medianscan.capture.camera.burst.link import Announced, BodyLink
 from medianscan.capture.camera.burst.quirks import Quirk
+from medianscan.capture.camera.burst.shots import Fetch, Shot, stem_of
 from medianscan.capture.camera.burst.writer import FrameWriter
 from medianscan.capture.camera.files import classify, frame_name
 from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
@@ -43,40 +43,6 @@ MAX_SHOTS_PER_FRAME = 2  # a burst gives up after this many shots per frame that
 COMPANION_SECONDS = 0.5  # a shot's second file (RAW+JPEG) comes within this of its first
 SETTLE_SECONDS = 0.1  # after a shot's first file, the next trigger waits at most this for "capture complete"
 HEAD = 65536  # bytes of a file that hold its kind and its EXIF
-
-
-def stem_of(name: str) -> str:
-    return name.rsplit(".", 1)[0].lower()
-
-
-@dataclass(frozen=True)
-class Fetch:
-    """A file fetched into memory, and what its first bytes say it is."""
-
-    file: Announced
-    download: Download
-    head: bytes
-    kind: str  # raw | jpeg | other
-    ext: str
-
-
-@dataclass(eq=False)
-class Shot:
-    """One shutter release and the files it brought."""
-
-    fired: float  # host wall-clock time of the command (freshness judges its files against it)
-    files: list[Announced] = field(default_factory=list)  # as named, in order
-    fetched: int = 0  # how many of `files` are fetched
-    named_at: float | None = None  # monotonic time its first file was named
-    closed: bool = False  # no more files will come for it
-    judged: bool = False  # its raw was fetched: it has its frame, or it had none fresh
-    frame: int | None = None
-
-    def stems(self) -> set[str]:
-        return {stem_of(f.name) for f in self.files}
-
-    def unfetched(self) -> list[Announced]:
-        return self.files[self.fetched :]
 
 
 class BurstEngine:
@@ -424,8 +390,3 @@ class BurstEngine:
             self._hear(min(left, 0.05))
         self.native_start = None
         self._fetch_all_named()
-
-
-def classify_by_name(name: str) -> str:
-    """A file's kind by its name alone (before it is fetched): raw or other."""
-    return "raw" if extension(name) in RAW_EXTS else "other"

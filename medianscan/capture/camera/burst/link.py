@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from medianscan.vocabulary import Strategy
+
 NativeKind = Literal["nikon-burstnumber", "canon-remote-release", "simulated"]
 
 
@@ -49,6 +51,14 @@ class Capabilities:
     trigger: bool  # trigger_capture: fire and hear the file as an event
     native: NativeKind | None  # a host-started continuous burst, and which kind
     why: str  # what the probe found, in a phrase
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How a body's bursts are fired, and why, in a phrase (`camera show` prints it)."""
+
+    strategy: Strategy
+    why: str
 
 
 class BodyLink(Protocol):

@@ -7,20 +7,12 @@ come. `auto` takes the fastest the body allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from medianscan.capture.camera.base import CameraError
-from medianscan.capture.camera.burst.link import Capabilities
+from medianscan.capture.camera.burst.link import Capabilities, Choice
 from medianscan.capture.camera.burst.quirks import Quirk
-from medianscan.vocabulary import Strategy, StrategyChoice
+from medianscan.vocabulary import StrategyChoice
 
-
-@dataclass(frozen=True)
-class Choice:
-    """The strategy a body gets, and why, in a phrase (`camera show` prints it)."""
-
-    strategy: Strategy
-    why: str
+__all__ = ["Choice", "choose"]
 
 
 def choose(configured: StrategyChoice, caps: Capabilities, quirk: Quirk, where: str) -> Choice:

@@ -1,0 +1,47 @@
+"""One burst's shots as the engine keeps them: the files each brought, as named, fetched and judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from medianscan.capture.camera.burst.link import Announced, Download
+from medianscan.formats import RAW_EXTS, extension
+
+
+def stem_of(name: str) -> str:
+    return name.rsplit(".", 1)[0].lower()
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """A file fetched into memory, and what its first bytes say it is."""
+
+    file: Announced
+    download: Download
+    head: bytes
+    kind: str  # raw | jpeg | other
+    ext: str
+
+
+@dataclass(eq=False)
+class Shot:
+    """One shutter release and the files it brought."""
+
+    fired: float  # host wall-clock time of the command (freshness judges its files against it)
+    files: list[Announced] = field(default_factory=list)  # as named, in order
+    fetched: int = 0  # how many of `files` are fetched
+    named_at: float | None = None  # monotonic time its first file was named
+    closed: bool = False  # no more files will come for it
+    judged: bool = False  # its raw was fetched: it has its frame, or it had none fresh
+    frame: int | None = None
+
+    def stems(self) -> set[str]:
+        return {stem_of(f.name) for f in self.files}
+
+    def unfetched(self) -> list[Announced]:
+        return self.files[self.fetched :]
+
+
+def classify_by_name(name: str) -> str:
+    """A file's kind by its name alone (before it is fetched): raw or other."""
+    return "raw" if extension(name) in RAW_EXTS else "other"
