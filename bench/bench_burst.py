@@ -52,7 +52,8 @@ def engine_burst(preset: str, strategy: Strategy, frames: int, size: tuple[int, 
 
 def serial_burst(preset: str, frames: int, size: tuple[int, int], root: Path) -> float:
     """Seconds of the serial loop on the same simulated body: each frame fired, awaited, downloaded, written
-    (temp, fsync, rename) and deleted before the next is fired."""
+    (temp, fsync, rename) and deleted before the next is fired; a body whose quirk wants its events drained after
+    each shot (Fuji) gets the drain here too, as peers give it."""
     cam = SimulatedCamera(camera_config(preset, "capture", size, root / "card"))
     cam.connect()
     cam.lock()
@@ -67,6 +68,7 @@ def serial_burst(preset: str, frames: int, size: tuple[int, int], root: Path) ->
         while file is None:
             event = body.next_event(30.0)
             file = event.file if event.kind == "file" else None
+        time.sleep(cam.quirk.after_shot_seconds)
         download = body.download(file)
         with atomic_path(out / f"s_{k:02d}.dng") as tmp, tmp.open("wb") as fh:
             fh.write(download.data)

@@ -53,6 +53,7 @@ def one_run(
     With `watch`, the console is served and `watch(url)` starts a client on it (bench_console)."""
 
     cfg = Config()
+    cfg.camera.backend = "simulated"
     cfg.library = root / ("on" if blend else "off")
     cfg.frames = args.frames
     cfg.queue_size = max(4, args.negatives)

@@ -92,6 +92,7 @@ def bare_loop(fps: float, seconds: float) -> tuple[float, float]:
 
 def console_daemon(root: Path, fps: float) -> Daemon:
     cfg = Config(library=root, frames=3)
+    cfg.camera.backend = "simulated"
     cfg.camera.simulated.preview_fps = fps
     cfg.console.listen, cfg.console.live_fps = "127.0.0.1:0", fps
     cfg.triggers.socket = root.parent / f"{root.name}.sock"
