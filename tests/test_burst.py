@@ -255,3 +255,30 @@ def test_the_virtual_camera_has_no_host_started_burst_and_says_so(vcam: VirtualC
         cam.burst(2, tmp_path / "s", "s")
     cam.close()
     assert gp.GP_OPERATION_TRIGGER_CAPTURE  # the probe reads the driver's own abilities
+
+
+@pytest.mark.parametrize("strategy", ["capture", "trigger", "native"])
+@pytest.mark.parametrize("keep_jpeg", [False, True])
+def test_raw_and_jpeg_pairs_give_the_raw_as_the_frame_whichever_is_named_first(
+    tmp_path: Path, strategy: str, keep_jpeg: bool
+) -> None:
+    """The simulated body set to RAW + JPEG names each shot's JPEG before its raw, as Sony bodies do: the raw is
+    the frame; the JPEG is kept beside it as <frame>_NN.jpg only with keep_jpeg, and never left on the body."""
+    cam, _ = simulated(tmp_path, strategy=strategy, keep_jpeg=keep_jpeg, native_burst=True, trigger_seconds=0.03,
+                       shot_seconds=0.03)  # fmt: skip
+    cam.cfg.settings = {"imageformat": "RAW + JPEG"}
+    record = cam.burst(4, tmp_path / "s", "s")
+    assert [p.name for p in record.frames] == [f"s_0{i}.dng" for i in range(1, 5)]
+    assert frame_numbers(record.frames) == [1, 2, 3, 4]
+    assert [p.name for p in record.jpegs] == ([f"s_0{i}.jpg" for i in range(1, 5)] if keep_jpeg else [])
+    assert all(p.read_bytes()[:2] == b"\xff\xd8" for p in record.jpegs)
+    assert list((tmp_path / "card").iterdir()) == [] and record.set_aside == []
+    cam.close()
+
+
+def test_a_jpeg_only_body_gives_its_jpegs_as_frames(tmp_path: Path) -> None:
+    cam, _ = simulated(tmp_path, strategy="trigger", trigger_seconds=0.02)
+    cam.cfg.settings = {"imageformat": "JPEG Fine"}
+    record = cam.burst(3, tmp_path / "s", "s")
+    assert [p.name for p in record.frames] == ["s_01.jpg", "s_02.jpg", "s_03.jpg"]
+    cam.close()

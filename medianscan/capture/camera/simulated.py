@@ -16,6 +16,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import imagecodecs
+import numpy as np
+
 from medianscan.capture.camera.base import (
     BurstError,
     BurstRecord,
@@ -264,10 +267,20 @@ class SimulatedCamera(Camera):
         )
         what = f"negative {self._bursts}" if negative.film else "bare light"
 
-        def render(path: Path, shot: int) -> None:  # stamped with its own time, as a body stamps each shot
+        def render(path: Path, shot: int) -> list[Path]:  # stamped with its own time, as a body stamps each shot
             mosaic = negative.frame(shot, flicker=sim.flicker_frame == shot, shift=sim.shifted_frame == shot)
             exposure = self._exposure()
             write_dng(path, mosaic, mosaic_layout, info, exposure, description=f"simulated {what}, frame {shot}")
+            form = self._values["imageformat"]
+            if "JPEG" not in form:
+                return [path]
+            jpeg = path.with_suffix(".JPG")  # the body's JPEG of the shot: its raw seen small, grey
+            small = (mosaic[::8, ::8] >> 6).clip(0, 255).astype(np.uint8)
+            jpeg.write_bytes(bytes(imagecodecs.jpeg8_encode(small, level=85)))
+            if "RAW" not in form:
+                path.unlink()
+                return [jpeg]
+            return [jpeg, path]  # named JPEG first, as Sony bodies do
 
         return render
 

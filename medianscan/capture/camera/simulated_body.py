@@ -22,9 +22,11 @@ from medianscan.capture.camera.burst.link import Announced, BodyEvent, Capabilit
 from medianscan.capture.camera.simulated_timing import BodyTiming
 
 FOLDER = "/store_00010001/DCIM/100SIMUL"
-_NUMBER = re.compile(r"SIM_(\d{4})\.DNG$")
+_NUMBER = re.compile(r"SIM_(\d{4})\.(DNG|JPG)$")
 
-Render = Callable[[Path, int], None]  # write shot k (1-based, within the burst) of the negative at the path
+# write shot k (1-based, within the burst) at the raw's path on the card; the files it wrote, in the order the
+# body names them (with RAW+JPEG the JPEG beside the raw, named first, as Sony bodies do)
+Render = Callable[[Path, int], list[Path]]
 
 
 class BodyGoneError(CameraError):
@@ -130,17 +132,17 @@ class SimulatedBody:
         self.shots += 1
         self.shots_since_connect += 1
         self._counter += 1
-        name = f"SIM_{self._counter % 10000:04d}.DNG"
-        path = self.card / name
-        if self.render is not None:
-            self.render(path, self.shots)
+        path = self.card / f"SIM_{self._counter % 10000:04d}.DNG"
+        written = self.render(path, self.shots) if self.render is not None else [path]
         time.sleep(max(0.0, due - time.monotonic()))
-        self._events.put(BodyEvent("file", Announced(FOLDER, name)))
+        for file in written:
+            self._events.put(BodyEvent("file", Announced(FOLDER, file.name)))
         if done:
             self._events.put(BodyEvent("done"))
 
     def _on_card(self) -> int:
-        return sum(1 for p in self.card.iterdir() if _NUMBER.search(p.name))
+        """Raws on the card (the buffer counts shots; a JPEG beside its raw is part of it)."""
+        return sum(1 for p in self.card.iterdir() if p.name.endswith(".DNG") and _NUMBER.search(p.name))
 
     # --- hearing, fetching, deleting ------------------------------------------------------------------------
 
