@@ -221,6 +221,7 @@ class BlendRecord:
     flat: FlatRecord | None = None  # the flat-field correction, when one was applied
     bracket: BracketRecord | None = None  # a multi-exposure merge: its groups, ratios and noise
     warnings: tuple[str, ...] = ()  # what the operator must know of a blend that was written (one sentence each)
+    snr: float | None = None  # `frames: auto`: the blend's SNR in the negative's densest tenth, measured on it
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -240,6 +241,7 @@ class BlendRecord:
             "flat": None if self.flat is None else self.flat.to_json(),
             "bracket": None if self.bracket is None else self.bracket.to_json(),
             "warnings": list(self.warnings),
+            "snr": None if self.snr is None else round(self.snr, 1),
         }
 
     @classmethod
@@ -264,10 +266,95 @@ class BlendRecord:
                 flat=None if data.get("flat") is None else FlatRecord.from_json(data["flat"]),
                 bracket=None if data.get("bracket") is None else BracketRecord.from_json(data["bracket"]),
                 warnings=tuple(str(w) for w in data.get("warnings", [])),
+                snr=None if data.get("snr") is None else float(data["snr"]),
                 version=int(data.get("version", RECORD_VERSION)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a blend record ({exc})") from None
+
+
+@dataclass(frozen=True)
+class FramesRecord:
+    """How many frames a `frames: auto` burst shot, and why: the blend's SNR wanted in the negative's densest tenth,
+    what the first frames measured there (one frame's signal above black, its noise from frame differences, in
+    the colour that limits), the frames predicted and shot, and the SNR that many frames give."""
+
+    target: float
+    single_snr: float
+    signal: float  # DN above black
+    sigma: float  # DN, one frame's noise
+    colour: str  # the colour that limits ("B": the orange mask's)
+    predicted: int
+    shot: int
+    expected_snr: float  # what `shot` frames give by the method's efficiency
+    least: int
+    most: int
+    measure_seconds: float = 0.0  # CPU the measuring took, off the camera thread (mostly decoding the raws)
+
+    @property
+    def reached(self) -> bool:
+        return self.expected_snr >= self.target * 0.999
+
+    def said(self) -> str:
+        """'dense negative: SNR 152 reached' (the answer's words)."""
+        kind = "thin negative" if self.shot <= self.least and self.predicted <= self.least else "dense negative"
+        if self.reached:
+            return f"{kind}: SNR {self.expected_snr:.0f} reached"
+        return f"{kind}: SNR {self.expected_snr:.0f} of {self.target:.0f} at the most frames, {self.most}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "single_snr": round(self.single_snr, 2),
+            "signal": round(self.signal, 2),
+            "sigma": round(self.sigma, 3),
+            "colour": self.colour,
+            "predicted": self.predicted,
+            "shot": self.shot,
+            "expected_snr": round(self.expected_snr, 1),
+            "least": self.least,
+            "most": self.most,
+            "measure_seconds": round(self.measure_seconds, 4),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FramesRecord:
+        return cls(
+            float(data["target"]),
+            float(data["single_snr"]),
+            float(data["signal"]),
+            float(data["sigma"]),
+            str(data["colour"]),
+            int(data["predicted"]),
+            int(data["shot"]),
+            float(data["expected_snr"]),
+            int(data["least"]),
+            int(data["most"]),
+            float(data.get("measure_seconds", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class SnrFigures:
+    """A negative's SNR in its densest tenth as status and the console show it: the blend's, measured on its
+    frames (until it is blended: what its burst's count expects), the `frames: auto` target, and why the burst
+    stopped short of it (it hit `max`)."""
+
+    snr: float | None = None
+    target: float | None = None
+    short: str | None = None
+
+    @classmethod
+    def of(cls, burst: BurstRecord | None, blend: BlendRecord | None) -> SnrFigures:
+        count = None if burst is None else burst.auto
+        measured = None if blend is None else blend.snr
+        if count is None:
+            return cls(measured)
+        return cls(
+            count.expected_snr if measured is None else measured,
+            count.target,
+            None if count.reached else count.said(),
+        )
 
 
 @dataclass(frozen=True)
@@ -305,6 +392,7 @@ class BurstRecord:
     camera_files: list[str] = field(default_factory=list)  # 'folder/name' on the camera, in arrival order
     set_aside: list[LeftOut] = field(default_factory=list)  # camera files kept apart: not this burst's frames
     strategy: str = ""  # how it was fired (capture, trigger, native), and why: "trigger: ..."
+    auto: FramesRecord | None = None  # `frames: auto`: how many frames, and why
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for the stack manifest; file names are relative to the stack folder."""
@@ -322,6 +410,7 @@ class BurstRecord:
             "camera_files": list(self.camera_files),
             "set_aside": [{"file": str(i.path.relative_to(self.stack)), "reason": i.reason} for i in self.set_aside],
             "strategy": self.strategy,
+            "auto": None if self.auto is None else self.auto.to_json(),
         }
 
     @classmethod
@@ -346,6 +435,7 @@ class BurstRecord:
                 camera_files=[str(f) for f in data.get("camera_files", [])],
                 set_aside=[LeftOut(folder / str(i["file"]), str(i["reason"])) for i in data.get("set_aside", [])],
                 strategy=str(data.get("strategy", "")),
+                auto=None if data.get("auto") is None else FramesRecord.from_json(data["auto"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a burst record ({exc})") from None

@@ -48,6 +48,9 @@ class RecentNegative:
     note: str | None
     output: str | None
     noise_ratio: float | None
+    snr: float | None = None  # in the densest tenth: the blend's measured (records.SnrFigures)
+    snr_target: float | None = None  # `frames: auto`'s target
+    snr_short: str | None = None  # why the burst stopped short of it
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class CaptureStatus:
     flat: str | None  # the roll's flat field in use (its folder's name), or None
     negative: str | None  # the current roll's last negative
     next_negative: str | None  # the name the next press's negative gets
-    frames_per_burst: int
+    frames_per_burst: str  # "9", or auto's range and target (Config.frames_said)
     paused: bool
     busy: bool
     bracket_group: tuple[int, int, str] | None  # (group, of groups, shutter) while a bracket runs

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import frames
+from medianscan.blend import dense, frames
+from medianscan.blend.noise import robust_sigma
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs import dng
 
@@ -195,3 +196,18 @@ def cfa_burst(
         mosaic = np.clip(np.rint(values), 0, 16383).astype(np.uint16)
         paths.append(write_frame(folder / f"{folder.name}_{i + 1:02d}.dng", mosaic, scene))
     return paths
+
+
+def true_snr(blended: npt.NDArray[np.generic], clean: npt.NDArray[np.float32], layout: MosaicLayout) -> float:
+    """The SNR a blend has in the densest tenth (as blend.dense places it), its noise measured against the clean
+    signal the frames were made from: in the colour that limits."""
+    truth, pattern, black = dense.repeats(clean, layout, 1)
+    got = dense.repeats(blended, layout, 1)[0]
+    signal = truth - black[None, :, None, :]
+    where = dense.densest_tenth(signal.mean(axis=(1, 3)))
+    found = []
+    for index in np.unique(pattern):
+        s = signal.transpose(0, 2, 1, 3)[where][:, pattern == index].ravel()
+        r = (got - truth).transpose(0, 2, 1, 3)[where][:, pattern == index].ravel()
+        found.append(float(np.median(s)) / robust_sigma(r))
+    return min(found)

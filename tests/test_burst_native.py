@@ -21,6 +21,7 @@ from typing import Any
 import gphoto2 as gp
 
 from medianscan.capture.camera.burst.engine import BurstEngine
+from medianscan.capture.camera.burst.enough import Fixed
 from medianscan.capture.camera.burst.quirks import Quirk
 from medianscan.capture.camera.freshness import Freshness
 from medianscan.capture.camera.gphoto2_link import Gphoto2Link
@@ -168,7 +169,7 @@ def run(body: Body, tmp_path: Path, n: int) -> BurstRecord:
     link = Gphoto2Link(session, Gphoto2Settings(session))  # type: ignore[arg-type]
     assert link.capabilities().native is not None
     record = BurstRecord(stack=tmp_path / "s")
-    BurstEngine(link, session.cfg, Quirk(), Freshness()).run("native", n, record, "s", 0.0)
+    BurstEngine(link, session.cfg, Quirk(), Freshness()).run("native", Fixed(n), record, "s", 0.0)
     return record
 
 

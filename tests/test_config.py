@@ -142,9 +142,9 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
             "camera:\n  simulated:\n    width: 130\n    height: 15\n",
             "m.yaml:4: camera.simulated.height: must be an even number of pixels from 32 to 16384",
         ),
-        ("frames: many\n", "m.yaml:1: frames: expected an integer, got a string ('many')"),
-        ("frames: 3.5\n", "frames: expected an integer, got a number"),
-        ("frames: true\n", "frames: expected an integer, got a boolean"),
+        ("frames: many\n", "m.yaml:1: frames: expected an integer or 'auto', got a string ('many')"),
+        ("frames: 3.5\n", "frames: expected an integer or 'auto', got a number"),
+        ("frames: true\n", "frames: expected an integer or 'auto', got a boolean"),
         ("camera:\n  keep_jpeg: 1\n", "m.yaml:2: camera.keep_jpeg: expected true or false, got an integer"),
         ("library: null\n", "m.yaml:1: library: expected a path, got null"),
         ("camera: gphoto2\n", "m.yaml:1: camera: expected a mapping, got a string"),
@@ -189,7 +189,7 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("mode: watch\n", "m.yaml:1: mode: is 'watch' but no 'watch.folder' is set"),
         (
             "frames: 4\ncamera:\n  simulated:\n    flicker_frame: 5\n",
-            "m.yaml:4: camera.simulated.flicker_frame: is frame 5 but a burst has only 4 frames",
+            "m.yaml:4: camera.simulated.flicker_frame: is frame 5 but a burst has at most 4 frames",
         ),
         ("frames: [3\n", "m.yaml:2: not valid YAML"),
         ("- frames\n", "m.yaml:1: expected a mapping, got a list"),
@@ -262,7 +262,7 @@ def test_config_check_reports_every_problem_in_the_file(tmp_path: Path, capsys: 
     assert main(["config", "check", str(path)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        f"medianscan: {path}:1: frames: expected an integer, got a string ('zero')",
+        f"medianscan: {path}:1: frames: expected an integer or 'auto', got a string ('zero')",
         f"medianscan: {path}:2: workers: must be at least 1 and at most 64, got 0",
         f"medianscan: {path}:4: blend.methd: unknown key (did you mean 'method'?)",
         f"medianscan: {path}:5: blend.kappa: must be more than 0 and at most 100, got -1",

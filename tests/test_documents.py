@@ -26,7 +26,7 @@ DOCUMENTS = {
 
 
 def code_blocks(text: str) -> list[str]:
-    return re.findall(r"```(?:sh|text)?\n(.*?)```", text, flags=re.DOTALL)
+    return re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.DOTALL)
 
 
 def unit_setting(unit: str, key: str) -> str:

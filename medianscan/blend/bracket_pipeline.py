@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.atomic import write_json
-from medianscan.blend import bracket, checks
+from medianscan.blend import bracket, checks, dense
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
@@ -27,6 +27,7 @@ from medianscan.blend.shelf import allocate_frames, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
 from medianscan.blend.stack_files import (
     as_written,
+    burst_count,
     checked_outputs,
     decode_all,
     master_flat,
@@ -130,8 +131,16 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name:
             clipped=raw_clipping([decoded[i] for i in members[0]]),  # the shortest group: clipped in the merge too
             flat=flat_record,
             bracket=record,
+            snr=dense.stack_snr(  # the merge's dense parts come from the longest exposure
+                _group_arrays(buffer, decoded, members[-1]),
+                first,
+                lambda p: combine_frames(p, options),
+                options,
+                master,
+            ),
         )
-        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film))
+        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film,
+                                              count=burst_count(stack)))  # fmt: skip
         return result
 
 

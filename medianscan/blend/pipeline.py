@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medianscan.atomic import write_json
-from medianscan.blend import checks, flat, sniff
+from medianscan.blend import checks, dense, flat, sniff
 from medianscan.blend.bracket_pipeline import blend_bracket
 from medianscan.blend.combine import warm_up
 from medianscan.blend.exposure import raw_clipping
@@ -28,6 +28,7 @@ from medianscan.blend.shelf import allocate_frames, compact_good, return_freed_b
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
 from medianscan.blend.stack_files import (
     as_written,
+    burst_count,
     checked_outputs,
     decode_all,
     master_flat,
@@ -126,8 +127,10 @@ def blend_stack(
             clipped=clipped,
             flat=flat_record,
             warnings=noise_warnings(noise, good),
+            snr=dense.stack_snr(pixels, first, lambda part: combine_frames(part, options), options, master),
         )
-        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film))
+        write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film,
+                                              count=burst_count(stack)))  # fmt: skip
         return result
 
 

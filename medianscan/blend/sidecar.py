@@ -19,7 +19,7 @@ from medianscan import __version__
 from medianscan.blend import checks, frames
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
-from medianscan.records import BlendRecord
+from medianscan.records import BlendRecord, FramesRecord
 
 
 def sidecar_json(
@@ -30,6 +30,7 @@ def sidecar_json(
     stats: dict[Path, checks.FrameStats],
     digest: str,
     film: dict[str, Any] | None = None,
+    count: FramesRecord | None = None,
 ) -> dict[str, Any]:
 
     first = good[0]
@@ -71,6 +72,10 @@ def sidecar_json(
             {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
         ],
         "noise_ratio": result.to_json()["noise_ratio"],
+        "snr": {  # in the negative's densest tenth, the colour that limits (blend.dense)
+            "blend": result.to_json()["snr"],  # what this blend reached, measured on its own frames
+            "frames_auto": None if count is None else count.to_json(),  # a `frames: auto` burst's count and why
+        },
         "warnings": list(result.warnings),
         "raw_clipped": result.to_json()["clipped"],  # colour -> share of photosites at white, in the worst frame
         "flat": result.to_json()["flat"],  # the flat field: master flat, gains, dust, clip control

@@ -20,14 +20,16 @@ import numpy.typing as npt
 from medianscan.blend import checks, flat, frames, levels, sniff
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
-from medianscan.errors import StackError
+from medianscan.errors import MedianscanError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents
 from medianscan.library.contents import StackContents
+from medianscan.library.manifest import read_manifest
 from medianscan.library.roll_record import exposure_number, read_roll_record
 from medianscan.outputs.dng import PREVIEW_SIZE
 from medianscan.outputs.preview import Tone, render_preview, tone_like
 from medianscan.outputs.xmp import RollPlace, film_packet
+from medianscan.records import FramesRecord
 from medianscan.vocabulary import Method
 from medianscan.wording import counted
 
@@ -82,6 +84,18 @@ def roll_film(stack: Path, kind: FrameKind) -> tuple[bytes | None, dict[str, Any
     place = RollPlace(stack.parent.name, exposure_number(stack))
     sidecar = record.film.to_json() | {"roll_id": place.roll_id, "exposure_number": place.exposure_number}
     return (film_packet(record.film, place) if kind == "raw" else None), sidecar
+
+
+def burst_count(stack: Path) -> FramesRecord | None:
+    """How a `frames: auto` burst counted this stack's frames (its manifest's record), for the sidecar; None
+    for a stack the daemon did not shoot, or shot with a fixed count."""
+    if not (stack / contents.MANIFEST).is_file():
+        return None
+    try:
+        burst = read_manifest(stack).burst
+    except MedianscanError:
+        return None  # the blend does not need it; the library reports a damaged manifest itself
+    return None if burst is None else burst.auto
 
 
 def decode_all(

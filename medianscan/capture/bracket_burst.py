@@ -1,7 +1,12 @@
 """A press with `bracket:` shoots a burst at each shutter value: every value is checked against the camera's
 own choices before any frame is shot, set and read back before its group (the burst's own lock), and the
 locked shutter is put back after the last group, whatever happened. The frames of group k are
-`<negative>_<shutter>_<NN>.<ext>`, so the folder says which exposure each is."""
+`<negative>_<shutter>_<NN>.<ext>`, so the folder says which exposure each is.
+
+With `frames: auto` the longest exposure's group decides how many frames it needs, and the shorter groups shoot
+the least: the merge takes the negative's dense parts (the positive's highlights, where the noise is) from the
+longest exposure; a shorter one supplies only the thin parts the long one clips, where light is plenty and its
+least frames already reach the target (its own densest tenth is never used, so counting for it would waste time)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medianscan.capture.camera import BurstError, BurstRecord, Camera, CameraError
-from medianscan.capture.camera.settings import match_choice
+from medianscan.capture.camera.burst.enough import FrameCount
+from medianscan.capture.camera.settings import match_choice, parse_seconds
 from medianscan.vocabulary import canonical_key
 
 Progress = Callable[[int, int, str], None]  # (group, of groups, shutter)
@@ -34,21 +40,29 @@ def bracket_choices(camera: Camera, values: Sequence[str]) -> list[str]:
 
 
 def shoot_bracket(
-    camera: Camera, settings: dict[str, str], values: Sequence[str], n: int, stack: Path, *, progress: Progress
+    camera: Camera,
+    settings: dict[str, str],
+    values: Sequence[str],
+    frames: Callable[[bool], int | FrameCount],
+    stack: Path,
+    *,
+    progress: Progress,
 ) -> BurstRecord:
-    """`n` frames at each of `values` into `stack`; `settings` is the camera's own settings dict (the bursts
-    lock it), whose shutter is restored after. BurstError (with every frame kept) on a fault."""
+    """A burst at each of `values` into `stack`, each of `frames(deciding)` frames, `deciding` for the longest
+    exposure's group (see the module); `settings` is the camera's own settings dict (the
+    bursts lock it), whose shutter is restored after. BurstError (with every frame kept) on a fault."""
     locked = settings.get("shutterspeed")
     before = next((s.value for s in camera.describe() if canonical_key(s.name) == "shutterspeed"), None)
     record = BurstRecord(stack=stack, started=time.time())
     start = time.perf_counter()
+    longest = max(values, key=lambda v: parse_seconds(v) or 0.0)
     try:
         for i, value in enumerate(values, 1):
             progress(i, len(values), value)
             settings["shutterspeed"] = value
             stem = f"{stack.name}_{value.replace('/', '-').replace(' ', '')}"
             try:
-                part = camera.burst(n, stack, stem)
+                part = camera.burst(frames(value == longest), stack, stem)
             except BurstError as exc:
                 _add(record, exc.record)
                 raise BurstError(f"group {i} of {len(values)} ({value}): {exc}", record) from exc
@@ -60,6 +74,7 @@ def shoot_bracket(
 
 
 def _add(record: BurstRecord, part: BurstRecord) -> None:
+    record.auto = part.auto or record.auto  # the deciding group's count
     record.frames += part.frames
     record.jpegs += part.jpegs
     record.sizes |= part.sizes

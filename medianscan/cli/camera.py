@@ -16,9 +16,10 @@ from medianscan.capture.camera import (
     list_cameras,
     open_camera,
 )
+from medianscan.capture.camera.burst.enough import Auto, FrameCount
 from medianscan.capture.camera.faults import NO_CAMERA_FIX
 from medianscan.config.loader import load_config
-from medianscan.config.schema import CameraConfig
+from medianscan.config.schema import CameraConfig, Config
 from medianscan.errors import MedianscanError
 from medianscan.vocabulary import STRATEGY_CHOICES
 from medianscan.wording import counted
@@ -71,7 +72,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Lock the configured settings (and those given with --set), read them back, and shoot one "
         "burst into DIR as the daemon would: every file written to a temp name, fsynced, then renamed.",
     )
-    burst.add_argument("--frames", type=int, metavar="N", help="frames to shoot (default: the config's)")
+    burst.add_argument(
+        "--frames",
+        type=_frames,
+        metavar="N|auto",
+        help="frames to shoot, or auto: as many as the negative needs (the config's auto_frames; default: the "
+        "config's frames)",
+    )
     burst.add_argument("--out", type=Path, required=True, metavar="DIR", help="the stack folder to fill")
     burst.add_argument("--stem", help="frame names <stem>_<NN>.<ext> (default: DIR's name)")
     burst.add_argument(
@@ -99,8 +106,18 @@ def setting_fix(key: str, from_flags: set[str]) -> str:
     return "fix camera.settings in the config (or list it under camera.optional)"
 
 
-def camera_config(args: argparse.Namespace) -> tuple[CameraConfig, int]:
-    """The camera section of --config (or the defaults: the real camera) overridden by the options."""
+def _frames(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of frames, or auto") from None
+
+
+def camera_config(args: argparse.Namespace) -> tuple[CameraConfig, Config]:
+    """The camera section of --config (or the defaults: the real camera) overridden by the options, and the whole
+    configuration it came from."""
     cfg = load_config(args.config)
     camera = cfg.camera
     for name in ("backend", "model", "port", "serial", "strategy"):
@@ -112,7 +129,7 @@ def camera_config(args: argparse.Namespace) -> tuple[CameraConfig, int]:
         if not sep or not key.strip():
             raise MedianscanError(f"--set {item!r}: write it as KEY=VALUE, e.g. --set aperture=8")
         camera.settings[key.strip()] = value.strip()
-    return camera, cfg.frames
+    return camera, cfg
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -162,8 +179,9 @@ def _report(record: BurstRecord) -> None:
     for frame in record.frames + record.jpegs:
         print(frame)
     per_frame = record.seconds / len(record.frames) if record.frames else 0.0
+    why = f" ({record.auto.said()})" if record.auto is not None else ""
     print(
-        f"{counted(len(record.frames), 'frame')} in {record.seconds:.2f} s ({per_frame:.2f} s per frame); "
+        f"{counted(len(record.frames), 'frame')}{why} in {record.seconds:.2f} s ({per_frame:.2f} s per frame); "
         f"settings: {', '.join(f'{k}={v}' for k, v in record.settings.items()) or 'none locked'}",
         file=sys.stderr,
     )
@@ -174,10 +192,14 @@ def _set_keys(args: argparse.Namespace) -> set[str]:
 
 
 def run_burst(args: argparse.Namespace) -> int:
-    cfg, default_frames = camera_config(args)
-    frames = args.frames if args.frames is not None else default_frames
-    if frames < 1:
-        raise MedianscanError(f"--frames {frames}: shoot at least one frame")
+    cfg, whole = camera_config(args)
+    wanted = args.frames if args.frames is not None else whole.frames
+    if wanted == "auto":
+        frames: int | FrameCount = Auto(whole.auto_frames, whole.blend)
+    elif int(wanted) < 1:
+        raise MedianscanError(f"--frames {wanted}: shoot at least one frame")
+    else:
+        frames = int(wanted)
     out: Path = args.out.expanduser()
     stem = args.stem or out.resolve().name
     cam: Camera = open_camera(cfg)

@@ -278,6 +278,11 @@ def _stack_line(entry: Any) -> str:
         parts.append(f"blend {_seconds(entry['blend_seconds'])}")
     if isinstance(entry.get("noise_ratio"), int | float):
         parts.append(f"noise x{entry['noise_ratio']:.2f}")
+    if isinstance(entry.get("snr"), int | float):
+        target = entry.get("snr_target")
+        parts.append(f"SNR {entry['snr']:.0f}" + (f" of {target:.0f}" if isinstance(target, int | float) else ""))
+    if entry.get("snr_short"):
+        parts.append(str(entry["snr_short"]))
     for key in ("error", "note"):
         if entry.get(key):
             parts.append(f"{key}: {entry[key]}")

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    wanted = needs(cfg.blend, cfg.frames, apart=cfg.mode == "watch")
+    wanted = needs(cfg.blend, cfg.frames_range()[1], apart=cfg.mode == "watch")
     if built(wanted):
         print(f"{len(wanted)} kernels are built already ({cache_folder()})")
         return 0

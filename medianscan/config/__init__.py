@@ -3,6 +3,7 @@
 from medianscan.config.loader import config_to_yaml, load_config, parse_config
 from medianscan.config.rules import blend_problems
 from medianscan.config.schema import (
+    AutoFrames,
     BlendConfig,
     CameraConfig,
     Config,
@@ -10,13 +11,17 @@ from medianscan.config.schema import (
     ConsoleConfig,
     FootswitchConfig,
     HooksConfig,
+    LineProtocol,
+    RigConfig,
     RollConfig,
     SimulatedConfig,
+    StripConfig,
     TriggerConfig,
     WatchConfig,
 )
 
 __all__ = [
+    "AutoFrames",
     "BlendConfig",
     "CameraConfig",
     "Config",
@@ -24,8 +29,11 @@ __all__ = [
     "ConsoleConfig",
     "FootswitchConfig",
     "HooksConfig",
+    "LineProtocol",
+    "RigConfig",
     "RollConfig",
     "SimulatedConfig",
+    "StripConfig",
     "TriggerConfig",
     "WatchConfig",
     "blend_problems",

@@ -16,7 +16,7 @@ from typing import Any, Literal, NoReturn
 import yaml
 
 from medianscan.config.listen import parse_listen
-from medianscan.config.rules import _CHECKS, _ITEM_CHECKS, _KEY_CHECKS
+from medianscan.config.rules import _CHECKS, _ITEM_CHECKS, _KEY_CHECKS, cross_problems
 from medianscan.config.schema import Config, ConfigError
 from medianscan.vocabulary import ALIASES, CANONICAL, canonical_key
 
@@ -54,7 +54,8 @@ def _type_name(hint: Any) -> str:
     """A type hint in the user's words."""
     origin = typing.get_origin(hint)
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+        choices = typing.get_args(hint)
+        return repr(choices[0]) if len(choices) == 1 else "one of " + ", ".join(repr(a) for a in choices)
     if origin in (types.UnionType, typing.Union):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     if origin is list:
@@ -291,12 +292,8 @@ def _cross_checks(cfg: Config, reader: _Reader) -> None:
             ),
         )
     _setting_names(cfg, reader)
-    sim = cfg.camera.simulated
-    for name in ("flicker_frame", "shifted_frame"):
-        value = getattr(sim, name)
-        if value is not None and value > cfg.frames:
-            key = f"camera.simulated.{name}"
-            reader.note(nodes.get(key), key, f"is frame {value} but a burst has only {cfg.frames} frames")
+    for key, problem in cross_problems(cfg):
+        reader.note(nodes.get(key), key, problem)
 
 
 def _setting_names(cfg: Config, reader: _Reader) -> None:

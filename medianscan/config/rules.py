@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from medianscan.config.listen import parse_listen
-from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig
+from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig, Config
 from medianscan.errors import MedianscanError
 from medianscan.library.names import Template
 from medianscan.records import FilmRecord, text_problem
@@ -137,12 +137,22 @@ def _port(value: Any) -> str | None:
     return None if value is None or ":" in value else f"must look like usb:001,004, got {value!r}"
 
 
+def _pitch(value: Any) -> str | None:
+    if 1 <= abs(value) <= 1000:
+        return None
+    return f"must be 1 to 1000 mm (or -1 to -1000: advancing the other way), got {value}"
+
+
 MAX_FRAMES = 255  # frames of one stack, at most
+_frames = _within(3, MAX_FRAMES, why="a stack of more frames would not fit in memory or time")
 FILM_TEXT_FIELDS = [f.name for f in dataclasses.fields(FilmRecord) if f.name != "iso"]
 
 # (dataclass name, field) -> check of the converted value; returns the problem or None.
 _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
-    ("Config", "frames"): _within(3, MAX_FRAMES, why="a stack of more frames would not fit in memory or time"),
+    ("Config", "frames"): lambda v: None if v == "auto" else _frames(v),
+    ("AutoFrames", "snr"): _within(1, 100000, why="the signal-to-noise ratio the blend reaches"),
+    ("AutoFrames", "min"): _within(3, MAX_FRAMES, why="a blend needs 3 frames"),
+    ("AutoFrames", "max"): _within(3, MAX_FRAMES, why="a stack of more frames would not fit in memory or time"),
     ("Config", "workers"): _within(1, 64),
     ("Config", "queue_size"): _within(1, 1000),
     ("Config", "roll_template"): _template_check("roll", "roll_template"),
@@ -172,6 +182,25 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("ConsoleConfig", "listen"): _listen,
     ("ConsoleConfig", "token"): _token,
     ("ConsoleConfig", "live_fps"): _within(0, 120, above=True),
+    ("StripConfig", "frames"): _within(0, 100),
+    ("StripConfig", "pitch_mm"): _within(1, 1000),
+    ("StripConfig", "gap_mm"): _within(0, 100),
+    ("StripConfig", "slip"): _within(0, 0.5, why="a fraction of each move"),
+    ("StripConfig", "seed"): _within(0, 2**32 - 1),
+    ("StripConfig", "start_mm"): _within(-100, 100),
+    ("RigConfig", "baud"): _within(300, 4_000_000),
+    ("RigConfig", "axis"): lambda v: None if v in ("X", "Y", "Z", "A") else f"must be X, Y, Z or A, got {v!r}",
+    ("RigConfig", "pitch_mm"): _pitch,
+    ("RigConfig", "picture_mm"): _within(1, 1000),
+    ("RigConfig", "feed_mm_per_minute"): _within(1, 100_000),
+    ("RigConfig", "reply_timeout_seconds"): _within(0, 600, above=True),
+    ("RigConfig", "move_timeout_seconds"): _within(0, 3600, above=True),
+    ("RigConfig", "centre_tolerance"): _within(0, 0.5, above=True, why="a share of the picture's width"),
+    ("RigConfig", "far"): _within(0, 1, above=True, why="a share of the pitch"),
+    ("RigConfig", "corrections"): _within(0, 20),
+    ("RigConfig", "settle_seconds"): _within(0, 600, above=True),
+    ("RigConfig", "frames_without_live_view"): _within(1, 100),
+    ("LineProtocol", "steps_per_mm"): _within(0, 1e6, above=True),
     ("WatchConfig", "group"): _group,
     ("WatchConfig", "quiet_seconds"): _within(0, 86400, above=True),
     ("WatchConfig", "frames"): _within(3, MAX_FRAMES),
@@ -201,3 +230,35 @@ _ITEM_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("HooksConfig", "blend_done"): _command,
     ("HooksConfig", "error"): _command,
 }
+
+
+def cross_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Rules that involve more than one option: (key, what is wrong)."""
+    problems = []
+    if cfg.auto_frames.min > cfg.auto_frames.max:
+        problems.append(("auto_frames.min", f"is {cfg.auto_frames.min}, more than auto_frames.max "
+                                            f"({cfg.auto_frames.max})"))  # fmt: skip
+    most = cfg.frames_range()[1]
+    sim = cfg.camera.simulated
+    for name in ("flicker_frame", "shifted_frame"):
+        value = getattr(sim, name)
+        if value is not None and value > most:
+            problems.append((f"camera.simulated.{name}", f"is frame {value} but a burst has at most {most} frames"))
+    strip, rig = sim.strip, cfg.rig
+    if strip.gap_mm >= strip.pitch_mm:
+        problems.append(("camera.simulated.strip.gap_mm", f"is {strip.gap_mm:g}, not less than the pitch"))
+    if any(not 1 <= k <= strip.frames for k in strip.blank):
+        problems.append(("camera.simulated.strip.blank", f"names frames beyond the strip's {strip.frames}"))
+    if rig.picture_mm >= abs(rig.pitch_mm):
+        problems.append(("rig.picture_mm", f"is {rig.picture_mm:g}, not less than the pitch ({abs(rig.pitch_mm):g})"))
+    if rig.port == "simulated" and (cfg.camera.backend != "simulated" or strip.frames == 0):
+        problems.append(("rig.port", "is 'simulated', which moves the simulated camera's strip: set "
+                                     "camera.backend: simulated and camera.simulated.strip.frames"))  # fmt: skip
+    for name in ("done", "error"):
+        try:
+            re.compile(getattr(rig.line, name))
+        except re.error as exc:
+            problems.append((f"rig.line.{name}", f"is not a regular expression: {exc}"))
+    if "{mm}" not in rig.line.move and "{steps}" not in rig.line.move:
+        problems.append(("rig.line.move", "must contain {mm} or {steps}: the move's length"))
+    return problems

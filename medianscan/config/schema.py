@@ -33,6 +33,21 @@ class SimulatedTiming:
 
 
 @dataclass
+class StripConfig:
+    """A strip of negatives on the simulated copy stand, moved by the simulated rig (`rig.port: simulated`): each
+    frame a picture of its own, clear film base between them and along the edges; the camera sees one frame with
+    part of both neighbouring gaps. `frames: 0`: no strip (one negative per press, as without a rig)."""
+
+    frames: int = 0
+    pitch_mm: float = 38.0  # frame to frame along the strip (35 mm film: 38)
+    gap_mm: float = 2.0  # the clear base between two pictures
+    slip: float = 0.0  # each move's random error, as a fraction of its length (so of the pitch, for an advance)
+    blank: list[int] = field(default_factory=list)  # 1-based frames left unexposed (clear base, like a gap)
+    seed: int = 1
+    start_mm: float = 0.0  # where frame 1 is at the start, off the centre of the view
+
+
+@dataclass
 class SimulatedConfig:
     """The simulated camera: a film-negative-like scene with realistic noise, deterministic by seed."""
 
@@ -48,6 +63,7 @@ class SimulatedConfig:
     preview_fps: float = 15.0  # live-view frames per second, as a body delivers them
     preview_focus_period_seconds: float = 8.0  # the live view drifts through focus this often (0: always sharp)
     light: float = 1.0  # the light panel's brightness (1: negatives well exposed at 1/125 s, ISO 100, f/8)
+    strip: StripConfig = field(default_factory=StripConfig)
 
 
 @dataclass
@@ -157,12 +173,58 @@ class ConsoleConfig:
 
 
 @dataclass
+class LineProtocol:
+    """`rig.protocol: line`: an advancer's own commands. `move` is sent for each move, with {mm} and {steps}
+    (mm x steps_per_mm) filled in; a reply matching `done` says it has stopped, one matching `error` that it
+    failed (regular expressions); `hello`, when set, is sent once after opening and answered like a move."""
+
+    move: str = "M{steps}"
+    done: str = "^(OK|ok|done)"
+    error: str = "^(ERR|err|error)"
+    steps_per_mm: float = 80.0
+    hello: str | None = None
+
+
+@dataclass
+class RigConfig:
+    """A film advancer or XY stage on a serial port, for `medianscan scan-roll`: it advances the strip, live view
+    finds each frame, a correcting move centres it, and a burst is shot once the view is still."""
+
+    port: str | None = None  # /dev/ttyUSB0 (any pyserial URL), or simulated; null: no rig
+    protocol: Literal["grbl", "marlin", "line"] = "grbl"
+    baud: int = 115200
+    axis: str = "X"
+    pitch_mm: float = 38.0  # frame to frame along the strip (35 mm film: 38); negative: advance the other way
+    picture_mm: float = 36.0  # one picture's width along the strip (35 mm film: 36)
+    feed_mm_per_minute: float = 3000.0
+    reply_timeout_seconds: float = 5.0  # a command's reply
+    move_timeout_seconds: float = 30.0  # a move, from the command until the controller says it has stopped
+    centre_tolerance: float = 0.01  # a frame off centre by more than this share of the picture's width is moved
+    far: float = 0.25  # a frame found farther than this share of the pitch from where the pitch put it stops the run
+    corrections: int = 4  # correcting moves per frame, at most
+    settle_seconds: float = 10.0  # live view must stand still (two previews agreeing within noise) within this
+    frames_without_live_view: int = 6  # frames a strip has, for a body without live view (its end is not seen)
+    line: LineProtocol = field(default_factory=LineProtocol)
+
+
+@dataclass
+class AutoFrames:
+    """`frames: auto`: each burst shoots until its blend reaches `snr` in the negative's densest tenth (the
+    positive's highlights and deep colours), at least `min` and at most `max` frames."""
+
+    snr: float = 100.0
+    min: int = 3
+    max: int = 25
+
+
+@dataclass
 class Config:
     mode: Literal["capture", "watch"] = "capture"
     library: Path = Path("~/Scans")
     roll_template: str = "{date}-roll{roll:03d}"
     negative_template: str = "frame-{negative:03d}"  # a negative's folder: the film's frame number on the roll
-    frames: int = 9  # raws per burst (per shutter value with `bracket`)
+    frames: int | Literal["auto"] = 9  # raws per burst (per shutter value with `bracket`); auto: see auto_frames
+    auto_frames: AutoFrames = field(default_factory=AutoFrames)
     bracket: list[str] = field(default_factory=list)  # multi-exposure: shutter values, a burst at each per press
     workers: int = 1  # blend worker processes
     queue_size: int = 4  # stacks waiting to blend before captures are held back
@@ -175,7 +237,27 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     roll: RollConfig = field(default_factory=RollConfig)
+    rig: RigConfig = field(default_factory=RigConfig)
     film: FilmRecord = field(default_factory=FilmRecord)  # the defaults of every new roll's film record
+
+    def frames_range(self) -> tuple[int, int]:
+        """The fewest and the most frames a burst shoots: `frames`, or auto_frames' bounds."""
+        if self.frames == "auto":
+            return self.auto_frames.min, self.auto_frames.max
+        return self.frames, self.frames
+
+    def frames_said(self) -> str:
+        """'9', or '3 to 25 (as each negative needs for SNR 100)': a burst's frames as status says them."""
+        if self.frames == "auto":
+            auto = self.auto_frames
+            return f"{auto.min} to {auto.max} (as each negative needs for SNR {auto.snr:g})"
+        return str(self.frames)
+
+    def flat_frames(self) -> int:
+        """A flat burst's frames: `frames`, or with auto at least 9 within its bounds (the bare light is thin:
+        auto would shoot its least, and a flat's noise goes into every negative it corrects)."""
+        least, most = self.frames_range()
+        return least if least == most else min(most, max(least, 9))
 
 
 # ----------------------------------------------------------------------------------------------------------

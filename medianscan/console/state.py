@@ -20,6 +20,7 @@ from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
+from medianscan.records import SnrFigures
 from medianscan.reports import CameraView, QueueState, bracket_text
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ class NegativeView:
     frames_used: int | None
     rejected: tuple[tuple[str, str], ...]  # (file, why)
     noise_ratio: float | None  # the blend's noise over one frame's
+    snr: float | None  # in the densest tenth, with `frames: auto`'s target and why it fell short (SnrFigures)
+    snr_target: float | None
+    snr_short: str | None
     clipped: dict[str, float]  # colour -> share of photosites at white in the raws
     problem: str | None  # the error, or the note of an incomplete burst
     positive: str | None  # the URL of its positive, once blended
@@ -54,7 +58,7 @@ class ConsoleState:
     paused: bool
     busy: bool
     group: str | None  # while a bracket runs: "group 2 of 2 (1/100)"
-    frames_per_burst: int
+    frames_per_burst: str
     queue: QueueState
     disk_free_bytes: int | None
     message: str | None  # the last thing that went wrong, until it is put right
@@ -71,6 +75,7 @@ def positive_url(roll: str, negative: str) -> str:
 
 def negative_view(stack: Path, m: Manifest) -> NegativeView:
     blend = m.blend if m.state == State.BLENDED else None
+    snr = SnrFigures.of(m.burst, blend)
     return NegativeView(
         name=stack.name,
         state=m.state.value,
@@ -78,6 +83,9 @@ def negative_view(stack: Path, m: Manifest) -> NegativeView:
         frames_used=None if blend is None else len(blend.frames),
         rejected=() if blend is None else tuple((d.path.name, d.reason) for d in blend.dropped),
         noise_ratio=None if blend is None else blend.noise_ratio,
+        snr=snr.snr,
+        snr_target=snr.target,
+        snr_short=snr.short,
         clipped={} if blend is None else dict(blend.clipped),
         problem=m.error or (m.note if m.state == State.INCOMPLETE else None),
         positive=None if blend is None else positive_url(stack.parent.name, stack.name),

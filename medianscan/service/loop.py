@@ -68,7 +68,7 @@ RECORD_BACKOFF_MAX = 30.0  # seconds between tries to record a blend whose recor
 
 def make_pool(cfg: Config, job: Job[BlendTask, BlendRecord] = blend_job) -> ServicePool:
     """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
-    warm = functools.partial(warm_up_blend, cfg.frames, cfg.blend)
+    warm = functools.partial(warm_up_blend, cfg.frames_range()[1], cfg.blend)
     return BlendPool(cfg.workers, cfg.queue_size, job=job, warm=warm)
 
 

@@ -230,7 +230,8 @@ class WatchService(Service):
     ) -> RecentNegative:
         """A finished blend as the last-stacks list shows it (the hot folder has no capture time)."""
         ratio = event.result.noise_ratio if event.result is not None else None
-        return RecentNegative(str(event.stack), state, frames, None, event.seconds, error, note, output, ratio)
+        snr = event.result.snr if event.result is not None else None
+        return RecentNegative(str(event.stack), state, frames, None, event.seconds, error, note, output, ratio, snr)
 
     def _retain(self, record: BlendRecord) -> str:
         """The configured retention applied to the raws the blend read (and any it dropped); an archive keeps

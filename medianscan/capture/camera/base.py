@@ -18,6 +18,7 @@ from medianscan.records import BurstRecord, CameraIdentity
 from medianscan.wording import counted
 
 if TYPE_CHECKING:
+    from medianscan.capture.camera.burst.enough import FrameCount
     from medianscan.capture.camera.burst.leftover import Fetched
     from medianscan.capture.camera.burst.link import Choice
 
@@ -106,12 +107,14 @@ class Camera(abc.ABC):
         """Set every configured setting, read it back and verify it; returns config key -> value read back."""
 
     @abc.abstractmethod
-    def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
-        """Re-lock, then shoot `n` frames to `stack/<stem>_<NN>.<ext>`; BurstError (with .record) on a fault."""
+    def burst(self, frames: int | FrameCount, stack: Path, stem: str) -> BurstRecord:
+        """Re-lock, then shoot `frames` frames (a number, or as many as the negative needs: burst.enough) to
+        `stack/<stem>_<NN>.<ext>`; BurstError (with .record) on a fault."""
 
     @abc.abstractmethod
-    def strategy(self) -> Choice:
-        """How this body's bursts are fired, and why (the config, what the body offers, its quirks)."""
+    def strategy(self, *, adaptive: bool = False) -> Choice:
+        """How this body's bursts are fired, and why (the config, what the body offers, its quirks); `adaptive`:
+        for a burst whose length is decided as it runs (its continuous burst must be one the host can stop)."""
 
     @abc.abstractmethod
     def fetch_left(self, stack: Path, stem: str, frames_expected: int) -> Fetched:

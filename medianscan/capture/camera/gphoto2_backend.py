@@ -24,6 +24,7 @@ from medianscan.capture.camera.base import (
     burst_error,
 )
 from medianscan.capture.camera.burst.engine import BurstEngine
+from medianscan.capture.camera.burst.enough import FrameCount, fixed_or
 from medianscan.capture.camera.burst.journal import forget
 from medianscan.capture.camera.burst.leftover import Fetched, fetch_left
 from medianscan.capture.camera.burst.quirks import Quirk, quirk_for
@@ -110,9 +111,10 @@ class Gphoto2Camera(Camera):
         self.settings.restore()
         self.session.drop()
 
-    def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
+    def burst(self, frames: int | FrameCount, stack: Path, stem: str) -> BurstRecord:
         """Re-lock, then shoot n frames into stack by the body's strategy (capture.camera.burst); on a fault
         reconnect and raise BurstError with the record of what is safe on disk."""
+        count = fixed_or(frames)
         record = BurstRecord(stack=Path(stack), started=time.time(), camera=self.session.identity)
         start = time.perf_counter()
         was_connected = self.session.cam is not None
@@ -122,7 +124,7 @@ class Gphoto2Camera(Camera):
             record.camera = self.session.identity
             record.settings = self.lock()
             exposure = true_seconds(record.settings.get("shutterspeed", "")) or 0.0
-            choice = self.strategy()
+            choice = self.strategy(adaptive=count.least != count.most)
             record.strategy = f"{choice.strategy}: {choice.why}"
             engine = BurstEngine(
                 self.link,
@@ -131,13 +133,13 @@ class Gphoto2Camera(Camera):
                 self.freshness,
                 announce_timeout_seconds=self.capture_timeout_seconds,
             )
-            engine.run(choice.strategy, n, record, stem, exposure)
+            engine.run(choice.strategy, count, record, stem, exposure)
         except gp.GPhoto2Error as exc:
-            doing = f"shoot frame {len(record.frames) + 1} of {n} into {stack}"
+            doing = f"shoot frame {len(record.frames) + 1} of {count.wanted()} into {stack}"
             cause = CameraError(faults.explain(exc.code, doing, self.session.where(), exc.string))
             reconnected = self.session.reconnect() if exc.code in faults.GONE else None
             if reconnected:  # what the body had named and not handed over yet is still on it
-                record.frames += self._fetch_after_fault(record, stem, n)
+                record.frames += self._fetch_after_fault(record, stem, count.most)
             record.error = burst_error(cause, record, reconnected=reconnected)
             raise BurstError(record.error, record) from exc
         except CameraError as exc:
@@ -160,11 +162,13 @@ class Gphoto2Camera(Camera):
     def quirk(self) -> Quirk:
         return quirk_for(self.session.identity.model if self.session.identity else "", self.cfg.quirks)
 
-    def strategy(self) -> Choice:
+    def strategy(self, *, adaptive: bool = False) -> Choice:
         """The strategy this body gets, and why (probed on the connected body)."""
         if self.session.cam is None:
             self.connect()
-        return choose(self.cfg.strategy, self.link.capabilities(), self.quirk(), self.session.where())
+        return choose(
+            self.cfg.strategy, self.link.capabilities(), self.quirk(), self.session.where(), adaptive=adaptive
+        )
 
     def fetch_left(self, stack: Path, stem: str, frames_expected: int) -> Fetched:
         if self.session.cam is None:

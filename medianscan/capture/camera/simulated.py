@@ -30,6 +30,7 @@ from medianscan.capture.camera.base import (
     burst_error,
 )
 from medianscan.capture.camera.burst.engine import BurstEngine
+from medianscan.capture.camera.burst.enough import FrameCount, fixed_or
 from medianscan.capture.camera.burst.journal import forget
 from medianscan.capture.camera.burst.leftover import Fetched, fetch_left
 from medianscan.capture.camera.burst.quirks import Quirk, quirk_for
@@ -51,6 +52,7 @@ from medianscan.capture.camera.simulated_scene import (
     Negative,
     layout,
 )
+from medianscan.capture.camera.simulated_strip import strip_of
 from medianscan.capture.camera.simulated_timing import timing_of
 from medianscan.config.schema import CameraConfig
 from medianscan.library.flats import FLAT_STEM
@@ -209,9 +211,10 @@ class SimulatedCamera(Camera):
             taken=datetime.now().strftime("%Y:%m:%d %H:%M:%S"),
         )
 
-    def burst(self, n: int, stack: Path, stem: str) -> BurstRecord:
+    def burst(self, frames: int | FrameCount, stack: Path, stem: str) -> BurstRecord:
         """Shoot `n` frames of the negative under the lens through the burst engine, as a real body is shot."""
         sim = self.cfg.simulated
+        count = fixed_or(frames)
         record = BurstRecord(stack=Path(stack), started=time.time(), camera=self.identity)
         start = time.perf_counter()
         try:
@@ -226,21 +229,21 @@ class SimulatedCamera(Camera):
                 negative = Negative(sim.seed, 0, sim.height, sim.width, scale, subject="film base")
             else:
                 self._bursts += 1
-                negative = self._negative(self._bursts, scale)
+                negative = self._negative(self._bursts if strip_of(sim) is None else self._index(), scale)
             self.body.new_burst(self._renderer(negative))
-            choice = self.strategy()
+            choice = self.strategy(adaptive=count.least != count.most)
             record.strategy = f"{choice.strategy}: {choice.why}"
             exposure = self._exposure().exposure_time or 0.0
             engine = BurstEngine(self.body, self.cfg, self.quirk, self.freshness)
-            engine.run(choice.strategy, n, record, stem, exposure)
+            engine.run(choice.strategy, count, record, stem, exposure)
         except BodyGoneError as exc:
             shots = self.body.shots
             self._died_once = True
             self.connect()  # the simulator always comes back, with the shots it had not handed over
-            record.frames += self.fetch_left(record.stack, stem, n).frames
+            record.frames += self.fetch_left(record.stack, stem, count.most).frames
             forget(record.stack)
             cause = CameraError(
-                f"the simulated camera dropped off the bus before frame {shots + 1} of {n} into {stack}"
+                f"the simulated camera dropped off the bus before frame {shots + 1} of {count.wanted()} into {stack}"
             )
             record.error = burst_error(cause, record, reconnected=True)
             raise BurstError(record.error, record) from exc
@@ -251,9 +254,9 @@ class SimulatedCamera(Camera):
             record.seconds = time.perf_counter() - start
         return record
 
-    def strategy(self) -> Choice:
+    def strategy(self, *, adaptive: bool = False) -> Choice:
         """The strategy this body gets, and why."""
-        return choose(self.cfg.strategy, self.body.capabilities(), self.quirk, self.body.where())
+        return choose(self.cfg.strategy, self.body.capabilities(), self.quirk, self.body.where(), adaptive=adaptive)
 
     def fetch_left(self, stack: Path, stem: str, frames_expected: int) -> Fetched:
         return fetch_left(self.body, stack, stem, frames_expected, self.cfg)
@@ -285,17 +288,25 @@ class SimulatedCamera(Camera):
         return render
 
     def _negative(self, index: int, scale: float = 1.0) -> Negative:
-        """Negative `index` at exposure `scale`: the one live view has shown is kept (it is under the lens)."""
+        """Negative `index` at exposure `scale`: the one live view has shown is kept (it is under the lens). On a
+        strip, what the view shows where the rig has put it (`index` is then its position, in 1/100 mm)."""
         if self._under_lens is None or (self._under_lens.index, self._under_lens.scale) != (index, scale):
             sim = self.cfg.simulated
-            self._under_lens = Negative(sim.seed, index, sim.height, sim.width, scale)
+            strip = strip_of(sim)
+            through = None if strip is None else strip.through(index / 100)
+            self._under_lens = Negative(sim.seed, index, sim.height, sim.width, scale, through=through)
         return self._under_lens
+
+    def _index(self) -> int:
+        """Which negative the view shows: the next burst's, or on a strip its position in 1/100 mm (a key)."""
+        strip = strip_of(self.cfg.simulated)
+        return self._bursts + 1 if strip is None else round(strip.carriage.position() * 100)
 
     def preview(self) -> bytes:
         """The negative the next burst will shoot, drifting through focus."""
         if not self._connected:
             raise CameraError("the simulated camera is not connected")
-        index = self._bursts + 1
+        index = self._index()
         scale = light_on_sensor(self._values) * self.cfg.simulated.light
         return self._live.frame(index, lambda: self._negative(index, scale).signal)
 

@@ -60,12 +60,15 @@ class SimulatedLiveView:
             self._prepare(index, signal())
         t = self.clock()
         period = self.cfg.preview_focus_period_seconds
-        defocus = _defocus((t / period) % 1.0) if period > 0 else 0.0
-        key = (
-            round(defocus * (len(BLUR_LEVELS) - 1)),
-            SWAY_STEP * round(SWAY_PX * (1 + math.sin(t * 0.7)) / SWAY_STEP),
-            SWAY_STEP * round(SWAY_PX * (1 + math.cos(t * 0.5)) / SWAY_STEP),
-        )
+        if self.cfg.strip.frames > 0:  # a rig's copy stand: rigid and focused once
+            key = (0, SWAY_PX, SWAY_PX)
+        else:
+            defocus = _defocus((t / period) % 1.0) if period > 0 else 0.0
+            key = (
+                round(defocus * (len(BLUR_LEVELS) - 1)),
+                SWAY_STEP * round(SWAY_PX * (1 + math.sin(t * 0.7)) / SWAY_STEP),
+                SWAY_STEP * round(SWAY_PX * (1 + math.cos(t * 0.5)) / SWAY_STEP),
+            )
         if self.zoom_at is not None:
             jpeg = self._zoomed(key[0], self.zoom_at)
         elif key in self._encoded:
@@ -116,7 +119,7 @@ class SimulatedLiveView:
         rgb *= _GAINS * np.float32(_CODES / self.full_scale)
         self._sharp = rgb
         self._levels.clear()
-        rng = np.random.default_rng(index)
+        rng = np.random.default_rng(abs(index))
         self._grain = rng.normal(0.0, 12.0, (rgb.shape[0] + 7, rgb.shape[1])).astype(np.float32)
         self._encoded.clear()
         self._index = index

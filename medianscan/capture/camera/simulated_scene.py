@@ -22,13 +22,14 @@ FALLOFF = 0.8  # the light panel and lens at the corners, against the centre
 SENSOR_DUST = ((0.35, 0.3, 4.0), (0.6, 0.72, 5.0))  # (y, x) as fractions of the sensor, radius in photosites
 SENSOR_DUST_DEPTH = 0.25
 BARE_LIGHT = 0.7  # the bare light panel (no film) at this share of the raw range, in the centre
+FILM_LIGHT = 0.8  # the light through a fully transparent film, at this share of the raw range
 
 
 Subject = Literal["negative", "bare light", "film base"]
 BASE_TRANSMISSION = 0.85  # the clear film base (no image), before its orange mask
 
 
-def _mask(height: int, width: int) -> npt.NDArray[np.float32]:
+def mask(height: int, width: int) -> npt.NDArray[np.float32]:
     """The orange mask's transmission per photosite of the RGGB sensor."""
     mask = np.empty((height, width), dtype=np.float32)
     mask[0::2, 0::2] = ORANGE_MASK[0]
@@ -70,8 +71,41 @@ def layout(height: int, width: int) -> MosaicLayout:
     )
 
 
+def picture(seed: int, index: int, h: int, w: int) -> npt.NDArray[np.float32]:
+    """Negative `index`'s transmission per photosite, before its orange mask: an inverted positive scene (smooth
+    light, a gradient, hard-edged shapes, discs) with the film's clumped grain, deterministic by seed."""
+    rng = np.random.default_rng([seed, index, 0])
+    # a positive scene: smooth light (a separable Gaussian: two 1-D profiles), a gradient, hard-edged shapes
+    cy, cx = rng.uniform(0.2, 0.8, 2)
+    ys = np.linspace(0.0, 1.0, h, dtype=np.float32)
+    xs = np.linspace(0.0, 1.0, w, dtype=np.float32)
+    scene = np.outer(np.exp(-((ys - cy) ** 2) / 0.08), np.exp(-((xs - cx) ** 2) / 0.08)).astype(np.float32)
+    scene *= np.float32(0.3)
+    scene += np.float32(0.35) + np.float32(0.15) * xs
+    for _ in range(6):  # hard edges: what alignment locks on to
+        y0, x0 = int(rng.integers(0, h * 3 // 4)), int(rng.integers(0, w * 3 // 4))
+        y1, x1 = y0 + int(rng.integers(h // 16 + 1, h // 3 + 2)), x0 + int(rng.integers(w // 16 + 1, w // 3 + 2))
+        scene[y0:y1, x0:x1] += np.float32(rng.uniform(-0.3, 0.3))
+    for _ in range(3):  # discs, drawn in their bounding box only
+        ry, rx, rad = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(h / 50, h / 6)
+        top, left = max(0, int(ry - rad)), max(0, int(rx - rad))
+        box = scene[top : int(ry + rad) + 1, left : int(rx + rad) + 1]
+        yy = np.arange(top, top + box.shape[0], dtype=np.float32)[:, None]
+        xx = np.arange(left, left + box.shape[1], dtype=np.float32)[None, :]
+        box[(yy - ry) ** 2 + (xx - rx) ** 2 < rad**2] += np.float32(rng.uniform(-0.25, 0.25))
+    # film grain: clumped, multiplicative, fixed for this negative
+    grain = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)
+    grain = (grain[:-1, :-1] + grain[1:, 1:]) * np.float32(0.5)
+    grain = np.repeat(np.repeat(grain, 2, axis=0), 2, axis=1)[:h, :w]
+    scene = np.clip(scene * (1 + np.float32(0.05) * grain), 0.02, 1.0)
+    # negative: bright scene -> dense film -> little light; seen through the orange base
+    return (np.float32(BASE_TRANSMISSION) - np.float32(0.7) * scene).astype(np.float32)
+
+
 class Negative:
-    """One negative under the lens: the noiseless signal per photosite and its noise sigma (DN)."""
+    """One negative under the lens: the noiseless signal per photosite and its noise sigma (DN). `through`, when
+    given, is what the film lets through per photosite, orange mask included (a strip seen through the light,
+    capture.camera.simulated_strip); else negative `index`'s picture fills the view."""
 
     def __init__(
         self,
@@ -82,6 +116,7 @@ class Negative:
         exposure_scale: float = 1.0,
         *,
         subject: Subject = "negative",
+        through: npt.NDArray[np.float32] | None = None,
     ) -> None:
         self.seed, self.index, self.film, self.scale = seed, index, subject != "bare light", exposure_scale
         self.signal: npt.NDArray[np.float32]
@@ -90,41 +125,13 @@ class Negative:
             level = BARE_LIGHT * (WHITE - BLACK) * exposure_scale
             light = light_path(height, width) * np.float32(level)
             if subject == "film base":
-                light *= _mask(height, width) * np.float32(BASE_TRANSMISSION * 0.8 / BARE_LIGHT)
+                light *= mask(height, width) * np.float32(BASE_TRANSMISSION * FILM_LIGHT / BARE_LIGHT)
             self.signal = light.astype(np.float32)
             self.sigma = np.sqrt(GAIN * self.signal + READ_NOISE**2).astype(np.float32)
             return
-        rng = np.random.default_rng([seed, index, 0])
-        h, w = height, width
-        # a positive scene: smooth light (a separable Gaussian: two 1-D profiles), a gradient, hard-edged shapes
-        cy, cx = rng.uniform(0.2, 0.8, 2)
-        ys = np.linspace(0.0, 1.0, h, dtype=np.float32)
-        xs = np.linspace(0.0, 1.0, w, dtype=np.float32)
-        scene = np.outer(np.exp(-((ys - cy) ** 2) / 0.08), np.exp(-((xs - cx) ** 2) / 0.08)).astype(np.float32)
-        scene *= np.float32(0.3)
-        scene += np.float32(0.35) + np.float32(0.15) * xs
-        for _ in range(6):  # hard edges: what alignment locks on to
-            y0, x0 = int(rng.integers(0, h * 3 // 4)), int(rng.integers(0, w * 3 // 4))
-            y1, x1 = y0 + int(rng.integers(h // 16 + 1, h // 3 + 2)), x0 + int(rng.integers(w // 16 + 1, w // 3 + 2))
-            scene[y0:y1, x0:x1] += np.float32(rng.uniform(-0.3, 0.3))
-        for _ in range(3):  # discs, drawn in their bounding box only
-            ry, rx, rad = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(h / 50, h / 6)
-            top, left = max(0, int(ry - rad)), max(0, int(rx - rad))
-            box = scene[top : int(ry + rad) + 1, left : int(rx + rad) + 1]
-            yy = np.arange(top, top + box.shape[0], dtype=np.float32)[:, None]
-            xx = np.arange(left, left + box.shape[1], dtype=np.float32)[None, :]
-            box[(yy - ry) ** 2 + (xx - rx) ** 2 < rad**2] += np.float32(rng.uniform(-0.25, 0.25))
-        # film grain: clumped, multiplicative, fixed for this negative
-        grain = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)
-        grain = (grain[:-1, :-1] + grain[1:, 1:]) * np.float32(0.5)
-        grain = np.repeat(np.repeat(grain, 2, axis=0), 2, axis=1)[:h, :w]
-        scene = np.clip(scene * (1 + np.float32(0.05) * grain), 0.02, 1.0)
-        # negative: bright scene -> dense film -> little light; seen through the orange base
-        transmission = np.float32(BASE_TRANSMISSION) - np.float32(0.7) * scene
-        mask = _mask(h, w)
-        self.signal = (
-            transmission * mask * light_path(h, w) * np.float32(0.8 * (WHITE - BLACK) * exposure_scale)
-        ).astype(np.float32)
+        film = picture(seed, index, height, width) * mask(height, width) if through is None else through
+        film_level = np.float32(FILM_LIGHT * (WHITE - BLACK) * exposure_scale)
+        self.signal = (film * light_path(height, width) * film_level).astype(np.float32)
         self.sigma = np.sqrt(GAIN * self.signal + READ_NOISE**2).astype(np.float32)
 
     def frame(self, number: int, *, flicker: bool = False, shift: bool = False) -> npt.NDArray[np.uint16]:

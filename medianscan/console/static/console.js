@@ -171,6 +171,7 @@ function describe(n) {
   const bits = [];
   if (n.noise_ratio) bits.push(`${n.noise_ratio.toFixed(2)}x noise, ${(1 / n.noise_ratio).toFixed(1)}x cleaner`);
   if (n.frames_used != null) bits.push(`${n.frames_used} of ${n.frames_expected} frames used`);
+  if (n.snr != null) bits.push(snrText(n));
   return bits;
 }
 // the raw's clipped share, only where there is some: "clipped R 0.31 % G 12 %"
@@ -178,6 +179,10 @@ function clipping(n) {
   const clip = Object.entries(n.clipped || {}).filter(([, v]) => v >= 5e-5);
   const share = (v) => percent(v, v < 0.01 ? 2 : v < 0.1 ? 1 : 0);
   return clip.length ? "clipped " + clip.map(([c, v]) => `${c} ${share(v)}`).join(" ") : "";
+}
+// "SNR 152 of 100": what the negative's densest tenth reached, against frames: auto's target
+function snrText(n) {
+  return `SNR ${n.snr.toFixed(0)}` + (n.snr_target != null ? ` of ${n.snr_target.toFixed(0)}` : "");
 }
 function line(cls, text, title = text) { return el("div", { class: cls, title }, text); }
 
@@ -195,6 +200,8 @@ function showFrames(negatives) {
     if (n.positive) fresh.append(el("img", { src: n.positive, alt: `${n.name} as a positive`, loading: "lazy" }));
     if (n.noise_ratio) fresh.append(line("figures", `${(1 / n.noise_ratio).toFixed(1)}x cleaner`, `noise ${n.noise_ratio.toFixed(2)}x a single frame's`));
     if (n.frames_used != null) fresh.append(line("figures", `${n.frames_used} of ${n.frames_expected} frames used`));
+    if (n.snr != null) fresh.append(line("figures", snrText(n), "signal-to-noise ratio in the negative's densest tenth (the positive's highlights)"));
+    if (n.snr_short) fresh.append(line("why", n.snr_short));
     if (clipping(n)) fresh.append(line("clipped", clipping(n), "in the raws, " + clipping(n)));
     for (const [file, why] of n.rejected) fresh.append(line("why", `rejected ${file}: ${why}`));
     if (n.problem) fresh.append(line("why", n.problem));

@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from medianscan.blend.stack_files import output_paths
 from medianscan.capture.bracket_burst import bracket_choices, shoot_bracket
 from medianscan.capture.camera import BurstError, Camera, CameraError
+from medianscan.capture.camera.burst.enough import Auto, FrameCount, flat_gain
 from medianscan.capture.events import Answer
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
@@ -144,7 +146,7 @@ class CameraThread:
         shot = flats.shooting_folder(roll)
         try:
             with self.burst_under_way("a flat burst is under way", "the flat"):
-                record = camera.burst(self.d.cfg.frames, shot, flats.FLAT_STEM)
+                record = camera.burst(self.d.cfg.flat_frames(), shot, flats.FLAT_STEM)
         except CameraError as exc:
             kept = flats.set_aside(shot, "flat-cut-off")
             if not camera.connected:
@@ -175,17 +177,19 @@ class CameraThread:
             )
             return Answer(False, "capture", text, "refused")
         values = bracket_choices(camera, self.d.cfg.bracket) if self.d.cfg.bracket else []  # before any frame
-        frames = self.d.cfg.frames
-        stack = self.d.library.new_stack(frames * max(1, len(values)))
+        least = self.d.cfg.frames_range()[0] * max(1, len(values))
+        stack = self.d.library.new_stack(least)  # with frames: auto, what it shot is recorded after
         started = time.monotonic()
         try:
             with self.burst_under_way("a burst is under way", stack.name):
                 if values:
-                    record = shoot_bracket(
-                        camera, camera.cfg.settings, values, frames, stack, progress=self.group_progress
-                    )
+                    record = shoot_bracket(  # the longest exposure decides; the others shoot the least
+                        camera, camera.cfg.settings, values,
+                        lambda deciding: self.frame_count(flat) if deciding else self.d.cfg.frames_range()[0], stack,
+                        progress=self.group_progress,
+                    )  # fmt: skip
                 else:
-                    record = camera.burst(frames, stack, stack.name)
+                    record = camera.burst(self.frame_count(flat), stack, stack.name)
         except CameraError as exc:
             kept = exc.record if isinstance(exc, BurstError) else None
             self.d.library.mark(
@@ -194,7 +198,7 @@ class CameraThread:
                 error=str(exc),
                 burst=kept,
                 capture_seconds=time.monotonic() - started,
-                note=cut_off_note(len(raw_files(stack)), frames * max(1, len(values))),
+                note=cut_off_note(len(raw_files(stack)), least),
             )
             if left_a_journal(stack):  # frames still on the body: fetched once it is back
                 self.d.cut_off.add(stack)
@@ -209,10 +213,17 @@ class CameraThread:
                 self.d.camera_status.battery = self.d.link.camera.battery()
         seconds = record.seconds or time.monotonic() - started
         self.d.library.mark(
-            stack, State.CAPTURED, burst=record, capture_seconds=seconds, flat=flat, bracket=values or None
+            stack,
+            State.CAPTURED,
+            burst=record,
+            capture_seconds=seconds,
+            flat=flat,
+            bracket=values or None,
+            frames_expected=max(least, len(record.frames)),
         )
         last = record.frames[-1] if record.frames else None
-        cue = f"{stack.name}: burst done, {len(record.frames)} frames in {seconds:.1f} s: advance the negative"
+        why = f" ({record.auto.said()})" if record.auto is not None else ""
+        cue = f"{stack.name}: burst done, {len(record.frames)} frames{why} in {seconds:.1f} s: advance the negative"
         log.info("%s", cue)
         self.d.hooks.fire("burst-done", stack, last)
         self.d.emit(BurstDone(stack, len(record.frames), seconds))
@@ -221,6 +232,14 @@ class CameraThread:
                 self.d.backlog.appendleft(stack)
         self.d.message = None
         return Answer(True, "capture", cue, stack=stack.name)
+
+    def frame_count(self, flat: Path | None) -> int | FrameCount:
+        """A burst's frames: `frames`, or for `frames: auto` a fresh count, its densest tenth found after the
+        roll's flat field's gain when its master is blended (burst.enough)."""
+        if self.d.cfg.frames != "auto":
+            return self.d.cfg.frames
+        master = None if flat is None else output_paths(flat, "median", "raw", None)[0]
+        return Auto(self.d.cfg.auto_frames, self.d.cfg.blend, flat_gain(master))
 
     @contextlib.contextmanager
     def burst_under_way(self, why: str, label: str) -> Iterator[None]:
@@ -260,12 +279,13 @@ class CameraThread:
 
     def check_space(self) -> None:
         per_frame = self.d.library.bytes_per_frame() or DEFAULT_FRAME_BYTES
-        need = per_frame * (self.d.cfg.frames + SPACE_MARGIN_FRAMES)
+        most = self.d.cfg.frames_range()[1]
+        need = per_frame * (most + SPACE_MARGIN_FRAMES)
         folder = self.d.library.roll
         free = shutil.disk_usage(folder).free
         if free < need:
             raise MedianscanError(
                 f"not enough free disk space in {folder}: {free / 1e6:.0f} MB free, a stack of "
-                f"{self.d.cfg.frames} frames and its blend need about {need / 1e6:.0f} MB; free some space "
+                f"{most} frames and its blend need about {need / 1e6:.0f} MB; free some space "
                 "or move the library, then press again"
             )

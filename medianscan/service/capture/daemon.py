@@ -107,8 +107,8 @@ class Daemon(Service):
     # --- what the console reads (medianscan.console.scanner.Scanner) -------------------------------------
 
     @property
-    def frames_per_burst(self) -> int:
-        return self.cfg.frames
+    def frames_per_burst(self) -> str:
+        return self.cfg.frames_said()
 
     def has_camera(self) -> bool:
         return self.link.camera is not None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from medianscan.library import flats
 from medianscan.library.manifest import Manifest
+from medianscan.records import SnrFigures
 from medianscan.reports import (
     RECENT,
     CameraView,
@@ -21,6 +22,7 @@ from medianscan.service.capture.parts import CaptureDaemon
 
 def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
     blend = m.blend
+    snr = SnrFigures.of(m.burst, blend)
     return RecentNegative(
         str(stack),
         m.state.value,
@@ -31,6 +33,9 @@ def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
         m.note,
         None if blend is None else str(blend.output),
         None if blend is None else blend.noise_ratio,
+        snr.snr,
+        snr.target,
+        snr.short,
     )
 
 
@@ -64,7 +69,7 @@ def capture_status(d: CaptureDaemon) -> CaptureStatus:
         flat=None if flat is None else flat.name,
         negative=negative,
         next_negative=d.library.next_negative(),
-        frames_per_burst=d.cfg.frames,
+        frames_per_burst=d.cfg.frames_said(),
         paused=d.paused,
         busy=d.bursting,
         bracket_group=d.bracket_group,

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from medianscan.capture.camera.base import CameraError
+from medianscan.capture.camera.burst.enough import FrameCount
 from medianscan.capture.camera.burst.journal import BurstJournal
 from medianscan.capture.camera.burst.link import Announced, BodyLink
 from medianscan.capture.camera.burst.quirks import Quirk
@@ -68,10 +69,12 @@ class BurstEngine:
 
     # --- the burst ----------------------------------------------------------------------------------------------
 
-    def run(self, strategy: Strategy, n: int, record: BurstRecord, stem: str, exposure: float) -> None:
-        """Fill `record` with `n` frames named `stem` in its stack; CameraError (the record holding what is safe
-        on disk) when the body fails. libgphoto2's own errors pass through for the backend to explain."""
-        self.n, self.record, self.stem, self.exposure = n, record, stem, exposure
+    def run(self, strategy: Strategy, frames: FrameCount, record: BurstRecord, stem: str, exposure: float) -> None:
+        """Fill `record` with the frames `frames` wants, named `stem`, in its stack; CameraError (the record
+        holding what is safe on disk) when the body fails. libgphoto2's own errors pass through for the backend
+        to explain."""
+        self.count, self.record, self.stem, self.exposure = frames, record, stem, exposure
+        self.n = frames.most  # for the frames' names: their number's width
         self.shots: list[Shot] = []
         self.deletes: list[tuple[Future[Path] | None, Announced]] = []  # in order: written (or not kept) -> delete
         self.on_body = 0  # files named and not deleted yet
@@ -89,6 +92,7 @@ class BurstEngine:
             else:
                 self._one_by_one(capture=strategy == "capture", overlap=strategy == "trigger" and self.quirk.overlap)
             self._companions_after()
+            record.auto = frames.record(len(record.frames))
             finished = True
         finally:
             self.writer.close()  # every file handed over is on disk (or failed) before the burst ends
@@ -99,19 +103,27 @@ class BurstEngine:
         """Frames taken, and those the shots still unjudged should bring."""
         return len(self.record.frames) + sum(1 for s in self.shots if not s.judged)
 
+    def _short(self) -> bool:
+        """More frames wanted: the count is asked as it is; with all it wanted taken, its last measure is waited
+        for (the only wait it costs the burst), which may want more."""
+        if len(self.record.frames) < self.count.wanted():
+            return True
+        return len(self.record.frames) < self.count.settle()
+
     def _one_by_one(self, *, capture: bool, overlap: bool) -> None:
         """`capture` or `trigger`: one command per frame. With `overlap` the next shot is fired as soon as the
         body has named the last one's raw, and the files already named are fetched while it exposes."""
-        while len(self.record.frames) < self.n:
-            if self._promised() >= self.n:  # every frame is on its way: fetch them (or wait for a shot's file)
+        while self._short():
+            if self._promised() >= self.count.wanted():  # every frame is on its way: fetch them (or wait)
                 if not self._fetch_ready():
                     self._hear(0.05)
                 self._delete_written(wait=False)
                 continue
-            if len(self.shots) >= MAX_SHOTS_PER_FRAME * self.n:
+            if len(self.shots) >= MAX_SHOTS_PER_FRAME * self.count.most:
                 raise CameraError(
                     f"the camera ({self.link.where()}) gave {counted(len(self.record.frames), 'fresh frame')} of "
-                    f"{self.n} in {len(self.shots)} shots: the other files were not this burst's (see {SET_ASIDE}/)"
+                    f"{self.count.wanted()} in {len(self.shots)} shots: the other files were not this burst's (see "
+                    f"{SET_ASIDE}/)"
                 )
             self._make_room()
             if not overlap:
@@ -134,10 +146,10 @@ class BurstEngine:
     def _native(self) -> None:
         """The body's own continuous burst: started once, each file fetched as it is named, stopped at N."""
         self.native_start = time.time()
-        self.link.start_native(self.n)
+        self.link.start_native(self.count.most)  # stopped once the count has what it wants
         try:
             deadline = self.clock() + self.announce_timeout_seconds
-            while len(self.record.frames) < self.n:
+            while self._short():
                 named = len(self.shots)
                 if not self._fetch_ready():
                     self._hear(0.05)
@@ -146,7 +158,8 @@ class BurstEngine:
                 elif self.clock() > deadline:
                     raise CameraError(
                         f"the camera ({self.link.where()}) stopped its burst after "
-                        f"{counted(len(self.record.frames), 'frame')} of {self.n}; check the card and its buffer"
+                        f"{counted(len(self.record.frames), 'frame')} of {self.count.wanted()}; check the card and its "
+                        "buffer"
                     )
                 self._delete_written(wait=False)
         finally:
@@ -323,6 +336,7 @@ class BurstEngine:
         self.deletes.append((self.writer.submit(target, item.download), item.file))
         if role == "frame":
             self.record.frames.append(target)
+            self.count.took(item.download.data)
         elif role == "jpeg":
             self.record.jpegs.append(target)
         if role != "set aside":

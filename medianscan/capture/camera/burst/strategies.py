@@ -14,10 +14,18 @@ from medianscan.vocabulary import StrategyChoice
 
 __all__ = ["Choice", "choose"]
 
+FIXED_COUNT = ("nikon-burstnumber",)  # continuous bursts whose length is set before they start
 
-def choose(configured: StrategyChoice, caps: Capabilities, quirk: Quirk, where: str) -> Choice:
+
+def choose(
+    configured: StrategyChoice, caps: Capabilities, quirk: Quirk, where: str, *, adaptive: bool = False
+) -> Choice:
     """The strategy for a body with `caps` and `quirk` when the config says `configured`; a CameraError names what
-    the body lacks when the config asks for it. The quirk, if any, is said too."""
+    the body lacks when the config asks for it. The quirk, if any, is said too. An `adaptive` burst (its length
+    decided as it runs, `frames: auto`) cannot use a continuous burst of a fixed count (Nikon's burstnumber)."""
+    if adaptive and caps.native in FIXED_COUNT:
+        caps = Capabilities(caps.trigger, None, f"{caps.native} shoots a count set beforehand, and frames: auto "
+                            "decides as it goes")  # fmt: skip
     choice = _choose(configured, caps, quirk, where)
     if quirk.note and quirk.note not in choice.why:
         return Choice(choice.strategy, f"{choice.why} (quirk: {quirk.note})")

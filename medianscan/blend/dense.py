@@ -1,0 +1,188 @@
+"""The negative's densest tenth: where the least light reaches the sensor, so shot noise is largest against the
+signal, and where the positive's highlights and deep colours come from. What `frames: auto` measures (one frame's
+signal-to-noise ratio there, from the first frames), and what the blend's own SNR is checked at.
+
+On any colour-filter layout: the mosaic is taken in whole CFA repeats, every `stride`-th repeat each way (a
+subsample: the measure costs little beside the shooting); a repeat's level is the mean of its photosites above
+black (after the flat field's gain, when there is one: a dark corner of the light is not a dense negative), and the
+densest tenth is the tenth of repeats with the lowest level among those that see light at all (not the copy
+stand's mask beyond the film). In it, each colour's signal is the median of its photosites above black, and one
+frame's noise sigma comes from two frames' difference (robust to dust); the colour with the lowest ratio limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan.blend.efficiency import variance_factor
+from medianscan.blend.flat import MasterFlat
+from medianscan.blend.frames import Frame
+from medianscan.blend.noise import robust_sigma
+from medianscan.blend.shelf import FrameArrays
+from medianscan.config.schema import BlendConfig
+from medianscan.metadata import MosaicLayout
+
+TENTH = 10.0  # percent of the lit repeats: the densest tenth
+LIT = 0.02  # a repeat darker than this share of the brightest (99th percentile) sees no light through the film
+TARGET_SITES = 200_000  # photosites a measure looks at, about (sets the stride)
+
+
+@dataclass(frozen=True)
+class DenseMeasure:
+    """One frame's signal-to-noise ratio in the densest tenth, in the colour that limits it."""
+
+    snr: float
+    signal: float  # DN above black
+    sigma: float  # DN
+    colour: str  # the limiting colour's letter
+
+
+def repeats(
+    mosaic: npt.NDArray[np.generic], layout: MosaicLayout, stride: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    """The active area in whole CFA repeats, every `stride`-th each way: (rows, ph, cols, pw) values, the colour
+    index of each position (ph, pw), and its black level (ph, pw)."""
+    ph, pw = layout.pattern.shape
+    top, left, bottom, right = layout.active_area
+    y0, x0 = -(-top // ph) * ph, -(-left // pw) * pw  # whole repeats, in phase with the pattern
+    rows, cols = (bottom - y0) // ph, (right - x0) // pw
+    area = np.asarray(mosaic[y0 : y0 + rows * ph, x0 : x0 + cols * pw])
+    blocks = area.reshape(rows, ph, cols, pw)[::stride, :, ::stride, :].astype(np.float32)
+    black = np.asarray(layout.black_levels, dtype=np.float32)[layout.pattern]
+    return blocks, np.asarray(layout.pattern, dtype=np.uint8), black
+
+
+def stride_for(layout: MosaicLayout) -> int:
+    """Every n-th repeat each way, so that a measure sees about TARGET_SITES photosites."""
+    top, left, bottom, right = layout.active_area
+    sites = max(1, (bottom - top) * (right - left))
+    return max(1, int(math.sqrt(sites / TARGET_SITES)))
+
+
+def densest_tenth(level: npt.NDArray[np.float32], gain: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.bool_]:
+    """Which repeats (rows, cols) are the densest tenth of those lit: `level` is each repeat's mean signal above
+    black, `gain` the flat field's (same shape) when there is one."""
+    seen = level * gain if gain is not None else level
+    lit = seen > LIT * np.percentile(seen, 99)
+    if not lit.any():
+        return lit
+    return lit & (seen <= np.percentile(seen[lit], TENTH))
+
+
+def _letters(layout: MosaicLayout) -> dict[str, npt.NDArray[np.bool_]]:
+    """Each colour's positions in the CFA repeat (a letter may have two indices: Bayer's two greens)."""
+    pattern = np.asarray(layout.pattern)
+    found: dict[str, npt.NDArray[np.bool_]] = {}
+    for index, letter in enumerate(layout.colors.upper()):
+        found[letter] = found.get(letter, np.zeros(pattern.shape, dtype=bool)) | (pattern == index)
+    return {letter: mask for letter, mask in found.items() if mask.any()}
+
+
+@dataclass(frozen=True)
+class _Dense:
+    """Where the densest tenth is in a subsample, and each colour's figures there."""
+
+    dense: npt.NDArray[np.bool_]  # (rows, cols) repeats
+    by_colour: dict[str, DenseMeasure]
+
+    def limiting(self) -> DenseMeasure:
+        if not self.by_colour:
+            raise ValueError("no densest tenth to measure: the frames see no light")
+        return min(self.by_colour.values(), key=lambda m: m.snr)
+
+
+def _measure(blocks: Sequence[npt.NDArray[np.float32]], black: npt.NDArray[np.float32], layout: MosaicLayout,
+             gain: npt.NDArray[np.float32] | None) -> _Dense:  # fmt: skip
+    signal = sum(blocks[1:], blocks[0]) * np.float32(1 / len(blocks)) - black[None, :, None, :]
+    dense = densest_tenth(signal.mean(axis=(1, 3)), gain)
+    in_dense = signal.transpose(0, 2, 1, 3)[dense]  # (k, ph, pw)
+    diffs = [(blocks[i] - blocks[i + 1]).transpose(0, 2, 1, 3)[dense] for i in range(0, len(blocks) - 1, 2)]
+    by_colour = {}
+    for letter, where in _letters(layout).items():
+        s = in_dense[:, where].ravel()
+        if s.size < 16:
+            continue
+        sig = float(np.median(s))
+        sigma = robust_sigma(np.concatenate([d[:, where].ravel() for d in diffs])) / math.sqrt(2)
+        by_colour[letter] = DenseMeasure(sig / sigma if sigma > 0 else math.inf, sig, sigma, letter)
+    return _Dense(dense, by_colour)
+
+
+def measure_frames(frames: Sequence[npt.NDArray[np.generic]], layout: MosaicLayout, *,
+                   gain: npt.NDArray[np.float32] | None = None, stride: int | None = None) -> DenseMeasure:  # fmt: skip
+    """One frame's SNR in the densest tenth, in the colour that limits, from two or more frames of the negative
+    (full sensor arrays): the signal from their mean, the noise from each pair's difference (1-2, 3-4, ...).
+    `gain` is the flat field's per photosite (full array) when the roll has one."""
+    step = stride or stride_for(layout)
+    sampled = [subsample(f, layout, step) for f in frames]
+    return measure_subsampled(sampled, layout, None if gain is None else subsample(gain, layout, step))
+
+
+def subsample(mosaic: npt.NDArray[np.generic], layout: MosaicLayout, stride: int) -> npt.NDArray[np.float32]:
+    """What a measure keeps of a frame: its every `stride`-th CFA repeat each way (see `repeats`)."""
+    return repeats(mosaic, layout, stride)[0]
+
+
+def measure_subsampled(
+    frames: Sequence[npt.NDArray[np.float32]], layout: MosaicLayout, gain: npt.NDArray[np.float32] | None = None
+) -> DenseMeasure:
+    """measure_frames on frames (and the flat's gain) already subsampled alike."""
+    if len(frames) < 2:
+        raise ValueError("one frame's noise needs two frames")
+    black = np.asarray(layout.black_levels, dtype=np.float32)[layout.pattern]
+    return _measure(frames, black, layout, None if gain is None else gain.mean(axis=(1, 3))).limiting()
+
+
+def blend_snr(
+    frames: FrameArrays | Sequence[npt.NDArray[np.generic]],
+    layout: MosaicLayout,
+    blend: Callable[[npt.NDArray[np.generic]], npt.NDArray[np.generic]],
+    method: str,
+    cfg: BlendConfig | None = None,
+    *,
+    gain: npt.NDArray[np.float32] | None = None,
+) -> float | None:
+    """The SNR a blend of all `frames` reaches in the densest tenth, in the colour that limits, measured on the
+    frames themselves as noise.noise_ratio measures it (the blend of all but the last against the last holds that
+    blend's noise and one frame's; one frame's comes from the first two frames' difference), carried from N-1 to N
+    frames by the method's efficiency; `gain` as for measure_frames. None for fewer than 3 frames, or a stack
+    whose blend shows no noise of its own."""
+    n = len(frames)
+    if n < 3:
+        return None
+    step = stride_for(layout)
+    blocks = [repeats(f, layout, step)[0] for f in frames]
+    black = repeats(frames[0], layout, step)[2]
+    block_gain = None if gain is None else repeats(gain, layout, step)[0].mean(axis=(1, 3))
+    found = _measure(blocks[:2], black, layout, block_gain)
+    one = found.limiting()
+    where = _letters(layout)[one.colour]
+    stack = np.stack(blocks)  # (n, rows, ph, cols, pw)
+    rest = np.rint(stack[:-1]).astype(np.uint16).reshape(n - 1, 1, -1)
+    blended = np.asarray(blend(rest), dtype=np.float32).reshape(stack.shape[1:])
+    residual = (blended - stack[-1]).transpose(0, 2, 1, 3)[found.dense][:, where].ravel()
+    own = robust_sigma(residual) ** 2 - one.sigma**2
+    if own <= 0:
+        return None
+    carry = (variance_factor(method, n, cfg) / n) / (variance_factor(method, n - 1, cfg) / (n - 1))
+    return one.signal / (math.sqrt(own) * math.sqrt(carry))
+
+
+def stack_snr(
+    frames: FrameArrays,
+    first: Frame,
+    blend: Callable[[npt.NDArray[np.generic]], npt.NDArray[np.generic]],
+    cfg: BlendConfig,
+    master: MasterFlat | None,
+) -> float | None:
+    """blend_snr for a decoded stack (its frames as written, `first` speaking for their layout); None for frames
+    without a colour-filter mosaic (JPEGs, TIFFs, linear raws: their densest tenth is not measured)."""
+    layout = first.layout
+    if layout is None or layout.linear:
+        return None
+    return blend_snr(frames, layout, blend, cfg.method, cfg, gain=None if master is None else master.gain)
