@@ -76,6 +76,7 @@ class CaptureStatus:
     paused: bool
     busy: bool
     bracket_group: tuple[int, int, str] | None  # (group, of groups, shutter) while a bracket runs
+    roll_run: str | None  # a roll run's progress (scan-roll), while one is under way
     queue: QueueState
     disk_free_bytes: int | None
     console: str | None  # the console's URL when it is served

@@ -243,3 +243,47 @@ def test_a_refused_setting_is_one_banner_and_live_view_still_runs(tmp_path: Path
         assert browser.find_element(By.CSS_SELECTOR, "[data-testid=answer]").get_attribute("class") == "refused"
         assert len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div")) == 1  # said once
         assert list(running.daemon.library.root.glob("*/frame-001")) == []  # nothing shot
+
+
+def test_the_console_runs_a_roll_on_the_rig_shows_progress_and_the_found_frame_and_stops_it(
+    tmp_path: Path, browser: WebDriver
+) -> None:
+    from medianscan.config.schema import StripConfig
+
+    cfg = capture_config(tmp_path / "library")
+    cfg.camera.simulated.strip = StripConfig(frames=8, slip=0.05, blank=[4], seed=3, start_mm=1.2)
+    cfg.rig.port = "simulated"
+    with RunningDaemon(cfg) as running:
+        viewport(browser, SIZES[0])
+        browser.get(running.url)
+        wait = WebDriverWait(browser, 90, poll_frequency=0.1)
+
+        def shown(testid: str) -> bool:
+            return bool(browser.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]").is_displayed())
+
+        wait.until(lambda d: spread(d, "live") > 1, "a live image")
+        assert shown("scan-roll") and not shown("stop-roll") and not shown("roll-run")  # a rig is configured
+
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=scan-roll]").click()
+        wait.until(lambda d: shown("roll-run") and "roll run at strip frame" in text_of(d, "roll-run"), "progress")
+        assert shown("stop-roll") and not shown("scan-roll")
+        wait.until(lambda d: shown("frame-outline"), "the found frame's outline on the live view")
+        outline = browser.find_element(By.CSS_SELECTOR, "[data-testid=frame-outline]").rect
+        picture = browser.find_element(By.CSS_SELECTOR, "[data-testid=live]").rect
+        assert picture["x"] <= outline["x"] and outline["x"] + outline["width"] <= picture["x"] + picture["width"]
+        assert outline["width"] > 0.5 * picture["width"]  # a frame fills most of the view's width
+        on_screen = browser.execute_script(ON_SCREEN, ["#stop-roll", "#roll-run", "#capture", "#live-box"])
+        assert set(on_screen.values()) == {"shown"}, on_screen
+        wait.until(lambda d: "2 shot" in text_of(d, "roll-run"), "two frames shot")
+        browser.save_screenshot(str(tmp_path / "roll-run.png"))
+        if os.environ.get("MEDIANSCAN_ROLL_SCREENSHOT"):
+            shutil.copy(tmp_path / "roll-run.png", os.environ["MEDIANSCAN_ROLL_SCREENSHOT"])
+
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=stop-roll]").click()
+        wait.until(lambda d: "stopped: by the operator" in text_of(d, "answer"), "the run's summary")
+        wait.until(lambda d: not shown("roll-run") and not shown("stop-roll") and shown("scan-roll"), "run over")
+        assert not shown("frame-outline")
+        said = text_of(browser, "answer")
+        assert said.startswith("roll run: ") and "frames shot (frame-001 to frame-00" in said, said
+        blended = "[data-testid=frames] > li[data-state=blended]"
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, blended)) >= 2, "the run's stacks blended")

@@ -107,10 +107,10 @@ def test_service_contract(unit: Path) -> None:
 def test_system_service_can_reach_camera_and_pedal() -> None:
     assert values(SYSTEM_UNIT, "ExecStart")[0].startswith("/usr/local/bin/medianscan run --config /etc/medianscan/")
     assert values(SYSTEM_UNIT, "User") == ["medianscan"]
-    assert set(values(SYSTEM_UNIT, "SupplementaryGroups")[0].split()) == {"plugdev", "input"}
+    assert set(values(SYSTEM_UNIT, "SupplementaryGroups")[0].split()) == {"plugdev", "input", "dialout"}
     assert values(SYSTEM_UNIT, "PrivateDevices") == ["no"]
     allowed = {v.split()[0] for v in values(SYSTEM_UNIT, "DeviceAllow")}
-    assert {"char-usb_device", "char-input"} <= allowed
+    assert {"char-usb_device", "char-input", "char-ttyUSB", "char-ttyACM"} <= allowed  # camera, pedal, rig
     # numba compiles the blend kernels into executable memory at run time
     assert values(SYSTEM_UNIT, "MemoryDenyWriteExecute") in ([], ["no"])
     assert values(SYSTEM_UNIT, "StateDirectory") == ["medianscan"]
@@ -239,9 +239,9 @@ def test_the_service_user_and_every_group_our_files_name_are_created_by_our_sysu
     wanted = {*values(SYSTEM_UNIT, "Group"), *" ".join(values(SYSTEM_UNIT, "SupplementaryGroups")).split()}
     for path in RULES:
         wanted |= set(re.findall(r'GROUP="([^"]+)"', path.read_text()))
-    assert wanted == {"medianscan", "plugdev", "input"}
+    assert wanted == {"medianscan", "plugdev", "input", "dialout"}
     assert wanted <= set(groups)
-    assert "medianscan" in groups["plugdev"] and "medianscan" in groups["input"]
+    assert all("medianscan" in groups[g] for g in ("plugdev", "input", "dialout"))
 
 
 def test_camera_rule_starts_the_service() -> None:

@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 Emit = Callable[[Request, str], None]  # (action, source name)
 RequestHandler = Callable[[Request, dict[str, Any]], dict[str, Any]]  # control socket: (action, request) -> reply
 SOCKET_NAME = "control.sock"
-DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0}  # seconds a client waits: a burst may be long
 WAIT = 30.0
 MAX_WAIT = 3600.0  # the longest wait a client may ask for
+# seconds a client waits: a burst may be long, a roll run longer
+DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0, "scan-roll": MAX_WAIT}
 MAX_LINE = 64 * 1024
 MAX_DEPTH = 16  # a request nested deeper than this is no request of ours
 
@@ -181,6 +182,9 @@ class TriggerHub:
         self._sources: list[TriggerSource] = []
         self.told: Told | None = None  # the last answer to an operator's action (status requests are not one)
         self._told_lock = threading.Lock()
+        # requests answered at once on the caller's thread, not queued for the camera thread (stop-roll: the
+        # camera thread is busy with the run); a handler returning None lets the request queue as usual
+        self.at_once: dict[Request, Callable[[Request, str], Answer | None]] = {}
 
     def emit(
         self, action: Request, source: str = "", reply: Future[Answer] | None = None, film: FilmRecord | None = None
@@ -189,7 +193,14 @@ class TriggerHub:
             log.warning("ignoring unknown action %r from %s", action, source or "a trigger")
             return
         log.info("%s from %s", action, source or "a trigger")
-        self._queue.put(TriggerEvent(action, source, time.monotonic(), reply, film=film, told=self._tell))
+        event = TriggerEvent(action, source, time.monotonic(), reply, film=film, told=self._tell)
+        handler = self.at_once.get(action)
+        answer = None if handler is None else handler(action, source)
+        if answer is not None:
+            event.begin()
+            event.answer(answer)
+            return
+        self._queue.put(event)
 
     def _tell(self, event: TriggerEvent, answer: Answer) -> None:
         if event.action == "status":

@@ -1,5 +1,5 @@
-"""`medianscan capture | retake | new-roll | flat | pause | resume | status`: talk to a running daemon through its
-control socket, from a shell, a script or a desktop shortcut."""
+"""`medianscan capture | retake | new-roll | flat | pause | resume | scan-roll | stop-roll | status`: talk to a
+running daemon through its control socket, from a shell, a script or a desktop shortcut."""
 
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ COMMANDS: dict[str, Command] = {  # CLI name -> the command
         "pause", "ignore captures until resume", "Ask the running daemon to ignore captures until resume."
     ),
     "resume": Command("resume", "accept captures again", "Ask the running daemon to accept captures again."),
+    "scan-roll": Command(
+        "scan-roll",
+        "run the strip on the rig: advance, find, centre, burst, to its end",
+        "Ask the running daemon to run the strip under the lens on its rig (rig: in the config): advance, let the "
+        "view settle, find the frame in live view, centre it, shoot its burst, and on until the strip ends. "
+        "Prints the run's summary; exits 0 when the strip ended by itself, 1 when the run stopped (the reason "
+        "is printed; fix it and run scan-roll again: it carries on from the frame in view).",
+    ),
+    "stop-roll": Command(
+        "stop-roll",
+        "stop the roll run between frames",
+        "Ask the running daemon to stop its roll run after the frame under way; the film stays where it is.",
+    ),
     "status": Command(
         "status",
         "what the running daemon is doing: camera, roll, next negative, queue, the last stacks",
@@ -71,7 +84,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "--config", type=Path, metavar="FILE", help="read triggers.socket and library from this file"
         )
         wait = DEFAULT_WAIT.get(action, WAIT)
-        why = ": a burst may be long" if action in FIRING else ""
+        why = (
+            ": a roll run may be long" if action == "scan-roll" else ": a burst may be long" if action in FIRING else ""
+        )
         parser.add_argument(
             "--timeout", type=float, metavar="SECONDS", help=f"seconds to wait for the daemon's answer ({wait:g}{why})"
         )

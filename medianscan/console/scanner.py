@@ -8,6 +8,7 @@ from typing import Protocol
 
 from medianscan.capture.events import TriggerHub
 from medianscan.capture.live_view import LiveFeed
+from medianscan.capture.rig.roll_run import RollProgress
 from medianscan.library.rolls import Library
 from medianscan.reports import CameraView, QueueState
 
@@ -20,6 +21,10 @@ class Scanner(Protocol):
     bursting: bool
     message: str | None  # the last error the operator was told
     bracket_group: tuple[int, int, str] | None  # (group, of groups, shutter) while a bracket runs
+    roll_run: RollProgress | None  # a roll run's progress (scan-roll), while one is under way
+
+    @property
+    def rig(self) -> str | None: ...
 
     @property
     def frames_per_burst(self) -> str: ...

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from medianscan.capture.events import Told
 from medianscan.capture.live_view import LiveState
+from medianscan.capture.rig.roll_run import RollProgress
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
@@ -58,6 +59,9 @@ class ConsoleState:
     paused: bool
     busy: bool
     group: str | None  # while a bracket runs: "group 2 of 2 (1/100)"
+    rig: str | None  # the rig, when one is configured: "grbl on /dev/ttyUSB0" (the Scan roll button shows)
+    roll_run: RollProgress | None  # a roll run's progress, with the found frame's outline on the live view
+    roll_run_said: str | None
     frames_per_burst: str
     queue: QueueState
     disk_free_bytes: int | None
@@ -123,6 +127,9 @@ class StateBuilder:
             paused=d.paused,
             busy=d.bursting,
             group=None if d.bracket_group is None else bracket_text(d.bracket_group),
+            rig=d.rig,
+            roll_run=d.roll_run,
+            roll_run_said=None if d.roll_run is None else d.roll_run.said(),
             frames_per_burst=d.frames_per_burst,
             queue=d.queue_state(),
             disk_free_bytes=d.library.free_bytes(),

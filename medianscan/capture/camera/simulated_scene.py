@@ -94,7 +94,7 @@ def picture(seed: int, index: int, h: int, w: int) -> npt.NDArray[np.float32]:
         xx = np.arange(left, left + box.shape[1], dtype=np.float32)[None, :]
         box[(yy - ry) ** 2 + (xx - rx) ** 2 < rad**2] += np.float32(rng.uniform(-0.25, 0.25))
     # film grain: clumped, multiplicative, fixed for this negative
-    grain = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)
+    grain = rng.standard_normal(((h + 1) // 2 + 1, (w + 1) // 2 + 1), dtype=np.float32)  # odd sizes too
     grain = (grain[:-1, :-1] + grain[1:, 1:]) * np.float32(0.5)
     grain = np.repeat(np.repeat(grain, 2, axis=0), 2, axis=1)[:h, :w]
     scene = np.clip(scene * (1 + np.float32(0.05) * grain), 0.02, 1.0)

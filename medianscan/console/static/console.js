@@ -56,6 +56,8 @@ $("roll-form").addEventListener("submit", (e) => {
   act("new-roll", { film });
 });
 $("flat").addEventListener("click", () => act("flat"));
+$("scan-roll").addEventListener("click", () => act("scan-roll"));
+$("stop-roll").addEventListener("click", () => act("stop-roll"));
 $("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause"));
 $("focus-reset").addEventListener("click", () => fetch("/api/focus/reset", { method: "POST" }));
 document.addEventListener("keydown", (e) => {
@@ -141,6 +143,7 @@ function showState(s) {
   $("pause").textContent = s.paused ? "Resume" : "Pause";
   $("pause").classList.toggle("warn", s.paused);
   showRoll(s);
+  showRollRun(s);
   // one banner for each thing that is wrong now, said once
   $("banners").replaceChildren();
   const said = [s.told?.answer.text];
@@ -159,6 +162,30 @@ function showState(s) {
   if (s.live.body_zoom === "none") $("body-zoom").checked = false;
   showFrames(s.negatives);
 }
+
+// the roll run (scan-roll): its button when a rig is configured, Stop and the progress while it runs, and the
+// found frame's outline drawn over the live view
+function showRollRun(s) {
+  const run = s.roll_run;
+  $("scan-roll").hidden = !s.rig || !!run;
+  $("stop-roll").hidden = !run;
+  $("roll-run").hidden = !run;
+  $("roll-run").textContent = s.roll_run_said || "";
+  outline = run && run.outline;
+  placeOutline();
+}
+let outline = null;
+function placeOutline() {
+  const box = $("frame-outline");
+  box.hidden = !outline || !liveOn || !live.naturalWidth;
+  if (box.hidden) return;
+  const drawn = drawnRect(), frame = $("live-box").getBoundingClientRect();
+  const [left, top, right, bottom] = outline;
+  Object.assign(box.style, {
+    left: `${drawn.left - frame.left + left * drawn.width}px`, top: `${drawn.top - frame.top + top * drawn.height}px`,
+    width: `${(right - left) * drawn.width}px`, height: `${(bottom - top) * drawn.height}px` });
+}
+window.addEventListener("resize", placeOutline);
 
 function showRoll(s) {
   $("roll-name").textContent = s.roll || "none yet: the first capture starts one";

@@ -10,7 +10,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from medianscan.blend.stack_files import output_paths
@@ -18,6 +18,7 @@ from medianscan.capture.bracket_burst import bracket_choices, shoot_bracket
 from medianscan.capture.camera import BurstError, Camera, CameraError
 from medianscan.capture.camera.burst.enough import Auto, FrameCount, flat_gain
 from medianscan.capture.events import Answer
+from medianscan.capture.rig.finding import Sight
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.manifest import State
@@ -27,6 +28,7 @@ from medianscan.records import FilmRecord
 from medianscan.service.capture.cut_off import fetch_cut_off, left_a_journal
 from medianscan.service.capture.live_view_turns import LiveViewTurns
 from medianscan.service.capture.parts import CaptureDaemon
+from medianscan.service.capture.roll_turn import scan_roll
 from medianscan.service.progress import BurstDone
 from medianscan.vocabulary import Request
 
@@ -43,6 +45,7 @@ class CameraThread:
         self.d = daemon
         self.live = LiveViewTurns(daemon)
         self._refused: str | None = None  # the last action refused, as the status's message said it
+        self.last_roll_shot: Sight | None = None  # the frame the last roll run shot last (roll_turn)
 
     def run(self) -> None:
         """The camera thread: keep a camera connected (retrying with backoff), run the operator's actions, and
@@ -80,10 +83,15 @@ class CameraThread:
 
     def act(self, action: Request, film: FilmRecord | None = None) -> Answer:
         """Do one operator action on the camera thread (`film`: a new roll's); the answer says what happened."""
-        if action == "capture":
-            return self.press()
-        if action == "flat":
-            return self.shoot_flat()
+        shooting: dict[str, Callable[[], Answer]] = {
+            "capture": self.press,
+            "flat": self.shoot_flat,
+            "scan-roll": lambda: scan_roll(self),
+        }
+        if action in shooting:
+            return shooting[action]()
+        if action == "stop-roll":  # answered at once by the hub while a run is under way; this one came after it
+            return Answer(False, action, "stop-roll ignored: no roll run is under way", "ignored")
         # what an action did is its answer (the console shows the last one, whoever asked); `message` is kept
         # for what went wrong
         if action == "retake":

@@ -16,6 +16,7 @@ failed blend or a full disk becomes a status line, a log entry and the error hoo
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import typing
@@ -29,6 +30,7 @@ from medianscan.capture.events import PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
 from medianscan.capture.live_view import LiveFeed
+from medianscan.capture.rig.roll_run import RollProgress
 from medianscan.config.schema import Config
 from medianscan.console.server import ConsoleServer
 from medianscan.errors import MedianscanError
@@ -37,6 +39,7 @@ from medianscan.library.recovery import recover
 from medianscan.library.rolls import Library
 from medianscan.records import BlendRecord
 from medianscan.reports import CameraView, QueueState
+from medianscan.service.capture import roll_turn
 from medianscan.service.capture.camera_link import CameraLink
 from medianscan.service.capture.camera_thread import CameraThread
 from medianscan.service.capture.cut_off import left_a_journal
@@ -88,6 +91,10 @@ class Daemon(Service):
         self.waiting_for_room = False
         self.bracket_group: tuple[int, int, str] | None = None  # (group, of groups, shutter) while a bracket runs
         self.cut_off: set[Path] = set()  # bursts cut off with frames on the body: fetched once it is here
+        self.roll_run: RollProgress | None = None  # a roll run's progress (scan-roll), while one is under way
+        self.roll_stop = threading.Event()
+        for action in ("stop-roll", "capture", "scan-roll"):  # stop-roll, or the pedal, during a run: it stops
+            self.hub.at_once[action] = functools.partial(roll_turn.at_once, self)
         self._camera_thread: threading.Thread | None = None
         self.console: ConsoleServer | None = None
         self._sources_started = False
@@ -109,6 +116,11 @@ class Daemon(Service):
     @property
     def frames_per_burst(self) -> str:
         return self.cfg.frames_said()
+
+    @property
+    def rig(self) -> str | None:
+        rig = self.cfg.rig
+        return None if rig.port is None else f"{rig.protocol} on {rig.port}"
 
     def has_camera(self) -> bool:
         return self.link.camera is not None

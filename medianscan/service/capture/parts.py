@@ -11,6 +11,7 @@ from typing import Protocol
 
 from medianscan.capture.events import PressQueue
 from medianscan.capture.live_view import LiveFeed
+from medianscan.capture.rig.roll_run import RollProgress
 from medianscan.config.schema import Config
 from medianscan.console.server import ConsoleServer
 from medianscan.library.rolls import Library
@@ -39,6 +40,8 @@ class CaptureDaemon(Protocol):
     bursting: bool
     waiting_for_room: bool
     bracket_group: tuple[int, int, str] | None
+    roll_run: RollProgress | None  # a roll run's progress, while one is under way
+    roll_stop: threading.Event  # set: the roll run stops between frames
     message: str | None
     console: ConsoleServer | None
     hooks: Hooks

@@ -73,6 +73,7 @@ def capture_status(d: CaptureDaemon) -> CaptureStatus:
         paused=d.paused,
         busy=d.bursting,
         bracket_group=d.bracket_group,
+        roll_run=None if d.roll_run is None else d.roll_run.said(),
         queue=queue_state(d),
         disk_free_bytes=d.library.free_bytes(),
         console=None if d.console is None else d.console.url,
@@ -92,6 +93,8 @@ def capture_status_line(d: CaptureDaemon) -> str:
         head = f"{cam.model}: {cam.state}"
         if d.bracket_group is not None:
             head += " " + bracket_text(d.bracket_group)
+        if d.roll_run is not None:
+            head += "; " + d.roll_run.said()
     else:
         head = f"camera {cam.state}"  # why is in its own log line and in status
     roll, negative = d.library.position()

@@ -1,0 +1,67 @@
+"""What the roll run asks of a rig, whatever its firmware: move the film along the strip and say when it has
+stopped. Each protocol (grbl, marlin, line) is a module of its own over a capture.rig.port.LinePort."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Protocol
+
+from medianscan.capture.rig.port import LinePort, RigError
+
+log = logging.getLogger(__name__)
+
+
+class Rig(Protocol):
+    """A film advancer or XY stage: relative moves along the strip, in mm."""
+
+    port: LinePort
+
+    def start(self) -> None:
+        """Greet the controller and set it up (units, relative moves); RigError if it does not answer."""
+
+    def move(self, mm: float) -> None:
+        """Move the film `mm` along the strip and return once it has stopped; RigError (the film left where it
+        is) on a jam, an alarm, a lost port or a reply that makes no sense."""
+
+    def close(self) -> None: ...
+
+
+def await_reply(
+    port: LinePort,
+    what: str,
+    timeout: float,
+    done: re.Pattern[str],
+    failed: re.Pattern[str],
+    *,
+    busy: re.Pattern[str] | None = None,
+    info: re.Pattern[str] | None = None,
+) -> str:
+    """Read lines until one matches `done` (returned); RigError for `failed`, for silence beyond `timeout`
+    (a line matching `busy` extends it: the controller says it is working), and for a line no pattern knows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = port.line(max(0.0, deadline - time.monotonic()))
+        if line is None:
+            raise RigError(
+                f"the rig on {port.name} did not finish {what} within {timeout:g} s (no reply): a jam, or a "
+                "controller that lost power; the film is where it stopped"
+            )
+        text = line.strip()
+        if not text:
+            continue
+        if done.search(text):
+            return text
+        if failed.search(text):
+            raise RigError(f"the rig on {port.name} refused {what}: {text!r}; the film is where it stopped")
+        if busy is not None and busy.search(text):
+            deadline = time.monotonic() + timeout
+            continue
+        if info is not None and info.search(text):
+            log.debug("rig: %s", text)
+            continue
+        raise RigError(
+            f"the rig on {port.name} answered {what} with {text!r}, which makes no sense here; the film is where "
+            "it stopped"
+        )

@@ -1,0 +1,89 @@
+"""GRBL (1.1): G-code over serial, as hobby CNC boards (Arduino + CNC shield, the many GRBL controllers) run it.
+
+Each line gets `ok` or `error:N`; an `ALARM:N` can come at any time (a limit switch, an abort) and locks the
+controller until `$X`. A move's `ok` means it is queued, not done: a `G4 P0` dwell after it is answered only once
+the planner has run dry, so its `ok` says the film has stopped; the realtime `?` then reports
+`<Idle|MPos:...>` (checked, so a move GRBL dropped is not taken as done).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from medianscan.capture.rig.base import await_reply
+from medianscan.capture.rig.port import LinePort, RigError
+from medianscan.config.schema import RigConfig
+
+log = logging.getLogger(__name__)
+
+OK = re.compile(r"^ok$")
+ERROR = re.compile(r"^(error:\d+|ALARM:\d+)")
+INFO = re.compile(r"^(\[.*\]|Grbl .*|<.*>)$")  # messages, the banner after a reset, a late status report
+STATUS = re.compile(r"^<(?P<state>[A-Za-z]+)(:\d)?\|(?:MPos|WPos):(?P<pos>[-\d.,]+)")
+ALARMS = {  # GRBL 1.1's alarm codes a film rig meets
+    "1": "hard limit triggered",
+    "2": "the move exceeds the soft limits",
+    "3": "reset while in motion",
+    "9": "homing failed",
+}
+ERRORS = {"9": "G-code locked out during an alarm", "20": "unsupported command", "22": "feed rate not set"}
+
+
+def explain(reply: str) -> str:
+    code = reply.split(":", 1)[1] if ":" in reply else ""
+    table = ALARMS if reply.startswith("ALARM") else ERRORS
+    return f"{reply} ({table[code]})" if code in table else reply
+
+
+class GrblRig:
+    """A GRBL controller moving the film along `cfg.axis`."""
+
+    def __init__(self, port: LinePort, cfg: RigConfig) -> None:
+        self.port, self.cfg = port, cfg
+
+    def start(self) -> None:
+        for _ in range(3):  # an Arduino resets on open: its banner first, then it listens
+            line = self.port.line(self.cfg.reply_timeout_seconds / 3)
+            if line is None or line.startswith("Grbl"):
+                break
+        state = self.status()
+        if state == "Alarm":  # locked at power-up (homing enabled) or after a limit: the operator's rig, unlock
+            log.warning("the rig on %s was in alarm: unlocking it ($X)", self.port.name)
+            self.command("$X")
+        for setup in ("G21", "G91"):  # millimetres; relative moves
+            self.command(setup)
+
+    def command(self, text: str, timeout: float | None = None, what: str | None = None) -> None:
+        self.port.send(text + "\n")
+        try:
+            await_reply(self.port, what or repr(text), timeout or self.cfg.reply_timeout_seconds, OK, ERROR,
+                        info=INFO)  # fmt: skip
+        except RigError as exc:
+            raise RigError(_explained(str(exc))) from None
+
+    def status(self) -> str:
+        """The controller's state from a `?` report (Idle, Run, Hold, Alarm...)."""
+        self.port.send("?")
+        found = await_reply(self.port, "a status report (?)", self.cfg.reply_timeout_seconds, STATUS, ERROR,
+                            info=re.compile(r"^(ok|\[.*\])$"))  # fmt: skip
+        match = STATUS.search(found)
+        assert match is not None
+        return match["state"]
+
+    def move(self, mm: float) -> None:
+        what = f"a move of {mm:+.2f} mm"
+        self.command(f"G1 {self.cfg.axis}{mm:.3f} F{self.cfg.feed_mm_per_minute:g}", what=what)
+        self.command("G4 P0", timeout=self.cfg.move_timeout_seconds, what=what)  # answered once it has stopped
+        state = self.status()
+        if state != "Idle":
+            raise RigError(
+                f"the rig on {self.port.name} is {state} after {what}, not Idle; the film is where it stopped"
+            )
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def _explained(text: str) -> str:
+    return re.sub(r"'(error:\d+|ALARM:\d+)'", lambda m: explain(m[1]), text)

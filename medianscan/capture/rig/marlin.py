@@ -1,0 +1,45 @@
+"""Marlin and Klipper: 3D-printer firmware driving an XY film stage or an advancer (a printer turned scanner).
+
+Each line gets `ok`; `M400` is answered only once every queued move has finished, so its `ok` says the film has
+stopped. While it waits Marlin may send `busy: processing` (it is alive: the wait goes on) and `echo:` lines;
+Klipper's messages start with `//`, its errors with `!!`, Marlin's with `Error:`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from medianscan.capture.rig.base import await_reply
+from medianscan.capture.rig.port import LinePort
+from medianscan.config.schema import RigConfig
+
+OK = re.compile(r"^ok\b")
+ERROR = re.compile(r"^(Error:|!!)")
+BUSY = re.compile(r"^(echo:)?busy:")
+INFO = re.compile(r"^(echo:|//|start$|Marlin|FIRMWARE_NAME|Cap:|X:)")
+
+
+class MarlinRig:
+    """A Marlin or Klipper controller moving the film along `cfg.axis`."""
+
+    def __init__(self, port: LinePort, cfg: RigConfig) -> None:
+        self.port, self.cfg = port, cfg
+
+    def start(self) -> None:
+        while self.port.line(0.3) is not None:  # the boot banner of a board that reset on open
+            pass
+        for setup in ("G21", "G91"):  # millimetres; relative moves
+            self.command(setup)
+
+    def command(self, text: str, timeout: float | None = None, what: str | None = None) -> None:
+        self.port.send(text + "\n")
+        await_reply(self.port, what or repr(text), timeout or self.cfg.reply_timeout_seconds, OK, ERROR,
+                    busy=BUSY, info=INFO)  # fmt: skip
+
+    def move(self, mm: float) -> None:
+        what = f"a move of {mm:+.2f} mm"
+        self.command(f"G1 {self.cfg.axis}{mm:.3f} F{self.cfg.feed_mm_per_minute:g}", what=what)
+        self.command("M400", timeout=self.cfg.move_timeout_seconds, what=what)  # answered once it has stopped
+
+    def close(self) -> None:
+        self.port.close()

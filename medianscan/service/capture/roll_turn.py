@@ -1,0 +1,91 @@
+"""A roll run on the camera thread (`scan-roll`): the rig opened for the run, live view and bursts through the
+camera thread's own paths (each frame one stack, queued for blending while the next is found), the run's
+progress for status and the console, and `stop-roll` (answered at once: the camera thread is busy with the run)
+taking effect between frames."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from medianscan.capture.camera import Camera, NoLiveViewError
+from medianscan.capture.events import Answer
+from medianscan.capture.rig import open_rig
+from medianscan.capture.rig.finding import Sight
+from medianscan.capture.rig.roll_run import RollProgress, RollRun
+from medianscan.service.capture.parts import CaptureDaemon
+from medianscan.vocabulary import Request
+
+log = logging.getLogger(__name__)
+
+
+class Shooter(Protocol):
+    """The camera thread's side the run needs: its camera, and a press's burst."""
+
+    d: CaptureDaemon
+    last_roll_shot: Sight | None  # the frame the last roll run shot last: a resumed run never shoots it again
+
+    def ready_camera(self, doing: str) -> Camera: ...
+
+    def capture(self) -> Answer: ...
+
+
+class CameraEyes:
+    """Live view and bursts for the run, on the camera thread; each preview is shown on the console as well."""
+
+    def __init__(self, shooter: Shooter) -> None:
+        self.shooter = shooter
+
+    def preview(self) -> bytes | None:
+        camera = self.shooter.ready_camera("scan the roll")
+        feed = self.shooter.d.live
+        try:
+            jpeg = camera.preview()
+        except NoLiveViewError as exc:
+            feed.unavailable = str(exc)
+            return None
+        feed.publish(jpeg)
+        return jpeg
+
+    def shoot(self) -> Answer:
+        return self.shooter.capture()
+
+
+def scan_roll(shooter: Shooter) -> Answer:
+    """Run the strip under the lens to its end, or until stopped; the answer is the run's summary (ok when the
+    strip ended by itself)."""
+    d = shooter.d
+    if d.paused:
+        return Answer(False, "scan-roll", "scan-roll ignored: the daemon is paused (send resume first)", "ignored")
+    shooter.ready_camera("scan the roll")
+    rig = open_rig(d.cfg)  # RigError: refused, with the reason
+    d.roll_stop.clear()
+    d.roll_run = RollProgress(1, 0, 0, 0, "starting", None)
+
+    def progress(now: RollProgress) -> None:
+        d.roll_run = now
+
+    run = RollRun(rig, CameraEyes(shooter), d.cfg.rig, d.roll_stop, progress, last_shot=shooter.last_roll_shot)
+    try:
+        summary = run.run()
+    finally:
+        shooter.last_roll_shot = run.last_shot
+        rig.close()
+        d.roll_run = None
+        d.roll_stop.clear()
+    return Answer(summary.ended, "scan-roll", summary.said(), "done" if summary.ended else "refused")
+
+
+def at_once(d: CaptureDaemon, action: Request, source: str) -> Answer | None:
+    """`stop-roll`, and a press of the pedal (or a capture, a scan-roll) while a roll run is under way: the run
+    stops between frames, the film left where it is. Otherwise a press queues as usual (None)."""
+    run = d.roll_run
+    if run is None:
+        if action == "stop-roll":
+            return Answer(False, action, "stop-roll ignored: no roll run is under way", "ignored")
+        return None
+    d.roll_stop.set()
+    log.info("the roll run stops (%s from %s)", action, source or "a trigger")
+    return Answer(
+        True, action, f"the roll run stops after strip frame {run.frame} ({run.doing}); the film stays where it is"
+    )
