@@ -273,6 +273,9 @@ class BlendRecord:
             raise ValueError(f"not a blend record ({exc})") from None
 
 
+THIN = 0.4  # a negative one frame of which has this share of the target SNR is thin: a few frames reach it
+
+
 @dataclass(frozen=True)
 class FramesRecord:
     """How many frames a `frames: auto` burst shot, and why: the blend's SNR wanted in the negative's densest tenth,
@@ -297,7 +300,7 @@ class FramesRecord:
 
     def said(self) -> str:
         """'dense negative: SNR 152 reached' (the answer's words)."""
-        kind = "thin negative" if self.shot <= self.least and self.predicted <= self.least else "dense negative"
+        kind = "thin negative" if self.single_snr >= THIN * self.target else "dense negative"
         if self.reached:
             return f"{kind}: SNR {self.expected_snr:.0f} reached"
         return f"{kind}: SNR {self.expected_snr:.0f} of {self.target:.0f} at the most frames, {self.most}"

@@ -10,6 +10,7 @@ With MEDIANSCAN_SCREENSHOT=PATH it also writes the README's screenshot (1024x700
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -20,6 +21,7 @@ import imagecodecs
 import numpy as np
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -253,6 +255,7 @@ def test_the_console_runs_a_roll_on_the_rig_shows_progress_and_the_found_frame_a
     cfg = capture_config(tmp_path / "library")
     cfg.camera.simulated.strip = StripConfig(frames=8, slip=0.05, blank=[4], seed=3, start_mm=1.2)
     cfg.rig.port = "simulated"
+    cfg.camera.simulated.seconds_per_frame = 0.4  # a burst takes a body's time: the run lasts long enough to watch
     with RunningDaemon(cfg) as running:
         viewport(browser, SIZES[0])
         browser.get(running.url)
@@ -265,7 +268,7 @@ def test_the_console_runs_a_roll_on_the_rig_shows_progress_and_the_found_frame_a
         assert shown("scan-roll") and not shown("stop-roll") and not shown("roll-run")  # a rig is configured
 
         browser.find_element(By.CSS_SELECTOR, "[data-testid=scan-roll]").click()
-        wait.until(lambda d: shown("roll-run") and "roll run at strip frame" in text_of(d, "roll-run"), "progress")
+        wait.until(lambda d: shown("roll-run") and " shot, " in text_of(d, "roll-run"), "progress")
         assert shown("stop-roll") and not shown("scan-roll")
         wait.until(lambda d: shown("frame-outline"), "the found frame's outline on the live view")
         outline = browser.find_element(By.CSS_SELECTOR, "[data-testid=frame-outline]").rect
@@ -274,7 +277,11 @@ def test_the_console_runs_a_roll_on_the_rig_shows_progress_and_the_found_frame_a
         assert outline["width"] > 0.5 * picture["width"]  # a frame fills most of the view's width
         on_screen = browser.execute_script(ON_SCREEN, ["#stop-roll", "#roll-run", "#capture", "#live-box"])
         assert set(on_screen.values()) == {"shown"}, on_screen
-        wait.until(lambda d: "2 shot" in text_of(d, "roll-run"), "two frames shot")
+        try:
+            wait.until(lambda d: re.match(r"roll run: [1-9] shot", text_of(d, "roll-run")))
+        except TimeoutException:
+            pytest.fail(f"a frame shot: the run says {text_of(browser, 'roll-run')!r}, the answer "
+                        f"{text_of(browser, 'answer')!r}")  # fmt: skip
         browser.save_screenshot(str(tmp_path / "roll-run.png"))
         if os.environ.get("MEDIANSCAN_ROLL_SCREENSHOT"):
             shutil.copy(tmp_path / "roll-run.png", os.environ["MEDIANSCAN_ROLL_SCREENSHOT"])
@@ -284,6 +291,6 @@ def test_the_console_runs_a_roll_on_the_rig_shows_progress_and_the_found_frame_a
         wait.until(lambda d: not shown("roll-run") and not shown("stop-roll") and shown("scan-roll"), "run over")
         assert not shown("frame-outline")
         said = text_of(browser, "answer")
-        assert said.startswith("roll run: ") and "frames shot (frame-001 to frame-00" in said, said
+        assert re.match(r"roll run: \d+ frames? shot \(frame-001", said) and " of 7 " not in said, said
         blended = "[data-testid=frames] > li[data-state=blended]"
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, blended)) >= 2, "the run's stacks blended")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, blended)) >= 1, "the run's stacks blended")

@@ -313,7 +313,10 @@ def test_the_daemon_counts_each_negative_and_says_and_records_why(tmp_path: Path
         status = running.daemon.status()  # as `medianscan status` gets it
         recent = [r for r in status["recent"] if r["stack"].endswith("frame-001")][-1]
         assert recent["snr"] == sidecar["snr"]["blend"] and recent["snr_target"] == 60 and recent["snr_short"] is None
-        assert status["frames_per_burst"] == "3 to 12 (as each negative needs for SNR 60)"
+        assert status["frames_per_burst"] == "3 to 12 as each negative needs for SNR 60"
+        from medianscan.cli.control import render_status
+
+        assert "(3 to 12 raws per burst, as each negative needs for SNR 60)" in render_status(status)
 
         running.daemon.cfg.camera.simulated.light = 0.03  # a negative too dense for 12 frames
         short = running.ask("capture")
@@ -337,3 +340,15 @@ def test_in_a_bracket_the_longest_exposure_counts_and_the_shorter_shoot_the_leas
         assert manifest.burst is not None and manifest.burst.auto is not None
         assert manifest.burst.auto.shot == len(long)
         assert manifest.blend is not None and manifest.blend.snr is not None and manifest.blend.snr >= 0.9 * 80
+
+
+def test_frames_that_cannot_be_measured_shoot_the_most_and_say_nothing_false(tmp_path: Path) -> None:
+    cfg = _sim(1.0, tmp_path)
+    cfg.settings = {"imageformat": "JPEG Fine"}  # a body set to JPEG alone: LibRaw reads no mosaic from them
+    cam = SimulatedCamera(cfg)
+    cam.connect()
+    try:
+        record = cam.burst(Auto(AutoFrames(snr=60, min=3, max=6), BlendConfig()), tmp_path / "j", "j")
+    finally:
+        cam.close()
+    assert len(record.frames) == 6 and record.auto is None  # the most, and no count claimed

@@ -30,7 +30,7 @@ from medianscan.capture.rig.grbl_firmware import Faults, GrblFirmware
 from medianscan.capture.rig.line import LineRig
 from medianscan.capture.rig.marlin import MarlinRig
 from medianscan.capture.rig.port import SerialPort
-from medianscan.capture.rig.roll_run import RollRun, RollSummary
+from medianscan.capture.rig.roll_run import Resume, RollRun, RollSummary
 from medianscan.config.schema import Config, RigConfig, StripConfig
 from medianscan.library.manifest import State, read_manifest
 from tests.daemon_thread import RunningDaemon, capture_config
@@ -89,15 +89,16 @@ def test_an_8_frame_strip_with_a_blank_and_slip_is_shot_once_each_centred_and_en
     with RunningDaemon(cfg, triggers=False) as running:
         answer = running.ask("scan-roll", timeout=300)
         assert answer.ok, answer.text
-        assert re.match(r"roll run: 7 frames shot \(frame-001 to frame-007\), 1 blank frame skipped \(strip frame "
-                        r"4\), \d+ corrections?, worst centring \d\.\d% of the picture's width in \d+ s; the strip "
-                        r"ended$", answer.text), answer.text  # fmt: skip
+        assert re.match(r"roll run: 7 frames shot \(frame-001 to frame-007: strip frames 1, 2, 3, 5, 6, 7, 8\), 1 "
+                        r"blank frame skipped \(strip frame 4\), \d+ corrections?, worst centring \d\.\d% of the "
+                        r"picture's width in \d+ s; the strip ended$", answer.text), answer.text  # fmt: skip
         assert shots.frames() == EXPOSED  # each exposed frame once, in order; the blank one never
         assert shots.worst_error() <= 0.02, shots.at
         names = [f"frame-{i:03d}" for i in range(1, 8)]
-        for name in names:  # one blended stack per exposed frame
+        for name, strip_frame in zip(names, EXPOSED, strict=True):  # one blended stack per exposed frame
             stack = running.wait_for_state(name, State.BLENDED)
-            assert read_manifest(stack).blend is not None
+            manifest = read_manifest(stack)
+            assert manifest.blend is not None and manifest.strip_frame == strip_frame
         assert sorted(s.name for s in running.daemon.library.stacks()) == names
         status = running.daemon.status()
         assert status["roll_run"] is None  # over
@@ -120,7 +121,7 @@ def test_the_pedal_stops_a_run_between_frames_and_scan_roll_carries_on_without_s
         pedal: Future[Answer] = Future()
         running.daemon.hub.emit("capture", "footswitch", pedal)  # the pedal, during a run: it stops
         stop = pedal.result(5)
-        assert stop.ok and stop.text.startswith("the roll run stops after strip frame"), stop.text
+        assert stop.ok and stop.text.startswith("the roll run stops at its next step (now: "), stop.text
         first = reply.result(120)
         assert not first.ok and first.text.endswith("stopped: by the operator"), first.text
         assert running.ask("stop-roll").outcome == "ignored"  # none under way now
@@ -152,16 +153,17 @@ class SimulatedEyes:
     def preview(self) -> bytes | None:
         return self.camera.preview()
 
-    def shoot(self) -> Answer:
+    def shoot(self, strip_frame: int) -> Answer:
+        del strip_frame
         self.n += 1
         self.shots.at.append(self.shots.strip.carriage.position())
         record = self.camera.burst(3, self.root / f"s{self.n}", f"s{self.n}")
         return Answer(True, "capture", f"{len(record.frames)} frames", stack=f"s{self.n}")
 
 
-def run(cfg: Config, eyes: SimulatedEyes, faults: Faults | None = None, last: object = None) -> RollRun:
+def run(cfg: Config, eyes: SimulatedEyes, faults: Faults | None = None, resume: Resume | None = None) -> RollRun:
     rig = open_rig(cfg, faults)
-    roll = RollRun(rig, eyes, cfg.rig, threading.Event(), last_shot=last)  # type: ignore[arg-type]
+    roll = RollRun(rig, eyes, cfg.rig, threading.Event(), resume=resume)
     try:
         roll.run()
     finally:
@@ -193,7 +195,7 @@ def test_a_rig_fault_stops_the_run_with_a_sentence_and_a_second_run_finishes_the
     assert len(stopped.shot) == len(shots.at) >= 1  # what was shot is on disk
     assert all((tmp_path / "stacks" / name).is_dir() for name in stopped.shot)
     time.sleep(0.2)  # the film comes to rest where the fault left it
-    second = run(cfg, eyes, last=first.last_shot).summary
+    second = run(cfg, eyes, resume=first.resume()).summary
     assert second.ended, second.said()
     assert shots.frames() == EXPOSED  # across both runs, each frame once
     assert shots.worst_error() <= 0.02
@@ -314,10 +316,11 @@ def test_grbl_over_a_serial_port_moves_reports_idle_and_stops_on_an_alarm_and_a_
     assert rig.status() == "Idle"
     with pytest.raises(RigError, match=r"ALARM:1 \(hard limit triggered\); the film is where it stopped"):
         rig.move(20.0)  # the third move trips a limit halfway
-    with pytest.raises(RigError, match=r"error:9 \(G-code locked out during an alarm\)"):
-        rig.move(1.0)
-    rig.start()  # a new run unlocks it ($X) and goes on
+    assert firmware.critical and rig.status() == "Alarm"  # locked: lines go unanswered until a reset
+    rig.start()  # a new run resets it (Ctrl-X), unlocks it ($X) and goes on
+    assert not firmware.critical
     rig.move(1.0)
+    assert rig.status() == "Idle"
     device.vanish()
     with pytest.raises(RigError, match=f"the rig's port {re.escape(device.path)} vanished"):
         rig.move(1.0)
@@ -432,8 +435,9 @@ def test_a_body_without_live_view_is_placed_by_the_pitch_and_the_run_says_so(
                 except NoLiveViewError:
                     return None
 
-            def shoot(self) -> Answer:
+            def shoot(self, strip_frame: int) -> Answer:
                 nonlocal n
+                assert strip_frame == n + 1
                 n += 1
                 record = camera.burst(3, tmp_path / f"s{n}", f"s{n}")
                 return Answer(len(record.frames) == 3, "capture", "shot", stack=f"s{n}")
@@ -447,3 +451,36 @@ def test_a_body_without_live_view_is_placed_by_the_pitch_and_the_run_says_so(
     assert summary.ended and not summary.live_view and summary.shot == ["s1", "s2", "s3"]
     assert firmware.history == [38.0, 38.0]  # two advances by the pitch, no corrections
     assert "placed by the calibrated pitch alone (no live view on this body)" in summary.said()
+
+
+def test_a_rig_advancing_the_other_way_runs_the_strip_backwards(tmp_path: Path) -> None:
+    """pitch_mm < 0: the rig advances the other way; the view's direction is the camera's, not the pitch's."""
+    cfg = strip_config(tmp_path, start_mm=7 * 38.0 - 1.0)  # frame 8 under the lens, about
+    cfg.rig.pitch_mm = -38.0
+    strip = strip_of(cfg.camera.simulated)
+    assert strip is not None
+    shots = Shots(strip)
+    summary = run(cfg, SimulatedEyes(cfg, tmp_path / "stacks", shots)).summary
+    assert summary.ended, summary.said()
+    assert shots.frames() == list(reversed(EXPOSED))
+    assert shots.worst_error() <= 0.02
+
+
+def test_a_board_that_boots_after_its_port_opens_is_waited_for() -> None:
+    """A stand-in for a Marlin board that resets when its port opens (FAKE hardware): deaf for 0.8 s."""
+    opened = time.monotonic()
+
+    def answer(data: bytes) -> bytes:
+        if time.monotonic() - opened < 0.8:
+            return b""  # the bootloader: what is sent now is lost
+        return b"".join(b"ok\n" for _ in data.decode().splitlines())
+
+    device = PtyDevice(answer)
+    try:
+        rig = MarlinRig(SerialPort(device.path, 115200), rig_config(boot_seconds=2.0))
+        rig.start()
+        rig.move(1.0)
+        rig.close()
+        assert time.monotonic() - opened >= 0.8
+    finally:
+        device.vanish()

@@ -50,11 +50,20 @@ def run_check(args: argparse.Namespace) -> int:
             status = 2
             continue
         checked = ", settings locked on the camera" if args.camera else ""
+        rig = "" if cfg.rig.port is None else f", rig {cfg.rig.protocol} on {cfg.rig.port}"
         print(
-            f"{path}: ok ({cfg.mode} mode, {cfg.camera.backend} camera, {cfg.frames} frames per burst, "
+            f"{path}: ok ({cfg.mode} mode, {cfg.camera.backend} camera{rig}, {_frames(cfg)} per burst, "
             f"library {cfg.library}{checked})"
         )
+        if cfg.rig.port not in (None, "simulated") and "://" not in cfg.rig.port and not Path(cfg.rig.port).exists():
+            print(f"medianscan: {path}: rig.port {cfg.rig.port} does not exist now: plug the rig in before scan-roll",
+                  file=sys.stderr)  # fmt: skip
     return status
+
+
+def _frames(cfg: Config) -> str:
+    auto = cfg.auto_frames
+    return f"{cfg.frames} frames" if cfg.frames != "auto" else f"{auto.min} to {auto.max} frames for SNR {auto.snr:g}"
 
 
 def camera_problem(cfg: Config) -> str | None:

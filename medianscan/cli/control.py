@@ -234,7 +234,11 @@ def _roll_lines(rest: dict[str, Any], *, knows_flat: bool) -> list[tuple[str, st
         ", ".join([*([f"last {negative}"] if negative else []), *([f"next {upcoming}"] if upcoming else [])])
         or "none yet"
     )
-    return [("roll", text), ("negatives", negatives + (f" ({per} raws per burst)" if per else ""))]
+    if per and "as each negative needs" in str(per):  # frames: auto: '3 to 25 as each negative needs for SNR 100'
+        per = str(per).replace(" as each", " raws per burst, as each", 1)
+    elif per:
+        per = f"{per} raws per burst"
+    return [("roll", text), ("negatives", negatives + (f" ({per})" if per else ""))]
 
 
 def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:

@@ -187,7 +187,7 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("StripConfig", "gap_mm"): _within(0, 100),
     ("StripConfig", "slip"): _within(0, 0.5, why="a fraction of each move"),
     ("StripConfig", "seed"): _within(0, 2**32 - 1),
-    ("StripConfig", "start_mm"): _within(-100, 100),
+    ("StripConfig", "start_mm"): _within(-10_000, 10_000),
     ("RigConfig", "baud"): _within(300, 4_000_000),
     ("RigConfig", "axis"): lambda v: None if v in ("X", "Y", "Z", "A") else f"must be X, Y, Z or A, got {v!r}",
     ("RigConfig", "pitch_mm"): _pitch,
@@ -199,6 +199,7 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("RigConfig", "far"): _within(0, 1, above=True, why="a share of the pitch"),
     ("RigConfig", "corrections"): _within(0, 20),
     ("RigConfig", "settle_seconds"): _within(0, 600, above=True),
+    ("RigConfig", "boot_seconds"): _within(0, 60),
     ("RigConfig", "frames_without_live_view"): _within(1, 100),
     ("LineProtocol", "steps_per_mm"): _within(0, 1e6, above=True),
     ("WatchConfig", "group"): _group,
@@ -244,7 +245,13 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
         value = getattr(sim, name)
         if value is not None and value > most:
             problems.append((f"camera.simulated.{name}", f"is frame {value} but a burst has at most {most} frames"))
-    strip, rig = sim.strip, cfg.rig
+    return problems + _rig_problems(cfg)
+
+
+def _rig_problems(cfg: Config) -> list[tuple[str, str]]:
+    """The rig's and the simulated strip's cross rules."""
+    strip, rig = cfg.camera.simulated.strip, cfg.rig
+    problems: list[tuple[str, str]] = []
     if strip.gap_mm >= strip.pitch_mm:
         problems.append(("camera.simulated.strip.gap_mm", f"is {strip.gap_mm:g}, not less than the pitch"))
     if any(not 1 <= k <= strip.frames for k in strip.blank):
@@ -254,6 +261,8 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
     if rig.port == "simulated" and (cfg.camera.backend != "simulated" or strip.frames == 0):
         problems.append(("rig.port", "is 'simulated', which moves the simulated camera's strip: set "
                                      "camera.backend: simulated and camera.simulated.strip.frames"))  # fmt: skip
+    if rig.port == "simulated" and rig.protocol != "grbl":
+        problems.append(("rig.protocol", f"is {rig.protocol!r}, but the simulated rig speaks GRBL: set grbl"))
     for name in ("done", "error"):
         try:
             re.compile(getattr(rig.line, name))
@@ -261,4 +270,9 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
             problems.append((f"rig.line.{name}", f"is not a regular expression: {exc}"))
     if "{mm}" not in rig.line.move and "{steps}" not in rig.line.move:
         problems.append(("rig.line.move", "must contain {mm} or {steps}: the move's length"))
+    else:
+        try:
+            rig.line.move.format(mm="1.000", steps=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.append(("rig.line.move", f"may hold only {{mm}} and {{steps}} (and {{{{ }}}} for a brace): {exc}"))
     return problems

@@ -196,6 +196,8 @@ class RigConfig:
     axis: str = "X"
     pitch_mm: float = 38.0  # frame to frame along the strip (35 mm film: 38); negative: advance the other way
     picture_mm: float = 36.0  # one picture's width along the strip (35 mm film: 36)
+    view_reversed: bool = False  # a move of +mm shifts the picture rightwards in the view (not leftwards)
+    boot_seconds: float = 2.5  # a board that resets when its port opens (Arduino) boots this long at most
     feed_mm_per_minute: float = 3000.0
     reply_timeout_seconds: float = 5.0  # a command's reply
     move_timeout_seconds: float = 30.0  # a move, from the command until the controller says it has stopped
@@ -247,10 +249,10 @@ class Config:
         return self.frames, self.frames
 
     def frames_said(self) -> str:
-        """'9', or '3 to 25 (as each negative needs for SNR 100)': a burst's frames as status says them."""
+        """'9', or '3 to 25 as each negative needs for SNR 100': a burst's frames as status says them."""
         if self.frames == "auto":
             auto = self.auto_frames
-            return f"{auto.min} to {auto.max} (as each negative needs for SNR {auto.snr:g})"
+            return f"{auto.min} to {auto.max} as each negative needs for SNR {auto.snr:g}"
         return str(self.frames)
 
     def flat_frames(self) -> int:

@@ -82,6 +82,7 @@ class Manifest:
     note: str | None = None  # e.g. why a stack is incomplete
     flat: Path | None = None  # the roll's flat-field folder when this negative was shot (it is corrected with it)
     bracket: list[str] | None = None  # the shutter values of a multi-exposure negative (it is merged, not blended)
+    strip_frame: int | None = None  # shot by a roll run: the strip's frame it is (blank frames skipped between)
     history: list[dict[str, str]] = field(default_factory=list)
     version: int = MANIFEST_VERSION
 

@@ -65,3 +65,30 @@ def await_reply(
             f"the rig on {port.name} answered {what} with {text!r}, which makes no sense here; the film is where "
             "it stopped"
         )
+
+
+HANDSHAKE_TRY_SECONDS = 1.0  # each try's wait for the answer
+
+
+def handshake(port: LinePort, command: str, boot_seconds: float, done: re.Pattern[str],
+              failed: re.Pattern[str] | None = None) -> None:  # fmt: skip
+    """Send `command` until a line matching `done` answers it: a board that resets when its port opens (an
+    Arduino's bootloader, a printer board's boot) loses what is sent before it has booted. RigError when
+    nothing answers within `boot_seconds` and one more try."""
+    deadline = time.monotonic() + boot_seconds
+    while True:
+        port.send(command + "\n")
+        wait = time.monotonic() + HANDSHAKE_TRY_SECONDS
+        while (left := wait - time.monotonic()) > 0:
+            line = port.line(left)
+            if line is None:
+                break
+            if done.search(line.strip()):
+                return
+            if failed is not None and failed.search(line.strip()):
+                raise RigError(f"the rig on {port.name} refused {command!r}: {line.strip()!r}")
+        if time.monotonic() > deadline:
+            raise RigError(
+                f"the rig on {port.name} did not answer {command!r} within {boot_seconds + HANDSHAKE_TRY_SECONDS:g} "
+                "s: is it powered, and is rig.protocol (and rig.baud) what its firmware speaks?"
+            )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 from medianscan.capture.rig.base import await_reply
 from medianscan.capture.rig.port import LinePort, RigError
@@ -17,6 +18,7 @@ from medianscan.config.schema import RigConfig
 
 log = logging.getLogger(__name__)
 
+RESET = "\x18"  # Ctrl-X: GRBL's soft reset, a realtime byte
 OK = re.compile(r"^ok$")
 ERROR = re.compile(r"^(error:\d+|ALARM:\d+)")
 INFO = re.compile(r"^(\[.*\]|Grbl .*|<.*>)$")  # messages, the banner after a reset, a late status report
@@ -43,16 +45,23 @@ class GrblRig:
         self.port, self.cfg = port, cfg
 
     def start(self) -> None:
-        for _ in range(3):  # an Arduino resets on open: its banner first, then it listens
-            line = self.port.line(self.cfg.reply_timeout_seconds / 3)
-            if line is None or line.startswith("Grbl"):
-                break
+        self._banner(self.cfg.boot_seconds)  # an Arduino resets when its port opens: its banner, then it listens
         state = self.status()
         if state == "Alarm":  # locked at power-up (homing enabled) or after a limit: the operator's rig, unlock
-            log.warning("the rig on %s was in alarm: unlocking it ($X)", self.port.name)
+            log.warning("the rig on %s was in alarm: resetting (Ctrl-X) and unlocking it ($X)", self.port.name)
+            self.port.send(RESET)  # after a hard limit GRBL takes nothing but a soft reset until it has one
+            self._banner(self.cfg.reply_timeout_seconds)
             self.command("$X")
         for setup in ("G21", "G91"):  # millimetres; relative moves
             self.command(setup)
+
+    def _banner(self, seconds: float) -> None:
+        """Wait up to `seconds` for GRBL's banner (a board that does not reset on open sends none)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            line = self.port.line(left)
+            if line is None or line.startswith("Grbl"):
+                return
 
     def command(self, text: str, timeout: float | None = None, what: str | None = None) -> None:
         self.port.send(text + "\n")

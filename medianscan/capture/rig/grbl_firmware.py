@@ -42,6 +42,7 @@ class GrblFirmware:
         self._line = ""
         self._deferred: list[tuple[float, str]] = []  # (when, text): G4's ok, an alarm
         self.state = "Idle"
+        self.critical = False  # after a hard limit: nothing but `?` and a soft reset (Ctrl-X) until reset
         self.relative = False
         self.feed = 0.0
         self.moves = 0
@@ -54,9 +55,12 @@ class GrblFirmware:
             for char in data.decode("ascii", "replace"):
                 if char == "?":  # realtime: answered at once, never part of a line
                     self._out.append(self._report() + "\r\n")
+                elif char == "\x18":  # soft reset: the banner again; an alarm stays until $X
+                    self.critical, self._line, self._deferred = False, "", []
+                    self._out.append(BANNER + ("[MSG:'$H'|'$X' to unlock]\r\n" if self.state == "Alarm" else ""))
                 elif char in "\r\n":
                     line, self._line = self._line.strip(), ""
-                    if line:
+                    if line and not self.critical:  # a hard limit's lock: lines go unanswered
                         self._execute(line.upper().replace(" ", ""))
                 else:
                     self._line += char
@@ -70,8 +74,8 @@ class GrblFirmware:
             for text in due:
                 if text.startswith("ALARM"):
                     self.carriage.halt()
-                    self.state = "Alarm"
-                self._out.append(text + "\r\n")
+                    self.state, self.critical = "Alarm", True
+                self._out.append(text + ("\r\n[MSG:Reset to continue]\r\n" if text.startswith("ALARM") else "\r\n"))
             if self.state == "Run" and not self._jammed and now >= self.carriage.stopped_at():
                 self.state = "Idle"
             out, self._out = "".join(self._out), []

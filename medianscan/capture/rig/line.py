@@ -6,8 +6,9 @@ it matches `error`."""
 from __future__ import annotations
 
 import re
+import time
 
-from medianscan.capture.rig.base import await_reply
+from medianscan.capture.rig.base import await_reply, handshake
 from medianscan.capture.rig.port import LinePort
 from medianscan.config.schema import RigConfig
 
@@ -23,12 +24,12 @@ class LineRig:
         self.error = re.compile(cfg.line.error)
 
     def start(self) -> None:
-        while self.port.line(0.3) is not None:  # whatever the sketch prints when it boots
-            pass
-        if self.cfg.line.hello:
-            self.port.send(self.cfg.line.hello + "\n")
-            await_reply(self.port, f"the greeting {self.cfg.line.hello!r}", self.cfg.reply_timeout_seconds,
-                        self.done, self.error, info=ANY)  # fmt: skip
+        if self.cfg.line.hello:  # sent until the sketch, booted, answers it
+            handshake(self.port, self.cfg.line.hello, self.cfg.boot_seconds, self.done, self.error)
+            return
+        deadline = time.monotonic() + self.cfg.boot_seconds  # no greeting: let a board that reset on open boot
+        while (left := deadline - time.monotonic()) > 0:
+            self.port.line(left)
 
     def move(self, mm: float) -> None:
         steps = round(mm * self.cfg.line.steps_per_mm)

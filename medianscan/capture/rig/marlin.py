@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from medianscan.capture.rig.base import await_reply
+from medianscan.capture.rig.base import await_reply, handshake
 from medianscan.capture.rig.port import LinePort
 from medianscan.config.schema import RigConfig
 
@@ -26,8 +26,7 @@ class MarlinRig:
         self.port, self.cfg = port, cfg
 
     def start(self) -> None:
-        while self.port.line(0.3) is not None:  # the boot banner of a board that reset on open
-            pass
+        handshake(self.port, "M115", self.cfg.boot_seconds, OK)  # a board that reset on open answers once booted
         for setup in ("G21", "G91"):  # millimetres; relative moves
             self.command(setup)
 

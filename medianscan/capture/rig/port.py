@@ -6,7 +6,10 @@ the same code for both."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import termios
 import time
+from pathlib import Path
 from typing import Protocol
 
 import serial
@@ -42,14 +45,14 @@ class SerialPort:
         try:
             self._serial = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=2.0)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise RigError(f"cannot open the rig's port {url}: {exc}") from None
+            raise RigError(_cannot_open(url, exc)) from None
         self._pending = bytearray()
 
     def send(self, text: str) -> None:
         try:
             self._serial.write(text.encode("ascii"))
             self._serial.flush()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise RigError(f"the rig's port {self.name} vanished while sending {text.strip()!r}: {exc}") from None
 
     def line(self, timeout: float) -> str | None:
@@ -66,10 +69,25 @@ class SerialPort:
                 return None
             try:
                 chunk = self._serial.read(max(1, self._serial.in_waiting))
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:
                 raise RigError(f"the rig's port {self.name} vanished: {exc}") from None
             self._pending += chunk
 
     def close(self) -> None:
         with contextlib.suppress(serial.SerialException, OSError):
             self._serial.close()
+
+
+def _cannot_open(url: str, exc: Exception) -> str:
+    """Why a port did not open, in one sentence with what to do (pyserial's own text repeats the errno)."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOENT or (url.startswith("/") and not Path(url).exists()):
+        return (
+            f"the rig's port {url} does not exist: is the rig plugged in? (ls /dev/ttyUSB* /dev/ttyACM* lists the "
+            "serial ports there are)"
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return f"the rig's port {url} may not be opened by this user: add it to group dialout (the service is in it)"
+    if code == errno.EBUSY:
+        return f"the rig's port {url} is in use by another program (a terminal, a G-code sender?)"
+    return f"cannot open the rig's port {url}: {exc}"

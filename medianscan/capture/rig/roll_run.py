@@ -11,7 +11,6 @@ run is called on it); the rig is the run's alone.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +21,18 @@ from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.finding import FrameFinder, Sight, decode, same_picture, still
 from medianscan.capture.rig.port import RigError
 from medianscan.config.schema import RigConfig
+from medianscan.errors import MedianscanError
 from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
 MOST_FRAMES = 100  # frames one run shoots at most: an uncut roll of 36 (or 72 half-frames) and then some
+
+
+class Flag(Protocol):
+    """A stop asked for (a threading.Event is one)."""
+
+    def is_set(self) -> bool: ...
 
 
 class Eyes(Protocol):
@@ -35,8 +41,9 @@ class Eyes(Protocol):
     def preview(self) -> bytes | None:
         """The next live-view frame (shown on the console too); None: the body has no live view."""
 
-    def shoot(self) -> Answer:
-        """One negative's burst, as a press: its stack, blended beside the next frame's finding."""
+    def shoot(self, strip_frame: int) -> Answer:
+        """One negative's burst, as a press (strip frame `strip_frame` of the strip): its stack, blended beside
+        the next frame's finding."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +58,9 @@ class RollProgress:
     outline: tuple[float, float, float, float] | None  # the found picture in the view (fractions), once found
 
     def said(self) -> str:
-        """'roll run at strip frame 3: 2 shot, 1 blank, 2 corrections; finding frame 3'."""
-        return (
-            f"roll run at strip frame {self.frame}: {self.shot} shot, {counted(self.blanks, 'blank')}, "
-            f"{counted(self.corrections, 'correction')}; {self.doing}"
-        )
+        """'2 shot, 1 blank, 2 corrections; finding strip frame 3'."""
+        blanks, corrections = counted(self.blanks, "blank"), counted(self.corrections, "correction")
+        return f"{self.shot} shot, {blanks}, {corrections}; {self.doing}"
 
 
 @dataclass
@@ -63,6 +68,7 @@ class RollSummary:
     """What a run did, said in one sentence at its end."""
 
     shot: list[str] = field(default_factory=list)  # the stacks, in order
+    strip_frames: list[int] = field(default_factory=list)  # the strip's frame each of them is
     blanks: list[int] = field(default_factory=list)  # the strip's frames found blank, skipped
     corrections: int = 0
     worst_centring: float = 0.0  # the largest centring error shot, as a share of the picture's width
@@ -74,7 +80,10 @@ class RollSummary:
     def said(self) -> str:
         shots = counted(len(self.shot), "frame") + " shot"
         if self.shot:
-            shots += f" ({self.shot[0]}" + (f" to {self.shot[-1]})" if len(self.shot) > 1 else ")")
+            where = (
+                "strip frame" + ("s " if len(self.strip_frames) > 1 else " ") + ", ".join(map(str, self.strip_frames))
+            )
+            shots += f" ({self.shot[0]}" + (f" to {self.shot[-1]}" if len(self.shot) > 1 else "") + f": {where})"
         blanks = (
             f", {counted(len(self.blanks), 'blank frame')} skipped (strip frame "
             + ", ".join(map(str, self.blanks))
@@ -82,38 +91,50 @@ class RollSummary:
             if self.blanks
             else ""
         )
-        how = (
-            f", {counted(self.corrections, 'correction')}, worst centring {self.worst_centring:.1%} of the "
-            "picture's width"
-            if self.live_view
-            else ", placed by the calibrated pitch alone (no live view on this body)"
-        )
+        how = ", placed by the calibrated pitch alone (no live view on this body)"
+        if self.live_view:
+            how = f", {counted(self.corrections, 'correction')}" + (
+                f", worst centring {self.worst_centring:.1%} of the picture's width" if self.shot else ""
+            )
         end = "the strip ended" if self.ended else f"stopped: {self.stopped}"
         return f"roll run: {shots}{blanks}{how} in {self.seconds:.0f} s; {end}"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a stopped run left off, for the next: the frame it shot last (never shot again), the strip frame in
+    view, and the copy stand's scale as measured."""
+
+    last_shot: Sight | None
+    frame: int
 
 
 class RollRun:
     """One run of the strip under the lens (see the module)."""
 
-    def __init__(self, rig: Rig, eyes: Eyes, cfg: RigConfig, stop: threading.Event,
+    def __init__(self, rig: Rig, eyes: Eyes, cfg: RigConfig, stop: Flag,
                  progress: Callable[[RollProgress], None] = lambda p: None, *,
-                 last_shot: Sight | None = None) -> None:  # fmt: skip
-        """`last_shot`: the frame a run before this one shot last (a resumed run never shoots it again)."""
+                 resume: Resume | None = None) -> None:  # fmt: skip
+        """`resume`: where a run before this one stopped (a new strip without it)."""
         self.rig, self.eyes, self.cfg, self.stop = rig, eyes, cfg, stop
         self.report = progress
-        self.finder = FrameFinder(cfg.picture_mm, flipped=cfg.pitch_mm < 0)
+        self.finder = FrameFinder(cfg.picture_mm, flipped=cfg.view_reversed)
         self.summary = RollSummary()
-        self.frame = 1
+        self.frame = 1 if resume is None else resume.frame
         self.outline: tuple[float, float, float, float] | None = None
-        self.last_shot = last_shot
-        if last_shot is not None and last_shot.mm_per_px is not None:  # the copy stand's scale, as last measured
-            self.finder.mm_per_px = last_shot.mm_per_px
+        self.last_shot = None if resume is None else resume.last_shot
+        if self.last_shot is not None and self.last_shot.mm_per_px is not None:  # the copy stand's scale
+            self.finder.mm_per_px = self.last_shot.mm_per_px
+
+    def resume(self) -> Resume | None:
+        """Where the next run carries on; None once the strip has ended (the next run starts a new strip)."""
+        return None if self.summary.ended else Resume(self.last_shot, self.frame)
 
     def run(self) -> RollSummary:
         started = time.monotonic()
         try:
             self._run()
-        except RigError as exc:
+        except MedianscanError as exc:  # the rig's faults, a camera gone, a burst that failed: one sentence each
             self.summary.stopped = str(exc)
         finally:
             self.summary.seconds = time.monotonic() - started
@@ -173,7 +194,7 @@ class RollRun:
         for _ in range(self.cfg.corrections):
             if abs(sight.offset_mm) <= tolerance:
                 return sight
-            self._tell(f"centring frame {self.frame} ({sight.offset_mm:+.1f} mm)")
+            self._tell(f"centring strip frame {self.frame} ({sight.offset_mm:+.1f} mm)")
             self.rig.move(sight.offset_mm)
             self.summary.corrections += 1
             sight = self._settled_sight()
@@ -202,12 +223,13 @@ class RollRun:
                 "and run scan-roll again"
             )
             return False
-        self._tell(f"shooting frame {self.frame}")
-        answer = self.eyes.shoot()
+        self._tell(f"shooting strip frame {self.frame}")
+        answer = self.eyes.shoot(self.frame)
         if not answer.ok:
             self.summary.stopped = f"the burst of strip frame {self.frame} failed: {answer.text}"
             return False
         self.summary.shot.append(answer.stack or f"frame {self.frame}")
+        self.summary.strip_frames.append(self.frame)
         error = abs(sight.offset_mm) / self.cfg.picture_mm
         self.summary.worst_centring = max(self.summary.worst_centring, error)
         self.last_shot = sight
@@ -219,12 +241,12 @@ class RollRun:
         if self.stop.is_set():
             return
         self.outline = None
-        self._tell(f"advancing to frame {self.frame}")
+        self._tell(f"advancing to strip frame {self.frame}")
         self.rig.move(self.cfg.pitch_mm + extra_mm)
 
     def _settled_sight(self) -> Sight:
         """Previews until two in a row agree (the film has stopped), then what the last one shows."""
-        self._tell(f"finding frame {self.frame}")
+        self._tell(f"finding strip frame {self.frame}")
         deadline = time.monotonic() + self.cfg.settle_seconds
         before = None
         while True:
@@ -236,7 +258,7 @@ class RollRun:
                 sight = self.finder.look(now)
                 self.outline = sight.outline
                 found = "found" if sight.kind == "picture" else sight.kind
-                self._tell(f"frame {self.frame}: {found}")
+                self._tell(f"strip frame {self.frame}: {found}")
                 return sight
             if time.monotonic() > deadline:
                 raise RigError(
@@ -246,20 +268,23 @@ class RollRun:
             before = now
 
     def _by_pitch(self) -> None:
-        """No live view: the calibrated pitch alone, for the strip's configured number of frames."""
+        """No live view: the calibrated pitch alone, up to the strip's configured number of frames. Each shot is
+        followed by its advance, stop or not, so a resumed run starts at the next frame."""
         self.summary.live_view = False
         log.warning("no live view on this body: frames placed by the calibrated pitch, no correction")
-        for _ in range(self.cfg.frames_without_live_view):
+        while self.frame <= self.cfg.frames_without_live_view:
             if self.stop.is_set():
                 self.summary.stopped = "by the operator"
                 return
-            self._tell(f"shooting frame {self.frame} (by the pitch)")
-            answer = self.eyes.shoot()
+            self._tell(f"shooting strip frame {self.frame} (by the pitch)")
+            answer = self.eyes.shoot(self.frame)
             if not answer.ok:
                 self.summary.stopped = f"the burst of strip frame {self.frame} failed: {answer.text}"
                 return
             self.summary.shot.append(answer.stack or f"frame {self.frame}")
+            self.summary.strip_frames.append(self.frame)
             self.frame += 1
             if self.frame <= self.cfg.frames_without_live_view:
-                self._advance(0.0)
+                self._tell(f"advancing to strip frame {self.frame}")
+                self.rig.move(self.cfg.pitch_mm)
         self.summary.ended = True

@@ -170,7 +170,7 @@ function showRollRun(s) {
   $("scan-roll").hidden = !s.rig || !!run;
   $("stop-roll").hidden = !run;
   $("roll-run").hidden = !run;
-  $("roll-run").textContent = s.roll_run_said || "";
+  $("roll-run").textContent = s.roll_run_said ? "roll run: " + s.roll_run_said : "";
   outline = run && run.outline;
   placeOutline();
 }

@@ -18,7 +18,7 @@ from medianscan.capture.bracket_burst import bracket_choices, shoot_bracket
 from medianscan.capture.camera import BurstError, Camera, CameraError
 from medianscan.capture.camera.burst.enough import Auto, FrameCount, flat_gain
 from medianscan.capture.events import Answer
-from medianscan.capture.rig.finding import Sight
+from medianscan.capture.rig.roll_run import Resume
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.manifest import State
@@ -45,7 +45,7 @@ class CameraThread:
         self.d = daemon
         self.live = LiveViewTurns(daemon)
         self._refused: str | None = None  # the last action refused, as the status's message said it
-        self.last_roll_shot: Sight | None = None  # the frame the last roll run shot last (roll_turn)
+        self.roll_resume: Resume | None = None  # where the last roll run stopped, for the next (roll_turn)
 
     def run(self) -> None:
         """The camera thread: keep a camera connected (retrying with backoff), run the operator's actions, and
@@ -100,6 +100,7 @@ class CameraThread:
             return Answer(True, action, f"{name} set aside in {where} to shoot it again", stack=name)
         if action == "new-roll":
             roll = self.d.library.new_roll(film)
+            self.roll_resume = None  # a new roll's strip starts at its first frame
             on = (film or FilmRecord()).merged_over(self.d.library.film).film
             return Answer(True, action, f"new roll {roll.name}" + (f" on {on}" if on else ""), roll=roll.name)
         if action in ("pause", "resume"):
@@ -171,8 +172,9 @@ class CameraThread:
         self.d.hooks.fire("burst-done", folder, record.frames[-1] if record.frames else None)
         return Answer(True, "flat", text, stack=folder.name)
 
-    def capture(self) -> Answer:
-
+    def capture(self, strip_frame: int | None = None) -> Answer:
+        """A burst into the roll's next negative (`strip_frame`: the strip's frame the rig put under the lens,
+        recorded in its manifest)."""
         camera = self.ready_camera("capture")
         if not self.wait_for_room():
             return Answer(False, "capture", "capture not done: the daemon is stopping", "refused")
@@ -185,8 +187,8 @@ class CameraThread:
             )
             return Answer(False, "capture", text, "refused")
         values = bracket_choices(camera, self.d.cfg.bracket) if self.d.cfg.bracket else []  # before any frame
-        least = self.d.cfg.frames_range()[0] * max(1, len(values))
-        stack = self.d.library.new_stack(least)  # with frames: auto, what it shot is recorded after
+        least, most = (n * max(1, len(values)) for n in self.d.cfg.frames_range())
+        stack = self.d.library.new_stack(most)  # with frames: auto, what it shot is recorded after
         started = time.monotonic()
         try:
             with self.burst_under_way("a burst is under way", stack.name):
@@ -206,7 +208,7 @@ class CameraThread:
                 error=str(exc),
                 burst=kept,
                 capture_seconds=time.monotonic() - started,
-                note=cut_off_note(len(raw_files(stack)), least),
+                note=cut_off_note(len(raw_files(stack)), most),
             )
             if left_a_journal(stack):  # frames still on the body: fetched once it is back
                 self.d.cut_off.add(stack)
@@ -228,10 +230,12 @@ class CameraThread:
             flat=flat,
             bracket=values or None,
             frames_expected=max(least, len(record.frames)),
+            strip_frame=strip_frame,
         )
         last = record.frames[-1] if record.frames else None
         why = f" ({record.auto.said()})" if record.auto is not None else ""
-        cue = f"{stack.name}: burst done, {len(record.frames)} frames{why} in {seconds:.1f} s: advance the negative"
+        then = ": advance the negative" if strip_frame is None else f" (strip frame {strip_frame}; the rig advances)"
+        cue = f"{stack.name}: burst done, {len(record.frames)} frames{why} in {seconds:.1f} s{then}"
         log.info("%s", cue)
         self.d.hooks.fire("burst-done", stack, last)
         self.d.emit(BurstDone(stack, len(record.frames), seconds))

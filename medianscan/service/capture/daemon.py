@@ -108,7 +108,8 @@ class Daemon(Service):
         self.hub.emit(typing.cast(Request, action), "api")
 
     def stop(self) -> None:
-        """Ask `run()` to finish the running burst, leave the queue on disk and return (like SIGTERM)."""
+        """Ask `run()` to finish the running burst, leave the queue on disk and return (like SIGTERM; a roll run
+        stops at its next step)."""
         super().stop()
 
     # --- what the console reads (medianscan.console.scanner.Scanner) -------------------------------------

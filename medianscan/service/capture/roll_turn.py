@@ -6,13 +6,13 @@ taking effect between frames."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 from medianscan.capture.camera import Camera, NoLiveViewError
 from medianscan.capture.events import Answer
 from medianscan.capture.rig import open_rig
-from medianscan.capture.rig.finding import Sight
-from medianscan.capture.rig.roll_run import RollProgress, RollRun
+from medianscan.capture.rig.roll_run import Resume, RollProgress, RollRun
 from medianscan.service.capture.parts import CaptureDaemon
 from medianscan.vocabulary import Request
 
@@ -23,11 +23,11 @@ class Shooter(Protocol):
     """The camera thread's side the run needs: its camera, and a press's burst."""
 
     d: CaptureDaemon
-    last_roll_shot: Sight | None  # the frame the last roll run shot last: a resumed run never shoots it again
+    roll_resume: Resume | None  # where the last roll run stopped, for the next (None: a new strip)
 
     def ready_camera(self, doing: str) -> Camera: ...
 
-    def capture(self) -> Answer: ...
+    def capture(self, strip_frame: int | None = None) -> Answer: ...
 
 
 class CameraEyes:
@@ -47,8 +47,18 @@ class CameraEyes:
         feed.publish(jpeg)
         return jpeg
 
-    def shoot(self) -> Answer:
-        return self.shooter.capture()
+    def shoot(self, strip_frame: int) -> Answer:
+        return self.shooter.capture(strip_frame)
+
+
+class _Either:
+    """Stop when either is set: the operator's stop-roll, or the daemon stopping (SIGTERM)."""
+
+    def __init__(self, *flags: threading.Event) -> None:
+        self.flags = flags
+
+    def is_set(self) -> bool:
+        return any(f.is_set() for f in self.flags)
 
 
 def scan_roll(shooter: Shooter) -> Answer:
@@ -58,19 +68,26 @@ def scan_roll(shooter: Shooter) -> Answer:
     if d.paused:
         return Answer(False, "scan-roll", "scan-roll ignored: the daemon is paused (send resume first)", "ignored")
     shooter.ready_camera("scan the roll")
-    rig = open_rig(d.cfg)  # RigError: refused, with the reason
+    resume = shooter.roll_resume
     d.roll_stop.clear()
-    d.roll_run = RollProgress(1, 0, 0, 0, "starting", None)
+    d.roll_run = RollProgress(1 if resume is None else resume.frame, 0, 0, 0, "opening the rig", None)
+    try:  # a stop-roll or a press from here on stops the run (opening the rig takes a board's boot)
+        rig = open_rig(d.cfg)  # RigError: refused, with the reason
+        try:
+            if d.roll_stop.is_set():
+                return Answer(False, "scan-roll", "roll run: stopped by the operator before the first move", "refused")
 
-    def progress(now: RollProgress) -> None:
-        d.roll_run = now
+            def progress(now: RollProgress) -> None:
+                d.roll_run = now
 
-    run = RollRun(rig, CameraEyes(shooter), d.cfg.rig, d.roll_stop, progress, last_shot=shooter.last_roll_shot)
-    try:
-        summary = run.run()
+            run = RollRun(
+                rig, CameraEyes(shooter), d.cfg.rig, _Either(d.roll_stop, d.stop_event), progress, resume=resume
+            )
+            summary = run.run()
+            shooter.roll_resume = run.resume()
+        finally:
+            rig.close()
     finally:
-        shooter.last_roll_shot = run.last_shot
-        rig.close()
         d.roll_run = None
         d.roll_stop.clear()
     return Answer(summary.ended, "scan-roll", summary.said(), "done" if summary.ended else "refused")
@@ -86,6 +103,4 @@ def at_once(d: CaptureDaemon, action: Request, source: str) -> Answer | None:
         return None
     d.roll_stop.set()
     log.info("the roll run stops (%s from %s)", action, source or "a trigger")
-    return Answer(
-        True, action, f"the roll run stops after strip frame {run.frame} ({run.doing}); the film stays where it is"
-    )
+    return Answer(True, action, f"the roll run stops at its next step (now: {run.doing}); the film stays where it is")

@@ -95,6 +95,7 @@ class BurstEngine:
             record.auto = frames.record(len(record.frames))
             finished = True
         finally:
+            frames.close()  # its measuring thread ends with the burst, however it ends
             self.writer.close()  # every file handed over is on disk (or failed) before the burst ends
             self._delete_written(wait=True, strict=finished)
             self.journal.close(finished=finished)

@@ -10,6 +10,7 @@ still running to say whether one more is needed (`settle()`).
 from __future__ import annotations
 
 import io
+import logging
 import math
 import threading
 import time
@@ -29,6 +30,8 @@ from medianscan.config.schema import AutoFrames, BlendConfig
 from medianscan.metadata import MosaicLayout
 from medianscan.records import FramesRecord
 
+log = logging.getLogger(__name__)
+
 MEASURED = 2  # the first frames measured: one pair's difference in the densest tenth (thousands of photosites
 # per colour) gives one frame's noise to about 1 %; each measured frame costs a raw decode (LibRaw's, 0.15 s of
 # CPU for a lossless-JPEG CR2), so no more are measured
@@ -47,6 +50,8 @@ class FrameCount(Protocol):
     def settle(self) -> int: ...
 
     def record(self, shot: int) -> FramesRecord | None: ...
+
+    def close(self) -> None: ...
 
 
 class Fixed:
@@ -68,6 +73,9 @@ class Fixed:
         del shot
         return None
 
+    def close(self) -> None:
+        pass
+
 
 def fixed_or(frames: int | FrameCount) -> FrameCount:
     return Fixed(frames) if isinstance(frames, int) else frames
@@ -87,6 +95,7 @@ class Auto:
         self._predicted: int | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="frames-auto")
         self._pending: list[Future[None]] = []
+        self._failed = False  # a frame could not be measured: the burst shoots the most
         self.cpu_seconds = 0.0  # what the measuring cost (the benchmark reports it per frame)
 
     def wanted(self) -> int:
@@ -100,6 +109,15 @@ class Auto:
         self._pending.append(self._pool.submit(self._add, bytes(data)))
 
     def _add(self, data: bytes) -> None:
+        try:
+            self._measure_frame(data)
+        except Exception as exc:  # a frame LibRaw cannot read as a mosaic (a JPEG, a linear DNG), a dark frame
+            log.warning("frames: auto could not measure this burst's frames (%s): shooting the most, %d", exc,
+                        self.most)  # fmt: skip
+            with self._lock:
+                self._target, self._failed = self.most, True
+
+    def _measure_frame(self, data: bytes) -> None:
         started = time.thread_time()
         with rawpy.imread(io.BytesIO(data)) as raw:
             layout = self._layout or layout_from_rawpy(raw)
@@ -124,10 +142,13 @@ class Auto:
             future.result()
         return self.wanted()
 
-    def record(self, shot: int) -> FramesRecord | None:
+    def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+    def record(self, shot: int) -> FramesRecord | None:
+        self.close()
         found, predicted = self._measure, self._predicted
-        if found is None or predicted is None:
+        if found is None or predicted is None or self._failed:
             return None
         expected = blend_snr(found.snr, self.blend.method, shot, self.blend) if math.isfinite(found.snr) else math.inf
         return FramesRecord(
