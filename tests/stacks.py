@@ -201,9 +201,9 @@ def cfa_burst(
 def true_snr(blended: npt.NDArray[np.generic], clean: npt.NDArray[np.float32], layout: MosaicLayout) -> float:
     """The SNR a blend has in the densest tenth (as blend.dense places it), its noise measured against the clean
     signal the frames were made from: in the colour that limits."""
-    truth, pattern, black = dense.repeats(clean, layout, 1)
-    got = dense.repeats(blended, layout, 1)[0]
-    signal = truth - black[None, :, None, :]
+    truth, got = dense.subsample(clean, layout, 1), dense.subsample(blended, layout, 1)
+    pattern = np.asarray(layout.pattern)
+    signal = truth - dense.black_of(layout)[None, :, None, :]
     where = dense.densest_tenth(signal.mean(axis=(1, 3)))
     found = []
     for index in np.unique(pattern):

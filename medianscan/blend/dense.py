@@ -42,19 +42,20 @@ class DenseMeasure:
     colour: str  # the limiting colour's letter
 
 
-def repeats(
-    mosaic: npt.NDArray[np.generic], layout: MosaicLayout, stride: int
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
-    """The active area in whole CFA repeats, every `stride`-th each way: (rows, ph, cols, pw) values, the colour
-    index of each position (ph, pw), and its black level (ph, pw)."""
+def subsample(mosaic: npt.NDArray[np.generic], layout: MosaicLayout, stride: int) -> npt.NDArray[np.float32]:
+    """What a measure keeps of a frame (or of the flat's gains): the active area in whole CFA repeats, every
+    `stride`-th each way, as (rows, ph, cols, pw) values (a copy)."""
     ph, pw = layout.pattern.shape
     top, left, bottom, right = layout.active_area
     y0, x0 = -(-top // ph) * ph, -(-left // pw) * pw  # whole repeats, in phase with the pattern
     rows, cols = (bottom - y0) // ph, (right - x0) // pw
     area = np.asarray(mosaic[y0 : y0 + rows * ph, x0 : x0 + cols * pw])
-    blocks = area.reshape(rows, ph, cols, pw)[::stride, :, ::stride, :].astype(np.float32)
-    black = np.asarray(layout.black_levels, dtype=np.float32)[layout.pattern]
-    return blocks, np.asarray(layout.pattern, dtype=np.uint8), black
+    return area.reshape(rows, ph, cols, pw)[::stride, :, ::stride, :].astype(np.float32)
+
+
+def black_of(layout: MosaicLayout) -> npt.NDArray[np.float32]:
+    """The black level of each position of the CFA repeat (ph, pw)."""
+    return np.asarray(layout.black_levels, dtype=np.float32)[layout.pattern]
 
 
 def stride_for(layout: MosaicLayout) -> int:
@@ -96,10 +97,11 @@ class _Dense:
         return min(self.by_colour.values(), key=lambda m: m.snr)
 
 
-def _measure(blocks: Sequence[npt.NDArray[np.float32]], black: npt.NDArray[np.float32], layout: MosaicLayout,
+def _measure(blocks: Sequence[npt.NDArray[np.float32]], layout: MosaicLayout,
              gain: npt.NDArray[np.float32] | None) -> _Dense:  # fmt: skip
-    signal = sum(blocks[1:], blocks[0]) * np.float32(1 / len(blocks)) - black[None, :, None, :]
-    dense = densest_tenth(signal.mean(axis=(1, 3)), gain)
+    """Frames' and gains' subsamples (`subsample`) -> the densest tenth and each colour's figures there."""
+    signal = sum(blocks[1:], blocks[0]) * np.float32(1 / len(blocks)) - black_of(layout)[None, :, None, :]
+    dense = densest_tenth(signal.mean(axis=(1, 3)), None if gain is None else gain.mean(axis=(1, 3)))
     in_dense = signal.transpose(0, 2, 1, 3)[dense]  # (k, ph, pw)
     diffs = [(blocks[i] - blocks[i + 1]).transpose(0, 2, 1, 3)[dense] for i in range(0, len(blocks) - 1, 2)]
     by_colour = {}
@@ -123,19 +125,13 @@ def measure_frames(frames: Sequence[npt.NDArray[np.generic]], layout: MosaicLayo
     return measure_subsampled(sampled, layout, None if gain is None else subsample(gain, layout, step))
 
 
-def subsample(mosaic: npt.NDArray[np.generic], layout: MosaicLayout, stride: int) -> npt.NDArray[np.float32]:
-    """What a measure keeps of a frame: its every `stride`-th CFA repeat each way (see `repeats`)."""
-    return repeats(mosaic, layout, stride)[0]
-
-
 def measure_subsampled(
     frames: Sequence[npt.NDArray[np.float32]], layout: MosaicLayout, gain: npt.NDArray[np.float32] | None = None
 ) -> DenseMeasure:
     """measure_frames on frames (and the flat's gain) already subsampled alike."""
     if len(frames) < 2:
         raise ValueError("one frame's noise needs two frames")
-    black = np.asarray(layout.black_levels, dtype=np.float32)[layout.pattern]
-    return _measure(frames, black, layout, None if gain is None else gain.mean(axis=(1, 3))).limiting()
+    return _measure(frames, layout, gain).limiting()
 
 
 def blend_snr(
@@ -156,10 +152,8 @@ def blend_snr(
     if n < 3:
         return None
     step = stride_for(layout)
-    blocks = [repeats(f, layout, step)[0] for f in frames]
-    black = repeats(frames[0], layout, step)[2]
-    block_gain = None if gain is None else repeats(gain, layout, step)[0].mean(axis=(1, 3))
-    found = _measure(blocks[:2], black, layout, block_gain)
+    blocks = [subsample(f, layout, step) for f in frames]
+    found = _measure(blocks[:2], layout, None if gain is None else subsample(gain, layout, step))
     one = found.limiting()
     where = _letters(layout)[one.colour]
     stack = np.stack(blocks)  # (n, rows, ph, cols, pw)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from medianscan.capture.rig.port import LinePort, RigError
@@ -37,9 +38,11 @@ def await_reply(
     *,
     busy: re.Pattern[str] | None = None,
     info: re.Pattern[str] | None = None,
+    say: Callable[[str], str] = repr,
 ) -> str:
-    """Read lines until one matches `done` (returned); RigError for `failed`, for silence beyond `timeout`
-    (a line matching `busy` extends it: the controller says it is working), and for a line no pattern knows."""
+    """Read lines until one matches `done` (returned); RigError for `failed` (the reply as `say` words it), for
+    silence beyond `timeout` (a line matching `busy` extends it: the controller says it is working), and for a
+    line no pattern knows."""
     deadline = time.monotonic() + timeout
     while True:
         line = port.line(max(0.0, deadline - time.monotonic()))
@@ -54,7 +57,7 @@ def await_reply(
         if done.search(text):
             return text
         if failed.search(text):
-            raise RigError(f"the rig on {port.name} refused {what}: {text!r}; the film is where it stopped")
+            raise RigError(f"the rig on {port.name} refused {what}: {say(text)}; the film is where it stopped")
         if busy is not None and busy.search(text):
             deadline = time.monotonic() + timeout
             continue

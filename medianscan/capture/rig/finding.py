@@ -75,12 +75,11 @@ class FrameFinder:
         self.picture_mm = picture_mm
         self.sign = -1.0 if flipped else 1.0  # an advance moves the film rightwards in the view
         self.mm_per_px: float | None = None
-        self.base: tuple[float, float] | None = None  # the clear base's level and blueness, once film was seen
-        self._base_seen: tuple[float, float] | None = None
+        self.base: tuple[float, float] | None = None  # the clear base's level and blueness, once a frame was found
 
     def look(self, rgb: npt.NDArray[np.float32]) -> Sight:
         h, w, _ = rgb.shape
-        runs, profile = self._runs(rgb)
+        runs, base = self._runs(rgb)
         film = sum(r.end - r.start for r in runs if r.kind != "none")
         centre = w / 2
         here = next(r for r in runs if r.start <= centre < r.end)
@@ -114,8 +113,8 @@ class FrameFinder:
         if left is None and right is None:
             return Sight("lost", why="no gap between frames in view: the base is not brighter than the picture")
         middle = (a + b) / 2
-        top, bottom = _rows(rgb, int(max(a, 0)), int(min(b, w)), profile)
-        self.base = self._base_seen
+        top, bottom = _rows(rgb, int(max(a, 0)), int(min(b, w)))
+        self.base = base or self.base
         return Sight(
             "picture",
             offset_mm=self.sign * (middle - centre) * self.mm_per_px,
@@ -141,8 +140,9 @@ class FrameFinder:
         offset = (here.centre - w / 2) * (self.mm_per_px or 0.0) * self.sign
         return Sight("blank", offset_mm=offset, mm_per_px=self.mm_per_px, why="clear base between two pictures")
 
-    def _runs(self, rgb: npt.NDArray[np.float32]) -> tuple[list[_Run], npt.NDArray[np.float32]]:
-        """The view's columns as runs of clear base, picture and no film."""
+    def _runs(self, rgb: npt.NDArray[np.float32]) -> tuple[list[_Run], tuple[float, float] | None]:
+        """The view's columns as runs of clear base, picture and no film; and the clear base's level and
+        blueness in this view (None: none of it in view)."""
         h, w, _ = rgb.shape
         band = rgb[h // 4 : 3 * h // 4]
         lum = band.mean(axis=-1)
@@ -166,15 +166,12 @@ class FrameFinder:
             if x == w or kinds[x] != kinds[start]:
                 runs.append(_Run(start, x, names[int(kinds[start])]))
                 start = x
-        clear_cols = clear & ~none
-        if clear_cols.any():
-            self._base_seen = (float(np.median(rebate)), float(np.median(blue[clear_cols])))
-        return runs, profile
+        base = (float(np.median(rebate)), float(np.median(blue[clear]))) if clear.any() else None
+        return runs, base
 
 
-def _rows(rgb: npt.NDArray[np.float32], a: int, b: int, profile: npt.NDArray[np.float32]) -> tuple[int, int]:
+def _rows(rgb: npt.NDArray[np.float32], a: int, b: int) -> tuple[int, int]:
     """The picture's top and bottom rows: where the rows across its columns are darker than the base."""
-    del profile
     h = rgb.shape[0]
     if b <= a:
         return 0, h

@@ -33,6 +33,7 @@ ERRORS = {"9": "G-code locked out during an alarm", "20": "unsupported command",
 
 
 def explain(reply: str) -> str:
+    """'ALARM:1 (hard limit triggered)': a refusal with what GRBL's code means."""
     code = reply.split(":", 1)[1] if ":" in reply else ""
     table = ALARMS if reply.startswith("ALARM") else ERRORS
     return f"{reply} ({table[code]})" if code in table else reply
@@ -65,17 +66,14 @@ class GrblRig:
 
     def command(self, text: str, timeout: float | None = None, what: str | None = None) -> None:
         self.port.send(text + "\n")
-        try:
-            await_reply(self.port, what or repr(text), timeout or self.cfg.reply_timeout_seconds, OK, ERROR,
-                        info=INFO)  # fmt: skip
-        except RigError as exc:
-            raise RigError(_explained(str(exc))) from None
+        await_reply(self.port, what or repr(text), timeout or self.cfg.reply_timeout_seconds, OK, ERROR,
+                    info=INFO, say=explain)  # fmt: skip
 
     def status(self) -> str:
         """The controller's state from a `?` report (Idle, Run, Hold, Alarm...)."""
         self.port.send("?")
         found = await_reply(self.port, "a status report (?)", self.cfg.reply_timeout_seconds, STATUS, ERROR,
-                            info=re.compile(r"^(ok|\[.*\])$"))  # fmt: skip
+                            info=re.compile(r"^(ok|\[.*\])$"), say=explain)  # fmt: skip
         match = STATUS.search(found)
         assert match is not None
         return match["state"]
@@ -92,7 +90,3 @@ class GrblRig:
 
     def close(self) -> None:
         self.port.close()
-
-
-def _explained(text: str) -> str:
-    return re.sub(r"'(error:\d+|ALARM:\d+)'", lambda m: explain(m[1]), text)

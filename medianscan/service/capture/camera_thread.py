@@ -28,7 +28,7 @@ from medianscan.records import FilmRecord
 from medianscan.service.capture.cut_off import fetch_cut_off, left_a_journal
 from medianscan.service.capture.live_view_turns import LiveViewTurns
 from medianscan.service.capture.parts import CaptureDaemon
-from medianscan.service.capture.roll_turn import scan_roll
+from medianscan.service.capture.roll_turn import NO_RUN, scan_roll
 from medianscan.service.progress import BurstDone
 from medianscan.vocabulary import Request
 
@@ -91,7 +91,7 @@ class CameraThread:
         if action in shooting:
             return shooting[action]()
         if action == "stop-roll":  # answered at once by the hub while a run is under way; this one came after it
-            return Answer(False, action, "stop-roll ignored: no roll run is under way", "ignored")
+            return NO_RUN
         # what an action did is its answer (the console shows the last one, whoever asked); `message` is kept
         # for what went wrong
         if action == "retake":

@@ -51,6 +51,9 @@ class CameraEyes:
         return self.shooter.capture(strip_frame)
 
 
+NO_RUN = Answer(False, "stop-roll", "stop-roll ignored: no roll run is under way", "ignored")
+
+
 class _Either:
     """Stop when either is set: the operator's stop-roll, or the daemon stopping (SIGTERM)."""
 
@@ -99,7 +102,7 @@ def at_once(d: CaptureDaemon, action: Request, source: str) -> Answer | None:
     run = d.roll_run
     if run is None:
         if action == "stop-roll":
-            return Answer(False, action, "stop-roll ignored: no roll run is under way", "ignored")
+            return NO_RUN
         return None
     d.roll_stop.set()
     log.info("the roll run stops (%s from %s)", action, source or "a trigger")
