@@ -69,14 +69,13 @@ def test_a_connection_flood_leaves_the_daemon_answering_and_every_record_right(t
             time.sleep(0.1)
         port = urlsplit(console).port
         first = socket.create_connection(("127.0.0.1", port), timeout=2)  # idle from the start
-        baseline = len(list(Path(f"/proc/{daemon.pid}/fd").iterdir()))
         held: list[int] = []
         sampling = threading.Event()
 
-        def sample() -> None:  # the daemon's descriptors, every 5 ms, from the first knock on
+        def sample() -> None:  # the daemon's descriptors for console connections, every 5 ms, from the first knock on
             while not sampling.is_set():
                 with contextlib.suppress(OSError):
-                    held.append(len(list(Path(f"/proc/{daemon.pid}/fd").iterdir())) - baseline)
+                    held.append(_console_connections_held(daemon.pid, port))
                 time.sleep(0.005)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -99,8 +98,8 @@ def test_a_connection_flood_leaves_the_daemon_answering_and_every_record_right(t
             time.sleep(0.2)
         sampling.set()
         sampler.join()
-        # the cap, and at most one accept batch on its way out the door
-        assert max(held) <= bounded.MAX_CONNECTIONS + bounded.ACCEPT_BATCH, max(held)
+        # the flood seen, up to the cap and at most one accept batch on its way out the door
+        assert bounded.MAX_CONNECTIONS // 2 <= max(held) <= bounded.MAX_CONNECTIONS + bounded.ACCEPT_BATCH, max(held)
         rss = int(
             next(
                 line.split()[1]
@@ -123,6 +122,22 @@ def test_a_connection_flood_leaves_the_daemon_answering_and_every_record_right(t
         daemon.terminate()
         daemon.wait(60)
     assert log.stat().st_size < 64 * 1024, log.stat().st_size  # not the 220 MB a tight accept loop wrote
+
+
+def _console_connections_held(pid: int, port: int) -> int:
+    """How many descriptors the daemon holds for connections to its console's port: only those, since a capture's
+    raws, journal and the blend worker's pipes come and go during the flood and are not the flood's to count."""
+    connected = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+        if local_port == port and state != "0A":  # 0A: the listening socket itself
+            connected.add(f"socket:[{inode}]")
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed between the listing and the reading
+            held += str(fd.readlink()) in connected
+    return held
 
 
 def _still_open(conn: socket.socket) -> bool:
