@@ -72,7 +72,7 @@ class CaptureStatus:
     flat: str | None  # the roll's flat field in use (its folder's name), or None
     negative: str | None  # the current roll's last negative
     next_negative: str | None  # the name the next press's negative gets
-    frames_per_burst: str  # "9", or auto's range and target (Config.frames_said)
+    frames_per_burst: str  # "9 raws per burst", or auto's range and target (Config.frames_said)
     paused: bool
     busy: bool
     bracket_group: tuple[int, int, str] | None  # (group, of groups, shutter) while a bracket runs

@@ -516,7 +516,7 @@ def test_sighup_reloads_the_configuration_and_a_bad_one_is_refused(
     d.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "reload refused" in d.log.read_text(), "the refusal in the log")
     assert "medianscan.yaml:1" in d.log.read_text()  # the config error names file and line
-    assert d.ask("status")["status"]["frames_per_burst"] == "5"  # still running on the last good one
+    assert d.ask("status")["status"]["frames_per_burst"] == "5 raws per burst"  # still running on the last good one
     assert d.stop() == 0
 
 

@@ -313,7 +313,7 @@ def test_the_daemon_counts_each_negative_and_says_and_records_why(tmp_path: Path
         status = running.daemon.status()  # as `medianscan status` gets it
         recent = [r for r in status["recent"] if r["stack"].endswith("frame-001")][-1]
         assert recent["snr"] == sidecar["snr"]["blend"] and recent["snr_target"] == 60 and recent["snr_short"] is None
-        assert status["frames_per_burst"] == "3 to 12 as each negative needs for SNR 60"
+        assert status["frames_per_burst"] == "3 to 12 raws per burst, as each negative needs for SNR 60"
         from medianscan.cli.control import render_status
 
         assert "(3 to 12 raws per burst, as each negative needs for SNR 60)" in render_status(status)

@@ -234,9 +234,7 @@ def _roll_lines(rest: dict[str, Any], *, knows_flat: bool) -> list[tuple[str, st
         ", ".join([*([f"last {negative}"] if negative else []), *([f"next {upcoming}"] if upcoming else [])])
         or "none yet"
     )
-    if per and "as each negative needs" in str(per):  # frames: auto: '3 to 25 as each negative needs for SNR 100'
-        per = str(per).replace(" as each", " raws per burst, as each", 1)
-    elif per:
+    if isinstance(per, int) or str(per).isdigit():  # an older daemon says the bare number
         per = f"{per} raws per burst"
     return [("roll", text), ("negatives", negatives + (f" ({per})" if per else ""))]
 

@@ -249,11 +249,11 @@ class Config:
         return self.frames, self.frames
 
     def frames_said(self) -> str:
-        """'9', or '3 to 25 as each negative needs for SNR 100': a burst's frames as status says them."""
+        """'9 raws per burst', or '3 to 25 raws per burst, as each negative needs for SNR 100': as status says it."""
         if self.frames == "auto":
             auto = self.auto_frames
-            return f"{auto.min} to {auto.max} as each negative needs for SNR {auto.snr:g}"
-        return str(self.frames)
+            return f"{auto.min} to {auto.max} raws per burst, as each negative needs for SNR {auto.snr:g}"
+        return f"{self.frames} raws per burst"
 
     def flat_frames(self) -> int:
         """A flat burst's frames: `frames`, or with auto at least 9 within its bounds (the bare light is thin:
