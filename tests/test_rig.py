@@ -15,6 +15,7 @@ import re
 import select
 import threading
 import time
+import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -256,6 +257,7 @@ class PtyDevice:
 
     def __init__(self, answer: Callable[[bytes], bytes], tick: Callable[[], bytes] = lambda: b"") -> None:
         self.master, slave = os.openpty()
+        tty.setraw(slave)  # as pyserial leaves a port: a new pty echoes, and the FAKE would answer its own echo
         self.path = os.ttyname(slave)
         self._slave = slave
         self.answer, self.tick = answer, tick
