@@ -75,10 +75,8 @@ class Gphoto2Link:
             self._native = kind
             mode, number = self.settings.widget("capturemode"), self.settings.widget("burstnumber")
             assert mode is not None and number is not None  # capabilities() found both
-            self._remember("capturemode", str(mode.get_value()))
-            self.settings.put("capturemode", str(_pick(mode, _CONTINUOUS)))
-            self._remember("burstnumber", str(number.get_value()))
-            self.settings.put("burstnumber", str(frames))
+            self._put_for_the_burst("capturemode", mode, str(_pick(mode, _CONTINUOUS)))
+            self._put_for_the_burst("burstnumber", number, str(frames))
             path = self.session.call(self.cam.capture, gp.GP_CAPTURE_IMAGE)
             for name in self._burst_before(path.folder, path.name, frames):  # the burst's others, in its folder
                 self._queued.append(BodyEvent("file", Announced(path.folder, name)))
@@ -88,8 +86,7 @@ class Gphoto2Link:
             self._native = kind
             drive, release = self.settings.widget("drivemode"), self.settings.widget("eosremoterelease")
             assert drive is not None and release is not None  # capabilities() found both
-            self._remember("drivemode", str(drive.get_value()))
-            self.settings.put("drivemode", str(_pick(drive, _CONTINUOUS)))
+            self._put_for_the_burst("drivemode", drive, str(_pick(drive, _CONTINUOUS)))
             self.settings.put("eosremoterelease", str(_pick(release, _PRESS_FULL)), restore=False)
             return
         raise CameraError(f"the camera ({self.where()}) offers no host-started continuous burst")
@@ -105,8 +102,10 @@ class Gphoto2Link:
             self._native = None
             self._put_back.clear()
 
-    def _remember(self, name: str, value: str) -> None:
-        self._put_back.setdefault(name, value)
+    def _put_for_the_burst(self, name: str, widget: Any, value: str) -> None:
+        """Set `name` for the burst, keeping the body's own value for stop_native to put back."""
+        self._put_back.setdefault(name, str(widget.get_value()))
+        self.settings.put(name, value)
 
     def _burst_before(self, folder: str, last: str, frames: int) -> list[str]:
         """The `frames - 1` files of `folder` numbered just below `last`: a Nikon burst's frames other than the
