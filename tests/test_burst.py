@@ -9,6 +9,8 @@ after its frame is on disk.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,6 +219,29 @@ def test_what_a_cut_off_burst_left_on_the_body_is_fetched_and_what_is_gone_is_na
     found = cam.fetch_left(stack, "t", 3)
     assert found.frames == [] and found.gone == ["/store_00010001/DCIM/100SIMUL/SIM_0042.DNG"]
     assert "1 named by the camera were gone from it" in found.said()
+    cam.close()
+
+
+def test_a_shot_cut_off_mid_write_by_a_dying_host_is_not_on_the_card_at_the_next_connect(tmp_path: Path) -> None:
+    """The simulated body writes each shot to its card atomically, in the host's process: a `kill -9` mid-write
+    leaves a temp named for the dead process. A real body never shows a half-written shot, so at power on the
+    simulated one drops it (and not a temp whose writer still runs), numbering on from the whole shots."""
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "SIM_0002.DNG").write_bytes(b"a whole shot")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cut_off = card / f".SIM_0003.DNG.{dead.pid}.part"
+    cut_off.write_bytes(b"half a shot")
+    running = card / f".SIM_0004.DNG.{os.getppid()}.part"
+    running.write_bytes(b"still being written")
+    cam, body = simulated(tmp_path, strategy="trigger", trigger_seconds=0.01)
+    assert not cut_off.exists() and running.exists()
+    assert body.listing("/store_00010001/DCIM/100SIMUL") == ["SIM_0002.DNG"]
+    running.unlink()
+    record = cam.burst(1, tmp_path / "s", "s")
+    assert [p.name for p in record.frames] == ["s_01.dng"] and body.named() == ["SIM_0003.DNG"]
+    assert sorted(p.name for p in card.iterdir()) == ["SIM_0002.DNG"]  # the new shot fetched and deleted
     cam.close()
 
 

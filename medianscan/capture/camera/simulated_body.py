@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from medianscan.atomic import remove_dead_temps
 from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.link import Announced, BodyEvent, Capabilities, Download
 from medianscan.capture.camera.simulated_timing import BodyTiming
@@ -40,6 +41,7 @@ class SimulatedBody:
         self.timing = timing
         self.card = card
         self.card.mkdir(parents=True, exist_ok=True)
+        remove_dead_temps(card)  # a shot cut off mid-write by a dying host: a real body never shows one
         numbers = [int(m.group(1)) for p in card.iterdir() if (m := _NUMBER.search(p.name))]
         self._counter = max(numbers, default=0)  # file numbers go on from what the card holds
         self._events: queue.Queue[BodyEvent] = queue.Queue()
