@@ -33,7 +33,7 @@ def preview(path: Path, white: int) -> np.ndarray:
 def main() -> int:
     raw = find_sample_raw()
     if raw is None:
-        print("no sample raw (../shared/samples/IMG_5952.CR2 or MEDIANSCAN_SAMPLE_RAW)", file=sys.stderr)
+        print("no sample raw (Debian's rawtran-doc or MEDIANSCAN_SAMPLE_RAW; make test installs it)", file=sys.stderr)
         return 1
     scene = load_scene(raw).crop(300, 400, 960, 1440)
     with tempfile.TemporaryDirectory() as tmp:

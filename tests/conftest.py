@@ -14,11 +14,13 @@ SAMPLE_NAME = "IMG_5952.CR2"
 
 
 def find_sample_raw() -> Path | None:
-    """The Canon EOS 30D CR2: $MEDIANSCAN_SAMPLE_RAW, ../shared/samples/, or Debian's rawtran-doc."""
+    """The Canon EOS 30D CR2: $MEDIANSCAN_SAMPLE_RAW, Debian's rawtran-doc, or the copy scripts/system-packages.sh
+    takes from that package where the image keeps no /usr/share/doc. Never a folder beside the clone: a user's
+    clone has nothing beside it, so the suite must not lean on one."""
     candidates = [
         os.environ.get("MEDIANSCAN_SAMPLE_RAW"),
-        ROOT.parent / "shared" / "samples" / SAMPLE_NAME,
         Path("/usr/share/doc/rawtran") / SAMPLE_NAME,
+        ROOT / ".cache" / "samples" / SAMPLE_NAME,
     ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
@@ -32,8 +34,8 @@ def sample_raw() -> Path:
     path = find_sample_raw()
     if path is None:
         pytest.fail(
-            f"sample raw {SAMPLE_NAME} not found: set MEDIANSCAN_SAMPLE_RAW, put it in ../shared/samples/, "
-            "or install Debian's rawtran-doc"
+            f"sample raw {SAMPLE_NAME} not found: run make test (it installs Debian's rawtran-doc, which carries "
+            "it) or set MEDIANSCAN_SAMPLE_RAW"
         )
     return path
 
