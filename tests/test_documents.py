@@ -1,4 +1,4 @@
-"""The documents agree with each other and with what the project installs: the README's install routes create
+"""The documents agree with each other and with what the project installs: the guide's install routes create
 the paths the units run, the sample config names the device the udev rule makes, every file and command they
 name exists, and none points at a tool the project does not install."""
 
@@ -12,12 +12,15 @@ from medianscan.cli import SUBCOMMANDS
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
+GUIDES = {f"docs/{p.name}": p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))}
+GUIDE = GUIDES["docs/operator-guide.md"]
+MARKDOWN = {"README.md": README, **GUIDES}
 EXAMPLE = (ROOT / "config" / "medianscan.yaml").read_text()
 SYSTEM_UNIT = (ROOT / "systemd" / "medianscan.service").read_text()
 USER_UNIT = (ROOT / "systemd" / "user" / "medianscan.service").read_text()
 FOOTSWITCH_RULE = (ROOT / "systemd" / "61-medianscan-footswitch.rules").read_text()
 DOCUMENTS = {
-    "README.md": README,
+    **MARKDOWN,
     "config/medianscan.yaml": EXAMPLE,
     "systemd/medianscan.service": SYSTEM_UNIT,
     "systemd/user/medianscan.service": USER_UNIT,
@@ -40,7 +43,7 @@ def test_no_document_points_at_what_the_project_does_not_install(name: str) -> N
 
 
 def test_the_system_install_creates_what_the_unit_runs() -> None:
-    install = "\n".join(block for block in code_blocks(README) if "sudo" in block)
+    install = "\n".join(block for block in code_blocks(GUIDE) if "sudo" in block)
     binary, _, rest = unit_setting(SYSTEM_UNIT, "ExecStart").partition(" ")
     assert re.search(rf"ln -s \S+ {re.escape(binary)}\b", install), binary
     config = rest.split("--config ", 1)[1].split()[0]
@@ -53,7 +56,7 @@ def test_the_system_install_creates_what_the_unit_runs() -> None:
 
 
 def test_the_user_install_creates_what_the_user_unit_runs() -> None:
-    install = next(block for block in code_blocks(README) if "systemctl --user" in block)
+    install = next(block for block in code_blocks(GUIDE) if "systemctl --user" in block)
     binary, _, rest = unit_setting(USER_UNIT, "ExecStart").partition(" ")
     assert binary == "%h/.local/bin/medianscan" and "~/.local/bin/medianscan" in install
     assert rest.split("--config ", 1)[1].split()[0] == "%E/medianscan/medianscan.yaml"  # %E: ~/.config
@@ -65,17 +68,45 @@ def test_the_footswitch_is_where_the_udev_rule_puts_it() -> None:
     link = re.search(r'SYMLINK\+="(\w+)"', FOOTSWITCH_RULE)
     assert link is not None
     device = f"/dev/{link.group(1)}"
-    assert device in EXAMPLE and f"triggers.footswitch.device: {device}" in README
+    assert device in EXAMPLE and f"triggers.footswitch.device: {device}" in GUIDE
 
 
-def test_every_file_and_command_the_readme_names_exists() -> None:
-    for path in re.findall(r"(?<![\w./~])((?:systemd|config|docs|scripts|bench)/[\w./-]+\.\w+)", README):
-        assert (ROOT / path).is_file(), path
-    named = [
+def heading_anchor(heading: str) -> str:
+    """The anchor a Markdown renderer gives a heading (GitHub's rule: lower case, spaces to '-', punctuation
+    dropped)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("name", sorted(MARKDOWN))
+def test_every_file_link_and_command_a_document_names_exists(name: str) -> None:
+    text = MARKDOWN[name]
+    folder = (ROOT / name).parent
+    for path in re.findall(r"(?<![\w./~(])((?:systemd|config|scripts|bench|tests)/[\w./-]+\.\w+)", text):
+        assert (ROOT / path).is_file(), f"{name} names {path}"
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (folder / file).resolve() if file else ROOT / name
+        assert linked.is_file(), f"{name} links {target}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.MULTILINE)
+            assert anchor in {heading_anchor(h) for h in headings}, f"{name} links {target}: no such heading"
+    for block in code_blocks(text):
+        for command in re.findall(r"(?:^|[|(`$&]\s*)medianscan ([a-z][a-z-]*)\b", block, flags=re.MULTILINE):
+            assert command in SUBCOMMANDS, f"{name}: medianscan {command}"
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """A newcomer reads the first screen: what it is, the two commands, the daily jobs with an example each, and
+    where to read on; the depth lives in docs/."""
+    named = {
         command
         for block in code_blocks(README)
         for command in re.findall(r"(?:^|[|(`$&]\s*)medianscan ([a-z][a-z-]*)\b", block, flags=re.MULTILINE)
-    ]
-    assert {"run", "capture", "status", "blend", "watch", "camera"} <= set(named), named
-    for command in named:
-        assert command in SUBCOMMANDS, command
+    }
+    assert {"run", "capture", "blend", "watch"} <= named, named
+    assert "make demo" in README and "make test" in README
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)", README))
+    assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= linked, linked
+    assert len(README.splitlines()) <= 300
