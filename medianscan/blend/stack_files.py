@@ -40,24 +40,27 @@ def output_paths(
     stack: Path, method: Method, kind: FrameKind, explicit: Path | None, folder: Path | None = None
 ) -> tuple[Path, Path]:
     """The main output and its JSON sidecar (same stem): the explicit file, else <stack name>_<method>.<ext> in
-    `folder` (the batch's output folder) or in the stack itself."""
-    main = explicit or (folder or stack) / f"{stack.name}_{method}{_EXTENSION[kind]}"
+    `folder` (the batch's output folder) or in the stack itself. Absolute, whatever the working folder: the
+    record that names them is read by processes started elsewhere (the daemon, the console)."""
+    stack = stack.resolve()
+    main = (explicit or (folder or stack) / f"{stack.name}_{method}{_EXTENSION[kind]}").resolve()
     return main, main.with_suffix(".json")
 
 
 def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
     """A stack folder or a list of frame files -> (the stack folder, its contents sorted out by the one rule)."""
     if isinstance(source, (str, Path)):
-        folder = Path(source)
-        if not folder.is_dir():
-            raise StackError(f"{folder}: no such stack folder")
+        given = Path(source)  # messages name the folder as the user gave it
+        if not given.is_dir():
+            raise StackError(f"{given}: no such stack folder")
+        folder = given.resolve()
         found = contents.read_folder(folder, sniff.inspect)
         if not found.frames and not found.unreadable:
             left = "; ".join(str(i) for i in found.ignored)
             inner = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-            hint = f"; it holds {counted(len(inner), 'folder')}: blend them with {folder}/*/" if inner else ""
+            hint = f"; it holds {counted(len(inner), 'folder')}: blend them with {given}/*/" if inner else ""
             raise StackError(
-                f"{folder}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else "") + hint
+                f"{given}: no raw, TIFF or JPEG frames in this folder" + (f" ({left})" if left else "") + hint
             )
         return folder, found
     paths = [Path(p) for p in source]
@@ -69,7 +72,7 @@ def resolve(source: Path | Sequence[Path]) -> tuple[Path, StackContents]:
     parents = {p.resolve().parent for p in paths}
     if len(parents) > 1:
         raise StackError(f"the frames of one stack must share a folder; got {len(parents)} folders")
-    found = contents.sort_out(paths, sniff.inspect)
+    found = contents.sort_out([p.absolute() for p in paths], sniff.inspect)
     if not found.frames and not found.unreadable:
         raise StackError("no raw, TIFF or JPEG frames among the files given")
     return parents.pop(), found
@@ -117,15 +120,15 @@ def decode_all(
 
 
 def as_written(decoded: Sequence[Frame], options: BlendOptions) -> list[Frame]:
-    """The frames with the white level their DNG will say (`blend.white_level`, see medianscan.blend.levels); the
-    checks, the clipping figures, the flat and the bracket then all measure against that one white."""
-    if options.white_level == "libraw":
-        return list(decoded)
+    """The frames with the white level and crop their DNG will say (`blend.white_level`, see
+    medianscan.blend.levels); the checks, the clipping figures, the flat and the bracket then all measure against
+    that one white."""
     return [
         dataclasses.replace(
             frame,
-            layout=levels.with_editor_white(
-                frame.layout, frame.camera.make, frame.camera.model, frame.exposure.iso, options.white_level
+            layout=levels.with_camera_facts(
+                frame.layout, frame.camera.make, frame.camera.model, frame.exposure.iso, options.white_level,
+                shape=frame.pixels.shape,
             ),
         )
         if frame.layout is not None and not frames.is_dng_file(frame.path)
