@@ -394,6 +394,8 @@ class BurstRecord:
     camera: CameraIdentity | None = None
     camera_files: list[str] = field(default_factory=list)  # 'folder/name' on the camera, in arrival order
     set_aside: list[LeftOut] = field(default_factory=list)  # camera files kept apart: not this burst's frames
+    spares: list[LeftOut] = field(default_factory=list)  # its shots past the frames wanted, kept apart (spares/)
+    spares_deleted: list[str] = field(default_factory=list)  # 'folder/name' of those deleted from the camera unfetched
     strategy: str = ""  # how it was fired (capture, trigger, native), and why: "trigger: ..."
     auto: FramesRecord | None = None  # `frames: auto`: how many frames, and why
 
@@ -412,6 +414,8 @@ class BurstRecord:
             "camera": self.camera.to_json() if self.camera else None,
             "camera_files": list(self.camera_files),
             "set_aside": [{"file": str(i.path.relative_to(self.stack)), "reason": i.reason} for i in self.set_aside],
+            "spares": [{"file": str(i.path.relative_to(self.stack)), "reason": i.reason} for i in self.spares],
+            "spares_deleted": list(self.spares_deleted),
             "strategy": self.strategy,
             "auto": None if self.auto is None else self.auto.to_json(),
         }
@@ -437,6 +441,8 @@ class BurstRecord:
                 camera=None if camera is None else CameraIdentity.from_json(camera),
                 camera_files=[str(f) for f in data.get("camera_files", [])],
                 set_aside=[LeftOut(folder / str(i["file"]), str(i["reason"])) for i in data.get("set_aside", [])],
+                spares=[LeftOut(folder / str(i["file"]), str(i["reason"])) for i in data.get("spares", [])],
+                spares_deleted=[str(f) for f in data.get("spares_deleted", [])],
                 strategy=str(data.get("strategy", "")),
                 auto=None if data.get("auto") is None else FramesRecord.from_json(data["auto"]),
             )

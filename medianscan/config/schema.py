@@ -30,6 +30,7 @@ class SimulatedTiming:
     file_megabytes: float | None = None  # one raw
     link_megabytes_per_second: float | None = None  # the link, one download at a time (0: instant)
     native_burst: bool | None = None  # the body offers a host-started continuous burst
+    late_shots: int | None = None  # its continuous burst stops a random 0 to this many shots after the release
 
 
 @dataclass
@@ -94,6 +95,7 @@ class CameraConfig:
     optional: list[str] = field(default_factory=list)  # settings whose absence is only a warning
     keep_jpeg: bool = False  # with RAW+JPEG, keep the JPEG beside the raw
     delete_from_camera: bool = True
+    extra_shots: Literal["keep", "delete"] = "keep"  # a continuous burst's shots past the frames: spares/, or deleted
     settle_seconds: float = 3.0  # how long a set value may take to read back
     keep_alive_seconds: float = 0.0  # 0: off
     reconnect_max_seconds: float = 30.0  # backoff ceiling while the camera is gone

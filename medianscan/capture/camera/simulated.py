@@ -169,7 +169,7 @@ class SimulatedCamera(Camera):
             self._card = self.cfg.simulated.card or Path(tempfile.mkdtemp(prefix="medianscan-sim-card-"))
             self._own_card = self.cfg.simulated.card is None
         dead_after = None if self._died_once else self.cfg.simulated.dead_after_frames  # it drops off once
-        self._body = SimulatedBody(timing, self._card, dead_after_frames=dead_after)
+        self._body = SimulatedBody(timing, self._card, dead_after_frames=dead_after, seed=self.cfg.simulated.seed)
         self.quirk = quirk_for(timing.model, self.cfg.quirks)
         self._connected = True
         self.identity = dataclasses.replace(SIMULATED_IDENTITY, model=timing.model)

@@ -3,8 +3,15 @@
 The camera thread fires (by the strategy chosen for the body), hears each file the body names, fetches it, and
 hands it to the writer thread (temp name, fsync, rename) while it fires and fetches the next; a file is deleted
 from the body only once it is on disk. With `trigger` the next shot is fired as soon as the body has named the last
-one's file, and that file is fetched while the body exposes; with `native` the body shoots on its own and each
-file is fetched as it comes.
+one's file, and that file is fetched while the body exposes; with `native` the body shoots on its own while the
+release is held, each file fetched as it comes, and the release is let go as soon as the body has named the shots
+the burst wants.
+
+A body held in continuous drive shoots until the release reaches it: one to three shots more are normal. They are
+this burst's: the engine hears the body out (until it says its capture is complete, or falls quiet), and each shot
+past the frames wanted is a spare, fetched into the stack's SPARES folder (never blended) or, with
+`camera.extra_shots: delete`, deleted from the body unfetched; the record names them either way, so none is left
+for the next burst. A continuous burst that stopped short of its frames (a file set aside) is fired again at once.
 
 Which file is which shot's: a file whose name stem a shot has already is its companion (RAW+JPEG); any other is the
 oldest waiting shot's (in a continuous burst, a new shot's). Files are fetched as soon as they are named, a raw
@@ -17,24 +24,23 @@ A file named with no shot waiting (the body's own shutter button) is left on it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 
 from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.enough import FrameCount
-from medianscan.capture.camera.burst.journal import BurstJournal
 from medianscan.capture.camera.burst.link import Announced, BodyLink
+from medianscan.capture.camera.burst.placing import Placing
 from medianscan.capture.camera.burst.quirks import Quirk
 from medianscan.capture.camera.burst.shots import Fetch, Shot, stem_of
-from medianscan.capture.camera.burst.writer import FrameWriter
-from medianscan.capture.camera.files import classify, frame_name
+from medianscan.capture.camera.files import classify
 from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
 from medianscan.config.schema import CameraConfig
 from medianscan.formats import RAW_EXTS, extension
-from medianscan.records import BurstRecord, LeftOut
+from medianscan.records import BurstRecord
 from medianscan.vocabulary import Strategy
 from medianscan.wording import counted
 
@@ -44,6 +50,8 @@ MAX_SHOTS_PER_FRAME = 2  # a burst gives up after this many shots per frame that
 COMPANION_SECONDS = 0.5  # a shot's second file (RAW+JPEG) comes within this of its first
 SETTLE_SECONDS = 0.1  # after a shot's first file, the next trigger waits at most this for "capture complete"
 HEAD = 65536  # bytes of a file that hold its kind and its EXIF
+QUIET_SECONDS = 0.5  # a continuous burst let go is over once the body is this quiet (or 3 shot intervals, if longer)
+DONE_QUIET_SECONDS = 0.02  # ... or this quiet after it said its capture is complete
 
 
 class BurstEngine:
@@ -65,7 +73,6 @@ class BurstEngine:
         self.freshness = freshness
         self.announce_timeout_seconds = announce_timeout_seconds
         self.clock = clock
-        self._warned_not_raw = False
 
     # --- the burst ----------------------------------------------------------------------------------------------
 
@@ -74,17 +81,14 @@ class BurstEngine:
         holding what is safe on disk) when the body fails. libgphoto2's own errors pass through for the backend
         to explain."""
         self.count, self.record, self.stem, self.exposure = frames, record, stem, exposure
-        self.n = frames.most  # for the frames' names: their number's width
         self.shots: list[Shot] = []
-        self.deletes: list[tuple[Future[Path] | None, Announced]] = []  # in order: written (or not kept) -> delete
-        self.on_body = 0  # files named and not deleted yet
-        self.last_frame_at = self.clock()
         self.native_start: float | None = None  # while a continuous burst runs: when it was started
         self.done_heard = 0  # "capture complete" events: a body that sends one per shot is waited for at the end
+        self.done_at = self.last_named_at = float("-inf")  # monotonic: the last "capture complete", the last file
+        self.released_at = float("inf")  # monotonic: when a continuous burst was let go
         record.stack.mkdir(parents=True, exist_ok=True)
         self._drain_before()
-        self.writer = FrameWriter()
-        self.journal = BurstJournal(record.stack)
+        self.place = Placing(self.link, self.cfg, frames, record, stem, clock=self.clock)
         finished = False
         try:
             if strategy == "native":
@@ -94,11 +98,10 @@ class BurstEngine:
             self._companions_after()
             record.auto = frames.record(len(record.frames))
             finished = True
+            self.place.say_spares()
         finally:
             frames.close()  # its measuring thread ends with the burst, however it ends
-            self.writer.close()  # every file handed over is on disk (or failed) before the burst ends
-            self._delete_written(wait=True, strict=finished)
-            self.journal.close(finished=finished)
+            self.place.close(finished=finished)  # every file handed over on disk (or failed) before it ends
 
     def _promised(self) -> int:
         """Frames taken, and those the shots still unjudged should bring."""
@@ -118,7 +121,7 @@ class BurstEngine:
             if self._promised() >= self.count.wanted():  # every frame is on its way: fetch them (or wait)
                 if not self._fetch_ready():
                     self._hear(0.05)
-                self._delete_written(wait=False)
+                self.place.delete_written(wait=False)
                 continue
             if len(self.shots) >= MAX_SHOTS_PER_FRAME * self.count.most:
                 raise CameraError(
@@ -141,19 +144,45 @@ class BurstEngine:
                 self._settle(shot)
             if self.quirk.after_shot_seconds:
                 self._hear(self.quirk.after_shot_seconds)  # the body's own events after a shot, drained
-            self._delete_written(wait=False)
+            self.place.delete_written(wait=False)
         self._fetch_all_named()
 
     def _native(self) -> None:
-        """The body's own continuous burst: started once, each file fetched as it is named, stopped at N."""
+        """The body's own continuous burst: the release held until the shots wanted are named, the body heard out
+        after it is let go (its late shots are this burst's spares), fired again at once while frames lack."""
+        barren = 0  # fires in a row that brought no frame
+        while True:
+            taken = len(self.record.frames)
+            self._hold()
+            self._hear_out()
+            if not self._short():
+                break
+            barren = 0 if len(self.record.frames) > taken else barren + 1
+            if barren >= MAX_SHOTS_PER_FRAME:
+                raise CameraError(
+                    f"the camera ({self.link.where()}) gave {counted(len(self.record.frames), 'fresh frame')} of "
+                    f"{self.count.wanted()} in {len(self.shots)} shots: the other files were not this burst's (see "
+                    f"{SET_ASIDE}/)"
+                )
+            log.info("%s: the camera's burst stopped %s short; fired again", self.record.stack.name,
+                     counted(self.count.wanted() - len(self.record.frames), "frame"))  # fmt: skip
+        self._fetch_all_named()
+
+    def _hold(self) -> None:
+        """Hold the release, fetching each file as it is named, until the shots named promise the frames wanted
+        (with `frames: auto`, until its measure has decided, or the most)."""
         self.native_start = time.time()
-        self.link.start_native(self.count.most)  # stopped once the count has what it wants
+        self.link.start_native(self.count.most)
         try:
             deadline = self.clock() + self.announce_timeout_seconds
-            while self._short():
+            while True:
                 named = len(self.shots)
-                if not self._fetch_ready():
-                    self._hear(0.05)
+                self._hear(0.0)  # what the body named during the last download: the release is let go in time
+                want = self.count.wanted() if self.count.decided() else self.count.most
+                if self._promised() >= want:
+                    return
+                if not self._fetch_next():
+                    self._hear(0.02)
                 if len(self.shots) > named:
                     deadline = self.clock() + self.announce_timeout_seconds
                 elif self.clock() > deadline:
@@ -162,10 +191,28 @@ class BurstEngine:
                         f"{counted(len(self.record.frames), 'frame')} of {self.count.wanted()}; check the card and its "
                         "buffer"
                     )
-                self._delete_written(wait=False)
+                self.place.delete_written(wait=False)
         finally:
             self.link.stop_native()
-        self._fetch_all_named()
+            self.released_at = self.clock()
+
+    def _hear_out(self) -> None:
+        """After the release: fetch (or drop) what is named until the body has stopped, i.e. it said its capture
+        is complete, or it has been quiet for 3 of its shot intervals (at least QUIET_SECONDS)."""
+        named = [s.named_at for s in self.shots if s.named_at is not None]
+        gaps = sorted(b - a for a, b in itertools.pairwise(named))
+        quiet = max(QUIET_SECONDS, 3 * gaps[len(gaps) // 2]) if gaps else QUIET_SECONDS
+        if self.done_at >= self.released_at:
+            quiet = DONE_QUIET_SECONDS
+        while True:
+            self._hear(0.0)
+            if not self._fetch_next():
+                if self.done_at >= self.released_at:
+                    quiet = DONE_QUIET_SECONDS
+                if self.clock() - max(self.last_named_at, self.released_at) >= quiet:
+                    return
+                self._hear(0.01)
+            self.place.delete_written(wait=False)
 
     # --- what the body names ------------------------------------------------------------------------------------
 
@@ -179,6 +226,7 @@ class BurstEngine:
                 self._name(event.file, None)
             elif event.kind == "done":
                 self.done_heard += 1
+                self.done_at = self.clock()
                 for shot in self.shots:
                     if shot.files:
                         shot.closed = True
@@ -213,7 +261,7 @@ class BurstEngine:
         if owner is None:
             owner = next((s for s in self.shots if not s.files), None)
         if owner is None and self.native_start is not None:  # a continuous burst: each new stem is a shot
-            owner = Shot(self.native_start)
+            owner = Shot(time.time())  # taken just before it was named: freshness judges it against this
             self.shots.append(owner)
         if owner is None and self.shots and self.shots[-1].files and not self.shots[-1].closed:
             owner = self.shots[-1]  # named while its shot settles: judged with it
@@ -231,8 +279,8 @@ class BurstEngine:
             earlier.closed = earlier.closed or bool(earlier.files)
         owner.files.append(file)
         owner.named_at = owner.named_at or self.clock()
-        self.on_body += 1
-        self.journal.named(file)
+        self.last_named_at = self.clock()
+        self.place.named(file)
 
     # --- fetching and placing -----------------------------------------------------------------------------------
 
@@ -243,6 +291,13 @@ class BurstEngine:
             self._fetch_shot(shot)
         return bool(todo)
 
+    def _fetch_next(self) -> bool:
+        """Fetch the files of the first shot that has some not fetched yet; False when none has."""
+        shot = next((s for s in self.shots if s.unfetched()), None)
+        if shot is not None:
+            self._fetch_shot(shot)
+        return shot is not None
+
     def _fetch_all_named(self) -> None:
         while self._fetch_ready():
             pass
@@ -250,6 +305,9 @@ class BurstEngine:
     def _fetch_shot(self, shot: Shot) -> None:
         """Fetch a shot's files not fetched yet (raws by name first), judge its raws together when it has none
         judged yet (the newest fresh one is the frame), and place each."""
+        if self.cfg.extra_shots == "delete" and (shot.dropped or (not shot.judged and self._past_frames(shot))):
+            self._drop_spare(shot)
+            return
         fetched: list[Fetch] = []
         while shot.unfetched():
             left = sorted(shot.unfetched(), key=lambda f: extension(f.name) not in RAW_EXTS)
@@ -260,8 +318,8 @@ class BurstEngine:
                 self._await_raw(shot)  # a JPEG named first: its raw may still come, and is the frame
         roles = self._judge(shot, fetched) if not shot.judged else {}
         for item in fetched:
-            target, role = roles.get(item.file) or self._companion(item, shot)
-            self._keep(item, target, role)
+            target, role = roles.get(item.file) or self.place.companion(item, shot)
+            self.place.keep(item, target, role)
 
     def _download(self, file: Announced) -> Fetch:
         download = self.link.download(file)
@@ -291,89 +349,35 @@ class BurstEngine:
             why = self.freshness.stale(camera_file, shot.fired, self.exposure)
             if why is None and frame_stem is None:
                 self.freshness.took(camera_file, shot.fired)
-                roles[item.file] = self._frame(item, shot)
+                roles[item.file] = self.place.spare(item, shot) if self.place.enough() else self.place.frame(item, shot)
                 frame_stem = stem_of(item.file.name)
                 continue
             self.freshness.set_aside(camera_file)
-            roles[item.file] = self._set_aside(item, why or f"{camera_file.path} was named for the same shot as a "
+            roles[item.file] = self.place.set_aside(item, why or f"{camera_file.path} was named for the same shot as a "
                                                "newer raw")  # fmt: skip
         for item in fetched:  # the companions (same stem) of a raw set aside go with it
             if item.file not in roles and stem_of(item.file.name) != frame_stem:
-                roles[item.file] = self._set_aside(item, f"{item.file.path} belongs to a shot set aside")
+                roles[item.file] = self.place.set_aside(item, f"{item.file.path} belongs to a shot set aside")
         return roles
 
-    def _frame(self, item: Fetch, shot: Shot) -> tuple[Path, str]:
-        shot.frame = len(self.record.frames) + 1
-        if item.kind != "raw" and not self._warned_not_raw:
-            where = self.link.where()
-            log.warning("%s is not shooting RAW (got %s): set camera.settings.imageformat", where, item.file.name)
-            self._warned_not_raw = True
-        named = shot.named_at or self.clock()  # the body's cadence: from one frame's naming to the next's
-        self.record.per_frame_seconds.append(max(0.0, named - self.last_frame_at))
-        self.last_frame_at = named
-        return self.record.stack / frame_name(self.stem, shot.frame, self.n, item.ext), "frame"
+    def _past_frames(self, shot: Shot) -> bool:
+        """`shot` is past the frames wanted, known before it is fetched: every shot before it is judged."""
+        return all(s.judged for s in self.shots[: self.shots.index(shot)]) and self.place.enough()
 
-    def _set_aside(self, item: Fetch, why: str) -> tuple[Path, str]:
-        target = self.record.stack / SET_ASIDE / item.file.name
-        target.parent.mkdir(exist_ok=True)
-        self.record.set_aside.append(LeftOut(target, why))
-        log.warning("%s: set aside in %s/: %s", self.record.stack.name, SET_ASIDE, why)
-        return target, "set aside"
+    def _drop_spare(self, shot: Shot) -> None:
+        for file in shot.unfetched():  # numbered after the frames: a later burst's file never is
+            if extension(file.name) in RAW_EXTS:
+                self.freshness.took(CameraFile(file.folder, file.name), shot.fired)
+        self.place.drop_spare(shot)
 
-    def _companion(self, item: Fetch, shot: Shot) -> tuple[Path | None, str]:
-        """A file fetched after its shot was judged: its frame's JPEG (kept if configured), else not kept."""
-        if shot.frame is not None and item.kind == "jpeg" and self.cfg.keep_jpeg:
-            return self.record.stack / frame_name(self.stem, shot.frame, self.n, item.ext), "jpeg"
-        if item.kind == "raw":
-            log.warning("a second raw %s for one shot was not kept", item.file.path)
-        return None, "not kept"
-
-    def _keep(self, item: Fetch, target: Path | None, role: str) -> None:
-        """Hand a fetched file to the writer (or, not kept, straight to deleting), and record it."""
-        self.journal.placed(item.file, "" if target is None else str(target.relative_to(self.record.stack)))
-        if target is None:
-            self.deletes.append((None, item.file))
-            return
-        self.deletes.append((self.writer.submit(target, item.download), item.file))
-        if role == "frame":
-            self.record.frames.append(target)
-            self.count.took(item.download.data)
-        elif role == "jpeg":
-            self.record.jpegs.append(target)
-        if role != "set aside":
-            self.record.sizes[target.name] = len(item.download.data)
-
-    # --- deleting from the body, once on disk ---------------------------------------------------------------------
-
-    def _delete_written(self, *, wait: bool, strict: bool = True) -> None:
-        """Delete from the body each file whose write is done, in order; with `wait`, every one handed over.
-        A write that failed leaves its file on the body; `strict` makes that the burst's error."""
-        while self.deletes:
-            future, file = self.deletes[0]
-            if future is not None and not future.done() and not wait:
-                return
-            self.deletes.pop(0)
-            if future is not None:
-                try:
-                    future.result()
-                except OSError as exc:
-                    if strict:
-                        raise CameraError(
-                            f"{file.path} could not be written into {self.record.stack} ({exc.strerror or exc}); "
-                            "it stays on the camera"
-                        ) from exc
-                    continue
-            if self.cfg.delete_from_camera:
-                self.link.delete(file)
-                self.journal.deleted(file)
-            self.on_body -= 1
+    # --- the body's buffer ----------------------------------------------------------------------------------------
 
     def _make_room(self) -> None:
         """A body with a small buffer refuses to shoot once it is full: fetch and delete before firing again."""
         limit = self.quirk.buffer_frames
-        while limit and self.on_body >= limit and self.cfg.delete_from_camera:
+        while limit and self.place.on_body >= limit and self.cfg.delete_from_camera:
             self._fetch_all_named()
-            self._delete_written(wait=True)
+            self.place.delete_written(wait=True)
 
     # --- before and after ---------------------------------------------------------------------------------------
 

@@ -49,6 +49,10 @@ class FrameCount(Protocol):
 
     def settle(self) -> int: ...
 
+    def decided(self) -> bool:
+        """Whether `wanted()` is final (a continuous burst holds its release for `most` until it is)."""
+        ...
+
     def record(self, shot: int) -> FramesRecord | None: ...
 
     def close(self) -> None: ...
@@ -68,6 +72,9 @@ class Fixed:
 
     def settle(self) -> int:
         return self.most
+
+    def decided(self) -> bool:
+        return True
 
     def record(self, shot: int) -> FramesRecord | None:
         del shot
@@ -141,6 +148,10 @@ class Auto:
         for future in list(self._pending):
             future.result()
         return self.wanted()
+
+    def decided(self) -> bool:
+        with self._lock:
+            return self._predicted is not None or self._failed
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

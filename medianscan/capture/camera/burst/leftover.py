@@ -12,8 +12,9 @@ from pathlib import Path
 
 from medianscan.capture.camera.burst.journal import LeftOnBody, all_named, left_on_body
 from medianscan.capture.camera.burst.link import Announced, BodyLink
+from medianscan.capture.camera.burst.shots import SPARES
 from medianscan.capture.camera.burst.writer import write_download
-from medianscan.capture.camera.files import classify, frame_name
+from medianscan.capture.camera.files import FileKind, classify, frame_name
 from medianscan.capture.camera.freshness import file_number
 from medianscan.config.schema import CameraConfig
 from medianscan.library.contents import candidates
@@ -61,21 +62,31 @@ def fetch_left(link: BodyLink, stack: Path, stem: str, frames_expected: int, cfg
         download = link.download(item.file)
         kind = classify(item.file.name, bytes(download.data[:65536]))
         if target is None:
-            if kind.kind == "jpeg" and not cfg.keep_jpeg:
-                target = None
-            elif kind.kind == "raw":
-                numbers += 1
-                target = stack / frame_name(stem, numbers, frames_expected, kind.ext)
-            else:
-                target = stack / frame_name(stem, numbers, frames_expected, kind.ext)
+            target, numbers = _target(stack, stem, kind, numbers, expected=frames_expected, keep_jpeg=cfg.keep_jpeg)
         if target is not None:
             write_download(target, download)
-            (found.frames if kind.kind == "raw" else found.jpegs).append(target)
+            if target.parent == stack:  # a spare or a file set aside stays where the burst meant it to be
+                (found.frames if kind.kind == "raw" else found.jpegs).append(target)
         if cfg.delete_from_camera:
             link.delete(item.file)
     if found.frames or found.gone:
         log.info("%s: %s", stack.name, found.said())
     return found
+
+
+def _target(
+    stack: Path, stem: str, file: FileKind, numbers: int, *, expected: int, keep_jpeg: bool
+) -> tuple[Path | None, int]:
+    """Where a file the journal named, not placed yet, goes (None: a JPEG not kept), and the frames numbered
+    after it: a raw is the next frame, or past the frames expected, a spare (a continuous burst's late shot)."""
+    if file.kind == "jpeg" and not keep_jpeg:
+        return None, numbers
+    if file.kind != "raw":
+        return stack / frame_name(stem, numbers, expected, file.ext), numbers
+    numbers += 1
+    target = stack / (SPARES if numbers > expected else "") / frame_name(stem, numbers, expected, file.ext)
+    target.parent.mkdir(exist_ok=True)
+    return target, numbers
 
 
 def _unnamed_shots(link: BodyLink, stack: Path, lacking: int) -> list[LeftOnBody]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from medianscan.capture.camera.burst.link import Announced, Download
 from medianscan.formats import RAW_EXTS, extension
+
+SPARES = "spares"  # the stack's sub-folder for a continuous burst's shots past its frames (never blended)
 
 
 def stem_of(name: str) -> str:
@@ -34,6 +37,8 @@ class Shot:
     closed: bool = False  # no more files will come for it
     judged: bool = False  # its raw was fetched: it has its frame, or it had none fresh
     frame: int | None = None
+    spare: Path | None = None  # a shot past the frames the burst wanted (its release was late): kept here
+    dropped: bool = False  # ... or deleted from the body unfetched (camera.extra_shots: delete)
 
     def stems(self) -> set[str]:
         return {stem_of(f.name) for f in self.files}
