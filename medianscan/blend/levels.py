@@ -1,4 +1,4 @@
-"""The white level a blend's DNG says, so that editors develop it as bright as they develop its source raw.
+"""The white level and crop a blend's DNG says, so that editors develop it as bright and as large as its source.
 
 An editor scales a raw by (value - black) / (white - black), and reads white from different places:
 - darktable: a native raw's white from its own camera data (rawspeed's cameras.xml: 3398 for the Canon EOS 30D,
@@ -9,10 +9,15 @@ An editor scales a raw by (value - black) / (white - black), and reads white fro
   at all, RawTherapee 5.9 only partly), so that tag cannot reconcile them.
 Where the tables agree (most bodies, within a few hundredths of a stop) one WhiteLevel serves every editor. Where
 they do not (the 30D: 0.28 EV apart) no DNG can serve both, and `blend.white_level` says whose to follow:
-"darktable" (the default, where darktable is installed here) or "libraw". With darktable's, the blend develops
-like its source in darktable, in RawTherapee's default profile (its curve is fitted to the preview, which takes
-the camera preview's tone) and in LibRaw's default processing (auto-brightened); only LibRaw's linear processing
-without auto-brightening then differs from the source by the tables' gap (measured in tests/test_renders.py).
+"darktable" (the default) or "libraw". darktable's figures come with the package (medianscan/data, an extract of
+rawspeed's cameras.xml made by scripts/camera_facts.py), never from a darktable installed here: the same stack
+gives the same DNG on every host.
+
+The visible area: LibRaw and RawTherapee show a DNG's ActiveArea (RawTherapee less its demosaic border, as for any
+raw), darktable the DefaultCrop inside it; for a native raw LibRaw and RawTherapee show LibRaw's visible area
+(the ActiveArea written) and darktable its own camera crop. So the DefaultCrop of a native raw's blend is
+darktable's crop for that body, as far as it lies inside the active area (the whole active area for a body
+darktable does not know), not the camera's JPEG crop LibRaw reports, which no editor applies to the native raw.
 
 Either way the white level never sits below data the frames really hold (a lossy-compressed raw overshoots its
 nominal maximum): it is raised to the highest value enough photosites reach, so nothing real is cut off; a few
@@ -25,10 +30,10 @@ processing does the same with the source: it lowers its maximum to the data's wh
 from __future__ import annotations
 
 import functools
+import json
 import logging
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
-from pathlib import Path
+from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +43,7 @@ from medianscan.vocabulary import WhiteLevelFrom
 
 log = logging.getLogger(__name__)
 
-DARKTABLE_CAMERAS = tuple(
-    Path(prefix) / "share/darktable/rawspeed/cameras.xml" for prefix in ("/usr", "/usr/local", "/app", "/opt/darktable")
-)
+CAMERA_FACTS = "rawspeed_cameras.json"  # in medianscan/data: see scripts/camera_facts.py
 FLOOR_SHARE = 1e-5  # the floor is the highest value at least this share of the active area's photosites reach ...
 FLOOR_MIN_PHOTOSITES = 16  # ... and at least this many of those read (stuck photosites are single)
 FLOOR_ROW_STEP = 3
@@ -56,29 +59,69 @@ class SensorLevels:
     white: int
 
 
-def with_editor_white(
-    layout: MosaicLayout, make: str, model: str, iso: float | None, source: WhiteLevelFrom
+@dataclass(frozen=True)
+class CameraFacts:
+    """What darktable's camera data say of one body: its crop and its sensor levels by ISO."""
+
+    crop: tuple[int, int, int, int] | None  # x, y, width, height; width or height <= 0: from the far edge
+    sensors: tuple[tuple[frozenset[int], int, int, SensorLevels], ...]  # ISOs, ISO min, max (0: none), levels
+
+    def levels(self, iso: float | None) -> SensorLevels | None:
+        """The levels at `iso`: the entry listing it or whose range holds it, else the entry for any ISO."""
+        default = None
+        for isos, low, high, levels in self.sensors:
+            if iso is not None and (round(iso) in isos or (low and high and low <= iso <= high)):
+                return levels
+            if not isos and not low:
+                default = levels
+        return default
+
+
+def with_camera_facts(
+    layout: MosaicLayout, make: str, model: str, iso: float | None, source: WhiteLevelFrom, *, shape: tuple[int, ...]
 ) -> MosaicLayout:
-    """`layout` (LibRaw's reading of a native raw) with the white level of the editor `source` names. A DNG
-    source keeps its own WhiteLevel: every editor reads that one."""
-    if source == "libraw":
-        return layout
-    levels = darktable_levels(make, model, iso)
-    if levels is None:
-        _note_no_darktable_data(make, model)
-        return layout
-    return replace(layout, white_level=levels.white)
+    """`layout` (LibRaw's reading of a native raw, of full array `shape`) with the white level of the editor
+    `source` names and darktable's crop (see the module docstring). Not for a DNG source: every editor reads a
+    DNG's own WhiteLevel and areas."""
+    facts = camera_facts(make, model)
+    if facts is None:
+        _note_unknown(make, model)
+        return replace(layout, default_crop=whole_area(layout))
+    levels = facts.levels(iso) if source == "darktable" else None
+    white = levels.white if levels is not None else layout.white_level
+    return replace(layout, white_level=white, default_crop=darktable_crop(layout, facts.crop, shape))
+
+
+def whole_area(layout: MosaicLayout) -> tuple[int, int, int, int]:
+    top, left, bottom, right = layout.active_area
+    return (0, 0, right - left, bottom - top)
+
+
+def darktable_crop(
+    layout: MosaicLayout, crop: tuple[int, int, int, int] | None, shape: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    """darktable's camera crop of a raw of full array `shape`, as a DefaultCrop relative to the active area and
+    clipped to it (whole CFA repeats, so no editor's colours shift); the whole active area without one."""
+    if crop is None:
+        return whole_area(layout)
+    x, y, width, height = crop
+    width = shape[1] - x + width if width <= 0 else width
+    height = shape[0] - y + height if height <= 0 else height
+    top, left, bottom, right = layout.active_area
+    ph, pw = np.asarray(layout.pattern).shape
+    x0, y0 = max(x, left), max(y, top)
+    x0, y0 = x0 + (left - x0) % pw, y0 + (top - y0) % ph  # keep the CFA phase of the active area
+    x1, y1 = min(x + width, right), min(y + height, bottom)
+    if x1 - x0 < pw or y1 - y0 < ph:
+        return whole_area(layout)
+    return (x0 - left, y0 - top, x1 - x0, y1 - y0)
 
 
 @functools.cache
-def _note_no_darktable_data(make: str, model: str) -> None:
-    """Said once per body and process: the DNG then follows LibRaw's white level (both tables agree on most)."""
-    where = _found_cameras_file()
+def _note_unknown(make: str, model: str) -> None:
+    """Said once per body and process: the DNG then follows LibRaw's white level and area."""
     log.info(
-        "%s: the blend's DNG carries LibRaw's white level for %s %s",
-        f"darktable's camera data ({where}) does not list it" if where else "darktable is not installed here",
-        make,
-        model,
+        "darktable's camera data do not list %s %s: its blend's DNG carries LibRaw's white level and area", make, model
     )
 
 
@@ -111,52 +154,26 @@ def floored(layout: MosaicLayout, mosaic: npt.NDArray[np.uint16]) -> MosaicLayou
 
 
 def darktable_levels(make: str, model: str, iso: float | None) -> SensorLevels | None:
-    """darktable's levels for a native raw of this body at this ISO, from its camera data; None when darktable is
-    not installed here or does not know the body."""
-    path = _found_cameras_file()
-    if path is None:
-        return None
-    sensors = _darktable_sensors(path).get((make.strip(), model.strip()))
-    if not sensors:
-        return None
-    default = None
-    for isos, low, high, levels in sensors:
-        if iso is not None and (round(iso) in isos or (low is not None and high is not None and low <= iso <= high)):
-            return levels
-        if not isos and low is None:
-            default = levels
-    return default
+    """darktable's levels for a native raw of this body at this ISO, from the camera data shipped with the package;
+    None when they do not list the body."""
+    facts = camera_facts(make, model)
+    return None if facts is None else facts.levels(iso)
 
 
-def _found_cameras_file() -> Path | None:
-    return next((path for path in DARKTABLE_CAMERAS if path.is_file()), None)
-
-
-_Sensor = tuple[frozenset[int], float | None, float | None, SensorLevels]
+def camera_facts(make: str, model: str) -> CameraFacts | None:
+    """darktable's camera data for the body EXIF names `make` `model`; None when they do not list it."""
+    return _all_facts().get(f"{make.strip()}\t{model.strip()}")
 
 
 @functools.cache
-def _darktable_sensors(path: Path) -> dict[tuple[str, str], list[_Sensor]]:
-    """(EXIF make, model) -> the Sensor entries of darktable's native (not sRAW, not DNG) camera modes."""
-    found: dict[tuple[str, str], list[_Sensor]] = {}
-    for camera in ET.parse(path).getroot().iter("Camera"):
-        if camera.get("mode") or camera.get("supported") == "no":
-            continue
-        make, model = camera.get("make", ""), camera.get("model", "")
-        sensors: list[_Sensor] = []
-        for sensor in camera.iter("Sensor"):
-            try:
-                levels = SensorLevels(int(sensor.get("black", "0")), int(sensor.get("white", "0")))
-                isos = frozenset(int(v) for v in sensor.get("iso_list", "").split())
-                low, high = sensor.get("iso_min"), sensor.get("iso_max")
-            except ValueError:
-                continue
-            if levels.white > 0:
-                sensors.append((isos, float(low) if low else None, float(high) if high else None, levels))
-        if not sensors:
-            continue
-        found.setdefault((make, model), sensors)
-        for alias in camera.iter("Alias"):
-            if alias.text:
-                found.setdefault((make, alias.text.strip()), sensors)
+def _all_facts() -> dict[str, CameraFacts]:
+    data = json.loads(resources.files("medianscan.data").joinpath(CAMERA_FACTS).read_text(encoding="utf-8"))
+    found = {}
+    for key, entry in data["cameras"].items():
+        crop = entry.get("crop")
+        sensors = tuple(
+            (frozenset(isos), int(low), int(high), SensorLevels(int(black), int(white)))
+            for black, white, low, high, isos in entry.get("sensors", [])
+        )
+        found[key] = CameraFacts(tuple(int(v) for v in crop) if crop else None, sensors)  # type: ignore[arg-type]
     return found

@@ -24,7 +24,7 @@ from medianscan.blend.verify import output_digest, pixels_sha256
 from medianscan.errors import MedianscanError, StackError
 from medianscan.outputs import dng, jpeg, tiff
 from medianscan.outputs import xmp as xmp_file
-from medianscan.outputs.preview import Tone
+from medianscan.outputs.preview import Tone, stored_preview
 from medianscan.records import FlatRecord
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
@@ -38,11 +38,13 @@ def write_outputs(
     *,
     xmp: bytes | None = None,
     tone: Tone | None = None,
+    same_picture: bool = False,
 ) -> tuple[tuple[Path, ...], str]:
     """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader
     gets them back from the main output, which has been read back to check it. A DNG carries `xmp` (the film's
-    metadata), `first`'s EXIF and maker note, a white level no lower than its data (blend.levels) and a preview
-    in `tone` (the camera preview's)."""
+    metadata), `first`'s EXIF and maker note, a white level no lower than its data (blend.levels) and, when its
+    source has one (`tone` is its tone), a preview: the source's own when `same_picture` (the blend is the picture
+    of its frames: no flat field, no bracket merge), else ours in `tone`."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
         assert first.layout is not None
@@ -57,6 +59,7 @@ def write_outputs(
             xmp=xmp,
             preview=tone is not None,  # a preview exactly when the source has one (see stack_files.preview_tone)
             tone=tone,
+            camera_preview=stored_preview(first.path) if tone is not None and same_picture else None,
             metadata_from=first.path,
         )
         if xmp is not None:
@@ -113,7 +116,7 @@ def blend_into(
         first = dataclasses.replace(first, layout=layout)
         timings["flat"] = time.perf_counter() - t
     t = time.perf_counter()
-    extra, digest = write_outputs(main, blended, first, options, xmp=xmp, tone=tone)
+    extra, digest = write_outputs(main, blended, first, options, xmp=xmp, tone=tone, same_picture=flat is None)
     timings["write"] = time.perf_counter() - t
     return extra, digest, record
 

@@ -28,7 +28,7 @@ from medianscan.atomic import atomic_path
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.exif import carry_exif
-from medianscan.outputs.preview import Tone, render_preview, rgb_channels
+from medianscan.outputs.preview import StoredPreview, Tone, render_preview, rgb_channels
 from medianscan.outputs.tiff_ifd import (
     BYTE,
     LONG,
@@ -62,6 +62,7 @@ def write_dng(
     xmp: bytes | None = None,
     preview: bool = True,
     tone: Tone | None = None,
+    camera_preview: StoredPreview | None = None,
     metadata_from: Path | None = None,
 ) -> None:
     """Write `mosaic` (the full sensor array, masked border included) as a DNG at `path`, atomically.
@@ -69,8 +70,10 @@ def write_dng(
     `compress` stores the mosaic as lossless-JPEG tiles: files half the size, 7-9x slower to write. `xmp` is an
     XMP packet for IFD0's XMLPacket tag (the film's metadata, medianscan.outputs.xmp). `preview` embeds an 8-bit
     preview in IFD0 (without one the raw is IFD0, as when the source has none: RawTherapee's default profile
-    develops a file with and without a preview differently); `tone` gives it the tone of the source's own (see
-    medianscan.outputs.preview). `metadata_from` is the source frame whose EXIF and maker note the DNG carries.
+    develops a file with and without a preview differently). The preview is `camera_preview` (the source's own, as
+    stored) when given: for a mosaic that is the source's picture (no flat field, no bracket merge); else our
+    rendering, in `tone` (the source preview's) when given (see medianscan.outputs.preview).
+    `metadata_from` is the source frame whose EXIF and maker note the DNG carries.
     Raises MedianscanError naming `path` for layouts a DNG cannot describe.
     """
     path = Path(path)
@@ -79,9 +82,11 @@ def write_dng(
     raw = _raw_ifd(layout, mosaic.shape)
     exif = _exif_ifd(camera, exposure)
     offsets_tag, segments = _store_mosaic(raw, mosaic, layout, compress=compress)
-    if preview:
-        image = np.ascontiguousarray(render_preview(mosaic, layout, PREVIEW_SIZE, tone))
-        ifd0 = _preview_ifd(image)
+    if preview and camera_preview is not None:
+        image, ifd0 = _camera_preview_ifd(camera_preview)
+    elif preview:
+        rendered = np.ascontiguousarray(render_preview(mosaic, layout, PREVIEW_SIZE, tone))
+        image, ifd0 = rendered.reshape(-1), _preview_ifd(rendered.reshape(-1), rendered.shape[1], rendered.shape[0])
     else:  # the raw is IFD0 itself, as in a DNG whose source had no preview either
         image, ifd0, raw = np.empty(0, np.uint8), raw, Ifd()
     _file_tags(ifd0, camera, exposure, layout, software=software, description=description)
@@ -158,10 +163,20 @@ def _check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLay
         raise MedianscanError(f"{path}: EXIF orientation {layout.orientation} is not 1..8")
 
 
-def _preview_ifd(preview: npt.NDArray[np.uint8]) -> Ifd:
-    """IFD0 as the preview image: 8-bit RGB, one strip (its offset is filled by the caller)."""
+def _camera_preview_ifd(stored: StoredPreview) -> tuple[npt.NDArray[np.uint8], Ifd]:
+    """The source's own preview as IFD0, stored as the source stores it (a camera's JPEG is not decoded)."""
+    data = np.frombuffer(stored.data, np.uint8)
+    ifd = _preview_ifd(data, stored.width, stored.height)
+    if stored.jpeg:
+        ifd.set(259, SHORT, [7])  # Compression: JPEG
+        ifd.set(262, SHORT, [6])  # YCbCr
+        ifd.set(530, SHORT, list(stored.subsampling))  # YCbCrSubSampling, as the stream says
+    return data, ifd
+
+
+def _preview_ifd(data: npt.NDArray[np.uint8], pw: int, ph: int) -> Ifd:
+    """IFD0 as a preview image of `data`: 8-bit RGB, one strip (its offset is filled by the caller)."""
     ifd = Ifd()
-    ph, pw, _ = preview.shape
     ifd.set(254, LONG, [1])  # NewSubFileType: reduced-resolution preview
     ifd.set(256, LONG, [pw])
     ifd.set(257, LONG, [ph])
@@ -171,8 +186,9 @@ def _preview_ifd(preview: npt.NDArray[np.uint8]) -> Ifd:
     ifd.set(273, LONG, [0])  # StripOffsets, filled by the caller
     ifd.set(277, SHORT, [3])
     ifd.set(278, LONG, [ph])
-    ifd.set(279, LONG, [preview.nbytes])
+    ifd.set(279, LONG, [data.nbytes])
     ifd.set(284, SHORT, [1])
+    ifd.set(50970, LONG, [2])  # PreviewColorSpace: sRGB
     return ifd
 
 

@@ -1,19 +1,22 @@
 """A quick 8-bit sRGB look at a raw mosaic, for the DNG's embedded preview, in the tone of the camera's own.
 
 Raw editors show the embedded preview before (or instead of) developing, and RawTherapee's default profile
-("Auto-Matched Curve") fits its tone curve to it, so it must look like what the source raw's preview looks like:
-the camera's own rendering. A plain linear-to-sRGB rendering develops half a stop dark and flat in RawTherapee.
-So the plain rendering is made first, without demosaicing (every block of whole CFA repeats becomes one RGB pixel,
-the mean of each colour's photosites in it, so any pattern works: 2x2 Bayer of any phase, 6x6 X-Trans; 8.5 MP
-take 30-45 ms here), and then given the tone of the source's own preview: a per-channel curve found by matching
-the histogram of the source frame's plain rendering to its camera preview (`Tone`). Orientation is left to the
-Orientation tag.
+("Auto-Matched Curve") fits its tone curve to it: it matches the luminance histogram of the preview with that of
+its own neutral rendering of the raw. So a blend that is the same picture as its frames carries the source frame's
+own preview, as stored (`StoredPreview`), and then RawTherapee fits the curve it fits to the source. A blend whose
+picture changed (a flat field, a bracket merge) gets a rendering of its own: plain (without demosaicing: every
+block of whole CFA repeats becomes one RGB pixel, the mean of each colour's photosites in it, so any pattern works;
+8.5 MP take 30-45 ms here), then given the luminance curve that maps the source frame's plain rendering onto its
+camera preview (`Tone`), each pixel's luminance set exactly and its hue kept, so RawTherapee's histogram match
+finds that curve again. Orientation is left to the Orientation tag.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -134,33 +137,121 @@ def bin_cells(mosaic: npt.NDArray[np.uint16], layout: MosaicLayout, max_size: in
 
 @dataclass(frozen=True)
 class Tone:
-    """A per-channel curve from the plain sRGB rendering (render_preview without a tone) to the tone of a
-    reference picture of the same scene: the camera's own preview of the source frame."""
+    """The tone of the source's own preview (the camera's rendering): a luminance curve from the plain rendering of
+    the source frame (render_preview without a tone) to the camera's preview of it (see tone_like)."""
 
-    curves: npt.NDArray[np.uint8]  # (3, 256): plain 8-bit code -> toned code, per R, G, B
+    curve: npt.NDArray[np.float64]  # (256,): plain luminance code -> the camera's luminance
 
 
+@dataclass(frozen=True)
+class StoredPreview:
+    """The source frame's own embedded preview, as the raw stores it. A blend that is the same picture as its
+    frames carries it itself, at its own size: RawTherapee's default profile fits its tone curve to the embedded
+    preview, so the camera's very preview makes it fit the very curve it fits to the source."""
+
+    data: bytes  # a JPEG stream (`jpeg`), or 8-bit RGB samples, row by row
+    width: int
+    height: int
+    jpeg: bool
+    subsampling: tuple[int, int] = (1, 1)  # a JPEG's chroma subsampling (horizontal, vertical)
+
+
+def stored_preview(path: Path) -> StoredPreview | None:
+    """The largest preview embedded in the raw at `path` (what LibRaw, dcraw and RawTherapee take for it), as it
+    is stored; None when it has no readable preview of at least MIN_PREVIEW_PIXELS."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            thumb = raw.extract_thumb()
+    except Exception:  # no preview, or a damaged one: LibRaw raises many types
+        return None
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        data = bytes(thumb.data)
+        found = jpeg_size(data)
+        if found is None or found[0] * found[1] < MIN_PREVIEW_PIXELS:
+            return None
+        return StoredPreview(data, found[0], found[1], jpeg=True, subsampling=found[2:])
+    rgb = np.asarray(thumb.data)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.shape[0] * rgb.shape[1] < MIN_PREVIEW_PIXELS:
+        return None
+    return StoredPreview(np.ascontiguousarray(rgb).tobytes(), rgb.shape[1], rgb.shape[0], jpeg=False)
+
+
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def jpeg_size(stream: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, horizontal and vertical chroma subsampling) of a JPEG stream of three 8-bit components,
+    from its frame header; None for anything else (a grey or CMYK JPEG, a damaged stream)."""
+    at = 2 if stream[:2] == b"\xff\xd8" else len(stream)
+    while at + 4 <= len(stream):
+        if stream[at] != 0xFF:
+            return None
+        marker = stream[at + 1]
+        if marker == 0xFF:
+            at += 1
+            continue
+        length = int.from_bytes(stream[at + 2 : at + 4], "big")
+        if marker in _SOF_MARKERS:
+            if at + 13 > len(stream):
+                return None
+            bits, height, width, components = (
+                stream[at + 4],
+                *struct.unpack(">HH", stream[at + 5 : at + 9]),
+                stream[at + 9],
+            )
+            luma = stream[at + 11]  # the first component's sampling factors, horizontal << 4 | vertical
+            if bits != 8 or components != 3 or not width or not height:
+                return None
+            return width, height, max(1, luma >> 4), max(1, luma & 15)
+        at += 2 + length
+    return None
+
+
+# Rec. 709 luminance of 8-bit sRGB codes, as RawTherapee's histogram matching weighs them (Color::rgbLuminance).
+LUMINANCE = np.array([0.2126729, 0.7151521, 0.0721750])
 TONE_RANGE = (0.001, 0.999)  # the histogram's tails are matched no further: beyond, the curve runs straight
+MIN_PREVIEW_PIXELS = 19200  # RawTherapee matches no smaller preview (160x120); a blend carries none smaller either
+
+
+def luminance(image: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
+    """Per pixel luminance of (h, w, 3) 8-bit sRGB codes, in codes."""
+    out: npt.NDArray[np.float64] = np.asarray(image, dtype=np.float64) @ LUMINANCE
+    return out
 
 
 def tone_like(reference: npt.NDArray[np.uint8], plain: npt.NDArray[np.uint8]) -> Tone:
-    """The curves that give `plain` (a plain rendering of a frame) the histogram of `reference` (the camera's
-    preview of that frame), channel by channel, as RawTherapee's histogram matching reads a preview. Matching
-    histograms needs no alignment: previews are cropped and scaled as each camera likes. Beyond the codes the
-    plain rendering uses (a blend's flat-field correction may brighten some), the curves run straight to white
+    """The curve (256 luminance codes -> luminance) that gives `plain` (a plain rendering of a frame) the
+    luminance histogram of `reference` (the camera's preview of that frame), as RawTherapee's histogram matching
+    compares a preview with its own neutral rendering. Matching histograms needs no alignment: previews are cropped
+    and scaled as each camera likes. Beyond the codes the plain rendering uses, the curve runs straight to white
     and from black, so no code the frame lacked clips."""
     codes = np.arange(256, dtype=np.float64)
-    curves = np.empty((3, 256), dtype=np.uint8)
-    for channel in range(3):
-        ours = _midpoint_cdf(plain[..., channel])
-        theirs = _midpoint_cdf(reference[..., channel])
-        matched = np.interp(ours, theirs, codes)
-        low, high = (int(np.searchsorted(ours, q)) for q in TONE_RANGE)
-        high = min(max(high, low + 1), 255)
-        matched[:low] = codes[:low] * (matched[low] / max(low, 1))
-        matched[high:] = matched[high] + (codes[high:] - high) * (255 - matched[high]) / max(255 - high, 1)
-        curves[channel] = np.clip(np.round(np.maximum.accumulate(matched)), 0, 255).astype(np.uint8)
-    return Tone(curves)
+    ours = _midpoint_cdf(np.clip(np.round(luminance(plain)), 0, 255).astype(np.uint8))
+    theirs = _midpoint_cdf(np.clip(np.round(luminance(reference)), 0, 255).astype(np.uint8))
+    matched = np.interp(ours, theirs, codes)
+    low, high = (int(np.searchsorted(ours, q)) for q in TONE_RANGE)
+    high = min(max(high, low + 1), 255)
+    matched[:low] = codes[:low] * (matched[low] / max(low, 1))
+    matched[high:] = matched[high] + (codes[high:] - high) * (255 - matched[high]) / max(255 - high, 1)
+    return Tone(np.clip(np.maximum.accumulate(matched), 0, 255))
+
+
+def with_luminance(image: npt.NDArray[np.uint8], curve: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+    """`image` whose every pixel's luminance is `curve` of its own, its hue kept: scaled, and where a channel would
+    pass white, blended toward the grey of that luminance instead, so the luminance is met exactly and a histogram
+    match of the result finds `curve` again."""
+    rgb = np.asarray(image, dtype=np.float32)
+    lum = rgb @ LUMINANCE.astype(np.float32)
+    target = np.interp(lum, np.arange(256), curve).astype(np.float32)[..., None]
+    scaled = rgb * (target / np.maximum(lum, np.float32(1e-3))[..., None])
+    scaled[lum <= 1e-3] = target[lum <= 1e-3]  # black stays neutral
+    top = scaled.max(axis=-1, keepdims=True)
+    over = top > 255
+    mix = np.where(over, (255 - target) / np.maximum(top - target, np.float32(1e-3)), np.float32(1))
+    out = target + np.clip(mix, 0, 1) * (scaled - target)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def _midpoint_cdf(values: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
@@ -219,6 +310,5 @@ def render_preview(
         mixed += np.float32(offset[channel])
         np.clip(mixed, 0.0, top_code, out=mixed)
         np.take(SRGB_LUT, mixed.astype(np.uint16), out=planar[channel])
-        if tone is not None:
-            np.take(tone.curves[channel], planar[channel], out=planar[channel])
-    return np.ascontiguousarray(planar.transpose(1, 2, 0))
+    image = np.ascontiguousarray(planar.transpose(1, 2, 0))
+    return image if tone is None else with_luminance(image, tone.curve)
