@@ -807,3 +807,46 @@ def test_the_operator_is_told_what_really_happened(
     roll = out.removeprefix("new roll ").strip()
     assert out.startswith("new roll ") and (d.library / roll).is_dir()
     assert d.stop() == 0
+
+
+def test_retake_pressed_three_times_sets_aside_only_the_last_negative(tmp_path: Path) -> None:
+    """A double (triple) press on the pedal's retake: the last negative is set aside once, the presses within a
+    second are said to be one press, a later one before a capture is said to be the same retake; the next capture
+    shoots that negative again, and a retake then sets the new shot aside, never an earlier negative."""
+    from concurrent.futures import Future
+
+    from medianscan.capture.events import Answer
+
+    cfg = config(tmp_path)
+    daemon = Daemon(cfg, triggers=False, pool=BlendPool(1, 4, job=gated_blend))
+    (cfg.library / "go").parent.mkdir(parents=True, exist_ok=True)
+    (cfg.library / "go").touch()
+
+    def press(action: str) -> list[Future[Answer]]:
+        reply: Future[Answer] = Future()
+        daemon.hub.emit(action, "footswitch", reply)  # type: ignore[arg-type]
+        return [reply]
+
+    with InProcess(daemon) as run:
+        for _ in range(3):
+            assert press("capture")[0].result(60).ok
+        wait_until(lambda: run.count(BlendDone) == 3, "three blends")
+        roll = daemon.library.roll
+        replies = [press("retake")[0] for _ in range(3)]  # one tap, two bounces, within a second
+        answers = [reply.result(60) for reply in replies]
+        time.sleep(1.1)
+        later = press("retake")[0].result(60)
+        assert [s.name for s in daemon.library.stacks()] == ["frame-001", "frame-002"]
+        assert sorted(p.name for p in (roll / "discarded").iterdir()) == ["frame-003"]
+        shot = press("capture")[0].result(60)
+        after = press("retake")[0].result(60)
+    assert answers[0].ok and answers[0].outcome == "done" and answers[0].text.startswith("frame-003 set aside in ")
+    for answer in answers[1:]:
+        assert answer.outcome == "ignored" and answer.stack == "frame-003"
+        assert answer.text.startswith("retake pressed again within a second: one press; frame-003 is set aside")
+    assert later.outcome == "ignored" and later.text.startswith("retake again before a capture; frame-003 is set")
+    assert "the next capture shoots it again" in later.text
+    assert shot.ok and shot.stack == "frame-003"
+    assert after.outcome == "done" and after.stack == "frame-003" and "discarded/frame-003-2" in after.text
+    assert [s.name for s in daemon.library.stacks()] == ["frame-001", "frame-002"]
+    assert len(raw_files(roll / "frame-001")) == len(raw_files(roll / "frame-002")) == 3  # never set aside

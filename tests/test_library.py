@@ -122,7 +122,7 @@ def test_retake_moves_the_last_stack_aside_and_its_number_is_reused(tmp_path: Pa
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
     (s2 / f".frame-002_median.dng.{int(dead.stdout)}.part").write_bytes(b"cancelled blend")
-    moved = lib.retake()
+    moved = lib.retake().moved
     assert not [p for p in moved.iterdir() if p.name.endswith(".part")]
     assert moved == lib.roll / "discarded" / "frame-002"
     assert not s2.exists()
@@ -130,10 +130,74 @@ def test_retake_moves_the_last_stack_aside_and_its_number_is_reused(tmp_path: Pa
     assert "discarded" in read_manifest(moved).history[-1]["state"]
     again = lib.new_stack(3)
     assert again.name == "frame-002"
-    assert lib.retake() == lib.roll / "discarded" / "frame-002-2"  # the first discard is not overwritten
-    assert lib.retake().name == "frame-001"
+    assert lib.retake().moved == lib.roll / "discarded" / "frame-002-2"  # the first discard is not overwritten
     with pytest.raises(MedianscanError, match="nothing to retake"):
-        lib.retake()
+        make_library(tmp_path / "empty").retake()
+
+
+def test_a_retake_pressed_three_times_sets_aside_only_the_last_negative(tmp_path: Path) -> None:
+    """Three presses before a capture are one retake: frame-003 is set aside once, frame-002 and frame-001 stay;
+    the next capture shoots frame-003 again, and a retake after it sets that one aside, never an earlier one."""
+    lib = make_library(tmp_path)
+    for _ in range(3):
+        add_frames(lib.new_stack(3), 3)
+    presses = [lib.retake() for _ in range(3)]
+    assert [(p.name, p.moved.name, p.again) for p in presses] == [
+        ("frame-003", "frame-003", False),
+        ("frame-003", "frame-003", True),
+        ("frame-003", "frame-003", True),
+    ]
+    assert [s.name for s in lib.stacks()] == ["frame-001", "frame-002"]
+    assert sorted(p.name for p in (lib.roll / "discarded").iterdir()) == ["frame-003"]
+    assert make_library(tmp_path).retake().again  # a restart in between is still before the capture
+    shot = lib.new_stack(3)
+    assert shot.name == "frame-003"
+    again = lib.retake()
+    assert (again.name, again.moved.name, again.again) == ("frame-003", "frame-003-2", False)
+    assert [s.name for s in lib.stacks()] == ["frame-001", "frame-002"]
+
+
+def test_a_blend_record_is_read_right_wherever_the_reader_runs_and_the_stack_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stack.json` keeps the blend's files relative to the stack (others absolute), so a reader started in another
+    working folder, or after the library moved, finds them; a record written relative to a working folder by an
+    older version (the stack's path as given) is read in the stack's folder too."""
+    lib = make_library(tmp_path / "lib")
+    stack = lib.new_stack(3)
+    frames = add_frames(stack, 3)
+    monkeypatch.chdir(tmp_path)
+    given = stack.relative_to(tmp_path)  # `medianscan blend lib/.../frame-001` from tmp_path
+    output = given / "frame-001_median.dng"
+    outside = tmp_path / "work" / "frame-001_median.dng"
+    record = BlendRecord(
+        given,
+        output,
+        output.with_suffix(".json"),
+        (outside,),
+        tuple(f.relative_to(tmp_path) for f in frames),
+        (),
+        1.0,
+        0.5,
+    )
+    lib.mark(stack, State.BLENDED, blend=record)
+    stored = json.loads((stack / MANIFEST).read_text())["blend"]
+    assert stored["output"] == "frame-001_median.dng" and stored["stack"] == "."
+    assert stored["extra_outputs"] == [str(outside)] and stored["frames"][0] == "frame-001_01.dng"
+    monkeypatch.chdir(tmp_path / "lib")
+    m = read_manifest(stack)
+    assert m.blend is not None and m.blend.output == stack / "frame-001_median.dng"
+    assert m.blend.frames == tuple(frames) and m.blend.extra_outputs == (outside,)
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "lib").rename(moved)
+    m = read_manifest(moved / stack.relative_to(tmp_path / "lib"))
+    assert m.blend is not None and m.blend.output.is_absolute() and m.blend.sidecar.parent.name == "frame-001"
+    legacy = moved / stack.relative_to(tmp_path / "lib")
+    data = json.loads((legacy / MANIFEST).read_text())
+    data["blend"] |= {"stack": str(given), "output": str(output), "sidecar": str(output.with_suffix(".json"))}
+    (legacy / MANIFEST).write_text(json.dumps(data))
+    m = read_manifest(legacy)
+    assert m.blend is not None and m.blend.output == legacy / "frame-001_median.dng"
 
 
 def test_recovery_requeues_marks_cut_off_bursts_and_removes_stale_temps(tmp_path: Path) -> None:

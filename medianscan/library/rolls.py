@@ -8,15 +8,18 @@ retention after a verified blend.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medianscan.atomic import fsync_dir, remove_dead_temps
+from medianscan.atomic import fsync_dir, remove_dead_temps, write_json
 from medianscan.errors import MedianscanError
 from medianscan.library import contents, flats
 from medianscan.library.manifest import DISCARDED, Manifest, State, mark, now, read_manifest, write_manifest
@@ -32,6 +35,19 @@ log = logging.getLogger(__name__)
 def raw_files(stack: Path) -> list[Path]:
     """The files of a stack folder that could be frames (the rule of `medianscan.library.contents`, by name only)."""
     return contents.candidates(stack)
+
+
+RETAKEN = ".retaken"  # in a roll: the negative a retake set aside, until the next capture shoots it again
+
+
+@dataclass(frozen=True)
+class Retaken:
+    """What a retake did: the negative's name, where its folder is set aside, and whether this press moved it
+    (`again`: an earlier retake had set it aside and it has not been shot since; nothing was moved now)."""
+
+    name: str
+    moved: Path
+    again: bool = False
 
 
 def folder_bytes(folder: Path) -> int:
@@ -149,6 +165,7 @@ class Library:
             path = self._next_stack(roll)
             path.mkdir()
             write_manifest(path, self._initial(path, frames_expected))
+            (roll / RETAKEN).unlink(missing_ok=True)  # the negative set aside is being shot again
             fsync_dir(roll)
             return path
 
@@ -227,18 +244,25 @@ class Library:
 
     # --- operator actions -----------------------------------------------------------------------------
 
-    def retake(self) -> Path:
-        """Move the roll's last stack to `<roll>/discarded/` (nothing is deleted); returns its new path."""
+    def retake(self) -> Retaken:
+        """Set the roll's last negative aside in `<roll>/discarded/` (nothing is deleted), for the next capture to
+        shoot it again under its name. Until that capture, a retake is the same retake: the negative stays set
+        aside and no earlier one is touched (a double press on the pedal costs no good negative its place)."""
         with self.lock:
+            roll = self.roll
+            pending = self.retake_pending(roll)
+            if pending is not None:
+                return pending
             last = self.last_stack()
             if last is None:
-                raise MedianscanError(f"nothing to retake: roll {self.roll.name} has no stacks yet")
+                raise MedianscanError(f"nothing to retake: roll {roll.name} has no stacks yet")
             bin_ = last.parent / DISCARDED
             bin_.mkdir(exist_ok=True)
             target = fresh_path(bin_, last.name)
             last.rename(target)
             fsync_dir(last.parent)
             fsync_dir(bin_)
+            write_json(roll / RETAKEN, {"negative": last.name, "set_aside": target.name})
             remove_dead_temps(target)  # a blend cancelled by the retake may have left its temp
             try:
                 m = read_manifest(target)
@@ -248,7 +272,27 @@ class Library:
             except MedianscanError as exc:
                 log.warning("%s", exc)
             log.info("retake: %s moved to %s", last, target)
-            return target
+            return Retaken(last.name, target)
+
+    def retake_pending(self, roll: Path) -> Retaken | None:
+        """The negative of `roll` a retake set aside that no capture has shot again since, or None."""
+        try:
+            record = json.loads((roll / RETAKEN).read_text())
+            name, moved = str(record["negative"]), roll / DISCARDED / str(record["set_aside"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning(
+                "%s: cannot read what the last retake set aside (%s); a retake sets the last stack aside",
+                roll / RETAKEN,
+                exc,
+            )
+            with contextlib.suppress(OSError):
+                (roll / RETAKEN).unlink()
+            return None
+        if not moved.is_dir() or (roll / name).exists():  # moved by hand, or shot again meanwhile
+            return None
+        return Retaken(name, moved, again=True)
 
     # --- retention ------------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FRAME_BYTES = 50 * 1024 * 1024  # a 24 MP raw is ~25-35 MB; used until a first stack is on disk
 SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in frames
+ONE_PRESS_SECONDS = 1.0  # a retake pressed again this soon is the same press (a double tap on the pedal)
 
 
 class CameraThread:
@@ -46,6 +47,7 @@ class CameraThread:
         self.live = LiveViewTurns(daemon)
         self._refused: str | None = None  # the last action refused, as the status's message said it
         self.roll_resume: Resume | None = None  # where the last roll run stopped, for the next (roll_turn)
+        self._last_retake: float | None = None  # when the last retake was pressed (monotonic)
 
     def run(self) -> None:
         """The camera thread: keep a camera connected (retrying with backoff), run the operator's actions, and
@@ -64,7 +66,7 @@ class CameraThread:
                     log.info("%s from %s not done: its client stopped waiting for it", action, event.source)
                     continue
                 try:
-                    answer = self.act(action, event.film)
+                    answer = self.act(action, event.film, at=event.at)
                     if self.d.message is not None and self.d.message == self._refused:
                         self.d.message = None  # a refusal is old news once an action is done
                 except MedianscanError as exc:
@@ -81,8 +83,9 @@ class CameraThread:
             self.d.link.close()
             self.d.presses.refuse_all("the daemon is stopping: not done")
 
-    def act(self, action: Request, film: FilmRecord | None = None) -> Answer:
-        """Do one operator action on the camera thread (`film`: a new roll's); the answer says what happened."""
+    def act(self, action: Request, film: FilmRecord | None = None, *, at: float | None = None) -> Answer:
+        """Do one operator action on the camera thread (`film`: a new roll's; `at`: when it was pressed, on the
+        monotonic clock); the answer says what happened."""
         shooting: dict[str, Callable[[], Answer]] = {
             "capture": self.press,
             "flat": self.shoot_flat,
@@ -95,9 +98,7 @@ class CameraThread:
         # what an action did is its answer (the console shows the last one, whoever asked); `message` is kept
         # for what went wrong
         if action == "retake":
-            name, moved = self.retake()
-            where = f"{moved.parent.parent.name}/{moved.parent.name}/" + (moved.name if moved.name != name else "")
-            return Answer(True, action, f"{name} set aside in {where} to shoot it again", stack=name)
+            return self.retake(time.monotonic() if at is None else at)
         if action == "new-roll":
             roll = self.d.library.new_roll(film)
             self.roll_resume = None  # a new roll's strip starts at its first frame
@@ -118,11 +119,15 @@ class CameraThread:
         log.info("capture ignored: the daemon is paused")
         return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
 
-    def retake(self) -> tuple[str, Path]:
-        """Set the roll's last negative aside (its blend, if queued or running, is called off): its name, and
-        where it went (discarded/<name>, or <name>-2... when a retake of it is there already)."""
+    def retake(self, at: float) -> Answer:
+        """Set the roll's last negative aside (its blend, if queued or running, is called off) for the next capture
+        to shoot it again. Pressed again before that capture, it is the same retake: the answer says the negative
+        is set aside already (and a press within ONE_PRESS_SECONDS of the last is said to be one press)."""
+        one_press = self._last_retake is not None and at - self._last_retake < ONE_PRESS_SECONDS
+        self._last_retake = at
         with self.d.lock:
-            last = self.d.library.last_stack()
+            pending = self.d.library.retake_pending(self.d.library.roll)
+            last = self.d.library.last_stack() if pending is None else None
             if last is not None:
                 where = self.d.pool.cancel(last)
                 self.d.in_pool.discard(last)
@@ -130,10 +135,16 @@ class CameraThread:
                     self.d.backlog.remove(last)
                 if where:
                     log.info("retake: the blend of %s (%s) is called off", last.name, where)
-            moved = self.d.library.retake()
-        name = last.name if last is not None else moved.name
-        log.info("%s set aside in %s to shoot it again", name, moved)
-        return name, moved
+            done = self.d.library.retake()
+        moved = done.moved
+        where = f"{moved.parent.parent.name}/{moved.parent.name}/" + (moved.name if moved.name != done.name else "")
+        if not done.again:
+            log.info("%s set aside in %s to shoot it again", done.name, moved)
+            return Answer(True, "retake", f"{done.name} set aside in {where} to shoot it again", stack=done.name)
+        said = "retake pressed again within a second: one press" if one_press else "retake again before a capture"
+        text = f"{said}; {done.name} is set aside in {where} already, and the next capture shoots it again"
+        log.info("%s", text)
+        return Answer(True, "retake", text, "ignored", stack=done.name)
 
     def ready_camera(self, doing: str) -> Camera:
         """The connected camera, reconnected if need be; MedianscanError saying why `doing` cannot be done."""
