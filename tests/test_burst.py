@@ -87,7 +87,7 @@ def simulated(tmp_path: Path, **timing: Any) -> tuple[SimulatedCamera, Recording
     cfg.simulated.width, cfg.simulated.height = 128, 96
     cfg.simulated.card = tmp_path / "card"
     for key, value in timing.items():
-        if key in ("strategy", "quirks", "delete_from_camera", "keep_jpeg"):
+        if key in ("strategy", "quirks", "delete_from_camera", "keep_jpeg", "extra_shots"):
             setattr(cfg, key, value)
         elif key == "dead_after_frames":
             cfg.simulated.dead_after_frames = value

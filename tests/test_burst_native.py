@@ -7,13 +7,20 @@ attached here. `Body` below stands in for the ptp2 driver as its sources describ
 config.c and library.c): the widgets with the choices libgphoto2 2.5.34 names, FILE_ADDED per frame while the
 release is held, Nikon's capture returning the burst's last file with the others in the folder listing. Everything
 else is the real code: the link, the engine, the writer, freshness and the journal.
+
+Then the simulated body's own continuous burst (real engine, real body, no fake): held until the engine lets go,
+then a random 0-3 shots late, as a real body's release is; back-to-back bursts, some with the host's CPUs busy.
 """
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +30,13 @@ import gphoto2 as gp
 from medianscan.capture.camera.burst.engine import BurstEngine
 from medianscan.capture.camera.burst.enough import Fixed
 from medianscan.capture.camera.burst.quirks import Quirk
+from medianscan.capture.camera.burst.shots import SPARES
 from medianscan.capture.camera.freshness import Freshness
 from medianscan.capture.camera.gphoto2_link import Gphoto2Link
 from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings
 from medianscan.config.schema import CameraConfig
 from medianscan.records import BurstRecord
+from tests.test_burst import frame_numbers, simulated
 from tests.vcam import tiny_dng
 
 FOLDER = "/store_00010001/DCIM/100CANON"
@@ -185,7 +194,9 @@ def test_canons_release_is_held_in_continuous_drive_then_released_and_the_drive_
         }
     )
     record = run(body, tmp_path, 6)
-    assert [p.read_bytes() for p in record.frames[:6]] == [tiny_dng(k) for k in range(101, 107)]
+    assert [p.read_bytes() for p in record.frames] == [tiny_dng(k) for k in range(101, 107)]
+    late = [s.path.read_bytes() for s in record.spares]  # shot before the release landed: spares, in order
+    assert late == [tiny_dng(k) for k in range(107, 107 + len(late))]
     assert body.log[:2] == ["drivemode=Continuous high speed", "eosremoterelease=Press Full AF"]
     assert "eosremoterelease=Release Full" in body.log and body.log[-1] == "drivemode=Single"
     assert body.files == {}  # every frame, and any the body shot before the release landed, off the body
@@ -204,3 +215,79 @@ def test_nikons_burstnumber_shoots_the_burst_in_one_capture_and_every_frame_is_t
     assert body.log[:2] == ["capturemode=Burst", "burstnumber=5"]
     assert body.log[-2:] == ["capturemode=Single Shot", "burstnumber=1"]  # put back for single shots
     assert body.files == {}
+
+
+# --- the simulated body: a release held, let go late -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def cpus_busy(count: int = 2) -> Iterator[None]:
+    """`count` busy-loop processes for as long as the block runs (the host's CPUs taken, as by a blend)."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+FAST = {"native_burst": True, "trigger_seconds": 0.03, "shot_seconds": 0.02, "file_megabytes": 1,
+        "link_megabytes_per_second": 40, "late_shots": 3}  # fmt: skip
+
+
+def test_back_to_back_native_bursts_with_late_releases_keep_their_extra_shots_as_spares(tmp_path: Path) -> None:
+    """Twelve 5-frame bursts in a row, the last six with both CPUs busy: each gets its 5 frames in shot order,
+    each shot the body took past them is that burst's spare (in spares/, numbered on, named in the record and its
+    manifest), nothing is set aside and nothing is left on the body for the next burst."""
+    cam, body = simulated(tmp_path, strategy="native", **FAST)
+    shots_before = 0
+    for k in range(12):
+        with cpus_busy() if k >= 6 else contextlib.nullcontext():
+            record = cam.burst(5, tmp_path / f"s{k}", f"s{k}")
+        took = body.shots_since_connect - shots_before
+        shots_before = body.shots_since_connect
+        assert frame_numbers(record.frames) == [1, 2, 3, 4, 5], k
+        assert record.set_aside == [] and record.spares_deleted == []
+        spares = sorted((tmp_path / f"s{k}" / SPARES).glob("*.dng")) if took > 5 else []
+        assert [s.path for s in record.spares] == spares and len(spares) == took - 5
+        assert [p.name for p in spares] == [f"s{k}_{n:02d}.dng" for n in range(6, took + 1)]
+        assert frame_numbers(spares) == list(range(6, took + 1))  # the body's shots 6.. of this burst
+        assert all("past the 5 frames asked for" in s.reason for s in record.spares)
+        again = type(record).from_json(record.to_json(), record.stack)  # as the manifest keeps it
+        assert again.spares == record.spares
+        assert list((tmp_path / "card").iterdir()) == [], k  # none left for the next burst
+    assert sum(body.late_taken) > 0 and len(body.late_taken) == 12  # the releases were late (seeded)
+    cam.close()
+
+
+def test_extra_shots_delete_deletes_them_from_the_body_unfetched_and_names_them(tmp_path: Path) -> None:
+    cam, body = simulated(tmp_path, strategy="native", extra_shots="delete", **FAST)
+    deleted: list[str] = []
+    for k in range(4):
+        record = cam.burst(4, tmp_path / f"s{k}", f"s{k}")
+        assert frame_numbers(record.frames) == [1, 2, 3, 4]
+        assert record.spares == [] and not (tmp_path / f"s{k}" / SPARES).exists()
+        deleted += [p.rsplit("/", 1)[1] for p in record.spares_deleted]
+        assert list((tmp_path / "card").iterdir()) == []
+    assert deleted, "the seeded releases were late at least once"
+    downloaded = {name for call, name, _ in body.calls if call == "download"}
+    deletes = {name for call, name, _ in body.calls if call == "delete"}
+    assert not set(deleted) & downloaded and set(deleted) <= deletes
+    cam.close()
+
+
+def test_a_continuous_burst_that_lacks_a_frame_fires_again_at_once(tmp_path: Path) -> None:
+    """The body's 4th shot is a file the session has taken already (FAKE history: the session's freshness told
+    so beforehand, as when a body hands an old file over again), and the release is not late: the body stops
+    one frame short. The burst fires the body's burst again at once (no 30 s wait for a frame that cannot
+    come) and ends with its 4 frames: shots 1, 2, 3 and 5."""
+    cam, body = simulated(tmp_path, strategy="native", native_burst=True, trigger_seconds=0.05, shot_seconds=0.3,
+                          late_shots=0)  # fmt: skip
+    cam.freshness.taken.add("/store_00010001/DCIM/100SIMUL/SIM_0004.DNG")
+    record = cam.burst(4, tmp_path / "s", "s")
+    assert [c for c, _, _ in body.calls].count("native") == 2
+    assert frame_numbers(record.frames) == [1, 2, 3, 5]
+    assert [s.path.name for s in record.set_aside] == ["SIM_0004.DNG"] and record.spares == []
+    assert list((tmp_path / "card").iterdir()) == []
+    cam.close()
