@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import exiv2
 import imagecodecs
 import numpy as np
 import numpy.typing as npt
@@ -22,12 +21,11 @@ import tifffile
 
 from medianscan.blend.sniff import _libraw_reason, inspect
 from medianscan.errors import StackError
+from medianscan.exiv2_once import Exiv2Error, exiv2, read_image
 from medianscan.formats import FrameKind, is_dng, is_tiff
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.tiff import pixel_block
 from medianscan.wording import counted
-
-exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
 
 # LibRaw's flip (sizes.flip) -> EXIF Orientation, mirrored flips included.
 _FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
@@ -341,9 +339,8 @@ class FileMetadata:
 def read_metadata(data: bytes | Path) -> FileMetadata:
     """Camera, exposure, EXIF orientation and colour profile from a file's metadata (any format exiv2 knows)."""
     try:
-        image = exiv2.ImageFactory.open(data if isinstance(data, bytes) else str(data))
-        image.readMetadata()
-    except exiv2.Exiv2Error:
+        image = read_image(data)
+    except Exiv2Error:
         return FileMetadata()
     exif = image.exifData()
 

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import exiv2
-
 from medianscan.errors import MedianscanError
-
-exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
+from medianscan.exiv2_once import Exiv2Error, exiv2, read_image, write_image
 
 # IFD0 tags that describe the picture rather than the file; everything else there is the writer's.
 _DESCRIPTIVE_IFD0 = frozenset(
@@ -51,16 +48,14 @@ def carry_exif(target: Path, source: Path) -> int:
     the writer put there under the same keys; returns how many were carried. A source whose metadata Exiv2
     cannot read carries nothing (the writer's own tags stay); a target Exiv2 cannot write is a MedianscanError."""
     try:
-        found = exiv2.ImageFactory.open(str(source))
-        found.readMetadata()
-    except exiv2.Exiv2Error:
+        found = read_image(source)
+    except Exiv2Error:
         return 0
     wanted = [datum for datum in found.exifData() if carried(datum.key())]
     if not wanted:
         return 0
     try:
-        image = exiv2.ImageFactory.open(str(target))
-        image.readMetadata()
+        image = read_image(target)
         exif = image.exifData()
         for datum in wanted:
             key = exiv2.ExifKey(datum.key())
@@ -69,7 +64,7 @@ def carry_exif(target: Path, source: Path) -> int:
             exif.add(datum)
         if any(exiv2.ExifTags.isMakerGroup(d.groupName()) for d in wanted):
             exif[MAKER_NOTE_SAFETY] = exiv2.UShortValue(1)  # safe: Exiv2 re-wrote it with its offsets fixed
-        image.writeMetadata()
-    except exiv2.Exiv2Error as exc:
+        write_image(image)
+    except Exiv2Error as exc:
         raise MedianscanError(f"{target}: the source's metadata could not be written into it (Exiv2: {exc})") from exc
     return len(wanted)

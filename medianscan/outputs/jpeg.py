@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import exiv2
 import imagecodecs
 import numpy as np
 import numpy.typing as npt
 
 from medianscan.atomic import atomic_path
+from medianscan.exiv2_once import Exiv2Error, exiv2, read_image, write_image
 
 
 def write_jpeg(
@@ -20,15 +20,13 @@ def write_jpeg(
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(bytes(imagecodecs.jpeg8_encode(image, level=95)))
-        dst = exiv2.ImageFactory.open(str(tmp))
-        dst.readMetadata()
+        dst = read_image(tmp)
         if icc is not None:
             dst.setIccProfile(exiv2.DataBuf(icc))
         if exif_from is not None:
             try:
-                src = exiv2.ImageFactory.open(str(exif_from))
-                src.readMetadata()
+                src = read_image(exif_from)
                 dst.setExifData(src.exifData())
-            except exiv2.Exiv2Error:
+            except Exiv2Error:
                 pass  # the pixels and their colours matter; EXIF is a courtesy
-        dst.writeMetadata()
+        write_image(dst)

@@ -8,20 +8,15 @@ read: Film, FilmMaker, FilmType, RollId, ExposureNumber, Developer, DevelopProce
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import exiv2
-
 from medianscan.errors import MedianscanError
+from medianscan.exiv2_once import Exiv2Error, encode_xmp, exiv2, read_image
 from medianscan.records import FilmRecord, clean_text
 
-ANALOG_EXIF = "http://analogexif.sourceforge.net/ns/"
 SCAN_OF_NEGATIVE = "http://cv.iptc.org/newscodes/digitalsourcetype/negativeFilm"
 SCAN_OF_SLIDE = "http://cv.iptc.org/newscodes/digitalsourcetype/positiveFilm"
-_registered = threading.Lock()
-_done: list[bool] = []
 
 
 @dataclass(frozen=True)
@@ -30,13 +25,6 @@ class RollPlace:
 
     roll_id: str  # the roll's folder name
     exposure_number: int | None  # the negative's number in the roll
-
-
-def _register() -> None:
-    with _registered:
-        if not _done:
-            exiv2.XmpProperties.registerNs(ANALOG_EXIF, "AnalogExif")
-            _done.append(True)
 
 
 def keywords(film: FilmRecord, place: RollPlace) -> list[str]:
@@ -56,7 +44,6 @@ def keywords(film: FilmRecord, place: RollPlace) -> list[str]:
 
 def film_packet(film: FilmRecord, place: RollPlace) -> bytes:
     """The XMP packet (UTF-8) for one negative of a roll shot on `film`."""
-    _register()
     data = exiv2.XmpData()
     fields = {
         "Film": film.film,
@@ -80,10 +67,10 @@ def film_packet(film: FilmRecord, place: RollPlace) -> bytes:
         data["Xmp.dc.description"] = f'lang="x-default" {clean_text(film.notes, multiline=True)}'
     slide = (film.film_type or "").lower() in ("slide", "positive", "reversal")
     data["Xmp.iptcExt.DigitalSourceType"] = SCAN_OF_SLIDE if slide else SCAN_OF_NEGATIVE
-    code, packet = exiv2.XmpParser.encode(data, exiv2.XmpParser.XmpFormatFlags.useCompactFormat)
+    code, packet = encode_xmp(data)
     if code != 0:
         raise MedianscanError(f"the film's XMP could not be written (Exiv2 error {code})")
-    return str(packet).encode("utf-8")
+    return packet.encode("utf-8")
 
 
 def read_back(path: Path, packet: bytes) -> None:
@@ -98,8 +85,7 @@ def read_back(path: Path, packet: bytes) -> None:
 def _properties(source: bytes | Path) -> dict[str, str]:
     """Every XMP property Exiv2 reads from a packet or a file, key -> value as text (empty when unreadable)."""
     try:
-        image = exiv2.ImageFactory.open(source if isinstance(source, bytes) else str(source))
-        image.readMetadata()
-    except exiv2.Exiv2Error:
+        image = read_image(source)
+    except Exiv2Error:
         return {}
     return {str(d.key()): str(d.toString()) for d in image.xmpData()}
