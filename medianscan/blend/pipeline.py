@@ -41,7 +41,7 @@ from medianscan.blend.stack_files import (
 from medianscan.blend.write import blend_into, combine_frames
 from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
-from medianscan.library import contents
+from medianscan.library import contents, flats
 from medianscan.records import BlendRecord, LeftOut
 from medianscan.wording import counted
 
@@ -177,10 +177,14 @@ def _describe(name: str, problems: Sequence[checks.Problem], dropping: bool, n_g
     return f"{name}: cannot blend: {lines}"
 
 
-def prepare_flat(source: Path) -> Path:
+def prepare_flat(source: Path, roll: Path | None = None) -> Path:
     """The master flat for `--flat SOURCE`: a flat DNG blended by medianscan, or a folder of flat frames, blended
-    here (its median DNG and sidecar beside the frames, as for any stack) unless its blend is already there and
-    up to date with its frames."""
+    unless its blend is already there and up to date with its frames.
+
+    The daemon (no `roll`) blends the roll's flat folder in place, beside its frames. `medianscan blend` names the
+    `roll` of the stacks it corrects: a folder of that roll's flats (or any roll's `flat/flat-NNN`) is blended in
+    place too; any other folder is imported into the roll's flats (library.flats) and blended there, so the flat's
+    own folder is never written. There a flat that cannot be blended, or is no flat, leaves nothing behind."""
     if source.is_file():
         return source
     if not source.is_dir():
@@ -188,13 +192,45 @@ def prepare_flat(source: Path) -> Path:
     found = contents.read_folder(source, sniff.inspect)
     if found.frames and found.kinds[0] != "raw":
         raise flat.FlatError(f"{source}: a flat must be raw frames of the bare light; these are {found.kinds[0]} files")
-    master, sidecar = output_paths(source, "median", "raw", None)
+    if roll is None or flats.is_roll_flat(source, roll):
+        master = _up_to_date(source, found.frames)
+        return master or _blend_flat(source, source, None, checked=roll is not None)
+    earlier = flats.imported(roll, found.frames)
+    if earlier is not None:
+        return _up_to_date(earlier, found.frames) or _blend_flat(source, earlier, None, checked=True)
+    try:
+        with flats.importing(roll, found.frames) as (work, name):
+            _blend_flat(source, work, work / f"{name}_median.dng", checked=True)
+    except OSError as exc:
+        raise flat.FlatError(
+            f"{source}: cannot bring the flat into {roll / flats.FLATS} ({exc.strerror or exc})"
+        ) from None
+    return output_paths(roll / flats.FLATS / name, "median", "raw", None)[0]
+
+
+def _up_to_date(folder: Path, frames: Sequence[Path]) -> Path | None:
+    """The master flat blended in `folder` when it is there and up to date with the flat's `frames`, else None."""
+    master, sidecar = output_paths(folder, "median", "raw", None)
     recorded = recorded_frames(sidecar)
-    if master.is_file() and recorded is not None and set(recorded) == {p.name for p in found.frames}:
-        newest = max((p.stat().st_mtime_ns for p in found.frames), default=0)
+    if master.is_file() and recorded is not None and set(recorded) == {p.name for p in frames}:
+        newest = max((p.stat().st_mtime_ns for p in frames), default=0)
         if master.stat().st_mtime_ns >= newest:
             return master
+    return None
+
+
+def _blend_flat(source: Path, folder: Path, output: Path | None, *, checked: bool) -> Path:
+    """Blend the flat frames in `folder` (those of the flat `source`, named in messages); `checked`: read the
+    master back as a flat at once, and take it away again when it is none."""
     try:
-        return blend_stack(source, BlendOptions()).output
+        result = blend_stack(folder, BlendOptions(output=output), name=source.name)
     except StackError as exc:
         raise flat.FlatError(f"the flat {source} cannot be blended: {exc}") from exc
+    if checked:
+        try:
+            flat.load_master(result.output)
+        except flat.FlatError as exc:
+            for path in (result.output, result.sidecar, *result.extra_outputs):
+                path.unlink(missing_ok=True)
+            raise flat.FlatError(f"{source}: {str(exc).removeprefix(f'{result.output}: ')}") from None
+    return result.output

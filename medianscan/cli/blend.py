@@ -17,7 +17,7 @@ from medianscan.config.schema import BlendConfig
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
 from medianscan.library import contents
 from medianscan.library.contents import MANIFEST
-from medianscan.library.manifest import State, mark, read_manifest
+from medianscan.library.manifest import State, inside, mark, read_manifest
 from medianscan.records import BlendRecord
 from medianscan.vocabulary import METHODS, WHITE_LEVEL_FROM
 from medianscan.wording import counted
@@ -111,7 +111,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "your editor'): darktable's camera data (where darktable is installed; the default) or LibRaw's",
     )
     parser.add_argument("--keep-going", action="store_true", help="a bad stack does not stop the batch")
-    parser.add_argument("--force", action="store_true", help="also blend stacks whose burst was cut off")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="also blend stacks whose burst was cut off, and replace an --output file that is there already",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON record per stack on stdout")
     parser.set_defaults(handler=run)
 
@@ -142,41 +146,52 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise MedianscanError("; ".join(problems))
     stacks = stacks_of(args.paths)
-    options.output, options.output_folder = _output_place(args.output, stacks)
-    if args.flat is not None:
-        options.flat = prepare_flat(args.flat)
+    options.output, options.output_folder = _output_place(args.output, stacks, args.force)
+    replacing = options.output is not None and options.output.exists()
+    flats = _prepare_flats(args.flat, stacks)
     failures = 0
     for index, stack in enumerate(stacks, 1):
-        label = stack.name if isinstance(stack, Path) else stack[0].name if len(stack) == 1 else f"{len(stack)} files"
+        label = _stack_name(stack)  # the stack's one name, as every message of its blend calls it
         _progress(index, len(stacks), label, "blending")
         try:
-            _refuse_incomplete(stack, args.force)
-            result = blend_stack(stack, options)
+            _refuse_incomplete(stack, label, args.force)
+            options.flat = flats.get(_stack_folder(stack).parent)
+            result = blend_stack(stack, options, name=label)
             _record_in_manifest(stack, result)
         except MedianscanError as exc:
             failures += 1
             message = exc.hinted(DROP_HINT_CLI) if isinstance(exc, BadFramesError) else str(exc)
-            _progress(index, len(stacks), label, "failed", done=True)
-            print(f"medianscan: {message}", file=sys.stderr)
+            _failed(index, len(stacks), label, message)
             _emit(args.json, {"stack": str(stack), "ok": False, "error": message})
             if not args.keep_going:
                 _not_attempted(stacks[index:])
                 return 1
             continue
         extra = "".join(f" (+ {path.name})" for path in result.extra_outputs)
-        _progress(index, len(stacks), label, f"{result.seconds:.1f} s -> {result.output}{extra}", done=True)
+        replaced = " (replaced the file that was there)" if replacing else ""
+        _progress(index, len(stacks), label, f"{result.seconds:.1f} s -> {result.output}{extra}{replaced}", done=True)
         _emit(args.json, {"ok": True, **result.to_json()})
         _report(result, args.json)
     return 1 if failures else 0
 
 
+def _prepare_flats(source: Path | None, stacks: list[Path | list[Path]]) -> dict[Path, Path]:
+    """`--flat`: the master flat for each roll the stacks belong to (a stack's roll is the folder it is in),
+    blended into that roll's flats (see prepare_flat); a bad flat stops the command before any stack."""
+    if source is None:
+        return {}
+    rolls = dict.fromkeys(_stack_folder(stack).parent for stack in stacks)
+    return {roll: prepare_flat(source, roll) for roll in rolls}
+
+
 _FLAGS = {"max_shift_px": "--max-shift"}  # option names whose flag is spelled otherwise
 
 
-def _output_place(written: str | None, stacks: list[Path | list[Path]]) -> tuple[Path | None, Path | None]:
+def _output_place(written: str | None, stacks: list[Path | list[Path]], force: bool) -> tuple[Path | None, Path | None]:
     """`--output` as (a file for one stack, a folder for all): a folder is one that exists or a path written with
     a trailing slash (made here); a folder takes each stack's output under the stack's own name, so two stacks of
-    one name are refused before any work."""
+    one name are refused before any work. A file that is there already (or its sidecar) is replaced only with
+    --force: a name typed by hand may be anything, a frame too."""
     if written is None:
         return None, None
     output = Path(written)  # a Path drops the trailing slash that says "a folder"
@@ -198,12 +213,22 @@ def _output_place(written: str | None, stacks: list[Path | list[Path]]) -> tuple
             f"--output {output} names one file, but {len(stacks)} stacks were given; give a folder (ending in /) "
             "for their outputs"
         )
+    there = [path for path in (output, output.with_suffix(".json")) if path.exists()]
+    if there and not force:
+        raise MedianscanError(
+            f"{there[0]}: already there; nothing was blended: --force replaces it, or give another --output"
+        )
     return output, None
 
 
+def _stack_folder(stack: Path | list[Path]) -> Path:
+    """The folder a stack is: the folder given, or the one its loose frames are in."""
+    return stack.resolve() if isinstance(stack, Path) else stack[0].resolve().parent
+
+
 def _stack_name(stack: Path | list[Path]) -> str:
-    """The name a stack's outputs take: its folder's (loose frames: the folder they are in)."""
-    return stack.name if isinstance(stack, Path) else stack[0].resolve().parent.name
+    """The name a stack goes by, in its messages and its outputs: its folder's."""
+    return _stack_folder(stack).name
 
 
 def _not_attempted(rest: list[Path | list[Path]]) -> None:
@@ -219,12 +244,18 @@ def _not_attempted(rest: list[Path | list[Path]]) -> None:
 
 def _record_in_manifest(stack: Path | list[Path], result: BlendRecord) -> None:
     """A stack folder of the daemon's library (it has a stack.json) records the blend exactly as the daemon
-    would: verified against its sidecar, then state blended with the blend's record."""
+    would: verified against its sidecar, then state blended with the blend's record. A blend written outside the
+    stack (`--output`) is listed as a copy and leaves the stack's own record as it was."""
     if not isinstance(stack, Path) or not (stack / MANIFEST).is_file():
         return
     verify_output(result)
     try:
-        mark(stack, State.BLENDED, blend=result, blend_seconds=result.seconds, error=None)
+        if inside(result.output, stack):
+            mark(stack, State.BLENDED, blend=result, blend_seconds=result.seconds, error=None)
+        else:
+            m = read_manifest(stack)
+            copies = [p for p in m.copies if p != result.output] + [result.output]
+            mark(stack, m.state, copies=copies)
     except OSError as exc:  # a read-only card: the blend is written elsewhere, the stack's record stays as it was
         print(
             f"medianscan: {stack.name}: blended, but {MANIFEST} cannot record it ({exc.strerror or exc})",
@@ -232,20 +263,20 @@ def _record_in_manifest(stack: Path | list[Path], result: BlendRecord) -> None:
         )
 
 
-def _refuse_incomplete(stack: Path | list[Path], force: bool) -> None:
+def _refuse_incomplete(stack: Path | list[Path], label: str, force: bool) -> None:
     """A burst the daemon marked incomplete (cut off midway) is blended only when asked to."""
     if force or not isinstance(stack, Path) or not (stack / MANIFEST).is_file():
         return
     if read_manifest(stack).state == State.INCOMPLETE:
         raise MedianscanError(
-            f"{stack.name}: its burst was cut off before all frames arrived (stack.json says incomplete); "
+            f"{label}: its burst was cut off before all frames arrived (stack.json says incomplete); "
             "use --force to blend the frames it has"
         )
 
 
 def _progress(index: int, total: int, label: str, text: str, *, done: bool = False) -> None:
-    """A bar on a terminal (redrawn while a stack blends); elsewhere one line per stack, numbered. A stack that
-    failed is done too: its step of the bar is filled."""
+    """A bar on a terminal (redrawn while a stack blends); elsewhere one line per stack blended, numbered (a stack
+    that failed is said by `_failed`)."""
     if not sys.stderr.isatty():
         if done:
             print(f"[{index}/{total}] {label}: {text}", file=sys.stderr, flush=True)
@@ -254,6 +285,13 @@ def _progress(index: int, total: int, label: str, text: str, *, done: bool = Fal
     filled = width * (index - (0 if done else 1)) // total
     bar = "#" * filled + "-" * (width - filled)
     print(f"[{bar}] {index}/{total} {label}: {text}", end="\n" if done else "\r", file=sys.stderr, flush=True)
+
+
+def _failed(index: int, total: int, label: str, message: str) -> None:
+    """A stack that failed: one sentence, its step and its name said once (on a terminal it takes the bar's
+    line; the next stack's bar starts below it)."""
+    clear = "\r\033[K" if sys.stderr.isatty() else ""
+    print(f"{clear}medianscan: [{index}/{total}] {label}: {message.removeprefix(f'{label}: ')}", file=sys.stderr)
 
 
 def _emit(as_json: bool, record: dict[str, Any]) -> None:
