@@ -22,9 +22,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import registration
+from medianscan.blend import binning, registration
 from medianscan.blend.frames import Frame
-from medianscan.outputs.preview import bin_cells
+from medianscan.errors import MedianscanError
+from medianscan.outputs.preview import rgb_channels
 
 PICTURE_SIDE = 384  # the whole picture binned to about this many cells on its long side
 SCALES = (4, 8, 16)  # block sides, in cells of that picture
@@ -37,21 +38,43 @@ MIN_BLOCKS = 16  # a scale with fewer blocks than this tells nothing
 
 def picture_plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[float, float]]:
     """The frame's whole picture (its default crop) as one luminance-like plane of about PICTURE_SIDE cells on
-    its long side, and the sensor pixels per cell (y, x). A raw is binned by whole CFA repeats (any CFA), an
-    image by blocks of pixels."""
+    its long side, and the sensor pixels per cell (y, x). A raw is binned by whole CFA repeats (any CFA), each
+    cell the sum of its colours' black-subtracted means (green weighs as much as red and blue); an image by blocks
+    of pixels, its channels summed."""
     pixels = frame.pixels
-    if frame.layout is not None:
-        binned = bin_cells(pixels, frame.layout, PICTURE_SIDE)  # type: ignore[arg-type]
-        picture = binned.means().sum(axis=2, dtype=np.float32)
-        _, _, width, height = frame.layout.default_crop
-    else:
+    layout = frame.layout
+    if layout is None:
         height, width = pixels.shape[:2]
         k = max(1, math.ceil(max(height, width) / PICTURE_SIDE))
-        ny, nx = height // k, width // k
-        tiles = pixels[: ny * k, : nx * k].reshape(ny, k, nx, k, *pixels.shape[2:])
-        picture = tiles.sum(axis=(1, 3), dtype=np.float32)
-        picture = picture.sum(axis=2, dtype=np.float32) if picture.ndim == 3 else picture
-    return np.ascontiguousarray(picture), (height / picture.shape[0], width / picture.shape[1])
+        channels = pixels.shape[2] if pixels.ndim == 3 else 1
+        picture = binning.block_sums(pixels.reshape(height, width * channels), (k, k * channels))
+        return picture, (height / picture.shape[0], width / picture.shape[1])
+    top, left, _, _ = layout.active_area
+    cx, cy, cw, ch = layout.default_crop
+    y0, x0 = top + cy, left + cx
+    if layout.linear:  # linear RGB: k x k pixels of the first three channels
+        k = max(1, math.ceil(max(ch, cw) / PICTURE_SIDE))
+        region = pixels[y0 : y0 + ch, x0 : x0 + cw, :3].reshape(ch, cw * 3)  # a view when 3 channels
+        weights = np.full((1, 3), 1.0 / (k * k))
+        black = float(np.sum(np.asarray(layout.black_levels[:3], dtype=np.float64)))
+        cell = (k, 3 * k)
+    else:  # k x k whole repeats; each position weighed by 1 / (photosites of its colour in a cell)
+        channels = np.asarray(rgb_channels(layout.colors))
+        local = channels[np.roll(np.asarray(layout.pattern), (-y0, -x0), axis=(0, 1))]  # from the crop's corner
+        ph, pw = local.shape
+        k = max(1, math.ceil(max(ch / ph, cw / pw) / PICTURE_SIDE))
+        counts = np.bincount(local.ravel(), minlength=3).astype(np.float64)
+        if ch < k * ph or cw < k * pw or not counts.all():
+            raise MedianscanError(f"image area {cw}x{ch} is smaller than one colour filter repeat ({pw}x{ph})")
+        weights = 1.0 / (counts[local] * k * k)
+        levels = np.asarray(layout.black_levels, dtype=np.float64)[np.roll(layout.pattern, (-y0, -x0), (0, 1))]
+        black = float(sum(levels[local == c].mean() for c in range(3)))
+        region = pixels[y0 : y0 + ch, x0 : x0 + cw]
+        cell = (k * ph, k * pw)
+    picture = binning.block_sums(region, cell, weights)
+    picture -= np.float32(black)
+    _, _, width, height = layout.default_crop
+    return picture, (height / picture.shape[0], width / picture.shape[1])
 
 
 def differing_shares(

@@ -1,0 +1,45 @@
+"""A frame summed over blocks of pixels, at the speed of reading it once.
+
+The other-picture check bins every frame of a stack to a few hundred cells a side; a float32 sum over a strided
+5-D view of the frame (the obvious way) took 0.5-0.7 s per 24 MP TIFF, half a blend. Here the rows of each block
+are added first, whole rows at a time in integers (contiguous, vectorised, no overflow: a uint16 times a few
+hundred fits in 32 bits), which leaves an array k times smaller; the weights of the colour filter's positions and
+the columns are applied to that. 10-25 ms for a 24 MP RGB TIFF, 5 ms for an 8 MP mosaic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+def block_sums(
+    region: npt.NDArray[np.generic], cell: tuple[int, int], weights: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float32]:
+    """(H, W) pixel values -> (H // cy, W // cx): the weighted sum of each cy x cx block.
+
+    `weights` (ph, pw), tiling the block (cy % ph == cx % pw == 0), weighs each pixel by its position in the
+    repeat (a colour filter's: 1 / photosites of its colour); None weighs every pixel 1, summed exactly when the
+    values are 8- or 16-bit unsigned integers (anything else is summed in float64). Edges that do not fill a
+    block are left out.
+    """
+    cy, cx = cell
+    ph, pw = (1, 1) if weights is None else weights.shape
+    if cy % ph or cx % pw:
+        raise ValueError(f"a {ph}x{pw} repeat does not tile a {cy}x{cx} block")
+    ny, nx = region.shape[0] // cy, region.shape[1] // cx
+    width = nx * cx
+    k = cy // ph
+    rows = region[: ny * cy, :width].reshape(ny, k, ph, width)
+    small = region.dtype in (np.uint8, np.uint16)
+    acc = np.dtype(np.uint32 if small else np.float64)
+    summed = rows[:, 0].astype(acc) if k == 1 else rows.sum(axis=1, dtype=acc)  # (ny, ph, width)
+    if weights is None:
+        exact = summed.reshape(ny, ph * width) if ph == 1 else summed.sum(axis=1, dtype=acc)
+        total = exact.reshape(ny, nx, cx).sum(axis=2, dtype=np.uint64 if small else np.float64)
+        return np.asarray(total, dtype=np.float32)
+    along = np.tile(weights.astype(np.float32), (1, width // pw))  # (ph, width): each column's weight, per row
+    weighted = np.multiply(summed[:, 0], along[0], dtype=np.float32)
+    for py in range(1, ph):
+        weighted += np.multiply(summed[:, py], along[py], dtype=np.float32)
+    return np.asarray(weighted.reshape(ny, nx, cx).sum(axis=2, dtype=np.float64), dtype=np.float32)
