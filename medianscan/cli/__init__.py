@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "run": "run",
     "demo": "demo",
     "kernels": "kernels",
+    "stitch": "stitch",
     "watch": "watch",
     **dict.fromkeys(control.COMMANDS, "control"),  # the daemon's own commands, light to import
 }

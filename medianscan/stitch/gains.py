@@ -1,0 +1,118 @@
+"""One exposure gain per tile, from the overlaps: a light that drifts, a shutter that is not quite repeatable
+(0.96-1.04 between tiles is usual), taken out before the blend so that nothing steps at a tile's edge.
+
+Each overlap gives the log ratio of the two tiles' levels (the median over its plane points, so dust and
+clipped photosites count for nothing); the gains are the least-squares fit of all ratios, the first tile's 1.
+The same samples, after the gains, give each seam's residual: how far the two tiles still differ there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from medianscan.stitch.cells import to_cells, to_photosites
+from medianscan.stitch.solve import Pose, rotate
+
+FLOOR = 0.01  # of the raw range: darker points carry too much noise for a ratio
+CEILING = 0.9  # of the raw range: brighter ones may be clipped in one tile
+_MAX_POINTS = 1_000_000
+BLOCK = 8  # plane points a side of the blocks the residual is measured on
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The same overlap seen in both tiles: plane values of i and j on j's plane grid."""
+
+    i: int
+    j: int
+    a: npt.NDArray[np.float32]
+    b: npt.NDArray[np.float32]
+
+
+def sample_overlap(
+    i: int,
+    j: int,
+    plane_i: npt.NDArray[np.float32],
+    plane_j: npt.NDArray[np.float32],
+    *,
+    poses: Sequence[Pose],
+    cell: tuple[int, int],
+) -> Overlap | None:
+    """Tile i's plane resampled onto the points of j's plane that it covers (None if it covers too few)."""
+    h, w = plane_j.shape
+    step = max(1, int(np.sqrt(h * w / _MAX_POINTS)))  # a large plane is sampled at a stride
+    qy, qx = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
+    world = poses[j].apply(to_photosites(np.stack([qy, qx], axis=-1), cell))
+    local = rotate(world - np.array([poses[i].y, poses[i].x]), -poses[i].angle)
+    qi = to_cells(local, cell)
+    inside = (
+        (qi[..., 0] >= 1)
+        & (qi[..., 0] <= plane_i.shape[0] - 2)
+        & (qi[..., 1] >= 1)
+        & (qi[..., 1] <= plane_i.shape[1] - 2)
+    )
+    rows, cols = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
+    if len(rows) < 2 * BLOCK or len(cols) < 2 * BLOCK:
+        return None
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    inside = inside[box]
+    coords = np.moveaxis(qi[box], -1, 0)
+    a = ndimage.map_coordinates(plane_i, coords.reshape(2, -1), order=1, mode="nearest").reshape(inside.shape)
+    b = plane_j[::step, ::step][box].copy()
+    a[~inside] = np.nan
+    b[~inside] = np.nan
+    return Overlap(i, j, a.astype(np.float32), b)
+
+
+def solve_gains(count: int, overlaps: Sequence[Overlap], raw_range: float) -> list[float]:
+    """Each tile's gain (the first's 1) from the overlaps' median log ratios."""
+    rows, rhs = [], []
+    for o in overlaps:
+        ratio = _log_ratio(o, raw_range)
+        if ratio is None:
+            continue
+        row = np.zeros(count)
+        row[o.i], row[o.j] = 1.0, -1.0  # log g_i - log g_j = -(log a - log b)
+        rows.append(row)
+        rhs.append(-ratio)
+    anchor = np.zeros(count)
+    anchor[0] = 1.0
+    rows.append(anchor * 10)
+    rhs.append(0.0)
+    logs, *_ = np.linalg.lstsq(np.asarray(rows), np.asarray(rhs), rcond=None)
+    return [float(np.exp(v)) for v in logs]
+
+
+def _log_ratio(o: Overlap, raw_range: float) -> float | None:
+    """The median log ratio of the two tiles over the overlap's blocks (block means: the interpolation of one
+    side and the noise of both average out), blocks with a dark or near-white point left out."""
+    a, b = _blocks(o.a), _blocks(o.b)
+    good = (a > FLOOR * raw_range) & (b > FLOOR * raw_range) & (a < CEILING * raw_range) & (b < CEILING * raw_range)
+    if np.count_nonzero(good) < 16:
+        return None
+    return float(np.median(np.log(a[good]) - np.log(b[good])))
+
+
+def _blocks(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Means of BLOCK x BLOCK points (NaN where any point lies outside the overlap)."""
+    h, w = (n // BLOCK * BLOCK for n in values.shape)
+    means: npt.NDArray[np.float64] = (
+        values[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(1, 3), dtype=np.float64)
+    )
+    return means
+
+
+def level_residual(o: Overlap, gains: Sequence[float], raw_range: float) -> tuple[float, float] | None:
+    """After the gains: the median and the 99th percentile of |relative difference| between the two tiles over
+    the overlap's blocks of BLOCK x BLOCK plane points (blocks above the noise floor)."""
+    a, b = _blocks(o.a) * gains[o.i], _blocks(o.b) * gains[o.j]
+    good = np.isfinite(a) & np.isfinite(b) & (b > FLOOR * raw_range)
+    if not good.any():
+        return None
+    diff = np.abs(a[good] / b[good] - 1)
+    return float(np.median(diff)), float(np.percentile(diff, 99))

@@ -1,0 +1,300 @@
+"""Stitch tiles into one DNG: the one path `medianscan stitch` takes (and the daemon will).
+
+Nothing is written until the set, the output and the plan have passed their checks; the output appears
+atomically, with OUT.json beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from medianscan import __version__
+from medianscan.atomic import write_json
+from medianscan.blend.flat import MasterFlat
+from medianscan.blend.frames import Frame
+from medianscan.blend.stack_files import preview_tone
+from medianscan.metadata import MosaicLayout, headroom, with_headroom
+from medianscan.outputs.preview import rgb_channels
+from medianscan.stitch import cells, compose, gains, place, plan, register, solve, sources, write
+from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
+from medianscan.stitch.sources import StitchError
+from medianscan.stitch.store import TileStore
+from medianscan.wording import counted
+
+
+@dataclass(frozen=True)
+class StitchOptions:
+    flat: Path | None = None
+    compress: bool = False
+    layout: str | None = None  # "COLSxROWS": the prior grid
+    overlap: float = 0.25
+
+
+def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = None) -> StitchRecord:
+    """Stitch the tiles `given` into `output`; StitchError naming the tile and the problem, nothing written."""
+    options = options or StitchOptions()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if len(given) < 2:
+        raise StitchError("a stitch needs at least two tiles")
+    grid = plan.parse_layout(options.layout, options.overlap, len(given))
+    plan.check_output(output, [sources.Tile(p, p) for p in given], 0)
+    tiles = [sources.resolve_tile(p) for p in given]
+    facts = [sources.read_facts(t) for t in tiles]
+    problems = plan.set_problems(tiles, facts)
+    if problems:
+        raise StitchError("cannot stitch: " + "; ".join(problems))
+    size = facts[0].size
+    prior = [grid.position(k, size) for k in range(len(tiles))] if grid else None
+    columns = grid.columns if grid else None
+    if grid is not None:
+        problem = plan.limit_problem(output, grid.extent(size), size, columns)
+        if problem:
+            raise StitchError(problem)
+    plan.check_output(output, tiles, int(2.2 * sum(t.raw.stat().st_size for t in tiles)))
+    flat = sources.load_flat(options.flat)
+
+    with TileStore(output.parent) as store:
+        t = time.perf_counter()
+        first, thumbs = _read_all(tiles, store, flat)
+        layout = first.layout
+        assert layout is not None
+        tone = preview_tone(first)  # before its pixels go
+        first = replace(first, pixels=np.empty((0, 0), np.uint16))
+        xmp = sources.xmp_packet(tiles[0].raw)
+        pattern = sources.local_pattern(layout)
+        cell = cells.cell_size(pattern)
+        timings["read"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        links, measured, tried = _register(
+            store, thumbs, count=len(tiles), size=size, cell=cell, prior=prior, overlap=options.overlap
+        )
+        timings["register"] = time.perf_counter() - t
+        prior_pairs = [pair for pair in tried if pair not in measured] if prior else []
+        poses = _solve(tiles, links, prior, prior_pairs, size)
+
+        t = time.perf_counter()
+        raw_range = float(layout.white_level - np.mean(layout.black_levels))
+        overlaps = [
+            found
+            for i, j in sorted(set(measured) | set(prior_pairs))
+            if (found := gains.sample_overlap(i, j, store.get(f"plane{i}"), store.get(f"plane{j}"), poses=poses,
+                                              cell=cell)) is not None
+        ]  # fmt: skip
+        tile_gains = gains.solve_gains(len(tiles), overlaps, raw_range)
+        timings["gains"] = time.perf_counter() - t
+
+        canvas = place.lay_out(poses, size, pattern)
+        problem = plan.limit_problem(output, (canvas.height, canvas.width), size, columns)
+        if problem:
+            raise StitchError(problem)
+        out_layout, levels = _output_levels(layout, canvas, pattern, tile_gains, flat)
+        channels = np.asarray(rgb_channels(layout.colors), dtype=np.uint8)[pattern]
+
+        t = time.perf_counter()
+        names = [f"tile{k}" for k in range(len(tiles))]
+        write.write_bands(
+            output,
+            (canvas.height, canvas.width),
+            compose.bands(
+                canvas, store, names=names, gains=tile_gains, channels=channels, levels=levels, rows=write.BAND_ROWS
+            ),
+            out_layout,
+            camera=first.camera,
+            exposure=first.exposure,
+            compress=options.compress,
+            description=f"medianscan {__version__} stitch of {counted(len(tiles), 'tile')}",
+            xmp=xmp,
+            tone=tone,
+            metadata_from=tiles[0].raw,
+        )
+        timings["compose_write"] = time.perf_counter() - t
+
+    seams = _seams(
+        links,
+        overlaps,
+        measured=measured,
+        prior_pairs=prior_pairs,
+        poses=poses,
+        tile_gains=tile_gains,
+        raw_range=raw_range,
+    )
+    record = StitchRecord(
+        output=output.resolve(),
+        width=canvas.width,
+        height=canvas.height,
+        default_crop=out_layout.default_crop,
+        tiles=tuple(
+            TileRecord(tile.given.resolve(), p.x, p.y, g, float(np.degrees(p.angle)), not p.copied, tile.blended_now)
+            for tile, p, g in zip(tiles, canvas.placements, tile_gains, strict=True)
+        ),
+        seams=tuple(seams),
+        flat=options.flat,
+        compressed=options.compress,
+        seconds=time.perf_counter() - started,
+        timings=timings,
+    )
+    write_json(output.with_suffix(".json"), record.to_json())
+    return record
+
+
+def _register(
+    store: TileStore,
+    thumbs: Sequence[np.ndarray],
+    *,
+    count: int,
+    size: tuple[int, int],
+    cell: tuple[int, int],
+    prior: Sequence[tuple[float, float]] | None,
+    overlap: float,
+) -> tuple[list[solve.Link], list[tuple[int, int]], list[tuple[int, int]]]:
+    """Measure every pair that may overlap: the links for the solve, the pairs measured, and the pairs tried."""
+    plane_shape = store.shape("plane0")
+    factor = cells.thumb_factor(plane_shape)
+    tile_area = size[0] * size[1]
+    min_points = int(plan.MIN_OVERLAP * plane_shape[0] * plane_shape[1])
+    links: list[solve.Link] = []
+    measured, tried = [], []
+    for i in range(count):
+        for j in range(i + 1, count):
+            start: tuple[float, float] | None = None
+            if prior is not None:
+                dy, dx = prior[j][0] - prior[i][0], prior[j][1] - prior[i][1]
+                shared = max(0.0, size[0] - abs(dy)) * max(0.0, size[1] - abs(dx))
+                if shared < plan.MIN_OVERLAP * tile_area:
+                    continue
+                tried.append((i, j))
+                expect = (dy / cell[0] / factor, dx / cell[1] / factor)
+                reach = 0.1 * max(thumbs[i].shape)
+                found = register.coarse_offset(thumbs[i], thumbs[j], plan.MIN_OVERLAP, expect, reach)
+                coarse = found if found is not None else expect
+            else:
+                found = register.coarse_offset(thumbs[i], thumbs[j], plan.MIN_OVERLAP)
+                if found is None:
+                    continue
+                tried.append((i, j))
+                coarse = found
+            start = (coarse[0] * factor, coarse[1] * factor)
+            fit = register.refine(store.get(f"flat{i}"), store.get(f"flat{j}"), start, min_points, cell[0])
+            if fit is None:
+                continue
+            measured.append((i, j))
+            links.append(_link(i, j, fit, cell))
+    return links, measured, tried
+
+
+def _link(i: int, j: int, fit: register.PairFit, cell: tuple[int, int]) -> solve.Link:
+    """The fit's overlap corners and centre as photosite correspondences."""
+    top, left, bottom, right = fit.box
+    qj = np.array(
+        [[top, left], [top, right - 1], [bottom - 1, left], [bottom - 1, right - 1], list(fit.centre)], dtype=np.float64
+    )
+    centre = np.array(fit.centre)
+    qi = solve.rotate(qj - centre, fit.angle) + centre + np.array(fit.shift)
+    sigma = max(fit.error * cell[0], 0.02)
+    return solve.Link(i, j, cells.to_photosites(qi, cell), cells.to_photosites(qj, cell), sigma)
+
+
+def _check_duplicates(tiles: Sequence[sources.Tile], poses: Sequence[solve.Pose], size: tuple[int, int]) -> None:
+    """Two tiles at the same place (nine tenths of each on the other) are one tile given twice."""
+    for i in range(len(poses)):
+        for j in range(i + 1, len(poses)):
+            dy, dx = abs(poses[i].y - poses[j].y), abs(poses[i].x - poses[j].x)
+            if (size[0] - dy) * (size[1] - dx) > 0.9 * size[0] * size[1] and dy < size[0] and dx < size[1]:
+                raise StitchError(
+                    f"cannot stitch: tile {tiles[j].name} shows the same part of the picture as tile "
+                    f"{tiles[i].name} (a duplicate)"
+                )
+
+
+def _read_all(
+    tiles: Sequence[sources.Tile], store: TileStore, flat: MasterFlat | None
+) -> tuple[Frame, list[npt.NDArray[np.float32]]]:
+    """Read each tile once: its corrected mosaic, its cell plane and that plane flattened go to the store; the
+    first tile's frame (for its metadata) and every tile's thumbnail stay."""
+    first = sources.read_tile(tiles[0])
+    layout = first.layout
+    assert layout is not None
+    cell = cells.cell_size(sources.local_pattern(layout))
+    thumbs = []
+    for k, tile in enumerate(tiles):
+        frame = sources.read_tile(tile) if k else first
+        use_flat = flat if flat is not None and not sources.flat_already_applied(tile) else None
+        if use_flat is not None:
+            sources.check_flat(use_flat, frame)
+        values = sources.visible(frame, use_flat)
+        store.put(f"tile{k}", values)
+        plane = cells.cell_plane(values, cell)
+        store.put(f"plane{k}", plane)
+        flattened = cells.flattened(plane)
+        store.put(f"flat{k}", flattened)
+        thumbs.append(cells.shrink(flattened, cells.thumb_factor(plane.shape)))
+        del frame, values, plane, flattened
+    return first, thumbs
+
+
+def _output_levels(
+    layout: MosaicLayout, canvas: place.Canvas, pattern: npt.NDArray[np.uint8], tile_gains: Sequence[float],
+    flat: MasterFlat | None,
+) -> tuple[MosaicLayout, compose.Levels]:  # fmt: skip
+    """The output's layout (the whole array visible, DefaultCrop on the covered area, headroom for the gains)
+    and how its values go into 16 bits."""
+    top_gain = max(tile_gains) * (float(flat.gain.max()) if flat is not None else 1.0)
+    room = headroom(layout, top_gain, expand=False) if top_gain > 1 else None
+    out_layout = replace(
+        layout,
+        pattern=pattern,
+        active_area=(0, 0, canvas.height, canvas.width),
+        default_crop=place.covered_area(canvas),
+    )
+    if room is not None:
+        out_layout = with_headroom(out_layout, room)
+    black = np.asarray(layout.black_levels, dtype=np.float32)[pattern]
+    return out_layout, compose.Levels(black, room.scale if room else 1.0, out_layout.white_level)
+
+
+def _seams(
+    links: Sequence[solve.Link], overlaps: Sequence[gains.Overlap], *, measured: Sequence[tuple[int, int]],
+    prior_pairs: Sequence[tuple[int, int]], poses: Sequence[solve.Pose], tile_gains: Sequence[float],
+    raw_range: float,
+) -> list[SeamRecord]:  # fmt: skip
+    """Each overlap's record: placed how, the solve's residual there, the levels' residual after the gains."""
+    seams = []
+    for i, j in sorted(set(measured) | set(prior_pairs)):
+        link = next((lk for lk in links if (lk.i, lk.j) == (i, j)), None)
+        overlap = next((o for o in overlaps if (o.i, o.j) == (i, j)), None)
+        level = gains.level_residual(overlap, tile_gains, raw_range) if overlap is not None else None
+        seams.append(
+            SeamRecord(
+                i, j, "measured" if link else "prior",
+                solve.residual(link, poses) if link else None,
+                level[0] if level else None,
+                level[1] if level else None,
+            )
+        )  # fmt: skip
+    return seams
+
+
+def _solve(
+    tiles: Sequence[sources.Tile], links: Sequence[solve.Link], prior: Sequence[tuple[float, float]] | None,
+    prior_pairs: Sequence[tuple[int, int]], size: tuple[int, int],
+) -> list[solve.Pose]:  # fmt: skip
+    """Every tile's pose; a tile joined to no other (by a measured overlap or the prior) is named, as is a tile
+    lying on another."""
+    joined = solve.connected(len(tiles), [(link.i, link.j) for link in links] + list(prior_pairs))
+    alone = [tiles[k].name for k in range(len(tiles)) if k not in joined]
+    if alone:
+        raise StitchError(
+            "cannot stitch: "
+            + "; ".join(f"tile {name} overlaps no other tile (no shared picture found)" for name in alone)
+        )
+    poses = solve.solve(len(tiles), links, prior, float(max(size)), prior_pairs)
+    _check_duplicates(tiles, poses, size)
+    return poses

@@ -1,0 +1,226 @@
+"""Where one tile lies on another, from the picture in their overlap: translation to a tenth of a photosite and a
+small rotation, measured on colour-balanced CFA cells (`cells`), robust to dust.
+
+First a coarse offset: phase correlation of the two tiles' thumbnails (every candidate the correlation's
+wrap-around allows is scored by its normalised cross-correlation over the overlap it implies), or the prior
+position where one is known. Then robust Lucas-Kanade on the full planes, coarse to fine, for (dy, dx, angle):
+Tukey weights on the residuals give a dust speck, a hair or a scratch in one tile no weight. Whether the overlap
+holds enough texture to tell a tenth of a photosite is the shift check's own rule (`blend.registration`), asked
+of the overlap once aligned: a plain sky is "not measurable", never a wrong position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from medianscan.blend.registration import Reference
+from medianscan.stitch.cells import FLATTEN_SIGMA, shrink
+
+MIN_NCC = 0.5  # a coarse candidate whose overlap correlates less than this is no match
+TOLERANCE = 0.1  # photosites: an overlap that cannot tell its shift this well is not measurable
+_ITERATIONS = 12
+_CONVERGED = 0.002  # plane points
+_TUKEY = 4.685
+_MAX_POINTS = 200_000  # template points per step: a larger overlap is sampled at a stride
+_MIN_SIDE = 24  # the pyramid stops when the overlap's short side would fall below this many points
+
+
+@dataclass(frozen=True)
+class PairFit:
+    """Tile j in tile i's plane: q_i = R(angle) (q_j - centre) + centre + shift, in plane points."""
+
+    shift: tuple[float, float]  # (dy, dx)
+    angle: float  # radians
+    centre: tuple[float, float]  # in j's plane
+    box: tuple[int, int, int, int]  # the overlap in j's plane: top, left, bottom, right
+    error: float  # standard error of the shift, plane points
+
+
+def coarse_offset(
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32],
+    min_share: float,
+    near: tuple[float, float] | None = None,
+    reach: float = np.inf,
+) -> tuple[float, float] | None:
+    """Offset (dy, dx) of thumbnail `b`'s origin in `a`'s, whole thumbnail points; None when no candidate
+    overlaps `min_share` of a tile and correlates; with `near`, only candidates within `reach` of it."""
+    h, w = a.shape
+    wy, wx = _taper(h)[:, None], _taper(w)[None, :]  # edges only: the overlap lies along them
+    fa = np.fft.rfft2((a - a.mean()) * wy * wx)
+    fb = np.fft.rfft2((b[:h, :w] - b.mean()) * wy * wx, s=a.shape)
+    cross = fa * np.conj(fb)
+    surface = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=a.shape)
+    best: tuple[float, tuple[float, float]] | None = None
+    for flat in np.argsort(surface, axis=None)[::-1][:8]:
+        py, px = divmod(int(flat), w)
+        for dy in (py, py - h):
+            for dx in (px, px - w):
+                if near is not None and np.hypot(dy - near[0], dx - near[1]) > reach:
+                    continue
+                score = _ncc(a, b, dy, dx, min_share)
+                if score is not None and score >= MIN_NCC and (best is None or score > best[0]):
+                    best = (score, (float(dy), float(dx)))
+    return None if best is None else best[1]
+
+
+def _taper(n: int, share: float = 0.08) -> npt.NDArray[np.float64]:
+    """A window flat in the middle that falls to 0 over `share` of each end (a Tukey window)."""
+    ramp = max(1, int(n * share))
+    window = np.ones(n)
+    edge = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+    window[:ramp], window[n - ramp :] = edge, edge[::-1]
+    return window
+
+
+def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], dy: int, dx: int, min_share: float) -> float | None:
+    h, w = a.shape
+    top, left, bottom, right = max(0, dy), max(0, dx), min(h, dy + b.shape[0]), min(w, dx + b.shape[1])
+    if (bottom - top) * (right - left) < min_share * h * w or bottom - top < 4 or right - left < 4:
+        return None
+    pa = a[top:bottom, left:right].astype(np.float64)
+    pb = b[top - dy : bottom - dy, left - dx : right - dx].astype(np.float64)
+    pa -= pa.mean()
+    pb -= pb.mean()
+    norm = float(np.sqrt(np.vdot(pa, pa) * np.vdot(pb, pb)))
+    return float(np.vdot(pa, pb)) / norm if norm > 0 else None
+
+
+def overlap_box(
+    shape_i: tuple[int, ...], shape_j: tuple[int, ...], shift: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    """The part of j's plane that falls inside i's, for j's origin at `shift` in i (top, left, bottom, right)."""
+    dy, dx = shift
+    top, left = max(0, int(np.ceil(-dy))), max(0, int(np.ceil(-dx)))
+    bottom = min(shape_j[0], int(np.floor(shape_i[0] - 1 - dy)) + 1)
+    right = min(shape_j[1], int(np.floor(shape_i[1] - 1 - dx)) + 1)
+    return top, left, max(top, bottom), max(left, right)
+
+
+def refine(
+    plane_i: npt.NDArray[np.float32],
+    plane_j: npt.NDArray[np.float32],
+    start: tuple[float, float],
+    min_points: int,
+    cell: int,
+) -> PairFit | None:
+    """Robust Lucas-Kanade for (dy, dx, angle) of j in i from `start` (plane points); None when the overlap holds
+    fewer than `min_points` points or too little texture to measure."""
+    box = overlap_box(plane_i.shape, plane_j.shape, start)
+    top, left, bottom, right = box
+    margin = 4 + int(2 * FLATTEN_SIGMA)  # the flattened planes are less sure near a tile's edge
+    inner = (top + margin, left + margin, bottom - margin, right - margin)
+    if (inner[2] - inner[0]) * (inner[3] - inner[1]) < min_points or min(inner[2] - inner[0], inner[3] - inner[1]) < 16:
+        return None
+    centre = ((inner[0] + inner[2] - 1) / 2, (inner[1] + inner[3] - 1) / 2)
+    params = np.array([start[0], start[1], 0.0])
+    levels = 0
+    while min(inner[2] - inner[0], inner[3] - inner[1]) >> (levels + 1) >= _MIN_SIDE and levels < 5:
+        levels += 1
+    error = np.inf
+    for level in range(levels, -1, -1):
+        s = 1 << level
+        ref = ndimage.gaussian_filter(shrink(plane_i, s), 1.0)
+        gy, gx = np.gradient(ref)
+        tpl = ndimage.gaussian_filter(shrink(plane_j, s), 1.0)
+        t0, l0, b0, r0 = (v // s for v in inner)
+        stride = max(1, int(np.sqrt((b0 - t0) * (r0 - l0) / _MAX_POINTS)))  # enough points for 0.01 px
+        qy, qx = np.mgrid[t0:b0:stride, l0:r0:stride].astype(np.float64)
+        template = tpl[t0:b0:stride, l0:r0:stride].astype(np.float64)
+        for _ in range(_ITERATIONS):
+            step = _step((ref, gy, gx), template, (qy, qx), params, centre=centre, s=s)
+            if step is None:
+                return None
+            delta, error = step
+            params += delta
+            if (
+                abs(delta[0]) + abs(delta[1]) < _CONVERGED * s
+                and abs(delta[2]) * max(b0 - t0, r0 - l0) * s < _CONVERGED
+            ):
+                break
+    fit = PairFit((float(params[0]), float(params[1])), float(params[2]), centre, inner, float(error))
+    return fit if measurable(plane_i, plane_j, fit, TOLERANCE / cell) else None
+
+
+def _step(
+    level: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]],
+    template: npt.NDArray[np.float64],
+    points: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    params: npt.NDArray[np.float64],
+    *,
+    centre: tuple[float, float],
+    s: int,
+) -> tuple[npt.NDArray[np.float64], float] | None:
+    """One weighted Gauss-Newton step at pyramid scale `s` (parameters in full-scale plane points)."""
+    ref, gy, gx = level
+    qy, qx = points
+    dy, dx, angle = params
+    c, sn = np.cos(angle), np.sin(angle)
+    # full-scale coordinates of the template's points (block means: point k stands for k * s + (s - 1) / 2)
+    fy, fx = qy * s + (s - 1) / 2 - centre[0], qx * s + (s - 1) / 2 - centre[1]
+    wy = sn * fx + c * fy + centre[0] + dy
+    wx = c * fx - sn * fy + centre[1] + dx
+    sy, sx = (wy - (s - 1) / 2) / s, (wx - (s - 1) / 2) / s
+    inside = (sy >= 1) & (sy <= ref.shape[0] - 2) & (sx >= 1) & (sx <= ref.shape[1] - 2)
+    if np.count_nonzero(inside) < 64:
+        return None
+    coords = np.stack([sy[inside], sx[inside]])
+    seen = ndimage.map_coordinates(ref, coords, order=1)
+    jy = ndimage.map_coordinates(gy, coords, order=1) / s
+    jx = ndimage.map_coordinates(gx, coords, order=1) / s
+    ry, rx = (wy - centre[0] - dy)[inside], (wx - centre[1] - dx)[inside]
+    ja = jy * rx - jx * ry  # d(warped point)/d(angle) = (x', -y') in (y, x)
+    gain, offset = _levels(template[inside], seen)  # the tiles' exposures differ a little: fit that too
+    seen = seen * gain + offset
+    jy, jx, ja = jy * gain, jx * gain, ja * gain
+    residual = template[inside] - seen
+    centre_value = float(np.median(residual))
+    sigma = 1.4826 * float(np.median(np.abs(residual - centre_value)))
+    if sigma <= 0:
+        return None
+    residual -= centre_value
+    u = residual / (_TUKEY * sigma)
+    weight = np.clip(1 - u * u, 0, None) ** 2
+    jac = np.stack([jy, jx, ja], axis=1)
+    a = (jac * weight[:, None]).T @ jac
+    b = (jac * weight[:, None]).T @ residual
+    try:
+        cov = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(cov)):
+        return None
+    error = sigma * float(np.sqrt(max(np.linalg.eigvalsh(cov[:2, :2]).max(), 0.0)))
+    return cov @ b, error
+
+
+def _levels(template: npt.NDArray[np.float64], seen: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Gain and offset that bring `seen` to `template` (least squares on the middle 90 % of their ratio)."""
+    ratio = template / np.where(np.abs(seen) > 1e-6, seen, np.nan)
+    low, high = np.nanpercentile(ratio, [5, 95])
+    keep = (ratio >= low) & (ratio <= high)
+    if np.count_nonzero(keep) < 16:
+        return 1.0, 0.0
+    slope, intercept = np.polyfit(seen[keep], template[keep], 1)
+    return float(slope), float(intercept)
+
+
+def measurable(
+    plane_i: npt.NDArray[np.float32], plane_j: npt.NDArray[np.float32], fit: PairFit, tolerance: float
+) -> bool:
+    """The shift check's verdict on the aligned overlap: does it hold texture enough to tell its shift?"""
+    top, left, bottom, right = fit.box
+    qy, qx = np.mgrid[top:bottom, left:right].astype(np.float64)
+    c, s = np.cos(fit.angle), np.sin(fit.angle)
+    fy, fx = qy - fit.centre[0], qx - fit.centre[1]
+    coords = np.stack([s * fx + c * fy + fit.centre[0] + fit.shift[0], c * fx - s * fy + fit.centre[1] + fit.shift[1]])
+    seen = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest")
+    template = plane_j[top:bottom, left:right].astype(np.float64)
+    gain, offset = _levels(template.ravel(), seen.ravel())
+    seen = (seen * gain + offset).astype(np.float32)
+    found = Reference(template.astype(np.float32)).register(seen, tolerance)
+    return found is not None and np.hypot(*found) < 0.5

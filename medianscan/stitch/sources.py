@@ -1,0 +1,193 @@
+"""What each TILE argument is, and its pixels: a raw or DNG file, or a stack folder whose blend is the tile
+(blended first, by the blend pipeline, when it has none or an older one).
+
+The only door from the stitch into `medianscan.blend`: reading raws, blending a folder, loading a master flat.
+A tile's pixels are its visible mosaic (the active area), black subtracted and flat-field corrected, as float32.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import rawpy
+import tifffile
+
+from medianscan.blend import sniff
+from medianscan.blend.flat import FlatError, MasterFlat, load_master
+from medianscan.blend.frames import Frame, read_frame, read_metadata, sha256_file
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack, prepare_flat
+from medianscan.blend.sidecar import recorded_frames
+from medianscan.blend.stack_files import output_paths
+from medianscan.errors import MedianscanError, StackError
+from medianscan.library import contents
+from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+
+XMP_TAG = 700
+
+
+class StitchError(MedianscanError):
+    """A set of tiles that cannot be stitched; the message names the tile and what is wrong, in one sentence."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile as given and the raw that stands for it."""
+
+    given: Path  # as the user named it (a file, or a stack folder)
+    raw: Path  # the raw or DNG read (a folder's blend)
+    blended_now: bool = False  # the folder was blended by this stitch
+
+    @property
+    def name(self) -> str:
+        return self.given.name if self.given == self.raw else f"{self.given.name} ({self.raw.name})"
+
+
+def resolve_tile(given: Path) -> Tile:
+    """A file is its own tile; a stack folder's tile is its median blend, made now if missing or older than the
+    folder's frames. Raises StitchError naming the argument when it is neither."""
+    if given.is_file():
+        return Tile(given, given)
+    if not given.is_dir():
+        raise StitchError(f"{given}: no such tile (give a raw or DNG file, or a stack folder)")
+    found = contents.read_folder(given, sniff.inspect)
+    if found.frames and found.kinds[0] != "raw":
+        raise StitchError(f"{given}: a tile must be raw; this stack holds {found.kinds[0]} files")
+    blend, sidecar = output_paths(given, "median", "raw", None)
+    recorded = recorded_frames(sidecar)
+    if blend.is_file() and recorded is not None and set(recorded) >= {p.name for p in found.frames}:
+        newest = max((p.stat().st_mtime_ns for p in found.frames), default=0)
+        if blend.stat().st_mtime_ns >= newest:
+            return Tile(given, blend)
+    if not found.frames:
+        raise StitchError(f"{given}: neither a raw nor a stack folder with raw frames (nothing to stitch in it)")
+    try:
+        return Tile(given, blend_stack(given, BlendOptions()).output, blended_now=True)
+    except StackError as exc:
+        raise StitchError(f"{given}: this tile's stack cannot be blended: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a tile's headers say, read without decoding its pixels: enough to check a set before any work."""
+
+    camera: CameraInfo
+    exposure: Exposure
+    size: tuple[int, int]  # visible (active area) height, width
+    cfa: str  # "RGGB", or "6x6 GGRGGB..." for larger repeats, from the active area's corner
+    digest: str
+
+
+def read_facts(tile: Tile) -> Facts:
+    """The tile's camera, exposure, visible size and CFA from its headers; an unreadable raw is named."""
+    meta = read_metadata(tile.raw)
+    try:
+        with rawpy.RawPy() as raw:
+            raw.open_file(str(tile.raw))
+            sizes = raw.sizes
+            size = (int(sizes.height), int(sizes.width))
+            pattern = raw.raw_pattern
+            colours = raw.color_desc.decode()
+            if pattern is None:
+                raise StitchError(
+                    f"tile {tile.name}: holds linear RGB, not a colour-filter mosaic; the stitch works on the mosaic"
+                )
+            local = np.roll(np.asarray(pattern), (-int(sizes.top_margin), -int(sizes.left_margin)), axis=(0, 1))
+    except rawpy.LibRawError as exc:
+        raise StitchError(f"tile {tile.name}: not a raw LibRaw can read ({exc})") from exc
+    letters = "".join(colours[i] for i in local.ravel())
+    cfa = letters if local.shape == (2, 2) else f"{local.shape[0]}x{local.shape[1]} {letters}"
+    return Facts(meta.camera, meta.exposure, size, cfa, content_digest(tile))
+
+
+def read_tile(tile: Tile) -> Frame:
+    """The tile's raw, decoded; a file that is not a colour-filter raw is named."""
+    try:
+        frame = read_frame(tile.raw, "raw")
+    except StackError as exc:
+        raise StitchError(f"tile {tile.name}: {exc}") from exc
+    if frame.layout is None or frame.layout.linear:
+        raise StitchError(
+            f"tile {tile.name}: holds linear RGB, not a colour-filter mosaic; the stitch works on the mosaic"
+        )
+    return frame
+
+
+def visible(frame: Frame, flat: MasterFlat | None) -> npt.NDArray[np.float32]:
+    """The active area over black, flat-field corrected when a flat is given (float32, nothing clipped)."""
+    layout = frame.layout
+    assert layout is not None
+    top, left, bottom, right = layout.active_area
+    values = frame.pixels[top:bottom, left:right].astype(np.float32)
+    values -= black_image(layout, values.shape)
+    if flat is not None:
+        values *= flat.gain[top:bottom, left:right]
+    return values
+
+
+def local_pattern(layout: MosaicLayout) -> npt.NDArray[np.uint8]:
+    """The CFA pattern as seen from the active area's top-left photosite."""
+    top, left = layout.active_area[:2]
+    return np.roll(np.asarray(layout.pattern, dtype=np.uint8), (-top, -left), axis=(0, 1))
+
+
+def black_image(layout: MosaicLayout, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
+    """The black level of every photosite of the active area."""
+    pattern = local_pattern(layout)
+    ph, pw = pattern.shape
+    black = np.asarray(layout.black_levels, dtype=np.float32)[pattern]
+    return np.tile(black, (-(-shape[0] // ph), -(-shape[1] // pw)))[: shape[0], : shape[1]]
+
+
+def load_flat(source: Path | None) -> MasterFlat | None:
+    """`--flat`: a master flat DNG, or a folder of flat frames blended first (as `medianscan blend --flat`)."""
+    if source is None:
+        return None
+    try:
+        return load_master(prepare_flat(source))
+    except FlatError as exc:
+        raise StitchError(str(exc)) from exc
+
+
+def check_flat(flat: MasterFlat, frame: Frame) -> None:
+    try:
+        flat.check_matches(frame)
+    except FlatError as exc:
+        raise StitchError(str(exc)) from exc
+
+
+def flat_already_applied(tile: Tile) -> bool:
+    """A blend corrected by its roll's flat says so in its sidecar: the stitch does not divide it twice."""
+    try:
+        record = json.loads(tile.raw.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and bool(record.get("flat"))
+
+
+def xmp_packet(path: Path) -> bytes | None:
+    """The XMP packet in a DNG's IFD0 (a medianscan blend carries its film's there), or None."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages.first.tags.get(XMP_TAG)
+            value = None if tag is None else tag.value
+    except (tifffile.TiffFileError, ValueError, OSError):
+        return None
+    return bytes(value) if isinstance(value, bytes | bytearray) and value else None
+
+
+def content_digest(tile: Tile) -> str:
+    """sha256 of the tile's raw (two arguments naming the same picture are a duplicate)."""
+    try:
+        return sha256_file(tile.raw)
+    except OSError as exc:
+        raise StitchError(f"tile {tile.name}: cannot read the file ({exc.strerror or exc})") from exc
+
+
+def same_exposure(a: float | None, b: float | None) -> bool:
+    return a is None or b is None or math.isclose(a, b, rel_tol=0.01)

@@ -1,0 +1,242 @@
+"""`medianscan stitch` against a picture we know (tests/tiles.py): tiles of the CR2's developed picture, sampled
+through its CFA at odd, half-pixel and turned places, each with its own gain, falloff and noise, stitched on
+the mosaic and compared with the picture; bad sets refused in one sentence with nothing written; the output
+opened by LibRaw, darktable and RawTherapee."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import rawpy
+
+from medianscan.cli import main
+from medianscan.outputs import dng
+from medianscan.stitch.pipeline import StitchOptions, stitch
+from medianscan.stitch.record import StitchRecord
+from tests.readers import exiftool_validate, start_darktable, start_rawtherapee
+from tests.tiles import Picture, TileSpec, load_picture, truth, write_flat, write_tile
+
+SHAPE: tuple[int, int] = (700, 1000)  # a tile, photosites (rows, columns)
+# Tile 0 is the reference; 1 lands at an odd column (resampled), 2 at half a photosite both ways, 3 at half a
+# photosite and turned 0.3 degrees; the gains are the tiles' exposures.
+SPECS = (
+    TileSpec(200, 300, 1.00),
+    TileSpec(200, 1051, 0.97),
+    TileSpec(725.5, 301.5, 1.03),
+    TileSpec(727, 1050.5, 0.98, 0.3),
+)
+BLOCK = 64
+
+
+@pytest.fixture(scope="module")
+def picture(sample_raw: Path) -> Picture:
+    return load_picture(sample_raw)
+
+
+@pytest.fixture(scope="module")
+def tiles(picture: Picture, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
+    folder = tmp_path_factory.mktemp("tiles")
+    rng = np.random.default_rng(7)
+    paths = [write_tile(folder / f"tile{k}.dng", picture, spec, SHAPE, rng) for k, spec in enumerate(SPECS)]
+    return paths, write_flat(folder / "flat.dng", picture, SHAPE, rng)
+
+
+@pytest.fixture(scope="module")
+def stitched(tiles: tuple[list[Path], Path], tmp_path_factory: pytest.TempPathFactory) -> StitchRecord:
+    paths, flat = tiles
+    return stitch(paths, tmp_path_factory.mktemp("out") / "negative.dng", StitchOptions(flat=flat))
+
+
+def _expected(record: StitchRecord, k: int) -> tuple[float, float]:
+    """Where tile k's top-left photosite should be in the output, from the picture's places."""
+    first = record.tiles[0]
+    return first.y + SPECS[k].y - SPECS[0].y, first.x + SPECS[k].x - SPECS[0].x
+
+
+def test_each_tile_is_placed_within_half_a_photosite(stitched: StitchRecord) -> None:
+    for k, tile in enumerate(stitched.tiles):
+        y, x = _expected(stitched, k)
+        assert abs(tile.y - y) < 0.5 and abs(tile.x - x) < 0.5, (k, tile, (y, x))
+        assert abs(tile.rotation_degrees - SPECS[k].angle_degrees) < 0.02, (k, tile)
+
+
+def test_whole_repeats_are_copied_and_the_rest_resampled(stitched: StitchRecord) -> None:
+    assert [t.resampled for t in stitched.tiles] == [False, True, True, True]
+
+
+def test_gains_undo_the_exposures(stitched: StitchRecord) -> None:
+    for k, tile in enumerate(stitched.tiles):
+        assert tile.gain == pytest.approx(SPECS[0].gain / SPECS[k].gain, rel=0.008), k
+    assert all(seam.placed_by == "measured" for seam in stitched.seams)
+    assert all(seam.residual_px is not None and seam.residual_px < 0.2 for seam in stitched.seams)
+
+
+def _blocks(values: npt.NDArray[np.float32], channels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+    """Mean of each colour's photosites in each BLOCK x BLOCK block: (colour, rows, cols)."""
+    h, w = (n // BLOCK * BLOCK for n in values.shape)
+    ph, pw = channels.shape
+    wanted = np.tile(channels, (h // ph, w // pw))
+    out = []
+    for colour in range(3):
+        mask = (wanted == colour).astype(np.float64)
+        total = (values[:h, :w] * mask).reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).sum(axis=(1, 3))
+        out.append(total / mask.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).sum(axis=(1, 3)))
+    return np.asarray(out)
+
+
+def test_the_output_is_the_picture_without_seams(stitched: StitchRecord, picture: Picture) -> None:
+    """After one global gain, 64x64 blocks per colour within 0.5 % of the picture (median), and the worst 1 % of
+    the blocks on a seam within 2 %."""
+    with rawpy.imread(str(stitched.output)) as raw:
+        mosaic = raw.raw_image.astype(np.float32)
+        black = np.asarray(raw.black_level_per_channel, np.float32)[raw.raw_pattern]
+    ph, pw = black.shape
+    mosaic -= np.tile(black, (mosaic.shape[0] // ph + 1, mosaic.shape[1] // pw + 1))[
+        : mosaic.shape[0], : mosaic.shape[1]
+    ]
+    cx, cy, cw, ch = stitched.default_crop
+    cx, cy = cx // 2 * 2, cy // 2 * 2  # keep the CFA's phase
+    inside = mosaic[cy : cy + ch, cx : cx + cw]
+    first = stitched.tiles[0]
+    origin = (SPECS[0].y - first.y + cy, SPECS[0].x - first.x + cx)
+    want = truth(picture, origin, inside.shape, picture.channels)
+    got_blocks, want_blocks = _blocks(inside, picture.channels), _blocks(want, picture.channels)
+    bright = want_blocks > 0.02 * (picture.scene.layout.white_level - 128)
+    gain = float(np.median(got_blocks[bright] / want_blocks[bright]))
+    error = np.abs(got_blocks / (want_blocks * gain) - 1)
+    assert float(np.median(error[bright])) < 0.005
+    # blocks on a seam: those a tile's edge crosses
+    seam = np.zeros((bright.shape[1], bright.shape[2]), dtype=bool)
+    for tile in stitched.tiles[1:]:
+        for edge_y in (tile.y - cy, tile.y + SHAPE[0] - cy):
+            row = int(edge_y // BLOCK)
+            if 0 <= row < seam.shape[0]:
+                seam[row, :] = True
+        for edge_x in (tile.x - cx, tile.x + SHAPE[1] - cx):
+            col = int(edge_x // BLOCK)
+            if 0 <= col < seam.shape[1]:
+                seam[:, col] = True
+    on_seam = error[:, seam][bright[:, seam]]
+    assert on_seam.size > 50
+    assert float(np.percentile(on_seam, 99)) < 0.02
+
+
+def test_record_says_where_each_tile_went(stitched: StitchRecord) -> None:
+    data = json.loads(stitched.output.with_suffix(".json").read_text())
+    assert [Path(t["source"]).name for t in data["tiles"]] == [f"tile{k}.dng" for k in range(4)]
+    assert {"source", "x", "y", "gain"} <= set(data["tiles"][0])
+    assert len(data["seams"]) == len(stitched.seams) >= 4
+
+
+def test_the_output_carries_the_first_tiles_metadata_and_validates(stitched: StitchRecord) -> None:
+    assert exiftool_validate(stitched.output) == []
+    with rawpy.imread(str(stitched.output)) as raw:
+        assert (raw.sizes.raw_width, raw.sizes.raw_height) == (stitched.width, stitched.height)
+        assert raw.postprocess(half_size=True).shape[2] == 3
+
+
+def test_darktable_and_rawtherapee_develop_it(stitched: StitchRecord, tmp_path: Path) -> None:
+    darktable = start_darktable([stitched.output], tmp_path / "dt", size=300)
+    rawtherapee = start_rawtherapee([stitched.output], tmp_path / "rt", size=300)
+    for renders in (darktable.wait(), rawtherapee.wait()):
+        image = renders[stitched.output]
+        assert image.shape[2] == 3 and 20 < float(image.mean()) < 235  # a picture, neither black nor white
+
+
+def test_a_prior_grid_and_lossless_jpeg(tiles: tuple[list[Path], Path], tmp_path: Path) -> None:
+    paths, flat = tiles
+    out = tmp_path / "grid.dng"
+    code = main(["stitch", *map(str, paths), "--output", str(out), "--flat", str(flat), "--layout", "2x2",
+                 "--overlap", "0.25", "--compress"])  # fmt: skip
+    assert code == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    first = record["tiles"][0]
+    for k, tile in enumerate(record["tiles"]):
+        assert abs(tile["x"] - first["x"] - (SPECS[k].x - SPECS[0].x)) < 0.5
+        assert abs(tile["y"] - first["y"] - (SPECS[k].y - SPECS[0].y)) < 0.5
+    assert exiftool_validate(out) == []
+    with rawpy.imread(str(out)) as raw:
+        assert raw.raw_image.shape == (record["height"], record["width"])
+
+
+def _refused(args: list[str], output: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    before = output.read_bytes() if output.exists() else None
+    assert main(["stitch", *args, "--output", str(output)]) == 2
+    assert (output.read_bytes() if output.exists() else None) == before  # untouched, or still absent
+    assert not output.with_suffix(".json").exists()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("medianscan: ") and "Traceback" not in err
+    return err
+
+
+def test_bad_sets_are_named_and_nothing_is_written(
+    tiles: tuple[list[Path], Path], picture: Picture, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths, _ = tiles
+    out = tmp_path / "out.dng"
+    copy = tmp_path / "again.dng"
+    shutil.copy(paths[1], copy)
+    assert "again.dng is the same picture as tile tile1.dng" in _refused([*map(str, paths), str(copy)], out, capsys)
+
+    rng = np.random.default_rng(3)
+    scene = picture.scene
+    iso = replace(picture, scene=replace(scene, exposure=replace(scene.exposure, iso=1600.0)))
+    odd = write_tile(tmp_path / "iso.dng", iso, SPECS[1], SHAPE, rng)
+    assert "iso.dng was shot at ISO 1600" in _refused([str(paths[0]), str(odd)], out, capsys)
+
+    small = write_tile(tmp_path / "small.dng", picture, SPECS[1], (600, 1000), rng)
+    assert "small.dng is 1000x600 photosites" in _refused([str(paths[0]), str(small)], out, capsys)
+
+    far = write_tile(tmp_path / "far.dng", picture, TileSpec(1600, 2400, 1.0), SHAPE, rng)
+    said = _refused([str(paths[0]), str(paths[1]), str(far)], out, capsys)
+    assert "far.dng overlaps no other tile" in said
+
+    assert "is one of the tiles" in _refused([str(paths[0]), str(paths[1])], paths[1], capsys)
+    assert "does not exist" in _refused([str(paths[0]), str(paths[1])], tmp_path / "nowhere" / "x.dng", capsys)
+    assert "holds 4 tiles, but 2" in _refused([str(paths[0]), str(paths[1]), "--layout", "2x2"], out, capsys)
+
+
+def test_a_plan_beyond_the_readers_limits_is_refused_before_any_work(
+    tiles: tuple[list[Path], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths, _ = tiles
+    many = [tmp_path / f"t{k}.dng" for k in range(100)]
+    for k, path in enumerate(many):  # a hundred distinct tiles in a row: 75,000 photosites wide
+        path.write_bytes(paths[0].read_bytes())
+        with path.open("r+b") as fh:  # a different picture, as far as the duplicate check can tell
+            fh.seek(-1, 2)
+            fh.write(bytes([k]))
+    said = _refused([*map(str, many), "--layout", "100x1"], tmp_path / "wide.dng", capsys)
+    assert "65,000" in said and "halves" in said
+
+
+def test_xtrans_tiles_are_resampled_onto_the_xtrans_mosaic(picture: Picture, tmp_path: Path) -> None:
+    """Any CFA: the same picture through a 6x6 X-Trans pattern, a tile at an offset of half a repeat."""
+    xtrans = np.array(
+        [[1, 1, 0, 1, 1, 2], [1, 1, 2, 1, 1, 0], [2, 0, 1, 0, 2, 1], [1, 1, 2, 1, 1, 0], [1, 1, 0, 1, 1, 2],
+         [0, 2, 1, 2, 0, 1]], dtype=np.uint8)  # fmt: skip
+    layout = replace(picture.scene.layout, pattern=xtrans, colors="RGBG", active_area=(0, 0, 1, 1))
+    x_picture = replace(picture, scene=replace(picture.scene, layout=layout))
+    assert np.array_equal(x_picture.channels, xtrans)
+    rng = np.random.default_rng(5)
+    specs = (TileSpec(300, 400, 1.0), TileSpec(303, 1152, 1.0))  # 3 rows, 752 columns on: colours differ
+    paths = [write_tile(tmp_path / f"x{k}.dng", x_picture, s, SHAPE, rng) for k, s in enumerate(specs)]
+    record = stitch(paths, tmp_path / "x.dng", StitchOptions())
+    a, b = record.tiles
+    assert abs(b.x - a.x - 752) < 0.5 and abs(b.y - a.y - 3) < 0.5
+    assert [t.resampled for t in record.tiles] == [False, True]
+    with rawpy.imread(str(record.output)) as raw:
+        assert raw.raw_pattern is not None and raw.raw_pattern.shape == (6, 6)
+        assert raw.postprocess(half_size=True).shape[2] == 3
+
+
+def test_dng_writer_pieces_are_still_there() -> None:
+    """The band writer reuses outputs.dng's IFD builders (see stitch/write.py): fail loudly if they move."""
+    for name in ("_check_mosaic", "_raw_ifd", "_file_tags", "_exif_ifd", "_preview_ifd", "_lossless_jpeg_tiles"):
+        assert callable(getattr(dng, name))
