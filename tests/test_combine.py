@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from medianscan.blend import codegen, combine, kernel_build, kernel_cache, networks
+from medianscan.blend.noise_model import NoiseModel, measure_rows
 from medianscan.cli import main
 from medianscan.vocabulary import METHODS
 
@@ -66,38 +67,57 @@ def ref_mean(stack: np.ndarray) -> np.ndarray:
     return round_half_up(stack.astype(np.float64).mean(axis=0)).astype(stack.dtype)
 
 
-def ref_sigma_clip_pixel(values: np.ndarray, kappa: float, iterations: int) -> float:
-    """astropy-style: centre median, sd std (ddof 0) of the kept values, reject outside centre -/+ kappa*sd."""
-    kept = values.astype(np.float64)
-    for _ in range(iterations):
-        centre = float(np.median(kept))
-        sd = float(np.std(kept))
-        keep = (kept >= centre - kappa * sd) & (kept <= centre + kappa * sd)
-        if not keep.any():
-            return math.floor(centre + 0.5)
-        if keep.all():
+def ref_sigma_clip_pixel(values: np.ndarray, a: np.float32, b: np.float32, z: np.float32, iterations: int) -> int:
+    """As documented in `combine`, in the kernels' float32 arithmetic: round 1 about the median, later rounds about
+    the kept values' mean, a value once rejected stays out; sigma^2 kappa^2 = a + b * max(centre - z, 0)."""
+    v = values.astype(np.float32)
+    zero = np.float32(0.0)
+    centre = np.float32(np.median(v.astype(np.float64)))
+    kept = (v - centre) * (v - centre) <= a + b * max(centre - z, zero)
+    if not kept.any():
+        return math.floor(float(centre) + 0.5)
+    for _ in range(iterations - 1):
+        c = np.float32(v[kept].sum(dtype=np.float32) / np.float32(kept.sum()))
+        now = kept & ((v - c) * (v - c) <= a + b * max(c - z, zero))
+        if not now.any() or now.sum() == kept.sum():
             break
-        kept = kept[keep]
-    return float(round_half_up(kept.mean()))
+        kept = now
+    return math.floor(float(v[kept].astype(np.float64).mean()) + 0.5)
 
 
-def ref_sigma_clip(stack: np.ndarray, kappa: float = 3.0, iterations: int = 5) -> np.ndarray:
-    flat = stack.reshape(stack.shape[0], -1)
-    out = [ref_sigma_clip_pixel(flat[:, i], kappa, iterations) for i in range(flat.shape[1])]
-    return np.array(out).reshape(stack.shape[1:]).astype(stack.dtype)
+def ref_sigma_clip(stack: np.ndarray, model: NoiseModel, kappa: float = 3.0, iterations: int = 5) -> np.ndarray:
+    n, h = stack.shape[:2]
+    rows = stack.reshape(n, h, -1)
+    ta, tb, tz = model.thresholds(kappa, rows.shape[2])
+    out = np.empty(rows.shape[1:], np.int64)
+    for y, x in itertools.product(range(h), range(rows.shape[2])):
+        p = y % ta.shape[0]
+        out[y, x] = ref_sigma_clip_pixel(rows[:, y, x], ta[p, x], tb[p, x], tz[p, x], iterations)
+    return out.reshape(stack.shape[1:]).astype(stack.dtype)
 
 
-def ref_winsorized(stack: np.ndarray, fraction: float = 0.2) -> np.ndarray:
-    n = stack.shape[0]
-    g = math.floor(fraction * n)
-    if n >= 3:
-        g = max(g, 1)
-    g = min(g, (n - 1) // 2)
-    s = np.sort(stack.astype(np.float64), axis=0)
-    if g:
-        s[:g] = s[g]
-        s[n - g :] = s[n - 1 - g]
-    return round_half_up(s.mean(axis=0)).astype(stack.dtype)
+def ref_winsorized(stack: np.ndarray, model: NoiseModel, kappa: float = 3.0, fraction: float = 0.2) -> np.ndarray:
+    """Of the g lowest and highest values, those beyond kappa sigma of the median take rank g's (n-1-g's) value."""
+    n, h = stack.shape[:2]
+    g = networks.winsor_count(n, fraction)
+    rows = stack.reshape(n, h, -1)
+    ta, tb, tz = model.thresholds(kappa, rows.shape[2])
+    s = np.sort(rows.astype(np.float32), axis=0)
+    centre = s[n // 2] if n % 2 else (s[(n - 1) // 2] + s[n // 2]) * np.float32(0.5)
+    phase = np.arange(h) % ta.shape[0]
+    thr = ta[phase] + tb[phase] * np.maximum(centre - tz[phase], np.float32(0))
+    total = s.astype(np.float64).sum(axis=0)
+    for j in range(g):
+        for rank, bound in ((j, g), (n - 1 - j, n - 1 - g)):
+            beyond = (s[rank] - centre) * (s[rank] - centre) > thr
+            total += np.where(beyond, s[bound].astype(np.float64) - s[rank], 0.0)
+    return round_half_up(total / n).reshape(stack.shape[1:]).astype(stack.dtype)
+
+
+def flat_model(sigma: float, pattern: tuple[tuple[int, ...], ...] = ((0,),)) -> NoiseModel:
+    """A noise model of constant sigma (DN) for every colour."""
+    count = max(max(row) for row in pattern) + 1
+    return NoiseModel(pattern, ("x",) * count, (0.0,) * count, (sigma,) * count, (0.0,) * count, 0)
 
 
 # ---- median ---------------------------------------------------------------------------------------------------
@@ -149,14 +169,19 @@ def test_outlier_frame_and_stuck_pixel_do_not_reach_median_or_sigma_clip() -> No
     flash[4] = 60000  # a flash / bumped frame
     clean_mean = np.delete(clean, 4, axis=0).astype(np.float64).mean(axis=0)
     assert np.abs(combine.combine(flash, "median").astype(np.int64) - 1000).max() < 20
-    np.testing.assert_array_equal(combine.combine(flash, "sigma-clip"), round_half_up(clean_mean).astype(np.uint16))
+    wide = flat_model(20.0)  # kappa sigma = 60: no clean value of sigma 5 goes, the flash does
+    np.testing.assert_array_equal(combine.combine(flash, "sigma-clip", noise=wide), round_half_up(clean_mean))
+    measured = measure_rows(flash)  # the flash is left out of the measured noise too
+    assert max(measured.read) < 10 and max(measured.gain) < 0.1
+    np.testing.assert_array_equal(combine.combine(flash, "sigma-clip", noise=measured), ref_sigma_clip(flash, measured))
     assert combine.combine(flash, "mean").min() > 7000  # the plain mean does not reject it
     stuck = clean.copy()
     stuck[6, 2, 3] = 65535  # one hot pixel in one frame
     for method in ("median", "sigma-clip"):
         got = combine.combine(stuck, method)
         assert abs(int(got[2, 3]) - 1000) < 10, method
-    assert int(combine.combine(stuck, "sigma-clip")[2, 3]) == int(round_half_up(np.delete(clean[:, 2, 3], 6).mean()))
+    got = combine.combine(stuck, "sigma-clip", noise=wide)
+    assert int(got[2, 3]) == int(round_half_up(np.delete(clean[:, 2, 3], 6).mean()))
 
 
 # ---- mean and robust means -------------------------------------------------------------------------------------
@@ -183,25 +208,25 @@ def noisy_stack(n: int, seed: int, dtype: type = np.uint16) -> np.ndarray:
 def test_sigma_clip_matches_reference(n: int) -> None:
     stacks = [noisy_stack(n, 1), noisy_stack(n, 2, np.uint8), random_stack(n), *adversarial_stacks(n)]
     for stack in stacks:
-        for kappa, iterations in ((3.0, 5), (1.5, 5), (2.0, 1), (0.5, 3)):
-            got = combine.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations)
-            np.testing.assert_array_equal(got, ref_sigma_clip(stack, kappa, iterations), f"kappa {kappa}")
+        models = [measure_rows(stack), flat_model(float(np.iinfo(stack.dtype).max) / 200, ((0, 1), (2, 0)))]
+        for model, (kappa, iterations) in itertools.product(models, ((3.0, 5), (1.5, 5), (2.0, 1), (0.5, 3))):
+            got = combine.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations, noise=model)
+            expected = ref_sigma_clip(stack, model, kappa, iterations)
+            np.testing.assert_array_equal(got, expected, f"kappa {kappa} iterations {iterations} {model}")
 
 
 def test_sigma_clip_really_clips_and_keeps_the_median_when_all_would_go() -> None:
     stack = noisy_stack(15, 3)
     assert not np.array_equal(combine.combine(stack, "sigma-clip"), combine.combine(stack, "mean"))
-    # two values 0 and 10 (N=2): centre 5, sd 5; kappa 0.5 would drop both -> the (rounded) median
+    # two values 0 and 10 (N=2): centre 5; sigma 1 rejects both -> the (rounded) median
     pair = np.array([[[0]], [[10]]], dtype=np.uint16)
-    assert int(combine.combine(pair, "sigma-clip", kappa=0.5)[0, 0]) == 5
-    assert int(ref_sigma_clip(pair, 0.5, 5)[0, 0]) == 5
+    assert int(combine.combine(pair, "sigma-clip", noise=flat_model(1.0))[0, 0]) == 5
     np.testing.assert_array_equal(combine.combine(stack, "sigma-clip", iterations=0), combine.combine(stack, "mean"))
 
 
 def outlier_frame_stack(n: int, seed: int) -> np.ndarray:
-    """Frame 0 +2000 everywhere (every pixel rejects it) on a noisy scene, wider than a clip tile, with a band of
-    pixels where 1-4 more frames are outliers at either end: several rounds, more rejections than the vectorised
-    clip follows per end, and tiles where few pixels are flagged next to tiles where all are."""
+    """Frame 0 +2000 over most of a noisy scene, with a band of pixels where 1-4 more frames are outliers at either
+    end: several rounds, and rows where few pixels reject next to rows where all do."""
     gen = rng(seed)
     stack = 3000 + gen.normal(0, 40, size=(n, 4, 1100))
     stack[0, :, :700] += 2000
@@ -216,42 +241,45 @@ def outlier_frame_stack(n: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("n", ROBUST_NS)
 def test_sigma_clip_matches_reference_with_an_outlier_frame(n: int) -> None:
     stack = outlier_frame_stack(n, n)
-    for kappa, iterations in ((3.0, 5), (1.5, 2)):
-        got = combine.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations)
-        np.testing.assert_array_equal(got, ref_sigma_clip(stack, kappa, iterations), f"kappa {kappa}")
+    for model, (kappa, iterations) in itertools.product(
+        (flat_model(40.0), measure_rows(stack)), ((3.0, 5), (1.5, 2), (2.5, 1))
+    ):
+        got = combine.combine(stack, "sigma-clip", kappa=kappa, iterations=iterations, noise=model)
+        np.testing.assert_array_equal(got, ref_sigma_clip(stack, model, kappa, iterations), f"kappa {kappa}")
 
 
 @pytest.mark.parametrize("n", ROBUST_NS)
 def test_winsorized_matches_reference(n: int) -> None:
     stacks = [noisy_stack(n, 4), noisy_stack(n, 5, np.uint8), random_stack(n), *adversarial_stacks(n)]
     for stack in stacks:
-        for fraction in (0.2, 0.0, 0.34):
-            got = combine.combine(stack, "winsorized", winsor_fraction=fraction)
-            np.testing.assert_array_equal(got, ref_winsorized(stack, fraction), f"fraction {fraction}")
+        model = measure_rows(stack)
+        for kappa, fraction in ((3.0, 0.2), (3.0, 0.0), (1.0, 0.34), (2.0, 0.2)):
+            got = combine.combine(stack, "winsorized", kappa=kappa, winsor_fraction=fraction, noise=model)
+            expected = ref_winsorized(stack, model, kappa, fraction) if networks.winsor_count(n, fraction) else None
+            np.testing.assert_array_equal(got, ref_mean(stack) if expected is None else expected, f"{fraction}")
 
 
-def test_no_rejection_is_possible_where_sigma_clip_takes_the_mean_shortcut() -> None:
-    """Worst cases for |x - median| / sd: exhaustive over small integer stacks, and the extremal odd-n stack."""
-    assert not networks.can_reject(3, 3.0)
-    assert not networks.can_reject(4, 3.0)
-    assert not networks.can_reject(5, 3.0)
-    assert not networks.can_reject(7, 3.0)
-    assert networks.can_reject(9, 3.0)
-    assert networks.can_reject(7, 2.9)
-    for n in (2, 3, 4, 5, 6, 7):
-        worst = 0.0
-        for x in itertools.combinations_with_replacement(range(n + 4 if n % 2 else 7), n):  # holds the extremal
-            v = np.array(x, dtype=np.float64)
-            if v.std() > 0:
-                worst = max(worst, float(np.abs(v - np.median(v)).max() / v.std()))
-        assert networks.can_reject(n, worst)  # the worst seen is within the bound...
-        if n % 2:  # ...and for odd n the bound is tight
-            assert not networks.can_reject(n, worst * 1.001)
-    for n in (5, 7, 9, 31):  # the extremal stack: one value n+3 above a median of 0, (n-3)/2 values at 2
-        v = np.array([0.0] * ((n + 1) // 2) + [2.0] * ((n - 3) // 2) + [n + 3.0])
-        ratio = float(np.abs(v - np.median(v)).max() / v.std())
-        assert networks.can_reject(n, ratio)
-        assert not networks.can_reject(n, ratio * 1.001)
+def test_the_noise_model_is_read_noise_plus_shot_noise_measured_on_the_stack() -> None:
+    """Known read noise and gain per colour, a scene of every level, dust in some frames and one frame off by a
+    flash: the line comes back within a few percent, and the colours apart."""
+    gen = rng(11)
+    h, w = 400, 600
+    scene = 256 + 9000 * gen.random((h, w))
+    colour = np.tile(np.array([[0, 1], [1, 2]]), (h // 2, w // 2))
+    read, gain = np.array([4.0, 6.0, 9.0]), np.array([0.5, 0.5, 1.2])
+    sigma = np.sqrt(read[colour] ** 2 + gain[colour] * (scene - 256))
+    for n in (3, 5, 9):
+        stack = np.clip(np.rint(scene + sigma * gen.standard_normal((n, h, w))), 0, 65535).astype(np.uint16)
+        stack[gen.integers(0, n, 500), gen.integers(0, h, 500), gen.integers(0, w, 500)] = 65000  # dust
+        model = measure_rows(stack, np.array([[0, 1], [1, 2]]), "RGB", (256, 256, 256))
+        assert model.names == ("R", "G", "B")
+        np.testing.assert_allclose(model.gain, gain, rtol=0.06)
+        np.testing.assert_allclose(model.read, read, rtol=0.35)
+        assert model.sigma(5256, 2) == pytest.approx(math.sqrt(81 + 1.2 * 5000), rel=0.04)
+        stack[0] += 3000  # a frame off by a flash: taken out as the furthest value, sigma stays near
+        off = measure_rows(stack, np.array([[0, 1], [1, 2]]), "RGB", (256, 256, 256))
+        assert off.sigma(5256, 2) < 3 * model.sigma(5256, 2)
+        assert off.sigma(5256, 2) < 0.1 * 3000
 
 
 def test_winsor_count() -> None:
@@ -266,11 +294,12 @@ def test_winsor_count() -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_channels_last_stack_equals_per_channel_results(method: str) -> None:
     stack = noisy_stack(9, 6).reshape(9, 8, 16, 4)
-    got = combine.combine(stack, method)  # type: ignore[arg-type]
+    model = flat_model(330.0)  # the robust means' sigma, the same for the whole and for each channel
+    got = combine.combine(stack, method, noise=model)  # type: ignore[arg-type]
     assert got.shape == (8, 16, 4)
     for c in range(4):
         channel = np.ascontiguousarray(stack[..., c])
-        np.testing.assert_array_equal(got[..., c], combine.combine(channel, method))  # type: ignore[arg-type]
+        np.testing.assert_array_equal(got[..., c], combine.combine(channel, method, noise=model))  # type: ignore[arg-type]
 
 
 def test_out_buffer_is_filled_and_returned() -> None:

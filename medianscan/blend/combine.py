@@ -5,10 +5,11 @@ the stack's N (see `medianscan.blend.codegen`, loaded and cached by `medianscan.
 values stay in registers and a row's loop vectorises, so a kernel runs near the speed of reading the stack once,
 with no (N, H, W) temporaries.
 
-"winsorized" is the plain winsorized mean (clamp the g lowest and highest values to their neighbours, then
-average), not Siril's winsorized sigma clipping: it is one pass with a fixed cost, tolerates up to g outliers at
-each end of every pixel by construction, and the iterative kappa-sigma behaviour is already the sigma-clip
-method's job.
+The robust means judge a value against the noise the stack itself shows (`medianscan.blend.noise_model`: read
+noise plus shot noise at the pixel's level, per colour), not against the pixel's own N values: a sample sigma of
+3 or 5 values cannot tell dust from noise (at N = 3 no value ever lies 3 sample sigmas from the median). So
+sigma-clip and winsorized reject a speck of dust from N = 3 on, as the median does, and on a clean stack keep
+every value, as the mean does.
 """
 
 from __future__ import annotations
@@ -20,21 +21,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend.codegen import CLIP_MARGIN
+from medianscan.blend.codegen import VECTOR_ROUNDS
 from medianscan.blend.kernel_cache import load_kernel
-from medianscan.blend.networks import can_reject, winsor_count
+from medianscan.blend.networks import winsor_count
+from medianscan.blend.noise_model import NoiseModel, measure_rows
 from medianscan.vocabulary import METHODS, Method
-
-log = logging.getLogger(__name__)
-
 
 SUPPORTED_DTYPES = (np.dtype(np.uint16), np.dtype(np.uint8))
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Networks
 
 
 def frames_buffer(n: int, shape: tuple[int, ...], dtype: npt.DTypeLike = np.uint16) -> npt.NDArray[Any]:
@@ -105,6 +100,7 @@ def combine(
     kappa: float = 3.0,
     iterations: int = 5,
     winsor_fraction: float = 0.2,
+    noise: NoiseModel | None = None,
     out: npt.NDArray[Any] | None = None,
 ) -> npt.NDArray[Any]:
     """Combine frames: one (N, H, W) or (N, H, W, C) uint16/uint8 array, or a sequence of N such frames (memory-mapped
@@ -113,13 +109,18 @@ def combine(
     - median: odd N bit-identical to `np.median(frames, axis=0)`; even N the two middle values' mean, rounded half
       up.
     - mean: arithmetic mean, rounded half up.
-    - sigma-clip: repeat up to `iterations` times: centre = median of the kept values, sd = their standard
-      deviation (ddof 0), drop values below centre - kappa*sd or above centre + kappa*sd; stop early when nothing
-      changes. Result: the kept values' mean, rounded half up; if a round would drop everything, that round's
-      median (rounded half up). Same rules as astropy's `sigma_clip(cenfunc="median", stdfunc="std")`.
-    - winsorized: g = floor(winsor_fraction*N) values (at least 1 when N >= 3, fewer than half) at each end are
-      replaced by their nearest kept neighbour (ranks g and N-1-g), then the mean, rounded half up.
-    A non-contiguous stack works but is slower; `out` (C-contiguous, shape[1:], same dtype) is filled and returned.
+    - sigma-clip: sigma is one frame's noise at the pixel's level (`noise`). Round 1 rejects the values further
+      than kappa sigma from the median; each later round (up to `iterations` in all, stopping when nothing
+      changes) rejects, among those kept, the values further than kappa sigma from their mean. Result: the kept
+      values' mean, rounded half up (if a round would reject everything it is not applied; if the first does, at
+      even N, the median).
+    - winsorized: of the g = floor(winsor_fraction*N) lowest and highest values (at least 1 when N >= 3, fewer
+      than half), each lying further than kappa sigma from the median is replaced by its nearest kept neighbour
+      (rank g or N-1-g); then the mean, rounded half up.
+    `noise` is the stack's noise model (`noise_model.measure_frames`, with each colour's CFA phase and black level);
+    without one the robust means measure it on the frames given, their 2x2 positions (a Bayer mosaic's colours)
+    or an (H, W, C) frame's channels as its colours. A non-contiguous stack works but is slower; `out`
+    (C-contiguous, shape[1:], same dtype) is filled and returned.
     """
     if not isinstance(frames, np.ndarray | Sequence):
         raise TypeError(f"frames must be a numpy array or a sequence of them, not {type(frames).__name__}")
@@ -138,17 +139,27 @@ def combine(
         result[...] = view[0].reshape(shape) if n == 1 else 0
         return result
     target = result.reshape(shape[0], -1)
+    g = winsor_count(n, winsor_fraction)
     if method == "median":
         load_kernel("median", n)(view, target)
-    elif method == "mean" or (method == "sigma-clip" and (iterations == 0 or not can_reject(n, kappa))):
+    elif method == "mean" or (method == "sigma-clip" and iterations == 0) or (method == "winsorized" and not g):
         load_kernel("mean", n)(view, target)
-    elif method == "sigma-clip":
-        kk = float(kappa) ** 2 * (1.0 - CLIP_MARGIN)
-        load_kernel("sigma-clip", n)(view, target, float(kappa), kk, int(iterations))
     else:
-        g = winsor_count(n, winsor_fraction)
-        load_kernel("winsorized", n, g)(view, target) if g else load_kernel("mean", n)(view, target)
+        model = noise or _measured(view, shape)
+        ta, tb, tz = model.thresholds(kappa, target.shape[1])
+        if method == "sigma-clip":
+            rounds = min(iterations, VECTOR_ROUNDS)
+            load_kernel("sigma-clip", n, rounds)(view, target, ta, tb, tz, int(iterations))
+        else:
+            load_kernel("winsorized", n, g)(view, target, ta, tb, tz)
     return result
+
+
+def _measured(view: npt.NDArray[Any] | tuple[npt.NDArray[Any], ...], shape: tuple[int, ...]) -> NoiseModel:
+    """The noise model of frames given without one: per channel of (H, W, C) frames, per 2x2 position else."""
+    if len(shape) == 3:
+        return measure_rows(view, np.arange(shape[2]).reshape(1, shape[2]))
+    return measure_rows(view)
 
 
 def warm_up(
@@ -161,7 +172,7 @@ def warm_up(
     winsor_fraction: float = 0.2,
     frames_apart: bool = False,
 ) -> None:
-    """Compile (first time: ~1-6 s per kernel, sigma-clip 10-70 s at N = 5-31) or load from numba's cache (~0.3 s)
+    """Compile (first time: ~1-6 s per kernel) or load from numba's cache (~0.3 s)
     the kernels for n_frames, as `combine` will call them with these parameters.
 
     Call it when a worker starts so the first blend does not pay for it. Pass only the configured method to

@@ -23,7 +23,7 @@ from medianscan.blend.codegen import floor_source, mean_source, median_source, s
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # bump when the generated code's meaning changes without its text changing
+GENERATOR_VERSION = 3  # bump when the generated code's meaning changes without its text changing
 CACHE_ENV = "MEDIANSCAN_KERNEL_CACHE"
 Kernel = Callable[..., Any]
 
@@ -64,7 +64,7 @@ def _source(kind: str, n: int, g: int) -> str:
     if kind == "winsorized":
         return winsorized_source(n, g)
     if kind == "sigma-clip":
-        return sigma_clip_source(n)
+        return sigma_clip_source(n, g)
     if kind == "floor":
         return floor_source(n)
     raise ValueError(f"unknown kernel kind {kind!r}")
@@ -75,7 +75,8 @@ _LOAD_LOCK = threading.Lock()  # one writer per process: the atomic temp name is
 
 @functools.cache
 def load_kernel(kind: str, n: int, g: int = 0) -> Kernel:
-    """The numba kernel `kind` for stacks of n frames (g: values clamped per end, winsorized only).
+    """The numba kernel `kind` for stacks of n frames (g: values clamped per end for winsorized, vectorised
+    rounds for sigma-clip).
 
     The source file is only written when absent, atomically, under a name that is the hash of its content: a
     second process either finds the finished file or writes the identical bytes, so numba's cache stays valid.
@@ -87,7 +88,7 @@ def load_kernel(kind: str, n: int, g: int = 0) -> Kernel:
 def _load_kernel(kind: str, n: int, g: int) -> Kernel:
     source = _source(kind, n, g)
     digest = hashlib.sha256(f"{GENERATOR_VERSION}\n{source}".encode()).hexdigest()[:16]
-    tag = kind.replace("-", "_") + (f"_{n}_{g}" if kind == "winsorized" else f"_{n}")
+    tag = kind.replace("-", "_") + (f"_{n}_{g}" if kind in ("winsorized", "sigma-clip") else f"_{n}")
     folder = cache_folder()
     path = folder / f"{tag}_{digest}.py"
     data = source.encode()
@@ -98,11 +99,10 @@ def _load_kernel(kind: str, n: int, g: int) -> Kernel:
     fresh = module is None and not any((folder / "__pycache__").glob(f"{path.stem}.kernel-*.nbi"))  # numba's index
     if fresh:
         log.info(
-            "compiling the %s kernel for %d frames (first use only, then cached in %s): %s",
+            "compiling the %s kernel for %d frames (first use only, then cached in %s): a few seconds",
             kind,
             n,
             folder,
-            "up to a minute or two" if kind == "sigma-clip" else "a few seconds",
         )
     if module is None:  # registered first: numba's cache re-imports the module by name when loading
         spec = importlib.util.spec_from_file_location(name, path)

@@ -1,5 +1,4 @@
-"""Selection networks and the arithmetic of rejection: which comparators a rank depends on, when kappa can reject
-at all, how many values a winsorized mean clamps.
+"""Selection networks: which comparators a rank depends on; how many values a winsorized mean may clamp.
 
 The median is a selection network: Batcher's odd-even merge sort pruned to the comparators the middle rank(s)
 depend on. The robust means reuse the idea: winsorized mean is a network pruned to the clamped tails.
@@ -8,7 +7,6 @@ depend on. The robust means reuse the idea: winsorized mean is a network pruned 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -54,23 +52,6 @@ def selection_program(n: int, ranks: Iterable[int]) -> tuple[list[tuple[str, str
             live.update(op[2:])
     kept.reverse()
     return kept, outputs
-
-
-def can_reject(n: int, kappa: float) -> bool:
-    """Whether sigma-clipping n values at kappa can ever reject one (if not, the clipped mean is the plain mean).
-
-    Even n: no value lies further than sqrt(n-1) sd from the mean (Samuelson) and the median lies within one sd
-    of the mean. Odd n, tight: with the median at 0 and the largest deviation D above it, the variance is least
-    when (n+1)/2 values sit at 0 and the other (n-3)/2 at the mean, 2D/(n+3) (a convex problem: its KKT point);
-    that gives the largest |x - median| / sd (2.58 at n=5, 2.96 at n=7, 3.29 at n=9). A relative margin covers
-    rounding.
-    """
-    if n % 2:
-        a = 2.0 / (n + 3)
-        bound = 1.0 / math.sqrt(((1.0 - a) ** 2 + (n + 1) / 2 * a * a) / n)
-    else:
-        bound = math.sqrt(n - 1) + 1
-    return kappa <= bound * (1 + 1e-6)
 
 
 def winsor_count(n: int, fraction: float) -> int:

@@ -23,6 +23,7 @@ from medianscan.blend.combine import warm_up
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.noise import noise_ratio, noise_warnings
+from medianscan.blend.noise_model import stack_noise
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import recorded_frames, sidecar_json
@@ -106,10 +107,10 @@ def blend_stack(
         clipped = raw_clipping(good)  # before compacting: it moves the good frames' pixels
         tone = preview_tone(good[0])  # likewise
         pixels = compact_good(buffer, good)
-        first = good[0]
+        first, model = good[0], stack_noise(options.method, pixels, good[0].layout)  # the robust means' sigma
         with writing_outputs(main):
             extra, digest, flat_record = blend_into(
-                main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp, tone=tone
+                main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp, tone=tone, noise=model
             )
         noise = noise_ratio(pixels, first, lambda part: combine_frames(part, options))
         seconds = time.perf_counter() - started
@@ -130,7 +131,7 @@ def blend_stack(
             snr=dense.stack_snr(pixels, first, lambda part: combine_frames(part, options), options, master),
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film,
-                                              count=burst_count(stack)))  # fmt: skip
+                                              count=burst_count(stack), noise=model))  # fmt: skip
         return result
 
 

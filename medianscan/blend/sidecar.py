@@ -18,6 +18,7 @@ import rawpy
 from medianscan import __version__
 from medianscan.blend import checks, frames
 from medianscan.blend.frames import Frame
+from medianscan.blend.noise_model import NoiseModel
 from medianscan.blend.options import BlendOptions
 from medianscan.records import BlendRecord, FramesRecord
 
@@ -31,6 +32,7 @@ def sidecar_json(
     digest: str,
     film: dict[str, Any] | None = None,
     count: FramesRecord | None = None,
+    noise: NoiseModel | None = None,
 ) -> dict[str, Any]:
 
     first = good[0]
@@ -39,7 +41,7 @@ def sidecar_json(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "stack": result.stack.name,
         "method": options.method,
-        "parameters": parameters_json(options),
+        "parameters": parameters_json(options, noise),
         "output": {
             "file": result.output.name,
             "pixels_sha256": digest,
@@ -92,7 +94,7 @@ def sidecar_json(
     }
 
 
-def parameters_json(options: BlendOptions) -> dict[str, Any]:
+def parameters_json(options: BlendOptions, noise: NoiseModel | None = None) -> dict[str, Any]:
     params: dict[str, Any] = {
         "level_tolerance": options.level_tolerance,
         "max_shift_px": options.max_shift_px,
@@ -101,8 +103,19 @@ def parameters_json(options: BlendOptions) -> dict[str, Any]:
     }
     if options.method == "sigma-clip":
         params |= {"kappa": options.kappa, "iterations": options.iterations}
+        params["rule"] = (
+            f"values further than {options.kappa:g} sigma from the median (later rounds: from the kept values' "
+            "mean) left out, sigma one frame's noise at that level as measured on the stack; the kept values' mean"
+        )
     if options.method == "winsorized":
-        params |= {"winsor_fraction": options.winsor_fraction}
+        params |= {"kappa": options.kappa, "winsor_fraction": options.winsor_fraction}
+        params["rule"] = (
+            f"of the {options.winsor_fraction:g} lowest and highest values, those further than {options.kappa:g} "
+            "sigma from the median replaced by the nearest kept value, sigma one frame's noise at that level as "
+            "measured on the stack; then the mean"
+        )
+    if noise is not None:
+        params["noise"] = noise.to_json()  # what sigma was: read noise plus shot noise, per colour
     return params
 
 

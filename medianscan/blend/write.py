@@ -18,6 +18,7 @@ from medianscan.blend import levels
 from medianscan.blend.combine import combine
 from medianscan.blend.flat import MasterFlat
 from medianscan.blend.frames import Frame
+from medianscan.blend.noise_model import NoiseModel
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import SHELF, FrameArrays
 from medianscan.blend.verify import output_digest, pixels_sha256
@@ -98,15 +99,16 @@ def blend_into(
     flat: MasterFlat | None = None,
     xmp: bytes | None = None,
     tone: Tone | None = None,
+    noise: NoiseModel | None = None,
 ) -> tuple[tuple[Path, ...], str, FlatRecord | None]:
     """Combine the frames, correct it with the flat (raws only), and write the outputs (streamed, for an
     uncompressed TIFF); the extra outputs, the sha256 of the main output's pixels as read back, and what the
-    flat did."""
+    flat did. `noise`: the stack's noise model, for the robust means."""
     if first.kind == "tiff" and not options.compress:
-        return (), stream_tiff(main, frames, options, timings, icc=first.icc), None
+        return (), stream_tiff(main, frames, options, timings, icc=first.icc, noise=noise), None
     t = time.perf_counter()
     blended = combine_frames(
-        frames, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype))
+        frames, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype)), noise
     )
     timings["combine"] = time.perf_counter() - t
     record = None
@@ -122,7 +124,13 @@ def blend_into(
 
 
 def stream_tiff(
-    main: Path, frames: FrameArrays, options: BlendOptions, timings: dict[str, float], *, icc: bytes | None = None
+    main: Path,
+    frames: FrameArrays,
+    options: BlendOptions,
+    timings: dict[str, float],
+    *,
+    icc: bytes | None = None,
+    noise: NoiseModel | None = None,
 ) -> str:
     """Blend a TIFF stack straight into its uncompressed output, a band of rows at a time: each band is combined
     into one small buffer and goes to the disk while the next is combined from the (memory-mapped) frames, so no
@@ -139,7 +147,7 @@ def stream_tiff(
         for top in range(0, height, rows):
             part = band[: min(rows, height - top)]
             t = time.perf_counter()
-            combine_frames([frame[top : top + len(part)] for frame in frames], options, part)
+            combine_frames([frame[top : top + len(part)] for frame in frames], options, part, noise)
             combining += time.perf_counter() - t
             yield part
 
@@ -173,14 +181,18 @@ def read_back(path: Path, expected: str | None) -> str:
 
 
 def combine_frames(
-    frames: FrameArrays, options: BlendOptions, out: npt.NDArray[np.generic] | None = None
+    frames: FrameArrays,
+    options: BlendOptions,
+    out: npt.NDArray[np.generic] | None = None,
+    noise: NoiseModel | None = None,
 ) -> npt.NDArray[np.generic]:
-
+    """`combine` as `options` say; `noise`: the stack's noise model (else the robust means measure the frames)."""
     return combine(
         frames,
         options.method,
         kappa=options.kappa,
         iterations=options.iterations,
         winsor_fraction=options.winsor_fraction,
+        noise=noise,
         out=out,
     )
