@@ -20,7 +20,7 @@ from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.errors import StackError
 from medianscan.library.recovery import recover
 from tests.flats import dust_centres, flat_light, truth, write_stack
-from tests.stacks import Scene, load_scene, tree_digest
+from tests.stacks import Scene, load_scene, tree_digest, write_frame
 
 FRAMES = 5
 
@@ -171,6 +171,38 @@ def test_a_bad_flat_is_named_with_its_reason_and_changes_nothing(
     assert str(caught.value).startswith(f"{master}: ") and words in str(caught.value)
     assert isinstance(caught.value, StackError)
     assert not (tmp_path / "never.dng").exists() and tree_digest(negative) == before
+
+
+@pytest.mark.parametrize("dim", [True, False])
+def test_a_raw_of_another_size_or_camera_is_refused_as_that_before_as_no_flat(
+    sample_raw: Path, scene: Scene, tmp_path: Path, dim: bool
+) -> None:
+    """The issue's case: the camera's own CR2 (a picture, not a flat) given as the flat of 1536x1024 negatives.
+    Its size is named first, not that it is too dark or no flat; a flat of another body names the camera too;
+    and a no-flat of the right size and camera still says why it is no flat."""
+    big = load_scene(sample_raw).crop(200, 300, 1024, 1536)
+    negative = tmp_path / "frame-001"
+    write_stack(negative, big, truth(big) * (0.05 if dim else 1.0), 3, seed=5, changes={"model": "Canon EOS 5D"})
+    before = tree_digest(negative)
+    with pytest.raises(FlatError) as caught:
+        blend_stack(negative, BlendOptions(flat=sample_raw, output=tmp_path / "never.dng"))
+    said = str(caught.value)
+    assert said.startswith(f"{sample_raw}: cannot correct frame-001_01.dng with this flat: "), said
+    assert "it comes from another camera (Canon EOS 30D #" in said and "the negative from Canon EOS 5D #" in said
+    h, w = load_scene(sample_raw).mosaic.shape
+    assert f"its size is {w}x{h}, the negative's 1536x1024" in said
+    assert "too dark" not in said and "not a flat" not in said
+    assert not (tmp_path / "never.dng").exists() and tree_digest(negative) == before
+    same = tmp_path / "frame-002"  # the CR2's own size and camera: now what is wrong with it as a flat is said
+    full = load_scene(sample_raw)
+    same.mkdir()
+    write_frame(same / "frame-002_01.dng", full.mosaic, full)
+    write_frame(same / "frame-002_02.dng", full.mosaic, full)
+    write_frame(same / "frame-002_03.dng", full.mosaic, full)
+    with pytest.raises(FlatError) as caught:
+        blend_stack(same, BlendOptions(flat=sample_raw, output=tmp_path / "never.dng"))
+    assert str(caught.value).startswith(f"{sample_raw}: ") and "with this flat" not in str(caught.value)
+    assert "too dark" in str(caught.value) or "not a flat" in str(caught.value)
 
 
 def test_blend_flat_from_the_command_line(case: tuple[Path, Path], tmp_path: Path) -> None:

@@ -52,9 +52,11 @@ class MasterFlat:
     gain: npt.NDArray[np.float32]
     dust_photosites: int
     frames_sha256: tuple[str, ...]
+    problem: str | None = None  # why it is no flat (too dark, clipped, a picture), held until check_matches
 
     def check_matches(self, negative: Frame) -> None:
-        """The flat must come from this camera, at this size, CFA, ISO and aperture."""
+        """The flat must come from this camera, at this size, CFA, ISO and aperture, and be a flat; the camera,
+        size and CFA are named first (a flat of another camera is that, whatever else it is)."""
         flat, name = self.frame, self.source
         if negative.layout is not None and negative.layout.linear:
             raise FlatError(
@@ -77,6 +79,8 @@ class MasterFlat:
                 problems.append(f"it was shot at {label}{a:g}, the negative at {label}{b:g}")
         if problems:
             raise FlatError(f"{name}: cannot correct {negative.path.name} with this flat: {'; '.join(problems)}")
+        if self.problem is not None:
+            raise FlatError(self.problem)
 
     def apply(self, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> tuple[MosaicLayout, FlatRecord]:
         """Correct `mosaic` in place; the layout to write it with (its white level and BaselineExposure) and
@@ -127,20 +131,28 @@ def _load(path: Path, stamp: int, frames_sha256: tuple[str, ...]) -> MasterFlat:
     frame = read_frame(path, "raw", None)
     if frame.layout is None or frame.layout.linear:
         raise FlatError(f"{path}: not a raw flat (a flat must be a raw blend of the bare light, from a mosaic sensor)")
-    gain, dust = flat_gains(path, frame.pixels.astype(np.uint16, copy=False), frame.layout)
     meta = dataclasses.replace(frame, pixels=np.broadcast_to(np.uint8(0), frame.pixels.shape))  # its shape only
+    try:
+        gain, dust = flat_gains(path, frame.pixels.astype(np.uint16, copy=False), frame.layout)
+    except FlatError as exc:
+        return MasterFlat(path, meta, np.ones(frame.pixels.shape, np.float32), 0, frames_sha256, str(exc))
     return MasterFlat(path, meta, gain, dust, frames_sha256)
 
 
-def load_master(path: Path) -> MasterFlat:
+def load_master(path: Path, *, match_first: bool = False) -> MasterFlat:
     """The master flat in the DNG `path` (kept while the file is unchanged, for the next negatives of the roll),
-    with the hashes of the frames its sidecar says it was blended from."""
+    with the hashes of the frames its sidecar says it was blended from. A flat that is no flat is a FlatError,
+    unless `match_first`: then it comes back holding its problem, which `check_matches` raises after naming a
+    camera, size or CFA that does not match (a flat of another camera is refused as that, not as too dark)."""
     try:
         stamp = path.stat().st_mtime_ns
     except OSError as exc:
         raise FlatError(f"{path}: cannot read the flat ({exc.strerror})") from exc
     recorded = recorded_frames(path.with_suffix(".json")) or {}
-    return _load(path, stamp, tuple(recorded[name] for name in sorted(recorded)))
+    master = _load(path, stamp, tuple(recorded[name] for name in sorted(recorded)))
+    if master.problem is not None and not match_first:
+        raise FlatError(master.problem)
+    return master
 
 
 def flat_gains(name: Path, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> tuple[npt.NDArray[np.float32], int]:

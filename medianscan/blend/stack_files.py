@@ -194,9 +194,10 @@ def checked_outputs(stack: Path, options: BlendOptions, kind: FrameKind, paths: 
 
 
 def master_flat(name: str, options: BlendOptions, kind: FrameKind) -> flat.MasterFlat | None:
-    """The master flat `options` name, loaded (kept per process while unchanged), or None."""
+    """The master flat `options` name, loaded (kept per process while unchanged), or None. A flat that is no flat
+    is named by `check_matches` against the first frame, after its camera, size and CFA."""
     if options.flat is None:
         return None
     if kind != "raw":
         raise StackError(f"{name}: a flat field corrects raw stacks; these frames are {kind} files")
-    return flat.load_master(options.flat)
+    return flat.load_master(options.flat, match_first=True)
