@@ -1,0 +1,160 @@
+"""Stitch speed and memory: `medianscan stitch` against hugin's command-line pipeline and against the floor, in
+one run, on tiles cut from the real CR2's developed picture (tests/tiles.py: odd and half-pixel places, gains,
+falloff, noise, flat field).
+
+- ours:   `medianscan stitch TILES --flat FLAT --output OUT.dng` as a process (start-up included)
+- hugin:  the same tiles developed to 16-bit TIFFs first (rawpy, not timed), then pto_gen, cpfind --multirow,
+          cpclean, autooptimiser -a -m -l -s, pano_modify --canvas=AUTO --crop=AUTO, nona -m TIFF_m, enblend
+- floor:  reading the tiles (LibRaw decode) and writing an output-sized mosaic as a DNG (outputs.dng)
+Runs alternate (ours, hugin, floor) `--repeats` times; medians. `--memory` adds the peak memory (ru_maxrss of the
+stitch process) on nine 24 MP tiles made by scaling the picture up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import rawpy
+import tifffile
+
+from medianscan.blend.frames import read_frame
+from medianscan.outputs import dng
+from tests.conftest import find_sample_raw
+from tests.tiles import Picture, TileSpec, load_picture, write_flat, write_tile
+
+HUGIN = ("pto_gen", "cpfind", "cpclean", "autooptimiser", "pano_modify", "nona", "enblend")
+
+
+def make_set(picture: Picture, folder: Path, columns: int, rows: int, shape: tuple[int, int]) -> list[Path]:
+    rng = np.random.default_rng(1)
+    h, w = shape
+    gains = (1.0, 0.97, 1.03, 0.98, 1.02, 0.99, 1.01, 0.96, 1.04)
+    paths = []
+    for k in range(columns * rows):
+        r, c = divmod(k, columns)
+        spec = TileSpec(10 + r * h * 0.75 + (k % 2) * 0.5, 10 + c * w * 0.75 + (k % 3), gains[k % len(gains)])
+        paths.append(write_tile(folder / f"tile{k}.dng", picture, spec, shape, rng))
+    write_flat(folder / "flat.dng", picture, shape, rng)
+    return paths
+
+
+def ours(paths: list[Path], folder: Path) -> float:
+    out = folder / "ours.dng"
+    out.unlink(missing_ok=True)
+    t = time.perf_counter()
+    args = [sys.executable, "-m", "medianscan", "stitch", *map(str, paths), "--flat", str(folder / "flat.dng")]
+    subprocess.run([*args, "--output", str(out)], check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def develop(paths: list[Path], folder: Path) -> list[Path]:
+    tiffs = []
+    for path in paths:
+        with rawpy.imread(str(path)) as raw:
+            rgb = raw.postprocess(output_bps=16, use_camera_wb=True, no_auto_bright=True)
+        tiffs.append(folder / f"{path.stem}.tif")
+        tifffile.imwrite(tiffs[-1], rgb)
+    return tiffs
+
+
+def hugin(tiffs: list[Path], folder: Path) -> float:
+    work = folder / "hugin"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    pto = str(work / "p.pto")
+    steps = [
+        ["pto_gen", "-o", pto, *map(str, tiffs)],
+        ["cpfind", "--multirow", "-o", pto, pto],
+        ["cpclean", "-o", pto, pto],
+        ["autooptimiser", "-a", "-m", "-l", "-s", "-o", pto, pto],
+        ["pano_modify", "--canvas=AUTO", "--crop=AUTO", "-o", pto, pto],
+        ["nona", "-m", "TIFF_m", "-o", str(work / "part"), pto],
+    ]
+    t = time.perf_counter()
+    for step in steps:
+        subprocess.run(step, check=True, capture_output=True, cwd=work)
+    parts = sorted(work.glob("part*.tif"))
+    subprocess.run(["enblend", "-o", str(work / "out.tif"), *map(str, parts)], check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def floor(paths: list[Path], folder: Path) -> float:
+    size = json.loads((folder / "ours.json").read_text())
+    t = time.perf_counter()
+    frames = [read_frame(p, "raw") for p in paths]
+    first = frames[0]
+    assert first.layout is not None
+    mosaic = np.zeros((size["height"], size["width"]), np.uint16)
+    layout = replace(
+        first.layout, active_area=(0, 0, *mosaic.shape), default_crop=(0, 0, mosaic.shape[1], mosaic.shape[0])
+    )
+    dng.write_dng(folder / "floor.dng", mosaic, layout, first.camera, first.exposure, preview=False)
+    return time.perf_counter() - t
+
+
+def memory(picture: Picture, folder: Path) -> tuple[float, float]:
+    """Peak memory (MB) and seconds of the stitch process on nine 24 MP tiles (the picture scaled up 2.6x)."""
+    from scipy import ndimage
+
+    big = Picture(ndimage.zoom(picture.rgb, (2.6, 2.6, 1), order=1).astype(np.float32), picture.scene)
+    paths = make_set(big, folder, 3, 3, (4000, 6000))
+    del big
+    t = time.perf_counter()
+    args = [sys.executable, "-m", "medianscan", "stitch", *map(str, paths), "--flat", str(folder / "flat.dng")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([*args, "--output", str(folder / "big.dng")], check=True, capture_output=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(peak, before) / 1024, time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory", action="store_true", help="also nine 24 MP tiles: peak memory")
+    args = parser.parse_args(argv)
+    raw = find_sample_raw()
+    if raw is None:
+        print("the sample CR2 is missing (make test installs it)")
+        return 1
+    missing = [tool for tool in HUGIN if shutil.which(tool) is None]
+    picture = load_picture(raw)
+    with tempfile.TemporaryDirectory(prefix="bench-stitch-") as name:
+        folder = Path(name)
+        paths = make_set(picture, folder, 3, 2, (1000, 1400))  # six 1.4 MP tiles
+        tiffs = develop(paths, folder)
+        times: dict[str, list[float]] = {"ours": [], "hugin": [], "floor": []}
+        for _ in range(args.repeats):
+            times["ours"].append(ours(paths, folder))
+            if not missing:
+                times["hugin"].append(hugin(tiffs, folder))
+            times["floor"].append(floor(paths, folder))
+        median = {k: statistics.median(v) for k, v in times.items() if v}
+        print(f"six 1.4 MP tiles, medians of {args.repeats}:")
+        for key, value in median.items():
+            print(f"  {key:6s} {value:7.2f} s")
+        if "hugin" in median:
+            print(f"  hugin / ours: {median['hugin'] / median['ours']:.1f}x")
+        else:
+            print(f"  hugin: missing {', '.join(missing)} (scripts/system-packages.sh bench)")
+        print(f"  ours / floor: {median['ours'] / median['floor']:.2f}x")
+        if args.memory:
+            peak, seconds = memory(picture, folder)
+            print(
+                f"nine 24 MP tiles: {seconds:.1f} s, peak {peak:.0f} MB (a 24 MP tile: 48 MB as uint16, 96 as float32)"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
