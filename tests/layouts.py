@@ -153,3 +153,102 @@ def linear_rgb_dng(cr2: Path, target: Path) -> Path:
     ]
     tifffile.imwrite(target, rgb, photometric=34892, software="a scanner's software", extratags=extratags)
     return target
+
+
+# --- small scenes with previews: how the editors' auto-matched curves treat a blend of bodies we have no raw of ---
+
+SCENE_SIZE = (264, 400)  # rows, columns of the active area: small, so every editor renders it in a second
+SCENE_MARGINS = (6, 12)  # a masked border above and left of the active area
+SCENE_CROP = (4, 2, 384, 256)  # DefaultCrop inside the active area: x, y, width, height
+SCENE_BLACK, SCENE_WHITE = 256, 16000
+SCENE_MATRIX = np.array([[0.6461, -0.0907, -0.0882], [-0.4300, 1.2184, 0.2378], [-0.0819, 0.1944, 0.5931]])
+_SRGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
+SCENES = ("stage", "dark", "bright")
+
+
+def scene_linear(kind: str) -> npt.NDArray[np.float64]:
+    """A linear sRGB scene (rows, columns, 3) in [0, 1]: 'stage' strongly coloured lights (saturated red, blue and
+    magenta on near black, a stage lit by gels), 'dark' a low-key scene (most of it below 2 % of white), 'bright' a
+    high-key one (most of it above 40 %, nothing clipped)."""
+    h, w = SCENE_SIZE
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    rng = np.random.default_rng(SCENES.index(kind))
+    texture = 1 + 0.08 * rng.standard_normal((h, w))
+    if kind == "stage":
+        red = np.exp(-((x - 0.3) ** 2 + (y - 0.5) ** 2) / 0.03)
+        blue = np.exp(-((x - 0.72) ** 2 + (y - 0.4) ** 2) / 0.02)
+        scene = 0.01 + red[..., None] * [0.9, 0.05, 0.12] + blue[..., None] * [0.1, 0.06, 0.85]
+    elif kind == "dark":
+        scene = (0.004 + 0.02 * x * y)[..., None] * [1.0, 0.9, 0.8] + (np.abs(x - 0.5) < 0.05)[..., None] * 0.3
+    else:
+        scene = (0.45 + 0.4 * x)[..., None] * [0.95, 1.0, 0.9] - (np.abs(y - 0.5) < 0.1)[..., None] * 0.3
+    out: npt.NDArray[np.float64] = np.clip(scene * texture[..., None], 0, 1)
+    return out
+
+
+def scene_preview(kind: str) -> npt.NDArray[np.uint8]:
+    """What a camera's JPEG engine would make of the scene: its own curve (an S-curve, and for 'stage' more
+    saturation; 'dark' lifted a stop and a half, as a camera's auto-brightening does; 'bright' held down),
+    downscaled to 200x132 (above RawTherapee's 19200-pixel floor for a preview it matches)."""
+    linear = scene_linear(kind)[::2, ::2]
+    gain = {"stage": 1.0, "dark": 2.8, "bright": 0.8}[kind]
+    linear = np.clip(linear * gain, 0, 1)
+    if kind == "stage":
+        grey = linear.mean(axis=-1, keepdims=True)
+        linear = np.clip(grey + 1.6 * (linear - grey), 0, 1)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    toned = encoded + 0.15 * np.sin(2 * np.pi * encoded) / (2 * np.pi)  # a gentle S around the middle
+    return np.clip(np.round(255 * toned), 0, 255).astype(np.uint8)
+
+
+def scene_dng(target: Path, kind: str, *, preview: bool) -> Path:
+    """The scene `kind` as a DNG a camera writing DNG would give (a Pentax's, a Leica's, a phone's): an RGGB mosaic
+    with a masked border, a DefaultCrop inside the ActiveArea, one colour matrix, the camera's own 8-bit preview in
+    IFD0 and the raw in a SubIFD (or, without `preview`, the raw in IFD0 alone). Written by tifffile."""
+    h, w = SCENE_SIZE
+    top, left = SCENE_MARGINS
+    camera = SCENE_MATRIX @ _SRGB_TO_XYZ  # linear sRGB -> camera RGB
+    white_cam = camera @ np.ones(3)
+    neutral = white_cam / white_cam[1]
+    cam = scene_linear(kind) @ camera.T / white_cam.max()
+    mosaic = np.full((h + top, w + left), SCENE_BLACK, dtype=np.float64)
+    rng = np.random.default_rng(7)
+    active = mosaic[top:, left:]
+    for (dy, dx), channel in (((0, 0), 0), ((0, 1), 1), ((1, 0), 1), ((1, 1), 2)):
+        active[dy::2, dx::2] += cam[dy::2, dx::2, channel] * (SCENE_WHITE - SCENE_BLACK)
+    mosaic += rng.normal(0, 2, mosaic.shape)
+    data = np.clip(np.round(mosaic), 0, 65535).astype(np.uint16)
+    cfa = bytes((0, 1, 1, 2)) if (top % 2, left % 2) == (0, 0) else None
+    assert cfa is not None
+    cx, cy, cw, ch = SCENE_CROP
+    raw_tags = [
+        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, "B", 4, cfa, True),  # CFAPattern
+        (50713, "H", 2, (1, 1), True),  # BlackLevelRepeatDim
+        (50714, "I", 1, SCENE_BLACK, True),  # BlackLevel
+        (50717, "I", 1, SCENE_WHITE, True),  # WhiteLevel
+        (50719, "I", 2, (cx, cy), True),  # DefaultCropOrigin
+        (50720, "I", 2, (cw, ch), True),  # DefaultCropSize
+        (50829, "I", 4, (top, left, top + h, left + w), True),  # ActiveArea
+    ]
+    file_tags = [
+        (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
+        (50708, "s", 0, "Testbody S1", True),  # UniqueCameraModel
+        (50721, "2i", 9, _srational(SCENE_MATRIX), True),  # ColorMatrix1
+        (50728, "2I", 3, _srational(neutral, 1000000), True),  # AsShotNeutral
+        (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
+        (271, "s", 0, "Testbody", True),  # Make
+        (272, "s", 0, "S1", True),  # Model
+    ]
+    with tifffile.TiffWriter(target) as tif:
+        if preview:
+            image = scene_preview(kind)
+            tif.write(image, photometric="rgb", subfiletype=1, subifds=1, extratags=file_tags, software="Testbody")
+            tif.write(data, photometric=32803, subfiletype=0, extratags=raw_tags)
+        else:
+            tif.write(data, photometric=32803, subfiletype=0, extratags=file_tags + raw_tags, software="Testbody")
+    _exif(target, Exif_Photo_ISOSpeedRatings="200", Exif_Photo_ExposureTime="1/60", Exif_Photo_FNumber="8/1")
+    return target

@@ -188,15 +188,17 @@ def render_dcraw(path: Path) -> Image:
     return np.asarray(imagecodecs.imread(result.stdout))[..., :3]
 
 
-def render_libraw(path: Path, *, linear: bool) -> npt.NDArray[np.float64]:
+def render_libraw(path: Path, *, linear: bool, half_size: bool = True) -> npt.NDArray[np.float64]:
     """LibRaw's half-size development as linear RGB in [0, 1]: `linear` with the camera's white balance and no
     auto-brightening (what a script calling rawpy gets for a measurement), else LibRaw's defaults (dcraw_emu's:
     auto-brightened, daylight balance) with the output curve undone."""
     with rawpy.imread(str(path)) as raw:
         if linear:
-            rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, gamma=(1, 1), output_bps=16, half_size=True)
+            rgb = raw.postprocess(
+                use_camera_wb=True, no_auto_bright=True, gamma=(1, 1), output_bps=16, half_size=half_size
+            )
         else:
-            rgb = raw.postprocess(gamma=(1, 1), output_bps=16, half_size=True)
+            rgb = raw.postprocess(gamma=(1, 1), output_bps=16, half_size=half_size)
     return np.asarray(rgb, dtype=np.float64) / 65535
 
 

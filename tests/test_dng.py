@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
+import imagecodecs
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -25,7 +26,7 @@ from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout, headroom, with_headroom
 from medianscan.outputs import tiff_ifd
 from medianscan.outputs.dng import write_dng
-from medianscan.outputs.preview import render_preview
+from medianscan.outputs.preview import jpeg_size, render_preview, stored_preview
 from tests.readers import (
     Image,
     darktable_white_level,
@@ -458,6 +459,40 @@ def test_darktables_camera_data_gives_the_30ds_white(cr2: Source):
     assert white is not None
     assert levels.darktable_levels(cr2.camera.make, cr2.camera.model, 640) == levels.SensorLevels(127, white)
     assert levels.darktable_levels("Nobody", "Unknown Camera", 100) is None
+
+
+def test_the_camera_facts_come_with_the_package_not_from_the_host(cr2: Source, monkeypatch: pytest.MonkeyPatch):
+    """The same DNG on every host: with no darktable data anywhere on the disk the 30D still gets darktable's white
+    and crop (the whole visible area, as darktable shows the CR2), and an unknown body LibRaw's white and its whole
+    active area (not the camera JPEG's crop LibRaw reports, which no editor applies to the native raw)."""
+    real_is_file = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda self: "darktable" not in str(self) and real_is_file(self))
+    levels._all_facts.cache_clear()
+    shape = cr2.mosaic.shape
+    for source in ("darktable", "libraw"):
+        written = levels.with_camera_facts(cr2.layout, cr2.camera.make, cr2.camera.model, 640, source, shape=shape)
+        assert written.default_crop == (0, 0, 3522, 2348)
+        assert written.white_level == (3398 if source == "darktable" else cr2.layout.white_level)
+    unknown = levels.with_camera_facts(cr2.layout, "Nobody", "Unknown Camera", 100, "darktable", shape=shape)
+    assert unknown.default_crop == (0, 0, 3522, 2348) != cr2.layout.default_crop
+    assert unknown.white_level == cr2.layout.white_level
+
+
+def test_a_relative_darktable_crop_is_clipped_to_the_active_area_on_the_cfa_phase(cr2: Source):
+    """rawspeed's crop (width <= 0: that many from the right edge) as a DefaultCrop inside the active area."""
+    layout = cr2.layout  # active area rows 12-2360, columns 74-3596 of a 2360x3596 array
+    assert levels.darktable_crop(layout, (0, 0, -20, 0), cr2.mosaic.shape) == (0, 0, 3502, 2348)
+    assert levels.darktable_crop(layout, (75, 13, 3000, 2000), cr2.mosaic.shape) == (2, 2, 2999, 1999)
+    assert levels.darktable_crop(layout, None, cr2.mosaic.shape) == (0, 0, 3522, 2348)
+
+
+def test_a_camera_jpegs_size_and_sampling_are_read_from_its_frame_header(sample_raw: Path):
+    preview = stored_preview(sample_raw)
+    assert preview is not None and preview.jpeg
+    decoded = imagecodecs.jpeg8_decode(preview.data)
+    assert (preview.width, preview.height) == (decoded.shape[1], decoded.shape[0])
+    assert preview.subsampling in {(1, 1), (2, 1), (2, 2)}
+    assert jpeg_size(b"not a jpeg") is None
 
 
 def test_a_film_base_the_sensor_clipped_below_the_white_level_still_reads_as_clipped(cr2: Source):
