@@ -12,6 +12,7 @@ from medianscan.capture.camera.files import FileKind, choose, classify, frame_na
 from medianscan.capture.camera.settings import (
     exposure_values,
     match_choice,
+    nearest_choices,
     parse_seconds,
     same_value,
     widget_candidates,
@@ -122,3 +123,48 @@ def test_frame_names_count_from_01() -> None:
 def test_claim_error_names_gvfs_and_the_command() -> None:
     message = explain(CLAIM, "open the camera", "Nikon DSC D750 on usb:001,004")
     assert "gvfs" in message and "`gio mount -s gphoto2`" in message and "usb:001,004" in message
+
+
+def test_a_refused_value_names_the_nearest_few_choices_not_all_of_them() -> None:
+    """A body offers 37 shutter speeds: the sentence names the five nearest the value asked for (in stops), in
+    the body's order, and where the whole list is; a value that is no speed gets the range; few choices are all
+    named."""
+    from medianscan.capture.camera import SettingError
+    from medianscan.capture.camera.simulated import CHOICES, SimulatedCamera
+    from medianscan.config.schema import CameraConfig
+
+    speeds = CHOICES["shutterspeed"]
+    assert len(speeds) == 37
+    said = nearest_choices("shutterspeed", "1/55", speeds)
+    assert said == "1/100, 1/80, 1/60, 1/50 or 1/40 nearest (`medianscan camera show` lists all 37)"
+    assert nearest_choices("shutterspeed", "fast", speeds) == (
+        f"{speeds[0]} to {speeds[-1]} (`medianscan camera show` lists all 37)"
+    )
+    assert nearest_choices("capturetarget", "cardd", ["Internal RAM", "Memory card"]) == "Internal RAM or Memory card"
+    formats = ["Large Fine JPEG", "Medium Fine JPEG", "Small Fine JPEG", "Small Normal JPEG", "RAW",
+               "RAW + Large Fine JPEG", "sRAW"]  # fmt: skip
+    assert nearest_choices("imageformat", "RAW+", formats).startswith("RAW, RAW + Large Fine JPEG or sRAW nearest")
+
+    cfg = CameraConfig(settings={"shutterspeed": "1/55"})
+    cfg.simulated.width, cfg.simulated.height = 768, 512
+    camera = SimulatedCamera(cfg)
+    camera.connect()
+    with pytest.raises(SettingError) as refused:
+        camera.lock()
+    assert str(refused.value).endswith(f"it offers {said}")
+    camera.close()
+
+
+def test_the_reload_hint_fits_how_the_process_was_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGHUP reloads a daemon in a terminal as well as the service: no "Ctrl-C and run again"."""
+    import os
+
+    from medianscan.wording import reload_hint
+
+    for name in ("INVOCATION_ID", "MANAGERPID"):
+        monkeypatch.delenv(name, raising=False)
+    assert reload_hint().startswith(f"`kill -HUP {os.getpid()}`")
+    monkeypatch.setenv("INVOCATION_ID", "0123")
+    assert reload_hint() == "`systemctl reload medianscan`"
+    monkeypatch.setenv("MANAGERPID", "999")
+    assert reload_hint() == "`systemctl --user reload medianscan`"

@@ -16,6 +16,7 @@ from medianscan.capture.camera.base import CameraError, SettingError, SettingInf
 from medianscan.capture.camera.gphoto2_session import Gphoto2Session
 from medianscan.capture.camera.settings import (
     match_choice,
+    nearest_choices,
     nearest_names,
     same_value,
     widget_candidates,
@@ -126,11 +127,10 @@ class Gphoto2Settings:
         if widget.get_type() in (gp.GP_WIDGET_RADIO, gp.GP_WIDGET_MENU):
             match = match_choice(key, wanted, choices)
             if match is None:
-                shown = ", ".join(choices[:30]) + (" ..." if len(choices) > 30 else "")
                 raise SettingError(
                     key,
                     f"camera setting {key!r} ({name}) cannot be {wanted!r} on {self.session.where()}: it offers "
-                    + shown,
+                    + nearest_choices(key, wanted, choices),
                 )
             target = match
         if widget.get_readonly():

@@ -137,6 +137,33 @@ def match_choice(key: str, wanted: str, choices: Sequence[str]) -> str | None:
     return min(matches, key=lambda c: abs((parse(c) or 0.0) - target))
 
 
+NEAREST = 5  # choices a refused value's sentence names (a body offers 37 shutter speeds)
+
+
+def nearest_choices(key: str, wanted: str, choices: Sequence[str]) -> str:
+    """'1/100, 1/80, 1/60, 1/50 or 1/40 (the nearest of 37; ...)': the body's choices nearest `wanted` (in stops
+    for shutter, aperture and ISO, by spelling otherwise), in the body's order; all of them when they are few; the
+    range when `wanted` is no number of a numeric setting."""
+    if len(choices) <= NEAREST:
+        return _either(list(choices))
+    every = f"`medianscan camera show` lists all {len(choices)}"
+    parse = {"shutterspeed": parse_seconds, "aperture": parse_fnumber, "iso": parse_iso}.get(canonical_key(key))
+    if parse is not None:
+        numbered = [(i, v) for i, v in enumerate(map(parse, choices)) if v is not None and v > 0]
+        target = parse(wanted)
+        if target is None or target <= 0:
+            return f"{choices[numbered[0][0]]} to {choices[numbered[-1][0]]} ({every})" if numbered else every
+        near = sorted(numbered, key=lambda t: abs(math.log2(t[1] / target)))[:NEAREST]
+        return f"{_either([choices[i] for i, _ in sorted(near)])} nearest ({every})"
+    close = set(difflib.get_close_matches(_plain(wanted), [_plain(c) for c in choices], n=NEAREST, cutoff=0.3))
+    picked = [c for c in choices if _plain(c) in close][:NEAREST]
+    return f"{_either(picked)} nearest ({every})" if picked else f"{_either(list(choices[:NEAREST]))} ... ({every})"
+
+
+def _either(values: list[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
 def true_seconds(label: str) -> float | None:
     """The real duration behind a shutter label: standard labels are rounded third-stops ("1/125" is 1/128 s,
     "1/3" is 0.315 s); a value no third-stop is near (an exact "0.0200s") is taken as it is."""

@@ -40,6 +40,7 @@ from medianscan.capture.camera.freshness import Freshness
 from medianscan.capture.camera.settings import (
     exposure_values,
     match_choice,
+    nearest_choices,
     nearest_names,
     same_value,
     true_seconds,
@@ -193,7 +194,7 @@ class SimulatedCamera(Camera):
                 raise SettingError(
                     key,
                     f"camera setting {key!r} cannot be {wanted!r} on the simulated camera: it offers "
-                    f"{', '.join(CHOICES[name])}",
+                    f"{nearest_choices(name, str(wanted), CHOICES[name])}",
                 )
             self._values[name] = choice
             if not same_value(name, str(wanted), self._values[name]):  # pragma: no cover - match_choice agrees

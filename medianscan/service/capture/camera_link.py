@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from medianscan.capture.camera import Camera, CameraError, SettingError, open_camera
 from medianscan.config.schema import CameraConfig
 from medianscan.reports import CameraState
+from medianscan.wording import reload_hint
 
 log = logging.getLogger(__name__)
 
-SETTING_FIX = (
-    "fix camera.settings in the config (or list it under camera.optional), then reload: `systemctl reload "
-    "medianscan` for the service, Ctrl-C and run again in a terminal"
-)
+SETTING_FIX = "fix camera.settings in the config (or list it under camera.optional), then reload: {reload}"
 
 
 @dataclass
@@ -89,7 +87,7 @@ class CameraLink:
         except SettingError as exc:  # the body is here; a setting is not: keep it (live view), refuse captures
             assert camera is not None
             self.camera = camera
-            text = f"{exc.reason}: {SETTING_FIX}"
+            text = f"{exc.reason}: {SETTING_FIX.format(reload=reload_hint())}"
             if self.status.error != text:
                 log.warning("camera: %s", text)
             self.status.settings = None
