@@ -5,6 +5,7 @@ libgphoto2's virtual camera (its real shutterspeed widget, whose captures do not
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -126,3 +127,34 @@ def test_calibrate_exposure_from_the_command_line_writes_the_config(tmp_path: Pa
     )  # fmt: skip
     assert again.returncode == 0 and "shutter speed 1/100" in again.stdout
     assert text.count("shutterspeed") == config.read_text().count("shutterspeed") == 1  # replaced, not added
+
+
+def test_calibrate_refuses_while_a_running_daemon_holds_the_camera(tmp_path: Path) -> None:
+    """The daemon owns the body (one thread, one session): calibrate says so in one sentence and touches nothing;
+    once the daemon has stopped it runs."""
+    from tests.daemon_thread import RunningDaemon, capture_config
+
+    cfg = capture_config(tmp_path / "library")
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(
+        f"camera:\n  backend: simulated\n  simulated: {{width: 768, height: 512}}\n"
+        f"triggers:\n  socket: {cfg.triggers.socket}\n"
+    )
+    command = [sys.executable, "-m", "medianscan", "calibrate", "exposure", "--config", str(config)]
+    with RunningDaemon(cfg):
+        refused = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert refused.stderr == (
+        f"medianscan: a running medianscan holds the camera (its control socket is {cfg.triggers.socket}): stop it "
+        "first (`systemctl stop medianscan`, or Ctrl-C in its terminal), calibrate, then start it again\n"
+    )
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "shutter speed 1/100" in done.stdout, done.stderr
+
+
+def test_a_dim_light_is_said_as_the_share_it_reaches_never_0_percent() -> None:
+    dim = simulated(light=0.001)
+    with pytest.raises(CalibrationError) as caught:
+        ExposureCalibration(dim, dim.cfg.settings).run("1/125")
+    said = str(caught.value)
+    assert "reaches only 0% " not in said and re.search(r"reaches only 0\.\d+% of the raw range", said), said

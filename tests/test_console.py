@@ -64,8 +64,9 @@ def test_the_page_and_its_files_are_served(console: tuple[RunningDaemon, Client]
     assert status == 200 and headers["content-type"].startswith("text/html")
     for testid in ("live", "capture", "frames", "last-blend"):
         assert f'data-testid="{testid}"'.encode() in body
-    for path in ("/static/console.js", "/static/console.css"):
+    for path in ("/static/console.js", "/static/console.css", "/static/icon.svg"):
         assert client.get(path)[0] == 200
+    assert b'href="data:' not in body  # the page's CSP allows its own images only: no data: icon
     assert client.get("/static/../../etc/passwd")[0] == 404
 
 
@@ -215,8 +216,11 @@ def test_a_port_in_use_is_a_clear_error_at_start(tmp_path: Path) -> None:
         port = urlsplit(first.url).port
         cfg = capture_config(tmp_path / "two")
         cfg.console.listen = f"127.0.0.1:{port}"
-        with pytest.raises(MedianscanError, match=rf"console.listen 127.0.0.1:{port}: cannot listen there"):
+        with pytest.raises(MedianscanError, match=rf"console.listen 127.0.0.1:{port}: cannot listen there") as caught:
             RunningDaemon(cfg).__enter__()
+        said = str(caught.value)
+        assert ": address already in use; is another medianscan running?" in said, said
+        assert said.count("(") == 0  # no "(Address already in use (while attempting to bind ...))"
 
 
 def test_the_daemon_without_a_console(tmp_path: Path) -> None:

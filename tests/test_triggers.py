@@ -615,7 +615,9 @@ def test_control_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "  /scans/2026-11-23-roll001/frame-001  failed  9 frames  error: frame 3 shifted" in lines
 
 
-def test_control_command_refused_and_missing_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_control_command_refused_and_missing_daemon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from medianscan.cli import main
 
     def handler(action: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -632,6 +634,11 @@ def test_control_command_refused_and_missing_daemon(tmp_path: Path, capsys: pyte
     conf.write_text(f"triggers:\n  socket: {tmp_path / 'absent.sock'}\n")
     assert main(["pause", "--config", str(conf)]) == 2
     assert f"no running medianscan found (looked for {tmp_path / 'absent.sock'})" in capsys.readouterr().err
+    # without --config it looks in the machine's shared runtime folders, where another daemon may run: a stand-in
+    monkeypatch.setattr("medianscan.cli.control.client_socket_paths", lambda cfg: [tmp_path / "nowhere.sock"])
+    assert main(["pause"]) == 2
+    err = capsys.readouterr().err
+    assert "point at it with --config FILE" in err and "--socket PATH" in err, err
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -115,3 +115,38 @@ def test_a_watch_status_reads_as_sentences(tmp_path: Path) -> None:
     cfg.watch.folder = tmp_path
     service = WatchService(cfg)
     assert not defects(render_status(service.status().to_json()))
+
+
+def test_a_small_share_is_never_zero_and_a_setting_slip_reads_as_a_sentence(tmp_path: Path) -> None:
+    """calibrate's "reaches only 0% of the raw range" for a dim light; `config check`'s "X: is no name"."""
+    import subprocess
+    import sys
+
+    from medianscan.wording import share
+
+    assert [share(x) for x in (0.0, 0.0031, 0.00004, 0.045, 0.45, 1.0)] == [
+        "0%", "0.31%", "0.004%", "4.5%", "45%", "100%"
+    ]  # fmt: skip
+    config = tmp_path / "c.yaml"
+    config.write_text("camera:\n  backend: simulated\n  settings:\n    shuterspeed: 1/60\n")
+    done = subprocess.run([sys.executable, "-m", "medianscan", "config", "check", str(config)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"medianscan: warning: {config}:4: camera.settings.shuterspeed: medianscan knows no setting of this "
+        "name (did you mean 'shutterspeed'?)"
+    ) in done.stderr, done.stderr
+    assert "is no name" not in done.stderr and not defects(done.stderr)
+
+
+def test_a_stack_line_says_what_its_snr_measures_and_a_failed_stack_is_named_once() -> None:
+    status = {
+        "mode": "watch", "folder": "/w", "group": "folder", "blends": 2, "blended": 1,
+        "queue": {"waiting": 0, "blending": 0, "capacity": 4, "full": False},
+        "attention": [{"stack": "/w/neg-02", "state": "failed", "reason": "neg-02: cannot blend: 2 frames"}],
+        "waiting": {},
+        "recent": [{"stack": "/w/neg-01", "state": "blended", "frames": 5, "snr": 1.2, "noise_ratio": 0.45}],
+    }  # fmt: skip
+    shown = render_status(status)
+    assert "  /w/neg-02  failed: cannot blend: 2 frames\n" in shown, shown
+    assert "SNR 1 in the raws' darkest tenth" in shown and not defects(shown)

@@ -25,6 +25,7 @@ from medianscan.capture.camera.files import PROBE_STEM
 from medianscan.capture.camera.settings import true_seconds
 from medianscan.errors import MedianscanError
 from medianscan.vocabulary import canonical_key
+from medianscan.wording import share
 
 TARGET = 0.90  # of the raw range, for the brightest channel's 99.9th percentile
 ACCEPT = (0.70, 0.97)  # what a burst at the chosen speed must reach
@@ -158,22 +159,22 @@ class ExposureCalibration:
             chosen = fitting[-1]
             if chosen == len(times) - 1 and wanted > times[-1] * 1.26:
                 raise CalibrationError(
-                    f"the light is too dim: the film base reaches only {reading.fraction:.0%} of the raw range at "
+                    f"the light is too dim: the film base reaches only {share(reading.fraction)} of the raw range at "
                     f"{choices[at][1]}, and even the slowest speed {choices[-1][1]} would give "
-                    f"{reading.fraction * times[-1] / times[at]:.0%}; open the aperture, raise the ISO or brighten "
-                    "the light"
+                    f"{share(min(1.0, reading.fraction * times[-1] / times[at]))}; open the aperture, raise the "
+                    "ISO or brighten the light"
                 )
             final = self.probe(choices[chosen][1], folder) if chosen != at else reading
         expected = reading.fraction * times[chosen] / times[at]
         if final.over or abs(final.fraction / expected - 1) > 0.1:
             raise CalibrationError(
-                f"the confirming probe at {final.shutter} reached {final.fraction:.0%} of the raw range, expected "
-                f"{expected:.0%}: the exposure did not follow the shutter; is the camera in manual (M) mode?"
+                f"the confirming probe at {final.shutter} reached {share(final.fraction)} of the raw range, expected "
+                f"{share(expected)}: the exposure did not follow the shutter; is the camera in manual (M) mode?"
             )
         if not ACCEPT[0] <= final.fraction <= ACCEPT[1]:
             raise CalibrationError(
                 f"the body's nearest shutter speed without clipping, {final.shutter}, puts the film base at only "
-                f"{final.fraction:.0%} of the raw range (70-97 % wanted): change the light or the aperture by a "
+                f"{share(final.fraction)} of the raw range (70-97% wanted): change the light or the aperture by a "
                 "third of a stop and calibrate again"
             )
         return Calibration(final.shutter, -math.log2(final.fraction), final.brightest, list(self.probes))

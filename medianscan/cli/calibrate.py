@@ -13,8 +13,11 @@ import yaml
 from medianscan.atomic import atomic_path
 from medianscan.capture.calibrate import ExposureCalibration
 from medianscan.capture.camera import open_camera
+from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.config.loader import load_config
+from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
+from medianscan.wording import share
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.apply and args.config is None:
         raise MedianscanError("--apply writes the speed into a configuration file: give it with --config")
     cfg = load_config(args.config)
+    refuse_while_a_daemon_holds_the_camera(cfg)
     camera = open_camera(cfg.camera)
     started = time.perf_counter()
     camera.connect()
@@ -65,12 +69,29 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(
         f"shutter speed {result.shutterspeed}: the film base's brightest channel ({result.brightest_channel}) at "
-        f"{2**-result.headroom_ev:.0%} of the raw range, {result.headroom_ev:.2f} EV under clipping "
+        f"{share(2**-result.headroom_ev)} of the raw range, {result.headroom_ev:.2f} EV under clipping "
         f"({len(result.probes)} probes, {seconds:.1f} s)"
     )
     if args.apply:
         print(f"written to {args.config} (camera.settings.shutterspeed); a running daemon takes it on reload")
     return 0
+
+
+def refuse_while_a_daemon_holds_the_camera(cfg: Config) -> None:
+    """A capture daemon that answers on its control socket holds the camera (one process per body): say so in
+    one sentence, before the probes would fight it for the body. A watcher holds none."""
+    for path in client_socket_paths(cfg):
+        if not path.exists():
+            continue
+        try:
+            status = request(path, "status", timeout=2.0).get("status")
+        except MedianscanError:
+            continue  # a stale socket: nobody holds the camera through it
+        if isinstance(status, dict) and status.get("mode") != "watch":
+            raise MedianscanError(
+                f"a running medianscan holds the camera (its control socket is {path}): stop it first "
+                "(`systemctl stop medianscan`, or Ctrl-C in its terminal), calibrate, then start it again"
+            )
 
 
 def write_shutter(path: Path, value: str) -> None:

@@ -17,7 +17,7 @@ from medianscan.config.loader import load_config
 from medianscan.errors import MedianscanError
 from medianscan.records import FilmRecord
 from medianscan.vocabulary import FIRING, Request
-from medianscan.wording import counted
+from medianscan.wording import counted, unnamed
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,14 @@ def find_socket(args: argparse.Namespace) -> Path:
             return path
     looked = ", ".join(str(p) for p in candidates)
     run_it = "medianscan run" + (f" --config {args.config}" if args.config else "")
+    point = (
+        "give its socket with --socket PATH"
+        if args.config
+        else ("point at it with --config FILE (the config it runs with, for its triggers.socket) or --socket PATH")
+    )
     raise MedianscanError(
         f"no running medianscan found (looked for {looked}); start it (`systemctl start medianscan` or "
-        f"`{run_it}`) or give --socket"
+        f"`{run_it}`), or if it runs elsewhere, {point}"
     )
 
 
@@ -244,7 +249,7 @@ def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
     out = []
     if isinstance(attention, list | tuple) and attention:
         out.append("need attention (failed or cut off):")
-        out += [f"  {e.get('stack')}  {e.get('state')}: {e.get('reason')}" for e in attention if isinstance(e, dict)]
+        out += [f"  {e.get('stack')}  {e.get('state')}: {_reason(e)}" for e in attention if isinstance(e, dict)]
     if isinstance(waiting, dict) and waiting:
         out.append("waiting:")
         out += [f"  {folder}: {why}" for folder, why in waiting.items()]
@@ -254,10 +259,19 @@ def _stack_lists(attention: Any, waiting: Any, recent: Any) -> list[str]:
     return out
 
 
+def _reason(entry: dict[str, Any]) -> str:
+    """Why a stack needs attention, its name said once (an older daemon's reason repeats it)."""
+    return unnamed(str(entry.get("reason")), Path(str(entry.get("stack"))).name)
+
+
 def _watch_lines(rest: dict[str, Any]) -> list[tuple[str, str]]:
     """A hot folder's own lines: what it watches, and its tally since it started."""
-    lines = [(key, str(rest.pop(key))) for key in ("mode", "folder", "group") if key in rest]
-    return lines + ([("stacks", _watch_stacks_text(rest))] if "blends" in rest else [])
+    lines: list[tuple[str, str]] = [(key, str(rest.pop(key))) for key in ("mode", "folder", "group") if key in rest]
+    if "blends" not in rest:
+        return lines
+    waiting = rest.get("waiting")
+    more = f", {len(waiting)} waiting (listed below)" if isinstance(waiting, dict) and waiting else ""
+    return [*lines, ("stacks", _watch_stacks_text(rest) + more)]
 
 
 def _watch_stacks_text(rest: dict[str, Any]) -> str:
@@ -297,7 +311,8 @@ def _stack_line(entry: Any) -> str:
         parts.append(f"noise x{entry['noise_ratio']:.2f}")
     if isinstance(entry.get("snr"), int | float):
         target = entry.get("snr_target")
-        parts.append(f"SNR {entry['snr']:.0f}" + (f" of {target:.0f}" if isinstance(target, int | float) else ""))
+        of = f" of {target:.0f}" if isinstance(target, int | float) else ""
+        parts.append(f"SNR {entry['snr']:.0f}{of} in the raws' darkest tenth")  # a negative's densest: its noisiest
     if entry.get("snr_short"):
         parts.append(str(entry["snr_short"]))
     for key in ("error", "note"):

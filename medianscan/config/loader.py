@@ -311,8 +311,8 @@ def _setting_names(cfg: Config, reader: _Reader) -> None:
                 reader.where(
                     reader.nodes.get(key),
                     key,
-                    f"is no name medianscan knows (did you mean {canonical_key(close[0])!r}?); a name of the body's "
-                    "own works too: `medianscan config check --camera FILE` checks it against the body",
+                    f"medianscan knows no setting of this name (did you mean {canonical_key(close[0])!r}?); a name of "
+                    "the body's own works too: `medianscan config check --camera FILE` checks it against the body",
                 ),
             )
 

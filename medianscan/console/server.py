@@ -7,6 +7,7 @@ It is one of the hub's sources: started and stopped with the footswitch and the 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from typing import TYPE_CHECKING
@@ -50,9 +51,10 @@ class ConsoleServer:
         try:
             sock = socket.create_server((host, self.listen.port), family=family)
         except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server's strerror adds the address
             raise MedianscanError(
-                f"console.listen {self.listen.host}:{self.listen.port}: cannot listen there ({exc.strerror or exc}); "
-                "is another medianscan running? Set console.listen to a free port, or null for no console"
+                f"console.listen {self.listen.host}:{self.listen.port}: cannot listen there: {why.lower()}; is "
+                "another medianscan running? Set console.listen to a free port, or null for no console"
             ) from exc
         self.port = sock.getsockname()[1]
         app = Guard(console_app(self.daemon, self._closing), self.listen, lambda: self.port, self.token)
