@@ -595,3 +595,73 @@ def test_watch_creates_nothing_outside_its_folder_and_runtime_folder(
         assert not socket_path.exists()
         left = {p.name for p in root.rglob("*")} - {"neg_median.dng", "neg_median.json"}  # blended or not yet
         assert left == {"f0.dng", "f1.dng", "f2.dng", "neg"}
+
+
+# --- what a wait is waiting for ---------------------------------------------------------------------------
+
+
+def test_once_says_what_it_waits_for_while_a_copy_settles_and_names_a_short_count_group(
+    tmp_path: Path, staged: dict[str, list[bytes]]
+) -> None:
+    """Files just copied hold the catch-up until the folder is quiet: `--once` says so as the wait begins (not a
+    silent pause), then blends. A count group short of N says which frame waits and for how many more."""
+    root = tmp_path / "hot"
+    (root / "fresh").mkdir(parents=True)
+    soon = time.time() + 30  # newer than the catch-up's start however long the interpreter takes to start
+    for i in range(3):
+        (root / "fresh" / f"f{i}.dng").write_bytes(staged["a"][i])
+        os.utime(root / "fresh" / f"f{i}.dng", (soon, soon))
+    cfg_file = tmp_path / "medianscan.yaml"
+    cfg_file.write_text("watch:\n  quiet_seconds: 2\n  settle_seconds: 0.3\n")
+    done = _once(root, "--config", str(cfg_file))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    waits = [line for line in lines if line.startswith("medianscan: fresh waits: ")]
+    assert len(waits) == len(set(waits)) >= 1, done.stderr  # each wait said once, as it began
+    quiet = "medianscan: fresh waits: files still arriving; blended once nothing in it changes for 2 s"
+    assert quiet in waits, done.stderr
+    blended = [n for n, line in enumerate(lines) if line.startswith("medianscan: fresh: blended in ")]
+    assert blended and blended[0] > lines.index(quiet)
+    assert done.stdout == f"1 stack blended in {root}\n"
+
+    tether = tmp_path / "tether"
+    _drop(tether, {f"neg07_{i:02d}.dng": staged["b"][i] for i in range(4)})
+    short = _once(tether, "--group", "count:3")
+    assert short.returncode == 0, short.stderr
+    assert "medianscan: tether: neg07_03.dng waits for 2 more frames to make a group of 3\n" in short.stderr
+
+
+def test_status_during_a_live_watch_lists_the_stacks_still_waiting_and_names_a_failed_one_once(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """While a copy is still arriving, `status` lists its folder and why it waits (not only "0 blended"); a stack
+    that cannot be blended is named once in its line, not again inside its reason."""
+    root = tmp_path / "hot"
+    root.mkdir()
+    cfg = config(tmp_path, root)
+    cfg = dataclasses.replace(cfg, watch=dataclasses.replace(cfg.watch, quiet_seconds=60.0))
+    run = watching(cfg)
+    (root / "neg-01").mkdir()
+    for i in range(3):
+        (root / "neg-01" / f"a{i}.dng").write_bytes(staged["a"][i])
+    (root / "neg-02").mkdir()
+    for i in range(2):
+        (root / "neg-02" / f"b{i}.dng").write_bytes(staged["b"][i])
+    (root / "neg-02" / "b2.dng").write_bytes(staged["b"][2][:1000])  # cut short: it cannot be read
+    deadline = time.monotonic() + 30
+    while str(root / "neg-01") not in run.service.status().waiting:
+        assert time.monotonic() < deadline, run.service.status()
+        time.sleep(0.05)
+    status = run.service.status().to_json()
+    shown = render_status(status)
+    assert re.search(r"^stacks +0 blended, 2 waiting \(listed below\)$", shown, re.M), shown
+    assert f"  {root / 'neg-01'}: files still arriving; blended once nothing in it changes for 60 s" in shown
+    assert run.service.blends == 0
+
+    # the cut-short folder, once quiet for a moment: its reason without its name again
+    run.service.hot.quiet_seconds = QUIET
+    os.utime(root / "neg-02" / "b2.dng")
+    run.wait_for(ServiceError, 1)
+    shown = render_status(run.service.status().to_json())
+    (line,) = [x for x in shown.splitlines() if "neg-02" in x and "failed" in x]
+    assert line.startswith(f"  {root / 'neg-02'}  failed: cannot blend") and line.count("neg-02") == 1, line

@@ -35,7 +35,7 @@ from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone, StackQueued
-from medianscan.wording import counted
+from medianscan.wording import counted, unnamed
 
 __all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
 
@@ -100,8 +100,10 @@ class WatchService(Service):
         running = {str(p) for p in self.pool.running()}
         backlog = len(self._planner.backlog) if self._planner is not None else 0
         with self.hot.cond:
-            problems = dict(self.hot.problems)
-            waiting = dict(self.hot.waiting)
+            problems = {key: unnamed(why, self.hot.label(Path(key))) for key, why in self.hot.problems.items()}
+            waiting = {**self.hot.settling, **self.hot.waiting}
+        queued = [*inflight, *(p.key for p in (self._planner.backlog if self._planner is not None else ()))]
+        waiting |= {str(p): "blending" if str(p) in running else "queued for a blend" for p in queued}
         return WatchStatus(
             folder=str(self.hot.root),
             group=str(self.hot.grouping),
@@ -154,10 +156,12 @@ class WatchService(Service):
         planner = Planner(self.hot, self.submit)
         self._planner = planner
         deadline = None if timeout is None else time.monotonic() + timeout
+        said: dict[str, str] = {}
         try:
             self.hot.scan()
             while not self.stop_event.is_set():
                 planner.step()
+                self._say_settling(said)
                 self._collect(TICK_SECONDS)
                 if not planner.backlog and not self.hot.busy():
                     break
@@ -169,6 +173,17 @@ class WatchService(Service):
         return 1 if self.hot.problems else 0
 
     # --- internals ------------------------------------------------------------------------------------
+
+    def _say_settling(self, said: dict[str, str]) -> None:
+        """The catch-up's waits, each said once as it begins (a copy still arriving holds the pass for
+        watch.quiet_seconds): nothing silent."""
+        with self.hot.cond:
+            now = dict(self.hot.settling)
+        for folder, why in now.items():
+            if said.get(folder) != why:
+                log.info("%s waits: %s", self.hot.label(Path(folder)), why)
+        said.clear()
+        said.update(now)
 
     def _serve_once(self) -> None:
         self._collect(0.2)
@@ -215,7 +230,7 @@ class WatchService(Service):
             self.emit(BlendDone(event.stack, event.result, event.seconds))
         else:
             message = event.error or "blend failed"
-            self.recent.append(self._recent(event, "failed", n, error=message))
+            self.recent.append(self._recent(event, "failed", n, error=unnamed(message, label)))
             self.report_error(message, event.stack)
 
     @staticmethod

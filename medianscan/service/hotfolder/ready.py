@@ -37,6 +37,7 @@ class FolderState(Protocol):
     failed: dict[Path, tuple[tuple[str, str], ...]]
     problems: dict[str, str]
     waiting: dict[str, str]
+    settling: dict[str, str]
     blended_before: set[Path]
     blended_here: set[Path]
     facts: _Facts
@@ -58,9 +59,19 @@ class ReadyStacks:
         self.hot = hot
 
     def evaluate(self, folder: Path) -> tuple[list[PlannedStack], bool]:
-        """The stacks of `folder` ready now, and whether the folder is settled (nothing left to wait for)."""
+        """The stacks of `folder` ready now, and whether the folder is settled (nothing left to wait for); what
+        an unsettled folder waits for is kept in `settling`, for status and the catch-up's log."""
+        with self.hot.cond:
+            self.hot.settling.pop(str(folder), None)
+        stacks, settled, why = self._evaluate(folder)
+        if not settled and why:
+            with self.hot.cond:
+                self.hot.settling[str(folder)] = why
+        return stacks, settled
+
+    def _evaluate(self, folder: Path) -> tuple[list[PlannedStack], bool, str]:
         if not folder.is_dir():
-            return [], True
+            return [], True, ""
         now = self.hot.clock()
         listing = sorted(p for p in folder.iterdir() if not is_ours(p))
         files = [p for p in listing if p.is_file()]
@@ -76,12 +87,18 @@ class ReadyStacks:
             state = self.hot.folders.get(folder)
             quiet_for = now - state.activity if state is not None else float("inf")
         if not all_complete:  # a file still being written: its name order and mtime mean nothing yet
-            return [], False
+            left = len(candidates) - len(complete)
+            if not left:
+                return [], False, "a copy under way (a temp file in it)"
+            unchanged = f"unchanged for {self.hot.settle_seconds:g} s"
+            return [], False, f"{counted(left, 'file')} not complete yet (still written to, or not {unchanged})"
+        quiet = f"files still arriving; blended once nothing in it changes for {self.hot.quiet_seconds:g} s"
         if self.hot.grouping.kind == "folder":
-            return self.evaluate_folder(folder, complete, quiet_for)
+            return (*self.evaluate_folder(folder, complete, quiet_for), quiet)
         if self.hot.grouping.kind == "count":
-            return self.evaluate_count(folder, complete, quiet_for)
-        return self.evaluate_gap(folder, complete, quiet_for)
+            return (*self.evaluate_count(folder, complete, quiet_for), "")
+        gap = f"the last group is open until no file arrives for {self.hot.grouping.gap:g} s"
+        return (*self.evaluate_gap(folder, complete, quiet_for), gap)
 
     def frames(self, complete: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         """The files among complete ones that group into stacks (the frames by content, and the candidates
@@ -128,9 +145,7 @@ class ReadyStacks:
         with self.hot.cond:
             self.hot.waiting.pop(str(folder), None)
             if free:
-                self.hot.waiting[str(folder)] = (
-                    f"{counted(len(free), 'frame')} from {free[0].name} wait for a group of {n}"
-                )
+                self.hot.waiting[str(folder)] = _short_group(free, n)
         return plans, True
 
     def evaluate_gap(self, folder: Path, complete: list[Path], quiet_for: float) -> tuple[list[PlannedStack], bool]:
@@ -212,6 +227,13 @@ class ReadyStacks:
                 self.hot.problems.pop(str(key), None)
         again = None if before is None else changes(before, dict(fingerprint))
         return PlannedStack(key, tuple(given), fingerprint, options, again)
+
+
+def _short_group(free: Sequence[Path], n: int) -> str:
+    """'neg07_07.dng waits for 2 more frames to make a group of 3', '2 frames from neg07_07.dng wait for 1 more
+    frame to make a group of 3'."""
+    who = free[0].name + " waits" if len(free) == 1 else f"{len(free)} frames from {free[0].name} on wait"
+    return f"{who} for {counted(n - len(free), 'more frame')} to make a group of {n}"
 
 
 def _group_name(group: Sequence[Path]) -> str:

@@ -67,6 +67,7 @@ class HotFolder:
         self.failed: dict[Path, tuple[tuple[str, str], ...]] = {}
         self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
         self.waiting: dict[str, str] = {}  # folder -> what it waits for (count groups short of N)
+        self.settling: dict[str, str] = {}  # folder -> what it waits for before it can be planned (files settling)
         self.blended_before: set[Path] = set()  # stacks found blended as they are by an earlier run (skipped)
         self.blended_here: set[Path] = set()  # stacks this run blended
         self.facts = _Facts()
@@ -108,8 +109,9 @@ class HotFolder:
             for folder in [f for f in self.folders if f == path or path in f.parents]:
                 del self.folders[folder]
             self.facts.forget(path)
-            for key in [k for k in self.problems if k == str(path) or Path(k).is_relative_to(path)]:
-                del self.problems[key]
+            for said in (self.problems, self.settling):
+                for key in [k for k in said if k == str(path) or Path(k).is_relative_to(path)]:
+                    del said[key]
             if path.parent in self.folders or path.parent == self.root or self.root in path.parent.parents:
                 self._touch(path.parent)
             self.cond.notify_all()
