@@ -24,6 +24,7 @@ from typing import Any
 import exiv2
 
 ANALOG_EXIF = "http://analogexif.sourceforge.net/ns/"  # the film's XMP schema (medianscan.outputs.xmp)
+DARKTABLE = "http://darktable.sf.net/"  # darktable's sidecar schema (medianscan.outputs.editors.darktable)
 
 Exiv2Error = exiv2.Exiv2Error
 _xmp = threading.Lock()  # one XMP decode or encode at a time (the toolkit's namespace table is shared)
@@ -32,6 +33,7 @@ exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
 if not exiv2.XmpParser.initialize():
     raise ImportError("Exiv2's XMP toolkit did not start")
 exiv2.XmpProperties.registerNs(ANALOG_EXIF, "AnalogExif")
+exiv2.XmpProperties.registerNs(DARKTABLE, "darktable")
 
 
 def read_image(source: bytes | Path | str) -> Any:

@@ -28,6 +28,7 @@ CommandHandler = Callable[[argparse.Namespace], int]
 # Which module holds each subcommand. The dispatcher imports only the one asked for: `medianscan capture` from a
 # desktop shortcut must answer at once, while `run` and `blend` pull in numba, rawpy and scipy (about 2 s).
 SUBCOMMANDS: dict[str, str] = {
+    "base": "base",
     "blend": "blend",
     "calibrate": "calibrate",
     "camera": "camera",

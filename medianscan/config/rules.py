@@ -203,6 +203,7 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("RigConfig", "frames_without_live_view"): _within(1, 100),
     ("LineProtocol", "steps_per_mm"): _within(0, 1e6, above=True),
     ("WatchConfig", "group"): _group,
+    ("OutputsConfig", "editors"): lambda v: None if len(set(v)) == len(v) else f"names an editor twice: {v}",
     ("WatchConfig", "quiet_seconds"): _within(0, 86400, above=True),
     ("WatchConfig", "frames"): _within(3, MAX_FRAMES),
     ("WatchConfig", "settle_seconds"): _within(0, 3600, above=True),

@@ -15,6 +15,7 @@ from medianscan.records import FilmRecord
 from medianscan.vocabulary import Action, FlatPolicy, Method, Retention, Strategy, StrategyChoice, WhiteLevelFrom
 
 Backend = Literal["gphoto2", "simulated"]
+Editor = Literal["darktable", "rawtherapee"]
 
 
 @dataclass
@@ -118,6 +119,14 @@ class BlendConfig:
     bracket: bool = False  # frames at two or more shutter times: blend each group, merge them (multi-exposure)
     keep_groups: bool = False  # with bracket: also write each exposure group's own blend
     white_level: WhiteLevelFrom = "darktable"  # whose white level a native raw's DNG says (blend.levels)
+
+
+@dataclass
+class OutputsConfig:
+    """What is written beside each blend: the editors' sidecars that open a negative as a positive, inverted with
+    the roll's film base (medianscan.outputs.editors)."""
+
+    editors: list[Editor] = field(default_factory=lambda: ["darktable", "rawtherapee"])
 
 
 @dataclass
@@ -236,6 +245,7 @@ class Config:
     archive: Path | None = None  # where `retention: archive` moves them
     camera: CameraConfig = field(default_factory=CameraConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
     triggers: TriggerConfig = field(default_factory=TriggerConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from medianscan.atomic import write_json
 from medianscan.errors import MedianscanError
+from medianscan.library.film_base import FilmBase
 from medianscan.library.manifest import now
 from medianscan.records import FilmRecord
 
@@ -45,6 +46,38 @@ def read_roll_record(roll: Path) -> RollRecord | None:
         return RollRecord(FilmRecord.from_json(data.get("film", {}), stored=True), str(data.get("created", "")))
     except (ValueError, AttributeError) as exc:
         raise MedianscanError(f"{path}: not a valid roll record ({exc})") from exc
+
+
+def read_film_base(roll: Path) -> FilmBase | None:
+    """The roll's film base as recorded in its roll.json (medianscan.library.film_base), or None when none is; a
+    damaged one is a MedianscanError naming the file."""
+    path = roll / ROLL_RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise MedianscanError(f"{path}: cannot read the roll's record ({exc})") from exc
+    found = data.get("film_base") if isinstance(data, dict) else None
+    if found is None:
+        return None
+    try:
+        return FilmBase.from_json(found)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MedianscanError(f"{path}: the film base it records is not valid ({exc})") from exc
+
+
+def record_film_base(roll: Path, base: FilmBase) -> None:
+    """Record the roll's film base in its roll.json, keeping what the record holds (a roll without one gets one,
+    with the film unknown)."""
+    path = roll / ROLL_RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        data = {"version": VERSION, "created": now(), "film": FilmRecord().to_json()}
+    except (OSError, ValueError) as exc:
+        raise MedianscanError(f"{path}: cannot read the roll's record ({exc})") from exc
+    write_json(path, {**data, "film_base": base.to_json() | {"recorded": now()}})
 
 
 def exposure_number(stack: Path) -> int | None:

@@ -27,6 +27,12 @@ FILM_LIGHT = 0.8  # the light through a fully transparent film, at this share of
 
 Subject = Literal["negative", "bare light", "film base"]
 BASE_TRANSMISSION = 0.85  # the clear film base (no image), before its orange mask
+# A step wedge of known densities over the base (grey: the same density in every colour), exposed onto the odd
+# negatives of a roll (1, 3, 5, ...) across their middle, so that a positive developed from them can be judged:
+# the first step is the clear base itself.
+WEDGE_DENSITIES = (0.0, 0.15, 0.3, 0.45, 0.6, 0.8, 1.0, 1.2)
+WEDGE_ROWS = (0.42, 0.58)  # the wedge's band, as fractions of the height
+WEDGE_COLUMNS = (0.08, 0.92)  # its steps side by side, as fractions of the width
 
 
 def mask(height: int, width: int) -> npt.NDArray[np.float32]:
@@ -99,7 +105,24 @@ def picture(seed: int, index: int, h: int, w: int) -> npt.NDArray[np.float32]:
     grain = np.repeat(np.repeat(grain, 2, axis=0), 2, axis=1)[:h, :w]
     scene = np.clip(scene * (1 + np.float32(0.05) * grain), 0.02, 1.0)
     # negative: bright scene -> dense film -> little light; seen through the orange base
-    return (np.float32(BASE_TRANSMISSION) - np.float32(0.7) * scene).astype(np.float32)
+    negative = (np.float32(BASE_TRANSMISSION) - np.float32(0.7) * scene).astype(np.float32)
+    if has_wedge(index):
+        for step, (top, left, bottom, right) in enumerate(wedge_steps(h, w)):
+            negative[top:bottom, left:right] = np.float32(BASE_TRANSMISSION * 10 ** -WEDGE_DENSITIES[step])
+    return negative
+
+
+def has_wedge(index: int) -> bool:
+    """Whether negative `index` of a roll carries the step wedge (the odd ones)."""
+    return index % 2 == 1
+
+
+def wedge_steps(h: int, w: int) -> list[tuple[int, int, int, int]]:
+    """Each step of the wedge as (top, left, bottom, right) in photosites, on whole CFA cells, densest last."""
+    top, bottom = (int(f * h) // 2 * 2 for f in WEDGE_ROWS)
+    edges = np.linspace(WEDGE_COLUMNS[0] * w, WEDGE_COLUMNS[1] * w, len(WEDGE_DENSITIES) + 1)
+    columns = [int(e) // 2 * 2 for e in edges]
+    return [(top, columns[i], bottom, columns[i + 1]) for i in range(len(WEDGE_DENSITIES))]
 
 
 class Negative:
