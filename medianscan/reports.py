@@ -61,6 +61,16 @@ class NeedsAttention:
 
 
 @dataclass(frozen=True)
+class RollFrameReport:
+    """One strip frame of a roll run, as `scan-roll`, status and the console say it: 'strip frame 3: found,
+    centred, shot as frame-003, blended'."""
+
+    strip_frame: int
+    text: str
+    settled: bool  # nothing more happens to it (blended, failed, set aside, or a blank skipped)
+
+
+@dataclass(frozen=True)
 class CaptureStatus:
     """Everything `medianscan status` shows for the capture daemon."""
 
@@ -83,6 +93,8 @@ class CaptureStatus:
     message: str | None
     recent: tuple[RecentNegative, ...]
     attention: tuple[NeedsAttention, ...]
+    roll_frames: tuple[RollFrameReport, ...] = ()  # the roll run's frames (under way, or the last run's)
+    roll_run_started: float | None = None  # when that run started (wall clock): which run the frames are of
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # nested records too; tuples become JSON arrays

@@ -14,8 +14,10 @@ import re
 import shutil
 import tempfile
 import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -89,6 +91,7 @@ def browser() -> Iterator[WebDriver]:
     profile = tempfile.mkdtemp(prefix="ms-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for console_errors
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -105,6 +108,14 @@ def viewport(driver: WebDriver, size: tuple[int, int]) -> None:
         "Emulation.setDeviceMetricsOverride",
         {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False},
     )
+
+
+def console_errors(driver: WebDriver) -> list[str]:
+    """What the page's console logged as errors since the last call: a content-security-policy refusal, a failed
+    load, a script error."""
+    chrome = typing.cast(webdriver.Chrome, driver)  # the log is Chromium's, not the W3C protocol's
+    entries: list[dict[str, Any]] = chrome.get_log("browser")  # type: ignore[no-untyped-call]
+    return [str(entry["message"]) for entry in entries if entry["level"] == "SEVERE"]
 
 
 def text_of(driver: WebDriver, testid: str) -> str:
@@ -138,15 +149,20 @@ def test_the_console_in_a_browser_shows_live_view_captures_and_shows_the_positiv
         browser.find_element(By.CSS_SELECTOR, "[data-testid=capture]").click()
         blended = "[data-testid=frames] > li[data-state=blended]"
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, blended)) == 1, "frame-001 blended")
-        assert "frame-001: burst done, 3 frames" in browser.find_element(By.CSS_SELECTOR, "[data-testid=answer]").text
+        said = text_of(browser, "answer")
+        assert "frame-001: burst done, 3 frames" in said and said.endswith(" (Capture button)"), said  # its source
         wait.until(lambda d: spread(d, "last-blend") > 10, "the positive of frame-001, not blank")
 
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.SPACE)  # the space bar captures too
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, blended)) == 2, "frame-002 blended")
+        wait.until(lambda d: text_of(d, "answer").endswith("(space bar)"), "the space bar named as the source")
+        assert text_of(browser, "answer").startswith("frame-002: burst done")
         items = browser.find_elements(By.CSS_SELECTOR, "[data-testid=frames] > li")
         assert [i.get_attribute("data-name") for i in items] == ["frame-001", "frame-002"]
         assert "x cleaner" in items[1].text and "3 of 3 frames used" in items[1].text
         wait.until(lambda d: d.find_element(By.ID, "last-blend").get_attribute("data-name") == "frame-002")
+        caption = text_of(browser, "last-caption")
+        assert re.search(r"\d\.\dx cleaner than one raw", caption) and "x noise" not in caption, caption  # once
 
         live = browser.find_element(By.CSS_SELECTOR, "[data-testid=live]")
         browser.execute_script("window.scrollTo(0, 0)")
@@ -169,6 +185,7 @@ def test_the_console_in_a_browser_shows_live_view_captures_and_shows_the_positiv
         target = os.environ.get("MEDIANSCAN_SCREENSHOT")
         if target:
             shutil.copyfile(shot, target)
+        assert console_errors(browser) == []  # no CSP refusal (the icon), no failed load, no script error
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
@@ -191,6 +208,7 @@ def test_everything_for_focusing_and_shooting_is_on_screen_and_each_event_said_o
         wait.until(lambda d: spread(d, "live") > 1, "a live image")
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid=frames] > li")) == 4, "the strip")
         wait.until(lambda d: "of peak" in text_of(d, "focus"), "the focus meter")
+        assert console_errors(browser) == []  # the page loads clean: no CSP refusal, no failed load
         wanted = ["#live", ".bar", "[data-testid=focus]", "[data-testid=capture]", "[data-testid=pause]",
                   "[data-testid=next]", "[data-testid=roll-folder]",
                   "[data-testid=frames] > li:last-child"]  # fmt: skip
@@ -221,30 +239,49 @@ def test_everything_for_focusing_and_shooting_is_on_screen_and_each_event_said_o
         browser.save_screenshot(str(shot))
         picture = imagecodecs.png_decode(shot.read_bytes())
         assert picture.shape[:2] == (size[1], size[0]) and picture.std() > 20
+        assert console_errors(browser) == []
+        if os.environ.get("MEDIANSCAN_SHOTS"):  # for a look by eye
+            shutil.copy(shot, Path(os.environ["MEDIANSCAN_SHOTS"]) / shot.name)
 
 
-def test_a_refused_setting_is_one_banner_and_live_view_still_runs(tmp_path: Path, browser: WebDriver) -> None:
-    """A misspelt setting: the body is connected (live view runs, for focusing) but captures are refused. One
-    banner names the setting and the nearest the body has; nothing says "not connected"; no broken images."""
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_a_refused_setting_is_one_banner_and_live_view_still_runs(
+    tmp_path: Path, browser: WebDriver, size: tuple[int, int]
+) -> None:
+    """A shutter speed the body does not offer: the body is connected (live view runs, for focusing) but captures
+    are refused. One banner names the setting, the five speeds nearest it (not all 37) and the reload that works
+    (SIGHUP: no "Ctrl-C and run again"); at both sizes it leaves the strip and the buttons on screen; nothing says
+    "not connected"; no broken images; the page's console stays clean."""
     cfg = capture_config(tmp_path / "library")
-    cfg.camera.settings = {"apperture": "8"}
+    cfg.camera.settings = {"shutterspeed": "1/55"}
     with RunningDaemon(cfg) as running:
-        viewport(browser, SIZES[0])
+        viewport(browser, size)
         browser.get(running.url)
         wait = WebDriverWait(browser, 60, poll_frequency=0.2)
         wait.until(lambda d: spread(d, "live") > 1, "a live image")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div"), "the banner")
         (banner,) = browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div")
-        assert banner.text.startswith("Setting refused:") and "'apperture' (did you mean 'aperture'?)" in banner.text
+        said = banner.text
+        assert said.startswith("Setting refused: camera setting 'shutterspeed' cannot be '1/55'"), said
+        assert "it offers 1/100, 1/80, 1/60, 1/50 or 1/40 nearest (`medianscan camera show` lists all 37)" in said
+        assert "1/4000" not in said and "Ctrl-C" not in said and f"`kill -HUP {os.getpid()}`" in said, said
         camera = browser.find_element(By.CSS_SELECTOR, "[data-testid=camera]")
         assert camera.text.endswith("settings refused") and "warn" in str(camera.get_attribute("class"))
         assert "not connected" not in browser.find_element(By.TAG_NAME, "body").text
         assert browser.execute_script(BROKEN) == []
+        wanted = ["#live", "[data-testid=capture]", "[data-testid=frames]", ".bar"]
+        assert browser.execute_script(ON_SCREEN, wanted) == dict.fromkeys(wanted, "shown")
+        assert browser.execute_script("return document.documentElement.scrollHeight <= innerHeight")
         browser.find_element(By.CSS_SELECTOR, "[data-testid=capture]").click()
         wait.until(lambda d: "cannot capture" in text_of(d, "answer"), "the refusal")
         assert browser.find_element(By.CSS_SELECTOR, "[data-testid=answer]").get_attribute("class") == "refused"
         assert len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div")) == 1  # said once
         assert list(running.daemon.library.root.glob("*/frame-001")) == []  # nothing shot
+        assert console_errors(browser) == []
+        shot = tmp_path / f"refused-{size[0]}.png"
+        browser.save_screenshot(str(shot))
+        if os.environ.get("MEDIANSCAN_SHOTS"):
+            shutil.copy(shot, Path(os.environ["MEDIANSCAN_SHOTS"]) / shot.name)
 
 
 def test_the_console_runs_a_roll_on_the_rig_shows_progress_and_the_found_frame_and_stops_it(
@@ -282,13 +319,20 @@ def test_the_console_runs_a_roll_on_the_rig_shows_progress_and_the_found_frame_a
         except TimeoutException:
             pytest.fail(f"a frame shot: the run says {text_of(browser, 'roll-run')!r}, the answer "
                         f"{text_of(browser, 'answer')!r}")  # fmt: skip
+        wait.until(lambda d: "strip frame 1: found, centred" in text_of(d, "roll-frames"), "the run's frame lines")
+        assert re.search(r"strip frame 1: found, centred.*, shot as frame-001, ", text_of(browser, "roll-frames"))
+        on_screen = browser.execute_script(ON_SCREEN, ["#roll-frames li", "#capture", "[data-testid=frames]"])
+        assert set(on_screen.values()) == {"shown"}, on_screen
         browser.save_screenshot(str(tmp_path / "roll-run.png"))
         if os.environ.get("MEDIANSCAN_ROLL_SCREENSHOT"):
             shutil.copy(tmp_path / "roll-run.png", os.environ["MEDIANSCAN_ROLL_SCREENSHOT"])
+        if os.environ.get("MEDIANSCAN_SHOTS"):
+            shutil.copy(tmp_path / "roll-run.png", Path(os.environ["MEDIANSCAN_SHOTS"]) / "roll-run.png")
 
         browser.find_element(By.CSS_SELECTOR, "[data-testid=stop-roll]").click()
         wait.until(lambda d: "stopped: by the operator" in text_of(d, "answer"), "the run's summary")
         wait.until(lambda d: not shown("roll-run") and not shown("stop-roll") and shown("scan-roll"), "run over")
+        assert console_errors(browser) == []
         assert not shown("frame-outline")
         said = text_of(browser, "answer")
         assert re.match(r"roll run: \d+ frames? shot \(frame-001", said) and " of 7 " not in said, said

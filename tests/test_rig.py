@@ -486,3 +486,41 @@ def test_a_board_that_boots_after_its_port_opens_is_waited_for() -> None:
         assert time.monotonic() - opened >= 0.8
     finally:
         device.vanish()
+
+
+def test_scan_roll_prints_each_frame_as_it_goes_and_status_shows_the_same(tmp_path: Path) -> None:
+    """`medianscan scan-roll` prints a line per strip frame while the run goes on (found, centred, shot, blended;
+    the blank skipped), not only the summary at its end; `status` lists the same lines during the run and after."""
+    import subprocess
+    import sys
+
+    from medianscan.cli.control import render_status
+
+    cfg = strip_config(tmp_path)
+    cfg.camera.simulated.seconds_per_frame = 0.3  # a burst takes a body's time: the run lasts some seconds
+    with RunningDaemon(cfg) as running:
+        command = [sys.executable, "-m", "medianscan", "scan-roll", "--socket", str(cfg.triggers.socket)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        arrived: list[tuple[float, str]] = []
+        during = ""
+        for line in proc.stdout:
+            arrived.append((time.monotonic(), line.rstrip("\n")))
+            if len(arrived) == 2:  # the run is under way: status says the same, frame by frame
+                during = render_status(running.daemon.status())
+        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+        after = render_status(running.daemon.status())
+
+    lines = [text for _, text in arrived]
+    *frames, summary = lines
+    assert summary.startswith("roll run: 7 frames shot (frame-001 to frame-007"), lines
+    assert [int(re.match(r"strip frame (\d+): ", f).group(1)) for f in frames] == list(range(1, 9)), lines  # type: ignore[union-attr]
+    assert frames[3] == "strip frame 4: blank (unexposed), skipped"
+    for text, name in zip([f for f in frames if "blank" not in f], [f"frame-{i:03d}" for i in range(1, 8)],
+                          strict=True):  # fmt: skip
+        assert re.match(rf"strip frame \d: found, centred( in \d moves?)?, shot as {name}, "
+                        r"(blended|blending|queued for its blend)$", text), text  # fmt: skip
+    assert "blended" in frames[0]  # printed once blended, while the run went on
+    assert arrived[-1][0] - arrived[0][0] > 1.0  # as it went, not all at the end
+    assert "roll run, frame by frame:\n  strip frame 1: found, centred" in during, during
+    assert "last roll run, frame by frame:" in after and "  strip frame 4: blank (unexposed), skipped" in after

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ COMMANDS: dict[str, Command] = {  # CLI name -> the command
         "run the strip on the rig: advance, find, centre, burst, to its end",
         "Ask the running daemon to run the strip under the lens on its rig (rig: in the config): advance, let the "
         "view settle, find the frame in live view, centre it, shoot its burst, and on until the strip ends. "
-        "Prints the run's summary; exits 0 when the strip ended by itself, 1 when the run stopped (the reason "
+        "Prints a line per strip frame as the run finishes with it (found, centred, shot, blended; a blank "
+        "skipped), then the run's summary; exits 0 when the strip ended by itself, 1 when the run stopped (the reason "
         "is printed; fix it and run scan-roll again: it carries on from the frame in view).",
     ),
     "stop-roll": Command(
@@ -151,7 +153,11 @@ def run(args: argparse.Namespace) -> int:
     fields: dict[str, Any] = {}
     if action == "new-roll" and (film := film_of(args).to_json()):
         fields["film"] = film
-    reply = request(find_socket(args), action, timeout=args.timeout, **fields)
+    path = find_socket(args)
+    if action == "scan-roll":
+        reply = scan_roll(path, args.timeout)
+    else:
+        reply = request(path, action, timeout=args.timeout, **fields)
     if not reply.get("ok"):  # the daemon's answers are sentences of their own: no prefix to double
         print(f"medianscan: {reply.get('error', f'{action}: the daemon refused it')}", file=sys.stderr)
         return 1
@@ -164,6 +170,60 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_status(status))
     return 0
+
+
+def scan_roll(path: Path, timeout: float | None) -> dict[str, Any]:
+    """`scan-roll`: the run's answer, with a line printed for each strip frame as the run finishes with it (found,
+    centred, shot, blended; a blank skipped), read from the daemon's status while the answer is awaited."""
+    before = _roll_frames(path)[0]  # the last run's start: its frames are not this run's
+    done: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            done["reply"] = request(path, "scan-roll", timeout=timeout)
+        except BaseException as exc:  # raised again on the main thread
+            done["error"] = exc
+
+    asking = threading.Thread(target=ask, name="scan-roll", daemon=True)
+    asking.start()
+    said: set[int] = set()
+    while asking.is_alive():
+        asking.join(POLL_SECONDS)
+        _say_frames(path, before, said, every=not asking.is_alive())
+    if "error" in done:
+        raise done["error"]
+    return dict(done["reply"])
+
+
+POLL_SECONDS = 1.0
+
+
+def _roll_frames(path: Path) -> tuple[float | None, list[dict[str, Any]]]:
+    """(the roll run's start, its frames) from the daemon's status; (None, []) from a daemon that says neither."""
+    try:
+        status = request(path, "status").get("status") or {}
+    except MedianscanError:
+        return None, []
+    frames = status.get("roll_frames")
+    return status.get("roll_run_started"), [f for f in frames if isinstance(f, dict)] if isinstance(
+        frames, list
+    ) else []
+
+
+def _say_frames(path: Path, before: float | None, said: set[int], *, every: bool) -> None:
+    """Print this run's frames not printed yet, in order, up to the first not settled (blended, failed, a blank
+    skipped), or `every` one at the run's end (a blend still under way says so)."""
+    started, frames = _roll_frames(path)
+    if started is None or started == before:
+        return
+    for frame in frames:  # in strip order: a blank skipped waits for the blend of the frame before it
+        number = frame.get("strip_frame")
+        if not isinstance(number, int) or number in said:
+            continue
+        if not (every or frame.get("settled")):
+            return
+        said.add(number)
+        print(frame.get("text"), flush=True)
 
 
 def _seconds(value: Any) -> str:
@@ -213,11 +273,22 @@ def render_status(status: dict[str, Any]) -> str:
     recent = rest.pop("recent", None)
     attention = rest.pop("attention", None)
     waiting = rest.pop("waiting", None)
+    rest.pop("roll_run_started", None)
+    roll_frames = rest.pop("roll_frames", None)
+    run_lines = _roll_frame_lines(roll_frames, under_way="roll_run" in rest)
     for key, value in rest.items():
         lines.append((key.replace("_", " "), json.dumps(value) if isinstance(value, dict | list) else str(value)))
     width = max((len(k) for k, _ in lines), default=0)
     out = [f"{k:<{width}}  {v}" for k, v in lines]
-    return "\n".join([*out, *_stack_lists(attention, waiting, recent)]) + "\n"
+    return "\n".join([*out, *run_lines, *_stack_lists(attention, waiting, recent)]) + "\n"
+
+
+def _roll_frame_lines(frames: Any, *, under_way: bool) -> list[str]:
+    """The roll run's frames, a line each: the run under way, or the last one."""
+    if not isinstance(frames, list | tuple) or not frames:
+        return []
+    head = "roll run, frame by frame:" if under_way else "last roll run, frame by frame:"
+    return [head, *(f"  {f.get('text')}" for f in frames if isinstance(f, dict))]
 
 
 def _roll_lines(rest: dict[str, Any], *, knows_flat: bool) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ class Scanner(Protocol):
     bursting: bool
     message: str | None  # the last error the operator was told
     bracket_group: tuple[int, int, str] | None  # (group, of groups, shutter) while a bracket runs
-    roll_run: RollProgress | None  # a roll run's progress (scan-roll), while one is under way
+    roll_run: RollProgress | None  # the roll run's progress (scan-roll); `under_way` False once it is over
 
     @property
     def rig(self) -> str | None: ...

@@ -22,12 +22,13 @@ from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
 from medianscan.records import SnrFigures
-from medianscan.reports import CameraView, QueueState, bracket_text
+from medianscan.reports import CameraView, QueueState, RollFrameReport, bracket_text
 
 if TYPE_CHECKING:
     from medianscan.console.scanner import Scanner
 
 REFRESH_SECONDS = 0.5
+SHOWN_FRAMES = 2  # a roll run's last frames under its progress line (the strip shows every negative)
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class ConsoleState:
     busy: bool
     group: str | None  # while a bracket runs: "group 2 of 2 (1/100)"
     rig: str | None  # the rig, when one is configured: "grbl on /dev/ttyUSB0" (the Scan roll button shows)
-    roll_run: RollProgress | None  # a roll run's progress, with the found frame's outline on the live view
+    roll_run: RollProgress | None  # a roll run's progress while under way, with the found frame's outline
     roll_run_said: str | None
+    roll_frames: tuple[RollFrameReport, ...]  # the run's last frames, as `scan-roll` prints them
     frames_per_burst: str
     queue: QueueState
     disk_free_bytes: int | None
@@ -117,6 +119,7 @@ class StateBuilder:
     def _build(self) -> ConsoleState:
         d = self.d
         roll = d.library.current_roll()
+        run = d.roll_run if d.roll_run is not None and d.roll_run.under_way else None
         return ConsoleState(
             camera=d.camera_view(),
             live=d.live.state(),
@@ -128,8 +131,9 @@ class StateBuilder:
             busy=d.bursting,
             group=None if d.bracket_group is None else bracket_text(d.bracket_group),
             rig=d.rig,
-            roll_run=d.roll_run,
-            roll_run_said=None if d.roll_run is None else d.roll_run.said(),
+            roll_run=run,
+            roll_run_said=None if run is None else run.said(),
+            roll_frames=() if run is None else tuple(line.report() for line in run.frames[-SHOWN_FRAMES:]),
             frames_per_burst=d.frames_per_burst,
             queue=d.queue_state(),
             disk_free_bytes=d.library.free_bytes(),

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from medianscan.capture.events import Answer
@@ -22,6 +23,8 @@ from medianscan.capture.rig.finding import FrameFinder, Sight, decode, same_pict
 from medianscan.capture.rig.port import RigError
 from medianscan.config.schema import RigConfig
 from medianscan.errors import MedianscanError
+from medianscan.library.manifest import State, read_manifest
+from medianscan.reports import RollFrameReport
 from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,42 @@ class Eyes(Protocol):
         """The next live-view frame (shown on the console too); None: the body has no live view."""
 
     def shoot(self, strip_frame: int) -> Answer:
-        """One negative's burst, as a press (strip frame `strip_frame` of the strip): its stack, blended beside
-        the next frame's finding."""
+        """One negative's burst, as a press (strip frame `strip_frame` of the strip): its stack (the answer's
+        `stack`: the stack folder's path), blended beside the next frame's finding."""
+
+
+@dataclass(frozen=True)
+class FrameLine:
+    """One strip frame as the run met it: found, centred by so many moves and shot as a stack; or blank and
+    skipped."""
+
+    strip_frame: int
+    blank: bool = False
+    corrections: int = 0
+    stack: str | None = None  # the stack folder it was shot as
+    by_pitch: bool = False  # placed by the calibrated pitch alone (no live view to find it in)
+
+    def report(self) -> RollFrameReport:
+        """The line the operator reads, with the stack's blend as its manifest says now."""
+        head = f"strip frame {self.strip_frame}: "
+        if self.blank or self.stack is None:
+            return RollFrameReport(self.strip_frame, head + "blank (unexposed), skipped", True)
+        moves = f" in {counted(self.corrections, 'move')}" if self.corrections else ""
+        placed = "placed by the pitch" if self.by_pitch else f"found, centred{moves}"
+        stack = Path(self.stack)
+        try:
+            m = read_manifest(stack)
+        except MedianscanError:  # a retake set it aside in discarded/
+            return RollFrameReport(self.strip_frame, f"{head}{placed}, shot as {stack.name}, set aside", True)
+        blend = {
+            State.BLENDED: "blended",
+            State.BLENDING: "blending",
+            State.CAPTURED: "queued for its blend",
+            State.FAILED: f"blend failed: {m.error}",
+            State.INCOMPLETE: f"cut off: {m.error or m.note}",
+        }.get(m.state, m.state.value)
+        text = f"{head}{placed}, shot as {stack.name}, {blend}"
+        return RollFrameReport(self.strip_frame, text, m.state in (State.BLENDED, State.FAILED, State.INCOMPLETE))
 
 
 @dataclass(frozen=True)
@@ -56,6 +93,12 @@ class RollProgress:
     corrections: int
     doing: str  # "advancing", "settling", "finding frame 3", "shooting frame 3"...
     outline: tuple[float, float, float, float] | None  # the found picture in the view (fractions), once found
+    frames: tuple[FrameLine, ...] = ()  # the frames met so far, in order
+    started: float = 0.0  # the run's start (wall clock): which run this is
+    under_way: bool = True  # False: the run is over (its frames kept for status until the next)
+
+    def reports(self) -> tuple[RollFrameReport, ...]:
+        return tuple(line.report() for line in self.frames)
 
     def said(self) -> str:
         """'2 shot, 1 blank, 2 corrections; finding strip frame 3'."""
@@ -122,7 +165,10 @@ class RollRun:
         self.summary = RollSummary()
         self.frame = 1 if resume is None else resume.frame
         self.outline: tuple[float, float, float, float] | None = None
+        self.moves = 0  # the frame under way's correcting moves
         self.last_shot = None if resume is None else resume.last_shot
+        self.lines: list[FrameLine] = []
+        self.started = time.time()
         if self.last_shot is not None and self.last_shot.mm_per_px is not None:  # the copy stand's scale
             self.finder.mm_per_px = self.last_shot.mm_per_px
 
@@ -144,7 +190,8 @@ class RollRun:
 
     def _tell(self, doing: str) -> None:
         s = self.summary
-        self.report(RollProgress(self.frame, len(s.shot), len(s.blanks), s.corrections, doing, self.outline))
+        self.report(RollProgress(self.frame, len(s.shot), len(s.blanks), s.corrections, doing, self.outline,
+                                 tuple(self.lines), self.started, doing != "done"))  # fmt: skip
 
     def _run(self) -> None:
         if self.eyes.preview() is None:
@@ -172,6 +219,7 @@ class RollRun:
         if sight.kind == "blank":
             log.info("strip frame %d is blank (unexposed): skipped", self.frame)
             self.summary.blanks.append(self.frame)
+            self.lines.append(FrameLine(self.frame, blank=True))
             self.frame += 1
             self._advance(sight.offset_mm)
             return True
@@ -191,12 +239,14 @@ class RollRun:
     def _centre(self, sight: Sight) -> Sight | None:
         """Correcting moves until the picture is centred within tolerance; None (the run stops) if it will not."""
         tolerance = self.cfg.centre_tolerance * self.cfg.picture_mm
+        self.moves = 0
         for _ in range(self.cfg.corrections):
             if abs(sight.offset_mm) <= tolerance:
                 return sight
             self._tell(f"centring strip frame {self.frame} ({sight.offset_mm:+.1f} mm)")
             self.rig.move(sight.offset_mm)
             self.summary.corrections += 1
+            self.moves += 1
             sight = self._settled_sight()
             if sight.kind != "picture":
                 self.summary.stopped = f"frame {self.frame} lost while centring it: {sight.why or sight.kind}"
@@ -228,8 +278,9 @@ class RollRun:
         if not answer.ok:
             self.summary.stopped = f"the burst of strip frame {self.frame} failed: {answer.text}"
             return False
-        self.summary.shot.append(answer.stack or f"frame {self.frame}")
+        self.summary.shot.append(Path(answer.stack).name if answer.stack else f"frame {self.frame}")
         self.summary.strip_frames.append(self.frame)
+        self.lines.append(FrameLine(self.frame, corrections=self.moves, stack=answer.stack))
         error = abs(sight.offset_mm) / self.cfg.picture_mm
         self.summary.worst_centring = max(self.summary.worst_centring, error)
         self.last_shot = sight
@@ -281,8 +332,9 @@ class RollRun:
             if not answer.ok:
                 self.summary.stopped = f"the burst of strip frame {self.frame} failed: {answer.text}"
                 return
-            self.summary.shot.append(answer.stack or f"frame {self.frame}")
+            self.summary.shot.append(Path(answer.stack).name if answer.stack else f"frame {self.frame}")
             self.summary.strip_frames.append(self.frame)
+            self.lines.append(FrameLine(self.frame, stack=answer.stack, by_pitch=True))
             self.frame += 1
             if self.frame <= self.cfg.frames_without_live_view:
                 self._tell(f"advancing to strip frame {self.frame}")

@@ -21,29 +21,35 @@ function el(tag, attrs = {}, text = "") {
 // One message box: the last answer, to this page's buttons or to the footswitch alike, coloured by what happened
 // (done, queued, ignored, refused); a pause is done, not an error.
 let toldNumber = 0;
+let ownAnswer = null;  // the text this page last showed as its own press's answer
 function showAnswer(text, outcome, source) {
   const answer = $("answer");
   answer.className = outcome || "";
   answer.replaceChildren(text);
-  if (source && source !== "console") answer.append(" ", el("span", { class: "from" }, `(${source})`));
+  if (source) answer.append(" ", el("span", { class: "from" }, `(${source})`));
 }
-async function act(action, payload = {}) {
-  showAnswer(action + "…", "", "");
+// `how`: what on this page asked ("Capture button", "space bar"), named with its answer as a pedal's press is
+async function act(action, how, payload = {}) {
+  showAnswer(action + "…", "", how);
+  let body;
   try {
     const response = await fetch("/api/actions/" + action, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
-    const body = response.headers.get("content-type")?.includes("json") ? await response.json() : { ok: false, text: await response.text() };
-    showAnswer(body.text, body.outcome || (body.ok ? "done" : "refused"), "");
+    body = response.headers.get("content-type")?.includes("json") ? await response.json() : { ok: false, text: await response.text() };
   } catch (err) {
-    showAnswer(action + ": the daemon did not answer (" + err + ")", "refused", "");
+    body = { ok: false, outcome: "refused", text: action + ": the daemon did not answer (" + err + ")" };
   }
+  ownAnswer = body.text;
+  showAnswer(body.text, body.outcome || (body.ok ? "done" : "refused"), how);
 }
+// the daemon's last answer to anyone: a pedal's, the socket's, another console's (this page's own is said above)
 function showTold(told) {
   if (!told || told.number === toldNumber) return;
   toldNumber = told.number;
-  showAnswer(told.answer.text, told.answer.outcome, told.source);
+  if (told.source === "console" && told.answer.text === ownAnswer) return;
+  showAnswer(told.answer.text, told.answer.outcome, told.source === "console" ? "another console" : told.source);
 }
-$("capture").addEventListener("click", () => act("capture"));
-$("retake").addEventListener("click", () => act("retake"));
+$("capture").addEventListener("click", () => act("capture", "Capture button"));
+$("retake").addEventListener("click", () => act("retake", "Retake button"));
 $("new-roll").addEventListener("click", () => $("roll-dialog").showModal());
 $("roll-cancel").addEventListener("click", () => $("roll-dialog").close());
 $("roll-form").addEventListener("submit", (e) => {
@@ -53,16 +59,16 @@ $("roll-form").addEventListener("submit", (e) => {
     if (value.trim()) film[key] = key === "iso" ? parseInt(value, 10) : value.trim();
   }
   $("roll-dialog").close();
-  act("new-roll", { film });
+  act("new-roll", "New roll button", { film });
 });
-$("flat").addEventListener("click", () => act("flat"));
-$("scan-roll").addEventListener("click", () => act("scan-roll"));
-$("stop-roll").addEventListener("click", () => act("stop-roll"));
-$("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause"));
+$("flat").addEventListener("click", () => act("flat", "Flat field button"));
+$("scan-roll").addEventListener("click", () => act("scan-roll", "Scan roll button"));
+$("stop-roll").addEventListener("click", () => act("stop-roll", "Stop button"));
+$("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause", (state && state.paused ? "Resume" : "Pause") + " button"));
 $("focus-reset").addEventListener("click", () => fetch("/api/focus/reset", { method: "POST" }));
 document.addEventListener("keydown", (e) => {
   if ($("roll-dialog").open || e.target instanceof HTMLInputElement || e.target instanceof HTMLButtonElement) return;
-  if (e.code === "Space" && !e.repeat) { e.preventDefault(); act("capture"); }
+  if (e.code === "Space" && !e.repeat) { e.preventDefault(); act("capture", "space bar"); }
   if (e.key === "Escape") { loupeAt = null; $("loupe-box").hidden = true; }
 });
 
@@ -169,8 +175,10 @@ function showRollRun(s) {
   const run = s.roll_run;
   $("scan-roll").hidden = !s.rig || !!run;
   $("stop-roll").hidden = !run;
-  $("roll-run").hidden = !run;
+  $("roll-run-box").hidden = !run;
   $("roll-run").textContent = s.roll_run_said ? "roll run: " + s.roll_run_said : "";
+  // its last frames, as scan-roll prints them: found, centred, shot, blended; a blank skipped
+  $("roll-frames").replaceChildren(...s.roll_frames.map((f) => el("li", { title: f.text }, f.text)));
   outline = run && run.outline;
   placeOutline();
 }
@@ -196,9 +204,9 @@ function showRoll(s) {
 
 function describe(n) {
   const bits = [];
-  if (n.noise_ratio) bits.push(`${n.noise_ratio.toFixed(2)}x noise, ${(1 / n.noise_ratio).toFixed(1)}x cleaner`);
+  if (n.noise_ratio) bits.push(`${(1 / n.noise_ratio).toFixed(1)}x cleaner than one raw`);
   if (n.frames_used != null) bits.push(`${n.frames_used} of ${n.frames_expected} frames used`);
-  if (n.snr != null) bits.push(snrText(n));
+  if (n.snr != null) bits.push(snrText(n) + " in the densest tenth");
   return bits;
 }
 // the raw's clipped share, only where there is some: "clipped R 0.31 % G 12 %"

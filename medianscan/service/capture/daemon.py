@@ -91,7 +91,7 @@ class Daemon(Service):
         self.waiting_for_room = False
         self.bracket_group: tuple[int, int, str] | None = None  # (group, of groups, shutter) while a bracket runs
         self.cut_off: set[Path] = set()  # bursts cut off with frames on the body: fetched once it is here
-        self.roll_run: RollProgress | None = None  # a roll run's progress (scan-roll), while one is under way
+        self.roll_run: RollProgress | None = None  # the roll run's progress (scan-roll); kept once it is over
         self.roll_stop = threading.Event()
         for action in ("stop-roll", "capture", "scan-roll"):  # stop-roll, or the pedal, during a run: it stops
             self.hub.at_once[action] = functools.partial(roll_turn.at_once, self)

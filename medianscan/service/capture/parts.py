@@ -40,7 +40,7 @@ class CaptureDaemon(Protocol):
     bursting: bool
     waiting_for_room: bool
     bracket_group: tuple[int, int, str] | None
-    roll_run: RollProgress | None  # a roll run's progress, while one is under way
+    roll_run: RollProgress | None  # a roll run's progress (its under_way False once over: the frames stay)
     roll_stop: threading.Event  # set: the roll run stops between frames
     message: str | None
     console: ConsoleServer | None

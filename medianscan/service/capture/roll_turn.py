@@ -5,8 +5,10 @@ taking effect between frames."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 from typing import Protocol
 
 from medianscan.capture.camera import Camera, NoLiveViewError
@@ -48,7 +50,11 @@ class CameraEyes:
         return jpeg
 
     def shoot(self, strip_frame: int) -> Answer:
-        return self.shooter.capture(strip_frame)
+        answer = self.shooter.capture(strip_frame)
+        roll = self.shooter.d.library.current_roll()
+        if answer.stack is None or roll is None:
+            return answer
+        return dataclasses.replace(answer, stack=str(roll / answer.stack))  # the run reports the stack's blend
 
 
 NO_RUN = Answer(False, "stop-roll", "stop-roll ignored: no roll run is under way", "ignored")
@@ -73,7 +79,9 @@ def scan_roll(shooter: Shooter) -> Answer:
     shooter.ready_camera("scan the roll")
     resume = shooter.roll_resume
     d.roll_stop.clear()
-    d.roll_run = RollProgress(1 if resume is None else resume.frame, 0, 0, 0, "opening the rig", None)
+    d.roll_run = RollProgress(
+        1 if resume is None else resume.frame, 0, 0, 0, "opening the rig", None, started=time.time()
+    )
     try:  # a stop-roll or a press from here on stops the run (opening the rig takes a board's boot)
         rig = open_rig(d.cfg)  # RigError: refused, with the reason
         try:
@@ -90,16 +98,22 @@ def scan_roll(shooter: Shooter) -> Answer:
             shooter.roll_resume = run.resume()
         finally:
             rig.close()
-    finally:
-        d.roll_run = None
+    finally:  # over: its frames stay for status and the console until the next run
+        d.roll_run = None if d.roll_run is None else dataclasses.replace(d.roll_run, under_way=False, outline=None)
         d.roll_stop.clear()
     return Answer(summary.ended, "scan-roll", summary.said(), "done" if summary.ended else "refused")
+
+
+def under_way(d: CaptureDaemon) -> RollProgress | None:
+    """The roll run under way, or None (`d.roll_run` keeps the last run's frames after it ended)."""
+    run = d.roll_run
+    return run if run is not None and run.under_way else None
 
 
 def at_once(d: CaptureDaemon, action: Request, source: str) -> Answer | None:
     """`stop-roll`, and a press of the pedal (or a capture, a scan-roll) while a roll run is under way: the run
     stops between frames, the film left where it is. Otherwise a press queues as usual (None)."""
-    run = d.roll_run
+    run = under_way(d)
     if run is None:
         if action == "stop-roll":
             return NO_RUN

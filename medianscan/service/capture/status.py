@@ -18,6 +18,7 @@ from medianscan.reports import (
     bracket_text,
 )
 from medianscan.service.capture.parts import CaptureDaemon
+from medianscan.service.capture.roll_turn import under_way
 
 
 def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
@@ -73,7 +74,7 @@ def capture_status(d: CaptureDaemon) -> CaptureStatus:
         paused=d.paused,
         busy=d.bursting,
         bracket_group=d.bracket_group,
-        roll_run=None if d.roll_run is None else d.roll_run.said(),
+        roll_run=None if (run := under_way(d)) is None else run.said(),
         queue=queue_state(d),
         disk_free_bytes=d.library.free_bytes(),
         console=None if d.console is None else d.console.url,
@@ -83,6 +84,8 @@ def capture_status(d: CaptureDaemon) -> CaptureStatus:
             NeedsAttention(str(stack), m.state.value, m.error or m.note or m.state.value)
             for stack, m in d.library.needing_attention()
         ),
+        roll_frames=() if d.roll_run is None else d.roll_run.reports(),
+        roll_run_started=None if d.roll_run is None else d.roll_run.started,
     )
 
 
@@ -93,8 +96,8 @@ def capture_status_line(d: CaptureDaemon) -> str:
         head = f"{cam.model}: {cam.state}"
         if d.bracket_group is not None:
             head += " " + bracket_text(d.bracket_group)
-        if d.roll_run is not None:
-            head += "; " + d.roll_run.said()
+        if (run := under_way(d)) is not None:
+            head += "; " + run.said()
     else:
         head = f"camera {cam.state}"  # why is in its own log line and in status
     roll, negative = d.library.position()
