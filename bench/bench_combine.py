@@ -3,8 +3,9 @@
 Per N: the floor (read the stack once: a generated bitwise-OR kernel or `np.bitwise_or.reduce` into a
 preallocated frame, whichever is faster in this run), the median kernel and its ratio to the floor, `np.median`
 (on a band of rows, scaled, when the frame is large) and its ratio to the median kernel, the robust means and the
-mean relative to the median kernel, the robust means on a worst-case stack (frame 0 an outlier at every pixel), and
-the peak memory a combine adds (ru_maxrss in a child process). Timings are
+mean relative to the median kernel, the robust means on a worst-case stack (frame 0 an outlier at every pixel), the
+time to measure the stack's noise model (once per stack, as the pipeline does: the robust means are timed with it
+measured), and the peak memory a combine adds (ru_maxrss in a child process). Timings are
 medians of interleaved repeats; other processes on the machine add noise, so compare the ratios.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from medianscan.blend import combine, kernel_cache
+from medianscan.blend.noise_model import measure_rows
 from medianscan.vocabulary import Method
 
 FULL = (4000, 6000)  # 24 MP
@@ -96,6 +98,8 @@ def bench_n(n: int, shape: tuple[int, int], repeats: int, memory: bool, stat: st
         floor_kernel(stack[:, :2], out[:2])
 
     compile_s = timed(warm)
+    model = measure_rows(stack)
+    measuring = [timed(lambda: measure_rows(stack)) for _ in range(max(1, repeats // 2))]
     rows = min(h, NP_MEDIAN_ROWS)
     band = stack[:, :rows]
     runs: dict[str, list[float]] = {k: [] for k in ("floor-gen", "floor-np", *methods)}
@@ -103,15 +107,16 @@ def bench_n(n: int, shape: tuple[int, int], repeats: int, memory: bool, stat: st
         runs["floor-gen"].append(timed(lambda: floor_kernel(stack, out)))
         runs["floor-np"].append(timed(lambda: np.bitwise_or.reduce(stack, axis=0, out=out)))
         for method in methods:
-            runs[method].append(timed(lambda m=method: combine.combine(stack, m, out=out)))  # type: ignore[misc]
+            runs[method].append(timed(lambda m=method: combine.combine(stack, m, noise=model, out=out)))  # type: ignore[misc]
     np_times = [timed(lambda: np.median(band, axis=0)) * h / rows for _ in range(max(1, repeats // 3))]
     # Worst case for sigma-clip: one frame is an outlier at every pixel (a flicker, a bumped frame), so every
     # pixel rejects a value. Done in place, after the clean runs, to avoid a second stack in memory.
     stack[0] += OUTLIER
+    model = measure_rows(stack)
     for _ in range(repeats):
         for method in ("sigma-clip", "winsorized"):
             runs.setdefault(f"{method} outlier", []).append(
-                timed(lambda m=method: combine.combine(stack, m, out=out))  # type: ignore[misc]
+                timed(lambda m=method: combine.combine(stack, m, noise=model, out=out))  # type: ignore[misc]
             )
     pick = statistics.median if stat == "median" else min
     row = {k: pick(v) for k, v in runs.items()}
@@ -119,6 +124,7 @@ def bench_n(n: int, shape: tuple[int, int], repeats: int, memory: bool, stat: st
     row["np.median"] = pick(np_times)
     row["np_rows"] = rows
     row["compile"] = compile_s
+    row["measure"] = pick(measuring)
     if memory:
         for name in ("median", "sigma-clip", "winsorized", "np.median"):
             row[f"mem {name}"] = peak_extra_mib(n, shape, name)
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     head = (
         f"{'N':>3} {'floor ms':>9} {'median ms':>10} {'/floor':>7} {'np.median ms':>13} {'np/med':>7} "
         f"{'sigma ms':>9} {'/med':>5} {'winsor ms':>10} {'/med':>5} {'mean ms':>8} {'/med':>5} "
-        f"{'outlier: sigma':>14} {'/med':>5} {'winsor':>7} {'/med':>5} {'compile s':>9}"
+        f"{'outlier: sigma':>14} {'/med':>5} {'winsor':>7} {'/med':>5} {'compile s':>9} {'model ms':>8}"
     )
     if not args.no_memory:
         head += "  extra MiB: median / sigma / winsor / np.median"
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['winsorized'] * 1e3:>10.1f} {r['winsorized'] / med:>4.1f}x "
             f"{r['mean'] * 1e3:>8.1f} {r['mean'] / med:>4.1f}x "
             f"{r['sigma-clip outlier'] * 1e3:>14.1f} {r['sigma-clip outlier'] / med:>4.1f}x "
-            f"{r['winsorized outlier'] * 1e3:>7.1f} {r['winsorized outlier'] / med:>4.1f}x {r['compile']:>9.1f}"
+            f"{r['winsorized outlier'] * 1e3:>7.1f} {r['winsorized outlier'] / med:>4.1f}x {r['compile']:>9.1f} "
+            f"{r['measure'] * 1e3:>8.0f}"
         )
         if not args.no_memory:
             line += "  " + " / ".join(
@@ -173,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
     print("floor = min(generated read-once kernel, np.bitwise_or.reduce); compile s = first warm-up (or cache load)")
     print(f"outlier: frame 0 + {OUTLIER} at every pixel (every pixel rejects a value); /med = over the clean median")
+    print("model ms: measuring the stack's noise model (noise_model.measure_rows), once per stack, not in the rest")
     if args.json:
         print(json.dumps(results, indent=1))
     return 0

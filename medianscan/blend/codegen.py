@@ -176,7 +176,7 @@ def sigma_clip_source(n: int, rounds: int) -> str:
     lines += [f"{ind}cnt = {' + '.join(f'k{i}' for i in range(n))}"]
     lines += [f"{ind}tot = {' + '.join(f'k{i} * f{i}' for i in range(n))}"]
     if rounds == 1:
-        lines.append(f"{ind}flag = cnt < {f32}({float(n)!r})")
+        lines.append(f"{ind}flag = np.int32(cnt < {f32}({float(n)!r}))")
     else:
         lines += [
             f"{ind}c = tot / max(cnt, {f32}(1.0))",
@@ -186,14 +186,16 @@ def sigma_clip_source(n: int, rounds: int) -> str:
         lines += [
             f"{ind}cnt2 = {' + '.join(f'm{i}' for i in range(n))}",
             f"{ind}tot2 = {' + '.join(f'm{i} * f{i}' for i in range(n))}",
-            f"{ind}flag = (cnt2 > {f32}(0.0)) & (cnt2 < cnt)",
+            f"{ind}flag = np.int32(cnt2 > {f32}(0.0)) & np.int32(cnt2 < cnt)",
             f"{ind}tot = tot2 if cnt2 > {f32}(0.0) else tot",
             f"{ind}cnt = cnt2 if cnt2 > {f32}(0.0) else cnt",
         ]
     lines += [
-        f"{ind}mean = np.int32((2.0 * float(tot) + float(cnt)) / (2.0 * float(max(cnt, {f32}(1.0)))))",
-        f"{ind}kept = mean if cnt > {f32}(0.0) else np.int32(math.floor(float(centre) + 0.5))",
-        f"{ind}res[x] = kept + (65536 if flag else 0)",
+        f"{ind}mean = np.int32((tot + tot + cnt) / (max(cnt, {f32}(1.0)) + max(cnt, {f32}(1.0))))"
+        if n <= 64  # float32: exact sums, and a quotient's error far below 1/(2 cnt) from a rounding boundary
+        else f"{ind}mean = np.int32((2.0 * float(tot) + float(cnt)) / (2.0 * float(max(cnt, {f32}(1.0)))))",
+        f"{ind}kept = mean if cnt > {f32}(0.0) else np.int32(centre + {f32}(0.5))",
+        f"{ind}res[x] = kept + 65536 * flag",
         "        for x in range(w):",
         "            o[x] = res[x] & 65535",
         f"        if iterations > {rounds}:",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-SITES = 1 << 17  # photosites measured (a strided subsample): each colour's line to about a percent
+SITES = 1 << 16  # photosites measured (a strided subsample): each colour's gain to a few percent
 BIN_SITES = 512  # at least this many photosites per level bin
 MAX_BINS = 16  # level bins per colour
 LEAST_READ = 0.5  # DN: no model says a value is exact (16-bit rounding alone is 0.29 DN)
