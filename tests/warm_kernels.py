@@ -1,8 +1,8 @@
 """Compile, on the core a test run leaves idle, the kernels that take longest the first time, before the tests
 need them.
 
-A cold run (a new machine, an empty kernel cache) spends minutes compiling, sigma-clip above all (up to a minute
-for one N), one kernel after another on one core while the other is mostly idle. The conftest starts this in
+A cold run (a new machine, an empty kernel cache) spends minutes compiling (sigma-clip about 10 s for one N, the
+others a few seconds), one kernel after another on one core while the other is mostly idle. The conftest starts this in
 the background at the start of the session; a test that gets to a kernel first simply compiles it itself, and
 with a warm cache this costs a load of each (a second). Nothing depends on it: it only moves work earlier.
 """

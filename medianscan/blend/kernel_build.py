@@ -1,6 +1,6 @@
 """Build the kernels a scanning set-up will use ahead of time, so no blend waits for a compile.
 
-numba compiles each kernel (one per method and frame count) the first time it is used: 1-6 s each, a minute
+numba compiles each kernel (one per method and frame count) the first time it is used: 1-6 s each, about 10 s
 for sigma-clip. A burst of N frames uses N and N-1 (the noise measurement), and N-1 down to 3 when bad frames are
 dropped. `medianscan kernels` (run by `make demo`, `make test` and the README's service install) builds them on
 every core, and the daemon does the same at its start in the background when they are missing; afterwards a
