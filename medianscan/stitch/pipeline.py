@@ -41,23 +41,8 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
     options = options or StitchOptions()
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    if len(given) < 2:
-        raise StitchError("a stitch needs at least two tiles")
-    grid = plan.parse_layout(options.layout, options.overlap, len(given))
-    plan.check_output(output, [sources.Tile(p, p) for p in given], 0)
-    tiles = [sources.resolve_tile(p) for p in given]
-    facts = [sources.read_facts(t) for t in tiles]
-    problems = plan.set_problems(tiles, facts)
-    if problems:
-        raise StitchError("cannot stitch: " + "; ".join(problems))
-    size = facts[0].size
-    prior = [grid.position(k, size) for k in range(len(tiles))] if grid else None
-    columns = grid.columns if grid else None
-    if grid is not None:
-        problem = plan.limit_problem(output, grid.extent(size), size, columns)
-        if problem:
-            raise StitchError(problem)
-    plan.check_output(output, tiles, int(2.2 * sum(t.raw.stat().st_size for t in tiles)))
+    checked = _check_set(given, output, options)
+    tiles, size, prior, columns = checked.tiles, checked.size, checked.prior, checked.columns
     flat = sources.load_flat(options.flat)
 
     with TileStore(output.parent) as store:
@@ -82,12 +67,7 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
 
         t = time.perf_counter()
         raw_range = float(layout.white_level - np.mean(layout.black_levels))
-        overlaps = [
-            found
-            for i, j in sorted(set(measured) | set(prior_pairs))
-            if (found := gains.sample_overlap(i, j, store.get(f"plane{i}"), store.get(f"plane{j}"), poses=poses,
-                                              cell=cell)) is not None
-        ]  # fmt: skip
+        overlaps = _overlaps(store, sorted(set(measured) | set(prior_pairs)), poses, cell)
         tile_gains = gains.solve_gains(len(tiles), overlaps, raw_range)
         timings["gains"] = time.perf_counter() - t
 
@@ -143,6 +123,49 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
     )
     write_json(output.with_suffix(".json"), record.to_json())
     return record
+
+
+@dataclass(frozen=True)
+class _CheckedSet:
+    """A set of tiles that passed the checks made before any pixel is read."""
+
+    tiles: list[sources.Tile]
+    size: tuple[int, int]  # a tile's visible height, width
+    prior: list[tuple[float, float]] | None  # the --layout grid's positions
+    columns: int | None
+
+
+def _check_set(given: Sequence[Path], output: Path, options: StitchOptions) -> _CheckedSet:
+    """The arguments, the set and the output checked (and stack folders blended) before any tile is decoded."""
+    if len(given) < 2:
+        raise StitchError("a stitch needs at least two tiles")
+    grid = plan.parse_layout(options.layout, options.overlap, len(given))
+    plan.check_output(output, [sources.Tile(p, p) for p in given], 0)
+    tiles = [sources.resolve_tile(p) for p in given]
+    facts = [sources.read_facts(t) for t in tiles]
+    problems = plan.set_problems(tiles, facts)
+    if problems:
+        raise StitchError("cannot stitch: " + "; ".join(problems))
+    size = facts[0].size
+    prior = [grid.position(k, size) for k in range(len(tiles))] if grid else None
+    columns = grid.columns if grid else None
+    if grid is not None:
+        problem = plan.limit_problem(output, grid.extent(size), size, columns)
+        if problem:
+            raise StitchError(problem)
+    plan.check_output(output, tiles, int(2.2 * sum(t.raw.stat().st_size for t in tiles)))
+    return _CheckedSet(tiles, size, prior, columns)
+
+
+def _overlaps(
+    store: TileStore, pairs: Sequence[tuple[int, int]], poses: Sequence[solve.Pose], cell: tuple[int, int]
+) -> list[gains.Overlap]:
+    """Each overlap's two planes on one grid, for the gains and the seams' residuals."""
+    found = (
+        gains.sample_overlap(i, j, store.get(f"plane{i}"), store.get(f"plane{j}"), poses=poses, cell=cell)
+        for i, j in pairs
+    )
+    return [overlap for overlap in found if overlap is not None]
 
 
 def _register(
