@@ -1,4 +1,4 @@
-"""The editors' sidecars: a roll of simulated negatives (the odd ones carry a step wedge of known densities on the
+"""The editors' sidecars: a roll of simulated negatives (the 3rd and 7th carry a step wedge of known densities on the
 orange mask), shot by the simulated camera and blended with `medianscan blend`, its film base measured once, and
 each blend developed by the real darktable-cli and rawtherapee-cli with the sidecar we wrote beside it: a positive
 whose clear base is black, whose wedge rises step by step in neutral greys, alike in every negative of the roll."""
@@ -29,7 +29,7 @@ from medianscan.outputs.editors import editor_sidecars, is_ours, roll_blends, si
 from medianscan.records import FilmRecord
 
 SIZE = {"width": 384, "height": 256}  # small: the editors are slow on two busy cores
-NEGATIVES = 4  # the wedge is on negatives 1 and 3
+NEGATIVES = 7  # the wedge is on negatives 3 and 7
 FILM = FilmRecord(film="Kodak Portra 400", film_type="color negative", iso=400)
 
 pytestmark = pytest.mark.skipif(

@@ -28,7 +28,7 @@ FILM_LIGHT = 0.8  # the light through a fully transparent film, at this share of
 Subject = Literal["negative", "bare light", "film base"]
 BASE_TRANSMISSION = 0.85  # the clear film base (no image), before its orange mask
 # A step wedge of known densities over the base (grey: the same density in every colour), exposed onto the odd
-# negatives of a roll (1, 3, 5, ...) across their middle, so that a positive developed from them can be judged:
+# negatives of a roll (3, 7, 11, ...) across their middle, so that a positive developed from them can be judged:
 # the first step is the clear base itself.
 WEDGE_DENSITIES = (0.0, 0.15, 0.3, 0.45, 0.6, 0.8, 1.0, 1.2)
 WEDGE_ROWS = (0.42, 0.58)  # the wedge's band, as fractions of the height
@@ -113,8 +113,8 @@ def picture(seed: int, index: int, h: int, w: int) -> npt.NDArray[np.float32]:
 
 
 def has_wedge(index: int) -> bool:
-    """Whether negative `index` of a roll carries the step wedge (the odd ones)."""
-    return index % 2 == 1
+    """Whether negative `index` of a roll carries the step wedge (the 3rd, 7th, 11th, ...)."""
+    return index % 4 == 3
 
 
 def wedge_steps(h: int, w: int) -> list[tuple[int, int, int, int]]:
