@@ -26,13 +26,25 @@ from medianscan.service.pool import BlendPool, Event, Outcome, Started
 
 
 def gated_job(stack: Path, options: Any) -> dict[str, Any]:
-    """Fake blend: waits for `stack/go` (so a test decides when it finishes), fails or dies on request."""
+    """Fake blend: waits for `stack/go` (so a test decides when it finishes), fails or dies on request. Each try
+    leaves a line with its worker's pid in `stack/tries`; `once-*` stacks die on their first try only, `early-*`
+    ones die at once on their first try (before waiting for go)."""
+    tries = stack / "tries"
+    with tries.open("a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    attempt = len(tries.read_text().splitlines())
+    if stack.name.startswith("early-") and attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
     deadline = time.monotonic() + 20
     while not (stack / "go").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    if stack.name.startswith("crash"):
+    if stack.name.startswith("once-") and attempt > 1:
+        return {"stack": str(stack), "pid": os.getpid(), "options": options}
+    if stack.name.startswith("kill-then-segfault"):
+        os.kill(os.getpid(), signal.SIGKILL if attempt == 1 else signal.SIGSEGV)  # really killed, by the kernel
+    if stack.name.startswith(("crash", "once-crash")):
         os.kill(os.getpid(), signal.SIGKILL)
-    if stack.name.startswith("segfault"):  # what a native decoder's crash looks like to the worker
+    if stack.name.startswith(("segfault", "once-segfault")):  # what a native decoder's crash looks like
         ctypes.string_at(0)
     if stack.name.startswith("bad"):
         raise MedianscanError(f"{stack}: frame 3 is shifted by 2 px")
@@ -137,7 +149,7 @@ def test_failures_are_reported_and_the_pool_carries_on(tmp_path: Path) -> None:
         done = {o.stack.name: o for o in collect(pool, 4)}
         assert done["bad"].error == f"{tmp_path / 'bad'}: frame 3 is shifted by 2 px"
         assert "ZeroDivisionError" in (done["bug"].error or "")
-        assert "stopped unexpectedly (signal SIGKILL)" in (done["crash"].error or "")
+        assert done["crash"].error == "the blend worker died of SIGKILL twice while blending this stack"
         assert done["after"].ok  # the replacement worker took the next stack
         assert len(worker_pids()) == 1
     finally:
@@ -266,9 +278,70 @@ def test_a_native_crash_in_a_worker_leaves_its_stack_in_the_log(
         for s in stacks(tmp_path, "segfault", "after"):
             assert pool.submit(s, None)
         done = {o.stack.name: o for o in collect(pool, 2)}
-        assert "stopped unexpectedly (signal SIGSEGV)" in (done["segfault"].error or "")
+        assert done["segfault"].error == "the blend worker died of SIGSEGV twice while blending this stack"
         assert done["after"].ok
     finally:
         pool.stop()
     err = capfd.readouterr().err
     assert "Fatal Python error: Segmentation fault" in err and "gated_job" in err
+
+
+def started_and_finished(pool: BlendPool[Any, Any], count: int, timeout: float = 60.0) -> list[Event]:
+    """Every event until `count` stacks are finished."""
+    events: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while sum(isinstance(e, Outcome) for e in events) < count:
+        assert time.monotonic() < deadline, f"only {events} after {timeout} s"
+        events += pool.poll(0.2)
+    return events
+
+
+def test_a_worker_killed_by_a_signal_is_replaced_and_its_stack_tried_once_more(tmp_path: Path) -> None:
+    """Workers that really die (the kernel's SIGKILL, a real segmentation fault), through the real spawned pool:
+    a stack whose first worker died is tried once more by a fresh worker; a second death fails it, naming both;
+    never a third try, and the stacks behind it are blended."""
+    pool = BlendPool(workers=1, queue_size=8, job=gated_job, warm=None)
+    pool.start()
+    try:
+        names = ("once-segfault", "once-crash", "segfault", "kill-then-segfault", "after")
+        todo = stacks(tmp_path, *names)
+        for s in todo:
+            assert pool.submit(s, {"method": "median"})
+        events = started_and_finished(pool, len(todo))
+        done = {e.stack.name: e for e in events if isinstance(e, Outcome)}
+        assert sorted(done) == sorted(names)  # every stack is reported: none lost
+        assert done["once-segfault"].ok and done["once-crash"].ok  # the second try blended them
+        assert (done["once-segfault"].result or {}).get("options") == {
+            "method": "median"
+        }  # with the stack's own options
+        assert done["segfault"].error == "the blend worker died of SIGSEGV twice while blending this stack"
+        assert done["kill-then-segfault"].error == (
+            "the blend worker died of SIGKILL, then died of SIGSEGV, while blending this stack"
+        )
+        assert done["after"].ok
+        tries = {n: (tmp_path / n / "tries").read_text().split() for n in names}
+        assert {n: len(t) for n, t in tries.items()} == {n: 1 if n == "after" else 2 for n in names}  # no loop
+        assert all(len(set(t)) == len(t) for t in tries.values())  # each try in a fresh process
+        started = [e.stack.name for e in events if isinstance(e, Started)]
+        assert sorted(started) == sorted(n for n in names for _ in tries[n])  # each try said it started
+        assert len(worker_pids()) == 1
+    finally:
+        assert pool.stop() == []
+
+
+def test_a_stack_waiting_for_its_second_try_is_not_lost_at_stop(tmp_path: Path) -> None:
+    """Stopped between a worker's death and the second try's end, the stack is among those left unfinished (the
+    daemon records them as still pending), not dropped."""
+    pool = BlendPool(workers=1, queue_size=4, job=gated_job, warm=None)
+    pool.start()
+    (a,) = stacks(tmp_path, "early-crash", go=False)  # the second try waits for a go that never comes
+    assert pool.submit(a, None)
+    events: list[Event] = []
+    deadline = time.monotonic() + 30
+    while not (a / "tries").exists() or _alive(int((a / "tries").read_text().split()[0])):
+        assert time.monotonic() < deadline
+        events += pool.poll(0.05)
+    events += pool.poll(0.2) + pool.poll(0.2)  # the pool sees the first worker dead
+    assert not any(isinstance(e, Outcome) for e in events)  # the first death failed nothing
+    assert pool.waiting() + pool.running() == [a]
+    assert pool.stop() == [a]

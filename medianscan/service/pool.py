@@ -3,8 +3,10 @@
 Blending runs in processes started with multiprocessing's `spawn` context, so the capture thread never
 waits for it and a crash in a decoder or a kernel takes down one worker, not the daemon. Each worker loads
 and warms up the combine kernels once, then blends one stack at a time and reports the result back. The
-parent hands every worker its next stack itself, so it always knows which stack a dead worker was holding:
-that stack is reported failed and a fresh worker takes the dead one's place.
+parent hands every worker its next stack itself, so it always knows which stack a dead worker was holding: a
+fresh worker takes the dead one's place and tries that stack once more (a SIGKILL from the OOM killer, or a
+crash that depends on timing, may not recur); a second death fails the stack, naming both (`the blend worker
+died of SIGSEGV twice while blending this stack`). Never a loop, never a stack lost or dropped in silence.
 
 Only paths and small JSON results cross the process boundary; the pixels stay in the worker.
 """
@@ -105,6 +107,15 @@ class Started:
 Event = Started | Outcome[Any]
 
 
+def _death(code: int | None) -> str:
+    """How a worker process ended, as a verb phrase: 'died of SIGSEGV', 'exited with code 1'."""
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"died of {signal.Signals(-code).name}"
+        return f"died of signal {-code}"
+    return f"exited with code {code}"
+
+
 def _die_with_parent(parent: int) -> None:
     """Ask Linux to kill this worker when the daemon dies (even by `kill -9`), so no orphan blends on."""
     with contextlib.suppress(OSError, AttributeError):
@@ -171,6 +182,7 @@ class _Worker:
     conn: Connection
     ready: bool = False
     stack: Path | None = None
+    task: Any = None  # the stack's task, to hand it to a fresh worker if this one dies
     since: float = 0.0
     cancelled: bool = False
 
@@ -204,6 +216,7 @@ class BlendPool(Generic[T, R]):
         self._events: list[Started | Outcome[R]] = []
         self._next_number = 0
         self._crashes: deque[float] = deque(maxlen=5)
+        self._deaths: dict[Path, str] = {}  # stack -> how the worker that first tried it died
         self._respawn_at = 0.0
         self._started = False  # workers run from start() on (a catch-up with nothing to blend starts none)
         self._stopped = False
@@ -281,6 +294,7 @@ class BlendPool(Generic[T, R]):
             for w in self._workers:
                 if w.stack == stack:
                     w.stack, w.cancelled = None, True  # not a crash: poll() just replaces the worker
+                    self._deaths.pop(stack, None)
                     w.process.kill()
                     w.process.join()
                     return "running"
@@ -316,7 +330,7 @@ class BlendPool(Generic[T, R]):
                 except (OSError, ValueError):
                     self._waiting.appendleft((stack, options))  # dead pipe: poll() replaces the worker
                     continue
-                w.stack, w.since = stack, time.monotonic()
+                w.stack, w.task, w.since = stack, options, time.monotonic()
                 self._events.append(Started(stack, w.number))
 
     # --- results --------------------------------------------------------------------------------------
@@ -350,28 +364,33 @@ class BlendPool(Generic[T, R]):
                     log.info("blend worker %d ready after %.1f s", w.number, message.seconds)
                 elif isinstance(message, _Done) and w.stack is not None and w.stack == message.stack:
                     self._events.append(Outcome(w.stack, message.result, message.error, message.seconds, w.number))
-                    w.stack = None
+                    self._deaths.pop(w.stack, None)
+                    w.stack, w.task = None, None
         except (EOFError, OSError):
             pass
 
     def _replace(self, w: _Worker) -> None:
-        code = w.process.exitcode
+        """Take a dead worker out (lock held); its stack goes to the front of the queue for one more try, or, when
+        this was its second try, is reported failed naming how both workers died. _top_up starts the new worker."""
         self._workers.remove(w)
         w.conn.close()
-        if w.stack is not None:
-            reason = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"code {code}"
-            log.error("blend worker %d died (%s) while blending %s", w.number, reason, w.stack)
-            self._events.append(
-                Outcome(
-                    w.stack,
-                    None,
-                    f"the blend worker stopped unexpectedly ({reason}) while blending this stack",
-                    time.monotonic() - w.since,
-                    w.number,
-                )
-            )
         if not w.cancelled:
             self._crashes.append(time.monotonic())
+        if w.stack is None:
+            return
+        death = _death(w.process.exitcode)
+        first = self._deaths.pop(w.stack, None)
+        if first is None:
+            log.error(
+                "blend worker %d %s while blending %s; a fresh worker tries it once more", w.number, death, w.stack
+            )
+            self._deaths[w.stack] = death
+            self._waiting.appendleft((w.stack, w.task))
+            return
+        both = f"{death} twice" if death == first else f"{first}, then {death},"
+        log.error("blend worker %d %s while blending %s; the stack is failed", w.number, death, w.stack)
+        failed = f"the blend worker {both} while blending this stack"
+        self._events.append(Outcome(w.stack, None, failed, time.monotonic() - w.since, w.number))
 
     def _top_up(self) -> None:
         """Start workers until the pool is full again (lock held); a failed start is retried at the next poll."""
