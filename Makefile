@@ -3,13 +3,17 @@
 #                  (make demo DEMO_ARGS=--console leaves the operator console up at http://127.0.0.1:8631/)
 #   make test   -> installs what is missing, builds the blend kernels, then ruff, mypy and the whole test suite
 # `make bench` runs the benchmarks (it also installs the peer tools they compare against).
+# `make bench-compare BASE=<revision>` times the blend benches' headline rows for this checkout and BASE side by side
+#                  in one run, interleaved, and prints the ratios (BASE installed under .bench/; default HEAD, i.e.
+#                  what the uncommitted changes cost). Run it before closing anything that touches blend/, outputs/
+#                  or the burst. COMPARE_ARGS passes options (--ours REV, --rows, --repeats; python -m bench --against -h).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-packages screenshot kernels
+.PHONY: demo test lint bench bench-compare system-packages screenshot kernels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +42,10 @@ test: $(STAMP) system-packages lint kernels
 bench: $(STAMP)
 	bash scripts/system-packages.sh bench
 	$(BIN)/python -m bench
+
+BASE ?= HEAD
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench --against $(BASE) $(COMPARE_ARGS)
 
 # The README's pictures: the console on the simulated camera (its browser test, in headless Chromium) and the
 # flat-field before/after.

@@ -1,6 +1,8 @@
 """`python -m bench` runs every bench/bench_*.py module's `main()` with its defaults, one after another.
 
 `python -m bench NAME [ARGS...]` runs only bench_NAME with ARGS (e.g. `python -m bench combine --quick`).
+`python -m bench --against REV [ARGS...]` times the blend benches' headline rows for this checkout and REV side by
+side in one run (bench/compare.py).
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ def run(name: str, args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--against":
+        from bench import compare
+
+        return compare.main(argv[1:])
     if argv and not argv[0].startswith("-"):
         return run(argv[0], argv[1:])
     if argv:
-        print("usage: python -m bench [NAME [ARGS...]]  (options go to one named benchmark)", file=sys.stderr)
+        print(
+            "usage: python -m bench [NAME [ARGS...] | --against REV [ARGS...]]  (options go to one named benchmark)",
+            file=sys.stderr,
+        )
         return 2
     names = sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
     status = 0
