@@ -50,7 +50,12 @@ def bands(
             box = _box_in(placement, canvas.tile_size, top, bottom, width)
             if box is None:
                 continue
-            if placement.copied:
+            if placement.angle == 0 and not placement.copied:
+                _add_shifted(
+                    num, den, placement, box, top=top, store=store, name=name, size=canvas.tile_size, gain=gain,
+                    channels=channels,
+                )  # fmt: skip
+            elif placement.copied:
                 _add_copy(num, den, placement, box, top=top, store=store, name=name, size=canvas.tile_size, gain=gain)
             else:
                 _add_resampled(
@@ -141,4 +146,31 @@ def _add_resampled(
     part_num = np.zeros(v.shape, dtype=np.float32)
     part_num[inside] = values * np.float32(gain) * weight[inside]
     num[y0 - top : y1 - top, x0:x1] += part_num
+    den[y0 - top : y1 - top, x0:x1] += weight
+
+
+def _add_shifted(
+    num: npt.NDArray[np.float32],
+    den: npt.NDArray[np.float32],
+    placement: Placement,
+    box: tuple[int, int, int, int],
+    *,
+    top: int,
+    store: TileStore,
+    name: str,
+    size: tuple[int, int],
+    gain: float,
+    channels: npt.NDArray[np.uint8],
+) -> None:
+    """A tile moved by a fraction of a photosite, not turned: resampled per colour plane as a whole box."""
+    y0, x0, y1, x1 = box
+    ph, pw = channels.shape
+    corner = (y0 - placement.y, x0 - placement.x)
+    colours = np.tile(np.roll(channels, (-y0, -x0), axis=(0, 1)), (-(-(y1 - y0) // ph), -(-(x1 - x0) // pw)))
+    colours = colours[: y1 - y0, : x1 - x0]
+    values = resample.sample_shifted(lambda a, b: store.rows(name, a, b), channels, corner, colours, size)
+    v = (np.arange(y1 - y0, dtype=np.float32) + np.float32(corner[0]))[:, None]
+    u = (np.arange(x1 - x0, dtype=np.float32) + np.float32(corner[1]))[None, :]
+    weight = seams.feather(v, u, size)
+    num[y0 - top : y1 - top, x0:x1] += weight * values * np.float32(gain)
     den[y0 - top : y1 - top, x0:x1] += weight

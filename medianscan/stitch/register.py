@@ -25,7 +25,10 @@ TOLERANCE = 0.1  # photosites: an overlap that cannot tell its shift this well i
 _ITERATIONS = 12
 _CONVERGED = 0.002  # plane points
 _TUKEY = 4.685
-_MAX_POINTS = 200_000  # template points per step: a larger overlap is sampled at a stride
+_MAX_POINTS = 40_000  # template points per step: a larger overlap is sampled at a stride
+_MAX_TURN = 0.01  # radians: the most a tile may turn on the next (0.57 degrees), for what of i the overlap may reach
+_LEVEL_STRIDE = 4  # the exposure fit reads every fourth point
+_PEAKS = 2  # the correlation's highest peaks whose readings are scored
 _MIN_SIDE = 24  # the pyramid stops when the overlap's short side would fall below this many points
 
 
@@ -55,16 +58,17 @@ def coarse_offset(
     fb = np.fft.rfft2((b[:h, :w] - b.mean()) * wy * wx, s=a.shape)
     cross = fa * np.conj(fb)
     surface = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=a.shape)
-    best: tuple[float, tuple[float, float]] | None = None
-    for flat in np.argsort(surface, axis=None)[::-1][:8]:
+    candidates: set[tuple[int, int]] = set()
+    for flat in np.argpartition(surface, -_PEAKS, axis=None)[-_PEAKS:]:
         py, px = divmod(int(flat), w)
-        for dy in (py, py - h):
-            for dx in (px, px - w):
-                if near is not None and np.hypot(dy - near[0], dx - near[1]) > reach:
-                    continue
-                score = _ncc(a, b, dy, dx, min_share)
-                if score is not None and score >= MIN_NCC and (best is None or score > best[0]):
-                    best = (score, (float(dy), float(dx)))
+        candidates |= {(dy, dx) for dy in (py, py - h) for dx in (px, px - w)}  # the wrap-around's four readings
+    if near is not None:
+        candidates = {c for c in candidates if np.hypot(c[0] - near[0], c[1] - near[1]) <= reach}
+    best: tuple[float, tuple[float, float]] | None = None
+    for dy, dx in sorted(candidates):
+        score = _ncc(a, b, dy, dx, min_share)
+        if score is not None and score >= MIN_NCC and (best is None or score > best[0]):
+            best = (score, (float(dy), float(dx)))
     return None if best is None else best[1]
 
 
@@ -82,11 +86,11 @@ def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], dy: int, dx: in
     top, left, bottom, right = max(0, dy), max(0, dx), min(h, dy + b.shape[0]), min(w, dx + b.shape[1])
     if (bottom - top) * (right - left) < min_share * h * w or bottom - top < 4 or right - left < 4:
         return None
-    pa = a[top:bottom, left:right].astype(np.float64)
-    pb = b[top - dy : bottom - dy, left - dx : right - dx].astype(np.float64)
-    pa -= pa.mean()
-    pb -= pb.mean()
-    norm = float(np.sqrt(np.vdot(pa, pa) * np.vdot(pb, pb)))
+    pa = a[top:bottom, left:right]
+    pb = b[top - dy : bottom - dy, left - dx : right - dx]
+    pa = pa - np.float32(pa.mean(dtype=np.float64))
+    pb = pb - np.float32(pb.mean(dtype=np.float64))
+    norm = float(np.sqrt(float(np.vdot(pa, pa)) * float(np.vdot(pb, pb))))
     return float(np.vdot(pa, pb)) / norm if norm > 0 else None
 
 
@@ -117,22 +121,35 @@ def refine(
     if (inner[2] - inner[0]) * (inner[3] - inner[1]) < min_points or min(inner[2] - inner[0], inner[3] - inner[1]) < 16:
         return None
     centre = ((inner[0] + inner[2] - 1) / 2, (inner[1] + inner[3] - 1) / 2)
-    params = np.array([start[0], start[1], 0.0])
     levels = 0
     while min(inner[2] - inner[0], inner[3] - inner[1]) >> (levels + 1) >= _MIN_SIDE and levels < 5:
         levels += 1
+    # Only the overlap is worked on: j's inner box and what of i it may reach (a coarse level's step, a turn)
+    pad = (2 << levels) + int(np.ceil(_MAX_TURN * max(inner[2] - inner[0], inner[3] - inner[1])))
+    oj, crop_j = _crop(plane_j, (inner[0] - pad, inner[1] - pad, inner[2] + pad, inner[3] + pad))
+    reach_i = (
+        inner[0] + start[0] - pad,
+        inner[1] + start[1] - pad,
+        inner[2] + start[0] + pad,
+        inner[3] + start[1] + pad,
+    )
+    oi, crop_i = _crop(plane_i, tuple(int(np.floor(v)) for v in reach_i))  # type: ignore[arg-type]
+    moved = np.array([oj[0] - oi[0], oj[1] - oi[1], 0.0])  # crop coordinates: shift + oj - oi
+    params = np.array([start[0], start[1], 0.0]) + moved
+    local_inner = (inner[0] - oj[0], inner[1] - oj[1], inner[2] - oj[0], inner[3] - oj[1])
+    local_centre = (centre[0] - oj[0], centre[1] - oj[1])
     error = np.inf
     for level in range(levels, -1, -1):
         s = 1 << level
-        ref = ndimage.gaussian_filter(shrink(plane_i, s), 1.0)
+        ref = ndimage.gaussian_filter(shrink(crop_i, s), 1.0)
         gy, gx = np.gradient(ref)
-        tpl = ndimage.gaussian_filter(shrink(plane_j, s), 1.0)
-        t0, l0, b0, r0 = (v // s for v in inner)
+        tpl = ndimage.gaussian_filter(shrink(crop_j, s), 1.0)
+        t0, l0, b0, r0 = (v // s for v in local_inner)
         stride = max(1, int(np.sqrt((b0 - t0) * (r0 - l0) / _MAX_POINTS)))  # enough points for 0.01 px
         qy, qx = np.mgrid[t0:b0:stride, l0:r0:stride].astype(np.float64)
         template = tpl[t0:b0:stride, l0:r0:stride].astype(np.float64)
         for _ in range(_ITERATIONS):
-            step = _step((ref, gy, gx), template, (qy, qx), params, centre=centre, s=s)
+            step = _step((ref, gy, gx), template, (qy, qx), params, centre=local_centre, s=s)
             if step is None:
                 return None
             delta, error = step
@@ -142,8 +159,17 @@ def refine(
                 and abs(delta[2]) * max(b0 - t0, r0 - l0) * s < _CONVERGED
             ):
                 break
+    params -= moved
     fit = PairFit((float(params[0]), float(params[1])), float(params[2]), centre, inner, float(error))
     return fit if measurable(plane_i, plane_j, fit, TOLERANCE / cell) else None
+
+
+def _crop(
+    plane: npt.NDArray[np.float32], box: tuple[int, int, int, int]
+) -> tuple[tuple[int, int], npt.NDArray[np.float32]]:
+    """The part of `plane` inside `box` (top, left, bottom, right; clipped) and its top-left corner."""
+    top, left = max(0, box[0]), max(0, box[1])
+    return (top, left), plane[top : max(top, box[2]), left : max(left, box[3])]
 
 
 def _step(
@@ -168,10 +194,8 @@ def _step(
     inside = (sy >= 1) & (sy <= ref.shape[0] - 2) & (sx >= 1) & (sx <= ref.shape[1] - 2)
     if np.count_nonzero(inside) < 64:
         return None
-    coords = np.stack([sy[inside], sx[inside]])
-    seen = ndimage.map_coordinates(ref, coords, order=1)
-    jy = ndimage.map_coordinates(gy, coords, order=1) / s
-    jx = ndimage.map_coordinates(gx, coords, order=1) / s
+    seen, jy, jx = _bilinear((ref, gy, gx), sy[inside], sx[inside])
+    jy, jx = jy / s, jx / s
     ry, rx = (wy - centre[0] - dy)[inside], (wx - centre[1] - dx)[inside]
     ja = jy * rx - jx * ry  # d(warped point)/d(angle) = (x', -y') in (y, x)
     gain, offset = _levels(template[inside], seen)  # the tiles' exposures differ a little: fit that too
@@ -200,13 +224,39 @@ def _step(
 
 def _levels(template: npt.NDArray[np.float64], seen: npt.NDArray[np.float64]) -> tuple[float, float]:
     """Gain and offset that bring `seen` to `template` (least squares on the middle 90 % of their ratio)."""
-    ratio = template / np.where(np.abs(seen) > 1e-6, seen, np.nan)
-    low, high = np.nanpercentile(ratio, [5, 95])
-    keep = (ratio >= low) & (ratio <= high)
-    if np.count_nonzero(keep) < 16:
+    template, seen = template[::_LEVEL_STRIDE], seen[::_LEVEL_STRIDE]  # two numbers need no more points
+    usable = np.abs(seen) > 1e-6
+    ratio = template[usable] / seen[usable]
+    if ratio.size < 16:
         return 1.0, 0.0
-    slope, intercept = np.polyfit(seen[keep], template[keep], 1)
-    return float(slope), float(intercept)
+    low, high = np.percentile(ratio, [5, 95])
+    keep = (ratio >= low) & (ratio <= high)
+    x, y = seen[usable][keep], template[usable][keep]
+    if x.size < 16:
+        return 1.0, 0.0
+    mx, my = float(x.mean()), float(y.mean())
+    spread = float(np.vdot(x - mx, x - mx))
+    if spread <= 0:
+        return 1.0, 0.0
+    slope = float(np.vdot(x - mx, y - my)) / spread
+    return slope, my - slope * mx
+
+
+def _bilinear(
+    arrays: tuple[npt.NDArray[np.float32], ...], y: npt.NDArray[np.float64], x: npt.NDArray[np.float64]
+) -> list[npt.NDArray[np.float64]]:
+    """Each array read bilinearly at points (y, x), all inside it with a point to spare: one set of indices and
+    weights for all (three map_coordinates calls cost three times the search)."""
+    iy, ix = np.floor(y).astype(np.intp), np.floor(x).astype(np.intp)
+    fy, fx = y - iy, x - ix
+    w = arrays[0].shape[1]
+    at = iy * w + ix
+    weights = ((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx)
+    out = []
+    for array in arrays:
+        flat = array.ravel()
+        out.append(sum(wk * flat[at + step] for wk, step in zip(weights, (0, 1, w, w + 1), strict=True)))
+    return out
 
 
 def measurable(

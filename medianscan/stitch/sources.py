@@ -21,7 +21,6 @@ from medianscan.blend import sniff
 from medianscan.blend.flat import FlatError, MasterFlat, load_master
 from medianscan.blend.frames import Frame, read_frame, read_metadata, sha256_file
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.blend.sidecar import recorded_frames
 from medianscan.blend.stack_files import output_paths
 from medianscan.errors import MedianscanError, StackError
@@ -66,6 +65,8 @@ def resolve_tile(given: Path) -> Tile:
             return Tile(given, blend)
     if not found.frames:
         raise StitchError(f"{given}: neither a raw nor a stack folder with raw frames (nothing to stitch in it)")
+    from medianscan.blend.pipeline import blend_stack  # the blend's machinery (numba) only when a stack needs it
+
     try:
         return Tile(given, blend_stack(given, BlendOptions()).output, blended_now=True)
     except StackError as exc:
@@ -148,8 +149,12 @@ def load_flat(source: Path | None) -> MasterFlat | None:
     """`--flat`: a master flat DNG, or a folder of flat frames blended first (as `medianscan blend --flat`)."""
     if source is None:
         return None
+    if source.is_dir():  # a folder of flat frames: the blend's machinery (numba) only then
+        from medianscan.blend.pipeline import prepare_flat
+
+        source = prepare_flat(source)
     try:
-        return load_master(prepare_flat(source))
+        return load_master(source)
     except FlatError as exc:
         raise StitchError(str(exc)) from exc
 
