@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,9 @@ from medianscan.errors import MedianscanError
 from medianscan.exiv2_once import read_image
 from medianscan.library import film_base, roll_record
 from medianscan.library.roll_record import write_roll_record
-from medianscan.outputs.editors import editor_sidecars, is_ours, roll_blends, sidecar_path, write_editor_sidecars
+from medianscan.outputs.editors import is_ours, roll_blends, sidecar_path, write_editor_sidecars
 from medianscan.records import FilmRecord
+from tests.conftest import ROOT
 
 SIZE = {"width": 384, "height": 256}  # small: the editors are slow on two busy cores
 NEGATIVES = 7  # the wedge is on negatives 3 and 7
@@ -55,10 +57,10 @@ def roll(tmp_path_factory: pytest.TempPathFactory) -> Path:
         camera.burst(3, folder / "clear-film", f"{PROBE_STEM}-01")  # the leader in the holder
     finally:
         camera.close()
-    assert main(["blend", *map(str, stacks)]) == 0
-    for stack in stacks:  # what the blend pipeline's hook does after each blend
+    assert main(["blend", *map(str, stacks)]) == 0  # the pipeline writes the sidecars after each blend
+    for stack in stacks:
         (output,) = [p for p in roll_blends(folder) if p.parent == stack]
-        assert [s.written for s in editor_sidecars(output, stack, ["darktable", "rawtherapee"])] == [True, True]
+        assert is_ours(sidecar_path(output, "darktable")) and is_ours(sidecar_path(output, "rawtherapee")), stack
     return folder
 
 
@@ -166,3 +168,39 @@ def test_the_setting_chooses_the_editors() -> None:
     assert parse_config("outputs: {editors: []}").outputs.editors == []
     with pytest.raises(MedianscanError, match=r"outputs\.editors\[0\]: expected one of"):
         parse_config("outputs: {editors: [lightroom]}")
+
+
+def test_a_stack_outside_a_roll_gets_no_sidecars_and_no_roll_record(tmp_path: Path) -> None:
+    """A stack blended by hand in a folder that is no roll of the library: there is no roll's base to hand over,
+    and the blend writes nothing into the folder above it."""
+    camera = open_camera(CameraConfig(backend="simulated", simulated=SimulatedConfig(**SIZE)))  # type: ignore[arg-type]
+    camera.connect()
+    try:
+        camera.burst(3, tmp_path / "downloads" / "neg", "neg")
+    finally:
+        camera.close()
+    assert main(["blend", str(tmp_path / "downloads" / "neg")]) == 0
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == ["neg"]
+    assert not [p for p in (tmp_path / "downloads" / "neg").iterdir() if p.suffix in {".xmp", ".pp3"}]
+
+
+def test_the_roll_record_is_changed_by_one_process_at_a_time(tmp_path: Path) -> None:
+    """Two blend workers (processes) settling the roll's base at once would keep only the last one's change: the
+    roll's lock makes a second writer wait for the first."""
+    write_roll_record(tmp_path, FILM)
+    writer = (
+        "import sys; from pathlib import Path; from medianscan.library import roll_record; "
+        "roll = Path(sys.argv[1]); "
+        "ctx = roll_record.updating(roll); ctx.__enter__(); print('in', flush=True)"
+    )
+    with roll_record.updating(tmp_path):
+        other = subprocess.Popen(
+            [sys.executable, "-c", writer, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        try:
+            other.wait(timeout=1.0)
+            pytest.fail("a second writer entered the roll's record while the first held it")
+        except subprocess.TimeoutExpired:
+            pass  # it waits, as it should
+    assert other.stdout is not None and other.stdout.readline() == "in\n"  # and goes in once the first is done
+    assert other.wait(timeout=10) == 0

@@ -17,11 +17,13 @@ from medianscan.errors import MedianscanError
 class BlendOptions(BlendConfig):
     """A BlendConfig, where the output goes (an explicit file, or a folder for the outputs of a whole batch, as
     when blending straight from a read-only card; by default <stack>/<stack name>_<method>.<ext>), and the
-    master flat to correct raws with (a flat blended by medianscan: see `pipeline.prepare_flat`)."""
+    master flat to correct raws with (a flat blended by medianscan: see `pipeline.prepare_flat`), and the editors
+    whose sidecars go beside a DNG blend of a roll's negative (the config's `outputs.editors`)."""
 
     output: Path | None = None
     output_folder: Path | None = None
     flat: Path | None = None
+    editors: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: BlendConfig, **overrides: Any) -> BlendOptions:

@@ -43,7 +43,9 @@ from medianscan.blend.write import blend_into, combine_frames
 from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents, flats
+from medianscan.outputs.editors import editor_sidecars
 from medianscan.records import BlendRecord, LeftOut
+from medianscan.timing import timed
 from medianscan.wording import counted
 
 
@@ -83,15 +85,12 @@ def blend_stack(
         with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as loader:
             # meanwhile, beside the decoders (not one of them): a fresh process needs the kernels next
             kernels = loader.submit(_prepare_kernels, len(paths), kinds[0], options)
-            t = time.perf_counter()
-            sampled, undecodable = decode_all(paths, kinds, buffer, pool)
+            with timed(timings, "decode"):
+                sampled, undecodable = decode_all(paths, kinds, buffer, pool)
             unreadable += undecodable
             decoded = [f for f, _ in sampled]
-            timings["decode"] = time.perf_counter() - t
-
-            t = time.perf_counter()
-            problems, stats = _noise_only_problems(sampled, unreadable, options, pool)
-            timings["checks"] = time.perf_counter() - t
+            with timed(timings, "checks"):
+                problems, stats = _noise_only_problems(sampled, unreadable, options, pool)
             del sampled  # the spectra are done with; a blend's peak memory is the stack plus three frames
             kernels.result()
 
@@ -132,6 +131,7 @@ def blend_stack(
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film,
                                               count=burst_count(stack), noise=model))  # fmt: skip
+        editor_sidecars(main, stack, options.editors)  # once the blend is whole; it never raises
         return result
 
 

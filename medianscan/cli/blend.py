@@ -13,7 +13,7 @@ from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.blend.verify import verify_output
 from medianscan.config.rules import blend_problems
-from medianscan.config.schema import BlendConfig
+from medianscan.config.schema import BlendConfig, OutputsConfig
 from medianscan.errors import DROP_HINT_CLI, BadFramesError, MedianscanError
 from medianscan.library import contents
 from medianscan.library.contents import MANIFEST
@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         bracket=args.bracket,
         keep_groups=args.keep_groups,
         white_level=args.white_level,
+        editors=tuple(OutputsConfig().editors),  # as the daemon by default: a roll's negative opens as a positive
     )
     problems = blend_problems(options, spell=lambda name: _FLAGS.get(name, f"--{name.replace('_', '-')}"))
     if problems:

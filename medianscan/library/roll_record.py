@@ -6,8 +6,12 @@ blends it (a worker, `medianscan blend`, a restart), so it lives on disk with th
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from medianscan.library.manifest import now
 from medianscan.records import FilmRecord
 
 ROLL_RECORD = "roll.json"
+ROLL_LOCK = ".roll.lock"  # held while roll.json is read, changed and written back
 VERSION = 1
 _NUMBER = re.compile(r"(\d+)\D*$")
 
@@ -26,6 +31,18 @@ _NUMBER = re.compile(r"(\d+)\D*$")
 class RollRecord:
     film: FilmRecord
     created: str
+
+
+@contextmanager
+def updating(roll: Path) -> Iterator[None]:
+    """Hold the roll's record for a read-change-write: two blend workers settling the film base at once (each in
+    its own process) would otherwise keep only the last one's change."""
+    fd = os.open(roll / ROLL_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def write_roll_record(roll: Path, film: FilmRecord) -> None:

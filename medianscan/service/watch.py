@@ -77,7 +77,7 @@ class WatchService(Service):
         self.hot = HotFolder(
             root,
             Grouping.parse(watch.group),
-            BlendOptions.from_config(cfg.blend, **self.blend_flags),
+            BlendOptions.from_config(cfg.blend, editors=tuple(cfg.outputs.editors), **self.blend_flags),
             quiet_seconds=watch.quiet_seconds,
             settle_seconds=watch.settle_seconds,
             frames_per_stack=watch.frames,
@@ -294,7 +294,9 @@ class WatchService(Service):
         cfg = dataclasses.replace(cfg, watch=self.cfg.watch, mode=self.cfg.mode)
         with self.hot.cond:
             self.cfg = cfg
-            self.hot.options = BlendOptions.from_config(cfg.blend, **self.blend_flags)
+            self.hot.options = BlendOptions.from_config(
+                cfg.blend, editors=tuple(cfg.outputs.editors), **self.blend_flags
+            )
             self.hooks = self._make_hooks(cfg)
         return restart
 

@@ -160,20 +160,22 @@ def settle_roll_base(roll: Path, blend: Path | None = None) -> tuple[FilmBase | 
 def editor_sidecars(output: Path, stack: Path, editors: Sequence[str]) -> list[Sidecar]:
     """After a blend: the roll's base settled with it, `output`'s sidecars written, and, when the base changed,
     the roll's other blends' sidecars rewritten (ours only). A slide film's roll gets none (nothing to invert).
-    An editor's sidecar that cannot be written is named in one warning; the blend stands."""
+    A folder that is not a roll of the library (no roll.json: a stack blended by hand elsewhere, a hot folder)
+    gets none. An editor's sidecar that cannot be written is named in one warning; the blend stands."""
     if not editors or output.suffix.lower() != ".dng":
         return []
     roll = stack.parent
     try:
         record = roll_record.read_roll_record(roll)
-        if record is not None and (record.film.film_type or "").lower() in _POSITIVE_FILM:
-            return []
-        base, changed = settle_roll_base(roll, output)
-        done = write_editor_sidecars(output, base, editors)
-        if changed:
-            for other in roll_blends(roll):
-                if other != output and any(is_ours(sidecar_path(other, e)) for e in editors):
-                    write_editor_sidecars(other, base, editors)
+        if record is None or (record.film.film_type or "").lower() in _POSITIVE_FILM:
+            return []  # a folder that is no roll of the library has no roll's base to hand over (and gets no roll.json)
+        with roll_record.updating(roll):
+            base, changed = settle_roll_base(roll, output)
+            done = write_editor_sidecars(output, base, editors)
+            if changed:
+                for other in roll_blends(roll):
+                    if other != output and any(is_ours(sidecar_path(other, e)) for e in editors):
+                        write_editor_sidecars(other, base, editors)
         return done
     except MedianscanError as exc:
         log.warning("%s: the editors' sidecars were not written: %s", output, exc)

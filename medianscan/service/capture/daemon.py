@@ -206,7 +206,9 @@ class Daemon(Service):
             flat, bracket = manifest.flat, bool(manifest.bracket)
         except MedianscanError:
             flat, bracket = None, False
-        options = BlendOptions.from_config(self.cfg.blend, **({"bracket": True} if bracket else {}))
+        options = BlendOptions.from_config(
+            self.cfg.blend, editors=tuple(self.cfg.outputs.editors), **({"bracket": True} if bracket else {})
+        )
         with self.lock:
             ok = self.pool.submit(stack, BlendTask(stack, options, flat))
             if ok:
