@@ -240,3 +240,29 @@ def test_dng_writer_pieces_are_still_there() -> None:
     """The band writer reuses outputs.dng's IFD builders (see stitch/write.py): fail loudly if they move."""
     for name in ("_check_mosaic", "_raw_ifd", "_file_tags", "_exif_ifd", "_preview_ifd", "_lossless_jpeg_tiles"):
         assert callable(getattr(dng, name))
+
+
+def test_a_stack_folder_tile_is_blended_first_then_its_blend_reused(
+    picture: Picture, tiles: tuple[list[Path], Path], tmp_path: Path
+) -> None:
+    """A TILE that is a stack folder of raw frames: its median blend is made first (none was there), stitched like
+    any tile, and a second stitch takes the blend as it is."""
+    paths, flat = tiles
+    stack = tmp_path / "neg01_tile0"
+    stack.mkdir()
+    rng = np.random.default_rng(11)
+    for k in range(3):  # three frames of tile 0's place, each with its own noise
+        write_tile(stack / f"IMG_{k:04d}.dng", picture, SPECS[0], SHAPE, rng)
+    given = [stack, *paths[1:]]
+    record = stitch(given, tmp_path / "a.dng", StitchOptions(flat=flat))
+    assert record.tiles[0].blended_now and record.tiles[0].source == stack.resolve()
+    assert not any(t.blended_now for t in record.tiles[1:])
+    blends = sorted(stack.glob("*_median.dng"))
+    assert len(blends) == 1
+    for k, tile in enumerate(record.tiles):
+        y, x = _expected(record, k)
+        assert abs(tile.y - y) < 0.5 and abs(tile.x - x) < 0.5, (k, tile, (y, x))
+    made = blends[0].stat().st_mtime_ns
+    again = stitch(given, tmp_path / "b.dng", StitchOptions(flat=flat))
+    assert not again.tiles[0].blended_now
+    assert blends[0].stat().st_mtime_ns == made
