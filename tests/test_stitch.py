@@ -16,7 +16,8 @@ import pytest
 import rawpy
 
 from medianscan.cli import main
-from medianscan.outputs import dng
+from medianscan.errors import MedianscanError
+from medianscan.stitch import write
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
 from tests.readers import exiftool_validate, start_darktable, start_rawtherapee
@@ -237,9 +238,11 @@ def test_xtrans_tiles_are_resampled_onto_the_xtrans_mosaic(picture: Picture, tmp
 
 
 def test_dng_writer_pieces_are_still_there() -> None:
-    """The band writer reuses outputs.dng's IFD builders (see stitch/write.py): fail loudly if they move."""
-    for name in ("_check_mosaic", "_raw_ifd", "_file_tags", "_exif_ifd", "_preview_ifd", "_lossless_jpeg_tiles"):
-        assert callable(getattr(dng, name))
+    """The band writer reuses outputs.dng's IFD builders (see stitch/write.py): fail loudly if one goes."""
+    for name in write.PIECES:
+        assert write.piece(name) is not None
+    with pytest.raises(MedianscanError, match="no longer has no_such_piece"):
+        write.piece("no_such_piece")
 
 
 def test_a_stack_folder_tile_is_blended_first_then_its_blend_reused(
