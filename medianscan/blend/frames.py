@@ -19,6 +19,7 @@ import numpy.typing as npt
 import rawpy
 import tifffile
 
+from medianscan.blend import dng_jxl
 from medianscan.blend.sniff import _libraw_reason, inspect
 from medianscan.errors import StackError
 from medianscan.exiv2_once import Exiv2Error, exiv2, read_image
@@ -175,7 +176,15 @@ def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.ND
                 pixels = np.array(mosaic, dtype=np.uint16, copy=True)
             layout = layout_from_rawpy(raw)
     except rawpy.LibRawError as exc:
-        raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {_libraw_reason(exc)})") from exc
+        jxl = dng_jxl.jpeg_xl_dng(path)
+        if jxl is None:
+            raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {_libraw_reason(exc)})") from exc
+        if not jxl.decodable:
+            raise StackError(f"{path}: {jxl.problem}") from exc
+        try:
+            pixels, layout = dng_jxl.decode(path, out)
+        except Exception as why:  # tifffile and libjxl raise many types for damaged files
+            raise StackError(f"{path}: unreadable or truncated DNG compressed with JPEG XL ({why})") from why
     with path.open("rb") as fh:
         tiff_structured = is_tiff(fh.read(4))
     if tiff_structured:

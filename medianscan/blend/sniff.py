@@ -10,6 +10,7 @@ from pathlib import Path
 import rawpy
 import tifffile
 
+from medianscan.blend.dng_jxl import jpeg_xl_dng
 from medianscan.formats import FrameKind, Sniffed, is_jpeg, is_tiff, kind_by_name, raw_container
 
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs damage as errors; we name it in one sentence
@@ -69,6 +70,9 @@ def _tiff_structured_kind(path: Path) -> tuple[FrameKind, str | None]:
     TIFF, after the structure is checked whole."""
     cut = _cut_short(path)
     refused = _libraw_refuses(path)
+    jxl = jpeg_xl_dng(path)  # LibRaw opens some (it reads their header) and fails only at decoding them
+    if jxl is not None:  # a DNG 1.7 LibRaw cannot decode: blended through tifffile, or named for what it is
+        return "raw", cut or (None if jxl.decodable else jxl.problem)
     kind: FrameKind = "raw" if refused is None and not _plain_greyscale_tiff(path) else "tiff"
     if cut is not None:
         return kind, cut
