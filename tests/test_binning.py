@@ -48,6 +48,19 @@ def test_block_sums_weigh_each_position_of_the_repeat(repeat: tuple[int, int], k
     np.testing.assert_allclose(sums, reference(mosaic, (ph * k, pw * k), weights), rtol=2e-6)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["image", "mosaic"])
+def test_block_sums_from_every_nth_row_of_repeats_scale_to_the_whole_block(weighted: bool) -> None:
+    rng = np.random.default_rng(3)
+    mosaic = rng.integers(0, 65536, (16 * 7 + 5, 48 * 9), dtype=np.uint16)
+    weights = rng.uniform(0.1, 1.0, (2, 3)) if weighted else np.ones((1, 1))
+    ph = weights.shape[0]
+    sums = binning.block_sums(mosaic, (16, 48), weights if weighted else None, every=3)
+    kept = np.arange(16 * 7).reshape(7, 16 // ph, ph)[:, ::3].ravel()  # repeat rows 0, 3, 6, ... of each block
+    rows = mosaic[kept].astype(np.float64) * np.tile(weights, (len(kept) // ph, 9 * 48 // weights.shape[1]))
+    expected = rows.reshape(7, -1, 9, 48).sum(axis=(1, 3)) * (8 / 3)
+    np.testing.assert_allclose(sums, expected, rtol=2e-6)
+
+
 def test_a_repeat_that_does_not_tile_the_block_is_refused() -> None:
     with pytest.raises(ValueError, match="does not tile"):
         binning.block_sums(np.zeros((12, 12), np.uint16), (4, 4), np.ones((3, 3)))

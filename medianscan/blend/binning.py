@@ -14,14 +14,19 @@ import numpy.typing as npt
 
 
 def block_sums(
-    region: npt.NDArray[np.generic], cell: tuple[int, int], weights: npt.NDArray[np.float64] | None = None
+    region: npt.NDArray[np.generic],
+    cell: tuple[int, int],
+    weights: npt.NDArray[np.float64] | None = None,
+    *,
+    every: int = 1,
 ) -> npt.NDArray[np.float32]:
     """(H, W) pixel values -> (H // cy, W // cx): the weighted sum of each cy x cx block.
 
     `weights` (ph, pw), tiling the block (cy % ph == cx % pw == 0), weighs each pixel by its position in the
     repeat (a colour filter's: 1 / photosites of its colour); None weighs every pixel 1, summed exactly when the
     values are 8- or 16-bit unsigned integers (anything else is summed in float64). Edges that do not fill a
-    block are left out.
+    block are left out. `every` > 1 reads one row of repeats in `every` of each block (its first, then evenly
+    on), whole rows skipped in memory, and scales the sums to the whole block's.
     """
     cy, cx = cell
     ph, pw = (1, 1) if weights is None else weights.shape
@@ -30,15 +35,19 @@ def block_sums(
     ny, nx = region.shape[0] // cy, region.shape[1] // cx
     width = nx * cx
     k = cy // ph
-    rows = region[: ny * cy, :width].reshape(ny, k, ph, width)
+    rows = region[: ny * cy, :width].reshape(ny, k, ph, width)[:, ::every]
+    scale = k / rows.shape[1]  # 1 when every row is read
     small = region.dtype in (np.uint8, np.uint16)
     acc = np.dtype(np.uint32 if small else np.float64)
-    summed = rows[:, 0].astype(acc) if k == 1 else rows.sum(axis=1, dtype=acc)  # (ny, ph, width)
+    summed = rows[:, 0].astype(acc) if rows.shape[1] == 1 else rows.sum(axis=1, dtype=acc)  # (ny, ph, width)
     if weights is None:
         exact = summed.reshape(ny, ph * width) if ph == 1 else summed.sum(axis=1, dtype=acc)
-        total = exact.reshape(ny, nx, cx).sum(axis=2, dtype=np.uint64 if small else np.float64)
-        return np.asarray(total, dtype=np.float32)
-    along = np.tile(weights.astype(np.float32), (1, width // pw))  # (ph, width): each column's weight, per row
+        wide = np.uint32 if small and cy * cx * 65535 < 2**32 else np.uint64  # narrower is quicker; never overflows
+        total = exact.reshape(ny, nx, cx).sum(axis=2, dtype=wide if small else np.float64)
+        return np.asarray(total if scale == 1 else total * scale, dtype=np.float32)
+    along = np.tile(
+        weights.astype(np.float32) * np.float32(scale), (1, width // pw)
+    )  # (ph, width): each column's weight, per row
     weighted = np.multiply(summed[:, 0], along[0], dtype=np.float32)
     for py in range(1, ph):
         weighted += np.multiply(summed[:, py], along[py], dtype=np.float32)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -31,27 +30,30 @@ from medianscan.errors import MedianscanError
 from medianscan.outputs.preview import rgb_channels
 
 PICTURE_SIDE = 384  # the whole picture binned to about this many cells on its long side
+IMAGE_ROWS = 4  # an image's cell sums about this many of its rows (a 24 MP TIFF: a quarter of the frame read)
 SCALES = (4, 8, 16)  # block sides, in cells of that picture
 CLIP = 3.0  # a pixel's residual counts up to this many of its own noise (dust carries little weight)
 DIFFERS_Z = 6.0  # a block differs when its mean is this many of the stack's own spreads away from the centre
 DIFFERS_SHARE = 0.10  # a frame whose blocks differ over this share of the picture is not the same picture
 LEVEL_BINS = 4  # the noise grows with the signal: spreads are measured per quartile of the centre's level
 MIN_BLOCKS = 16  # a scale with fewer blocks than this tells nothing
-Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 
 
 def picture_plane(frame: Frame) -> tuple[npt.NDArray[np.float32], tuple[float, float]]:
     """The frame's whole picture (its default crop) as one luminance-like plane of about PICTURE_SIDE cells on
     its long side, and the sensor pixels per cell (y, x). A raw is binned by whole CFA repeats (any CFA), each
     cell the sum of its colours' black-subtracted means (green weighs as much as red and blue); an image by blocks
-    of pixels, its channels summed."""
+    of pixels, its channels summed, from IMAGE_ROWS of each block's rows: a 24 MP TIFF is 144 MB to read where a
+    raw is 17 MB (plus a decode ten times as long), and the noise the check compares with is measured on the same
+    cells, so fewer rows only make each cell a little noisier."""
     pixels = frame.pixels
     layout = frame.layout
     if layout is None:
         height, width = pixels.shape[:2]
         k = max(1, math.ceil(max(height, width) / PICTURE_SIDE))
         channels = pixels.shape[2] if pixels.ndim == 3 else 1
-        picture = binning.block_sums(pixels.reshape(height, width * channels), (k, k * channels))
+        every = max(1, k // IMAGE_ROWS)
+        picture = binning.block_sums(pixels.reshape(height, width * channels), (k, k * channels), every=every)
         return picture, (height / picture.shape[0], width / picture.shape[1])
     top, left, _, _ = layout.active_area
     cx, cy, cw, ch = layout.default_crop
@@ -85,13 +87,11 @@ def differing_shares(
     pictures: Sequence[npt.NDArray[np.float32]],
     shifts: Sequence[tuple[float, float] | None],
     scale: tuple[float, float],
-    mapper: Mapper = map,
 ) -> list[float]:
     """Per frame, the share of the picture whose blocks differ from the stack's centre beyond noise (0 to 1).
 
     `shifts` are each frame's shift in sensor pixels from the stack's common position (None: not measurable),
-    `scale` the sensor pixels per picture cell. `mapper` (a thread pool's map) spreads the parts that do not
-    depend on each other over the cores (NumPy's selections and arithmetic release the GIL).
+    `scale` the sensor pixels per picture cell.
     """
     if len(pictures) < 3 or any(p.shape != pictures[0].shape for p in pictures):
         return [0.0] * len(pictures)
@@ -102,27 +102,20 @@ def differing_shares(
     if 2 * margin >= min(planes[0].shape) - 2 * SCALES[-1]:
         return [0.0] * len(planes)
     stack = np.stack(
-        list(
-            mapper(
-                lambda pair: registration.seen_back(
-                    pair[0], np.zeros(2) if pair[1] is None else np.asarray(pair[1]), margin
-                ),
-                zip(planes, shifts, strict=True),
-            )
-        )
+        [
+            registration.seen_back(plane, np.zeros(2) if shift is None else np.asarray(shift), margin)
+            for plane, shift in zip(planes, shifts, strict=True)
+        ]
     )
-    halves = np.array_split(np.arange(stack.shape[1]), 2)
-    centre = np.concatenate(list(mapper(lambda rows: _median(stack[:, rows[0] : rows[-1] + 1]), halves)))
+    centre = _median(stack)
     bright = centre > max(1.0, float(np.percentile(centre, 10)))
     lit = centre[bright]
 
-    def gain(i: int) -> None:  # a flicker the level check tolerates: taken out as a gain, robustly
+    for i in range(len(stack)):  # a flicker the level check tolerates: taken out as a gain, robustly
         ratio = _median_inplace(lit / np.maximum(stack[i][bright], 1e-3)) if lit.size else 1.0
         stack[i] *= np.float32(ratio if np.isfinite(ratio) and ratio > 0 else 1.0)
-
-    list(mapper(gain, range(len(stack))))
     residual = stack - centre
-    limit = CLIP * _spread_by_level(residual.reshape(len(stack), -1), centre.reshape(-1), mapper, skip_zeros=True)
+    limit = CLIP * _spread_by_level(residual.reshape(len(stack), -1), centre.reshape(-1), skip_zeros=True)
     np.clip(residual, -limit.reshape(centre.shape), limit.reshape(centre.shape), out=residual)
     shares = np.zeros(len(planes))
     sums, levels, summed = _block_sums(residual, SCALES[0]), _block_sums(centre[np.newaxis], SCALES[0]), SCALES[0]
@@ -135,7 +128,7 @@ def differing_shares(
             continue
         blocks = np.asarray(sums.reshape(n, ny * nx) / side**2, dtype=np.float32)
         level = np.asarray(levels.reshape(ny * nx) / side**2, dtype=np.float32)
-        z = blocks / _spread_by_level(blocks, level, mapper, skip_zeros=True)
+        z = blocks / _spread_by_level(blocks, level, skip_zeros=True)
         shares = np.maximum(shares, np.mean(np.abs(z) > DIFFERS_Z, axis=1))
     return [float(s) for s in shares]
 
@@ -193,7 +186,6 @@ def _coarser(sums: npt.NDArray[np.float64], factor: int) -> npt.NDArray[np.float
 def _spread_by_level(
     values: npt.NDArray[np.float32],
     level: npt.NDArray[np.float32],
-    mapper: Mapper = map,
     *,
     skip_zeros: bool = False,
 ) -> npt.NDArray[np.float64]:
@@ -201,7 +193,7 @@ def _spread_by_level(
     the values at each place, per quartile of the level (noise grows with the signal). Frames of another
     picture are a minority and do not move it. `skip_zeros`: values of exactly 0 say nothing of the noise (the
     frame that is the median at a place has a residual of 0 there; a block clipped in every frame has a mean of
-    0), so they are left out. The quartiles are measured side by side through `mapper`."""
+    0), so they are left out."""
     edges = np.quantile(level, np.linspace(0, 1, LEVEL_BINS + 1)[1:-1])
     bins = np.searchsorted(edges, level)
     spread = np.ones(level.shape, dtype=np.float64)
@@ -220,7 +212,7 @@ def _spread_by_level(
         np.abs(pooled, out=pooled)
         return here, max(1.4826 * _median_inplace(pooled), 1e-3)
 
-    for here, value in mapper(one, range(LEVEL_BINS)):
+    for here, value in map(one, range(LEVEL_BINS)):
         if value is not None:
             spread[here] = value
     return spread
