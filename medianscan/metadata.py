@@ -72,13 +72,6 @@ class MosaicLayout:
         """True for a raw without a mosaic: three samples per pixel."""
         return self.samples == 3
 
-    def black_level_image(self, shape: tuple[int, int]) -> npt.NDArray[np.uint16]:
-        """The black level at every photosite of an array of `shape` (for level checks and previews)."""
-        ph, pw = self.pattern.shape
-        tile = np.asarray(self.black_levels, dtype=np.uint16)[self.pattern]
-        reps = (-(-shape[0] // ph), -(-shape[1] // pw))
-        return np.tile(tile, reps)[: shape[0], : shape[1]]
-
     def photosites(self, area: tuple[int, int, int, int], row_step: int = 1) -> list[Photosites]:
         """Each CFA position inside `area` (top, left, bottom, right; sensor coordinates) as strided slices of
         the full array, with its colour; `row_step` keeps every n-th repeat of rows (a sample), for any

@@ -50,10 +50,6 @@ class Retaken:
     again: bool = False
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-
-
 class Library:
     """Roll and negative folders under one root, and the manifests in them.
 

@@ -18,7 +18,6 @@ IO_INIT = -31
 IO_READ = -34
 IO_WRITE = -35
 IO_UPDATE = -37
-CAMERA_ERROR = -113
 
 # The session is lost: close it, make a new Camera object, reconnect with backoff.
 GONE = frozenset({USB_FIND, IO, TIMEOUT, CLAIM, LOCK, IO_INIT, IO_READ, IO_WRITE, IO_UPDATE})

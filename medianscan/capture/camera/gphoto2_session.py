@@ -48,11 +48,6 @@ def autodetect() -> list[tuple[str, str]]:
     return [(found.get_name(i), found.get_value(i)) for i in range(found.count())]
 
 
-def _stem(name: str) -> str:
-    """'DSC_0001.NEF' -> 'DSC_0001': a RAW+JPEG pair shares it."""
-    return name.rsplit(".", 1)[0]
-
-
 def _usb_node(port: str) -> Path | None:
     match = re.fullmatch(r"usb:(\d+),(\d+)", port)
     return Path(f"/dev/bus/usb/{int(match.group(1)):03d}/{int(match.group(2)):03d}") if match else None

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medianscan.capture.camera.burst.link import Announced, Download
-from medianscan.formats import RAW_EXTS, extension
 
 SPARES = "spares"  # the stack's sub-folder for a continuous burst's shots past its frames (never blended)
 
@@ -45,8 +44,3 @@ class Shot:
 
     def unfetched(self) -> list[Announced]:
         return self.files[self.fetched :]
-
-
-def classify_by_name(name: str) -> str:
-    """A file's kind by its name alone (before it is fetched): raw or other."""
-    return "raw" if extension(name) in RAW_EXTS else "other"
