@@ -205,7 +205,9 @@ def _register(
                 tried.append((i, j))
                 coarse = found
             start = (coarse[0] * factor, coarse[1] * factor)
-            fit = register.refine(store.get(f"flat{i}"), store.get(f"flat{j}"), start, min_points, cell[0])
+            fit = register.refine(
+                store.get(f"flat{i}"), store.get(f"flat{j}"), start, min_points, cell[0], coarse=2 * factor
+            )
             if fit is None:
                 continue
             measured.append((i, j))

@@ -25,7 +25,7 @@ TOLERANCE = 0.1  # photosites: an overlap that cannot tell its shift this well i
 _ITERATIONS = 12
 _CONVERGED = 0.002  # plane points
 _TUKEY = 4.685
-_MAX_POINTS = 40_000  # template points per step: a larger overlap is sampled at a stride
+_MAX_POINTS = 20_000  # template points per step: a larger overlap is sampled at a stride
 _MAX_TURN = 0.01  # radians: the most a tile may turn on the next (0.57 degrees), for what of i the overlap may reach
 _LEVEL_STRIDE = 4  # the exposure fit reads every fourth point
 _PEAKS = 2  # the correlation's highest peaks whose readings are scored
@@ -111,9 +111,11 @@ def refine(
     start: tuple[float, float],
     min_points: int,
     cell: int,
+    *,
+    coarse: int = 32,
 ) -> PairFit | None:
-    """Robust Lucas-Kanade for (dy, dx, angle) of j in i from `start` (plane points); None when the overlap holds
-    fewer than `min_points` points or too little texture to measure."""
+    """Robust Lucas-Kanade for (dy, dx, angle) of j in i from `start` (plane points, good to `coarse` of them);
+    None when the overlap holds fewer than `min_points` points or too little texture to measure."""
     box = overlap_box(plane_i.shape, plane_j.shape, start)
     top, left, bottom, right = box
     margin = 4 + int(2 * FLATTEN_SIGMA)  # the flattened planes are less sure near a tile's edge
@@ -122,7 +124,8 @@ def refine(
         return None
     centre = ((inner[0] + inner[2] - 1) / 2, (inner[1] + inner[3] - 1) / 2)
     levels = 0
-    while min(inner[2] - inner[0], inner[3] - inner[1]) >> (levels + 1) >= _MIN_SIDE and levels < 5:
+    top_level = min(5, int(np.ceil(np.log2(max(1, coarse)))) + 1)  # the coarse offset is good to a thumbnail point
+    while min(inner[2] - inner[0], inner[3] - inner[1]) >> (levels + 1) >= _MIN_SIDE and levels < top_level:
         levels += 1
     # Only the overlap is worked on: j's inner box and what of i it may reach (a coarse level's step, a turn)
     pad = (2 << levels) + int(np.ceil(_MAX_TURN * max(inner[2] - inner[0], inner[3] - inner[1])))
