@@ -107,9 +107,7 @@ def install(revision: str, prefix: str = "") -> Side:
         _dependencies((ROOT / "pyproject.toml").read_text()),
     )
     if theirs != ours:
-        print(
-            f"note: {revision} declares {', '.join(sorted(theirs ^ ours))} unlike this checkout; both run on this venv"
-        )
+        print(f"note: {revision} and this checkout differ in {', '.join(sorted(theirs ^ ours))}; both run on this venv")
     return Side(f"{prefix}{revision} ({commit[:8]})", site, home / "kernels")
 
 
@@ -320,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ours", metavar="REV", help="time this revision as ours instead of the checkout (others' edits in progress)"
     )
-    parser.add_argument("--repeats", type=int, default=7, help="rounds per row (default 7)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds per row (default 5)")
     parser.add_argument("--limit", type=float, default=1.05, help="the slowest ratio accepted (default 1.05)")
     keys = [k for k, _, _ in WHOLE + WARM]
     parser.add_argument("--rows", default=",".join(keys), help=f"which rows, comma separated ({', '.join(keys)})")
