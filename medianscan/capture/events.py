@@ -124,6 +124,11 @@ class Answer:
             data["error"] = self.text
         return data | {k: v for k, v in (("stack", self.stack), ("roll", self.roll)) if v is not None}
 
+    @classmethod
+    def paused(cls, action: Request) -> Answer:
+        """The one answer to a press that shoots (capture, flat, scan-roll) while the daemon is paused."""
+        return cls(False, action, f"{action} ignored: the daemon is paused (send resume first)", "ignored")
+
     def after_queue(self, behind: str) -> Answer:
         """The same answer for a press that waited for the burst under way (`behind`) first."""
         return dataclasses.replace(self, text=f"queued behind {behind}, then: {self.text}", outcome="queued")
