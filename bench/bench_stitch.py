@@ -5,16 +5,18 @@ falloff, noise, flat field).
 - ours:   `medianscan stitch TILES --flat FLAT --output OUT.dng` as a process (start-up included)
 - hugin:  the same tiles developed to 16-bit TIFFs first (rawpy, not timed), then pto_gen, cpfind --multirow,
           cpclean, autooptimiser -a -m -l -s, pano_modify --canvas=AUTO --crop=AUTO, nona -m TIFF_m, enblend
-- floor:  reading the tiles (LibRaw decode) and writing an output-sized mosaic as a DNG (outputs.dng)
-Runs alternate (ours, hugin, floor) `--repeats` times; medians. `--memory` adds the peak memory (ru_maxrss of the
-stitch process) on nine 24 MP tiles made by scaling the picture up.
+- floor:  reading the tiles (LibRaw decode) and writing an output-sized mosaic as a DNG (outputs.dng), in this
+          process (imports already paid), and the same as a fresh process (Python, NumPy, rawpy start-up included:
+          the floor of any command that does it)
+Runs alternate (ours, hugin, floor, floor as a process) `--repeats` times; medians. `--memory` adds the peak
+memory (the stitch process's own ru_maxrss, from wait4) on nine 24 MP tiles made by scaling the picture up.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,6 +32,7 @@ import tifffile
 
 from medianscan.blend.frames import read_frame
 from medianscan.outputs import dng
+from medianscan.stitch import write
 from tests.conftest import find_sample_raw
 from tests.tiles import Picture, TileSpec, load_picture, write_flat, write_tile
 
@@ -103,9 +106,17 @@ def floor(paths: list[Path], folder: Path) -> float:
     return time.perf_counter() - t
 
 
-def memory(picture: Picture, folder: Path) -> tuple[float, float]:
+def floor_process(folder: Path) -> float:
+    """The floor as its own process: `python -m bench stitch --floor-of FOLDER`."""
+    t = time.perf_counter()
+    args = [sys.executable, "-m", "bench", "stitch", "--floor-of", str(folder)]
+    subprocess.run(args, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
+    return time.perf_counter() - t
+
+
+def memory(picture: Picture, folder: Path) -> tuple[float, float, dict[str, int]]:
     """Peak memory (MB) and seconds of the stitch process on nine 24 MP tiles (the picture scaled up 4.3x, so that
-    a 3x3 grid of 6000x4000 tiles at a quarter's overlap stays inside it)."""
+    a 3x3 grid of 6000x4000 tiles at a quarter's overlap stays inside it), and the output's size."""
     from scipy import ndimage
 
     big = Picture(ndimage.zoom(picture.rgb, (4.3, 4.3, 1), order=1).astype(np.float32), picture.scene)
@@ -113,19 +124,27 @@ def memory(picture: Picture, folder: Path) -> tuple[float, float]:
     del big
     t = time.perf_counter()
     args = [sys.executable, "-m", "medianscan", "stitch", *map(str, paths), "--flat", str(folder / "flat.dng")]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([*args, "--output", str(folder / "big.dng")], capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"the 24 MP stitch failed: {done.stderr.strip()}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(peak, before) / 1024, time.perf_counter() - t
+    out = folder / "big.dng"
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen([*args, "--output", str(out)], stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            err.seek(0)
+            raise SystemExit(f"the 24 MP stitch failed: {err.read().decode().strip()}")
+    size = json.loads(out.with_suffix(".json").read_text())
+    return usage.ru_maxrss / 1024, time.perf_counter() - t, {"width": size["width"], "height": size["height"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="also nine 24 MP tiles: peak memory")
+    parser.add_argument("--floor-of", type=Path, help=argparse.SUPPRESS)  # the floor, run as its own process
     args = parser.parse_args(argv)
+    if args.floor_of is not None:
+        floor(sorted(args.floor_of.glob("tile*.dng")), args.floor_of)
+        return 0
     raw = find_sample_raw()
     if raw is None:
         print("the sample CR2 is missing (make test installs it)")
@@ -136,25 +155,29 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(name)
         paths = make_set(picture, folder, 3, 2, (1000, 1400))  # six 1.4 MP tiles
         tiffs = develop(paths, folder)
-        times: dict[str, list[float]] = {"ours": [], "hugin": [], "floor": []}
+        times: dict[str, list[float]] = {"ours": [], "hugin": [], "floor": [], "floor as a process": []}
         for _ in range(args.repeats):
             times["ours"].append(ours(paths, folder))
             if not missing:
                 times["hugin"].append(hugin(tiffs, folder))
             times["floor"].append(floor(paths, folder))
+            times["floor as a process"].append(floor_process(folder))
         median = {k: statistics.median(v) for k, v in times.items() if v}
         print(f"six 1.4 MP tiles, medians of {args.repeats}:")
         for key, value in median.items():
-            print(f"  {key:6s} {value:7.2f} s")
+            print(f"  {key:18s} {value:7.2f} s")
         if "hugin" in median:
             print(f"  hugin / ours: {median['hugin'] / median['ours']:.1f}x")
         else:
             print(f"  hugin: missing {', '.join(missing)} (scripts/system-packages.sh bench)")
-        print(f"  ours / floor: {median['ours'] / median['floor']:.2f}x")
+        print(f"  ours / floor: {median['ours'] / median['floor']:.1f}x")
+        print(f"  ours / floor as a process: {median['ours'] / median['floor as a process']:.1f}x")
         if args.memory:
-            peak, seconds = memory(picture, folder)
+            peak, seconds, size = memory(picture, folder)
+            tile, band = 4000 * 6000 * 4, write.BAND_ROWS * size["width"] * 4
             print(
-                f"nine 24 MP tiles: {seconds:.1f} s, peak {peak:.0f} MB (a 24 MP tile: 48 MB as uint16, 96 as float32)"
+                f"nine 24 MP tiles -> {size['width']}x{size['height']}: {seconds:.1f} s, peak {peak:.0f} MB; two "
+                f"tiles as float32 and a band ({write.BAND_ROWS} rows, float32): {(2 * tile + band) / 2**20:.0f} MB"
             )
     return 0
 
