@@ -345,3 +345,32 @@ def test_a_stack_waiting_for_its_second_try_is_not_lost_at_stop(tmp_path: Path) 
     assert not any(isinstance(e, Outcome) for e in events)  # the first death failed nothing
     assert pool.waiting() + pool.running() == [a]
     assert pool.stop() == [a]
+
+
+def segfaulting_blend(stack: Path, task: Any) -> Any:
+    """Fake blend job (a real decoder cannot be made to crash on cue): a real segmentation fault, every try."""
+    with (stack / "tries").open("a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    ctypes.string_at(0)
+
+
+def test_the_daemon_records_a_stack_whose_worker_died_twice_as_failed_naming_the_signal(tmp_path: Path) -> None:
+    """Through the capture daemon: a captured stack whose blend kills its worker twice is marked failed in its
+    manifest with the sentence naming the signal, and the operator is told (the error event)."""
+    from medianscan.library.manifest import State, read_manifest
+    from medianscan.service.capture import Daemon
+    from medianscan.service.progress import ServiceError
+    from tests.test_daemon import InProcess, config, wait_until
+
+    cfg = config(tmp_path)
+    daemon = Daemon(cfg, triggers=False, pool=BlendPool(1, 4, job=segfaulting_blend))
+    with InProcess(daemon) as run:
+        daemon.request("capture")
+        wait_until(lambda: run.count(ServiceError) == 1, "the failure reported", timeout=60)
+        (stack,) = daemon.library.stacks()
+        manifest = read_manifest(stack)
+    sentence = "the blend worker died of SIGSEGV twice while blending this stack"
+    assert manifest.state == State.FAILED and manifest.error == sentence
+    assert len((stack / "tries").read_text().split()) == 2
+    errors = [e for e in run.events if isinstance(e, ServiceError)]
+    assert [e.message for e in errors] == [sentence] and errors[0].stack == stack
