@@ -28,12 +28,12 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import KW_ONLY, dataclass
 
 from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.enough import FrameCount
-from medianscan.capture.camera.burst.link import Announced, BodyLink
-from medianscan.capture.camera.burst.placing import Placing
+from medianscan.capture.camera.burst.link import Announced, BodyLink, drain_before
+from medianscan.capture.camera.burst.placing import Placing, Target
 from medianscan.capture.camera.burst.quirks import Quirk
 from medianscan.capture.camera.burst.shots import Fetch, Shot, stem_of
 from medianscan.capture.camera.files import classify
@@ -54,41 +54,44 @@ QUIET_SECONDS = 0.5  # a continuous burst let go is over once the body is this q
 DONE_QUIET_SECONDS = 0.02  # ... or this quiet after it said its capture is complete
 
 
+@dataclass(frozen=True)
 class BurstEngine:
-    """Runs one burst on `link` for a body with `quirk`; `freshness` is the session's (it outlives the burst)."""
+    """Runs bursts on `link` for a body with `quirk`; `freshness` is the session's (it outlives the burst)."""
 
-    def __init__(
-        self,
-        link: BodyLink,
-        cfg: CameraConfig,
-        quirk: Quirk,
-        freshness: Freshness,
-        *,
-        announce_timeout_seconds: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.link = link
-        self.cfg = cfg
-        self.quirk = quirk
-        self.freshness = freshness
-        self.announce_timeout_seconds = announce_timeout_seconds
-        self.clock = clock
-
-    # --- the burst ----------------------------------------------------------------------------------------------
+    link: BodyLink
+    cfg: CameraConfig
+    quirk: Quirk
+    freshness: Freshness
+    _: KW_ONLY
+    announce_timeout_seconds: float = 30.0
+    clock: Callable[[], float] = time.monotonic
 
     def run(self, strategy: Strategy, frames: FrameCount, record: BurstRecord, stem: str, exposure: float) -> None:
         """Fill `record` with the frames `frames` wants, named `stem`, in its stack; CameraError (the record
         holding what is safe on disk) when the body fails. libgphoto2's own errors pass through for the backend
         to explain."""
-        self.count, self.record, self.stem, self.exposure = frames, record, stem, exposure
+        record.stack.mkdir(parents=True, exist_ok=True)
+        drain_before(self.link)
+        Burst(self, frames, record, stem, exposure).run(strategy)
+
+
+class Burst:
+    """One burst's state, made by `BurstEngine.run` for that burst alone: its shots, when the body last named a
+    file or said its capture is complete, and where each file goes (`place`). Used by the camera thread only."""
+
+    def __init__(self, engine: BurstEngine, count: FrameCount, record: BurstRecord, stem: str, exposure: float) -> None:
+        self.link, self.cfg, self.quirk, self.freshness = engine.link, engine.cfg, engine.quirk, engine.freshness
+        self.announce_timeout_seconds, self.clock = engine.announce_timeout_seconds, engine.clock
+        self.count, self.record, self.exposure = count, record, exposure
         self.shots: list[Shot] = []
         self.native_start: float | None = None  # while a continuous burst runs: when it was started
         self.done_heard = 0  # "capture complete" events: a body that sends one per shot is waited for at the end
         self.done_at = self.last_named_at = float("-inf")  # monotonic: the last "capture complete", the last file
         self.released_at = float("inf")  # monotonic: when a continuous burst was let go
-        record.stack.mkdir(parents=True, exist_ok=True)
-        self._drain_before()
-        self.place = Placing(self.link, self.cfg, frames, record, stem, clock=self.clock)
+        self.place = Placing(self.link, self.cfg, count, record, stem, clock=self.clock)
+
+    def run(self, strategy: Strategy) -> None:
+        """Shoot by `strategy` until the count has its frames; what was handed over is on disk when it ends."""
         finished = False
         try:
             if strategy == "native":
@@ -96,12 +99,12 @@ class BurstEngine:
             else:
                 self._one_by_one(capture=strategy == "capture", overlap=strategy == "trigger" and self.quirk.overlap)
             self._companions_after()
-            record.auto = frames.record(len(record.frames))
+            self.record.auto = self.count.record(len(self.record.frames))
             finished = True
             self.place.say_spares()
         finally:
-            frames.close()  # its measuring thread ends with the burst, however it ends
-            self.place.close(finished=finished)  # every file handed over on disk (or failed) before it ends
+            self.count.close()  # its measuring thread ends with the burst, however it ends
+            self.place.close(finished=finished)
 
     def _promised(self) -> int:
         """Frames taken, and those the shots still unjudged should bring."""
@@ -110,9 +113,14 @@ class BurstEngine:
     def _short(self) -> bool:
         """More frames wanted: the count is asked as it is; with all it wanted taken, its last measure is waited
         for (the only wait it costs the burst), which may want more."""
-        if len(self.record.frames) < self.count.wanted():
-            return True
-        return len(self.record.frames) < self.count.settle()
+        return len(self.record.frames) < self.count.wanted() or len(self.record.frames) < self.count.settle()
+
+    def _too_few(self) -> CameraError:
+        return CameraError(
+            f"the camera ({self.link.where()}) gave {counted(len(self.record.frames), 'fresh frame')} of "
+            f"{self.count.wanted()} in {len(self.shots)} shots: the other files were not this burst's (see "
+            f"{SET_ASIDE}/)"
+        )
 
     def _one_by_one(self, *, capture: bool, overlap: bool) -> None:
         """`capture` or `trigger`: one command per frame. With `overlap` the next shot is fired as soon as the
@@ -124,18 +132,14 @@ class BurstEngine:
                 self.place.delete_written(wait=False)
                 continue
             if len(self.shots) >= MAX_SHOTS_PER_FRAME * self.count.most:
-                raise CameraError(
-                    f"the camera ({self.link.where()}) gave {counted(len(self.record.frames), 'fresh frame')} of "
-                    f"{self.count.wanted()} in {len(self.shots)} shots: the other files were not this burst's (see "
-                    f"{SET_ASIDE}/)"
-                )
+                raise self._too_few()
             self._make_room()
             if not overlap:
                 self._fetch_all_named()
             shot = Shot(time.time())
             self.shots.append(shot)
             if capture:
-                self._name(self.link.capture(), shot)
+                self._assign(self.link.capture(), shot)
                 self._hear(0.0)  # a companion already queued (RAW+JPEG)
             else:
                 self.link.trigger()
@@ -159,11 +163,7 @@ class BurstEngine:
                 break
             barren = 0 if len(self.record.frames) > taken else barren + 1
             if barren >= MAX_SHOTS_PER_FRAME:
-                raise CameraError(
-                    f"the camera ({self.link.where()}) gave {counted(len(self.record.frames), 'fresh frame')} of "
-                    f"{self.count.wanted()} in {len(self.shots)} shots: the other files were not this burst's (see "
-                    f"{SET_ASIDE}/)"
-                )
+                raise self._too_few()
             log.info("%s: the camera's burst stopped %s short; fired again", self.record.stack.name,
                      counted(self.count.wanted() - len(self.record.frames), "frame"))  # fmt: skip
         self._fetch_all_named()
@@ -223,7 +223,7 @@ class BurstEngine:
         while True:
             event = self.link.next_event(max(0.0, wait))
             if event.kind == "file" and event.file is not None:
-                self._name(event.file, None)
+                self._assign(event.file, None)
             elif event.kind == "done":
                 self.done_heard += 1
                 self.done_at = self.clock()
@@ -253,9 +253,10 @@ class BurstEngine:
         while not shot.closed and (left := until - self.clock()) > 0:
             self._hear(min(left, 0.02))
 
-    def _name(self, file: Announced, shot: Shot | None) -> None:
-        """A named file's shot: `shot` (a capture's own), the shot sharing its stem (a companion), the oldest shot
-        still waiting for a file, or in a continuous burst a new one. With none, it is left on the body."""
+    def _assign(self, file: Announced, shot: Shot | None) -> None:
+        """Assign a file the body named to its shot: `shot` (a capture's own), the shot sharing its stem (a
+        companion), the oldest shot still waiting for a file, or in a continuous burst a new one. With none, it is
+        left on the body."""
         stem = stem_of(file.name)
         owner = shot or next((s for s in self.shots if stem in s.stems()), None)
         if owner is None:
@@ -335,14 +336,14 @@ class BurstEngine:
         while not shot.closed and not shot.unfetched() and (left := until - self.clock()) > 0:
             self._hear(min(left, 0.05))
 
-    def _judge(self, shot: Shot, fetched: list[Fetch]) -> dict[Announced, tuple[Path | None, str]]:
+    def _judge(self, shot: Shot, fetched: list[Fetch]) -> dict[Announced, Target]:
         """A shot's frame: its newest fresh raw (by capture time, then file number), or its first file when it
         has no raw (a JPEG-only body); the other raws, and their companions, are set aside with the reason."""
         shot.judged = True
         raws = [f for f in fetched if f.kind == "raw"] or fetched[:1]
         files = {id(item): CameraFile(item.file.folder, item.file.name, capture_time(item.head)) for item in raws}
         order = self.freshness.newest_first(list(files.values()))
-        roles: dict[Announced, tuple[Path | None, str]] = {}
+        roles: dict[Announced, Target] = {}
         frame_stem = None
         for camera_file in order:
             item = next(r for r in raws if files[id(r)] is camera_file)
@@ -380,20 +381,6 @@ class BurstEngine:
             self.place.delete_written(wait=True)
 
     # --- before and after ---------------------------------------------------------------------------------------
-
-    def _drain_before(self) -> None:
-        """Empty the body's event queue before the first shot: a file named now is no shot of this burst's (the
-        shutter pressed on the body), left on the camera, named."""
-        for _ in range(1000):
-            event = self.link.next_event(0.001)
-            if event.kind == "nothing":
-                return
-            if event.kind == "file" and event.file is not None:
-                log.warning(
-                    "%s appeared on %s outside a burst (shutter pressed on the body?); left on the camera",
-                    event.file.path,
-                    self.link.where(),
-                )
 
     def _companions_after(self) -> None:
         """After the last frame: a companion still to come (RAW+JPEG, as the other shots had) is waited for and

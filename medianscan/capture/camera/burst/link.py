@@ -7,10 +7,13 @@ Every call happens on the camera thread: a body is one session on one thread.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from medianscan.vocabulary import Strategy
+
+log = logging.getLogger(__name__)
 
 NativeKind = Literal["nikon-burstnumber", "canon-remote-release", "simulated"]
 
@@ -99,3 +102,18 @@ class BodyLink(Protocol):
     def listing(self, folder: str) -> list[str]:
         """The names of the files the body holds in `folder`."""
         ...
+
+
+def drain_before(link: BodyLink) -> None:
+    """Empty the body's event queue before a burst's first shot: a file named now is no shot of the burst's (the
+    shutter pressed on the body), left on the camera, named."""
+    for _ in range(1000):
+        event = link.next_event(0.001)
+        if event.kind == "nothing":
+            return
+        if event.kind == "file" and event.file is not None:
+            log.warning(
+                "%s appeared on %s outside a burst (shutter pressed on the body?); left on the camera",
+                event.file.path,
+                link.where(),
+            )

@@ -18,7 +18,7 @@ from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.enough import FrameCount
 from medianscan.capture.camera.burst.journal import BurstJournal
 from medianscan.capture.camera.burst.link import Announced, BodyLink
-from medianscan.capture.camera.burst.shots import SPARES, Fetch, Shot
+from medianscan.capture.camera.burst.shots import SPARES, Fetch, Role, Shot
 from medianscan.capture.camera.burst.writer import FrameWriter
 from medianscan.capture.camera.files import frame_name
 from medianscan.capture.camera.freshness import SET_ASIDE
@@ -28,7 +28,7 @@ from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
-Target = tuple[Path | None, str]  # where a fetched file goes (None: not kept), and as what
+Target = tuple[Path | None, Role]  # where a fetched file goes (None: not kept), and as what
 
 
 class Placing:
@@ -62,7 +62,7 @@ class Placing:
         named = shot.named_at or self.clock()  # the body's cadence: from one frame's naming to the next's
         self.record.per_frame_seconds.append(max(0.0, named - self.last_frame_at))
         self.last_frame_at = named
-        return self.record.stack / frame_name(self.stem, shot.frame, self.n, item.ext), "frame"
+        return self.record.stack / frame_name(self.stem, shot.frame, self.n, item.ext), Role.FRAME
 
     def enough(self) -> bool:
         """The burst has every frame it wants: a shot judged now is a spare."""
@@ -78,7 +78,7 @@ class Placing:
         shot.spare = self.record.stack / SPARES / frame_name(self.stem, number, self.n, item.ext)
         shot.spare.parent.mkdir(exist_ok=True)
         self.record.spares.append(LeftOut(shot.spare, self.spare_reason()))
-        return shot.spare, "spare"
+        return shot.spare, Role.SPARE
 
     def drop_spare(self, shot: Shot) -> None:
         """`camera.extra_shots: delete`: a spare's files deleted from the body unfetched, each named."""
@@ -94,32 +94,32 @@ class Placing:
         target.parent.mkdir(exist_ok=True)
         self.record.set_aside.append(LeftOut(target, why))
         log.warning("%s: set aside in %s/: %s", self.record.stack.name, SET_ASIDE, why)
-        return target, "set aside"
+        return target, Role.SET_ASIDE
 
     def companion(self, item: Fetch, shot: Shot) -> Target:
         """A file fetched after its shot was judged: its frame's (or spare's) JPEG if configured, else not kept."""
         if item.kind == "jpeg" and self.cfg.keep_jpeg:
             if shot.frame is not None:
-                return self.record.stack / frame_name(self.stem, shot.frame, self.n, item.ext), "jpeg"
+                return self.record.stack / frame_name(self.stem, shot.frame, self.n, item.ext), Role.JPEG
             if shot.spare is not None:
-                return shot.spare.with_suffix(f".{item.ext}"), "spare"
+                return shot.spare.with_suffix(f".{item.ext}"), Role.SPARE
         if item.kind == "raw":
             log.warning("a second raw %s for one shot was not kept", item.file.path)
-        return None, "not kept"
+        return None, Role.NOT_KEPT
 
-    def keep(self, item: Fetch, target: Path | None, role: str) -> None:
+    def keep(self, item: Fetch, target: Path | None, role: Role) -> None:
         """Hand a fetched file to the writer (or, not kept, straight to deleting), and record it."""
         self.journal.placed(item.file, "" if target is None else str(target.relative_to(self.record.stack)))
         if target is None:
             self.deletes.append((None, item.file))
             return
         self.deletes.append((self.writer.submit(target, item.download), item.file))
-        if role == "frame":
+        if role is Role.FRAME:
             self.record.frames.append(target)
             self.count.took(item.download.data)
-        elif role == "jpeg":
+        elif role is Role.JPEG:
             self.record.jpegs.append(target)
-        if role in ("frame", "jpeg"):
+        if role in (Role.FRAME, Role.JPEG):
             self.record.sizes[target.name] = len(item.download.data)
 
     def say_spares(self) -> None:

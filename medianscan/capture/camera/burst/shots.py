@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from medianscan.capture.camera.burst.link import Announced, Download
 
 SPARES = "spares"  # the stack's sub-folder for a continuous burst's shots past its frames (never blended)
+
+
+class Role(Enum):
+    """What a fetched file becomes in the stack."""
+
+    FRAME = "frame"  # a frame of the stack, named <stem>_NN
+    JPEG = "jpeg"  # a frame's companion JPEG, kept beside it (keep_jpeg)
+    SPARE = "spare"  # a shot past the frames wanted (or its companion), in SPARES
+    SET_ASIDE = "set aside"  # a raw that is not this burst's (or its companion), in SET_ASIDE
+    NOT_KEPT = "not kept"  # written nowhere, only deleted from the body
 
 
 def stem_of(name: str) -> str:
