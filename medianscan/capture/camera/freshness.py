@@ -19,9 +19,7 @@ import re
 import time
 from dataclasses import dataclass
 
-import exiv2
-
-exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
+from medianscan.exiv2_once import Exiv2Error, exiv2, read_image
 
 SET_ASIDE = "set-aside"  # the stack's sub-folder for camera files that are not this burst's frames
 STALE_SECONDS = 2.5  # taken this long before its trigger (beyond the exposure): a file from an earlier shot
@@ -60,9 +58,8 @@ def capture_time(head: bytes) -> float | None:
     """The EXIF capture time of a file from its first bytes (64 KiB hold the EXIF of every raw), with sub-seconds,
     as seconds of the camera's clock; None when the file does not say."""
     try:
-        image = exiv2.ImageFactory.open(head)
-        image.readMetadata()
-    except exiv2.Exiv2Error:
+        image = read_image(head)
+    except Exiv2Error:
         return None
     exif = image.exifData()
     found = exif.findKey(exiv2.ExifKey("Exif.Photo.DateTimeOriginal"))
