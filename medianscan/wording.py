@@ -5,8 +5,13 @@ the reload that fits how this process was started."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medianscan.records import FramesRecord
 
 _PLURALS: dict[str, str] = {}  # nouns whose plural is not noun + "s"
+THIN = 0.4  # a negative one frame of which has this share of the target SNR is thin: a few frames reach it
 
 
 def counted(n: int, noun: str) -> str:
@@ -41,3 +46,12 @@ def reload_hint() -> str:
             "`systemctl --user reload medianscan`" if os.environ.get("MANAGERPID") else "`systemctl reload medianscan`"
         )
     return f"`kill -HUP {os.getpid()}` (or `systemctl reload medianscan` for the service)"
+
+
+def frames_count(count: FramesRecord) -> str:
+    """Why a `frames: auto` burst shot as many frames as it did: 'dense negative: SNR 152 reached', or short of
+    its target at the most frames."""
+    kind = "thin negative" if count.single_snr >= THIN * count.target else "dense negative"
+    if count.reached:
+        return f"{kind}: SNR {count.expected_snr:.0f} reached"
+    return f"{kind}: SNR {count.expected_snr:.0f} of {count.target:.0f} at the most frames, {count.most}"

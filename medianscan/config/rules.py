@@ -16,8 +16,8 @@ from typing import Any
 from medianscan.config.listen import parse_listen
 from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig, Config
 from medianscan.errors import MedianscanError
+from medianscan.film import FilmRecord, text_problem
 from medianscan.library.names import Template
-from medianscan.records import FilmRecord, text_problem
 
 ecodes: ModuleType | None
 try:  # evdev's key-name table, where it is installed (Linux); elsewhere names are checked by their shape
@@ -78,7 +78,7 @@ def _winsor(value: Any) -> str | None:
 
 
 def _film_text(name: str) -> typing.Callable[[Any], str | None]:
-    """A film field: text a DNG's XMP can carry (records.text_problem, the rule every entry point shares)."""
+    """A film field: text a DNG's XMP can carry (film.text_problem, the rule every entry point shares)."""
 
     def check(value: Any) -> str | None:
         problem = None if value is None else text_problem(name, value, multiline=name == "notes")

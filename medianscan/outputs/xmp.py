@@ -13,7 +13,7 @@ from pathlib import Path
 
 from medianscan.errors import MedianscanError
 from medianscan.exiv2_once import Exiv2Error, encode_xmp, exiv2, read_image
-from medianscan.records import FilmRecord, clean_text
+from medianscan.film import FilmRecord, clean_text
 
 SCAN_OF_NEGATIVE = "http://cv.iptc.org/newscodes/digitalsourcetype/negativeFilm"
 SCAN_OF_SLIDE = "http://cv.iptc.org/newscodes/digitalsourcetype/positiveFilm"
