@@ -13,13 +13,14 @@ import datetime as dt
 import enum
 import json
 import logging
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from medianscan.atomic import write_json
 from medianscan.errors import MedianscanError
 from medianscan.library.contents import MANIFEST
+from medianscan.record_json import to_json
 from medianscan.records import BlendRecord, BurstRecord, LeftOut
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,13 @@ def now() -> str:
 
 
 def to_jsonable(obj: object) -> Any:  # noqa: PLR0911 - one return per JSON kind
-    """Plain JSON data from a record: `to_json()` if it has one, dataclass fields, paths as strings."""
-    to_json = getattr(obj, "to_json", None)
-    if callable(to_json):
-        return to_jsonable(to_json())
+    """Plain JSON data from a record: `to_json()` if it has one, a dataclass by record_json's rule, paths as
+    strings."""
+    own = getattr(obj, "to_json", None)
+    if callable(own):
+        return to_jsonable(own())
     if is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(asdict(obj))
+        return to_json(obj)
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
