@@ -56,7 +56,7 @@ def to_jsonable(obj: object) -> Any:  # noqa: PLR0911 - one return per JSON kind
     if callable(own):
         return to_jsonable(own())
     if is_dataclass(obj) and not isinstance(obj, type):
-        return to_json(obj)
+        return to_jsonable(to_json(obj))  # what the rule leaves as it is (a numpy integer) made plain here
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
