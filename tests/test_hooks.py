@@ -1,4 +1,6 @@
-"""Hooks run real commands in the background with the event in their environment, time out, never raise."""
+"""Hooks run real commands in the background with the event in their environment, time out, never raise. They
+hear the services' typed events (medianscan.service.progress) as any listener does: each event that has a hook
+runs it."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from medianscan.config.schema import HooksConfig
+from medianscan.records import BlendRecord
 from medianscan.service.hooks import TONES, Hooks, ring_bell, write_tone
+from medianscan.service.progress import BlendDone, BurstDone, FlatDone, Progress, ServiceError, StackQueued
 
 RECORD = """
 import json, os, sys
@@ -37,6 +41,18 @@ def calls(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
 
+def burst(stack: Path, last: Path | None = None) -> BurstDone:
+    return BurstDone(stack, 3, 1.5, last)
+
+
+def blend(stack: Path, output: Path) -> BlendDone:
+    return BlendDone(stack, BlendRecord(stack, output, output.with_suffix(".json"), (), (), (), 0.0, None), 2.0)
+
+
+def error(stack: Path | None = None) -> ServiceError:
+    return ServiceError(stack, "the disk is full")
+
+
 def test_commands_get_the_event_in_their_environment(
     recorder: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -44,9 +60,9 @@ def test_commands_get_the_event_in_their_environment(
     monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
     hooks = Hooks(HooksConfig(burst_done=[command + " 'two words' x"], blend_done=[command], error=[command]))
     stack = tmp_path / "roll-001" / "frame-001"
-    hooks.fire("burst-done", stack)
-    hooks.fire("blend-done", stack, stack / "frame-001_median.dng")
-    hooks.fire("error", None)
+    hooks.on_event(burst(stack))
+    hooks.on_event(blend(stack, stack / "frame-001_median.dng"))
+    hooks.on_event(error())
     assert hooks.wait(20)
     got = sorted(calls(out), key=lambda c: str(c["MEDIANSCAN_EVENT"]))
     assert got == [
@@ -68,13 +84,44 @@ def test_commands_get_the_event_in_their_environment(
     ]
 
 
-def test_fire_does_not_wait_and_a_stuck_hook_is_killed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_each_typed_event_runs_its_hook_with_its_stack_and_file(recorder: tuple[str, Path], tmp_path: Path) -> None:
+    """The one channel: every kind of event a service tells its listeners runs its hook (a flat burst is a burst:
+    the operator puts the film back), with the stack and the file of that event; a stack the hot folder queued
+    has no hook and runs none."""
+    command, out = recorder
+    hooks = Hooks(
+        HooksConfig(burst_done=[command + " burst"], blend_done=[command + " blend"], error=[command + " error"])
+    )
+    roll = tmp_path / "roll-001"
+    stack, flat = roll / "frame-002", roll / "flats" / "flat-001"
+    events: list[Progress] = [
+        burst(stack, stack / "frame-002_09.dng"),
+        FlatDone(flat, 9, 3.0, flat / "flat_09.dng"),
+        blend(stack, stack / "frame-002_median.dng"),
+        error(stack),
+        error(None),
+        StackQueued(tmp_path / "hot" / "neg-01", (tmp_path / "hot" / "neg-01" / "a.dng",)),
+    ]
+    for news in events:
+        hooks.on_event(news)
+        assert hooks.wait(20)  # one at a time: the file's lines come in the events' order
+    got = [(c["argv"], c["MEDIANSCAN_EVENT"], c["MEDIANSCAN_STACK"], c["MEDIANSCAN_FILE"]) for c in calls(out)]
+    assert got == [
+        (["burst"], "burst-done", str(stack), str(stack / "frame-002_09.dng")),
+        (["burst"], "burst-done", str(flat), str(flat / "flat_09.dng")),
+        (["blend"], "blend-done", str(stack), str(stack / "frame-002_median.dng")),
+        (["error"], "error", str(stack), ""),
+        (["error"], "error", "", ""),
+    ]
+
+
+def test_an_event_does_not_wait_and_a_stuck_hook_is_killed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     marker = tmp_path / "after"
     # the shell's child `sleep` is in the hook's process group, so it dies with it
     stuck = f"sh -c 'sleep 30; touch {marker}'"
     hooks = Hooks(HooksConfig(burst_done=[stuck]), timeout=0.5)
     started = time.monotonic()
-    hooks.fire("burst-done", tmp_path)
+    hooks.on_event(burst(tmp_path))
     assert time.monotonic() - started < 0.5  # returned before the command could finish
     assert hooks.wait(15)
     assert "still ran after 0.5 s and was killed" in caplog.text
@@ -96,32 +143,30 @@ def test_failures_are_logged_and_never_raise(
             ]
         )
     )
-    hooks.fire("error", tmp_path)
-    hooks.fire("no-such-event", tmp_path)
+    hooks.on_event(error(tmp_path))
     assert hooks.wait(20)
     assert "'/nonexistent/notify-me' could not start: No such file or directory" in caplog.text
     assert "exited with status 3: disk on fire" in caplog.text
     assert "hello" in caplog.text
-    assert "no hooks for unknown event 'no-such-event'" in caplog.text
     assert len(calls(out)) == 1
 
 
 def test_bell_sound_on_burst_done_and_error_only() -> None:
     rings: list[int] = []
     hooks = Hooks(HooksConfig(sound="bell"), bell=rings.append)
-    hooks.fire("burst-done")
-    hooks.fire("blend-done")
+    hooks.on_event(burst(Path("frame-001")))
+    hooks.on_event(blend(Path("frame-001"), Path("frame-001_median.dng")))
     assert hooks.wait(5)
-    hooks.fire("error")
+    hooks.on_event(error())
     assert hooks.wait(5)
     assert rings == [1, 2]
 
 
 def test_by_default_the_bell_rings_in_a_terminal_and_nothing_rings_in_a_service() -> None:
     rings: list[int] = []
-    Hooks(HooksConfig(), bell=rings.append, terminal=False).fire("burst-done")
+    Hooks(HooksConfig(), bell=rings.append, terminal=False).on_event(burst(Path("frame-001")))
     in_terminal = Hooks(HooksConfig(), bell=rings.append, terminal=True)
-    in_terminal.fire("burst-done")
+    in_terminal.on_event(burst(Path("frame-001")))
     assert in_terminal.wait(5)
     assert rings == [1]
 
@@ -143,9 +188,9 @@ def test_wav_plays_through_aplay(tmp_path: Path) -> None:
     rings: list[int] = []
     sounds = tmp_path / "cache"
     hooks = Hooks(HooksConfig(sound="wav"), sounds=sounds, player=str(fake), bell=rings.append)
-    hooks.fire("burst-done")
+    hooks.on_event(burst(Path("frame-001")))
     assert hooks.wait(10)
-    hooks.fire("error")
+    hooks.on_event(error())
     assert hooks.wait(10)
     assert played.read_text().split("\n")[:2] == [
         f"-q {sounds / 'burst-done-v1.wav'}",
@@ -163,7 +208,7 @@ def test_wav_falls_back_to_bell_once_said(tmp_path: Path, caplog: pytest.LogCapt
     rings: list[int] = []
     hooks = Hooks(HooksConfig(sound="wav"), sounds=tmp_path, player="no-such-player-xyz", bell=rings.append)
     for _ in range(3):
-        hooks.fire("burst-done")
+        hooks.on_event(burst(Path("frame-001")))
         assert hooks.wait(5)
     assert rings == [1, 1, 1]
     assert caplog.text.count("no-such-player-xyz not found, using the terminal bell") == 1
@@ -172,7 +217,7 @@ def test_wav_falls_back_to_bell_once_said(tmp_path: Path, caplog: pytest.LogCapt
 def test_failing_player_falls_back_to_bell(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     rings: list[int] = []
     hooks = Hooks(HooksConfig(sound="wav"), sounds=tmp_path, player="false", bell=rings.append)
-    hooks.fire("error")
+    hooks.on_event(error())
     assert hooks.wait(5)
     assert rings == [2]
     assert "sound: false failed (status 1)" in caplog.text

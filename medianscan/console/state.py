@@ -118,27 +118,28 @@ class StateBuilder:
 
     def _build(self) -> ConsoleState:
         d = self.d
+        snap = d.snapshot()
         roll = d.library.current_roll()
-        run = d.roll_run if d.roll_run is not None and d.roll_run.under_way else None
+        run = snap.run_under_way
         return ConsoleState(
-            camera=d.camera_view(),
+            camera=snap.camera,
             live=d.live.state(),
             roll=None if roll is None else roll.name,
             roll_folder=None if roll is None else str(roll),
             next_negative=d.library.next_negative(),
             flat=None if roll is None or (found := flats.current_flat(roll)) is None else found.name,
-            paused=d.paused,
-            busy=d.bursting,
-            group=None if d.bracket_group is None else bracket_text(d.bracket_group),
+            paused=snap.paused,
+            busy=snap.bursting,
+            group=None if snap.bracket_group is None else bracket_text(snap.bracket_group),
             rig=d.rig,
             roll_run=run,
             roll_run_said=None if run is None else run.said(),
             roll_frames=() if run is None else tuple(line.report() for line in run.frames[-SHOWN_FRAMES:]),
             frames_per_burst=d.frames_per_burst,
-            queue=d.queue_state(),
+            queue=snap.queue,
             disk_free_bytes=d.library.free_bytes(),
-            message=d.message,
-            told=d.hub.told,
+            message=snap.message,
+            told=snap.told,
             negatives=tuple(self._negatives(roll)),
         )
 

@@ -1,5 +1,7 @@
 """Operator feedback: user commands and a sound on burst-done (advance the negative), blend-done and error.
 
+The hooks are one listener of the service's typed events (medianscan.service.progress): `on_event` maps each
+event to its hook and the hook's environment, so an event is announced once and every listener hears the same.
 Hooks run in the background so a slow command never delays the next burst, get a timeout so a stuck one
 never piles up, and never raise: a broken hook is logged, the scan goes on. The environment mirrors gphoto2's
 `--hook-script`: MEDIANSCAN_EVENT, MEDIANSCAN_STACK, MEDIANSCAN_FILE.
@@ -27,10 +29,10 @@ from typing import TextIO
 from medianscan.atomic import atomic_path
 from medianscan.config.schema import HooksConfig
 from medianscan.service.notify import child_environment
+from medianscan.service.progress import BlendDone, BurstDone, FlatDone, Progress, ServiceError, StackQueued
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("burst-done", "blend-done", "error")
 SOUND_EVENTS = ("burst-done", "error")
 RATE = 22050
 # event -> tones (frequency in Hz, seconds); 0 Hz is a pause. Short and distinct: done is one high beep,
@@ -40,6 +42,21 @@ TONES: dict[str, tuple[tuple[float, float], ...]] = {
     "error": ((330.0, 0.18), (0.0, 0.08), (330.0, 0.18)),
 }
 BELLS = {"burst-done": 1, "error": 2}
+
+
+def hook_of(news: Progress) -> tuple[str, Path | None, Path | None] | None:
+    """The hook an event runs, as (hook, MEDIANSCAN_STACK, MEDIANSCAN_FILE); None for news with no hook."""
+    match news:
+        case BurstDone():
+            return "burst-done", news.stack, news.last
+        case FlatDone():  # a flat is a burst too: the operator puts the film back
+            return "burst-done", news.folder, news.last
+        case BlendDone():
+            return "blend-done", news.stack, news.result.output
+        case ServiceError():
+            return "error", news.stack, None
+        case StackQueued():
+            return None
 
 
 def cache_dir() -> Path:
@@ -113,12 +130,18 @@ class Hooks:
         self._lock = threading.Lock()
         self._said: set[str] = set()
 
-    def fire(self, event: str, stack: Path | None = None, file: Path | None = None) -> None:
-        """Start the hooks of `event` in the background; returns at once and never raises."""
+    def on_event(self, news: Progress) -> None:
+        """A service's listener: start the hooks of `news` in the background; returns at once, never raises."""
         try:
-            if event not in EVENTS:
-                log.warning("no hooks for unknown event %r (known: %s)", event, ", ".join(EVENTS))
-                return
+            hook = hook_of(news)
+        except Exception:  # a hook must never take the daemon down
+            log.exception("no hooks for %r", news)
+            return
+        if hook is not None:
+            self._start(*hook)
+
+    def _start(self, event: str, stack: Path | None, file: Path | None) -> None:
+        try:
             commands = list(getattr(self.cfg, event.replace("-", "_")))
             sound = self.cfg.sound if event in SOUND_EVENTS else "off"
             if sound == "auto":

@@ -1,4 +1,5 @@
-"""What every long-running mode shares: signals, reload, hooks, listeners, status to systemd, the main loop.
+"""What every long-running mode shares: signals, reload, listeners (the hooks are one: every event is told
+once, as a typed Progress), status to systemd, the main loop.
 
 The capture daemon (`medianscan.service.capture`) and the hot folder (`medianscan.service.watch`) are both a
 `Service`: each adds only its own work (`_serve_once`, `_apply_config`, `_wind_down`, `status_line`). Signal
@@ -85,11 +86,11 @@ class Service:
         self.cfg = cfg
         self.config_path = config_path
         self.notifier = notifier if notifier is not None else Notifier()
-        self.listeners: list[Listener] = []
-        self.message: str | None = None  # the last refusal or error, for status
-        self._message_stack: Path | None = None  # the stack the message is about, if any
         self.log = logging.getLogger(type(self).__module__)
-        self.hooks = self._make_hooks(cfg)
+        self.hooks = self._make_hooks(cfg)  # replaced on reload; the listener below runs the current one's
+        self.listeners: list[Listener] = [self._run_hooks]  # the hooks hear the typed events, as any listener
+        self._message: str | None = None  # the last refusal or error, for status
+        self._message_stack: Path | None = None  # the stack the message is about, if any
         self.stop_event = threading.Event()
         self._reload = threading.Event()
         self._last_status = ""
@@ -108,6 +109,11 @@ class Service:
     def status_line(self) -> str:
         """One line for systemd's STATUS= and the log."""
         raise NotImplementedError
+
+    @property
+    def message(self) -> str | None:
+        """The last refusal or error the operator was told, until it is put right."""
+        return self._message
 
     # --- what each mode adds --------------------------------------------------------------------------
 
@@ -231,17 +237,19 @@ class Service:
     # --- feedback -------------------------------------------------------------------------------------
 
     def report_error(self, message: str, stack: Path | None) -> None:
-        """Log, show in status, fire the error hook, tell the listeners."""
+        """Log, show in status, tell the listeners (the error hook among them)."""
         self.log.error("%s", message)
-        self.message = message
-        self._message_stack = stack
-        self.hooks.fire("error", stack, None)
+        self._note(message, stack)
         self.emit(ServiceError(stack, message))
+
+    def _note(self, message: str, stack: Path | None) -> None:
+        """Keep `message` for status (`stack`: the stack it is about, if any)."""
+        self._message, self._message_stack = message, stack
 
     def _blended(self, stack: Path) -> None:
         """A stack blended: a message about its earlier failure is old news."""
         if self._message_stack is not None and self._message_stack == stack:
-            self.message = self._message_stack = None
+            self._message = self._message_stack = None
 
     def emit(self, news: Progress) -> None:
         for listener in list(self.listeners):
@@ -249,6 +257,9 @@ class Service:
                 listener(news)
             except Exception:
                 self.log.exception("listener for %s failed", type(news).__name__)
+
+    def _run_hooks(self, news: Progress) -> None:
+        self.hooks.on_event(news)
 
     @staticmethod
     def _make_hooks(cfg: Config) -> Hooks:

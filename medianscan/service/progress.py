@@ -1,6 +1,7 @@
-"""What a service tells its listeners as work moves (the demo's narration, the benchmarks' clocks, the tests):
-one typed record per kind of news, delivered on the thread where it happened (the camera thread for a burst,
-the main thread for the rest), so a listener must be quick and thread-safe."""
+"""What a service tells its listeners as work moves (the operator's hooks, the demo's narration, the benchmarks'
+clocks, the tests): one typed record per kind of news, the one channel for it, delivered on the thread where it
+happened (the camera thread for a burst, the main thread for the rest), so a listener must be quick and
+thread-safe."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ class BurstDone:
     stack: Path
     frames: int
     seconds: float
+    last: Path | None = None  # its last frame
+
+
+@dataclass(frozen=True)
+class FlatDone:
+    """A flat burst (the bare light, no film) is kept in the roll's flats (capture mode)."""
+
+    folder: Path
+    frames: int
+    seconds: float
+    last: Path | None = None  # its last frame
 
 
 @dataclass(frozen=True)
@@ -43,5 +55,5 @@ class ServiceError:
     message: str
 
 
-Progress = BurstDone | StackQueued | BlendDone | ServiceError
+Progress = BurstDone | FlatDone | StackQueued | BlendDone | ServiceError
 Listener = Callable[[Progress], None]

@@ -2,8 +2,9 @@
 
 Three threads: the watchdog observer and the `Planner` (`medianscan.service.hotfolder`: which files are complete,
 how they group into stacks, which stacks are ready) hand stacks to the blend pool; the service's main loop
-collects the pool's outcomes, applies retention, fires hooks and keeps status, systemd's notifications and the
-control socket going, with the same machinery as the capture daemon (`medianscan.service.loop`).
+collects the pool's outcomes, applies retention, tells its listeners (the hooks among them) and keeps status,
+systemd's notifications and the control socket going, with the same machinery as the capture daemon
+(`medianscan.service.loop`).
 """
 
 from __future__ import annotations
@@ -226,7 +227,6 @@ class WatchService(Service):
                      *([f"raws {kept}"] if kept != "kept" else [])]  # fmt: skip
             note = "; ".join(notes) or None
             self.recent.append(self._recent(event, "blended", n, note=note, output=str(output)))
-            self.hooks.fire("blend-done", event.stack, output)
             self.emit(BlendDone(event.stack, event.result, event.seconds))
         else:
             message = event.error or "blend failed"

@@ -1,6 +1,7 @@
 """The capture mode's one camera session, kept connected by the camera thread (libgphoto2 is single-threaded,
 so nothing else touches it): connect and lock, reconnect with backoff after a loss or a settings change, keep
-the body awake, and the state `status` shows."""
+the body awake, and the state `status` shows (each change a new frozen CameraStatus, handed to `publish`: the
+daemon's state, where readers take it under its lock)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 SETTING_FIX = "fix camera.settings in the config (or list it under camera.optional), then reload: {reload}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CameraStatus:
     model: str | None = None
     port: str | None = None
@@ -34,9 +35,12 @@ class CameraStatus:
 class CameraLink:
     """Owns the Camera. Every method runs on the camera thread; `changed` and `status` may be read anywhere."""
 
-    def __init__(self, config: Callable[[], CameraConfig]) -> None:
+    def __init__(
+        self, config: Callable[[], CameraConfig], publish: Callable[[CameraStatus], None] = lambda status: None
+    ) -> None:
         self.config = config  # the current camera section (a reload may replace it)
-        self.status = CameraStatus()
+        self.status = CameraStatus()  # replaced whole on each change, never changed in place
+        self._publish = publish
         self.camera: Camera | None = None
         self.tried = threading.Event()  # set after the first connection attempt (READY waits for it)
         self.changed = threading.Event()  # the settings changed: reconnect on the next turn
@@ -68,6 +72,15 @@ class CameraLink:
             except CameraError as exc:
                 self.drop(str(exc))
 
+    def _set(self, **changes: object) -> None:
+        self.status = dataclasses.replace(self.status, **changes)  # type: ignore[arg-type]
+        self._publish(self.status)
+
+    def read_battery(self) -> None:
+        """The battery as the body reports it now (after a burst)."""
+        if self.camera is not None:
+            self._set(battery=self.camera.battery())
+
     @property
     def refused(self) -> str | None:
         """Why the connected body cannot shoot yet (a setting it refused), or None."""
@@ -76,13 +89,13 @@ class CameraLink:
     def connect(self) -> bool:
         """Open, connect and lock the configured camera; False (with the reason in `status`) if it failed. A body
         that refuses a setting stays connected in state "settings refused" (live view works; captures do not)."""
-        self.status.state = "connecting"
+        self._set(state="connecting")
         camera = None
         try:
             cfg = self.config()
             camera = open_camera(dataclasses.replace(cfg, settings=dict(cfg.settings)))  # a bracket changes its own
             ident = camera.connect()
-            self.status.model, self.status.port = ident.model, ident.port
+            self._set(model=ident.model, port=ident.port)
             settings = camera.lock()
         except SettingError as exc:  # the body is here; a setting is not: keep it (live view), refuse captures
             assert camera is not None
@@ -90,21 +103,18 @@ class CameraLink:
             text = f"{exc.reason}: {SETTING_FIX.format(reload=reload_hint())}"
             if self.status.error != text:
                 log.warning("camera: %s", text)
-            self.status.settings = None
-            self.status.state, self.status.error = "settings refused", text
+            self._set(settings=None, state="settings refused", error=text)
             return True
         except CameraError as exc:
             if camera is not None:
                 _close(camera)
             if self.status.error != str(exc):
                 log.warning("camera: %s", exc)
-            self.status.state, self.status.error = "not connected", str(exc)
+            self._set(state="not connected", error=str(exc))
             return False
         self.camera = camera
         self._alive_at = time.monotonic()
-        self.status.settings = dict(settings)
-        self.status.battery = camera.battery()
-        self.status.state, self.status.error = "ready", None
+        self._set(settings=dict(settings), battery=camera.battery(), state="ready", error=None)
         locked = ", ".join(f"{key}={value}" for key, value in settings.items()) or "nothing (no camera.settings)"
         log.info("camera %s on %s ready; locked %s", ident.model, ident.port, locked)
         return True
@@ -114,7 +124,7 @@ class CameraLink:
         if self.camera is not None:
             _close(self.camera)
             self.camera = None
-        self.status.state, self.status.error = "not connected", reason
+        self._set(state="not connected", error=reason)
         if reason:
             self._retry_at = min(self._retry_at, time.monotonic() + 1.0)
 

@@ -6,6 +6,7 @@ incomplete with a note that says what was found and what was gone."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from medianscan.capture.camera import Camera
@@ -14,8 +15,7 @@ from medianscan.errors import MedianscanError
 from medianscan.library.contents import BURST_JOURNAL
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.recovery import cut_off_note
-from medianscan.library.rolls import raw_files
-from medianscan.service.capture.parts import CaptureDaemon
+from medianscan.library.rolls import Library, raw_files
 
 log = logging.getLogger(__name__)
 
@@ -25,27 +25,27 @@ def left_a_journal(stack: Path) -> bool:
     return (stack / BURST_JOURNAL).is_file()
 
 
-def fetch_cut_off(d: CaptureDaemon, camera: Camera) -> None:
-    """Fetch what each cut-off burst of `d.cut_off` left on `camera`; the stacks done with leave the set."""
-    for stack in sorted(d.cut_off):
+def fetch_cut_off(stacks: set[Path], camera: Camera, library: Library, queue: Callable[[Path], None]) -> None:
+    """Fetch what each cut-off burst of `stacks` left on `camera`; the stacks done with leave the set, and those
+    whole again are recorded in `library` and given to `queue` (for blending)."""
+    for stack in sorted(stacks):
         try:
             manifest = read_manifest(stack)
             if manifest.bracket:  # a bracket's frames are named per exposure: left for `medianscan blend --force`
-                d.cut_off.discard(stack)
+                stacks.discard(stack)
                 continue
             fetched = camera.fetch_left(stack, stack.name, manifest.frames_expected)
         except (MedianscanError, OSError) as exc:
             log.warning("%s: the frames its cut-off burst left on the camera cannot be fetched yet: %s", stack, exc)
             return  # the camera, or the disk, is not well: the next turn tries again
-        d.cut_off.discard(stack)
+        stacks.discard(stack)
         if fetched.frames or fetched.gone:
             on_disk = len(raw_files(stack))
             if on_disk >= manifest.frames_expected:
-                d.library.mark(stack, State.CAPTURED, note=fetched.said(), error=None)
+                library.mark(stack, State.CAPTURED, note=fetched.said(), error=None)
                 log.info("%s: whole again (%s): queued for blending", stack.name, fetched.said())
-                with d.lock:
-                    d.backlog.append(stack)
+                queue(stack)
             else:
                 note = f"{cut_off_note(on_disk, manifest.frames_expected)}; {fetched.said()}"
-                d.library.mark(stack, State.INCOMPLETE, note=note)
+                library.mark(stack, State.INCOMPLETE, note=note)
         forget(stack)  # recorded: the journal has served

@@ -1,12 +1,18 @@
 """The daemon: wiring only. Triggers -> actions -> burst -> library -> blend queue, and back to the operator.
 
 Threads and processes, and what each owns:
-- the camera thread owns the Camera (libgphoto2 is single-threaded) and the library's capture side: it takes
-  actions from the triggers, checks the disk, fires bursts, records them and queues the stacks;
-- the main thread owns the blend pool: it collects results, records them, applies retention, fires hooks,
-  pings the watchdog, and handles SIGTERM / SIGHUP (flags only; the work happens in the loop);
+- the camera thread (camera_thread.CameraThread) owns the Camera through its CameraLink (libgphoto2 is
+  single-threaded), the library's capture side and the bursts cut off with frames on the body: it takes
+  actions from the triggers, checks the disk, fires bursts, records them and hands the stacks to the pool;
+- the main thread owns the blend pool: it collects results, records them, applies retention, tells the
+  listeners (the hooks are one), pings the watchdog, and handles SIGTERM / SIGHUP (flags only; the work
+  happens in the loop);
+- what the two share is the DaemonState (state.py), one lock behind methods: paused, the burst under way and
+  its bracket group, the wait for room, the roll run's progress, the operator's message, the camera's status
+  and the stacks between the camera thread and the pool. Everyone else reads a frozen DaemonSnapshot of it;
 - the blend workers are separate spawned processes (medianscan.service.pool);
-- the trigger sources (footswitch, control socket, keyboard) are the infra's threads feeding one hub.
+- the trigger sources (footswitch, control socket, keyboard, console) are the infra's threads feeding one hub;
+  a stop-roll (or a press during a roll run) is answered on the source's thread, through the DaemonState.
 
 The daemon holds no image data. Every state lives in the stack manifests, so `kill -9` at any moment is
 followed by a start that carries on (Library.recover). No fault stops the process: a missing camera, a
@@ -20,7 +26,6 @@ import functools
 import logging
 import threading
 import typing
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,6 @@ from medianscan.capture.events import PressPolicy, PressQueue, TriggerHub
 from medianscan.capture.footswitch import Footswitch
 from medianscan.capture.keyboard import KeyboardTrigger
 from medianscan.capture.live_view import LiveFeed
-from medianscan.capture.rig.roll_run import RollProgress
 from medianscan.config.schema import Config
 from medianscan.console.server import ConsoleServer
 from medianscan.errors import MedianscanError
@@ -40,10 +44,11 @@ from medianscan.library.rolls import Library
 from medianscan.records import BlendRecord
 from medianscan.reports import CameraView, QueueState
 from medianscan.service.capture import roll_turn
-from medianscan.service.capture.camera_link import CameraLink
+from medianscan.service.capture.camera_link import CameraLink, CameraStatus
 from medianscan.service.capture.camera_thread import CameraThread
 from medianscan.service.capture.cut_off import left_a_journal
-from medianscan.service.capture.status import camera_view, capture_status, capture_status_line, queue_state
+from medianscan.service.capture.state import DaemonSnapshot, DaemonState
+from medianscan.service.capture.status import capture_status, capture_status_line, queue_state
 from medianscan.service.jobs import BlendTask
 from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_pool
 from medianscan.service.notify import Notifier
@@ -61,7 +66,7 @@ class Daemon(Service):
     """One scanning session: `run()` blocks until SIGTERM / SIGINT / stop() and returns the exit code."""
 
     def stopping(self) -> str:
-        return "finishing the running burst, then stopping" if self.bursting else "stopping"
+        return "finishing the running burst, then stopping" if self.state.bursting else "stopping"
 
     def __init__(
         self,
@@ -78,23 +83,14 @@ class Daemon(Service):
         self.use_triggers = triggers
         self.library = Library.from_config(cfg)
         self.pool = pool if pool is not None else make_pool(cfg)
-        self.link = CameraLink(lambda: self.cfg.camera)  # the camera; touched by the camera thread only
-        self.camera_status = self.link.status
-        self.live = LiveFeed()  # preview frames from the camera thread to the console
         self.hub = TriggerHub()
+        self.state = DaemonState(lambda: self.hub.told, self._queue_of)  # shared by the threads, behind its lock
+        self.link = CameraLink(lambda: self.cfg.camera, self.state.camera_is)  # touched by the camera thread only
+        self.live = LiveFeed()  # preview frames from the camera thread to the console
         self.presses = PressQueue(self.hub, PressPolicy(cfg.triggers.press_during_burst))
-        self.lock = threading.RLock()  # stack hand-offs between the camera thread and the main loop
-        self.in_pool: set[Path] = set()
-        self.backlog: deque[Path] = deque()
-        self.paused = False
-        self.bursting = False
-        self.waiting_for_room = False
-        self.bracket_group: tuple[int, int, str] | None = None  # (group, of groups, shutter) while a bracket runs
-        self.cut_off: set[Path] = set()  # bursts cut off with frames on the body: fetched once it is here
-        self.roll_run: RollProgress | None = None  # the roll run's progress (scan-roll); kept once it is over
-        self.roll_stop = threading.Event()
+        self._cut_off: set[Path] = set()  # found at start; the camera thread's once it runs
         for action in ("stop-roll", "capture", "scan-roll"):  # stop-roll, or the pedal, during a run: it stops
-            self.hub.at_once[action] = functools.partial(roll_turn.at_once, self)
+            self.hub.at_once[action] = functools.partial(roll_turn.at_once, self.state)
         self._camera_thread: threading.Thread | None = None
         self.console: ConsoleServer | None = None
         self._sources_started = False
@@ -126,23 +122,36 @@ class Daemon(Service):
     def has_camera(self) -> bool:
         return self.link.camera is not None
 
-    def camera_view(self) -> CameraView:
-        return camera_view(self)
+    def snapshot(self) -> DaemonSnapshot:
+        """The daemon's state at one instant."""
+        return self.state.snapshot()
 
-    def queue_state(self) -> QueueState:
-        return queue_state(self)
+    def camera_view(self) -> CameraView:
+        return self.snapshot().camera
+
+    @property
+    def camera_status(self) -> CameraStatus:
+        return self.state.camera
 
     @property
     def busy(self) -> bool:
         """True while a burst is running (a press now is queued once or ignored, per the config)."""
-        return self.bursting
+        return self.state.bursting
+
+    @property
+    def message(self) -> str | None:
+        return self.state.message
 
     def status(self) -> dict[str, Any]:
         """Everything `medianscan status` shows, as the control socket carries it."""
-        return capture_status(self).to_json()
+        url = None if self.console is None else self.console.url
+        return capture_status(self.snapshot(), self.library, self.cfg, url).to_json()
 
     def status_line(self) -> str:
-        return capture_status_line(self)
+        return capture_status_line(self.snapshot(), self.library)
+
+    def _queue_of(self, held: int, waiting_for_room: bool) -> QueueState:
+        return queue_state(held, waiting_for_room, self.pool, self.cfg.queue_size)
 
     # --- the main loop --------------------------------------------------------------------------------
 
@@ -156,7 +165,22 @@ class Daemon(Service):
         except BaseException:
             self._stop_triggers()
             raise
-        self._camera_thread = threading.Thread(target=CameraThread(self).run, name="camera", daemon=True)
+        work = CameraThread(
+            state=self.state,
+            link=self.link,
+            presses=self.presses,
+            live=self.live,
+            config=lambda: self.cfg,
+            library=lambda: self.library,
+            pool=self.pool,
+            submit=self.submit,
+            emit=self.emit,
+            report=self.report_error,
+            status_line=self.status_line,
+            stop=self.stop_event,
+            cut_off=self._cut_off,
+        )
+        self._camera_thread = threading.Thread(target=work.run, name="camera", daemon=True)
         self._camera_thread.start()
         self.link.tried.wait(READY_WAIT_SECONDS)
         self.notifier.ready(self.status_line())
@@ -178,29 +202,29 @@ class Daemon(Service):
         for stack in rec.incomplete:
             log.warning("%s: burst was cut off; kept as incomplete", stack)
             if left_a_journal(stack):
-                self.cut_off.add(stack)
+                self._cut_off.add(stack)
         for path in rec.removed_temps:
             log.info("removed an interrupted write: %s", path)
         for stack, reason in rec.unreadable:
             log.warning("%s: skipped (%s)", stack, reason)
         for folder in rec.cut_off_flats:
             log.warning("a flat burst was cut off by the stop; its frames are kept in %s: shoot the flat again", folder)
-        with self.lock:
-            self.backlog.extend(rec.queued)
+        for stack in rec.queued:
+            self.state.hold(stack)
         if rec.queued:
             log.info("%s from before the restart queued for blending", counted(len(rec.queued), "stack"))
 
     def _feed_backlog(self) -> None:
         """Queue stacks found at start, keeping a slot free so the next capture need not wait for them."""
-        with self.lock:
-            while self.backlog and len(self.pool.waiting()) < self.cfg.queue_size - 1 + (self.cfg.queue_size == 1):
-                stack = self.backlog[0]
-                if not self.submit(stack):
-                    break
-                self.backlog.popleft()
+        self.state.feed(
+            lambda: len(self.pool.waiting()) < self.cfg.queue_size - 1 + (self.cfg.queue_size == 1), self._submit
+        )
 
     def submit(self, stack: Path) -> bool:
         """Queue `stack` for blending (with the flat field it was shot under); False when the queue is full."""
+        return self.state.hand_over(stack, self._submit)
+
+    def _submit(self, stack: Path) -> bool:
         try:
             manifest = read_manifest(stack)
             flat, bracket = manifest.flat, bool(manifest.bracket)
@@ -209,21 +233,20 @@ class Daemon(Service):
         options = BlendOptions.from_config(
             self.cfg.blend, editors=tuple(self.cfg.outputs.editors), **({"bracket": True} if bracket else {})
         )
-        with self.lock:
-            ok = self.pool.submit(stack, BlendTask(stack, options, flat))
-            if ok:
-                self.in_pool.add(stack)
-            return ok
+        return self.pool.submit(stack, BlendTask(stack, options, flat))
 
     def _record(self, event: Event) -> None:
-        with self.lock:
-            if event.stack not in self.in_pool:
-                return  # retaken meanwhile: its folder moved to discarded/
+        """Record the event while its stack is still ours (a retake may have taken it back: its folder moved
+        to discarded/); an OSError here leaves the stack ours, to be recorded again."""
+
+        def write() -> bool:
             if isinstance(event, Started):
                 self.library.mark(event.stack, State.BLENDING)
-                return
-            self._finished(event)  # an OSError here leaves it in the pool's set, to be recorded again
-            self.in_pool.discard(event.stack)
+                return False
+            self._finished(event)
+            return True
+
+        self.state.record(event.stack, write)
 
     def _finished(self, outcome: Outcome[BlendRecord]) -> None:
         stack = outcome.stack
@@ -234,7 +257,6 @@ class Daemon(Service):
             log.info("%s blended in %.1f s -> %s (raws %s)", stack.name, outcome.seconds, output.name, done)
             log_blend_notes(stack.name, outcome.result)
             self._blended(stack)
-            self.hooks.fire("blend-done", stack, output)
             self.emit(BlendDone(stack, outcome.result, outcome.seconds))
         else:
             self.library.mark(stack, State.FAILED, error=outcome.error, blend_seconds=outcome.seconds)
@@ -244,7 +266,7 @@ class Daemon(Service):
         self._stop_triggers()
         if self._camera_thread is not None:
             while self._camera_thread.is_alive():
-                if self.bursting:
+                if self.state.bursting:
                     self.notifier.extend_timeout(30)
                 self._camera_thread.join(1.0)
         left = self.pool.stop()
@@ -254,6 +276,14 @@ class Daemon(Service):
                     self.library.mark(stack, State.CAPTURED, note="blend interrupted by a stop; queued again at start")
         if left:
             log.info("%s left queued on disk for the next start", counted(len(left), "stack"))
+
+    # --- what went wrong: the operator's message lives in the shared state -------------------------------
+
+    def _note(self, message: str, stack: Path | None) -> None:
+        self.state.report(message, stack)
+
+    def _blended(self, stack: Path) -> None:
+        self.state.blended(stack)
 
     # --- configuration reload -------------------------------------------------------------------------
 
@@ -266,7 +296,7 @@ class Daemon(Service):
             needs_restart.append("triggers")
         if (cfg.console.listen, cfg.console.token) != (self.cfg.console.listen, self.cfg.console.token):
             needs_restart.append("console")
-        with self.lock, self.library.lock:
+        with self.library.lock:
             camera_changed = cfg.camera != self.cfg.camera
             self.cfg = cfg
             self.library = library

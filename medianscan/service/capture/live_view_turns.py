@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from medianscan.capture.camera import Camera, CameraError, NoLiveViewError
-from medianscan.capture.live_view import MAX_FAILURES
-from medianscan.service.capture.parts import CaptureDaemon
+from medianscan.capture.live_view import MAX_FAILURES, LiveFeed
+from medianscan.service.capture.camera_link import CameraLink
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +19,19 @@ FAILING_BACKOFF = 2.0  # seconds between tries while live view fails on a body t
 
 
 class LiveViewTurns:
-    """The camera thread's live-view turns, on behalf of its daemon `d` (whose camera link and feed it uses)."""
+    """The camera thread's live-view turns: frames from the body of `link` to `feed`, at most `fps()` a second."""
 
-    def __init__(self, daemon: CaptureDaemon) -> None:
-        self.d = daemon
+    def __init__(self, link: CameraLink, feed: LiveFeed, fps: Callable[[], float]) -> None:
+        self.link = link
+        self.feed = feed
+        self.fps = fps
         self._live_camera: Camera | None = None  # the session live view last ran on
         self._previewing = False
         self._next_preview = 0.0
 
     def wait(self) -> float:
         """How long this turn may wait for a request: until the next preview frame is due, if one is wanted."""
-        camera, feed = self.d.link.camera, self.d.live
+        camera, feed = self.link.camera, self.feed
         if camera is not self._live_camera:
             self._live_camera, self._previewing = camera, False
             feed.reset()
@@ -42,12 +45,12 @@ class LiveViewTurns:
     def preview(self) -> None:
         """One live-view frame, if it is wanted and due. A body without live view is told once, and capture goes
         on; repeated failures ask the body whether it is still there, and only a body gone means reconnect."""
-        camera, feed = self.d.link.camera, self.d.live
+        camera, feed = self.link.camera, self.feed
         if camera is None or feed.unavailable is not None or not feed.wanted:
             return
         if time.monotonic() < self._next_preview:
             return
-        self._next_preview = time.monotonic() + 1.0 / self.d.cfg.console.live_fps
+        self._next_preview = time.monotonic() + 1.0 / self.fps()
         for at in feed.take_zoom():
             feed.body_zoom = ("on" if at else "off") if camera.magnify(at) else "none"
         try:
@@ -69,4 +72,4 @@ class LiveViewTurns:
             else:
                 reason = f"the camera stopped answering during live view ({exc})"
                 log.warning("%s: reconnecting", reason)
-                self.d.link.drop(reason)
+                self.link.drop(reason)

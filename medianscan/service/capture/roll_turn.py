@@ -9,30 +9,38 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from medianscan.capture.camera import Camera, NoLiveViewError
 from medianscan.capture.events import Answer
+from medianscan.capture.live_view import LiveFeed
 from medianscan.capture.rig import open_rig
 from medianscan.capture.rig.roll_run import Resume, RollProgress, RollRun
-from medianscan.service.capture.parts import CaptureDaemon
+from medianscan.config.schema import Config
+from medianscan.library.rolls import Library
+from medianscan.service.capture.state import DaemonState
 from medianscan.vocabulary import Request
 
 log = logging.getLogger(__name__)
 
 
 class Shooter(Protocol):
-    """The camera thread's side the run needs: its camera, and a press's burst."""
+    """The camera thread's side the run needs: its camera, a press's burst, the live feed the console shows, the
+    configuration and library of now, and the daemon's stop."""
 
-    d: CaptureDaemon
     roll_resume: Resume | None  # where the last roll run stopped, for the next (None: a new strip)
+    live: LiveFeed
+    config: Callable[[], Config]
+    library: Callable[[], Library]
+    stop: threading.Event
 
     def ready_camera(self, doing: str) -> Camera: ...
 
     def capture(self, strip_frame: int | None = None) -> Answer: ...
 
 
-class CameraEyes:
+class RunCamera:
     """Live view and bursts for the run, on the camera thread; each preview is shown on the console as well."""
 
     def __init__(self, shooter: Shooter) -> None:
@@ -40,7 +48,7 @@ class CameraEyes:
 
     def preview(self) -> bytes | None:
         camera = self.shooter.ready_camera("scan the roll")
-        feed = self.shooter.d.live
+        feed = self.shooter.live
         try:
             jpeg = camera.preview()
         except NoLiveViewError as exc:
@@ -51,7 +59,7 @@ class CameraEyes:
 
     def shoot(self, strip_frame: int) -> Answer:
         answer = self.shooter.capture(strip_frame)
-        roll = self.shooter.d.library.current_roll()
+        roll = self.shooter.library().current_roll()
         if answer.stack is None or roll is None:
             return answer
         return dataclasses.replace(answer, stack=str(roll / answer.stack))  # the run reports the stack's blend
@@ -70,54 +78,41 @@ class _Either:
         return any(f.is_set() for f in self.flags)
 
 
-def scan_roll(shooter: Shooter) -> Answer:
+def scan_roll(shooter: Shooter, state: DaemonState) -> Answer:
     """Run the strip under the lens to its end, or until stopped; the answer is the run's summary (ok when the
-    strip ended by itself)."""
-    d = shooter.d
-    if d.paused:
+    strip ended by itself). Its progress is kept in `state`, for status and the console."""
+    if state.paused:
         return Answer(False, "scan-roll", "scan-roll ignored: the daemon is paused (send resume first)", "ignored")
     shooter.ready_camera("scan the roll")
     resume = shooter.roll_resume
-    d.roll_stop.clear()
-    d.roll_run = RollProgress(
-        1 if resume is None else resume.frame, 0, 0, 0, "opening the rig", None, started=time.time()
+    cfg = shooter.config()
+    state.begin_run(
+        RollProgress(1 if resume is None else resume.frame, 0, 0, 0, "opening the rig", None, started=time.time())
     )
     try:  # a stop-roll or a press from here on stops the run (opening the rig takes a board's boot)
-        rig = open_rig(d.cfg)  # RigError: refused, with the reason
+        rig = open_rig(cfg)  # RigError: refused, with the reason
         try:
-            if d.roll_stop.is_set():
+            if state.roll_stop.is_set():
                 return Answer(False, "scan-roll", "roll run: stopped by the operator before the first move", "refused")
-
-            def progress(now: RollProgress) -> None:
-                d.roll_run = now
-
-            run = RollRun(
-                rig, CameraEyes(shooter), d.cfg.rig, _Either(d.roll_stop, d.stop_event), progress, resume=resume
-            )
+            stop = _Either(state.roll_stop, shooter.stop)
+            run = RollRun(rig, RunCamera(shooter), cfg.rig, stop, state.run_at, resume=resume)
             summary = run.run()
             shooter.roll_resume = run.resume()
         finally:
             rig.close()
     finally:  # over: its frames stay for status and the console until the next run
-        d.roll_run = None if d.roll_run is None else dataclasses.replace(d.roll_run, under_way=False, outline=None)
-        d.roll_stop.clear()
+        state.end_run()
     return Answer(summary.ended, "scan-roll", summary.said(), "done" if summary.ended else "refused")
 
 
-def under_way(d: CaptureDaemon) -> RollProgress | None:
-    """The roll run under way, or None (`d.roll_run` keeps the last run's frames after it ended)."""
-    run = d.roll_run
-    return run if run is not None and run.under_way else None
-
-
-def at_once(d: CaptureDaemon, action: Request, source: str) -> Answer | None:
+def at_once(state: DaemonState, action: Request, source: str) -> Answer | None:
     """`stop-roll`, and a press of the pedal (or a capture, a scan-roll) while a roll run is under way: the run
-    stops between frames, the film left where it is. Otherwise a press queues as usual (None)."""
-    run = under_way(d)
+    stops between frames, the film left where it is. Otherwise a press queues as usual (None). On the
+    source's own thread: the camera thread is busy with the run."""
+    run = state.stop_run()
     if run is None:
         if action == "stop-roll":
             return NO_RUN
         return None
-    d.roll_stop.set()
     log.info("the roll run stops (%s from %s)", action, source or "a trigger")
     return Answer(True, action, f"the roll run stops at its next step (now: {run.doing}); the film stays where it is")

@@ -1,24 +1,25 @@
-"""What capture mode reports, worked out once from the daemon's state: `medianscan status`, systemd's STATUS=
-line and the console's service panel (the records are medianscan.reports)."""
+"""What capture mode reports, worked out once from a snapshot of the daemon's state: `medianscan status`,
+systemd's STATUS= line and the console's service panel (the records are medianscan.reports)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from medianscan.config.schema import Config
 from medianscan.library import flats
 from medianscan.library.manifest import Manifest
+from medianscan.library.rolls import Library
 from medianscan.records import SnrFigures
 from medianscan.reports import (
     RECENT,
-    CameraView,
     CaptureStatus,
     NeedsAttention,
     QueueState,
     RecentNegative,
     bracket_text,
 )
-from medianscan.service.capture.parts import CaptureDaemon
-from medianscan.service.capture.roll_turn import under_way
+from medianscan.service.capture.state import DaemonSnapshot
+from medianscan.service.loop import ServicePool
 
 
 def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
@@ -40,72 +41,67 @@ def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
     )
 
 
-def camera_view(d: CaptureDaemon) -> CameraView:
-    cam = d.camera_status
-    return CameraView(cam.model, cam.port, cam.state, cam.error, cam.battery)
-
-
-def queue_state(d: CaptureDaemon) -> QueueState:
-    """The blend queue as `status` and the console show it."""
-    with d.lock:
-        backlog = len(d.backlog)
+def queue_state(held: int, waiting_for_room: bool, pool: ServicePool, capacity: int) -> QueueState:
+    """The blend queue as `status` and the console show it (`held`: stacks not yet handed to the pool)."""
     return QueueState(
-        waiting=len(d.pool.waiting()) + backlog,
-        blending=len(d.pool.running()),
-        capacity=d.cfg.queue_size,
-        full=d.waiting_for_room or d.pool.full,
+        waiting=len(pool.waiting()) + held,
+        blending=len(pool.running()),
+        capacity=capacity,
+        full=waiting_for_room or pool.full,
     )
 
 
-def capture_status(d: CaptureDaemon) -> CaptureStatus:
-    roll, negative = d.library.position()
-    folder = d.library.current_roll()
+def capture_status(snap: DaemonSnapshot, library: Library, cfg: Config, console: str | None) -> CaptureStatus:
+    """Everything `medianscan status` shows: the daemon's state at one instant, and the library's records."""
+    roll, negative = library.position()
+    folder = library.current_roll()
     flat = None if folder is None else flats.current_flat(folder)
+    run = snap.run_under_way
     return CaptureStatus(
-        camera=camera_view(d),
-        settings=dict(d.camera_status.settings or {}),
-        library=str(d.library.root),
+        camera=snap.camera,
+        settings=snap.settings,
+        library=str(library.root),
         roll=roll,
         roll_folder=None if folder is None else str(folder),
         flat=None if flat is None else flat.name,
         negative=negative,
-        next_negative=d.library.next_negative(),
-        frames_per_burst=d.cfg.frames_said(),
-        paused=d.paused,
-        busy=d.bursting,
-        bracket_group=d.bracket_group,
-        roll_run=None if (run := under_way(d)) is None else run.said(),
-        queue=queue_state(d),
-        disk_free_bytes=d.library.free_bytes(),
-        console=None if d.console is None else d.console.url,
-        message=d.message,
-        recent=tuple(recent_negative(stack, m) for stack, m in d.library.recent(RECENT)),
+        next_negative=library.next_negative(),
+        frames_per_burst=cfg.frames_said(),
+        paused=snap.paused,
+        busy=snap.bursting,
+        bracket_group=snap.bracket_group,
+        roll_run=None if run is None else run.said(),
+        queue=snap.queue,
+        disk_free_bytes=library.free_bytes(),
+        console=console,
+        message=snap.message,
+        recent=tuple(recent_negative(stack, m) for stack, m in library.recent(RECENT)),
         attention=tuple(
             NeedsAttention(str(stack), m.state.value, m.error or m.note or m.state.value)
-            for stack, m in d.library.needing_attention()
+            for stack, m in library.needing_attention()
         ),
-        roll_frames=() if d.roll_run is None else d.roll_run.reports(),
-        roll_run_started=None if d.roll_run is None else d.roll_run.started,
+        roll_frames=() if snap.roll_run is None else snap.roll_run.reports(),
+        roll_run_started=None if snap.roll_run is None else snap.roll_run.started,
     )
 
 
-def capture_status_line(d: CaptureDaemon) -> str:
+def capture_status_line(snap: DaemonSnapshot, library: Library) -> str:
     """One line for systemd's STATUS= and the log."""
-    cam = d.camera_status
+    cam = snap.camera
     if cam.state in ("ready", "capturing"):
         head = f"{cam.model}: {cam.state}"
-        if d.bracket_group is not None:
-            head += " " + bracket_text(d.bracket_group)
-        if (run := under_way(d)) is not None:
+        if snap.bracket_group is not None:
+            head += " " + bracket_text(snap.bracket_group)
+        if (run := snap.run_under_way) is not None:
             head += "; " + run.said()
     else:
         head = f"camera {cam.state}"  # why is in its own log line and in status
-    roll, negative = d.library.position()
-    q = queue_state(d)
+    roll, negative = library.position()
+    q = snap.queue
     text = f"queue {q.waiting} waiting, {q.blending} blending"
-    if d.waiting_for_room:
+    if snap.waiting_for_room:
         text += " (full: captures wait for the blends)"
     parts = [head, f"roll {roll}, last {negative or 'none yet'}" if roll else "no roll yet", text]
-    if d.paused:
+    if snap.paused:
         parts.insert(1, "paused")
     return "; ".join(parts)
