@@ -1,8 +1,9 @@
 """The capture daemon's shared state under presses from everywhere at once: the console (HTTP), the control
 socket and the pedal press capture, pause and resume together while snapshots are read as fast as they come, on
 a real daemon (its camera thread on the simulated body, its real console, socket and blend worker). No snapshot
-is torn, and every press is answered exactly once with what really happened. Each event is told once, typed,
-to every listener (the hooks among them)."""
+is torn, and every press is answered exactly once with what really happened. Each source hears the answer it
+can read (the console beside its banner, the CLI without one), and each event is told once, typed, to every
+listener (the hooks among them)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from medianscan.capture.control_client import request
 from medianscan.capture.events import Answer
+from medianscan.cli import main
 from medianscan.library.manifest import read_manifest
 from medianscan.service.progress import BurstDone, FlatDone, Progress
 from medianscan.vocabulary import Request
@@ -166,6 +170,27 @@ def test_presses_from_the_console_the_socket_and_the_pedal_at_once_leave_no_torn
     assert sorted(shot) == sorted(stacks), "a capture answered done is a stack on disk, and only those are"
     assert len(set(shot)) == len(shot), "two presses answered with the same stack"
     assert sorted(s.name for s in bursts) == sorted(shot), "each burst told to the listeners once"
+
+
+def test_a_refused_setting_is_named_once_on_the_console_and_whole_on_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shutter speed the body does not offer: the console's banner names it (the camera's error), so the
+    console's answer to Capture is short and points there; the CLI has no banner, so `medianscan capture` prints
+    the whole sentence; status keeps the whole sentence as its message."""
+    cfg = capture_config(tmp_path / "library")
+    cfg.camera.settings = {"shutterspeed": "1/55"}
+    with RunningDaemon(cfg) as running:
+        banner = running.daemon.snapshot().camera.error  # the console shows it as its banner
+        assert banner is not None and "shutterspeed" in banner and "1/55" in banner
+        on_console = post(running.url, "capture")
+        assert on_console["outcome"] == "refused"
+        assert on_console["text"] == "cannot capture: a camera setting is refused (see the banner)"
+        assert console_state(running.url)["told"]["answer"]["text"] == on_console["text"]
+        assert main(["capture", "--socket", str(cfg.triggers.socket)]) == 1
+        assert capsys.readouterr().err == f"medianscan: cannot capture: {banner}\n"
+        assert running.daemon.snapshot().message == f"cannot capture: {banner}"
+        assert list(running.daemon.library.root.glob("*/frame-001")) == []  # nothing shot
 
 
 def test_a_flat_burst_is_told_as_a_typed_event_and_runs_the_burst_hook(tmp_path: Path) -> None:

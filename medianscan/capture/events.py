@@ -117,11 +117,12 @@ class Answer:
     outcome: Outcome = "done"
     stack: str | None = None  # the stack captured or set aside
     roll: str | None = None  # the roll started
+    whole: str | None = None  # a refusal's whole sentence, where `text` is short as the console's banner says why
 
     def to_json(self) -> dict[str, Any]:
         data = {"ok": self.ok, "action": self.action, "outcome": self.outcome, "text": self.text}
         if not self.ok:
-            data["error"] = self.text
+            data["error"] = self.whole or self.text  # the CLI prints it, and has no banner
         return data | {k: v for k, v in (("stack", self.stack), ("roll", self.roll)) if v is not None}
 
     @classmethod

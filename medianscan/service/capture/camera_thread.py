@@ -45,6 +45,15 @@ SPACE_MARGIN_FRAMES = 3  # room for the blend DNG, its sidecar and slack, in fra
 ONE_PRESS_SECONDS = 1.0  # a retake pressed again this soon is the same press (a double tap on the pedal)
 
 
+class SettingRefusedError(MedianscanError):
+    """An action the connected body cannot do because it refused a setting. `short` is the answer where the
+    console's banner already says why; the whole sentence goes to the log, status and the control socket."""
+
+    def __init__(self, doing: str, reason: str) -> None:
+        super().__init__(f"cannot {doing}: {reason}")
+        self.short = f"cannot {doing}: a camera setting is refused (see the banner)"
+
+
 class CameraThread:
     """The camera thread's work: the body (`link`), the requests (`presses`), the library's capture side, the
     stacks it hands to the blend pool, and the daemon's shared `state` it changes (each change under its lock).
@@ -110,6 +119,10 @@ class CameraThread:
         action = event.action
         try:
             answer = self.act(action, event.film, at=event.at)
+        except SettingRefusedError as exc:  # the console's banner says why: its answer is short, the socket's whole
+            self.report(str(exc), None)
+            self._refused = str(exc)
+            self.state.answer(event, Answer(False, action, exc.short, "refused", whole=str(exc)))
         except MedianscanError as exc:
             self.report(str(exc), None)
             self._refused = str(exc)
@@ -188,7 +201,7 @@ class CameraThread:
         if self.link.camera is None and not self.link.connect():
             raise MedianscanError(f"cannot {doing}: {self.link.status.error}")
         if self.link.refused is not None:
-            raise MedianscanError(f"cannot {doing}: {self.link.refused}")
+            raise SettingRefusedError(doing, self.link.refused)
         camera = self.link.camera
         assert camera is not None
         return camera
