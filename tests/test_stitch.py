@@ -269,3 +269,25 @@ def test_a_stack_folder_tile_is_blended_first_then_its_blend_reused(
     again = stitch(given, tmp_path / "b.dng", StitchOptions(flat=flat))
     assert not again.tiles[0].blended_now
     assert blends[0].stat().st_mtime_ns == made
+
+
+def test_a_stack_blended_with_its_flat_is_not_divided_again(
+    picture: Picture, tiles: tuple[list[Path], Path], tmp_path: Path
+) -> None:
+    """A stack folder whose blend already carries the flat (`medianscan blend --flat`, as a roll's blends do): the
+    stitch given --flat leaves that tile alone and divides only the others. Divided twice, its edges, where the
+    overlaps lie, would stand 15-30 % above the others and the gains would show it."""
+    paths, flat = tiles
+    stack = tmp_path / "neg02_tile0"
+    stack.mkdir()
+    rng = np.random.default_rng(13)
+    for k in range(3):
+        write_tile(stack / f"IMG_{k:04d}.dng", picture, SPECS[0], SHAPE, rng)
+    assert main(["blend", str(stack), "--flat", str(flat)]) == 0
+    blend = next(stack.glob("*_median.dng"))
+    assert json.loads(blend.with_suffix(".json").read_text())["flat"]
+    record = stitch([stack, *paths[1:]], tmp_path / "c.dng", StitchOptions(flat=flat))
+    assert not record.tiles[0].blended_now
+    for k, tile in enumerate(record.tiles):
+        assert tile.gain == pytest.approx(SPECS[0].gain / SPECS[k].gain, rel=0.01), k
+    assert all(seam.level_median is not None and seam.level_median < 0.01 for seam in record.seams)
