@@ -20,7 +20,7 @@ from medianscan.blend.flat import MasterFlat
 from medianscan.blend.frames import Frame
 from medianscan.blend.stack_files import preview_tone
 from medianscan.metadata import MosaicLayout, headroom, with_headroom
-from medianscan.outputs.preview import rgb_channels
+from medianscan.outputs.preview import Tone, rgb_channels
 from medianscan.stitch import cells, compose, gains, place, plan, register, solve, sources, write
 from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
 from medianscan.stitch.sources import StitchError
@@ -47,11 +47,9 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
 
     with TileStore(output.parent) as store:
         t = time.perf_counter()
-        first, thumbs = _read_all(tiles, store, flat)
+        first, tone, thumbs = _read_all(tiles, store, flat)
         layout = first.layout
         assert layout is not None
-        tone = preview_tone(first)  # before its pixels go
-        first = replace(first, pixels=np.empty((0, 0), np.uint16))
         xmp = sources.xmp_packet(tiles[0].raw)
         pattern = sources.local_pattern(layout)
         cell = cells.cell_size(pattern)
@@ -241,28 +239,35 @@ def _check_duplicates(tiles: Sequence[sources.Tile], poses: Sequence[solve.Pose]
 
 def _read_all(
     tiles: Sequence[sources.Tile], store: TileStore, flat: MasterFlat | None
-) -> tuple[Frame, list[npt.NDArray[np.float32]]]:
+) -> tuple[Frame, Tone | None, list[npt.NDArray[np.float32]]]:
     """Read each tile once: its corrected mosaic, its cell plane and that plane flattened go to the store; the
-    first tile's frame (for its metadata) and every tile's thumbnail stay."""
-    first = sources.read_tile(tiles[0])
-    layout = first.layout
-    assert layout is not None
-    cell = cells.cell_size(sources.local_pattern(layout))
+    first tile's frame (its metadata, without its pixels), its preview's tone and every tile's thumbnail stay.
+    One decoded tile at a time: the first's pixels go before the second is read."""
     thumbs = []
+    first: Frame | None = None
+    tone: Tone | None = None
     for k, tile in enumerate(tiles):
-        frame = sources.read_tile(tile) if k else first
+        frame = sources.read_tile(tile)
+        if first is None:
+            tone = preview_tone(frame)
+            first = replace(frame, pixels=np.empty((0, 0), np.uint16))
+        layout = frame.layout
+        assert layout is not None
         use_flat = flat if flat is not None and not sources.flat_already_applied(tile) else None
         if use_flat is not None:
             sources.check_flat(use_flat, frame)
         values = sources.visible(frame, use_flat)
+        del frame
         store.put(f"tile{k}", values)
-        plane = cells.cell_plane(values, cell)
+        plane = cells.cell_plane(values, cells.cell_size(sources.local_pattern(layout)))
+        del values
         store.put(f"plane{k}", plane)
         flattened = cells.flattened(plane)
         store.put(f"flat{k}", flattened)
         thumbs.append(cells.shrink(flattened, cells.thumb_factor(plane.shape)))
-        del frame, values, plane, flattened
-    return first, thumbs
+        del plane, flattened
+    assert first is not None
+    return first, tone, thumbs
 
 
 def _output_levels(

@@ -125,7 +125,11 @@ def visible(frame: Frame, flat: MasterFlat | None) -> npt.NDArray[np.float32]:
     assert layout is not None
     top, left, bottom, right = layout.active_area
     values = frame.pixels[top:bottom, left:right].astype(np.float32)
-    values -= black_image(layout, values.shape)
+    pattern = local_pattern(layout)
+    ph, pw = pattern.shape
+    for dy in range(ph):  # each CFA position's black in place: no second tile-sized array
+        for dx in range(pw):
+            values[dy::ph, dx::pw] -= np.float32(layout.black_levels[int(pattern[dy, dx])])
     if flat is not None:
         values *= flat.gain[top:bottom, left:right]
     return values
@@ -135,14 +139,6 @@ def local_pattern(layout: MosaicLayout) -> npt.NDArray[np.uint8]:
     """The CFA pattern as seen from the active area's top-left photosite."""
     top, left = layout.active_area[:2]
     return np.roll(np.asarray(layout.pattern, dtype=np.uint8), (-top, -left), axis=(0, 1))
-
-
-def black_image(layout: MosaicLayout, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
-    """The black level of every photosite of the active area."""
-    pattern = local_pattern(layout)
-    ph, pw = pattern.shape
-    black = np.asarray(layout.black_levels, dtype=np.float32)[pattern]
-    return np.tile(black, (-(-shape[0] // ph), -(-shape[1] // pw)))[: shape[0], : shape[1]]
 
 
 def load_flat(source: Path | None) -> MasterFlat | None:
