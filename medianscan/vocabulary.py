@@ -10,12 +10,16 @@ METHODS: tuple[Method, ...] = get_args(Method)
 Retention = Literal["keep", "delete", "archive"]  # what happens to the raws after a verified blend
 RETENTIONS: tuple[Retention, ...] = get_args(Retention)
 
-# what a press or a key asks for (scan-roll: the rig runs the strip; stop-roll stops it between frames)
-Action = Literal["capture", "retake", "new-roll", "pause", "resume", "flat", "scan-roll", "stop-roll"]
+# what a press or a key asks for (scan-roll: the rig runs the strip; stop-roll stops it between frames; base: a
+# burst of clear film for the roll's film base)
+Action = Literal["capture", "retake", "new-roll", "pause", "resume", "flat", "base", "scan-roll", "stop-roll"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
-Request = Literal["capture", "retake", "new-roll", "pause", "resume", "flat", "scan-roll", "stop-roll", "status"]
+Request = Literal[
+    "capture", "retake", "new-roll", "pause", "resume", "flat", "base", "scan-roll", "stop-roll", "status"
+]
 REQUESTS: tuple[Request, ...] = get_args(Request)  # an action, or a query
-FIRING: tuple[Action, ...] = ("capture", "retake", "flat", "scan-roll")  # they run the camera (press_during_burst)
+# they run the camera (press_during_burst)
+FIRING: tuple[Action, ...] = ("capture", "retake", "flat", "base", "scan-roll")
 
 # How a burst is fired: one capture call per frame (the host waits for each); a trigger per frame with the next
 # fired as soon as the body announces a file, downloads overlapping exposures; the body's own continuous burst,

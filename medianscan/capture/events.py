@@ -33,7 +33,7 @@ SOCKET_NAME = "control.sock"
 WAIT = 30.0
 MAX_WAIT = 3600.0  # the longest wait a client may ask for
 # seconds a client waits: a burst may be long, a roll run longer
-DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0, "scan-roll": MAX_WAIT}
+DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0, "base": 600.0, "scan-roll": MAX_WAIT}
 MAX_LINE = 64 * 1024
 MAX_DEPTH = 16  # a request nested deeper than this is no request of ours
 
@@ -127,7 +127,7 @@ class Answer:
 
     @classmethod
     def paused(cls, action: Request) -> Answer:
-        """The one answer to a press that shoots (capture, flat, scan-roll) while the daemon is paused."""
+        """The one answer to a press that shoots (capture, flat, base, scan-roll) while the daemon is paused."""
         return cls(False, action, f"{action} ignored: the daemon is paused (send resume first)", "ignored")
 
     def after_queue(self, behind: str) -> Answer:

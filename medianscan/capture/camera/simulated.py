@@ -56,6 +56,7 @@ from medianscan.capture.camera.simulated_scene import (
 from medianscan.capture.camera.simulated_strip import strip_of
 from medianscan.capture.camera.simulated_timing import timing_of
 from medianscan.config.schema import CameraConfig
+from medianscan.library.base_shots import BASE_STEM
 from medianscan.library.flats import FLAT_STEM
 from medianscan.metadata import CameraInfo, Exposure
 from medianscan.outputs.dng import write_dng
@@ -226,7 +227,7 @@ class SimulatedCamera(Camera):
             scale = light_on_sensor(self._values) * sim.light
             if stem == FLAT_STEM:  # a flat burst: the operator has taken the film out of the holder
                 negative = Negative(sim.seed, 0, sim.height, sim.width, scale, subject="bare light")
-            elif stem.startswith(PROBE_STEM):  # exposure probes: the clear film base is in the holder
+            elif stem.startswith(PROBE_STEM) or stem == BASE_STEM:  # probes, base bursts: clear film in the holder
                 negative = Negative(sim.seed, 0, sim.height, sim.width, scale, subject="film base")
             else:
                 self._bursts += 1

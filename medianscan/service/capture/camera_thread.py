@@ -29,6 +29,7 @@ from medianscan.library.manifest import State
 from medianscan.library.recovery import cut_off_note
 from medianscan.library.rolls import Library, raw_files
 from medianscan.records import FilmRecord
+from medianscan.service.capture.base_turn import shoot_base
 from medianscan.service.capture.camera_link import CameraLink
 from medianscan.service.capture.cut_off import fetch_cut_off, left_a_journal
 from medianscan.service.capture.live_view_turns import LiveViewTurns
@@ -142,6 +143,7 @@ class CameraThread:
         shooting: dict[str, Callable[[], Answer]] = {
             "capture": self.press,
             "flat": self.shoot_flat,
+            "base": lambda: shoot_base(self),
             "scan-roll": lambda: scan_roll(self, self.state),
         }
         if action in shooting:
