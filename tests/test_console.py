@@ -19,6 +19,7 @@ import pytest
 from medianscan.config.loader import parse_config
 from medianscan.config.schema import ConfigError
 from medianscan.errors import MedianscanError
+from medianscan.library import film_base, roll_record
 from medianscan.library.manifest import State
 from tests.daemon_thread import RunningDaemon, capture_config
 
@@ -161,6 +162,27 @@ def test_a_paused_daemon_says_the_press_was_ignored(console: tuple[RunningDaemon
     assert not answer["ok"] and answer["outcome"] == "ignored" and "paused" in answer["text"]
     assert client.json("/api/state")["paused"] is True
     assert json.loads(client.post("/api/actions/resume")[2])["ok"]
+
+
+def test_the_film_base_button_shoots_clear_film_and_records_the_rolls_base(
+    console: tuple[RunningDaemon, Client],
+) -> None:
+    """The Film base button posts the `base` action (the page's script wires it); the answer names the base the
+    burst of clear film measured, recorded in roll.json, and the burst is no negative of the roll."""
+    running, client = console
+    page = client.get("/")[2]
+    assert b'<button id="base" data-testid="base"' in page and b"Film base" in page
+    assert (
+        b'$("base").addEventListener("click", () => act("base", "Film base button"));'
+        in client.get("/static/console.js")[2]
+    )
+    status, _, body = client.post("/api/actions/base")
+    answer = json.loads(body)
+    assert status == 200 and answer["ok"] and answer["stack"] == "base-001", answer
+    recorded = roll_record.read_film_base(running.daemon.library.roll)
+    assert recorded is not None and recorded.source == film_base.SOURCE_CLEAR
+    assert f"G {recorded.base[1]:.0f}" in answer["text"] and "no base was recorded before" in answer["text"]
+    assert client.json("/api/state")["negatives"] == []
 
 
 def test_bad_requests_get_a_reason_and_the_console_goes_on(console: tuple[RunningDaemon, Client]) -> None:

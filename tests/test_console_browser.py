@@ -210,7 +210,7 @@ def test_everything_for_focusing_and_shooting_is_on_screen_and_each_event_said_o
         wait.until(lambda d: "of peak" in text_of(d, "focus"), "the focus meter")
         assert console_errors(browser) == []  # the page loads clean: no CSP refusal, no failed load
         wanted = ["#live", ".bar", "[data-testid=focus]", "[data-testid=capture]", "[data-testid=pause]",
-                  "[data-testid=next]", "[data-testid=roll-folder]",
+                  "[data-testid=base]", "[data-testid=next]", "[data-testid=roll-folder]",
                   "[data-testid=frames] > li:last-child"]  # fmt: skip
         assert browser.execute_script(ON_SCREEN, wanted) == dict.fromkeys(wanted, "shown")
         assert browser.execute_script("return document.documentElement.scrollHeight <= innerHeight")

@@ -62,6 +62,7 @@ $("roll-form").addEventListener("submit", (e) => {
   act("new-roll", "New roll button", { film });
 });
 $("flat").addEventListener("click", () => act("flat", "Flat field button"));
+$("base").addEventListener("click", () => act("base", "Film base button"));
 $("scan-roll").addEventListener("click", () => act("scan-roll", "Scan roll button"));
 $("stop-roll").addEventListener("click", () => act("stop-roll", "Stop button"));
 $("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause", (state && state.paused ? "Resume" : "Pause") + " button"));
