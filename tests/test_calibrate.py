@@ -20,6 +20,9 @@ from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
 from medianscan.capture.camera.settings import true_seconds
 from medianscan.capture.camera.simulated import SimulatedCamera
 from medianscan.config.schema import CameraConfig
+from medianscan.library import film_base, roll_record
+from medianscan.library.base_shots import BASE_STEM
+from medianscan.library.rolls import Library
 from tests.vcam import RewritingCamera, VirtualCamera, virtual_camera
 
 
@@ -110,7 +113,7 @@ def test_calibrate_exposure_from_the_command_line_writes_the_config(tmp_path: Pa
     config = tmp_path / "medianscan.yaml"
     config.write_text(
         '# my scanner\ncamera:\n  backend: simulated  # none at hand\n  settings:\n    iso: "100"  # base\n'
-        "  simulated: {width: 768, height: 512}\n"
+        f"  simulated: {{width: 768, height: 512}}\nlibrary: {tmp_path / 'library'}\n"
     )
     done = subprocess.run(
         [sys.executable, "-m", "medianscan", "calibrate", "exposure", "--config", str(config), "--json", "--apply"],
@@ -127,6 +130,37 @@ def test_calibrate_exposure_from_the_command_line_writes_the_config(tmp_path: Pa
     )  # fmt: skip
     assert again.returncode == 0 and "shutter speed 1/100" in again.stdout
     assert text.count("shutterspeed") == config.read_text().count("shutterspeed") == 1  # replaced, not added
+
+
+def test_applied_the_final_probes_film_base_is_recorded_in_the_current_roll(tmp_path: Path) -> None:
+    """The probes are discarded, but with --apply and a roll under way the final probe's base is the roll's
+    (source: the exposure probe), the same as a burst of clear film shot at the chosen speed gives."""
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(
+        'camera:\n  backend: simulated\n  settings:\n    iso: "100"\n  simulated: {width: 768, height: 512}\n'
+        f"library: {tmp_path / 'library'}\noutputs: {{editors: []}}\n"
+    )
+    roll = Library(tmp_path / "library").new_roll()
+    done = subprocess.run(
+        [sys.executable, "-m", "medianscan", "calibrate", "exposure", "--config", str(config), "--json", "--apply"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    recorded = roll_record.read_film_base(roll)
+    assert recorded is not None and recorded.source == film_base.SOURCE_PROBE
+    assert recorded.measured_from == (f"the probe at {result['shutterspeed']} (not kept)",)
+    assert result["film_base"]["base"]["G"] == pytest.approx(recorded.base[1], abs=0.01)
+    assert "from exposure probe" in result["roll_base"] and "no base was recorded before" in result["roll_base"]
+    assert not list(roll.rglob("probe*"))  # the probes are not kept anywhere in the roll
+    camera = simulated(shutterspeed=result["shutterspeed"])
+    try:
+        shot = camera.burst(3, tmp_path / "clear", BASE_STEM)
+    finally:
+        camera.close()
+    clear = film_base.clear_film(shot.frames)
+    for probe, burst in zip(recorded.base, clear.base, strict=True):
+        assert probe == pytest.approx(burst, rel=0.02)
 
 
 def test_calibrate_refuses_while_a_running_daemon_holds_the_camera(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ final probe at it confirms it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from medianscan.capture.camera import Camera
 from medianscan.capture.camera.files import PROBE_STEM
 from medianscan.capture.camera.settings import true_seconds
 from medianscan.errors import MedianscanError
+from medianscan.library import film_base
+from medianscan.library.film_base import FilmBase
 from medianscan.vocabulary import canonical_key
 from medianscan.wording import share
 
@@ -67,6 +70,8 @@ class Calibration:
     headroom_ev: float
     brightest_channel: str
     probes: list[Meter] = field(default_factory=list)
+    base: FilmBase | None = None  # the final probe's film base (its frame is discarded with the others)
+    base_problem: str | None = None  # why the final probe gave no base (not clear film), when it gave none
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +79,7 @@ class Calibration:
             "headroom_ev": round(self.headroom_ev, 3),
             "brightest_channel": self.brightest_channel,
             "probes": [p.to_json() for p in self.probes],
+            "film_base": None if self.base is None else self.base.to_json(),
         }
 
 
@@ -109,6 +115,7 @@ class ExposureCalibration:
         self.camera = camera
         self.settings = settings  # the camera's configured settings (the probes change only the shutter)
         self.probes: list[Meter] = []
+        self.last_frame: Path | None = None  # the last probe's raw, until the probes are discarded
 
     def choices(self) -> list[tuple[float, str]]:
         """The body's shutter choices with their true durations, shortest first."""
@@ -128,6 +135,7 @@ class ExposureCalibration:
         if not record.frames:
             raise CalibrationError(f"the probe at {shutter} gave no raw frame")
         reading = meter(record.frames[0], shutter)
+        self.last_frame = record.frames[0]
         self.probes.append(reading)
         return reading
 
@@ -165,6 +173,7 @@ class ExposureCalibration:
                     "ISO or brighten the light"
                 )
             final = self.probe(choices[chosen][1], folder) if chosen != at else reading
+            base, problem = _base_of(self.last_frame, final.shutter)
         expected = reading.fraction * times[chosen] / times[at]
         if final.over or abs(final.fraction / expected - 1) > 0.1:
             raise CalibrationError(
@@ -177,7 +186,19 @@ class ExposureCalibration:
                 f"{share(final.fraction)} of the raw range (70-97% wanted): change the light or the aperture by a "
                 "third of a stop and calibrate again"
             )
-        return Calibration(final.shutter, -math.log2(final.fraction), final.brightest, list(self.probes))
+        return Calibration(final.shutter, -math.log2(final.fraction), final.brightest, list(self.probes), base, problem)
+
+
+def _base_of(frame: Path | None, shutter: str) -> tuple[FilmBase | None, str | None]:
+    """The film base of the final probe, read before the probes are discarded (the roll's base when applied), or
+    why it gives none: the calibration stands without it."""
+    if frame is None:
+        return None, "no probe frame"
+    try:
+        base = film_base.clear_film([frame], film_base.SOURCE_PROBE)
+    except MedianscanError as exc:
+        return None, str(exc)
+    return dataclasses.replace(base, measured_from=(f"the probe at {shutter} (not kept)",)), None
 
 
 def _nearest(choices: list[tuple[float, str]], seconds: float | None) -> int:

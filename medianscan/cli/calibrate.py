@@ -7,17 +7,22 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from medianscan.atomic import atomic_path
-from medianscan.capture.calibrate import ExposureCalibration
+from medianscan.capture.calibrate import Calibration, ExposureCalibration
 from medianscan.capture.camera import open_camera
 from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
+from medianscan.library.rolls import Library
 from medianscan.wording import share
+
+if TYPE_CHECKING:
+    from medianscan.outputs.editors.roll_base import Rebased
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,14 +39,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Shoots raw probes of the clear film base (a blank frame or the rebate) at the locked settings, meters "
             "the brightest channel on the raw and picks the camera's own shutter speed closest to 90 % of the raw "
-            "range without overshooting. Run it while the daemon is stopped (it needs the camera)."
+            "range without overshooting. Run it while the daemon is stopped (it needs the camera). The probes are "
+            "not kept; with --apply, the final probe's film base is recorded as the current roll's (roll.json), "
+            "for the editors' sidecars."
         ),
     )
     exposure.add_argument(
         "--config", type=Path, metavar="FILE", help="the camera and settings (and where --apply writes)"
     )
     exposure.add_argument("--json", action="store_true", help="print the result as JSON")
-    exposure.add_argument("--apply", action="store_true", help="write the speed into FILE's camera.settings")
+    exposure.add_argument(
+        "--apply",
+        action="store_true",
+        help="write the speed into FILE's camera.settings, and the probe's film base into the current roll",
+    )
     exposure.set_defaults(handler=run)
 
 
@@ -64,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if args.apply:
         write_shutter(args.config, result.shutterspeed)
+    rebased = roll_base(cfg, result) if args.apply else None
     if args.json:
-        print(json.dumps(result.to_json() | {"seconds": round(seconds, 2)}))
+        rolled = {} if not args.apply else {"roll_base": rebased if rebased is None else rebased.said()}
+        print(json.dumps(result.to_json() | {"seconds": round(seconds, 2)} | rolled))
         return 0
     print(
         f"shutter speed {result.shutterspeed}: the film base's brightest channel ({result.brightest_channel}) at "
@@ -74,7 +87,25 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.apply:
         print(f"written to {args.config} (camera.settings.shutterspeed); a running daemon takes it on reload")
+        print(rebased.said() if rebased is not None else _no_roll_base(cfg, result))
     return 0
+
+
+def roll_base(cfg: Config, result: Calibration) -> Rebased | None:
+    """The final probe's film base made the current roll's (its sidecars follow), or None when there is no roll
+    yet or the probe gave no base."""
+    from medianscan.outputs.editors.roll_base import record_base  # rawpy and Exiv2: only when applying
+
+    roll = Library.from_config(cfg).current_roll()
+    if roll is None or result.base is None:
+        return None
+    return record_base(roll, result.base, cfg.outputs.editors)
+
+
+def _no_roll_base(cfg: Config, result: Calibration) -> str:
+    if result.base is None:
+        return f"no film base recorded: the final probe gave none ({result.base_problem})"
+    return f"no film base recorded: there is no roll in {cfg.library} yet (the first roll's blends will give one)"
 
 
 def refuse_while_a_daemon_holds_the_camera(cfg: Config) -> None:
