@@ -232,7 +232,7 @@ def test_config_to_yaml_round_trips(tmp_path: Path) -> None:
 
 def test_check_tables_name_real_fields() -> None:
     """A renamed field must not silently lose its range check."""
-    tables = (rules._CHECKS, rules._KEY_CHECKS, rules._ITEM_CHECKS)
+    tables = (rules.CHECKS, rules.KEY_CHECKS, rules.ITEM_CHECKS)
     for table in tables:
         for owner, name in table:
             cls = FilmRecord if owner == "FilmRecord" else getattr(config_module, owner)

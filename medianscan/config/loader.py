@@ -16,7 +16,7 @@ from typing import Any, Literal, NoReturn
 import yaml
 
 from medianscan.config.listen import parse_listen
-from medianscan.config.rules import _CHECKS, _ITEM_CHECKS, _KEY_CHECKS, cross_problems
+from medianscan.config.rules import CHECKS, ITEM_CHECKS, KEY_CHECKS, cross_problems
 from medianscan.config.schema import Config, ConfigError
 from medianscan.vocabulary import ALIASES, CANONICAL, canonical_key
 
@@ -235,11 +235,11 @@ class _Reader:
 
     def check(self, where: tuple[str, str], value: Any, value_node: yaml.Node, key: str) -> None:
         """Range and format checks, pointing at the offending line (the key's own line for dict keys)."""
-        check = _CHECKS.get(where)
+        check = CHECKS.get(where)
         if check is not None and (problem := check(value)):
             self.fail(value_node, key, problem)
-        key_check = _KEY_CHECKS.get(where)
-        item_check = _ITEM_CHECKS.get(where)
+        key_check = KEY_CHECKS.get(where)
+        item_check = ITEM_CHECKS.get(where)
         if key_check is not None and isinstance(value_node, yaml.MappingNode):
             for k_node, _, k in self.pairs(value_node, key, "a mapping"):
                 if problem := key_check(k):

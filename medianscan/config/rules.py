@@ -148,7 +148,7 @@ _frames = _within(3, MAX_FRAMES, why="a stack of more frames would not fit in me
 FILM_TEXT_FIELDS = [f.name for f in dataclasses.fields(FilmRecord) if f.name != "iso"]
 
 # (dataclass name, field) -> check of the converted value; returns the problem or None.
-_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
+CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("Config", "frames"): lambda v: None if v == "auto" else _frames(v),
     ("AutoFrames", "snr"): _within(1, 100000, why="the signal-to-noise ratio the blend reaches"),
     ("AutoFrames", "min"): _within(3, MAX_FRAMES, why="a blend needs 3 frames"),
@@ -218,16 +218,16 @@ def blend_problems(blend: BlendConfig, spell: typing.Callable[[str], str] = str)
     the one rule the config loader and `medianscan blend` share."""
     problems = []
     for f in dataclasses.fields(BlendConfig):
-        check = _CHECKS.get(("BlendConfig", f.name))
+        check = CHECKS.get(("BlendConfig", f.name))
         if check is not None and (problem := check(getattr(blend, f.name))):
             problems.append(f"{spell(f.name)}: {problem}")
     return problems
 
 
-_KEY_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
+KEY_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("FootswitchConfig", "keys"): _key_name,
 }
-_ITEM_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
+ITEM_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("HooksConfig", "burst_done"): _command,
     ("HooksConfig", "blend_done"): _command,
     ("HooksConfig", "error"): _command,

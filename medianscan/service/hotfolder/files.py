@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class _File:
+class SeenFile:
     signature: tuple[int, int, int] | None = None  # size, mtime_ns, inode as last seen
     since: float = 0.0  # monotonic time the signature was first seen
     closed: tuple[int, int] | None = None  # size and inode at the last close-write or rename into place
@@ -28,16 +28,16 @@ class _File:
 
 
 @dataclass
-class _Folder:
+class SeenFolder:
     activity: float = 0.0  # monotonic time of the last event in it (frames or temps)
     dirty: bool = True
 
 
-def _signature(st: os.stat_result) -> tuple[int, int, int]:
+def signature(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-class _Facts:
+class FileFacts:
     """What a file holds (kind, sha256), cached by size, mtime and inode: a folder is re-checked after every
     event in it, and a flat folder of hundreds of raws must not be sniffed and hashed whole each time."""
 
@@ -48,7 +48,7 @@ class _Facts:
 
     def inspect(self, path: Path) -> Sniffed:
         try:
-            sig = _signature(path.stat())
+            sig = signature(path.stat())
         except OSError:
             return sniff.inspect(path)  # gone meanwhile: says so
         with self._lock:
@@ -64,7 +64,7 @@ class _Facts:
         return self.inspect(path).kind
 
     def sha256(self, path: Path) -> str:
-        sig = _signature(path.stat())
+        sig = signature(path.stat())
         with self._lock:
             hit = self._hashes.get(path)
         if hit is not None and hit[0] == sig:

@@ -17,7 +17,7 @@ from medianscan.blend.sidecar import recorded_frames
 from medianscan.blend.stack_files import output_paths
 from medianscan.formats import FrameKind
 from medianscan.library import contents
-from medianscan.service.hotfolder.files import _Facts, _Folder
+from medianscan.service.hotfolder.files import FileFacts, SeenFolder
 from medianscan.service.hotfolder.grouping import Grouping, PlannedStack, changes, is_ours, is_temp_name
 from medianscan.wording import counted
 
@@ -33,14 +33,14 @@ class FolderState(Protocol):
     settle_seconds: float
     frames_per_stack: int | None
     cond: threading.Condition
-    folders: dict[Path, _Folder]
+    folders: dict[Path, SeenFolder]
     failed: dict[Path, tuple[tuple[str, str], ...]]
     problems: dict[str, str]
     waiting: dict[str, str]
     settling: dict[str, str]
     blended_before: set[Path]
     blended_here: set[Path]
-    facts: _Facts
+    facts: FileFacts
 
     def clock(self) -> float: ...
 

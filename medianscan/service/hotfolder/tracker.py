@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medianscan.blend.options import BlendOptions
-from medianscan.service.hotfolder.files import _Facts, _File, _Folder, _signature
+from medianscan.service.hotfolder.files import FileFacts, SeenFile, SeenFolder, signature
 from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, PlannedStack, is_ours, is_temp_name
 from medianscan.service.hotfolder.ready import ReadyStacks
 
@@ -61,8 +61,8 @@ class HotFolder:
         self.closes_reported = closes_reported
         self.clock = clock
         self.cond = threading.Condition()
-        self._files: dict[Path, _File] = {}
-        self.folders: dict[Path, _Folder] = {}
+        self._files: dict[Path, SeenFile] = {}
+        self.folders: dict[Path, SeenFolder] = {}
         self._inflight: dict[Path, PlannedStack] = {}
         self.failed: dict[Path, tuple[tuple[str, str], ...]] = {}
         self.problems: dict[str, str] = {}  # stack key -> why it cannot be blended (for status)
@@ -70,7 +70,7 @@ class HotFolder:
         self.settling: dict[str, str] = {}  # folder -> what it waits for before it can be planned (files settling)
         self.blended_before: set[Path] = set()  # stacks found blended as they are by an earlier run (skipped)
         self.blended_here: set[Path] = set()  # stacks this run blended
-        self.facts = _Facts()
+        self.facts = FileFacts()
         self.ready = ReadyStacks(self)  # which stacks are ready: the planning half
 
     def label(self, key: Path) -> str:
@@ -88,7 +88,7 @@ class HotFolder:
         with self.cond:
             self._touch(path.parent)
             if not is_temp_name(path):
-                entry = self._files.setdefault(path, _File())
+                entry = self._files.setdefault(path, SeenFile())
                 sig = self._stat(path)
                 if sig != entry.signature:
                     entry.signature, entry.since = sig, self.clock()
@@ -148,11 +148,11 @@ class HotFolder:
                     if is_temp_name(path):
                         continue
                     seen += 1
-                    entry = self._files.setdefault(path, _File())
-                    sig = _signature(st)
+                    entry = self._files.setdefault(path, SeenFile())
+                    sig = signature(st)
                     if sig != entry.signature:
                         entry.signature, entry.since = sig, now
-                state = self.folders.setdefault(folder, _Folder(activity=-1e18))
+                state = self.folders.setdefault(folder, SeenFolder(activity=-1e18))
                 if newest is not None:
                     state.activity = max(state.activity, now - max(0.0, wall - newest))
                 state.dirty = True
@@ -160,7 +160,7 @@ class HotFolder:
         return seen
 
     def _touch(self, folder: Path) -> None:
-        state = self.folders.setdefault(folder, _Folder())
+        state = self.folders.setdefault(folder, SeenFolder())
         state.activity, state.dirty = self.clock(), True
 
     def _inside(self, path: Path) -> bool:
@@ -171,7 +171,7 @@ class HotFolder:
     @staticmethod
     def _stat(path: Path) -> tuple[int, int, int] | None:
         try:
-            return _signature(path.stat())
+            return signature(path.stat())
         except OSError:
             return None
 
@@ -226,7 +226,7 @@ class HotFolder:
                 self.failed[key] = planned.fingerprint
                 self.problems[str(key)] = error
             folder = key if self.grouping.kind == "folder" else key.parent
-            self.folders.setdefault(folder, _Folder(activity=-1e18)).dirty = True
+            self.folders.setdefault(folder, SeenFolder(activity=-1e18)).dirty = True
             self.cond.notify_all()
             return planned
 
@@ -235,9 +235,9 @@ class HotFolder:
             st = path.stat()
         except OSError:
             return False
-        sig = _signature(st)
+        sig = signature(st)
         with self.cond:
-            entry = self._files.setdefault(path, _File())
+            entry = self._files.setdefault(path, SeenFile())
             if sig != entry.signature:
                 entry.signature, entry.since = sig, now
             if entry.closed == (sig[0], sig[2]):
