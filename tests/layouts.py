@@ -157,9 +157,9 @@ def linear_rgb_dng(cr2: Path, target: Path) -> Path:
 
 # --- small scenes with previews: how the editors' auto-matched curves treat a blend of bodies we have no raw of ---
 
-SCENE_SIZE = (264, 400)  # rows, columns of the active area: small, so every editor renders it in a second
+SCENE_SIZE = (1056, 1600)  # rows, columns of the active area: RawTherapee matches ~180x260 px of it, as of a camera
 SCENE_MARGINS = (6, 12)  # a masked border above and left of the active area
-SCENE_CROP = (4, 2, 384, 256)  # DefaultCrop inside the active area: x, y, width, height
+SCENE_CROP = (4, 2, 1584, 1048)  # DefaultCrop inside the active area: x, y, width, height
 SCENE_BLACK, SCENE_WHITE = 256, 16000
 SCENE_MATRIX = np.array([[0.6461, -0.0907, -0.0882], [-0.4300, 1.2184, 0.2378], [-0.0819, 0.1944, 0.5931]])
 _SRGB_TO_XYZ = np.array(
@@ -168,12 +168,29 @@ _SRGB_TO_XYZ = np.array(
 SCENES = ("stage", "dark", "bright")
 
 
-def scene_linear(kind: str) -> npt.NDArray[np.float64]:
-    """A linear sRGB scene (rows, columns, 3) in [0, 1]: 'stage' strongly coloured lights (saturated red, blue and
-    magenta on near black, a stage lit by gels), 'dark' a low-key scene (most of it below 2 % of white), 'bright' a
-    high-key one (most of it above 40 %, nothing clipped)."""
+FALLOFF = (0.30, 0.36, 0.42)  # a lens and light panel's falloff to the corners, per R, G, B: 0.58 of the centre's blue
+
+
+def falloff() -> npt.NDArray[np.float64]:
+    """(rows, columns, 3): the light each photosite of the active area gets, 1 at the centre, less towards the
+    corners per colour (FALLOFF): what a flat field takes out."""
     h, w = SCENE_SIZE
     y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    r2 = ((x - 0.5) ** 2 + (y - 0.5) ** 2) * 2  # 1 in the corners
+    out: npt.NDArray[np.float64] = 1 - r2[..., None] * np.asarray(FALLOFF)
+    return out
+
+
+def scene_linear(kind: str, light: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+    """A linear sRGB scene (rows, columns, 3) in [0, 1]: 'stage' strongly coloured lights (saturated red, blue and
+    magenta on near black, a stage lit by gels), 'dark' a low-key scene (most of it below 2 % of white), 'bright' a
+    high-key one (most of it above 40 %, nothing clipped); 'light' the bare light of a flat field. Lit by `light`
+    (falloff()) when given."""
+    h, w = SCENE_SIZE
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    if kind == "light":
+        bare: npt.NDArray[np.float64] = np.full((h, w, 3), 0.5) * (1 if light is None else light)
+        return bare
     rng = np.random.default_rng(SCENES.index(kind))
     texture = 1 + 0.08 * rng.standard_normal((h, w))
     if kind == "stage":
@@ -184,16 +201,18 @@ def scene_linear(kind: str) -> npt.NDArray[np.float64]:
         scene = (0.004 + 0.02 * x * y)[..., None] * [1.0, 0.9, 0.8] + (np.abs(x - 0.5) < 0.05)[..., None] * 0.3
     else:
         scene = (0.45 + 0.4 * x)[..., None] * [0.95, 1.0, 0.9] - (np.abs(y - 0.5) < 0.1)[..., None] * 0.3
-    out: npt.NDArray[np.float64] = np.clip(scene * texture[..., None], 0, 1)
+    out: npt.NDArray[np.float64] = np.clip(scene * texture[..., None] * (1 if light is None else light), 0, 1)
     return out
 
 
-def scene_preview(kind: str) -> npt.NDArray[np.uint8]:
+def scene_preview(
+    kind: str, light: npt.NDArray[np.float64] | None = None, exposure: float = 1.0
+) -> npt.NDArray[np.uint8]:
     """What a camera's JPEG engine would make of the scene: its own curve (an S-curve, and for 'stage' more
     saturation; 'dark' lifted a stop and a half, as a camera's auto-brightening does; 'bright' held down),
-    downscaled to 200x132 (above RawTherapee's 19200-pixel floor for a preview it matches)."""
-    linear = scene_linear(kind)[::2, ::2]
-    gain = {"stage": 1.0, "dark": 2.8, "bright": 0.8}[kind]
+    downscaled to 800x528, half its size per side (above RawTherapee's 19200-pixel floor for a preview it matches)."""
+    linear = scene_linear(kind, light)[::2, ::2] * exposure
+    gain = {"stage": 1.0, "dark": 2.8, "bright": 0.8}.get(kind, 1.0)
     linear = np.clip(linear * gain, 0, 1)
     if kind == "stage":
         grey = linear.mean(axis=-1, keepdims=True)
@@ -203,23 +222,34 @@ def scene_preview(kind: str) -> npt.NDArray[np.uint8]:
     return np.clip(np.round(255 * toned), 0, 255).astype(np.uint8)
 
 
-def scene_dng(target: Path, kind: str, *, preview: bool) -> Path:
+def scene_dng(
+    target: Path,
+    kind: str,
+    *,
+    preview: bool,
+    light: npt.NDArray[np.float64] | None = None,
+    exposure: float = 1.0,
+    seconds: str = "1/60",
+    seed: int = 7,
+) -> Path:
     """The scene `kind` as a DNG a camera writing DNG would give (a Pentax's, a Leica's, a phone's): an RGGB mosaic
     with a masked border, a DefaultCrop inside the ActiveArea, one colour matrix, the camera's own 8-bit preview in
-    IFD0 and the raw in a SubIFD (or, without `preview`, the raw in IFD0 alone). Written by tifffile."""
+    IFD0 and the raw in a SubIFD (or, without `preview`, the raw in IFD0 alone). Written by tifffile. `light`: lit
+    unevenly (falloff()); `exposure`: this much of the light, shot at `seconds` (a bracket's frames); the raw clips
+    at its white level, the preview at 255."""
     h, w = SCENE_SIZE
     top, left = SCENE_MARGINS
     camera = SCENE_MATRIX @ _SRGB_TO_XYZ  # linear sRGB -> camera RGB
     white_cam = camera @ np.ones(3)
     neutral = white_cam / white_cam[1]
-    cam = scene_linear(kind) @ camera.T / white_cam.max()
+    cam = scene_linear(kind, light) * exposure @ camera.T / white_cam.max()
     mosaic = np.full((h + top, w + left), SCENE_BLACK, dtype=np.float64)
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)  # the read noise: frames of a burst differ by their seeds
     active = mosaic[top:, left:]
     for (dy, dx), channel in (((0, 0), 0), ((0, 1), 1), ((1, 0), 1), ((1, 1), 2)):
         active[dy::2, dx::2] += cam[dy::2, dx::2, channel] * (SCENE_WHITE - SCENE_BLACK)
     mosaic += rng.normal(0, 2, mosaic.shape)
-    data = np.clip(np.round(mosaic), 0, 65535).astype(np.uint16)
+    data = np.clip(np.round(mosaic), 0, SCENE_WHITE).astype(np.uint16)
     cfa = bytes((0, 1, 1, 2)) if (top % 2, left % 2) == (0, 0) else None
     assert cfa is not None
     cx, cy, cw, ch = SCENE_CROP
@@ -245,10 +275,10 @@ def scene_dng(target: Path, kind: str, *, preview: bool) -> Path:
     ]
     with tifffile.TiffWriter(target) as tif:
         if preview:
-            image = scene_preview(kind)
+            image = scene_preview(kind, light, exposure)
             tif.write(image, photometric="rgb", subfiletype=1, subifds=1, extratags=file_tags, software="Testbody")
             tif.write(data, photometric=32803, subfiletype=0, extratags=raw_tags)
         else:
             tif.write(data, photometric=32803, subfiletype=0, extratags=file_tags + raw_tags, software="Testbody")
-    _exif(target, Exif_Photo_ISOSpeedRatings="200", Exif_Photo_ExposureTime="1/60", Exif_Photo_FNumber="8/1")
+    _exif(target, Exif_Photo_ISOSpeedRatings="200", Exif_Photo_ExposureTime=seconds, Exif_Photo_FNumber="8/1")
     return target

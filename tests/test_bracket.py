@@ -107,7 +107,7 @@ def test_a_bracket_is_merged_linearly_across_the_whole_range(scene: Scene, tmp_p
     assert ratio["nominal"] == pytest.approx(4.0) and all(abs(v / 4 - 1) < 0.03 for v in ratio["measured"].values())
     assert record["roll_off"] == [0.9, 0.995]
     assert record["shadow_noise_vs_shortest"] <= 0.4 and record["shadow_noise_vs_longest"] <= 1.0
-    assert record["baseline_exposure_ev"] == pytest.approx(2.0, abs=0.05)
+    assert 1.0 < record["baseline_exposure_ev"] <= 2.0 + 0.05  # the headroom the merged data use, at most 2 EV
 
 
 def test_the_merged_dng_opens_in_every_reader(scene: Scene, tmp_path: Path) -> None:

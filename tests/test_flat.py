@@ -98,7 +98,7 @@ def test_the_flat_takes_out_the_falloff_and_the_dust_in_every_colour(case: tuple
     sidecar = json.loads(result.sidecar.read_text())
     assert sidecar["flat"]["dust_photosites"] == result.flat.dust_photosites
     assert sidecar["flat"]["frames_sha256"] == list(result.flat.frames_sha256)
-    assert sidecar["flat"]["baseline_exposure_ev"] > 0.5
+    assert 0 <= sidecar["flat"]["baseline_exposure_ev"] < 0.5  # white raised only as far as the data reach
 
 
 def test_the_corrected_dng_is_valid_and_keeps_its_headroom(case: tuple[Path, Path], scene: Scene) -> None:

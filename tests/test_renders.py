@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 from typing import NamedTuple
 
-import imagecodecs
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -24,9 +23,9 @@ import pytest
 from medianscan.blend.frames import camera_preview, read_frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
-from medianscan.outputs.dng import PREVIEW_SIZE, write_dng
-from medianscan.outputs.preview import StoredPreview, render_preview, stored_preview, tone_like
-from tests.layouts import SCENES, another_tools_dng, linear_rgb_dng, linearized_dng, scene_dng
+from medianscan.outputs.preview import StoredPreview, stored_preview
+from medianscan.outputs.preview_change import decoded_preview
+from tests.layouts import SCENES, another_tools_dng, falloff, linear_rgb_dng, linearized_dng, scene_dng
 from tests.readers import (
     exiftool_tags,
     exiftool_validate,
@@ -168,34 +167,6 @@ def test_a_preview_exactly_when_the_source_has_one_in_the_cameras_tone(pairs: di
 FULL = 8000  # a render size no source reaches: every editor renders at full size, so sizes compare exactly
 
 
-def _rendered_like_a_changed_picture(source: Path, blend: Path, target: Path) -> Path:
-    """The blend written again as a changed picture is (a flat field's, a bracket's): our rendering in the
-    source's tone as its preview, instead of the camera's own. The mosaic is the same, so every editor must still
-    develop it like the source: this measures the rendering an auto-matched curve sees."""
-    frame, blended = read_frame(source, "raw"), read_frame(blend, "raw")
-    assert frame.layout is not None and blended.layout is not None
-    camera = stored_preview(source)
-    assert camera is not None
-    plain = render_preview(frame.pixels, frame.layout, PREVIEW_SIZE)  # type: ignore[arg-type]
-    tone = tone_like(_decoded(camera), plain)
-    write_dng(
-        target,
-        blended.pixels,  # type: ignore[arg-type]
-        blended.layout,
-        blended.camera,
-        blended.exposure,
-        tone=tone,
-        metadata_from=blend,
-    )
-    return target
-
-
-def _decoded(preview: StoredPreview) -> npt.NDArray[np.uint8]:
-    if preview.jpeg:
-        return np.asarray(imagecodecs.jpeg8_decode(preview.data))[..., :3]
-    return np.frombuffer(preview.data, np.uint8).reshape(preview.height, preview.width, 3)
-
-
 @pytest.fixture(scope="module")
 def scene_pairs(tmp_path_factory: pytest.TempPathFactory, sample_raw: Path) -> dict[str, Pair]:
     root = tmp_path_factory.mktemp("scenes")
@@ -207,14 +178,44 @@ def scene_pairs(tmp_path_factory: pytest.TempPathFactory, sample_raw: Path) -> d
             name = f"{kind}_{'preview' if preview else 'bare'}"
             source = scene_dng(made / f"{name}.dng", kind, preview=preview)
             found[name] = Pair(source, _blend_copies(source, root / name, BlendOptions()))
-        pair = found[f"{kind}_preview"]
-        found[f"{kind}_rendered"] = Pair(
-            pair.source, _rendered_like_a_changed_picture(pair.source, pair.blend, made / f"{kind}_rendered.dng")
-        )
-    cr2 = Pair(sample_raw, _blend_copies(sample_raw, root / "cr2", BlendOptions()))
-    found["cr2"] = cr2
-    found["cr2_rendered"] = Pair(sample_raw, _rendered_like_a_changed_picture(sample_raw, cr2.blend, made / "cr2r.dng"))
+    found["cr2"] = Pair(sample_raw, _blend_copies(sample_raw, root / "cr2", BlendOptions()))
+    found.update(_changed_pictures(root, made, found))
     return found
+
+
+def _changed_pictures(root: Path, made: Path, found: dict[str, Pair]) -> dict[str, Pair]:
+    """Blends whose picture is not their frames': each scene shot through a lens and panel that fall off to the
+    corners (tests/layouts.falloff) and flat-fielded by a flat of that light; and a bracket of the stage scene, 3
+    frames at 1/60 s and 3 at 1/15 s whose lights clip. Each against a camera's raw of the picture the DNG
+    shows without BaselineExposure (as darktable and RawTherapee develop it): the scene evenly lit, at the
+    longest exposure less the DNG's headroom (levels.tightened: none for these flats, about 1 EV for the bracket)."""
+    light = falloff()
+    bare = scene_dng(made / "light.dng", "light", preview=True, light=light)
+    flat = _blend_copies(bare, root / "flat", BlendOptions())  # a master flat is a blend of the bare light
+    changed = {}
+    for kind in SCENES:
+        lit = scene_dng(made / f"{kind}_lit.dng", kind, preview=True, light=light)
+        blend = _blend_copies(lit, root / f"{kind}_flat", BlendOptions(flat=flat))
+        changed[f"{kind}_flat"] = Pair(_shown(made, kind, blend, 1.0, found[f"{kind}_preview"].source), blend)
+    bracket = root / "stage_bracket"
+    bracket.mkdir()
+    for i in range(3):  # frames with their own noise: a group's noise is measured between two of its frames
+        scene_dng(bracket / f"b_{i + 1:02d}.dng", "stage", preview=True, exposure=1.0, seconds="1/60", seed=10 + i)
+        scene_dng(bracket / f"b_{i + 4:02d}.dng", "stage", preview=True, exposure=4.0, seconds="1/15", seed=20 + i)
+    merged = blend_stack(bracket, BlendOptions(bracket=True)).output
+    changed["stage_bracket"] = Pair(_shown(made, "stage", merged, 4.0, None), merged)
+    return changed
+
+
+def _shown(made: Path, kind: str, blend: Path, exposure: float, same: Path | None) -> Path:
+    """A camera's raw of the scene `kind`, evenly lit, at the exposure `blend` shows without its BaselineExposure
+    (`exposure` less the headroom it says); `same` when that is the exposure it was shot at."""
+    layout = read_frame(blend, "raw").layout
+    assert layout is not None
+    shown = exposure * 2.0**-layout.baseline_ev
+    if same is not None and abs(shown - 1.0) < 1e-4:
+        return same
+    return scene_dng(made / f"{blend.stem}_shown.dng", kind, preview=True, exposure=shown)
 
 
 class FullRenders(NamedTuple):
@@ -235,7 +236,7 @@ def full_renders(tmp_path_factory: pytest.TempPathFactory, scene_pairs: dict[str
 
 
 SAME_PICTURE = [f"{kind}_{how}" for kind in SCENES for how in ("preview", "bare")] + ["cr2"]
-RENDERED = [f"{kind}_rendered" for kind in SCENES] + ["cr2_rendered"]
+CHANGED = [f"{kind}_flat" for kind in SCENES] + ["stage_bracket"]
 
 
 def _gap(tool: str, full_renders: FullRenders, pair: Pair) -> npt.NDArray[np.float64]:
@@ -259,17 +260,48 @@ def test_every_editor_develops_the_blend_like_its_source_at_its_size(
     assert np.abs(measured).max() <= SAME, f"{tool} renders the {name} blend {np.round(measured, 3)} EV off"
 
 
-@pytest.mark.parametrize("name", RENDERED)
-@pytest.mark.parametrize("tool", ["darktable", "libraw"])
-def test_a_rendered_preview_leaves_the_editors_that_ignore_it_alone(
+RT_STAGE = 0.35  # EV: RawTherapee's fit on the stage scene's changed pictures (see below), where SAME is not met
+
+
+@pytest.mark.parametrize("name", CHANGED)
+@pytest.mark.parametrize("tool", ["darktable", "rawtherapee", "libraw"])
+def test_a_changed_picture_develops_like_a_raw_of_that_picture(
     name: str, tool: str, scene_pairs: dict[str, Pair], full_renders: FullRenders
 ) -> None:
-    """A changed picture's preview is ours (in the source's luminance tone): darktable and LibRaw develop the raw
-    alone, at the source's size. RawTherapee's default profile fits its curve to the preview, and there our
-    rendering is not yet treated like the camera's (measured in the README: up to +2.5 EV on the stage scene's
-    green, +0.3 EV on the CR2), so it is not held to SAME here."""
+    """A flat-fielded blend develops like the scene shot evenly lit, and a bracket's merge like a raw at the
+    exposure it shows without BaselineExposure, at that raw's size, per channel within SAME: in RawTherapee's
+    default profile too, whose curve is fitted to the preview (the camera's own preview of the reference frame,
+    changed by the flat's gain in the camera's colours, the headroom, and for a bracket the shorter exposures where
+    it clipped). Except RawTherapee on the stage scene (near-black green, a few lights): its fit there jumps
+    between curves as a preview's codes move by one (the camera's own preview of the very picture, one code
+    brighter or darker everywhere, develops +0.28 or +2.45 EV off in green), so it is held to RT_STAGE: the rendering
+    this replaced was +2.46 EV off."""
     measured = _gap(tool, full_renders, scene_pairs[name])
-    assert np.abs(measured).max() <= SAME, f"{tool} renders the {name} blend {np.round(measured, 3)} EV off"
+    print(f"{name} {tool}: {' / '.join(f'{g:+.3f}' for g in measured)} EV")
+    bound = RT_STAGE if tool == "rawtherapee" and name.startswith("stage") else SAME
+    assert np.abs(measured).max() <= bound, f"{tool} renders the {name} blend {np.round(measured, 3)} EV off"
+
+
+def test_a_changed_pictures_preview_is_the_cameras_changed_alike(scene_pairs: dict[str, Pair]) -> None:
+    """The blend's preview is the camera's preview of its reference frame brought to the picture the DNG shows:
+    at most half as far from the camera's own preview of that picture as the frame's preview is (per channel,
+    mean codes), and for a flat field within two codes of it."""
+    for name in CHANGED:
+        pair = scene_pairs[name]
+        frame = pair.blend.parent / ("b_04.dng" if name.endswith("bracket") else f"{pair.blend.parent.name}_01.dng")
+        camera = _decoded(stored_preview(pair.source))
+        ours, unchanged = (
+            np.abs(_decoded(stored_preview(p)) - camera).reshape(-1, 3).mean(axis=0) for p in (pair.blend, frame)
+        )
+        print(f"{name}: ours {np.round(ours, 2)}, the frame's {np.round(unchanged, 2)} codes off")
+        assert np.all(ours <= unchanged / 2), f"{name}: {np.round(ours, 2)} codes off, the frame's {unchanged}"
+        assert name.endswith("bracket") or ours.max() <= 2.0, f"{name}: {np.round(ours, 2)} codes off"
+
+
+def _decoded(stored: StoredPreview | None) -> npt.NDArray[np.float64]:
+    image = None if stored is None else decoded_preview(stored)
+    assert image is not None
+    return np.asarray(image, dtype=np.float64)
 
 
 def test_the_blend_of_the_same_picture_carries_the_cameras_own_preview(scene_pairs: dict[str, Pair]) -> None:

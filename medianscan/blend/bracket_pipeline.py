@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.atomic import write_json
-from medianscan.blend import bracket, checks, dense
+from medianscan.blend import bracket, checks, dense, levels
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
 from medianscan.blend.options import BlendOptions
@@ -36,7 +36,7 @@ from medianscan.blend.stack_files import (
     roll_film,
     writing_outputs,
 )
-from medianscan.blend.write import combine_frames, write_outputs
+from medianscan.blend.write import combine_frames, flat_corrected, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
 from medianscan.records import BlendRecord
@@ -103,15 +103,23 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name:
         exposures = _exposures(decoded, members, blends, first)
         t = time.perf_counter()
         merged, layout, record = bracket.merge(exposures, first.layout)
+        layout, record = levels.settled(layout, merged, first.layout.baseline_ev, record)  # only the headroom used
         timings["merge"] = time.perf_counter() - t
-        flat_record = None
         if master is not None:
             master.check_matches(first)
-            layout, flat_record = master.apply(merged, layout)
+        layout, flat_record = (layout, None) if master is None else flat_corrected(master, merged, layout)
         t = time.perf_counter()
         with writing_outputs(main):
             extra, digest = write_outputs(
-                main, merged, dataclasses.replace(first, layout=layout), options, xmp=xmp, tone=tone
+                main,
+                merged,
+                dataclasses.replace(first, layout=layout),
+                options,
+                xmp=xmp,
+                tone=tone,
+                gain=None if master is None else master.gain,  # its preview: the longest frame's, changed so
+                raised_ev=layout.baseline_ev - first.layout.baseline_ev,
+                shorter=[decoded[group[0]] for group in members[:-1]],
             )
             if options.keep_groups:
                 extra += _write_groups(main, options, exposures, [decoded[group[0]] for group in members])

@@ -32,13 +32,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from dataclasses import dataclass, replace
 from importlib import resources
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.metadata import MosaicLayout
+from medianscan.metadata import BASELINE_EXPOSURE, SRATIONAL, MosaicLayout
+from medianscan.records import BracketRecord, FlatRecord
 from medianscan.vocabulary import WhiteLevelFrom
 
 log = logging.getLogger(__name__)
@@ -151,6 +154,36 @@ def floored(layout: MosaicLayout, mosaic: npt.NDArray[np.uint16]) -> MosaicLayou
         return layout  # the usual case, found in a millisecond
     floor = data_floor(mosaic, layout)
     return layout if floor <= layout.white_level else replace(layout, white_level=floor)
+
+
+def tightened(layout: MosaicLayout, mosaic: npt.NDArray[np.uint16], source_ev: float) -> MosaicLayout:
+    """`layout` whose white level a flat's gains or a bracket's merge raised for headroom (its BaselineExposure
+    above the source's `source_ev` brings the brightness back) lowered to what the data reach (data_floor), never
+    below the white at which no BaselineExposure is needed, BaselineExposure lowered with it. darktable and
+    RawTherapee ignore BaselineExposure and LibRaw's linear development too: each EV of headroom the data do not
+    use develops an EV darker there. Adobe's readers, which honour it, see the same picture either way."""
+    raised = layout.baseline_ev - source_ev
+    if raised <= 1e-6:
+        return layout
+    low = float(min(layout.black_levels))
+    unraised = low + (layout.white_level - low) * 2.0**-raised  # the white that needs no BaselineExposure
+    white = min(layout.white_level, max(math.ceil(unraised), data_floor(mosaic, layout)))
+    ev = source_ev + math.log2((white - low) / (unraised - low)) if white > math.ceil(unraised) else source_ev
+    extra = dict(layout.extra_tags)
+    extra[BASELINE_EXPOSURE] = (SRATIONAL, 1, [ev])
+    return replace(layout, white_level=white, extra_tags=extra)
+
+
+Headroom = TypeVar("Headroom", FlatRecord, BracketRecord)
+
+
+def settled(
+    layout: MosaicLayout, mosaic: npt.NDArray[np.uint16], source_ev: float, record: Headroom
+) -> tuple[MosaicLayout, Headroom]:
+    """`tightened`, and the record of what raised the white level (its white and BaselineExposure added) to match."""
+    out = tightened(layout, mosaic, source_ev)
+    raised = max(0.0, round(out.baseline_ev - (layout.baseline_ev - record.baseline_exposure_ev), 4))
+    return out, replace(record, white_level=out.white_level, baseline_exposure_ev=raised)
 
 
 def darktable_levels(make: str, model: str, iso: float | None) -> SensorLevels | None:

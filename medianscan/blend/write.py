@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,11 @@ from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import SHELF, FrameArrays
 from medianscan.blend.verify import output_digest, pixels_sha256
 from medianscan.errors import MedianscanError, StackError
+from medianscan.metadata import MosaicLayout
 from medianscan.outputs import dng, jpeg, tiff
 from medianscan.outputs import xmp as xmp_file
-from medianscan.outputs.preview import Tone, stored_preview
+from medianscan.outputs.preview import StoredPreview, Tone, stored_preview
+from medianscan.outputs.preview_change import changed_preview
 from medianscan.records import FlatRecord
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
@@ -39,13 +41,19 @@ def write_outputs(
     *,
     xmp: bytes | None = None,
     tone: Tone | None = None,
-    same_picture: bool = False,
+    gain: npt.NDArray[np.float32] | None = None,
+    raised_ev: float = 0.0,
+    shorter: Sequence[Frame] = (),
 ) -> tuple[tuple[Path, ...], str]:
     """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader
     gets them back from the main output, which has been read back to check it. A DNG carries `xmp` (the film's
-    metadata), `first`'s EXIF and maker note, a white level no lower than its data (blend.levels) and, when its
-    source has one (`tone` is its tone), a preview: the source's own when `same_picture` (the blend is the picture
-    of its frames: no flat field, no bracket merge), else ours in `tone`."""
+    metadata), `first`'s EXIF and maker note, a white level no lower than its data (blend.levels) and, when `first`
+    has a preview (`tone` is its tone), the camera's preview of the picture the DNG shows without BaselineExposure
+    (as darktable and RawTherapee develop it): `first`'s own as stored where that is `first`'s picture (a plain
+    blend), else `first`'s changed by the flat field's `gain` and by `raised_ev`, the BaselineExposure the
+    headroom above `first`'s white level added (a flat's, a bracket's merge: whose `first` is its longest group's,
+    and where its preview clipped, the `shorter` groups' frames' previews stand in); our rendering in `tone` only
+    where the camera's cannot be read back."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
         assert first.layout is not None
@@ -60,7 +68,7 @@ def write_outputs(
             xmp=xmp,
             preview=tone is not None,  # a preview exactly when the source has one (see stack_files.preview_tone)
             tone=tone,
-            camera_preview=stored_preview(first.path) if tone is not None and same_picture else None,
+            camera_preview=_camera_preview(first, gain, raised_ev, shorter) if tone is not None else None,
             metadata_from=first.path,
         )
         if xmp is not None:
@@ -88,6 +96,33 @@ def write_outputs(
     return (), read_back(main, None)  # lossy: whatever decodes back is what the sidecar records
 
 
+def _camera_preview(
+    first: Frame, gain: npt.NDArray[np.float32] | None, raised_ev: float, shorter: Sequence[Frame]
+) -> StoredPreview | None:
+    """`first`'s own preview as stored, or changed by a flat field's `gain` and the headroom's `raised_ev`, the
+    `shorter` exposures' previews standing in where it clipped (None: ours is rendered instead)."""
+    stored = stored_preview(first.path)
+    if stored is None or (gain is None and abs(raised_ev) < 1e-4):
+        return stored
+    assert first.layout is not None
+    seconds = first.exposure.exposure_time
+    held = [
+        (preview, frame.exposure.exposure_time / seconds)
+        for frame in shorter
+        if seconds and frame.exposure.exposure_time and (preview := stored_preview(frame.path)) is not None
+    ]
+    return changed_preview(stored, first.layout, gain, -raised_ev, held)
+
+
+def flat_corrected(
+    flat: MasterFlat, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout
+) -> tuple[MosaicLayout, FlatRecord]:
+    """Correct `mosaic` in place with `flat`; the layout to write it with, its white level raised only as far as the
+    corrected data reach (levels.tightened), and the flat's record of it."""
+    corrected, record = flat.apply(mosaic, layout)
+    return levels.settled(corrected, mosaic, layout.baseline_ev, record)
+
+
 def blend_into(
     main: Path,
     frames: FrameArrays,
@@ -111,14 +146,16 @@ def blend_into(
         frames, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype)), noise
     )
     timings["combine"] = time.perf_counter() - t
-    record = None
+    record, raised = None, 0.0
     if flat is not None and first.layout is not None:
         t = time.perf_counter()
-        layout, record = flat.apply(blended, first.layout)  # type: ignore[arg-type]
+        layout, record = flat_corrected(flat, blended, first.layout)  # type: ignore[arg-type]
+        raised = layout.baseline_ev - first.layout.baseline_ev
         first = dataclasses.replace(first, layout=layout)
         timings["flat"] = time.perf_counter() - t
     t = time.perf_counter()
-    extra, digest = write_outputs(main, blended, first, options, xmp=xmp, tone=tone, same_picture=flat is None)
+    gain = None if flat is None else flat.gain
+    extra, digest = write_outputs(main, blended, first, options, xmp=xmp, tone=tone, gain=gain, raised_ev=raised)
     timings["write"] = time.perf_counter() - t
     return extra, digest, record
 
