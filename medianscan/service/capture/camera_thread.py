@@ -172,7 +172,7 @@ class CameraThread:
         if not self.state.paused:
             return self.capture()
         log.info("capture ignored: the daemon is paused")
-        return Answer(False, "capture", "capture ignored: the daemon is paused (send resume first)", "ignored")
+        return Answer.paused("capture")
 
     def retake(self, at: float) -> Answer:
         """Set the roll's last negative aside (its blend, if queued or running, is called off) for the next capture
@@ -211,7 +211,7 @@ class CameraThread:
     def shoot_flat(self) -> Answer:
         """A flat burst (the bare light, no film) for the roll's later negatives; whole, or set aside."""
         if self.state.paused:
-            return Answer(False, "flat", "flat ignored: the daemon is paused (send resume first)", "ignored")
+            return Answer.paused("flat")
         camera = self.ready_camera("shoot a flat")
         self.check_space()
         roll = self.library().roll

@@ -82,7 +82,7 @@ def scan_roll(shooter: Shooter, state: DaemonState) -> Answer:
     """Run the strip under the lens to its end, or until stopped; the answer is the run's summary (ok when the
     strip ended by itself). Its progress is kept in `state`, for status and the console."""
     if state.paused:
-        return Answer(False, "scan-roll", "scan-roll ignored: the daemon is paused (send resume first)", "ignored")
+        return Answer.paused("scan-roll")
     shooter.ready_camera("scan the roll")
     resume = shooter.roll_resume
     cfg = shooter.config()
