@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import time
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +15,7 @@ from medianscan.config.schema import Config
 from medianscan.library.manifest import State, read_manifest
 from medianscan.service.capture import Daemon
 from medianscan.vocabulary import Request
+from tests.waiting import wait_until
 
 
 def capture_config(library: Path, **changes: Any) -> Config:
@@ -44,12 +44,13 @@ class RunningDaemon:
 
     def __enter__(self) -> RunningDaemon:
         self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self.daemon.link.tried.is_set():
+
+        def tried() -> bool:
             if self.failure is not None:
                 raise self.failure
-            assert time.monotonic() < deadline, "the daemon did not try its camera within 60 s"
-            time.sleep(0.02)
+            return self.daemon.link.tried.is_set()
+
+        wait_until(tried, 60, "the daemon tried its camera")
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -71,10 +72,10 @@ class RunningDaemon:
         return reply.result(timeout)
 
     def wait_for_state(self, name: str, state: State, timeout: float = 90.0) -> Path:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reached() -> Path | None:
             for stack in self.daemon.library.stacks():
                 if stack.name == name and read_manifest(stack).state == state:
                     return stack
-            time.sleep(0.05)
-        raise AssertionError(f"{name} did not reach {state.value} within {timeout:.0f} s")
+            return None
+
+        return wait_until(reached, timeout, f"{name} reached {state.value}", every=0.05)

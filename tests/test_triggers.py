@@ -29,6 +29,7 @@ from medianscan.capture.footswitch import Footswitch, KeyMapper, NodeInfo, match
 from medianscan.capture.keyboard import KEYBOARD_HELP, KeyboardTrigger
 from medianscan.config.schema import Config, FootswitchConfig, TriggerConfig
 from medianscan.errors import MedianscanError
+from tests.waiting import wait_until
 
 KEY_B, KEY_A, KEY_C = ecodes.KEY_B, ecodes.KEY_A, ecodes.KEY_C
 
@@ -196,9 +197,16 @@ class FakeBus:
     def __init__(self) -> None:
         self.plugged: list[NodeInfo] = []
         self.opened: list[FakeDevice] = []
+        self.scans = 0
 
     def scan(self) -> list[NodeInfo]:
+        self.scans += 1
         return list(self.plugged)
+
+    def rescanned(self, times: int) -> None:
+        """Until the pedal has looked at the bus `times` more times."""
+        wanted = self.scans + times
+        wait_until(lambda: self.scans >= wanted, 5, f"{times} rescans of the bus")
 
     def open(self, path: str) -> FakeDevice:
         device = FakeDevice(path)
@@ -209,14 +217,6 @@ class FakeBus:
         return [d for d in self.opened if d.path == path][-1]
 
 
-def wait_for(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
-
-
 def test_footswitch_listens_on_all_nodes_and_survives_replug() -> None:
     bus = FakeBus()
     hub = TriggerHub()
@@ -224,10 +224,10 @@ def test_footswitch_listens_on_all_nodes_and_survives_replug() -> None:
     pedal = Footswitch(cfg, hub.emit, scan=bus.scan, opener=bus.open, rescan_seconds=0.05)
     pedal.start()
     try:
-        time.sleep(0.1)
+        bus.rescanned(2)
         assert not pedal.connected  # started before the pedal is plugged in: waits for it
         bus.plugged = PEDAL[:2]
-        wait_for(lambda: pedal.connected and len(pedal.nodes()) == 2)
+        wait_until(lambda: pedal.connected and len(pedal.nodes()) == 2, 5, "the pedal opened both its nodes")
         kbd, mouse = bus.device("/dev/input/event5"), bus.device("/dev/input/event6")
         assert kbd.grabbed and mouse.grabbed
 
@@ -239,11 +239,11 @@ def test_footswitch_listens_on_all_nodes_and_survives_replug() -> None:
         bus.plugged = []
         kbd.unplug()
         mouse.unplug()
-        wait_for(lambda: not pedal.connected)
+        wait_until(lambda: not pedal.connected, 5, "the unplugged pedal was let go")
         assert kbd.closed and mouse.closed
 
         bus.plugged = PEDAL[:2]
-        wait_for(lambda: pedal.connected and len(bus.opened) == 4)
+        wait_until(lambda: pedal.connected and len(bus.opened) == 4, 5, "the pedal plugged in again was opened")
         bus.device("/dev/input/event5").send(key(KEY_B, 1, 10.0))
         assert action_of(hub, 5) == "capture"
         assert action_of(hub, 0.1) is None
@@ -267,10 +267,10 @@ def test_footswitch_picks_up_an_interface_that_appears_later() -> None:
     )
     pedal.start()
     try:
-        wait_for(lambda: pedal.nodes() == ["/dev/input/event5"])
+        wait_until(lambda: pedal.nodes() == ["/dev/input/event5"], 5, "the first interface opened")
         bus.plugged = PEDAL[:2]  # the second interface's node is created a moment later
-        wait_for(lambda: pedal.nodes() == ["/dev/input/event5", "/dev/input/event6"])
-        time.sleep(0.3)  # later rescans open nothing twice
+        wait_until(lambda: pedal.nodes() == ["/dev/input/event5", "/dev/input/event6"], 5, "the second opened")
+        bus.rescanned(15)  # later rescans (the 0.3 s this waited before) open nothing twice
         assert [d.path for d in bus.opened] == ["/dev/input/event5", "/dev/input/event6"]
         bus.device("/dev/input/event6").send(key(KEY_B, 1, 1.0))
         assert action_of(hub, 5) == "capture"
