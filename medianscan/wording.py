@@ -5,10 +5,7 @@ the reload that fits how this process was started."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from medianscan.records import FramesRecord
+from typing import Protocol
 
 _PLURALS: dict[str, str] = {}  # nouns whose plural is not noun + "s"
 THIN = 0.4  # a negative one frame of which has this share of the target SNR is thin: a few frames reach it
@@ -48,7 +45,23 @@ def reload_hint() -> str:
     return f"`kill -HUP {os.getpid()}` (or `systemctl reload medianscan` for the service)"
 
 
-def frames_count(count: FramesRecord) -> str:
+class FramesCount(Protocol):
+    """What a `frames: auto` burst's count says of itself (records.FramesRecord): the words below read only these,
+    so the ground floor's records may use them without the two importing each other."""
+
+    @property
+    def target(self) -> float: ...
+    @property
+    def single_snr(self) -> float: ...
+    @property
+    def expected_snr(self) -> float: ...
+    @property
+    def most(self) -> int: ...
+    @property
+    def reached(self) -> bool: ...
+
+
+def frames_count(count: FramesCount) -> str:
     """Why a `frames: auto` burst shot as many frames as it did: 'dense negative: SNR 152 reached', or short of
     its target at the most frames."""
     kind = "thin negative" if count.single_snr >= THIN * count.target else "dense negative"
