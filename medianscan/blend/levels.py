@@ -160,8 +160,8 @@ def tightened(layout: MosaicLayout, mosaic: npt.NDArray[np.uint16], source_ev: f
     """`layout` whose white level a flat's gains or a bracket's merge raised for headroom (its BaselineExposure
     above the source's `source_ev` brings the brightness back) lowered to what the data reach (data_floor), never
     below the white at which no BaselineExposure is needed, BaselineExposure lowered with it. darktable and
-    RawTherapee ignore BaselineExposure and LibRaw's linear development too: each EV of headroom the data do not
-    use develops an EV darker there. Adobe's readers, which honour it, see the same picture either way."""
+    RawTherapee ignore BaselineExposure (measured): each EV of headroom the data do not use develops an EV darker
+    there. Adobe's readers, which honour it, see the same picture either way."""
     raised = layout.baseline_ev - source_ev
     if raised <= 1e-6:
         return layout
