@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from medianscan.capture.camera.burst.engine import BurstEngine
 from medianscan.capture.camera.burst.enough import FrameCount, fixed_or
 from medianscan.capture.camera.burst.journal import forget
 from medianscan.capture.camera.burst.leftover import Fetched, fetch_left
+from medianscan.capture.camera.burst.link import BodyLink
 from medianscan.capture.camera.burst.quirks import Quirk, quirk_for
 from medianscan.capture.camera.burst.strategies import Choice, choose
 from medianscan.capture.camera.files import PROBE_STEM
@@ -136,8 +138,11 @@ DEFAULTS: dict[str, str] = {
 class SimulatedCamera(Camera):
     """The `simulated` backend: the same interface and the same setting checks as a real body."""
 
-    def __init__(self, cfg: CameraConfig) -> None:
+    def __init__(self, cfg: CameraConfig, watch: Callable[[SimulatedBody], BodyLink] | None = None) -> None:
+        """`watch`, given, is wrapped round each session's body where the burst engine speaks to it (a test logs the
+        engine's calls on the real body this way)."""
         self.cfg = cfg
+        self._watch = watch
         self.identity: CameraIdentity | None = None
         self._connected = False
         self._values = dict(DEFAULTS)
@@ -146,6 +151,7 @@ class SimulatedCamera(Camera):
         self._card: Path | None = None
         self._own_card = False
         self._body: SimulatedBody | None = None
+        self._link: BodyLink | None = None
         self.quirk = Quirk()
         self.freshness = Freshness()
         self._live = SimulatedLiveView(cfg.simulated, 0.8 * (WHITE - BLACK))
@@ -163,6 +169,14 @@ class SimulatedCamera(Camera):
         assert self._body is not None
         return self._body
 
+    @property
+    def link(self) -> BodyLink:
+        """What the burst engine speaks to: the session's body, or the watcher wrapped round it."""
+        if self._link is None:
+            self.connect()
+        assert self._link is not None
+        return self._link
+
     def connect(self) -> CameraIdentity:
         """A new session with the body: its card (the configured folder, else one of this object's own) is kept
         across sessions, as a body's buffer is."""
@@ -172,6 +186,7 @@ class SimulatedCamera(Camera):
             self._own_card = self.cfg.simulated.card is None
         dead_after = None if self._died_once else self.cfg.simulated.dead_after_frames  # it drops off once
         self._body = SimulatedBody(timing, self._card, dead_after_frames=dead_after, seed=self.cfg.simulated.seed)
+        self._link = self._body if self._watch is None else self._watch(self._body)
         self.quirk = quirk_for(timing.model, self.cfg.quirks)
         self._connected = True
         self.identity = dataclasses.replace(SIMULATED_IDENTITY, model=timing.model)
@@ -236,7 +251,7 @@ class SimulatedCamera(Camera):
             choice = self.strategy(adaptive=count.least != count.most)
             record.strategy = f"{choice.strategy}: {choice.why}"
             exposure = self._exposure().exposure_time or 0.0
-            engine = BurstEngine(self.body, self.cfg, self.quirk, self.freshness)
+            engine = BurstEngine(self.link, self.cfg, self.quirk, self.freshness)
             engine.run(choice.strategy, count, record, stem, exposure)
         except BodyGoneError as exc:
             shots = self.body.shots
@@ -258,10 +273,10 @@ class SimulatedCamera(Camera):
 
     def strategy(self, *, adaptive: bool = False) -> Choice:
         """The strategy this body gets, and why."""
-        return choose(self.cfg.strategy, self.body.capabilities(), self.quirk, self.body.where(), adaptive=adaptive)
+        return choose(self.cfg.strategy, self.link.capabilities(), self.quirk, self.link.where(), adaptive=adaptive)
 
     def fetch_left(self, stack: Path, stem: str, frames_expected: int) -> Fetched:
-        return fetch_left(self.body, stack, stem, frames_expected, self.cfg)
+        return fetch_left(self.link, stack, stem, frames_expected, self.cfg)
 
     def _renderer(self, negative: Negative) -> Render:
         """How the body writes shot k of `negative` onto its card: a real DNG, with the configured faults."""
