@@ -172,10 +172,8 @@ class SimulatedCamera(Camera):
     @property
     def link(self) -> BodyLink:
         """What the burst engine speaks to: the session's body, or the watcher wrapped round it."""
-        if self._link is None:
-            self.connect()
-        assert self._link is not None
-        return self._link
+        body = self.body
+        return body if self._link is None else self._link
 
     def connect(self) -> CameraIdentity:
         """A new session with the body: its card (the configured folder, else one of this object's own) is kept
@@ -186,7 +184,7 @@ class SimulatedCamera(Camera):
             self._own_card = self.cfg.simulated.card is None
         dead_after = None if self._died_once else self.cfg.simulated.dead_after_frames  # it drops off once
         self._body = SimulatedBody(timing, self._card, dead_after_frames=dead_after, seed=self.cfg.simulated.seed)
-        self._link = self._body if self._watch is None else self._watch(self._body)
+        self._link = None if self._watch is None else self._watch(self._body)
         self.quirk = quirk_for(timing.model, self.cfg.quirks)
         self._connected = True
         self.identity = dataclasses.replace(SIMULATED_IDENTITY, model=timing.model)
