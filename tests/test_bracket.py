@@ -15,6 +15,9 @@ from medianscan.blend import frames
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
 from medianscan.errors import BadFramesError, StackError
+from medianscan.library.roll_record import write_roll_record
+from medianscan.outputs.editors import is_ours, sidecar_path
+from medianscan.records import FilmRecord
 from tests.stacks import Scene, load_scene, tree_digest, write_frame
 
 SHORT, LONG = 1 / 400, 1 / 100
@@ -190,6 +193,32 @@ def test_keep_groups_writes_each_groups_blend(scene: Scene, tmp_path: Path) -> N
         "frame-001_1-400s_median.dng",
     ]
     assert all(p.is_file() for p in result.extra_outputs)
+
+
+def test_a_bracket_of_copies_merges_and_says_they_are_copies(scene: Scene, tmp_path: Path) -> None:
+    """Copies of one frame per group (a copy, not a burst) have no noise between them: the merge still runs (it
+    divided by that noise), the shadow-noise figures are left out, and the copies are named."""
+    stack = shoot(tmp_path / "frame-001", scene, {SHORT: 1, LONG: 1})
+    for first, copies in (("frame-001_01.dng", (3, 4)), ("frame-001_02.dng", (5, 6))):
+        for n in copies:
+            (stack / f"frame-001_{n:02d}.dng").write_bytes((stack / first).read_bytes())
+    for old, new in (("02", "07"), ("03", "02"), ("04", "03"), ("07", "04")):  # group after group, by name
+        (stack / f"frame-001_{old}.dng").rename(stack / f"frame-001_{new}.dng")
+    result = blend_stack(stack, BlendOptions(bracket=True))
+    assert result.output.is_file()
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["bracket"]["shadow_noise_vs_longest"] is None
+    assert any("identical" in w or "cop" in w for w in result.warnings), result.warnings
+
+
+def test_a_bracket_of_a_rolls_negative_gets_the_editors_sidecars(scene: Scene, tmp_path: Path) -> None:
+    """The merge, like any blend of a roll's negative, is handed to the editors' own inversion."""
+    roll = tmp_path / "2026-12-06-roll001"
+    roll.mkdir()
+    write_roll_record(roll, FilmRecord(film="Kodak Portra 400", film_type="color negative"))
+    stack = shoot(roll / "frame-001", scene, {SHORT: 3, LONG: 3})
+    result = blend_stack(stack, BlendOptions(bracket=True, editors=("darktable", "rawtherapee")))
+    assert is_ours(sidecar_path(result.output, "darktable")) and is_ours(sidecar_path(result.output, "rawtherapee"))
 
 
 # --- capture: the daemon shoots the bracket ---------------------------------------------------------------

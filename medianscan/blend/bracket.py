@@ -196,7 +196,7 @@ def _clipped_share(shortest: Exposure, layout: MosaicLayout) -> float:
 def _noise_gains(groups: Sequence[Exposure], gains: np.ndarray) -> dict[str, float | None]:
     """The merge's noise in the longest group's deep shadows against the longest group alone and the shortest
     alone, from each group's measured frame noise (in the longest group's units) and the weights."""
-    if any(not math.isfinite(g.noise) for g in groups):
+    if any(not math.isfinite(g.noise) or g.noise <= 0 for g in groups):  # no noise to compare: copies of a frame
         return {"shadow_noise_vs_longest": None, "shadow_noise_vs_shortest": None}
     longest = groups[-1].seconds
     sigmas = [g.noise * float(np.mean(gains[k])) for k, g in enumerate(groups)]

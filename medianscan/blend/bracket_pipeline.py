@@ -22,6 +22,7 @@ from medianscan.atomic import write_json
 from medianscan.blend import bracket, checks, dense, levels
 from medianscan.blend.exposure import raw_clipping
 from medianscan.blend.frames import Frame
+from medianscan.blend.noise import noise_warnings
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.shelf import allocate_frames, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
@@ -39,6 +40,7 @@ from medianscan.blend.stack_files import (
 from medianscan.blend.write import combine_frames, flat_corrected, write_outputs
 from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
+from medianscan.outputs.editors import editor_sidecars
 from medianscan.records import BlendRecord
 from medianscan.wording import counted
 
@@ -139,6 +141,7 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name:
             clipped=raw_clipping([decoded[i] for i in members[0]]),  # the shortest group: clipped in the merge too
             flat=flat_record,
             bracket=record,
+            warnings=tuple(w for group in members for w in noise_warnings(None, [decoded[i] for i in group])),
             snr=dense.stack_snr(  # the merge's dense parts come from the longest exposure
                 _group_arrays(buffer, decoded, members[-1]),
                 first,
@@ -149,6 +152,7 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name:
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film,
                                               count=burst_count(stack)))  # fmt: skip
+        editor_sidecars(main, stack, options.editors)  # once the merge is whole; it never raises
         return result
 
 
