@@ -17,6 +17,7 @@ import threading
 import time
 import tty
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from medianscan.capture.rig.roll_run import Resume, RollRun, RollSummary
 from medianscan.config.schema import Config, RigConfig, StripConfig
 from medianscan.library.manifest import State, read_manifest
 from tests.daemon_thread import RunningDaemon, capture_config
+from tests.waiting import wait_until
 
 PICTURE_MM = 36.0
 EXPOSED = [1, 2, 3, 5, 6, 7, 8]  # an 8-frame strip with frame 4 blank
@@ -82,6 +84,7 @@ def record_shots(monkeypatch: pytest.MonkeyPatch, cfg: Config) -> Shots:
 # --- the whole run, in the daemon --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_8_frame_strip_with_a_blank_and_slip_is_shot_once_each_centred_and_ends_by_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,6 +108,7 @@ def test_an_8_frame_strip_with_a_blank_and_slip_is_shot_once_each_centred_and_en
         assert status["roll_run"] is None  # over
 
 
+@pytest.mark.slow
 def test_the_pedal_stops_a_run_between_frames_and_scan_roll_carries_on_without_shooting_a_frame_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,10 +119,7 @@ def test_the_pedal_stops_a_run_between_frames_and_scan_roll_carries_on_without_s
 
         reply: Future[Answer] = Future()
         running.daemon.hub.emit("scan-roll", "test", reply)
-        deadline = time.monotonic() + 60
-        while len(shots.at) < 2:
-            assert time.monotonic() < deadline, "two frames shot"
-            time.sleep(0.05)
+        wait_until(lambda: len(shots.at) >= 2, 60, "two frames shot")
         pedal: Future[Answer] = Future()
         running.daemon.hub.emit("capture", "footswitch", pedal)  # the pedal, during a run: it stops
         stop = pedal.result(5)
@@ -162,16 +163,44 @@ class SimulatedEyes:
         return Answer(True, "capture", f"{len(record.frames)} frames", stack=f"s{self.n}")
 
 
-def run(cfg: Config, eyes: SimulatedEyes, faults: Faults | None = None, resume: Resume | None = None) -> RollRun:
-    rig = open_rig(cfg, faults)
-    roll = RollRun(rig, eyes, cfg.rig, threading.Event(), resume=resume)
-    try:
-        roll.run()
-    finally:
-        rig.close()
-    return roll
+@dataclass
+class Roll:
+    """A strip on the simulated rig, the simulated camera's eyes on it, and where each burst really was."""
+
+    cfg: Config
+    shots: Shots
+    eyes: SimulatedEyes
+
+    def run(self, faults: Faults | None = None, resume: Resume | None = None) -> RollRun:
+        rig = open_rig(self.cfg, faults)
+        roll = RollRun(rig, self.eyes, self.cfg.rig, threading.Event(), resume=resume)
+        try:
+            roll.run()
+        finally:
+            rig.close()
+        return roll
+
+    def come_to_rest(self) -> None:
+        """Until the film has stopped where its last move (or a fault) leaves it."""
+        carriage = self.shots.strip.carriage
+        wait_until(lambda: time.monotonic() >= carriage.stopped_at(), 10, "the film came to rest")
 
 
+@pytest.fixture
+def roll(tmp_path: Path) -> Callable[..., Roll]:
+    """A roll on the simulated rig: `roll(**strip)` with the strip's options over strip_config's."""
+
+    def make(**strip: object) -> Roll:
+        cfg = strip_config(tmp_path, **strip)
+        found = strip_of(cfg.camera.simulated)
+        assert found is not None
+        shots = Shots(found)
+        return Roll(cfg, shots, SimulatedEyes(cfg, tmp_path / "stacks", shots))
+
+    return make
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("faults", "said"),
     [
@@ -182,43 +211,34 @@ def run(cfg: Config, eyes: SimulatedEyes, faults: Faults | None = None, resume: 
     ids=["jam", "alarm", "port vanishes"],
 )
 def test_a_rig_fault_stops_the_run_with_a_sentence_and_a_second_run_finishes_the_strip(
-    tmp_path: Path, faults: Faults, said: str
+    tmp_path: Path, roll: Callable[..., Roll], faults: Faults, said: str
 ) -> None:
-    cfg = strip_config(tmp_path)
-    strip = strip_of(cfg.camera.simulated)
-    assert strip is not None
-    shots = Shots(strip)
-    eyes = SimulatedEyes(cfg, tmp_path / "stacks", shots)
-    first = run(cfg, eyes, faults)
+    strip = roll()
+    shots = strip.shots
+    first = strip.run(faults)
     stopped = first.summary
     assert not stopped.ended and stopped.stopped is not None and re.search(said, stopped.stopped), stopped.stopped
     assert "the film is where it stopped" in stopped.stopped or "vanished" in stopped.stopped
     assert len(stopped.shot) == len(shots.at) >= 1  # what was shot is on disk
     assert all((tmp_path / "stacks" / name).is_dir() for name in stopped.shot)
-    time.sleep(0.2)  # the film comes to rest where the fault left it
-    second = run(cfg, eyes, resume=first.resume()).summary
+    strip.come_to_rest()  # where the fault left it
+    second = strip.run(resume=first.resume()).summary
     assert second.ended, second.said()
     assert shots.frames() == EXPOSED  # across both runs, each frame once
     assert shots.worst_error() <= 0.02
 
 
-def test_a_frame_that_cannot_be_found_stops_the_run_naming_it(tmp_path: Path) -> None:
-    cfg = strip_config(tmp_path, gap_mm=0.2)  # frames butting up to each other: no gap to find
-    strip = strip_of(cfg.camera.simulated)
-    assert strip is not None
-    shots = Shots(strip)
-    summary = run(cfg, SimulatedEyes(cfg, tmp_path / "stacks", shots)).summary
+def test_a_frame_that_cannot_be_found_stops_the_run_naming_it(roll: Callable[..., Roll]) -> None:
+    strip = roll(gap_mm=0.2)  # frames butting up to each other: no gap to find
+    summary = strip.run().summary
     assert summary.stopped is not None and summary.stopped.startswith("frame 1 of the strip not found in live view:")
-    assert shots.at == []  # nothing shot on a guess
+    assert strip.shots.at == []  # nothing shot on a guess
 
 
-def test_a_move_that_lands_far_from_the_pitch_stops_the_run(tmp_path: Path) -> None:
-    cfg = strip_config(tmp_path, slip=0.45)
-    cfg.rig.far = 0.05
-    strip = strip_of(cfg.camera.simulated)
-    assert strip is not None
-    shots = Shots(strip)
-    summary = run(cfg, SimulatedEyes(cfg, tmp_path / "stacks", shots)).summary
+def test_a_move_that_lands_far_from_the_pitch_stops_the_run(roll: Callable[..., Roll]) -> None:
+    strip = roll(slip=0.45)
+    strip.cfg.rig.far = 0.05
+    summary = strip.run().summary
     assert summary.stopped is not None and "from where the pitch put it" in summary.stopped, summary.said()
     assert "Centre it by hand and run scan-roll again" in summary.stopped
 
@@ -226,17 +246,14 @@ def test_a_move_that_lands_far_from_the_pitch_stops_the_run(tmp_path: Path) -> N
 # --- finding the frame -----------------------------------------------------------------------------------------
 
 
-def test_the_finder_measures_offsets_and_tells_blank_frames_and_the_end(tmp_path: Path) -> None:
-    cfg = strip_config(tmp_path, slip=0.0)
-    strip = strip_of(cfg.camera.simulated)
-    assert strip is not None
-    camera = SimulatedCamera(cfg.camera)
-    camera.connect()
+def test_the_finder_measures_offsets_and_tells_blank_frames_and_the_end(roll: Callable[..., Roll]) -> None:
+    on_rig = roll(slip=0.0)
+    strip, camera = on_rig.shots.strip, on_rig.eyes.camera
     finder = FrameFinder(PICTURE_MM)
 
     def look_at(position: float) -> tuple[str, float]:
         strip.carriage.go(position - strip.carriage.position(), 1e6)
-        time.sleep(0.06)
+        on_rig.come_to_rest()
         sight = finder.look(decode(camera.preview()))
         return sight.kind, sight.offset_mm
 
@@ -283,19 +300,43 @@ class PtyDevice:
         os.close(self.master)
         os.close(self._slave)
 
+    @property
+    def gone(self) -> bool:
+        return self._stop.is_set()
+
+
+PtyDevices = Callable[..., PtyDevice]
+
 
 @pytest.fixture
-def grbl_device() -> Iterator[tuple[PtyDevice, GrblFirmware]]:
-    firmware = GrblFirmware(Carriage(0.0), faults=Faults(alarm_at=3))
+def pty_device() -> Iterator[PtyDevices]:
+    """`pty_device(answer, tick)` serves a FAKE controller on a pseudo-terminal; each is unplugged after the test."""
+    devices: list[PtyDevice] = []
+
+    def serve(answer: Callable[[bytes], bytes], tick: Callable[[], bytes] = lambda: b"") -> PtyDevice:
+        devices.append(PtyDevice(answer, tick))
+        return devices[-1]
+
+    yield serve
+    for device in devices:
+        if not device.gone:
+            device.vanish()
+
+
+def grbl_firmware(pty_device: PtyDevices, faults: Faults) -> tuple[PtyDevice, GrblFirmware]:
+    """The GRBL emulator, with `faults`, on a pseudo-terminal."""
+    firmware = GrblFirmware(Carriage(0.0), faults=faults)
 
     def answer(data: bytes) -> bytes:
         firmware.receive(data)
         return firmware.take()
 
-    device = PtyDevice(answer, firmware.take)
-    yield device, firmware
-    if not device._stop.is_set():
-        device.vanish()
+    return pty_device(answer, firmware.take), firmware
+
+
+@pytest.fixture
+def grbl_device(pty_device: PtyDevices) -> tuple[PtyDevice, GrblFirmware]:
+    return grbl_firmware(pty_device, Faults(alarm_at=3))
 
 
 def rig_config(**changes: object) -> RigConfig:
@@ -305,6 +346,7 @@ def rig_config(**changes: object) -> RigConfig:
     return cfg
 
 
+@pytest.mark.slow
 def test_grbl_over_a_serial_port_moves_reports_idle_and_stops_on_an_alarm_and_a_lost_port(
     grbl_device: tuple[PtyDevice, GrblFirmware],
 ) -> None:
@@ -329,27 +371,18 @@ def test_grbl_over_a_serial_port_moves_reports_idle_and_stops_on_an_alarm_and_a_
     rig.close()
 
 
-def test_a_silent_controller_is_a_jam_named_with_its_timeout() -> None:
-    firmware = GrblFirmware(Carriage(0.0), faults=Faults(jam_at=1))
-
-    def answer(data: bytes) -> bytes:
-        firmware.receive(data)
-        return firmware.take()
-
-    device = PtyDevice(answer, firmware.take)
-    try:
-        rig = GrblRig(SerialPort(device.path, 115200), rig_config(move_timeout_seconds=1.0))
-        rig.start()
-        started = time.monotonic()
-        with pytest.raises(RigError, match=r"did not finish a move of \+38.00 mm within 1 s \(no reply\): a jam"):
-            rig.move(38.0)
-        assert time.monotonic() - started < 3
-        rig.close()
-    finally:
-        device.vanish()
+def test_a_silent_controller_is_a_jam_named_with_its_timeout(pty_device: PtyDevices) -> None:
+    device, _ = grbl_firmware(pty_device, Faults(jam_at=1))
+    rig = GrblRig(SerialPort(device.path, 115200), rig_config(move_timeout_seconds=1.0))
+    rig.start()
+    started = time.monotonic()
+    with pytest.raises(RigError, match=r"did not finish a move of \+38.00 mm within 1 s \(no reply\): a jam"):
+        rig.move(38.0)
+    assert time.monotonic() - started < 3
+    rig.close()
 
 
-def test_marlin_waits_for_m400_through_busy_and_names_its_error() -> None:
+def test_marlin_waits_for_m400_through_busy_and_names_its_error(pty_device: PtyDevices) -> None:
     """A stand-in for Marlin (FAKE hardware): ok per line, M400 answered 0.4 s later, `busy: processing` meanwhile."""
     pending: list[tuple[float, bytes]] = []
     seen: list[str] = []
@@ -374,22 +407,20 @@ def test_marlin_waits_for_m400_through_busy_and_names_its_error() -> None:
         pending[:] = [(when, text) for when, text in pending if when > now]
         return b"".join(due)
 
-    device = PtyDevice(answer, tick)
-    try:
-        rig = MarlinRig(SerialPort(device.path, 250000), rig_config(move_timeout_seconds=0.2))
-        rig.start()
-        started = time.monotonic()
-        rig.move(38.0)  # M400's wait outlasts the 0.2 s timeout, but busy: says it is alive
-        assert time.monotonic() - started >= 0.4
-        assert seen[-2:] == ["G1 X38.000 F6000", "M400"]
-        with pytest.raises(RigError, match=r"refused a move of \+999.00 mm: 'Error:Move out of range'"):
-            rig.move(999.0)
-        rig.close()
-    finally:
-        device.vanish()
+    device = pty_device(answer, tick)
+    rig = MarlinRig(SerialPort(device.path, 250000), rig_config(move_timeout_seconds=0.2))
+    rig.start()
+    started = time.monotonic()
+    rig.move(38.0)  # M400's wait outlasts the 0.2 s timeout, but busy: says it is alive
+    assert time.monotonic() - started >= 0.4
+    assert seen[-2:] == ["G1 X38.000 F6000", "M400"]
+    with pytest.raises(RigError, match=r"refused a move of \+999.00 mm: 'Error:Move out of range'"):
+        rig.move(999.0)
+    rig.close()
 
 
-def test_an_arduino_line_protocol_speaks_the_configured_templates() -> None:
+@pytest.mark.slow
+def test_an_arduino_line_protocol_speaks_the_configured_templates(pty_device: PtyDevices) -> None:
     """A stand-in for an Arduino sketch (FAKE hardware): `M<steps>` moves, `OK` when done, `ERR jam` on 0."""
     seen: list[str] = []
 
@@ -400,19 +431,17 @@ def test_an_arduino_line_protocol_speaks_the_configured_templates() -> None:
             out += b"ERR jam\n" if line == "M0" else b"moving\nOK\n"
         return out
 
-    device = PtyDevice(answer)
-    try:
-        rig = LineRig(SerialPort(device.path, 9600), rig_config())
-        rig.start()
-        rig.move(38.0)
-        assert seen == ["M3040"]  # 38 mm x 80 steps/mm
-        with pytest.raises(RigError, match="'ERR jam'"):
-            rig.move(0.0)
-        rig.close()
-    finally:
-        device.vanish()
+    device = pty_device(answer)
+    rig = LineRig(SerialPort(device.path, 9600), rig_config())
+    rig.start()
+    rig.move(38.0)
+    assert seen == ["M3040"]  # 38 mm x 80 steps/mm
+    with pytest.raises(RigError, match="'ERR jam'"):
+        rig.move(0.0)
+    rig.close()
 
 
+@pytest.mark.slow
 def test_a_body_without_live_view_is_placed_by_the_pitch_and_the_run_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grbl_device: tuple[PtyDevice, GrblFirmware]
 ) -> None:
@@ -455,20 +484,18 @@ def test_a_body_without_live_view_is_placed_by_the_pitch_and_the_run_says_so(
     assert "placed by the calibrated pitch alone (no live view on this body)" in summary.said()
 
 
-def test_a_rig_advancing_the_other_way_runs_the_strip_backwards(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_rig_advancing_the_other_way_runs_the_strip_backwards(roll: Callable[..., Roll]) -> None:
     """pitch_mm < 0: the rig advances the other way; the view's direction is the camera's, not the pitch's."""
-    cfg = strip_config(tmp_path, start_mm=7 * 38.0 - 1.0)  # frame 8 under the lens, about
-    cfg.rig.pitch_mm = -38.0
-    strip = strip_of(cfg.camera.simulated)
-    assert strip is not None
-    shots = Shots(strip)
-    summary = run(cfg, SimulatedEyes(cfg, tmp_path / "stacks", shots)).summary
+    strip = roll(start_mm=7 * 38.0 - 1.0)  # frame 8 under the lens, about
+    strip.cfg.rig.pitch_mm = -38.0
+    summary = strip.run().summary
     assert summary.ended, summary.said()
-    assert shots.frames() == list(reversed(EXPOSED))
-    assert shots.worst_error() <= 0.02
+    assert strip.shots.frames() == list(reversed(EXPOSED))
+    assert strip.shots.worst_error() <= 0.02
 
 
-def test_a_board_that_boots_after_its_port_opens_is_waited_for() -> None:
+def test_a_board_that_boots_after_its_port_opens_is_waited_for(pty_device: PtyDevices) -> None:
     """A stand-in for a Marlin board that resets when its port opens (FAKE hardware): deaf for 0.8 s."""
     opened = time.monotonic()
 
@@ -477,17 +504,15 @@ def test_a_board_that_boots_after_its_port_opens_is_waited_for() -> None:
             return b""  # the bootloader: what is sent now is lost
         return b"".join(b"ok\n" for _ in data.decode().splitlines())
 
-    device = PtyDevice(answer)
-    try:
-        rig = MarlinRig(SerialPort(device.path, 115200), rig_config(boot_seconds=2.0))
-        rig.start()
-        rig.move(1.0)
-        rig.close()
-        assert time.monotonic() - opened >= 0.8
-    finally:
-        device.vanish()
+    device = pty_device(answer)
+    rig = MarlinRig(SerialPort(device.path, 115200), rig_config(boot_seconds=2.0))
+    rig.start()
+    rig.move(1.0)
+    rig.close()
+    assert time.monotonic() - opened >= 0.8
 
 
+@pytest.mark.slow
 def test_scan_roll_prints_each_frame_as_it_goes_and_status_shows_the_same(tmp_path: Path) -> None:
     """`medianscan scan-roll` prints a line per strip frame while the run goes on (found, centred, shot, blended;
     the blank skipped), not only the summary at its end; `status` lists the same lines during the run and after."""
