@@ -2,6 +2,8 @@
 #   make demo   -> installs what is missing, builds the blend kernels, then runs the daemon on the simulated camera
 #                  (make demo DEMO_ARGS=--console leaves the operator console up at http://127.0.0.1:8631/)
 #   make test   -> installs what is missing, builds the blend kernels, then ruff, mypy and the whole test suite
+# `make test-fast` runs the tests not marked slow (pytest -m "not slow": no real-time roll runs, watches, daemons
+#                  as processes or fuzzing), a couple of minutes on two cores; CI runs `make test`, every test.
 # `make bench` runs the benchmarks (it also installs the peer tools they compare against).
 # `make bench-compare BASE=<revision>` times the blend benches' headline rows for this checkout and BASE side by side
 #                  in one run, interleaved, and prints the ratios (BASE installed under .bench/; default HEAD, i.e.
@@ -13,7 +15,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-compare system-packages screenshot kernels
+.PHONY: demo test test-fast lint bench bench-compare system-packages screenshot kernels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +40,9 @@ lint: $(STAMP)
 
 test: $(STAMP) system-packages lint kernels
 	$(BIN)/pytest
+
+test-fast: $(STAMP) system-packages kernels
+	$(BIN)/pytest -m "not slow"
 
 bench: $(STAMP)
 	bash scripts/system-packages.sh bench

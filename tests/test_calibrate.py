@@ -109,6 +109,7 @@ def test_on_the_virtual_camera_its_shutter_choices_are_used_and_a_dead_shutter_i
         camera.close()
 
 
+@pytest.mark.slow
 def test_calibrate_exposure_from_the_command_line_writes_the_config(tmp_path: Path) -> None:
     config = tmp_path / "medianscan.yaml"
     config.write_text(
@@ -163,6 +164,7 @@ def test_applied_the_final_probes_film_base_is_recorded_in_the_current_roll(tmp_
         assert probe == pytest.approx(burst, rel=0.02)
 
 
+@pytest.mark.slow
 def test_calibrate_refuses_while_a_running_daemon_holds_the_camera(tmp_path: Path) -> None:
     """The daemon owns the body (one thread, one session): calibrate says so in one sentence and touches nothing;
     once the daemon has stopped it runs."""

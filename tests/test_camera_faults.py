@@ -71,6 +71,7 @@ def test_claimed_camera_names_gvfs_and_the_fix(vcam: VirtualCamera) -> None:
     assert not cam.connected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("call", "code", "kept"), [("capture", -52, 2), ("file_get", -7, 3)])
 def test_unplug_mid_burst_keeps_the_frames_and_reconnects_on_a_new_object(
     vcam: VirtualCamera, tmp_path: Path, call: str, code: int, kept: int
@@ -95,6 +96,7 @@ def test_unplug_mid_burst_keeps_the_frames_and_reconnects_on_a_new_object(
     cam.close()
 
 
+@pytest.mark.slow
 def test_a_camera_that_stays_gone_is_reported_and_found_again_later(vcam: VirtualCamera, tmp_path: Path) -> None:
     plan = FaultPlan(capture=[0, -52], init=[0] + [-52] * 30)  # FAKE: unplugged, stays away for a while
     cam = faulty(vcam, plan)
@@ -122,6 +124,7 @@ def test_keep_alive_notices_an_unplug_and_reconnects(vcam: VirtualCamera) -> Non
     cam.close()
 
 
+@pytest.mark.slow
 def test_unplugged_between_bursts_fails_the_lock_then_reconnects(vcam: VirtualCamera, tmp_path: Path) -> None:
     plan = FaultPlan()
     cam = faulty(vcam, plan)

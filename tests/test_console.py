@@ -22,6 +22,7 @@ from medianscan.errors import MedianscanError
 from medianscan.library import film_base, roll_record
 from medianscan.library.manifest import State
 from tests.daemon_thread import RunningDaemon, capture_config
+from tests.waiting import wait_until
 
 
 class Client:
@@ -115,10 +116,8 @@ def test_the_mjpeg_stream_sends_new_frames_and_a_client_that_leaves_costs_nothin
             buffer = rest[length + 2 :]
     assert running.daemon.live.state().watched
     conn.close()  # gone mid-stream
-    deadline = time.monotonic() + 10
-    while running.daemon.live.state().watched and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running.daemon.live.state().watched  # live view stops: no USB traffic for nobody
+    # live view stops: no USB traffic for nobody
+    wait_until(lambda: not running.daemon.live.state().watched, 10, "live view stopped", every=0.05)
     assert client.get("/api/state")[0] == 200  # and the console goes on
 
 
@@ -131,6 +130,7 @@ def test_the_magnifier_crops_the_view_one_to_one(console: tuple[RunningDaemon, C
     assert client.get("/api/magnify.jpg?x=left")[0] == 400
 
 
+@pytest.mark.slow
 def test_a_capture_from_the_console_is_answered_like_the_socket_and_its_positive_shown(
     console: tuple[RunningDaemon, Client],
 ) -> None:
@@ -139,11 +139,12 @@ def test_a_capture_from_the_console_is_answered_like_the_socket_and_its_positive
     answer = json.loads(body)
     assert status == 200 and answer["ok"] and answer["outcome"] == "done" and answer["stack"] == "frame-001"
     running.wait_for_state("frame-001", State.BLENDED)
-    deadline = time.monotonic() + 5
-    while (negatives := client.json("/api/state")["negatives"])[0]["state"] != "blended":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    negative = negatives[0]
+
+    def blended() -> Any:
+        first = client.json("/api/state")["negatives"][0]
+        return first if first["state"] == "blended" else None
+
+    negative = wait_until(blended, 5, "the console shows the negative blended", every=0.1)
     assert negative["frames_used"] == 3 and negative["rejected"] == []
     assert 0 < negative["noise_ratio"] < 0.8 and set(negative["clipped"]) == {"R", "G", "B"}
     status, headers, body = client.get(negative["positive"])

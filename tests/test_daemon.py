@@ -38,8 +38,11 @@ from medianscan.service.capture import Daemon
 from medianscan.service.jobs import BlendTask
 from medianscan.service.pool import BlendPool
 from medianscan.service.progress import BlendDone, BurstDone, Progress, ServiceError
+from tests import waiting
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow  # real daemons, as processes or threads, through whole bursts and blends: seconds each
 
 
 # --- helpers: a real daemon process -------------------------------------------------------------------------
@@ -73,13 +76,16 @@ class NotifySocket:
 
     def wait_for(self, field: str, timeout: float = 60.0, after: int = 0) -> int:
         """Index of the first message from `after` on that has `field` as one of its lines."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for i, message in enumerate(self.collect()[after:], after):
-                if field in message.splitlines():
-                    return i
-            time.sleep(0.01)
-        raise AssertionError(f"no {field} from the daemon within {timeout} s; got {self.messages}")
+
+        def seen() -> tuple[int] | None:
+            found = (i for i, message in enumerate(self.collect()[after:], after) if field in message.splitlines())
+            return next(((i,) for i in found), None)
+
+        try:
+            (index,) = waiting.wait_until(seen, timeout, f"{field} from the daemon")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; got {self.messages}") from None
+        return index
 
     def close(self) -> None:
         self._stop.set()
@@ -230,12 +236,12 @@ class DaemonProcess:
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            tail = f"\ndaemon log:\n{log.read_text()[-4000:]}" if log is not None and log.exists() else ""
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}{tail}")
-        time.sleep(0.01)
+    """tests.waiting.wait_until, the daemon's log (when it runs as a process) in what a failure says."""
+    try:
+        waiting.wait_until(predicate, timeout, what)
+    except AssertionError as exc:
+        tail = f"\ndaemon log:\n{log.read_text()[-4000:]}" if log is not None and log.exists() else ""
+        raise AssertionError(f"{exc}{tail}") from None
 
 
 @pytest.fixture
@@ -560,7 +566,7 @@ def gated_blend(stack: Path, task: BlendTask) -> BlendRecord:
     """FAKE blend job (a real blend cannot be held open on cue): waits for `<library>/go`, writes nothing."""
     gate = stack.parent.parent / "go"
     deadline = time.monotonic() + 30
-    while not gate.exists() and time.monotonic() < deadline:
+    while not gate.exists() and time.monotonic() < deadline:  # in the worker: a stuck gate ends, it does not fail
         time.sleep(0.01)
     output = stack / f"{stack.name}_median.dng"
     return BlendRecord(stack, output, output.with_suffix(".json"), (), (), (), 0.0, None)
@@ -607,7 +613,7 @@ def test_a_full_queue_holds_the_capture_and_status_says_so(tmp_path: Path) -> No
         wait_until(lambda: run.count(BurstDone) == 2, "B captured")
         daemon.request("capture")  # C: held back until there is room
         wait_until(lambda: daemon.status()["queue"]["full"] and "full" in daemon.status_line(), "back-pressure")
-        time.sleep(0.3)
+        time.sleep(0.3)  # the behaviour: C is still held back a while later, not merely not yet shot
         assert run.count(BurstDone) == 2
         (cfg.library / "go").touch()
         wait_until(lambda: run.count(BlendDone) == 3, "all three blends")
@@ -742,7 +748,7 @@ def test_presses_during_a_burst_follow_the_policy(tmp_path: Path, policy: str, s
             daemon.request("capture")
         daemon.request("new-roll")  # not a press on the shutter: always honoured, in order
         wait_until(lambda: run.count(BlendDone) == stacks, "the blends")
-        time.sleep(0.5)
+        time.sleep(0.5)  # the behaviour: no press left over makes a stack after them
     rolls = sorted(p for p in cfg.library.iterdir() if p.is_dir())
     assert sum(len(daemon.library.stacks(r)) for r in rolls) == stacks
     assert len(rolls) == 2
@@ -834,7 +840,7 @@ def test_retake_pressed_three_times_sets_aside_only_the_last_negative(tmp_path: 
         roll = daemon.library.roll
         replies = [press("retake")[0] for _ in range(3)]  # one tap, two bounces, within a second
         answers = [reply.result(60) for reply in replies]
-        time.sleep(1.1)
+        time.sleep(1.1)  # past the second within which presses are one press: this retake is a later one
         later = press("retake")[0].result(60)
         assert [s.name for s in daemon.library.stacks()] == ["frame-001", "frame-002"]
         assert sorted(p.name for p in (roll / "discarded").iterdir()) == ["frame-003"]

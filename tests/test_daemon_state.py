@@ -70,6 +70,7 @@ def consistent(where: str, *, paused: bool, busy: bool, camera: str, group: obje
     return [f"{where}: {t}" for t in torn]
 
 
+@pytest.mark.slow
 def test_presses_from_the_console_the_socket_and_the_pedal_at_once_leave_no_torn_state(tmp_path: Path) -> None:
     cfg = capture_config(tmp_path / "library")
     cfg.camera.simulated.seconds_per_frame = 0.05  # a burst lasts long enough for presses to arrive during it
@@ -96,7 +97,7 @@ def test_presses_from_the_console_the_socket_and_the_pedal_at_once_leave_no_torn
             for _ in range(PRESSES):
                 action = rng.choice(ACTIONS)
                 answers[source].append((action, send(action)))
-                time.sleep(rng.uniform(0.0, 0.08))
+                time.sleep(rng.uniform(0.0, 0.08))  # the behaviour: presses at random moments, overlapping
 
         def pedal(action: Request) -> dict[str, Any]:
             # the footswitch's thread puts its presses on the hub (tests/test_triggers.py drives the real

@@ -74,11 +74,13 @@ def test_the_median_table_is_the_integral_for_odd_n(n: int) -> None:
     assert MEDIAN_VARIANCE[n - 1] == pytest.approx(_median_variance_odd(n), abs=6e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [4, 6])
 def test_the_median_table_is_the_integral_for_even_n(n: int) -> None:
     assert MEDIAN_VARIANCE[n - 1] == pytest.approx(_median_variance_even(n), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_beyond_the_table_the_median_tends_to_pi_over_2() -> None:
     rng = np.random.default_rng(3)
     samples = rng.standard_normal((101, 200_000))
@@ -289,6 +291,7 @@ def test_frames_auto_is_read_and_checked(tmp_path: Path) -> None:
 # --- the daemon: the answer, the record, status, and the bracket ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_daemon_counts_each_negative_and_says_and_records_why(tmp_path: Path) -> None:
     import re
 
@@ -323,6 +326,7 @@ def test_the_daemon_counts_each_negative_and_says_and_records_why(tmp_path: Path
         assert short.ok and "of 60 at the most frames, 12)" in short.text, short.text
 
 
+@pytest.mark.slow
 def test_in_a_bracket_the_longest_exposure_counts_and_the_shorter_shoot_the_least(tmp_path: Path) -> None:
     from medianscan.library.manifest import State, read_manifest
     from tests.daemon_thread import RunningDaemon, capture_config

@@ -16,6 +16,7 @@ from medianscan.errors import StackError
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_damaged_frames_are_read_or_named_never_a_traceback(tmp_path: Path, sample_raw: Path) -> None:
     work = tmp_path / "cases"
     work.mkdir()

@@ -27,6 +27,7 @@ from medianscan.library.manifest import read_manifest
 from medianscan.service.capture import camera_link
 from tests.daemon_thread import RunningDaemon, capture_config
 from tests.vcam import FaultPlan, FaultyCamera, RewritingCamera, VirtualCamera, virtual_camera
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -43,13 +44,14 @@ def frames_within(feed: LiveFeed, seconds: float) -> list[int]:
         frame = feed.latest()
         if frame is not None and (not seen or frame.number != seen[-1]):
             seen.append(frame.number)
-        time.sleep(0.005)
+        time.sleep(0.005)  # sampling a real-time window: the behaviour is how many frames it holds
     return seen
 
 
 # --- the simulated camera's live view ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_simulated_view_is_a_jpeg_of_the_next_negative_drifting_through_focus() -> None:
     cfg = CameraConfig()
     cfg.simulated.width, cfg.simulated.height = 768, 512
@@ -64,7 +66,7 @@ def test_the_simulated_view_is_a_jpeg_of_the_next_negative_drifting_through_focu
         rgb = imagecodecs.jpeg8_decode(cam.preview())
         assert rgb.shape == (512 // 2 - 8, 768 // 2 - 8, 3)  # one pixel per 2x2 cell, less the sway margin
         values.append(sharpness(rgb.astype(np.float32).mean(axis=2)))
-        time.sleep(0.1)
+        time.sleep(0.1)  # the focus drifts with time: the views are taken spread over its period
     assert max(values) > 3 * min(values)  # the focus meter has a peak to find
     r, g, b = rgb.reshape(-1, 3).mean(axis=0)
     assert r > g > b  # an orange-masked negative, as a camera's preview shows one
@@ -86,13 +88,14 @@ def test_the_simulated_view_comes_at_the_bodys_rate() -> None:
 # --- the camera thread ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_live_view_runs_only_while_watched_and_pauses_for_a_burst(tmp_path: Path) -> None:
     cfg = capture_config(tmp_path / "library")
     cfg.camera.simulated.preview_fps = 20.0
     cfg.camera.simulated.seconds_per_frame = 0.2
     with RunningDaemon(cfg, triggers=False) as running:
         feed = running.daemon.live
-        time.sleep(0.5)
+        time.sleep(0.5)  # the behaviour: for a while (ten frames' time), nothing is published
         assert feed.latest() is None  # nobody watches: no preview is asked of the body
         with feed.watch():
             seen = frames_within(feed, 1.0)
@@ -108,7 +111,7 @@ def test_live_view_runs_only_while_watched_and_pauses_for_a_burst(tmp_path: Path
             assert before is not None
             after = frames_within(feed, 0.5)
             assert after and after[-1] > before.number  # and it resumes after the burst
-        time.sleep(0.3)
+        time.sleep(0.3)  # a preview under way when the watch ended may still land: the view stops after it
         stopped = feed.latest()
         assert stopped is not None
         assert frames_within(feed, 0.5) == [stopped.number]  # nobody watches again: no more previews
@@ -119,9 +122,10 @@ def iter_for(seconds: float) -> Iterator[None]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         yield
-        time.sleep(0.01)
+        time.sleep(0.01)  # sampling a real-time window
 
 
+@pytest.mark.slow
 def test_a_press_waits_at_most_one_preview_frame(tmp_path: Path) -> None:
     """A slow body (2 fps): each preview call blocks half a second; a press never waits longer than that."""
     cfg = capture_config(tmp_path / "library")
@@ -173,10 +177,8 @@ def test_on_the_virtual_camera_the_daemon_says_no_live_view_and_captures(
     with RunningDaemon(gphoto2_config(tmp_path), triggers=False) as running:
         feed = running.daemon.live
         with feed.watch():
-            deadline = time.monotonic() + 10
-            while feed.unavailable is None and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert feed.unavailable is not None and "no live view on this body" in feed.unavailable
+            unavailable = wait_until(lambda: feed.unavailable, 10, "live view said unavailable")
+            assert unavailable is not None and "no live view on this body" in unavailable
             answer = running.ask("capture")
         assert answer.ok, answer.text
         stack = running.daemon.library.last_stack()
@@ -204,6 +206,7 @@ class GoneWithThePreview(FaultyCamera):
             raise
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gone", [False, True])
 def test_failing_previews_ask_whether_the_camera_is_still_there(
     vcam: VirtualCamera, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, gone: bool
@@ -215,10 +218,8 @@ def test_failing_previews_ask_whether_the_camera_is_still_there(
     with RunningDaemon(gphoto2_config(tmp_path), triggers=False) as running:
         feed, status = running.daemon.live, running.daemon.camera_status
         with feed.watch():
-            deadline = time.monotonic() + 10
-            while len(plan.raised) < 3 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.3)
+            wait_until(lambda: len(plan.raised) >= 3, 10, "three previews failed")
+            time.sleep(0.3)  # the behaviour: what the camera thread does once they failed (reconnect or not)
             if gone:  # only a camera that is gone means reconnect: a new session on a new gp.Camera
                 assert "stopped answering during live view" in caplog.text
                 assert plan.created == 2

@@ -712,6 +712,7 @@ def test_the_permission_hint_names_the_sockets_real_group(tmp_path: Path, monkey
         srv.stop()
 
 
+@pytest.mark.slow
 def test_a_control_command_loads_none_of_the_blend_machinery() -> None:
     """A desktop shortcut runs `medianscan trigger` per press: it must not pay for numba, rawpy and scipy
     (about 2 s) that only `run` and `blend` need, so the CLI imports only the subcommand asked for."""

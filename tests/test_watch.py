@@ -33,6 +33,9 @@ from medianscan.service.progress import BlendDone, Progress, ServiceError, Stack
 from medianscan.service.watch import Grouping, WatchService, is_temp_name
 from tests.stacks import Scene, load_scene, make_burst, noisy, write_frame
 from tests.test_daemon import NotifySocket
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # each test waits out real quiet and settle times, some seconds each
 
 QUIET = 0.4
 SETTLE = 0.3
@@ -106,11 +109,8 @@ class Running:
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Until nothing waits for quiet, settle or a blend (and at least a quiet period has passed)."""
-        time.sleep(QUIET + SETTLE)
-        deadline = time.monotonic() + timeout
-        while self.service.hot.busy():
-            assert time.monotonic() < deadline, "the watcher never settled"
-            time.sleep(0.05)
+        time.sleep(QUIET + SETTLE)  # a file written just before may not be seen yet: give it a quiet period
+        wait_until(lambda: not self.service.hot.busy(), timeout, "the watcher settled", every=0.05)
 
 
 @pytest.fixture
@@ -120,10 +120,12 @@ def watching() -> Iterator[Callable[[Config], Running]]:
     def start(cfg: Config) -> Running:
         run = Running(cfg)
         run.thread.start()
-        deadline = time.monotonic() + 30
-        while run.service._planner is None:  # the observer and planner are on
-            assert time.monotonic() < deadline and run.thread.is_alive(), "the watch service did not start"
-            time.sleep(0.05)
+
+        def on() -> bool:  # the observer and planner are on
+            assert run.thread.is_alive(), "the watch service stopped before it started"
+            return run.service._planner is not None
+
+        wait_until(on, 30, "the watch service started")
         started.append(run)
         return run
 
@@ -132,6 +134,16 @@ def watching() -> Iterator[Callable[[Config], Running]]:
         run.service.stop()
         run.thread.join(30)
         assert not run.thread.is_alive()
+
+
+def running_until(proc: subprocess.Popen[str], done: Callable[[], bool]) -> Callable[[], bool]:
+    """`done`, as a condition that fails at once, with the process's output, if the process exited first."""
+
+    def check() -> bool:
+        assert proc.poll() is None, proc.communicate()
+        return done()
+
+    return check
 
 
 def sha(path: Path) -> str:
@@ -149,7 +161,7 @@ def write_slowly(path: Path, data: bytes, chunks: int = 6, pause: float = 0.1, s
         for i in range(0, len(data), step):
             fh.write(data[i : i + step])
             fh.flush()
-            time.sleep(stall if stall and i == step else pause)
+            time.sleep(stall if stall and i == step else pause)  # the behaviour: a file that arrives slowly
     return time.monotonic()
 
 
@@ -482,11 +494,9 @@ def test_the_daemon_in_watch_mode_notifies_systemd_serves_status_and_stops_on_si
     try:
         ready = notify.wait_for("READY=1", timeout=30)
         assert any(line.startswith("STATUS=watching ") for line in notify.collect()[ready].splitlines())
-        deadline = time.monotonic() + 30
-        while not (root / "neg" / "neg_median.json").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no blend from the watch daemon"
-            time.sleep(0.1)
+
+        blended = (root / "neg" / "neg_median.json").exists
+        wait_until(running_until(proc, blended), 30, "a blend from the watch daemon", every=0.1)
         notify.wait_for("WATCHDOG=1", timeout=10, after=ready)
         status = subprocess.run(
             [sys.executable, "-m", "medianscan", "status", "--socket", str(sock), "--json"],
@@ -536,9 +546,7 @@ def test_a_folder_with_its_frame_count_is_blended_without_waiting_for_quiet_and_
     ((queued, _),) = run.wait_for(StackQueued, 1)
     assert queued - written < 10, "the folder waited for quiet_seconds although it held its frames"
     run.wait_for(BlendDone, 1)
-    deadline = time.monotonic() + 10
-    while not log_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(log_file.exists, 10, "the blend-done hook wrote its log")
     assert log_file.read_text().split() == ["blend-done", str(stack), str(stack / "neg_median.dng")]
 
 
@@ -569,11 +577,7 @@ def test_watch_creates_nothing_outside_its_folder_and_runtime_folder(
         command = [sys.executable, "-m", "medianscan", "watch", str(root)]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
-            deadline = time.monotonic() + 60
-            while not socket_path.exists():
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "the watcher never listened"
-                time.sleep(0.1)
+            wait_until(running_until(proc, socket_path.exists), 60, "the watcher listened", every=0.1)
             assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660
             assert stat.S_IMODE(socket_path.parent.stat().st_mode) == (0o700 if xdg is None else 0o750)
             status = subprocess.run(
@@ -649,11 +653,13 @@ def test_status_during_a_live_watch_lists_the_stacks_still_waiting_and_names_a_f
         (root / "neg-02" / f"b{i}.dng").write_bytes(staged["b"][i])
     (root / "neg-02" / "b2.dng").write_bytes(staged["b"][2][:1000])  # cut short: it cannot be read
     arriving = f"  {root / 'neg-01'}: files still arriving; blended once nothing in it changes for 60 s"
-    deadline = time.monotonic() + 30
-    # its files settle first (each unchanged for a moment), then the folder waits out its quiet time
-    while arriving not in (shown := render_status(run.service.status().to_json())):
-        assert time.monotonic() < deadline, shown
-        time.sleep(0.05)
+    last: list[str] = []
+
+    def waiting_listed() -> str | None:  # its files settle first (each unchanged for a moment), then its quiet time
+        last[:] = [render_status(run.service.status().to_json())]
+        return last[0] if arriving in last[0] else None
+
+    shown = wait_until(waiting_listed, 30, lambda: last[0], every=0.05)
     assert re.search(r"^stacks +0 blended, 2 waiting \(listed below\)$", shown, re.M), shown
     assert run.service.blends == 0
 
