@@ -52,9 +52,10 @@ BASE ?= HEAD
 bench-compare: $(STAMP)
 	$(BIN)/python -m bench --against $(BASE) $(COMPARE_ARGS)
 
-# The README's pictures: the console on the simulated camera (its browser test, in headless Chromium) and the
-# flat-field before/after.
+# The documents' pictures: the console on the simulated camera (its browser test, in headless Chromium), the
+# flat-field before/after, the DNG beside its source, and a roll as the editors develop it with their sidecars.
 screenshot: $(STAMP) system-packages
 	MEDIANSCAN_SCREENSHOT=docs/console.png $(BIN)/pytest -q tests/test_console_browser.py
 	$(BIN)/python -m scripts.flat_picture
 	$(BIN)/python -m scripts.editor_pair
+	$(BIN)/python -m scripts.editors_strip

@@ -56,7 +56,9 @@ def extract(source: Path) -> dict[str, object]:
         names = [model] + [(a.text or "").strip() for a in camera.iter("Alias") if (a.text or "").strip()]
         for name in names:
             cameras.setdefault(f"{make}\t{name}", facts)
-    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "darktable"], capture_output=True, text=True)
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "darktable"], capture_output=True, text=True, check=False
+    )
     return {
         "source": f"rawspeed data/cameras.xml as shipped with darktable {version.stdout.strip() or '(unknown)'}",
         "licence": "CC-BY-SA 3.0 (the source file's header: Creative Commons Attribution-ShareAlike 3.0 Unported)",

@@ -29,7 +29,7 @@ PICTURE_WIDTH = 900  # each half of the picture, at most
 def main() -> int:
     raw = find_sample_raw()
     if raw is None:
-        print("no sample raw (../shared/samples/IMG_5952.CR2 or MEDIANSCAN_SAMPLE_RAW)", file=sys.stderr)
+        print("no sample raw (Debian's rawtran-doc or MEDIANSCAN_SAMPLE_RAW; make test installs it)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         stack = Path(tmp) / "frame-001"
