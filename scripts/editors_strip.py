@@ -56,7 +56,7 @@ def shrunk(picture: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
     """`picture` (0-1) at TILE pixels wide, by area averaging, as 8-bit."""
     step = max(1, picture.shape[1] // TILE)
     h, w = picture.shape[0] // step * step, picture.shape[1] // step * step
-    small = picture[:h, :w].reshape(h // step, step, w // step, step, 3).mean(axis=(1, 3))
+    small: npt.NDArray[np.float64] = picture[:h, :w].reshape(h // step, step, w // step, step, 3).mean(axis=(1, 3))
     return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
 
 
