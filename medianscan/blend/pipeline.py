@@ -104,7 +104,7 @@ def blend_stack(
         if master is not None:
             master.check_matches(good[0])
         clipped = raw_clipping(good)  # before compacting: it moves the good frames' pixels
-        tone = preview_tone(good[0])  # likewise
+        tone = preview_tone(good[0], same_picture=master is None)  # likewise
         pixels = compact_good(buffer, good)
         first, model = good[0], stack_noise(options.method, pixels, good[0].layout)  # the robust means' sigma
         with writing_outputs(main):
