@@ -68,8 +68,12 @@ def test_a_connection_flood_leaves_the_daemon_answering_and_every_record_right(t
             return sock.exists()
 
         wait_until(listening, 30, lambda: f"the daemon listened; its log:\n{log.read_text()}", every=0.1)
-        console = wait_until(lambda: request(sock, "status")["status"]["console"], 30, log.read_text, every=0.1)
-        port = urlsplit(console).port
+
+        def console_port() -> int | None:  # the console's address says port 0 until it listens
+            url = request(sock, "status")["status"]["console"]
+            return urlsplit(url).port if url else None
+
+        port = wait_until(console_port, 30, log.read_text, every=0.1)
         first = socket.create_connection(("127.0.0.1", port), timeout=2)  # idle from the start
         held: list[int] = []
         sampling = threading.Event()
