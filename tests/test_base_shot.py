@@ -17,6 +17,8 @@ from medianscan.library.manifest import State
 from medianscan.outputs.editors import is_ours, roll_blends, sidecar_path
 from tests.daemon_thread import RunningDaemon, capture_config
 
+pytestmark = pytest.mark.slow  # real editors, browsers or whole processes: `make test-fast` leaves it out
+
 
 def green_in(blend: Path) -> float:
     """The green of RawTherapee's reference input (the film base it inverts with) in `blend`'s sidecar."""

@@ -66,6 +66,7 @@ def test_a_repeat_that_does_not_tile_the_block_is_refused() -> None:
         binning.block_sums(np.zeros((12, 12), np.uint16), (4, 4), np.ones((3, 3)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
 def test_a_raw_picture_is_the_sum_of_its_colours_black_subtracted_means(
     tmp_path: Path, letters: tuple[str, ...]
@@ -113,6 +114,7 @@ def tiff_burst(folder: Path, n: int, another: int | None = None) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_a_tiff_of_another_picture_is_named_and_a_plain_tiff_stack_blends(tmp_path: Path) -> None:
     """The images' fast path (integer sums over pixel blocks) still finds another negative among TIFFs."""
     tiff_burst(tmp_path / "odd", 5, another=3)

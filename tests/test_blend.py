@@ -49,6 +49,7 @@ def visible(path: Path) -> np.ndarray:
         return np.array(raw.raw_image_visible, dtype=np.float64)
 
 
+@pytest.mark.slow
 def test_median_of_a_burst_removes_dust_and_lowers_noise_as_theory_says(tmp_path: Path, scene: Scene) -> None:
     """Nine full-size frames with noise and moving dust: the median holds no dust and ~sqrt(pi/2/N) noise."""
     folder = tmp_path / "frame-001"
@@ -77,6 +78,7 @@ def test_median_of_a_burst_removes_dust_and_lowers_noise_as_theory_says(tmp_path
     ("method", "low", "high"),
     [("mean", 0.31, 0.36), ("sigma-clip", 0.31, 0.37), ("winsorized", 0.31, 0.38), ("median", 0.38, 0.45)],
 )
+@pytest.mark.slow
 def test_each_method_reaches_its_statistical_efficiency(
     tmp_path: Path, small: Scene, method: str, low: float, high: float
 ) -> None:
@@ -88,6 +90,7 @@ def test_each_method_reaches_its_statistical_efficiency(
     assert low < ratio < high, (method, ratio)
 
 
+@pytest.mark.slow
 def test_an_outlier_frame_is_removed_by_the_median_and_the_robust_means(tmp_path: Path, small: Scene) -> None:
     """One frame with a large bright streak (a hair, a light leak): the median and the robust means ignore it,
     the mean does not. (At kappa 3 a sigma-clip needs 9 frames to reject a lone outlier: it inflates the std.)"""
@@ -410,6 +413,7 @@ def test_keep_going_blends_every_good_stack_of_a_batch(
     assert (good2 / "c_median.dng").is_file() and "b: cannot blend: 2 frames" in err
 
 
+@pytest.mark.slow
 def test_an_output_folder_takes_a_whole_batch_from_a_read_only_card(tmp_path: Path, small: Scene) -> None:
     """Two stacks on a real read-only filesystem (a tmpfs remounted read-only in the test's own mount namespace):
     `--output DIR/` puts both outputs in DIR under their stacks' names and the card is left as it was."""

@@ -22,6 +22,8 @@ from tests.daemon_thread import RunningDaemon, capture_config
 from tests.flats import flat_light, truth, write_stack
 from tests.stacks import Scene, load_scene, make_burst, tree_digest
 
+pytestmark = pytest.mark.slow  # real editors, browsers or whole processes: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def small(sample_raw: Path) -> Scene:

@@ -73,6 +73,7 @@ def long_units(path: Path) -> tuple[npt.NDArray[np.float32], float]:
     return (out.pixels.astype(np.float32) - np.float32(black)) / np.float32(record["scale"]), record["scale"]
 
 
+@pytest.mark.slow
 def test_a_bracket_is_merged_linearly_across_the_whole_range(scene: Scene, tmp_path: Path) -> None:
     stack = shoot(tmp_path / "frame-001", scene, {SHORT: 5, LONG: 5})
     result = blend_stack(stack, BlendOptions(bracket=True))
@@ -113,6 +114,7 @@ def test_a_bracket_is_merged_linearly_across_the_whole_range(scene: Scene, tmp_p
     assert 1.0 < record["baseline_exposure_ev"] <= 2.0 + 0.05  # the headroom the merged data use, at most 2 EV
 
 
+@pytest.mark.slow
 def test_the_merged_dng_opens_in_every_reader(scene: Scene, tmp_path: Path) -> None:
     from tests.readers import start_darktable, start_rawtherapee
 
@@ -224,6 +226,7 @@ def test_a_bracket_of_a_rolls_negative_gets_the_editors_sidecars(scene: Scene, t
 # --- capture: the daemon shoots the bracket ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_daemon_shoots_a_bracket_per_press_and_merges_it(tmp_path: Path) -> None:
     from medianscan.library.manifest import State, read_manifest
     from tests.daemon_thread import RunningDaemon, capture_config

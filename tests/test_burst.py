@@ -93,10 +93,10 @@ def simulated(tmp_path: Path, **timing: Any) -> tuple[SimulatedCamera, Recording
             cfg.simulated.dead_after_frames = value
         else:
             setattr(cfg.simulated.timing, key, value)
-    cam = SimulatedCamera(cfg)
+    cam = SimulatedCamera(cfg, watch=Recording)
     cam.connect()
-    recording = Recording(cam.body)
-    cam._body = recording  # type: ignore[assignment]
+    recording = cam.link
+    assert isinstance(recording, Recording)
     return cam, recording
 
 

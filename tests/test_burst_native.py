@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import gphoto2 as gp
+import pytest
 
 from medianscan.capture.camera.burst.engine import BurstEngine
 from medianscan.capture.camera.burst.enough import Fixed
@@ -236,6 +237,7 @@ FAST = {"native_burst": True, "trigger_seconds": 0.03, "shot_seconds": 0.02, "fi
         "link_megabytes_per_second": 40, "late_shots": 3}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_back_to_back_native_bursts_with_late_releases_keep_their_extra_shots_as_spares(tmp_path: Path) -> None:
     """Twelve 5-frame bursts in a row, the last six with both CPUs busy: each gets its 5 frames in shot order,
     each shot the body took past them is that burst's spare (in spares/, numbered on, named in the record and its

@@ -44,6 +44,7 @@ def test_a_featureless_frame_has_no_measurable_shift() -> None:
     assert registration.measure_shift(*flat) is None
 
 
+@pytest.mark.slow
 def test_dust_does_not_fool_the_shift_estimate(sample_raw: Path, frame: Frame) -> None:
     """Sharp specks dominate a whitened spectrum; clipping them first keeps the estimate on the scene."""
     scene = load_scene(sample_raw)
@@ -58,6 +59,7 @@ def test_dust_does_not_fool_the_shift_estimate(sample_raw: Path, frame: Frame) -
         assert s.shift is not None and np.hypot(*s.shift) < 0.2
 
 
+@pytest.mark.slow
 def test_the_moved_frame_is_named_even_when_it_is_the_first(frame: Frame) -> None:
     """Shifts are relative to the position most frames share, not to frame 1."""
     rng = np.random.default_rng(3)
@@ -113,6 +115,7 @@ def _shifts(result_sidecar: Path) -> list[float]:
     return [float(np.hypot(*f["shift_px"])) for f in record["frames"] if f["shift_px"] is not None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
 def test_dust_on_a_low_texture_scene_is_not_a_moved_camera(tmp_path: Path, letters: tuple[str, ...]) -> None:
     """A smooth, nearly featureless frame with a dust blob in one frame: the median removes the blob; the shift
@@ -124,6 +127,7 @@ def test_dust_on_a_low_texture_scene_is_not_a_moved_camera(tmp_path: Path, lette
     assert all(s < 0.15 for s in _shifts(result.sidecar))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
 def test_real_shifts_are_caught_and_subpixel_jitter_is_not(tmp_path: Path, letters: tuple[str, ...]) -> None:
     folder = tmp_path / "neg"
@@ -154,6 +158,7 @@ def test_real_shifts_are_caught_and_subpixel_jitter_is_not(tmp_path: Path, lette
     ],
     ids=["another-negative", "partly-shaded", "film-moved"],
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
 def test_a_frame_of_another_picture_is_named_where_level_and_shift_cannot_tell(
     tmp_path: Path, letters: tuple[str, ...], change: dict[str, object], words: str
@@ -181,6 +186,7 @@ def test_another_picture_is_named_in_a_stack_of_three(tmp_path: Path) -> None:
         blend_stack(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("letters", [X_TRANS, BAYER_RGGB], ids=["xtrans", "bayer"])
 def test_what_the_median_is_for_is_never_refused(tmp_path: Path, letters: tuple[str, ...]) -> None:
     """Dust, a hair, a moving speck in fewer than half of the frames: the check records their small share and the

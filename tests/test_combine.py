@@ -206,6 +206,7 @@ def noisy_stack(n: int, seed: int, dtype: type = np.uint16) -> np.ndarray:
     return np.clip(stack.round(), 0, top).astype(dtype)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", ROBUST_NS)
 def test_sigma_clip_matches_reference(n: int) -> None:
     stacks = [noisy_stack(n, 1), noisy_stack(n, 2, np.uint8), random_stack(n), *adversarial_stacks(n)]
@@ -261,6 +262,7 @@ def test_winsorized_matches_reference(n: int) -> None:
             np.testing.assert_array_equal(got, ref_mean(stack) if expected is None else expected, f"{fraction}")
 
 
+@pytest.mark.slow
 def test_the_noise_model_is_read_noise_plus_shot_noise_measured_on_the_stack() -> None:
     """Known read noise and gain per colour, a scene of every level, dust in some frames and one frame off by a
     flash: the line comes back within a few percent, and the colours apart."""
@@ -398,6 +400,7 @@ def test_a_kernel_compiled_for_the_first_time_is_announced_once(
         kernel_cache.load_kernel.cache_clear()
 
 
+@pytest.mark.slow
 def test_kernels_built_ahead_are_loaded_by_a_blend_without_a_compile(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -33,6 +33,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from medianscan.library.manifest import State
 from tests.daemon_thread import RunningDaemon, capture_config
 
+pytestmark = pytest.mark.slow  # real editors, browsers or whole processes: `make test-fast` leaves it out
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # As root on a machine with no network: no sandbox, and nothing that phones home (its refused connections).

@@ -62,6 +62,7 @@ def test_roles_by_name() -> None:
         ("tiff", "unreadable raw (LibRaw:"),
     ],
 )
+@pytest.mark.slow
 def test_a_frame_that_cannot_be_read_stops_the_blend_and_is_named(
     tmp_path: Path, sample_raw: Path, capsys: pytest.CaptureFixture[str], damage: str, needle: str
 ) -> None:
@@ -100,6 +101,7 @@ def test_a_frame_that_cannot_be_read_stops_the_blend_and_is_named(
     assert "dropped frame_05.CR2" in err
 
 
+@pytest.mark.slow
 def test_jpeg_previews_beside_raws_are_left_out_by_name(
     tmp_path: Path, sample_raw: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -146,6 +148,7 @@ def test_the_library_counts_frames_by_the_same_rule(tmp_path: Path, sample_raw: 
     assert raw_files(folder) == [*paths, folder / "frame_04.CR2"]  # a broken frame still counts as one
 
 
+@pytest.mark.slow
 def test_the_hot_folder_names_a_broken_frame_and_points_to_the_config(
     tmp_path: Path, small: Scene, caplog: pytest.LogCaptureFixture
 ) -> None:

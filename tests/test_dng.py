@@ -173,6 +173,7 @@ def tool_file(written: dict[str, Path], tool: str, name: str) -> Path:
 # --- LibRaw reads back exactly what was written --------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["plain", "packed", "gbrg", "grey_gbrg", "grey_gbrg_odd", "grey_xtrans"])
 def test_libraw_reads_back_the_exact_mosaic(name: str, written: dict[str, Path], sources: dict[str, Source]):
     mosaic, layout, _, _ = sources[name]
@@ -273,6 +274,7 @@ def dng_ifds(path: Path) -> tuple[dict[int, object], dict[int, object]]:
 # --- the renders: same colour, same orientation as the source raw ---------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", ["darktable", "rawtherapee", "dcraw"])
 @pytest.mark.parametrize("name", ["plain", "packed"])
 def test_renders_like_the_source_raw(

@@ -34,10 +34,13 @@ SIZE = {"width": 384, "height": 256}  # small: the editors are slow on two busy 
 NEGATIVES = 7  # the wedge is on negatives 3 and 7
 FILM = FilmRecord(film="Kodak Portra 400", film_type="color negative", iso=400)
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("darktable-cli") and shutil.which("rawtherapee-cli")),
-    reason="darktable-cli and rawtherapee-cli develop the positives (make test installs them)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("darktable-cli") and shutil.which("rawtherapee-cli")),
+        reason="darktable-cli and rawtherapee-cli develop the positives (make test installs them)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

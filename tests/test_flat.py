@@ -62,6 +62,7 @@ def corners_and_centre(ratio: npt.NDArray[np.float32]) -> tuple[list[float], lis
     return centre, corners
 
 
+@pytest.mark.slow
 def test_the_flat_takes_out_the_falloff_and_the_dust_in_every_colour(case: tuple[Path, Path], scene: Scene) -> None:
     flat_dir, negative = case
     plain = blend_stack(negative, BlendOptions(output=negative.parent / "plain.dng"))
@@ -173,6 +174,7 @@ def test_a_bad_flat_is_named_with_its_reason_and_changes_nothing(
     assert not (tmp_path / "never.dng").exists() and tree_digest(negative) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dim", [True, False])
 def test_a_raw_of_another_size_or_camera_is_refused_as_that_before_as_no_flat(
     sample_raw: Path, scene: Scene, tmp_path: Path, dim: bool
@@ -205,6 +207,7 @@ def test_a_raw_of_another_size_or_camera_is_refused_as_that_before_as_no_flat(
     assert "too dark" in str(caught.value) or "not a flat" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_blend_flat_from_the_command_line(case: tuple[Path, Path], tmp_path: Path) -> None:
     flat_dir, negative = case
     out = tmp_path / "cli.dng"
@@ -253,6 +256,7 @@ def xtrans_scene(h: int = 720, w: int = 1080) -> Scene:
     return Scene(mosaic, layout, CameraInfo("Medianscan", "X-Trans test"), Exposure(iso=200.0, f_number=8.0))
 
 
+@pytest.mark.slow
 def test_on_x_trans_every_colour_is_flat_too(tmp_path: Path) -> None:
     scene = xtrans_scene()
     write_stack(tmp_path / "flat", scene, flat_light(scene, 0.5), FRAMES, seed=3)

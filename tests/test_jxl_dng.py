@@ -22,7 +22,10 @@ from medianscan.blend.frames import read_frame
 from medianscan.blend.pipeline import blend_stack
 from medianscan.errors import StackError
 
-pytestmark = pytest.mark.skipif(not imagecodecs.JPEGXL.available, reason="this imagecodecs has no JPEG XL codec")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not imagecodecs.JPEGXL.available, reason="this imagecodecs has no JPEG XL codec"),
+]
 
 TOP, LEFT, HEIGHT, WIDTH = 12, 74, 512, 768  # a crop of the CR2 with its masked border's corner, RGGB phase kept
 MARGIN = 8  # masked rows and columns kept above and left of the active area

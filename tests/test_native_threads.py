@@ -22,6 +22,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
@@ -140,6 +141,7 @@ def xmp_bearing_files(folder: Path) -> dict[str, str | None]:
     return files
 
 
+@pytest.mark.slow
 def test_many_fresh_processes_read_xmp_from_several_threads_without_a_crash_or_a_hang(tmp_path: Path) -> None:
     files = xmp_bearing_files(tmp_path)
     script = tmp_path / "child.py"

@@ -37,6 +37,8 @@ from tests.readers import (
     start_rawtherapee,
 )
 
+pytestmark = pytest.mark.slow  # real editors, browsers or whole processes: `make test-fast` leaves it out
+
 SAME = 0.05  # EV, per channel
 TABLES_GAP = math.log2((4095 - 128) / (3398 - 127))  # LibRaw's and darktable's white for the 30D, over black
 

@@ -23,6 +23,8 @@ from medianscan.stitch.record import StitchRecord
 from tests.readers import exiftool_validate, start_darktable, start_rawtherapee
 from tests.tiles import Picture, TileSpec, load_picture, truth, write_flat, write_tile
 
+pytestmark = pytest.mark.slow  # stitches real tiles and develops them in the editors: `make test-fast` leaves it out
+
 SHAPE: tuple[int, int] = (700, 1000)  # a tile, photosites (rows, columns)
 # Tile 0 is the reference; 1 lands at an odd column (resampled), 2 at half a photosite both ways, 3 at half a
 # photosite and turned 0.3 degrees; the gains are the tiles' exposures.

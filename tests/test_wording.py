@@ -80,6 +80,7 @@ def test_every_help_reads_as_sentences_and_every_option_has_help(command: str) -
             assert action.help, f"{path}: {action.option_strings or action.dest} has no help"
 
 
+@pytest.mark.slow
 def test_every_status_form_and_every_answer_reads_as_sentences(tmp_path: Path) -> None:
     cfg = capture_config(tmp_path / "library")
     cfg.camera.simulated.seconds_per_frame = 0.2
