@@ -1,5 +1,5 @@
 """Bursts at the body's own speed: a burst of N frames on the simulated body standing for each real body (the
-presets of capture.camera.simulated_timing, from the figures users reported), by each strategy the body allows,
+presets of capture.camera.simulated.timing, from the figures users reported), by each strategy the body allows,
 against the best a perfect host could do with it (the model's bound) and against the serial loop peers run
 (fire, wait for the file, download, fsync, rename, delete, and only then fire again), side by side in one run.
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from medianscan.atomic import atomic_path
 from medianscan.capture.camera.burst.link import Announced
-from medianscan.capture.camera.simulated import SimulatedCamera
-from medianscan.capture.camera.simulated_timing import PRESETS, BodyTiming
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.timing import PRESETS, BodyTiming
 from medianscan.capture.events import Answer
 from medianscan.config.schema import CameraConfig, Config
 from medianscan.service.capture import Daemon

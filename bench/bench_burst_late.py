@@ -30,8 +30,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Literal, cast
 
-from medianscan.capture.camera.simulated import SimulatedCamera
-from medianscan.capture.camera.simulated_timing import PRESETS
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.timing import PRESETS
 from medianscan.capture.events import Answer
 from medianscan.config.schema import CameraConfig, Config
 from medianscan.library.manifest import read_manifest

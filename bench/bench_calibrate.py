@@ -10,7 +10,7 @@ from pathlib import Path
 
 from medianscan.capture.calibrate import ExposureCalibration, meter
 from medianscan.capture.camera.files import PROBE_STEM
-from medianscan.capture.camera.simulated import SimulatedCamera
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.config.schema import CameraConfig
 
 

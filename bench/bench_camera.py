@@ -79,7 +79,7 @@ def bare_session(gp: Any, out: Path, frames: int, bursts: int, *, fsync: bool, r
 
 def our_session(out: Path, frames: int, bursts: int, *, read: bool) -> list[float]:
     """Seconds per frame of each Camera.burst() call (re-lock included)."""
-    from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+    from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
     from medianscan.config.schema import CameraConfig
 
     # capture, like the bare loop (the virtual camera queues a trigger's events 80-120 ms late: bench_burst
@@ -102,7 +102,7 @@ def bench_simulated(repeats: int) -> dict[str, float]:
     """Seconds per 1536x1024 simulated frame: generation alone, and generation + DNG write."""
     import numpy as np
 
-    from medianscan.capture.camera.simulated_scene import Negative, layout
+    from medianscan.capture.camera.simulated.scene import Negative, layout
     from medianscan.metadata import CameraInfo, Exposure
     from medianscan.outputs.dng import write_dng
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import bench_cadence
-from medianscan.capture.camera.simulated import SimulatedCamera
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.capture.events import Answer
 from medianscan.config.schema import Config
 from medianscan.library.manifest import read_manifest

@@ -26,9 +26,9 @@ import numpy as np
 
 from medianscan.blend import frames
 from medianscan.capture.camera.burst.enough import Auto
-from medianscan.capture.camera.simulated import light_on_sensor
-from medianscan.capture.camera.simulated_scene import BLACK, Negative
-from medianscan.capture.camera.simulated_timing import PRESETS
+from medianscan.capture.camera.simulated.camera import light_on_sensor
+from medianscan.capture.camera.simulated.scene import BLACK, Negative
+from medianscan.capture.camera.simulated.timing import PRESETS
 from medianscan.capture.events import Answer
 from medianscan.config.schema import AutoFrames, BlendConfig, Config
 from medianscan.library.manifest import State, read_manifest

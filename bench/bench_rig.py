@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from medianscan.capture.camera.simulated import SimulatedCamera
-from medianscan.capture.camera.simulated_strip import SimulatedStrip, strip_of
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.strip import SimulatedStrip, strip_of
 from medianscan.capture.events import Answer
 from medianscan.config.schema import Config, StripConfig
 from medianscan.service.capture import Daemon

@@ -23,10 +23,10 @@ import rawpy
 from medianscan.capture.camera import BurstError, CameraError
 from medianscan.capture.camera.burst.journal import left_on_body
 from medianscan.capture.camera.burst.link import Announced, BodyEvent, Download
-from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
-from medianscan.capture.camera.simulated import SimulatedCamera
-from medianscan.capture.camera.simulated_body import SimulatedBody
-from medianscan.capture.camera.simulated_timing import PRESETS, timing_of
+from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
+from medianscan.capture.camera.simulated.body import SimulatedBody
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.timing import PRESETS, timing_of
 from medianscan.config.schema import CameraConfig, QuirkConfig
 from medianscan.library.contents import BURST_JOURNAL as JOURNAL
 from tests.vcam import RewritingCamera, VirtualCamera, virtual_camera

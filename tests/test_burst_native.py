@@ -1,6 +1,6 @@
 """The two host-started continuous bursts libgphoto2's ptp2 driver offers, driven by the burst engine through
-gphoto2_link: Canon's remote release held with a continuous drive mode, Nikon's burstnumber with a burst capture
-mode.
+capture.camera.gphoto2.link: Canon's remote release held with a continuous drive mode, Nikon's burstnumber with a
+burst capture mode.
 
 FAKE: libgphoto2's virtual camera has neither widget (it is a generic PTP body), and no Canon or Nikon body is
 attached here. `Body` below stands in for the ptp2 driver as its sources describe these calls (camlibs/ptp2
@@ -33,8 +33,8 @@ from medianscan.capture.camera.burst.enough import Fixed
 from medianscan.capture.camera.burst.quirks import Quirk
 from medianscan.capture.camera.burst.shots import SPARES
 from medianscan.capture.camera.freshness import Freshness
-from medianscan.capture.camera.gphoto2_link import Gphoto2Link
-from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings
+from medianscan.capture.camera.gphoto2.link import Gphoto2Link
+from medianscan.capture.camera.gphoto2.settings import Gphoto2Settings
 from medianscan.config.schema import CameraConfig
 from medianscan.records import BurstRecord
 from tests.test_burst import frame_numbers, simulated

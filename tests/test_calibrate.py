@@ -16,9 +16,9 @@ import pytest
 from medianscan.capture.calibrate import ACCEPT, CalibrationError, ExposureCalibration, meter
 from medianscan.capture.camera import SettingInfo
 from medianscan.capture.camera.files import PROBE_STEM
-from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
 from medianscan.capture.camera.settings import true_seconds
-from medianscan.capture.camera.simulated import SimulatedCamera
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.config.schema import CameraConfig
 from medianscan.library import film_base, roll_record
 from medianscan.library.base_shots import BASE_STEM

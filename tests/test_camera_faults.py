@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from medianscan.capture.camera import BurstError, CameraError
-from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
 from medianscan.config.schema import CameraConfig
 from tests.vcam import FaultPlan, FaultyCamera, VirtualCamera, virtual_camera
 

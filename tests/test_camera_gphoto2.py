@@ -17,10 +17,10 @@ from medianscan.capture.camera import (
     CameraIdentity,
     list_cameras,
     open_camera,
-    simulated_scene,
 )
 from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
-from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
+from medianscan.capture.camera.simulated import scene as simulated_scene
 from medianscan.config.schema import CameraConfig
 from medianscan.library.contents import candidates
 from medianscan.metadata import CameraInfo, Exposure

@@ -17,7 +17,7 @@ from medianscan.capture.camera.settings import (
     same_value,
     widget_candidates,
 )
-from medianscan.capture.camera.simulated_scene import layout
+from medianscan.capture.camera.simulated.scene import layout
 from medianscan.metadata import CameraInfo, Exposure
 from medianscan.outputs.dng import write_dng
 from medianscan.outputs.jpeg import write_jpeg
@@ -130,7 +130,7 @@ def test_a_refused_value_names_the_nearest_few_choices_not_all_of_them() -> None
     the body's order, and where the whole list is; a value that is no speed gets the range; few choices are all
     named."""
     from medianscan.capture.camera import SettingError
-    from medianscan.capture.camera.simulated import CHOICES, SimulatedCamera
+    from medianscan.capture.camera.simulated.camera import CHOICES, SimulatedCamera
     from medianscan.config.schema import CameraConfig
 
     speeds = CHOICES["shutterspeed"]

@@ -12,8 +12,8 @@ import pytest
 
 from medianscan.blend.frames import read_frame
 from medianscan.capture.camera import BurstError, CameraError, list_cameras, open_camera
-from medianscan.capture.camera.simulated import SIMULATED_IDENTITY, SimulatedCamera
-from medianscan.capture.camera.simulated_scene import BLACK, Negative, layout
+from medianscan.capture.camera.simulated.camera import SIMULATED_IDENTITY, SimulatedCamera
+from medianscan.capture.camera.simulated.scene import BLACK, Negative, layout
 from medianscan.config.schema import CameraConfig, SimulatedConfig
 
 SMALL = {"width": 256, "height": 192}

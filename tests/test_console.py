@@ -318,7 +318,7 @@ def test_with_no_camera_the_console_says_so_and_refuses_the_capture(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from medianscan.capture.camera import CameraError
-    from medianscan.capture.camera.simulated import SimulatedCamera
+    from medianscan.capture.camera.simulated.camera import SimulatedCamera
     from medianscan.service.capture import camera_link
 
     class Unplugged(SimulatedCamera):

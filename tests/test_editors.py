@@ -18,7 +18,7 @@ import tifffile
 
 from medianscan.capture.camera import open_camera
 from medianscan.capture.camera.files import PROBE_STEM
-from medianscan.capture.camera.simulated_scene import WEDGE_DENSITIES, has_wedge, wedge_steps
+from medianscan.capture.camera.simulated.scene import WEDGE_DENSITIES, has_wedge, wedge_steps
 from medianscan.cli import main
 from medianscan.config.loader import parse_config
 from medianscan.config.schema import CameraConfig, SimulatedConfig

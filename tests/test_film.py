@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from medianscan.blend.pipeline import blend_stack
-from medianscan.capture.camera.simulated import SimulatedCamera
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.capture.control_client import request
 from medianscan.config.schema import CameraConfig
 from medianscan.library.manifest import State, read_manifest

@@ -285,7 +285,7 @@ def test_on_x_trans_every_colour_is_flat_too(tmp_path: Path) -> None:
 
 
 def test_the_daemon_shoots_a_flat_and_corrects_the_rolls_later_negatives(tmp_path: Path) -> None:
-    from medianscan.capture.camera.simulated_scene import Negative, light_path
+    from medianscan.capture.camera.simulated.scene import Negative, light_path
     from medianscan.library.manifest import State, read_manifest
     from tests.daemon_thread import RunningDaemon, capture_config
 

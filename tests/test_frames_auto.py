@@ -23,8 +23,8 @@ from medianscan.blend.noise import robust_sigma
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.capture.camera.burst.enough import Auto, flat_gain
-from medianscan.capture.camera.simulated import SimulatedCamera, light_on_sensor
-from medianscan.capture.camera.simulated_scene import Negative
+from medianscan.capture.camera.simulated.camera import SimulatedCamera, light_on_sensor
+from medianscan.capture.camera.simulated.scene import Negative
 from medianscan.config.loader import load_config
 from medianscan.config.schema import AutoFrames, BlendConfig, CameraConfig
 from medianscan.errors import MedianscanError
@@ -226,8 +226,8 @@ def _shoot(cfg: CameraConfig, auto: AutoFrames, stack: Path) -> tuple[SimulatedC
 
 
 def test_the_simulated_noise_follows_photon_transfer(tmp_path: Path) -> None:
-    from medianscan.capture.camera.simulated_scene import BLACK, READ_NOISE
-    from medianscan.capture.camera.simulated_scene import GAIN as SIM_GAIN
+    from medianscan.capture.camera.simulated.scene import BLACK, READ_NOISE
+    from medianscan.capture.camera.simulated.scene import GAIN as SIM_GAIN
 
     negative = Negative(0, 1, 256, 384)
     frames_ = np.stack([negative.frame(i).astype(np.float32) for i in (1, 2, 3, 4)])

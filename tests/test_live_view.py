@@ -18,8 +18,8 @@ import pytest
 
 from medianscan.capture.camera import CameraError, NoLiveViewError
 from medianscan.capture.camera import faults as codes
-from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
-from medianscan.capture.camera.simulated import SimulatedCamera
+from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.capture.live_view import LiveFeed
 from medianscan.config.schema import CameraConfig, Config
 from medianscan.console.focus import sharpness

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from medianscan.capture.camera.simulated import SimulatedCamera
-from medianscan.capture.camera.simulated_strip import Carriage, SimulatedStrip, strip_of
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.strip import Carriage, SimulatedStrip, strip_of
 from medianscan.capture.events import Answer
-from medianscan.capture.rig import RigError, open_rig
 from medianscan.capture.rig.finding import FrameFinder, decode
 from medianscan.capture.rig.grbl import GrblRig
 from medianscan.capture.rig.grbl_firmware import Faults, GrblFirmware
 from medianscan.capture.rig.line import LineRig
 from medianscan.capture.rig.marlin import MarlinRig
-from medianscan.capture.rig.port import SerialPort
+from medianscan.capture.rig.open import open_rig
+from medianscan.capture.rig.port import RigError, SerialPort
 from medianscan.capture.rig.roll_run import Resume, RollRun, RollSummary
 from medianscan.config.schema import Config, RigConfig, StripConfig
 from medianscan.library.manifest import State, read_manifest
@@ -446,7 +446,7 @@ def test_a_body_without_live_view_is_placed_by_the_pitch_and_the_run_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grbl_device: tuple[PtyDevice, GrblFirmware]
 ) -> None:
     """libgphoto2's virtual camera advertises live view but answers -6 Unsupported: the run falls back."""
-    from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
+    from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
     from medianscan.config.schema import CameraConfig
     from tests.vcam import RewritingCamera, virtual_camera
 

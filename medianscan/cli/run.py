@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from medianscan.capture.camera.faults import NO_CAMERA_FIX
-from medianscan.capture.camera.gphoto2_session import autodetect
+from medianscan.capture.camera.gphoto2.session import autodetect
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError

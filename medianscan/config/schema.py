@@ -21,7 +21,7 @@ Editor = Literal["darktable", "rawtherapee"]
 @dataclass
 class SimulatedTiming:
     """How fast the simulated body is, in real time, so that a burst's wall-clock time means something. A
-    `preset` gives a real body's figures (capture.camera.simulated_timing lists them); a field set here overrides
+    `preset` gives a real body's figures (capture.camera.simulated.timing lists them); a field set here overrides
     it. Without either: shots at `seconds_per_frame`, an instant link, no continuous burst."""
 
     preset: str | None = None

@@ -5,7 +5,7 @@
     record = cam.burst(9, stack, "frame-001")   # re-locks and verifies the settings first
     cam.close()                          # restores the settings found at connect
 
-Only the gphoto2_* modules here import gphoto2.
+Only the gphoto2/ package here imports gphoto2; simulated/ is the body without a camera.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from medianscan.capture.camera.base import (
     SettingError,
     SettingInfo,
 )
-from medianscan.capture.camera.gphoto2_backend import Gphoto2Camera
-from medianscan.capture.camera.gphoto2_session import list_cameras as gphoto2_cameras
-from medianscan.capture.camera.simulated import SIMULATED_IDENTITY, SimulatedCamera
+from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
+from medianscan.capture.camera.gphoto2.session import list_cameras as gphoto2_cameras
+from medianscan.capture.camera.simulated.camera import SIMULATED_IDENTITY, SimulatedCamera
 from medianscan.config.schema import CameraConfig
 
 __all__ = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medianscan.capture.camera.simulated_strip import Carriage
+from medianscan.capture.camera.simulated.strip import Carriage
 
 BANNER = "\r\nGrbl 1.1h ['$' for help]\r\n"
 MOVE = re.compile(r"^G0?[01](?:\s*[XYZ](?P<d>[-+]?\d*\.?\d+)|\s*F(?P<f>\d*\.?\d+))+$")

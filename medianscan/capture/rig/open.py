@@ -1,11 +1,11 @@
-"""The rig: a film advancer or XY stage on a serial line, for a roll shot without hands (`medianscan scan-roll`).
-One module per protocol (grbl, marlin, line) over one port (port: pyserial's, or the simulated controller's)."""
+"""Opening the configured rig: its port (pyserial's, or the simulated GRBL controller's line in this process) and
+its protocol (grbl, marlin, line), started and ready to move."""
 
 from __future__ import annotations
 
 import time
 
-from medianscan.capture.camera.simulated_strip import strip_of
+from medianscan.capture.camera.simulated.strip import strip_of
 from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.grbl import GrblRig
 from medianscan.capture.rig.grbl_firmware import Faults, GrblFirmware

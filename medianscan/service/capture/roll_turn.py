@@ -15,7 +15,7 @@ from typing import Protocol
 from medianscan.capture.camera import Camera, NoLiveViewError
 from medianscan.capture.events import Answer
 from medianscan.capture.live_view import LiveFeed
-from medianscan.capture.rig import open_rig
+from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.roll_run import Resume, RollProgress, RollRun
 from medianscan.config.schema import Config
 from medianscan.library.rolls import Library

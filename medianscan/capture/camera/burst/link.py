@@ -1,6 +1,6 @@
 """What the burst engine asks of a body: fire (one way or another), hear what it announces, fetch a file, delete
-it. The libgphoto2 backend answers through the real ptp2 driver (capture.camera.gphoto2_link), the simulated body
-through its timing model (capture.camera.simulated_body); the engine is the same for both.
+it. The libgphoto2 backend answers through the real ptp2 driver (capture.camera.gphoto2.link), the simulated body
+through its timing model (capture.camera.simulated.body); the engine is the same for both.
 
 Every call happens on the camera thread: a body is one session on one thread.
 """

@@ -1,6 +1,6 @@
-"""A real camera through libgphoto2 (python-gphoto2): its session (gphoto2_session), its settings
-(gphoto2_settings), its live view (gphoto2_live), and its bursts: the burst engine (capture.camera.burst) driving
-it through gphoto2_link by the strategy the body allows.
+"""A real camera through libgphoto2 (python-gphoto2): its session (`session`), its settings (`settings`), its live
+view (`live`), and its bursts: the burst engine (capture.camera.burst) driving it through `link` by the strategy
+the body allows.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from medianscan.capture.camera.burst.leftover import Fetched, fetch_left
 from medianscan.capture.camera.burst.quirks import Quirk, quirk_for
 from medianscan.capture.camera.burst.strategies import Choice, choose
 from medianscan.capture.camera.freshness import Freshness
-from medianscan.capture.camera.gphoto2_link import Gphoto2Link
-from medianscan.capture.camera.gphoto2_live import Gphoto2LiveView
-from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session, list_cameras
-from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings
+from medianscan.capture.camera.gphoto2.link import Gphoto2Link
+from medianscan.capture.camera.gphoto2.live import Gphoto2LiveView
+from medianscan.capture.camera.gphoto2.session import _ALIVE_WIDGETS, Gphoto2Session, list_cameras
+from medianscan.capture.camera.gphoto2.settings import Gphoto2Settings
 from medianscan.capture.camera.settings import true_seconds
 from medianscan.config.schema import CameraConfig
 

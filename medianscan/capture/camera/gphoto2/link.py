@@ -23,8 +23,8 @@ import gphoto2 as gp
 from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.link import Announced, BodyEvent, Capabilities, Download, NativeKind
 from medianscan.capture.camera.freshness import file_number
-from medianscan.capture.camera.gphoto2_session import Gphoto2Session
-from medianscan.capture.camera.gphoto2_settings import Gphoto2Settings, choices_of
+from medianscan.capture.camera.gphoto2.session import Gphoto2Session
+from medianscan.capture.camera.gphoto2.settings import Gphoto2Settings, choices_of
 
 _CONTINUOUS = re.compile(r"continuous|burst|\bcont\b|high.?speed|\bch\b", re.IGNORECASE)
 _PRESS_FULL = re.compile(r"press\s*full", re.IGNORECASE)

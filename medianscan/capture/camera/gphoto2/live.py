@@ -13,7 +13,7 @@ import gphoto2 as gp
 
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import CameraError, NoLiveViewError
-from medianscan.capture.camera.gphoto2_session import _ALIVE_WIDGETS, Gphoto2Session
+from medianscan.capture.camera.gphoto2.session import _ALIVE_WIDGETS, Gphoto2Session
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import gphoto2 as gp
 
 from medianscan.capture.camera import faults
 from medianscan.capture.camera.base import CameraError, SettingError, SettingInfo
-from medianscan.capture.camera.gphoto2_session import Gphoto2Session
+from medianscan.capture.camera.gphoto2.session import Gphoto2Session
 from medianscan.capture.camera.settings import (
     match_choice,
     nearest_choices,

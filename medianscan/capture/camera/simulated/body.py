@@ -23,7 +23,7 @@ from pathlib import Path
 from medianscan.atomic import remove_dead_temps
 from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.link import Announced, BodyEvent, Capabilities, Download
-from medianscan.capture.camera.simulated_timing import BodyTiming
+from medianscan.capture.camera.simulated.timing import BodyTiming
 
 FOLDER = "/store_00010001/DCIM/100SIMUL"
 _NUMBER = re.compile(r"SIM_(\d{4})\.(DNG|JPG)$")

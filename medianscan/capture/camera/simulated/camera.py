@@ -1,7 +1,7 @@
 """A camera without a camera: raw DNG frames of a film negative, differing only in noise (and chosen faults).
 
 The body: its settings (choices, read-back, the light they let in), its bursts, its live view and its faults.
-What its sensor sees is medianscan.capture.camera.simulated_scene. Each burst is a new negative; faults from
+What its sensor sees is medianscan.capture.camera.simulated.scene. Each burst is a new negative; faults from
 the config: one flickered frame, one frame shifted by 2 px (the Bayer phase is kept), and a camera that drops
 off the bus after k frames (once per object).
 """
@@ -47,16 +47,16 @@ from medianscan.capture.camera.settings import (
     same_value,
     true_seconds,
 )
-from medianscan.capture.camera.simulated_body import BodyGoneError, Render, SimulatedBody
-from medianscan.capture.camera.simulated_live import SimulatedLiveView
-from medianscan.capture.camera.simulated_scene import (
+from medianscan.capture.camera.simulated.body import BodyGoneError, Render, SimulatedBody
+from medianscan.capture.camera.simulated.live import SimulatedLiveView
+from medianscan.capture.camera.simulated.scene import (
     BLACK,
     WHITE,
     Negative,
     layout,
 )
-from medianscan.capture.camera.simulated_strip import strip_of
-from medianscan.capture.camera.simulated_timing import timing_of
+from medianscan.capture.camera.simulated.strip import strip_of
+from medianscan.capture.camera.simulated.timing import timing_of
 from medianscan.config.schema import CameraConfig
 from medianscan.library.base_shots import BASE_STEM
 from medianscan.library.flats import FLAT_STEM

@@ -128,7 +128,7 @@ def wedge_steps(h: int, w: int) -> list[tuple[int, int, int, int]]:
 class Negative:
     """One negative under the lens: the noiseless signal per photosite and its noise sigma (DN). `through`, when
     given, is what the film lets through per photosite, orange mask included (a strip seen through the light,
-    capture.camera.simulated_strip); else negative `index`'s picture fills the view."""
+    capture.camera.simulated.strip); else negative `index`'s picture fills the view."""
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.capture.camera.simulated_scene import BARE_LIGHT, BASE_TRANSMISSION, FILM_LIGHT, mask, picture
+from medianscan.capture.camera.simulated.scene import BARE_LIGHT, BASE_TRANSMISSION, FILM_LIGHT, mask, picture
 from medianscan.config.schema import SimulatedConfig, StripConfig
 
 VIEW_PITCHES = 1.25  # the view's width along the strip, in pitches
