@@ -110,3 +110,12 @@ def test_the_readme_is_a_front_door() -> None:
     linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)", README))
     assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= linked, linked
     assert len(README.splitlines()) <= 300
+
+
+def test_the_module_map_is_current() -> None:
+    """docs/how-it-is-built.md lists every module with the first sentence of its docstring: a module added, moved
+    or re-described without `python -m scripts.house_map` leaves the map behind the code."""
+    from scripts.house_map import DOC, written
+
+    text = DOC.read_text()
+    assert written(text) == text, "docs/how-it-is-built.md's module map is stale: run python -m scripts.house_map"
