@@ -127,7 +127,11 @@ def as_written(decoded: Sequence[Frame], options: BlendOptions) -> list[Frame]:
         dataclasses.replace(
             frame,
             layout=levels.with_camera_facts(
-                frame.layout, frame.camera.make, frame.camera.model, frame.exposure.iso, options.white_level,
+                frame.layout,
+                frame.camera.make,
+                frame.camera.model,
+                frame.exposure.iso,
+                options.white_level,
                 shape=frame.pixels.shape,
             ),
         )
