@@ -4,11 +4,12 @@
 #          for the units, udev (its own rules are the udev checker's positive control),
 #          headless Chromium with its driver for the console's browser test, and rawtran-doc, which carries the
 #          real Canon EOS 30D raw the tests blend (/usr/share/doc/rawtran/IMG_5952.CR2, GPL-3+)
-#   bench: the peer tools the benchmark measures against
+#   bench: the peer tools the benchmark measures against (hugin-tools and enblend for the stitch, hugin_stacker and
+#          ImageMagick for the median)
 set -euo pipefail
 case "${1:-test}" in
   test)  want=(libimage-exiftool-perl darktable rawtherapee dcraw systemd udev chromium chromium-driver rawtran-doc) ;;
-  bench) want=(hugin-tools imagemagick time) ;;
+  bench) want=(hugin-tools enblend imagemagick time) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 missing=()
