@@ -153,7 +153,7 @@ def bench_raw(n: int, repeats: int) -> None:
     if raw is None:
         print("\nraw stack: skipped, no sample raw (set MEDIANSCAN_SAMPLE_RAW)")
         return
-    from medianscan.blend.combine import warm_up
+    from medianscan.blend.kernels.combine import warm_up
     from medianscan.blend.options import BlendOptions
     from medianscan.blend.pipeline import blend_stack
 
@@ -192,7 +192,7 @@ def bench_raw(n: int, repeats: int) -> None:
 
 def write_flat_frames(folder: Path, like: Path, n: int = 5) -> None:
     """Frames of a bare light through a lens falling to 0.62 at the corners, as the body of `like` shot them."""
-    from medianscan.blend.frames import read_frame
+    from medianscan.blend.reading.frames import read_frame
     from medianscan.outputs.dng import write_dng
 
     frame = read_frame(like)
@@ -248,8 +248,8 @@ def memory(folder: Path, n: int) -> None:
 import resource, sys
 from pathlib import Path
 from medianscan.blend.pipeline import blend_stack
-from medianscan.blend.combine import warm_up
-from medianscan.blend.frames import probe
+from medianscan.blend.kernels.combine import warm_up
+from medianscan.blend.reading.frames import probe
 warm_up({n})
 def rss():
     for line in open('/proc/self/status'):

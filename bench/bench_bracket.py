@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medianscan.blend.combine import warm_up
+from medianscan.blend.kernels.combine import warm_up
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
 from tests.conftest import find_sample_raw

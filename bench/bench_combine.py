@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medianscan.blend import combine, kernel_cache
-from medianscan.blend.noise_model import measure_rows
+from medianscan.blend.kernels import combine, kernel_cache
+from medianscan.blend.kernels.noise_model import measure_rows
 from medianscan.vocabulary import Method
 
 FULL = (4000, 6000)  # 24 MP
@@ -64,7 +64,7 @@ def peak_extra_mib(n: int, shape: tuple[int, int], method: str) -> float:
     code = f"""
 import numpy as np
 from pathlib import Path
-from medianscan.blend import kernels as cb
+from medianscan.blend.kernels import combine
 def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key):

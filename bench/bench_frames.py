@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medianscan.blend import frames
+from medianscan.blend.reading import frames
 from medianscan.capture.camera.burst.enough import Auto
 from medianscan.capture.camera.simulated.camera import light_on_sensor
 from medianscan.capture.camera.simulated.scene import BLACK, Negative

@@ -29,7 +29,7 @@ import numpy as np
 import rawpy
 import tifffile
 
-from medianscan.blend.frames import read_frame
+from medianscan.blend.reading.frames import read_frame
 from medianscan.outputs import dng
 from medianscan.stitch import write
 from tests.conftest import find_sample_raw

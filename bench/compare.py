@@ -186,7 +186,7 @@ class Worker:
 
 def raw_dng_stack(folder: Path, raw: Path, n: int) -> None:
     """N DNG frames of the raw's own mosaic plus fresh noise each (as a burst of one negative)."""
-    from medianscan.blend.frames import read_frame
+    from medianscan.blend.reading.frames import read_frame
     from medianscan.outputs.dng import write_dng
 
     frame = read_frame(raw)

@@ -113,7 +113,9 @@ class BlendRecord(JsonRecord):
     frames: tuple[Path, ...]
     dropped: tuple[LeftOut, ...] = field(metadata=stored(keys={"path": "frame"}, absent=()))  # rejected, and why
     seconds: float = field(metadata=stored(digits=3))
-    noise_ratio: float | None = field(metadata=stored(digits=4))  # blend noise / one frame's (see blend.noise)
+    noise_ratio: float | None = field(
+        metadata=stored(digits=4)
+    )  # blend noise / one frame's (see blend.measuring.noise)
     timings: dict[str, float] = field(default_factory=dict, metadata=stored(digits=4))
     ignored: tuple[LeftOut, ...] = field(default=(), metadata=stored(keys={"path": "file"}))  # not frames of it
     clipped: dict[str, float] = field(default_factory=dict, metadata=stored(digits=6))  # colour -> share at white

@@ -1,6 +1,6 @@
 """Makes medianscan/data/rawspeed_cameras.json, the camera facts a blend's DNG takes from darktable's camera data
-(white levels and crops, see medianscan.blend.levels), so that every host writes the same DNG whether darktable is
-installed there or not.
+(white levels and crops, see medianscan.blend.corrections.levels), so that every host writes the same DNG whether
+darktable is installed there or not.
 
 Run: .venv/bin/python -m scripts.camera_facts [/usr/share/darktable/rawspeed/cameras.xml]
 The source is rawspeed's data/cameras.xml (as darktable ships it; CC-BY-SA 3.0 per the file's own header). Only

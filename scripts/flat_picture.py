@@ -12,9 +12,9 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 
-from medianscan.blend import frames
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
+from medianscan.blend.reading import frames
 from medianscan.outputs.preview import render_preview
 from tests.conftest import find_sample_raw
 from tests.flats import flat_light, truth, write_stack

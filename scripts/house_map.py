@@ -28,7 +28,9 @@ def module_map() -> str:
     lines = [START]
     for folder in FOLDERS:
         base = PACKAGE / folder if folder else PACKAGE
-        files = sorted(base.rglob("*.py")) if folder else sorted(base.glob("*.py"))
+        # the folder's own modules first (the story), then its sub-folders
+        found = base.rglob("*.py") if folder else base.glob("*.py")
+        files = sorted(found, key=lambda p: (len(p.relative_to(base).parts) > 1, p))
         lines += ["", f"### `{folder}/`" if folder else "### the ground floor", ""]
         for path in files:
             rel = path.relative_to(base)

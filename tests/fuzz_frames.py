@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from medianscan.blend import frames
+from medianscan.blend.reading import frames
 from medianscan.errors import MedianscanError
 
 CUTS = 24

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import dense, frames
-from medianscan.blend.noise import robust_sigma
+from medianscan.blend.measuring import dense
+from medianscan.blend.measuring.noise import robust_sigma
+from medianscan.blend.reading import frames
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs import dng
 
@@ -199,8 +200,8 @@ def cfa_burst(
 
 
 def true_snr(blended: npt.NDArray[np.generic], clean: npt.NDArray[np.float32], layout: MosaicLayout) -> float:
-    """The SNR a blend has in the densest tenth (as blend.dense places it), its noise measured against the clean
-    signal the frames were made from: in the colour that limits."""
+    """The SNR a blend has in the densest tenth (as blend.measuring.dense places it), its noise measured against
+    the clean signal the frames were made from: in the colour that limits."""
     truth, got = dense.subsample(clean, layout, 1), dense.subsample(blended, layout, 1)
     pattern = np.asarray(layout.pattern)
     signal = truth - dense.black_of(layout)[None, :, None, :]

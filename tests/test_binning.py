@@ -10,9 +10,9 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from medianscan.blend import binning, consistency
-from medianscan.blend.frames import read_frame
+from medianscan.blend.measuring import binning, consistency
 from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.reading.frames import read_frame
 from medianscan.errors import StackError
 from medianscan.outputs.preview import bin_cells
 from tests.stacks import BAYER_RGGB, X_TRANS, cfa_burst

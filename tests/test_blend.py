@@ -18,10 +18,10 @@ import pytest
 import rawpy
 import tifffile
 
-from medianscan.blend import frames, sniff
-from medianscan.blend.noise import noise_warnings
+from medianscan.blend.measuring.noise import noise_warnings
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.reading import frames, sniff
 from medianscan.blend.verify import verify_output
 from medianscan.cli import main
 from medianscan.errors import StackError

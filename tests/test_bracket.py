@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from medianscan.blend import frames
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.reading import frames
 from medianscan.errors import BadFramesError, StackError
 from medianscan.library.roll_record import write_roll_record
 from medianscan.outputs.editors import is_ours, sidecar_path

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from medianscan.blend.frames import read_frame
+from medianscan.blend.reading.frames import read_frame
 from medianscan.capture.camera import BurstError, CameraError, list_cameras, open_camera
 from medianscan.capture.camera.simulated.camera import SIMULATED_IDENTITY, SimulatedCamera
 from medianscan.capture.camera.simulated.scene import BLACK, Negative, layout

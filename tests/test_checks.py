@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan.blend import checks, registration
-from medianscan.blend.frames import Frame, read_frame
+from medianscan.blend.measuring import checks, registration
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.reading.frames import Frame, read_frame
 from medianscan.errors import StackError
 from tests.stacks import BAYER_RGGB, X_TRANS, add_dust, cfa_burst, load_scene, noisy
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan.blend import codegen, combine, frames, kernel_build, kernel_cache, networks
-from medianscan.blend.noise_model import NoiseModel, measure_frames, measure_rows
+from medianscan.blend.kernels import codegen, combine, kernel_build, kernel_cache, networks
+from medianscan.blend.kernels.noise_model import NoiseModel, measure_frames, measure_rows
+from medianscan.blend.reading import frames
 from medianscan.cli import main
 from medianscan.vocabulary import METHODS
 from tests.stacks import Scene, load_scene, write_frame
@@ -386,13 +387,13 @@ def test_a_kernel_compiled_for_the_first_time_is_announced_once(
 
     stack, out = np.ones((2, 3, 4), np.uint16), np.empty((3, 4), np.uint16)
     try:
-        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernel_cache"):
+        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernels.kernel_cache"):
             load_as_a_new_process()(stack, out)
         assert [r.levelno for r in caplog.records] == [logging.INFO, logging.INFO]  # news, not a warning
         assert "compiling the floor kernel for 2 frames (first use only" in caplog.records[0].message
         assert re.fullmatch(r"compiled the floor kernel for 2 frames in [0-9.]+ s", caplog.records[1].message)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernel_cache"):
+        with caplog.at_level(logging.INFO, logger="medianscan.blend.kernels.kernel_cache"):
             load_as_a_new_process()(stack, out)
         assert "compil" not in caplog.text
         np.testing.assert_array_equal(out, 1)
@@ -416,7 +417,7 @@ def test_kernels_built_ahead_are_loaded_by_a_blend_without_a_compile(
     assert main(["kernels"]) == 0
     assert "built 2 kernels in" in capsys.readouterr().out
     assert kernel_build.built(wanted)
-    with caplog.at_level(logging.INFO, logger="medianscan.blend.kernel_cache"):
+    with caplog.at_level(logging.INFO, logger="medianscan.blend.kernels.kernel_cache"):
         out = combine.combine(np.zeros((4, 8, 8), dtype=np.uint16), "mean")
     assert out.shape == (8, 8) and "compiling" not in caplog.text
     assert main(["kernels"]) == 0

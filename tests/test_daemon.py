@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
-from medianscan.blend import frames
+from medianscan.blend.reading import frames
 from medianscan.blend.verify import verify_output
 from medianscan.capture.control_client import request
 from medianscan.config.schema import Config

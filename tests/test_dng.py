@@ -20,8 +20,8 @@ import pytest
 import rawpy
 import tifffile
 
-from medianscan.blend import levels
-from medianscan.blend.frames import layout_from_rawpy, read_frame, read_metadata
+from medianscan.blend.corrections import levels
+from medianscan.blend.reading.frames import layout_from_rawpy, read_frame, read_metadata
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout, headroom, with_headroom
 from medianscan.outputs import tiff_ifd

@@ -13,10 +13,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from medianscan.blend import frames
-from medianscan.blend.flat import FlatError
+from medianscan.blend.corrections.flat import FlatError
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
+from medianscan.blend.reading import frames
 from medianscan.errors import StackError
 from medianscan.library.recovery import recover
 from tests.flats import dust_centres, flat_light, truth, write_stack

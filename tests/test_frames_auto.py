@@ -17,11 +17,12 @@ import numpy.typing as npt
 import pytest
 from scipy import integrate, stats
 
-from medianscan.blend import dense, frames
-from medianscan.blend.efficiency import MEDIAN_VARIANCE, blend_snr, frames_for, variance_factor
-from medianscan.blend.noise import robust_sigma
+from medianscan.blend.measuring import dense
+from medianscan.blend.measuring.efficiency import MEDIAN_VARIANCE, blend_snr, frames_for, variance_factor
+from medianscan.blend.measuring.noise import robust_sigma
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
+from medianscan.blend.reading import frames
 from medianscan.capture.camera.burst.enough import Auto, flat_gain
 from medianscan.capture.camera.simulated.camera import SimulatedCamera, light_on_sensor
 from medianscan.capture.camera.simulated.scene import Negative

@@ -16,10 +16,10 @@ import pytest
 import rawpy
 import tifffile
 
-from medianscan.blend import sniff
-from medianscan.blend.dng_jxl import JPEG_XL
-from medianscan.blend.frames import read_frame
 from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.reading import sniff
+from medianscan.blend.reading.dng_jxl import JPEG_XL
+from medianscan.blend.reading.frames import read_frame
 from medianscan.errors import StackError
 
 pytestmark = [

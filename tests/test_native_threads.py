@@ -40,7 +40,7 @@ CHILD = textwrap.dedent(
     """
     import json, os, signal, sys, threading, time
     from pathlib import Path
-    from medianscan.blend.frames import read_metadata
+    from medianscan.blend.reading.frames import read_metadata
     from medianscan.outputs.xmp import read_back
 
     children, threads, hang = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])

@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from medianscan.blend.frames import camera_preview, read_frame
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.blend.reading.frames import camera_preview, read_frame
 from medianscan.outputs.preview import StoredPreview, stored_preview
 from medianscan.outputs.preview_change import decoded_preview
 from tests.layouts import SCENES, another_tools_dng, falloff, linear_rgb_dng, linearized_dng, scene_dng

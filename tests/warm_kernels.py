@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medianscan.blend.combine import warm_up
+from medianscan.blend.kernels.combine import warm_up
 
 # (frames, method): the slowest first, as test_combine and the blends use them
 SLOW = [

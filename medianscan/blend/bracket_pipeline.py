@@ -1,5 +1,6 @@
 """Blend a bracket (`--bracket`): the frames fall into exposure groups by shutter time; each group is checked and
-blended like a stack of its own, then medianscan.blend.bracket merges the groups into one DNG beside the raws.
+blended like a stack of its own, then medianscan.blend.corrections.bracket merges the groups into one DNG beside
+the raws.
 
 Everything is checked before anything is written: the body, ISO and aperture across the groups, at least
 MIN_GROUP frames per group, noise-only differences within each group, and the measured exposure ratios.
@@ -19,12 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.atomic import write_json
-from medianscan.blend import bracket, checks, dense, levels
-from medianscan.blend.exposure import raw_clipping
-from medianscan.blend.frames import Frame
-from medianscan.blend.noise import noise_warnings
+from medianscan.blend.corrections import bracket, levels
+from medianscan.blend.measuring import checks, dense
+from medianscan.blend.measuring.exposure import raw_clipping
+from medianscan.blend.measuring.noise import noise_warnings
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.shelf import allocate_frames, return_freed_buffers_to_os
+from medianscan.blend.reading.frames import Frame
+from medianscan.blend.reading.shelf import allocate_frames, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
 from medianscan.blend.stack_files import (
     as_written,

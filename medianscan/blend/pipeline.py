@@ -17,16 +17,19 @@ from pathlib import Path
 import numpy as np
 
 from medianscan.atomic import write_json
-from medianscan.blend import checks, dense, flat, sniff
 from medianscan.blend.bracket_pipeline import blend_bracket
-from medianscan.blend.combine import warm_up
-from medianscan.blend.exposure import raw_clipping
-from medianscan.blend.frames import Frame
-from medianscan.blend.noise import noise_ratio, noise_warnings
-from medianscan.blend.noise_model import stack_noise
+from medianscan.blend.corrections import flat
+from medianscan.blend.kernels.combine import warm_up
+from medianscan.blend.kernels.noise_model import stack_noise
+from medianscan.blend.measuring import checks, dense
+from medianscan.blend.measuring.exposure import raw_clipping
+from medianscan.blend.measuring.noise import noise_ratio, noise_warnings
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
-from medianscan.blend.sidecar import recorded_frames, sidecar_json
+from medianscan.blend.reading import sniff
+from medianscan.blend.reading.frames import Frame
+from medianscan.blend.reading.recorded import recorded_frames
+from medianscan.blend.reading.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
+from medianscan.blend.sidecar import sidecar_json
 from medianscan.blend.stack_files import (
     as_written,
     burst_count,

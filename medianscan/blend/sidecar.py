@@ -1,11 +1,10 @@
 """The sidecar JSON written beside every blend: method, parameters, every frame with its hash, exposure, level and
-shift, frames rejected or left out and why, camera, versions and timings; and reading back which files a sidecar
-says were blended (to skip stacks already blended).
+shift, frames rejected or left out and why, camera, versions and timings (read back by
+`medianscan.blend.reading.recorded`, which files a sidecar says were blended, to skip stacks already blended).
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Sequence
@@ -16,10 +15,11 @@ import numpy as np
 import rawpy
 
 from medianscan import __version__
-from medianscan.blend import checks, frames
-from medianscan.blend.frames import Frame
-from medianscan.blend.noise_model import NoiseModel
+from medianscan.blend.kernels.noise_model import NoiseModel
+from medianscan.blend.measuring import checks
 from medianscan.blend.options import BlendOptions
+from medianscan.blend.reading import frames
+from medianscan.blend.reading.frames import Frame
 from medianscan.records import BlendRecord, FramesRecord
 
 
@@ -74,7 +74,7 @@ def sidecar_json(
             {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
         ],
         "noise_ratio": result.to_json()["noise_ratio"],
-        "snr": {  # in the negative's densest tenth, the colour that limits (blend.dense)
+        "snr": {  # in the negative's densest tenth, the colour that limits (blend.measuring.dense)
             "blend": result.to_json()["snr"],  # what this blend reached, measured on its own frames
             "frames_auto": None if count is None else count.to_json(),  # a `frames: auto` burst's count and why
         },
@@ -117,14 +117,3 @@ def parameters_json(options: BlendOptions, noise: NoiseModel | None = None) -> d
     if noise is not None:
         params["noise"] = noise.to_json()  # what sigma was: read noise plus shot noise, per colour
     return params
-
-
-def recorded_frames(sidecar: Path) -> dict[str, str] | None:
-    """File name -> sha256 of every file a sidecar says the blend looked at (the frames, and those rejected or
-    left out), to skip stacks already blended; None when there is no readable sidecar."""
-    try:
-        record = json.loads(sidecar.read_text())
-        seen = [*record["frames"], *record.get("rejected", []), *record.get("ignored", [])]
-        return {f["file"]: f["sha256"] for f in seen if f.get("sha256")}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None

@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import checks, flat, frames, levels, sniff
-from medianscan.blend.frames import Frame
+from medianscan.blend.corrections import flat, levels
+from medianscan.blend.measuring import checks
 from medianscan.blend.options import BlendOptions
+from medianscan.blend.reading import frames, sniff
+from medianscan.blend.reading.frames import Frame
 from medianscan.errors import MedianscanError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents
@@ -121,8 +123,8 @@ def decode_all(
 
 def as_written(decoded: Sequence[Frame], options: BlendOptions) -> list[Frame]:
     """The frames with the white level and crop their DNG will say (`blend.white_level`, see
-    medianscan.blend.levels); the checks, the clipping figures, the flat and the bracket then all measure against
-    that one white."""
+    medianscan.blend.corrections.levels); the checks, the clipping figures, the flat and the bracket then all
+    measure against that one white."""
     return [
         dataclasses.replace(
             frame,

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import rawpy
 
-from medianscan.blend import frames, sniff
+from medianscan.blend.reading import frames, sniff
 from medianscan.errors import StackError
 from medianscan.outputs import tiff
 from medianscan.records import BlendRecord

@@ -14,13 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan import __version__
-from medianscan.blend import levels
-from medianscan.blend.combine import combine
-from medianscan.blend.flat import MasterFlat
-from medianscan.blend.frames import Frame
-from medianscan.blend.noise_model import NoiseModel
+from medianscan.blend.corrections import levels
+from medianscan.blend.corrections.flat import MasterFlat
+from medianscan.blend.kernels.combine import combine
+from medianscan.blend.kernels.noise_model import NoiseModel
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.shelf import SHELF, FrameArrays
+from medianscan.blend.reading.frames import Frame
+from medianscan.blend.reading.shelf import SHELF, FrameArrays
 from medianscan.blend.verify import output_digest, pixels_sha256
 from medianscan.errors import MedianscanError, StackError
 from medianscan.metadata import MosaicLayout
@@ -28,6 +28,7 @@ from medianscan.outputs import dng, jpeg, tiff
 from medianscan.outputs import xmp as xmp_file
 from medianscan.outputs.preview import StoredPreview, Tone, stored_preview
 from medianscan.outputs.preview_change import changed_preview
+from medianscan.pixel_block import PixelBlock, pixel_block
 from medianscan.records import FlatRecord
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
@@ -45,15 +46,15 @@ def write_outputs(
     raised_ev: float = 0.0,
     shorter: Sequence[Frame] = (),
 ) -> tuple[tuple[Path, ...], str]:
-    """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader
-    gets them back from the main output, which has been read back to check it. A DNG carries `xmp` (the film's
-    metadata), `first`'s EXIF and maker note, a white level no lower than its data (blend.levels) and, when `first`
-    has a preview (`tone` is its tone), the camera's preview of the picture the DNG shows without BaselineExposure
-    (as darktable and RawTherapee develop it): `first`'s own as stored where that is `first`'s picture (a plain
-    blend), else `first`'s changed by the flat field's `gain` and by `raised_ev`, the BaselineExposure the
-    headroom above `first`'s white level added (a flat's, a bracket's merge: whose `first` is its longest group's,
-    and where its preview clipped, the `shorter` groups' frames' previews stand in); our rendering in `tone` only
-    where the camera's cannot be read back."""
+    """Write the blend (and the optional TIFF); return the extra outputs and the sha256 of the pixels as a reader gets
+    them back from the main output, which has been read back to check it. A DNG carries `xmp` (the film's metadata),
+    `first`'s EXIF and maker note, a white level no lower than its data (blend.corrections.levels) and, when `first` has
+    a preview (`tone` is its tone), the camera's preview of the picture the DNG shows without BaselineExposure (as
+    darktable and RawTherapee develop it): `first`'s own as stored where that is `first`'s picture (a plain blend), else
+    `first`'s changed by the flat field's `gain` and by `raised_ev`, the BaselineExposure the headroom above `first`'s
+    white level added (a flat's, a bracket's merge: whose `first` is its longest group's, and where its preview clipped,
+    the `shorter` groups' frames' previews stand in); our rendering in `tone` only where the camera's cannot be read
+    back."""
     description = f"medianscan {__version__} {options.method} of a stack"
     if first.kind == "raw":
         assert first.layout is not None
@@ -193,8 +194,8 @@ def stream_tiff(
     written = tiff.write_tiff_rows(main, first.shape, first.dtype, bands(), description=description, icc=icc)
     # read back as it was written (from the disk itself, see diskio); and the file must show TIFF readers
     # exactly that block as its image
-    block = tiff.pixel_block(main)
-    wanted = tiff.PixelBlock(written.offset, written.size, tuple(first.shape), np.dtype(first.dtype))
+    block = pixel_block(main)
+    wanted = PixelBlock(written.offset, written.size, tuple(first.shape), np.dtype(first.dtype))
     if written.stored_sha256 != written.sha256 or block != wanted:
         main.unlink(missing_ok=True)
         raise StackError(f"{main}: the written file reads back different pixels; it was removed")

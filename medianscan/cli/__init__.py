@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         made_handler.setFormatter(formatter)
     limit_repeats(made)
     if not args.verbose:  # a first kernel compile can take minutes: say so even when nothing else is logged
-        logging.getLogger("medianscan.blend.kernel_cache").setLevel(logging.INFO)
+        logging.getLogger("medianscan.blend.kernels.kernel_cache").setLevel(logging.INFO)
     command_handler: CommandHandler = args.handler
     try:
         return command_handler(args)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medianscan.blend.kernel_build import built, needs
+from medianscan.blend.kernels.kernel_build import built, needs
 from medianscan.config.listen import parse_listen
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError

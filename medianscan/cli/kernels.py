@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from medianscan.blend.kernel_build import KernelNeed, build, built, needs
-from medianscan.blend.kernel_cache import cache_folder
+from medianscan.blend.kernels.kernel_build import KernelNeed, build, built, needs
+from medianscan.blend.kernels.kernel_cache import cache_folder
 from medianscan.config.loader import load_config
 
 

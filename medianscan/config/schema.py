@@ -118,7 +118,7 @@ class BlendConfig:
     compress: bool = False
     bracket: bool = False  # frames at two or more shutter times: blend each group, merge them (multi-exposure)
     keep_groups: bool = False  # with bracket: also write each exposure group's own blend
-    white_level: WhiteLevelFrom = "darktable"  # whose white level a native raw's DNG says (blend.levels)
+    white_level: WhiteLevelFrom = "darktable"  # whose white level a native raw's DNG says (blend.corrections.levels)
 
 
 @dataclass

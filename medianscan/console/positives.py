@@ -10,7 +10,7 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 
-from medianscan.blend.frames import read_frame
+from medianscan.blend.reading.frames import read_frame
 from medianscan.errors import MedianscanError
 from medianscan.outputs.positive import render_positive
 

@@ -30,7 +30,7 @@ class Recovery:
     cut_off_flats: list[Path] = field(default_factory=list)  # flat bursts a stop cut short, set aside
 
 
-MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.blend.checks.MIN_FRAMES)
+MIN_BLEND_FRAMES = 3  # as the blend's checks require (medianscan.blend.measuring.checks.MIN_FRAMES)
 
 
 def cut_off_note(on_disk: int, expected: int) -> str:

@@ -5,9 +5,7 @@ of an uncompressed TIFF (where its image lies, to map it or read it back), and t
 from __future__ import annotations
 
 import errno
-import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import tifffile
 
 from medianscan import diskio
 from medianscan.atomic import atomic_path
+from medianscan.pixel_block import pixel_block
 
 
 def write_tiff(
@@ -87,32 +86,6 @@ def write_tiff_rows(
 
 def _photometric(shape: tuple[int, ...]) -> str:
     return "rgb" if len(shape) == 3 and shape[2] in (3, 4) else "minisblack"
-
-
-@dataclass(frozen=True)
-class PixelBlock:
-    """Where an uncompressed TIFF keeps its first image, stored as `read_frame` returns it (contiguous, this
-    machine's byte order): the file's bytes there are the pixels."""
-
-    offset: int
-    size: int
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-
-
-def pixel_block(path: Path) -> PixelBlock | None:
-    """The first image's PixelBlock as tifffile reads the file; None for any other storage (compressed, tiled,
-    Motorola byte order...) or an unreadable file."""
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            native = (tif.byteorder == "<" and sys.byteorder == "little") or page.dtype == np.uint8
-            if not (native and page.is_final and page.dtype in (np.uint8, np.uint16)):
-                return None
-            return PixelBlock(page.dataoffsets[0], page.nbytes, tuple(page.shape), np.dtype(page.dtype))
-    except Exception:  # tifffile raises many types for damaged files; the decoder reports them
-        return None
 
 
 def stored_pixels_sha256(path: Path) -> str | None:

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from medianscan.blend.combine import warm_up
+from medianscan.blend.kernels.combine import warm_up
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.blend.verify import verify_output
@@ -45,7 +45,7 @@ def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
 def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
     """Load (or compile, when `medianscan kernels` has not built them) the kernels a stack of `frames` frames uses
     before the first stack: the blend itself and the (frames - 1)-frame blend its noise measurement makes (see
-    blend.noise), down to 3 and 2 frames when bad frames are dropped, with the configured method and its
+    blend.measuring.noise), down to 3 and 2 frames when bad frames are dropped, with the configured method and its
     parameters. Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`."""
     cfg = blend or BlendConfig()
     for n in range(frames, 1, -1) if cfg.drop_bad_frames else (frames, frames - 1):

@@ -1,5 +1,5 @@
 """Colour-balanced CFA cells: each cell of the mosaic summed to one value, a luminance-like plane with no CFA
-pattern left in it, whatever the tile's phase (the shift check's plane, `blend.checks.colour_balanced_cell`).
+pattern left in it, whatever the tile's phase (the shift check's plane, `blend.measuring.checks.colour_balanced_cell`).
 Registration and gains work on these planes; a plane point q stands for photosite q * cell + (cell - 1) / 2."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medianscan.blend.checks import colour_balanced_cell
+from medianscan.blend.measuring.checks import colour_balanced_cell
 
 THUMB_SIDE = 256  # the coarse search's thumbnails are at most this many plane points a side
 FLATTEN_SIGMA = 8.0  # plane points: the scale above which a plane's level is taken out for registration

@@ -16,8 +16,8 @@ import numpy.typing as npt
 
 from medianscan import __version__
 from medianscan.atomic import write_json
-from medianscan.blend.flat import MasterFlat
-from medianscan.blend.frames import Frame
+from medianscan.blend.corrections.flat import MasterFlat
+from medianscan.blend.reading.frames import Frame
 from medianscan.blend.stack_files import preview_tone
 from medianscan.metadata import MosaicLayout, headroom, with_headroom
 from medianscan.outputs.preview import Tone, rgb_channels

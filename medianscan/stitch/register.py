@@ -5,8 +5,9 @@ First a coarse offset: phase correlation of the two tiles' thumbnails (every can
 wrap-around allows is scored by its normalised cross-correlation over the overlap it implies), or the prior
 position where one is known. Then robust Lucas-Kanade on the full planes, coarse to fine, for (dy, dx, angle):
 Tukey weights on the residuals give a dust speck, a hair or a scratch in one tile no weight. Whether the overlap
-holds enough texture to tell a tenth of a photosite is the shift check's own rule (`blend.registration`), asked
-of the overlap once aligned: a plain sky is "not measurable", never a wrong position.
+holds enough texture to tell a tenth of a photosite is the shift check's own rule
+(`blend.measuring.registration`), asked of the overlap once aligned: a plain sky is "not measurable", never a
+wrong position.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medianscan.blend.registration import Reference
+from medianscan.blend.measuring.registration import Reference
 from medianscan.stitch.cells import FLATTEN_SIGMA, shrink
 
 MIN_NCC = 0.5  # a coarse candidate whose overlap correlates less than this is no match

@@ -17,11 +17,11 @@ import numpy.typing as npt
 import rawpy
 import tifffile
 
-from medianscan.blend import sniff
-from medianscan.blend.flat import FlatError, MasterFlat, load_master
-from medianscan.blend.frames import Frame, read_frame, read_metadata, sha256_file
+from medianscan.blend.corrections.flat import FlatError, MasterFlat, load_master
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.sidecar import recorded_frames
+from medianscan.blend.reading import sniff
+from medianscan.blend.reading.frames import Frame, read_frame, read_metadata, sha256_file
+from medianscan.blend.reading.recorded import recorded_frames
 from medianscan.blend.stack_files import output_paths
 from medianscan.errors import MedianscanError, StackError
 from medianscan.library import contents

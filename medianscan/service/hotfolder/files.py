@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from medianscan.blend import frames, sniff
+from medianscan.blend.reading import frames, sniff
 from medianscan.formats import FrameKind, Sniffed
 
 log = logging.getLogger(__name__)

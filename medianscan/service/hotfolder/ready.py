@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from medianscan.blend import checks
+from medianscan.blend.measuring import checks
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.sidecar import recorded_frames
+from medianscan.blend.reading.recorded import recorded_frames
 from medianscan.blend.stack_files import output_paths
 from medianscan.formats import FrameKind
 from medianscan.library import contents

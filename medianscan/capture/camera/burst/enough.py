@@ -1,8 +1,8 @@
 """How many frames a burst shoots: a fixed number, or (`frames: auto`) as many as its negative needs.
 
 With auto, each of the first frames a burst takes is measured off the camera thread (a thread of its own, on a
-subsample of the mosaic: blend.dense): from the first two, one frame's SNR in the negative's densest tenth, and the
-frames that bring the blend there (blend.efficiency), within [min, max]. The burst
+subsample of the mosaic: blend.measuring.dense): from the first two, one frame's SNR in the negative's densest
+tenth, and the frames that bring the blend there (blend.measuring.efficiency), within [min, max]. The burst
 asks `wanted()` before each shot and never waits, except, with all the frames it wanted taken, for the measure
 still running to say whether one more is needed (`settle()`).
 """
@@ -22,10 +22,10 @@ import numpy as np
 import numpy.typing as npt
 import rawpy
 
-from medianscan.blend.dense import DenseMeasure, measure_subsampled, stride_for, subsample
-from medianscan.blend.efficiency import blend_snr, frames_for
-from medianscan.blend.flat import load_master
-from medianscan.blend.frames import layout_from_rawpy
+from medianscan.blend.corrections.flat import load_master
+from medianscan.blend.measuring.dense import DenseMeasure, measure_subsampled, stride_for, subsample
+from medianscan.blend.measuring.efficiency import blend_snr, frames_for
+from medianscan.blend.reading.frames import layout_from_rawpy
 from medianscan.config.schema import AutoFrames, BlendConfig
 from medianscan.metadata import MosaicLayout
 from medianscan.records import FramesRecord
@@ -96,7 +96,7 @@ class Auto:
         self.least, self.most = auto.min, auto.max
         self._lock = threading.Lock()
         self._target = auto.min
-        self._frames: list[npt.NDArray[np.float32]] = []  # subsampled (blend.dense.subsample)
+        self._frames: list[npt.NDArray[np.float32]] = []  # subsampled (blend.measuring.dense.subsample)
         self._layout: MosaicLayout | None = None
         self._measure: DenseMeasure | None = None
         self._predicted: int | None = None

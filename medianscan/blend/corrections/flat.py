@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medianscan.blend.frames import Frame, read_frame
-from medianscan.blend.sidecar import recorded_frames
+from medianscan.blend.reading.frames import Frame, read_frame
+from medianscan.blend.reading.recorded import recorded_frames
 from medianscan.errors import StackError
 from medianscan.metadata import UINT16_TOP, MosaicLayout, headroom, with_headroom
 from medianscan.records import FlatRecord

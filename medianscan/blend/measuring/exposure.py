@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medianscan.blend.frames import Frame
+from medianscan.blend.reading.frames import Frame
 
 ROW_STEP = 2  # count every ROW_STEP-th repeat of the CFA pattern's rows
 

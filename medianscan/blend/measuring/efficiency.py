@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from medianscan.blend.combine import combine
+from medianscan.blend.kernels.combine import combine
 from medianscan.config.schema import BlendConfig
 
 MEDIAN_VARIANCE = (  # N x Var(median of N standard normals), N = 1..64

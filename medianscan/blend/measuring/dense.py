@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend.efficiency import variance_factor
-from medianscan.blend.flat import MasterFlat
-from medianscan.blend.frames import Frame
-from medianscan.blend.noise import robust_sigma
-from medianscan.blend.shelf import FrameArrays
+from medianscan.blend.corrections.flat import MasterFlat
+from medianscan.blend.measuring.efficiency import variance_factor
+from medianscan.blend.measuring.noise import robust_sigma
+from medianscan.blend.reading.frames import Frame
+from medianscan.blend.reading.shelf import FrameArrays
 from medianscan.config.schema import BlendConfig
 from medianscan.metadata import MosaicLayout
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import consistency, registration
-from medianscan.blend.frames import Frame
+from medianscan.blend.measuring import consistency, registration
+from medianscan.blend.reading.frames import Frame
 
 MIN_FRAMES = 3
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
@@ -190,8 +190,8 @@ def measure(samples: Sequence[Sample], mapper: Mapper = map) -> list[FrameStats]
     layout).
 
     Each frame is registered against the first (robustly: a speck of dust or a hair in either frame carries no
-    weight, see medianscan.blend.registration); the shifts are then taken relative to their median: the position
-    most frames share is right, even when the first frame is the one that moved. `mapper` (a thread pool's map)
+    weight, see medianscan.blend.measuring.registration); the shifts are then taken relative to their median: the
+    position most frames share is right, even when the first frame is the one that moved. `mapper` (a thread pool's map)
     spreads the registrations over the cores (NumPy and SciPy release the GIL).
     """
     planes = [s.plane for s in samples]
@@ -218,7 +218,7 @@ def pixel_problems(
     frames: Sequence[Frame], stats: Sequence[FrameStats], level_tolerance: float, max_shift_px: float
 ) -> list[Problem]:
     """Frames brighter or darker than the stack beyond tolerance, shifted beyond `max_shift_px`, or not the same
-    picture as the others (see medianscan.blend.consistency)."""
+    picture as the others (see medianscan.blend.measuring.consistency)."""
     problems = []
     usual = float(np.median([s.level for s in stats]))
     for frame, s in zip(frames, stats, strict=True):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend.merge_kernel import merge_rows
+from medianscan.blend.kernels.merge_kernel import merge_rows
 from medianscan.errors import StackError
 from medianscan.metadata import MosaicLayout, Photosites, headroom, with_headroom
 from medianscan.records import BracketGroup, BracketRecord, PairRatio

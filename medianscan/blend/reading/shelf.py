@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import frames
-from medianscan.blend.frames import Frame
+from medianscan.blend.reading import frames
+from medianscan.blend.reading.frames import Frame
 from medianscan.formats import FrameKind
 
 

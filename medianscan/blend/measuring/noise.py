@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import checks
-from medianscan.blend.frames import Frame
-from medianscan.blend.shelf import FrameArrays
+from medianscan.blend.measuring import checks
+from medianscan.blend.reading.frames import Frame
+from medianscan.blend.reading.shelf import FrameArrays
 
 
 def noise_ratio(

@@ -19,13 +19,13 @@ import numpy.typing as npt
 import rawpy
 import tifffile
 
-from medianscan.blend import dng_jxl
-from medianscan.blend.sniff import _libraw_reason, inspect
+from medianscan.blend.reading import dng_jxl
+from medianscan.blend.reading.sniff import _libraw_reason, inspect
 from medianscan.errors import StackError
 from medianscan.exiv2_once import Exiv2Error, exiv2, read_image
 from medianscan.formats import FrameKind, is_dng, is_tiff
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-from medianscan.outputs.tiff import pixel_block
+from medianscan.pixel_block import pixel_block
 from medianscan.wording import counted
 
 # LibRaw's flip (sizes.flip) -> EXIF Orientation, mirrored flips included.

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 import numba
 
 from medianscan import atomic
-from medianscan.blend.combine import warm_up
-from medianscan.blend.kernel_cache import GENERATOR_VERSION, cache_folder
+from medianscan.blend.kernels.combine import warm_up
+from medianscan.blend.kernels.kernel_cache import GENERATOR_VERSION, cache_folder
 from medianscan.config.schema import BlendConfig
 from medianscan.vocabulary import Method
 

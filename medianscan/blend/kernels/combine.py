@@ -1,11 +1,11 @@
 """Per-pixel combine of a stack of frames: median, mean, sigma-clipped mean, winsorized mean.
 
 Arrays only (no files, no metadata). `combine` checks what it is given and runs the numba kernel generated for
-the stack's N (see `medianscan.blend.codegen`, loaded and cached by `medianscan.blend.kernel_cache`); each pixel's N
-values stay in registers and a row's loop vectorises, so a kernel runs near the speed of reading the stack once,
-with no (N, H, W) temporaries.
+the stack's N (see `medianscan.blend.kernels.codegen`, loaded and cached by
+`medianscan.blend.kernels.kernel_cache`); each pixel's N values stay in registers and a row's loop vectorises,
+so a kernel runs near the speed of reading the stack once, with no (N, H, W) temporaries.
 
-The robust means judge a value against the noise the stack itself shows (`medianscan.blend.noise_model`: read
+The robust means judge a value against the noise the stack itself shows (`medianscan.blend.kernels.noise_model`: read
 noise plus shot noise at the pixel's level, per colour), not against the pixel's own N values: a sample sigma of
 3 or 5 values cannot tell dust from noise (at N = 3 no value ever lies 3 sample sigmas from the median). So
 sigma-clip and winsorized reject a speck of dust from N = 3 on, as the median does, and on a clean stack keep
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend.codegen import VECTOR_ROUNDS
-from medianscan.blend.kernel_cache import load_kernel
-from medianscan.blend.networks import winsor_count
-from medianscan.blend.noise_model import NoiseModel, measure_rows
+from medianscan.blend.kernels.codegen import VECTOR_ROUNDS
+from medianscan.blend.kernels.kernel_cache import load_kernel
+from medianscan.blend.kernels.networks import winsor_count
+from medianscan.blend.kernels.noise_model import NoiseModel, measure_rows
 from medianscan.vocabulary import METHODS, Method
 
 SUPPORTED_DTYPES = (np.dtype(np.uint16), np.dtype(np.uint8))

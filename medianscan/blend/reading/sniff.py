@@ -10,7 +10,7 @@ from pathlib import Path
 import rawpy
 import tifffile
 
-from medianscan.blend.dng_jxl import jpeg_xl_dng
+from medianscan.blend.reading.dng_jxl import jpeg_xl_dng
 from medianscan.formats import FrameKind, Sniffed, is_jpeg, is_tiff, kind_by_name, raw_container
 
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs damage as errors; we name it in one sentence

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from medianscan import atomic
-from medianscan.blend.codegen import floor_source, mean_source, median_source, sigma_clip_source, winsorized_source
+from medianscan.blend.kernels.codegen import (
+    floor_source,
+    mean_source,
+    median_source,
+    sigma_clip_source,
+    winsorized_source,
+)
 
 log = logging.getLogger(__name__)
 

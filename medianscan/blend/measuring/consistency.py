@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.blend import binning, registration
-from medianscan.blend.frames import Frame
-from medianscan.blend.networks import selection_program
+from medianscan.blend.kernels.networks import selection_program
+from medianscan.blend.measuring import binning, registration
+from medianscan.blend.reading.frames import Frame
 from medianscan.errors import MedianscanError
 from medianscan.outputs.preview import rgb_channels
 
