@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numba
 
@@ -57,8 +58,17 @@ def needs(blend: BlendConfig, largest: int, *, apart: bool = False) -> list[Kern
     ]
 
 
+def _generators() -> str:
+    """The text of the modules that write the kernels' source (this folder's), hashed: a change to what they
+    generate, a move of them included, makes the stamp of an earlier build no longer match."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    return digest.hexdigest()
+
+
 def _stamp(wanted: Iterable[KernelNeed]) -> str:
-    key = json.dumps([GENERATOR_VERSION, numba.__version__, [asdict(w) for w in wanted]], sort_keys=True)
+    key = json.dumps([GENERATOR_VERSION, numba.__version__, _generators(), [asdict(w) for w in wanted]], sort_keys=True)
     return f"built-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
