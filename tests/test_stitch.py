@@ -16,8 +16,6 @@ import pytest
 import rawpy
 
 from medianscan.cli import main
-from medianscan.errors import MedianscanError
-from medianscan.stitch import write
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
 from tests.readers import exiftool_validate, start_darktable, start_rawtherapee
@@ -237,14 +235,6 @@ def test_xtrans_tiles_are_resampled_onto_the_xtrans_mosaic(picture: Picture, tmp
     with rawpy.imread(str(record.output)) as raw:
         assert raw.raw_pattern is not None and raw.raw_pattern.shape == (6, 6)
         assert raw.postprocess(half_size=True).shape[2] == 3
-
-
-def test_dng_writer_pieces_are_still_there() -> None:
-    """The band writer reuses outputs.dng's IFD builders (see stitch/write.py): fail loudly if one goes."""
-    for name in write.PIECES:
-        assert write.piece(name) is not None
-    with pytest.raises(MedianscanError, match="no longer has no_such_piece"):
-        write.piece("no_such_piece")
 
 
 def test_a_stack_folder_tile_is_blended_first_then_its_blend_reused(

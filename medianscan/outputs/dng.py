@@ -41,7 +41,7 @@ from medianscan.outputs.tiff_ifd import (
 )
 
 # Tags that belong to the raw IFD when they come in a layout's extra_tags (everything else goes to IFD0).
-_RAW_IFD_TAGS = frozenset({50712, 50733, 50737, 50738, 50780, 51008, 51009, 51022, 51041, 51125})
+RAW_IFD_TAGS = frozenset({50712, 50733, 50737, 50738, 50780, 51008, 51009, 51022, 51041, 51125})
 
 TILE = 256
 ROWS_PER_STRIP = 256
@@ -78,21 +78,21 @@ def write_dng(
     """
     path = Path(path)
     mosaic = np.asarray(mosaic)
-    _check_mosaic(path, mosaic, layout)
-    raw = _raw_ifd(layout, mosaic.shape)
-    exif = _exif_ifd(camera, exposure)
+    check_mosaic(path, mosaic, layout)
+    raw = raw_ifd(layout, mosaic.shape)
+    exif = exif_ifd(camera, exposure)
     offsets_tag, segments = _store_mosaic(raw, mosaic, layout, compress=compress)
     if preview and camera_preview is not None:
         image, ifd0 = _camera_preview_ifd(camera_preview)
     elif preview:
         rendered = np.ascontiguousarray(render_preview(mosaic, layout, PREVIEW_SIZE, tone))
-        image, ifd0 = rendered.reshape(-1), _preview_ifd(rendered.reshape(-1), rendered.shape[1], rendered.shape[0])
+        image, ifd0 = rendered.reshape(-1), preview_ifd(rendered.reshape(-1), rendered.shape[1], rendered.shape[0])
     else:  # the raw is IFD0 itself, as in a DNG whose source had no preview either
         image, ifd0, raw = np.empty(0, np.uint8), raw, Ifd()
-    _file_tags(ifd0, camera, exposure, layout, software=software, description=description)
+    file_tags(ifd0, camera, exposure, layout, software=software, description=description)
     for tag, (type_code, count, value) in layout.extra_tags.items():
         packed = pack_given(tag, int(type_code), int(count), value)
-        (raw if preview and tag in _RAW_IFD_TAGS else ifd0).set_packed(tag, int(type_code), packed)
+        (raw if preview and tag in RAW_IFD_TAGS else ifd0).set_packed(tag, int(type_code), packed)
     if xmp is not None:
         ifd0.set_packed(700, BYTE, (len(xmp), xmp))  # XMLPacket
 
@@ -128,7 +128,7 @@ def write_dng(
             carry_exif(tmp, metadata_from)
 
 
-def _check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> None:
+def check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> None:
     """Refuse what a CFA DNG cannot hold, with the reason, before anything is written."""
     shape_ok = mosaic.ndim == 3 and mosaic.shape[2] == 3 if layout.linear else mosaic.ndim == 2
     if not shape_ok or mosaic.dtype.kind != "u" or mosaic.dtype.itemsize > 2:
@@ -166,7 +166,7 @@ def _check_mosaic(path: Path, mosaic: npt.NDArray[np.generic], layout: MosaicLay
 def _camera_preview_ifd(stored: StoredPreview) -> tuple[npt.NDArray[np.uint8], Ifd]:
     """The source's own preview as IFD0, stored as the source stores it (a camera's JPEG is not decoded)."""
     data = np.frombuffer(stored.data, np.uint8)
-    ifd = _preview_ifd(data, stored.width, stored.height)
+    ifd = preview_ifd(data, stored.width, stored.height)
     if stored.jpeg:
         ifd.set(259, SHORT, [7])  # Compression: JPEG
         ifd.set(262, SHORT, [6])  # YCbCr
@@ -174,7 +174,7 @@ def _camera_preview_ifd(stored: StoredPreview) -> tuple[npt.NDArray[np.uint8], I
     return data, ifd
 
 
-def _preview_ifd(data: npt.NDArray[np.uint8], pw: int, ph: int) -> Ifd:
+def preview_ifd(data: npt.NDArray[np.uint8], pw: int, ph: int) -> Ifd:
     """IFD0 as a preview image of `data`: 8-bit RGB, one strip (its offset is filled by the caller)."""
     ifd = Ifd()
     ifd.set(254, LONG, [1])  # NewSubFileType: reduced-resolution preview
@@ -192,7 +192,7 @@ def _preview_ifd(data: npt.NDArray[np.uint8], pw: int, ph: int) -> Ifd:
     return ifd
 
 
-def _file_tags(
+def file_tags(
     ifd: Ifd, camera: CameraInfo, exposure: Exposure, layout: MosaicLayout, *, software: str, description: str
 ) -> None:
     """The tags of IFD0 that describe the whole file: camera, orientation, colour and DNG version."""
@@ -217,7 +217,7 @@ def _file_tags(
     ifd.set(50778, SHORT, [21])  # CalibrationIlluminant1: D65
 
 
-def _raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> Ifd:
+def raw_ifd(layout: MosaicLayout, shape: tuple[int, ...]) -> Ifd:
     """The raw SubIFD: mosaic geometry, CFA, levels and areas (the pixel data's tags come later)."""
     if layout.linear:
         return _linear_raw_ifd(layout, shape)
@@ -293,7 +293,7 @@ def _store_mosaic(
     """
     segments: list[bytes | memoryview]
     if compress:
-        segments = list(_lossless_jpeg_tiles(mosaic, _bit_depth(mosaic, layout)))
+        segments = list(lossless_jpeg_tiles(mosaic, _bit_depth(mosaic, layout)))
         ifd.set(259, SHORT, [7])  # Compression: lossless JPEG
         ifd.set(322, SHORT, [TILE])  # TileWidth
         ifd.set(323, SHORT, [TILE])  # TileLength
@@ -309,7 +309,7 @@ def _store_mosaic(
     return 273, list(strips)
 
 
-def _exif_ifd(camera: CameraInfo, exposure: Exposure) -> Ifd:
+def exif_ifd(camera: CameraInfo, exposure: Exposure) -> Ifd:
     """The ExifIFD: raw editors read ISO, exposure, aperture, focal length, date and lens only from here."""
     ifd = Ifd()
     if exposure.exposure_time:
@@ -336,7 +336,7 @@ def _bit_depth(mosaic: npt.NDArray[np.generic], layout: MosaicLayout) -> int:
     return min(16, top.bit_length())
 
 
-def _lossless_jpeg_tiles(mosaic: npt.NDArray[np.generic], bits: int) -> list[bytes]:
+def lossless_jpeg_tiles(mosaic: npt.NDArray[np.generic], bits: int) -> list[bytes]:
     """256x256 tiles, each a lossless JPEG of 128 two-component columns (same-colour prediction, ~30 % smaller
     than one component) for a mosaic, or of three components for linear RGB, encoded on all cores. Edge tiles
     are padded by repeating the last row and column."""

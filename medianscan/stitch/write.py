@@ -14,7 +14,6 @@ import struct
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,24 +26,6 @@ from medianscan.outputs import dng
 from medianscan.outputs.exif import carry_exif
 from medianscan.outputs.preview import Tone, render_preview
 from medianscan.outputs.tiff_ifd import BYTE, LONG, SHORT, Ifd, pack_given
-
-# The writer's pieces this module reuses, so that both writers keep one set of tag rules. They are private to
-# outputs.dng today (the hook asked of it: make them public, or give write_dng a bands-of-rows source); each is
-# looked up when used, by its public name first, so the stitch keeps working the day they are renamed, and says
-# which is gone if one is.
-PIECES = ("check_mosaic", "raw_ifd", "file_tags", "exif_ifd", "preview_ifd", "lossless_jpeg_tiles", "RAW_IFD_TAGS")
-
-
-def piece(name: str) -> Any:
-    """outputs.dng's `name` (public, or private with a leading underscore)."""
-    for candidate in (name, f"_{name}"):
-        found = getattr(dng, candidate, None)
-        if found is not None:
-            return found
-    raise MedianscanError(
-        f"medianscan's DNG writer (outputs.dng) no longer has {name}, which the stitch's band writer uses"
-    )
-
 
 TILE = dng.TILE
 BAND_ROWS = TILE
@@ -67,7 +48,7 @@ def write_bands(
     """Write the mosaic of `shape` arriving as `bands` of BAND_ROWS rows (the last may be shorter) as a tiled DNG
     at `path`, atomically, with an embedded preview and `metadata_from`'s EXIF."""
     height, width = shape
-    piece("check_mosaic")(path, np.broadcast_to(np.uint16(0), shape), layout)
+    dng.check_mosaic(path, np.broadcast_to(np.uint16(0), shape), layout)
     bits = min(16, max(int(layout.white_level), 3).bit_length())
     ph, pw = layout.pattern.shape
     stride = max(1, max(height // ph, width // pw) // dng.PREVIEW_SIZE)  # CFA repeats between kept ones
@@ -140,7 +121,7 @@ def _tiles(band: npt.NDArray[np.uint16], compress: bool, bits: int) -> list[byte
     """The band's segments: its row of 256x256 lossless JPEG tiles, left to right (edge tiles padded), or, not
     compressed, the band as one strip (uncompressed tiles would be padded past the image, which validators flag)."""
     if compress:
-        tiles: list[bytes] = piece("lossless_jpeg_tiles")(band, bits)
+        tiles: list[bytes] = dng.lossless_jpeg_tiles(band, bits)
         return tiles
     return [np.ascontiguousarray(band, dtype="<u2").tobytes()]
 
@@ -168,7 +149,7 @@ def _ifds(
     xmp: bytes | None,
 ) -> tuple[Ifd, Ifd, Ifd]:
     """IFD0 (the preview, the file's tags), the raw SubIFD (tiled) and the ExifIFD, as outputs.dng makes them."""
-    raw = piece("raw_ifd")(layout, shape)
+    raw = dng.raw_ifd(layout, shape)
     if compress:
         raw.set(259, SHORT, [7])  # Compression: lossless JPEG
         raw.set(322, SHORT, [TILE])  # TileWidth
@@ -180,12 +161,12 @@ def _ifds(
         raw.set(273, LONG, offsets)  # StripOffsets: one strip per band
         raw.set(278, LONG, [BAND_ROWS])  # RowsPerStrip
         raw.set(279, LONG, counts)  # StripByteCounts
-    exif = piece("exif_ifd")(camera, exposure)
-    ifd0 = piece("preview_ifd")(image.reshape(-1), image.shape[1], image.shape[0])
-    piece("file_tags")(ifd0, camera, exposure, layout, software=f"medianscan {__version__}", description=description)
+    exif = dng.exif_ifd(camera, exposure)
+    ifd0 = dng.preview_ifd(image.reshape(-1), image.shape[1], image.shape[0])
+    dng.file_tags(ifd0, camera, exposure, layout, software=f"medianscan {__version__}", description=description)
     for tag, (type_code, count, value) in layout.extra_tags.items():
         packed = pack_given(tag, int(type_code), int(count), value)
-        (raw if tag in piece("RAW_IFD_TAGS") else ifd0).set_packed(tag, int(type_code), packed)
+        (raw if tag in dng.RAW_IFD_TAGS else ifd0).set_packed(tag, int(type_code), packed)
     if xmp is not None:
         ifd0.set_packed(700, BYTE, (len(xmp), xmp))  # XMLPacket
     ifd0.set(330, LONG, [0])  # SubIFDs, filled by the caller
