@@ -68,10 +68,12 @@ def sidecar_json(
             for f in good
         ],
         "rejected": [
-            {"file": d.path.name, "reason": d.reason, "sha256": frames.file_sha256(d.path)} for d in result.dropped
+            {"file": d.path.name, "reason": d.reason, "sha256": frames.sha256_if_readable(d.path)}
+            for d in result.dropped
         ],
         "ignored": [
-            {"file": i.path.name, "reason": i.reason, "sha256": frames.file_sha256(i.path)} for i in result.ignored
+            {"file": i.path.name, "reason": i.reason, "sha256": frames.sha256_if_readable(i.path)}
+            for i in result.ignored
         ],
         "noise_ratio": result.to_json()["noise_ratio"],
         "snr": {  # in the negative's densest tenth, the colour that limits (blend.measuring.dense)

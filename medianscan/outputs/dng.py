@@ -26,6 +26,7 @@ import numpy.typing as npt
 from medianscan import __version__
 from medianscan.atomic import atomic_path
 from medianscan.errors import MedianscanError
+from medianscan.formats import DNG_VERSION_TAG
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.exif import carry_exif
 from medianscan.outputs.preview import StoredPreview, Tone, render_preview, rgb_channels
@@ -206,7 +207,7 @@ def file_tags(
     ifd.set_text(305, software)
     if exposure.taken:
         ifd.set_text(306, exposure.taken)
-    ifd.set(50706, BYTE, [1, 4, 0, 0])  # DNGVersion
+    ifd.set(DNG_VERSION_TAG, BYTE, [1, 4, 0, 0])
     ifd.set(50707, BYTE, [1, 1, 0, 0])  # DNGBackwardVersion: 1.1 for ActiveArea
     unique = model if model.lower().startswith(make.lower()) else f"{make} {model}"
     ifd.set_text(50708, unique)  # UniqueCameraModel

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import tifffile
 
+from medianscan.formats import DNG_VERSION_TAG
 from medianscan.metadata import MosaicLayout
 
 JPEG_XL = 52546  # DNG 1.7's JPEG XL compression
@@ -46,7 +47,7 @@ class JpegXlDng:
 def _raw_page(tif: tifffile.TiffFile) -> tifffile.TiffPage | None:
     """The IFD holding the raw image (NewSubfileType 0: IFD0 or one of its SubIFDs); None when not a DNG."""
     ifd0 = tif.pages.first
-    if 50706 not in ifd0.tags:  # DNGVersion
+    if DNG_VERSION_TAG not in ifd0.tags:
         return None
     pages = [ifd0, *(ifd0.pages or [])]
     return next((p for p in pages if isinstance(p, tifffile.TiffPage) and p.tags.valueof(254, 0) == 0), None)

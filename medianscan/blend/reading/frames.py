@@ -20,10 +20,10 @@ import rawpy
 import tifffile
 
 from medianscan.blend.reading import dng_jxl
-from medianscan.blend.reading.sniff import _libraw_reason, inspect
+from medianscan.blend.reading.sniff import inspect, libraw_reason
 from medianscan.errors import StackError
 from medianscan.exiv2_once import Exiv2Error, exiv2, read_image
-from medianscan.formats import FrameKind, is_dng, is_tiff
+from medianscan.formats import DNG_VERSION_TAG, FrameKind, is_dng, is_tiff
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.pixel_block import pixel_block
 from medianscan.wording import counted
@@ -160,7 +160,7 @@ def _map_tiff(path: Path) -> tuple[str, npt.NDArray[np.generic]] | None:
     return digest, np.frombuffer(mapping, dtype=block.dtype, count=count, offset=block.offset).reshape(block.shape)
 
 
-def file_sha256(path: Path) -> str | None:
+def sha256_if_readable(path: Path) -> str | None:
     """sha256 of a file's bytes, or None when it cannot be read (it is named with its reason elsewhere)."""
     try:
         return sha256_file(path)
@@ -192,7 +192,7 @@ def _decode_raw(path: Path, out: npt.NDArray[np.generic] | None) -> tuple[npt.ND
     except rawpy.LibRawError as exc:
         jxl = dng_jxl.jpeg_xl_dng(path)
         if jxl is None:
-            raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {_libraw_reason(exc)})") from exc
+            raise StackError(f"{path}: unreadable or truncated raw (LibRaw: {libraw_reason(exc)})") from exc
         if not jxl.decodable:
             raise StackError(f"{path}: {jxl.problem}") from exc
         try:
@@ -304,7 +304,7 @@ def _with_dng_colour_tags(layout: MosaicLayout, path: Path) -> MosaicLayout:
     try:
         with tifffile.TiffFile(path) as tif:
             ifd0 = tif.pages.first
-            if 50706 not in ifd0.tags:  # DNGVersion: not a DNG
+            if DNG_VERSION_TAG not in ifd0.tags:  # not a DNG
                 return layout
             found: list[tuple[Any, tuple[int, ...]]] = [(ifd0.tags, _DNG_COLOUR_TAGS)]
             raw_ifds = [p for p in [ifd0, *(ifd0.pages or [])] if p.tags.valueof(254, 0) == 0]

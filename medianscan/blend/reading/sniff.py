@@ -11,7 +11,7 @@ import rawpy
 import tifffile
 
 from medianscan.blend.reading.dng_jxl import jpeg_xl_dng
-from medianscan.formats import FrameKind, Sniffed, is_jpeg, is_tiff, kind_by_name, raw_container
+from medianscan.formats import DNG_VERSION_TAG, FrameKind, Sniffed, is_jpeg, is_tiff, kind_by_name, raw_container
 
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs damage as errors; we name it in one sentence
 
@@ -87,13 +87,13 @@ def _libraw_refuses(path: Path) -> str | None:
     try:
         raw.open_file(str(path))
     except rawpy.LibRawError as exc:
-        return _libraw_reason(exc)
+        return libraw_reason(exc)
     finally:
         raw.close()
     return None
 
 
-def _libraw_reason(exc: Exception) -> str:
+def libraw_reason(exc: Exception) -> str:
     reason = exc.args[0] if exc.args else exc
     return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
 
@@ -134,7 +134,7 @@ def _plain_greyscale_tiff(path: Path) -> bool:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
-            if page.photometric not in (0, 1) or page.samplesperpixel != 1 or 50706 in page.tags:  # DNGVersion
+            if page.photometric not in (0, 1) or page.samplesperpixel != 1 or DNG_VERSION_TAG in page.tags:
                 return False
     except Exception:  # tifffile raises many types for damaged files; then LibRaw's reading stands
         return False
