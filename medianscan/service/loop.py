@@ -25,10 +25,11 @@ from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
 from medianscan.records import BlendRecord
+from medianscan.service.blend_worker import Job
 from medianscan.service.hooks import Hooks
 from medianscan.service.jobs import BlendTask, blend_job, warm_up_blend
 from medianscan.service.notify import Notifier
-from medianscan.service.pool import BlendPool, Event, Job
+from medianscan.service.pool import BlendPool, Event
 from medianscan.service.progress import Listener, Progress, ServiceError
 
 OPEN_FILES = 8192  # the open files a service asks for (the units' LimitNOFILE)

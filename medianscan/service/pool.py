@@ -14,68 +14,23 @@ Only paths and small JSON results cross the process boundary; the pixels stay in
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import faulthandler
 import logging
 import multiprocessing as mp
 import os
 import signal
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from medianscan.errors import MedianscanError
+from medianscan.service.blend_worker import Done, Job, R, Ready, Stop, T, Task, WarmUp, serve
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")  # what a worker is given with each stack (the blend task)
-R = TypeVar("R")  # what it gives back (the blend record)
-Job = Callable[[Path, T], R]  # (stack, task) -> result; raises MedianscanError with the reason on failure
-WarmUp = Callable[[], None]
-
-_PR_SET_PDEATHSIG = 1
-NICE = 10  # blend workers' CPU niceness: capture first, yet blends still get ~10% against a busy nice-0 process
-
-
-# --- the messages on a worker's pipe ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Task(Generic[T]):
-    """Parent -> worker: blend this stack."""
-
-    stack: Path
-    task: T
-
-
-@dataclass(frozen=True)
-class _Stop:
-    """Parent -> worker: no more stacks; exit."""
-
-
-@dataclass(frozen=True)
-class _Ready:
-    """Worker -> parent: warmed up, ready for a stack."""
-
-    pid: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class _Done(Generic[R]):
-    """Worker -> parent: a stack finished, with its result or the one-sentence reason it failed."""
-
-    stack: Path
-    result: R | None
-    error: str | None
-    seconds: float
 
 
 # --- what the pool reports ------------------------------------------------------------------------------
@@ -114,65 +69,6 @@ def _death(code: int | None) -> str:
             return f"died of {signal.Signals(-code).name}"
         return f"died of signal {-code}"
     return f"exited with code {code}"
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this worker when the daemon dies (even by `kill -9`), so no orphan blends on."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _yield_to_capture() -> None:
-    """Blending is background work: run it at the lowest CPU priority, so the camera thread (and the operator's
-    cadence) always comes first and blends use the time the capture leaves idle."""
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
-
-
-def _serve(conn: Connection, parent: int, job: Job[T, R], warm: WarmUp | None) -> None:
-    """The worker process: warm up, then blend each stack the parent sends until it sends None."""
-    faulthandler.enable()  # a crash in a native decoder leaves its stack in the journal (stderr), not nothing
-    _die_with_parent(parent)
-    _yield_to_capture()
-    # Ctrl-C, a group-wide SIGTERM or SIGHUP reach the workers too; the daemon decides what happens to a
-    # running blend (and PDEATHSIG ends a worker whose daemon is gone).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    started = time.monotonic()
-    if warm is not None:
-        try:
-            warm()
-        except Exception:
-            log.exception("blend worker warm-up failed")
-    conn.send(_Ready(os.getpid(), time.monotonic() - started))
-    while True:
-        try:
-            while not conn.poll(1.0):
-                if os.getppid() != parent:
-                    return
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if not isinstance(task, _Task):
-            return
-        stack = task.stack
-        t0 = time.monotonic()
-        try:
-            reply: _Done[R] = _Done(stack, job(stack, task.task), None, time.monotonic() - t0)
-        except MedianscanError as exc:
-            reply = _Done(stack, None, str(exc), time.monotonic() - t0)
-        except Exception as exc:  # a bug in a decoder or kernel: report it, keep serving
-            detail = traceback.format_exc(limit=-3)
-            log.error("blend of %s crashed:\n%s", stack, detail)
-            failed = f"blending failed unexpectedly: {type(exc).__name__}: {exc}"
-            reply = _Done(stack, None, failed, time.monotonic() - t0)
-        try:
-            conn.send(reply)
-        except (OSError, ValueError):
-            return
 
 
 @dataclass
@@ -234,7 +130,7 @@ class BlendPool(Generic[T, R]):
         self._next_number += 1
         ours, theirs = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_serve,
+            target=serve,
             args=(theirs, os.getpid(), self.job, self.warm),
             name=f"medianscan-blend-{self._next_number}",
             daemon=True,
@@ -260,7 +156,7 @@ class BlendPool(Generic[T, R]):
                 w.process.kill()  # its stack stays on disk as it was; a half-written output is only a temp
             else:
                 with contextlib.suppress(OSError, ValueError):
-                    w.conn.send(_Stop())
+                    w.conn.send(Stop())
         deadline = time.monotonic() + timeout
         for w in workers:
             w.process.join(max(0.0, deadline - time.monotonic()))
@@ -326,7 +222,7 @@ class BlendPool(Generic[T, R]):
             if w.ready and w.stack is None and w.process.is_alive():
                 stack, options = self._waiting.popleft()
                 try:
-                    w.conn.send(_Task(stack, options))
+                    w.conn.send(Task(stack, options))
                 except (OSError, ValueError):
                     self._waiting.appendleft((stack, options))  # dead pipe: poll() replaces the worker
                     continue
@@ -359,10 +255,10 @@ class BlendPool(Generic[T, R]):
         try:
             while w.conn.poll():
                 message = w.conn.recv()
-                if isinstance(message, _Ready):
+                if isinstance(message, Ready):
                     w.ready = True
                     log.info("blend worker %d ready after %.1f s", w.number, message.seconds)
-                elif isinstance(message, _Done) and w.stack is not None and w.stack == message.stack:
+                elif isinstance(message, Done) and w.stack is not None and w.stack == message.stack:
                     self._events.append(Outcome(w.stack, message.result, message.error, message.seconds, w.number))
                     self._deaths.pop(w.stack, None)
                     w.stack, w.task = None, None
