@@ -44,6 +44,7 @@ from medianscan.errors import BadFramesError, StackError
 from medianscan.outputs import dng
 from medianscan.outputs.editors import editor_sidecars
 from medianscan.records import BlendRecord
+from medianscan.timing import timed
 from medianscan.wording import counted
 
 GROUP_TOLERANCE = 0.03  # shutter times this close (relative) are one group (EXIF rationals round)
@@ -88,9 +89,8 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name:
     xmp, film = roll_film(stack, "raw")
     with contextlib.ExitStack() as keep, ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
         buffer = allocate_frames(paths[0], "raw", len(paths), keep)
-        t = time.perf_counter()
-        sampled, undecodable = decode_all(paths, kinds, buffer, pool)
-        timings["decode"] = time.perf_counter() - t
+        with timed(timings, "decode"):
+            sampled, undecodable = decode_all(paths, kinds, buffer, pool)
         decoded = as_written([f for f, _ in sampled], options)
         sampled = [(f, s) for f, (_, s) in zip(decoded, sampled, strict=True)]
         problems = undecodable + checks.metadata_problems(decoded, same_shutter=False)
@@ -98,22 +98,19 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name:
             raise BadFramesError(f"{name}: cannot blend the bracket: " + "; ".join(map(str, problems)), droppable=False)
         members = exposure_groups(decoded)
         _check_groups(name, decoded, members)
-        t = time.perf_counter()
-        stats, blends = _blend_groups(name, sampled, members, buffer, options=options, pool=pool)
-        timings["checks+combine"] = time.perf_counter() - t
+        with timed(timings, "checks+combine"):
+            stats, blends = _blend_groups(name, sampled, members, buffer, options=options, pool=pool)
         first = decoded[members[-1][0]]  # the merge is in the longest exposure's units: its frame speaks for it
         assert first.layout is not None
         tone = preview_tone(first)
         exposures = _exposures(decoded, members, blends, first)
-        t = time.perf_counter()
-        merged, layout, record = bracket.merge(exposures, first.layout)
-        layout, record = levels.settled(layout, merged, first.layout.baseline_ev, record)  # only the headroom used
-        timings["merge"] = time.perf_counter() - t
+        with timed(timings, "merge"):
+            merged, layout, record = bracket.merge(exposures, first.layout)
+            layout, record = levels.settled(layout, merged, first.layout.baseline_ev, record)  # only the headroom used
         if master is not None:
             master.check_matches(first)
         layout, flat_record = (layout, None) if master is None else flat_corrected(master, merged, layout)
-        t = time.perf_counter()
-        with writing_outputs(main):
+        with timed(timings, "write"), writing_outputs(main):
             extra, digest = write_outputs(
                 main,
                 merged,
@@ -127,7 +124,6 @@ def blend_bracket(source: Path | Sequence[Path], options: BlendOptions, *, name:
             )
             if options.keep_groups:
                 extra += _write_groups(main, options, exposures, [decoded[group[0]] for group in members])
-        timings["write"] = time.perf_counter() - t
         good = [decoded[i] for group in members for i in group]
         result = BlendRecord(
             stack=stack,

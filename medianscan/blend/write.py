@@ -30,6 +30,7 @@ from medianscan.outputs.preview import StoredPreview, Tone, stored_preview
 from medianscan.outputs.preview_change import changed_preview
 from medianscan.pixel_block import PixelBlock, pixel_block
 from medianscan.records import FlatRecord
+from medianscan.timing import timed
 
 _BAND_BYTES = 4 << 20  # a TIFF blend is combined and written this many bytes of rows at a time
 
@@ -142,22 +143,18 @@ def blend_into(
     flat did. `noise`: the stack's noise model, for the robust means."""
     if first.kind == "tiff" and not options.compress:
         return (), stream_tiff(main, frames, options, timings, icc=first.icc, noise=noise), None
-    t = time.perf_counter()
-    blended = combine_frames(
-        frames, options, keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype)), noise
-    )
-    timings["combine"] = time.perf_counter() - t
+    with timed(timings, "combine"):
+        shelf = keep.enter_context(SHELF.lend("frame", first.pixels.shape, first.pixels.dtype))
+        blended = combine_frames(frames, options, shelf, noise)
     record, raised = None, 0.0
     if flat is not None and first.layout is not None:
-        t = time.perf_counter()
-        layout, record = flat_corrected(flat, blended, first.layout)  # type: ignore[arg-type]
-        raised = layout.baseline_ev - first.layout.baseline_ev
-        first = dataclasses.replace(first, layout=layout)
-        timings["flat"] = time.perf_counter() - t
-    t = time.perf_counter()
+        with timed(timings, "flat"):
+            layout, record = flat_corrected(flat, blended, first.layout)  # type: ignore[arg-type]
+            raised = layout.baseline_ev - first.layout.baseline_ev
+            first = dataclasses.replace(first, layout=layout)
     gain = None if flat is None else flat.gain
-    extra, digest = write_outputs(main, blended, first, options, xmp=xmp, tone=tone, gain=gain, raised_ev=raised)
-    timings["write"] = time.perf_counter() - t
+    with timed(timings, "write"):
+        extra, digest = write_outputs(main, blended, first, options, xmp=xmp, tone=tone, gain=gain, raised_ev=raised)
     return extra, digest, record
 
 
