@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.conftest import find_sample_raw
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGEMAGICK = "/usr/bin/convert"  # the real one (a PATH `convert` may be something else)
 GNU_TIME = "/usr/bin/time"
@@ -39,17 +41,6 @@ MAGICK_POLICY = """<policymap>
   <policy domain="resource" name="disk" value="64GiB"/>
 </policymap>
 """
-
-
-def sample_raw() -> Path | None:
-    for candidate in (
-        os.environ.get("MEDIANSCAN_SAMPLE_RAW"),
-        ROOT.parent / "shared" / "samples" / "IMG_5952.CR2",
-        Path("/usr/share/doc/rawtran/IMG_5952.CR2"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 def run_timed(cmd: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -149,7 +140,7 @@ def decode_all(paths: Sequence[Path]) -> None:
 
 
 def bench_raw(n: int, repeats: int) -> None:
-    raw = sample_raw()
+    raw = find_sample_raw()
     if raw is None:
         print("\nraw stack: skipped, no sample raw (set MEDIANSCAN_SAMPLE_RAW)")
         return

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_blend import make_tiff_stack, sample_raw
+from bench.bench_blend import make_tiff_stack
+from tests.conftest import find_sample_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench"
@@ -256,7 +257,7 @@ WARM = (("dng-warm", "dng", "blend_stack warm, 5 x raw DNG"), ("cr2-warm", "cr2-
 
 
 def make_stacks(stacks: Path, wanted: set[str]) -> None:
-    raw = sample_raw()
+    raw = find_sample_raw()
     stacks.mkdir()
     if "tiff" in wanted:
         (stacks / "tiff").mkdir()
