@@ -116,3 +116,25 @@ def write_bytes(target: Path, data: bytes) -> None:
 def write_json(target: Path, obj: object) -> None:
     """Atomically replace `target` with `obj` as indented JSON."""
     write_bytes(target, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def room_problem(target: Path, need_bytes: int, what: str) -> str | None:
+    """Before the work that makes `target`: why its folder cannot take it (missing, not writable, too little free
+    space for `need_bytes`), as one sentence naming it, or None. The probe is a real file created and removed:
+    permission bits alone say nothing to root or on a read-only mount."""
+    folder = target.parent
+    if not folder.is_dir():
+        return f"{target}: the output folder {folder} does not exist"
+    probe = folder / f".medianscan-probe.{os.getpid()}{TEMP_SUFFIX}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        return f"{target}: cannot write into {folder} ({exc.strerror or exc})"
+    if free < need_bytes:
+        return (
+            f"{target}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
+            f"{need_bytes / 2**20:.0f} MiB needed for {what}"
+        )
+    return None

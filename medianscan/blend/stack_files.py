@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from medianscan import atomic
 from medianscan.blend.corrections import flat, levels
 from medianscan.blend.measuring import checks
 from medianscan.blend.options import BlendOptions
@@ -171,25 +170,12 @@ OUTPUT_MARGIN_BYTES = 64 << 20  # kept free beyond a blend's own size (the sidec
 def check_output_room(main: Path, frame_bytes: int) -> None:
     """Before any frame is decoded: the output folder exists, takes a new file, and has room for the blend.
 
-    A blend takes seconds of work; a read-only folder or a full disk found after it wastes them. The probe is a
-    real file created and removed (permission bits alone say nothing to root or on a read-only mount).
+    A blend takes seconds of work; a read-only folder or a full disk found after it wastes them.
     """
-    folder = main.parent
-    if not folder.is_dir():
-        raise StackError(f"{main}: the output folder {folder} does not exist")
-    probe = folder / f".medianscan-probe.{os.getpid()}.part"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-        free = shutil.disk_usage(folder).free
-    except OSError as exc:
-        raise StackError(f"{main}: cannot write into {folder} ({exc.strerror or exc})") from None
     need = 2 * frame_bytes + OUTPUT_MARGIN_BYTES  # the blend, up to twice a compressed frame, and a margin
-    if free < need:
-        raise StackError(
-            f"{main}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
-            f"{need / 2**20:.0f} MiB needed for the blend"
-        )
+    problem = atomic.room_problem(main, need, "the blend")
+    if problem is not None:
+        raise StackError(problem)
 
 
 @contextlib.contextmanager

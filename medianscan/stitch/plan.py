@@ -4,12 +4,11 @@ size against what the readers of a DNG can open."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from medianscan import atomic
 from medianscan.stitch.sources import Facts, StitchError, Tile, same_exposure
 
 # What the readers of a DNG open (the field notes, tiles.md): a side in photosites, and LibRaw's default cap on
@@ -63,21 +62,9 @@ def check_output(output: Path, tiles: Sequence[Tile], need_bytes: int) -> None:
     given = {t.given.resolve() for t in tiles} | {t.raw.resolve() for t in tiles}
     if output.resolve() in given:
         raise StitchError(f"{output}: this is one of the tiles; name another output")
-    folder = output.parent
-    if not folder.is_dir():
-        raise StitchError(f"{output}: the output folder {folder} does not exist")
-    probe = folder / f".medianscan-probe.{os.getpid()}.part"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-        free = shutil.disk_usage(folder).free
-    except OSError as exc:
-        raise StitchError(f"{output}: cannot write into {folder} ({exc.strerror or exc})") from None
-    if free < need_bytes:
-        raise StitchError(
-            f"{output}: too little free space in {folder}: {free / 2**20:.0f} MiB free, "
-            f"{need_bytes / 2**20:.0f} MiB needed for the stitch"
-        )
+    problem = atomic.room_problem(output, need_bytes, "the stitch")
+    if problem is not None:
+        raise StitchError(problem)
 
 
 def set_problems(tiles: Sequence[Tile], facts: Sequence[Facts]) -> list[str]:
