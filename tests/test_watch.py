@@ -656,8 +656,8 @@ def test_status_during_a_live_watch_lists_the_stacks_still_waiting_and_names_a_f
     last: list[str] = []
 
     def waiting_listed() -> str | None:  # its files settle first (each unchanged for a moment), then its quiet time
-        last[:] = [render_status(run.service.status().to_json())]
-        return last[0] if arriving in last[0] else None
+        last[:] = [render_status(run.service.status().to_json())]  # both folders seen: the watcher may see one first
+        return last[0] if arriving in last[0] and "2 waiting" in last[0] else None
 
     shown = wait_until(waiting_listed, 30, lambda: last[0], every=0.05)
     assert re.search(r"^stacks +0 blended, 2 waiting \(listed below\)$", shown, re.M), shown
