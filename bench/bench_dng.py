@@ -25,7 +25,8 @@ import numpy as np
 import rawpy
 
 from medianscan.atomic import atomic_path
-from medianscan.blend.reading.frames import layout_from_rawpy, read_metadata
+from medianscan.blend.reading.frames import read_metadata
+from medianscan.blend.reading.raw_layout import layout_from_rawpy
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 from medianscan.outputs.dng import write_dng
 from medianscan.outputs.preview import render_preview

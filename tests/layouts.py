@@ -11,7 +11,7 @@ import numpy.typing as npt
 import rawpy
 import tifffile
 
-from medianscan.blend.reading.frames import layout_from_rawpy
+from medianscan.blend.reading.raw_layout import layout_from_rawpy
 
 BLACK_14 = 512
 WHITE_14 = 15360  # below the 14-bit container's 16383 and the 16-bit sample's 65535: a body's real saturation

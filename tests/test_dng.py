@@ -21,7 +21,8 @@ import rawpy
 import tifffile
 
 from medianscan.blend.corrections import levels
-from medianscan.blend.reading.frames import layout_from_rawpy, read_frame, read_metadata
+from medianscan.blend.reading.frames import read_frame, read_metadata
+from medianscan.blend.reading.raw_layout import layout_from_rawpy
 from medianscan.errors import MedianscanError
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout, headroom, with_headroom
 from medianscan.outputs import tiff_ifd

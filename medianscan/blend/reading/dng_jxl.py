@@ -3,7 +3,7 @@
 
 A colour-filter mosaic stored that way is decoded here instead, through tifffile (imagecodecs' libjxl), and its
 layout read from the DNG's own tags (CFA pattern, black and white levels, active area, default crop, as-shot
-neutral; the colour matrices and profiles follow as for any DNG in blend.frames): from then on it blends like any
+neutral; the colour matrices and profiles follow as for any DNG in raw_layout): from then on it blends like any
 DNG. What cannot be decoded that way (a linear, demosaiced DNG, or a host without libjxl) is named for what it is.
 """
 
@@ -117,7 +117,7 @@ def _layout(raw: Any, ifd0: Any, shape: tuple[int, ...]) -> MosaicLayout:
         white_level=white,
         active_area=(top, left, bottom, right),
         default_crop=crop,
-        color_matrix=np.zeros((3, 3)),  # blend.frames takes ColorMatrix1 from the tags, as for any DNG
+        color_matrix=np.zeros((3, 3)),  # raw_layout takes ColorMatrix1 from the tags, as for any DNG
         as_shot_neutral=(neutral[0], neutral[1], neutral[2]),
         orientation=int(ifd0.valueof(274, 1)),
     )

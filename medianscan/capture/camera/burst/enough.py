@@ -25,7 +25,7 @@ import rawpy
 from medianscan.blend.corrections.flat import load_master
 from medianscan.blend.measuring.dense import DenseMeasure, measure_subsampled, stride_for, subsample
 from medianscan.blend.measuring.efficiency import blend_snr, frames_for
-from medianscan.blend.reading.frames import layout_from_rawpy
+from medianscan.blend.reading.raw_layout import layout_from_rawpy
 from medianscan.config.schema import AutoFrames, BlendConfig
 from medianscan.metadata import MosaicLayout
 from medianscan.records import FramesRecord
