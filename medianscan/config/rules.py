@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from medianscan.config.listen import parse_listen
-from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, BlendConfig, Config
+from medianscan.config.schema import DEVICE_ID_PATTERN, GROUP_PATTERN, LINE_FIELDS, BlendConfig, Config, RigConfig
 from medianscan.errors import MedianscanError
 from medianscan.film import FilmRecord, text_problem
 from medianscan.library.names import Template
@@ -147,6 +147,11 @@ MAX_FRAMES = 255  # frames of one stack, at most
 _frames = _within(3, MAX_FRAMES, why="a stack of more frames would not fit in memory or time")
 FILM_TEXT_FIELDS = [f.name for f in dataclasses.fields(FilmRecord) if f.name != "iso"]
 
+
+def _axis_letter(value: Any) -> str | None:
+    return None if value in ("X", "Y", "Z", "A") else f"must be X, Y, Z or A, got {value!r}"
+
+
 # (dataclass name, field) -> check of the converted value; returns the problem or None.
 CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("Config", "frames"): lambda v: None if v == "auto" else _frames(v),
@@ -189,7 +194,8 @@ CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("StripConfig", "seed"): _within(0, 2**32 - 1),
     ("StripConfig", "start_mm"): _within(-10_000, 10_000),
     ("RigConfig", "baud"): _within(300, 4_000_000),
-    ("RigConfig", "axis"): lambda v: None if v in ("X", "Y", "Z", "A") else f"must be X, Y, Z or A, got {v!r}",
+    ("RigConfig", "axis"): _axis_letter,
+    ("RigConfig", "y_axis"): _axis_letter,
     ("RigConfig", "pitch_mm"): _pitch,
     ("RigConfig", "picture_mm"): _within(1, 1000),
     ("RigConfig", "feed_mm_per_minute"): _within(1, 100_000),
@@ -202,6 +208,14 @@ CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("RigConfig", "boot_seconds"): _within(0, 60),
     ("RigConfig", "frames_without_live_view"): _within(1, 100),
     ("LineProtocol", "steps_per_mm"): _within(0, 1e6, above=True),
+    ("LineProtocol", "y_steps_per_mm"): _within(0, 1e6, above=True),
+    ("SheetConfig", "width_mm"): _within(0, 1000),
+    ("SheetConfig", "height_mm"): _within(0, 1000),
+    ("SheetConfig", "mm_per_pixel"): _within(0.0005, 1, why="the picture's scale: a photosite's width on the sheet"),
+    ("SheetConfig", "slip"): _within(0, 0.5, why="a fraction of each move"),
+    ("SheetConfig", "rotation_degrees"): _within(-10, 10, why="a stage off square by a few degrees at most"),
+    ("SheetConfig", "backlash_mm"): _within(0, 10),
+    ("SheetConfig", "seed"): _within(0, 2**32 - 1),
     ("WatchConfig", "group"): _group,
     ("OutputsConfig", "editors"): lambda v: None if len(set(v)) == len(v) else f"names an editor twice: {v}",
     ("WatchConfig", "quiet_seconds"): _within(0, 86400, above=True),
@@ -250,30 +264,51 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
 
 
 def _rig_problems(cfg: Config) -> list[tuple[str, str]]:
-    """The rig's and the simulated strip's cross rules."""
-    strip, rig = cfg.camera.simulated.strip, cfg.rig
+    """The rig's and the simulated copy stand's cross rules."""
+    sim, rig = cfg.camera.simulated, cfg.rig
+    strip, sheet = sim.strip, sim.sheet
     problems: list[tuple[str, str]] = []
     if strip.gap_mm >= strip.pitch_mm:
         problems.append(("camera.simulated.strip.gap_mm", f"is {strip.gap_mm:g}, not less than the pitch"))
     if any(not 1 <= k <= strip.frames for k in strip.blank):
         problems.append(("camera.simulated.strip.blank", f"names frames beyond the strip's {strip.frames}"))
+    if strip.frames > 0 and sheet.present:
+        problems.append(("camera.simulated.sheet", "is set as well as camera.simulated.strip.frames: the copy "
+                                                   "stand holds a strip or a sheet, not both"))  # fmt: skip
+    if sheet.present and sheet.picture is None and (sheet.width_mm == 0 or sheet.height_mm == 0):
+        problems.append(("camera.simulated.sheet", "needs width_mm and height_mm (or a picture to take them from)"))
+    if sheet.picture is not None and not sheet.picture.is_file():
+        problems.append(("camera.simulated.sheet.picture", f"{sheet.picture} is not a file"))
     if rig.picture_mm >= abs(rig.pitch_mm):
         problems.append(("rig.picture_mm", f"is {rig.picture_mm:g}, not less than the pitch ({abs(rig.pitch_mm):g})"))
-    if rig.port == "simulated" and (cfg.camera.backend != "simulated" or strip.frames == 0):
-        problems.append(("rig.port", "is 'simulated', which moves the simulated camera's strip: set "
-                                     "camera.backend: simulated and camera.simulated.strip.frames"))  # fmt: skip
+    if rig.axes == "xy" and rig.y_axis == rig.axis:
+        problems.append(("rig.y_axis", f"is {rig.y_axis}, the same letter as rig.axis: an XY stage needs two"))
+    if rig.port == "simulated" and (cfg.camera.backend != "simulated" or (strip.frames == 0 and not sheet.present)):
+        problems.append(("rig.port", "is 'simulated', which moves the simulated camera's strip or sheet: set "
+                                     "camera.backend: simulated and camera.simulated.strip.frames (a roll) or "
+                                     "camera.simulated.sheet (an XY stage)"))  # fmt: skip
     if rig.port == "simulated" and rig.protocol != "grbl":
         problems.append(("rig.protocol", f"is {rig.protocol!r}, but the simulated rig speaks GRBL: set grbl"))
+    return problems + _line_problems(rig)
+
+
+def _line_problems(rig: RigConfig) -> list[tuple[str, str]]:
+    """rig.line's patterns and its move template (which fields it may and must hold, for one axis or two)."""
+    problems: list[tuple[str, str]] = []
     for name in ("done", "error"):
         try:
             re.compile(getattr(rig.line, name))
         except re.error as exc:
             problems.append((f"rig.line.{name}", f"is not a regular expression: {exc}"))
-    if "{mm}" not in rig.line.move and "{steps}" not in rig.line.move:
-        problems.append(("rig.line.move", "must contain {mm} or {steps}: the move's length"))
-    else:
-        try:
-            rig.line.move.format(mm="1.000", steps=1)
-        except (KeyError, IndexError, ValueError) as exc:
-            problems.append(("rig.line.move", f"may hold only {{mm}} and {{steps}} (and {{{{ }}}} for a brace): {exc}"))
+    move = rig.line.move
+    try:
+        move.format(**dict.fromkeys(LINE_FIELDS, "1"))
+    except (KeyError, IndexError, ValueError) as exc:
+        allowed = ", ".join(f"{{{name}}}" for name in LINE_FIELDS)
+        return [*problems, ("rig.line.move", f"may hold only {allowed} (and {{{{ }}}} for a brace): {exc}")]
+    holds = {name for name in LINE_FIELDS if f"{{{name}}}" in move}
+    if not holds & {"mm", "steps", "x", "x_steps"}:
+        problems.append(("rig.line.move", "must contain {mm} or {steps} (or {x}, {x_steps}): the move's length"))
+    elif rig.axes == "xy" and not holds & {"y", "y_steps"}:
+        problems.append(("rig.line.move", "must contain {y} or {y_steps} for an XY stage (rig.axes: xy)"))
     return problems

@@ -50,6 +50,30 @@ class StripConfig:
 
 
 @dataclass
+class SheetConfig:
+    """A sheet negative (or a 120 frame) on the simulated XY stage, larger than the camera's view: the simulated
+    rig (`rig.port: simulated`) moves the stage in X and Y. The view is the sensor at the picture's scale (one
+    photosite sees `mm_per_pixel` of the sheet). `picture`: a 16-bit TIFF the sheet shows (its transmission:
+    grey, or RGB per photosite colour; centred on the sheet); without it a generated negative with detail
+    everywhere. The stage's faults: `slip` (each move's random error per axis, a fraction of its length),
+    `rotation_degrees` (its axes off square to the sensor), `backlash_mm` (lost on each reversal of an axis).
+    `width_mm: 0` and no picture: no sheet."""
+
+    width_mm: float = 0.0  # 0 with a picture: the picture's width
+    height_mm: float = 0.0
+    picture: Path | None = None
+    mm_per_pixel: float = 0.02  # the picture's scale, so the view's mm per photosite
+    slip: float = 0.0
+    rotation_degrees: float = 0.0
+    backlash_mm: float = 0.0
+    seed: int = 1
+
+    @property
+    def present(self) -> bool:
+        return self.width_mm > 0 or self.picture is not None
+
+
+@dataclass
 class SimulatedConfig:
     """The simulated camera: a film-negative-like scene with realistic noise, deterministic by seed."""
 
@@ -66,6 +90,7 @@ class SimulatedConfig:
     preview_focus_period_seconds: float = 8.0  # the live view drifts through focus this often (0: always sharp)
     light: float = 1.0  # the light panel's brightness (1: negatives well exposed at 1/125 s, ISO 100, f/8)
     strip: StripConfig = field(default_factory=StripConfig)
+    sheet: SheetConfig = field(default_factory=SheetConfig)
 
 
 @dataclass
@@ -186,14 +211,22 @@ class ConsoleConfig:
 @dataclass
 class LineProtocol:
     """`rig.protocol: line`: an advancer's own commands. `move` is sent for each move, with {mm} and {steps}
-    (mm x steps_per_mm) filled in; a reply matching `done` says it has stopped, one matching `error` that it
-    failed (regular expressions); `hello`, when set, is sent once after opening and answered like a move."""
+    (mm x steps_per_mm) filled in, and for an XY stage (`rig.axes: xy`) {x} and {y} (mm) and {x_steps} and
+    {y_steps} ({mm} is {x}); a reply matching `done` says it has stopped, one matching `error` that it failed
+    (regular expressions); `hello`, when set, is sent once after opening and answered like a move."""
 
     move: str = "M{steps}"
     done: str = "^(OK|ok|done)"
     error: str = "^(ERR|err|error)"
-    steps_per_mm: float = 80.0
+    steps_per_mm: float = 80.0  # the X (roll) axis
+    y_steps_per_mm: float | None = None  # null: as steps_per_mm
     hello: str | None = None
+
+    def steps_y(self) -> float:
+        return self.steps_per_mm if self.y_steps_per_mm is None else self.y_steps_per_mm
+
+
+LINE_FIELDS = ("mm", "steps", "x", "y", "x_steps", "y_steps")  # what rig.line.move may hold
 
 
 @dataclass
@@ -204,7 +237,11 @@ class RigConfig:
     port: str | None = None  # /dev/ttyUSB0 (any pyserial URL), or simulated; null: no rig
     protocol: Literal["grbl", "marlin", "line"] = "grbl"
     baud: int = 115200
-    axis: str = "X"
+    axes: Literal["x", "xy"] = "x"  # x: a roll rig (one axis); xy: an XY stage (move_xy)
+    axis: str = "X"  # the roll's axis, the stage's X
+    y_axis: str = "Y"  # the stage's Y (axes: xy)
+    x_direction: Literal[1, -1] = 1  # -1: every X move is sent reversed (a motor wired the other way)
+    y_direction: Literal[1, -1] = 1
     pitch_mm: float = 38.0  # frame to frame along the strip (35 mm film: 38); negative: advance the other way
     picture_mm: float = 36.0  # one picture's width along the strip (35 mm film: 36)
     view_reversed: bool = False  # a move of +mm shifts the picture rightwards in the view (not leftwards)

@@ -1,5 +1,6 @@
-"""What the roll run asks of a rig, whatever its firmware: move the film along the strip and say when it has
-stopped. Each protocol (grbl, marlin, line) is a module of its own over a capture.rig.port.LinePort."""
+"""What a run asks of a rig, whatever its firmware: move the film along the strip (a roll rig, `rig.axes: x`) or
+the stage in X and Y (`rig.axes: xy`), and say when it has stopped. Each protocol (grbl, marlin, line) is a module
+of its own over a capture.rig.port.LinePort."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from medianscan.capture.rig.port import LinePort, RigError
+from medianscan.config.schema import RigConfig
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +25,28 @@ class Rig(Protocol):
         """Greet the controller and set it up (units, relative moves); RigError if it does not answer."""
 
     def move(self, mm: float) -> None:
-        """Move the film `mm` along the strip and return once it has stopped; RigError (the film left where it
-        is) on a jam, an alarm, a lost port or a reply that makes no sense."""
+        """Move the film `mm` along the strip (the X axis) and return once it has stopped; RigError (the film
+        left where it is) on a jam, an alarm, a lost port or a reply that makes no sense."""
+
+    def move_xy(self, dx_mm: float, dy_mm: float) -> None:
+        """Move the stage `dx_mm` along X and `dy_mm` along Y (relative, one move) and return once it has
+        stopped; RigError as `move`, and for a rig configured with one axis (`rig.axes: x`)."""
 
     def close(self) -> None: ...
+
+
+def need_xy(port: LinePort, cfg: RigConfig) -> None:
+    """RigError unless the rig is configured as an XY stage."""
+    if cfg.axes != "xy":
+        raise RigError(
+            f"the rig on {port.name} moves one axis (rig.axes: {cfg.axes}): set rig.axes: xy (and rig.y_axis) "
+            "for an XY stage; nothing was moved"
+        )
+
+
+def xy_said(dx_mm: float, dy_mm: float) -> str:
+    """'a move of X+1.00 Y-2.50 mm': how a move in X and Y is named in a RigError."""
+    return f"a move of X{dx_mm:+.2f} Y{dy_mm:+.2f} mm"
 
 
 def await_reply(

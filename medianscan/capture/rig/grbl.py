@@ -12,7 +12,7 @@ import logging
 import re
 import time
 
-from medianscan.capture.rig.base import await_reply
+from medianscan.capture.rig.base import await_reply, need_xy, xy_said
 from medianscan.capture.rig.port import LinePort, RigError
 from medianscan.config.schema import RigConfig
 
@@ -40,7 +40,7 @@ def explain(reply: str) -> str:
 
 
 class GrblRig:
-    """A GRBL controller moving the film along `cfg.axis`."""
+    """A GRBL controller moving the film along `cfg.axis`, or an XY stage along `cfg.axis` and `cfg.y_axis`."""
 
     def __init__(self, port: LinePort, cfg: RigConfig) -> None:
         self.port, self.cfg = port, cfg
@@ -79,8 +79,17 @@ class GrblRig:
         return match["state"]
 
     def move(self, mm: float) -> None:
-        what = f"a move of {mm:+.2f} mm"
-        self.command(f"G1 {self.cfg.axis}{mm:.3f} F{self.cfg.feed_mm_per_minute:g}", what=what)
+        self._go(f"{self.cfg.axis}{mm * self.cfg.x_direction:.3f}", f"a move of {mm:+.2f} mm")
+
+    def move_xy(self, dx_mm: float, dy_mm: float) -> None:
+        need_xy(self.port, self.cfg)
+        cfg = self.cfg
+        words = f"{cfg.axis}{dx_mm * cfg.x_direction:.3f} {cfg.y_axis}{dy_mm * cfg.y_direction:.3f}"
+        self._go(words, xy_said(dx_mm, dy_mm))  # one linear move: both axes arrive together
+
+    def _go(self, words: str, what: str) -> None:
+        """A G1 of `words` at the feed, then wait until the controller says it has stopped and is Idle."""
+        self.command(f"G1 {words} F{self.cfg.feed_mm_per_minute:g}", what=what)
         self.command("G4 P0", timeout=self.cfg.move_timeout_seconds, what=what)  # answered once it has stopped
         state = self.status()
         if state != "Idle":

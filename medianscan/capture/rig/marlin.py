@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from medianscan.capture.rig.base import await_reply, handshake
+from medianscan.capture.rig.base import await_reply, handshake, need_xy, xy_said
 from medianscan.capture.rig.port import LinePort
 from medianscan.config.schema import RigConfig
 
@@ -20,7 +20,7 @@ INFO = re.compile(r"^(echo:|//|start$|Marlin|FIRMWARE_NAME|Cap:|X:)")
 
 
 class MarlinRig:
-    """A Marlin or Klipper controller moving the film along `cfg.axis`."""
+    """A Marlin or Klipper controller moving the film along `cfg.axis`, or an XY stage (`cfg.y_axis` too)."""
 
     def __init__(self, port: LinePort, cfg: RigConfig) -> None:
         self.port, self.cfg = port, cfg
@@ -36,8 +36,16 @@ class MarlinRig:
                     busy=BUSY, info=INFO)  # fmt: skip
 
     def move(self, mm: float) -> None:
-        what = f"a move of {mm:+.2f} mm"
-        self.command(f"G1 {self.cfg.axis}{mm:.3f} F{self.cfg.feed_mm_per_minute:g}", what=what)
+        self._go(f"{self.cfg.axis}{mm * self.cfg.x_direction:.3f}", f"a move of {mm:+.2f} mm")
+
+    def move_xy(self, dx_mm: float, dy_mm: float) -> None:
+        need_xy(self.port, self.cfg)
+        cfg = self.cfg
+        words = f"{cfg.axis}{dx_mm * cfg.x_direction:.3f} {cfg.y_axis}{dy_mm * cfg.y_direction:.3f}"
+        self._go(words, xy_said(dx_mm, dy_mm))
+
+    def _go(self, words: str, what: str) -> None:
+        self.command(f"G1 {words} F{self.cfg.feed_mm_per_minute:g}", what=what)
         self.command("M400", timeout=self.cfg.move_timeout_seconds, what=what)  # answered once it has stopped
 
     def close(self) -> None:
