@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +18,6 @@ import numpy.typing as npt
 from medianscan import atomic
 from medianscan.blend.corrections import flat, levels
 from medianscan.blend.measuring import checks
-from medianscan.blend.options import BlendOptions
 from medianscan.blend.reading import frames, sniff
 from medianscan.blend.reading.frames import Frame
 from medianscan.errors import MedianscanError, StackError
@@ -33,6 +32,9 @@ from medianscan.outputs.xmp import RollPlace, film_packet
 from medianscan.records import FramesRecord
 from medianscan.vocabulary import Method
 from medianscan.wording import counted
+
+if TYPE_CHECKING:  # annotations only: the options (and the config rules behind them) stay unloaded for the stitch
+    from medianscan.blend.options import BlendOptions
 
 _EXTENSION = {"raw": ".dng", "tiff": ".tif", "jpeg": ".jpg"}
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from medianscan import __version__
-from medianscan.cli import control
 from medianscan.errors import MedianscanError
 from medianscan.logs import limit_repeats, log_format
 
@@ -26,7 +25,9 @@ CommandHandler = Callable[[argparse.Namespace], int]
 
 
 # Which module holds each subcommand. The dispatcher imports only the one asked for: `medianscan capture` from a
-# desktop shortcut must answer at once, while `run` and `blend` pull in numba, rawpy and scipy (about 2 s).
+# desktop shortcut must answer at once, while `run` and `blend` pull in numba, rawpy and scipy (about 2 s), and
+# `stitch` must not pay for the daemon's client and the config loader it never uses. A name not listed here is
+# one of the daemon's own commands (`control.COMMANDS`), or unknown: then `control` is asked, or every module.
 SUBCOMMANDS: dict[str, str] = {
     "base": "base",
     "blend": "blend",
@@ -38,10 +39,19 @@ SUBCOMMANDS: dict[str, str] = {
     "kernels": "kernels",
     "stitch": "stitch",
     "watch": "watch",
-    **dict.fromkeys(control.COMMANDS, "control"),  # the daemon's own commands, light to import
 }
-MODULES = tuple(dict.fromkeys(SUBCOMMANDS.values()))  # in the order --help lists them
+CONTROL = "control"  # the module of the daemon's commands (capture, pause, status, ...), light to import
+MODULES = (*dict.fromkeys(SUBCOMMANDS.values()), CONTROL)  # in the order --help lists them
 SERVICES = frozenset({"run", "watch", "demo"})  # long-running: their log lines carry the time
+
+
+def _modules_for(command: str | None) -> tuple[str, ...]:
+    """The modules to import for `command`: its own, `control` for a daemon command, every one when unknown."""
+    if command in SUBCOMMANDS:
+        return (SUBCOMMANDS[command],)
+    if command is not None and command in importlib.import_module(f"medianscan.cli.{CONTROL}").COMMANDS:
+        return (CONTROL,)
+    return MODULES
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -53,8 +63,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medianscan {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    wanted = (SUBCOMMANDS[command],) if command in SUBCOMMANDS else MODULES
-    for name in wanted:
+    for name in _modules_for(command):
         importlib.import_module(f"medianscan.cli.{name}").register(sub)
     return parser
 

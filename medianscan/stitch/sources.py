@@ -18,7 +18,6 @@ import rawpy
 import tifffile
 
 from medianscan.blend.corrections.flat import FlatError, MasterFlat, load_master
-from medianscan.blend.options import BlendOptions
 from medianscan.blend.reading import sniff
 from medianscan.blend.reading.frames import Frame, read_frame, read_metadata, sha256_file
 from medianscan.blend.reading.recorded import recorded_frames
@@ -65,7 +64,8 @@ def resolve_tile(given: Path) -> Tile:
             return Tile(given, blend)
     if not found.frames:
         raise StitchError(f"{given}: neither a raw nor a stack folder with raw frames (nothing to stitch in it)")
-    from medianscan.blend.pipeline import blend_stack  # the blend's machinery (numba) only when a stack needs it
+    from medianscan.blend.options import BlendOptions  # the blend's machinery (numba, the config's rules) only
+    from medianscan.blend.pipeline import blend_stack  # when a stack needs blending
 
     try:
         return Tile(given, blend_stack(given, BlendOptions()).output, blended_now=True)
