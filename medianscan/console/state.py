@@ -1,5 +1,6 @@
 """What the console shows, as typed records: the service (camera, live view, queue, disk, the last error) and
-every negative of the current roll with its state, its blend's figures and a link to its positive.
+every negative of the current roll with its state, its blend's figures and a link to its positive. A negative shot
+in tiles (`tiles.json`) is one entry: its stitch's state, its tiles, and the positive of the stitched DNG.
 
 Built from the daemon's own records (its status and the stack manifests) at most twice a second, whoever asks.
 """
@@ -21,6 +22,7 @@ from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
+from medianscan.library.tile_set import TILES_FILE, StitchState, TileSet, is_tiled, read_tile_set
 from medianscan.records import SnrFigures
 from medianscan.reports import CameraView, QueueState, RollFrameReport, bracket_text
 
@@ -46,7 +48,8 @@ class NegativeView:
     snr_short: str | None
     clipped: dict[str, float]  # colour -> share of photosites at white in the raws
     problem: str | None  # the error, or the note of an incomplete burst
-    positive: str | None  # the URL of its positive, once blended
+    positive: str | None  # the URL of its positive, once blended (or stitched)
+    tiles: int | None = None  # a negative shot in tiles: how many (its state is then its stitch's)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,34 @@ def negative_view(stack: Path, m: Manifest) -> NegativeView:
     )
 
 
+def tiled_view(negative: Path, tile_set: TileSet) -> NegativeView:
+    """A tiled negative as one strip entry: pending | stitching | stitched | failed, its tiles, its positive."""
+    status = tile_set.status
+    stitched = status.state == StitchState.STITCHED and tile_set.output.is_file()
+    return NegativeView(
+        name=negative.name,
+        state=status.state.value,
+        frames_expected=len(tile_set.tiles),
+        frames_used=None,
+        rejected=(),
+        noise_ratio=None,
+        snr=None,
+        snr_target=None,
+        snr_short=None,
+        clipped={},
+        problem=status.error,
+        positive=positive_url(negative.parent.name, negative.name) if stitched else None,
+        tiles=len(tile_set.tiles),
+    )
+
+
+def stitched_of(negative: Path) -> Path | None:
+    """A tiled negative's stitched DNG, once stitched."""
+    tile_set = read_tile_set(negative)
+    stitched = tile_set.status.state == StitchState.STITCHED and tile_set.output.is_file()
+    return tile_set.output if stitched else None
+
+
 class StateBuilder:
     """The console's view of `daemon`, rebuilt at most every REFRESH_SECONDS (manifests are read once per
     change of their file, not once per client)."""
@@ -147,10 +178,14 @@ class StateBuilder:
         views = []
         for stack in self.d.library.stacks(roll) if roll is not None else []:
             try:
-                stamp = (stack / MANIFEST).stat().st_mtime_ns
+                tiled = is_tiled(stack)
+                stamp = (stack / (TILES_FILE if tiled else MANIFEST)).stat().st_mtime_ns
                 cached = self._views.get(stack)
                 if cached is None or cached[0] != stamp:
-                    cached = (stamp, negative_view(stack, read_manifest(stack)))
+                    view = (
+                        tiled_view(stack, read_tile_set(stack)) if tiled else negative_view(stack, read_manifest(stack))
+                    )
+                    cached = (stamp, view)
                     self._views[stack] = cached
                 views.append(cached[1])
             except (OSError, MedianscanError):
@@ -165,6 +200,8 @@ class StateBuilder:
             return None
         for stack in self.d.library.stacks(current):
             if stack.name == negative:
+                if is_tiled(stack):
+                    return stitched_of(stack)
                 m = read_manifest(stack)
                 return m.blend.output if m.state == State.BLENDED and m.blend is not None else None
         return None

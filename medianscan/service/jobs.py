@@ -1,5 +1,6 @@
 """What a blend worker runs: one blend task (a stack folder, or the frames the hot folder planned), its output
-read back, its record returned; and the warm-up that loads the kernels before the first stack."""
+read back, its record returned; or one stitch task (a tiled negative, `service.stitch_job`); and the warm-up
+that loads the kernels before the first stack."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from medianscan.blend.verify import verify_output
 from medianscan.config.schema import BlendConfig
 from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, StackError
 from medianscan.records import BlendRecord
+from medianscan.service.stitch_job import StitchTask, stitch_job
+from medianscan.stitch.record import StitchRecord
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,17 @@ def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
         raise StackError(exc.hinted(task.drop_hint)) from None
     verify_output(record)
     return record
+
+
+Task = BlendTask | StitchTask  # what the services' pool is handed
+Result = BlendRecord | StitchRecord  # what it gives back
+
+
+def run_job(key: Path, task: Task) -> Result:
+    """The services' job: a blend, or the stitch of a tiled negative once its tiles are blended."""
+    if isinstance(task, StitchTask):
+        return stitch_job(key, task)
+    return blend_job(key, task)
 
 
 def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:

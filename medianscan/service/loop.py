@@ -19,6 +19,7 @@ import time
 from collections import deque
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
@@ -27,7 +28,7 @@ from medianscan.library import contents
 from medianscan.records import BlendRecord
 from medianscan.service.blend_worker import Job
 from medianscan.service.hooks import Hooks
-from medianscan.service.jobs import BlendTask, blend_job, warm_up_blend
+from medianscan.service.jobs import run_job, warm_up_blend
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import BlendPool, Event
 from medianscan.service.progress import Listener, Progress, ServiceError
@@ -64,11 +65,12 @@ def log_blend_notes(label: str, record: BlendRecord) -> None:
         log.warning("%s: %s", label, warning)
 
 
-ServicePool = BlendPool[BlendTask, BlendRecord]  # what both modes blend with
+# What both modes blend and stitch with: a jobs.Task in, a jobs.Result out (Any: a pool of blends alone fits too)
+ServicePool = BlendPool[Any, Any]
 RECORD_BACKOFF_MAX = 30.0  # seconds between tries to record a blend whose record could not be written
 
 
-def make_pool(cfg: Config, job: Job[BlendTask, BlendRecord] = blend_job) -> ServicePool:
+def make_pool(cfg: Config, job: Job[Any, Any] = run_job) -> ServicePool:
     """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
     warm = functools.partial(warm_up_blend, cfg.frames_range()[1], cfg.blend)
     return BlendPool(cfg.workers, cfg.queue_size, job=job, warm=warm)

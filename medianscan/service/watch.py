@@ -36,6 +36,7 @@ from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone, StackQueued
+from medianscan.service.tiled import TiledNegatives
 from medianscan.wording import counted, unnamed
 
 __all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
@@ -92,6 +93,7 @@ class WatchService(Service):
         self._observer: BaseObserver | None = None
         self._control: ControlServer | None = None
         self._pool_started = False
+        self.tiled = TiledNegatives(lambda: self.hot.options.method)  # folders with tiles.json: stitched
 
     # --- public API -----------------------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class WatchService(Service):
             # the observer before the scan: nothing arriving during the scan is missed
             self._observer = observe(self.hot, self.cfg.watch.polling)
             found = self.hot.scan()
+            self.tiled.check_all(self.hot.root)
             log.info("watching %s (%s): %s already there", self.hot.root, self.hot.grouping, counted(found, "file"))
             self._planner = Planner(self.hot, self.submit)
             self._planner.start()
@@ -160,11 +163,13 @@ class WatchService(Service):
         said: dict[str, str] = {}
         try:
             self.hot.scan()
+            self.tiled.check_all(self.hot.root)
             while not self.stop_event.is_set():
                 planner.step()
                 self._say_settling(said)
                 self._collect(TICK_SECONDS)
-                if not planner.backlog and not self.hot.busy():
+                self._feed_stitches()
+                if not planner.backlog and not self.hot.busy() and not self.tiled.busy():
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise MedianscanError(f"{self.hot.root}: the catch-up did not finish within {timeout:g} s")
@@ -188,6 +193,7 @@ class WatchService(Service):
 
     def _serve_once(self) -> None:
         self._collect(0.2)
+        self._feed_stitches()
         self._check_reload()
         self._publish_status()
 
@@ -206,7 +212,25 @@ class WatchService(Service):
             self.emit(StackQueued(planned.key, planned.frames))
         return ok
 
+    def _feed_stitches(self) -> None:
+        if self.tiled.due and not self._pool_started:
+            self._pool_started = True
+            self.pool.start()
+        self.tiled.feed(self.pool.submit)
+
     def _record(self, event: Event) -> None:
+        if self.tiled.owns(event.stack):  # a tiled negative's stitch: listed as the one negative it is
+            st = self.tiled.record(event)
+            if st is not None and st.record is not None:
+                log.info("%s", st.said(self.hot.label(st.negative)))
+                self.recent.append(RecentNegative(str(st.negative), "stitched", st.tiles, None, st.seconds,
+                                                  None, f"stitched from {counted(st.tiles, 'tile')}",
+                                                  str(st.record.output), None))  # fmt: skip
+            elif st is not None:
+                self.recent.append(RecentNegative(str(st.negative), "failed", st.tiles, None, st.seconds,
+                                                  st.error, None, None, None))  # fmt: skip
+                self.report_error(st.said(self.hot.label(st.negative)), st.negative)
+            return
         if isinstance(event, Started):
             return
         planned = self.hot.finished(event.stack, event.error)
@@ -226,7 +250,8 @@ class WatchService(Service):
             notes = [*([f"re-blended: {planned.again}"] if planned is not None and planned.again else []),
                      *([f"raws {kept}"] if kept != "kept" else [])]  # fmt: skip
             note = "; ".join(notes) or None
-            self.recent.append(self._recent(event, "blended", n, note=note, output=str(output)))
+            if not self.tiled.after_blend(event.stack):  # a tile is not a negative of its own
+                self.recent.append(self._recent(event, "blended", n, note=note, output=str(output)))
             self.emit(BlendDone(event.stack, event.result, event.seconds))
         else:
             message = event.error or "blend failed"
@@ -279,6 +304,7 @@ class WatchService(Service):
         if self._planner is not None and self._planner.is_alive():
             self._planner.stop()
         left = self.pool.stop()
+        self.tiled.left_over([key for key in left if self.tiled.owns(key)])
         if left:
             log.info("%s not blended yet; the next start catches up with them", counted(len(left), "stack"))
         if self._control is not None:

@@ -207,6 +207,7 @@ function describe(n) {
   const bits = [];
   if (n.noise_ratio) bits.push(`${(1 / n.noise_ratio).toFixed(1)}x cleaner than one raw`);
   if (n.frames_used != null) bits.push(`${n.frames_used} of ${n.frames_expected} frames used`);
+  if (n.tiles != null) bits.push(`stitched from ${n.tiles} tiles`);
   if (n.snr != null) bits.push(snrText(n) + " in the densest tenth");
   return bits;
 }
@@ -236,6 +237,7 @@ function showFrames(negatives) {
     if (n.positive) fresh.append(el("img", { src: n.positive, alt: `${n.name} as a positive`, loading: "lazy" }));
     if (n.noise_ratio) fresh.append(line("figures", `${(1 / n.noise_ratio).toFixed(1)}x cleaner`, `noise ${n.noise_ratio.toFixed(2)}x a single frame's`));
     if (n.frames_used != null) fresh.append(line("figures", `${n.frames_used} of ${n.frames_expected} frames used`));
+    if (n.tiles != null) fresh.append(line("figures", `${n.tiles} tiles` + (n.state === "stitched" ? " stitched" : ""), "a negative shot in tiles, stitched on the raw into one DNG"));
     if (n.snr != null) fresh.append(line("figures", snrText(n), "signal-to-noise ratio in the negative's densest tenth (the positive's highlights)"));
     if (n.snr_short) fresh.append(line("why", n.snr_short));
     if (clipping(n)) fresh.append(line("clipped", clipping(n), "in the raws, " + clipping(n)));

@@ -39,8 +39,9 @@ from medianscan.config.schema import Config
 from medianscan.console.server import ConsoleServer
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State, read_manifest
-from medianscan.library.recovery import recover
+from medianscan.library.recovery import Recovery, recover, recover_stack
 from medianscan.library.rolls import Library
+from medianscan.library.tile_set import is_tiled, read_tile_set
 from medianscan.records import BlendRecord
 from medianscan.reports import CameraView, QueueState
 from medianscan.service.capture import roll_turn
@@ -54,6 +55,7 @@ from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone
+from medianscan.service.tiled import TiledNegatives
 from medianscan.vocabulary import ACTIONS, Request
 from medianscan.wording import counted
 
@@ -89,6 +91,7 @@ class Daemon(Service):
         self.live = LiveFeed()  # preview frames from the camera thread to the console
         self.presses = PressQueue(self.hub, PressPolicy(cfg.triggers.press_during_burst))
         self._cut_off: set[Path] = set()  # found at start; the camera thread's once it runs
+        self.tiled = TiledNegatives(lambda: self.cfg.blend.method)  # negatives shot in tiles: stitched when blended
         for action in ("stop-roll", "capture", "scan-roll"):  # stop-roll, or the pedal, during a run: it stops
             self.hub.at_once[action] = functools.partial(roll_turn.at_once, self.state)
         self._camera_thread: threading.Thread | None = None
@@ -191,6 +194,7 @@ class Daemon(Service):
         try:
             self._collect(0.2)
             self._feed_backlog()
+            self.tiled.feed(self.pool.submit, lambda: len(self.pool.waiting()) < max(1, self.cfg.queue_size - 1))
             self._check_reload()
             self._publish_status()
         except Exception:  # e.g. the library's disk went away: log it, keep serving, try again
@@ -199,6 +203,7 @@ class Daemon(Service):
 
     def _recover(self) -> None:
         rec = recover(self.library)
+        self._recover_tiles(rec)
         for stack in rec.incomplete:
             log.warning("%s: burst was cut off; kept as incomplete", stack)
             if left_a_journal(stack):
@@ -213,6 +218,25 @@ class Daemon(Service):
             self.state.hold(stack)
         if rec.queued:
             log.info("%s from before the restart queued for blending", counted(len(rec.queued), "stack"))
+        due = self.tiled.check_all(self.library.root)
+        if due:
+            log.info("%s from before the restart queued for stitching", counted(due, "tiled negative"))
+
+    def _recover_tiles(self, rec: Recovery) -> None:
+        """A tiled negative has no stack.json of its own (the recovery found it unreadable): its tile stacks are
+        recovered as stacks are (cut-off bursts marked, pending blends queued)."""
+        for negative, reason in list(rec.unreadable):
+            if not is_tiled(negative):
+                continue
+            rec.unreadable.remove((negative, reason))
+            try:
+                folders = read_tile_set(negative).folders()
+            except MedianscanError as exc:
+                rec.unreadable.append((negative, str(exc)))
+                continue
+            for tile in folders:
+                if tile.is_dir():
+                    recover_stack(self.library, tile, rec)
 
     def _feed_backlog(self) -> None:
         """Queue stacks found at start, keeping a slot free so the next capture need not wait for them."""
@@ -239,6 +263,10 @@ class Daemon(Service):
         """Record the event while its stack is still ours (a retake may have taken it back: its folder moved
         to discarded/); an OSError here leaves the stack ours, to be recorded again."""
 
+        if self.tiled.owns(event.stack):
+            self._stitch_recorded(event)
+            return
+
         def write() -> bool:
             if isinstance(event, Started):
                 self.library.mark(event.stack, State.BLENDING)
@@ -258,9 +286,23 @@ class Daemon(Service):
             log_blend_notes(stack.name, outcome.result)
             self._blended(stack)
             self.emit(BlendDone(stack, outcome.result, outcome.seconds))
+            self.tiled.after_blend(stack)
         else:
             self.library.mark(stack, State.FAILED, error=outcome.error, blend_seconds=outcome.seconds)
             self.report_error(outcome.error or "blend failed", stack)
+
+    def _stitch_recorded(self, event: Event) -> None:
+        """A tiled negative's stitch started or ended: its tiles.json says so; a failure is the operator's
+        message too."""
+        done = self.tiled.record(event)
+        if done is None:
+            return
+        said = done.said(f"{done.negative.parent.name}/{done.negative.name}")
+        if done.record is not None:
+            log.info("%s", said)
+            self._blended(done.negative)
+        else:
+            self.report_error(said, done.negative)
 
     def _wind_down(self) -> None:
         self._stop_triggers()
@@ -270,6 +312,8 @@ class Daemon(Service):
                     self.notifier.extend_timeout(30)
                 self._camera_thread.join(1.0)
         left = self.pool.stop()
+        self.tiled.left_over([key for key in left if self.tiled.owns(key)])
+        left = [key for key in left if not self.tiled.owns(key)]
         for stack in left:
             with contextlib.suppress(OSError, MedianscanError):
                 if read_manifest(stack).state == State.BLENDING:

@@ -1,0 +1,38 @@
+"""What a worker runs for a tiled negative: the stitch of its blended tiles into `<negative>_median.dng`, by the
+stitch's public entry (`medianscan.stitch.pipeline.stitch`), in the same spawned pool as the blends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medianscan.library.tile_set import TILES_FILE
+from medianscan.stitch.pipeline import StitchOptions, stitch
+from medianscan.stitch.record import StitchRecord
+
+
+@dataclass(frozen=True)
+class StitchTask:
+    """One negative to stitch: its blended tiles in grid order (row by row, left to right), where the result
+    goes, the prior grid when every cell has its tile, and the roll's flat (the stitch leaves alone a tile
+    whose blend already carries it). It crosses to the worker pickled."""
+
+    negative: Path
+    tiles: tuple[Path, ...]  # each tile's blend (a DNG)
+    output: Path
+    layout: str | None = None  # "COLSxROWS", only when the tiles fill the grid
+    overlap: float = 0.25
+    flat: Path | None = None
+    inputs: tuple[tuple[str, str, int, int], ...] = ()  # what the status records it was stitched from
+
+    @property
+    def key(self) -> Path:
+        """The pool's name for this job: the negative's tiles.json (never a stack, so never taken for one)."""
+        return self.negative / TILES_FILE
+
+
+def stitch_job(key: Path, task: StitchTask) -> StitchRecord:
+    """Stitch `task` (known to the pool as `key`); a StitchError (a MedianscanError) names what is wrong."""
+    del key
+    options = StitchOptions(flat=task.flat, layout=task.layout, overlap=task.overlap)
+    return stitch(list(task.tiles), task.output, options)

@@ -1,0 +1,247 @@
+"""The tiled negatives a service stitches (the parent's side; the worker's is `service.stitch_job`).
+
+A folder with `tiles.json` (`medianscan.library.tile_set`) is one negative; its tile stacks are blended as any
+stack, and once every tile it lists is blended a stitch job goes to the same spawned pool (never the camera
+thread). The outcome is written into `tiles.json`'s status; a failure is also one sentence in the log and the
+service's status. Nothing is lost: a stitch is due whenever every tile is blended and the stitched DNG is not
+one made from exactly those blends, so a restart finishes an interrupted stitch and a second run that added
+tiles stitches again. A stitch that failed is not tried again with the same blends until the service restarts.
+
+Main thread only (the services' loop), like the rest of recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medianscan.blend.reading.recorded import recorded_frames
+from medianscan.blend.stack_files import output_paths
+from medianscan.errors import MedianscanError
+from medianscan.library import contents
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.tile_set import (
+    TILES_FILE,
+    StitchState,
+    StitchStatus,
+    TileSet,
+    is_tiled,
+    read_tile_set,
+    record_stitch,
+)
+from medianscan.service.pool import Outcome, Started
+from medianscan.service.stitch_job import StitchTask
+from medianscan.stitch.record import StitchRecord
+from medianscan.vocabulary import Method
+from medianscan.wording import counted
+
+log = logging.getLogger(__name__)
+
+Inputs = tuple[tuple[str, str, int, int], ...]  # (tile folder, its blend's name, size, mtime_ns)
+
+
+def tile_blend(folder: Path, method: Method) -> Path | None:
+    """The tile stack's current blend, or None: what its `stack.json` says once blended (the daemon's stacks),
+    else its `<folder>_<method>.dng` whose sidecar covers every frame now in the folder (the hot folder's)."""
+    if (folder / contents.MANIFEST).is_file():
+        try:
+            m = read_manifest(folder)
+        except MedianscanError:
+            return None
+        blend = m.blend.output if m.state == State.BLENDED and m.blend is not None else None
+        return blend if blend is not None and blend.is_file() else None
+    blend, sidecar = output_paths(folder, method, "raw", None)
+    recorded = recorded_frames(sidecar)
+    if not blend.is_file() or recorded is None:
+        return None
+    return blend if set(recorded) >= {p.name for p in contents.candidates(folder)} else None
+
+
+@dataclass(frozen=True)
+class Look:
+    """A tiled negative as it is now: its plan, each tile's blend, the tiles still to shoot or blend."""
+
+    tile_set: TileSet
+    blends: tuple[Path, ...]  # in grid order, for the tiles that have one
+    waiting: tuple[str, ...]  # tile folders not shot or not blended yet
+    inputs: Inputs
+
+    @property
+    def current(self) -> bool:
+        """The stitched DNG on disk was made from exactly these blends."""
+        s = self.tile_set.status
+        return s.state == StitchState.STITCHED and s.inputs == self.inputs and self.tile_set.output.is_file()
+
+
+def look(negative: Path, method: Method) -> Look:
+    tile_set = read_tile_set(negative)
+    blends, waiting, inputs = [], [], []
+    for entry, folder in zip(tile_set.ordered(), tile_set.folders(), strict=True):
+        blend = tile_blend(folder, method) if folder.is_dir() else None
+        if blend is None:
+            waiting.append(entry.folder)
+            continue
+        st = blend.stat()
+        blends.append(blend)
+        inputs.append((entry.folder, blend.name, st.st_size, st.st_mtime_ns))
+    return Look(tile_set, tuple(blends), tuple(waiting), tuple(inputs))
+
+
+def find_tiled(top: Path) -> list[Path]:
+    """Every tiled negative at or below `top` (hidden folders and a roll's discarded/ left out)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "discarded")
+        if TILES_FILE in filenames:
+            found.append(Path(dirpath))
+            dirnames[:] = []  # a negative's tiles are stacks, never negatives of their own
+    return found
+
+
+def tile_flat(tile_set: TileSet) -> Path | None:
+    """The roll's flat the tiles were shot under (their stack manifests say it), for tiles blended without it."""
+    for folder in tile_set.folders():
+        try:
+            flat = read_manifest(folder).flat
+        except MedianscanError:
+            continue
+        if flat is not None:
+            return flat
+    return None
+
+
+@dataclass(frozen=True)
+class Stitched:
+    """A stitch job's end, for the service to tell: the negative, its tiles, the record or the one sentence."""
+
+    negative: Path
+    tiles: int
+    record: StitchRecord | None
+    error: str | None
+    seconds: float
+
+    def said(self, label: str) -> str:
+        """What the log (and, for a failure, the status) says: one sentence naming the negative."""
+        if self.record is not None:
+            return (
+                f"{label}: {counted(self.tiles, 'tile')} stitched in {self.seconds:.1f} s -> {self.record.output.name}"
+            )
+        return f"{label}: the stitch of {counted(self.tiles, 'tile')} failed: {self.error}"
+
+
+class TiledNegatives:
+    """Which tiled negatives are due a stitch, the stitch jobs waiting for room in the pool or running, and
+    their outcomes recorded. `method` gives the blend method a hot-folder tile's blend is named by."""
+
+    def __init__(self, method: Callable[[], Method], flat: Callable[[TileSet], Path | None] = tile_flat) -> None:
+        self.method = method
+        self.flat = flat
+        self.due: deque[StitchTask] = deque()
+        self.running: dict[Path, StitchTask] = {}  # pool key (the negative's tiles.json) -> its task
+        self.failed: dict[Path, Inputs] = {}  # negative -> the blends a stitch failed with
+        self._again: set[Path] = set()  # negatives whose tiles changed while their stitch ran
+        self._said: dict[Path, str] = {}  # negative -> what it was last said to wait for
+
+    @staticmethod
+    def owns(key: Path) -> bool:
+        """A pool key that is a stitch job (a negative's tiles.json), never a stack."""
+        return key.name == TILES_FILE
+
+    def busy(self) -> bool:
+        return bool(self.due or self.running)
+
+    def is_tile(self, stack: Path) -> bool:
+        return is_tiled(stack.parent)
+
+    def after_blend(self, stack: Path) -> bool:
+        """A stack was blended: when it is a tile, its negative's stitch is checked; True when it is one."""
+        if not self.is_tile(stack):
+            return False
+        self.check(stack.parent)
+        return True
+
+    def check_all(self, top: Path) -> int:
+        """Check every tiled negative below `top` (a start, a catch-up); returns how many stitches are due."""
+        for negative in find_tiled(top):
+            self.check(negative)
+        return len(self.due)
+
+    def check(self, negative: Path) -> None:
+        """Queue the negative's stitch if it is due (every tile blended, no stitched DNG of those blends)."""
+        negative = negative.resolve()
+        try:
+            seen = look(negative, self.method())
+        except (MedianscanError, OSError) as exc:
+            self._say(negative, f"cannot be stitched: {exc}", logging.ERROR)
+            return
+        if seen.waiting:
+            names = ", ".join(seen.waiting)
+            self._say(negative, f"waits for {counted(len(seen.waiting), 'tile')} to be blended ({names})")
+            return
+        self._said.pop(negative, None)
+        key = negative / TILES_FILE
+        if seen.current or self.failed.get(negative) == seen.inputs or any(t.key == key for t in self.due):
+            return
+        if key in self.running:
+            if self.running[key].inputs != seen.inputs:
+                self._again.add(negative)
+            return
+        ts = seen.tile_set
+        layout = f"{ts.layout.columns}x{ts.layout.rows}" if ts.full_grid else None
+        self.due.append(
+            StitchTask(negative, seen.blends, ts.output, layout, ts.layout.overlap,
+                       self.flat(ts), seen.inputs)
+        )  # fmt: skip
+        log.info("%s: %s blended; stitch queued", negative.name, counted(len(seen.blends), "tile"))
+
+    def _say(self, negative: Path, what: str, level: int = logging.INFO) -> None:
+        if self._said.get(negative) != what:
+            self._said[negative] = what
+            log.log(level, "%s: %s", negative.name, what)
+
+    def feed(self, submit: Callable[[Path, StitchTask], bool], room: Callable[[], bool] = lambda: True) -> None:
+        """Hand due stitches to the pool, in order, while it has room and takes them."""
+        while self.due and room():
+            task = self.due[0]
+            if not submit(task.key, task):
+                return
+            self.due.popleft()
+            self.running[task.key] = task
+
+    def left_over(self, keys: list[Path]) -> None:
+        """The pool stopped with these jobs unfinished: their status says stitching, and a start stitches them."""
+        for key in keys:
+            self.running.pop(key, None)
+
+    def record(self, event: Started | Outcome[Any]) -> Stitched | None:
+        """A stitch job's event written into its tiles.json (an OSError leaves nothing changed here, for the
+        service to try again); the finished job returned for the service to tell."""
+        task = self.running.get(event.stack)
+        if task is None:
+            return None
+        negative = task.negative
+        if isinstance(event, Started):
+            record_stitch(negative, StitchStatus(StitchState.STITCHING, inputs=task.inputs))
+            return None
+        result = event.result if isinstance(event.result, StitchRecord) else None
+        if event.ok and result is not None:
+            status = StitchStatus(StitchState.STITCHED, output=result.output.name, inputs=task.inputs,
+                                  seconds=event.seconds, width=result.width, height=result.height)  # fmt: skip
+        else:
+            status = StitchStatus(StitchState.FAILED, error=event.error or "the stitch failed", inputs=task.inputs,
+                                  seconds=event.seconds)  # fmt: skip
+        record_stitch(negative, status)
+        del self.running[event.stack]
+        if status.state == StitchState.FAILED:
+            self.failed[negative] = task.inputs
+        else:
+            self.failed.pop(negative, None)
+        if negative in self._again:
+            self._again.discard(negative)
+            self.check(negative)
+        return Stitched(negative, len(task.tiles), result, status.error, event.seconds)

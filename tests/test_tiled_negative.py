@@ -1,0 +1,143 @@
+"""A negative shot in tiles, through the pipeline: its tiles.json, the stitch job in the spawned pool once every
+tile is blended, the hot folder and the daemon stitching it (real files, real blends and stitches of tiles cut
+from the CR2's picture, tests/tiled_negatives.py), and the console's strip showing it as one negative."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from medianscan.blend.options import BlendOptions
+from medianscan.blend.pipeline import blend_stack
+from medianscan.errors import MedianscanError
+from medianscan.library.tile_set import (
+    TILES_FILE,
+    StitchState,
+    TileEntry,
+    TileLayout,
+    read_tile_set,
+    write_tile_set,
+)
+from medianscan.service.jobs import Result, Task, run_job
+from medianscan.service.pool import BlendPool
+from medianscan.service.tiled import Stitched, TiledNegatives
+from tests.tiled_negatives import make_tiled_negative, placed_within
+from tests.tiles import Picture, load_picture
+
+
+@pytest.fixture(scope="module")
+def picture(sample_raw: Path) -> Picture:
+    return load_picture(sample_raw)
+
+
+def test_tiles_json_is_written_read_and_a_bad_plan_refused_in_one_sentence(tmp_path: Path) -> None:
+    negative = tmp_path / "roll" / "neg01"
+    layout = TileLayout(2, 1, 0.3)
+    written = write_tile_set(negative, layout, [TileEntry("a", 0, 0), TileEntry("b", 1, 0)])
+    again = read_tile_set(negative)
+    assert again.layout == layout and again.tiles == written.tiles and again.status.state == StitchState.PENDING
+    assert again.output == negative / "neg01_median.dng" and again.full_grid
+    for tiles, said in (
+        ([TileEntry("a", 0, 0), TileEntry("a", 1, 0)], "tile folder a is listed twice"),
+        ([TileEntry("a", 0, 0), TileEntry("b", 0, 0)], "tiles a and b are both at column 0, row 0"),
+        ([TileEntry("a", 2, 0)], "tile a at column 2, row 0 lies outside the 2x1 layout"),
+        ([TileEntry("../x", 0, 0)], "is not a plain folder name"),
+    ):
+        with pytest.raises(MedianscanError, match=said):
+            write_tile_set(tmp_path / "other", layout, tiles)
+    assert not (tmp_path / "other" / TILES_FILE).exists()
+    (negative / TILES_FILE).write_text("{")
+    with pytest.raises(MedianscanError, match=r"tiles.json: cannot read the tile set"):
+        read_tile_set(negative)
+
+
+def _stitch_through_pool(tiled: TiledNegatives, pool: BlendPool[Task, Result]) -> Stitched:
+    """Feed the due stitches to the spawned pool and record events until one stitch ends."""
+    tiled.feed(pool.submit)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for event in pool.poll(0.2):
+            done = tiled.record(event)
+            if done is not None:
+                return done
+    raise AssertionError("no stitch ended within 120 s")
+
+
+def test_a_negative_is_stitched_in_the_pool_once_every_tile_is_blended_and_again_when_tiles_are_added(
+    picture: Picture, tmp_path: Path
+) -> None:
+    """Listed tiles not shot or not blended hold the stitch back; once all are blended one stitch job runs in
+    the spawned pool and tiles.json says stitched; a second run that lists and shoots two more tiles makes it
+    due again, stitched from all six on the prior grid; unchanged, nothing is due."""
+    negative = tmp_path / "roll" / "neg01"
+    first = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    make_tiled_negative(negative, picture, (3, 2), first[:3], listed=first)
+    tiled = TiledNegatives(lambda: "median")
+    tiled.check(negative)
+    assert not tiled.due  # nothing blended, one tile not even shot
+    for folder in sorted(negative.iterdir()):
+        if folder.is_dir():
+            blend_stack(folder, BlendOptions())
+    tiled.check(negative)
+    assert not tiled.due  # tile-c1-r1 is listed and not shot
+    make_tiled_negative(negative, picture, (3, 2), first[3:], listed=first)
+    blend_stack(negative / "tile-c1-r1", BlendOptions())
+    tiled.check(negative)
+    assert len(tiled.due) == 1
+    task = tiled.due[0]
+    assert task.layout is None  # four of a 3x2 grid: no prior grid, the pictures alone
+    assert [p.parent.name for p in task.tiles] == ["tile-c0-r0", "tile-c1-r0", "tile-c0-r1", "tile-c1-r1"]
+
+    pool: BlendPool[Task, Result] = BlendPool(1, 4, job=run_job)
+    pool.start()
+    try:
+        done = _stitch_through_pool(tiled, pool)
+        assert done.error is None and done.record is not None and done.tiles == 4
+        tile_set = read_tile_set(negative)
+        assert tile_set.status.state == StitchState.STITCHED and tile_set.status.output == "neg01_median.dng"
+        assert tile_set.output.is_file() and placed_within(tile_set.output.with_suffix(".json")) == []
+        tiled.check(negative)
+        assert not tiled.due  # stitched from exactly these blends
+
+        every = [(c, r) for r in range(2) for c in range(3)]
+        make_tiled_negative(negative, picture, (3, 2), [(2, 0), (2, 1)], listed=every)
+        for name in ("tile-c2-r0", "tile-c2-r1"):
+            blend_stack(negative / name, BlendOptions())
+        tiled.check(negative)
+        assert len(tiled.due) == 1 and tiled.due[0].layout == "3x2"
+        done = _stitch_through_pool(tiled, pool)
+        assert done.error is None and done.tiles == 6
+        record = json.loads(tile_set.output.with_suffix(".json").read_text())
+        assert len(record["tiles"]) == 6 and placed_within(tile_set.output.with_suffix(".json")) == []
+    finally:
+        pool.stop()
+
+
+def test_a_stitch_that_fails_is_named_in_one_sentence_and_not_retried_with_the_same_blends(
+    picture: Picture, tmp_path: Path
+) -> None:
+    """Two tiles that share nothing: the stitch fails in the worker; tiles.json, the job's sentence and the
+    next check agree (not due again until a tile changes)."""
+    negative = tmp_path / "roll" / "neg02"
+    make_tiled_negative(negative, picture, (3, 1), [(0, 0), (2, 0)], listed=[(0, 0), (2, 0)])
+    for name in ("tile-c0-r0", "tile-c2-r0"):
+        blend_stack(negative / name, BlendOptions())
+    tiled = TiledNegatives(lambda: "median")
+    tiled.check(negative)
+    pool: BlendPool[Task, Result] = BlendPool(1, 4, job=run_job)
+    pool.start()
+    try:
+        done = _stitch_through_pool(tiled, pool)
+    finally:
+        pool.stop()
+    assert done.record is None and done.error is not None and "overlaps no other tile" in done.error
+    said = done.said("roll/neg02")
+    assert said.startswith("roll/neg02: the stitch of 2 tiles failed: cannot stitch: tile ") and "\n" not in said
+    status = read_tile_set(negative).status
+    assert status.state == StitchState.FAILED and status.error == done.error
+    assert not read_tile_set(negative).output.exists()
+    tiled.check(negative)
+    assert not tiled.due
