@@ -4,7 +4,9 @@ from the CR2's picture, tests/tiled_negatives.py), and the console's strip showi
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -12,20 +14,25 @@ import pytest
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
 from medianscan.library.tile_set import (
     TILES_FILE,
     StitchState,
+    StitchStatus,
     TileEntry,
     TileLayout,
     read_tile_set,
+    record_stitch,
     write_tile_set,
 )
 from medianscan.service.jobs import Result, Task, run_job
 from medianscan.service.pool import BlendPool
 from medianscan.service.tiled import Stitched, TiledNegatives
+from medianscan.service.watch import WatchService
 from tests.tiled_negatives import make_tiled_negative, placed_within
 from tests.tiles import Picture, load_picture
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +148,70 @@ def test_a_stitch_that_fails_is_named_in_one_sentence_and_not_retried_with_the_s
     assert not read_tile_set(negative).output.exists()
     tiled.check(negative)
     assert not tiled.due
+
+
+# --- the hot folder: the watcher running on real files -------------------------------------------------------
+
+
+def _watch_config(tmp_path: Path, root: Path) -> Config:
+    return Config(
+        mode="watch",
+        library=tmp_path / "library",
+        frames=3,
+        workers=1,
+        queue_size=4,
+        triggers=dataclasses.replace(Config().triggers, socket=tmp_path / "ctl.sock"),
+        watch=WatchConfig(folder=root, group="folder", quiet_seconds=0.4, settle_seconds=0.3),
+    )
+
+
+def _stitched(negative: Path, tiles: int) -> bool:
+    try:
+        tile_set = read_tile_set(negative)
+    except MedianscanError:
+        return False
+    return tile_set.status.state == StitchState.STITCHED and len(tile_set.status.inputs) == tiles
+
+
+@pytest.mark.slow
+def test_the_hot_folder_blends_the_tiles_then_stitches_the_negative_and_lists_it_once(
+    picture: Picture, tmp_path: Path
+) -> None:
+    """A tiled negative copied into the watched folder: its tile folders are blended as stacks, then the negative
+    is stitched (one entry in the recent list, none for its tiles); a second run's two more tiles are blended and
+    the negative stitched again from six; stopped, with the stitch lost, the catch-up stitches it again without
+    blending any tile twice."""
+    root = tmp_path / "in"
+    root.mkdir()
+    service = WatchService(_watch_config(tmp_path, root), pool=BlendPool(1, 4, job=run_job), control=False)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    negative = root / "roll-01" / "neg01"
+    try:
+        first = [(0, 0), (1, 0), (0, 1), (1, 1)]
+        make_tiled_negative(negative, picture, (3, 2), listed=first, stage=tmp_path / "stage1")
+        wait_until(lambda: _stitched(negative, 4), 120, "the negative stitched from 4 tiles", every=0.1)
+        output = read_tile_set(negative).output
+        assert output.is_file() and placed_within(output.with_suffix(".json")) == []
+        recent = service.status().recent
+        assert [(r.stack, r.state, r.frames, r.note) for r in recent] == [
+            (str(negative.resolve()), "stitched", 4, "stitched from 4 tiles")
+        ]
+        assert service.blended == 4
+
+        every = [(c, r) for r in range(2) for c in range(3)]
+        make_tiled_negative(negative, picture, (3, 2), [(2, 0), (2, 1)], listed=every, stage=tmp_path / "stage2")
+        wait_until(lambda: _stitched(negative, 6), 120, "the negative stitched again from 6 tiles", every=0.1)
+        assert len(json.loads(output.with_suffix(".json").read_text())["tiles"]) == 6
+        assert placed_within(output.with_suffix(".json")) == []
+        assert service.blended == 6 and [r.state for r in service.status().recent] == ["stitched", "stitched"]
+    finally:
+        service.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+
+    output.unlink()  # as if stopped while the stitch ran: no stitched DNG, tiles.json says stitching
+    record_stitch(negative, StitchStatus(StitchState.STITCHING, inputs=read_tile_set(negative).status.inputs))
+    again = WatchService(_watch_config(tmp_path, root), pool=BlendPool(1, 4, job=run_job), control=False)
+    assert again.run_once(timeout=120) == 0
+    assert again.blends == 0 and output.is_file() and _stitched(negative, 6)

@@ -56,22 +56,22 @@ def make_tiled_negative(
     manifest: bool = False,
     stage: Path | None = None,
 ) -> TileSet:
-    """The negative's tiles.json listing `listed` (default: every cell of `layout`, columns x rows) and the tile
-    stacks of `shot` (default: the listed ones). With `stage`, the stacks are written there and moved in whole
-    (as a copy from another disk arrives), the tiles.json last."""
+    """The negative's tiles.json listing `listed` (default: every cell of `layout`, columns x rows), written first
+    as the XY run plans before it shoots, then the tile stacks of `shot` (default: the listed ones). With `stage`,
+    each stack is written there and moved in whole (as a copy from another disk arrives)."""
     columns, rows = layout
     cells = listed if listed is not None else [(c, r) for r in range(rows) for c in range(columns)]
     h, w = SHAPE
     entries = [
         TileEntry(folder_name(c, r), c, r, TilePlace(c * w * (1 - OVERLAP), r * h * (1 - OVERLAP))) for c, r in cells
     ]
+    tile_set = write_tile_set(negative, TileLayout(columns, rows, OVERLAP), entries)
     where = stage if stage is not None else negative
     for c, r in shot if shot is not None else cells:
         tile = write_tile_stack(where / folder_name(c, r), picture, spec(c, r), seed=10 * r + c, manifest=manifest)
         if stage is not None:
-            negative.mkdir(parents=True, exist_ok=True)
             tile.rename(negative / tile.name)
-    return write_tile_set(negative, TileLayout(columns, rows, OVERLAP), entries)
+    return tile_set
 
 
 def placed_within(record_json: Path, tolerance: float = 0.5) -> list[str]:
