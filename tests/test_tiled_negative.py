@@ -9,13 +9,18 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import imagecodecs
 import pytest
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
 from medianscan.config.schema import Config, WatchConfig
+from medianscan.console.positives import Positives
 from medianscan.errors import MedianscanError
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.rolls import Library
 from medianscan.library.tile_set import (
     TILES_FILE,
     StitchState,
@@ -30,6 +35,8 @@ from medianscan.service.jobs import Result, Task, run_job
 from medianscan.service.pool import BlendPool
 from medianscan.service.tiled import Stitched, TiledNegatives
 from medianscan.service.watch import WatchService
+from tests.daemon_thread import RunningDaemon, capture_config
+from tests.test_console import Client
 from tests.tiled_negatives import make_tiled_negative, placed_within
 from tests.tiles import Picture, load_picture
 from tests.waiting import wait_until
@@ -215,3 +222,46 @@ def test_the_hot_folder_blends_the_tiles_then_stitches_the_negative_and_lists_it
     again = WatchService(_watch_config(tmp_path, root), pool=BlendPool(1, 4, job=run_job), control=False)
     assert again.run_once(timeout=120) == 0
     assert again.blends == 0 and output.is_file() and _stitched(negative, 6)
+
+
+# --- the daemon: tile stacks queued through its real queue and pool, the console's strip -------------------
+
+
+@pytest.mark.slow
+def test_the_daemon_stitches_a_tiled_negative_after_its_tiles_blend_the_strip_shows_it_and_a_restart_finishes_it(
+    picture: Picture, tmp_path: Path
+) -> None:
+    """A tiled negative in the roll, its tile stacks captured and queued through the daemon's queue: each is
+    blended by the spawned pool, then the negative stitched; the console's strip shows it as one negative with
+    its tiles and the positive of the stitched DNG. Stopped with the stitch lost, a restart stitches it again."""
+    cfg = capture_config(tmp_path / "library")
+    roll = Library.from_config(cfg).new_roll()
+    negative = roll / "frame-001"
+    with RunningDaemon(cfg) as running:
+        tile_set = make_tiled_negative(negative, picture, (2, 2), manifest=True)
+        for tile in tile_set.folders():
+            wait_until(lambda tile=tile: running.daemon.submit(tile), 30, f"{tile.name} queued")  # type: ignore[misc]
+        wait_until(lambda: _stitched(negative, 4), 120, "the negative stitched from 4 tiles", every=0.1)
+        assert all(read_manifest(tile).state == State.BLENDED for tile in tile_set.folders())
+        assert placed_within(tile_set.output.with_suffix(".json")) == []
+        client = Client(running.url)
+
+        def shown() -> Any:
+            negatives = client.json("/api/state")["negatives"]
+            return negatives if negatives and negatives[0]["positive"] else None
+
+        negatives = wait_until(shown, 10, "the strip shows the stitched negative", every=0.1)
+        assert [(n["name"], n["state"], n["tiles"]) for n in negatives] == [("frame-001", "stitched", 4)]
+        status, headers, body = client.get(negatives[0]["positive"])
+        assert status == 200 and headers["content-type"] == "image/jpeg"
+        positive = imagecodecs.jpeg8_decode(body)
+        tile_blend = read_manifest(tile_set.folders()[0]).blend
+        assert tile_blend is not None
+        one_tile = imagecodecs.jpeg8_decode(Positives().jpeg(tile_blend.output))
+        assert positive.shape[1] > 1.5 * one_tile.shape[1] and positive.shape[0] > 1.5 * one_tile.shape[0]
+
+    tile_set.output.unlink()  # as if stopped while the stitch ran
+    record_stitch(negative, StitchStatus(StitchState.STITCHING, inputs=read_tile_set(negative).status.inputs))
+    with RunningDaemon(cfg) as running:
+        wait_until(lambda: _stitched(negative, 4) and tile_set.output.is_file(), 120, "the stitch finished")
+        assert running.daemon.message is None
