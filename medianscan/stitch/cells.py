@@ -12,6 +12,7 @@ from medianscan.blend.measuring.checks import colour_balanced_cell
 
 THUMB_SIDE = 256  # the coarse search's thumbnails are at most this many plane points a side
 FLATTEN_SIGMA = 8.0  # plane points: the scale above which a plane's level is taken out for registration
+LEVEL_BIN = 4  # the level is smoothed on block means of this many plane points a side
 
 
 def cell_size(pattern: npt.NDArray[np.uint8]) -> tuple[int, int]:
@@ -61,7 +62,42 @@ def flattened(plane: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     seen through a lens's falloff (no flat given) or at different exposures differ by a smooth factor, which would
     pull a fit of position and angle; the picture's detail does not. Within 2 sigma of a tile's edge the level
     is less sure: registration keeps away from there."""
-    level = ndimage.gaussian_filter(plane, FLATTEN_SIGMA, mode="nearest")
+    level = smooth_level(plane)
     floor = np.float32(max(1e-3, float(np.percentile(level[::8, ::8], 50)) * 0.02))
-    out: npt.NDArray[np.float32] = plane / np.maximum(level, floor)
+    np.maximum(level, floor, out=level)
+    np.divide(plane, level, out=level)
+    return level
+
+
+def smooth_level(plane: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The plane's Gaussian of FLATTEN_SIGMA, taken on its LEVEL_BIN x LEVEL_BIN block means and read back
+    bilinearly: a level that smooth loses nothing to the blocks, and the filter has 1/16 of the points and a
+    quarter of the taps. The blocks (a box) and the reading back (a tent) smooth a little themselves; the
+    Gaussian on the blocks is narrowed by as much, so the whole is FLATTEN_SIGMA wide."""
+    b = LEVEL_BIN
+    if min(plane.shape) < 4 * b:  # too small to bin
+        smooth: npt.NDArray[np.float32] = ndimage.gaussian_filter(plane, FLATTEN_SIGMA, mode="nearest")
+        return smooth
+    own = (b * b - 1) / 12 + b * b / 6  # the variances of the box and the tent, in plane points squared
+    level = ndimage.gaussian_filter(shrink(plane, b), np.sqrt(FLATTEN_SIGMA**2 - own) / b, mode="nearest")
+    return _read_back(level, plane.shape, b)
+
+
+def _read_back(small: npt.NDArray[np.float32], shape: tuple[int, ...], b: int) -> npt.NDArray[np.float32]:
+    """Block means of `b` x `b` points read bilinearly at every point of a plane of `shape` (edges held)."""
+    out = np.empty(shape[:2], dtype=np.float32)
+    ys = _weights(shape[0], small.shape[0], b)
+    xs = _weights(shape[1], small.shape[1], b)
+    rows = small[ys[0]] * ys[2][:, None] + small[ys[1]] * (1 - ys[2])[:, None]
+    np.multiply(rows[:, xs[0]], xs[2][None, :], out=out)
+    out += rows[:, xs[1]] * (1 - xs[2])[None, :]
     return out
+
+
+def _weights(n: int, blocks: int, b: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    """For each of `n` points: the two blocks about it and the first's weight (block k's centre is point
+    k * b + (b - 1) / 2)."""
+    at = np.clip((np.arange(n, dtype=np.float64) - (b - 1) / 2) / b, 0, blocks - 1)
+    low = np.minimum(np.floor(at).astype(np.intp), blocks - 1)
+    high = np.minimum(low + 1, blocks - 1)
+    return low, high, (1 - (at - low)).astype(np.float32)

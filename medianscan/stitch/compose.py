@@ -164,11 +164,11 @@ def _add_shifted(
 ) -> None:
     """A tile moved by a fraction of a photosite, not turned: resampled per colour plane as a whole box."""
     y0, x0, y1, x1 = box
-    ph, pw = channels.shape
     corner = (y0 - placement.y, x0 - placement.x)
-    colours = np.tile(np.roll(channels, (-y0, -x0), axis=(0, 1)), (-(-(y1 - y0) // ph), -(-(x1 - x0) // pw)))
-    colours = colours[: y1 - y0, : x1 - x0]
-    values = resample.sample_shifted(lambda a, b: store.rows(name, a, b), channels, corner, colours, size)
+    wanted = np.roll(channels, (-y0, -x0), axis=(0, 1))
+    values = resample.sample_shifted(
+        lambda a, b: store.rows(name, a, b), channels, corner, wanted, box=(y1 - y0, x1 - x0), tile_size=size
+    )
     v = (np.arange(y1 - y0, dtype=np.float32) + np.float32(corner[0]))[:, None]
     u = (np.arange(x1 - x0, dtype=np.float32) + np.float32(corner[1]))[None, :]
     weight = seams.feather(v, u, size)

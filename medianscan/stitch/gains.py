@@ -46,27 +46,39 @@ def sample_overlap(
     """Tile i's plane resampled onto the points of j's plane that it covers (None if it covers too few)."""
     h, w = plane_j.shape
     step = max(1, int(np.sqrt(h * w / _MAX_POINTS)))  # a large plane is sampled at a stride
-    qy, qx = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
-    world = poses[j].apply(to_photosites(np.stack([qy, qx], axis=-1), cell))
-    local = rotate(world - np.array([poses[i].y, poses[i].x]), -poses[i].angle)
-    qi = to_cells(local, cell)
-    inside = (
-        (qi[..., 0] >= 1)
-        & (qi[..., 0] <= plane_i.shape[0] - 2)
-        & (qi[..., 1] >= 1)
-        & (qi[..., 1] <= plane_i.shape[1] - 2)
-    )
+    qy, qx = np.arange(0, h, step, dtype=np.float64), np.arange(0, w, step, dtype=np.float64)
+    # j's plane points in i's plane: an affine map (poses and cells are), so two arrays of one row and one column
+    # of it and a sum make the grid, where mapping every point through poses and cells took ten grid-sized passes
+    map_y, map_x = _affine(poses[i], poses[j], cell)
+    y = (map_y[0] * qy[:, None] + map_y[2]) + map_y[1] * qx[None, :]
+    x = (map_x[0] * qy[:, None] + map_x[2]) + map_x[1] * qx[None, :]
+    inside = (y >= 1) & (y <= plane_i.shape[0] - 2) & (x >= 1) & (x <= plane_i.shape[1] - 2)
     rows, cols = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
     if len(rows) < 2 * BLOCK or len(cols) < 2 * BLOCK:
         return None
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     inside = inside[box]
-    coords = np.moveaxis(qi[box], -1, 0)
-    a = ndimage.map_coordinates(plane_i, coords.reshape(2, -1), order=1, mode="nearest").reshape(inside.shape)
+    coords = np.stack([y[box].ravel(), x[box].ravel()])
+    a = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest").reshape(inside.shape)
     b = plane_j[::step, ::step][box].copy()
     a[~inside] = np.nan
     b[~inside] = np.nan
     return Overlap(i, j, a.astype(np.float32), b)
+
+
+def _affine(
+    pose_i: Pose, pose_j: Pose, cell: tuple[int, int]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The map of j's plane point (qy, qx) to i's plane: (a, b, c) for y and for x, y = a qy + b qx + c, read
+    from where the poses and cells put three points."""
+    basis = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    world = pose_j.apply(to_photosites(basis, cell))
+    q = to_cells(rotate(world - np.array([pose_i.y, pose_i.x]), -pose_i.angle), cell)
+    origin = q[0]
+    return (
+        np.array([q[1, 0] - origin[0], q[2, 0] - origin[0], origin[0]]),
+        np.array([q[1, 1] - origin[1], q[2, 1] - origin[1], origin[1]]),
+    )
 
 
 def solve_gains(count: int, overlaps: Sequence[Overlap], raw_range: float) -> list[float]:

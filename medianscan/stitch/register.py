@@ -91,8 +91,14 @@ def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], dy: int, dx: in
     pb = b[top - dy : bottom - dy, left - dx : right - dx]
     pa = pa - np.float32(pa.mean(dtype=np.float64))
     pb = pb - np.float32(pb.mean(dtype=np.float64))
-    norm = float(np.sqrt(float(np.vdot(pa, pa)) * float(np.vdot(pb, pb))))
-    return float(np.vdot(pa, pb)) / norm if norm > 0 else None
+    norm = float(np.sqrt(_dot(pa, pa) * _dot(pb, pb)))
+    return _dot(pa, pb) / norm if norm > 0 else None
+
+
+def _dot(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> float:
+    """The sum of a * b, in NumPy's own loop: np.vdot and @ go to OpenBLAS, whose threads wake for a long
+    vector and, on a machine whose cores are busy, cost 10-30 ms a call where the sum takes 0.02 ms."""
+    return float(np.einsum("i,i->", a.ravel(), b.ravel()))
 
 
 def overlap_box(
@@ -214,8 +220,9 @@ def _step(
     u = residual / (_TUKEY * sigma)
     weight = np.clip(1 - u * u, 0, None) ** 2
     jac = np.stack([jy, jx, ja], axis=1)
-    a = (jac * weight[:, None]).T @ jac
-    b = (jac * weight[:, None]).T @ residual
+    weighted = jac * weight[:, None]
+    a = np.einsum("ki,kj->ij", weighted, jac)  # not @: see _dot
+    b = np.einsum("ki,k->i", weighted, residual)
     try:
         cov = np.linalg.inv(a)
     except np.linalg.LinAlgError:
@@ -239,10 +246,10 @@ def _levels(template: npt.NDArray[np.float64], seen: npt.NDArray[np.float64]) ->
     if x.size < 16:
         return 1.0, 0.0
     mx, my = float(x.mean()), float(y.mean())
-    spread = float(np.vdot(x - mx, x - mx))
+    spread = _dot(x - mx, x - mx)
     if spread <= 0:
         return 1.0, 0.0
-    slope = float(np.vdot(x - mx, y - my)) / spread
+    slope = _dot(x - mx, y - my) / spread
     return slope, my - slope * mx
 
 

@@ -32,17 +32,41 @@ def dense_plane(
     own photosites."""
     ph, pw = pattern.shape
     h, w = values.shape
-    rows = (np.arange(h) + row0) % ph
-    cols = (np.arange(w) + col0) % pw
-    mask = (pattern[rows[:, None], cols[None, :]] == colour).astype(np.float32)
-    density = float(np.mean(pattern == colour))
-    kernel = _tent(max(1.5, 1 / np.sqrt(density)))
-    num = values * mask
+    kernel = _tent(max(1.5, 1 / np.sqrt(float(np.mean(pattern == colour)))))
+    num = np.zeros_like(values)
+    for dy in range(min(ph, h)):  # the colour's photosites copied by strides: no mosaic-sized mask
+        for dx in range(min(pw, w)):
+            if pattern[(row0 + dy) % ph, (col0 + dx) % pw] == colour:
+                num[dy::ph, dx::pw] = values[dy::ph, dx::pw]
     for axis in (0, 1):
         num = ndimage.correlate1d(num, kernel, axis=axis, mode="nearest")
-        mask = ndimage.correlate1d(mask, kernel, axis=axis, mode="nearest")
-    plane: npt.NDArray[np.float32] = num / np.maximum(mask, np.float32(1e-6))
-    return plane
+    ys, small_h = _fold(h, ph, len(kernel) // 2)
+    xs, small_w = _fold(w, pw, len(kernel) // 2)
+    rows = (np.arange(small_h) + row0) % ph
+    cols = (np.arange(small_w) + col0) % pw
+    weight = (pattern[rows[:, None], cols[None, :]] == colour).astype(np.float32)
+    for axis in (0, 1):
+        weight = ndimage.correlate1d(weight, kernel, axis=axis, mode="nearest")
+    inverse = np.float32(1) / np.maximum(weight, np.float32(1e-6))
+    num *= inverse[ys[:, None], xs[None, :]]
+    return num
+
+
+def _fold(n: int, period: int, reach: int) -> tuple[npt.NDArray[np.intp], int]:
+    """The normalising weights (a periodic mask's convolution) differ only within `reach` of an end; elsewhere
+    they repeat with the pattern. So they are computed on a folded axis: both ends as they are, one period
+    between, its length the same modulo `period`; returned with where each of the `n` points reads from."""
+    keep = reach + period
+    if n <= 2 * keep + 2 * period:
+        return np.arange(n), n
+    middle = n - 2 * keep
+    short = 2 * keep + period + middle % period
+    at = np.arange(n)
+    where = at.copy()
+    inner = (at >= keep) & (at < n - keep)
+    where[inner] = keep + (at[inner] - keep) % period
+    where[n - keep :] = at[n - keep :] - n + short
+    return where, short
 
 
 def sample(
@@ -74,14 +98,18 @@ def sample_shifted(
     rows_of: Callable[[int, int], npt.NDArray[np.float32]],
     tile_pattern: npt.NDArray[np.uint8],
     corner: tuple[float, float],
-    colours: npt.NDArray[np.uint8],
+    wanted: npt.NDArray[np.uint8],
+    *,
+    box: tuple[int, int],
     tile_size: tuple[int, int],
 ) -> npt.NDArray[np.float32]:
-    """A translated (unturned) tile read onto a box of output photosites whose wanted colours are `colours`,
-    the box's first photosite at tile point `corner`: every point shares one fraction, so each colour's plane is
-    four weighted views of itself (no per-point interpolation). Beyond the tile's edge it repeats its edge."""
+    """A translated (unturned) tile read onto a box of `box` (rows, columns) output photosites, whose wanted
+    colours repeat as `wanted` (the output's CFA from the box's first photosite), that photosite at tile point
+    `corner`: every point shares one fraction, so each of the pattern's positions is four weighted strided
+    views of its colour's plane (no per-point interpolation, each photosite computed once). Beyond the tile's
+    edge it repeats its edge."""
     h, w = tile_size
-    rows, cols = colours.shape
+    rows, cols = box
     iv, iu = int(np.floor(corner[0])), int(np.floor(corner[1]))
     fv, fu = np.float32(corner[0] - iv), np.float32(corner[1] - iu)
     pw = tile_pattern.shape[1]
@@ -94,14 +122,23 @@ def sample_shifted(
         (max(0, c0 - iu), max(0, iu + cols + 1 - c1)),
     )
     r0, q0 = iv - start + pads[0][0], iu - c0 + pads[1][0]
-    out = np.zeros((rows, cols), dtype=np.float32)
-    for colour in np.unique(colours):
-        plane = np.pad(dense_plane(region, tile_pattern, int(colour), start, c0), pads, mode="edge")
-
-        def view(dv: int, du: int, plane: npt.NDArray[np.float32] = plane) -> npt.NDArray[np.float32]:
-            return plane[r0 + dv : r0 + dv + rows, q0 + du : q0 + du + cols]
-
-        top = view(0, 0) * (1 - fu) + view(0, 1) * fu
-        bottom = view(1, 0) * (1 - fu) + view(1, 1) * fu
-        np.copyto(out, top * (1 - fv) + bottom * fv, where=colours == colour)
+    out = np.empty((rows, cols), dtype=np.float32)
+    wy, wx = wanted.shape
+    planes: dict[int, npt.NDArray[np.float32]] = {}
+    for a in range(min(wy, rows)):
+        for b in range(min(wx, cols)):
+            colour = int(wanted[a, b])
+            if colour not in planes:
+                planes[colour] = np.pad(dense_plane(region, tile_pattern, colour, start, c0), pads, mode="edge")
+            plane = planes[colour]
+            target = out[a::wy, b::wx]
+            n, m = target.shape
+            for k, (dv, du) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+                top, left = r0 + a + dv, q0 + b + du
+                seen = plane[top : top + (n - 1) * wy + 1 : wy, left : left + (m - 1) * wx + 1 : wx]
+                weight = (fu if du else 1 - fu) * (fv if dv else 1 - fv)
+                if k == 0:
+                    np.multiply(seen, weight, out=target)
+                else:
+                    target += seen * weight
     return out
