@@ -9,17 +9,30 @@ which photosite of the picture the view's corner sees (`sheet.view_origin_px()`)
 
 from __future__ import annotations
 
+import math
+import re
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.sheet import SimulatedSheet, Stage, sheet_of
+from medianscan.capture.rig.base import Rig
+from medianscan.capture.rig.finding import decode
 from medianscan.capture.rig.grbl import GrblRig
-from medianscan.capture.rig.grbl_firmware import Faults
+from medianscan.capture.rig.grbl_firmware import Faults, GrblFirmware
 from medianscan.capture.rig.line import LineRig
 from medianscan.capture.rig.marlin import MarlinRig
+from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.port import RigError, SerialPort
 from medianscan.config import parse_config
-from medianscan.config.schema import ConfigError
+from medianscan.config.schema import Config, ConfigError, SheetConfig
 from tests.test_rig import PtyDevices, grbl_firmware, pty_device, rig_config
 
 __all__ = ["pty_device"]  # the pseudo-terminal fixture, shared with test_rig.py
@@ -96,3 +109,222 @@ def test_the_xy_options_are_checked_with_a_sentence_naming_the_key(text: str, sa
     with pytest.raises(ConfigError, match=None) as caught:
         parse_config(text)
     assert said in str(caught.value), str(caught.value)
+
+
+# --- the GRBL emulator's second axis ---------------------------------------------------------------------------
+
+
+def grbl_stage(pty_device: PtyDevices, faults: Faults, **stage: float) -> tuple[str, GrblFirmware, Stage]:
+    """The GRBL emulator over an XY stage, on a pseudo-terminal; its port's path."""
+    table = Stage(**stage)  # type: ignore[arg-type]
+    firmware = GrblFirmware(table, faults=faults)
+
+    def answer(data: bytes) -> bytes:
+        firmware.receive(data)
+        return firmware.take()
+
+    return pty_device(answer, firmware.take).path, firmware, table
+
+
+@pytest.mark.slow
+def test_grbl_moves_an_xy_stage_in_one_linear_move_at_its_feed_and_reports_both_axes(
+    pty_device: PtyDevices,
+) -> None:
+    path, firmware, stage = grbl_stage(pty_device, Faults())
+    rig = GrblRig(SerialPort(path, 115200), rig_config(axes="xy", feed_mm_per_minute=1200))  # 20 mm/s
+    rig.start()
+    started = time.monotonic()
+    rig.move_xy(6.0, -8.0)  # 10 mm along its path: 0.5 s at 20 mm/s
+    took = time.monotonic() - started
+    assert 0.5 <= took < 1.5, took
+    assert stage.position() == pytest.approx((6.0, -8.0))
+    rig.move_xy(-1.5, 0.0)
+    rig.move(0.5)  # the roll's move on a stage: X alone
+    assert stage.position() == pytest.approx((5.0, -8.0))
+    assert firmware.history_xy == [(6.0, -8.0), (-1.5, 0.0), (0.5, 0.0)]
+    rig.port.send("?")
+    report = rig.port.line(1.0)
+    assert report is not None and report.startswith("<Idle|MPos:5.000,-8.000,0.000|"), report
+    rig.close()
+
+
+def test_both_axes_travel_together_and_arrive_together(pty_device: PtyDevices) -> None:
+    """Midway through a move each axis has covered the same share of its distance (a linear move, not X then Y)."""
+    path, _, stage = grbl_stage(pty_device, Faults())
+    rig = GrblRig(SerialPort(path, 115200), rig_config(axes="xy", feed_mm_per_minute=600))  # 10 mm/s
+    rig.start()
+    rig.command("G1 X3.000 Y-4.000 F600")  # 5 mm: 0.5 s
+    time.sleep(0.3)
+    x, y = stage.position()
+    assert 0.1 < x / 3.0 < 0.9 and x / 3.0 == pytest.approx(y / -4.0, abs=0.02), (x, y)
+    assert rig.status() == "Run"
+    rig.command("G4 P0", timeout=3.0)
+    assert stage.position() == pytest.approx((3.0, -4.0)) and rig.status() == "Idle"
+    rig.close()
+
+
+@pytest.mark.slow
+def test_an_alarm_stops_both_axes_where_they_are_and_a_lost_port_is_named(pty_device: PtyDevices) -> None:
+    path, firmware, stage = grbl_stage(pty_device, Faults(alarm_at=2, vanish_at=4))
+    rig = GrblRig(SerialPort(path, 115200), rig_config(axes="xy", feed_mm_per_minute=1200))
+    rig.start()
+    rig.move_xy(1.0, 1.0)
+    with pytest.raises(RigError, match=r"refused a move of X\+10.00 Y-10.00 mm: ALARM:1 \(hard limit triggered\); "
+                                       r"the film is where it stopped"):  # fmt: skip
+        rig.move_xy(10.0, -10.0)
+    time.sleep(0.2)
+    x, y = stage.position()
+    assert 1.5 < x < 10.0 and x - 1.0 == pytest.approx(1.0 - y, abs=0.05), (x, y)  # stopped partway, on its path
+    assert firmware.critical
+    rig.start()  # reset and unlocked
+    rig.move_xy(-1.0, 0.0)
+    assert stage.position() == pytest.approx((x - 1.0, y))
+    with pytest.raises(RigError, match=f"the rig's port {re.escape(path)} vanished|did not finish"):
+        rig.move_xy(1.0, 1.0)
+    rig.close()
+
+
+def test_g90_moves_to_where_the_words_say_and_an_axis_not_named_stays(pty_device: PtyDevices) -> None:
+    path, firmware, stage = grbl_stage(pty_device, Faults())
+    rig = GrblRig(SerialPort(path, 115200), rig_config(axes="xy"))
+    rig.start()
+    rig.move_xy(2.0, 3.0)
+    rig.command("G90")
+    rig.command("G1 Y1.000 F6000")
+    rig.command("G4 P0")
+    assert stage.position() == pytest.approx((2.0, 1.0)) and firmware.history_xy[-1] == pytest.approx((0.0, -2.0))
+    rig.close()
+
+
+# --- the simulated sheet, through the simulated camera, moved by the simulated rig ------------------------------
+
+
+def sheet_config(tmp_path: Path, **sheet: Any) -> Config:
+    """A sheet on the simulated XY stage, the simulated rig (GRBL emulator) moving it, the camera's full view."""
+    cfg = Config(library=tmp_path / "library", frames=3)
+    cfg.camera.backend = "simulated"
+    cfg.camera.simulated.sheet = SheetConfig(**{"width_mm": 60.0, "height_mm": 45.0, **sheet})
+    cfg.rig.port, cfg.rig.axes = "simulated", "xy"
+    cfg.rig.feed_mm_per_minute, cfg.rig.move_timeout_seconds = 6000.0, 5.0
+    return cfg
+
+
+@dataclass
+class OnStage:
+    """The simulated camera's live view of a sheet on the simulated rig, and the stage's truth."""
+
+    cfg: Config
+    camera: SimulatedCamera
+    rig: Rig
+    sheet: SimulatedSheet
+
+    def view(self) -> npt.NDArray[np.float64]:
+        """A live-view frame, grey (it is binned 2x2: one pixel per two photosites each way)."""
+        return np.asarray(decode(self.camera.preview()).mean(axis=-1), dtype=np.float64)
+
+
+@pytest.fixture
+def on_stage(tmp_path: Path) -> Iterator[Callable[..., OnStage]]:
+    opened: list[OnStage] = []
+
+    def make(**sheet: Any) -> OnStage:
+        cfg = sheet_config(tmp_path, **sheet)
+        camera = SimulatedCamera(cfg.camera)
+        camera.connect()
+        found = sheet_of(cfg.camera.simulated)
+        assert found is not None
+        opened.append(OnStage(cfg, camera, open_rig(cfg), found))
+        return opened[-1]
+
+    yield make
+    for stage in opened:
+        stage.rig.close()
+        stage.camera.close()
+
+
+def shift_between(before: npt.NDArray[np.float64], after: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """How far (dx, dy) px the picture moved from `before` to `after`: phase correlation (numpy's FFT, a Hann
+    window, frequencies below 0.3 cycles per pixel), its peak refined on a 0.01 px grid by a direct DFT."""
+    window = np.outer(np.hanning(before.shape[0]), np.hanning(before.shape[1]))
+    a = np.fft.fft2((before - before.mean()) * window)
+    b = np.fft.fft2((after - after.mean()) * window)
+    cross = b * np.conj(a)
+    cross /= np.abs(cross) + 1e-12
+    n, m = cross.shape
+    ky, kx = np.fft.fftfreq(n), np.fft.fftfreq(m)
+    cross *= (np.abs(ky) < 0.3)[:, None] & (np.abs(kx) < 0.3)[None, :]
+    surface = np.fft.ifft2(cross).real
+    py, px = np.unravel_index(int(surface.argmax()), surface.shape)
+    py, px = (py - n if py > n // 2 else py), (px - m if px > m // 2 else px)
+    ys, xs = py + np.arange(-1.0, 1.0, 0.01), px + np.arange(-1.0, 1.0, 0.01)
+    fine = (np.exp(2j * np.pi * np.outer(ys, ky)) @ cross @ np.exp(2j * np.pi * np.outer(kx, xs))).real
+    iy, ix = np.unravel_index(int(fine.argmax()), fine.shape)
+    return float(xs[ix]), float(ys[iy])
+
+
+@pytest.mark.slow
+def test_a_move_shifts_the_live_view_by_its_length_in_photosites_rotated_by_the_stage_angle(
+    on_stage: Callable[..., OnStage],
+) -> None:
+    """The picture moves against the stage (a move of +X shows what lies to the right of the view), by
+    d / mm_per_photosite photosites along the rotated axis; measured to 0.1 photosite (0.05 live-view pixel)."""
+    stage = on_stage(rotation_degrees=0.5, mm_per_pixel=0.02)
+    angle = math.radians(0.5)
+    before = stage.view()
+    worst = 0.0
+    for dx, dy in [(1.234, 0.0), (0.0, 0.777), (-2.5, 1.3), (5.0, 0.0), (0.0, -5.0)]:
+        stage.rig.move_xy(dx, dy)
+        after = stage.view()
+        measured = np.array(shift_between(before, after)) * 2  # photosites
+        along = np.array([dx * math.cos(angle) - dy * math.sin(angle), dx * math.sin(angle) + dy * math.cos(angle)])
+        expected = -along / 0.02
+        worst = max(worst, float(np.abs(measured - expected).max()))
+        if dy == 0 and dx == 5.0:  # the stage's angle, from a long move along X
+            assert math.degrees(math.atan2(-measured[1], -measured[0])) == pytest.approx(0.5, abs=0.05)
+        if dx == 0 and dy == -5.0:  # and along Y (-Y, so the picture moves down): the same rotation
+            assert math.degrees(math.atan2(-measured[0], measured[1])) == pytest.approx(0.5, abs=0.05)
+        before = after
+    assert worst <= 0.1, worst
+    assert stage.sheet.stage.position() == pytest.approx((3.734, -2.923))  # the truth: no slip, no play
+
+
+@pytest.mark.slow
+def test_a_reversal_loses_the_backlash_and_moves_on_in_one_direction_lose_nothing(
+    on_stage: Callable[..., OnStage],
+) -> None:
+    stage = on_stage(backlash_mm=0.05)
+    start = stage.view()
+    for dx, dy in [(2.0, 0.0), (1.0, 0.0)]:  # on in + (the play was last taken up moving +): nothing lost
+        stage.rig.move_xy(dx, dy)
+    assert stage.sheet.stage.position() == pytest.approx((3.0, 0.0))
+    stage.rig.move_xy(-3.0, 0.0)  # reversed: 0.05 mm short
+    assert stage.sheet.stage.position() == pytest.approx((0.05, 0.0))
+    seen = np.array(shift_between(start, stage.view())) * 2
+    assert seen == pytest.approx([-0.05 / 0.02, 0.0], abs=0.1)  # the view says so too: 2.5 photosites
+    stage.rig.move_xy(0.0, -1.0)  # Y's first move is a reversal too
+    assert stage.sheet.stage.position() == pytest.approx((0.05, -0.95))
+    stage.rig.move_xy(0.0, 1.0)  # and back: lost again
+    assert stage.sheet.stage.position() == pytest.approx((0.05, 0.0))
+
+
+def test_each_move_slips_by_a_seeded_uniform_share_of_its_length_per_axis() -> None:
+    """400 moves of the real Stage on a clock the test turns (waiting out 400 moves in real time proves nothing
+    more): each axis lands within `slip` of its length, spread evenly, the same for the same seed."""
+    now = [0.0]
+
+    def errors(seed: int) -> npt.NDArray[np.float64]:
+        stage = Stage(slip=0.02, seed=seed, clock=lambda: now[0])
+        found = []
+        for k in range(400):
+            asked = (10.0, -4.0) if k % 2 == 0 else (-10.0, 4.0)
+            before = np.array(stage.position())
+            now[0] = stage.go(*asked, speed=100.0) + 0.001
+            found.append((np.array(stage.position()) - before) / np.array(asked) - 1)
+        return np.array(found)
+
+    first = errors(5)
+    assert np.abs(first).max() <= 0.02 and np.abs(first).max() > 0.019
+    assert first.std(axis=0) == pytest.approx([0.02 / math.sqrt(3)] * 2, rel=0.12)  # uniform over +-2 %
+    assert np.abs(first.mean(axis=0)).max() < 4 * 0.02 / math.sqrt(3) / math.sqrt(400)
+    assert abs(np.corrcoef(first[:, 0], first[:, 1])[0, 1]) < 0.15  # each axis its own
+    assert np.array_equal(errors(5), first) and not np.array_equal(errors(6), first)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from medianscan.capture.camera.simulated.sheet import sheet_of
 from medianscan.capture.camera.simulated.strip import strip_of
 from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.grbl import GrblRig
@@ -59,12 +60,16 @@ def open_rig(cfg: Config, faults: Faults | None = None) -> Rig:
         raise RigError("no rig is configured: set rig.port (e.g. /dev/ttyUSB0, or simulated) and rig.protocol")
     port: LinePort
     if rig_cfg.port == "simulated":
-        strip = strip_of(cfg.camera.simulated)
-        if cfg.camera.backend != "simulated" or strip is None:
-            raise RigError("rig.port: simulated moves the simulated camera's strip: set camera.backend: simulated "
-                           "and camera.simulated.strip.frames")  # fmt: skip
-        firmware = GrblFirmware(strip.carriage, slip=strip.cfg.slip, seed=strip.cfg.seed, faults=faults,
-                                axis=rig_cfg.axis)  # fmt: skip
+        strip, sheet = strip_of(cfg.camera.simulated), sheet_of(cfg.camera.simulated)
+        if cfg.camera.backend != "simulated" or (strip is None and sheet is None):
+            raise RigError("rig.port: simulated moves the simulated camera's strip or sheet: set camera.backend: "
+                           "simulated and camera.simulated.strip.frames or camera.simulated.sheet")  # fmt: skip
+        if sheet is not None:  # the XY stage: its own slip and play
+            firmware = GrblFirmware(sheet.stage, faults=faults, axis=rig_cfg.axis, y_axis=rig_cfg.y_axis)
+        else:
+            assert strip is not None
+            firmware = GrblFirmware(strip.carriage, slip=strip.cfg.slip, seed=strip.cfg.seed, faults=faults,
+                                    axis=rig_cfg.axis)  # fmt: skip
         port = FirmwarePort(firmware)
     else:
         port = SerialPort(rig_cfg.port, rig_cfg.baud)

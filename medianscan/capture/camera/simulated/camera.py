@@ -55,6 +55,7 @@ from medianscan.capture.camera.simulated.scene import (
     Negative,
     layout,
 )
+from medianscan.capture.camera.simulated.sheet import sheet_of
 from medianscan.capture.camera.simulated.strip import strip_of
 from medianscan.capture.camera.simulated.timing import timing_of
 from medianscan.config.schema import CameraConfig
@@ -244,7 +245,8 @@ class SimulatedCamera(Camera):
                 negative = Negative(sim.seed, 0, sim.height, sim.width, scale, subject="film base")
             else:
                 self._bursts += 1
-                negative = self._negative(self._bursts if strip_of(sim) is None else self._index(), scale)
+                on_stand = strip_of(sim) is not None or sheet_of(sim) is not None
+                negative = self._negative(self._index() if on_stand else self._bursts, scale)
             self.body.new_burst(self._renderer(negative))
             choice = self.strategy(adaptive=count.least != count.most)
             record.strategy = f"{choice.strategy}: {choice.why}"
@@ -304,16 +306,22 @@ class SimulatedCamera(Camera):
 
     def _negative(self, index: int, scale: float = 1.0) -> Negative:
         """Negative `index` at exposure `scale`: the one live view has shown is kept (it is under the lens). On a
-        strip, what the view shows where the rig has put it (`index` is then its position, in 1/100 mm)."""
+        strip or a sheet, what the view shows where the rig has put it (`index` is then its position as a key)."""
         if self._under_lens is None or (self._under_lens.index, self._under_lens.scale) != (index, scale):
             sim = self.cfg.simulated
-            strip = strip_of(sim)
+            strip, sheet = strip_of(sim), sheet_of(sim)
             through = None if strip is None else strip.through(index / 100)
+            if sheet is not None:
+                through = sheet.through(index)
             self._under_lens = Negative(sim.seed, index, sim.height, sim.width, scale, through=through)
         return self._under_lens
 
     def _index(self) -> int:
-        """Which negative the view shows: the next burst's, or on a strip its position in 1/100 mm (a key)."""
+        """Which negative the view shows: the next burst's, on a strip its position in 1/100 mm, on a sheet the
+        stage's (a key)."""
+        sheet = sheet_of(self.cfg.simulated)
+        if sheet is not None:
+            return sheet.key()
         strip = strip_of(self.cfg.simulated)
         return self._bursts + 1 if strip is None else round(strip.carriage.position() * 100)
 

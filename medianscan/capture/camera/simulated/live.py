@@ -60,7 +60,7 @@ class SimulatedLiveView:
             self._prepare(index, signal())
         t = self.clock()
         period = self.cfg.preview_focus_period_seconds
-        if self.cfg.strip.frames > 0:  # a rig's copy stand: rigid and focused once
+        if self.cfg.strip.frames > 0 or self.cfg.sheet.present:  # a rig's copy stand: rigid and focused once
             key = (0, SWAY_PX, SWAY_PX)
         else:
             defocus = _defocus((t / period) % 1.0) if period > 0 else 0.0
