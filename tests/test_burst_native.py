@@ -31,11 +31,11 @@ import pytest
 from medianscan.capture.camera.burst.engine import BurstEngine
 from medianscan.capture.camera.burst.enough import Fixed
 from medianscan.capture.camera.burst.quirks import Quirk
-from medianscan.capture.camera.burst.shots import SPARES
 from medianscan.capture.camera.freshness import Freshness
 from medianscan.capture.camera.gphoto2.link import Gphoto2Link
 from medianscan.capture.camera.gphoto2.settings import Gphoto2Settings
 from medianscan.config.schema import CameraConfig
+from medianscan.library.contents import SPARES
 from medianscan.records import BurstRecord
 from tests.test_burst import frame_numbers, simulated
 from tests.vcam import tiny_dng

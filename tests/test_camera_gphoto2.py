@@ -18,11 +18,11 @@ from medianscan.capture.camera import (
     list_cameras,
     open_camera,
 )
-from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
+from medianscan.capture.camera.freshness import CameraFile, Freshness, capture_time
 from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
 from medianscan.capture.camera.simulated import scene as simulated_scene
 from medianscan.config.schema import CameraConfig
-from medianscan.library.contents import candidates
+from medianscan.library.contents import SET_ASIDE, candidates
 from medianscan.metadata import CameraInfo, Exposure
 from medianscan.outputs.dng import write_dng
 from tests.vcam import (

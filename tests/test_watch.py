@@ -27,6 +27,7 @@ from medianscan.cli.control import render_status
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config, WatchConfig
 from medianscan.errors import MedianscanError
+from medianscan.library.contents import SET_ASIDE, SPARES
 from medianscan.service.jobs import blend_job
 from medianscan.service.pool import BlendPool
 from medianscan.service.progress import BlendDone, Progress, ServiceError, StackQueued
@@ -311,6 +312,40 @@ def test_a_stack_changed_after_its_blend_is_blended_again_and_nothing_twice(
     (stack / "f0.dng").touch()
     run.wait_idle()
     assert run.service.blends == 2
+
+
+def test_a_stacks_spares_and_set_aside_files_are_never_stacks_of_their_own(
+    tmp_path: Path, staged: dict[str, list[bytes]], watching: Callable[[Config], Running]
+) -> None:
+    """The capture daemon keeps a burst's shots past its frames in the stack's `spares/` and camera files that are
+    not its frames in `set-aside/`: the watcher blends the stack once, and neither sub-folder (three raws, enough
+    for a stack; one, too few) is blended, reported or waited for, live or in the catch-up of another grouping."""
+    root = tmp_path / "hot"
+    root.mkdir()
+    run = watching(config(tmp_path, root))
+    stack = root / "roll" / "neg"
+    (stack / SPARES).mkdir(parents=True)
+    (stack / SET_ASIDE).mkdir()
+    for i, data in enumerate(staged["a"][:3]):
+        (stack / f"neg_{i + 1}.dng").write_bytes(data)
+    for i, data in enumerate(staged["a"][3:] + staged["b"][:2]):
+        (stack / SPARES / f"neg_{i + 4}.dng").write_bytes(data)
+    (stack / SET_ASIDE / "IMG_0098.dng").write_bytes(staged["c"][0])
+
+    run.wait_for(BlendDone, 1)
+    run.wait_idle()
+    assert run.service.blends == 1
+    assert sidecar_frames(stack / "neg_median.json") == {f"neg_{i}.dng": sha(stack / f"neg_{i}.dng") for i in (1, 2, 3)}
+    status = run.service.status().to_json()
+    assert not status["attention"] and run.of(ServiceError) == []
+    kept = {p.relative_to(stack).as_posix() for p in stack.glob("*/*")}
+    assert kept == {f"{SPARES}/neg_{i}.dng" for i in (4, 5, 6)} | {f"{SET_ASIDE}/IMG_0098.dng"}  # nothing written
+
+    counted = WatchService(config(tmp_path, root, "count:3"), control=False)
+    assert counted.run_once(timeout=60) == 0
+    assert counted.blends == 0 and counted.hot.problems == {} and counted.hot.waiting == {}
+    assert counted.hot.blended_before == {stack / "neg_1-neg_3"}  # its frames are those the folder's blend read
+    assert {p.relative_to(stack).as_posix() for p in stack.glob("*/*")} == kept
 
 
 # --- catch-up and --once --------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ folder's files with this module, so a file is never a frame to one of them and c
 - anything else is a **frame candidate**, opened by content. A candidate that cannot be read is an error
   naming it (or, with `drop_bad_frames`, a rejected frame); when raws and JPEGs or TIFFs lie together
   (RAW+JPEG), the raws are the frames and the others are named as left out. Nothing is left out unmentioned.
+Sub-folders are not part of a stack; the capture daemon's `spares/` and `set-aside/` beside a stack's frames
+(`is_kept_apart`) hold its camera's files kept apart from them, and are not stacks of their own either.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from medianscan.wording import counted
 
 MANIFEST = "stack.json"  # the daemon's record of one stack (see medianscan.library.rolls)
 BURST_JOURNAL = ".burst-journal"  # what a running burst asked of the body (capture.camera.burst.journal)
+SPARES = "spares"  # a stack's sub-folder for a continuous burst's shots past its frames (capture.camera.burst)
+SET_ASIDE = "set-aside"  # a stack's sub-folder for camera files that are not its burst's frames (camera.freshness)
 
 CLUTTER_SUFFIXES = frozenset(
     {
@@ -74,6 +78,12 @@ def role(path: Path) -> Role:
     if is_other_temp(path):
         return Role.TEMP
     return Role.CANDIDATE
+
+
+def is_kept_apart(folder: Path) -> bool:
+    """A stack's sub-folder of camera files kept apart from its frames (SPARES, SET_ASIDE): neither frames of the
+    stack nor a stack of their own, wherever a caller looks for stacks."""
+    return folder.name in (SPARES, SET_ASIDE)
 
 
 def candidates(folder: Path) -> list[Path]:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from medianscan.exiv2_once import Exiv2Error, exiv2, read_image
 
-SET_ASIDE = "set-aside"  # the stack's sub-folder for camera files that are not this burst's frames
 STALE_SECONDS = 2.5  # taken this long before its trigger (beyond the exposure): a file from an earlier shot
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")
 

@@ -10,6 +10,8 @@ Two threads feed on it (the service in `medianscan.service.watch` starts them):
 Grouping (per folder; a stack never spans folders, as `blend_stack` requires):
 - `folder`: each sub-folder of DIR is a stack, complete once nothing in it changed for `quiet_seconds` (or as
   soon as it holds `watch.frames` complete frames, when set). Files directly in DIR are not a stack.
+  Hidden folders, and a stack's `spares/` and `set-aside/` (library.contents.is_kept_apart), are never looked
+  into, whatever the grouping.
 - `count:N`: the frames of a folder, in name order, in groups of N; a group is complete when its N frames are.
 - `gap:SECONDS`: frames in mtime order; a pause longer than SECONDS starts a new stack. A group is complete
   when a later frame lies beyond the gap, or nothing changed in the folder for SECONDS.

@@ -23,11 +23,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medianscan.blend.options import BlendOptions
+from medianscan.library import contents
 from medianscan.service.hotfolder.files import FileFacts, SeenFile, SeenFolder, signature
 from medianscan.service.hotfolder.grouping import STALLED_SECONDS, Grouping, PlannedStack, is_ours, is_temp_name
 from medianscan.service.hotfolder.ready import ReadyStacks
 
 log = logging.getLogger(__name__)
+
+
+def _looked_into(folder: Path) -> bool:
+    """A sub-folder the watcher looks into for stacks: not hidden, and not a stack's files kept apart from its
+    frames (the capture daemon's spares and set-aside: the rule of `medianscan.library.contents`)."""
+    return not folder.name.startswith(".") and not contents.is_kept_apart(folder)
 
 
 # --- the hot folder -------------------------------------------------------------------------------------
@@ -129,9 +136,11 @@ class HotFolder:
         top = Path(top) if top is not None else self.root
         seen = 0
         now, wall = self.clock(), time.time()
+        if top != self.root and not (self._inside(top) and _looked_into(top)):
+            return 0
         for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             folder = Path(dirpath)
+            dirnames[:] = sorted(d for d in dirnames if _looked_into(folder / d))
             newest = None
             with self.cond:
                 for name in filenames:
@@ -164,9 +173,10 @@ class HotFolder:
         state.activity, state.dirty = self.clock(), True
 
     def _inside(self, path: Path) -> bool:
-        return self.root in path.parents and not any(
-            part.startswith(".") for part in path.parent.relative_to(self.root).parts
-        )
+        """Below DIR and in no folder the watcher leaves alone (see `_looked_into`)."""
+        if self.root not in path.parents:
+            return False
+        return all(_looked_into(self.root / part) for part in path.parent.relative_to(self.root).parts)
 
     @staticmethod
     def _stat(path: Path) -> tuple[int, int, int] | None:

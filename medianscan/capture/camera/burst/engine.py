@@ -37,9 +37,10 @@ from medianscan.capture.camera.burst.placing import Placing, Target
 from medianscan.capture.camera.burst.quirks import Quirk
 from medianscan.capture.camera.burst.shots import Fetch, Shot, stem_of
 from medianscan.capture.camera.files import classify
-from medianscan.capture.camera.freshness import SET_ASIDE, CameraFile, Freshness, capture_time
+from medianscan.capture.camera.freshness import CameraFile, Freshness, capture_time
 from medianscan.config.schema import CameraConfig
 from medianscan.formats import RAW_EXTS, extension
+from medianscan.library.contents import SET_ASIDE
 from medianscan.records import BurstRecord
 from medianscan.vocabulary import Strategy
 from medianscan.wording import counted

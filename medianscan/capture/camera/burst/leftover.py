@@ -12,12 +12,11 @@ from pathlib import Path
 
 from medianscan.capture.camera.burst.journal import LeftOnBody, all_named, left_on_body
 from medianscan.capture.camera.burst.link import Announced, BodyLink
-from medianscan.capture.camera.burst.shots import SPARES
 from medianscan.capture.camera.burst.writer import write_download
 from medianscan.capture.camera.files import FileKind, classify, frame_name
 from medianscan.capture.camera.freshness import file_number
 from medianscan.config.schema import CameraConfig
-from medianscan.library.contents import candidates
+from medianscan.library.contents import SPARES, candidates
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from medianscan.capture.camera.base import CameraError
 from medianscan.capture.camera.burst.enough import FrameCount
 from medianscan.capture.camera.burst.journal import BurstJournal
 from medianscan.capture.camera.burst.link import Announced, BodyLink
-from medianscan.capture.camera.burst.shots import SPARES, Fetch, Role, Shot
+from medianscan.capture.camera.burst.shots import Fetch, Role, Shot
 from medianscan.capture.camera.burst.writer import FrameWriter
 from medianscan.capture.camera.files import frame_name
-from medianscan.capture.camera.freshness import SET_ASIDE
 from medianscan.config.schema import CameraConfig
+from medianscan.library.contents import SET_ASIDE, SPARES
 from medianscan.records import BurstRecord, LeftOut
 from medianscan.wording import counted
 

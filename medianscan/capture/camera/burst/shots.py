@@ -8,8 +8,6 @@ from pathlib import Path
 
 from medianscan.capture.camera.burst.link import Announced, Download
 
-SPARES = "spares"  # the stack's sub-folder for a continuous burst's shots past its frames (never blended)
-
 
 class Role(Enum):
     """What a fetched file becomes in the stack."""
