@@ -7,8 +7,9 @@ stitch's peak memory does not grow with the output.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +18,15 @@ from medianscan.metadata import UINT16_TOP
 from medianscan.stitch import resample, seams
 from medianscan.stitch.place import Canvas, Placement
 from medianscan.stitch.store import TileStore
+
+Rows = Callable[[int, int], npt.NDArray[np.float32]]  # a tile's rows [start, stop), from the store
+Box = tuple[int, int, int, int]  # top, left, bottom, right on the output
+# A way of reading a tile onto a box of the output: its values there and its feather's weights (0 where it
+# does not reach), or None when it covers none of the box
+Reader = Callable[
+    [Placement, Box, Rows, tuple[int, int], npt.NDArray[np.uint8]],
+    tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None,
+]
 
 
 @dataclass(frozen=True)
@@ -50,27 +60,10 @@ def bands(
             box = _box_in(placement, canvas.tile_size, top, bottom, width)
             if box is None:
                 continue
-            if placement.angle == 0 and not placement.copied:
-                _add_shifted(
-                    num, den, placement, box, top=top, store=store, name=name, size=canvas.tile_size, gain=gain,
-                    channels=channels,
-                )  # fmt: skip
-            elif placement.copied:
-                _add_copy(num, den, placement, box, top=top, store=store, name=name, size=canvas.tile_size, gain=gain)
-            else:
-                _add_resampled(
-                    num,
-                    den,
-                    placement,
-                    box,
-                    top=top,
-                    store=store,
-                    name=name,
-                    size=canvas.tile_size,
-                    gain=gain,
-                    channels=channels,
-                )
-        value = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+            found = _reader(placement)(placement, box, partial(store.rows, name), canvas.tile_size, channels)
+            if found is not None:
+                _accumulate(num, den, box, found, top=top, gain=gain)
+        value = np.divide(num, den, out=num, where=den > 0)  # where no tile reaches, num is 0 already
         value *= np.float32(levels.scale)
         value += np.tile(np.roll(levels.black, -top, axis=0), (-(-(bottom - top) // ph), -(-width // pw)))[
             : bottom - top, :width
@@ -79,9 +72,32 @@ def bands(
         yield value.astype(np.uint16)
 
 
-def _box_in(
-    placement: Placement, size: tuple[int, int], top: int, bottom: int, width: int
-) -> tuple[int, int, int, int] | None:
+def _reader(placement: Placement) -> Reader:
+    """Copied photosite for photosite, shifted by a fraction (every point one fraction), or turned."""
+    if placement.copied:
+        return _copied
+    return _shifted if placement.angle == 0 else _resampled
+
+
+def _accumulate(
+    num: npt.NDArray[np.float32],
+    den: npt.NDArray[np.float32],
+    box: Box,
+    found: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+    *,
+    top: int,
+    gain: float,
+) -> None:
+    """A tile's values on `box`, times its gain and its feather, into the band's sums (in place)."""
+    y0, x0, y1, x1 = box
+    values, weight = found
+    values *= weight
+    values *= np.float32(gain)
+    num[y0 - top : y1 - top, x0:x1] += values
+    den[y0 - top : y1 - top, x0:x1] += weight
+
+
+def _box_in(placement: Placement, size: tuple[int, int], top: int, bottom: int, width: int) -> Box | None:
     """The part of the band [top, bottom) the tile may cover (top, left, bottom, right), or None."""
     h, w = size
     corners = np.array([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1]], dtype=np.float64)
@@ -93,43 +109,36 @@ def _box_in(
     return (y0, x0, y1, x1) if y0 < y1 and x0 < x1 else None
 
 
-def _add_copy(
-    num: npt.NDArray[np.float32],
-    den: npt.NDArray[np.float32],
-    placement: Placement,
-    box: tuple[int, int, int, int],
-    *,
-    top: int,
-    store: TileStore,
-    name: str,
-    size: tuple[int, int],
-    gain: float,
-) -> None:
+def _copied(
+    placement: Placement, box: Box, rows_of: Rows, size: tuple[int, int], channels: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """A copied tile: its photosites as they are, at whole offsets."""
+    del channels  # the tile's CFA lands on the output's own
     y0, x0, y1, x1 = box
     ty, tx = int(placement.y), int(placement.x)
-    values = store.rows(name, y0 - ty, y1 - ty)[:, x0 - tx : x1 - tx]
+    values = rows_of(y0 - ty, y1 - ty)[:, x0 - tx : x1 - tx]
     v = np.arange(y0 - ty, y1 - ty, dtype=np.float32)[:, None]
     u = np.arange(x0 - tx, x1 - tx, dtype=np.float32)[None, :]
-    weight = seams.feather(v, u, size)
-    num[y0 - top : y1 - top, x0:x1] += weight * values * np.float32(gain)
-    den[y0 - top : y1 - top, x0:x1] += weight
+    return values, seams.feather(v, u, size)  # values: a view of rows read for this call alone
 
 
-def _add_resampled(
-    num: npt.NDArray[np.float32],
-    den: npt.NDArray[np.float32],
-    placement: Placement,
-    box: tuple[int, int, int, int],
-    *,
-    top: int,
-    store: TileStore,
-    name: str,
-    size: tuple[int, int],
-    gain: float,
-    channels: npt.NDArray[np.uint8],
-) -> None:
-    """A resampled tile: each output photosite read from the tile's photosites of its own colour."""
+def _shifted(
+    placement: Placement, box: Box, rows_of: Rows, size: tuple[int, int], channels: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """A tile moved by a fraction of a photosite, not turned: resampled per colour plane as a whole box."""
+    y0, x0, y1, x1 = box
+    corner = (y0 - placement.y, x0 - placement.x)
+    wanted = np.roll(channels, (-y0, -x0), axis=(0, 1))
+    values = resample.sample_shifted(rows_of, channels, corner, wanted, box=(y1 - y0, x1 - x0), tile_size=size)
+    v = (np.arange(y1 - y0, dtype=np.float32) + np.float32(corner[0]))[:, None]
+    u = (np.arange(x1 - x0, dtype=np.float32) + np.float32(corner[1]))[None, :]
+    return values, seams.feather(v, u, size)
+
+
+def _resampled(
+    placement: Placement, box: Box, rows_of: Rows, size: tuple[int, int], channels: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    """A turned tile: each output photosite read from the tile's photosites of its own colour."""
     y0, x0, y1, x1 = box
     ph, pw = channels.shape
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
@@ -138,39 +147,8 @@ def _add_resampled(
     weight = seams.feather(v, u, size)
     inside = weight > 0
     if not inside.any():
-        return
+        return None
     colours = channels[(yy[inside].astype(np.int64)) % ph, (xx[inside].astype(np.int64)) % pw]
-    values = resample.sample(
-        lambda a, b: store.rows(name, a, b), channels, v[inside], u[inside], colours, tile_height=size[0]
-    )
-    part_num = np.zeros(v.shape, dtype=np.float32)
-    part_num[inside] = values * np.float32(gain) * weight[inside]
-    num[y0 - top : y1 - top, x0:x1] += part_num
-    den[y0 - top : y1 - top, x0:x1] += weight
-
-
-def _add_shifted(
-    num: npt.NDArray[np.float32],
-    den: npt.NDArray[np.float32],
-    placement: Placement,
-    box: tuple[int, int, int, int],
-    *,
-    top: int,
-    store: TileStore,
-    name: str,
-    size: tuple[int, int],
-    gain: float,
-    channels: npt.NDArray[np.uint8],
-) -> None:
-    """A tile moved by a fraction of a photosite, not turned: resampled per colour plane as a whole box."""
-    y0, x0, y1, x1 = box
-    corner = (y0 - placement.y, x0 - placement.x)
-    wanted = np.roll(channels, (-y0, -x0), axis=(0, 1))
-    values = resample.sample_shifted(
-        lambda a, b: store.rows(name, a, b), channels, corner, wanted, box=(y1 - y0, x1 - x0), tile_size=size
-    )
-    v = (np.arange(y1 - y0, dtype=np.float32) + np.float32(corner[0]))[:, None]
-    u = (np.arange(x1 - x0, dtype=np.float32) + np.float32(corner[1]))[None, :]
-    weight = seams.feather(v, u, size)
-    num[y0 - top : y1 - top, x0:x1] += weight * values * np.float32(gain)
-    den[y0 - top : y1 - top, x0:x1] += weight
+    values = np.zeros(v.shape, dtype=np.float32)
+    values[inside] = resample.sample(rows_of, channels, v[inside], u[inside], colours, tile_height=size[0])
+    return values, weight

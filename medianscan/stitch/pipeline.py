@@ -25,6 +25,7 @@ from medianscan.stitch import cells, compose, gains, place, plan, register, solv
 from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
 from medianscan.stitch.sources import StitchError
 from medianscan.stitch.store import TileStore
+from medianscan.timing import timed
 from medianscan.wording import counted
 
 
@@ -43,31 +44,29 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
     timings: dict[str, float] = {}
     checked = _check_set(given, output, options)
     tiles, size, prior, columns = checked.tiles, checked.size, checked.prior, checked.columns
-    flat = sources.load_flat(options.flat)
+    with timed(timings, "flat"):
+        flat = sources.load_flat(options.flat)
 
     with TileStore(output.parent) as store:
-        t = time.perf_counter()
-        first, tone, thumbs = _read_all(tiles, store, flat)
-        layout = first.layout
-        assert layout is not None
-        xmp = sources.xmp_packet(tiles[0].raw)
-        pattern = sources.local_pattern(layout)
-        cell = cells.cell_size(pattern)
-        timings["read"] = time.perf_counter() - t
+        with timed(timings, "read"):
+            first, tone, thumbs = _read_all(tiles, store, flat)
+            layout = first.layout
+            assert layout is not None
+            xmp = sources.xmp_packet(tiles[0].raw)
+            pattern = sources.local_pattern(layout)
+            cell = cells.cell_size(pattern)
 
-        t = time.perf_counter()
-        links, measured, tried = _register(
-            store, thumbs, count=len(tiles), size=size, cell=cell, prior=prior, overlap=options.overlap
-        )
-        timings["register"] = time.perf_counter() - t
-        prior_pairs = [pair for pair in tried if pair not in measured] if prior else []
-        poses = _solve(tiles, links, prior, prior_pairs, size)
+        with timed(timings, "register"):
+            links, measured, tried = _register(
+                store, thumbs, count=len(tiles), size=size, cell=cell, prior=prior, overlap=options.overlap
+            )
+            prior_pairs = [pair for pair in tried if pair not in measured] if prior else []
+            poses = _solve(tiles, links, prior, prior_pairs, size)
 
-        t = time.perf_counter()
-        raw_range = float(layout.white_level - np.mean(layout.black_levels))
-        overlaps = _overlaps(store, sorted(set(measured) | set(prior_pairs)), poses, cell)
-        tile_gains = gains.solve_gains(len(tiles), overlaps, raw_range)
-        timings["gains"] = time.perf_counter() - t
+        with timed(timings, "gains"):
+            raw_range = float(layout.white_level - np.mean(layout.black_levels))
+            overlaps = _overlaps(store, sorted(set(measured) | set(prior_pairs)), poses, cell)
+            tile_gains = gains.solve_gains(len(tiles), overlaps, raw_range)
 
         canvas = place.lay_out(poses, size, pattern)
         problem = plan.limit_problem(output, (canvas.height, canvas.width), size, columns)
@@ -76,24 +75,29 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
         out_layout, levels = _output_levels(layout, canvas, pattern, tile_gains, flat)
         channels = np.asarray(rgb_channels(layout.colors), dtype=np.uint8)[pattern]
 
-        t = time.perf_counter()
-        names = [f"tile{k}" for k in range(len(tiles))]
-        write.write_bands(
-            output,
-            (canvas.height, canvas.width),
-            compose.bands(
-                canvas, store, names=names, gains=tile_gains, channels=channels, levels=levels, rows=write.BAND_ROWS
-            ),
-            out_layout,
-            camera=first.camera,
-            exposure=first.exposure,
-            compress=options.compress,
-            description=f"medianscan {__version__} stitch of {counted(len(tiles), 'tile')}",
-            xmp=xmp,
-            tone=tone,
-            metadata_from=tiles[0].raw,
-        )
-        timings["compose_write"] = time.perf_counter() - t
+        with timed(timings, "compose_write"):
+            names = [f"tile{k}" for k in range(len(tiles))]
+            write.write_bands(
+                output,
+                (canvas.height, canvas.width),
+                compose.bands(
+                    canvas,
+                    store,
+                    names=names,
+                    gains=tile_gains,
+                    channels=channels,
+                    levels=levels,
+                    rows=write.BAND_ROWS,
+                ),
+                out_layout,
+                camera=first.camera,
+                exposure=first.exposure,
+                compress=options.compress,
+                description=f"medianscan {__version__} stitch of {counted(len(tiles), 'tile')}",
+                xmp=xmp,
+                tone=tone,
+                metadata_from=tiles[0].raw,
+            )
 
     seams = _seams(
         links,
