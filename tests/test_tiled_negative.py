@@ -5,6 +5,7 @@ from the CR2's picture, tests/tiled_negatives.py), and the console's strip showi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -19,7 +20,7 @@ from medianscan.blend.pipeline import blend_stack
 from medianscan.config.schema import Config, WatchConfig
 from medianscan.console.positives import Positives
 from medianscan.errors import MedianscanError
-from medianscan.library.manifest import State, read_manifest
+from medianscan.library.manifest import State, mark, read_manifest
 from medianscan.library.rolls import Library
 from medianscan.library.tile_set import (
     TILES_FILE,
@@ -240,7 +241,7 @@ def test_the_daemon_stitches_a_tiled_negative_after_its_tiles_blend_the_strip_sh
     with RunningDaemon(cfg) as running:
         tile_set = make_tiled_negative(negative, picture, (2, 2), manifest=True)
         for tile in tile_set.folders():
-            wait_until(lambda tile=tile: running.daemon.submit(tile), 30, f"{tile.name} queued")  # type: ignore[misc]
+            wait_until(functools.partial(running.daemon.submit, tile), 30, f"{tile.name} queued")
         wait_until(lambda: _stitched(negative, 4), 120, "the negative stitched from 4 tiles", every=0.1)
         assert all(read_manifest(tile).state == State.BLENDED for tile in tile_set.folders())
         assert placed_within(tile_set.output.with_suffix(".json")) == []
@@ -260,8 +261,18 @@ def test_the_daemon_stitches_a_tiled_negative_after_its_tiles_blend_the_strip_sh
         one_tile = imagecodecs.jpeg8_decode(Positives().jpeg(tile_blend.output))
         assert positive.shape[1] > 1.5 * one_tile.shape[1] and positive.shape[0] > 1.5 * one_tile.shape[0]
 
-    tile_set.output.unlink()  # as if stopped while the stitch ran
-    record_stitch(negative, StitchStatus(StitchState.STITCHING, inputs=read_tile_set(negative).status.inputs))
+    # As if killed while the stitch ran, and before the first tile's (second) blend was recorded.
+    tile_set.output.unlink()
+    before = read_tile_set(negative).status.inputs
+    record_stitch(negative, StitchStatus(StitchState.STITCHING, inputs=before))
+    mark(tile_set.folders()[0], State.CAPTURED)
     with RunningDaemon(cfg) as running:
         wait_until(lambda: _stitched(negative, 4) and tile_set.output.is_file(), 120, "the stitch finished")
-        assert running.daemon.message is None
+        after = read_tile_set(negative).status.inputs
+        assert after[0] != before[0] and after[1:] == before[1:]  # the first tile blended again, then stitched
+        assert read_manifest(tile_set.folders()[0]).state == State.BLENDED
+        said = running.daemon.status()
+        assert [(r["stack"], r["state"], r["note"]) for r in said["recent"]] == [
+            (str(negative), "stitched", "4 tiles stitched")
+        ]
+        assert not said["attention"] and running.daemon.message is None

@@ -3,12 +3,15 @@ systemd's STATUS= line and the console's service panel (the records are mediansc
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
 from medianscan.library import flats
-from medianscan.library.manifest import Manifest
+from medianscan.library.manifest import Manifest, State, read_manifest
 from medianscan.library.rolls import Library
+from medianscan.library.tile_set import StitchState, TileSet, is_tiled, read_tile_set
 from medianscan.records import SnrFigures
 from medianscan.reports import (
     RECENT,
@@ -20,6 +23,9 @@ from medianscan.reports import (
 )
 from medianscan.service.capture.state import DaemonSnapshot
 from medianscan.service.loop import ServicePool
+from medianscan.wording import counted
+
+log = logging.getLogger(__name__)
 
 
 def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
@@ -39,6 +45,34 @@ def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
         snr.target,
         snr.short,
     )
+
+
+def tiled_negative(negative: Path, tile_set: TileSet) -> RecentNegative:
+    """A negative shot in tiles, as status lists it: its stitch's state, its tiles, the stitched DNG."""
+    s = tile_set.status
+    stitched = s.state == StitchState.STITCHED
+    return RecentNegative(
+        str(negative), s.state.value, len(tile_set.tiles), None, s.seconds, s.error,
+        f"{counted(len(tile_set.tiles), 'tile')}" + (" stitched" if stitched else ""),
+        str(tile_set.output) if stitched else None, None,
+    )  # fmt: skip
+
+
+def negatives(library: Library, count: int | None = None) -> list[RecentNegative]:
+    """The current roll's negatives (the last `count`), each from its stack.json or, shot in tiles, its
+    tiles.json; one that cannot be read is logged and left out."""
+    roll = library.current_roll()
+    stacks = library.stacks(roll) if roll is not None else []
+    found = []
+    for stack in stacks[-count:] if count else stacks:
+        try:
+            tiled = is_tiled(stack)
+            found.append(
+                tiled_negative(stack, read_tile_set(stack)) if tiled else recent_negative(stack, read_manifest(stack))
+            )
+        except MedianscanError as exc:
+            log.warning("%s", exc)
+    return found
 
 
 def queue_state(held: int, waiting_for_room: bool, pool: ServicePool, capacity: int) -> QueueState:
@@ -75,10 +109,11 @@ def capture_status(snap: DaemonSnapshot, library: Library, cfg: Config, console:
         disk_free_bytes=library.free_bytes(),
         console=console,
         message=snap.message,
-        recent=tuple(recent_negative(stack, m) for stack, m in library.recent(RECENT)),
+        recent=tuple(negatives(library, RECENT)),
         attention=tuple(
-            NeedsAttention(str(stack), m.state.value, m.error or m.note or m.state.value)
-            for stack, m in library.needing_attention()
+            NeedsAttention(n.stack, n.state, n.error or n.note or n.state)
+            for n in negatives(library)
+            if n.state in (State.FAILED, State.INCOMPLETE)
         ),
         roll_frames=() if snap.roll_run is None else snap.roll_run.reports(),
         roll_run_started=None if snap.roll_run is None else snap.roll_run.started,
