@@ -33,6 +33,7 @@ from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.port import RigError, SerialPort
 from medianscan.config import parse_config
 from medianscan.config.schema import Config, ConfigError, SheetConfig
+from medianscan.errors import MedianscanError
 from tests.test_rig import PtyDevices, grbl_firmware, pty_device, rig_config
 
 __all__ = ["pty_device"]  # the pseudo-terminal fixture, shared with test_rig.py
@@ -328,3 +329,140 @@ def test_each_move_slips_by_a_seeded_uniform_share_of_its_length_per_axis() -> N
     assert np.abs(first.mean(axis=0)).max() < 4 * 0.02 / math.sqrt(3) / math.sqrt(400)
     assert abs(np.corrcoef(first[:, 0], first[:, 1])[0, 1]) < 0.15  # each axis its own
     assert np.array_equal(errors(5), first) and not np.array_equal(errors(6), first)
+
+
+def known_pattern(rows: int, cols: int) -> npt.NDArray[np.uint16]:
+    """A picture a test knows: a diagonal ramp, a checker of 16-photosite squares and a seeded texture (each
+    photosite its own), 16-bit."""
+    y, x = np.mgrid[0:rows, 0:cols]
+    texture = np.random.default_rng(11).uniform(-0.1, 0.1, (rows, cols))
+    values = 0.2 + 0.4 * (x + y) / (rows + cols) + 0.1 * (((x // 16) + (y // 16)) % 2) + texture
+    return np.asarray(np.round(values * 65535), dtype=np.uint16)
+
+
+@pytest.mark.slow
+def test_a_burst_shows_the_sheets_tiff_where_the_stage_truly_is(
+    tmp_path: Path, on_stage: Callable[..., OnStage]
+) -> None:
+    """A 16-bit grey TIFF on the sheet: the raws of a burst after a move are that picture, photosite for photosite
+    at the stage's true place, through the light's falloff (the mean of the burst against the picture x the light
+    path: the same up to the film's level, within noise and the film's dust)."""
+    import rawpy
+    import tifffile
+
+    from medianscan.capture.camera.simulated.scene import BLACK, light_path
+
+    picture = known_pattern(1600, 2000)
+    tifffile.imwrite(tmp_path / "known.tif", picture)
+    stage = on_stage(picture=tmp_path / "known.tif", width_mm=0.0, height_mm=0.0, mm_per_pixel=0.02)
+    assert stage.sheet.size_px == (2000, 1600)  # the sheet takes the picture's size
+    stage.rig.move_xy(3.0, -1.6)  # 150 and -80 photosites
+    x, y = stage.sheet.view_origin_px()
+    assert (x, y) == pytest.approx(((2000 - 1536) / 2 + 150, (1600 - 1024) / 2 - 80))
+    record = stage.camera.burst(3, tmp_path / "stack", "tile")
+    frames = []
+    for frame in sorted(record.stack.glob("*.dng")):
+        with rawpy.imread(str(frame)) as raw:
+            frames.append(raw.raw_image_visible.astype(np.float64) - BLACK)
+    assert len(frames) == 3
+    seen = np.mean(frames, axis=0)
+    ix, iy = round(x), round(y)
+    expected = picture[iy : iy + 1024, ix : ix + 1536] / 65535 * light_path(1024, 1536)
+    ratio = seen / expected
+    level = float(np.median(ratio))
+    assert np.median(np.abs(ratio / level - 1)) < 0.01  # noise of a 3-frame mean: the same picture, in place
+    assert np.corrcoef(seen.ravel(), expected.ravel())[0, 1] > 0.995
+    shifted = picture[iy : iy + 1024, ix + 2 : ix + 1538] / 65535 * light_path(1024, 1536)
+    assert np.median(np.abs(seen / shifted / level - 1)) > 0.05  # two photosites off is not the same
+
+
+def test_an_rgb_tiff_gives_each_photosite_its_colours_plane_and_beyond_the_sheet_is_the_bare_light(
+    tmp_path: Path,
+) -> None:
+    import tifffile
+
+    from medianscan.capture.camera.simulated.scene import BARE_LIGHT, BASE_TRANSMISSION, FILM_LIGHT, mask
+
+    grey = known_pattern(300, 400)
+    rgb = np.stack([grey, np.full_like(grey, 30000), 65535 - grey], axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    cfg = SheetConfig(picture=tmp_path / "rgb.tif", width_mm=10.0, height_mm=8.0, mm_per_pixel=0.02)
+    sheet = SimulatedSheet(cfg, 200, 100)  # a sheet of 500 x 400 photosites, its picture 400 x 300 in the middle
+    seen = sheet.through(sheet.key())
+    x, y = sheet.view_origin_px()
+    assert (x, y) == (100.0, 100.0)
+    crop = rgb[100:200, 100:300] / 65535
+    assert np.allclose(seen[0::2, 0::2], crop[0::2, 0::2, 0], atol=1e-5)  # R sites: red
+    assert np.allclose(seen[0::2, 1::2], crop[0::2, 1::2, 1], atol=1e-5)  # G sites: green
+    assert np.allclose(seen[1::2, 1::2], crop[1::2, 1::2, 2], atol=1e-5)  # B sites: blue
+    sheet.stage.go(4.0, -3.0, 1e6)  # right and up, to the picture's corner and past the sheet's edge
+    time.sleep(0.1)
+    seen = sheet.through(sheet.key())
+    assert sheet.view_origin_px() == pytest.approx((300.0, -50.0))
+    assert np.allclose(seen[50::2, 1:100:2], rgb[0:50:2, 301:400:2, 1] / 65535, atol=1e-5)  # the picture's corner
+    base = BASE_TRANSMISSION * mask(100, 200)
+    assert np.allclose(seen[:50, :150], base[:50, :150])  # the sheet around its picture: clear base
+    assert np.allclose(seen[50:, 100:150], base[50:, 100:150])
+    assert np.allclose(seen[:, 150:], BARE_LIGHT / FILM_LIGHT)  # past the sheet's edge: no film
+
+
+SIMULATED = "camera:\n  backend: simulated\n  simulated:\n    sheet:\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (SIMULATED + "      width_mm: 50\n", "camera.simulated.sheet: needs width_mm and height_mm"),
+        (
+            SIMULATED + "      width_mm: 50\n      height_mm: 40\n    strip:\n      frames: 3\n",
+            "a strip or a sheet, not both",
+        ),
+        (SIMULATED + "      picture: /nowhere/at/all.tif\n", "sheet.picture: /nowhere/at/all.tif is not a file"),
+        (
+            SIMULATED + "      width_mm: 50\n      height_mm: 40\n      rotation_degrees: 45\n",
+            "at most 10 (a stage off",
+        ),
+        ("rig:\n  port: simulated\ncamera:\n  backend: simulated\n", "strip.frames (a roll) or camera.simulated.sheet"),
+    ],
+)
+def test_the_sheets_options_are_checked_with_a_sentence(text: str, said: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert said in str(caught.value), str(caught.value)
+
+
+def test_a_picture_that_is_not_a_16_bit_tiff_is_named_in_one_sentence(tmp_path: Path) -> None:
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "eight.tif", np.zeros((20, 30), dtype=np.uint8))
+    (tmp_path / "text.tif").write_text("not a tiff")
+    for name, said in (("eight.tif", r"is uint8 of shape \(20, 30\): the sheet needs a 16-bit grey or RGB TIFF"),
+                       ("text.tif", r"cannot be read as a TIFF")):  # fmt: skip
+        with pytest.raises(
+            MedianscanError, match=f"camera.simulated.sheet.picture {re.escape(str(tmp_path / name))} {said}"
+        ):
+            SimulatedSheet(SheetConfig(picture=tmp_path / name), 64, 48)
+
+
+def test_the_generated_sheet_has_detail_everywhere_for_registration() -> None:
+    """Without a picture: no plain area anywhere (each 64-photosite block has structure well above the grain),
+    the same for the same seed."""
+    sheet = SimulatedSheet(SheetConfig(width_mm=40.0, height_mm=30.0, mm_per_pixel=0.02, seed=4), 256, 128)
+    picture = sheet.picture[:, :, 0]
+    assert picture.shape == (1500, 2000)
+    blocks = picture[: 1500 // 64 * 64, : 2000 // 64 * 64].reshape(1500 // 64, 64, 2000 // 64, 64)
+    smooth = blocks.mean(axis=(1, 3))
+    assert blocks.std(axis=(1, 3)).min() > 0.03  # structure in every block, above the grain (about 0.015)
+    assert float(np.ptp(smooth)) > 0.2  # and structure across the sheet, not grain alone
+    again = SimulatedSheet(SheetConfig(width_mm=40.0, height_mm=30.0, mm_per_pixel=0.02, seed=4), 256, 128)
+    assert np.array_equal(again.picture, sheet.picture)
+
+
+def test_the_simulated_rigs_lost_port_on_a_stage_is_named(on_stage: Callable[..., OnStage]) -> None:
+    stage = on_stage()
+    stage.rig.close()
+    stage.rig = open_rig(stage.cfg, Faults(vanish_at=2))
+    stage.rig.move_xy(1.0, 1.0)
+    with pytest.raises(RigError, match="the rig's port simulated vanished"):
+        stage.rig.move_xy(1.0, 1.0)
+    assert stage.sheet.stage.position() == pytest.approx((1.0, 1.0))  # the second move never went
