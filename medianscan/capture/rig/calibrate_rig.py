@@ -14,13 +14,16 @@ takes its scale and backlash, and the stitch gets the tiles' places from it, the
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from medianscan.atomic import write_json
@@ -29,12 +32,15 @@ from medianscan.capture.rig.settle import Preview, View, measure_noise, settle
 from medianscan.capture.rig.tile_plan import StageScale
 from medianscan.errors import MedianscanError
 
+log = logging.getLogger(__name__)
+
 CALIBRATION_FILE = "rig-calibration.json"
 PROBE_MM = 0.5  # the first, small move: the scale, roughly, so the real move stays well inside the view
-SHARE_OF_VIEW = 0.25  # the measured move shifts the picture by this share of the view's shorter side
+SHARE_OF_VIEW = 0.4  # the measured move shifts the picture by this share of the view's shorter side
 TAKE_UP_MM = 1.0  # each axis is moved back and forth this far first: its slack then lies one known way
+BACKLASH_MM = 0.5  # the play is measured on short moves: a move's slip (a share of its length) stays small
 MIN_SHIFT_PX = 1.0  # a probe that moves the picture less than this: the axis does not move it
-MIN_PEAK = 0.05  # a phase-correlation peak below this share of the whole: no match
+MIN_NCC = 0.5  # a reading whose overlap correlates less than this is no match
 
 
 class RigCalibrationError(MedianscanError):
@@ -137,13 +143,24 @@ def _axis_json(data: dict[str, Any]) -> AxisMeasure:
 # --- the picture's shift -----------------------------------------------------------------------------------
 
 
-def _window(shape: tuple[int, ...]) -> np.ndarray:
-    return np.outer(np.hanning(shape[0]), np.hanning(shape[1]))
+def _taper(n: int, share: float = 0.08) -> npt.NDArray[np.float64]:
+    """Flat in the middle, falling to 0 over `share` of each end (a Tukey window): the edges, where a small
+    overlap lies, keep their weight; the wrap-around's seam does not ring."""
+    ramp = max(1, int(n * share))
+    window = np.ones(n)
+    edge = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+    window[:ramp], window[n - ramp :] = edge, edge[::-1]
+    return window
 
 
-def phase_shift(a: View, b: View) -> tuple[float, float] | None:
+def _window(shape: tuple[int, ...]) -> npt.NDArray[np.float64]:
+    return np.outer(_taper(shape[0]), _taper(shape[1]))
+
+
+def phase_shift(a: View, b: View, min_share: float = 0.1) -> tuple[float, float] | None:
     """How far the picture moved from `a` to `b` (dx, dy), in preview pixels, sub-pixel: b(p) = a(p - shift).
-    None when the two share no picture the correlation can find."""
+    The correlation's two highest peaks are each read the four ways its wrap-around allows, and the reading
+    whose overlap (at least `min_share` of the view) correlates best is refined. None when none correlates."""
     if a.shape != b.shape:
         return None
     w = _window(a.shape)
@@ -151,13 +168,29 @@ def phase_shift(a: View, b: View) -> tuple[float, float] | None:
     fb = np.fft.rfft2((b - b.mean()) * w)
     cross = fb * np.conj(fa)
     surface = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=a.shape)
-    peak = int(np.argmax(surface))
-    py, px = divmod(peak, a.shape[1])
-    if surface.flat[peak] < MIN_PEAK:
-        return None
     h, wd = a.shape
-    dy, dx = (py if py <= h // 2 else py - h), (px if px <= wd // 2 else px - wd)
-    return _refine(a, b, float(dx), float(dy))
+    best: tuple[float, int, int] | None = None
+    for flat in np.argpartition(surface, -2, axis=None)[-2:]:
+        py, px = divmod(int(flat), wd)
+        for dy in (py, py - h):
+            for dx in (px, px - wd):
+                score = _ncc(a, b, dx, dy, min_share)
+                if score is not None and score >= MIN_NCC and (best is None or score > best[0]):
+                    best = (score, dx, dy)
+    return None if best is None else _refine(a, b, float(best[1]), float(best[2]))
+
+
+def _ncc(a: View, b: View, dx: int, dy: int, min_share: float) -> float | None:
+    """Normalised cross-correlation of the overlap the shift implies (b(p) = a(p - shift))."""
+    h, w = a.shape
+    top, left, bottom, right = max(0, dy), max(0, dx), min(h, h + dy), min(w, w + dx)
+    if (bottom - top) * (right - left) < min_share * h * w or bottom - top < 8 or right - left < 8:
+        return None
+    pb = b[top:bottom, left:right].astype(np.float64)
+    pa = a[top - dy : bottom - dy, left - dx : right - dx].astype(np.float64)
+    pa, pb = pa - pa.mean(), pb - pb.mean()
+    norm = math.sqrt(float(np.vdot(pa, pa)) * float(np.vdot(pb, pb)))
+    return float(np.vdot(pa, pb)) / norm if norm > 0 else None
 
 
 def _refine(a: View, b: View, dx: float, dy: float, rounds: int = 6) -> tuple[float, float]:
@@ -192,16 +225,22 @@ def _refine(a: View, b: View, dx: float, dy: float, rounds: int = 6) -> tuple[fl
 
 # --- the measurement -------------------------------------------------------------------------------------
 
+Still = Callable[[], npt.NDArray[np.floating]]  # one raw's visible mosaic, shot where the stage is now
+
 
 @dataclass(frozen=True)
 class Settings:
     timeout: float = 10.0  # live view must stand still within this after each move
     wait_without_live_view: float = 2.0
+    scale_moves: int = 2  # long moves out, each from the slack taken up: the scale and the angle, averaged
+    backlash_moves: int = 3  # short moves out and back: the play, averaged (each move's slip is its own)
 
 
-def calibrate(rig: Rig, preview: Preview, sensor: tuple[int, int], settings: Settings | None = None,
-              say: Any = lambda text: None) -> RigCalibration:  # fmt: skip
-    """Measure both axes of `rig` through live view (`preview`), for a sensor of `sensor` (width, height)."""
+def calibrate(rig: Rig, preview: Preview, sensor: tuple[int, int], settings: Settings | None = None, *,
+              still: Still | None = None, say: Callable[[str], None] = log.info) -> RigCalibration:  # fmt: skip
+    """Measure both axes of `rig` through live view (`preview`), for a sensor of `sensor` (width, height).
+    `still`, when given, shoots a raw: the preview's scale to the sensor is then measured on two raws (the same
+    move seen on the mosaic) rather than taken from the sizes (a preview may crop the sensor's edges)."""
     settings = settings or Settings()
     noise = measure_noise(preview)
     if noise is None:
@@ -211,45 +250,96 @@ def calibrate(rig: Rig, preview: Preview, sensor: tuple[int, int], settings: Set
     measures = []
     size: tuple[int, int] = (0, 0)
     for axis in ("X", "Y"):
-        measure, size = _axis(rig, preview, axis, noise=noise, sensor=sensor, settings=settings, say=say)
+        probe = _AxisProbe(rig, preview, axis, noise, settings)
+        measure, size = probe.measure(sensor, still, say)
         measures.append(measure)
     return RigCalibration(measures[0], measures[1], sensor, size, noise, time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
-def _axis(rig: Rig, preview: Preview, axis: str, *, noise: float, sensor: tuple[int, int], settings: Settings,
-          say: Any) -> tuple[AxisMeasure, tuple[int, int]]:  # fmt: skip
-    def go(mm: float) -> View:
-        rig.move_xy(mm, 0.0) if axis == "X" else rig.move_xy(0.0, mm)
-        done = settle(preview, noise, timeout=settings.timeout, wait_without_live_view=settings.wait_without_live_view,
-                      what=f"a move of {mm:+.2f} mm along {axis}")  # fmt: skip
+class _AxisProbe:
+    """Moves along one axis, each settled in live view; the picture's shifts between them."""
+
+    def __init__(self, rig: Rig, preview: Preview, axis: str, noise: float, settings: Settings) -> None:
+        self.rig, self.preview, self.axis, self.noise, self.settings = rig, preview, axis, noise, settings
+
+    def go(self, mm: float) -> View:
+        if self.axis == "X":
+            self.rig.move_xy(mm, 0.0)
+        else:
+            self.rig.move_xy(0.0, mm)
+        done = settle(self.preview, self.noise, timeout=self.settings.timeout,
+                      wait_without_live_view=self.settings.wait_without_live_view,
+                      what=f"a move of {mm:+.2f} mm along {self.axis}")  # fmt: skip
         if done.frame is None:  # pragma: no cover - live view was there a moment ago
             raise RigCalibrationError("live view went away during the calibration")
         return done.frame
 
-    go(-TAKE_UP_MM)
-    start = go(TAKE_UP_MM)  # the slack now lies in +: the move out is whole
-    h, w = start.shape
-    ratio = (sensor[0] / w, sensor[1] / h)
-    probe = go(PROBE_MM)
-    found = phase_shift(start, probe)
-    if found is None or math.hypot(*found) < MIN_SHIFT_PX * PROBE_MM:
-        raise RigCalibrationError(f"the picture did not move in live view when {axis} moved {PROBE_MM:g} mm: is "
-                                  f"the {axis} axis wired (rig.{'axis' if axis == 'X' else 'y_axis'}), and is there "
-                                  "a negative with detail on the stage?")  # fmt: skip
-    per_mm = math.hypot(*found) / PROBE_MM
-    distance = round(SHARE_OF_VIEW * min(h, w) / per_mm, 2)
-    out = go(distance - PROBE_MM)
-    moved = phase_shift(start, out)
-    if moved is None:
-        raise RigCalibrationError(f"the picture was lost in live view after {distance:g} mm along {axis}")
-    back = go(-distance)  # a reversal: the play is lost here
-    short = phase_shift(start, back)
-    if short is None:
-        raise RigCalibrationError(f"the picture was lost in live view after moving {axis} back {distance:g} mm")
-    vector = np.array(moved) / distance
-    backlash = float(np.dot(short, vector) / np.dot(vector, vector))  # the stage fell short by this many mm
-    say(f"{axis}: {distance:g} mm moved the picture {moved[0]:+.2f}, {moved[1]:+.2f} px; back, {backlash:.3f} mm short")
-    go(-TAKE_UP_MM)  # leave it where it started, slack in +
-    go(TAKE_UP_MM + backlash)
-    shift = (float(vector[0] * ratio[0]), float(vector[1] * ratio[1]))
-    return AxisMeasure(shift, max(0.0, backlash)), (w, h)
+    def taken_up(self) -> View:
+        """Back and forth: the slack now lies in +, so the next move out is whole."""
+        self.go(-TAKE_UP_MM)
+        return self.go(TAKE_UP_MM)
+
+    def shift(self, a: View, b: View, after: str) -> npt.NDArray[np.float64]:
+        found = phase_shift(a, b)
+        if found is None:
+            raise RigCalibrationError(f"the picture was lost in live view after {after} along {self.axis}: is there "
+                                      "a negative with detail on the stage?")  # fmt: skip
+        return np.array(found)
+
+    def measure(self, sensor: tuple[int, int], still: Still | None,
+                say: Callable[[str], None]) -> tuple[AxisMeasure, tuple[int, int]]:  # fmt: skip
+        axis = self.axis
+        start = self.taken_up()
+        h, w = start.shape
+        found = phase_shift(start, self.go(PROBE_MM))
+        if found is None or math.hypot(*found) < MIN_SHIFT_PX * PROBE_MM:
+            key = "axis" if axis == "X" else "y_axis"
+            raise RigCalibrationError(f"the picture did not move in live view when {axis} moved {PROBE_MM:g} mm: is "
+                                      f"the {axis} axis wired (rig.{key}), and is there a negative with detail on "
+                                      "the stage?")  # fmt: skip
+        distance = round(SHARE_OF_VIEW * min(h, w) / (math.hypot(*found) / PROBE_MM), 2)
+        vectors, ratio = [], (sensor[0] / w, sensor[1] / h)
+        for k in range(self.settings.scale_moves):
+            start = self.taken_up()
+            raw_start = still() if still is not None and k == 0 else None
+            out = self.go(distance)
+            moved = self.shift(start, out, f"{distance:g} mm")
+            vectors.append(moved / distance)
+            if raw_start is not None and still is not None:
+                ratio = _raw_ratio(raw_start, still(), moved, axis)
+            self.go(-distance)
+        vector = np.mean(vectors, axis=0)
+        shorts = []
+        for _ in range(self.settings.backlash_moves):  # a short move out and back: the back one loses the play
+            start = self.taken_up()
+            self.go(BACKLASH_MM)
+            short = self.shift(start, self.go(-BACKLASH_MM), f"{BACKLASH_MM:g} mm out and back")
+            shorts.append(float(np.dot(short, vector) / np.dot(vector, vector)))
+        backlash = float(np.mean(shorts))
+        self.taken_up()
+        say(f"{axis}: {distance:g} mm moved the picture {vector[0] * distance:+.2f}, {vector[1] * distance:+.2f} "
+            f"preview px; {BACKLASH_MM:g} mm back fell {backlash:.3f} mm short")  # fmt: skip
+        shift = (float(vector[0] * ratio[0]), float(vector[1] * ratio[1]))
+        return AxisMeasure(shift, max(0.0, backlash)), (w, h)
+
+
+Mosaic = npt.NDArray[np.floating]
+
+
+def _raw_ratio(before: Mosaic, after: Mosaic, preview_shift: npt.NDArray[np.float64],
+               axis: str) -> tuple[float, float]:  # fmt: skip
+    """Sensor photosites per preview pixel, from one move seen on two raws (2x2 cells: no CFA pattern left)."""
+    planes = [_cells(before), _cells(after)]
+    found = phase_shift(planes[0], planes[1])
+    if found is None:
+        raise RigCalibrationError(f"the move along {axis} could not be measured on the raws: is the negative lit?")
+    along = 0 if axis == "X" else 1
+    ratio = 2 * found[along] / float(preview_shift[along])
+    return ratio, ratio
+
+
+def _cells(mosaic: Mosaic) -> View:
+    h, w = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
+    m = mosaic[:h, :w].astype(np.float32)
+    plane: View = m[0::2, 0::2] + m[0::2, 1::2] + m[1::2, 0::2] + m[1::2, 1::2]
+    return plane
