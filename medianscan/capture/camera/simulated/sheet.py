@@ -31,7 +31,7 @@ from medianscan.capture.camera.simulated.strip import Carriage
 from medianscan.config.schema import SheetConfig, SimulatedConfig
 from medianscan.errors import MedianscanError
 
-MARGIN = 3  # photosites around a view's crop, for the cubic spline
+MARGIN = 8  # photosites around a view's crop: the cubic spline's filter has forgotten its edge by then (3e-5)
 KEY_SCALE = 10_000  # a view's key: its position in 1/10,000 mm (0.0001 mm: a hundredth of a photosite, about)
 KEY_OFFSET = 1 << 40
 NO_FILM = BARE_LIGHT / FILM_LIGHT  # the bare light beyond the sheet, in the film's units
@@ -191,18 +191,22 @@ class SimulatedSheet:
         planes = []
         for plane in range(self.picture.shape[2]):  # the picture's edge repeats beyond it: no ringing inside
             crop = self.picture[rows, cols, plane]
-            moved = ndimage.shift(crop, (iy - y, ix - x), order=3, mode="nearest")
-            planes.append(moved[MARGIN:-MARGIN, MARGIN:-MARGIN])
+            moved = _spline_shift(_spline_shift(crop, y - iy, 0, self.height), x - ix, 1, self.width)
+            planes.append(moved)
         seen = self._by_site(planes)
         if not self.own_picture:
             seen = seen * self._mask
-        py = y + np.arange(self.height, dtype=np.float64)[:, None]  # each photosite on the picture, pixels
-        px = x + np.arange(self.width, dtype=np.float64)[None, :]
-        in_picture = (py >= -0.5) & (py < ph - 0.5) & (px >= -0.5) & (px < pw - 0.5)
+        py = y + np.arange(self.height, dtype=np.float64)  # each row and column of the view on the picture, px
+        px = x + np.arange(self.width, dtype=np.float64)
+        in_rows, in_cols = (py >= -0.5) & (py < ph - 0.5), (px >= -0.5) & (px < pw - 0.5)
+        if in_rows.all() and in_cols.all():  # all picture: the usual view
+            return seen.astype(np.float32, copy=False)
         sy, sx = py + self.picture_at[1], px + self.picture_at[0]
-        on_sheet = (sy >= -0.5) & (sy < self.size_px[1] - 0.5) & (sx >= -0.5) & (sx < self.size_px[0] - 0.5)
-        base = np.where(on_sheet, np.float32(BASE_TRANSMISSION) * self._mask, np.float32(NO_FILM))
-        return np.where(in_picture, seen, base).astype(np.float32)
+        on_rows = (sy >= -0.5) & (sy < self.size_px[1] - 0.5)
+        on_cols = (sx >= -0.5) & (sx < self.size_px[0] - 0.5)
+        base = np.where(on_rows[:, None] & on_cols[None, :], np.float32(BASE_TRANSMISSION) * self._mask,
+                        np.float32(NO_FILM))  # fmt: skip
+        return np.where(in_rows[:, None] & in_cols[None, :], seen, base).astype(np.float32)
 
     def _by_site(self, planes: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
         """One plane (grey) as it is; RGB: each photosite takes its colour's plane (RGGB)."""
@@ -212,6 +216,25 @@ class SimulatedSheet:
         out[0::2, 0::2] = planes[0][0::2, 0::2]
         out[1::2, 1::2] = planes[2][1::2, 1::2]
         return out
+
+
+def _spline_shift(image: npt.NDArray[np.float32], fraction: float, axis: int, size: int) -> npt.NDArray[np.float32]:
+    """`image` read `fraction` (0 to 1) of a photosite further along `axis` by its cubic B-spline, `size` values
+    from MARGIN on: out[k] = image(MARGIN + k + fraction). The same as scipy's order-3 shift, one axis at a time
+    (a translation is separable), so a view costs two 1-D filters rather than 16 taps per photosite."""
+    if fraction == 0:
+        return image[MARGIN : MARGIN + size] if axis == 0 else image[:, MARGIN : MARGIN + size]
+    coefficients: npt.NDArray[np.float32] = ndimage.spline_filter1d(
+        image, order=3, axis=axis, mode="mirror", output=np.float32
+    )
+    t = fraction
+    weights = ((1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6)
+    out = np.zeros_like(coefficients[MARGIN : MARGIN + size] if axis == 0 else coefficients[:, MARGIN : MARGIN + size])
+    for offset, weight in zip(range(-1, 3), weights, strict=True):
+        start = MARGIN + offset
+        part = coefficients[start : start + size] if axis == 0 else coefficients[:, start : start + size]
+        out += np.float32(weight) * part
+    return out
 
 
 _SHEETS: dict[int, tuple[weakref.ref[SimulatedConfig], SimulatedSheet]] = {}
