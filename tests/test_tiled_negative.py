@@ -38,7 +38,7 @@ from medianscan.service.tiled import Stitched, TiledNegatives
 from medianscan.service.watch import WatchService
 from tests.daemon_thread import RunningDaemon, capture_config
 from tests.test_console import Client
-from tests.tiled_negatives import make_tiled_negative, placed_within
+from tests.tiled_negatives import folder_name, make_tiled_negative, placed_within, spec, write_tile_stack
 from tests.tiles import Picture, load_picture
 from tests.waiting import wait_until
 
@@ -223,6 +223,34 @@ def test_the_hot_folder_blends_the_tiles_then_stitches_the_negative_and_lists_it
     again = WatchService(_watch_config(tmp_path, root), pool=BlendPool(1, 4, job=run_job), control=False)
     assert again.run_once(timeout=120) == 0
     assert again.blends == 0 and output.is_file() and _stitched(negative, 6)
+
+
+@pytest.mark.slow
+def test_a_tiles_json_that_arrives_after_its_tiles_were_blended_is_stitched_all_the_same(
+    picture: Picture, tmp_path: Path
+) -> None:
+    """Copied in name order, a negative's tile folders come before its tiles.json: the tiles are blended as
+    plain stacks first, then the plan arrives and the negative is stitched without blending a tile again."""
+    root = tmp_path / "in"
+    root.mkdir()
+    service = WatchService(_watch_config(tmp_path, root), pool=BlendPool(1, 4, job=run_job), control=False)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    negative = root / "roll-01" / "neg01"
+    stage = tmp_path / "stage"
+    try:
+        for c, r in [(0, 0), (1, 0), (0, 1), (1, 1)]:
+            tile = write_tile_stack(stage / folder_name(c, r), picture, spec(c, r), seed=c + 10 * r, manifest=False)
+            negative.mkdir(parents=True, exist_ok=True)
+            tile.rename(negative / tile.name)
+        wait_until(lambda: service.blended == 4, 120, "the 4 tiles blended as stacks", every=0.1)
+        assert not _stitched(negative, 4)
+        make_tiled_negative(negative, picture, (2, 2), [])  # the plan alone: its tiles are there
+        wait_until(lambda: _stitched(negative, 4), 60, "the negative stitched once its plan came", every=0.1)
+        assert service.blended == 4 and read_tile_set(negative).output.is_file()
+    finally:
+        service.stop()
+        thread.join(30)
 
 
 # --- the daemon: tile stacks queued through its real queue and pool, the console's strip -------------------

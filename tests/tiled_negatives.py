@@ -70,6 +70,7 @@ def make_tiled_negative(
     for c, r in shot if shot is not None else cells:
         tile = write_tile_stack(where / folder_name(c, r), picture, spec(c, r), seed=10 * r + c, manifest=manifest)
         if stage is not None:
+            negative.mkdir(parents=True, exist_ok=True)
             tile.rename(negative / tile.name)
     return tile_set
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
+LOOK_SECONDS = 1.0  # how often folders of blended stacks are looked at for a tiles.json that came late
 Inputs = tuple[tuple[str, str, int, int], ...]  # (tile folder, its blend's name, size, mtime_ns)
 
 
@@ -146,6 +148,8 @@ class TiledNegatives:
         self.failed: dict[Path, Inputs] = {}  # negative -> the blends a stitch failed with
         self._again: set[Path] = set()  # negatives whose tiles changed while their stitch ran
         self._said: dict[Path, str] = {}  # negative -> what it was last said to wait for
+        self._unplanned: set[Path] = set()  # folders of stacks blended with no tiles.json yet (it may come later)
+        self._looked = 0.0
 
     @staticmethod
     def owns(key: Path) -> bool:
@@ -159,11 +163,24 @@ class TiledNegatives:
         return is_tiled(stack.parent)
 
     def after_blend(self, stack: Path) -> bool:
-        """A stack was blended: when it is a tile, its negative's stitch is checked; True when it is one."""
+        """A stack was blended: when it is a tile, its negative's stitch is checked; True when it is one. Its
+        folder is kept in mind otherwise: a copy may bring the negative's tiles.json after its first tiles."""
         if not self.is_tile(stack):
+            self._unplanned.add(stack.parent)
             return False
         self.check(stack.parent)
         return True
+
+    def _plans_arrived(self) -> None:
+        """Folders whose stacks were blended before their tiles.json arrived: checked once it is there (a stat a
+        second for each such folder)."""
+        if not self._unplanned or time.monotonic() - self._looked < LOOK_SECONDS:
+            return
+        self._looked = time.monotonic()
+        for folder in [f for f in self._unplanned if is_tiled(f) or not f.is_dir()]:
+            self._unplanned.discard(folder)
+            if folder.is_dir():
+                self.check(folder)
 
     def check_all(self, top: Path) -> int:
         """Check every tiled negative below `top` (a start, a catch-up); returns how many stitches are due."""
@@ -206,6 +223,7 @@ class TiledNegatives:
 
     def feed(self, submit: Callable[[Path, StitchTask], bool], room: Callable[[], bool] = lambda: True) -> None:
         """Hand due stitches to the pool, in order, while it has room and takes them."""
+        self._plans_arrived()
         while self.due and room():
             task = self.due[0]
             if not submit(task.key, task):
