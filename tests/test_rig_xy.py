@@ -423,6 +423,11 @@ SIMULATED = "camera:\n  backend: simulated\n  simulated:\n    sheet:\n"
             "at most 10 (a stage off",
         ),
         ("rig:\n  port: simulated\ncamera:\n  backend: simulated\n", "strip.frames (a roll) or camera.simulated.sheet"),
+        (
+            "rig:\n  port: simulated\n  axes: xy\ncamera:\n  backend: simulated\n  simulated:\n"
+            "    strip:\n      frames: 3\n",
+            "rig.axes: is xy, but the simulated rig moves a strip along one axis",
+        ),
     ],
 )
 def test_the_sheets_options_are_checked_with_a_sentence(text: str, said: str) -> None:

@@ -287,6 +287,9 @@ def _rig_problems(cfg: Config) -> list[tuple[str, str]]:
         problems.append(("rig.port", "is 'simulated', which moves the simulated camera's strip or sheet: set "
                                      "camera.backend: simulated and camera.simulated.strip.frames (a roll) or "
                                      "camera.simulated.sheet (an XY stage)"))  # fmt: skip
+    if rig.port == "simulated" and rig.axes == "xy" and strip.frames > 0:
+        problems.append(("rig.axes", "is xy, but the simulated rig moves a strip along one axis: set "
+                                     "camera.simulated.sheet for an XY stage (or rig.axes: x)"))  # fmt: skip
     if rig.port == "simulated" and rig.protocol != "grbl":
         problems.append(("rig.protocol", f"is {rig.protocol!r}, but the simulated rig speaks GRBL: set grbl"))
     return problems + _line_problems(rig)
