@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from medianscan.errors import MedianscanError
-from medianscan.library.contents import MANIFEST
+from medianscan.library.contents import MANIFEST, SET_ASIDE, SPARES
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.recovery import recover
 from medianscan.library.retention import move_file
@@ -284,6 +284,51 @@ def test_retention_after_a_verified_blend(tmp_path: Path, policy: str) -> None:
         assert sorted(p.name for p in dest.iterdir()) == [p.name for p in frames]
         assert (dest / frames[0].name).read_bytes() == bytes([1]) * 1000
         assert not any(p.exists() for p in frames)
+
+
+@pytest.mark.parametrize(
+    ("policy", "companion"), [("keep", True), ("delete", False), ("delete", True), ("archive", True)]
+)
+def test_retention_releases_a_stacks_spares_with_its_raws_and_keeps_what_was_set_aside(
+    tmp_path: Path, policy: str, companion: bool
+) -> None:
+    """Spares are more shots of the same negative: they go where its raws go (an archive keeps them in a spares/
+    of its own, an emptied spares/ is removed), their companion JPEGs stay as the frames' do, and set-aside/
+    (camera files that are not this negative's) is kept whatever the policy."""
+    archive = tmp_path / "archive"
+    lib = make_library(tmp_path / "lib", retention=policy, archive=archive)
+    stack = lib.new_stack(3)
+    frames = add_frames(stack, 3)
+    (stack / SPARES).mkdir()
+    spares = [stack / SPARES / f"{stack.name}_{i:02d}.dng" for i in (4, 5)]
+    for spare in spares:
+        spare.write_bytes(b"spare")
+    if companion:
+        (stack / SPARES / f"{stack.name}_05.jpg").write_bytes(b"jpeg")
+    (stack / SET_ASIDE).mkdir()
+    stray = stack / SET_ASIDE / "IMG_0098.dng"
+    stray.write_bytes(b"not this negative's")
+    blended(lib, stack, frames)
+
+    done = lib.retain(stack)
+    assert stray.read_bytes() == b"not this negative's"
+    jpeg = [f"{stack.name}_05.jpg"] if companion else []
+    left = sorted(p.name for p in (stack / SPARES).iterdir()) if (stack / SPARES).is_dir() else None
+    if policy == "keep":
+        assert done == "kept" and all(p.is_file() for p in frames)
+        assert left == sorted([*(p.name for p in spares), *jpeg])
+        return
+    assert not any(p.exists() for p in frames)
+    assert left == (jpeg or None)  # the JPEG stays; an emptied spares/ goes
+    if policy == "delete":
+        assert done == "deleted 3 raws and 2 spares"
+        return
+    dest = archive / lib.roll.name / stack.name
+    assert done == f"moved 3 raws and 2 spares to {dest}"
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == sorted(
+        [*(p.name for p in frames), SPARES, *(f"{SPARES}/{p.name}" for p in spares)]
+    )
+    assert (dest / SPARES / spares[0].name).read_bytes() == b"spare"
 
 
 def test_recovery_finishes_a_retention_cut_off_by_a_crash(tmp_path: Path) -> None:

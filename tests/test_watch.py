@@ -444,19 +444,21 @@ def test_once_says_what_it_blended_skipped_reblended_and_could_not(
 def test_retention_after_a_verified_blend_does_not_trigger_a_reblend(
     tmp_path: Path, staged: dict[str, list[bytes]], retention: str
 ) -> None:
-    """The daemon's retention options: raws deleted, or moved to `<archive>/<path under DIR>/`, once blended;
-    the next pass sees a blended stack, not a changed one."""
+    """The daemon's retention options: raws deleted, or moved to `<archive>/<path under DIR>/`, once blended,
+    the stack's spares with them; the next pass sees a blended stack, not a changed one."""
     root = tmp_path / "hot"
-    (root / "roll" / "neg").mkdir(parents=True)
+    (root / "roll" / "neg" / SPARES).mkdir(parents=True)
     for i, data in enumerate(staged["b"][:3]):
         (root / "roll" / "neg" / f"f{i}.dng").write_bytes(data)
+    (root / "roll" / "neg" / SPARES / "f3.dng").write_bytes(staged["b"][3])
     archive = tmp_path / "archive"
     cfg = dataclasses.replace(config(tmp_path, root), retention=retention, archive=archive)  # type: ignore[arg-type]
     service = WatchService(cfg, control=False)
     assert service.run_once(timeout=60) == 0
     assert sorted(p.name for p in (root / "roll" / "neg").iterdir()) == ["neg_median.dng", "neg_median.json"]
-    archived = sorted(p.name for p in (archive / "roll" / "neg").glob("*")) if archive.exists() else []
-    assert archived == ([] if retention == "delete" else ["f0.dng", "f1.dng", "f2.dng"])
+    archived = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*.dng")) if archive.exists() else []
+    moved = [f"roll/neg/{name}" for name in ("f0.dng", "f1.dng", "f2.dng", f"{SPARES}/f3.dng")]
+    assert archived == ([] if retention == "delete" else moved)
     again = WatchService(cfg, control=False)
     assert again.run_once(timeout=60) == 0
     assert again.blends == 0
