@@ -304,3 +304,29 @@ def test_the_daemon_stitches_a_tiled_negative_after_its_tiles_blend_the_strip_sh
             (str(negative), "stitched", "4 tiles stitched")
         ]
         assert not said["attention"] and running.daemon.message is None
+
+
+@pytest.mark.slow
+def test_a_stitch_the_daemon_cannot_make_is_one_sentence_in_tiles_json_the_log_and_status(
+    picture: Picture, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two tiles that share nothing: both blend, the stitch fails in the worker, and the operator reads why,
+    once, in tiles.json, the journal, the daemon's message and the stacks needing attention."""
+    cfg = capture_config(tmp_path / "library")
+    roll = Library.from_config(cfg).new_roll()
+    negative = roll / "frame-001"
+    with RunningDaemon(cfg) as running:
+        tile_set = make_tiled_negative(negative, picture, (3, 1), [(0, 0), (2, 0)], listed=[(0, 0), (2, 0)],
+                                       manifest=True)  # fmt: skip
+        for tile in tile_set.folders():
+            wait_until(functools.partial(running.daemon.submit, tile), 30, f"{tile.name} queued")
+        failed = lambda: read_tile_set(negative).status.state == StitchState.FAILED  # noqa: E731
+        wait_until(failed, 120, "the stitch failed", every=0.1)
+        error = read_tile_set(negative).status.error
+        assert error is not None and "overlaps no other tile" in error and "\n" not in error
+        said = f"{roll.name}/frame-001: the stitch of 2 tiles failed: {error}"
+        wait_until(lambda: running.daemon.message == said, 10, "the daemon's message names it")
+        attention = running.daemon.status()["attention"]
+        assert [(a["stack"], a["state"], a["reason"]) for a in attention] == [(str(negative), "failed", error)]
+        assert not tile_set.output.exists()
+    assert [r.getMessage() for r in caplog.records if "stitch of" in r.getMessage()] == [said]
