@@ -8,7 +8,9 @@ fresh worker takes the dead one's place and tries that stack once more (a SIGKIL
 crash that depends on timing, may not recur); a second death fails the stack, naming both (`the blend worker
 died of SIGSEGV twice while blending this stack`). Never a loop, never a stack lost or dropped in silence.
 
-Only paths and small JSON results cross the process boundary; the pixels stay in the worker.
+Only paths and small JSON results cross the process boundary; the pixels stay in the worker. The services hand
+it the stitch of a tiled negative too (`service.jobs.run_job`, `service.tiled`): the same workers, the same one
+more try after a death.
 """
 
 from __future__ import annotations
