@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,11 +15,19 @@ import pytest
 
 from medianscan.errors import MedianscanError
 from medianscan.library.contents import MANIFEST, SET_ASIDE, SPARES
+from medianscan.library.film_base import FilmBase
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.recovery import recover
 from medianscan.library.retention import move_file
+from medianscan.library.roll_record import (
+    ROLL_RECORD,
+    read_film_base,
+    read_roll_record,
+    record_film_base,
+    write_roll_record,
+)
 from medianscan.library.rolls import Library, raw_files
-from medianscan.records import BlendRecord, BurstRecord, LeftOut
+from medianscan.records import BlendRecord, BurstRecord, FilmRecord, LeftOut
 
 DAY = dt.date(2026, 11, 23)
 
@@ -329,6 +338,41 @@ def test_retention_releases_a_stacks_spares_with_its_raws_and_keeps_what_was_set
         [*(p.name for p in frames), SPARES, *(f"{SPARES}/{p.name}" for p in spares)]
     )
     assert (dest / SPARES / spares[0].name).read_bytes() == b"spare"
+
+
+def test_a_rolls_record_and_its_film_base_are_read_and_recorded_through_one_reading_of_roll_json(
+    tmp_path: Path,
+) -> None:
+    """A roll without roll.json has no record and no film base, and recording one makes a record of an unknown
+    film; recording keeps what the record holds; a damaged roll.json is one sentence naming it, from each."""
+    roll = tmp_path / "roll"
+    roll.mkdir()
+    base = FilmBase((900.0, 1800.0, 2700.0), 15000.0, "measured", ("frame-001",))
+    assert read_roll_record(roll) is None and read_film_base(roll) is None
+    record_film_base(roll, base)
+    assert read_film_base(roll) == base
+    made = read_roll_record(roll)
+    assert made is not None and made.film == FilmRecord()
+
+    write_roll_record(roll, FilmRecord(film="Kodak Portra 400", iso=400))
+    assert read_film_base(roll) is None  # a record of its own, no base yet
+    record_film_base(roll, base)
+    kept = read_roll_record(roll)
+    assert kept is not None and kept.film == FilmRecord(film="Kodak Portra 400", iso=400)
+    assert read_film_base(roll) == base
+
+    path = roll / ROLL_RECORD
+    path.write_text('{"film": ')  # cut short
+    for reading in (read_roll_record, read_film_base, lambda r: record_film_base(r, base)):
+        with pytest.raises(MedianscanError, match=rf"^{re.escape(str(path))}: cannot read the roll's record \("):
+            reading(roll)
+    path.write_text("[1, 2]")
+    for reading in (read_roll_record, read_film_base, lambda r: record_film_base(r, base)):
+        with pytest.raises(MedianscanError, match=rf"^{re.escape(str(path))}: not a valid roll record \("):
+            reading(roll)
+    path.write_text(json.dumps({"film": {}, "film_base": {"white": 1}}))
+    with pytest.raises(MedianscanError, match=rf"^{re.escape(str(path))}: the film base it records is not valid"):
+        read_film_base(roll)
 
 
 def test_recovery_finishes_a_retention_cut_off_by_a_crash(tmp_path: Path) -> None:

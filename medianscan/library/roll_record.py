@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medianscan.atomic import write_json
 from medianscan.errors import MedianscanError
@@ -52,49 +53,50 @@ def write_roll_record(roll: Path, film: FilmRecord) -> None:
 def read_roll_record(roll: Path) -> RollRecord | None:
     """The roll's record, or None for a roll without one (from before, or made by hand); a damaged record is a
     MedianscanError naming the file."""
-    path = roll / ROLL_RECORD
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data = _stored(roll)
+    if data is None:
         return None
-    except (OSError, ValueError) as exc:
-        raise MedianscanError(f"{path}: cannot read the roll's record ({exc})") from exc
     try:
         return RollRecord(FilmRecord.from_json(data.get("film", {}), stored=True), str(data.get("created", "")))
     except (ValueError, AttributeError) as exc:
-        raise MedianscanError(f"{path}: not a valid roll record ({exc})") from exc
+        raise MedianscanError(f"{roll / ROLL_RECORD}: not a valid roll record ({exc})") from exc
 
 
 def read_film_base(roll: Path) -> FilmBase | None:
     """The roll's film base as recorded in its roll.json (medianscan.library.film_base), or None when none is; a
     damaged one is a MedianscanError naming the file."""
-    path = roll / ROLL_RECORD
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise MedianscanError(f"{path}: cannot read the roll's record ({exc})") from exc
-    found = data.get("film_base") if isinstance(data, dict) else None
+    data = _stored(roll)
+    found = data.get("film_base") if data is not None else None
     if found is None:
         return None
     try:
         return FilmBase.from_json(found)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise MedianscanError(f"{path}: the film base it records is not valid ({exc})") from exc
+        raise MedianscanError(f"{roll / ROLL_RECORD}: the film base it records is not valid ({exc})") from exc
 
 
 def record_film_base(roll: Path, base: FilmBase) -> None:
     """Record the roll's film base in its roll.json, keeping what the record holds (a roll without one gets one,
     with the film unknown)."""
+    data = _stored(roll)
+    if data is None:
+        data = {"version": VERSION, "created": now(), "film": FilmRecord().to_json()}
+    write_json(roll / ROLL_RECORD, {**data, "film_base": base.to_json() | {"recorded": now()}})
+
+
+def _stored(roll: Path) -> dict[str, Any] | None:
+    """roll.json as it is stored, or None for a roll without one; one that cannot be read, or is not a JSON
+    object, is a MedianscanError naming the file."""
     path = roll / ROLL_RECORD
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        data = {"version": VERSION, "created": now(), "film": FilmRecord().to_json()}
+        return None
     except (OSError, ValueError) as exc:
         raise MedianscanError(f"{path}: cannot read the roll's record ({exc})") from exc
-    write_json(path, {**data, "film_base": base.to_json() | {"recorded": now()}})
+    if not isinstance(data, dict):
+        raise MedianscanError(f"{path}: not a valid roll record (a {type(data).__name__}, not a JSON object)")
+    return data
 
 
 def exposure_number(stack: Path) -> int | None:
