@@ -232,7 +232,7 @@ Still = Callable[[], npt.NDArray[np.floating]]  # one raw's visible mosaic, shot
 class Settings:
     timeout: float = 10.0  # live view must stand still within this after each move
     wait_without_live_view: float = 2.0
-    scale_moves: int = 2  # long moves out, each from the slack taken up: the scale and the angle, averaged
+    scale_moves: int = 4  # long moves out, each from the slack taken up: the scale and the angle, averaged
     backlash_moves: int = 3  # short moves out and back: the play, averaged (each move's slip is its own)
 
 
