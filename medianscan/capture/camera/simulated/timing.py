@@ -53,37 +53,34 @@ class BodyTiming:
         return frames * (self.trigger_seconds + self.transfer_seconds)
 
 
+# One row a body, from what its users measured: the preset's name; the model it stands for; seconds from the host's
+# trigger to the body naming its file; seconds a shot of its own continuous burst; raws its buffer holds (0: no
+# limit); a raw's megabytes; megabytes a second its link carries; whether it bursts on its own; how many shots its
+# continuous burst may run late; and where the figures come from.
+# fmt: off
+_MEASURED: tuple[tuple[str, str, float, float, int, float, float, bool, int, str], ...] = (
+    ("sony-a7iv", "Sony ILCE-7M4", 0.75, 1 / 6, 0, 33.0, 70.0, False, 3,
+     "python-gphoto2#182: about 1.2 s a frame by trigger + FILE_ADDED; 6 fps by hand"),
+    ("sony-a7riii", "Sony ILCE-7RM3", 1.0, 1 / 10, 0, 82.0, 60.0, False, 3,
+     "libgphoto2#966: 2.3-2.4 s a frame; 42 MP uncompressed raws"),
+    ("sony-a6000", "Sony ILCE-6000", 1.2, 1 / 11, 0, 24.0, 20.0, False, 3,
+     "NegPy PR#630: 2.4 s a frame; USB 2.0"),
+    ("fuji-x-t5", "Fujifilm X-T5", 2.6, 1 / 15, 12, 85.0, 895.0, False, 3,
+     "NegPy#658: 2.9 s a shot, an 85 MB download in 95 ms, 12 raws in its buffer; NegPy#674: a 0.3 s drain"),
+    ("nikon-d750", "Nikon DSC D750", 1.0, 1 / 6.5, 15, 28.0, 35.0, True, 0,
+     "libgphoto2#968: never more than 1 shot a second when fired by the host; 6.5 fps on its own (burstnumber, "
+     "a count set before the burst: it stops on its own)"),
+    ("canon-r8", "Canon EOS R8", 0.35, 1 / 6, 50, 30.0, 40.0, True, 3,
+     "4 frames in under 2 s with its own continuous drive (eosremoterelease press and release)"),
+    ("usb3-8fps", "USB 3 body, 8 frames/s", 1.0, 1 / 8, 0, 40.0, 150.0, True, 3,
+     "issue 27: 2 of 6 back-to-back 9-frame native bursts failed on it, an extra shot left for the next burst"),
+)
+# fmt: on
+
 # name -> (the body's figures, where they come from)
 PRESETS: dict[str, tuple[BodyTiming, str]] = {
-    "sony-a7iv": (
-        BodyTiming(0.75, 1 / 6, 0, 33.0, 70.0, False, "Sony ILCE-7M4 (simulated)"),
-        "python-gphoto2#182: about 1.2 s a frame by trigger + FILE_ADDED; 6 fps by hand",
-    ),
-    "sony-a7riii": (
-        BodyTiming(1.0, 1 / 10, 0, 82.0, 60.0, False, "Sony ILCE-7RM3 (simulated)"),
-        "libgphoto2#966: 2.3-2.4 s a frame; 42 MP uncompressed raws",
-    ),
-    "sony-a6000": (
-        BodyTiming(1.2, 1 / 11, 0, 24.0, 20.0, False, "Sony ILCE-6000 (simulated)"),
-        "NegPy PR#630: 2.4 s a frame; USB 2.0",
-    ),
-    "fuji-x-t5": (
-        BodyTiming(2.6, 1 / 15, 12, 85.0, 895.0, False, "Fujifilm X-T5 (simulated)"),
-        "NegPy#658: 2.9 s a shot, an 85 MB download in 95 ms, 12 raws in its buffer; NegPy#674: a 0.3 s drain",
-    ),
-    "nikon-d750": (
-        BodyTiming(1.0, 1 / 6.5, 15, 28.0, 35.0, True, "Nikon DSC D750 (simulated)", late_shots=0),
-        "libgphoto2#968: never more than 1 shot a second when fired by the host; 6.5 fps on its own (burstnumber, "
-        "a count set before the burst: it stops on its own)",
-    ),
-    "canon-r8": (
-        BodyTiming(0.35, 1 / 6, 50, 30.0, 40.0, True, "Canon EOS R8 (simulated)", late_shots=3),
-        "4 frames in under 2 s with its own continuous drive (eosremoterelease press and release)",
-    ),
-    "usb3-8fps": (
-        BodyTiming(1.0, 1 / 8, 0, 40.0, 150.0, True, "USB 3 body, 8 frames/s (simulated)", late_shots=3),
-        "issue 27: 2 of 6 back-to-back 9-frame native bursts failed on it, an extra shot left for the next burst",
-    ),
+    name: (BodyTiming(trigger, shot, buffer, size, link, native, f"{model} (simulated)", late), source)
+    for name, model, trigger, shot, buffer, size, link, native, late, source in _MEASURED
 }
 
 
