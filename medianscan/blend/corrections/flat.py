@@ -8,8 +8,10 @@ the negatives. Where the flat shows a local dip clearly beyond its noise (the sh
 the lens, which sits at the same place in every negative) the correction takes the flat's own local value
 instead, so the shadow divides out. Each position is normalised to its own centre value: the falloff goes and
 the light's colour balance stays. Nothing is clipped: the corrected values keep their headroom above the
-sensor's white level (the DNG's WhiteLevel is raised to match and BaselineExposure brings the brightness back),
-or, where 16 bits cannot hold it, the gains are scaled down; the record says which.
+sensor's white level, or, where 16 bits cannot hold it, the gains are scaled down; the record says which. The
+DNG's WhiteLevel is raised only as far as the corrected data reach, not by the whole gain (levels.tightened, after
+`apply`), and BaselineExposure brings the brightness back: darktable and RawTherapee ignore BaselineExposure, so
+headroom the data do not use would develop darker there.
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ class MasterFlat:
             raise FlatError(self.problem)
 
     def apply(self, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> tuple[MosaicLayout, FlatRecord]:
-        """Correct `mosaic` in place; the layout to write it with (its white level and BaselineExposure) and
-        what was done, for the sidecar."""
+        """Correct `mosaic` in place; the layout with its white level and BaselineExposure raised by the whole gain
+        (which the writer lowers to what the data reach: levels.tightened) and what was done, for the sidecar."""
         black = np.asarray(layout.black_levels, dtype=np.float32)[np.asarray(layout.pattern)]
         ph, pw = black.shape
         room = headroom(layout, float(self.gain.max()), expand=False)
