@@ -362,14 +362,11 @@ def test_a_rolls_record_and_its_film_base_are_read_and_recorded_through_one_read
     assert read_film_base(roll) == base
 
     path = roll / ROLL_RECORD
-    path.write_text('{"film": ')  # cut short
-    for reading in (read_roll_record, read_film_base, lambda r: record_film_base(r, base)):
-        with pytest.raises(MedianscanError, match=rf"^{re.escape(str(path))}: cannot read the roll's record \("):
-            reading(roll)
-    path.write_text("[1, 2]")
-    for reading in (read_roll_record, read_film_base, lambda r: record_film_base(r, base)):
-        with pytest.raises(MedianscanError, match=rf"^{re.escape(str(path))}: not a valid roll record \("):
-            reading(roll)
+    for text, said in (('{"film": ', "cannot read the roll's record"), ("[1, 2]", "not a valid roll record")):
+        path.write_text(text)  # cut short; not a JSON object
+        for reading in (read_roll_record, read_film_base, lambda r: record_film_base(r, base)):
+            with pytest.raises(MedianscanError, match=rf"^{re.escape(str(path))}: {said} \("):
+                reading(roll)
     path.write_text(json.dumps({"film": {}, "film_base": {"white": 1}}))
     with pytest.raises(MedianscanError, match=rf"^{re.escape(str(path))}: the film base it records is not valid"):
         read_film_base(roll)
