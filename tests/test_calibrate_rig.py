@@ -4,6 +4,11 @@ axis, its angle to the sensor and its backlash) against the stage's own truth.""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+from pathlib import Path
+
 import imagecodecs
 import numpy as np
 import numpy.typing as npt
@@ -11,9 +16,10 @@ import pytest
 from scipy import ndimage
 
 from medianscan.capture.camera.simulated.scene import picture
-from medianscan.capture.rig.calibrate_rig import phase_shift
+from medianscan.capture.rig.calibrate_rig import RigCalibrationError, load, phase_shift
 from medianscan.capture.rig.port import RigError
 from medianscan.capture.rig.settle import Settled, measure_noise, settle, view
+from medianscan.cli import main
 
 
 def scene(h: int = 700, w: int = 1000) -> npt.NDArray[np.float32]:
@@ -93,3 +99,40 @@ def test_without_live_view_the_configured_wait_is_taken_and_said() -> None:
     assert done.said() == Settled(1.5, 0, None).said() == "no live view: waited 1.5 s for the stage to settle"
     assert measure_noise(lambda: None) is None
     assert view(jpeg(np.full((8, 8, 3), 100.0, np.float32))).shape == (8, 8)
+
+
+@pytest.mark.slow
+def test_calibrate_rig_from_the_command_line_records_the_stage_in_the_library(tmp_path: Path) -> None:
+    """`medianscan calibrate rig` on the simulated camera and XY stage (0.3 degrees off square, 0.08 mm of play,
+    no slip): what it prints, and the record scan-tiles reads back."""
+    library = tmp_path / "library"
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(
+        f"library: {library}\n"
+        "camera:\n  backend: simulated\n  simulated:\n    width: 768\n    height: 512\n"
+        "    sheet: {width_mm: 40, height_mm: 30, mm_per_pixel: 0.03, rotation_degrees: 0.3, backlash_mm: 0.08}\n"
+        # (rig.line is the line protocol's, unused by GRBL; the config's check asks for its {y} on any XY stage)
+        "rig: {port: simulated, axes: xy, move_timeout_seconds: 3, line: {move: 'M{x} {y}'}}\n"
+        f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["calibrate", "rig", "--config", str(config)]) == 0
+    said = out.getvalue()
+    assert re.search(r"^X 33\.\d\d photosites/mm, \+0\.[23]\d\d deg to the sensor, backlash 0\.0[6-9]\d mm; Y 33\.\d\d "
+                     r"photosites/mm, \+0\.[23]\d\d deg", said, re.M), said  # fmt: skip
+    assert f"recorded in {library / 'rig-calibration.json'}" in said
+    recorded = load(library)
+    assert recorded.x.photosites_per_mm == pytest.approx(1 / 0.03, rel=0.005)
+    assert recorded.y.photosites_per_mm == pytest.approx(1 / 0.03, rel=0.005)
+    assert recorded.x_degrees == pytest.approx(0.3, abs=0.03) and recorded.y_degrees == pytest.approx(0.3, abs=0.03)
+    assert recorded.x.backlash_mm == pytest.approx(0.08, abs=0.01) and recorded.sensor == (768, 512)
+
+
+def test_an_uncalibrated_rig_is_named_with_the_command_that_calibrates_it(tmp_path: Path) -> None:
+    with pytest.raises(RigCalibrationError, match=r"the rig is not calibrated \(.*rig-calibration\.json is missing\): "
+                       r"run `medianscan calibrate rig`"):  # fmt: skip
+        load(tmp_path)
+    (tmp_path / "rig-calibration.json").write_text("{")
+    with pytest.raises(RigCalibrationError, match=r"cannot read the rig's calibration"):
+        load(tmp_path)

@@ -1,19 +1,24 @@
 """`medianscan calibrate exposure`: pick the shutter speed that puts the clear film base just under clipping, on
-the raw (medianscan.capture.calibrate), and with --apply write it into the config's camera.settings."""
+the raw (medianscan.capture.calibrate), and with --apply write it into the config's camera.settings.
+`medianscan calibrate rig`: measure an XY stage in live view (capture.rig.calibrate_rig) and record it in the
+library, for `scan-tiles`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
 import yaml
 
 from medianscan.atomic import atomic_path
 from medianscan.capture.calibrate import Calibration, ExposureCalibration
-from medianscan.capture.camera import open_camera
+from medianscan.capture.camera import Camera, NoLiveViewError, open_camera
 from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
@@ -28,9 +33,9 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "calibrate",
-        help="calibrate the exposure from the film base (ETTR on the raw)",
+        help="calibrate the exposure from the film base (ETTR on the raw), or an XY stage's moves",
         description="Measure what a set-up needs before a roll: the exposure that puts the clear film base just "
-        "below the raw's clipping point.",
+        "below the raw's clipping point; or how an XY stage moves the picture, for negatives shot in tiles.",
     )
     what = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     exposure = what.add_parser(
@@ -54,6 +59,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write the speed into FILE's camera.settings, and the probe's film base into the current roll",
     )
     exposure.set_defaults(handler=run)
+    rig = what.add_parser(
+        "rig",
+        help="with a negative on the XY stage: each axis's scale, angle to the sensor and backlash, in live view",
+        description=(
+            "Moves each axis of the XY stage (rig.axes: xy) out a known distance and back, measures the picture's "
+            "shift in live view by phase correlation and on two raws, and records the photosites per mm of each "
+            "axis, the axes' angle to the sensor and their backlash in LIBRARY/rig-calibration.json, where "
+            "scan-tiles plans its tiles from. Put a negative with detail under the lens, centred; run it while "
+            "the daemon is stopped (it needs the camera and the rig). The stage ends where it started."
+        ),
+    )
+    rig.add_argument("--config", type=Path, metavar="FILE", help="the camera, the rig and the library")
+    rig.add_argument("--json", action="store_true", help="print the result as JSON")
+    rig.set_defaults(handler=run_rig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +108,67 @@ def run(args: argparse.Namespace) -> int:
         print(f"written to {args.config} (camera.settings.shutterspeed); a running daemon takes it on reload")
         print(rebased.said() if rebased is not None else _no_roll_base(cfg, result))
     return 0
+
+
+def run_rig(args: argparse.Namespace) -> int:
+    from medianscan.capture.rig import calibrate_rig  # numpy's FFT and the rig: only for this
+    from medianscan.capture.rig.open import open_rig
+
+    cfg = load_config(args.config)
+    refuse_while_a_daemon_holds_the_camera(cfg)
+    camera = open_camera(cfg.camera)
+    started = time.perf_counter()
+    camera.connect()
+    try:
+        camera.lock()
+        with tempfile.TemporaryDirectory(prefix="medianscan-rig-") as scratch:
+            still = _Stills(camera, Path(scratch))
+            sensor = still.size()
+            rig = open_rig(cfg)
+            try:
+                say = (lambda text: None) if args.json else print
+                result = calibrate_rig.calibrate(rig, still.preview, sensor, still=still, say=say)
+            finally:
+                rig.close()
+    finally:
+        camera.close()
+    path = calibrate_rig.save(result, cfg.library)
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps(result.to_json() | {"file": str(path), "seconds": round(seconds, 2)}))
+        return 0
+    print(f"{result.said()} ({seconds:.0f} s)")
+    print(f"recorded in {path}: scan-tiles plans its tiles from it")
+    return 0
+
+
+class _Stills:
+    """The camera's live view (None where it has none) and single raws, for the rig's calibration."""
+
+    def __init__(self, camera: Camera, scratch: Path) -> None:
+        self.camera, self.scratch, self.count = camera, scratch, 0
+
+    def preview(self) -> bytes | None:
+        try:
+            return self.camera.preview()
+        except NoLiveViewError:
+            return None
+
+    def __call__(self) -> npt.NDArray[np.float32]:
+        import rawpy
+
+        self.count += 1
+        record = self.camera.burst(1, self.scratch / f"still{self.count}", "rig-calibration")
+        if not record.frames:
+            raise MedianscanError("the camera gave no raw for the rig's calibration")
+        with rawpy.imread(str(record.frames[0])) as raw:
+            mosaic: npt.NDArray[np.float32] = raw.raw_image_visible.astype(np.float32)
+        return mosaic
+
+    def size(self) -> tuple[int, int]:
+        """The sensor's width and height in photosites, from one raw."""
+        h, w = self().shape
+        return w, h
 
 
 def roll_base(cfg: Config, result: Calibration) -> Rebased | None:
