@@ -218,13 +218,13 @@ class Daemon(Service):
             self.state.hold(stack)
         if rec.queued:
             log.info("%s from before the restart queued for blending", counted(len(rec.queued), "stack"))
-        due = self.tiled.check_all(self.library.root)
+        due = len(self.tiled.due)
         if due:
             log.info("%s from before the restart queued for stitching", counted(due, "tiled negative"))
 
     def _recover_tiles(self, rec: Recovery) -> None:
         """A tiled negative has no stack.json of its own (the recovery found it unreadable): its tile stacks are
-        recovered as stacks are (cut-off bursts marked, pending blends queued)."""
+        recovered as stacks are (cut-off bursts marked, pending blends queued), and its stitch queued if due."""
         for negative, reason in list(rec.unreadable):
             if not is_tiled(negative):
                 continue
@@ -237,6 +237,7 @@ class Daemon(Service):
             for tile in folders:
                 if tile.is_dir():
                     recover_stack(self.library, tile, rec)
+            self.tiled.check(negative)
 
     def _feed_backlog(self) -> None:
         """Queue stacks found at start, keeping a slot free so the next capture need not wait for them."""
