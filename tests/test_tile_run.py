@@ -10,6 +10,8 @@ each burst (`sheet.view_origin_px()`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import threading
@@ -33,6 +35,7 @@ from medianscan.capture.rig.grbl_firmware import Faults
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun, TileSummary
+from medianscan.cli import main
 from medianscan.config.schema import Config, SheetConfig
 from medianscan.library.flats import FLAT_STEM
 from medianscan.library.tile_set import TileEntry, read_tile_set
@@ -279,3 +282,39 @@ def against_picture(record: StitchRecord, eyes: SheetEyes, origin: npt.NDArray[n
     found = np.asarray(ratios)
     off = np.abs(found / np.median(found) - 1)
     return float(np.median(off)), float(np.percentile(off[np.asarray(on_seam)], 99))
+
+
+@pytest.mark.slow
+def test_scan_tiles_from_the_command_line_shoots_blends_and_stitches_the_negative(tmp_path: Path) -> None:
+    """`medianscan calibrate rig`, then `medianscan scan-tiles` with `tiles: {format: 6x7}` on the simulated stage:
+    the plan said, each tile's line, one stitched DNG recorded in tiles.json; run again, nothing is shot twice
+    and nothing stitched again."""
+    library = tmp_path / "library"
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(
+        f"library: {library}\nframes: 3\n"
+        "camera:\n  backend: simulated\n  simulated:\n    width: 768\n    height: 512\n"
+        f"    sheet: {{width_mm: 70, height_mm: 56, mm_per_pixel: {MM_PER_PIXEL}, slip: 0.02, "
+        "rotation_degrees: 0.2, backlash_mm: 0.05}\n"
+        # (rig.line is the line protocol's, unused by GRBL; the config's check asks for its {y} on any XY stage)
+        "rig: {port: simulated, axes: xy, move_timeout_seconds: 3, line: {move: 'M{x} {y}'}}\n"
+        "tiles: {format: 6x7}\n"
+        f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
+    )
+    assert main(["calibrate", "rig", "--config", str(config), "--json"]) == 0
+    negative = library / "roll" / "frame-001"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["scan-tiles", str(negative), "--config", str(config)]) == 0
+    said = out.getvalue()
+    # 72 x 58 mm (the 6x7's 70 x 56 and a mm around) under a 35 x 23 mm view: 3x4 tiles, at least 25 % overlap
+    assert said.startswith("frame-001: 3x4 tiles over 72.0 x 58.0 mm") and said.count(": shot (still after") == 12, said
+    assert re.search(r"tile run frame-001: 12 tiles shot of 12, settled by live view in \d\.\d\d s on average", said)
+    tile_set = read_tile_set(negative)
+    assert tile_set.status.state.value == "stitched" and tile_set.output.is_file(), said
+    assert f"{tile_set.output}: 12 tiles blended and stitched" in said
+    again = io.StringIO()
+    with contextlib.redirect_stdout(again):
+        assert main(["scan-tiles", str(negative), "--config", str(config)]) == 0
+    assert "0 tiles shot (12 kept from before) of 12" in again.getvalue(), again.getvalue()
+    assert "stitched already from these blends" in again.getvalue()

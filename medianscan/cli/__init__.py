@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "camera": "camera",
     "config": "config",
     "run": "run",
+    "scan-tiles": "tiles",
     "demo": "demo",
     "kernels": "kernels",
     "stitch": "stitch",

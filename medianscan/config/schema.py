@@ -258,6 +258,22 @@ class RigConfig:
 
 
 @dataclass
+class TilesConfig:
+    """`medianscan scan-tiles`: a negative larger than the view, shot in tiles on an XY stage (`rig.axes: xy`)
+    calibrated by `medianscan calibrate rig`. What to cover: a film `format` (645, 6x6, 6x7, 6x8, 6x9, 6x12, 4x5),
+    or `width_mm` and `height_mm`, or a grid of `columns` and `rows`; each tile `overlap` into the next."""
+
+    format: str | None = None
+    width_mm: float | None = None
+    height_mm: float | None = None
+    columns: int | None = None
+    rows: int | None = None
+    overlap: float = 0.25
+    margin_mm: float = 1.0  # covered beyond the format's image area on every side
+    wait_without_live_view_seconds: float = 2.0  # a body without live view: the fixed settle after each move
+
+
+@dataclass
 class AutoFrames:
     """`frames: auto`: each burst shoots until its blend reaches `snr` in the negative's densest tenth (the
     positive's highlights and deep colours), at least `min` and at most `max` frames."""
@@ -289,6 +305,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     roll: RollConfig = field(default_factory=RollConfig)
     rig: RigConfig = field(default_factory=RigConfig)
+    tiles: TilesConfig = field(default_factory=TilesConfig)
     film: FilmRecord = field(default_factory=FilmRecord)  # the defaults of every new roll's film record
 
     def frames_range(self) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from medianscan.config.schema import TilesConfig
 from medianscan.errors import MedianscanError
 
 # The films' image areas in mm, (across the film, along it), as the roll-film table of Wikipedia's "120 film"
@@ -65,6 +66,12 @@ class Wanted:
     rows: int | None = None
     overlap: float = DEFAULT_OVERLAP
     margin_mm: float = 1.0
+
+    @classmethod
+    def of(cls, tiles: TilesConfig) -> Wanted:
+        """The config's `tiles` section."""
+        return cls(tiles.format, tiles.width_mm, tiles.height_mm, tiles.columns, tiles.rows, tiles.overlap,
+                   tiles.margin_mm)  # fmt: skip
 
 
 @dataclass(frozen=True)
