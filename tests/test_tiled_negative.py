@@ -253,6 +253,34 @@ def test_a_tiles_json_that_arrives_after_its_tiles_were_blended_is_stitched_all_
         thread.join(30)
 
 
+@pytest.mark.slow
+def test_the_hot_folder_names_a_stitch_it_cannot_make_in_its_status(picture: Picture, tmp_path: Path) -> None:
+    """Two tiles that share nothing, dropped in the watched folder: both blend, the stitch fails, and status
+    says why in one sentence (its message, the recent list), as tiles.json does."""
+    root = tmp_path / "in"
+    root.mkdir()
+    service = WatchService(_watch_config(tmp_path, root), pool=BlendPool(1, 4, job=run_job), control=False)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    negative = root / "roll-01" / "neg02"
+    try:
+        two = [(0, 0), (2, 0)]
+        make_tiled_negative(negative, picture, (3, 1), two, listed=two, stage=tmp_path / "stage")
+        failed = lambda: read_tile_set(negative).status.state == StitchState.FAILED  # noqa: E731
+        wait_until(failed, 120, "the stitch failed", every=0.1)
+        error = read_tile_set(negative).status.error
+        assert error is not None and "overlaps no other tile" in error
+        said = f"roll-01/neg02: the stitch of 2 tiles failed: {error}"
+        wait_until(lambda: service.status().message == said, 10, "status names the failed stitch")
+        recent = service.status().recent
+        assert [(r.stack, r.state, r.frames, r.error) for r in recent] == [
+            (str(negative.resolve()), "failed", 2, error)
+        ]
+    finally:
+        service.stop()
+        thread.join(30)
+
+
 # --- the daemon: tile stacks queued through its real queue and pool, the console's strip -------------------
 
 
