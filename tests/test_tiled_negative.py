@@ -81,6 +81,7 @@ def _stitch_through_pool(tiled: TiledNegatives, pool: BlendPool[Task, Result]) -
     raise AssertionError("no stitch ended within 120 s")
 
 
+@pytest.mark.slow  # blends and stitches in spawned workers, tens of seconds
 def test_a_negative_is_stitched_in_the_pool_once_every_tile_is_blended_and_again_when_tiles_are_added(
     picture: Picture, tmp_path: Path
 ) -> None:
@@ -131,6 +132,7 @@ def test_a_negative_is_stitched_in_the_pool_once_every_tile_is_blended_and_again
         pool.stop()
 
 
+@pytest.mark.slow  # blends and stitches in spawned workers, tens of seconds
 def test_a_stitch_that_fails_is_named_in_one_sentence_and_not_retried_with_the_same_blends(
     picture: Picture, tmp_path: Path
 ) -> None:
