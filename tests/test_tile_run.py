@@ -26,6 +26,8 @@ from scipy import ndimage
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.capture.camera.base import NoLiveViewError
+from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
 from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.capture.camera.simulated.scene import ORANGE_MASK
 from medianscan.capture.camera.simulated.sheet import SimulatedSheet, sheet_of
@@ -36,13 +38,14 @@ from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun, TileSummary
 from medianscan.cli import main
-from medianscan.config.schema import Config, SheetConfig
+from medianscan.config.schema import CameraConfig, Config, SheetConfig
 from medianscan.library.flats import FLAT_STEM
 from medianscan.library.tile_set import TileEntry, read_tile_set
 from medianscan.service.stitch_job import stitch_job
 from medianscan.service.tiled import TiledNegatives
 from medianscan.stitch.record import StitchRecord
 from tests.daemon_thread import capture_config
+from tests.vcam import RewritingCamera, VirtualCamera, virtual_camera
 
 MM_PER_PIXEL = 0.0453  # a 768 x 512 view of 34.8 x 23.2 mm: 3x3 tiles at 25 % cover a 6x7 negative (70 x 56 mm)
 BLOCK = 64  # photosites: the stitch issue's blocks, per colour
@@ -318,3 +321,72 @@ def test_scan_tiles_from_the_command_line_shoots_blends_and_stitches_the_negativ
         assert main(["scan-tiles", str(negative), "--config", str(config)]) == 0
     assert "0 tiles shot (12 kept from before) of 12" in again.getvalue(), again.getvalue()
     assert "stitched already from these blends" in again.getvalue()
+
+
+class GphotoEyes:
+    """libgphoto2's real virtual camera: it advertises live view and answers -6 Unsupported, and shoots."""
+
+    def __init__(self, vcam: VirtualCamera) -> None:
+        self.camera = Gphoto2Camera(CameraConfig(backend="gphoto2"), factory=lambda: RewritingCamera(vcam))
+        self.camera.connect()
+
+    def preview(self) -> bytes | None:
+        try:
+            return self.camera.preview()
+        except NoLiveViewError:
+            return None
+
+    def shoot(self, stack: Path) -> Answer:
+        record = self.camera.burst(2, stack, stack.name)
+        return Answer(True, "capture", f"{len(record.frames)} frames", stack=str(stack))
+
+
+def test_without_live_view_each_tile_settles_by_the_configured_wait_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage is the simulated one; the eyes are libgphoto2's virtual camera (-6 on live view)."""
+    cfg = sheet_config(tmp_path)
+    scale = true_scale(cfg)
+    plan = make_plan(Wanted(columns=2, rows=2), scale)
+    progress: list[TileProgress] = []
+    with virtual_camera(tmp_path, monkeypatch) as vcam:
+        eyes = GphotoEyes(vcam)
+        rig = open_rig(cfg)
+        try:
+            run = TileRun(rig, eyes, plan, scale, tmp_path / "frame-001", stop=threading.Event(),
+                          progress=progress.append, settings=RunSettings(wait_without_live_view=0.2))  # fmt: skip
+            summary = run.run()
+        finally:
+            rig.close()
+            eyes.camera.close()
+    assert summary.complete and not summary.live_view, summary.said()
+    assert "4 tiles shot of 4, each settled by a fixed wait (no live view on this body)" in summary.said()
+    assert summary.settles == [0.2] * 4
+    assert all(line.settled == "no live view: waited 0.2 s for the stage to settle" for line in progress[-1].tiles)
+    assert all(len(list((tmp_path / "frame-001" / t.name).glob("*.dng"))) == 2 for t in plan.tiles)
+
+
+def test_the_operator_stops_between_tiles_and_the_next_run_carries_on_from_there(tmp_path: Path) -> None:
+    tiles = tiles_on(tmp_path)
+    stop = threading.Event()
+    real_shoot = tiles.eyes.shoot
+
+    def shoot(stack: Path) -> Answer:  # the pedal pressed during the fourth tile's burst
+        if len(tiles.eyes.shots) == 3:
+            stop.set()
+        return real_shoot(stack)
+
+    tiles.eyes.shoot = shoot  # type: ignore[method-assign]
+    rig = open_rig(tiles.cfg)
+    try:
+        first = TileRun(rig, tiles.eyes, tiles.plan, tiles.scale, tiles.negative, stop=stop)
+        stopped = first.run()
+    finally:
+        rig.close()
+    assert stopped.stopped == "by the operator" and len(stopped.shot) == 4, stopped.said()
+    resume = first.resume()
+    assert resume is not None and resume.known and resume.at == tiles.plan.tiles[3].stage_mm  # where it stopped
+    second = tiles.run(resume=resume).summary
+    assert second.complete and len(second.shot) == 5 and sorted(second.kept) == sorted(stopped.shot)
+    assert sorted(tiles.eyes.shots) == sorted(t.name for t in tiles.plan.tiles)
+    assert tiles.worst_miss() < STEP / 4
