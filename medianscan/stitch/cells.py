@@ -19,16 +19,27 @@ def cell_size(pattern: npt.NDArray[np.uint8]) -> tuple[int, int]:
     return colour_balanced_cell(pattern)
 
 
-def cell_plane(values: npt.NDArray[np.float32], cell: tuple[int, int]) -> npt.NDArray[np.float32]:
-    """The mean of each whole cell of `values` (a tile's visible mosaic over black)."""
+def plane_shape(shape: tuple[int, int], cell: tuple[int, int]) -> tuple[int, int]:
+    """The cell plane's shape for a visible mosaic of `shape`: whole cells only."""
+    return shape[0] // cell[0], shape[1] // cell[1]
+
+
+def add_cells(
+    plane: npt.NDArray[np.float32], values: npt.NDArray[np.float32], start: int, cell: tuple[int, int]
+) -> None:
+    """Add the mean of each whole cell of `values` (rows of a tile's visible mosaic over black, from row `start`,
+    a multiple of the cell's height) into its row of `plane`."""
     cy, cx = cell
-    h, w = values.shape[0] // cy, values.shape[1] // cx
-    plane = np.zeros((h, w), dtype=np.float32)
+    first = start // cy
+    h = min(values.shape[0] // cy, plane.shape[0] - first)
+    w = plane.shape[1]
+    if h <= 0:
+        return
+    part = plane[first : first + h]  # rows of this band's alone
     for dy in range(cy):  # a sum of strided views: quicker than a mean over reshaped axes
         for dx in range(cx):
-            plane += values[dy : h * cy : cy, dx : w * cx : cx]
-    plane *= np.float32(1 / (cy * cx))
-    return plane
+            part += values[dy : h * cy : cy, dx : w * cx : cx]
+    part *= np.float32(1 / (cy * cx))
 
 
 def to_photosites(q: npt.NDArray[np.float64], cell: tuple[int, int]) -> npt.NDArray[np.float64]:

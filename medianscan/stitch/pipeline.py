@@ -260,11 +260,13 @@ def _read_all(
         use_flat = flat if flat is not None and not sources.flat_already_applied(tile) else None
         if use_flat is not None:
             sources.check_flat(use_flat, frame)
-        values = sources.visible(frame, use_flat)
+        cell = cells.cell_size(sources.local_pattern(layout))
+        top, left, bottom, right = layout.active_area
+        plane = np.zeros(cells.plane_shape((bottom - top, right - left), cell), dtype=np.float32)
+        for start, values in sources.visible_bands(frame, use_flat, _band_rows(layout, cell)):
+            store.append(f"tile{k}", values)
+            cells.add_cells(plane, values, start, cell)
         del frame
-        store.put(f"tile{k}", values)
-        plane = cells.cell_plane(values, cells.cell_size(sources.local_pattern(layout)))
-        del values
         store.put(f"plane{k}", plane)
         flattened = cells.flattened(plane)
         store.put(f"flat{k}", flattened)
@@ -272,6 +274,12 @@ def _read_all(
         del plane, flattened
     assert first is not None
     return first, tone, thumbs
+
+
+def _band_rows(layout: MosaicLayout, cell: tuple[int, int]) -> int:
+    """Rows of a tile read at a time: about BAND_ROWS, whole CFA repeats and whole cells."""
+    step = int(np.lcm(layout.pattern.shape[0], cell[0]))
+    return max(step, write.BAND_ROWS // step * step)
 
 
 def _output_levels(

@@ -233,9 +233,10 @@ def _step(
     return cov @ b, error
 
 
-def _levels(template: npt.NDArray[np.float64], seen: npt.NDArray[np.float64]) -> tuple[float, float]:
+def _levels(template: npt.NDArray[np.floating], seen: npt.NDArray[np.floating]) -> tuple[float, float]:
     """Gain and offset that bring `seen` to `template` (least squares on the middle 90 % of their ratio)."""
-    template, seen = template[::_LEVEL_STRIDE], seen[::_LEVEL_STRIDE]  # two numbers need no more points
+    # two numbers need no more points than every fourth
+    template, seen = template[::_LEVEL_STRIDE].astype(np.float64), seen[::_LEVEL_STRIDE].astype(np.float64)
     usable = np.abs(seen) > 1e-6
     ratio = template[usable] / seen[usable]
     if ratio.size < 16:
@@ -275,13 +276,17 @@ def measurable(
 ) -> bool:
     """The shift check's verdict on the aligned overlap: does it hold texture enough to tell its shift?"""
     top, left, bottom, right = fit.box
-    qy, qx = np.mgrid[top:bottom, left:right].astype(np.float64)
     c, s = np.cos(fit.angle), np.sin(fit.angle)
-    fy, fx = qy - fit.centre[0], qx - fit.centre[1]
-    coords = np.stack([s * fx + c * fy + fit.centre[0] + fit.shift[0], c * fx - s * fy + fit.centre[1] + fit.shift[1]])
-    seen = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest")
-    template = plane_j[top:bottom, left:right].astype(np.float64)
+    fy = np.arange(top, bottom, dtype=np.float64)[:, None] - fit.centre[0]
+    fx = np.arange(left, right, dtype=np.float64)[None, :] - fit.centre[1]
+    coords = np.empty((2, bottom - top, right - left))  # one array of the box's coordinates, filled by rows
+    np.add(s * fx + fit.centre[0] + fit.shift[0], c * fy, out=coords[0])
+    np.add(c * fx + fit.centre[1] + fit.shift[1], -s * fy, out=coords[1])
+    seen = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest", output=np.float32)
+    del coords
+    template = plane_j[top:bottom, left:right]
     gain, offset = _levels(template.ravel(), seen.ravel())
-    seen = (seen * gain + offset).astype(np.float32)
-    found = Reference(template.astype(np.float32)).register(seen, tolerance)
+    seen *= np.float32(gain)
+    seen += np.float32(offset)
+    found = Reference(np.ascontiguousarray(template)).register(seen, tolerance)
     return found is not None and np.hypot(*found) < 0.5

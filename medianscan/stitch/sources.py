@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,20 +120,25 @@ def read_tile(tile: Tile) -> Frame:
     return frame
 
 
-def visible(frame: Frame, flat: MasterFlat | None) -> npt.NDArray[np.float32]:
-    """The active area over black, flat-field corrected when a flat is given (float32, nothing clipped)."""
+def visible_bands(frame: Frame, flat: MasterFlat | None, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+    """The active area over black, flat-field corrected when a flat is given (float32, nothing clipped), as
+    (first row, band) of `rows` rows (a multiple of the CFA's height) top to bottom: never the whole tile as
+    float32, which would be twice the decoded raw."""
     layout = frame.layout
     assert layout is not None
     top, left, bottom, right = layout.active_area
-    values = frame.pixels[top:bottom, left:right].astype(np.float32)
     pattern = local_pattern(layout)
     ph, pw = pattern.shape
-    for dy in range(ph):  # each CFA position's black in place: no second tile-sized array
-        for dx in range(pw):
-            values[dy::ph, dx::pw] -= np.float32(layout.black_levels[int(pattern[dy, dx])])
-    if flat is not None:
-        values *= flat.gain[top:bottom, left:right]
-    return values
+    black = np.asarray(layout.black_levels, dtype=np.float32)[pattern]
+    for start in range(0, bottom - top, rows):
+        stop = min(bottom - top, start + rows)
+        values = frame.pixels[top + start : top + stop, left:right].astype(np.float32)
+        for dy in range(ph):  # each CFA position's black in place: no second band-sized array
+            for dx in range(pw):
+                values[dy::ph, dx::pw] -= black[dy, dx]
+        if flat is not None:
+            values *= flat.gain[top + start : top + stop, left:right]
+        yield start, values
 
 
 def local_pattern(layout: MosaicLayout) -> npt.NDArray[np.uint8]:

@@ -29,6 +29,17 @@ class TileStore:
             fh.write(data.data)
         self._shapes[name] = (int(data.shape[0]), int(data.shape[1]))
 
+    def append(self, name: str, rows: npt.NDArray[np.float32]) -> None:
+        """Add `rows` below the array's last (a new name starts an array): a tile goes to the store band by
+        band."""
+        data = np.ascontiguousarray(rows, dtype=np.float32)
+        height, width = self._shapes.get(name, (0, int(data.shape[1])))
+        if data.shape[1] != width:
+            raise ValueError(f"{name}: rows of {data.shape[1]} values added to an array {width} wide")
+        with self._path(name).open("ab") as fh:
+            fh.write(data.data)
+        self._shapes[name] = (height + int(data.shape[0]), width)
+
     def shape(self, name: str) -> tuple[int, int]:
         return self._shapes[name]
 
