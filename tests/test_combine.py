@@ -316,6 +316,37 @@ def test_out_buffer_is_filled_and_returned() -> None:
         np.testing.assert_array_equal(out, ref_median(stack))
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_a_small_stack_runs_on_the_calling_thread_and_gives_what_the_threads_give(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below SERIAL_VALUES a stack is combined on the calling thread alone (no wait for the kernels' worker threads
+    on a busy host); the values are the threaded kernel's, and the thread's own numba thread count comes back."""
+    import numba
+
+    stack = noisy_stack(9, 6).reshape(9, 32, 16)
+    model = flat_model(330.0)
+    before = numba.get_num_threads()
+    seen: list[int] = []
+    loaded = kernel_cache.load_kernel
+
+    def watched(kind: str, n: int, g: int = 0) -> object:
+        kernel = loaded(kind, n, g)
+
+        def run(*kernel_args: object) -> object:
+            seen.append(numba.get_num_threads())
+            return kernel(*kernel_args)
+
+        return run
+
+    monkeypatch.setattr(combine, "load_kernel", watched)
+    small = combine.combine(stack, method, noise=model)  # type: ignore[arg-type]
+    monkeypatch.setattr(combine, "SERIAL_VALUES", 0)
+    threaded = combine.combine(stack, method, noise=model)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(small, threaded)
+    assert seen == [1, before] and numba.get_num_threads() == before
+
+
 def test_single_frame_is_copied() -> None:
     stack = random_stack(1)
     for method in METHODS:

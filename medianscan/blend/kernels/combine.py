@@ -14,8 +14,9 @@ every value, as the mean does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,19 +141,42 @@ def combine(
         return result
     target = result.reshape(shape[0], -1)
     g = winsor_count(n, winsor_fraction)
+    args: tuple[Any, ...] = ()  # the robust means' thresholds
     if method == "median":
-        load_kernel("median", n)(view, target)
+        kernel = load_kernel("median", n)
     elif method == "mean" or (method == "sigma-clip" and iterations == 0) or (method == "winsorized" and not g):
-        load_kernel("mean", n)(view, target)
+        kernel = load_kernel("mean", n)
     else:
         model = noise or _measured(view, shape)
         ta, tb, tz = model.thresholds(kappa, target.shape[1])
         if method == "sigma-clip":
-            rounds = min(iterations, VECTOR_ROUNDS)
-            load_kernel("sigma-clip", n, rounds)(view, target, ta, tb, tz, int(iterations))
+            kernel, args = load_kernel("sigma-clip", n, min(iterations, VECTOR_ROUNDS)), (ta, tb, tz, int(iterations))
         else:
-            load_kernel("winsorized", n, g)(view, target, ta, tb, tz)
+            kernel, args = load_kernel("winsorized", n, g), (ta, tb, tz)
+    with _threads_for(n * result.size):
+        kernel(view, target, *args)
     return result
+
+
+SERIAL_VALUES = 1 << 23  # a stack of fewer values (16 MB of uint16) is combined on the calling thread alone
+
+
+@contextlib.contextmanager
+def _threads_for(values: int) -> Iterator[None]:
+    """Small stacks (the noise measures' windows and subsamples) on the calling thread
+    only: a few milliseconds of work, where starting the kernels' worker threads cost 30-70 ms on a busy host (the
+    region waits for a thread the scheduler has not run yet). numba's thread count is the calling thread's own."""
+    if values >= SERIAL_VALUES:
+        yield
+        return
+    import numba  # loaded with the kernels already
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _measured(view: npt.NDArray[Any] | tuple[npt.NDArray[Any], ...], shape: tuple[int, ...]) -> NoiseModel:
