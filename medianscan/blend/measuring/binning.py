@@ -39,16 +39,18 @@ def block_sums(
     scale = k / rows.shape[1]  # 1 when every row is read
     small = region.dtype in (np.uint8, np.uint16)
     acc = np.dtype(np.uint32 if small else np.float64)
-    summed = rows[:, 0].astype(acc) if rows.shape[1] == 1 else rows.sum(axis=1, dtype=acc)  # (ny, ph, width)
+    summed = rows.sum(axis=1, dtype=acc)  # (ny, ph, width)
+    starts = np.arange(0, width, cx)  # each block's first column
     if weights is None:
         exact = summed.reshape(ny, ph * width) if ph == 1 else summed.sum(axis=1, dtype=acc)
         wide = np.uint32 if small and cy * cx * 65535 < 2**32 else np.uint64  # narrower is quicker; never overflows
-        total = exact.reshape(ny, nx, cx).sum(axis=2, dtype=wide if small else np.float64)
+        total = np.add.reduceat(exact, starts, axis=1, dtype=wide if small else np.float64)
         return np.asarray(total if scale == 1 else total * scale, dtype=np.float32)
-    along = np.tile(
-        weights.astype(np.float32) * np.float32(scale), (1, width // pw)
-    )  # (ph, width): each column's weight, per row
-    weighted = np.multiply(summed[:, 0], along[0], dtype=np.float32)
+    # float32 from here: the row sums are exact in it (k * 65535 < 2**24), the weights then cost one multiply each
+    along = np.tile(weights.astype(np.float32) * np.float32(scale), (1, width // pw))  # (ph, width)
+    values = summed.astype(np.float32)
+    values *= along
+    weighted = values[:, 0]
     for py in range(1, ph):
-        weighted += np.multiply(summed[:, py], along[py], dtype=np.float32)
-    return np.asarray(weighted.reshape(ny, nx, cx).sum(axis=2, dtype=np.float64), dtype=np.float32)
+        weighted += values[:, py]
+    return np.add.reduceat(weighted, starts, axis=1)

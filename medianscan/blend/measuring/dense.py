@@ -45,12 +45,17 @@ class DenseMeasure:
 def subsample(mosaic: npt.NDArray[np.generic], layout: MosaicLayout, stride: int) -> npt.NDArray[np.float32]:
     """What a measure keeps of a frame (or of the flat's gains): the active area in whole CFA repeats, every
     `stride`-th each way, as (rows, ph, cols, pw) values (a copy)."""
+    return _repeats(mosaic, layout, stride).astype(np.float32)
+
+
+def _repeats(mosaic: npt.NDArray[np.generic], layout: MosaicLayout, stride: int) -> npt.NDArray[np.generic]:
+    """The view `subsample` copies: (rows, ph, cols, pw), in the mosaic's own dtype."""
     ph, pw = layout.pattern.shape
     top, left, bottom, right = layout.active_area
     y0, x0 = -(-top // ph) * ph, -(-left // pw) * pw  # whole repeats, in phase with the pattern
     rows, cols = (bottom - y0) // ph, (right - x0) // pw
     area = np.asarray(mosaic[y0 : y0 + rows * ph, x0 : x0 + cols * pw])
-    return area.reshape(rows, ph, cols, pw)[::stride, :, ::stride, :].astype(np.float32)
+    return area.reshape(rows, ph, cols, pw)[::stride, :, ::stride, :]
 
 
 def black_of(layout: MosaicLayout) -> npt.NDArray[np.float32]:
@@ -84,6 +89,19 @@ def _letters(layout: MosaicLayout) -> dict[str, npt.NDArray[np.bool_]]:
     return {letter: mask for letter, mask in found.items() if mask.any()}
 
 
+def _repeat_means(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(rows, ph, cols, pw) -> (rows, cols): each repeat's mean, by whole-plane adds (a mean over the two small
+    axes costs ten times as much)."""
+    ph, pw = values.shape[1], values.shape[3]
+    total = values[:, 0, :, 0].astype(np.float32)
+    for p in range(ph):
+        for q in range(pw):
+            if p or q:
+                total += values[:, p, :, q]
+    total *= np.float32(1 / (ph * pw))
+    return total
+
+
 @dataclass(frozen=True)
 class _Dense:
     """Where the densest tenth is in a subsample, and each colour's figures there."""
@@ -101,7 +119,7 @@ def _measure(blocks: Sequence[npt.NDArray[np.float32]], layout: MosaicLayout,
              gain: npt.NDArray[np.float32] | None) -> _Dense:  # fmt: skip
     """Frames' and gains' subsamples (`subsample`) -> the densest tenth and each colour's figures there."""
     signal = sum(blocks[1:], blocks[0]) * np.float32(1 / len(blocks)) - black_of(layout)[None, :, None, :]
-    dense = densest_tenth(signal.mean(axis=(1, 3)), None if gain is None else gain.mean(axis=(1, 3)))
+    dense = densest_tenth(_repeat_means(signal), None if gain is None else _repeat_means(gain))
     in_dense = signal.transpose(0, 2, 1, 3)[dense]  # (k, ph, pw)
     diffs = [(blocks[i] - blocks[i + 1]).transpose(0, 2, 1, 3)[dense] for i in range(0, len(blocks) - 1, 2)]
     by_colour = {}
@@ -152,12 +170,17 @@ def blend_snr(
     if n < 3:
         return None
     step = stride_for(layout)
-    blocks = [subsample(f, layout, step) for f in frames]
-    found = _measure(blocks[:2], layout, None if gain is None else subsample(gain, layout, step))
+    first = _repeats(frames[0], layout, step)
+    stack = np.empty((n, *first.shape), dtype=first.dtype)  # (n, rows, ph, cols, pw): the subsample, copied once
+    for i, frame in enumerate(frames):
+        np.copyto(stack[i], first if i == 0 else _repeats(frame, layout, step))
+    blocks = [stack[0].astype(np.float32), stack[1].astype(np.float32)]
+    found = _measure(blocks, layout, None if gain is None else subsample(gain, layout, step))
     one = found.limiting()
     where = _letters(layout)[one.colour]
-    stack = np.stack(blocks)  # (n, rows, ph, cols, pw)
-    rest = np.rint(stack[:-1]).astype(np.uint16).reshape(n - 1, 1, -1)
+    # the kernels read rows (each a parallel task): the subsample's rows, never one long row (a lone task waits for
+    # a worker thread's turn on a busy host: 30 ms where the work is 0.1 ms)
+    rest = stack[:-1].reshape(n - 1, stack.shape[1], -1)
     blended = np.asarray(blend(rest), dtype=np.float32).reshape(stack.shape[1:])
     residual = (blended - stack[-1]).transpose(0, 2, 1, 3)[found.dense][:, where].ravel()
     own = robust_sigma(residual) ** 2 - one.sigma**2

@@ -7,11 +7,13 @@ areas are blobs, and the figure costs a few milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from medianscan.blend.reading.frames import Frame
+from medianscan.metadata import MosaicLayout
 
 ROW_STEP = 2  # count every ROW_STEP-th repeat of the CFA pattern's rows
 
@@ -26,18 +28,31 @@ def raw_clipping(frames: Sequence[Frame]) -> dict[str, float]:
             continue
         clipped: dict[str, int] = {}
         counted: dict[str, int] = {}
-        top, left, bottom, right = layout.active_area
-        places = (
-            [(slice(top, bottom, ROW_STEP), slice(left, right), channel) for channel in range(3)]
-            if layout.linear
-            else [(rows, cols, index) for rows, cols, index in layout.photosites(layout.active_area, ROW_STEP)]
-        )
-        for rows, cols, index in places:
-            letter = layout.colors[index].upper()
-            values = frame.pixels[rows, cols, index] if layout.linear else frame.pixels[rows, cols]
-            sites = np.asarray(values, dtype=np.uint16)
-            clipped[letter] = clipped.get(letter, 0) + int(np.count_nonzero(sites >= layout.white_level))
-            counted[letter] = counted.get(letter, 0) + sites.size
+        for letter, count, size in _clipped_sites(frame.pixels, layout):
+            clipped[letter] = clipped.get(letter, 0) + count
+            counted[letter] = counted.get(letter, 0) + size
         for letter, count in counted.items():
             worst[letter] = max(worst.get(letter, 0.0), clipped[letter] / max(1, count))
     return worst
+
+
+def _clipped_sites(pixels: npt.NDArray[np.generic], layout: MosaicLayout) -> Iterator[tuple[str, int, int]]:
+    """(colour letter, photosites at or above white, photosites counted) for each CFA position (each channel of
+    linear RGB) in every ROW_STEP-th repeat of the active area's rows."""
+    top, left, bottom, right = layout.active_area
+    white = layout.white_level
+    if layout.linear:
+        for channel in range(3):
+            sites = np.asarray(pixels[top:bottom:ROW_STEP, left:right, channel], dtype=np.uint16)
+            yield layout.colors[channel].upper(), int(np.count_nonzero(sites >= white)), sites.size
+        return
+    ph, pw = layout.pattern.shape
+    for py in range(ph):  # a row phase's rows whole (contiguous compares); its positions apart only when clipped
+        y0 = top + (py - top) % ph
+        over = np.asarray(pixels[y0 : bottom : ph * ROW_STEP, left:right], dtype=np.uint16) >= white
+        anything = bool(over.any())
+        for px in range(pw):
+            x0 = (px - left) % pw  # from the area's left edge
+            index = int(layout.pattern[y0 % ph, (left + x0) % pw])
+            size = over.shape[0] * len(range(x0, over.shape[1], pw))
+            yield layout.colors[index].upper(), int(np.count_nonzero(over[:, x0::pw])) if anything else 0, size
