@@ -64,6 +64,10 @@ def test_tiles_json_is_written_read_and_a_bad_plan_refused_in_one_sentence(tmp_p
         with pytest.raises(MedianscanError, match=said):
             write_tile_set(tmp_path / "other", layout, tiles)
     assert not (tmp_path / "other" / TILES_FILE).exists()
+    made = ("a", "a_median.dng", 1, 1), ("b", "b_median.dng", 1, 1)
+    assert record_stitch(negative, StitchStatus(StitchState.STITCHED, inputs=made)).shown_state == StitchState.STITCHED
+    more = write_tile_set(negative, TileLayout(3, 1, 0.3), [*written.tiles, TileEntry("c", 2, 0)])
+    assert more.status.state == StitchState.STITCHED and more.shown_state == StitchState.PENDING  # c to come
     (negative / TILES_FILE).write_text("{")
     with pytest.raises(MedianscanError, match=r"tiles.json: cannot read the tile set"):
         read_tile_set(negative)

@@ -22,7 +22,7 @@ from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
-from medianscan.library.tile_set import TILES_FILE, StitchState, TileSet, is_tiled, read_tile_set
+from medianscan.library.tile_set import TILES_FILE, TileSet, is_tiled, read_tile_set
 from medianscan.records import SnrFigures
 from medianscan.reports import CameraView, QueueState, RollFrameReport, bracket_text
 
@@ -102,12 +102,12 @@ def negative_view(stack: Path, m: Manifest) -> NegativeView:
 
 
 def tiled_view(negative: Path, tile_set: TileSet) -> NegativeView:
-    """A tiled negative as one strip entry: pending | stitching | stitched | failed, its tiles, its positive."""
-    status = tile_set.status
-    stitched = status.state == StitchState.STITCHED and tile_set.output.is_file()
+    """A tiled negative as one strip entry: pending | stitching | stitched | failed, its tiles, and the positive
+    of its stitched DNG (the last one made, while more tiles are on their way)."""
+    stitched = tile_set.output.is_file()
     return NegativeView(
         name=negative.name,
-        state=status.state.value,
+        state=tile_set.shown_state.value,
         frames_expected=len(tile_set.tiles),
         frames_used=None,
         rejected=(),
@@ -116,7 +116,7 @@ def tiled_view(negative: Path, tile_set: TileSet) -> NegativeView:
         snr_target=None,
         snr_short=None,
         clipped={},
-        problem=status.error,
+        problem=tile_set.status.error,
         positive=positive_url(negative.parent.name, negative.name) if stitched else None,
         tiles=len(tile_set.tiles),
     )
@@ -125,8 +125,7 @@ def tiled_view(negative: Path, tile_set: TileSet) -> NegativeView:
 def stitched_of(negative: Path) -> Path | None:
     """A tiled negative's stitched DNG, once stitched."""
     tile_set = read_tile_set(negative)
-    stitched = tile_set.status.state == StitchState.STITCHED and tile_set.output.is_file()
-    return tile_set.output if stitched else None
+    return tile_set.output if tile_set.output.is_file() else None
 
 
 class StateBuilder:

@@ -105,6 +105,16 @@ class TileSet:
         return [self.negative / t.folder for t in self.ordered()]
 
     @property
+    def shown_state(self) -> StitchState:
+        """The state as the operator is told it: `pending` again once the plan lists tiles a stitched negative was
+        not made from (a second run's), until it is stitched from them too."""
+        s = self.status
+        made_from = {folder for folder, *_ in s.inputs}
+        if s.state == StitchState.STITCHED and made_from != {t.folder for t in self.tiles}:
+            return StitchState.PENDING
+        return s.state
+
+    @property
     def full_grid(self) -> bool:
         """Every cell of the layout has its tile (only then is the grid a prior for the stitch)."""
         return len(self.tiles) == self.layout.columns * self.layout.rows

@@ -50,9 +50,9 @@ def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
 def tiled_negative(negative: Path, tile_set: TileSet) -> RecentNegative:
     """A negative shot in tiles, as status lists it: its stitch's state, its tiles, the stitched DNG."""
     s = tile_set.status
-    stitched = s.state == StitchState.STITCHED
+    stitched = tile_set.shown_state == StitchState.STITCHED
     return RecentNegative(
-        str(negative), s.state.value, len(tile_set.tiles), None, s.seconds, s.error,
+        str(negative), tile_set.shown_state.value, len(tile_set.tiles), None, s.seconds, s.error,
         f"{counted(len(tile_set.tiles), 'tile')}" + (" stitched" if stitched else ""),
         str(tile_set.output) if stitched else None, None,
     )  # fmt: skip
