@@ -292,6 +292,7 @@ class _AxisProbe:
         start = self.taken_up()
         h, w = start.shape
         found = phase_shift(start, self.go(PROBE_MM))
+        self.go(-PROBE_MM)  # back where it started: the stage ends where the operator put it
         if found is None or math.hypot(*found) < MIN_SHIFT_PX * PROBE_MM:
             key = "axis" if axis == "X" else "y_axis"
             raise RigCalibrationError(f"the picture did not move in live view when {axis} moved {PROBE_MM:g} mm: is "

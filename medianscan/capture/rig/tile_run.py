@@ -71,7 +71,8 @@ class TileLine:
     stack: str | None = None
 
     def said(self) -> str:
-        how = f" ({self.settled})" if self.settled else ""
+        """'tile-r1c2: shot, still after 0.31 s (3 live-view frames)'."""
+        how = f", {self.settled}" if self.settled else ""
         return f"{self.name}: {self.state}{how}"
 
 
@@ -267,18 +268,27 @@ class TileRun:
         tile = self.plan.tiles[index]
         folder = self.negative / tile.name
         if folder.exists():  # a burst that failed in a run before: its leftovers set aside, never mixed in
-            aside = self.negative / SET_ASIDE / f"{tile.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-            aside.parent.mkdir(exist_ok=True)
-            shutil.move(folder, aside)
-            log.warning("%s: the leftovers of a failed burst set aside in %s", tile.name, aside)
+            self._set_aside(folder)
         self._mark(index, "shooting")
         self._tell(f"shooting {tile.name}")
-        answer = self.eyes.shoot(folder)
-        if not answer.ok:
+        try:
+            answer = self.eyes.shoot(folder)
+        except MedianscanError as exc:
+            answer = Answer(False, "capture", str(exc))
+        if not answer.ok:  # its frames kept apart, never taken for the tile by the next run
             self._mark(index, "failed")
+            self._set_aside(folder)
             raise MedianscanError(f"the burst of {tile.name} failed: {answer.text}")
         self.summary.shot.append(tile.name)
         self._mark(index, "shot", stack=answer.stack or str(folder))
+
+    def _set_aside(self, folder: Path) -> None:
+        if not folder.exists():
+            return
+        aside = self.negative / SET_ASIDE / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.parent.mkdir(exist_ok=True)
+        shutil.move(folder, aside)
+        log.warning("%s: the frames of a failed burst set aside in %s", folder.name, aside)
 
     def _find_stage(self) -> None:
         """After a fault mid-move: where the stage is, from the picture's shift against the last tile's view (once

@@ -1,0 +1,121 @@
+"""The simulated XY stage and sheet for the tile run's tests: a 6x7 negative (2 % slip, 0.2 degrees off square,
+0.05 mm of play), the simulated camera's live view and bursts noting where on the sheet's picture each tile
+really was (`sheet.view_origin_px()`, the truth), and a run of a plan over it through the real GrblRig."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import rawpy
+
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.sheet import SimulatedSheet, sheet_of
+from medianscan.capture.events import Answer
+from medianscan.capture.rig.grbl_firmware import Faults
+from medianscan.capture.rig.open import open_rig
+from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
+from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun
+from medianscan.config.schema import Config, SheetConfig
+from tests.daemon_thread import capture_config
+
+MM_PER_PIXEL = 0.0453  # a 768 x 512 view of 34.8 x 23.2 mm: 3x3 tiles at 25 % cover a 6x7 negative (70 x 56 mm)
+STEP = 0.75 * 768  # photosites from one tile to the next along X (2 % slip: each move lands up to 12 off)
+
+
+def sheet_config(tmp_path: Path, **sheet: object) -> Config:
+    cfg = capture_config(tmp_path / "library")
+    given: dict[str, object] = {"width_mm": 70.0, "height_mm": 56.0, "mm_per_pixel": MM_PER_PIXEL, "slip": 0.02,
+                                "rotation_degrees": 0.2, "backlash_mm": 0.05, "seed": 5, **sheet}  # fmt: skip
+    cfg.camera.simulated.sheet = SheetConfig(**given)  # type: ignore[arg-type]
+    cfg.rig.port, cfg.rig.axes = "simulated", "xy"
+    cfg.rig.move_timeout_seconds = 3.0
+    return cfg
+
+
+def true_scale(cfg: Config) -> StageScale:
+    """The stage's scale as the sheet is built (what a calibration would measure, without its errors)."""
+    sheet = cfg.camera.simulated.sheet
+    a, k = math.radians(sheet.rotation_degrees), 1 / sheet.mm_per_pixel
+    sim = cfg.camera.simulated
+    x_axis, y_axis = (-k * math.cos(a), -k * math.sin(a)), (k * math.sin(a), -k * math.cos(a))
+    return StageScale(x_axis, y_axis, (sim.width, sim.height), (sheet.backlash_mm, sheet.backlash_mm))
+
+
+@dataclass
+class SheetEyes:
+    """The simulated camera's live view and bursts, noting where on the sheet's picture each tile really was."""
+
+    cfg: Config
+    frames: int = 3
+    at: dict[str, tuple[float, float]] = field(default_factory=dict)  # tile -> the view's corner on the picture
+
+    def __post_init__(self) -> None:
+        self.camera = SimulatedCamera(self.cfg.camera)
+        self.camera.connect()
+        found = sheet_of(self.cfg.camera.simulated)
+        assert found is not None
+        self.sheet: SimulatedSheet = found
+        self.shots: list[str] = []
+        self.stills = 0
+        self.root = self.cfg.library / "stills"
+
+    def preview(self) -> bytes | None:
+        return self.camera.preview()
+
+    def still(self) -> npt.NDArray[np.float32]:
+        """One raw where the stage is now (the calibration's scale from the preview to the sensor)."""
+        self.stills += 1
+        record = self.camera.burst(1, self.root / f"still{self.stills}", "still")
+        with rawpy.imread(str(record.frames[0])) as raw:
+            mosaic: npt.NDArray[np.float32] = raw.raw_image_visible.astype(np.float32)
+        return mosaic
+
+    def shoot(self, stack: Path) -> Answer:
+        self.at[stack.name] = self.sheet.view_origin_px()
+        self.shots.append(stack.name)
+        record = self.camera.burst(self.frames, stack, stack.name)
+        return Answer(True, "capture", f"{len(record.frames)} frames", stack=str(stack))
+
+
+@dataclass
+class Tiles:
+    cfg: Config
+    eyes: SheetEyes
+    plan: TilePlan
+    scale: StageScale
+    negative: Path
+    progress: list[TileProgress] = field(default_factory=list)
+
+    def run(self, faults: Faults | None = None, resume: Resume | None = None) -> TileRun:
+        rig = open_rig(self.cfg, faults)
+        settings = RunSettings(settle_timeout=5.0)
+        run = TileRun(rig, self.eyes, self.plan, self.scale, self.negative, stop=threading.Event(),
+                      progress=self.progress.append, resume=resume, settings=settings)  # fmt: skip
+        try:
+            run.run()
+        finally:
+            rig.close()
+        return run
+
+    def worst_miss(self) -> float:
+        """The largest distance (photosites) of a tile's true place from the plan's, against the first tile's."""
+        first = self.plan.tiles[0]
+        t0 = np.array(self.eyes.at[first.name])
+        worst = 0.0
+        for tile in self.plan.tiles:
+            seen = np.array(self.eyes.at[tile.name]) - t0  # (x, y) on the picture
+            want = np.array([tile.prior[1] - first.prior[1], tile.prior[0] - first.prior[0]])
+            worst = max(worst, float(np.hypot(*(seen - want))))
+        return worst
+
+
+def tiles_on(tmp_path: Path, **sheet: object) -> Tiles:
+    cfg = sheet_config(tmp_path, **sheet)
+    scale = true_scale(cfg)
+    plan = make_plan(Wanted(columns=3, rows=3), scale)
+    return Tiles(cfg, SheetEyes(cfg), plan, scale, tmp_path / "library" / "roll" / "frame-001")
