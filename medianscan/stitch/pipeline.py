@@ -16,7 +16,6 @@ import numpy.typing as npt
 
 from medianscan import __version__
 from medianscan.atomic import write_json
-from medianscan.blend.corrections.flat import MasterFlat
 from medianscan.blend.reading.frames import Frame
 from medianscan.blend.stack_files import preview_tone
 from medianscan.metadata import MosaicLayout, headroom, with_headroom
@@ -242,7 +241,7 @@ def _check_duplicates(tiles: Sequence[sources.Tile], poses: Sequence[solve.Pose]
 
 
 def _read_all(
-    tiles: Sequence[sources.Tile], store: TileStore, flat: MasterFlat | None
+    tiles: Sequence[sources.Tile], store: TileStore, flat: sources.TileFlat | None
 ) -> tuple[Frame, Tone | None, list[npt.NDArray[np.float32]]]:
     """Read each tile once: its corrected mosaic, its cell plane and that plane flattened go to the store; the
     first tile's frame (its metadata, without its pixels), its preview's tone and every tile's thumbnail stay.
@@ -284,11 +283,11 @@ def _band_rows(layout: MosaicLayout, cell: tuple[int, int]) -> int:
 
 def _output_levels(
     layout: MosaicLayout, canvas: place.Canvas, pattern: npt.NDArray[np.uint8], tile_gains: Sequence[float],
-    flat: MasterFlat | None,
+    flat: sources.TileFlat | None,
 ) -> tuple[MosaicLayout, compose.Levels]:  # fmt: skip
     """The output's layout (the whole array visible, DefaultCrop on the covered area, headroom for the gains)
     and how its values go into 16 bits."""
-    top_gain = max(tile_gains) * (float(flat.gain.max()) if flat is not None else 1.0)
+    top_gain = max(tile_gains) * (flat.top if flat is not None else 1.0)
     room = headroom(layout, top_gain, expand=False) if top_gain > 1 else None
     out_layout = replace(
         layout,

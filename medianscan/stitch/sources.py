@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +120,7 @@ def read_tile(tile: Tile) -> Frame:
     return frame
 
 
-def visible_bands(frame: Frame, flat: MasterFlat | None, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+def visible_bands(frame: Frame, flat: TileFlat | None, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
     """The active area over black, flat-field corrected when a flat is given (float32, nothing clipped), as
     (first row, band) of `rows` rows (a multiple of the CFA's height) top to bottom: never the whole tile as
     float32, which would be twice the decoded raw."""
@@ -137,7 +137,7 @@ def visible_bands(frame: Frame, flat: MasterFlat | None, rows: int) -> Iterator[
             for dx in range(pw):
                 values[dy::ph, dx::pw] -= black[dy, dx]
         if flat is not None:
-            values *= flat.gain[top + start : top + stop, left:right]
+            values *= flat.gain(slice(top + start, top + stop), slice(left, right))
         yield start, values
 
 
@@ -147,7 +147,25 @@ def local_pattern(layout: MosaicLayout) -> npt.NDArray[np.uint8]:
     return np.roll(np.asarray(layout.pattern, dtype=np.uint8), (-top, -left), axis=(0, 1))
 
 
-def load_flat(source: Path | None) -> MasterFlat | None:
+@dataclass(frozen=True)
+class TileFlat:
+    """The master flat as the stitch holds it: the flat for its checks, without its float32 gains, and those
+    gains as 16-bit steps of `step` (the largest is 65,535 steps: a flat whose largest gain is 2 is held to
+    1.5e-5 of a gain of 1), turned back into float32 a band of rows at a time. Half the memory of the gains,
+    for the whole stitch, and not kept in the blend's cache of flats after it."""
+
+    master: MasterFlat  # its gain dropped (an empty array): check_matches reads its frame only
+    steps: npt.NDArray[np.uint16]
+    step: float
+    top: float  # the largest gain
+
+    def gain(self, rows: slice, cols: slice) -> npt.NDArray[np.float32]:
+        values: npt.NDArray[np.float32] = self.steps[rows, cols].astype(np.float32)
+        values *= np.float32(self.step)
+        return values
+
+
+def load_flat(source: Path | None) -> TileFlat | None:
     """`--flat`: a master flat DNG, or a folder of flat frames blended first (as `medianscan blend --flat`)."""
     if source is None:
         return None
@@ -156,14 +174,20 @@ def load_flat(source: Path | None) -> MasterFlat | None:
 
         source = prepare_flat(source)
     try:
-        return load_master(source)
+        master = load_master(source, keep=False)
     except FlatError as exc:
         raise StitchError(str(exc)) from exc
+    top = float(master.gain.max())
+    step = top / 65535
+    steps = np.empty(master.gain.shape, dtype=np.uint16)
+    for start in range(0, len(steps), 256):  # by bands: no float32 copy of the whole
+        steps[start : start + 256] = np.rint(master.gain[start : start + 256] * np.float32(1 / step))
+    return TileFlat(replace(master, gain=np.empty((0, 0), np.float32)), steps, step, top)
 
 
-def check_flat(flat: MasterFlat, frame: Frame) -> None:
+def check_flat(flat: TileFlat, frame: Frame) -> None:
     try:
-        flat.check_matches(frame)
+        flat.master.check_matches(frame)
     except FlatError as exc:
         raise StitchError(str(exc)) from exc
 

@@ -141,17 +141,19 @@ def _load(path: Path, stamp: int, frames_sha256: tuple[str, ...]) -> MasterFlat:
     return MasterFlat(path, meta, gain, dust, frames_sha256)
 
 
-def load_master(path: Path, *, match_first: bool = False) -> MasterFlat:
-    """The master flat in the DNG `path` (kept while the file is unchanged, for the next negatives of the roll),
-    with the hashes of the frames its sidecar says it was blended from. A flat that is no flat is a FlatError,
-    unless `match_first`: then it comes back holding its problem, which `check_matches` raises after naming a
-    camera, size or CFA that does not match (a flat of another camera is refused as that, not as too dark)."""
+def load_master(path: Path, *, match_first: bool = False, keep: bool = True) -> MasterFlat:
+    """The master flat in the DNG `path` (kept while the file is unchanged, for the next negatives of the roll;
+    not with `keep` False, for a caller that holds its gains its own way), with the hashes of the frames its
+    sidecar says it was blended from. A flat that is no flat is a FlatError, unless `match_first`: then it comes
+    back holding its problem, which `check_matches` raises after naming a camera, size or CFA that does not match
+    (a flat of another camera is refused as that, not as too dark)."""
     try:
         stamp = path.stat().st_mtime_ns
     except OSError as exc:
         raise FlatError(f"{path}: cannot read the flat ({exc.strerror})") from exc
     recorded = recorded_frames(path.with_suffix(".json")) or {}
-    master = _load(path, stamp, tuple(recorded[name] for name in sorted(recorded)))
+    load = _load if keep else _load.__wrapped__
+    master = load(path, stamp, tuple(recorded[name] for name in sorted(recorded)))
     if master.problem is not None and not match_first:
         raise FlatError(master.problem)
     return master
@@ -199,7 +201,9 @@ def _plane_gain(name: Path, plane: npt.NDArray[np.float32], raw_range: float, co
     # A shadow is a photosite clearly below the smooth flat: beyond DUST_SIGMAS times the master flat's own noise
     # per photosite (already a median of several frames) and at least DUST_DEPTH deep. Photosite by photosite,
     # because on a sparse CFA plane (X-Trans red and blue) a shadow a few photosites wide covers one or two.
-    noise = 1.4826 * float(np.median(np.abs(np.diff(plane, axis=1)))) / math.sqrt(2)
+    steps = np.diff(plane, axis=1)
+    noise = 1.4826 * float(np.median(np.abs(steps, out=steps), overwrite_input=True)) / math.sqrt(2)
+    del steps  # in place, as below: a 24 MP flat's plane is 24 MB a copy
     below = smooth - plane
     shadow = (below > DUST_DEPTH * smooth) & (below > DUST_SIGMAS * noise)
     if shadow.any():
@@ -207,7 +211,9 @@ def _plane_gain(name: Path, plane: npt.NDArray[np.float32], raw_range: float, co
         flat = np.where(shadow, np.maximum(plane, 1.0), smooth)
     else:
         flat = smooth
-    return (np.float32(reference) / np.maximum(flat, np.float32(1.0))).astype(np.float32), int(shadow.sum())
+    del below
+    gain = np.maximum(flat, np.float32(1.0))
+    return np.divide(np.float32(reference), gain, out=gain), int(shadow.sum())
 
 
 def _smooth(plane: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
