@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -145,12 +146,16 @@ def test_scan_tiles_from_the_command_line_shoots_blends_and_stitches_the_negativ
     with contextlib.redirect_stdout(out):
         assert main(["scan-tiles", str(negative), "--config", str(config)]) == 0
     said = out.getvalue()
-    # 72 x 58 mm (the 6x7's 70 x 56 and a mm around) under a 38.4 x 25.6 mm view: 3x3 tiles, 25 % overlap or more
-    assert said.startswith("frame-001: 3x3 tiles over 72.0 x 58.0 mm") and said.count(": shot, still after") == 9, said
+    # 72 x 58 mm (the 6x7's 70 x 56 and a mm around) under a 38.4 x 25.6 mm view: 3x3 tiles, rows 37 % into each
+    # other, the columns as much (one overlap, the stitch's prior grid): 87 mm across
+    assert said.startswith("frame-001: 3x3 tiles over 8") and said.count(": shot, still after") == 9, said
+    assert re.match(r"frame-001: 3x3 tiles over 8\d\.\d x 5[89]\.\d mm, 3\d% overlap", said), said
     assert re.search(r"tile run frame-001: 9 tiles shot of 9, settled by live view in \d\.\d\d s on average", said)
     tile_set = read_tile_set(negative)
     assert tile_set.status.state.value == "stitched" and tile_set.output.is_file(), said
     assert f"{tile_set.output}: 9 tiles blended and stitched" in said
+    placed = json.loads(tile_set.output.with_suffix(".json").read_text())["seams"]
+    assert sum(1 for seam in placed if seam["placed_by"] == "measured") >= 12, placed  # the grid's prior was right
     again = io.StringIO()
     with contextlib.redirect_stdout(again):
         assert main(["scan-tiles", str(negative), "--config", str(config)]) == 0

@@ -144,10 +144,10 @@ class TilePlan:
     backlash_mm: tuple[float, float]
 
     def said(self) -> str:
-        """'3x3 tiles over 72.0 x 58.0 mm, 26%/31% overlap'."""
+        """'3x3 tiles over 72.0 x 58.0 mm, 26% overlap'."""
         return (
             f"{self.columns}x{self.rows} tiles over {self.covered_mm[0]:.1f} x {self.covered_mm[1]:.1f} mm, "
-            f"{self.overlap[0]:.0%}/{self.overlap[1]:.0%} overlap"
+            f"{max(self.overlap):.0%} overlap"
         )
 
 
@@ -173,7 +173,8 @@ def area_mm(wanted: Wanted) -> tuple[float, float] | None:
 
 def _axis(length: float | None, view: float, overlap: float, count: int | None) -> tuple[int, float]:
     """Tiles along one axis and the step between them (mm): the fewest that cover `length` with at least
-    `overlap` of the view shared, spread evenly; or `count` tiles at the overlap."""
+    `overlap` of the view shared, spread evenly; or `count` tiles at the overlap. (make_plan then gives both axes
+    the smaller of their two overlaps.)"""
     if length is None:
         assert count is not None
         return count, view * (1 - overlap)
@@ -197,6 +198,11 @@ def make_plan(wanted: Wanted, scale: StageScale) -> TilePlan:
     view_x, view_y = scale.view_mm
     columns, step_x = _axis(None if area is None else area[0], view_x, wanted.overlap, wanted.columns)
     rows, step_y = _axis(None if area is None else area[1], view_y, wanted.overlap, wanted.rows)
+    # one overlap for both axes, the smaller of what each needs (so each still covers its side, centred): the
+    # stitch's prior grid (COLSxROWS at one overlap) is then where the tiles are
+    shared = [1 - step / view for n, step, view in ((columns, step_x, view_x), (rows, step_y, view_y)) if n > 1]
+    if shared:
+        step_x, step_y = view_x * (1 - min(shared)), view_y * (1 - min(shared))
     if columns * rows > MAX_TILES:
         raise PlanError(f"the plan would take {columns}x{rows} tiles (the view is {view_x:.1f} x {view_y:.1f} mm): "
                         "is the rig's calibration right?")  # fmt: skip
@@ -213,7 +219,7 @@ def make_plan(wanted: Wanted, scale: StageScale) -> TilePlan:
         columns=columns,
         rows=rows,
         tiles=tuple(tiles),
-        overlap=(1 - step_x / view_x if columns > 1 else 0.0, 1 - step_y / view_y if rows > 1 else 0.0),
+        overlap=(1 - step_x / view_x if columns > 1 else 0.0, 1 - step_y / view_y if rows > 1 else 0.0),  # equal
         covered_mm=(view_x + (columns - 1) * step_x, view_y + (rows - 1) * step_y),
         step_mm=(step_x, step_y),
         backlash_mm=scale.backlash_mm,
