@@ -56,7 +56,8 @@ def still(a: View, b: View, noise: float) -> bool:
 
 
 def measure_noise(preview: Preview, pairs: int = REST_PAIRS) -> float | None:
-    """The RMS difference of successive previews at rest (the median of `pairs` pairs); None without live
+    """The RMS difference of successive previews at rest: the least of `pairs` pairs (a stage still coming to
+    rest, after a fault, would make the others larger; at rest they agree within a percent); None without live
     view."""
     first = preview()
     if first is None:
@@ -70,7 +71,7 @@ def measure_noise(preview: Preview, pairs: int = REST_PAIRS) -> float | None:
         now = view(jpeg)
         seen.append(difference(before, now))
         before = now
-    return float(np.median(seen))
+    return float(min(seen))
 
 
 @dataclass(frozen=True)
