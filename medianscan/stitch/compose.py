@@ -65,9 +65,10 @@ def bands(
                 _accumulate(num, den, box, found, top=top, gain=gain)
         value = np.divide(num, den, out=num, where=den > 0)  # where no tile reaches, num is 0 already
         value *= np.float32(levels.scale)
-        value += np.tile(np.roll(levels.black, -top, axis=0), (-(-(bottom - top) // ph), -(-width // pw)))[
-            : bottom - top, :width
-        ]
+        black = np.roll(levels.black, -top, axis=0)
+        for dy in range(ph):  # each CFA position's black in place: no band-sized array of blacks
+            for dx in range(pw):
+                value[dy::ph, dx::pw] += black[dy, dx]
         np.clip(np.rint(value, out=value), 0, min(levels.white, UINT16_TOP), out=value)
         yield value.astype(np.uint16)
 

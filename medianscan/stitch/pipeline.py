@@ -49,6 +49,8 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
     with TileStore(output.parent) as store:
         with timed(timings, "read"):
             first, tone, thumbs = _read_all(tiles, store, flat)
+            flat_top = flat.top if flat is not None else 1.0
+            del flat  # its gains are in the tiles now: not held through the rest
             layout = first.layout
             assert layout is not None
             xmp = sources.xmp_packet(tiles[0].raw)
@@ -71,7 +73,7 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
         problem = plan.limit_problem(output, (canvas.height, canvas.width), size, columns)
         if problem:
             raise StitchError(problem)
-        out_layout, levels = _output_levels(layout, canvas, pattern, tile_gains, flat)
+        out_layout, levels = _output_levels(layout, canvas, pattern, tile_gains, flat_top)
         channels = np.asarray(rgb_channels(layout.colors), dtype=np.uint8)[pattern]
 
         with timed(timings, "compose_write"):
@@ -283,11 +285,11 @@ def _band_rows(layout: MosaicLayout, cell: tuple[int, int]) -> int:
 
 def _output_levels(
     layout: MosaicLayout, canvas: place.Canvas, pattern: npt.NDArray[np.uint8], tile_gains: Sequence[float],
-    flat: sources.TileFlat | None,
+    flat_top: float,
 ) -> tuple[MosaicLayout, compose.Levels]:  # fmt: skip
     """The output's layout (the whole array visible, DefaultCrop on the covered area, headroom for the gains)
     and how its values go into 16 bits."""
-    top_gain = max(tile_gains) * (flat.top if flat is not None else 1.0)
+    top_gain = max(tile_gains) * flat_top  # the flat's largest gain (1 without one)
     room = headroom(layout, top_gain, expand=False) if top_gain > 1 else None
     out_layout = replace(
         layout,

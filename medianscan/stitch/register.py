@@ -155,7 +155,7 @@ def refine(
         gy, gx = np.gradient(ref)
         tpl = ndimage.gaussian_filter(shrink(crop_j, s), 1.0)
         t0, l0, b0, r0 = (v // s for v in local_inner)
-        stride = max(1, int(np.sqrt((b0 - t0) * (r0 - l0) / _MAX_POINTS)))  # enough points for 0.01 px
+        stride = max(1, int(np.ceil(np.sqrt((b0 - t0) * (r0 - l0) / _MAX_POINTS))))  # at most _MAX_POINTS: 0.01 px
         qy, qx = np.mgrid[t0:b0:stride, l0:r0:stride].astype(np.float64)
         template = tpl[t0:b0:stride, l0:r0:stride].astype(np.float64)
         for _ in range(_ITERATIONS):

@@ -14,6 +14,8 @@ def feather(v: npt.NDArray[np.floating], u: npt.NDArray[np.floating], size: tupl
     h, w = size
     dv = np.minimum(v, (h - 1) - v)
     du = np.minimum(u, (w - 1) - u)
-    d = np.minimum(dv, du) + 1
-    weight: npt.NDArray[np.float32] = np.clip(d, 0, None).astype(np.float32)
+    d = np.minimum(dv, du)  # the one array of the box's size: the rest in place
+    d += 1
+    np.maximum(d, 0, out=d)
+    weight: npt.NDArray[np.float32] = d.astype(np.float32, copy=False)
     return weight
