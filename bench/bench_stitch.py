@@ -5,11 +5,13 @@ falloff, noise, flat field).
 - ours:   `medianscan stitch TILES --flat FLAT --output OUT.dng` as a process (start-up included)
 - hugin:  the same tiles developed to 16-bit TIFFs first (rawpy, not timed), then pto_gen, cpfind --multirow,
           cpclean, autooptimiser -a -m -l -s, pano_modify --canvas=AUTO --crop=AUTO, nona -m TIFF_m, enblend
+- warm:   the same stitch called in this process, imports paid and the flat's gains cached (as in the daemon)
 - floor:  reading the tiles (LibRaw decode) and writing an output-sized mosaic as a DNG (outputs.dng), in this
           process (imports already paid), and the same as a fresh process (Python, NumPy, rawpy start-up included:
-          the floor of any command that does it)
-Runs alternate (ours, hugin, floor, floor as a process) `--repeats` times; medians. `--memory` adds the peak
-memory (the stitch process's own ru_maxrss, from wait4) on nine 24 MP tiles made by scaling the picture up.
+          the floor of any command that does it; that process imports only what the floor needs)
+Runs alternate (ours, warm, hugin, floor, floor as a process) `--repeats` times; medians. `--memory` adds the
+peak memory (the stitch process's own ru_maxrss, from wait4) on nine 24 MP tiles made by scaling the picture up,
+beside the peak of a process that only imports the stitch (what Python, NumPy, SciPy and LibRaw take).
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import rawpy
-import tifffile
 
 from medianscan.blend.reading.frames import read_frame
 from medianscan.outputs import dng
-from medianscan.stitch import write
-from tests.conftest import find_sample_raw
-from tests.tiles import Picture, TileSpec, load_picture, write_flat, write_tile
+
+if TYPE_CHECKING:
+    from tests.tiles import Picture
+
+# Only the floor's own imports above: the floor as a process (`--floor-of`) must not pay for SciPy, pytest and
+# the test builders, which the rest of this module imports where it uses them.
 
 # Runs its arguments as a process and prints its exit code and its own peak resident memory (kB, from wait4).
 _PEAK = (
@@ -44,6 +48,8 @@ HUGIN = ("pto_gen", "cpfind", "cpclean", "autooptimiser", "pano_modify", "nona",
 
 
 def make_set(picture: Picture, folder: Path, columns: int, rows: int, shape: tuple[int, int]) -> list[Path]:
+    from tests.tiles import TileSpec, write_flat, write_tile
+
     rng = np.random.default_rng(1)
     h, w = shape
     gains = (1.0, 0.97, 1.03, 0.98, 1.02, 0.99, 1.01, 0.96, 1.04)
@@ -65,7 +71,19 @@ def ours(paths: list[Path], folder: Path) -> float:
     return time.perf_counter() - t
 
 
+def warm(paths: list[Path], folder: Path) -> float:
+    """The stitch called in this process (its imports paid, the flat's gains cached by the first call)."""
+    from medianscan.stitch.pipeline import StitchOptions, stitch
+
+    t = time.perf_counter()
+    stitch(paths, folder / "warm.dng", StitchOptions(flat=folder / "flat.dng"))
+    return time.perf_counter() - t
+
+
 def develop(paths: list[Path], folder: Path) -> list[Path]:
+    import rawpy
+    import tifffile
+
     tiffs = []
     for path in paths:
         with rawpy.imread(str(path)) as raw:
@@ -125,6 +143,8 @@ def memory(picture: Picture, folder: Path) -> tuple[float, float, dict[str, int]
     a 3x3 grid of 6000x4000 tiles at a quarter's overlap stays inside it), and the output's size."""
     from scipy import ndimage
 
+    from tests.tiles import Picture
+
     big = Picture(ndimage.zoom(picture.rgb, (4.3, 4.3, 1), order=1).astype(np.float32), picture.scene)
     paths = make_set(big, folder, 3, 3, (4000, 6000))
     del big
@@ -143,6 +163,14 @@ def memory(picture: Picture, folder: Path) -> tuple[float, float, dict[str, int]
     return peak / 1024, time.perf_counter() - t, {"width": size["width"], "height": size["height"]}
 
 
+def imports_peak() -> float:
+    """Peak memory (MB) of a process that imports the stitch and does nothing: the part of any peak that is
+    Python, NumPy, SciPy and LibRaw."""
+    args = [sys.executable, "-c", "import medianscan.stitch.pipeline"]
+    done = subprocess.run([sys.executable, "-c", _PEAK, *args], capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[1]) / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -152,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.floor_of is not None:
         floor(sorted(args.floor_of.glob("tile*.dng")), args.floor_of)
         return 0
+    from medianscan.stitch import write
+    from tests.conftest import find_sample_raw
+    from tests.tiles import load_picture
+
     raw = find_sample_raw()
     if raw is None:
         print("the sample CR2 is missing (make test installs it)")
@@ -162,9 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(name)
         paths = make_set(picture, folder, 3, 2, (1000, 1400))  # six 1.4 MP tiles
         tiffs = develop(paths, folder)
-        times: dict[str, list[float]] = {"ours": [], "hugin": [], "floor": [], "floor as a process": []}
+        times: dict[str, list[float]] = {"ours": [], "warm": [], "hugin": [], "floor": [], "floor as a process": []}
+        warm(paths, folder)  # imports, and the flat's gains into its cache
         for _ in range(args.repeats):
             times["ours"].append(ours(paths, folder))
+            times["warm"].append(warm(paths, folder))
             if not missing:
                 times["hugin"].append(hugin(tiffs, folder))
             times["floor"].append(floor(paths, folder))
@@ -177,14 +211,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  hugin / ours: {median['hugin'] / median['ours']:.1f}x")
         else:
             print(f"  hugin: missing {', '.join(missing)} (scripts/system-packages.sh bench)")
-        print(f"  ours / floor: {median['ours'] / median['floor']:.1f}x")
-        print(f"  ours / floor as a process: {median['ours'] / median['floor as a process']:.1f}x")
+        print(f"  ours / floor as a process (both fresh): {median['ours'] / median['floor as a process']:.1f}x")
+        print(f"  warm / floor (both in this process): {median['warm'] / median['floor']:.1f}x")
+        print(f"  ours / floor (fresh against warm): {median['ours'] / median['floor']:.1f}x")
         if args.memory:
             peak, seconds, size = memory(picture, folder)
             tile, band = 4000 * 6000 * 4, write.BAND_ROWS * size["width"] * 4
+            base = imports_peak()
             print(
-                f"nine 24 MP tiles -> {size['width']}x{size['height']}: {seconds:.1f} s, peak {peak:.0f} MB; two "
-                f"tiles as float32 and a band ({write.BAND_ROWS} rows, float32): {(2 * tile + band) / 2**20:.0f} MB"
+                f"nine 24 MP tiles -> {size['width']}x{size['height']}: {seconds:.1f} s, peak {peak:.0f} MB "
+                f"({peak - base:.0f} MB over the {base:.0f} MB the imports alone take); two tiles as float32 and a "
+                f"band ({write.BAND_ROWS} rows, float32): {(2 * tile + band) / 2**20:.0f} MB"
             )
     return 0
 
