@@ -89,7 +89,7 @@ def scale_of(cfg: Config) -> StageScale:
     sheet, sim = cfg.camera.simulated.sheet, cfg.camera.simulated
     a, k = math.radians(sheet.rotation_degrees), 1 / sheet.mm_per_pixel
     x_axis, y_axis = (-k * math.cos(a), -k * math.sin(a)), (k * math.sin(a), -k * math.cos(a))
-    return StageScale(x_axis, y_axis, (sim.width, sim.height), (sheet.backlash_mm, sheet.backlash_mm))
+    return StageScale(x_axis, y_axis, (sim.width, sim.height), (sheet.backlash_mm, sheet.backlash_mm), (2.0, 2.0))
 
 
 def main(argv: list[str] | None = None) -> int:

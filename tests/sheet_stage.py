@@ -43,7 +43,8 @@ def true_scale(cfg: Config) -> StageScale:
     a, k = math.radians(sheet.rotation_degrees), 1 / sheet.mm_per_pixel
     sim = cfg.camera.simulated
     x_axis, y_axis = (-k * math.cos(a), -k * math.sin(a)), (k * math.sin(a), -k * math.cos(a))
-    return StageScale(x_axis, y_axis, (sim.width, sim.height), (sheet.backlash_mm, sheet.backlash_mm))
+    # a live-view pixel is a 2x2 cell of the sensor (its preview crops a few pixels of the edges)
+    return StageScale(x_axis, y_axis, (sim.width, sim.height), (sheet.backlash_mm, sheet.backlash_mm), (2.0, 2.0))
 
 
 @dataclass

@@ -167,3 +167,20 @@ def test_a_burst_cut_off_stops_the_run_its_frames_set_aside_and_the_next_run_sho
     second = tiles.run(resume=first.resume()).summary
     assert second.complete and failed in second.shot and len(second.shot) == 7, second.said()
     assert tiles.worst_miss() < STEP / 4
+
+
+def test_a_tile_landing_far_from_the_plan_stops_the_run_and_each_landing_is_said(tmp_path: Path) -> None:
+    """Closed loop: each tile's landing is measured in live view against the tile before (the picture's shift);
+    a stage slipping 30 % of a move is stopped with the sentence, where 2 % is said and goes on."""
+    slipping = tiles_on(tmp_path / "slipping", slip=0.3)
+    summary = slipping.run().summary
+    assert summary.stopped is not None and re.search(
+        r"^tile-r\dc\d landed \d\.\d\d mm from where the plan put it \(more than 1\.86 mm\): is the stage losing "
+        r"steps, or slipping\? The stage is where it stopped$", summary.stopped), summary.said()  # fmt: skip
+    steady = tiles_on(tmp_path / "steady")
+    progress: list[TileProgress] = []
+    steady.progress = progress
+    assert steady.run().summary.complete
+    said = [line.settled for line in progress[-1].tiles]
+    landed = [float(m[1]) for text in said if (m := re.search(r", landed (\d\.\d\d) mm off$", text))]
+    assert len(landed) == 8 and max(landed) < 0.02 * 0.75 * 34.8 + 0.1, said  # each move's slip, the first unsaid

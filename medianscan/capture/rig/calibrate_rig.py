@@ -4,8 +4,9 @@ Each axis is moved a known distance out and back; the picture's shift is measure
 still previews (numpy's FFT, then a sub-pixel least-squares refinement on the overlap), giving for each axis
 the picture's shift per mm (its scale and its angle to the sensor: a stage a fraction of a degree off square)
 and its backlash, the shortfall of the move back. Before each axis its slack is taken up in the + direction, so
-the move out is whole and only the move back loses the play. Preview pixels become sensor photosites by the
-ratio of the sensor's size to the preview's (a preview shows the whole sensor, scaled).
+the move out is whole and only the move back loses the play. Preview pixels become sensor photosites by one move
+seen on two raws as well (a preview may crop the sensor's edges), else by the ratio of the sensor's size to the
+preview's.
 
 The record (`RigCalibration`) is written to `<library>/rig-calibration.json`: the plan (capture.rig.tile_plan)
 takes its scale and backlash, and the stitch gets the tiles' places from it, the grid turned as the stage is.
@@ -53,6 +54,7 @@ class AxisMeasure:
 
     shift_per_mm: tuple[float, float]
     backlash_mm: float
+    photosites_per_preview_px: float = 0.0  # along this axis, measured on raws (0: not measured)
 
     @property
     def photosites_per_mm(self) -> float:
@@ -71,8 +73,10 @@ class RigCalibration:
     measured: str = ""  # when (local time, ISO)
 
     def scale(self) -> StageScale:
+        measured = (self.x.photosites_per_preview_px, self.y.photosites_per_preview_px)
+        preview_px = measured if all(measured) else None
         return StageScale(self.x.shift_per_mm, self.y.shift_per_mm, self.sensor,
-                          (self.x.backlash_mm, self.y.backlash_mm))  # fmt: skip
+                          (self.x.backlash_mm, self.y.backlash_mm), preview_px)  # fmt: skip
 
     @property
     def x_degrees(self) -> float:
@@ -137,7 +141,8 @@ def load(library: Path) -> RigCalibration:
 
 def _axis_json(data: dict[str, Any]) -> AxisMeasure:
     dx, dy = data["shift_per_mm"]
-    return AxisMeasure((float(dx), float(dy)), float(data["backlash_mm"]))
+    return AxisMeasure((float(dx), float(dy)), float(data["backlash_mm"]),
+                       float(data.get("photosites_per_preview_px", 0.0)))  # fmt: skip
 
 
 # --- the picture's shift -----------------------------------------------------------------------------------
@@ -321,7 +326,8 @@ class _AxisProbe:
         say(f"{axis}: {distance:g} mm moved the picture {vector[0] * distance:+.2f}, {vector[1] * distance:+.2f} "
             f"preview px; {BACKLASH_MM:g} mm back fell {backlash:.3f} mm short")  # fmt: skip
         shift = (float(vector[0] * ratio[0]), float(vector[1] * ratio[1]))
-        return AxisMeasure(shift, max(0.0, backlash)), (w, h)
+        along = ratio[0] if axis == "X" else ratio[1]
+        return AxisMeasure(shift, max(0.0, backlash), along if still is not None else 0.0), (w, h)
 
 
 Mosaic = npt.NDArray[np.floating]

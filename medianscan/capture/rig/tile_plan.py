@@ -77,12 +77,20 @@ class Wanted:
 @dataclass(frozen=True)
 class StageScale:
     """How the picture moves on the sensor for a stage move, from the calibration: the picture's shift (dx, dy)
-    in sensor photosites for +1 mm of X and of Y, the sensor's size, and each axis's backlash in mm."""
+    in sensor photosites for +1 mm of X and of Y, the sensor's size, each axis's backlash in mm, and the live
+    view's scale to the sensor."""
 
     x_axis: tuple[float, float]
     y_axis: tuple[float, float]
     sensor: tuple[int, int]  # width, height in photosites
     backlash_mm: tuple[float, float] = (0.0, 0.0)
+    preview_px: tuple[float, float] | None = None  # photosites per live-view pixel, measured (None: by the sizes)
+
+    def preview_ratio(self, view: tuple[int, ...]) -> tuple[float, float]:
+        """Sensor photosites per pixel of a live view of `view` (height, width) pixels, along x and y."""
+        if self.preview_px is not None:
+            return self.preview_px
+        return self.sensor[0] / view[1], self.sensor[1] / view[0]
 
     @property
     def matrix(self) -> np.ndarray:
