@@ -28,29 +28,40 @@ CommandHandler = Callable[[argparse.Namespace], int]
 # desktop shortcut must answer at once, while `run` and `blend` pull in numba, rawpy and scipy (about 2 s), and
 # `stitch` must not pay for the daemon's client and the config loader it never uses. A name not listed here is
 # one of the daemon's own commands (`control.COMMANDS`), or unknown: then `control` is asked, or every module.
-SUBCOMMANDS: dict[str, str] = {
+MODULE_OF: dict[str, str] = {
     "base": "base",
     "blend": "blend",
     "calibrate": "calibrate",
     "camera": "camera",
     "config": "config",
     "run": "run",
-    "scan-tiles": "tiles",
     "demo": "demo",
     "kernels": "kernels",
     "stitch": "stitch",
     "watch": "watch",
 }
-CONTROL = "control"  # the module of the daemon's commands (capture, pause, status, ...), light to import
-MODULES = (*dict.fromkeys(SUBCOMMANDS.values()), CONTROL)  # in the order --help lists them
+CONTROL = "control"  # the module of the daemon's commands (capture, pause, status, ...)
+MODULES = (*dict.fromkeys(MODULE_OF.values()), CONTROL)  # in the order --help lists them
 SERVICES = frozenset({"run", "watch", "demo"})  # long-running: their log lines carry the time
+
+
+def _control_commands() -> frozenset[str]:
+    return frozenset(importlib.import_module(f"medianscan.cli.{CONTROL}").COMMANDS)
+
+
+def __getattr__(name: str) -> dict[str, str]:
+    """`SUBCOMMANDS`, every command name and the module that holds it, the daemon's commands included: built when
+    asked for (it imports `control`), not by every command's start."""
+    if name == "SUBCOMMANDS":
+        return {**MODULE_OF, **dict.fromkeys(sorted(_control_commands()), CONTROL)}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _modules_for(command: str | None) -> tuple[str, ...]:
     """The modules to import for `command`: its own, `control` for a daemon command, every one when unknown."""
-    if command in SUBCOMMANDS:
-        return (SUBCOMMANDS[command],)
-    if command is not None and command in importlib.import_module(f"medianscan.cli.{CONTROL}").COMMANDS:
+    if command in MODULE_OF:
+        return (MODULE_OF[command],)
+    if command is not None and command in _control_commands():
         return (CONTROL,)
     return MODULES
 

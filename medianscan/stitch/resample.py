@@ -20,7 +20,8 @@ MARGIN = 4  # tile rows read beyond what the output band's points need, for the 
 
 
 def _tent(half_width: float) -> npt.NDArray[np.float64]:
-    reach = int(np.ceil(half_width)) - (1 if float(half_width).is_integer() else 0)
+    """Weights 1 - |d| / half_width at whole d, only those above 0 (a tap of weight 0 is work for nothing)."""
+    reach = int(np.ceil(half_width)) - 1
     d = np.arange(-reach, reach + 1, dtype=np.float64)
     return np.clip(1 - np.abs(d) / half_width, 0, None)
 
