@@ -25,6 +25,7 @@ MIN_NCC = 0.5  # a coarse candidate whose overlap correlates less than this is n
 TOLERANCE = 0.1  # photosites: an overlap that cannot tell its shift this well is not measurable
 _ITERATIONS = 12
 _CONVERGED = 0.002  # plane points
+_COARSE_CONVERGED = 0.02  # a coarse level's points (each s plane points a side)
 _TUKEY = 4.685
 _MAX_POINTS = 20_000  # template points per step: a larger overlap is sampled at a stride
 _MAX_TURN = 0.01  # radians: the most a tile may turn on the next (0.57 degrees), for what of i the overlap may reach
@@ -155,7 +156,9 @@ def refine(
         gy, gx = np.gradient(ref)
         tpl = ndimage.gaussian_filter(shrink(crop_j, s), 1.0)
         t0, l0, b0, r0 = (v // s for v in local_inner)
-        stride = max(1, int(np.ceil(np.sqrt((b0 - t0) * (r0 - l0) / _MAX_POINTS))))  # at most _MAX_POINTS: 0.01 px
+        # a coarse level only brings the fit within the next one's reach: fewer points, a looser stop
+        most, tolerance = (_MAX_POINTS, _CONVERGED) if level == 0 else (_MAX_POINTS // 4, _COARSE_CONVERGED * s)
+        stride = max(1, int(np.ceil(np.sqrt((b0 - t0) * (r0 - l0) / most))))  # at most `most` points: 0.01 px
         qy, qx = np.mgrid[t0:b0:stride, l0:r0:stride].astype(np.float64)
         template = tpl[t0:b0:stride, l0:r0:stride].astype(np.float64)
         for _ in range(_ITERATIONS):
@@ -164,10 +167,7 @@ def refine(
                 return None
             delta, error = step
             params += delta
-            if (
-                abs(delta[0]) + abs(delta[1]) < _CONVERGED * s
-                and abs(delta[2]) * max(b0 - t0, r0 - l0) * s < _CONVERGED
-            ):
+            if abs(delta[0]) + abs(delta[1]) < tolerance and abs(delta[2]) * max(b0 - t0, r0 - l0) * s < tolerance:
                 break
     params -= moved
     fit = PairFit((float(params[0]), float(params[1])), float(params[2]), centre, inner, float(error))
