@@ -35,6 +35,7 @@ MODULE_OF: dict[str, str] = {
     "camera": "camera",
     "config": "config",
     "run": "run",
+    "scan-tiles": "tiles",
     "demo": "demo",
     "kernels": "kernels",
     "stitch": "stitch",
