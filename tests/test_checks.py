@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medianscan.blend.measuring import checks, registration
+from medianscan.blend.measuring import checks, noise, registration
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
 from medianscan.blend.reading.frames import Frame, read_frame
@@ -204,3 +204,15 @@ def test_what_the_median_is_for_is_never_refused(tmp_path: Path, letters: tuple[
     assert len(result.frames) == 7 and not result.dropped
     record = json.loads(result.sidecar.read_text())
     assert max(f["differs"] for f in record["frames"]) < 0.05
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 4096, 4097])
+def test_integers_are_counted_to_the_robust_sigma_the_sorted_way_gives(n: int) -> None:
+    """Frame differences are integers: robust_sigma counts them (a histogram) rather than sorting; the medians,
+    the values kept and so the std must be the sorted way's, dust, halves and ties included."""
+    rng = np.random.default_rng(n)
+    for sigma in (0.4, 3.0, 60.0):
+        values = np.rint(rng.normal(-7, sigma, n))
+        values[: n // 8] += rng.integers(-3000, 3000, n // 8)  # dust
+        counted = noise.robust_sigma(values.astype(np.int32))
+        assert counted == pytest.approx(noise.robust_sigma(values), rel=1e-9, abs=1e-12)

@@ -16,6 +16,7 @@ from medianscan.blend.reading.frames import Frame
 from medianscan.metadata import MosaicLayout
 
 ROW_STEP = 2  # count every ROW_STEP-th repeat of the CFA pattern's rows
+CHUNK_BYTES = 1 << 18  # rows compared at a time
 
 
 def raw_clipping(frames: Sequence[Frame]) -> dict[str, float]:
@@ -47,12 +48,19 @@ def _clipped_sites(pixels: npt.NDArray[np.generic], layout: MosaicLayout) -> Ite
             yield layout.colors[channel].upper(), int(np.count_nonzero(sites >= white)), sites.size
         return
     ph, pw = layout.pattern.shape
+    width = right - left
+    over = np.empty((max(1, CHUNK_BYTES // max(1, width)), width), dtype=bool)  # reused: cached, never mmapped
     for py in range(ph):  # a row phase's rows whole (contiguous compares); its positions apart only when clipped
         y0 = top + (py - top) % ph
-        over = np.asarray(pixels[y0 : bottom : ph * ROW_STEP, left:right], dtype=np.uint16) >= white
-        anything = bool(over.any())
-        for px in range(pw):
-            x0 = (px - left) % pw  # from the area's left edge
+        rows = pixels[y0 : bottom : ph * ROW_STEP, left:right]
+        starts = [(px - left) % pw for px in range(pw)]  # each position's first column, from the area's left edge
+        counts = [0] * pw
+        for r in range(0, rows.shape[0], over.shape[0]):
+            chunk = over[: min(over.shape[0], rows.shape[0] - r)]
+            np.greater_equal(rows[r : r + chunk.shape[0]], white, out=chunk)
+            if chunk.any():
+                for i, x0 in enumerate(starts):
+                    counts[i] += int(np.count_nonzero(chunk[:, x0::pw]))
+        for i, x0 in enumerate(starts):
             index = int(layout.pattern[y0 % ph, (left + x0) % pw])
-            size = over.shape[0] * len(range(x0, over.shape[1], pw))
-            yield layout.colors[index].upper(), int(np.count_nonzero(over[:, x0::pw])) if anything else 0, size
+            yield layout.colors[index].upper(), counts[i], rows.shape[0] * len(range(x0, width, pw))

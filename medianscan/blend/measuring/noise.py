@@ -26,18 +26,51 @@ def noise_ratio(
     """
     (rows, cols), _ = checks.central_window(first)
     window = np.stack([frame[rows, cols] for frame in frames])
-    single = robust_sigma(window[0].astype(np.float32) - window[1]) / np.sqrt(2)
-    residual = robust_sigma(blend(window[:-1]).astype(np.float32) - window[-1])
+    single = robust_sigma(np.subtract(window[0], window[1], dtype=np.int32)) / np.sqrt(2)
+    residual = robust_sigma(np.subtract(blend(window[:-1]), window[-1], dtype=np.int32))
     own = residual**2 - single**2
     return float(np.sqrt(own) / single) if single > 0 and own > 0 else None
 
 
-def robust_sigma(values: npt.NDArray[np.floating]) -> float:
+COUNTED_RANGE = 1 << 20  # integer values spanning at most this many are counted (a histogram), not sorted
+
+
+def robust_sigma(values: npt.NDArray[np.number]) -> float:
     """The standard deviation of `values` without their outliers (dust): the std of what lies within 5 sigma
-    of the median, sigma first estimated from the MAD. (The MAD alone is biased on integer-valued data.)"""
+    of the median, sigma first estimated from the MAD. (The MAD alone is biased on integer-valued data.)
+
+    Integers (differences of frames, of a blend and a frame) are counted rather than sorted: the same medians,
+    the same values kept, their std summed exactly; a tenth of the time on the 590 000 values of a noise window.
+    """
+    if np.issubdtype(values.dtype, np.integer) and values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < COUNTED_RANGE:
+            return _counted_sigma(np.bincount((values.ravel() - lo).astype(np.intp)), lo)
+        values = values.astype(np.float64)
     centre = np.median(values)
     rough = max(1.4826 * float(np.median(np.abs(values - centre))), 1.0)
     return float(values[np.abs(values - centre) < 5 * rough].std())
+
+
+def _counted_sigma(counts: npt.NDArray[np.intp], lo: int) -> float:
+    """robust_sigma of the integers with `counts[i]` values lo + i."""
+    n = int(counts.sum())
+    order = np.cumsum(counts)
+
+    def middle(cumulative: npt.NDArray[np.integer]) -> float:  # np.median's: the mean of the middle two for even n
+        low, high = np.searchsorted(cumulative, [(n - 1) // 2, n // 2], side="right")
+        return (float(low) + float(high)) / 2
+
+    centre = lo + middle(order)
+    levels = np.arange(lo, lo + len(counts), dtype=np.float64)
+    twice = np.rint(np.abs(2 * levels - 2 * centre)).astype(np.intp)  # |value - centre| in halves: exact
+    deviations = np.bincount(twice, weights=counts)
+    mad = middle(np.cumsum(deviations)) / 2
+    rough = max(1.4826 * mad, 1.0)
+    kept = np.abs(levels - centre) < np.float32(5 * rough)  # as the float32 comparison of the sorted way
+    weight = counts[kept].astype(np.float64)
+    mean = float(np.dot(weight, levels[kept])) / weight.sum()
+    return float(np.sqrt(np.dot(weight, (levels[kept] - mean) ** 2) / weight.sum()))
 
 
 def noise_warnings(noise: float | None, frames: Sequence[Frame]) -> tuple[str, ...]:
