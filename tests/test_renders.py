@@ -262,9 +262,6 @@ def test_every_editor_develops_the_blend_like_its_source_at_its_size(
     assert np.abs(measured).max() <= SAME, f"{tool} renders the {name} blend {np.round(measured, 3)} EV off"
 
 
-RT_STAGE = 0.35  # EV: RawTherapee's fit on the stage scene's changed pictures (see below), where SAME is not met
-
-
 @pytest.mark.parametrize("name", CHANGED)
 @pytest.mark.parametrize("tool", ["darktable", "rawtherapee", "libraw"])
 def test_a_changed_picture_develops_like_a_raw_of_that_picture(
@@ -274,14 +271,12 @@ def test_a_changed_picture_develops_like_a_raw_of_that_picture(
     exposure it shows without BaselineExposure, at that raw's size, per channel within SAME: in RawTherapee's
     default profile too, whose curve is fitted to the preview (the camera's own preview of the reference frame,
     changed by the flat's gain in the camera's colours, the headroom, and for a bracket the shorter exposures where
-    it clipped). Except RawTherapee on the stage scene (near-black green, a few lights): its fit there jumps
-    between curves as a preview's codes move by one (the camera's own preview of the very picture, one code
-    brighter or darker everywhere, develops +0.28 or +2.45 EV off in green), so it is held to RT_STAGE: the rendering
-    this replaced was +2.46 EV off."""
+    it clipped, through the camera's rendering learned from the frames' raws and previews). On the stage scene (near
+    black, a few coloured lights) RawTherapee's fit lands on one of a few curves: through sRGB's curve instead of
+    the camera's rendering the flat-fielded blend developed +0.31 EV off in green, the bracket -0.064."""
     measured = _gap(tool, full_renders, scene_pairs[name])
     print(f"{name} {tool}: {' / '.join(f'{g:+.3f}' for g in measured)} EV")
-    bound = RT_STAGE if tool == "rawtherapee" and name.startswith("stage") else SAME
-    assert np.abs(measured).max() <= bound, f"{tool} renders the {name} blend {np.round(measured, 3)} EV off"
+    assert np.abs(measured).max() <= SAME, f"{tool} renders the {name} blend {np.round(measured, 3)} EV off"
 
 
 def test_a_changed_pictures_preview_is_the_cameras_changed_alike(scene_pairs: dict[str, Pair]) -> None:

@@ -2,24 +2,26 @@
 
 Raw editors show the embedded preview before (or instead of) developing, and RawTherapee's default profile
 ("Auto-Matched Curve") fits its tone curve to it: it matches the luminance histogram of the preview with that of
-its own neutral rendering of the raw. So a blend that is the same picture as its frames carries the source frame's
-own preview, as stored (`StoredPreview`), and then RawTherapee fits the curve it fits to the source. A blend whose
-picture changed (a flat field, a bracket merge) gets a rendering of its own: plain (without demosaicing: every
-block of whole CFA repeats becomes one RGB pixel, the mean of each colour's photosites in it, so any pattern works;
-8.5 MP take 30-45 ms here), then given the luminance curve that maps the source frame's plain rendering onto its
-camera preview (`Tone`), each pixel's luminance set exactly and its hue kept, so RawTherapee's histogram match
-finds that curve again. Orientation is left to the Orientation tag.
+its own neutral rendering of the raw (docs/dng-and-editors.md says how). So a blend that is the same picture as its
+frames carries the source frame's own preview, as stored (`StoredPreview`), and then RawTherapee fits the curve it
+fits to the source; a blend whose picture changed carries that preview changed alike (preview_change). Where the
+camera's preview cannot be read back (and for a stitch) a blend gets a rendering of its own: plain (without
+demosaicing: every block of whole CFA repeats becomes one RGB pixel, the mean of each colour's photosites in it, so
+any pattern works; 8.5 MP take 30-45 ms here), then given the luminance curve that maps the source frame's plain
+rendering onto its camera preview (`Tone`), each pixel's luminance set exactly and its hue kept. Orientation is
+left to the Orientation tag.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from medianscan.errors import MedianscanError
 from medianscan.metadata import MosaicLayout
@@ -154,6 +156,7 @@ class StoredPreview:
     height: int
     jpeg: bool
     subsampling: tuple[int, int] = (1, 1)  # a JPEG's chroma subsampling (horizontal, vertical)
+    source: Path | None = field(default=None, compare=False)  # the raw it was read from, whose camera rendered it
 
 
 def stored_preview(path: Path) -> StoredPreview | None:
@@ -171,11 +174,11 @@ def stored_preview(path: Path) -> StoredPreview | None:
         found = jpeg_size(data)
         if found is None or found[0] * found[1] < MIN_PREVIEW_PIXELS:
             return None
-        return StoredPreview(data, found[0], found[1], jpeg=True, subsampling=found[2:])
+        return StoredPreview(data, found[0], found[1], jpeg=True, subsampling=found[2:], source=path)
     rgb = np.asarray(thumb.data)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.shape[0] * rgb.shape[1] < MIN_PREVIEW_PIXELS:
         return None
-    return StoredPreview(np.ascontiguousarray(rgb).tobytes(), rgb.shape[1], rgb.shape[0], jpeg=False)
+    return StoredPreview(np.ascontiguousarray(rgb).tobytes(), rgb.shape[1], rgb.shape[0], jpeg=False, source=path)
 
 
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -312,3 +315,25 @@ def render_preview(
         np.take(SRGB_LUT, mixed.astype(np.uint16), out=planar[channel])
     image = np.ascontiguousarray(planar.transpose(1, 2, 0))
     return image if tone is None else with_luminance(image, tone.curve)
+
+
+def onto_preview(
+    planes: npt.NDArray[np.float64], layout: MosaicLayout, size: tuple[int, int]
+) -> npt.NDArray[np.float64]:
+    """`planes` (3, rows, columns: R, G, B over the active area) laid onto a camera preview of `size` (height,
+    width) as (height, width, 3): turned as the preview is when its shape says so (EXIF orientation 5-8 and a
+    preview of the other aspect), centred and cropped to the preview's aspect ratio, resampled to its size."""
+    _, ny, nx = planes.shape
+    if layout.orientation >= 5 and (size[0] > size[1]) != (ny > nx):
+        planes = np.rot90(planes, 1 if layout.orientation in (7, 8) else -1, axes=(1, 2))
+    h, w = size
+    _, ny, nx = planes.shape
+    if nx * h > ny * w:  # wider than the preview: crop the width
+        keep = max(1, round(ny * w / h))
+        planes = planes[:, :, (nx - keep) // 2 : (nx - keep) // 2 + keep]
+    else:
+        keep = max(1, round(nx * h / w))
+        planes = planes[:, (ny - keep) // 2 : (ny - keep) // 2 + keep, :]
+    _, ny, nx = planes.shape
+    zoomed = [ndimage.zoom(p, (h / ny, w / nx), order=1, mode="nearest", grid_mode=True) for p in planes]
+    return np.stack([z[:h, :w] for z in zoomed], axis=-1)

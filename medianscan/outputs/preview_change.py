@@ -5,31 +5,31 @@ RawTherapee's default profile (Auto-Matched Curve) fits its tone curve by matchi
 embedded preview with that of its own neutral rendering of the raw; darktable and LibRaw never look at the
 preview. A blend that is the picture of its frames carries the reference frame's preview as stored
 (preview.stored_preview). Where the picture changed, the closest thing to what the camera would have shown of it
-is the camera's own preview changed the same way: a flat field's gain per colour, in linear light, resampled to
-the preview; the exposure the DNG shows without BaselineExposure (the headroom above the frame's white level,
-which darktable and RawTherapee ignore); and for a bracket, where the longest exposure's preview clipped, the
-shorter exposures' previews. Rendering our own picture in the camera's tone instead made RawTherapee develop a
-strongly coloured scene up to 2.5 EV off.
+is the camera's own preview changed the same way, in the light the camera rendered (its rendering learned from
+the frame's raw and preview, camera_rendering): a flat field's gain per colour, resampled to the preview; the
+exposure the DNG shows without BaselineExposure (the headroom above the frame's white level, which darktable and
+RawTherapee ignore); and for a bracket, where the longest exposure's preview clipped, the shorter exposures'
+previews. Rendering our own picture in the camera's tone instead made RawTherapee develop a strongly coloured scene
+up to 2.5 EV off; changing the preview through sRGB's curve rather than the camera's rendering, 0.3 EV.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from medianscan.metadata import MosaicLayout
-from medianscan.outputs.preview import StoredPreview, camera_to_srgb, jpeg_size, rgb_channels
+from medianscan.outputs.camera_rendering import TONE_TERMS, CameraRendering, camera_rendering
+from medianscan.outputs.preview import StoredPreview, camera_to_srgb, jpeg_size, onto_preview, rgb_channels
 
 PREVIEW_CLIP = (235, 250)  # a preview's codes from which a bracket's shorter exposure takes over, smoothly
 PREVIEW_QUALITY = 92  # a changed camera preview is stored again as a JPEG of this quality
-_SRGB_TO_LINEAR = np.where(
-    np.arange(256) <= 10, np.arange(256) / 255 / 12.92, ((np.arange(256) / 255 + 0.055) / 1.055) ** 2.4
-)  # 8-bit sRGB code -> linear light
+SRGB = CameraRendering(1.0, np.eye(3), np.zeros(TONE_TERMS))  # sRGB's curve alone: where no rendering is learned
 
 
 def changed_preview(
@@ -41,38 +41,67 @@ def changed_preview(
 ) -> StoredPreview | None:
     """The camera's own preview of the reference frame, changed as its picture changed: times `gain` (per
     photosite of the full array: a flat field's, per raw colour, so in the camera's colour space) and 2**`ev`, in
-    linear light (sRGB's curve undone: a camera's own curve is unknown, and guessing it from the preview did
-    worse), and stored again as it was stored
-    (a JPEG at its own size, or 8-bit RGB). Where the preview clipped, the `shorter` exposures' previews (each with
-    its exposure over the reference's, a bracket's) stand in, brought to its exposure, the longest that holds the
-    pixel. RawTherapee's auto-matched curve compares the preview with its neutral rendering of the raw, so a
-    preview close to what the camera would have shown of the changed picture makes it fit close to the curve it
-    fits to a camera's raw of that picture. None when the stored preview cannot be decoded."""
+    the light the camera rendered (its rendering undone, learned from the raws the previews were read from:
+    camera_rendering; sRGB's curve where that cannot be learned), and stored again as it was stored (a JPEG at its
+    own size, or 8-bit RGB). Where the preview clipped, the `shorter` exposures' previews (each with its exposure
+    over the reference's, a bracket's) stand in, brought to its exposure, the longest that holds the pixel.
+    RawTherapee's auto-matched curve compares the preview with its neutral rendering of the raw, so a preview close
+    to what the camera would have shown of the changed picture makes it fit the curve it fits to a camera's raw of
+    that picture. None when the stored preview cannot be decoded."""
     image = decoded_preview(stored)
     if image is None:
         return None
-    linear = _SRGB_TO_LINEAR[image] * 2.0**ev
+    held, sources = [], [(image, stored.source)]
+    for other, ratio in shorter:
+        decoded = decoded_preview(other)
+        if decoded is not None and decoded.shape == image.shape:
+            held.append((decoded, ratio))
+            sources.append((decoded, other.source))
+    rendering = learned_rendering(layout, sources)
+    linear = rendering.linear(image) * 2.0**ev
     clipped = _clipped(image)
-    for other, ratio in sorted(shorter, key=lambda pair: -pair[1]):
-        held = decoded_preview(other)
-        if held is None or held.shape != image.shape or not np.any(clipped):
-            continue
-        linear += clipped[..., None] * (_SRGB_TO_LINEAR[held] * (2.0**ev / ratio) - linear)
-        clipped *= _clipped(held)
+    for shown, ratio in sorted(held, key=lambda pair: -pair[1]):
+        if not np.any(clipped):
+            break
+        linear += clipped[..., None] * (rendering.linear(shown) * (2.0**ev / ratio) - linear)
+        clipped *= _clipped(shown)
     if gain is not None:  # the gain is the camera's, per raw colour: applied there, between the colour matrices
         to_srgb = camera_to_srgb(layout)
         camera = linear @ np.linalg.inv(to_srgb).T * colour_gains(gain, layout, image.shape[:2])
         linear = camera @ to_srgb.T
-    toned = 255 * np.where(
-        linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(np.maximum(linear, 0), 1 / 2.4) - 0.055
-    )
-    out = np.ascontiguousarray(np.clip(np.round(toned), 0, 255).astype(np.uint8))
+    out = np.ascontiguousarray(rendering.image(linear))
     if not stored.jpeg:
         return dataclasses.replace(stored, data=out.tobytes())
     data = bytes(imagecodecs.jpeg8_encode(out, level=PREVIEW_QUALITY))
     found = jpeg_size(data)
     assert found is not None  # our own encoder's stream
-    return StoredPreview(data, found[0], found[1], jpeg=True, subsampling=found[2:])
+    return StoredPreview(data, found[0], found[1], jpeg=True, subsampling=found[2:], source=stored.source)
+
+
+def learned_rendering(
+    layout: MosaicLayout, previews: Sequence[tuple[npt.NDArray[np.uint8], Path | None]]
+) -> CameraRendering:
+    """The camera's rendering learned from `previews` (each decoded, with the raw it was read from, of the body
+    `layout` describes), or sRGB's plain curve (SRGB) when a raw cannot be read or the fit fails."""
+    pairs = []
+    for image, source in previews:
+        mosaic = None if source is None else _raw_mosaic(source)
+        if mosaic is None:
+            return SRGB
+        pairs.append((image, mosaic, layout))
+    return camera_rendering(pairs) or SRGB
+
+
+def _raw_mosaic(path: Path) -> npt.NDArray[np.uint16] | None:
+    """The full sensor array of the raw at `path`, as LibRaw reads it; None when it cannot (no mosaic, damaged)."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            mosaic = raw.raw_image
+            return None if mosaic is None or mosaic.ndim != 2 else np.array(mosaic, dtype=np.uint16)
+    except Exception:  # LibRaw raises many types; the preview then changes through sRGB's curve
+        return None
 
 
 def _clipped(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
@@ -100,9 +129,8 @@ def decoded_preview(stored: StoredPreview) -> npt.NDArray[np.uint8] | None:
 def colour_gains(gain: npt.NDArray[np.float32], layout: MosaicLayout, size: tuple[int, int]) -> npt.NDArray[np.float64]:
     """`gain` (per photosite of the full array) as (height, width, 3) per R, G, B over a preview of `size`: the
     mean of each colour's photosites in each whole CFA repeat of the active area (what a camera's preview shows),
-    turned as the preview is when its shape says so (EXIF orientation 5-8 and a preview of the other aspect),
-    centred and cropped to the preview's aspect ratio, resampled to its size. A flat's gain is smooth: a camera's
-    slightly other crop of its preview changes nothing that shows."""
+    laid onto the preview (preview.onto_preview). A flat's gain is smooth: a camera's slightly other crop of its
+    preview changes nothing that shows."""
     pattern = np.asarray(layout.pattern)
     ph, pw = pattern.shape
     channels = rgb_channels(layout.colors)
@@ -116,16 +144,4 @@ def colour_gains(gain: npt.NDArray[np.float32], layout: MosaicLayout, size: tupl
             planes[channel] += cells[:, py, :, px]
             counts[channel] += 1
     planes /= counts[:, None, None]
-    if layout.orientation >= 5 and (size[0] > size[1]) != (ny > nx):
-        planes = np.rot90(planes, 1 if layout.orientation in (7, 8) else -1, axes=(1, 2))
-    h, w = size
-    _, ny, nx = planes.shape
-    if nx * h > ny * w:  # wider than the preview: crop the width
-        keep = max(1, round(ny * w / h))
-        planes = planes[:, :, (nx - keep) // 2 : (nx - keep) // 2 + keep]
-    else:
-        keep = max(1, round(nx * h / w))
-        planes = planes[:, (ny - keep) // 2 : (ny - keep) // 2 + keep, :]
-    _, ny, nx = planes.shape
-    zoomed = [ndimage.zoom(p, (h / ny, w / nx), order=1, mode="nearest", grid_mode=True) for p in planes]
-    return np.stack([z[:h, :w] for z in zoomed], axis=-1)
+    return onto_preview(planes, layout, size)
