@@ -15,7 +15,9 @@ import numpy.typing as npt
 import pytest
 import rawpy
 
+from medianscan.blend.corrections.flat import load_master
 from medianscan.cli import main
+from medianscan.stitch import sources
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
 from tests.readers import exiftool_validate, start_darktable, start_rawtherapee
@@ -126,6 +128,22 @@ def test_the_output_is_the_picture_without_seams(stitched: StitchRecord, picture
     on_seam = error[:, seam][bright[:, seam]]
     assert on_seam.size > 50
     assert float(np.percentile(on_seam, 99)) < 0.02
+
+
+def test_the_flat_is_held_as_16_bit_steps_of_its_gains(tiles: tuple[list[Path], Path]) -> None:
+    """The stitch holds the flat's gains as 16-bit steps (half the memory of float32), each band turned back
+    within half a step of the flat's own gains, and keeps no float32 copy of them."""
+    _, flat = tiles
+    held = sources.load_flat(flat)
+    assert held is not None
+    gains = load_master(flat).gain
+    assert held.steps.dtype == np.uint16 and held.steps.shape == gains.shape
+    assert held.master.gain.size == 0
+    assert held.top == pytest.approx(float(gains.max()))
+    rows = slice(100, 100 + 256)
+    band = held.gain(rows, slice(None))
+    assert np.abs(band - gains[rows]).max() <= 0.51 * held.step
+    assert held.step < 1e-4 * float(gains.min())  # a gain of 1 to better than 1e-4
 
 
 def test_record_says_where_each_tile_went(stitched: StitchRecord) -> None:

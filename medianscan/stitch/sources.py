@@ -2,7 +2,8 @@
 (blended first, by the blend pipeline, when it has none or an older one).
 
 The only door from the stitch into `medianscan.blend`: reading raws, blending a folder, loading a master flat.
-A tile's pixels are its visible mosaic (the active area), black subtracted and flat-field corrected, as float32.
+A tile's pixels are its visible mosaic (the active area), black subtracted and flat-field corrected, as float32,
+a band of rows at a time; the master flat's gains are held as 16-bit steps (`TileFlat`).
 """
 
 from __future__ import annotations
