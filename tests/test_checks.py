@@ -72,7 +72,7 @@ def test_the_moved_frame_is_named_even_when_it_is_the_first(frame: Frame) -> Non
         for i, m in enumerate(mosaics)
     ]
     problems = checks.pixel_problems(frames, checks.measure([checks.sample(f) for f in frames]), 0.03, 0.5)
-    assert [p.frame for p in problems] == [Path("f0.dng")]
+    assert [p.path for p in problems] == [Path("f0.dng")]
     assert "+4.0 px vertically" in problems[0].reason
 
 

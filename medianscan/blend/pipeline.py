@@ -47,7 +47,7 @@ from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents, flats
 from medianscan.outputs.editors import editor_sidecars
-from medianscan.records import BlendRecord, LeftOut
+from medianscan.records import BlendRecord
 from medianscan.timing import timed
 from medianscan.wording import counted
 
@@ -69,7 +69,7 @@ def blend_stack(
     timings: dict[str, float] = {}
     stack, found = resolve(source)
     name = name or stack.name
-    unreadable = [checks.Problem(left.path, left.reason) for left in found.unreadable]
+    unreadable: list[checks.Problem] = list(found.unreadable)
     paths, kinds = list(found.frames), list(found.kinds)
     if len(paths) + len(unreadable) < checks.MIN_FRAMES:
         raise StackError(
@@ -97,10 +97,11 @@ def blend_stack(
             del sampled  # the spectra are done with; a blend's peak memory is the stack plus three frames
             kernels.result()
 
-        bad = {p.frame for p in problems}
+        dropped = checks.left_out(problems)
+        bad, whole = {p.path for p in dropped}, len(dropped) < len(problems)  # whole: a problem of no one frame
         good = [f for f in decoded if f.path not in bad]
-        if problems and not (options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad):
-            droppable = not options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and None not in bad
+        if problems and not (options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and not whole):
+            droppable = not options.drop_bad_frames and len(good) >= checks.MIN_FRAMES and not whole
             raise BadFramesError(_describe(name, problems, options.drop_bad_frames, len(good)), droppable=droppable)
 
         good = as_written(good, options)
@@ -122,7 +123,7 @@ def blend_stack(
             sidecar=sidecar,
             extra_outputs=extra,
             frames=tuple(f.path for f in good),
-            dropped=tuple(LeftOut(p.frame, p.reason) for p in problems if p.frame is not None),
+            dropped=tuple(dropped),
             ignored=found.ignored,
             seconds=seconds,
             noise_ratio=noise,
@@ -147,7 +148,7 @@ def _noise_only_problems(
     """Does the stack differ only in noise? Every problem names its frame; the stats go to the sidecar."""
     decoded = [f for f, _ in sampled]
     problems = unreadable + checks.metadata_problems(decoded)
-    flagged = {p.frame for p in problems}
+    flagged = {p.path for p in checks.left_out(problems)}
     consistent = [f for f in decoded if f.path not in flagged]
     if len(consistent) < 2:
         return problems, {}

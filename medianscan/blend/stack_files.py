@@ -29,7 +29,7 @@ from medianscan.library.roll_record import exposure_number, read_roll_record
 from medianscan.outputs.dng import PREVIEW_SIZE
 from medianscan.outputs.preview import Tone, render_preview, stored_preview, tone_like
 from medianscan.outputs.xmp import RollPlace, film_packet
-from medianscan.records import FramesRecord
+from medianscan.records import FramesRecord, LeftOut
 from medianscan.vocabulary import Method
 from medianscan.wording import counted
 
@@ -106,20 +106,20 @@ def burst_count(stack: Path) -> FramesRecord | None:
 
 def decode_all(
     paths: Sequence[Path], kinds: Sequence[FrameKind], buffer: npt.NDArray[np.generic] | None, pool: ThreadPoolExecutor
-) -> tuple[list[tuple[Frame, checks.Sample]], list[checks.Problem]]:
+) -> tuple[list[tuple[Frame, checks.Sample]], list[LeftOut]]:
     """Decode every frame once, spread over the cores (LibRaw releases the GIL), into the stack buffer, and take
     what the pixel checks need of it while it is hot in the cache."""
 
-    def read(i: int) -> tuple[Frame, checks.Sample] | checks.Problem:
+    def read(i: int) -> tuple[Frame, checks.Sample] | LeftOut:
         try:
             frame = frames.read_frame(paths[i], kinds[i], None if buffer is None else buffer[i])
         except StackError as exc:
-            return checks.Problem(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
+            return LeftOut(paths[i], str(exc).removeprefix(f"{paths[i]}: "))
         return frame, checks.sample(frame)
 
     results = list(pool.map(read, range(len(paths))))
     decoded = [r for r in results if isinstance(r, tuple)]
-    return decoded, [r for r in results if isinstance(r, checks.Problem)]
+    return decoded, [r for r in results if isinstance(r, LeftOut)]
 
 
 def as_written(decoded: Sequence[Frame], options: BlendOptions) -> list[Frame]:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from medianscan.blend.measuring import consistency, registration
 from medianscan.blend.reading.frames import Frame
+from medianscan.records import LeftOut
 
 MIN_FRAMES = 3
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
@@ -29,14 +30,16 @@ MEASURABLE_PX = 0.15  # a shift whose standard error (sensor px) is larger is "n
 
 
 @dataclass(frozen=True)
-class Problem:
-    """Why one frame (or, with frame None, the whole stack) cannot be blended."""
+class WholeStack:
+    """Why the stack as a whole cannot be blended: no frame is the odd one out, so none can be left out."""
 
-    frame: Path | None
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.frame.name}: {self.reason}" if self.frame else self.reason
+        return self.reason
+
+
+Problem = LeftOut | WholeStack  # a frame that cannot be blended and why (the record's own), or the whole stack's
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,14 @@ def _disagreeing(
     key: Callable[[Frame], Hashable],
     what: str,
     show: Callable[[Hashable], str] = str,
-) -> list[Problem]:
+) -> list[LeftOut]:
     """Frames whose `key` differs from the value most frames share."""
     if not frames:
         return []
     values = [key(f) for f in frames]
     usual = _majority(values)
     return [
-        Problem(f.path, f"{what} {show(v)} differs from the other frames' {show(usual)}")
+        LeftOut(f.path, f"{what} {show(v)} differs from the other frames' {show(usual)}")
         for f, v in zip(frames, values, strict=True)
         if v != usual
     ]
@@ -82,14 +85,14 @@ def metadata_problems(frames: Sequence[Frame], *, same_shutter: bool = True) -> 
     split = _bodies_split(frames)
     if split is not None:
         return [split]
-    problems: list[Problem] = []
+    problems: list[LeftOut] = []
     problems += _disagreeing(frames, lambda f: f.kind, "file type")
     problems += _disagreeing(frames, _body_name, "camera")
     problems += _disagreeing(frames, lambda f: f.camera.serial, "camera serial", lambda v: str(v) or "unknown")
     problems += _disagreeing(frames, lambda f: f.pixels.shape, "size", _fmt_shape)
     problems += _disagreeing(frames, lambda f: f.pixels.dtype.str, "bit depth")
     problems += [
-        Problem(p.frame, p.reason + " (exported in another colour space?)")
+        LeftOut(p.path, p.reason + " (exported in another colour space?)")
         for p in _disagreeing(frames, lambda f: f.icc, "colour profile", _profile_name)
     ]
     problems += _disagreeing(frames, _pattern_key, "CFA pattern")
@@ -99,7 +102,7 @@ def metadata_problems(frames: Sequence[Frame], *, same_shutter: bool = True) -> 
     if same_shutter:
         shutter = _disagreeing(frames, lambda f: f.exposure.exposure_time, "shutter", _fmt_seconds)
         hint = " (a bracket of exposures? merge it with --bracket, or blend.bracket: true)"
-        problems += [Problem(p.frame, p.reason + hint) for p in shutter]
+        problems += [LeftOut(p.path, p.reason + hint) for p in shutter]
     problems += _disagreeing(frames, lambda f: f.exposure.f_number, "aperture", lambda v: f"f/{_fmt_number(v)}")
     return _one_per_frame(problems)
 
@@ -108,7 +111,7 @@ def _body_name(frame: Frame) -> str:
     return frame.camera.model or frame.camera.make or "unknown"
 
 
-def _bodies_split(frames: Sequence[Frame]) -> Problem | None:
+def _bodies_split(frames: Sequence[Frame]) -> WholeStack | None:
     """Frames of several cameras with none holding a strict majority: no body is "the stack" and the others
     strays, so the split itself is the problem (the whole stack's), named body by body."""
     bodies = Counter((_body_name(f), f.camera.serial) for f in frames)
@@ -123,8 +126,7 @@ def _bodies_split(frames: Sequence[Frame]) -> Problem | None:
         shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
         return f"{len(files)} of {name} ({shown})"
 
-    return Problem(
-        None,
+    return WholeStack(
         f"frames of {len(bodies)} cameras and none is most of them: "
         + "; ".join(said(b) for b, _ in bodies.most_common())
         + "; blend each camera's frames as a stack of its own",
@@ -157,15 +159,20 @@ def _pattern_key(frame: Frame) -> Hashable:
     return letters if (h, w) == (2, 2) else f"{h}x{w} {letters}"
 
 
-def _one_per_frame(problems: list[Problem]) -> list[Problem]:
+def _one_per_frame(problems: list[LeftOut]) -> list[Problem]:
     """The first problem found for each frame: one clear reason beats a list of consequences."""
-    seen: set[Path | None] = set()
-    kept = []
+    seen: set[Path] = set()
+    kept: list[Problem] = []
     for problem in problems:
-        if problem.frame not in seen:
-            seen.add(problem.frame)
+        if problem.path not in seen:
+            seen.add(problem.path)
             kept.append(problem)
     return kept
+
+
+def left_out(problems: Sequence[Problem]) -> list[LeftOut]:
+    """The frames among `problems` (a whole-stack problem names none)."""
+    return [p for p in problems if isinstance(p, LeftOut)]
 
 
 @dataclass(frozen=True)
@@ -216,16 +223,16 @@ def measure(samples: Sequence[Sample], mapper: Mapper = map) -> list[FrameStats]
 
 def pixel_problems(
     frames: Sequence[Frame], stats: Sequence[FrameStats], level_tolerance: float, max_shift_px: float
-) -> list[Problem]:
+) -> list[LeftOut]:
     """Frames brighter or darker than the stack beyond tolerance, shifted beyond `max_shift_px`, or not the same
     picture as the others (see medianscan.blend.measuring.consistency)."""
-    problems = []
+    problems: list[LeftOut] = []
     usual = float(np.median([s.level for s in stats]))
     for frame, s in zip(frames, stats, strict=True):
         if usual > 0 and abs(s.level / usual - 1) > level_tolerance:
             change = s.level / usual - 1
             problems.append(
-                Problem(
+                LeftOut(
                     frame.path,
                     f"{abs(change):.1%} {'brighter' if change > 0 else 'darker'} than the other frames "
                     f"(tolerance {level_tolerance:.1%}): flicker, or a setting changed during the burst",
@@ -233,7 +240,7 @@ def pixel_problems(
             )
         elif s.shift is not None and np.hypot(*s.shift) > max_shift_px:
             problems.append(
-                Problem(
+                LeftOut(
                     frame.path,
                     f"shifted by {s.shift[1]:+.1f} px horizontally and {s.shift[0]:+.1f} px vertically against "
                     f"the other frames (limit {max_shift_px} px): the camera or the negative moved",
@@ -241,7 +248,7 @@ def pixel_problems(
             )
         elif s.differs > consistency.DIFFERS_SHARE:
             problems.append(
-                Problem(
+                LeftOut(
                     frame.path,
                     f"not the same picture as the others: {s.differs:.0%} of the area differs beyond noise (a frame "
                     "from the previous negative? the film moved? something shaded it?)",
