@@ -71,6 +71,31 @@ class RollFrameReport:
 
 
 @dataclass(frozen=True)
+class TileReport:
+    """One tile of a tile run (scan-tiles), as status and the console's map of the plan show it."""
+
+    name: str  # tile-rRcC
+    column: int
+    row: int
+    state: str  # waiting | moving | settling | shooting | shot | kept | failed
+    text: str  # 'tile-r1c2: shot, still after 0.31 s (3 live-view frames)'
+
+
+@dataclass(frozen=True)
+class TileRunReport:
+    """A tile run (under way, or the last one): its negative, its plan's grid and each tile's state."""
+
+    negative: str
+    columns: int
+    rows: int
+    doing: str
+    said: str  # '4 of 9 tiles shot; settling tile-r2c2'
+    under_way: bool
+    started: float  # wall clock: which run the tiles are of
+    tiles: tuple[TileReport, ...]
+
+
+@dataclass(frozen=True)
 class CaptureStatus:
     """Everything `medianscan status` shows for the capture daemon."""
 
@@ -95,6 +120,7 @@ class CaptureStatus:
     attention: tuple[NeedsAttention, ...]
     roll_frames: tuple[RollFrameReport, ...] = ()  # the roll run's frames (under way, or the last run's)
     roll_run_started: float | None = None  # when that run started (wall clock): which run the frames are of
+    tile_run: TileRunReport | None = None  # the tile run's tiles (scan-tiles: under way, or the last run's)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # nested records too; tuples become JSON arrays

@@ -11,15 +11,39 @@ Retention = Literal["keep", "delete", "archive"]  # what happens to the raws aft
 RETENTIONS: tuple[Retention, ...] = get_args(Retention)
 
 # what a press or a key asks for (scan-roll: the rig runs the strip; stop-roll stops it between frames; base: a
-# burst of clear film for the roll's film base)
-Action = Literal["capture", "retake", "new-roll", "pause", "resume", "flat", "base", "scan-roll", "stop-roll"]
+# burst of clear film for the roll's film base; scan-tiles: the XY stage shoots the next negative in tiles, and
+# stop-tiles stops it between tiles)
+Action = Literal[
+    "capture",
+    "retake",
+    "new-roll",
+    "pause",
+    "resume",
+    "flat",
+    "base",
+    "scan-roll",
+    "stop-roll",
+    "scan-tiles",
+    "stop-tiles",
+]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 Request = Literal[
-    "capture", "retake", "new-roll", "pause", "resume", "flat", "base", "scan-roll", "stop-roll", "status"
+    "capture",
+    "retake",
+    "new-roll",
+    "pause",
+    "resume",
+    "flat",
+    "base",
+    "scan-roll",
+    "stop-roll",
+    "scan-tiles",
+    "stop-tiles",
+    "status",
 ]
 REQUESTS: tuple[Request, ...] = get_args(Request)  # an action, or a query
 # they run the camera (press_during_burst)
-FIRING: tuple[Action, ...] = ("capture", "retake", "flat", "base", "scan-roll")
+FIRING: tuple[Action, ...] = ("capture", "retake", "flat", "base", "scan-roll", "scan-tiles")
 
 # How a burst is fired: one capture call per frame (the host waits for each); a trigger per frame with the next
 # fired as soon as the body announces a file, downloads overlapping exposures; the body's own continuous burst,

@@ -164,7 +164,8 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         (
             "triggers:\n  footswitch:\n    keys:\n      KEY_A: new_roll\n",
             "m.yaml:4: triggers.footswitch.keys.KEY_A: expected one of 'capture', 'retake', 'new-roll', "
-            "'pause', 'resume', 'flat', 'base', 'scan-roll', 'stop-roll', got 'new_roll' (did you mean 'new-roll'?)",
+            "'pause', 'resume', 'flat', 'base', 'scan-roll', 'stop-roll', 'scan-tiles', 'stop-tiles', got 'new_roll' "
+            "(did you mean 'new-roll'?)",
         ),
         (
             "triggers:\n  footswitch:\n    keys:\n      KEY_SPACEBAR: capture\n",

@@ -9,6 +9,7 @@ from typing import Protocol
 from medianscan.capture.events import Told, TriggerHub
 from medianscan.capture.live_view import LiveFeed
 from medianscan.capture.rig.roll_run import RollProgress
+from medianscan.capture.rig.tile_run import TileProgress
 from medianscan.library.rolls import Library
 from medianscan.reports import CameraView, QueueState
 
@@ -41,6 +42,9 @@ class Snapshot(Protocol):
     @property
     def run_under_way(self) -> RollProgress | None: ...  # the roll run's progress (scan-roll), while it runs
 
+    @property
+    def tile_run(self) -> TileProgress | None: ...  # the tile run's progress (scan-tiles: under way, or the last)
+
 
 class Scanner(Protocol):
     live: LiveFeed  # preview frames from the camera thread
@@ -49,6 +53,9 @@ class Scanner(Protocol):
 
     @property
     def rig(self) -> str | None: ...
+
+    @property
+    def rig_axes(self) -> str | None: ...  # x or xy (an XY stage: the Scan tiles button), None without a rig
 
     @property
     def frames_per_burst(self) -> str: ...

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from medianscan.capture.events import Told
 from medianscan.capture.live_view import LiveState
 from medianscan.capture.rig.roll_run import RollProgress
+from medianscan.capture.rig.tile_run import TileProgress
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
 from medianscan.library.contents import MANIFEST
@@ -67,6 +68,9 @@ class ConsoleState:
     roll_run: RollProgress | None  # a roll run's progress while under way, with the found frame's outline
     roll_run_said: str | None
     roll_frames: tuple[RollFrameReport, ...]  # the run's last frames, as `scan-roll` prints them
+    rig_axes: str | None  # xy: an XY stage (the Scan tiles button shows)
+    tile_run: TileProgress | None  # a tile run's progress (under way, or the last run): the map of the plan
+    tile_run_said: str | None
     frames_per_burst: str
     queue: QueueState
     disk_free_bytes: int | None
@@ -165,6 +169,9 @@ class StateBuilder:
             roll_run=run,
             roll_run_said=None if run is None else run.said(),
             roll_frames=() if run is None else tuple(line.report() for line in run.frames[-SHOWN_FRAMES:]),
+            rig_axes=d.rig_axes,
+            tile_run=snap.tile_run,
+            tile_run_said=None if snap.tile_run is None else f"{snap.tile_run.negative}: {snap.tile_run.said()}",
             frames_per_burst=d.frames_per_burst,
             queue=snap.queue,
             disk_free_bytes=d.library.free_bytes(),

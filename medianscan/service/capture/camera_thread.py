@@ -22,6 +22,7 @@ from medianscan.capture.camera.burst.enough import Auto, FrameCount, flat_gain
 from medianscan.capture.events import Answer, PressQueue, TriggerEvent
 from medianscan.capture.live_view import LiveFeed
 from medianscan.capture.rig.roll_run import Resume
+from medianscan.capture.rig.tile_run import Resume as TileResume
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
@@ -33,8 +34,9 @@ from medianscan.service.capture.base_turn import shoot_base
 from medianscan.service.capture.camera_link import CameraLink
 from medianscan.service.capture.cut_off import fetch_cut_off, left_a_journal
 from medianscan.service.capture.live_view_turns import LiveViewTurns
-from medianscan.service.capture.roll_turn import NO_RUN, scan_roll
+from medianscan.service.capture.roll_turn import no_run, scan_roll
 from medianscan.service.capture.state import DaemonState
+from medianscan.service.capture.tiles_turn import scan_tiles
 from medianscan.service.loop import ServicePool
 from medianscan.service.progress import BurstDone, FlatDone, Progress
 from medianscan.vocabulary import Request
@@ -93,6 +95,7 @@ class CameraThread:
         self.turns = LiveViewTurns(link, live, lambda: config().console.live_fps)
         self._refused: str | None = None  # the last action refused, as the status's message said it
         self.roll_resume: Resume | None = None  # where the last roll run stopped, for the next (roll_turn)
+        self.tiles_resume: tuple[Path, TileResume] | None = None  # where the last tile run left the stage (tiles_turn)
         self._last_retake: float | None = None  # when the last retake was pressed (monotonic)
 
     def run(self) -> None:
@@ -145,11 +148,12 @@ class CameraThread:
             "flat": self.shoot_flat,
             "base": lambda: shoot_base(self),
             "scan-roll": lambda: scan_roll(self, self.state),
+            "scan-tiles": lambda: scan_tiles(self, self.state),
         }
         if action in shooting:
             return shooting[action]()
-        if action == "stop-roll":  # answered at once by the hub while a run is under way; this one came after it
-            return NO_RUN
+        if action in ("stop-roll", "stop-tiles"):  # answered at once while a run is under way; this came after it
+            return no_run(action)
         # what an action did is its answer (the console shows the last one, whoever asked); `message` is kept
         # for what went wrong
         if action == "retake":
@@ -236,9 +240,9 @@ class CameraThread:
         self.emit(FlatDone(folder, len(record.frames), record.seconds, last))
         return Answer(True, "flat", text, stack=folder.name)
 
-    def capture(self, strip_frame: int | None = None) -> Answer:
+    def capture(self, strip_frame: int | None = None, into: Callable[[int], Path] | None = None) -> Answer:
         """A burst into the roll's next negative (`strip_frame`: the strip's frame the rig put under the lens,
-        recorded in its manifest)."""
+        recorded in its manifest; `into`: a tile run's, making the tile's stack folder for the frames expected)."""
         camera = self.ready_camera("capture")
         if not self.wait_for_room():
             return Answer(False, "capture", "capture not done: the daemon is stopping", "refused")
@@ -253,7 +257,7 @@ class CameraThread:
             return Answer(False, "capture", text, "refused")
         values = bracket_choices(camera, cfg.bracket) if cfg.bracket else []  # before any frame
         least, most = (n * max(1, len(values)) for n in cfg.frames_range())
-        stack = library.new_stack(most)  # with frames: auto, what it shot is recorded after
+        stack = library.new_stack(most) if into is None else into(most)  # frames: auto records what it shot after
         started = time.monotonic()
         try:
             with self.burst_under_way("a burst is under way", stack.name):
@@ -299,6 +303,7 @@ class CameraThread:
         last = record.frames[-1] if record.frames else None
         why = f" ({record.auto.said()})" if record.auto is not None else ""
         then = ": advance the negative" if strip_frame is None else f" (strip frame {strip_frame}; the rig advances)"
+        then = then if into is None else " (the stage moves on)"
         cue = f"{stack.name}: burst done, {len(record.frames)} frames{why} in {seconds:.1f} s{then}"
         log.info("%s", cue)
         self.emit(BurstDone(stack, len(record.frames), seconds, last))

@@ -8,11 +8,13 @@ Threads and processes, and what each owns:
   listeners (the hooks are one), pings the watchdog, and handles SIGTERM / SIGHUP (flags only; the work
   happens in the loop);
 - what the two share is the DaemonState (state.py), one lock behind methods: paused, the burst under way and
-  its bracket group, the wait for room, the roll run's progress, the operator's message, the camera's status
-  and the stacks between the camera thread and the pool. Everyone else reads a frozen DaemonSnapshot of it;
+  its bracket group, the wait for room, the roll run's or tile run's progress, the operator's message, the
+  camera's status and the stacks between the camera thread and the pool. Everyone else reads a frozen
+  DaemonSnapshot of it;
 - the blend workers are separate spawned processes (medianscan.service.pool);
 - the trigger sources (footswitch, control socket, keyboard, console) are the infra's threads feeding one hub;
-  a stop-roll (or a press during a roll run) is answered on the source's thread, through the DaemonState.
+  a stop-roll or stop-tiles (or a press during a run) is answered on the source's thread, through the
+  DaemonState.
 
 The daemon holds no image data. Every state lives in the stack manifests, so `kill -9` at any moment is
 followed by a start that carries on (Library.recover). No fault stops the process: a missing camera, a
@@ -92,7 +94,8 @@ class Daemon(Service):
         self.presses = PressQueue(self.hub, PressPolicy(cfg.triggers.press_during_burst))
         self._cut_off: set[Path] = set()  # found at start; the camera thread's once it runs
         self.tiled = TiledNegatives(lambda: self.cfg.blend.method)  # negatives shot in tiles: stitched when blended
-        for action in ("stop-roll", "capture", "scan-roll"):  # stop-roll, or the pedal, during a run: it stops
+        # a stop, or the pedal, during a roll run or a tile run: it stops
+        for action in ("stop-roll", "stop-tiles", "capture", "scan-roll", "scan-tiles"):
             self.hub.at_once[action] = functools.partial(roll_turn.at_once, self.state)
         self._camera_thread: threading.Thread | None = None
         self.console: ConsoleServer | None = None
@@ -121,6 +124,11 @@ class Daemon(Service):
     def rig(self) -> str | None:
         rig = self.cfg.rig
         return None if rig.port is None else f"{rig.protocol} on {rig.port}"
+
+    @property
+    def rig_axes(self) -> str | None:
+        """x (a roll rig) or xy (an XY stage: the console's Scan tiles button shows), None without a rig."""
+        return None if self.cfg.rig.port is None else self.cfg.rig.axes
 
     def has_camera(self) -> bool:
         return self.link.camera is not None

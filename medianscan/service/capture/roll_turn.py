@@ -17,6 +17,7 @@ from medianscan.capture.events import Answer
 from medianscan.capture.live_view import LiveFeed
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.roll_run import Resume, RollProgress, RollRun
+from medianscan.capture.rig.tile_run import TileProgress
 from medianscan.config.schema import Config
 from medianscan.library.rolls import Library
 from medianscan.service.capture.state import DaemonState
@@ -40,15 +41,23 @@ class Shooter(Protocol):
     def capture(self, strip_frame: int | None = None) -> Answer: ...
 
 
-class RunCamera:
-    """Live view and bursts for the run, on the camera thread; each preview is shown on the console as well."""
+class Viewer(Protocol):
+    """What a run's live view needs of the camera thread: its camera, and the feed the console shows."""
 
-    def __init__(self, shooter: Shooter) -> None:
-        self.shooter = shooter
+    live: LiveFeed
+
+    def ready_camera(self, doing: str) -> Camera: ...
+
+
+class LivePreview:
+    """Live view for a run (a roll's or a tile run), on the camera thread; each preview is shown on the console."""
+
+    def __init__(self, viewer: Viewer, doing: str) -> None:
+        self.viewer, self.doing = viewer, doing
 
     def preview(self) -> bytes | None:
-        camera = self.shooter.ready_camera("scan the roll")
-        feed = self.shooter.live
+        camera = self.viewer.ready_camera(self.doing)
+        feed = self.viewer.live
         try:
             jpeg = camera.preview()
         except NoLiveViewError as exc:
@@ -56,6 +65,14 @@ class RunCamera:
             return None
         feed.publish(jpeg)
         return jpeg
+
+
+class RunCamera(LivePreview):
+    """Live view and bursts for the roll run, on the camera thread."""
+
+    def __init__(self, shooter: Shooter) -> None:
+        super().__init__(shooter, "scan the roll")
+        self.shooter = shooter
 
     def shoot(self, strip_frame: int) -> Answer:
         answer = self.shooter.capture(strip_frame)
@@ -65,7 +82,9 @@ class RunCamera:
         return dataclasses.replace(answer, stack=str(roll / answer.stack))  # the run reports the stack's blend
 
 
-NO_RUN = Answer(False, "stop-roll", "stop-roll ignored: no roll run is under way", "ignored")
+def no_run(action: Request) -> Answer:
+    """A stop that came once the run was over (queued behind it)."""
+    return Answer(False, action, f"{action} ignored: no run is under way", "ignored")
 
 
 class _Either:
@@ -92,9 +111,9 @@ def scan_roll(shooter: Shooter, state: DaemonState) -> Answer:
     try:  # a stop-roll or a press from here on stops the run (opening the rig takes a board's boot)
         rig = open_rig(cfg)  # RigError: refused, with the reason
         try:
-            if state.roll_stop.is_set():
+            if state.run_stop.is_set():
                 return Answer(False, "scan-roll", "roll run: stopped by the operator before the first move", "refused")
-            stop = _Either(state.roll_stop, shooter.stop)
+            stop = _Either(state.run_stop, shooter.stop)
             run = RollRun(rig, RunCamera(shooter), cfg.rig, stop, state.run_at, resume=resume)
             summary = run.run()
             shooter.roll_resume = run.resume()
@@ -106,13 +125,17 @@ def scan_roll(shooter: Shooter, state: DaemonState) -> Answer:
 
 
 def at_once(state: DaemonState, action: Request, source: str) -> Answer | None:
-    """`stop-roll`, and a press of the pedal (or a capture, a scan-roll) while a roll run is under way: the run
-    stops between frames, the film left where it is. Otherwise a press queues as usual (None). On the
-    source's own thread: the camera thread is busy with the run."""
+    """`stop-roll` or `stop-tiles`, and a press of the pedal (or a capture, a scan-roll, a scan-tiles) while a
+    run is under way: the run under way (a roll's or a tile run, one at a time) stops at its next step, the film
+    or the stage left where it is. Otherwise a press queues as usual (None). On the source's own thread: the
+    camera thread is busy with the run."""
     run = state.stop_run()
     if run is None:
-        if action == "stop-roll":
-            return NO_RUN
+        if action in ("stop-roll", "stop-tiles"):
+            return no_run(action)
         return None
-    log.info("the roll run stops (%s from %s)", action, source or "a trigger")
+    log.info("the run under way stops (%s from %s)", action, source or "a trigger")
+    if isinstance(run, TileProgress):
+        return Answer(True, action, f"the tile run stops after the tile under way (now: {run.doing}); the stage "
+                      "stays where it is: scan-tiles again shoots the tiles missing")  # fmt: skip
     return Answer(True, action, f"the roll run stops at its next step (now: {run.doing}); the film stays where it is")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from medianscan.capture.events import Answer, Told, TriggerEvent
 from medianscan.capture.rig.roll_run import RollProgress
+from medianscan.capture.rig.tile_run import TileProgress
 from medianscan.reports import CameraView, QueueState
 from medianscan.service.capture.camera_link import CameraStatus
 
@@ -35,12 +36,18 @@ class DaemonSnapshot:
     waiting_for_room: bool  # a capture waits for the blend queue to have room
     queue: QueueState  # the blend queue, with the stacks held for it
     roll_run: RollProgress | None  # the last roll run's progress (`under_way` False once it is over)
+    tile_run: TileProgress | None  # the last tile run's progress, each tile's state (`under_way` False once over)
     message: str | None  # the last thing that went wrong, until it is put right
     told: Told | None  # the last answer to an operator's action, whoever asked
 
     @property
     def run_under_way(self) -> RollProgress | None:
         run = self.roll_run
+        return run if run is not None and run.under_way else None
+
+    @property
+    def tiles_under_way(self) -> TileProgress | None:
+        run = self.tile_run
         return run if run is not None and run.under_way else None
 
 
@@ -65,7 +72,9 @@ class DaemonState:
         self._bracket_group: BracketGroup | None = None
         self._waiting_for_room = False
         self._roll_run: RollProgress | None = None
-        self.roll_stop = threading.Event()  # set: the roll run stops between frames (set only through stop_run)
+        self._tile_run: TileProgress | None = None
+        # set: the run under way (a roll's or a tile run) stops at its next step (set only through stop_run)
+        self.run_stop = threading.Event()
         self._message: str | None = None
         self._message_stack: Path | None = None  # the stack the message is about, if any
         self._in_pool: set[Path] = set()  # stacks handed to the blend pool and not yet recorded
@@ -86,6 +95,7 @@ class DaemonState:
                 waiting_for_room=self._waiting_for_room,
                 queue=self._queue(len(self._held), self._waiting_for_room),
                 roll_run=self._roll_run,
+                tile_run=self._tile_run,
                 message=self._message,
                 told=self._told(),
             )
@@ -147,30 +157,43 @@ class DaemonState:
         with self._lock:
             self._waiting_for_room = waiting
 
-    def begin_run(self, progress: RollProgress) -> None:
-        """A roll run starts (its stop flag cleared)."""
+    def begin_run(self, progress: RollProgress | TileProgress) -> None:
+        """A roll run or a tile run starts (the stop flag cleared)."""
         with self._lock:
-            self.roll_stop.clear()
-            self._roll_run = progress
+            self.run_stop.clear()
+            self._keep(progress)
 
-    def run_at(self, progress: RollProgress) -> None:
+    def run_at(self, progress: RollProgress | TileProgress) -> None:
         with self._lock:
+            self._keep(progress)
+
+    def _keep(self, progress: RollProgress | TileProgress) -> None:
+        if isinstance(progress, TileProgress):
+            self._tile_run = progress
+        else:
             self._roll_run = progress
 
     def end_run(self) -> None:
-        """The run is over: its frames stay for status and the console until the next run."""
+        """The run is over: its frames (or tiles) stay for status and the console until the next run."""
         with self._lock:
-            if self._roll_run is not None:
+            if self._roll_run is not None and self._roll_run.under_way:
                 self._roll_run = dataclasses.replace(self._roll_run, under_way=False, outline=None)
-            self.roll_stop.clear()
+            if self._tile_run is not None and self._tile_run.under_way:
+                self._tile_run = dataclasses.replace(self._tile_run, under_way=False)
+            self.run_stop.clear()
 
-    def stop_run(self) -> RollProgress | None:
-        """Ask the run under way to stop at its next step; the run as it was, or None when none is under way
-        (then nothing is set: a run that ended meanwhile is never told to stop the next)."""
+    def stop_run(self) -> RollProgress | TileProgress | None:
+        """Ask the run under way (a roll's or a tile run: one at a time, on the camera thread) to stop at its next
+        step; the run as it was, or None when none is under way (then nothing is set: a run that ended meanwhile
+        is never told to stop the next)."""
         with self._lock:
-            run = self._roll_run if self._roll_run is not None and self._roll_run.under_way else None
+            run: RollProgress | TileProgress | None = None
+            if self._roll_run is not None and self._roll_run.under_way:
+                run = self._roll_run
+            elif self._tile_run is not None and self._tile_run.under_way:
+                run = self._tile_run
             if run is not None:
-                self.roll_stop.set()
+                self.run_stop.set()
             return run
 
     # --- what went wrong -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from medianscan.capture.rig.tile_run import TileProgress
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
@@ -19,6 +20,8 @@ from medianscan.reports import (
     NeedsAttention,
     QueueState,
     RecentNegative,
+    TileReport,
+    TileRunReport,
     bracket_text,
 )
 from medianscan.service.capture.state import DaemonSnapshot
@@ -75,6 +78,12 @@ def negatives(library: Library, count: int | None = None) -> list[RecentNegative
     return found
 
 
+def tile_run_report(run: TileProgress) -> TileRunReport:
+    """A tile run's progress as status carries it: each tile's state and line, in the plan's order."""
+    tiles = tuple(TileReport(t.name, t.column, t.row, t.state, t.said()) for t in run.tiles)
+    return TileRunReport(run.negative, run.columns, run.rows, run.doing, run.said(), run.under_way, run.started, tiles)
+
+
 def queue_state(held: int, waiting_for_room: bool, pool: ServicePool, capacity: int) -> QueueState:
     """The blend queue as `status` and the console show it (`held`: stacks not yet handed to the pool)."""
     return QueueState(
@@ -117,6 +126,7 @@ def capture_status(snap: DaemonSnapshot, library: Library, cfg: Config, console:
         ),
         roll_frames=() if snap.roll_run is None else snap.roll_run.reports(),
         roll_run_started=None if snap.roll_run is None else snap.roll_run.started,
+        tile_run=None if snap.tile_run is None else tile_run_report(snap.tile_run),
     )
 
 
@@ -129,6 +139,8 @@ def capture_status_line(snap: DaemonSnapshot, library: Library) -> str:
             head += " " + bracket_text(snap.bracket_group)
         if (run := snap.run_under_way) is not None:
             head += "; " + run.said()
+        if (tiles := snap.tiles_under_way) is not None:
+            head += f"; tile run {tiles.negative}: {tiles.said()}"
     else:
         head = f"camera {cam.state}"  # why is in its own log line and in status
     roll, negative = library.position()

@@ -1,0 +1,141 @@
+"""A tile run on the camera thread (`scan-tiles`): the next negative of the current roll (or the last one, while its
+tiles are not all shot: a run stopped or faulted is carried on) shot in tiles on the XY stage, each tile's burst
+through the camera thread's own capture (its stack queued for blending at once; the service stitches the negative
+once every tile is blended), its progress, tile by tile, kept for status and the console. `stop-tiles`, or a
+press, is answered at once on its own thread (roll_turn.at_once) and takes effect between tiles. Every call to the
+camera is made on this thread: the run's live view and bursts go through the shooter."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from medianscan.capture.camera import Camera
+from medianscan.capture.events import Answer
+from medianscan.capture.live_view import LiveFeed
+from medianscan.capture.rig import calibrate_rig
+from medianscan.capture.rig.open import open_rig
+from medianscan.capture.rig.tile_plan import TilePlan, Wanted, make_plan
+from medianscan.capture.rig.tile_run import Resume, RunSettings, TileLine, TileProgress, TileRun, shot_already
+from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
+from medianscan.library.manifest import Manifest, State, write_manifest
+from medianscan.library.rolls import Library
+from medianscan.library.tile_set import is_tiled, read_tile_set
+from medianscan.service.capture.roll_turn import LivePreview
+from medianscan.service.capture.state import DaemonState
+from medianscan.wording import counted
+
+log = logging.getLogger(__name__)
+
+DOING = "scan tiles"
+
+
+class TileShooter(Protocol):
+    """The camera thread's side the tile run needs."""
+
+    tiles_resume: tuple[Path, Resume] | None  # where the last tile run left the stage, and for which negative
+    live: LiveFeed
+    config: Callable[[], Config]
+    library: Callable[[], Library]
+    stop: threading.Event
+
+    def ready_camera(self, doing: str) -> Camera: ...
+
+    def capture(self, strip_frame: int | None = None, into: Callable[[int], Path] | None = None) -> Answer: ...
+
+
+class TileCamera(LivePreview):
+    """The run's live view (shown on the console too) and each tile's burst as a capture into the tile's folder."""
+
+    def __init__(self, shooter: TileShooter) -> None:
+        super().__init__(shooter, DOING)
+        self.shooter = shooter
+
+    def shoot(self, stack: Path) -> Answer:
+        return self.shooter.capture(into=lambda frames: tile_stack(stack, frames))
+
+
+def tile_stack(folder: Path, frames_expected: int) -> Path:
+    """The tile's stack folder with a `capturing` manifest, before any frame (as a capture's stack gets)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    m = Manifest(State.CAPTURING, folder.parent.name, folder.name, frames_expected)
+    m.history.append({"state": m.state.value, "at": m.created})
+    write_manifest(folder, m)
+    return folder
+
+
+class _Either:
+    """Stop when either is set: the operator's stop, or the daemon stopping (SIGTERM)."""
+
+    def __init__(self, *flags: threading.Event) -> None:
+        self.flags = flags
+
+    def is_set(self) -> bool:
+        return any(f.is_set() for f in self.flags)
+
+
+def unfinished(library: Library) -> Path | None:
+    """The roll's last negative when it was shot in tiles and some of its tiles are still missing (a run stopped
+    or faulted): the next scan-tiles carries it on rather than starting another."""
+    last = library.last_stack()
+    if last is None or not is_tiled(last):
+        return None
+    try:
+        folders = read_tile_set(last).folders()
+    except MedianscanError:
+        return None
+    return last if any(not shot_already(f) for f in folders) else None
+
+
+def waiting(negative: Path, plan: TilePlan) -> TileProgress:
+    """Each tile waiting, before the rig is open."""
+    lines = tuple(TileLine(t.name, t.column, t.row) for t in plan.tiles)
+    return TileProgress(negative.name, plan.columns, plan.rows, lines, "opening the rig", started=time.time())
+
+
+def scan_tiles(shooter: TileShooter, state: DaemonState) -> Answer:
+    """Shoot the negative in tiles to its last, or until stopped; the answer is the run's summary (ok when every
+    tile is shot). Its progress, tile by tile, is kept in `state` for status and the console."""
+    if state.paused:
+        return Answer.paused("scan-tiles")
+    cfg = shooter.config()
+    if cfg.rig.port is None or cfg.rig.axes != "xy":
+        return Answer(False, "scan-tiles", "scan-tiles refused: no XY stage is configured (set rig.port and rig.axes: "
+                      "xy, then `medianscan calibrate rig` with the daemon stopped)", "refused")  # fmt: skip
+    shooter.ready_camera(DOING)
+    calibration = calibrate_rig.load(cfg.library)  # none yet: refused, saying to calibrate
+    plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
+    library = shooter.library()
+    negative = unfinished(library)
+    again = negative is not None
+    if negative is None:
+        negative = library.roll / library.next_negative()
+    resume = shooter.tiles_resume[1] if shooter.tiles_resume and shooter.tiles_resume[0] == negative else None
+    log.info("%s%s: %s", negative.name, " (carried on)" if again else "", plan.said())
+    state.begin_run(waiting(negative, plan))
+    try:  # a stop-tiles or a press from here on stops the run (opening the rig takes a board's boot)
+        rig = open_rig(cfg)  # RigError: refused, with the reason
+        try:
+            if state.run_stop.is_set():
+                return Answer(False, "scan-tiles", "tile run: stopped by the operator before the first move",
+                              "refused")  # fmt: skip
+            settings = RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds)
+            run = TileRun(rig, TileCamera(shooter), plan, calibration.scale(), negative,
+                          stop=_Either(state.run_stop, shooter.stop), progress=state.run_at, settings=settings,
+                          resume=resume)  # fmt: skip
+            summary = run.run()
+            left = run.resume()
+            shooter.tiles_resume = None if left is None else (negative, left)
+        finally:
+            rig.close()
+    finally:  # over: its tiles stay for status and the console until the next run
+        state.end_run()
+    head = f"{plan.said()}; " if not again else f"carried on ({counted(len(summary.kept), 'tile')} shot before); "
+    text = head + summary.said()
+    return Answer(summary.complete, "scan-tiles", text, "done" if summary.complete else "refused",
+                  stack=negative.name)  # fmt: skip

@@ -1,0 +1,145 @@
+"""`scan-tiles` in the running daemon, on the simulated camera, the simulated XY stage (the real GrblRig over its
+emulator) and the simulated sheet (tests/sheet_stage.py): the run on the camera thread, each tile's burst a stack
+queued for blending, the negative stitched by the daemon's service; its progress tile by tile in status and the
+console's state; the pedal (or stop-tiles) stopping it between tiles, and scan-tiles again carrying the same
+negative on, each tile shot once. The rig's calibration is the sheet's true scale, written as `calibrate rig`
+writes one (the calibration itself is tested in test_scan_tiles)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from medianscan.capture.events import Answer
+from medianscan.capture.rig import calibrate_rig
+from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
+from medianscan.config.schema import Config, TilesConfig
+from medianscan.library.manifest import State, read_manifest
+from medianscan.library.tile_set import read_tile_set
+from tests.daemon_thread import RunningDaemon
+from tests.sheet_stage import sheet_config, true_scale
+from tests.waiting import wait_until
+
+
+def tiles_config(tmp_path: Path) -> Config:
+    """A sheet two views wide and two high (2x2 tiles), 3 frames a tile, its calibration written."""
+    cfg = sheet_config(tmp_path, width_mm=50.0, height_mm=36.0)
+    cfg.tiles = TilesConfig(columns=2, rows=2)
+    cfg.frames = 3
+    scale = true_scale(cfg)
+    sim = cfg.camera.simulated
+    calibrate_rig.save(RigCalibration(AxisMeasure(scale.x_axis, scale.backlash_mm[0], 2.0),
+                                      AxisMeasure(scale.y_axis, scale.backlash_mm[1], 2.0),
+                                      (sim.width, sim.height), (sim.width // 2, sim.height // 2), 1.0),
+                       cfg.library)  # fmt: skip
+    return cfg
+
+
+def tile_run(running: RunningDaemon) -> dict[str, Any]:
+    status = running.daemon.status()
+    run = status["tile_run"]
+    assert isinstance(run, dict), status
+    return run
+
+
+def states(run: dict[str, Any]) -> dict[str, str]:
+    return {t["name"]: t["state"] for t in run["tiles"]}
+
+
+def test_scan_tiles_in_the_daemon_shoots_each_tile_says_each_in_status_and_the_service_stitches(
+    tmp_path: Path,
+) -> None:
+    cfg = tiles_config(tmp_path)
+    with RunningDaemon(cfg, triggers=False) as running:
+        answer = running.ask("scan-tiles", timeout=120)
+        assert answer.ok, answer.text
+        assert answer.text.startswith("2x2 tiles over "), answer.text
+        assert "tile run frame-001: 4 tiles shot of 4, settled by live view in" in answer.text, answer.text
+        assert answer.stack == "frame-001"
+        run = tile_run(running)
+        assert (run["negative"], run["columns"], run["rows"], run["under_way"]) == ("frame-001", 2, 2, False)
+        assert states(run) == {f"tile-r{r}c{c}": "shot" for r in (1, 2) for c in (1, 2)}, run
+        assert all(": shot, still after " in t["text"] for t in run["tiles"]), run
+        negative = running.daemon.library.roll / "frame-001"
+        for folder in read_tile_set(negative).folders():  # each tile a stack of its own, shot by the capture path
+            assert read_manifest(folder).state in (State.CAPTURED, State.BLENDING, State.BLENDED)
+
+        def stitched() -> bool:
+            return bool(running.daemon.status()["recent"][-1]["state"] == "stitched")
+
+        wait_until(stitched, 90, "the negative stitched by the daemon's service", every=0.1)
+        assert read_tile_set(negative).output.is_file()
+
+
+def test_the_pedal_stops_a_tile_run_between_tiles_and_scan_tiles_again_shoots_only_the_missing(
+    tmp_path: Path,
+) -> None:
+    cfg = tiles_config(tmp_path)
+    with RunningDaemon(cfg, triggers=False) as running:
+        reply: Future[Answer] = Future()
+        running.daemon.hub.emit("scan-tiles", "test", reply)
+
+        def one_shot() -> bool:
+            run = running.daemon.status()["tile_run"]
+            return run is not None and "shot" in states(run).values()
+
+        wait_until(one_shot, 60, "a first tile shot")
+        under_way = tile_run(running)
+        assert under_way["under_way"] and "of 4 tiles shot; " in under_way["said"], under_way
+        line = running.daemon.status_line()
+        assert "tile run frame-001: " in line, line
+        pedal: Future[Answer] = Future()
+        running.daemon.hub.emit("capture", "footswitch", pedal)  # the pedal, during a run: it stops
+        stop = pedal.result(5)
+        assert stop.ok and stop.text.startswith("the tile run stops after the tile under way (now: "), stop.text
+        first = reply.result(60)
+        assert not first.ok and "stopped: by the operator" in first.text, first.text
+        shot_first = [name for name, state in states(tile_run(running)).items() if state == "shot"]
+        assert 1 <= len(shot_first) < 4, first.text
+        assert "waiting" in states(tile_run(running)).values()
+        assert running.ask("stop-tiles").outcome == "ignored"  # none under way now
+        again = running.ask("scan-tiles", timeout=120)
+        assert again.ok and again.stack == "frame-001", again.text  # the same negative, carried on
+        kept = len(shot_first)
+        assert f"{4 - kept} tiles shot ({kept} kept from before) of 4" in again.text.replace("1 tiles", "1 tile"), (
+            again.text
+        )
+        final = states(tile_run(running))
+        assert all(final[name] == "kept" for name in shot_first) and list(final.values()).count("shot") == 4 - kept
+        negative = running.daemon.library.roll / "frame-001"
+        assert not (negative / "discarded").exists()  # no tile's burst was set aside or shot twice
+        assert [s.name for s in running.daemon.library.stacks()] == ["frame-001"]
+
+
+def test_without_an_xy_stage_scan_tiles_is_refused_with_the_fix(tmp_path: Path) -> None:
+    cfg = tiles_config(tmp_path)
+    cfg.rig.axes = "x"
+    with RunningDaemon(cfg, triggers=False) as running:
+        answer = running.ask("scan-tiles")
+        assert not answer.ok and "no XY stage is configured" in answer.text, answer.text
+
+
+def test_the_console_shows_the_scan_tiles_button_data_and_the_plan_map(tmp_path: Path) -> None:
+    """The console's state JSON: the rig's axes (the Scan tiles button shows for xy), and the last tile run's
+    map of the plan (columns, rows, each tile's state)."""
+    cfg = tiles_config(tmp_path)
+    with RunningDaemon(cfg) as running:
+        before = _console_state(running.url)
+        assert before["rig_axes"] == "xy" and before["tile_run"] is None
+        answer = running.ask("scan-tiles", timeout=120)
+        assert answer.ok, answer.text
+        wait_until(lambda: _console_state(running.url)["tile_run"] is not None, 5, "the console's map of the plan")
+        run = _console_state(running.url)["tile_run"]
+        assert (run["columns"], run["rows"], run["under_way"]) == (2, 2, False)
+        assert sorted((t["row"], t["column"], t["state"]) for t in run["tiles"]) == [
+            (r, c, "shot") for r in (0, 1) for c in (0, 1)
+        ]
+
+
+def _console_state(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url.rstrip("/") + "/api/state", timeout=10) as reply:
+        state: dict[str, Any] = json.loads(reply.read())
+    return state
