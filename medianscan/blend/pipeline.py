@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from medianscan.atomic import write_json
 from medianscan.blend.bracket_pipeline import blend_bracket
 from medianscan.blend.corrections import flat
 from medianscan.blend.kernels.combine import warm_up
-from medianscan.blend.kernels.noise_model import stack_noise
+from medianscan.blend.kernels.noise_model import NoiseModel, stack_noise
 from medianscan.blend.measuring import checks, dense
 from medianscan.blend.measuring.exposure import raw_clipping
 from medianscan.blend.measuring.noise import noise_ratio, noise_warnings
@@ -28,7 +29,7 @@ from medianscan.blend.options import BlendOptions
 from medianscan.blend.reading import sniff
 from medianscan.blend.reading.frames import Frame
 from medianscan.blend.reading.recorded import recorded_frames
-from medianscan.blend.reading.shelf import allocate_frames, compact_good, return_freed_buffers_to_os
+from medianscan.blend.reading.shelf import FrameArrays, allocate_frames, compact_good, return_freed_buffers_to_os
 from medianscan.blend.sidecar import sidecar_json
 from medianscan.blend.stack_files import (
     as_written,
@@ -47,7 +48,8 @@ from medianscan.errors import BadFramesError, StackError
 from medianscan.formats import FrameKind
 from medianscan.library import contents, flats
 from medianscan.outputs.editors import editor_sidecars
-from medianscan.records import BlendRecord
+from medianscan.outputs.preview import Tone
+from medianscan.records import BlendRecord, FlatRecord
 from medianscan.timing import timed
 from medianscan.wording import counted
 
@@ -112,10 +114,9 @@ def blend_stack(
         pixels = compact_good(buffer, good)
         first, model = good[0], stack_noise(options.method, pixels, good[0].layout)  # the robust means' sigma
         with writing_outputs(main):
-            extra, digest, flat_record = blend_into(
-                main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp, tone=tone, noise=model
+            extra, digest, flat_record, noise, snr = _blend_and_measure(
+                main, pixels, first, options, timings=timings, keep=keep, master=master, xmp=xmp, tone=tone, noise=model
             )
-        noise = noise_ratio(pixels, first, lambda part: combine_frames(part, options))
         seconds = time.perf_counter() - started
         result = BlendRecord(
             stack=stack,
@@ -131,7 +132,7 @@ def blend_stack(
             clipped=clipped,
             flat=flat_record,
             warnings=noise_warnings(noise, good),
-            snr=dense.stack_snr(pixels, first, lambda part: combine_frames(part, options), options, master),
+            snr=snr,
         )
         write_json(sidecar, sidecar_json(result, options=options, good=good, stats=stats, digest=digest, film=film,
                                               count=burst_count(stack), noise=model))  # fmt: skip
@@ -155,6 +156,41 @@ def _noise_only_problems(
     measured = checks.measure([s for f, s in sampled if f.path not in flagged], pool.map)
     problems += checks.pixel_problems(consistent, measured, options.level_tolerance, options.max_shift_px)
     return problems, {f.path: s for f, s in zip(consistent, measured, strict=True)}
+
+
+def _blend_and_measure(
+    main: Path,
+    pixels: FrameArrays,
+    first: Frame,
+    options: BlendOptions,
+    *,
+    timings: dict[str, float],
+    keep: contextlib.ExitStack,
+    master: flat.MasterFlat | None,
+    xmp: bytes | None,
+    tone: Tone | None,
+    noise: NoiseModel | None,
+) -> tuple[tuple[Path, ...], str, FlatRecord | None, float | None, float | None]:
+    """write.blend_into, and meanwhile the noise measures: they read the stack, as the blend does, and write nothing,
+    so they run beside the outputs' writing (which leaves a core idle: a DNG's encoding, its read-back) instead of
+    after it. The extra outputs, the digest, the flat's record, the noise ratio and the SNR."""
+    with ThreadPoolExecutor(1) as beside:
+        measures = beside.submit(_noise_measures, pixels, first, options, master)
+        extra, digest, flat_record = blend_into(
+            main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp, tone=tone, noise=noise
+        )
+        return extra, digest, flat_record, *measures.result()
+
+
+def _noise_measures(
+    pixels: FrameArrays, first: Frame, options: BlendOptions, master: flat.MasterFlat | None
+) -> tuple[float | None, float | None]:
+    """The blend's noise against one frame, and its SNR in the densest tenth (`frames: auto`)."""
+
+    def blend(part: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        return combine_frames(part, options)
+
+    return noise_ratio(pixels, first, blend), dense.stack_snr(pixels, first, blend, options, master)
 
 
 def _prepare_kernels(n: int, kind: FrameKind, options: BlendOptions) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -153,9 +154,12 @@ def combine(
             kernel, args = load_kernel("sigma-clip", n, min(iterations, VECTOR_ROUNDS)), (ta, tb, tz, int(iterations))
         else:
             kernel, args = load_kernel("winsorized", n, g), (ta, tb, tz)
-    with _threads_for(n * result.size):
+    with _LAUNCH, _threads_for(n * result.size):
         kernel(view, target, *args)
     return result
+
+
+_LAUNCH = threading.Lock()  # one kernel launch at a time: numba's workqueue layer aborts on two (omp and tbb do not)
 
 
 SERIAL_VALUES = 1 << 23  # a stack of fewer values (16 MB of uint16) is combined on the calling thread alone

@@ -108,11 +108,11 @@ def differing_shares(
         ]
     )
     centre = _median(stack)
-    bright = centre > max(1.0, float(np.percentile(centre, 10)))
-    lit = centre[bright]
+    bright = np.flatnonzero(centre > max(1.0, float(np.percentile(centre, 10))))  # the cells that see light
+    lit = centre.ravel()[bright]
 
     for i in range(len(stack)):  # a flicker the level check tolerates: taken out as a gain, robustly
-        ratio = _median_inplace(lit / np.maximum(stack[i][bright], 1e-3)) if lit.size else 1.0
+        ratio = _median_inplace(lit / np.maximum(stack[i].ravel()[bright], 1e-3)) if lit.size else 1.0
         stack[i] *= np.float32(ratio if np.isfinite(ratio) and ratio > 0 else 1.0)
     residual = stack - centre
     limit = CLIP * _spread_by_level(residual.reshape(len(stack), -1), centre.reshape(-1), skip_zeros=True)
@@ -196,23 +196,20 @@ def _spread_by_level(
     0), so they are left out."""
     edges = np.quantile(level, np.linspace(0, 1, LEVEL_BINS + 1)[1:-1])
     bins = np.searchsorted(edges, level)
-    spread = np.ones(level.shape, dtype=np.float64)
+    order = np.argsort(bins, kind="stable")  # the places bin by bin: each bin's values one slice of a single gather
+    grouped = values[:, order]
+    ends = np.cumsum(np.bincount(bins, minlength=LEVEL_BINS))
 
-    def one(b: int) -> tuple[npt.NDArray[np.bool_], float | None]:
-        here = bins == b
-        if not here.any():
-            return here, None
-        pooled = values[:, here].ravel()
+    def one(b: int) -> float:
+        pooled = grouped[:, ends[b - 1] if b else 0 : ends[b]].ravel()  # a copy: its median reorders it
         if skip_zeros:
             pooled = pooled[pooled != 0]
         if not pooled.size:
-            return here, None
+            return 1.0
         centre = pooled.dtype.type(_median_inplace(pooled))
         np.subtract(pooled, centre, out=pooled)
         np.abs(pooled, out=pooled)
-        return here, max(1.4826 * _median_inplace(pooled), 1e-3)
+        return max(1.4826 * _median_inplace(pooled), 1e-3)
 
-    for here, value in map(one, range(LEVEL_BINS)):
-        if value is not None:
-            spread[here] = value
+    spread: npt.NDArray[np.float64] = np.asarray([one(b) for b in range(LEVEL_BINS)], dtype=np.float64)[bins]
     return spread
