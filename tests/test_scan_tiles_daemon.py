@@ -7,20 +7,29 @@ writes one (the calibration itself is tested in test_scan_tiles)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import urllib.request
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
 from medianscan.capture.events import Answer
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
+from medianscan.cli import main
 from medianscan.config.schema import Config, TilesConfig
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.tile_set import read_tile_set
 from tests.daemon_thread import RunningDaemon
 from tests.sheet_stage import sheet_config, true_scale
+from tests.test_console_browser import ON_SCREEN, SIZES, browser, console_errors, text_of, viewport  # noqa: F401
 from tests.waiting import wait_until
 
 
@@ -143,3 +152,64 @@ def _console_state(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url.rstrip("/") + "/api/state", timeout=10) as reply:
         state: dict[str, Any] = json.loads(reply.read())
     return state
+
+
+def test_scan_tiles_on_the_command_line_asks_the_running_daemon_and_prints_each_tile(tmp_path: Path) -> None:
+    """`medianscan scan-tiles` with a daemon running: no NEGATIVE (the daemon names it), each tile's line printed
+    as the run is done with it, the summary; `medianscan status` shows the plan's map; a NEGATIVE given is refused
+    in one sentence (the daemon names the negative)."""
+    cfg = tiles_config(tmp_path)
+    socket = ["--socket", str(cfg.triggers.socket)]
+    with RunningDaemon(cfg):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["scan-tiles", *socket]) == 0
+        said = out.getvalue()
+        assert said.count(": shot, still after ") == 4, said
+        assert "tile run frame-001: 4 tiles shot of 4" in said, said
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            assert main(["status", *socket]) == 0
+        assert "last tile run frame-001: 4 of 4 tiles shot; done\n  o o\n  o o\n" in shown.getvalue(), shown.getvalue()
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["scan-tiles", str(tmp_path / "elsewhere"), *socket]) != 0
+        assert "names the negative itself" in err.getvalue(), err.getvalue()
+
+
+@pytest.mark.slow
+def test_the_console_in_a_browser_scans_tiles_shows_the_map_of_the_plan_and_stops_the_run(
+    tmp_path: Path,
+    browser: WebDriver,  # noqa: F811 (the fixture imported from test_console_browser)
+) -> None:
+    """Headless Chromium (test_console_browser's): on an XY stage the Scan tiles button shows (Scan roll does not);
+    pressed, the map of the plan (2 x 2) fills tile by tile and Stop stops the run between tiles; the map stays
+    with the tiles shot and those left waiting."""
+    cfg = tiles_config(tmp_path)
+    cfg.camera.simulated.seconds_per_frame = 0.3  # a burst takes a body's time: the run lasts long enough to stop
+    with RunningDaemon(cfg) as running:
+        viewport(browser, SIZES[0])
+        browser.get(running.url)
+        wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+
+        def shown(testid: str) -> bool:
+            return bool(browser.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]").is_displayed())
+
+        def cells(state: str) -> int:
+            return len(browser.find_elements(By.CSS_SELECTOR, f"[data-testid=tile-map] > [data-state={state}]"))
+
+        wait.until(lambda d: shown("scan-tiles"), "the Scan tiles button")
+        assert not shown("scan-roll") and not shown("stop-tiles") and not shown("tile-map")
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=scan-tiles]").click()
+        wait.until(lambda d: shown("tile-map") and cells("shot") >= 1, "a tile shot on the map")
+        assert shown("stop-tiles") and not shown("scan-tiles")
+        rows = {round(c.rect["y"]) for c in browser.find_elements(By.CSS_SELECTOR, "[data-testid=tile-map] > span")}
+        assert len(rows) == 2 and len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=tile-map] > span")) == 4
+        on_screen = browser.execute_script(ON_SCREEN, ["#stop-tiles", "#tile-map", "#capture", "#live-box"])
+        assert set(on_screen.values()) == {"shown"}, on_screen
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=stop-tiles]").click()
+        wait.until(lambda d: "stopped: by the operator" in text_of(d, "answer"), "the run's summary")
+        wait.until(lambda d: shown("scan-tiles") and not shown("stop-tiles"), "the run over")
+        assert "last tile run frame-001" in text_of(browser, "tile-run")
+        assert 1 <= cells("shot") < 4 and cells("waiting") >= 1
+        assert console_errors(browser) == []

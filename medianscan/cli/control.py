@@ -1,5 +1,5 @@
-"""`medianscan capture | retake | new-roll | flat | pause | resume | scan-roll | stop-roll | status`: talk to a
-running daemon through its control socket, from a shell, a script or a desktop shortcut."""
+"""`medianscan capture | retake | new-roll | flat | pause | resume | scan-roll | stop-roll | stop-tiles | status`:
+talk to a running daemon through its control socket, from a shell, a script or a desktop shortcut."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import argparse
 import dataclasses
 import json
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.capture.events import DEFAULT_WAIT, WAIT
+from medianscan.cli.following import follow, tile_run_lines
 from medianscan.config.loader import load_config
 from medianscan.errors import MedianscanError
 from medianscan.records import FilmRecord
@@ -65,6 +65,12 @@ COMMANDS: dict[str, Command] = {  # CLI name -> the command
         "stop-roll",
         "stop the roll run between frames",
         "Ask the running daemon to stop its roll run after the frame under way; the film stays where it is.",
+    ),
+    "stop-tiles": Command(
+        "stop-tiles",
+        "stop the tile run between tiles",
+        "Ask the running daemon to stop its tile run (scan-tiles) after the tile under way; the stage stays where "
+        "it is, the tiles shot stay, and scan-tiles again shoots the missing ones.",
     ),
     "status": Command(
         "status",
@@ -176,26 +182,8 @@ def scan_roll(path: Path, timeout: float | None) -> dict[str, Any]:
     """`scan-roll`: the run's answer, with a line printed for each strip frame as the run finishes with it (found,
     centred, shot, blended; a blank skipped), read from the daemon's status while the answer is awaited."""
     before = _roll_frames(path)[0]  # the last run's start: its frames are not this run's
-    done: dict[str, Any] = {}
-
-    def ask() -> None:
-        try:
-            done["reply"] = request(path, "scan-roll", timeout=timeout)
-        except BaseException as exc:  # raised again on the main thread
-            done["error"] = exc
-
-    asking = threading.Thread(target=ask, name="scan-roll", daemon=True)
-    asking.start()
     said: set[int] = set()
-    while asking.is_alive():
-        asking.join(POLL_SECONDS)
-        _say_frames(path, before, said, every=not asking.is_alive())
-    if "error" in done:
-        raise done["error"]
-    return dict(done["reply"])
-
-
-POLL_SECONDS = 1.0
+    return follow(path, "scan-roll", timeout, lambda over: _say_frames(path, before, said, every=over))
 
 
 def _roll_frames(path: Path) -> tuple[float | None, list[dict[str, Any]]]:
@@ -275,7 +263,9 @@ def render_status(status: dict[str, Any]) -> str:
     waiting = rest.pop("waiting", None)
     rest.pop("roll_run_started", None)
     roll_frames = rest.pop("roll_frames", None)
-    run_lines = _roll_frame_lines(roll_frames, under_way="roll_run" in rest)
+    run_lines = _roll_frame_lines(roll_frames, under_way="roll_run" in rest) + tile_run_lines(
+        rest.pop("tile_run", None)
+    )
     for key, value in rest.items():
         lines.append((key.replace("_", " "), json.dumps(value) if isinstance(value, dict | list) else str(value)))
     width = max((len(k) for k, _ in lines), default=0)

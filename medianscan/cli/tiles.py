@@ -1,11 +1,14 @@
-"""`medianscan scan-tiles NEGATIVE`: a negative larger than the view shot in tiles on the XY stage, with the
-camera and the rig opened here (the daemon stopped, as `calibrate` needs them), then its tiles blended and
-stitched into `NEGATIVE/NEGATIVE_median.dng` (capture.rig.tile_run; the stitch by the services' own job)."""
+"""`medianscan scan-tiles [NEGATIVE]`: a negative larger than the view shot in tiles on the XY stage. With a capture
+daemon running, it asks the daemon (the socket verb `scan-tiles`: the roll's next negative, its run on the daemon's
+camera thread, blended and stitched by its service) and prints each tile as the run goes; with none, the camera
+and the rig are opened here, the tiles shot into NEGATIVE, then blended and stitched into
+`NEGATIVE/NEGATIVE_median.dng` (capture.rig.tile_run; the stitch by the services' own job)."""
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,14 +18,17 @@ import numpy as np
 
 from medianscan.capture.camera import Camera, NoLiveViewError, open_camera
 from medianscan.capture.camera.burst.enough import Auto, FrameCount
+from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.capture.events import Answer
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun
 from medianscan.cli.calibrate import refuse_while_a_daemon_holds_the_camera
+from medianscan.cli.following import scan_tiles
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
 
 RESUME_FILE = ".tile-run.npz"  # in the library: where a stopped run left the stage, for the next run
 
@@ -37,10 +43,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "stands still and shoots a burst into NEGATIVE/tile-rRcC; NEGATIVE/tiles.json holds the plan. Once "
             "every tile is shot, each is blended and the negative stitched into NEGATIVE/NEGATIVE_median.dng. A "
             "fault stops the run in one sentence; the tiles shot stay, and running it again shoots the missing "
-            "ones. Ctrl-C stops it after the tile under way. Run it while the daemon is stopped."
+            "ones. Ctrl-C stops it after the tile under way. With the daemon running, it asks the daemon instead: "
+            "the roll's next negative (or the last one, while tiles of it are missing) is shot on its camera "
+            "thread and stitched by its service, each tile printed as the run goes; `medianscan stop-tiles` or a "
+            "press stops it. Exits 0 when every tile is shot, 1 when the run stopped (the reason is printed)."
         ),
     )
-    parser.add_argument("negative", type=Path, metavar="NEGATIVE", help="the negative's folder (made if missing)")
+    parser.add_argument("negative", type=Path, nargs="?", metavar="NEGATIVE",
+                        help="the negative's folder (made if missing); with the daemon running, leave it out: the "
+                        "daemon names the negative as a capture does")  # fmt: skip
+    parser.add_argument("--socket", type=Path, metavar="PATH", help="the running daemon's control socket")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="seconds to wait for the daemon's answer (3600: a run may be long)")  # fmt: skip
     parser.add_argument("--config", type=Path, metavar="FILE", help="the camera, the rig, the tiles and the library")
     parser.add_argument("--no-stitch", action="store_true", help="leave the blends and the stitch to the service")
     parser.set_defaults(handler=run)
@@ -67,6 +81,12 @@ class _Eyes:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    daemon = args.socket or capture_daemon(cfg)
+    if daemon is not None:
+        return _through(daemon, args)
+    if args.negative is None:
+        raise MedianscanError("scan-tiles: no running medianscan found to name the negative: give the negative's "
+                              "folder (medianscan scan-tiles NEGATIVE), or start the daemon")  # fmt: skip
     refuse_while_a_daemon_holds_the_camera(cfg)
     calibration = calibrate_rig.load(cfg.library)
     plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
@@ -96,6 +116,35 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.no_stitch:
         _stitch(negative, cfg)
+    return 0
+
+
+def capture_daemon(cfg: Config) -> Path | None:
+    """The socket of a capture daemon answering on it (it holds the camera and the rig), or None (none runs, a
+    stale socket, or a hot folder's, which holds no camera)."""
+    for path in client_socket_paths(cfg):
+        if not path.exists():
+            continue
+        try:
+            status = request(path, "status", timeout=2.0).get("status")
+        except MedianscanError:
+            continue
+        if isinstance(status, dict) and status.get("mode") != "watch":
+            return path
+    return None
+
+
+def _through(path: Path, args: argparse.Namespace) -> int:
+    """The run asked of the daemon, each tile printed as the run is done with it; its summary at the end."""
+    if args.negative is not None:
+        raise MedianscanError(f"a running medianscan (its control socket is {path}) names the negative itself, as "
+                              "a capture does: run `medianscan scan-tiles` without NEGATIVE, or stop the daemon to "
+                              f"shoot into {args.negative}")  # fmt: skip
+    reply = scan_tiles(path, args.timeout)
+    if not reply.get("ok"):
+        print(f"medianscan: {reply.get('error', 'scan-tiles: the daemon refused it')}", file=sys.stderr)
+        return 1
+    print(reply.get("text", "scan-tiles: done"))
     return 0
 
 

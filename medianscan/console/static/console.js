@@ -65,6 +65,8 @@ $("flat").addEventListener("click", () => act("flat", "Flat field button"));
 $("base").addEventListener("click", () => act("base", "Film base button"));
 $("scan-roll").addEventListener("click", () => act("scan-roll", "Scan roll button"));
 $("stop-roll").addEventListener("click", () => act("stop-roll", "Stop button"));
+$("scan-tiles").addEventListener("click", () => act("scan-tiles", "Scan tiles button"));
+$("stop-tiles").addEventListener("click", () => act("stop-tiles", "Stop button"));
 $("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause", (state && state.paused ? "Resume" : "Pause") + " button"));
 $("focus-reset").addEventListener("click", () => fetch("/api/focus/reset", { method: "POST" }));
 document.addEventListener("keydown", (e) => {
@@ -151,6 +153,7 @@ function showState(s) {
   $("pause").classList.toggle("warn", s.paused);
   showRoll(s);
   showRollRun(s);
+  showTileRun(s);
   // one banner for each thing that is wrong now, said once
   $("banners").replaceChildren();
   const said = [s.told?.answer.text];
@@ -174,7 +177,7 @@ function showState(s) {
 // found frame's outline drawn over the live view
 function showRollRun(s) {
   const run = s.roll_run;
-  $("scan-roll").hidden = !s.rig || !!run;
+  $("scan-roll").hidden = !s.rig || s.rig_axes === "xy" || !!run;
   $("stop-roll").hidden = !run;
   $("roll-run-box").hidden = !run;
   $("roll-run").textContent = s.roll_run_said ? "roll run: " + s.roll_run_said : "";
@@ -182,6 +185,31 @@ function showRollRun(s) {
   $("roll-frames").replaceChildren(...s.roll_frames.map((f) => el("li", { title: f.text }, f.text)));
   outline = run && run.outline;
   placeOutline();
+}
+// the tile run (scan-tiles): its button on an XY stage, Stop while it runs, and a map of the plan (columns x
+// rows, each tile waiting, under way, shot or failed), kept after the run until the next
+function showTileRun(s) {
+  const run = s.tile_run, going = !!(run && run.under_way);
+  $("scan-tiles").hidden = s.rig_axes !== "xy" || going || !!s.roll_run;
+  $("stop-tiles").hidden = !going;
+  $("tile-run-box").hidden = !run;
+  if (!run) return;
+  $("tile-run").textContent = (going ? "tile run " : "last tile run ") + s.tile_run_said;
+  const map = $("tile-map");
+  map.style.gridTemplateColumns = `repeat(${run.columns}, 1fr)`;
+  const cells = [];
+  for (let row = 0; row < run.rows; row++) {
+    for (let column = 0; column < run.columns; column++) {
+      const tile = run.tiles.find((t) => t.row === row && t.column === column);
+      const state = tile ? tile.state : "waiting";
+      const doing = !["waiting", "shot", "kept", "failed"].includes(state);
+      const text = tile ? `${tile.name}: ${state}${tile.settled ? ", " + tile.settled : ""}` : "";
+      const cell = el("span", { title: text, "data-state": state, "data-testid": `tile-${row}-${column}` });
+      if (doing) cell.classList.add("doing");
+      cells.push(cell);
+    }
+  }
+  map.replaceChildren(...cells);
 }
 let outline = null;
 function placeOutline() {
