@@ -30,7 +30,7 @@ from medianscan.errors import MedianscanError
 from medianscan.outputs.preview import rgb_channels
 
 PICTURE_SIDE = 384  # the whole picture binned to about this many cells on its long side
-IMAGE_ROWS = 4  # an image's cell sums about this many of its rows (a 24 MP TIFF: a quarter of the frame read)
+IMAGE_ROWS = 2  # an image's cell sums about this many of its rows (a 24 MP TIFF: an eighth of the frame read)
 SCALES = (4, 8, 16)  # block sides, in cells of that picture
 CLIP = 3.0  # a pixel's residual counts up to this many of its own noise (dust carries little weight)
 DIFFERS_Z = 6.0  # a block differs when its mean is this many of the stack's own spreads away from the centre
