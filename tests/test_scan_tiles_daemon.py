@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from evdev import InputEvent, ecodes
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from medianscan.capture.events import Answer
+from medianscan.capture.footswitch import KeyMapper
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
 from medianscan.cli import main
+from medianscan.config.loader import load_config
 from medianscan.config.schema import Config, TilesConfig
 from medianscan.library.manifest import State, read_manifest
 from medianscan.library.tile_set import read_tile_set
@@ -213,3 +216,14 @@ def test_the_console_in_a_browser_scans_tiles_shows_the_map_of_the_plan_and_stop
         assert "last tile run frame-001" in text_of(browser, "tile-run")
         assert 1 <= cells("shot") < 4 and cells("waiting") >= 1
         assert console_errors(browser) == []
+
+
+def test_a_pedal_key_maps_to_scan_tiles_and_stop_tiles(tmp_path: Path) -> None:
+    """triggers.footswitch.keys takes scan-tiles and stop-tiles as any action; the footswitch's key-down of the
+    key is the request (the daemon answers a press during a run by stopping it: the pedal test above)."""
+    config = tmp_path / "medianscan.yaml"
+    config.write_text("triggers:\n  footswitch:\n    keys: {KEY_B: scan-tiles, KEY_C: stop-tiles}\n")
+    keys = load_config(config).triggers.footswitch.keys
+    mapper = KeyMapper(keys, debounce_ms=0)
+    assert mapper.feed(InputEvent(1, 0, ecodes.EV_KEY, ecodes.KEY_B, 1)) == "scan-tiles"
+    assert mapper.feed(InputEvent(2, 0, ecodes.EV_KEY, ecodes.KEY_C, 1)) == "stop-tiles"
