@@ -227,3 +227,27 @@ def test_a_pedal_key_maps_to_scan_tiles_and_stop_tiles(tmp_path: Path) -> None:
     mapper = KeyMapper(keys, debounce_ms=0)
     assert mapper.feed(InputEvent(1, 0, ecodes.EV_KEY, ecodes.KEY_B, 1)) == "scan-tiles"
     assert mapper.feed(InputEvent(2, 0, ecodes.EV_KEY, ecodes.KEY_C, 1)) == "stop-tiles"
+
+
+def test_tiles_blended_and_their_raws_deleted_by_retention_are_not_shot_again(tmp_path: Path) -> None:
+    """retention: delete takes a tile's raws once it is blended; a run carried on after a stop counts the tile
+    shot by its manifest, not by its raws, and shoots only the tiles missing."""
+    cfg = tiles_config(tmp_path)
+    cfg.retention = "delete"
+    with RunningDaemon(cfg, triggers=False) as running:
+        reply: Future[Answer] = Future()
+        running.daemon.hub.emit("scan-tiles", "test", reply)
+
+        def one_shot() -> bool:
+            run = running.daemon.status()["tile_run"]
+            return run is not None and "shot" in states(run).values()
+
+        wait_until(one_shot, 60, "a first tile shot")
+        assert running.ask("stop-tiles").ok
+        assert not reply.result(60).ok
+        shot = [name for name, state in states(tile_run(running)).items() if state == "shot"]
+        negative = running.daemon.library.roll / "frame-001"
+        for name in shot:
+            wait_until(lambda n=name: read_manifest(negative / n).state == State.BLENDED, 60, f"{name} blended")
+        again = running.ask("scan-tiles", timeout=120)
+        assert again.ok and f"({len(shot)} kept from before) of 4" in again.text, again.text

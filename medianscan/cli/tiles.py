@@ -24,7 +24,6 @@ from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun
-from medianscan.cli.calibrate import refuse_while_a_daemon_holds_the_camera
 from medianscan.cli.following import scan_tiles
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
@@ -87,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
     if args.negative is None:
         raise MedianscanError("scan-tiles: no running medianscan found to name the negative: give the negative's "
                               "folder (medianscan scan-tiles NEGATIVE), or start the daemon")  # fmt: skip
-    refuse_while_a_daemon_holds_the_camera(cfg)
     calibration = calibrate_rig.load(cfg.library)
     plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
     negative = args.negative.expanduser().resolve()

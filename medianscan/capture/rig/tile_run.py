@@ -141,15 +141,20 @@ class Resume:
 
 
 def shot_already(folder: Path) -> bool:
-    """A tile a run before shot: its folder holds raws, and its manifest (the daemon's) does not say it failed."""
-    if not folder.is_dir() or not contents.candidates(folder):
+    """A tile a run before shot: its folder holds raws, and its manifest (the daemon's) does not say it failed;
+    or its manifest says it is blended (retention may have taken its raws since)."""
+    if not folder.is_dir():
         return False
     if (folder / contents.MANIFEST).is_file():
         try:
-            return read_manifest(folder).state not in (State.FAILED, State.INCOMPLETE, State.CAPTURING)
+            state = read_manifest(folder).state
         except MedianscanError:
             return False
-    return True
+        if state == State.BLENDED:
+            return True
+        if state in (State.FAILED, State.INCOMPLETE, State.CAPTURING):
+            return False
+    return bool(contents.candidates(folder))
 
 
 class TileRun:
