@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import signal
+import subprocess
+import sys
 import urllib.request
 from concurrent.futures import Future
 from pathlib import Path
@@ -251,3 +254,28 @@ def test_tiles_blended_and_their_raws_deleted_by_retention_are_not_shot_again(tm
             wait_until(lambda n=name: read_manifest(negative / n).state == State.BLENDED, 60, f"{name} blended")
         again = running.ask("scan-tiles", timeout=120)
         assert again.ok and f"({len(shot)} kept from before) of 4" in again.text, again.text
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_scan_tiles_through_the_daemon_stops_its_run_between_tiles(tmp_path: Path) -> None:
+    """`medianscan scan-tiles` (a process) following the daemon's run: Ctrl-C asks the daemon to stop it (as
+    stop-tiles), says so, exits 1; the run stops between tiles with the tiles shot kept."""
+    cfg = tiles_config(tmp_path)
+    cfg.camera.simulated.seconds_per_frame = 0.3  # a burst takes a body's time: the run lasts long enough to stop
+    with RunningDaemon(cfg) as running:
+        command = [sys.executable, "-m", "medianscan", "scan-tiles", "--socket", str(cfg.triggers.socket)]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        first = process.stdout.readline()  # the first tile's line, once it is shot
+        assert ": shot, still after " in first, first
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 1, (first, out, err)
+        assert "the tile run stops after the tile under way" in err, err
+
+        def over() -> bool:
+            return not tile_run(running)["under_way"]
+
+        wait_until(over, 30, "the run stopped")
+        final = states(tile_run(running))
+        assert "waiting" in final.values() and "shot" in final.values(), final

@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "fault stops the run in one sentence; the tiles shot stay, and running it again shoots the missing "
             "ones. Ctrl-C stops it after the tile under way. With the daemon running, it asks the daemon instead: "
             "the roll's next negative (or the last one, while tiles of it are missing) is shot on its camera "
-            "thread and stitched by its service, each tile printed as the run goes; `medianscan stop-tiles` or a "
-            "press stops it. Exits 0 when every tile is shot, 1 when the run stopped (the reason is printed)."
+            "thread and stitched by its service, each tile printed as the run goes; Ctrl-C, `medianscan "
+            "stop-tiles` or a press stops it between tiles. Exits 0 when every tile is shot, 1 when the run "
+            "stopped (the reason is printed)."
         ),
     )
     parser.add_argument("negative", type=Path, nargs="?", metavar="NEGATIVE",
@@ -138,7 +139,12 @@ def _through(path: Path, args: argparse.Namespace) -> int:
         raise MedianscanError(f"a running medianscan (its control socket is {path}) names the negative itself, as "
                               "a capture does: run `medianscan scan-tiles` without NEGATIVE, or stop the daemon to "
                               f"shoot into {args.negative}")  # fmt: skip
-    reply = scan_tiles(path, args.timeout)
+    try:
+        reply = scan_tiles(path, args.timeout)
+    except KeyboardInterrupt:  # Ctrl-C: the daemon's run stops between tiles, as stop-tiles asks
+        stopped = request(path, "stop-tiles")
+        print(f"medianscan: {stopped.get('text') or stopped.get('error')}", file=sys.stderr)
+        return 1
     if not reply.get("ok"):
         print(f"medianscan: {reply.get('error', 'scan-tiles: the daemon refused it')}", file=sys.stderr)
         return 1
