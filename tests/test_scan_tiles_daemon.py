@@ -250,8 +250,11 @@ def test_tiles_blended_and_their_raws_deleted_by_retention_are_not_shot_again(tm
         assert not reply.result(60).ok
         shot = [name for name, state in states(tile_run(running)).items() if state == "shot"]
         negative = running.daemon.library.roll / "frame-001"
-        for name in shot:
-            wait_until(lambda n=name: read_manifest(negative / n).state == State.BLENDED, 60, f"{name} blended")
+
+        def blended() -> bool:
+            return all(read_manifest(negative / name).state == State.BLENDED for name in shot)
+
+        wait_until(blended, 60, f"{', '.join(shot)} blended")
         again = running.ask("scan-tiles", timeout=120)
         assert again.ok and f"({len(shot)} kept from before) of 4" in again.text, again.text
 
