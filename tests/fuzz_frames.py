@@ -1,10 +1,12 @@
 """Damage the real CR2 many ways and read each copy as a frame; one JSON line per case on stdout.
 
-Run as its own process (`python -X faulthandler -m tests.fuzz_frames RAW FOLDER`) by tests/test_fuzz.py, so a
-crash in a native library (LibRaw, Exiv2, tifffile's codecs) fails that test with the case that caused it instead
-of killing the test run. The cases: the file cut at CUTS positions from its first byte to its last, and bytes
-flipped in every entry of its TIFF structure (the count and the value or offset of each tag of each IFD, the
-EXIF IFD's included), where a damaged header sends a reader astray.
+Run as its own process (`python -X faulthandler -m tests.fuzz_frames RAW FOLDER [K/N]`) by tests/test_fuzz.py, so
+a crash in a native library (LibRaw, Exiv2, tifffile's codecs) fails that test with the case that caused it instead
+of killing the test run; with K/N it reads the cases whose number is K modulo N (the test runs N such processes
+side by side, one a core, each in its own FOLDER: every case is read by one of them). The cases: the file cut at
+CUTS positions from its first byte to its last, and bytes flipped in every entry of its TIFF structure (the count
+and the value or offset of each tag of each IFD, the EXIF IFD's included), where a damaged header sends a reader
+astray.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ def cases(data: bytes, raw: Path) -> Iterator[tuple[str, bytes]]:
             yield f"tag {tag}'s {field} flipped at byte {at}", bytes(damaged)
 
 
-def main(raw: Path, folder: Path) -> int:
+def main(raw: Path, folder: Path, shard: str = "0/1") -> int:
+    k, n = map(int, shard.split("/"))
     data = raw.read_bytes()
     original = frames.read_frame(raw).pixels
-    for name, damaged in cases(data, raw):
+    for number, (name, damaged) in enumerate(cases(data, raw)):
+        if number % n != k:
+            continue
         path = folder / "IMG_0001.CR2"
         path.write_bytes(damaged)
         try:
@@ -66,4 +71,4 @@ def main(raw: Path, folder: Path) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    raise SystemExit(main(Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:]))
