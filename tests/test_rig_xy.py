@@ -100,7 +100,10 @@ def test_a_one_axis_rig_refuses_a_move_in_x_and_y_naming_rig_axes_and_sends_noth
     ("text", "said"),
     [
         ("rig:\n  axes: xy\n  y_axis: X\n", "rig.y_axis: is X, the same letter as rig.axis"),
-        ("rig:\n  axes: xy\n  line:\n    move: 'M{steps}'\n", "must contain {y} or {y_steps} for an XY stage"),
+        (
+            "rig:\n  axes: xy\n  protocol: line\n  line:\n    move: 'M{steps}'\n",
+            "must contain {y} or {y_steps} for an XY stage",
+        ),
         ("rig:\n  line:\n    move: 'M{z}'\n", "may hold only {mm}, {steps}, {x}, {y}, {x_steps}, {y_steps}"),
         ("rig:\n  x_direction: 2\n", "expected one of 1, -1, got 2"),
         ("rig:\n  axes: xyz\n", "expected one of 'x', 'xy', got 'xyz'"),
@@ -110,6 +113,13 @@ def test_the_xy_options_are_checked_with_a_sentence_naming_the_key(text: str, sa
     with pytest.raises(ConfigError, match=None) as caught:
         parse_config(text)
     assert said in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("protocol", ["grbl", "marlin"])
+def test_an_xy_stage_on_grbl_or_marlin_needs_no_line_template(protocol: str) -> None:
+    """The line template's {y} is asked of the line protocol alone: GRBL and Marlin are sent G1 X Y."""
+    cfg = parse_config(f"rig:\n  axes: xy\n  protocol: {protocol}\n  port: /dev/ttyUSB0\n")
+    assert cfg.rig.axes == "xy" and cfg.rig.protocol == protocol
 
 
 # --- the GRBL emulator's second axis ---------------------------------------------------------------------------

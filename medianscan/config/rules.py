@@ -312,6 +312,6 @@ def _line_problems(rig: RigConfig) -> list[tuple[str, str]]:
     holds = {name for name in LINE_FIELDS if f"{{{name}}}" in move}
     if not holds & {"mm", "steps", "x", "x_steps"}:
         problems.append(("rig.line.move", "must contain {mm} or {steps} (or {x}, {x_steps}): the move's length"))
-    elif rig.axes == "xy" and not holds & {"y", "y_steps"}:
+    elif rig.axes == "xy" and rig.protocol == "line" and not holds & {"y", "y_steps"}:  # GRBL, Marlin: no template
         problems.append(("rig.line.move", "must contain {y} or {y_steps} for an XY stage (rig.axes: xy)"))
     return problems
