@@ -228,7 +228,12 @@ def test_the_consoles_requests_are_bounded_and_bad_input_is_one_sentence(
 
 
 @pytest.mark.slow
-def test_a_request_sent_slowly_or_never_is_closed(console: tuple[RunningDaemon, Client]) -> None:
+def test_a_request_sent_slowly_or_never_is_closed(
+    console: tuple[RunningDaemon, Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline a request has, shortened from 10 s to 1 s (read as each connection is made): the same timer
+    closes both, the test waits a tenth as long."""
+    monkeypatch.setattr(bounded, "REQUEST_SECONDS", 1.0)
     _, client = console
     slow = socket.create_connection((client.host, client.port), timeout=5)
     idle = socket.create_connection((client.host, client.port), timeout=5)
