@@ -43,8 +43,9 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
     timings: dict[str, float] = {}
     checked = _check_set(given, output, options)
     tiles, size, prior, columns = checked.tiles, checked.size, checked.prior, checked.columns
-    with timed(timings, "flat"):
-        flat = sources.load_flat(options.flat)
+    with timed(timings, "flat"):  # not made at all when every tile's blend already carries it (a roll's tiles)
+        wanted = any(not sources.flat_already_applied(tile) for tile in tiles)
+        flat = sources.load_flat(options.flat) if wanted else None
 
     with TileStore(output.parent) as store:
         with timed(timings, "read"):
