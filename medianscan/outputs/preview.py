@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from medianscan.errors import MedianscanError
 from medianscan.metadata import MosaicLayout
@@ -335,5 +334,7 @@ def onto_preview(
         keep = max(1, round(nx * h / w))
         planes = planes[:, (ny - keep) // 2 : (ny - keep) // 2 + keep, :]
     _, ny, nx = planes.shape
+    from scipy import ndimage  # here: only a changed picture's preview needs it, and every DNG write imports us
+
     zoomed = [ndimage.zoom(p, (h / ny, w / nx), order=1, mode="nearest", grid_mode=True) for p in planes]
     return np.stack([z[:h, :w] for z in zoomed], axis=-1)
