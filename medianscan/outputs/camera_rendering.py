@@ -19,12 +19,12 @@ JPEG is 11 codes off) is not used, and the preview changes through sRGB's curve 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage  # (scipy.optimize is not imported: _least_soft_l1)
+from scipy import ndimage
 
 from medianscan.metadata import MosaicLayout
 from medianscan.outputs.preview import bin_cells, camera_to_srgb, onto_preview
@@ -33,9 +33,8 @@ TONE_TERMS = 4  # sine terms of the tone curve over sRGB's
 PRIOR = 0.2  # how hard the saturation is held to none and the tone curve to sRGB's, against a code per sample
 SMOOTH = 1.5  # preview pixels: the smoothing of both sides of a pair
 FIT_SIZE = 800  # a larger preview is fitted at a whole fraction of its size, its codes averaged in blocks
-SAMPLES = 3000  # pixels fitted, spread over the pairs (a fit and its pairs take 0.15-0.3 s of CPU)
-MAX_STEPS = 60  # steps of the fit at most: it settles in fewer
-TOLERANCE = 1e-12  # the fit has settled when a step lowers its cost by less than this share
+SAMPLES = 3000  # pixels fitted, spread over the pairs (a fit takes 0.3-0.5 s)
+MAX_STEPS = 60  # evaluations of the fit at most: it settles in fewer
 USABLE = 250  # a preview pixel with a code above this in any channel may be clipped: left out
 EDGE = 1.0  # codes per pixel squared: a smoothed preview's curvature beyond this is an edge, left out
 MAX_RMS = 4.0  # codes: a fit further off than this does not describe the camera's preview
@@ -149,41 +148,6 @@ def _unpacked(values: npt.NDArray[np.float64]) -> CameraRendering:
     return CameraRendering(float(np.exp(values[0])), matrix, values[2:].copy())
 
 
-def _least_soft_l1(
-    residuals: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
-    jacobian: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
-    start: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """The values minimising the sum of soft-L1 losses 2 (sqrt(1 + r**2) - 1) of `residuals`, by Levenberg-Marquardt
-    on reweighted least squares (scipy.optimize.least_squares' objective with loss='soft_l1': importing that takes
-    0.2-0.3 s of CPU a process, more than this fit of six values costs)."""
-
-    def cost(r: npt.NDArray[np.float64]) -> float:
-        return float(np.sum(np.sqrt(1 + r * r) - 1))
-
-    values, off = start, residuals(start)
-    now, damping = cost(off), 1e-3
-    for _ in range(MAX_STEPS):
-        slopes = jacobian(values)
-        weights = 1 / np.sqrt(1 + off * off)  # the loss's slope over a square's: far residuals count less
-        normal = slopes.T @ (slopes * weights[:, None])
-        gradient = slopes.T @ (weights * off)
-        while damping < 1e10:
-            step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), -gradient)
-            trial = residuals(values + step)
-            then = cost(trial)
-            if then < now:
-                break
-            damping *= 4
-        else:
-            return values
-        values, off, settled = values + step, trial, now - then <= TOLERANCE * now
-        now, damping = then, max(damping / 3, 1e-9)
-        if settled:
-            break
-    return values
-
-
 def camera_rendering(
     pairs: Sequence[tuple[npt.NDArray[np.uint8], npt.NDArray[np.generic], MosaicLayout]],
 ) -> CameraRendering | None:
@@ -216,11 +180,23 @@ def camera_rendering(
         off = _unpacked(values).codes(plain_light) - seen_codes
         return np.concatenate([off.ravel(), prior * values[1:]])
 
+    from scipy import optimize  # here, not at import: every blend imports this module, few fit (0.2-0.3 s of CPU)
+
     def jacobian(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return np.concatenate([_code_slopes(values, plain_light), prior * np.eye(len(values))[1:]])
 
-    rendering = _unpacked(_least_soft_l1(residuals, jacobian, np.zeros(2 + TONE_TERMS)))
+    fit = optimize.least_squares(
+        residuals,
+        np.zeros(2 + TONE_TERMS),
+        jac=jacobian,
+        loss="soft_l1",
+        f_scale=1.0,
+        tr_solver="lsmr",
+        x_scale="jac",
+        max_nfev=MAX_STEPS,
+    )
+    rendering = _unpacked(fit.x)
     rms = float(np.sqrt(np.mean((rendering.codes(plain_light) - seen_codes) ** 2)))
-    if rms > MAX_RMS or np.linalg.cond(rendering.matrix) > 1e3:
+    if rms > MAX_RMS or np.linalg.cond(rendering.matrix) > 1e3:  # MAX_STEPS reached is fine: it settles early
         return None
     return rendering
