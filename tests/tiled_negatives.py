@@ -5,7 +5,6 @@ grid, each tile a stack folder of a few noisy frames beneath the negative's fold
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ SHAPE: tuple[int, int] = (400, 600)  # a tile, photosites: big enough to registe
 OVERLAP = 0.3
 ORIGIN = (600.0, 900.0)  # the first tile's top-left photosite in the picture
 FRAMES = 3
-MARGIN = 32  # photosites of picture kept around a tile's footprint: the bicubic spline's reach is far less
 
 
 def spec(column: int, row: int) -> TileSpec:
@@ -41,24 +39,11 @@ def write_tile_stack(folder: Path, picture: Picture, where: TileSpec, seed: int,
     when `manifest` (as the daemon's stacks have)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    around, at = _around(picture, where)
     for k in range(FRAMES):
-        write_tile(folder / f"IMG_{k:04d}.dng", around, at, SHAPE, rng)
+        write_tile(folder / f"IMG_{k:04d}.dng", picture, where, SHAPE, rng)
     if manifest:
         write_manifest(folder, Manifest(State.CAPTURED, folder.parent.parent.name, folder.name, FRAMES))
     return folder
-
-
-def _around(picture: Picture, where: TileSpec) -> tuple[Picture, TileSpec]:
-    """The picture cut to the tile's footprint and MARGIN, and the tile's place in that cut: the same photosites,
-    bit for bit (the bicubic sampling's spline filter is run on the cut, not on the whole 8 MP picture, which
-    was a second and a half of each frame)."""
-    if where.angle_degrees:
-        return picture, where  # a turned tile's footprint is not this box (this grid turns none)
-    h, w = SHAPE
-    top, left = max(0, int(where.y) - MARGIN), max(0, int(where.x) - MARGIN)
-    cut = picture.rgb[top : int(where.y) + h + MARGIN, left : int(where.x) + w + MARGIN]
-    return replace(picture, rgb=np.ascontiguousarray(cut)), replace(where, y=where.y - top, x=where.x - left)
 
 
 def make_tiled_negative(
