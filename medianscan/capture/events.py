@@ -33,8 +33,8 @@ SOCKET_NAME = "control.sock"
 WAIT = 30.0
 MAX_WAIT = 3600.0  # the longest wait a client may ask for
 # seconds a client waits: a burst may be long, a roll run longer
-DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0, "base": 600.0, "scan-roll": MAX_WAIT,
-                "scan-tiles": MAX_WAIT}
+DEFAULT_WAIT = {"capture": 600.0, "retake": 600.0, "flat": 600.0, "base": 600.0}
+DEFAULT_WAIT |= {"scan-roll": MAX_WAIT, "scan-tiles": MAX_WAIT}  # a run ends when the strip or the plan does
 MAX_LINE = 64 * 1024
 MAX_DEPTH = 16  # a request nested deeper than this is no request of ours
 
