@@ -59,4 +59,5 @@ screenshot: $(STAMP) system-packages
 	$(BIN)/python -m scripts.flat_picture
 	$(BIN)/python -m scripts.editor_pair
 	$(BIN)/python -m scripts.editors_strip
+	$(BIN)/python -m scripts.stitch_picture
 	$(BIN)/python -m scripts.house_map
