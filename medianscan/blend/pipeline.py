@@ -173,7 +173,13 @@ def _blend_and_measure(
 ) -> tuple[tuple[Path, ...], str, FlatRecord | None, float | None, float | None]:
     """write.blend_into, and meanwhile the noise measures: they read the stack, as the blend does, and write nothing,
     so they run beside the outputs' writing (which leaves a core idle: a DNG's encoding, its read-back) instead of
-    after it. The extra outputs, the digest, the flat's record, the noise ratio and the SNR."""
+    after it. The extra outputs, the digest, the flat's record, the noise ratio and the SNR. Not beside a streamed
+    image blend: its combine is a parallel region per band, and a third thread on the cores stalls each one."""
+    if first.kind != "raw":
+        extra, digest, flat_record = blend_into(
+            main, pixels, first, options, timings=timings, keep=keep, flat=master, xmp=xmp, tone=tone, noise=noise
+        )
+        return extra, digest, flat_record, *_noise_measures(pixels, first, options, master)
     with ThreadPoolExecutor(1) as beside:
         measures = beside.submit(_noise_measures, pixels, first, options, master)
         extra, digest, flat_record = blend_into(
