@@ -10,9 +10,12 @@ and libgphoto2's virtual camera where a body without live view is needed. The tr
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,10 +24,10 @@ from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
 from medianscan.capture.events import Answer
 from medianscan.capture.rig.grbl_firmware import Faults
 from medianscan.capture.rig.open import open_rig
-from medianscan.capture.rig.tile_plan import Wanted, make_plan
-from medianscan.capture.rig.tile_run import RunSettings, TileProgress, TileRun, TileSummary
+from medianscan.capture.rig.tile_plan import StageScale, Wanted, make_plan
+from medianscan.capture.rig.tile_run import RunSettings, TileProgress, TileRun, TileSummary, planned_place
 from medianscan.config.schema import CameraConfig
-from medianscan.library.tile_set import read_tile_set
+from medianscan.library.tile_set import TILES_FILE, TileEntry, TileLayout, read_tile_set, write_tile_set
 from tests.sheet_stage import STEP, SheetEyes, sheet_config, tiles_on, true_scale
 from tests.vcam import RewritingCamera, VirtualCamera, virtual_camera
 
@@ -43,6 +46,10 @@ def test_nine_tiles_are_shot_once_each_where_the_plan_puts_them_and_tiles_json_h
     tile_set = read_tile_set(tiles.negative)
     assert (tile_set.layout.columns, tile_set.layout.rows) == (3, 3) and tile_set.full_grid
     assert {t.folder for t in tile_set.tiles} == {t.name for t in tiles.plan.tiles}
+    for entry in tile_set.tiles:  # each place in the stage's mm, and in photosites through the calibration
+        assert entry.place is not None and entry.place.unit == "mm" and entry.place.photosites is not None
+    positions = tile_set.positions()
+    assert positions is not None and positions[0] == (0.0, 0.0)
     assert all((tiles.negative / t.name).is_dir() for t in tiles.plan.tiles)
     last = tiles.progress[-1]
     assert not last.under_way and all(line.state == "shot" for line in last.tiles)
@@ -184,3 +191,46 @@ def test_a_tile_landing_far_from_the_plan_stops_the_run_and_each_landing_is_said
     said = [line.settled for line in progress[-1].tiles]
     landed = [float(m[1]) for text in said if (m := re.search(r", landed (\d\.\d\d) mm off$", text))]
     assert len(landed) == 8 and max(landed) < 0.02 * 0.75 * 34.8 + 0.1, said  # each move's slip, the first unsaid
+
+
+def test_a_tiles_planned_place_is_its_stage_move_in_mm_and_through_the_calibration_in_photosites(
+    tmp_path: Path,
+) -> None:
+    """A stage 0.2 degrees off square, 25 photosites per mm on X and 24 on Y: tiles.json holds each tile's stage
+    position in mm and the picture's place in photosites, each move through the axes' turned vectors, so a tile
+    one column on lies several photosites lower as well as a step to the left (worked out here by hand, the
+    picture moving against the film). An older tiles.json (places in photosites) reads as before, and one
+    whose places are in mm alone gives the stitch no positions (the grid then)."""
+    a = math.radians(0.2)
+    kx, ky = 25.0, 24.0
+    scale = StageScale((-kx * math.cos(a), -kx * math.sin(a)), (ky * math.sin(a), -ky * math.cos(a)), (6000, 4000))
+    plan = make_plan(Wanted(columns=3, rows=2, overlap=0.25), scale)
+    negative = tmp_path / "neg"
+    written = write_tile_set(negative, TileLayout(3, 2, 0.25),
+                             [TileEntry(t.name, t.column, t.row, planned_place(t)) for t in plan.tiles])  # fmt: skip
+    places = json.loads((negative / TILES_FILE).read_text())["tiles"]
+    assert all(p["place"]["unit"] == "mm" and set(p["place"]["photosites"]) == {"x", "y"} for p in places)
+    tile_set = read_tile_set(negative)
+    assert tile_set.tiles == written.tiles
+    positions = tile_set.positions()
+    assert positions is not None
+    first = next(t for t in plan.tiles if (t.column, t.row) == (0, 0)).stage_mm
+    for entry, (y, x) in zip(tile_set.ordered(), positions, strict=True):
+        assert entry.place is not None
+        dx, dy = entry.place.x - first[0], entry.place.y - first[1]  # the stage's move from the first tile, mm
+        want_x = kx * dx * math.cos(a) - ky * dy * math.sin(a)
+        want_y = kx * dx * math.sin(a) + ky * dy * math.cos(a)
+        assert (x, y) == pytest.approx((want_x, want_y), abs=1e-6), entry.folder
+    step = plan.step_mm[0] * kx
+    assert positions[1][1] == pytest.approx(step * math.cos(a)) and positions[1][0] == pytest.approx(step * math.sin(a))
+    assert positions[2][0] == pytest.approx(2 * step * math.sin(a)) and positions[2][0] > 30  # two columns on
+
+    tiles: list[dict[str, Any]] = [{"folder": "a", "column": 0, "row": 0, "place": {"x": 0.0, "y": 0.0}},
+             {"folder": "b", "column": 1, "row": 0, "place": {"x": 420.0, "y": 2.5, "unit": "photosites"}}]  # fmt: skip
+    old = {"version": 1, "layout": {"columns": 2, "rows": 1, "overlap": 0.3}, "tiles": tiles}
+    (negative / TILES_FILE).write_text(json.dumps(old))
+    assert read_tile_set(negative).positions() == ((0.0, 0.0), (2.5, 420.0))
+    for tile in tiles:
+        tile["place"] = {"x": 1.5 * tile["column"], "y": 0.0, "unit": "mm"}
+    (negative / TILES_FILE).write_text(json.dumps(old))
+    assert read_tile_set(negative).positions() is None

@@ -34,6 +34,7 @@ from medianscan.library.tile_set import (
 )
 from medianscan.service.jobs import Result, Task, run_job
 from medianscan.service.pool import BlendPool
+from medianscan.service.stitch_job import stitch_job
 from medianscan.service.tiled import Stitched, TiledNegatives
 from medianscan.service.watch import WatchService
 from tests.daemon_thread import RunningDaemon, capture_config
@@ -364,3 +365,36 @@ def test_a_stitch_the_daemon_cannot_make_is_one_sentence_in_tiles_json_the_log_a
         assert [(a["stack"], a["state"], a["reason"]) for a in attention] == [(str(negative), "failed", error)]
         assert not tile_set.output.exists()
     assert [r.getMessage() for r in caplog.records if "stitch of" in r.getMessage()] == [said]
+
+
+SKEW = 80.0  # photosites down per column (left per row): beyond what the grid's search reaches on these tiles
+
+
+@pytest.mark.slow  # blends and stitches four tiles twice, in this process
+def test_tiles_off_the_grid_are_placed_by_the_rigs_planned_positions_and_misplaced_or_named_by_the_grid_alone(
+    picture: Picture, tmp_path: Path
+) -> None:
+    """A stage far off square: each column lies SKEW photosites lower than the one before (each row as far to the
+    left), as the rig's plan knows and tiles.json's places say. The grid's search reaches 0.1 of a tile's longer
+    side (60 photosites here) around the grid's place, so with the grid alone the off-grid pairs are not found
+    there; with the places the service hands on, every tile lands within half a photosite of the picture."""
+    negative = tmp_path / "roll" / "neg01"
+    make_tiled_negative(negative, picture, (2, 2), skew=SKEW)
+    tile_set = read_tile_set(negative)
+    assert tile_set.positions() is not None
+    for folder in tile_set.folders():
+        blend_stack(folder, BlendOptions())
+    tiled = TiledNegatives(lambda: "median")
+    tiled.check(negative)
+    task = tiled.due[0]
+    assert task.layout == "2x2" and task.positions == tile_set.positions()
+    record = stitch_job(task.key, task)
+    assert placed_within(record.output.with_suffix(".json"), skew=SKEW) == []
+    side = [s for s in record.seams if (s.a, s.b) in ((0, 1), (0, 2), (1, 3), (2, 3))]  # grid order, row by row
+    assert len(side) == 4 and all(seam.placed_by == "measured" for seam in side)
+
+    grid = dataclasses.replace(task, positions=None, output=tmp_path / "grid.dng")  # the grid alone, as before
+    alone = stitch_job(grid.key, grid)
+    wrong = placed_within(alone.output.with_suffix(".json"), tolerance=SKEW / 2, skew=SKEW)
+    assert len(wrong) == 3, wrong  # every tile but the first left on the grid, tens of photosites off
+    assert all(seam.placed_by == "prior" for seam in alone.seams)  # and said so: no overlap was measured

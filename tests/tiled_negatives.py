@@ -19,15 +19,19 @@ ORIGIN = (600.0, 900.0)  # the first tile's top-left photosite in the picture
 FRAMES = 3
 
 
-def spec(column: int, row: int) -> TileSpec:
+def spec(column: int, row: int, skew: float = 0.0) -> TileSpec:
     """Where the rig put tile (column, row): the grid's place plus a stage's few photosites of slip (odd ones:
-    those tiles are resampled), and its own exposure."""
+    those tiles are resampled), and its own exposure. `skew`: photosites the picture moves down for each column
+    (and left for each row), a stage far off square, so the tiles lie off the grid."""
+    y, x = planned(column, row, skew)
+    return TileSpec(ORIGIN[0] + y + (1 if row % 2 else 0), ORIGIN[1] + x + (3 if column % 2 else 0),
+                    1.0 + 0.015 * (row - column))  # fmt: skip
+
+
+def planned(column: int, row: int, skew: float = 0.0) -> tuple[float, float]:
+    """Where the rig's plan puts tile (column, row), (y, x) in photosites from the first tile (without the slip)."""
     h, w = SHAPE
-    return TileSpec(
-        ORIGIN[0] + row * h * (1 - OVERLAP) + (1 if row % 2 else 0),
-        ORIGIN[1] + column * w * (1 - OVERLAP) + (3 if column % 2 else 0),
-        1.0 + 0.015 * (row - column),
-    )
+    return row * h * (1 - OVERLAP) + column * skew, column * w * (1 - OVERLAP) - row * skew
 
 
 def folder_name(column: int, row: int) -> str:
@@ -55,37 +59,39 @@ def make_tiled_negative(
     listed: list[tuple[int, int]] | None = None,
     manifest: bool = False,
     stage: Path | None = None,
+    skew: float = 0.0,
 ) -> TileSet:
     """The negative's tiles.json listing `listed` (default: every cell of `layout`, columns x rows), written first
     as the XY run plans before it shoots, then the tile stacks of `shot` (default: the listed ones). With `stage`,
-    each stack is written there and moved in whole (as a copy from another disk arrives)."""
+    each stack is written there and moved in whole (as a copy from another disk arrives). Each tile's place is
+    the plan's (`planned`, a stage `skew` off square) in photosites."""
     columns, rows = layout
     cells = listed if listed is not None else [(c, r) for r in range(rows) for c in range(columns)]
-    h, w = SHAPE
-    entries = [
-        TileEntry(folder_name(c, r), c, r, TilePlace(c * w * (1 - OVERLAP), r * h * (1 - OVERLAP))) for c, r in cells
-    ]
+    places = {(c, r): planned(c, r, skew) for c, r in cells}
+    entries = [TileEntry(folder_name(c, r), c, r, TilePlace(places[c, r][1], places[c, r][0])) for c, r in cells]
     tile_set = write_tile_set(negative, TileLayout(columns, rows, OVERLAP), entries)
     where = stage if stage is not None else negative
     for c, r in shot if shot is not None else cells:
-        tile = write_tile_stack(where / folder_name(c, r), picture, spec(c, r), seed=10 * r + c, manifest=manifest)
+        tile = write_tile_stack(
+            where / folder_name(c, r), picture, spec(c, r, skew), seed=10 * r + c, manifest=manifest
+        )
         if stage is not None:
             negative.mkdir(parents=True, exist_ok=True)
             tile.rename(negative / tile.name)
     return tile_set
 
 
-def placed_within(record_json: Path, tolerance: float = 0.5) -> list[str]:
+def placed_within(record_json: Path, tolerance: float = 0.5, skew: float = 0.0) -> list[str]:
     """The tiles of a stitched negative's record that are not where the picture says (empty when all are)."""
     record = json.loads(record_json.read_text())
     tiles = record["tiles"]
     first = tiles[0]
     c0, r0 = _cell(first["source"])
-    base = spec(c0, r0)
+    base = spec(c0, r0, skew)
     wrong = []
     for tile in tiles:
         c, r = _cell(tile["source"])
-        s = spec(c, r)
+        s = spec(c, r, skew)
         dy, dx = first["y"] + s.y - base.y, first["x"] + s.x - base.x
         if abs(tile["y"] - dy) > tolerance or abs(tile["x"] - dx) > tolerance:
             wrong.append(f"{tile['source']}: at {tile['x']:.2f}, {tile['y']:.2f}, expected {dx:.2f}, {dy:.2f}")

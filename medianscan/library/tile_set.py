@@ -2,7 +2,8 @@
 stitched from the tile stacks beneath it (issue 30's pipeline hook, written by the XY run of issue 31).
 
 The file holds the plan (the layout: columns, rows, overlap; each tile's stack folder, column, row and its
-planned place as a prior, in photosites or mm, when known) and the stitch's status: `pending` until every tile
+planned place as a prior: the stage's in mm with, where the rig was calibrated, the picture's in photosites;
+or photosites alone, as files before the rig's mm read) and the stitch's status: `pending` until every tile
 is blended, `stitching`, `stitched` (with what it was stitched from) or `failed` (with the reason, one sentence).
 The status lives here rather than in a `stack.json` of its own: a tiled negative is not a stack (no frames of
 its own), and one file says both what the negative is and how far it got. The plan's writer (`write_tile_set`)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -39,11 +41,19 @@ class StitchState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TilePlace:
-    """Where the plan put a tile's top-left corner (x to the right, y down), as a prior for the stitch."""
+    """Where the plan put a tile (x to the right, y down), as a prior for the stitch: in `unit`, and when that is
+    the stage's mm, the tile's top-left photosite in the stitched picture too (`photosites`, x then y: the move
+    through the calibration's per-axis vectors), when the rig was calibrated. tiles.json: `"place": {"x", "y",
+    "unit", "photosites": {"x", "y"}}`; a place without `photosites` reads as before."""
 
     x: float
     y: float
     unit: Unit = "photosites"
+    photosites: tuple[float, float] | None = None  # (x, y), with a place in mm
+
+    def in_photosites(self) -> tuple[float, float] | None:
+        """The tile's top-left photosite (x, y) in the stitched picture, or None when only mm are known."""
+        return (self.x, self.y) if self.unit == "photosites" else self.photosites
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,12 @@ class TileSet:
             return StitchState.PENDING
         return s.state
 
+    def positions(self) -> tuple[tuple[float, float], ...] | None:
+        """Each tile's planned (y, x) in photosites in grid order, as the stitch takes them; None unless every
+        tile has one."""
+        found = [t.place.in_photosites() if t.place is not None else None for t in self.ordered()]
+        return tuple((at[1], at[0]) for at in found if at is not None) if all(found) else None
+
     @property
     def full_grid(self) -> bool:
         """Every cell of the layout has its tile (only then is the grid a prior for the stitch)."""
@@ -142,6 +158,8 @@ def _tile_json(t: TileEntry) -> dict[str, Any]:
     data: dict[str, Any] = {"folder": t.folder, "column": t.column, "row": t.row}
     if t.place is not None:
         data["place"] = {"x": t.place.x, "y": t.place.y, "unit": t.place.unit}
+        if t.place.photosites is not None:
+            data["place"]["photosites"] = {"x": t.place.photosites[0], "y": t.place.photosites[1]}
     return data
 
 
@@ -185,11 +203,15 @@ def read_tile_set(negative: Path) -> TileSet:
 def _tile(data: dict[str, Any]) -> TileEntry:
     place = data.get("place")
     return TileEntry(
-        str(data["folder"]),
-        int(data["column"]),
-        int(data["row"]),
-        None if place is None else TilePlace(float(place["x"]), float(place["y"]), place.get("unit", "photosites")),
+        str(data["folder"]), int(data["column"]), int(data["row"]), None if place is None else _place(place)
     )
+
+
+def _place(data: dict[str, Any]) -> TilePlace:
+    """A tile's place; one without `photosites` (a file before the rig's mm, or a place given in photosites)."""
+    seen = data.get("photosites")
+    photosites = None if seen is None else (float(seen["x"]), float(seen["y"]))
+    return TilePlace(float(data["x"]), float(data["y"]), data.get("unit", "photosites"), photosites)
 
 
 def plan_problem(layout: TileLayout, tiles: tuple[TileEntry, ...]) -> str | None:
@@ -224,6 +246,8 @@ def _tile_problem(t: TileEntry, layout: TileLayout, folders: set[str], cells: di
         problem = f"tiles {cells[(t.column, t.row)]} and {t.folder} are both at column {t.column}, row {t.row}"
     elif t.place is not None and t.place.unit not in ("photosites", "mm"):
         problem = f"tile {t.folder}: its place is in {t.place.unit!r}; give photosites or mm"
+    elif t.place is not None and not all(math.isfinite(v) for v in (t.place.x, t.place.y, *(t.place.photosites or ()))):
+        problem = f"tile {t.folder}: its place is not finite numbers"
     return problem
 
 

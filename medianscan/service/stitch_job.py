@@ -14,7 +14,8 @@ from medianscan.stitch.record import StitchRecord
 @dataclass(frozen=True)
 class StitchTask:
     """One negative to stitch: its blended tiles in grid order (row by row, left to right), where the result
-    goes, the prior grid when every cell has its tile, and the roll's flat (the stitch leaves alone a tile
+    goes, the prior (each tile's planned position in photosites when every tile has one, the rig's; else the
+    grid when every cell has its tile), and the roll's flat (the stitch leaves alone a tile
     whose blend already carries it). It crosses to the worker pickled."""
 
     negative: Path
@@ -24,6 +25,7 @@ class StitchTask:
     overlap: float = 0.25
     flat: Path | None = None
     inputs: tuple[tuple[str, str, int, int], ...] = ()  # what the status records it was stitched from
+    positions: tuple[tuple[float, float], ...] | None = None  # (y, x) photosites per tile, in the tiles' order
 
     @property
     def key(self) -> Path:
@@ -34,5 +36,5 @@ class StitchTask:
 def stitch_job(key: Path, task: StitchTask) -> StitchRecord:
     """Stitch `task` (known to the pool as `key`); a StitchError (a MedianscanError) names what is wrong."""
     del key
-    options = StitchOptions(flat=task.flat, layout=task.layout, overlap=task.overlap)
+    options = StitchOptions(flat=task.flat, layout=task.layout, overlap=task.overlap, positions=task.positions)
     return stitch(list(task.tiles), task.output, options)

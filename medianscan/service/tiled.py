@@ -212,7 +212,7 @@ class TiledNegatives:
         layout = f"{ts.layout.columns}x{ts.layout.rows}" if ts.full_grid else None
         self.due.append(
             StitchTask(negative, seen.blends, ts.output, layout, ts.layout.overlap,
-                       self.flat(ts), seen.inputs)
+                       self.flat(ts), seen.inputs, ts.positions())
         )  # fmt: skip
         log.info("%s: %s blended; stitch queued", negative.name, counted(len(seen.blends), "tile"))
 

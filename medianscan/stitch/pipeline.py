@@ -34,6 +34,11 @@ class StitchOptions:
     compress: bool = False
     layout: str | None = None  # "COLSxROWS": the prior grid
     overlap: float = 0.25
+    # each tile's known top-left (y, x) in output photosites, in the order given (the rig's plan): the prior in
+    # place of the grid. No rotation goes with it: an XY stage off square turns where the tiles land, not the
+    # tiles (each sees the film as the sensor does), so every tile's angle to the first stays near 0, as the
+    # solve holds it; the stage's angle is already in these positions.
+    positions: tuple[tuple[float, float], ...] | None = None
 
 
 def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = None) -> StitchRecord:
@@ -135,7 +140,7 @@ class _CheckedSet:
 
     tiles: list[sources.Tile]
     size: tuple[int, int]  # a tile's visible height, width
-    prior: list[tuple[float, float]] | None  # the --layout grid's positions
+    prior: list[tuple[float, float]] | None  # the known positions, else the --layout grid's
     columns: int | None
 
 
@@ -144,17 +149,19 @@ def _check_set(given: Sequence[Path], output: Path, options: StitchOptions) -> _
     if len(given) < 2:
         raise StitchError("a stitch needs at least two tiles")
     grid = plan.parse_layout(options.layout, options.overlap, len(given))
-    plan.check_output(output, [sources.Tile(p, p) for p in given], 0)
+    named = [sources.Tile(p, p) for p in given]
+    known = plan.check_positions(options.positions, named) if options.positions is not None else None
+    plan.check_output(output, named, 0)
     tiles = [sources.resolve_tile(p) for p in given]
     facts = [sources.read_facts(t) for t in tiles]
     problems = plan.set_problems(tiles, facts)
     if problems:
         raise StitchError("cannot stitch: " + "; ".join(problems))
     size = facts[0].size
-    prior = [grid.position(k, size) for k in range(len(tiles))] if grid else None
     columns = grid.columns if grid else None
-    if grid is not None:
-        problem = plan.limit_problem(output, grid.extent(size), size, columns)
+    prior = known if known is not None else [grid.position(k, size) for k in range(len(tiles))] if grid else None
+    if prior is not None:
+        problem = plan.limit_problem(output, plan.extent(prior, size), size, columns)
         if problem:
             raise StitchError(problem)
     plan.check_output(output, tiles, int(2.2 * sum(t.raw.stat().st_size for t in tiles)))

@@ -1,12 +1,14 @@
 """The plan of a stitch, checked before any pixel is read: the set of tiles (one camera, size, CFA, ISO and
-shutter, no duplicates), the output path, the prior grid (`--layout COLSxROWS --overlap F`) and the output's
-size against what the readers of a DNG can open."""
+shutter, no duplicates), the output path, the prior (the grid of `--layout COLSxROWS --overlap F`, or each tile's
+known position, the rig's) and the output's size against what the readers of a DNG can open."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from medianscan import atomic
 from medianscan.stitch.sources import Facts, StitchError, Tile, same_exposure
@@ -53,6 +55,24 @@ def parse_layout(text: str | None, overlap: float, count: int) -> Grid | None:
     if not 0.0 < overlap < 0.9:
         raise StitchError(f"--overlap {overlap:g}: give the share of a tile each overlaps the next, e.g. 0.25")
     return Grid(columns, rows, overlap)
+
+
+def check_positions(positions: Sequence[tuple[float, float]], tiles: Sequence[Tile]) -> list[tuple[float, float]]:
+    """Known (y, x) positions, one per tile in the order given, each finite; returned with the first tile's at
+    (0, 0), as the solve holds it."""
+    if len(positions) != len(tiles):
+        raise StitchError(f"{len(positions)} tile positions were given for {len(tiles)} tiles: give one per tile")
+    for tile, at in zip(tiles, positions, strict=True):
+        if len(at) != 2 or not all(np.isfinite(v) for v in at):
+            raise StitchError(f"tile {tile.name}: its position {at!r} is not two finite numbers (y, x)")
+    y0, x0 = positions[0]
+    return [(float(y) - y0, float(x) - x0) for y, x in positions]
+
+
+def extent(positions: Sequence[tuple[float, float]], size: tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) the tiles at `positions` cover, before any is measured."""
+    ys, xs = [p[0] for p in positions], [p[1] for p in positions]
+    return round(max(ys) - min(ys)) + size[0], round(max(xs) - min(xs)) + size[1]
 
 
 def check_output(output: Path, tiles: Sequence[Tile], need_bytes: int) -> None:

@@ -28,7 +28,7 @@ from medianscan.capture.rig.calibrate_rig import phase_shift
 from medianscan.capture.rig.port import RigError
 from medianscan.capture.rig.roll_run import Flag
 from medianscan.capture.rig.settle import View, measure_noise, settle
-from medianscan.capture.rig.tile_plan import Move, Slack, StageScale, TilePlan, route
+from medianscan.capture.rig.tile_plan import Move, Slack, StageScale, Tile, TilePlan, route
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
 from medianscan.library.manifest import State, read_manifest
@@ -140,6 +140,12 @@ class Resume:
     last_at: tuple[float, float] = (0.0, 0.0)
 
 
+def planned_place(tile: Tile) -> TilePlace:
+    """The tile's planned place for tiles.json: the stage's mm (from the negative's centre), and the picture's
+    place in photosites the calibration gives that move (the plan's prior: the stitch's, in place of the grid)."""
+    return TilePlace(tile.stage_mm[0], tile.stage_mm[1], "mm", photosites=(tile.prior[1], tile.prior[0]))
+
+
 def shot_already(folder: Path) -> bool:
     """A tile a run before shot: its folder holds raws, and its manifest (the daemon's) does not say it failed;
     or its manifest says it is blended (retention may have taken its raws since)."""
@@ -241,7 +247,7 @@ class TileRun:
         """tiles.json with the whole plan: the service waits for every tile before it stitches."""
         plan = self.plan
         overlap = min((o for o in plan.overlap if o > 0), default=0.25)
-        entries = [TileEntry(t.name, t.column, t.row, TilePlace(t.prior[1], t.prior[0])) for t in plan.tiles]
+        entries = [TileEntry(t.name, t.column, t.row, planned_place(t)) for t in plan.tiles]
         write_tile_set(self.negative, TileLayout(plan.columns, plan.rows, overlap), entries)
 
     def _move(self, move: Move, index: int | None) -> None:
