@@ -20,6 +20,7 @@ from medianscan.cli import main
 from medianscan.stitch import sources
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
+from medianscan.stitch.sources import StitchError
 from tests.readers import exiftool_validate, start_darktable, start_rawtherapee
 from tests.tiles import Picture, TileSpec, load_picture, truth, write_flat, write_tile
 
@@ -301,3 +302,24 @@ def test_a_stack_blended_with_its_flat_is_not_divided_again(
     for k, tile in enumerate(record.tiles):
         assert tile.gain == pytest.approx(SPECS[0].gain / SPECS[k].gain, rel=0.01), k
     assert all(seam.level_median is not None and seam.level_median < 0.01 for seam in record.seams)
+
+
+# --- Known positions (the rig's planned places) in place of the grid ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("positions", "said"),
+    [
+        (((0.0, 0.0), (0.0, 751.0)), "2 tile positions were given for 4 tiles: give one per tile"),
+        (((0.0, 0.0), (0.0, 751.0), (525.5, 1.5), (float("nan"), 750.5)), r"tile tile3.dng: its position .* finite"),
+    ],
+    ids=["one per tile", "finite"],
+)
+def test_known_positions_are_one_finite_pair_per_tile_or_the_stitch_is_refused(
+    tiles: tuple[list[Path], Path], tmp_path: Path, positions: tuple[tuple[float, float], ...], said: str
+) -> None:
+    paths, _ = tiles
+    out = tmp_path / "known.dng"
+    with pytest.raises(StitchError, match=said):
+        stitch(paths, out, StitchOptions(positions=positions))
+    assert not out.exists() and not out.with_suffix(".json").exists()

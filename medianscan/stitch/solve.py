@@ -1,10 +1,12 @@
-"""Every tile's place from all overlaps at once: least squares over the measured pairs (and the prior grid's
-offsets, weakly, where one is known), so that no error accumulates along a chain of tiles and a pair that could
-not be measured is held by its neighbours and the prior.
+"""Every tile's place from all overlaps at once: least squares over the measured pairs (and the prior's offsets,
+weakly, where one is known: the `--layout` grid's, or each tile's planned place, the rig's), so that no error
+accumulates along a chain of tiles and a pair that could not be measured is held by its neighbours and the prior.
 
 A tile's photosite p = (y, x) lands at R(angle) p + (ty, tx) in the output's frame, the first tile's: it stays
 at (0, 0) unrotated. Each measured pair gives point correspondences across its overlap; the solve is
-Gauss-Newton on (ty, tx, angle) per tile.
+Gauss-Newton on (ty, tx, angle) per tile. The angle is each tile's turn against the first tile, not the stage's
+against the sensor: on an XY stage every tile sees the film as the sensor does, so it stays near 0 (ANGLE_PRIOR),
+and the stage's angle shows only in where the tiles land, which the rig's planned places already carry.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-PRIOR_SHARE = 0.03  # the prior grid is trusted to this share of a tile's side (a stage's slip, a hand's nudge)
+PRIOR_SHARE = 0.03  # the prior is trusted to this share of a tile's side (a stage's slip, a hand's nudge)
 ANGLE_PRIOR = np.radians(1.0)  # every tile is held near the first's angle this loosely
 
 
