@@ -6,6 +6,8 @@ thread). The outcome is written into `tiles.json`'s status; a failure is also on
 service's status. Nothing is lost: a stitch is due whenever every tile is blended and the stitched DNG is not
 one made from exactly those blends, so a restart finishes an interrupted stitch and a second run that added
 tiles stitches again. A stitch that failed is not tried again with the same blends until the service restarts.
+The stitch's prior is each tile's planned place in photosites (tiles.json, the rig's) when every tile has one,
+else the layout's grid when every cell has its tile, else none (the pictures alone).
 
 Main thread only (the services' loop), like the rest of recording.
 """
