@@ -132,19 +132,26 @@ def test_the_output_is_the_picture_without_seams(stitched: StitchRecord, picture
 
 
 def test_the_flat_is_held_as_16_bit_steps_of_its_gains(tiles: tuple[list[Path], Path]) -> None:
-    """The stitch holds the flat's gains as 16-bit steps (half the memory of float32), each band turned back
-    within half a step of the flat's own gains, and keeps no float32 copy of them."""
+    """The stitch holds the flat's gains over the active area as 16-bit steps (half the memory of float32), a step
+    for each CFA position, each band turned back within half its position's step of the flat's own gains, and
+    keeps no float32 copy of them."""
     _, flat = tiles
     held = sources.load_flat(flat)
     assert held is not None
     gains = load_master(flat).gain
-    assert held.steps.dtype == np.uint16 and held.steps.shape == gains.shape
+    layout = held.master.frame.layout
+    assert layout is not None
+    top, left, bottom, right = layout.active_area
+    assert held.steps.dtype == np.uint16 and held.steps.shape == (bottom - top, right - left)
     assert held.master.gain.size == 0
     assert held.top == pytest.approx(float(gains.max()))
-    rows = slice(100, 100 + 256)
-    band = held.gain(rows, slice(None))
-    assert np.abs(band - gains[rows]).max() <= 0.51 * held.step
-    assert held.step < 1e-4 * float(gains.min())  # a gain of 1 to better than 1e-4
+    ph, pw = held.step.shape
+    rows, cols = slice(top + 101, top + 101 + 256), slice(left + 3, right)  # odd corners: each position's step
+    band = held.gain(rows, cols)
+    steps = np.tile(np.roll(held.step, (-101, -3), axis=(0, 1)), (256 // ph + 1, band.shape[1] // pw + 1))
+    assert np.all(np.abs(band - gains[rows, cols]) <= 0.51 * steps[: band.shape[0], : band.shape[1]])
+    assert float(held.step.max()) < 1e-4 * float(gains.min())  # a gain of 1 to better than 1e-4
+    assert len(set(held.step.ravel().tolist())) > 1  # each position its own step
 
 
 def test_record_says_where_each_tile_went(stitched: StitchRecord) -> None:

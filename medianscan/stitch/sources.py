@@ -3,7 +3,7 @@
 
 The only door from the stitch into `medianscan.blend`: reading raws, blending a folder, loading a master flat.
 A tile's pixels are its visible mosaic (the active area), black subtracted and flat-field corrected, as float32,
-a band of rows at a time; the master flat's gains are held as 16-bit steps (`TileFlat`).
+a band of rows at a time; the master flat's gains are held as 16-bit steps (`TileFlat`), made a plane at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy.typing as npt
 import rawpy
 import tifffile
 
-from medianscan.blend.corrections.flat import FlatError, MasterFlat, load_master
+from medianscan.blend.corrections.flat import FlatError, MasterFlat, master_by_planes
 from medianscan.blend.reading import sniff
 from medianscan.blend.reading.frames import Frame, read_frame, read_metadata, sha256_file
 from medianscan.blend.reading.recorded import recorded_frames
@@ -150,19 +150,29 @@ def local_pattern(layout: MosaicLayout) -> npt.NDArray[np.uint8]:
 
 @dataclass(frozen=True)
 class TileFlat:
-    """The master flat as the stitch holds it: the flat for its checks, without its float32 gains, and those
-    gains as 16-bit steps of `step` (the largest is 65,535 steps: a flat whose largest gain is 2 is held to
-    1.5e-5 of a gain of 1), turned back into float32 a band of rows at a time. Half the memory of the gains,
-    for the whole stitch, and not kept in the blend's cache of flats after it."""
+    """The master flat as the stitch holds it: the flat for its checks, without its float32 gains, and the gains
+    of its active area as 16-bit steps, each CFA position with its own `step` (its largest gain is 65,535 steps: a
+    position whose largest gain is 2 is held to 1.5e-5 of a gain of 1), turned back into float32 a band of rows at
+    a time. Half the memory of the gains, made a plane at a time (the float32 gains of the whole sensor are never
+    held), and not kept in the blend's cache of flats after it."""
 
-    master: MasterFlat  # its gain dropped (an empty array): check_matches reads its frame only
-    steps: npt.NDArray[np.uint16]
-    step: float
+    master: MasterFlat  # its gain empty: check_matches reads its frame only
+    steps: npt.NDArray[np.uint16]  # the active area's
+    origin: tuple[int, int]  # the active area's top-left photosite in sensor coordinates
+    step: npt.NDArray[np.float32]  # (CFA height, width): the step of each position, from the active area's corner
     top: float  # the largest gain
 
     def gain(self, rows: slice, cols: slice) -> npt.NDArray[np.float32]:
-        values: npt.NDArray[np.float32] = self.steps[rows, cols].astype(np.float32)
-        values *= np.float32(self.step)
+        """The gains of sensor rows and columns `rows`, `cols` (whole slices inside the active area)."""
+        r0 = 0 if rows.start is None else rows.start - self.origin[0]
+        c0 = 0 if cols.start is None else cols.start - self.origin[1]
+        r1 = len(self.steps) if rows.stop is None else rows.stop - self.origin[0]
+        c1 = self.steps.shape[1] if cols.stop is None else cols.stop - self.origin[1]
+        values: npt.NDArray[np.float32] = self.steps[r0:r1, c0:c1].astype(np.float32)
+        ph, pw = self.step.shape
+        for dy in range(ph):
+            for dx in range(pw):
+                values[dy::ph, dx::pw] *= self.step[(r0 + dy) % ph, (c0 + dx) % pw]
         return values
 
 
@@ -175,15 +185,25 @@ def load_flat(source: Path | None) -> TileFlat | None:
 
         source = prepare_flat(source)
     try:
-        master = load_master(source, keep=False)
+        master, planes = master_by_planes(source)
+        layout = master.frame.layout
+        assert layout is not None
+        top, left, bottom, right = layout.active_area
+        steps = np.empty((bottom - top, right - left), dtype=np.uint16)
+        ph, pw = local_pattern(layout).shape
+        step = np.ones((ph, pw), dtype=np.float32)
+        largest = 1.0 if (bottom - top, right - left) != master.frame.pixels.shape else 0.0  # 1 outside it
+        for part in planes:  # one plane's float32 gains at a time
+            most = float(part.gain.max())
+            largest = max(largest, most)
+            y, x = part.rows.start - top, part.cols.start - left
+            step[y % ph, x % pw] = most / 65535
+            gain = part.gain  # the plane's own array: scaled and rounded in place
+            gain *= np.float32(65535 / most)
+            steps[y::ph, x::pw] = np.rint(gain, out=gain)
     except FlatError as exc:
         raise StitchError(str(exc)) from exc
-    top = float(master.gain.max())
-    step = top / 65535
-    steps = np.empty(master.gain.shape, dtype=np.uint16)
-    for start in range(0, len(steps), 256):  # by bands: no float32 copy of the whole
-        steps[start : start + 256] = np.rint(master.gain[start : start + 256] * np.float32(1 / step))
-    return TileFlat(replace(master, gain=np.empty((0, 0), np.float32)), steps, step, top)
+    return TileFlat(master, steps, (top, left), step, largest)
 
 
 def check_flat(flat: TileFlat, frame: Frame) -> None:

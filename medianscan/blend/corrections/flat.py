@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -130,15 +131,31 @@ def _size(frame: Frame) -> str:
 @functools.lru_cache(maxsize=4)
 def _load(path: Path, stamp: int, frames_sha256: tuple[str, ...]) -> MasterFlat:
     del stamp  # part of the key only: a flat rewritten in place is read again
-    frame = read_frame(path, "raw", None)
-    if frame.layout is None or frame.layout.linear:
-        raise FlatError(f"{path}: not a raw flat (a flat must be a raw blend of the bare light, from a mosaic sensor)")
-    meta = dataclasses.replace(frame, pixels=np.broadcast_to(np.uint8(0), frame.pixels.shape))  # its shape only
+    frame, meta = _read(path)
+    assert frame.layout is not None
     try:
         gain, dust = flat_gains(path, frame.pixels.astype(np.uint16, copy=False), frame.layout)
     except FlatError as exc:
         return MasterFlat(path, meta, np.ones(frame.pixels.shape, np.float32), 0, frames_sha256, str(exc))
     return MasterFlat(path, meta, gain, dust, frames_sha256)
+
+
+def _read(path: Path) -> tuple[Frame, Frame]:
+    """The flat's frame, and the same without its pixels (their shape only) for the MasterFlat."""
+    frame = read_frame(path, "raw", None)
+    if frame.layout is None or frame.layout.linear:
+        raise FlatError(f"{path}: not a raw flat (a flat must be a raw blend of the bare light, from a mosaic sensor)")
+    return frame, dataclasses.replace(frame, pixels=np.broadcast_to(np.uint8(0), frame.pixels.shape))
+
+
+def _recorded(path: Path) -> tuple[int, tuple[str, ...]]:
+    """The flat's modification stamp and the hashes of the frames its sidecar says it was blended from."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise FlatError(f"{path}: cannot read the flat ({exc.strerror})") from exc
+    recorded = recorded_frames(path.with_suffix(".json")) or {}
+    return stamp, tuple(recorded[name] for name in sorted(recorded))
 
 
 def load_master(path: Path, *, match_first: bool = False, keep: bool = True) -> MasterFlat:
@@ -147,37 +164,74 @@ def load_master(path: Path, *, match_first: bool = False, keep: bool = True) -> 
     sidecar says it was blended from. A flat that is no flat is a FlatError, unless `match_first`: then it comes
     back holding its problem, which `check_matches` raises after naming a camera, size or CFA that does not match
     (a flat of another camera is refused as that, not as too dark)."""
-    try:
-        stamp = path.stat().st_mtime_ns
-    except OSError as exc:
-        raise FlatError(f"{path}: cannot read the flat ({exc.strerror})") from exc
-    recorded = recorded_frames(path.with_suffix(".json")) or {}
+    stamp, frames_sha256 = _recorded(path)
     load = _load if keep else _load.__wrapped__
-    master = load(path, stamp, tuple(recorded[name] for name in sorted(recorded)))
+    master = load(path, stamp, frames_sha256)
     if master.problem is not None and not match_first:
         raise FlatError(master.problem)
     return master
 
 
+def master_by_planes(path: Path) -> tuple[MasterFlat, Iterator[PlaneGain]]:
+    """The master flat in `path` without its gains (an empty array: `check_matches` reads its frame only), and
+    those gains one CFA position at a time, made as they are asked for and never cached: for a caller that holds
+    them its own way. A flat that is no flat is a FlatError, raised as its planes are made."""
+    _, frames_sha256 = _recorded(path)
+    frame, meta = _read(path)
+    assert frame.layout is not None
+    master = MasterFlat(path, meta, np.empty((0, 0), np.float32), 0, frames_sha256)
+    return master, flat_planes(path, frame.pixels.astype(np.uint16, copy=False), frame.layout)
+
+
 def flat_gains(name: Path, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> tuple[npt.NDArray[np.float32], int]:
     """Gain per photosite (reference / flat) and the number of dust photosites; FlatError for a bad flat."""
+    gain = np.ones(mosaic.shape, dtype=np.float32)
+    dust = 0
+    for part in flat_planes(name, mosaic, layout):
+        gain[part.rows, part.cols] = part.gain
+        dust += part.dust
+    return gain, dust
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaneGain:
+    """The gains of one CFA position over the active area: `gain` is the full array's [rows, cols]."""
+
+    rows: slice
+    cols: slice
+    gain: npt.NDArray[np.float32]
+    dust: int
+
+
+def flat_planes(name: Path, mosaic: npt.NDArray[np.uint16], layout: MosaicLayout) -> Iterator[PlaneGain]:
+    """The gains one CFA position at a time, each made only when asked for: a caller that holds the gains its own
+    way (the stitch, as 16-bit steps) never has the whole sensor's as float32 (96 MB at 24 MP) beside the flat.
+    FlatError for a bad flat, at the plane that shows it."""
     top, left, bottom, right = layout.active_area
     raw_range = layout.white_level - float(np.mean(layout.black_levels))
     at_white = np.count_nonzero(mosaic[top:bottom, left:right] >= layout.white_level)
     if at_white > CLIPPED_SHARE * (bottom - top) * (right - left):
         share = at_white / ((bottom - top) * (right - left))
         raise FlatError(f"{name}: the flat is clipped ({share:.2%} of its photosites at white): shoot it darker")
-    gain = np.ones(mosaic.shape, dtype=np.float32)
-    dust = 0
     for rows, cols, index in layout.photosites(layout.active_area):
-        plane = mosaic[rows, cols].astype(np.float32) - np.float32(layout.black_levels[index])
+        plane = mosaic[rows, cols].astype(np.float32)
+        plane -= np.float32(layout.black_levels[index])
         corrected, found = _plane_gain(name, plane, raw_range, layout.colors[index])
-        gain[rows, cols] = corrected
-        dust += found
-    return gain, dust
+        del plane
+        yield PlaneGain(rows, cols, corrected, found)
 
 
-def _plane_gain(name: Path, plane: npt.NDArray[np.float32], raw_range: float, colour: str) -> tuple[np.ndarray, int]:
+def _plane_gain(
+    name: Path, plane: npt.NDArray[np.float32], raw_range: float, colour: str
+) -> tuple[npt.NDArray[np.float32], int]:
+    """The plane's gains (`plane` is used up: its values are overwritten). Each full-plane array is made once and
+    reused in place, and the shadow test runs by bands of rows: at most three plane-sized float32 arrays at once."""
+    # A shadow is a photosite clearly below the smooth flat: beyond DUST_SIGMAS times the master flat's own noise
+    # per photosite (already a median of several frames) and at least DUST_DEPTH deep. Photosite by photosite,
+    # because on a sparse CFA plane (X-Trans red and blue) a shadow a few photosites wide covers one or two.
+    steps = np.diff(plane, axis=1)
+    noise = 1.4826 * float(np.median(np.abs(steps, out=steps), overwrite_input=True)) / math.sqrt(2)
+    del steps  # before the smoothing: a 24 MP flat's plane is 24 MB a copy
     smooth, small = _smooth(plane)
     h, w = plane.shape
     centre = smooth[h * 9 // 20 : h * 11 // 20 + 1, w * 9 // 20 : w * 11 // 20 + 1]
@@ -198,21 +252,16 @@ def _plane_gain(name: Path, plane: npt.NDArray[np.float32], raw_range: float, co
             f"{name}: this is not a flat: after smoothing it still holds structure ({structure:.1%} from a smooth "
             f"light, {STRUCTURE:.0%} at most): shoot the bare light source without film"
         )
-    # A shadow is a photosite clearly below the smooth flat: beyond DUST_SIGMAS times the master flat's own noise
-    # per photosite (already a median of several frames) and at least DUST_DEPTH deep. Photosite by photosite,
-    # because on a sparse CFA plane (X-Trans red and blue) a shadow a few photosites wide covers one or two.
-    steps = np.diff(plane, axis=1)
-    noise = 1.4826 * float(np.median(np.abs(steps, out=steps), overwrite_input=True)) / math.sqrt(2)
-    del steps  # in place, as below: a 24 MP flat's plane is 24 MB a copy
-    below = smooth - plane
-    shadow = (below > DUST_DEPTH * smooth) & (below > DUST_SIGMAS * noise)
+    shadow = np.empty(plane.shape, dtype=bool)
+    band = max(1, (1 << 18) // max(1, w))
+    for start in range(0, h, band):
+        part = slice(start, start + band)
+        below = smooth[part] - plane[part]
+        shadow[part] = (below > DUST_DEPTH * smooth[part]) & (below > DUST_SIGMAS * noise)
     if shadow.any():
         shadow = ndimage.binary_dilation(shadow, iterations=DUST_GROW)  # and its soft edge
-        flat = np.where(shadow, np.maximum(plane, 1.0), smooth)
-    else:
-        flat = smooth
-    del below
-    gain = np.maximum(flat, np.float32(1.0))
+        np.copyto(smooth, np.maximum(plane, 1.0, out=plane), where=shadow)  # the flat: its own value there
+    gain = np.maximum(smooth, np.float32(1.0), out=smooth)
     return np.divide(np.float32(reference), gain, out=gain), int(shadow.sum())
 
 
@@ -225,7 +274,7 @@ def _smooth(plane: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], np
     small = ndimage.median_filter(small, size=5, mode="nearest")  # dust and specks carry no weight
     small = ndimage.gaussian_filter(small, sigma=1.0, mode="nearest")
     full = ndimage.zoom(small, (h / sh, w / sw), order=1, mode="nearest", grid_mode=True)
-    return full[:h, :w].astype(np.float32), small
+    return full[:h, :w].astype(np.float32, copy=False), small
 
 
 def _structure(small: npt.NDArray[np.float32]) -> float:
