@@ -398,3 +398,7 @@ def test_tiles_off_the_grid_are_placed_by_the_rigs_planned_positions_and_misplac
     wrong = placed_within(alone.output.with_suffix(".json"), tolerance=SKEW / 2, skew=SKEW)
     assert len(wrong) == 3, wrong  # every tile but the first left on the grid, tens of photosites off
     assert all(seam.placed_by == "prior" for seam in alone.seams)  # and said so: no overlap was measured
+    told = Stitched(negative, 4, alone, None, 1.0)  # what the daemon's and the watcher's log line says
+    assert told.unregistered == [f.name for f in tile_set.folders()]
+    assert "placed by the plan alone, no overlap registered: tile-" in told.said("roll/neg01")
+    assert Stitched(negative, 4, record, None, 1.0).unregistered == []

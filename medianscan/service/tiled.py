@@ -129,12 +129,22 @@ class Stitched:
     error: str | None
     seconds: float
 
+    @property
+    def unregistered(self) -> list[str]:
+        """The tiles (their folders) that no overlap placed from the pictures: where they sit is the prior's
+        alone (a plain sky, too little overlap), which the operator should look at, not find out later."""
+        if self.record is None or len(self.record.tiles) < 2:
+            return []
+        measured = {k for seam in self.record.seams if seam.placed_by == "measured" for k in (seam.a, seam.b)}
+        return [t.source.parent.name for k, t in enumerate(self.record.tiles) if k not in measured]
+
     def said(self, label: str) -> str:
         """What the log (and, for a failure, the status) says: one sentence naming the negative."""
         if self.record is not None:
-            return (
-                f"{label}: {counted(self.tiles, 'tile')} stitched in {self.seconds:.1f} s -> {self.record.output.name}"
-            )
+            alone = self.unregistered
+            warn = f"; placed by the plan alone, no overlap registered: {', '.join(alone)}" if alone else ""
+            name = self.record.output.name
+            return f"{label}: {counted(self.tiles, 'tile')} stitched in {self.seconds:.1f} s -> {name}{warn}"
         return f"{label}: the stitch of {counted(self.tiles, 'tile')} failed: {self.error}"
 
 

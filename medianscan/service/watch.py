@@ -222,7 +222,9 @@ class WatchService(Service):
         if self.tiled.owns(event.stack):  # a tiled negative's stitch: listed as the one negative it is
             st = self.tiled.record(event)
             if st is not None and st.record is not None:
-                log.info("%s", st.said(self.hot.label(st.negative)))
+                log.log(
+                    logging.WARNING if st.unregistered else logging.INFO, "%s", st.said(self.hot.label(st.negative))
+                )
                 self.recent.append(RecentNegative(str(st.negative), "stitched", st.tiles, None, st.seconds,
                                                   None, f"stitched from {counted(st.tiles, 'tile')}",
                                                   str(st.record.output), None))  # fmt: skip

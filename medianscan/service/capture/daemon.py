@@ -308,7 +308,7 @@ class Daemon(Service):
             return
         said = done.said(f"{done.negative.parent.name}/{done.negative.name}")
         if done.record is not None:
-            log.info("%s", said)
+            log.log(logging.WARNING if done.unregistered else logging.INFO, "%s", said)
             self._blended(done.negative)
         else:
             self.report_error(said, done.negative)
