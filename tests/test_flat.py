@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from medianscan.blend.corrections.flat import FlatError
+from medianscan.blend.corrections.flat import FlatError, load_master, master_by_planes
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack, prepare_flat
 from medianscan.blend.reading import frames
@@ -172,6 +172,28 @@ def test_a_bad_flat_is_named_with_its_reason_and_changes_nothing(
     assert str(caught.value).startswith(f"{master}: ") and words in str(caught.value)
     assert isinstance(caught.value, StackError)
     assert not (tmp_path / "never.dng").exists() and tree_digest(negative) == before
+
+
+def test_the_gains_a_plane_at_a_time_are_the_cached_flats_own(
+    case: tuple[Path, Path], scene: Scene, tmp_path: Path
+) -> None:
+    """master_by_planes (how the stitch takes a flat, never the whole sensor's gains as float32) gives each CFA
+    position of the active area the very gains and dust the blend's cached flat holds; a flat that is no flat
+    is refused as its planes are made."""
+    flat_dir, _ = case
+    path = prepare_flat(flat_dir)
+    master = load_master(path)
+    bare, planes = master_by_planes(path)
+    assert bare.gain.size == 0 and bare.frames_sha256 == master.frames_sha256 and bare.problem is None
+    rebuilt, dust = np.ones_like(master.gain), 0
+    for part in planes:
+        rebuilt[part.rows, part.cols] = part.gain
+        dust += part.dust
+    assert np.array_equal(rebuilt, master.gain) and dust == master.dust_photosites > 0
+    dark = bad_flat(tmp_path, scene, "dark", flat_light(scene) * 0.02)
+    _, planes = master_by_planes(dark)
+    with pytest.raises(FlatError, match="too dark to divide by"):
+        next(planes)
 
 
 @pytest.mark.slow
