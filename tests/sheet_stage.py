@@ -24,6 +24,11 @@ from medianscan.config.schema import Config, SheetConfig
 from tests.daemon_thread import capture_config
 
 MM_PER_PIXEL = 0.0453  # a 768 x 512 view of 34.8 x 23.2 mm: 3x3 tiles at 25 % cover a 6x7 negative (70 x 56 mm)
+# A brisk stage (500 mm/s) and live view (60 fps): these tests are about where the tiles land and what is said,
+# not a stage's pace (the time per negative at a real one's is bench/bench_tiles.py's); a move and its settle then
+# cost the tests little wall time (the calibration makes some 70 moves, a 3x3 run 15)
+FEED_MM_PER_MINUTE = 30_000.0
+PREVIEW_FPS = 60.0
 STEP = 0.75 * 768  # photosites from one tile to the next along X (2 % slip: each move lands up to 12 off)
 
 
@@ -34,6 +39,8 @@ def sheet_config(tmp_path: Path, **sheet: object) -> Config:
     cfg.camera.simulated.sheet = SheetConfig(**given)  # type: ignore[arg-type]
     cfg.rig.port, cfg.rig.axes = "simulated", "xy"
     cfg.rig.move_timeout_seconds = 3.0
+    cfg.rig.feed_mm_per_minute = FEED_MM_PER_MINUTE
+    cfg.camera.simulated.preview_fps = PREVIEW_FPS
     return cfg
 
 

@@ -20,6 +20,7 @@ from medianscan.capture.rig.calibrate_rig import RigCalibrationError, load, phas
 from medianscan.capture.rig.port import RigError
 from medianscan.capture.rig.settle import Settled, measure_noise, settle, view
 from medianscan.cli import main
+from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS
 
 
 def scene(h: int = 700, w: int = 1000) -> npt.NDArray[np.float32]:
@@ -110,9 +111,11 @@ def test_calibrate_rig_from_the_command_line_records_the_stage_in_the_library(tm
     config.write_text(
         f"library: {library}\n"
         "camera:\n  backend: simulated\n  simulated:\n    width: 768\n    height: 512\n"
+        f"    preview_fps: {PREVIEW_FPS}\n"
         "    sheet: {width_mm: 40, height_mm: 30, mm_per_pixel: 0.03, rotation_degrees: 0.3, backlash_mm: 0.08}\n"
         # (rig.line is the line protocol's, unused by GRBL; the config's check asks for its {y} on any XY stage)
-        "rig: {port: simulated, axes: xy, move_timeout_seconds: 3, line: {move: 'M{x} {y}'}}\n"
+        f"rig: {{port: simulated, axes: xy, move_timeout_seconds: 3, feed_mm_per_minute: {FEED_MM_PER_MINUTE}, "
+        "line: {move: 'M{x} {y}'}}\n"
         f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
     )
     out = io.StringIO()
