@@ -27,20 +27,7 @@ Action = Literal[
     "stop-tiles",
 ]
 ACTIONS: tuple[Action, ...] = get_args(Action)
-Request = Literal[
-    "capture",
-    "retake",
-    "new-roll",
-    "pause",
-    "resume",
-    "flat",
-    "base",
-    "scan-roll",
-    "stop-roll",
-    "scan-tiles",
-    "stop-tiles",
-    "status",
-]
+Request = Literal[Action, "status"]
 REQUESTS: tuple[Request, ...] = get_args(Request)  # an action, or a query
 # they run the camera (press_during_burst)
 FIRING: tuple[Action, ...] = ("capture", "retake", "flat", "base", "scan-roll", "scan-tiles")
