@@ -19,12 +19,6 @@ from medianscan.errors import MedianscanError
 from medianscan.film import FilmRecord, text_problem
 from medianscan.library.names import Template
 
-ecodes: ModuleType | None
-try:  # evdev's key-name table, where it is installed (Linux); elsewhere names are checked by their shape
-    from evdev import ecodes
-except ImportError:  # pragma: no cover - evdev is a dependency on Linux
-    ecodes = None
-
 
 def _within(
     low: float, high: float, *, above: bool = False, why: str = "", hint: typing.Callable[[Any], str] | None = None
@@ -94,7 +88,13 @@ def _device(value: Any) -> str | None:
 
 
 def _key_name(value: Any) -> str | None:
-    """Footswitch keys are evdev names (KEY_B, BTN_LEFT), checked against evdev's table when installed."""
+    """Footswitch keys are evdev names (KEY_B, BTN_LEFT), checked against evdev's table when installed (imported
+    here, for a config that names keys: evdev's package brings asyncio, which a blend worker never needs)."""
+    ecodes: ModuleType | None
+    try:  # evdev's key-name table, where it is installed (Linux); elsewhere names are checked by their shape
+        from evdev import ecodes
+    except ImportError:  # pragma: no cover - evdev is a dependency on Linux
+        ecodes = None
     known = [] if ecodes is None else [name for name in ecodes.ecodes if name.startswith(("KEY_", "BTN_"))]
     if value in known:
         return None

@@ -1,6 +1,7 @@
 """What a blend worker runs: one blend task (a stack folder, or the frames the hot folder planned), its output
 read back, its record returned; or one stitch task (a tiled negative, `service.stitch_job`); and the warm-up
-that loads the kernels before the first stack."""
+that loads the kernels before the first stack. The blend (numba's kernels, scipy) is imported by the functions
+that run it, in the worker: the service's own process imports this module for BlendTask alone."""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from medianscan.blend.kernels.combine import warm_up
 from medianscan.blend.options import BlendOptions
-from medianscan.blend.pipeline import blend_stack, prepare_flat
-from medianscan.blend.verify import verify_output
 from medianscan.config.schema import BlendConfig
 from medianscan.errors import DROP_HINT_CONFIG, BadFramesError, StackError
 from medianscan.records import BlendRecord
@@ -34,6 +32,9 @@ class BlendTask:
 def blend_job(stack: Path, task: BlendTask) -> BlendRecord:
     """Blend `task` (known to the pool as `stack`), read the written output back, return the record. Bad frames
     are named with the hint that fits how the service was started (the config key, or a command line flag)."""
+    from medianscan.blend.pipeline import blend_stack, prepare_flat
+    from medianscan.blend.verify import verify_output
+
     del stack
     source = task.source if isinstance(task.source, Path) else list(task.source)
     options = task.options if task.flat is None else dataclasses.replace(task.options, flat=prepare_flat(task.flat))
@@ -61,6 +62,9 @@ def warm_up_blend(frames: int, blend: BlendConfig | None = None) -> None:
     before the first stack: the blend itself and the (frames - 1)-frame blend its noise measurement makes (see
     blend.measuring.noise), down to 3 and 2 frames when bad frames are dropped, with the configured method and its
     parameters. Bind the arguments with functools.partial (it pickles) to pass this as a pool's `warm`."""
+    from medianscan.blend import pipeline, verify  # noqa: F401  (the blend's modules too, before the first stack)
+    from medianscan.blend.kernels.combine import warm_up
+
     cfg = blend or BlendConfig()
     for n in range(frames, 1, -1) if cfg.drop_bad_frames else (frames, frames - 1):
         warm_up(

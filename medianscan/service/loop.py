@@ -28,7 +28,6 @@ from medianscan.library import contents
 from medianscan.records import BlendRecord
 from medianscan.service.blend_worker import Job
 from medianscan.service.hooks import Hooks
-from medianscan.service.jobs import run_job, warm_up_blend
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import BlendPool, Event
 from medianscan.service.progress import Listener, Progress, ServiceError
@@ -70,10 +69,14 @@ ServicePool = BlendPool[Any, Any]
 RECORD_BACKOFF_MAX = 30.0  # seconds between tries to record a blend whose record could not be written
 
 
-def make_pool(cfg: Config, job: Job[Any, Any] = run_job) -> ServicePool:
-    """The blend pool for `cfg`, its workers warmed up for the configured frame count and method."""
+def make_pool(cfg: Config, job: Job[Any, Any] | None = None) -> ServicePool:
+    """The blend pool for `cfg` (its job `service.jobs.run_job` unless given), its workers warmed up for the
+    configured frame count and method. The jobs (the blend, numba's kernels) are imported here, not with this
+    module: the workers import them in their own processes; the service's own needs only their names to send."""
+    from medianscan.service.jobs import run_job, warm_up_blend
+
     warm = functools.partial(warm_up_blend, cfg.frames_range()[1], cfg.blend)
-    return BlendPool(cfg.workers, cfg.queue_size, job=job, warm=warm)
+    return BlendPool(cfg.workers, cfg.queue_size, job=run_job if job is None else job, warm=warm)
 
 
 class Service:

@@ -20,9 +20,6 @@ from medianscan.capture.camera.base import (
     SettingError,
     SettingInfo,
 )
-from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
-from medianscan.capture.camera.gphoto2.session import list_cameras as gphoto2_cameras
-from medianscan.capture.camera.simulated.camera import SIMULATED_IDENTITY, SimulatedCamera
 from medianscan.config.schema import CameraConfig
 
 __all__ = [
@@ -40,10 +37,15 @@ __all__ = [
 
 
 def open_camera(cfg: CameraConfig) -> Camera:
-    """The backend `cfg.backend` names, configured but not yet connected."""
+    """The backend `cfg.backend` names, configured but not yet connected. Each backend is imported when chosen:
+    a process pays for the one it drives (the simulator's scipy, libgphoto2's bindings), not both."""
     if cfg.backend == "gphoto2":
+        from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
+
         return Gphoto2Camera(cfg)
     if cfg.backend == "simulated":
+        from medianscan.capture.camera.simulated.camera import SimulatedCamera
+
         return SimulatedCamera(cfg)
     raise CameraError(f"unknown camera backend {cfg.backend!r}: use 'gphoto2' or 'simulated'")
 
@@ -51,5 +53,9 @@ def open_camera(cfg: CameraConfig) -> Camera:
 def list_cameras(backend: str = "gphoto2") -> list[CameraIdentity]:
     """Every camera the backend can see (the simulator always has exactly one)."""
     if backend == "simulated":
+        from medianscan.capture.camera.simulated.camera import SIMULATED_IDENTITY
+
         return [SIMULATED_IDENTITY]
+    from medianscan.capture.camera.gphoto2.session import list_cameras as gphoto2_cameras
+
     return gphoto2_cameras()

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from medianscan.atomic import write_json
 from medianscan.capture.rig.base import Rig
@@ -200,6 +199,8 @@ def _ncc(a: View, b: View, dx: int, dy: int, min_share: float) -> float | None:
 
 def _refine(a: View, b: View, dx: float, dy: float, rounds: int = 6) -> tuple[float, float]:
     """Least-squares sub-pixel refinement of a whole-pixel shift over the overlap (Lucas-Kanade, translation)."""
+    from scipy import ndimage  # here: the daemon and the console import this module at start, most never calibrate
+
     ref = ndimage.gaussian_filter(a.astype(np.float64), 1.0)
     tpl = ndimage.gaussian_filter(b.astype(np.float64), 1.0)
     gy, gx = np.gradient(ref)

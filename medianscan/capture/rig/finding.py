@@ -18,7 +18,6 @@ from typing import Literal
 import imagecodecs
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 CLEAR = 0.95  # a column whose median reaches this share of the base's level is clear base
 NO_FILM_BRIGHTER = 1.15  # the bare light: this much brighter than the base...
@@ -143,6 +142,8 @@ class FrameFinder:
     def _runs(self, rgb: npt.NDArray[np.float32]) -> tuple[list[_Run], tuple[float, float] | None]:
         """The view's columns as runs of clear base, picture and no film; and the clear base's level and
         blueness in this view (None: none of it in view)."""
+        from scipy import ndimage  # here, not at the top: the console and the daemon import this module at start
+
         h, w, _ = rgb.shape
         band = rgb[h // 4 : 3 * h // 4]
         lum = band.mean(axis=-1)
@@ -182,6 +183,8 @@ def _rows(rgb: npt.NDArray[np.float32], a: int, b: int) -> tuple[int, int]:
 
 
 def _fingerprint(area: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
+    from scipy import ndimage
+
     if area.size == 0:
         return None
     lum = area.mean(axis=-1)

@@ -4,16 +4,17 @@ its protocol (grbl, marlin, line), started and ready to move."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from medianscan.capture.camera.simulated.sheet import sheet_of
-from medianscan.capture.camera.simulated.strip import strip_of
 from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.grbl import GrblRig
-from medianscan.capture.rig.grbl_firmware import Faults, GrblFirmware
 from medianscan.capture.rig.line import LineRig
 from medianscan.capture.rig.marlin import MarlinRig
 from medianscan.capture.rig.port import LinePort, RigError, SerialPort
 from medianscan.config.schema import Config
+
+if TYPE_CHECKING:  # the simulated controller (and the simulator's scipy) is imported when a config asks for it
+    from medianscan.capture.rig.grbl_firmware import Faults, GrblFirmware
 
 __all__ = ["FirmwarePort", "Rig", "RigError", "open_rig"]
 
@@ -60,6 +61,10 @@ def open_rig(cfg: Config, faults: Faults | None = None) -> Rig:
         raise RigError("no rig is configured: set rig.port (e.g. /dev/ttyUSB0, or simulated) and rig.protocol")
     port: LinePort
     if rig_cfg.port == "simulated":
+        from medianscan.capture.camera.simulated.sheet import sheet_of
+        from medianscan.capture.camera.simulated.strip import strip_of
+        from medianscan.capture.rig.grbl_firmware import GrblFirmware
+
         strip, sheet = strip_of(cfg.camera.simulated), sheet_of(cfg.camera.simulated)
         if cfg.camera.backend != "simulated" or (strip is None and sheet is None):
             raise RigError("rig.port: simulated moves the simulated camera's strip or sheet: set camera.backend: "

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from medianscan.blend.stack_files import output_paths
 from medianscan.capture.bracket_burst import bracket_choices, shoot_bracket
 from medianscan.capture.camera import BurstError, Camera, CameraError
 from medianscan.capture.camera.burst.enough import Auto, FrameCount, flat_gain
@@ -322,6 +321,8 @@ class CameraThread:
         cfg = self.config()
         if cfg.frames != "auto":
             return cfg.frames
+        from medianscan.blend.stack_files import output_paths  # (the blend's files, scipy: for `frames: auto` alone)
+
         master = None if flat is None else output_paths(flat, "median", "raw", None)[0]
         return Auto(cfg.auto_frames, cfg.blend, flat_gain(master))
 

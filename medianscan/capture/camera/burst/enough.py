@@ -16,19 +16,21 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import rawpy
 
-from medianscan.blend.corrections.flat import load_master
-from medianscan.blend.measuring.dense import DenseMeasure, measure_subsampled, stride_for, subsample
-from medianscan.blend.measuring.efficiency import blend_snr, frames_for
-from medianscan.blend.reading.raw_layout import layout_from_rawpy
 from medianscan.config.schema import AutoFrames, BlendConfig
 from medianscan.metadata import MosaicLayout
 from medianscan.records import FramesRecord
+
+if TYPE_CHECKING:
+    from medianscan.blend.measuring.dense import DenseMeasure
+
+# The measuring (blend.measuring, its numba kernels, scipy, the flat field) is imported by `frames: auto` alone:
+# every process that shoots imports this module (its FrameCount), most never measure a frame
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ class Auto:
         self._pending: list[Future[None]] = []
         self._failed = False  # a frame could not be measured: the burst shoots the most
         self.cpu_seconds = 0.0  # what the measuring cost (the benchmark reports it per frame)
+        import medianscan.blend.measuring.dense  # noqa: F401  (loaded now, before the burst: not on its first frame)
 
     def wanted(self) -> int:
         with self._lock:
@@ -125,6 +128,10 @@ class Auto:
                 self._target, self._failed = self.most, True
 
     def _measure_frame(self, data: bytes) -> None:
+        from medianscan.blend.measuring.dense import measure_subsampled, stride_for, subsample
+        from medianscan.blend.measuring.efficiency import frames_for
+        from medianscan.blend.reading.raw_layout import layout_from_rawpy
+
         started = time.thread_time()
         with rawpy.imread(io.BytesIO(data)) as raw:
             layout = self._layout or layout_from_rawpy(raw)
@@ -161,6 +168,8 @@ class Auto:
         found, predicted = self._measure, self._predicted
         if found is None or predicted is None or self._failed:
             return None
+        from medianscan.blend.measuring.efficiency import blend_snr
+
         expected = blend_snr(found.snr, self.blend.method, shot, self.blend) if math.isfinite(found.snr) else math.inf
         return FramesRecord(
             target=self.auto.snr,
@@ -182,4 +191,6 @@ def flat_gain(master: Path | None) -> npt.NDArray[np.float32] | None:
     tenth is then taken as the light falls)."""
     if master is None or not master.is_file():
         return None
+    from medianscan.blend.corrections.flat import load_master
+
     return load_master(master).gain
