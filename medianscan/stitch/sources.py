@@ -31,6 +31,7 @@ from medianscan.library import contents
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
 
 XMP_TAG = 700
+TRIM_FROM = 32 << 20  # freed heap bytes worth giving back before a decode
 
 
 class StitchError(MedianscanError):
@@ -126,17 +127,30 @@ def read_tile(tile: Tile) -> Frame:
 
 def give_back_freed() -> None:
     """Return the heap's freed pages to the system (glibc's malloc_trim; nothing elsewhere), before a tile's
-    decode. glibc raises its threshold for mapping an array on its own to the largest array freed so far (a flat's
-    plane, 24 MB at 24 MP): after that, a tile's bands and cell planes come from the heap, and stay in the process
-    when freed, 60-70 MB at 24 MP that the next tile's decode (twice its mosaic, for a moment) would add to."""
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
+    decode, when they come to TRIM_FROM or more. glibc raises its threshold for mapping an array on its own to the
+    largest array freed so far (a flat's plane, 24 MB at 24 MP): after that, a tile's bands and cell planes come
+    from the heap, and stay in the process when freed, 60-70 MB at 24 MP that the next tile's decode (twice its
+    mosaic, for a moment) would add to. Below TRIM_FROM the pages stay: touching them again would cost more."""
+    libc = _libc()
+    trim, info = getattr(libc, "malloc_trim", None), getattr(libc, "mallinfo2", None)
+    if trim is None or (info is not None and info().fordblks < TRIM_FROM):
+        return
+    trim(0)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [  # what glibc fills, in its order
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
 
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None)
+    libc = ctypes.CDLL(None)
+    if getattr(libc, "mallinfo2", None) is not None:
+        libc.mallinfo2.restype = _MallInfo2
+    return libc
 
 
 def visible_bands(frame: Frame, flat: TileFlat | None, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
@@ -188,9 +202,9 @@ class TileFlat:
         c1 = self.steps.shape[1] if cols.stop is None else cols.stop - self.origin[1]
         values: npt.NDArray[np.float32] = self.steps[r0:r1, c0:c1].astype(np.float32)
         ph, pw = self.step.shape
-        for dy in range(ph):
-            for dx in range(pw):
-                values[dy::ph, dx::pw] *= self.step[(r0 + dy) % ph, (c0 + dx) % pw]
+        for dy in range(ph):  # whole rows at a time (the steps across a row repeat with the CFA): no column strides
+            across = np.tile(np.roll(self.step[(r0 + dy) % ph], -c0), -(-(c1 - c0) // pw))[: c1 - c0]
+            values[dy::ph] *= across
         return values
 
 
