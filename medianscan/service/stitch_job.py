@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medianscan.library.tile_set import TILES_FILE
-from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
 
 
@@ -36,5 +35,7 @@ class StitchTask:
 def stitch_job(key: Path, task: StitchTask) -> StitchRecord:
     """Stitch `task` (known to the pool as `key`); a StitchError (a MedianscanError) names what is wrong."""
     del key
+    from medianscan.stitch.pipeline import StitchOptions, stitch  # here: the daemon and the watcher never stitch
+
     options = StitchOptions(flat=task.flat, layout=task.layout, overlap=task.overlap, positions=task.positions)
     return stitch(list(task.tiles), task.output, options)

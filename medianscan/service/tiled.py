@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from medianscan.blend.reading.recorded import recorded_frames
-from medianscan.blend.stack_files import output_paths
 from medianscan.errors import MedianscanError
 from medianscan.library import contents
 from medianscan.library.manifest import State, read_manifest
@@ -59,6 +58,8 @@ def tile_blend(folder: Path, method: Method) -> Path | None:
             return None
         blend = m.blend.output if m.state == State.BLENDED and m.blend is not None else None
         return blend if blend is not None and blend.is_file() else None
+    from medianscan.blend.stack_files import output_paths  # the blend's naming; its modules load with a blend
+
     blend, sidecar = output_paths(folder, method, "raw", None)
     recorded = recorded_frames(sidecar)
     if not blend.is_file() or recorded is None:
