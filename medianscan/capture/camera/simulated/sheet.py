@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import scipy.fft
 from scipy import ndimage
 
 from medianscan.capture.camera.simulated.scene import BARE_LIGHT, BASE_TRANSMISSION, FILM_LIGHT, mask
-from medianscan.capture.camera.simulated.strip import Carriage
+from medianscan.capture.camera.simulated.strip import Carriage, OnTheStand
 from medianscan.config.schema import SheetConfig, SimulatedConfig
 from medianscan.errors import MedianscanError
 
@@ -237,8 +236,7 @@ def _spline_shift(image: npt.NDArray[np.float32], fraction: float, axis: int, si
     return out
 
 
-_SHEETS: dict[int, tuple[weakref.ref[SimulatedConfig], SimulatedSheet]] = {}
-_SHEETS_LOCK = threading.Lock()
+_SHEETS: OnTheStand[SimulatedSheet] = OnTheStand()
 
 
 def sheet_of(sim: SimulatedConfig) -> SimulatedSheet | None:
@@ -246,11 +244,4 @@ def sheet_of(sim: SimulatedConfig) -> SimulatedSheet | None:
     or None when none is configured."""
     if not sim.sheet.present:
         return None
-    with _SHEETS_LOCK:
-        for key in [k for k, (ref, _) in _SHEETS.items() if ref() is None]:
-            del _SHEETS[key]
-        found = _SHEETS.get(id(sim))
-        if found is None or found[0]() is not sim:
-            found = (weakref.ref(sim), SimulatedSheet(sim.sheet, sim.width, sim.height))
-            _SHEETS[id(sim)] = found
-        return found[1]
+    return _SHEETS.get(sim, lambda: SimulatedSheet(sim.sheet, sim.width, sim.height))

@@ -14,12 +14,15 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from medianscan.capture.camera.simulated.scene import BARE_LIGHT, BASE_TRANSMISSION, FILM_LIGHT, mask, picture
 from medianscan.config.schema import SimulatedConfig, StripConfig
+
+T = TypeVar("T")
 
 VIEW_PITCHES = 1.25  # the view's width along the strip, in pitches
 FILM_HEIGHT_MM = 35.0  # 35 mm film, across the strip
@@ -132,8 +135,26 @@ class SimulatedStrip:
         return film
 
 
-_STRIPS: dict[int, tuple[weakref.ref[SimulatedConfig], SimulatedStrip]] = {}
-_STRIPS_LOCK = threading.Lock()
+class OnTheStand(Generic[T]):
+    """What lies on a simulated copy stand, one per configuration, so that the camera and the rig (each given the
+    same SimulatedConfig) see the same film; forgotten with its configuration."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[weakref.ref[SimulatedConfig], T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, sim: SimulatedConfig, make: Callable[[], T]) -> T:
+        with self._lock:
+            for key in [k for k, (ref, _) in self._made.items() if ref() is None]:
+                del self._made[key]
+            found = self._made.get(id(sim))
+            if found is None or found[0]() is not sim:
+                found = (weakref.ref(sim), make())
+                self._made[id(sim)] = found
+            return found[1]
+
+
+_STRIPS: OnTheStand[SimulatedStrip] = OnTheStand()
 
 
 def strip_of(sim: SimulatedConfig) -> SimulatedStrip | None:
@@ -141,11 +162,4 @@ def strip_of(sim: SimulatedConfig) -> SimulatedStrip | None:
     or None without `strip.frames`."""
     if sim.strip.frames <= 0:
         return None
-    with _STRIPS_LOCK:
-        for key in [k for k, (ref, _) in _STRIPS.items() if ref() is None]:
-            del _STRIPS[key]
-        found = _STRIPS.get(id(sim))
-        if found is None or found[0]() is not sim:
-            found = (weakref.ref(sim), SimulatedStrip(sim.strip, sim.width, sim.height))
-            _STRIPS[id(sim)] = found
-        return found[1]
+    return _STRIPS.get(sim, lambda: SimulatedStrip(sim.strip, sim.width, sim.height))
