@@ -32,7 +32,11 @@ import numpy as np
 from tests.conftest import find_sample_raw
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGEMAGICK = "/usr/bin/convert"  # the real one (a PATH `convert` may be something else)
+# ImageMagick 7's `magick`, else Debian's ImageMagick 6 by its own name (a PATH `convert` may be something else)
+IMAGEMAGICK = next(
+    (found for name in ("magick", "convert-im6.q16", "/usr/bin/convert") if (found := shutil.which(name))),
+    "magick",
+)
 GNU_TIME = "/usr/bin/time"
 MAGICK_POLICY = """<policymap>
   <policy domain="resource" name="memory" value="16GiB"/>

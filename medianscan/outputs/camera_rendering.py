@@ -13,7 +13,7 @@ light, left out), fitted as an exposure, a saturation about grey, sRGB's curve a
 encoded values (a sine series with both ends fixed), by robust least squares, held lightly to sRGB's. A full 3x3
 colour matrix found colours a scene of one hue cannot tell apart (a dark scene's blend then developed 0.08 EV
 off). A fit that does not render the preview within MAX_RMS codes (another crop, a local tone mapping: the 30D's
-JPEG is 11 codes off) is not used, and the preview changes through sRGB's curve as before.
+JPEG is 5.6 codes off, RMS) is not used, and the preview changes through sRGB's curve as before.
 """
 
 from __future__ import annotations
