@@ -6,9 +6,11 @@ library, for `scan-tiles`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,22 +77,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rig.set_defaults(handler=run_rig)
 
 
+@contextlib.contextmanager
+def locked_camera(cfg: Config) -> Iterator[Camera]:
+    """The configured camera, connected and locked for a calibration (none while a daemon holds it), closed after."""
+    refuse_while_a_daemon_holds_the_camera(cfg)
+    camera = open_camera(cfg.camera)
+    camera.connect()
+    try:
+        camera.lock()
+        yield camera
+    finally:
+        camera.close()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.apply and args.config is None:
         raise MedianscanError("--apply writes the speed into a configuration file: give it with --config")
     cfg = load_config(args.config)
-    refuse_while_a_daemon_holds_the_camera(cfg)
-    camera = open_camera(cfg.camera)
     started = time.perf_counter()
-    camera.connect()
-    try:
-        camera.lock()
+    with locked_camera(cfg) as camera:
         start = cfg.camera.settings.get("shutterspeed") or next(
             (s.value for s in camera.describe() if s.key == "shutterspeed"), None
         )
         result = ExposureCalibration(camera, cfg.camera.settings).run(start)
-    finally:
-        camera.close()
     seconds = time.perf_counter() - started
     if args.apply:
         write_shutter(args.config, result.shutterspeed)
@@ -115,23 +124,16 @@ def run_rig(args: argparse.Namespace) -> int:
     from medianscan.capture.rig.open import open_rig
 
     cfg = load_config(args.config)
-    refuse_while_a_daemon_holds_the_camera(cfg)
-    camera = open_camera(cfg.camera)
     started = time.perf_counter()
-    camera.connect()
-    try:
-        camera.lock()
-        with tempfile.TemporaryDirectory(prefix="medianscan-rig-") as scratch:
-            still = _Stills(camera, Path(scratch))
-            sensor = still.size()
-            rig = open_rig(cfg)
-            try:
-                say = (lambda text: None) if args.json else print
-                result = calibrate_rig.calibrate(rig, still.preview, sensor, still=still, say=say)
-            finally:
-                rig.close()
-    finally:
-        camera.close()
+    with locked_camera(cfg) as camera, tempfile.TemporaryDirectory(prefix="medianscan-rig-") as scratch:
+        still = _Stills(camera, Path(scratch))
+        sensor = still.size()
+        rig = open_rig(cfg)
+        try:
+            say = (lambda text: None) if args.json else print
+            result = calibrate_rig.calibrate(rig, still.preview, sensor, still=still, say=say)
+        finally:
+            rig.close()
     path = calibrate_rig.save(result, cfg.library)
     seconds = time.perf_counter() - started
     if args.json:
