@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from medianscan.capture.rig.grbl_firmware import Faults
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun
+from medianscan.capture.rig.tile_strip import StripRun, StripSettings, begin_at
 from medianscan.config.schema import Config, SheetConfig
+from medianscan.library.rolls import Library
 from tests.daemon_thread import capture_config
 
 MM_PER_PIXEL = 0.0453  # a 768 x 512 view of 34.8 x 23.2 mm: 3x3 tiles at 25 % cover a 6x7 negative (70 x 56 mm)
@@ -69,6 +72,9 @@ class SheetEyes:
         assert found is not None
         self.sheet: SimulatedSheet = found
         self.shots: list[str] = []
+        self.shot_stacks: list[str] = []  # 'frame-002/tile-r1c2', in the order shot (a strip's negatives apart)
+        self.placed: dict[tuple[str, str], tuple[float, float]] = {}  # (negative, tile) -> the view's corner
+        self.after_shot: Callable[[int], None] | None = None  # called with the count of tiles shot so far
         self.stills = 0
         self.root = self.cfg.library / "stills"
 
@@ -85,7 +91,11 @@ class SheetEyes:
 
     def shoot(self, stack: Path) -> Answer:
         self.at[stack.name] = self.sheet.view_origin_px()
+        self.placed[(stack.parent.name, stack.name)] = self.at[stack.name]
         self.shots.append(stack.name)
+        self.shot_stacks.append(f"{stack.parent.name}/{stack.name}")
+        if self.after_shot is not None:
+            self.after_shot(len(self.shot_stacks))
         record = self.camera.burst(self.frames, stack, stack.name)
         return Answer(True, "capture", f"{len(record.frames)} frames", stack=str(stack))
 
@@ -127,3 +137,63 @@ def tiles_on(tmp_path: Path, **sheet: object) -> Tiles:
     scale = true_scale(cfg)
     plan = make_plan(Wanted(columns=3, rows=3), scale)
     return Tiles(cfg, SheetEyes(cfg), plan, scale, tmp_path / "library" / "roll" / "frame-001")
+
+
+# A strip of three 6x7 negatives (tiles_on's stage, 2 % slip, 0.2 degrees, 0.05 mm play) under a wider view: a
+# 768 x 512 view of 50.7 x 33.8 mm, so 2x2 tiles cover each negative (72 x 58 mm with its margins)
+STRIP_MM_PER_PIXEL = 0.066
+
+
+@dataclass
+class StripTiles:
+    """A strip run over the simulated strip, each negative named by the library as a press's, and where the
+    last run left the stage (as the daemon keeps it between runs)."""
+
+    cfg: Config
+    eyes: SheetEyes
+    plan: TilePlan
+    scale: StageScale
+    library: Library
+    saved: tuple[Path, Resume] | None = None
+    progress: list[TileProgress] = field(default_factory=list)
+
+    def run(self, stop: threading.Event | None = None, faults: Faults | None = None) -> StripRun:
+        library = self.library
+        first, resume = begin_at(library.last_stack(), self.saved, lambda: library.roll / library.next_negative())
+        rig = open_rig(self.cfg, faults)
+        strip = StripSettings(70.0, self.cfg.tiles.gap_mm)
+        run = StripRun(rig, self.eyes, self.plan, self.scale, first=first,
+                       name_next=lambda: library.roll / library.next_negative(), strip=strip,
+                       stop=stop or threading.Event(), progress=self.progress.append,
+                       settings=RunSettings(settle_timeout=5.0), resume=resume)  # fmt: skip
+        try:
+            run.run()
+        finally:
+            rig.close()
+        self.saved = run.resume()
+        return run
+
+    def misses(self, negative: str, place: int) -> list[float]:
+        """Each tile of `negative` (a folder) against where the plan put it over the strip's `place`th negative
+        (its centre under the plan's centre): the distance in photosites."""
+        sheet = self.eyes.sheet
+        left, top, width, height = sheet.negative_box(place)
+        mpp = sheet.mm_per_photosite
+        out = []
+        for tile in self.plan.tiles:
+            x, y = self.eyes.placed[(negative, tile.name)]
+            want_x = left + width / 2 + tile.stage_mm[0] / mpp - sheet.width / 2
+            want_y = top + height / 2 + tile.stage_mm[1] / mpp - sheet.height / 2
+            out.append(float(np.hypot(x - want_x, y - want_y)))
+        return out
+
+
+def strip_on(tmp_path: Path, **sheet: object) -> StripTiles:
+    """Three 6x7 negatives on a strip (gaps of 4 +- 1.5 mm, seeded), `sheet` overriding any of it."""
+    given: dict[str, object] = {"mm_per_pixel": STRIP_MM_PER_PIXEL, "negatives": 3, **sheet}
+    cfg = sheet_config(tmp_path, **given)
+    cfg.tiles.format, cfg.tiles.strip = "6x7", True
+    scale = true_scale(cfg)
+    plan = make_plan(Wanted.of(cfg.tiles), scale)
+    assert (plan.columns, plan.rows) == (2, 2), plan.said()
+    return StripTiles(cfg, SheetEyes(cfg), plan, scale, Library.from_config(cfg))

@@ -79,7 +79,7 @@ def test_a_6x7_negative_calibrated_shot_in_3x3_tiles_and_stitched_is_the_sheet_w
     assert max(misses) < 0.5, misses
     side = [s for s in record.seams if _next_to(ordered[s.a], ordered[s.b])]  # the corners' overlaps are small
     assert len(side) == 12 and all(seam.placed_by == "measured" for seam in side)
-    median, worst_on_seams = against_picture(record, eyes, origin)
+    median, worst_on_seams = against_picture(record, eyes.sheet.picture[:, :, 0], origin)
     print(f"against the sheet's picture: blocks within {median:.2%} (median), seams' worst 1 % {worst_on_seams:.2%}")
     assert median < 0.005 and worst_on_seams < 0.02
 
@@ -88,10 +88,13 @@ def _next_to(a: TileEntry, b: TileEntry) -> bool:
     return abs(a.column - b.column) + abs(a.row - b.row) == 1
 
 
-def against_picture(record: StitchRecord, eyes: SheetEyes, origin: npt.NDArray[np.float64]) -> tuple[float, float]:
-    """The stitched mosaic against the sheet's picture seen through the orange mask, after one global gain: the
-    median of |block / picture - 1| over 64x64 blocks per colour inside the picture, and the 99th percentile of
-    it over the blocks that lie on an overlap (two tiles or more)."""
+def against_picture(
+    record: StitchRecord, picture: npt.NDArray[np.float32], origin: npt.NDArray[np.float64]
+) -> tuple[float, float]:
+    """The stitched mosaic against `picture` (the sheet's, or one negative's of a strip; the first tile's corner
+    at `origin` on it) seen through the orange mask, after one global gain: the median of |block / picture - 1|
+    over 64x64 blocks per colour inside the picture, and the 99th percentile of it over the blocks that lie on an
+    overlap (two tiles or more)."""
     with rawpy.imread(str(record.output)) as raw:
         mosaic = raw.raw_image_visible.astype(np.float64)
         colours = raw.raw_colors_visible.copy()
@@ -101,7 +104,6 @@ def against_picture(record: StitchRecord, eyes: SheetEyes, origin: npt.NDArray[n
     first = record.tiles[0]
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
     py, px = origin[1] + rows - first.y, origin[0] + cols - first.x  # each photosite on the picture
-    picture = eyes.sheet.picture[:, :, 0]
     expected = ndimage.map_coordinates(picture, [py, px], order=3, mode="nearest")
     expected *= np.asarray((*ORANGE_MASK, ORANGE_MASK[1]))[colours]  # raw colours: R, G, B, G2
     inside = (py >= 2) & (py <= picture.shape[0] - 3) & (px >= 2) & (px <= picture.shape[1] - 3)

@@ -67,6 +67,15 @@ class SheetConfig:
     rotation_degrees: float = 0.0
     backlash_mm: float = 0.0
     seed: int = 1
+    # a strip of 120 film along X (`negatives` above 1): each negative width_mm x height_mm (its own picture),
+    # gaps of `gap_mm` +- `gap_variation_mm` (seeded) between them, the film `film_mm` high (its clear rebate above
+    # and below), `leader_mm` of clear base before the first and after the last, then the bare light
+    negatives: int = 1
+    gap_mm: float = 4.0
+    gap_variation_mm: float = 1.5
+    film_mm: float = 61.0
+    leader_mm: float = 15.0
+    blank: list[int] = field(default_factory=list)  # 1-based negatives of the strip left unexposed
 
     @property
     def present(self) -> bool:
@@ -273,6 +282,9 @@ class TilesConfig:
     wait_without_live_view_seconds: float = 2.0  # a body without live view: the fixed settle after each move
 
 
+    strip: bool = False  # a strip of 120: after each negative, find the next along X and go on to the strip's end
+    gap_mm: float = 4.0  # the strip's nominal gap between negatives (the advance: the format's width and this)
+    negatives_without_live_view: int = 3  # a strip on a body without live view: negatives shot by the pitch
 @dataclass
 class AutoFrames:
     """`frames: auto`: each burst shoots until its blend reaches `snr` in the negative's densest tenth (the

@@ -44,7 +44,7 @@ class Sight:
 
 
 @dataclass(frozen=True)
-class _Run:
+class Run:
     start: int
     end: int  # exclusive
     kind: str  # "clear", "picture", "none"
@@ -119,15 +119,15 @@ class FrameFinder:
             offset_mm=self.sign * (middle - centre) * self.mm_per_px,
             outline=(a / w, top / h, b / w, bottom / h),
             mm_per_px=self.mm_per_px,
-            fingerprint=_fingerprint(rgb[top:bottom, int(max(a, 0)) : int(min(b, w))]),
+            fingerprint=fingerprint(rgb[top:bottom, int(max(a, 0)) : int(min(b, w))]),
         )
 
-    def _narrow(self, run: _Run, w: int) -> bool:
+    def _narrow(self, run: Run, w: int) -> bool:
         """A clear run too narrow for a blank frame: a gap (under half a picture's width)."""
         picture_px = w * 0.4 if self.mm_per_px is None else self.picture_mm / self.mm_per_px
         return run.end - run.start < picture_px / 2
 
-    def _clear(self, runs: list[_Run], at: int, w: int) -> Sight:
+    def _clear(self, runs: list[Run], at: int, w: int) -> Sight:
         """Clear base across the centre: a blank frame between two pictures, or the leader or trailer."""
         here = runs[at]
         before, after = runs[at - 1] if at > 0 else None, runs[at + 1] if at + 1 < len(runs) else None
@@ -139,16 +139,11 @@ class FrameFinder:
         offset = (here.centre - w / 2) * (self.mm_per_px or 0.0) * self.sign
         return Sight("blank", offset_mm=offset, mm_per_px=self.mm_per_px, why="clear base between two pictures")
 
-    def _runs(self, rgb: npt.NDArray[np.float32]) -> tuple[list[_Run], tuple[float, float] | None]:
+    def _runs(self, rgb: npt.NDArray[np.float32]) -> tuple[list[Run], tuple[float, float] | None]:
         """The view's columns as runs of clear base, picture and no film; and the clear base's level and
         blueness in this view (None: none of it in view)."""
-        from scipy import ndimage  # here, not at the top: the console and the daemon import this module at start
-
         h, w, _ = rgb.shape
-        band = rgb[h // 4 : 3 * h // 4]
-        lum = band.mean(axis=-1)
-        profile = ndimage.uniform_filter1d(np.median(lum, axis=0), 3)
-        blue = np.median(band[..., 2] / (band[..., 0] + 1.0), axis=0)
+        profile, blue = column_profile(rgb)
         edge = max(1, int(h * REBATE_ROWS))
         rebate = np.maximum(np.median(rgb[:edge].mean(axis=-1), axis=0), np.median(rgb[-edge:].mean(axis=-1), axis=0))
         reference = np.percentile(profile, 90)
@@ -157,18 +152,42 @@ class FrameFinder:
         level, base_blue = float(np.median(rebate)), float(np.percentile(blue, 10))
         if self.base is not None:  # a view with no film in it has no base of its own to compare with
             level, base_blue = min(level, self.base[0]), min(base_blue, self.base[1])
-        none = (profile > NO_FILM_BRIGHTER * level) | (blue > NO_FILM_BLUER * base_blue)
-        clear = ~none & (profile >= CLEAR * rebate)
-        kinds = np.where(none, 2, np.where(clear, 0, 1))
-        kinds = ndimage.median_filter(kinds, 5, mode="nearest")  # a column or two of noise is not a gap
-        names = ("clear", "picture", "none")
-        runs, start = [], 0
-        for x in range(1, w + 1):
-            if x == w or kinds[x] != kinds[start]:
-                runs.append(_Run(start, x, names[int(kinds[start])]))
-                start = x
+        runs, clear = column_runs(profile, blue, level, base_blue, rebate)
         base = (float(np.median(rebate)), float(np.median(blue[clear]))) if clear.any() else None
         return runs, base
+
+
+def column_profile(rgb: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Each column of a preview (the film running across the view) by its median over the middle half of the
+    rows: its brightness (lightly smoothed) and its blueness (blue over red)."""
+    from scipy import ndimage  # here, not at the top: the console and the daemon import this module at start
+
+    h = rgb.shape[0]
+    band = rgb[h // 4 : 3 * h // 4]
+    profile = ndimage.uniform_filter1d(np.median(band.mean(axis=-1), axis=0), 3)
+    blue = np.median(band[..., 2] / (band[..., 0] + 1.0), axis=0)
+    return profile.astype(np.float32), blue.astype(np.float32)
+
+
+def column_runs(profile: npt.NDArray[np.float32], blue: npt.NDArray[np.float32], level: float, base_blue: float,
+                clear_from: float | npt.NDArray[np.float32]) -> tuple[list[Run], npt.NDArray[np.bool_]]:  # fmt: skip
+    """The rule, once for every finder: a column is no film where it is brighter than NO_FILM_BRIGHTER x the
+    base's `level` or bluer than NO_FILM_BLUER x its blueness; clear base where it reaches CLEAR x `clear_from`
+    (the base's level there: per column, with the light's falloff, or one value); picture otherwise. A column or
+    two of noise is not a run. The runs from left to right, and the clear columns."""
+    from scipy import ndimage
+
+    none = (profile > NO_FILM_BRIGHTER * level) | (blue > NO_FILM_BLUER * base_blue)
+    clear = ~none & (profile >= CLEAR * clear_from)
+    kinds = np.where(none, 2, np.where(clear, 0, 1))
+    kinds = ndimage.median_filter(kinds, 5, mode="nearest")
+    names = ("clear", "picture", "none")
+    runs, start, w = [], 0, len(profile)
+    for x in range(1, w + 1):
+        if x == w or kinds[x] != kinds[start]:
+            runs.append(Run(start, x, names[int(kinds[start])]))
+            start = x
+    return runs, clear
 
 
 def _rows(rgb: npt.NDArray[np.float32], a: int, b: int) -> tuple[int, int]:
@@ -182,7 +201,7 @@ def _rows(rgb: npt.NDArray[np.float32], a: int, b: int) -> tuple[int, int]:
     return (int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, h)
 
 
-def _fingerprint(area: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
+def fingerprint(area: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
     from scipy import ndimage
 
     if area.size == 0:

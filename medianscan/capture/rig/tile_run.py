@@ -88,11 +88,13 @@ class TileProgress:
     doing: str
     started: float = 0.0
     under_way: bool = True
+    strip: str = ""  # a strip run's: 'negative 2 on the strip'
 
     def said(self) -> str:
-        """'4 of 9 tiles shot; settling tile-r2c2'."""
+        """'4 of 9 tiles shot; settling tile-r2c2' (a strip's: 'negative 2 on the strip: 4 of 9 ...')."""
         shot = sum(1 for t in self.tiles if t.state in ("shot", "kept"))
-        return f"{shot} of {counted(len(self.tiles), 'tile')} shot; {self.doing}"
+        head = f"{self.strip}: " if self.strip else ""
+        return f"{head}{shot} of {counted(len(self.tiles), 'tile')} shot; {self.doing}"
 
 
 @dataclass
@@ -168,7 +170,9 @@ class TileRun:
 
     def __init__(self, rig: Rig, eyes: TileEyes, plan: TilePlan, scale: StageScale, negative: Path, *, stop: Flag,
                  progress: Callable[[TileProgress], None] = lambda p: None, settings: RunSettings | None = None,
-                 resume: Resume | None = None) -> None:  # fmt: skip
+                 resume: Resume | None = None, home: bool = True) -> None:  # fmt: skip
+        """`home`: back to the negative's centre after the last tile (False: stay there, for a strip's advance)."""
+        self.home = home
         self.rig, self.eyes, self.plan, self.scale, self.negative = rig, eyes, plan, scale, negative
         self.stop, self.report = stop, progress
         self.settings = settings or RunSettings()
@@ -188,6 +192,10 @@ class TileRun:
         """Where the next run starts: None once the run went home (the negative's centre, as at a start)."""
         if self.summary.complete:
             return None
+        return self.where()
+
+    def where(self) -> Resume:
+        """Where the stage is now, from the negative's centre (a strip's advance starts from it)."""
         return Resume(self.at, (self.slack.x, self.slack.y), self.known, self.last_view, self.last_at)
 
     def run(self) -> TileSummary:
@@ -230,7 +238,7 @@ class TileRun:
             self._find_stage()
         ahead = Slack(self.slack.x, self.slack.y)  # the route plans with a copy; each move keeps self.slack
         moves = route([self.plan.tiles[k].stage_mm for k in todo], self.at, self.plan.backlash_mm, ahead,
-                      home=(0.0, 0.0))  # fmt: skip
+                      home=(0.0, 0.0) if self.home else None)  # fmt: skip
         between = True  # the stage is at a tile (or where the run began): a stop may come here
         for move in moves:
             if between and self.stop.is_set():

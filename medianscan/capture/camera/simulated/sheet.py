@@ -10,6 +10,7 @@ leftwards (as the roll rig's: a positive move shows what lies to the right of th
 Each axis slips (`slip`: a random error per move, a fraction of its length, seeded) and has play: a reversal of
 an axis loses `backlash_mm` (at the start each axis's play was last taken up moving +). The light falls off to
 the corners and the sensor's dust stays put (capture.camera.simulated.scene's light path, applied by Negative).
+With `negatives` above 1 the sheet is a strip of 120 film along X (roll_120), the view starting on its first.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy.typing as npt
 import scipy.fft
 from scipy import ndimage
 
+from medianscan.capture.camera.simulated.roll_120 import StripLayout, layout, strip_picture
 from medianscan.capture.camera.simulated.scene import BARE_LIGHT, BASE_TRANSMISSION, FILM_LIGHT, mask
 from medianscan.capture.camera.simulated.strip import Carriage, OnTheStand
 from medianscan.config.schema import SheetConfig, SimulatedConfig
@@ -51,6 +53,7 @@ class Stage:
         self._to = [0.0, 0.0]  # where each true carriage is going
         self._rng = np.random.default_rng([seed, 31])
         self._lock = threading.Lock()
+        self.held = False  # a test's fault: the controller counts each move, the carriage stays (a belt slipping)
 
     @property
     def x(self) -> Carriage:
@@ -78,7 +81,7 @@ class Stage:
             duration = length / max(speed, 1e-6)
             ends = []
             for axis, asked in enumerate((dx, dy)):
-                slipped = asked * (1 + self.slip * float(self._rng.uniform(-1.0, 1.0)))
+                slipped = 0.0 if self.held else asked * (1 + self.slip * float(self._rng.uniform(-1.0, 1.0)))
                 here = self._true[axis].position()
                 nut = self._nut[axis] + slipped
                 to = min(max(here, nut - self.backlash), nut)  # the carriage moves once the play is taken up
@@ -151,13 +154,28 @@ class SimulatedSheet:
         given = None if cfg.picture is None else read_picture(cfg.picture)
         rows = round(cfg.height_mm / cfg.mm_per_pixel) if cfg.height_mm > 0 or given is None else given.shape[0]
         cols = round(cfg.width_mm / cfg.mm_per_pixel) if cfg.width_mm > 0 or given is None else given.shape[1]
+        self.strip: StripLayout | None = None  # a strip of 120 negatives (roll_120), or one sheet
+        if cfg.negatives > 1:
+            self.strip = layout(cfg, (cols * cfg.mm_per_pixel, rows * cfg.mm_per_pixel))
+            given = strip_picture(cfg, self.strip, given, generated_picture)
+            rows, cols = given.shape[:2]
         self.size_px = (cols, rows)  # the sheet, in photosites (x, y)
         if given is None:
             given = generated_picture(cfg.seed, rows, cols)
         self.picture = given if given.ndim == 3 else given[:, :, None]  # (rows, columns, planes)
         ph, pw = self.picture.shape[:2]
         self.picture_at = ((cols - pw) / 2, (rows - ph) / 2)  # its top-left corner on the sheet, photosites
+        # where the view starts centred (photosites on the sheet): the sheet's centre, or the strip's first negative
+        start_x = cols / 2 if self.strip is None else self.strip.centre_mm(1) / cfg.mm_per_pixel
+        self.start_px = (start_x, rows / 2)
         self._mask = mask(height, width)
+
+    def negative_box(self, negative: int) -> tuple[int, int, int, int]:
+        """A strip's negative `negative` (1-based) on the picture, in its pixels: left, top, width, height."""
+        assert self.strip is not None
+        mpp = self.mm_per_photosite
+        pw, ph = round(self.strip.width_mm / mpp), round(self.strip.height_mm / mpp)
+        return round(self.strip.starts_mm[negative - 1] / mpp), (self.size_px[1] - ph) // 2, pw, ph
 
     @property
     def view_mm(self) -> tuple[float, float]:
@@ -168,9 +186,8 @@ class SimulatedSheet:
         """Where the view's photosite (0, 0) is on the picture, in its pixels (x, y): photosite (r, c) sees the
         picture at (x + c, y + r). `shift_mm`: the stage's (default: where it truly is now)."""
         sx, sy = self.stage.shift_mm() if shift_mm is None else shift_mm
-        cols, rows = self.size_px
-        x = (cols - self.width) / 2 + sx / self.mm_per_photosite - self.picture_at[0]
-        y = (rows - self.height) / 2 + sy / self.mm_per_photosite - self.picture_at[1]
+        x = self.start_px[0] - self.width / 2 + sx / self.mm_per_photosite - self.picture_at[0]
+        y = self.start_px[1] - self.height / 2 + sy / self.mm_per_photosite - self.picture_at[1]
         return x, y
 
     def key(self) -> int:

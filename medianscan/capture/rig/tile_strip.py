@@ -1,0 +1,288 @@
+"""A strip of 120 film shot in tiles without hands (`scan-tiles --strip`): each negative as a tile run (tile_run)
+into a negative folder of its own, then on to the next along X, found in live view, until the strip ends.
+
+After a negative's last tile the stage goes a format's width and the nominal gap on from its centre, where the
+gap to the next should be, and finds it there (next_negative: finding.py's column rule); the next negative's
+tiles are planned from the gap's far edge (its centre half a format on), so the gaps' own spacing and the
+stage's slip never add up along the strip. A blank negative is skipped and named; no film where a negative
+should be is the strip's end, and the run ends there with a sentence; a view after the advance that is the last
+tile's picture again (the stage or the film did not move) stops the run, as the roll run does. Without live
+view each negative is one pitch (the format's width and the gap) on, for the configured number, and it is said.
+A stop (the operator's, between tiles) or a fault leaves the negative under way unfinished; the next run carries
+it on and then goes on to the next, never shooting a finished negative again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from medianscan.capture.rig.base import Rig
+from medianscan.capture.rig.finding import decode, fingerprint, same_picture
+from medianscan.capture.rig.next_negative import GapFinder, GapSight
+from medianscan.capture.rig.port import RigError
+from medianscan.capture.rig.roll_run import Flag
+from medianscan.capture.rig.settle import measure_noise, settle
+from medianscan.capture.rig.tile_plan import PlanError, Slack, StageScale, TilePlan, Wanted, area_mm, route
+from medianscan.capture.rig.tile_run import Resume, RunSettings, TileEyes, TileProgress, TileRun, shot_already
+from medianscan.config.schema import TilesConfig
+from medianscan.errors import MedianscanError
+from medianscan.library.tile_set import is_tiled, read_tile_set
+from medianscan.wording import counted
+
+log = logging.getLogger(__name__)
+
+MOST_NEGATIVES = 40  # a strip longer than this is a mistake (a 120 roll holds 8 to 16 negatives; 220 twice that)
+
+
+@dataclass(frozen=True)
+class StripSettings:
+    format_mm: float  # the negative's width along the strip (the format's, without margins)
+    gap_mm: float = 4.0  # the nominal gap between negatives
+    without_live_view: int = 3  # negatives shot by the pitch on a body without live view
+
+
+@dataclass
+class StripSummary:
+    """What a strip run did, in one sentence at its end."""
+
+    negatives: list[str] = field(default_factory=list)  # finished in this run (shot, or carried on)
+    tiles: int = 0
+    blanks: list[int] = field(default_factory=list)  # places on the strip (this run's count) found blank
+    live_view: bool = True
+    ended: bool = False
+    stopped: str | None = None
+    seconds: float = 0.0
+    last: str = ""  # the last tile run's sentence
+
+    def said(self) -> str:
+        done = counted(len(self.negatives), "negative")
+        names = f" ({self.negatives[0]}" + (f" to {self.negatives[-1]}" if len(self.negatives) > 1 else "") + ")"
+        head = f"strip run: {done} shot{names if self.negatives else ''}, {counted(self.tiles, 'tile')} in " \
+               f"{self.seconds:.0f} s"  # fmt: skip
+        if self.blanks:
+            places = ", ".join(ordinal(b) for b in self.blanks)
+            head += f"; {counted(len(self.blanks), 'blank negative')} skipped (the {places} on the strip)"
+        if not self.live_view:
+            head += "; each negative placed by the pitch alone (no live view on this body)"
+        if self.ended:
+            return f"{head}; the strip ended after {counted(len(self.negatives), 'negative')}"
+        return f"{head}; stopped: {self.stopped}" + (f" ({self.last})" if self.last else "")
+
+
+def strip_settings(tiles: TilesConfig) -> StripSettings:
+    """The strip's advance from the config: the format's width (the plan's area without its margins) and the gap;
+    refused for a grid of tiles, which has no width to advance by."""
+    wanted = Wanted.of(tiles)
+    area = area_mm(wanted)
+    if area is None:
+        raise PlanError("scan-tiles --strip needs the negatives' width to advance by: give tiles.format (645, 6x6, "
+                        "6x7, ...) or tiles.width_mm and height_mm, not columns and rows")  # fmt: skip
+    return StripSettings(area[0] - 2 * wanted.margin_mm, tiles.gap_mm, tiles.negatives_without_live_view)
+
+
+def complete(negative: Path) -> bool:
+    """Every tile of the negative shot (its tiles.json written by a run, each tile's folder shot)."""
+    if not is_tiled(negative):
+        return False
+    try:
+        return all(shot_already(f) for f in read_tile_set(negative).folders())
+    except MedianscanError:
+        return False
+
+
+def begin_at(
+    last: Path | None, saved: tuple[Path, Resume] | None, fresh: Callable[[], Path]
+) -> tuple[Path, Resume | None]:
+    """The negative a strip run begins with: the last one shot in tiles while tiles of it are missing (carried
+    on), or while the stage is known from it (the run advances from it first, never shooting it again); else a
+    fresh one, centred under the lens by the operator."""
+    if last is not None and is_tiled(last):
+        resume = saved[1] if saved is not None and saved[0] == last else None
+        if resume is not None or not complete(last):
+            return last, resume
+    return fresh(), None
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st."""
+    end = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{end}"
+
+
+class StripRun:
+    """One run along a strip of negatives (see the module)."""
+
+    def __init__(self, rig: Rig, eyes: TileEyes, plan: TilePlan, scale: StageScale, *, first: Path,
+                 name_next: Callable[[], Path], strip: StripSettings, stop: Flag,
+                 progress: Callable[[TileProgress], None] = lambda p: None, settings: RunSettings | None = None,
+                 resume: Resume | None = None) -> None:  # fmt: skip
+        self.rig, self.eyes, self.plan, self.scale = rig, eyes, plan, scale
+        self.negative, self.name_next, self.strip = first, name_next, strip
+        self.stop, self.report = stop, progress
+        self.settings = settings or RunSettings()
+        self.where = resume  # the stage from the current negative's centre (None: at it, as the operator put it)
+        self.summary = StripSummary()
+        self.place = 1  # the current negative's place on the strip, counted from this run's first
+        self.finder = GapFinder(advance=1 if scale.x_axis[0] <= 0 else -1)  # +X shows what lies that way
+        self.noise: float | None = None
+        self.started = time.time()
+        self.last_progress: TileProgress | None = None
+
+    def run(self) -> StripSummary:
+        started = time.monotonic()
+        try:
+            self._run()
+        except MedianscanError as exc:  # the rig's faults, live view that will not settle, a camera gone
+            self.summary.stopped = str(exc)
+        finally:
+            self.summary.seconds = time.monotonic() - started
+            self._tell("done", under_way=False)
+        log.info("%s", self.summary.said())
+        return self.summary
+
+    def resume(self) -> tuple[Path, Resume] | None:
+        """Where the next run carries on (the negative, the stage from its centre); None once the strip ended."""
+        if self.summary.ended or self.where is None:
+            return None
+        return self.negative, self.where
+
+    def _tell(self, doing: str, *, under_way: bool = True) -> None:
+        last = self.last_progress
+        if last is None:
+            return
+        self.report(replace(last, doing=doing, under_way=under_way, started=self.started))
+
+    def _progress(self, p: TileProgress) -> None:
+        """A tile run's progress, said as the strip's (the strip goes on when one negative is done)."""
+        self.last_progress = replace(p, strip=f"negative {self.place} on the strip", started=self.started,
+                                     under_way=True)  # fmt: skip
+        self.report(self.last_progress)
+
+    def _run(self) -> None:
+        for _ in range(MOST_NEGATIVES):
+            shoot = not complete(self.negative) or self.where is None  # a finished negative is never shot again
+            if shoot and not self._shoot_negative():
+                return
+            if self.stop.is_set():
+                self.summary.stopped = "by the operator, between negatives"
+                return
+            if not self._advance():
+                return
+        self.summary.stopped = f"{MOST_NEGATIVES} negatives and no end of the strip in sight"
+
+    def _shoot_negative(self) -> bool:
+        """The current negative's tiles; False (the run ends) when its run stopped."""
+        run = TileRun(self.rig, self.eyes, self.plan, self.scale, self.negative, stop=self.stop,
+                      progress=self._progress, settings=self.settings, resume=self.where, home=False)  # fmt: skip
+        done = run.run()
+        self.where = run.where()
+        self.noise = run.noise if run.noise is not None else self.noise
+        self.summary.tiles += len(done.shot)
+        self.summary.live_view = done.live_view
+        if not done.complete:
+            self.summary.stopped = done.stopped or "a tile not shot"
+            self.summary.last = done.said()
+            return False
+        self.summary.negatives.append(self.negative.name)
+        return True
+
+    def _go(self, target: tuple[float, float]) -> None:
+        """Move the stage to `target` (mm from the current negative's centre), the play taken up as a plan's."""
+        assert self.where is not None
+        slack = Slack(*self.where.slack) if self.where.known else Slack()
+        for move in route([target], self.where.at, self.plan.backlash_mm, slack):
+            self.rig.move_xy(move.dx_mm, move.dy_mm)
+        self.where = replace(self.where, at=target, slack=(slack.x, slack.y), known=True)
+
+    def _look(self, what: str) -> np.ndarray | None:
+        """The view once it stands still (RGB), or None without live view."""
+        if self.noise is None:
+            self.noise = measure_noise(self.eyes.preview)
+        if self.noise is None:
+            return None
+        settle(self.eyes.preview, self.noise, timeout=self.settings.settle_timeout, wait_without_live_view=0.0,
+               what=what)  # fmt: skip
+        jpeg = self.eyes.preview()
+        if jpeg is None:
+            raise RigError("live view stopped during the strip run; the stage is where it stopped")
+        return decode(jpeg)
+
+    def _advance(self) -> bool:
+        """On to the next negative: found in live view (or one pitch on without it); False when the strip ended
+        or the run stops (the summary says why)."""
+        strip, pitch = self.strip, self.strip.format_mm + self.strip.gap_mm
+        if self.where is None:
+            self.where = Resume((0.0, 0.0), (0, 0), known=False)
+        before = self.where.last_view
+        gap_at = (strip.format_mm / 2 + strip.gap_mm / 2, 0.0)
+        self._tell(f"advancing to the gap after {self.negative.name}")
+        self._go(gap_at)
+        view = self._look(f"the advance after {self.negative.name}")
+        if view is None:
+            return self._by_pitch(pitch)
+        if before is not None and same_picture(fingerprint(before[..., None]), fingerprint(view)):
+            self.summary.stopped = (f"the view after the advance is the picture of {self.negative.name}'s last tile "
+                                    "again: did the stage (or the film in its holder) move? Put the next negative "
+                                    "under the lens and run scan-tiles --strip again")  # fmt: skip
+            return False
+        sight = self.finder.at_gap(view)
+        at, skipped = gap_at[0], 0
+        while sight.kind in ("further", "blank"):
+            if sight.kind == "blank":
+                log.info("the %s negative on the strip is blank (unexposed): skipped", ordinal(self.place + 1))
+                self.summary.blanks.append(self.place + 1)
+                self.place += 1
+                skipped += 1
+                at += pitch / 2  # from the blank's centre to the gap after it
+            else:
+                at += pitch / 2  # to where the next negative's centre should be
+            self._tell(f"looking {'past the blank negative' if sight.kind == 'blank' else 'for the next negative'}")
+            self._go((at, 0.0))
+            view = self._look("the advance along the strip")
+            assert view is not None
+            sight = self.finder.at_gap(view) if sight.kind == "blank" else self.finder.at_centre(view)
+            if len(self.summary.blanks) > MOST_NEGATIVES:
+                break
+        return self._found(sight, at, view.shape, (1 + skipped) * pitch)
+
+    def _found(self, sight: GapSight, at: float, shape: tuple[int, ...], nominal: float) -> bool:
+        if sight.kind == "end":
+            self.summary.ended = True
+            log.info("the strip ended: %s", sight.why)
+            return False
+        if sight.kind != "gap":
+            self.summary.stopped = (f"the next negative after {self.negative.name} not found in live view: "
+                                    f"{sight.why}")  # fmt: skip
+            return False
+        px = self.scale.preview_ratio(shape)[0]  # photosites per preview pixel
+        start = at + sight.start_px * px / abs(self.scale.x_axis[0])  # the next picture's first column, mm
+        centre = start + self.strip.format_mm / 2
+        off = centre - nominal
+        log.info("the next negative found %.2f mm from the nominal pitch (gap %.2f mm)", off,
+                 sight.gap_px * px / abs(self.scale.x_axis[0]))  # fmt: skip
+        assert self.where is not None
+        here = self.where
+        self.where = Resume((here.at[0] - centre, here.at[1]), here.slack, here.known)  # the new negative's centre
+        self.negative = self.name_next()
+        self.place += 1
+        return True
+
+    def _by_pitch(self, pitch: float) -> bool:
+        """No live view: the next negative one pitch on, up to the configured number."""
+        self.summary.live_view = False
+        if self.place >= self.strip.without_live_view:
+            self.summary.ended = True
+            return False
+        log.warning("no live view on this body: the next negative placed by the pitch (%.1f mm)", pitch)
+        assert self.where is not None
+        here = self.where
+        self.where = Resume((here.at[0] - pitch, here.at[1]), here.slack, here.known)
+        self.negative = self.name_next()
+        self.place += 1
+        return True
