@@ -17,9 +17,15 @@ from typing import IO, Any
 TEMP_SUFFIX = ".part"
 
 
+def owner_suffix() -> str:
+    """How every temp of ours ends, a file or a folder: `.<pid>.part`, this process's, so that a scan after a
+    crash (`remove_dead_temps`) tells a dead writer's leftovers from a live one's."""
+    return f".{os.getpid()}{TEMP_SUFFIX}"
+
+
 def temp_path(target: Path) -> Path:
     """The hidden temp name used while `target` is being written (same folder, so rename is atomic)."""
-    return target.with_name(f".{target.name}.{os.getpid()}{TEMP_SUFFIX}")
+    return target.with_name(f".{target.name}{owner_suffix()}")
 
 
 def is_temp(path: Path) -> bool:
@@ -28,7 +34,8 @@ def is_temp(path: Path) -> bool:
 
 
 def _writer_alive(temp: Path) -> bool:
-    """True if the process that owns a `.<name>.<pid>.part` temp still runs (another `medianscan blend`)."""
+    """True if the process that owns a `.<name>.<pid>.part` temp still runs (another `medianscan blend`, a
+    stitch's folder of tiles)."""
     try:
         pid = int(temp.name[: -len(".part")].rsplit(".", 1)[1])
     except (IndexError, ValueError):
@@ -56,7 +63,7 @@ def process_alive(pid: int) -> bool:
 
 
 def remove_dead_temps(folder: Path) -> list[Path]:
-    """Remove the temps in `folder` whose writer is dead (a crash mid-write); returns them."""
+    """Remove the temps in `folder` whose writer is dead (a crash mid-write), files and folders; returns them."""
     removed = []
     for path in folder.iterdir():
         if is_temp(path) and not _writer_alive(path):
@@ -125,7 +132,7 @@ def room_problem(target: Path, need_bytes: int, what: str) -> str | None:
     folder = target.parent
     if not folder.is_dir():
         return f"{target}: the output folder {folder} does not exist"
-    probe = folder / f".medianscan-probe.{os.getpid()}{TEMP_SUFFIX}"
+    probe = folder / f".medianscan-probe{owner_suffix()}"
     try:
         probe.touch(exist_ok=False)
         probe.unlink()

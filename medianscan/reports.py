@@ -31,10 +31,20 @@ class CameraView:
 
 @dataclass(frozen=True)
 class QueueState:
+    """The pool's work: what waits (stacks and tiled negatives alike) and what its workers do now, a blend or a
+    stitch, each counted as what it is."""
+
     waiting: int  # in the pool's queue, plus stacks found at start and not yet handed to it
-    blending: int
+    blending: int  # stacks a worker blends now
     capacity: int
     full: bool  # captures wait for the blends
+    stitching: int = 0  # tiled negatives a worker stitches now
+
+    def said(self) -> str:
+        """'2 waiting, 1 blending, 1 stitching' (no stitching named while none runs), as every queue line reads."""
+        return f"{self.waiting} waiting, {self.blending} blending" + (
+            f", {self.stitching} stitching" if self.stitching else ""
+        )
 
 
 @dataclass(frozen=True)

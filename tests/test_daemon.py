@@ -330,7 +330,7 @@ def test_socket_trigger_on_the_virtual_camera_blends_beside_the_raws(
 
     status = d.ask("status")["status"]
     assert status["recent"][-1]["state"] == "blended"
-    assert status["queue"] == {"waiting": 0, "blending": 0, "capacity": 4, "full": False}
+    assert status["queue"] == {"waiting": 0, "blending": 0, "capacity": 4, "full": False, "stitching": 0}
     assert status["roll"] == stack.parent.name and status["negative"] == "frame-001"
     wait_until(lambda: events.exists() and len(events.read_text().splitlines()) == 2, "both hooks")
     lines = sorted(events.read_text().splitlines())

@@ -18,11 +18,21 @@ import pytest
 from medianscan.config.schema import HooksConfig
 from medianscan.records import BlendRecord
 from medianscan.service.hooks import TONES, Hooks, ring_bell, write_tone
-from medianscan.service.progress import BlendDone, BurstDone, FlatDone, Progress, ServiceError, StackQueued
+from medianscan.service.progress import (
+    BlendDone,
+    BurstDone,
+    FlatDone,
+    Progress,
+    ServiceError,
+    StackQueued,
+    StitchDone,
+    StitchFailed,
+)
+from medianscan.stitch.record import StitchRecord
 
 RECORD = """
 import json, os, sys
-keys = ("MEDIANSCAN_EVENT", "MEDIANSCAN_STACK", "MEDIANSCAN_FILE", "NOTIFY_SOCKET")
+keys = ("MEDIANSCAN_EVENT", "MEDIANSCAN_STACK", "MEDIANSCAN_FILE", "MEDIANSCAN_MESSAGE", "NOTIFY_SOCKET")
 with open(sys.argv[1], "a") as out:
     out.write(json.dumps({k: os.environ.get(k) for k in keys} | {"argv": sys.argv[2:]}) + "\\n")
 """
@@ -49,6 +59,12 @@ def blend(stack: Path, output: Path) -> BlendDone:
     return BlendDone(stack, BlendRecord(stack, output, output.with_suffix(".json"), (), (), (), 0.0, None), 2.0)
 
 
+def stitched(negative: Path, output: Path, alone: tuple[str, ...] = ()) -> StitchDone:
+    return StitchDone(
+        negative, StitchRecord(output, 1200, 800, (0, 0, 1200, 800), (), (), None, False, 4.0, {}), 4.0, alone
+    )
+
+
 def error(stack: Path | None = None) -> ServiceError:
     return ServiceError(stack, "the disk is full")
 
@@ -70,6 +86,7 @@ def test_commands_get_the_event_in_their_environment(
             "MEDIANSCAN_EVENT": "blend-done",
             "MEDIANSCAN_STACK": str(stack),
             "MEDIANSCAN_FILE": str(stack / "frame-001_median.dng"),
+            "MEDIANSCAN_MESSAGE": "",
             "NOTIFY_SOCKET": None,  # a hook can never speak for the service
             "argv": [],
         },
@@ -77,27 +94,46 @@ def test_commands_get_the_event_in_their_environment(
             "MEDIANSCAN_EVENT": "burst-done",
             "MEDIANSCAN_STACK": str(stack),
             "MEDIANSCAN_FILE": "",
+            "MEDIANSCAN_MESSAGE": "",
             "NOTIFY_SOCKET": None,
             "argv": ["two words", "x"],  # split like a shell, but no shell
         },
-        {"MEDIANSCAN_EVENT": "error", "MEDIANSCAN_STACK": "", "MEDIANSCAN_FILE": "", "NOTIFY_SOCKET": None, "argv": []},
+        {
+            "MEDIANSCAN_EVENT": "error",
+            "MEDIANSCAN_STACK": "",
+            "MEDIANSCAN_FILE": "",
+            "MEDIANSCAN_MESSAGE": "the disk is full",
+            "NOTIFY_SOCKET": None,
+            "argv": [],
+        },
     ]
 
 
 def test_each_typed_event_runs_its_hook_with_its_stack_and_file(recorder: tuple[str, Path], tmp_path: Path) -> None:
     """The one channel: every kind of event a service tells its listeners runs its hook (a flat burst is a burst:
-    the operator puts the film back), with the stack and the file of that event; a stack the hot folder queued
-    has no hook and runs none."""
+    the operator puts the film back), with the stack and the file of that event; a tiled negative stitched runs
+    stitch-done with its DNG (and the tiles no overlap placed, when there are), a failed stitch stitch-failed with
+    its sentence; a stack the hot folder queued has no hook and runs none."""
     command, out = recorder
     hooks = Hooks(
-        HooksConfig(burst_done=[command + " burst"], blend_done=[command + " blend"], error=[command + " error"])
+        HooksConfig(
+            burst_done=[command + " burst"],
+            blend_done=[command + " blend"],
+            stitch_done=[command + " stitched"],
+            stitch_failed=[command + " stitch failed"],
+            error=[command + " error"],
+        )
     )
     roll = tmp_path / "roll-001"
-    stack, flat = roll / "frame-002", roll / "flats" / "flat-001"
+    stack, flat, tiled = roll / "frame-002", roll / "flats" / "flat-001", roll / "frame-003"
+    why = "roll-001/frame-003: the stitch of 2 tiles failed: tile-c2-r0 overlaps no other tile"
     events: list[Progress] = [
         burst(stack, stack / "frame-002_09.dng"),
         FlatDone(flat, 9, 3.0, flat / "flat_09.dng"),
         blend(stack, stack / "frame-002_median.dng"),
+        stitched(tiled, tiled / "frame-003_median.dng"),
+        stitched(tiled, tiled / "frame-003_median.dng", alone=("tile-c1-r1",)),
+        StitchFailed(tiled, why),
         error(stack),
         error(None),
         StackQueued(tmp_path / "hot" / "neg-01", (tmp_path / "hot" / "neg-01" / "a.dng",)),
@@ -105,13 +141,20 @@ def test_each_typed_event_runs_its_hook_with_its_stack_and_file(recorder: tuple[
     for news in events:
         hooks.on_event(news)
         assert hooks.wait(20)  # one at a time: the file's lines come in the events' order
-    got = [(c["argv"], c["MEDIANSCAN_EVENT"], c["MEDIANSCAN_STACK"], c["MEDIANSCAN_FILE"]) for c in calls(out)]
+    got = [
+        (c["argv"], c["MEDIANSCAN_EVENT"], c["MEDIANSCAN_STACK"], c["MEDIANSCAN_FILE"], c["MEDIANSCAN_MESSAGE"])
+        for c in calls(out)
+    ]
+    alone = "placed by the plan alone, no overlap registered: tile-c1-r1"
     assert got == [
-        (["burst"], "burst-done", str(stack), str(stack / "frame-002_09.dng")),
-        (["burst"], "burst-done", str(flat), str(flat / "flat_09.dng")),
-        (["blend"], "blend-done", str(stack), str(stack / "frame-002_median.dng")),
-        (["error"], "error", str(stack), ""),
-        (["error"], "error", "", ""),
+        (["burst"], "burst-done", str(stack), str(stack / "frame-002_09.dng"), ""),
+        (["burst"], "burst-done", str(flat), str(flat / "flat_09.dng"), ""),
+        (["blend"], "blend-done", str(stack), str(stack / "frame-002_median.dng"), ""),
+        (["stitched"], "stitch-done", str(tiled), str(tiled / "frame-003_median.dng"), ""),
+        (["stitched"], "stitch-done", str(tiled), str(tiled / "frame-003_median.dng"), alone),
+        (["stitch", "failed"], "stitch-failed", str(tiled), "", why),
+        (["error"], "error", str(stack), "", "the disk is full"),
+        (["error"], "error", "", "", "the disk is full"),
     ]
 
 

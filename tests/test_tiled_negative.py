@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
-from medianscan.config.schema import Config, WatchConfig
+from medianscan.config.schema import Config, HooksConfig, WatchConfig
 from medianscan.console.positives import Positives
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import State, mark, read_manifest
@@ -39,6 +40,7 @@ from medianscan.service.tiled import Stitched, TiledNegatives
 from medianscan.service.watch import WatchService
 from tests.daemon_thread import RunningDaemon, capture_config
 from tests.test_console import Client
+from tests.test_hooks import RECORD, calls
 from tests.tiled_negatives import folder_name, make_tiled_negative, placed_within, spec, write_tile_stack
 from tests.tiles import Picture, load_picture
 from tests.waiting import wait_until
@@ -346,8 +348,12 @@ def test_a_stitch_the_daemon_cannot_make_is_one_sentence_in_tiles_json_the_log_a
     picture: Picture, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two tiles that share nothing: both blend, the stitch fails in the worker, and the operator reads why,
-    once, in tiles.json, the journal, the daemon's message and the stacks needing attention."""
-    cfg = capture_config(tmp_path / "library")
+    once, in tiles.json, the journal, the daemon's message and the stacks needing attention; the stitch-failed
+    hook and the error hook run with the negative and that sentence."""
+    script, out = tmp_path / "record.py", tmp_path / "calls.jsonl"
+    script.write_text(RECORD)
+    hook = f"{sys.executable} {script} {out}"
+    cfg = capture_config(tmp_path / "library", hooks=HooksConfig(stitch_failed=[hook], error=[hook]))
     roll = Library.from_config(cfg).new_roll()
     negative = roll / "frame-001"
     with RunningDaemon(cfg) as running:
@@ -364,7 +370,11 @@ def test_a_stitch_the_daemon_cannot_make_is_one_sentence_in_tiles_json_the_log_a
         attention = running.daemon.status()["attention"]
         assert [(a["stack"], a["state"], a["reason"]) for a in attention] == [(str(negative), "failed", error)]
         assert not tile_set.output.exists()
+        assert running.daemon.hooks.wait(20)
     assert [r.getMessage() for r in caplog.records if "stitch of" in r.getMessage()] == [said]
+    ran = sorted((c["MEDIANSCAN_EVENT"], c["MEDIANSCAN_STACK"], c["MEDIANSCAN_FILE"], c["MEDIANSCAN_MESSAGE"])
+                 for c in calls(out))  # fmt: skip
+    assert ran == [("error", str(negative), "", said), ("stitch-failed", str(negative), "", said)]
 
 
 SKEW = 80.0  # photosites down per column (left per row): beyond what the grid's search reaches on these tiles

@@ -354,7 +354,8 @@ def _camera_text(cam: dict[str, Any]) -> str:
 
 
 def _queue_text(q: dict[str, Any]) -> str:
-    text = f"{q.get('waiting', 0)} waiting, {q.get('blending', 0)} blending (room for {q.get('capacity', '?')})"
+    text = f"{q.get('waiting', 0)} waiting, {q.get('blending', 0)} blending"
+    text += (f", {q['stitching']} stitching" if q.get("stitching") else "") + f" (room for {q.get('capacity', '?')})"
     return text + ("; FULL: captures wait for the blends" if q.get("full") else "")
 
 

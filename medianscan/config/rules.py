@@ -244,6 +244,8 @@ KEY_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
 ITEM_CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("HooksConfig", "burst_done"): _command,
     ("HooksConfig", "blend_done"): _command,
+    ("HooksConfig", "stitch_done"): _command,
+    ("HooksConfig", "stitch_failed"): _command,
     ("HooksConfig", "error"): _command,
 }
 

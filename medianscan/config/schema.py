@@ -181,10 +181,12 @@ class TriggerConfig:
 
 @dataclass
 class HooksConfig:
-    """Commands run on events, with MEDIANSCAN_EVENT, MEDIANSCAN_STACK and MEDIANSCAN_FILE set."""
+    """Commands run on events, with MEDIANSCAN_EVENT, MEDIANSCAN_STACK, MEDIANSCAN_FILE and MEDIANSCAN_MESSAGE set."""
 
     burst_done: list[str] = field(default_factory=list)
     blend_done: list[str] = field(default_factory=list)
+    stitch_done: list[str] = field(default_factory=list)  # a tiled negative stitched: MEDIANSCAN_FILE is its DNG
+    stitch_failed: list[str] = field(default_factory=list)  # its stitch failed (the error hook runs too)
     error: list[str] = field(default_factory=list)
     sound: Literal["auto", "off", "bell", "wav"] = "auto"  # auto: the terminal bell when run in a terminal
 

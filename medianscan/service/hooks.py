@@ -1,10 +1,12 @@
-"""Operator feedback: user commands and a sound on burst-done (advance the negative), blend-done and error.
+"""Operator feedback: user commands and a sound on burst-done (advance the negative), blend-done, stitch-done,
+stitch-failed and error.
 
 The hooks are one listener of the service's typed events (medianscan.service.progress): `on_event` maps each
 event to its hook and the hook's environment, so an event is announced once and every listener hears the same.
 Hooks run in the background so a slow command never delays the next burst, get a timeout so a stuck one
 never piles up, and never raise: a broken hook is logged, the scan goes on. The environment mirrors gphoto2's
-`--hook-script`: MEDIANSCAN_EVENT, MEDIANSCAN_STACK, MEDIANSCAN_FILE.
+`--hook-script`: MEDIANSCAN_EVENT, MEDIANSCAN_STACK, MEDIANSCAN_FILE, and MEDIANSCAN_MESSAGE for what went wrong.
+A failed stitch is an error too: it runs both its own hook and the error hook, as the status names it.
 """
 
 from __future__ import annotations
@@ -23,13 +25,23 @@ import threading
 import time
 import wave
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from medianscan.atomic import atomic_path
 from medianscan.config.schema import HooksConfig
 from medianscan.service.notify import child_environment
-from medianscan.service.progress import BlendDone, BurstDone, FlatDone, Progress, ServiceError, StackQueued
+from medianscan.service.progress import (
+    BlendDone,
+    BurstDone,
+    FlatDone,
+    Progress,
+    ServiceError,
+    StackQueued,
+    StitchDone,
+    StitchFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +56,33 @@ TONES: dict[str, tuple[tuple[float, float], ...]] = {
 BELLS = {"burst-done": 1, "error": 2}
 
 
-def hook_of(news: Progress) -> tuple[str, Path | None, Path | None] | None:
-    """The hook an event runs, as (hook, MEDIANSCAN_STACK, MEDIANSCAN_FILE); None for news with no hook."""
+@dataclass(frozen=True)
+class HookCall:
+    """What an event's hook is run with: the hook's name (MEDIANSCAN_EVENT), MEDIANSCAN_STACK, MEDIANSCAN_FILE
+    and MEDIANSCAN_MESSAGE (the one sentence of an error or a failed stitch, a stitch's warning)."""
+
+    event: str
+    stack: Path | None
+    file: Path | None = None
+    message: str | None = None
+
+
+def hook_of(news: Progress) -> HookCall | None:  # noqa: PLR0911 - one return per kind of event
+    """The hook an event runs and what with; None for news with no hook."""
     match news:
         case BurstDone():
-            return "burst-done", news.stack, news.last
+            return HookCall("burst-done", news.stack, news.last)
         case FlatDone():  # a flat is a burst too: the operator puts the film back
-            return "burst-done", news.folder, news.last
+            return HookCall("burst-done", news.folder, news.last)
         case BlendDone():
-            return "blend-done", news.stack, news.result.output
+            return HookCall("blend-done", news.stack, news.result.output)
+        case StitchDone():
+            alone = f"placed by the plan alone, no overlap registered: {', '.join(news.alone)}" if news.alone else None
+            return HookCall("stitch-done", news.negative, news.result.output, alone)
+        case StitchFailed():
+            return HookCall("stitch-failed", news.negative, None, news.message)
         case ServiceError():
-            return "error", news.stack, None
+            return HookCall("error", news.stack, None, news.message)
         case StackQueued():
             return None
 
@@ -138,9 +166,10 @@ class Hooks:
             log.exception("no hooks for %r", news)
             return
         if hook is not None:
-            self._start(*hook)
+            self._start(hook)
 
-    def _start(self, event: str, stack: Path | None, file: Path | None) -> None:
+    def _start(self, hook: HookCall) -> None:
+        event = hook.event
         try:
             commands = list(getattr(self.cfg, event.replace("-", "_")))
             sound = self.cfg.sound if event in SOUND_EVENTS else "off"
@@ -151,8 +180,9 @@ class Hooks:
             env = child_environment()
             env.update(
                 MEDIANSCAN_EVENT=event,
-                MEDIANSCAN_STACK=str(stack) if stack is not None else "",
-                MEDIANSCAN_FILE=str(file) if file is not None else "",
+                MEDIANSCAN_STACK=str(hook.stack) if hook.stack is not None else "",
+                MEDIANSCAN_FILE=str(hook.file) if hook.file is not None else "",
+                MEDIANSCAN_MESSAGE=hook.message or "",
             )
             thread = threading.Thread(
                 target=self._run, args=(event, sound, commands, env), name=f"hook-{event}", daemon=True

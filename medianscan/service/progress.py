@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medianscan.records import BlendRecord
+from medianscan.stitch.record import StitchRecord
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,25 @@ class BlendDone:
 
 
 @dataclass(frozen=True)
+class StitchDone:
+    """A tiled negative's tiles were stitched into one DNG (`result.output`); `alone` names the tiles no overlap
+    placed (where the plan put them), for the operator to look at."""
+
+    negative: Path
+    result: StitchRecord
+    seconds: float
+    alone: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StitchFailed:
+    """A tiled negative's stitch failed; `message` says why in one sentence, naming the negative."""
+
+    negative: Path
+    message: str
+
+
+@dataclass(frozen=True)
 class ServiceError:
     """What the operator was told went wrong: a refused press, a failed burst or blend."""
 
@@ -55,5 +75,5 @@ class ServiceError:
     message: str
 
 
-Progress = BurstDone | FlatDone | StackQueued | BlendDone | ServiceError
+Progress = BurstDone | FlatDone | StackQueued | BlendDone | StitchDone | StitchFailed | ServiceError
 Listener = Callable[[Progress], None]

@@ -1,13 +1,22 @@
 """What a worker runs for a tiled negative: the stitch of its blended tiles into `<negative>_median.dng`, by the
-stitch's public entry (`medianscan.stitch.pipeline.stitch`), in the same spawned pool as the blends."""
+stitch's public entry (`medianscan.stitch.pipeline.stitch`), in the same spawned pool as the blends.
+
+A stitch's temps (its folder of tiles, `.medianscan-stitch-XXXX.<pid>.part`, and the DNG's `.part`) carry the
+worker's pid, as every temp of ours does (`medianscan.atomic`): a stitch killed mid-way leaves them, and the
+next stitch of the negative (the pool's second try, a restart's) removes those whose writer is dead first, as
+the daemon's start-up scan does."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from medianscan.atomic import remove_dead_temps
 from medianscan.library.tile_set import TILES_FILE
 from medianscan.stitch.record import StitchRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,5 +46,7 @@ def stitch_job(key: Path, task: StitchTask) -> StitchRecord:
     del key
     from medianscan.stitch.pipeline import StitchOptions, stitch  # here: the daemon and the watcher never stitch
 
+    for left in remove_dead_temps(task.output.parent):
+        log.info("%s: removed what a stitch cut off left: %s", task.negative.name, left.name)
     options = StitchOptions(flat=task.flat, layout=task.layout, overlap=task.overlap, positions=task.positions)
     return stitch(list(task.tiles), task.output, options)

@@ -4,10 +4,12 @@ A folder with `tiles.json` (`medianscan.library.tile_set`) is one negative; its 
 stack, and once every tile it lists is blended a stitch job goes to the same spawned pool (never the camera
 thread). The outcome is written into `tiles.json`'s status; a failure is also one sentence in the log and the
 service's status. Nothing is lost: a stitch is due whenever every tile is blended and the stitched DNG is not
-one made from exactly those blends, so a restart finishes an interrupted stitch and a second run that added
-tiles stitches again. A stitch that failed is not tried again with the same blends until the service restarts.
-The stitch's prior is each tile's planned place in photosites (tiles.json, the rig's) when every tile has one,
-else the layout's grid when every cell has its tile, else none (the pictures alone).
+one made from exactly those blends, so a restart finishes an interrupted stitch (tiles.json's `stitching`, left
+by a stop or a kill, is made `pending` again as the service finds it; the dead stitch's temps are removed by the
+scan at start and by the next stitch) and a second run that added tiles stitches again. A stitch that failed is
+not tried again with the same blends until the service restarts. The stitch's prior is each tile's planned place
+in photosites (tiles.json, the rig's) when every tile has one, else the layout's grid when every cell has its
+tile, else none (the pictures alone).
 
 Main thread only (the services' loop), like the rest of recording.
 """
@@ -37,6 +39,7 @@ from medianscan.library.tile_set import (
     record_stitch,
 )
 from medianscan.service.pool import Outcome, Started
+from medianscan.service.progress import StitchDone, StitchFailed
 from medianscan.service.stitch_job import StitchTask
 from medianscan.stitch.record import StitchRecord
 from medianscan.vocabulary import Method
@@ -65,6 +68,12 @@ def tile_blend(folder: Path, method: Method) -> Path | None:
     if not blend.is_file() or recorded is None:
         return None
     return blend if set(recorded) >= {p.name for p in contents.candidates(folder)} else None
+
+
+def at_work(running: list[Path]) -> tuple[int, int]:
+    """The pool's running jobs counted by kind, (blending, stitching): a stitch's key is its tiles.json."""
+    stitching = sum(1 for key in running if TiledNegatives.owns(key))
+    return len(running) - stitching, stitching
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,12 @@ class Stitched:
         measured = {k for seam in self.record.seams if seam.placed_by == "measured" for k in (seam.a, seam.b)}
         return [t.source.parent.name for k, t in enumerate(self.record.tiles) if k not in measured]
 
+    def news(self, label: str) -> StitchDone | StitchFailed:
+        """The event the service tells its listeners (the stitch-done or stitch-failed hook among them)."""
+        if self.record is not None:
+            return StitchDone(self.negative, self.record, self.seconds, tuple(self.unregistered))
+        return StitchFailed(self.negative, self.said(label))
+
     def said(self, label: str) -> str:
         """What the log (and, for a failure, the status) says: one sentence naming the negative."""
         if self.record is not None:
@@ -209,12 +224,14 @@ class TiledNegatives:
         except (MedianscanError, OSError) as exc:
             self._say(negative, f"cannot be stitched: {exc}", logging.ERROR)
             return
+        key = negative / TILES_FILE
+        if seen.tile_set.status.state == StitchState.STITCHING and key not in self.running:
+            self._cut_off(negative, seen.tile_set.status)
         if seen.waiting:
             names = ", ".join(seen.waiting)
             self._say(negative, f"waits for {counted(len(seen.waiting), 'tile')} to be blended ({names})")
             return
         self._said.pop(negative, None)
-        key = negative / TILES_FILE
         if seen.current or self.failed.get(negative) == seen.inputs or any(t.key == key for t in self.due):
             return
         if key in self.running:
@@ -228,6 +245,17 @@ class TiledNegatives:
                        self.flat(ts), seen.inputs, ts.positions())
         )  # fmt: skip
         log.info("%s: %s blended; stitch queued", negative.name, counted(len(seen.blends), "tile"))
+
+    @staticmethod
+    def _cut_off(negative: Path, was: StitchStatus) -> None:
+        """tiles.json says `stitching` but no stitch of ours runs: the service stopped (or was killed) while it
+        ran. Pending again, so that status does not show a stitch that is not there; it is stitched anew."""
+        try:
+            record_stitch(negative, StitchStatus(StitchState.PENDING, inputs=was.inputs))
+        except (MedianscanError, OSError) as exc:
+            log.error("%s: its stitch was cut off, and tiles.json cannot say so: %s", negative.name, exc)
+            return
+        log.warning("%s: its stitch was cut off (the service stopped while it ran); pending again", negative.name)
 
     def _say(self, negative: Path, what: str, level: int = logging.INFO) -> None:
         if self._said.get(negative) != what:

@@ -36,7 +36,7 @@ from medianscan.service.loop import Service, ServicePool, log_blend_notes, make_
 from medianscan.service.notify import Notifier
 from medianscan.service.pool import Event, Outcome, Started
 from medianscan.service.progress import BlendDone, StackQueued
-from medianscan.service.tiled import TiledNegatives
+from medianscan.service.tiled import TiledNegatives, at_work
 from medianscan.wording import counted, unnamed
 
 __all__ = ["Grouping", "WatchService", "is_temp_name", "watch_config"]
@@ -100,7 +100,9 @@ class WatchService(Service):
     def status(self) -> WatchStatus:
         """What `medianscan status` shows in watch mode."""
         inflight = self.hot.inflight()
-        running = {str(p) for p in self.pool.running()}
+        at = self.pool.running()
+        blending, stitching = at_work(at)
+        running = {str(p) for p in at}
         backlog = len(self._planner.backlog) if self._planner is not None else 0
         with self.hot.cond:
             problems = {key: unnamed(why, self.hot.label(Path(key))) for key, why in self.hot.problems.items()}
@@ -112,9 +114,10 @@ class WatchService(Service):
             group=str(self.hot.grouping),
             queue=QueueState(
                 waiting=len([p for p in inflight if str(p) not in running]) + backlog,
-                blending=len(running),
+                blending=blending,
                 capacity=self.cfg.queue_size,
                 full=self.pool.full,
+                stitching=stitching,
             ),
             blends=self.blends,
             message=self.message,
@@ -128,7 +131,7 @@ class WatchService(Service):
 
     def status_line(self) -> str:
         s = self.status()
-        line = f"watching {s.folder} ({s.group}); queue {s.queue.waiting} waiting, {s.queue.blending} blending"
+        line = f"watching {s.folder} ({s.group}); queue {s.queue.said()}"
         if s.attention:
             line += f"; {counted(len(s.attention), 'stack')} cannot be blended"
         return line
@@ -232,6 +235,8 @@ class WatchService(Service):
                 self.recent.append(RecentNegative(str(st.negative), "failed", st.tiles, None, st.seconds,
                                                   st.error, None, None, None))  # fmt: skip
                 self.report_error(st.said(self.hot.label(st.negative)), st.negative)
+            if st is not None:
+                self.emit(st.news(self.hot.label(st.negative)))  # the stitch-done or stitch-failed hook
             return
         if isinstance(event, Started):
             return

@@ -147,7 +147,7 @@ function showState(s) {
   $("camera").textContent = (cam.model || "camera") + ": " + cam.state + (cam.battery ? ` · battery ${cam.battery}` : "");
   $("camera").className = "badge " + (CAMERA_BADGE[cam.state] ?? "");
   $("paused").hidden = !s.paused;
-  $("queue").textContent = `queue ${s.queue.waiting} waiting, ${s.queue.blending} blending` + (s.queue.full ? " (full)" : "") + (s.busy ? " · capturing" + (s.group ? " " + s.group : "") : "");
+  $("queue").textContent = `queue ${s.queue.waiting} waiting, ${s.queue.blending} blending` + (s.queue.stitching ? `, ${s.queue.stitching} stitching` : "") + (s.queue.full ? " (full)" : "") + (s.busy ? " · capturing" + (s.group ? " " + s.group : "") : "");
   $("disk").textContent = "disk free " + megabytes(s.disk_free_bytes);
   $("pause").textContent = s.paused ? "Resume" : "Pause";
   $("pause").classList.toggle("warn", s.paused);

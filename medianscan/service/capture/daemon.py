@@ -306,12 +306,14 @@ class Daemon(Service):
         done = self.tiled.record(event)
         if done is None:
             return
-        said = done.said(f"{done.negative.parent.name}/{done.negative.name}")
+        label = f"{done.negative.parent.name}/{done.negative.name}"
+        said = done.said(label)
         if done.record is not None:
             log.log(logging.WARNING if done.unregistered else logging.INFO, "%s", said)
             self._blended(done.negative)
         else:
             self.report_error(said, done.negative)
+        self.emit(done.news(label))  # the stitch-done or stitch-failed hook
 
     def _wind_down(self) -> None:
         self._stop_triggers()

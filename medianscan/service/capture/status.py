@@ -26,6 +26,7 @@ from medianscan.reports import (
 )
 from medianscan.service.capture.state import DaemonSnapshot
 from medianscan.service.loop import ServicePool
+from medianscan.service.tiled import at_work
 from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,15 @@ def tile_run_report(run: TileProgress) -> TileRunReport:
 
 
 def queue_state(held: int, waiting_for_room: bool, pool: ServicePool, capacity: int) -> QueueState:
-    """The blend queue as `status` and the console show it (`held`: stacks not yet handed to the pool)."""
+    """The pool's queue as `status` and the console show it (`held`: stacks not yet handed to the pool), its
+    running stitches counted apart from its blends."""
+    blending, stitching = at_work(pool.running())
     return QueueState(
         waiting=len(pool.waiting()) + held,
-        blending=len(pool.running()),
+        blending=blending,
         capacity=capacity,
         full=waiting_for_room or pool.full,
+        stitching=stitching,
     )
 
 
@@ -145,7 +149,7 @@ def capture_status_line(snap: DaemonSnapshot, library: Library) -> str:
         head = f"camera {cam.state}"  # why is in its own log line and in status
     roll, negative = library.position()
     q = snap.queue
-    text = f"queue {q.waiting} waiting, {q.blending} blending"
+    text = f"queue {q.said()}"
     if snap.waiting_for_room:
         text += " (full: captures wait for the blends)"
     parts = [head, f"roll {roll}, last {negative or 'none yet'}" if roll else "no roll yet", text]
