@@ -9,16 +9,21 @@ itself, read back as the folder it is in now); `absent=` is what a file written 
 
 Reading checks each value against the field's type and converts it (3 for a float reads 3.0); a field missing
 from the JSON takes its default, or None where it may be None. Any damage is a ValueError naming the record.
+A record's file (`stack.json`, `tiles.json`) is opened by `read_record_file`: one sentence naming the file for
+a file that is missing, unreadable, not JSON or not an object.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from medianscan.errors import MedianscanError
 
 T = TypeVar("T")
 PathRule = Literal["name", "relative", "folder"]
@@ -66,6 +71,20 @@ class JsonRecord:
     @classmethod
     def from_json(cls, data: object) -> Self:
         return from_json(cls, data, what=cls.WHAT)
+
+
+def read_record_file(path: Path, what: str, missing: str) -> dict[str, Any]:
+    """The JSON object `path` holds, for the reader of `what` ("the tile set"); a MedianscanError in one sentence
+    otherwise: `missing` when there is no such file, else naming the file and what stops it being read."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise MedianscanError(missing) from exc
+    except (OSError, ValueError) as exc:
+        raise MedianscanError(f"{path}: cannot read {what} ({exc})") from exc
+    if not isinstance(data, dict):
+        raise MedianscanError(f"{path}: not a valid {what.removeprefix('the ')} (not a JSON object)")
+    return data
 
 
 def to_json(record: object, *, folder: Path | None = None, drop_none: bool = False) -> dict[str, Any]:

@@ -8,11 +8,12 @@ which removes the dead one's folder first. Real daemons, blends and stitches of 
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,27 +36,13 @@ def picture(sample_raw: Path) -> Picture:
     return load_picture(sample_raw)
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for d in started:
-        d.cleanup()
-
-
 def stitch_temps(negative: Path) -> list[Path]:
     return sorted(negative.glob(".medianscan-stitch-*"))
 
 
-def children(pid: int) -> list[int]:
-    """The spawned pool workers of process `pid` (multiprocessing's, not its resource tracker)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
-                found.append(int(child))
-    return found
+def pool_workers() -> list[int]:
+    """The spawned pool's workers of the daemon running in this process."""
+    return [c.pid for c in multiprocessing.active_children() if c.name.startswith("medianscan-blend") and c.pid]
 
 
 def freeze_mid_stitch(negative: Path, workers: Callable[[], list[int]], log: Path | None = None) -> list[int]:
@@ -89,10 +76,18 @@ def gone(pid: int) -> bool:
 
 
 def test_a_daemon_killed_mid_stitch_leaves_a_temp_that_the_restart_removes_then_stitches_again(
-    picture: Picture, tmp_path: Path, daemons: list[DaemonProcess]
+    picture: Picture, tmp_path: Path
 ) -> None:
     d = DaemonProcess(tmp_path, {"frames": 3, "workers": 1})
-    daemons.append(d)
+    try:
+        killed_and_restarted(d, picture)
+    finally:
+        d.cleanup()
+
+
+def killed_and_restarted(d: DaemonProcess, picture: Picture) -> None:
+    """Four captured tiles found at the start: blended, then stitched; caught mid-stitch, status asked, the daemon
+    killed with -9, what it left looked at, restarted."""
     roll = Library.from_config(Config(library=d.library)).new_roll()
     negative = roll / "frame-001"
     tile_set = make_tiled_negative(negative, picture, (2, 2), manifest=True)  # captured: the start blends them
@@ -133,7 +128,7 @@ def test_a_worker_killed_mid_stitch_is_replaced_and_the_fresh_one_removes_its_te
         tile_set = make_tiled_negative(negative, picture, (2, 2), manifest=True)
         for tile in tile_set.folders():
             wait_until(functools.partial(running.daemon.submit, tile), f"{tile.name} queued", 30)
-        frozen = freeze_mid_stitch(negative, lambda: children(os.getpid()))
+        frozen = freeze_mid_stitch(negative, pool_workers)
         left = stitch_temps(negative)
         assert "queue 0 waiting, 0 blending, 1 stitching" in running.daemon.status_line()
         for pid in frozen:

@@ -76,6 +76,25 @@ def test_tiles_json_is_written_read_and_a_bad_plan_refused_in_one_sentence(tmp_p
         read_tile_set(negative)
 
 
+def test_a_tiles_json_and_a_stack_json_are_read_by_one_rule_each_damage_one_sentence(tmp_path: Path) -> None:
+    """tiles.json and stack.json are opened alike (record_json.read_record_file): missing, not JSON, not an
+    object, each one sentence naming the file, never a traceback nor a TypeError."""
+    folder = tmp_path / "neg01"
+    folder.mkdir()
+    readers = ((read_tile_set, TILES_FILE, "the tile set", "not a tiled negative"),
+               (read_manifest, "stack.json", "the stack manifest", "not a stack folder"))  # fmt: skip
+    for read, name, what, missing in readers:
+        with pytest.raises(MedianscanError, match=f"^{folder}: no {name} here, so this is {missing}$"):
+            read(folder)
+        (folder / name).write_text('{"layout": ')
+        with pytest.raises(MedianscanError, match=f"^{folder / name}: cannot read {what} \\(Expecting value"):
+            read(folder)
+        (folder / name).write_text("[1, 2]")
+        plain = what.removeprefix("the ")
+        with pytest.raises(MedianscanError, match=f"^{folder / name}: not a valid {plain} \\(not a JSON object\\)$"):
+            read(folder)
+
+
 def _stitch_through_pool(tiled: TiledNegatives, pool: BlendPool[Task, Result]) -> Stitched:
     """Feed the due stitches to the spawned pool and record events until one stitch ends."""
     tiled.feed(pool.submit)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import json
 import logging
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from medianscan.atomic import write_json
 from medianscan.errors import MedianscanError
 from medianscan.library.contents import MANIFEST
-from medianscan.record_json import to_json
+from medianscan.record_json import read_record_file, to_json
 from medianscan.records import BlendRecord, BurstRecord, LeftOut
 
 log = logging.getLogger(__name__)
@@ -127,14 +126,7 @@ def read_manifest(stack: Path) -> Manifest:
     """The manifest of the stack folder `stack`."""
 
     path = stack / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise MedianscanError(f"{stack}: no {MANIFEST} here, so this is not a stack folder") from exc
-    except (OSError, ValueError) as exc:
-        raise MedianscanError(f"{path}: cannot read the stack manifest ({exc})") from exc
-    if not isinstance(data, dict):
-        raise MedianscanError(f"{path}: not a valid stack manifest (not a JSON object)")
+    data = read_record_file(path, "the stack manifest", f"{stack}: no {MANIFEST} here, so this is not a stack folder")
     return Manifest.from_json(data, path)
 
 

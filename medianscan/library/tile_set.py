@@ -13,7 +13,6 @@ keeps the status; the service's `record_stitch` keeps the plan. Each tile folder
 from __future__ import annotations
 
 import enum
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal
 from medianscan.atomic import write_json
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import now
+from medianscan.record_json import read_record_file
 
 TILES_FILE = "tiles.json"
 TILE_SET_VERSION = 1
@@ -171,12 +171,7 @@ def is_tiled(folder: Path) -> bool:
 def read_tile_set(negative: Path) -> TileSet:
     """The tile set of `negative`; MedianscanError naming the file and what is wrong, in one sentence."""
     path = negative / TILES_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise MedianscanError(f"{negative}: no {TILES_FILE} here, so this is not a tiled negative") from exc
-    except (OSError, ValueError) as exc:
-        raise MedianscanError(f"{path}: cannot read the tile set ({exc})") from exc
+    data = read_record_file(path, "the tile set", f"{negative}: no {TILES_FILE} here, so this is not a tiled negative")
     try:
         layout = TileLayout(int(data["layout"]["columns"]), int(data["layout"]["rows"]),
                             float(data["layout"].get("overlap", 0.25)))  # fmt: skip

@@ -31,17 +31,8 @@ from typing import TextIO
 
 from medianscan.atomic import atomic_path
 from medianscan.config.schema import HooksConfig
+from medianscan.service import progress
 from medianscan.service.notify import child_environment
-from medianscan.service.progress import (
-    BlendDone,
-    BurstDone,
-    FlatDone,
-    Progress,
-    ServiceError,
-    StackQueued,
-    StitchDone,
-    StitchFailed,
-)
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +58,23 @@ class HookCall:
     message: str | None = None
 
 
-def hook_of(news: Progress) -> HookCall | None:  # noqa: PLR0911 - one return per kind of event
+def hook_of(news: progress.Progress) -> HookCall | None:  # noqa: PLR0911 - one return per kind of event
     """The hook an event runs and what with; None for news with no hook."""
     match news:
-        case BurstDone():
+        case progress.BurstDone():
             return HookCall("burst-done", news.stack, news.last)
-        case FlatDone():  # a flat is a burst too: the operator puts the film back
+        case progress.FlatDone():  # a flat is a burst too: the operator puts the film back
             return HookCall("burst-done", news.folder, news.last)
-        case BlendDone():
+        case progress.BlendDone():
             return HookCall("blend-done", news.stack, news.result.output)
-        case StitchDone():
+        case progress.StitchDone():
             alone = f"placed by the plan alone, no overlap registered: {', '.join(news.alone)}" if news.alone else None
             return HookCall("stitch-done", news.negative, news.result.output, alone)
-        case StitchFailed():
+        case progress.StitchFailed():
             return HookCall("stitch-failed", news.negative, None, news.message)
-        case ServiceError():
+        case progress.ServiceError():
             return HookCall("error", news.stack, None, news.message)
-        case StackQueued():
+        case progress.StackQueued():
             return None
 
 
@@ -158,7 +149,7 @@ class Hooks:
         self._lock = threading.Lock()
         self._said: set[str] = set()
 
-    def on_event(self, news: Progress) -> None:
+    def on_event(self, news: progress.Progress) -> None:
         """A service's listener: start the hooks of `news` in the background; returns at once, never raises."""
         try:
             hook = hook_of(news)
