@@ -18,6 +18,7 @@ import pytest
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.cli import main
 from medianscan.config.schema import Config, HooksConfig, WatchConfig
 from medianscan.console.positives import Positives
 from medianscan.errors import MedianscanError
@@ -401,7 +402,7 @@ SKEW = 80.0  # photosites down per column (left per row): beyond what the grid's
 
 @pytest.mark.slow  # blends and stitches four tiles twice, in this process
 def test_tiles_off_the_grid_are_placed_by_the_rigs_planned_positions_and_misplaced_or_named_by_the_grid_alone(
-    picture: Picture, tmp_path: Path
+    picture: Picture, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A stage far off square: each column lies SKEW photosites lower than the one before (each row as far to the
     left), as the rig's plan knows and tiles.json's places say. The grid's search reaches 0.1 of a tile's longer
@@ -431,3 +432,13 @@ def test_tiles_off_the_grid_are_placed_by_the_rigs_planned_positions_and_misplac
     assert told.unregistered == [f.name for f in tile_set.folders()]
     assert "placed by the plan alone, no overlap registered: tile-" in told.said("roll/neg01")
     assert Stitched(negative, 4, record, None, 1.0).unregistered == []
+
+    # `medianscan stitch` with the grid alone: the same tiles named to the operator, in one sentence
+    capsys.readouterr()
+    blends = [str(b) for b in task.tiles]
+    assert main(["stitch", *blends, "--output", str(tmp_path / "cli.dng"), "--layout", "2x2", "--overlap", "0.3"]) == 0
+    names = ", ".join(b.name for b in task.tiles)
+    assert capsys.readouterr().err.splitlines() == [
+        f"medianscan: warning: no overlap registered for 4 tiles ({names}): placed by the --layout grid alone, "
+        "so look at their seams before trusting the stitch"
+    ]
