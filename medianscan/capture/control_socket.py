@@ -71,10 +71,13 @@ def hub_handler(hub: TriggerHub, status: Callable[[], dict[str, Any]]) -> Reques
         try:
             wait = wait_seconds(request, action)
             film = None if request.get("film") is None else FilmRecord.from_json(request["film"])
+            strip = request.get("strip")  # scan-tiles: the whole strip of 120
+            if strip is not None and not isinstance(strip, bool):
+                raise ValueError(f"strip must be true or false, not {strip!r}")
         except ValueError as exc:
             raise MedianscanError(f"{action}: {exc}") from None
         reply: Future[Answer] = Future()
-        hub.emit(action, "socket", reply, film=film)
+        hub.emit(action, "socket", reply, film=film, strip=strip)
         try:
             return reply.result(timeout=wait).to_json()
         except FutureTimeout:

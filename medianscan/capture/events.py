@@ -158,6 +158,7 @@ class TriggerEvent:
     reply: Future[Answer] | None = dataclasses.field(default=None, compare=False)
     behind: str | None = None  # the burst this press was queued behind, once the daemon kept it for later
     film: FilmRecord | None = None  # new-roll: the film of the new roll (over the configured defaults)
+    strip: bool | None = None  # scan-tiles: the whole strip of 120 (None: as tiles.strip says)
     told: Callable[[TriggerEvent, Answer], None] | None = dataclasses.field(default=None, compare=False)
 
     def begin(self) -> bool:
@@ -194,13 +195,18 @@ class TriggerHub:
         self.at_once: dict[Request, Callable[[Request, str], Answer | None]] = {}
 
     def emit(
-        self, action: Request, source: str = "", reply: Future[Answer] | None = None, film: FilmRecord | None = None
+        self,
+        action: Request,
+        source: str = "",
+        reply: Future[Answer] | None = None,
+        film: FilmRecord | None = None,
+        strip: bool | None = None,
     ) -> None:
         if action not in REQUESTS:
             log.warning("ignoring unknown action %r from %s", action, source or "a trigger")
             return
         log.info("%s from %s", action, source or "a trigger")
-        event = TriggerEvent(action, source, time.monotonic(), reply, film=film, told=self._tell)
+        event = TriggerEvent(action, source, time.monotonic(), reply, film=film, strip=strip, told=self._tell)
         handler = self.at_once.get(action)
         answer = None if handler is None else handler(action, source)
         if answer is not None:

@@ -18,14 +18,16 @@ TILE_MARKS = {"waiting": ".", "shot": "o", "kept": "o", "failed": "x"}  # any ot
 SETTLED = ("shot", "kept", "failed")  # nothing more happens to the tile in this run
 
 
-def follow(path: Path, action: Request, timeout: float | None, tick: Callable[[bool], None]) -> dict[str, Any]:
+def follow(
+    path: Path, action: Request, timeout: float | None, tick: Callable[[bool], None], **fields: Any
+) -> dict[str, Any]:
     """Ask the daemon for a long `action` (a run) and call `tick` every POLL_SECONDS while its answer is awaited
     (`tick(True)` once more when it came), for the run's lines; the answer."""
     done: dict[str, Any] = {}
 
     def ask() -> None:
         try:
-            done["reply"] = request(path, action, timeout=timeout)
+            done["reply"] = request(path, action, timeout=timeout, **fields)
         except BaseException as exc:  # raised again on the main thread
             done["error"] = exc
 
@@ -63,7 +65,7 @@ def _tile_run(path: Path) -> dict[str, Any] | None:
     return run if isinstance(run, dict) else None
 
 
-def scan_tiles(path: Path, timeout: float | None) -> dict[str, Any]:
+def scan_tiles(path: Path, timeout: float | None, strip: bool | None = None) -> dict[str, Any]:
     """`scan-tiles` through the daemon: its answer, with each tile's line printed once the run is done with it
     (shot, kept from before, failed), read from the daemon's status while the answer is awaited."""
     before = _tile_run(path)
@@ -76,9 +78,10 @@ def scan_tiles(path: Path, timeout: float | None) -> dict[str, Any]:
             return
         for tile in run.get("tiles") or []:
             name = tile.get("name") if isinstance(tile, dict) else None
-            if isinstance(name, str) and name not in said and tile.get("state") in SETTLED:
-                said.add(name)
-                print(f"  {tile.get('text')}", flush=True)
+            key = f"{run.get('negative')}/{name}"  # a strip's negatives have tiles of the same names
+            if isinstance(name, str) and key not in said and tile.get("state") in SETTLED:
+                said.add(key)
+                print(f"  {str(run.get('negative')) + ' ' if strip else ''}{tile.get('text')}", flush=True)
         del over  # a tile's line is final once settled: nothing more to print at the end
 
-    return follow(path, "scan-tiles", timeout, tick)
+    return follow(path, "scan-tiles", timeout, tick, **({} if strip is None else {"strip": strip}))

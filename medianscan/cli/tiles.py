@@ -10,26 +10,20 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
-from types import FrameType
 
-import numpy as np
-
-from medianscan.capture.camera import Camera, NoLiveViewError, open_camera
-from medianscan.capture.camera.burst.enough import Auto, FrameCount
+from medianscan.capture.camera import open_camera
 from medianscan.capture.control_client import client_socket_paths, request
-from medianscan.capture.events import Answer
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
-from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun
+from medianscan.capture.rig.tile_run import RunSettings, TileRun
 from medianscan.cli.following import scan_tiles
+from medianscan.cli.tiles_parts import RESUME_FILE, Eyes, Printer, load_resume, save, stitch, stop_on_signal
+from medianscan.cli.tiles_strip import run_strip
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
-
-RESUME_FILE = ".tile-run.npz"  # in the library: where a stopped run left the stage, for the next run
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,26 +51,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="seconds to wait for the daemon's answer (3600: a run may be long)")  # fmt: skip
     parser.add_argument("--config", type=Path, metavar="FILE", help="the camera, the rig, the tiles and the library")
     parser.add_argument("--no-stitch", action="store_true", help="leave the blends and the stitch to the service")
+    parser.add_argument("--strip", action=argparse.BooleanOptionalAction, default=None,
+                        help="a strip of 120: after each negative, find the next along the strip in live view and go "
+                        "on to the strip's end, each negative a folder of its own (NEGATIVE the first; the next "
+                        "named by negative_template); run again, it carries on the unfinished negative, then the "
+                        "next ones (default: tiles.strip)")  # fmt: skip
     parser.set_defaults(handler=run)
-
-
-class _Eyes:
-    """The camera's live view (None where it has none) and each tile's burst at the configured frames."""
-
-    def __init__(self, camera: Camera, cfg: Config) -> None:
-        self.camera, self.cfg = camera, cfg
-
-    def preview(self) -> bytes | None:
-        try:
-            return self.camera.preview()
-        except NoLiveViewError:
-            return None
-
-    def shoot(self, stack: Path) -> Answer:
-        cfg = self.cfg
-        frames: int | FrameCount = cfg.frames if cfg.frames != "auto" else Auto(cfg.auto_frames, cfg.blend)
-        record = self.camera.burst(frames, stack, stack.name)
-        return Answer(True, "capture", f"{len(record.frames)} frames in {record.seconds:.1f} s", stack=str(stack))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     daemon = args.socket or capture_daemon(cfg)
     if daemon is not None:
         return _through(daemon, args)
+    if args.strip if args.strip is not None else cfg.tiles.strip:
+        return run_strip(args, cfg)
     if args.negative is None:
         raise MedianscanError("scan-tiles: no running medianscan found to name the negative: give the negative's "
                               "folder (medianscan scan-tiles NEGATIVE), or start the daemon")  # fmt: skip
@@ -95,16 +77,17 @@ def run(args: argparse.Namespace) -> int:
     camera = open_camera(cfg.camera)
     camera.connect()
     stop = threading.Event()
-    before = signal.signal(signal.SIGINT, lambda n, f: _stop(stop, n, f))
+    before = signal.signal(signal.SIGINT, lambda n, f: stop_on_signal(stop, n, f))
     try:
         camera.lock()
         rig = open_rig(cfg)
         try:
             settings = RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds)
-            tile_run = TileRun(rig, _Eyes(camera, cfg), plan, calibration.scale(), negative, stop=stop,
-                               progress=_Printer(), settings=settings, resume=_load(resume_file, negative))  # fmt: skip
+            resume = load_resume(resume_file, negative)
+            tile_run = TileRun(rig, Eyes(camera, cfg), plan, calibration.scale(), negative, stop=stop,
+                               progress=Printer(), settings=settings, resume=resume)  # fmt: skip
             summary = tile_run.run()
-            _save(resume_file, negative, tile_run.resume())
+            save(resume_file, negative, tile_run.resume())
         finally:
             rig.close()
     finally:
@@ -114,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if not summary.complete:
         return 1
     if not args.no_stitch:
-        _stitch(negative, cfg)
+        stitch(negative, cfg)
     return 0
 
 
@@ -140,7 +123,7 @@ def _through(path: Path, args: argparse.Namespace) -> int:
                               "a capture does: run `medianscan scan-tiles` without NEGATIVE, or stop the daemon to "
                               f"shoot into {args.negative}")  # fmt: skip
     try:
-        reply = scan_tiles(path, args.timeout)
+        reply = scan_tiles(path, args.timeout, args.strip)
     except KeyboardInterrupt:  # Ctrl-C: the daemon's run stops between tiles, as stop-tiles asks
         stopped = request(path, "stop-tiles")
         print(f"medianscan: {stopped.get('text') or stopped.get('error')}", file=sys.stderr)
@@ -150,75 +133,3 @@ def _through(path: Path, args: argparse.Namespace) -> int:
         return 1
     print(reply.get("text", "scan-tiles: done"))
     return 0
-
-
-def _stop(stop: threading.Event, signum: int, frame: FrameType | None) -> None:
-    del signum, frame
-    print("stopping after the tile under way (the stage stays where it is)", flush=True)
-    stop.set()
-
-
-class _Printer:
-    """Each tile's line once it is shot."""
-
-    def __init__(self) -> None:
-        self.said: set[str] = set()
-
-    def __call__(self, progress: TileProgress) -> None:
-        for line in progress.tiles:
-            if line.state in ("shot", "kept") and line.name not in self.said:
-                self.said.add(line.name)
-                print(f"  {line.said()}", flush=True)
-
-
-def _stitch(negative: Path, cfg: Config) -> None:
-    """Blend each tile, then the services' own stitch job (its record written into tiles.json)."""
-    from medianscan.blend.options import BlendOptions  # numba, rawpy: only now
-    from medianscan.blend.pipeline import blend_stack
-    from medianscan.library.tile_set import StitchState, StitchStatus, read_tile_set, record_stitch
-    from medianscan.service.stitch_job import stitch_job
-    from medianscan.service.tiled import TiledNegatives, tile_blend
-
-    started = time.perf_counter()
-    options = BlendOptions.from_config(cfg.blend)
-    for folder in read_tile_set(negative).folders():
-        if tile_blend(folder, options.method) is None:
-            blend_stack(folder, options)
-    service = TiledNegatives(lambda: options.method)
-    service.check(negative)
-    if not service.due:
-        print(f"{negative.name}: stitched already from these blends ({read_tile_set(negative).output.name})")
-        return
-    task = service.due[0]
-    record = stitch_job(task.key, task)
-    seconds = time.perf_counter() - started
-    record_stitch(negative, StitchStatus(StitchState.STITCHED, output=record.output.name, inputs=task.inputs,
-                                         seconds=seconds, width=record.width, height=record.height))  # fmt: skip
-    print(f"{record.output}: {len(record.tiles)} tiles blended and stitched, {record.width}x{record.height} "
-          f"photosites, in {seconds:.1f} s")  # fmt: skip
-
-
-def _save(path: Path, negative: Path, resume: Resume | None) -> None:
-    """Where the stage was left, for the next run of this negative; nothing once it went home."""
-    if resume is None:
-        path.unlink(missing_ok=True)
-        return
-    view = resume.last_view if resume.last_view is not None else np.zeros((0, 0), np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out:
-        np.savez(out, negative=str(negative), at=resume.at, slack=resume.slack, known=resume.known,
-                 last_at=resume.last_at, last_view=view)  # fmt: skip
-
-
-def _load(path: Path, negative: Path) -> Resume | None:
-    """The last run's Resume when it was this negative's (another negative: put on the stage centred)."""
-    try:
-        with np.load(path) as data:
-            if str(data["negative"]) != str(negative):
-                return None
-            view = data["last_view"]
-            return Resume((float(data["at"][0]), float(data["at"][1])), (int(data["slack"][0]), int(data["slack"][1])),
-                          bool(data["known"]), view if view.size else None,
-                          (float(data["last_at"][0]), float(data["last_at"][1])))  # fmt: skip
-    except (OSError, ValueError, KeyError):
-        return None

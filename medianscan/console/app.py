@@ -223,8 +223,9 @@ class ConsoleRoutes:
                 film = FilmRecord.from_json(data["film"])
             except ValueError as exc:
                 return _bad(400, f"new-roll: {exc}")
+        strip = True if action == "scan-tiles" and data.get("strip") is True else None  # the "whole strip" box
         reply: Future[Answer] = Future()
-        self.daemon.hub.emit(typing.cast(Request, action), "console", reply, film=film)
+        self.daemon.hub.emit(typing.cast(Request, action), "console", reply, film=film, strip=strip)
         try:
             answer = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(reply)), DEFAULT_WAIT.get(action, WAIT))
         except TimeoutError:

@@ -62,9 +62,10 @@ class StripSummary:
 
     def said(self) -> str:
         done = counted(len(self.negatives), "negative")
-        names = f" ({self.negatives[0]}" + (f" to {self.negatives[-1]}" if len(self.negatives) > 1 else "") + ")"
-        head = f"strip run: {done} shot{names if self.negatives else ''}, {counted(self.tiles, 'tile')} in " \
-               f"{self.seconds:.0f} s"  # fmt: skip
+        names = ""
+        if self.negatives:
+            names = f" ({self.negatives[0]}" + (f" to {self.negatives[-1]}" if len(self.negatives) > 1 else "") + ")"
+        head = f"strip run: {done} shot{names}, {counted(self.tiles, 'tile')} in {self.seconds:.0f} s"
         if self.blanks:
             places = ", ".join(ordinal(b) for b in self.blanks)
             head += f"; {counted(len(self.blanks), 'blank negative')} skipped (the {places} on the strip)"

@@ -65,7 +65,7 @@ $("flat").addEventListener("click", () => act("flat", "Flat field button"));
 $("base").addEventListener("click", () => act("base", "Film base button"));
 $("scan-roll").addEventListener("click", () => act("scan-roll", "Scan roll button"));
 $("stop-roll").addEventListener("click", () => act("stop-roll", "Stop button"));
-$("scan-tiles").addEventListener("click", () => act("scan-tiles", "Scan tiles button"));
+$("scan-tiles").addEventListener("click", () => act("scan-tiles", "Scan tiles button", { strip: $("tiles-strip").checked }));
 $("stop-tiles").addEventListener("click", () => act("stop-tiles", "Stop button"));
 $("pause").addEventListener("click", () => act(state && state.paused ? "resume" : "pause", (state && state.paused ? "Resume" : "Pause") + " button"));
 $("focus-reset").addEventListener("click", () => fetch("/api/focus/reset", { method: "POST" }));
@@ -191,6 +191,7 @@ function showRollRun(s) {
 function showTileRun(s) {
   const run = s.tile_run, going = !!(run && run.under_way);
   $("scan-tiles").hidden = s.rig_axes !== "xy" || going || !!s.roll_run;
+  $("tiles-strip-box").hidden = $("scan-tiles").hidden;
   $("stop-tiles").hidden = !going;
   $("tile-run-box").hidden = !run;
   if (!run) return;

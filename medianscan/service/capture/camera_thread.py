@@ -121,7 +121,7 @@ class CameraThread:
         """Act on one request and answer it (a pause or resume takes effect with its answer, as one step)."""
         action = event.action
         try:
-            answer = self.act(action, event.film, at=event.at)
+            answer = self.act(action, event.film, at=event.at, strip=event.strip)
         except SettingRefusedError as exc:  # the console's banner says why: its answer is short, the socket's whole
             self.report(str(exc), None)
             self._refused = str(exc)
@@ -139,15 +139,17 @@ class CameraThread:
             paused = action == "pause" if action in ("pause", "resume") else None
             self.state.answer(event, answer, paused=paused, forget=self._refused)
 
-    def act(self, action: Request, film: FilmRecord | None = None, *, at: float | None = None) -> Answer:
+    def act(
+        self, action: Request, film: FilmRecord | None = None, *, at: float | None = None, strip: bool | None = None
+    ) -> Answer:
         """Do one operator action on the camera thread (`film`: a new roll's; `at`: when it was pressed, on the
-        monotonic clock); the answer says what happened."""
+        monotonic clock; `strip`: scan-tiles along the whole strip); the answer says what happened."""
         shooting: dict[str, Callable[[], Answer]] = {
             "capture": self.press,
             "flat": self.shoot_flat,
             "base": lambda: shoot_base(self),
             "scan-roll": lambda: scan_roll(self, self.state),
-            "scan-tiles": lambda: scan_tiles(self, self.state),
+            "scan-tiles": lambda: scan_tiles(self, self.state, strip),
         }
         if action in shooting:
             return shooting[action]()

@@ -3,7 +3,8 @@ tiles are not all shot: a run stopped or faulted is carried on) shot in tiles on
 through the camera thread's own capture (its stack queued for blending at once; the service stitches the negative
 once every tile is blended), its progress, tile by tile, kept for status and the console. `stop-tiles`, or a
 press, is answered at once on its own thread (roll_turn.at_once) and takes effect between tiles. Every call to the
-camera is made on this thread: the run's live view and bursts go through the shooter."""
+camera is made on this thread: the run's live view and bursts go through the shooter. `scan-tiles` with the
+strip (the socket's `strip: true`, or tiles.strip) shoots a strip of 120 negative after negative (tile_strip)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from medianscan.capture.camera import Camera
 from medianscan.capture.events import Answer
 from medianscan.capture.live_view import LiveFeed
 from medianscan.capture.rig import calibrate_rig
+from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.open import open_rig
-from medianscan.capture.rig.tile_plan import TilePlan, Wanted, make_plan
+from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileLine, TileProgress, TileRun, shot_already
+from medianscan.capture.rig.tile_strip import StripRun, StripSettings, begin_at, strip_settings
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import Manifest, State, write_manifest
@@ -98,9 +101,10 @@ def waiting(negative: Path, plan: TilePlan) -> TileProgress:
     return TileProgress(negative.name, plan.columns, plan.rows, lines, "opening the rig", started=time.time())
 
 
-def scan_tiles(shooter: TileShooter, state: DaemonState) -> Answer:
+def scan_tiles(shooter: TileShooter, state: DaemonState, strip: bool | None = None) -> Answer:
     """Shoot the negative in tiles to its last, or until stopped; the answer is the run's summary (ok when every
-    tile is shot). Its progress, tile by tile, is kept in `state` for status and the console."""
+    tile is shot). With `strip` (None: as tiles.strip says) the whole strip of 120, negative after negative, until
+    it ends (ok then). Its progress, tile by tile, is kept in `state` for status and the console."""
     if state.paused:
         return Answer.paused("scan-tiles")
     cfg = shooter.config()
@@ -109,14 +113,22 @@ def scan_tiles(shooter: TileShooter, state: DaemonState) -> Answer:
                       "xy, then `medianscan calibrate rig` with the daemon stopped)", "refused")  # fmt: skip
     shooter.ready_camera(DOING)
     calibration = calibrate_rig.load(cfg.library)  # none yet: refused, saying to calibrate
-    plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
+    wanted = Wanted.of(cfg.tiles)
+    plan = make_plan(wanted, calibration.scale())
+    whole = cfg.tiles.strip if strip is None else strip
+    settings = strip_settings(cfg.tiles) if whole else None  # a strip needs the format's width: refused first
     library = shooter.library()
-    negative = unfinished(library)
-    again = negative is not None
-    if negative is None:
-        negative = library.roll / library.next_negative()
-    resume = shooter.tiles_resume[1] if shooter.tiles_resume and shooter.tiles_resume[0] == negative else None
-    log.info("%s%s: %s", negative.name, " (carried on)" if again else "", plan.said())
+    if settings is not None:
+        negative, resume = begin_at(library.last_stack(), shooter.tiles_resume,
+                                    lambda: library.roll / library.next_negative())  # fmt: skip
+        again = negative.is_dir()
+    else:
+        found = unfinished(library)
+        again = found is not None
+        negative = found if found is not None else library.roll / library.next_negative()
+        resume = shooter.tiles_resume[1] if shooter.tiles_resume and shooter.tiles_resume[0] == negative else None
+    log.info("%s%s: %s%s", negative.name, " (carried on)" if again else "", plan.said(),
+             ", the whole strip" if whole else "")  # fmt: skip
     state.begin_run(waiting(negative, plan))
     try:  # a stop-tiles or a press from here on stops the run (opening the rig takes a board's boot)
         rig = open_rig(cfg)  # RigError: refused, with the reason
@@ -124,10 +136,13 @@ def scan_tiles(shooter: TileShooter, state: DaemonState) -> Answer:
             if state.run_stop.is_set():
                 return Answer(False, "scan-tiles", "tile run: stopped by the operator before the first move",
                               "refused")  # fmt: skip
-            settings = RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds)
-            run = TileRun(rig, TileCamera(shooter), plan, calibration.scale(), negative,
-                          stop=_Either(state.run_stop, shooter.stop), progress=state.run_at, settings=settings,
-                          resume=resume)  # fmt: skip
+            run_settings = RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds)
+            stop = _Either(state.run_stop, shooter.stop)
+            if settings is not None:
+                return _strip(shooter, state, rig, plan=plan, scale=calibration.scale(), first=negative,
+                              resume=resume, settings=settings, run_settings=run_settings)  # fmt: skip
+            run = TileRun(rig, TileCamera(shooter), plan, calibration.scale(), negative, stop=stop,
+                          progress=state.run_at, settings=run_settings, resume=resume)  # fmt: skip
             summary = run.run()
             left = run.resume()
             shooter.tiles_resume = None if left is None else (negative, left)
@@ -139,3 +154,19 @@ def scan_tiles(shooter: TileShooter, state: DaemonState) -> Answer:
     text = head + summary.said()
     return Answer(summary.complete, "scan-tiles", text, "done" if summary.complete else "refused",
                   stack=negative.name)  # fmt: skip
+
+
+def _strip(shooter: TileShooter, state: DaemonState, rig: Rig, *, plan: TilePlan, scale: StageScale, first: Path,
+           resume: Resume | None, settings: StripSettings, run_settings: RunSettings) -> Answer:  # fmt: skip
+    """The whole strip, each negative named by the library as a press's negative; where it stopped kept for the
+    next run (which carries the unfinished negative on, then the next ones)."""
+    library = shooter.library()
+    run = StripRun(rig, TileCamera(shooter), plan, scale, first=first,
+                   name_next=lambda: library.roll / library.next_negative(), strip=settings,
+                   stop=_Either(state.run_stop, shooter.stop), progress=state.run_at, settings=run_settings,
+                   resume=resume)  # fmt: skip
+    summary = run.run()
+    shooter.tiles_resume = run.resume()
+    ok = summary.ended
+    return Answer(ok, "scan-tiles", f"{plan.said()} a negative; {summary.said()}", "done" if ok else "refused",
+                  stack=run.negative.name)  # fmt: skip

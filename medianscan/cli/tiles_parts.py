@@ -1,0 +1,117 @@
+"""The standalone tile run's parts (`medianscan scan-tiles` with no daemon): the camera's eyes for the run, each
+tile's line printed, where a stopped run left the stage kept in the library for the next, Ctrl-C, and each
+negative blended and stitched by the services' own job; shared by one negative's run (cli.tiles) and a strip's
+(cli.tiles_strip)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import numpy as np
+
+from medianscan.capture.camera import Camera, NoLiveViewError
+from medianscan.capture.camera.burst.enough import Auto, FrameCount
+from medianscan.capture.events import Answer
+from medianscan.capture.rig.tile_run import Resume, TileProgress
+from medianscan.config.schema import Config
+
+RESUME_FILE = ".tile-run.npz"  # in the library: where a stopped run left the stage, for the next run
+
+
+class Eyes:
+    """The camera's live view (None where it has none) and each tile's burst at the configured frames."""
+
+    def __init__(self, camera: Camera, cfg: Config) -> None:
+        self.camera, self.cfg = camera, cfg
+
+    def preview(self) -> bytes | None:
+        try:
+            return self.camera.preview()
+        except NoLiveViewError:
+            return None
+
+    def shoot(self, stack: Path) -> Answer:
+        cfg = self.cfg
+        frames: int | FrameCount = cfg.frames if cfg.frames != "auto" else Auto(cfg.auto_frames, cfg.blend)
+        record = self.camera.burst(frames, stack, stack.name)
+        return Answer(True, "capture", f"{len(record.frames)} frames in {record.seconds:.1f} s", stack=str(stack))
+
+
+def stop_on_signal(stop: threading.Event, signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+    print("stopping after the tile under way (the stage stays where it is)", flush=True)
+    stop.set()
+
+
+class Printer:
+    """Each tile's line once it is shot (a strip's with its negative's name)."""
+
+    def __init__(self) -> None:
+        self.said: set[tuple[str, str]] = set()
+
+    def __call__(self, progress: TileProgress) -> None:
+        for line in progress.tiles:
+            if line.state in ("shot", "kept") and (progress.negative, line.name) not in self.said:
+                self.said.add((progress.negative, line.name))
+                print(f"  {progress.negative + ' ' if progress.strip else ''}{line.said()}", flush=True)
+
+
+def stitch(negative: Path, cfg: Config) -> None:
+    """Blend each tile, then the services' own stitch job (its record written into tiles.json)."""
+    from medianscan.blend.options import BlendOptions  # numba, rawpy: only now
+    from medianscan.blend.pipeline import blend_stack
+    from medianscan.library.tile_set import StitchState, StitchStatus, read_tile_set, record_stitch
+    from medianscan.service.stitch_job import stitch_job
+    from medianscan.service.tiled import TiledNegatives, tile_blend
+
+    started = time.perf_counter()
+    options = BlendOptions.from_config(cfg.blend)
+    for folder in read_tile_set(negative).folders():
+        if tile_blend(folder, options.method) is None:
+            blend_stack(folder, options)
+    service = TiledNegatives(lambda: options.method)
+    service.check(negative)
+    if not service.due:
+        print(f"{negative.name}: stitched already from these blends ({read_tile_set(negative).output.name})")
+        return
+    task = service.due[0]
+    record = stitch_job(task.key, task)
+    seconds = time.perf_counter() - started
+    record_stitch(negative, StitchStatus(StitchState.STITCHED, output=record.output.name, inputs=task.inputs,
+                                         seconds=seconds, width=record.width, height=record.height))  # fmt: skip
+    print(f"{record.output}: {len(record.tiles)} tiles blended and stitched, {record.width}x{record.height} "
+          f"photosites, in {seconds:.1f} s")  # fmt: skip
+
+
+def save(path: Path, negative: Path, resume: Resume | None) -> None:
+    """Where the stage was left, for the next run of this negative; nothing once it went home."""
+    if resume is None:
+        path.unlink(missing_ok=True)
+        return
+    view = resume.last_view if resume.last_view is not None else np.zeros((0, 0), np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        np.savez(out, negative=str(negative), at=resume.at, slack=resume.slack, known=resume.known,
+                 last_at=resume.last_at, last_view=view)  # fmt: skip
+
+
+def load_resume(path: Path, negative: Path) -> Resume | None:
+    """The last run's Resume when it was this negative's (another negative: put on the stage centred)."""
+    saved = load_saved(path)
+    return saved[1] if saved is not None and saved[0] == negative else None
+
+
+def load_saved(path: Path) -> tuple[Path, Resume] | None:
+    """Where the last run left the stage, and from which negative's centre."""
+    try:
+        with np.load(path) as data:
+            view = data["last_view"]
+            at, slack = (float(data["at"][0]), float(data["at"][1])), (int(data["slack"][0]), int(data["slack"][1]))
+            last_at = (float(data["last_at"][0]), float(data["last_at"][1]))
+            resume = Resume(at, slack, bool(data["known"]), view if view.size else None, last_at)
+            return Path(str(data["negative"])), resume
+    except (OSError, ValueError, KeyError):
+        return None

@@ -1,0 +1,84 @@
+"""`medianscan scan-tiles --strip NEGATIVE` with no daemon running: a strip of 120 shot negative after negative on
+the XY stage (capture.rig.tile_strip), NEGATIVE the first negative's folder and the next ones named after it by
+`negative_template` (frame-001, frame-002, ...), as the library names a press's negative; each negative blended
+and stitched once the strip run is over. Run again with the same NEGATIVE, it carries on the unfinished negative
+(or goes on from the last finished one, where the stage was left), never shooting a finished negative again."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import threading
+from pathlib import Path
+
+from medianscan.capture.camera import open_camera
+from medianscan.capture.rig import calibrate_rig
+from medianscan.capture.rig.open import open_rig
+from medianscan.capture.rig.tile_plan import Wanted, make_plan
+from medianscan.capture.rig.tile_run import RunSettings
+from medianscan.capture.rig.tile_strip import StripRun, begin_at, strip_settings
+from medianscan.cli.tiles_parts import RESUME_FILE, Eyes, Printer, load_saved, save, stitch, stop_on_signal
+from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
+from medianscan.library.names import Template
+from medianscan.library.tile_set import is_tiled
+
+
+def run_strip(args: argparse.Namespace, cfg: Config) -> int:
+    if args.negative is None:
+        raise MedianscanError("scan-tiles --strip: give the strip's first negative's folder (medianscan scan-tiles "
+                              "--strip ROLL/frame-001), or start the daemon")  # fmt: skip
+    first_named: Path = args.negative.expanduser().resolve()
+    template = Template(cfg.negative_template, "negative", "negative_template")
+    number = template.number(first_named.name)
+    if number is None:
+        raise MedianscanError(f"scan-tiles --strip: {first_named.name} is not named as negative_template "
+                              f"{cfg.negative_template!r} names a negative, so the next ones cannot be named after "
+                              "it: name the first as the template does (e.g. "
+                              f"{template.format(1, dt.date.today())})")  # fmt: skip
+
+    def named(k: int) -> Path:
+        return first_named.parent / str(template.format(k, dt.date.today()))
+
+    last, k = None, number
+    while is_tiled(named(k)):  # the strip's negatives shot by runs before this one
+        last, k = named(k), k + 1
+    wanted = Wanted.of(cfg.tiles)
+    calibration = calibrate_rig.load(cfg.library)
+    plan = make_plan(wanted, calibration.scale())
+    settings = strip_settings(cfg.tiles)
+    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
+    first, resume = begin_at(last, load_saved(resume_file), lambda: named(k))
+    print(f"{first.name}{' (carried on)' if first.is_dir() else ''}: {plan.said()} a negative, the whole strip")
+    counter = [template.number(first.name) or k]
+
+    def name_next() -> Path:
+        counter[0] += 1
+        return named(counter[0])
+
+    camera = open_camera(cfg.camera)
+    camera.connect()
+    stop = threading.Event()
+    before = signal.signal(signal.SIGINT, lambda n, f: stop_on_signal(stop, n, f))
+    try:
+        camera.lock()
+        rig = open_rig(cfg)
+        try:
+            run = StripRun(rig, Eyes(camera, cfg), plan, calibration.scale(), first=first, name_next=name_next,
+                           strip=settings, stop=stop, progress=Printer(),
+                           settings=RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds),
+                           resume=resume)  # fmt: skip
+            summary = run.run()
+            left = run.resume()
+            save(resume_file, left[0] if left else first, None if left is None else left[1])
+        finally:
+            rig.close()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        camera.close()
+    print(summary.said())
+    if not args.no_stitch:
+        for name in summary.negatives:
+            stitch(first_named.parent / name, cfg)
+    return 0 if summary.ended else 1

@@ -1,0 +1,148 @@
+"""`scan-tiles --strip` in the running daemon and on the command line, on the simulated strip of three 6x7
+negatives (tests/sheet_stage.strip_on's stage: the real GrblRig over its emulator, the simulated camera): each
+negative a folder of its own named by the library as a press's, stitched by the daemon's service; status saying
+which negative and which tile; the socket's `strip` argument and the console's box; and without a daemon, a
+stopped strip carried on by a second run that never shoots a finished negative again. The rig's calibration is
+the stage's true scale, written as `calibrate rig` writes one (the calibration is tested in test_scan_tiles)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import threading
+import urllib.request
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from medianscan.capture.events import Answer
+from medianscan.capture.rig import calibrate_rig
+from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
+from medianscan.cli import main
+from medianscan.config.loader import load_config
+from medianscan.config.schema import Config
+from medianscan.library.tile_set import read_tile_set
+from tests.daemon_thread import RunningDaemon
+from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS, STRIP_MM_PER_PIXEL, strip_on, true_scale
+from tests.waiting import wait_until
+
+
+def strip_config(tmp_path: Path) -> Config:
+    """The strip of three 6x7 negatives, 2x2 tiles of 3 frames each, its calibration written."""
+    cfg = strip_on(tmp_path).cfg
+    cfg.frames = 3
+    cfg.tiles.strip = False  # asked for by the request, not the config
+    _calibrated(cfg)
+    return cfg
+
+
+def _calibrated(cfg: Config) -> None:
+    scale = true_scale(cfg)
+    sim = cfg.camera.simulated
+    calibrate_rig.save(RigCalibration(AxisMeasure(scale.x_axis, scale.backlash_mm[0], 2.0),
+                                      AxisMeasure(scale.y_axis, scale.backlash_mm[1], 2.0),
+                                      (sim.width, sim.height), (sim.width // 2, sim.height // 2), 1.0),
+                       cfg.library)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_daemon_shoots_a_strip_each_negative_its_own_folder_said_in_status_and_stitched(tmp_path: Path) -> None:
+    cfg = strip_config(tmp_path)
+    with RunningDaemon(cfg, triggers=False) as running:
+        reply: Future[Answer] = Future()
+        running.daemon.hub.emit("scan-tiles", "test", reply, strip=True)
+        seen: set[str] = set()
+
+        def said() -> bool:  # status while it runs: which negative, which tile
+            run = running.daemon.status()["tile_run"]
+            if run is not None and run["under_way"]:
+                seen.add(f"{run['negative']}: {run['said']}")
+            return reply.done()
+
+        wait_until(said, 120, "the strip run's answer", every=0.05)
+        answer = reply.result(0)
+        assert answer.ok and answer.text.endswith("; the strip ended after 3 negatives"), answer.text
+        assert "strip run: 3 negatives shot (frame-001 to frame-003), 12 tiles in" in answer.text, answer.text
+        assert any(s.startswith("frame-002: negative 2 on the strip: ") and "tile-r" in s for s in seen), seen
+        roll = running.daemon.library.roll
+        assert [s.name for s in running.daemon.library.stacks()] == ["frame-001", "frame-002", "frame-003"]
+
+        def stitched() -> bool:
+            return all(read_tile_set(roll / f"frame-00{k}").output.is_file() for k in (1, 2, 3))
+
+        wait_until(stitched, 150, "the three negatives stitched by the daemon's service", every=0.2)
+
+
+def test_the_socket_and_the_console_carry_the_strip_and_a_grid_of_tiles_is_refused_for_a_strip(
+    tmp_path: Path,
+) -> None:
+    """A strip needs the negatives' width to advance by: with tiles as columns and rows the run is refused in one
+    sentence, through the control socket's `strip` and the console's "whole strip" box alike."""
+    cfg = strip_config(tmp_path)
+    cfg.tiles.format, cfg.tiles.columns, cfg.tiles.rows = None, 2, 2
+    with RunningDaemon(cfg) as running:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["scan-tiles", "--strip", "--socket", str(cfg.triggers.socket)]) == 1
+        assert "scan-tiles --strip needs the negatives' width to advance by" in err.getvalue(), err.getvalue()
+        url = running.url.rstrip("/")
+        request = urllib.request.Request(f"{url}/api/actions/scan-tiles", data=json.dumps({"strip": True}).encode(),
+                                         headers={"Content-Type": "application/json", "Origin": url},
+                                         method="POST")  # fmt: skip  (as the console's "whole strip" box sends it)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.loads(response.read())
+        assert "needs the negatives' width" in body["text"], body
+        assert running.daemon.library.stacks() == []  # nothing shot
+
+
+@pytest.mark.slow
+def test_scan_tiles_strip_without_a_daemon_stopped_and_run_again_shoots_each_tile_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = tmp_path / "library"
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(
+        f"library: {library}\nframes: 3\n"
+        "camera:\n  backend: simulated\n  simulated:\n    width: 768\n    height: 512\n"
+        f"    preview_fps: {PREVIEW_FPS}\n"
+        f"    sheet: {{width_mm: 70, height_mm: 56, mm_per_pixel: {STRIP_MM_PER_PIXEL}, slip: 0.02, "
+        "rotation_degrees: 0.2, backlash_mm: 0.05, seed: 5, negatives: 3}\n"
+        f"rig: {{port: simulated, axes: xy, move_timeout_seconds: 3, feed_mm_per_minute: {FEED_MM_PER_MINUTE}, "
+        "line: {move: 'M{x} {y}'}}\n"
+        "tiles: {format: 6x7, strip: true}\n"
+        f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
+    )
+    cfg = load_config(config)
+    _calibrated(cfg)
+    # the simulated stage lives with its configuration: one configuration for both runs, so the second finds the
+    # stage where the first left it, as a real stage stays (two loads would put a new strip under the lens)
+    monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
+    roll = library / "roll"
+    args = ["scan-tiles", str(roll / "frame-001"), "--config", str(config), "--no-stitch"]
+
+    def ctrl_c_in_the_second_negative() -> None:  # the operator's Ctrl-C, once frame-002's first tile is shot
+        wait_until(lambda: any((roll / "frame-002").glob("tile-*/*.dng")), 120, "frame-002's first tile", every=0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    pressing = threading.Thread(target=ctrl_c_in_the_second_negative, daemon=True)
+    pressing.start()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(args) == 1
+    pressing.join(5)
+    said = out.getvalue()
+    assert said.startswith("frame-001: 2x2 tiles over "), said
+    assert "frame-001 tile-r2c1: shot, still after" in said and "stopped: by the operator" in said, said
+    again = io.StringIO()
+    with contextlib.redirect_stdout(again):
+        assert main(args) == 0
+    carried = again.getvalue()
+    assert carried.startswith("frame-002 (carried on): "), carried
+    assert "the strip ended after 2 negatives" in carried and "frame-001 " not in carried, carried
+    lines = [line.split(": shot")[0].strip() for line in (said + carried).splitlines() if ": shot, still" in line]
+    assert len(lines) == len(set(lines)) == 12, lines  # every tile of the strip, each once
+    assert sorted(p.name for p in roll.iterdir()) == ["frame-001", "frame-002", "frame-003"]
