@@ -19,12 +19,17 @@ import pytest
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.capture.rig.open import open_rig
+from medianscan.capture.rig.tile_run import RunSettings
+from medianscan.capture.rig.tile_strip import StripRun, StripSettings
 from medianscan.library.flats import FLAT_STEM
 from medianscan.library.tile_set import read_tile_set
 from medianscan.service.stitch_job import stitch_job
 from medianscan.service.tiled import TiledNegatives
 from tests.sheet_stage import strip_on
 from tests.test_scan_tiles import against_picture
+from tests.test_tile_run import GphotoEyes
+from tests.vcam import virtual_camera
 
 SLIP_MISS = 40  # photosites: a tile's place against the plan over its negative, off by the slip of the advance
 # and the tile moves only (2.6 mm: 2 % of the 75 mm advance and of the tile moves); a negative planned from the
@@ -133,3 +138,30 @@ def test_a_stage_that_did_not_move_on_the_advance_stops_the_run_with_a_sentence(
         "the view after the advance is the picture of frame-001's last tile again: did the stage"
     ), summary.said()
     assert not (strip.library.roll / "frame-002").exists()  # nothing shot twice, no folder for a negative not found
+
+
+def test_without_live_view_each_negative_is_one_pitch_on_for_the_configured_count_and_it_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage is the simulated strip's; the eyes are libgphoto2's virtual camera (-6 on live view)."""
+    strip = strip_on(tmp_path)
+    library = strip.library
+    with virtual_camera(tmp_path, monkeypatch) as vcam:
+        eyes = GphotoEyes(vcam)
+        rig = open_rig(strip.cfg)
+        try:
+            run = StripRun(rig, eyes, strip.plan, strip.scale, first=library.roll / library.next_negative(),
+                           name_next=lambda: library.roll / library.next_negative(),
+                           strip=StripSettings(70.0, 4.0, without_live_view=2), stop=threading.Event(),
+                           settings=RunSettings(wait_without_live_view=0.1))  # fmt: skip
+            summary = run.run()
+        finally:
+            rig.close()
+            eyes.camera.close()
+    said = summary.said()
+    assert summary.ended and not summary.live_view and summary.negatives == ["frame-001", "frame-002"], said
+    assert "each negative placed by the pitch alone (no live view on this body); 2 negatives one pitch apart, as " \
+           "tiles.negatives_without_live_view says" in said, said  # fmt: skip
+    assert all(len(list((library.roll / "frame-002" / t.name).glob("*.dng"))) == 2 for t in strip.plan.tiles)
+    x, _ = strip.eyes.sheet.stage.commanded()  # the controller's count: the second negative one pitch (74 mm) on,
+    assert x == pytest.approx(74.0 + 37.0, abs=0.06), x  # and the look for a third half a pitch past (+ a take-up)

@@ -71,6 +71,9 @@ class StripSummary:
             head += f"; {counted(len(self.blanks), 'blank negative')} skipped (the {places} on the strip)"
         if not self.live_view:
             head += "; each negative placed by the pitch alone (no live view on this body)"
+        if self.ended and not self.live_view:
+            return f"{head}; {counted(len(self.negatives), 'negative')} one pitch apart, as " \
+                   "tiles.negatives_without_live_view says (no live view to see the strip's end)"  # fmt: skip
         if self.ended:
             return f"{head}; the strip ended after {counted(len(self.negatives), 'negative')}"
         return f"{head}; stopped: {self.stopped}" + (f" ({self.last})" if self.last else "")
