@@ -62,11 +62,12 @@ def process_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
 
 
-def remove_dead_temps(folder: Path) -> list[Path]:
-    """Remove the temps in `folder` whose writer is dead (a crash mid-write), files and folders; returns them."""
+def remove_dead_temps(folder: Path, named: tuple[str, ...] = (".",)) -> list[Path]:
+    """Remove the temps in `folder` whose writer is dead (a crash mid-write), files and folders; returns them.
+    `named`: only those whose name starts so (a folder that is not the library's, where others write too)."""
     removed = []
     for path in folder.iterdir():
-        if is_temp(path) and not _writer_alive(path):
+        if is_temp(path) and path.name.startswith(named) and not _writer_alive(path):
             if path.is_dir():
                 shutil.rmtree(path)
             else:

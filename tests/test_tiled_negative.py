@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -418,7 +419,15 @@ def test_tiles_off_the_grid_are_placed_by_the_rigs_planned_positions_and_misplac
     tiled.check(negative)
     task = tiled.due[0]
     assert task.layout == "2x2" and task.positions == tile_set.positions()
+    dead = subprocess.Popen(["true"])  # a writer that is gone: what a stitch killed mid-way left, and another's
+    dead.wait()
+    cut_off = [negative / f".medianscan-stitch-k2x9.{dead.pid}.part", negative / f".neg01_median.dng.{dead.pid}.part"]
+    cut_off[0].mkdir()
+    cut_off[1].write_bytes(b"half a DNG")
+    another = negative / f".scan.tif.{dead.pid}.part"  # not a stitch's name: in a hot folder it is someone else's
+    another.write_bytes(b"")
     record = stitch_job(task.key, task)
+    assert not any(p.exists() for p in cut_off) and another.exists()  # the stitch's own leftovers, swept first
     assert placed_within(record.output.with_suffix(".json"), skew=SKEW) == []
     side = [s for s in record.seams if (s.a, s.b) in ((0, 1), (0, 2), (1, 3), (2, 3))]  # grid order, row by row
     assert len(side) == 4 and all(seam.placed_by == "measured" for seam in side)

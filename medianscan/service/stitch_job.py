@@ -45,8 +45,11 @@ def stitch_job(key: Path, task: StitchTask) -> StitchRecord:
     """Stitch `task` (known to the pool as `key`); a StitchError (a MedianscanError) names what is wrong."""
     del key
     from medianscan.stitch.pipeline import StitchOptions, stitch  # here: the daemon and the watcher never stitch
+    from medianscan.stitch.store import TEMP_PREFIX
 
-    for left in remove_dead_temps(task.output.parent):
+    # a stitch's own temps only: in a hot folder other tools write beside the negative too
+    ours = (TEMP_PREFIX, f".{task.output.name}.", f".{task.output.with_suffix('.json').name}.")
+    for left in remove_dead_temps(task.output.parent, ours):
         log.info("%s: removed what a stitch cut off left: %s", task.negative.name, left.name)
     options = StitchOptions(flat=task.flat, layout=task.layout, overlap=task.overlap, positions=task.positions)
     return stitch(list(task.tiles), task.output, options)

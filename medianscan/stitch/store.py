@@ -17,13 +17,15 @@ import numpy.typing as npt
 
 from medianscan.atomic import owner_suffix
 
+TEMP_PREFIX = ".medianscan-stitch-"  # then random letters and the owner's `.<pid>.part` (service.stitch_job sweeps)
+
 
 class TileStore:
     """Named float32 2-D arrays in a temporary folder beside the output (removed on close)."""
 
     def __init__(self, near: Path) -> None:
         # `.medianscan-stitch-XXXX.<pid>.part`: a stitch killed mid-way leaves it for the next start to remove
-        self._folder = tempfile.TemporaryDirectory(prefix=".medianscan-stitch-", suffix=owner_suffix(), dir=near)
+        self._folder = tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, suffix=owner_suffix(), dir=near)
         self._shapes: dict[str, tuple[int, int]] = {}
 
     def put(self, name: str, array: npt.NDArray[np.float32]) -> None:
