@@ -22,6 +22,9 @@ from medianscan.cli.control import render_status
 from medianscan.config.schema import Config, HooksConfig
 from medianscan.library.rolls import Library
 from medianscan.library.tile_set import StitchState, read_tile_set
+from medianscan.service.pool import BlendPool, Outcome
+from medianscan.service.stitch_job import StitchTask
+from tests import waiting
 from tests.daemon_thread import RunningDaemon, capture_config
 from tests.test_daemon import DaemonProcess, wait_until
 from tests.test_hooks import RECORD, calls
@@ -141,3 +144,27 @@ def test_a_worker_killed_mid_stitch_is_replaced_and_the_fresh_one_removes_its_te
         assert running.daemon.hooks.wait(20)
     ran = [(c["MEDIANSCAN_EVENT"], c["MEDIANSCAN_STACK"], c["MEDIANSCAN_FILE"]) for c in calls(out)]
     assert ran == [("stitch-done", str(negative), str(tile_set.output))]  # once: for the stitch that was made
+
+
+def dies(key: Path, task: StitchTask) -> None:
+    """A worker's job that dies at once, really killed by the kernel: a real stitch cannot die on cue twice."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_stitch_whose_workers_die_twice_fails_in_one_sentence_that_says_stitching(tmp_path: Path) -> None:
+    """The pool's sentence for a job whose worker died twice names what the job was: a stitch is never called a
+    blend in tiles.json, the log or status."""
+    negative = tmp_path / "roll" / "frame-001"
+    task = StitchTask(negative, (negative / "a" / "a_median.dng",), negative / "frame-001_median.dng")
+    pool: BlendPool[StitchTask, None] = BlendPool(workers=1, queue_size=2, job=dies, warm=None)
+    pool.start()
+    try:
+        assert pool.submit(task.key, task)
+        ended = waiting.wait_until(
+            lambda: [e for e in pool.poll(0.2) if isinstance(e, Outcome)], 60, "the stitch given up after two deaths"
+        )
+    finally:
+        pool.stop()
+    assert [(o.stack, o.error) for o in ended] == [
+        (task.key, "the blend worker died of SIGKILL twice while stitching this negative")
+    ]

@@ -278,16 +278,17 @@ class BlendPool(Generic[T, R]):
             return
         death = _death(w.process.exitcode)
         first = self._deaths.pop(w.stack, None)
+        doing, what = getattr(w.task, "DOING", ("blending", "stack"))  # a task may say what it is: a stitch
         if first is None:
             log.error(
-                "blend worker %d %s while blending %s; a fresh worker tries it once more", w.number, death, w.stack
+                "blend worker %d %s while %s %s; a fresh worker tries it once more", w.number, death, doing, w.stack
             )
             self._deaths[w.stack] = death
             self._waiting.appendleft((w.stack, w.task))
             return
         both = f"{death} twice" if death == first else f"{first}, then {death},"
-        log.error("blend worker %d %s while blending %s; the stack is failed", w.number, death, w.stack)
-        failed = f"the blend worker {both} while blending this stack"
+        log.error("blend worker %d %s while %s %s; the %s is failed", w.number, death, doing, w.stack, what)
+        failed = f"the blend worker {both} while {doing} this {what}"
         self._events.append(Outcome(w.stack, None, failed, time.monotonic() - w.since, w.number))
 
     def _top_up(self) -> None:

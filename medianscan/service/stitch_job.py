@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from medianscan.atomic import remove_dead_temps
 from medianscan.library.tile_set import TILES_FILE
@@ -34,6 +35,7 @@ class StitchTask:
     flat: Path | None = None
     inputs: tuple[tuple[str, str, int, int], ...] = ()  # what the status records it was stitched from
     positions: tuple[tuple[float, float], ...] | None = None  # (y, x) photosites per tile, in the tiles' order
+    DOING: ClassVar[tuple[str, str]] = ("stitching", "negative")  # the pool's words when its worker dies
 
     @property
     def key(self) -> Path:
