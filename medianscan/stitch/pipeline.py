@@ -181,7 +181,7 @@ def _overlaps(
 
 def _register(
     store: TileStore,
-    thumbs: Sequence[np.ndarray],
+    thumbs: Sequence[register.Thumb],
     *,
     count: int,
     size: tuple[int, int],
@@ -206,7 +206,7 @@ def _register(
                     continue
                 tried.append((i, j))
                 expect = (dy / cell[0] / factor, dx / cell[1] / factor)
-                reach = 0.1 * max(thumbs[i].shape)
+                reach = 0.1 * max(thumbs[i].image.shape)
                 found = register.coarse_offset(thumbs[i], thumbs[j], plan.MIN_OVERLAP, expect, reach)
                 coarse = found if found is not None else expect
             else:
@@ -252,7 +252,7 @@ def _check_duplicates(tiles: Sequence[sources.Tile], poses: Sequence[solve.Pose]
 
 def _read_all(
     tiles: Sequence[sources.Tile], store: TileStore, flat: sources.TileFlat | None
-) -> tuple[Frame, Tone | None, list[npt.NDArray[np.float32]]]:
+) -> tuple[Frame, Tone | None, list[register.Thumb]]:
     """Read each tile once: its corrected mosaic, its cell plane and that plane flattened go to the store; the
     first tile's frame (its metadata, without its pixels), its preview's tone and every tile's thumbnail stay.
     One decoded tile at a time: the first's pixels go before the second is read."""
@@ -279,7 +279,7 @@ def _read_all(
         store.put(f"plane{k}", plane)
         flattened = cells.flattened(plane)
         store.put(f"flat{k}", flattened)
-        thumbs.append(cells.shrink(flattened, cells.thumb_factor(plane.shape)))
+        thumbs.append(register.thumbnail(cells.shrink(flattened, cells.thumb_factor(plane.shape))))
         del plane, flattened
     assert first is not None
     return first, tone, thumbs

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
+from medianscan.blend.measuring.filters import bilinear, gaussian, gradients
 from medianscan.blend.measuring.registration import Reference
 from medianscan.stitch.cells import FLATTEN_SIGMA, shrink
 
@@ -45,21 +45,35 @@ class PairFit:
     error: float  # standard error of the shift, plane points
 
 
+@dataclass(frozen=True)
+class Thumb:
+    """A tile's thumbnail and the spectrum the coarse search correlates: each tile's made once, not once a pair."""
+
+    image: npt.NDArray[np.float32]
+    spectrum: npt.NDArray[np.complex128]  # of the thumbnail less its mean, its edges tapered
+
+
+def thumbnail(image: npt.NDArray[np.float32]) -> Thumb:
+    h, w = image.shape
+    # the edges tapered alone: the overlaps lie along them
+    tapered = (image - image.mean()) * _taper(h)[:, None] * _taper(w)[None, :]
+    return Thumb(image, np.fft.rfft2(tapered))
+
+
 def coarse_offset(
-    a: npt.NDArray[np.float32],
-    b: npt.NDArray[np.float32],
+    a: Thumb,
+    b: Thumb,
     min_share: float,
     near: tuple[float, float] | None = None,
     reach: float = np.inf,
 ) -> tuple[float, float] | None:
-    """Offset (dy, dx) of thumbnail `b`'s origin in `a`'s, whole thumbnail points; None when no candidate
-    overlaps `min_share` of a tile and correlates; with `near`, only candidates within `reach` of it."""
-    h, w = a.shape
-    wy, wx = _taper(h)[:, None], _taper(w)[None, :]  # edges only: the overlap lies along them
-    fa = np.fft.rfft2((a - a.mean()) * wy * wx)
-    fb = np.fft.rfft2((b[:h, :w] - b.mean()) * wy * wx, s=a.shape)
-    cross = fa * np.conj(fb)
-    surface = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=a.shape)
+    """Offset (dy, dx) of thumbnail `b`'s origin in `a`'s (thumbnails of one size, as a set's tiles are), whole
+    thumbnail points; None when no candidate overlaps `min_share` of a tile and correlates; with `near`, only
+    candidates within `reach` of it."""
+    h, w = a.image.shape
+    assert b.image.shape == (h, w), "a set's tiles are of one size (plan.set_problems)"
+    cross = a.spectrum * np.conj(b.spectrum)
+    surface = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=(h, w))
     candidates: set[tuple[int, int]] = set()
     for flat in np.argpartition(surface, -_PEAKS, axis=None)[-_PEAKS:]:
         py, px = divmod(int(flat), w)
@@ -68,7 +82,7 @@ def coarse_offset(
         candidates = {c for c in candidates if np.hypot(c[0] - near[0], c[1] - near[1]) <= reach}
     best: tuple[float, tuple[float, float]] | None = None
     for dy, dx in sorted(candidates):
-        score = _ncc(a, b, dy, dx, min_share)
+        score = _ncc(a.image, b.image, dy, dx, min_share)
         if score is not None and score >= MIN_NCC and (best is None or score > best[0]):
             best = (score, (float(dy), float(dx)))
     return None if best is None else best[1]
@@ -152,9 +166,9 @@ def refine(
     error = np.inf
     for level in range(levels, -1, -1):
         s = 1 << level
-        ref = ndimage.gaussian_filter(shrink(crop_i, s), 1.0)
-        gy, gx = np.gradient(ref)
-        tpl = ndimage.gaussian_filter(shrink(crop_j, s), 1.0)
+        ref = gaussian(shrink(crop_i, s), 1.0)
+        gy, gx = gradients(ref)
+        tpl = gaussian(shrink(crop_j, s), 1.0)
         t0, l0, b0, r0 = (v // s for v in local_inner)
         # a coarse level only brings the fit within the next one's reach: fewer points, a looser stop
         most, tolerance = (_MAX_POINTS, _CONVERGED) if level == 0 else (_MAX_POINTS // 4, _COARSE_CONVERGED * s)
@@ -279,11 +293,9 @@ def measurable(
     c, s = np.cos(fit.angle), np.sin(fit.angle)
     fy = np.arange(top, bottom, dtype=np.float64)[:, None] - fit.centre[0]
     fx = np.arange(left, right, dtype=np.float64)[None, :] - fit.centre[1]
-    coords = np.empty((2, bottom - top, right - left))  # one array of the box's coordinates, filled by rows
-    np.add(s * fx + fit.centre[0] + fit.shift[0], c * fy, out=coords[0])
-    np.add(c * fx + fit.centre[1] + fit.shift[1], -s * fy, out=coords[1])
-    seen = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest", output=np.float32)
-    del coords
+    seen = bilinear(
+        plane_i, s * fx + fit.centre[0] + fit.shift[0] + c * fy, c * fx + fit.centre[1] + fit.shift[1] - s * fy
+    )
     template = plane_j[top:bottom, left:right]
     gain, offset = _levels(template.ravel(), seen.ravel())
     seen *= np.float32(gain)
