@@ -36,7 +36,7 @@ from medianscan.library.tile_set import (
     write_tile_set,
 )
 from medianscan.service.jobs import Result, Task, run_job
-from medianscan.service.pool import BlendPool
+from medianscan.service.pool import BlendPool, Started
 from medianscan.service.stitch_job import stitch_job
 from medianscan.service.tiled import Stitched, TiledNegatives
 from medianscan.service.watch import WatchService
@@ -98,13 +98,19 @@ def test_a_tiles_json_and_a_stack_json_are_read_by_one_rule_each_damage_one_sent
 
 
 def _stitch_through_pool(tiled: TiledNegatives, pool: BlendPool[Task, Result]) -> Stitched:
-    """Feed the due stitches to the spawned pool and record events until one stitch ends."""
+    """Feed the due stitches to the spawned pool and record events until one stitch ends; what status lists of
+    the negative on the way: queued for a stitch, then stitching once a worker took it, then nothing."""
+    negative = str(tiled.due[0].negative)
+    assert tiled.doing() == {negative: "queued for a stitch"}
     tiled.feed(pool.submit)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         for event in pool.poll(0.2):
             done = tiled.record(event)
+            if isinstance(event, Started):
+                assert tiled.doing() == {negative: "stitching"}
             if done is not None:
+                assert tiled.doing() == {}
                 return done
     raise AssertionError("no stitch ended within 120 s")
 

@@ -178,6 +178,7 @@ class TiledNegatives:
         self.flat = flat
         self.due: deque[StitchTask] = deque()
         self.running: dict[Path, StitchTask] = {}  # pool key (the negative's tiles.json) -> its task
+        self._started: set[Path] = set()  # of those, the keys a worker took
         self.failed: dict[Path, Inputs] = {}  # negative -> the blends a stitch failed with
         self._again: set[Path] = set()  # negatives whose tiles changed while their stitch ran
         self._said: dict[Path, str] = {}  # negative -> what it was last said to wait for
@@ -191,6 +192,13 @@ class TiledNegatives:
 
     def busy(self) -> bool:
         return bool(self.due or self.running)
+
+    def doing(self) -> dict[str, str]:
+        """Each negative queued or under way, as status lists what is not done yet (negative -> what it waits
+        for): 'stitching' once a worker took it, else 'queued for a stitch'."""
+        queued = [*self.due, *(t for k, t in self.running.items() if k not in self._started)]
+        said = {str(t.negative): "queued for a stitch" for t in queued}
+        return said | {str(self.running[k].negative): "stitching" for k in self._started if k in self.running}
 
     def is_tile(self, stack: Path) -> bool:
         return is_tiled(stack.parent)
@@ -281,6 +289,7 @@ class TiledNegatives:
         """The pool stopped with these jobs unfinished: their status says stitching, and a start stitches them."""
         for key in keys:
             self.running.pop(key, None)
+            self._started.discard(key)
 
     def record(self, event: Started | Outcome[Any]) -> Stitched | None:
         """A stitch job's event written into its tiles.json (an OSError leaves nothing changed here, for the
@@ -291,6 +300,7 @@ class TiledNegatives:
         negative = task.negative
         if isinstance(event, Started):
             record_stitch(negative, StitchStatus(StitchState.STITCHING, inputs=task.inputs))
+            self._started.add(event.stack)
             return None
         result = event.result if isinstance(event.result, StitchRecord) else None
         if event.ok and result is not None:
@@ -301,6 +311,7 @@ class TiledNegatives:
                                   seconds=event.seconds)  # fmt: skip
         record_stitch(negative, status)
         del self.running[event.stack]
+        self._started.discard(event.stack)
         if status.state == StitchState.FAILED:
             self.failed[negative] = task.inputs
         else:

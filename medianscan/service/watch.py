@@ -109,6 +109,7 @@ class WatchService(Service):
             waiting = {**self.hot.settling, **self.hot.waiting}
         queued = [*inflight, *(p.key for p in (self._planner.backlog if self._planner is not None else ()))]
         waiting |= {str(p): "blending" if str(p) in running else "queued for a blend" for p in queued}
+        waiting |= self.tiled.doing()  # tiled negatives: queued for a stitch, or stitching
         return WatchStatus(
             folder=str(self.hot.root),
             group=str(self.hot.grouping),
