@@ -89,13 +89,15 @@ def test_the_socket_and_the_console_carry_the_strip_and_a_grid_of_tiles_is_refus
         with contextlib.redirect_stderr(err):
             assert main(["scan-tiles", "--strip", "--socket", str(cfg.triggers.socket)]) == 1
         assert "scan-tiles --strip needs the negatives' width to advance by" in err.getvalue(), err.getvalue()
-        url = running.url.rstrip("/")
+        url = running.url.rstrip("/")  # the console's action as its "whole strip" box sends it
         request = urllib.request.Request(f"{url}/api/actions/scan-tiles", data=json.dumps({"strip": True}).encode(),
                                          headers={"Content-Type": "application/json", "Origin": url},
-                                         method="POST")  # fmt: skip  (as the console's "whole strip" box sends it)
+                                         method="POST")  # fmt: skip
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.loads(response.read())
         assert "needs the negatives' width" in body["text"], body
+        with urllib.request.urlopen(f"{url}/", timeout=30) as page:  # the box beside Scan tiles
+            assert 'data-testid="tiles-strip"' in page.read().decode()
         assert running.daemon.library.stacks() == []  # nothing shot
 
 
