@@ -165,3 +165,16 @@ def test_without_live_view_each_negative_is_one_pitch_on_for_the_configured_coun
     assert all(len(list((library.roll / "frame-002" / t.name).glob("*.dng"))) == 2 for t in strip.plan.tiles)
     x, _ = strip.eyes.sheet.stage.commanded()  # the controller's count: the second negative one pitch (74 mm) on,
     assert x == pytest.approx(74.0 + 37.0, abs=0.06), x  # and the look for a third half a pitch past (+ a take-up)
+
+
+def test_a_next_negative_found_far_from_the_pitch_stops_the_run_with_a_sentence(tmp_path: Path) -> None:
+    """The strip's gaps are 12 mm where tiles.gap_mm says 1: the negative found 11 mm past where the format and
+    the gap put it (more than a tenth of the format) is not taken."""
+    strip = strip_on(tmp_path, gap_mm=12.0, gap_variation_mm=0.0)
+    strip.cfg.tiles.gap_mm = 1.0
+    summary = strip.run().summary
+    assert summary.negatives == ["frame-001"] and not summary.ended, summary.said()
+    assert summary.stopped is not None and re.match(
+        r"the gap after frame-001 found \+1\d\.\d mm from where the format and the gap put it \(more than 7\.0 mm\)",
+        summary.stopped,
+    ), summary.said()

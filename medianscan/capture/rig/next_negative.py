@@ -6,8 +6,8 @@ nominal gap on from the negative's centre): the view then shows the end of the n
 base, and the start of the next. Columns are classed by finding.py's rule (column_profile, column_runs): clear
 base, picture, no film. The base's level is the view's brightest columns until a gap has been seen, then that
 gap's (the same spot in the view each time, so the same falloff of the light). The clear run nearest the centre
-is the gap, and the next negative starts where picture follows it; a view where picture stands no darker than
-the base (no gap to tell) is lost. Clear base running to the view's far edge is either a blank (unexposed)
+is the gap, and the next negative starts where picture follows it; a view where that run has detail down its
+columns (a picture's thin part, not base) or where picture stands no darker than the base is lost. Clear base running to the view's far edge is either a blank (unexposed)
 negative or the trailer: a look at where the next negative's centre should be tells them apart (no film there:
 the strip's end; clear base across the middle: blank). Everything is said in the order the strip advances: the
 next negative comes in from the side of the view a positive X move brings to the centre.
@@ -26,8 +26,9 @@ from medianscan.capture.rig.finding import FILM_NEEDED, NO_FILM_BLUER, Run, colu
 GAP_CONTRAST = 0.9  # the pictures beside a gap: their columns' median below this share of the base's level
 MIDDLE = 0.5  # a blank negative: clear base across this middle share of the view (the light falls off beyond)
 LEVEL_PERCENTILE = 95  # the base's level in a view with a gap, before one was seen: its brightest columns
+FLAT = 0.05  # clear base is flat down a column: its rows' spread under this share of the level (a picture's is not)
 
-Columns = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+Columns = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]
 GapKind = Literal["gap", "further", "blank", "end", "lost"]
 
 
@@ -51,11 +52,13 @@ class GapFinder:
         self.base: tuple[float, float] | None = None  # the clear base's level and blueness, once a gap was seen
 
     def _runs(self, rgb: npt.NDArray[np.float32]) -> tuple[list[Run], Columns, float, int]:
-        """The view's columns as runs in the advance's order, their brightness and blueness, the base's level,
-        the view's width."""
+        """The view's columns as runs in the advance's order, their brightness, blueness and spread down the
+        column, the base's level, the view's width."""
         profile, blue = column_profile(rgb)
+        h = rgb.shape[0]
+        spread = rgb[h // 4 : 3 * h // 4].mean(axis=-1).std(axis=0).astype(np.float32)
         if self.advance < 0:
-            profile, blue = profile[::-1].copy(), blue[::-1].copy()
+            profile, blue, spread = profile[::-1].copy(), blue[::-1].copy(), spread[::-1].copy()
         if self.base is not None:
             level, base_blue = self.base
         else:
@@ -63,17 +66,20 @@ class GapFinder:
             film = blue <= NO_FILM_BLUER * base_blue
             level = float(np.percentile(profile[film] if film.any() else profile, LEVEL_PERCENTILE))
         runs, _ = column_runs(profile, blue, level, base_blue, level)
-        return _dim_base(runs, profile, level), (profile, blue), level, len(profile)
+        return _dim_base(runs, profile, level), (profile, blue, spread), level, len(profile)
 
     def at_gap(self, rgb: npt.NDArray[np.float32]) -> GapSight:
         """The view where the gap should be."""
-        runs, (profile, blue), level, w = self._runs(rgb)
+        runs, (profile, blue, spread), level, w = self._runs(rgb)
         centre = w / 2
         clear = [r for r in runs if r.kind == "clear"]
         if not clear:
             return GapSight("lost", why="no clear base in view where the gap to the next negative should be")
         gap = min(clear, key=lambda r: 0.0 if r.start <= centre < r.end else min(abs(r.start - centre),
                                                                                  abs(r.end - centre)))  # fmt: skip
+        if float(np.median(spread[gap.start : gap.end])) > FLAT * level:
+            return GapSight("lost", why="the brightest columns in view have detail down them: picture, not the clear "
+                                        "base of a gap")  # fmt: skip
         picture = np.concatenate([profile[r.start : r.end] for r in runs if r.kind == "picture"] or [profile[:0]])
         if picture.size and float(np.median(picture)) > GAP_CONTRAST * level:
             return GapSight("lost", why="the picture beside the clear base is nearly as bright as the base: no gap "

@@ -37,6 +37,7 @@ from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
+FAR_GAPS, FAR_SHARE = 3.0, 0.1  # a next negative found farther than 3 gaps or a tenth of a format from the pitch
 MOST_NEGATIVES = 40  # a strip longer than this is a mistake (a 120 roll holds 8 to 16 negatives; 220 twice that)
 
 
@@ -268,6 +269,13 @@ class StripRun:
         start = at + sight.start_px * px / abs(self.scale.x_axis[0])  # the next picture's first column, mm
         centre = start + self.strip.format_mm / 2
         off = centre - nominal
+        far = max(FAR_GAPS * self.strip.gap_mm, FAR_SHARE * self.strip.format_mm)
+        if abs(off) > far:
+            self.summary.stopped = (f"the gap after {self.negative.name} found {off:+.1f} mm from where the format and "
+                                    f"the gap put it (more than {far:.1f} mm): is the film slipping in its holder, "
+                                    "or was that no gap? Put the next negative under the lens and run scan-tiles "
+                                    "--strip again")  # fmt: skip
+            return False
         log.info("the next negative found %.2f mm from the nominal pitch (gap %.2f mm)", off,
                  sight.gap_px * px / abs(self.scale.x_axis[0]))  # fmt: skip
         assert self.where is not None
