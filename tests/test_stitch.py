@@ -17,7 +17,7 @@ import rawpy
 
 from medianscan.blend.corrections.flat import load_master
 from medianscan.cli import main
-from medianscan.stitch import sources
+from medianscan.stitch import plan, sources
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
 from medianscan.stitch.sources import StitchError
@@ -202,6 +202,23 @@ def _refused(args: list[str], output: Path, capsys: pytest.CaptureFixture[str]) 
     return err
 
 
+def test_tiles_alike_at_both_ends_are_compared_whole_before_one_is_called_a_duplicate(
+    tiles: tuple[list[Path], Path], tmp_path: Path
+) -> None:
+    """The duplicate check reads a tile whole only where its size and both ends agree with another's: a tile that
+    differs from tile1 in one bit in its middle is not a duplicate, its byte-for-byte copy is."""
+    paths, _ = tiles
+    twin = tmp_path / "twin.dng"
+    shutil.copy(paths[1], twin)
+    data = bytearray(paths[1].read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp_path / "middle.dng").write_bytes(data)
+    named = [sources.Tile(p, p) for p in (paths[1], tmp_path / "middle.dng", twin)]
+    facts = [sources.read_facts(t) for t in named]
+    assert facts[0].sample == facts[1].sample == facts[2].sample
+    assert plan.set_problems(named, facts) == ["tile twin.dng is the same picture as tile tile1.dng (a duplicate)"]
+
+
 def test_bad_sets_are_named_and_nothing_is_written(
     tiles: tuple[list[Path], Path], picture: Picture, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -243,13 +260,32 @@ def test_a_plan_beyond_the_readers_limits_is_refused_before_any_work(
     assert "65,000" in said and "halves" in said
 
 
-def test_xtrans_tiles_are_resampled_onto_the_xtrans_mosaic(picture: Picture, tmp_path: Path) -> None:
-    """Any CFA: the same picture through a 6x6 X-Trans pattern, a tile at an offset of half a repeat."""
+def _xtrans(picture: Picture) -> tuple[Picture, npt.NDArray[np.uint8]]:
+    """The same picture seen through a 6x6 X-Trans pattern, and the pattern."""
     xtrans = np.array(
         [[1, 1, 0, 1, 1, 2], [1, 1, 2, 1, 1, 0], [2, 0, 1, 0, 2, 1], [1, 1, 2, 1, 1, 0], [1, 1, 0, 1, 1, 2],
          [0, 2, 1, 2, 0, 1]], dtype=np.uint8)  # fmt: skip
     layout = replace(picture.scene.layout, pattern=xtrans, colors="RGBG", active_area=(0, 0, 1, 1))
-    x_picture = replace(picture, scene=replace(picture.scene, layout=layout))
+    return replace(picture, scene=replace(picture.scene, layout=layout)), xtrans
+
+
+def test_a_tile_of_another_cfa_is_refused_by_name_with_nothing_written(picture: Picture, tmp_path: Path) -> None:
+    """The CFA is compared as each tile is decoded (LibRaw tells it only then): a Bayer tile and an X-Trans tile of
+    the same camera, size and exposure are refused in one sentence naming both, and no output appears."""
+    x_picture, _ = _xtrans(picture)
+    rng = np.random.default_rng(6)
+    bayer = write_tile(tmp_path / "bayer.dng", picture, TileSpec(300, 400, 1.0), SHAPE, rng)
+    xtrans = write_tile(tmp_path / "xtrans.dng", x_picture, TileSpec(303, 1152, 1.0), SHAPE, rng)
+    out = tmp_path / "mixed.dng"
+    said = r"^cannot stitch: tile xtrans\.dng has CFA 6x6 [RGB]{36}, tile bayer\.dng [RGB]{4}$"
+    with pytest.raises(StitchError, match=said):
+        stitch([bayer, xtrans], out, StitchOptions())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bayer.dng", "xtrans.dng"]
+
+
+def test_xtrans_tiles_are_resampled_onto_the_xtrans_mosaic(picture: Picture, tmp_path: Path) -> None:
+    """Any CFA: the same picture through a 6x6 X-Trans pattern, a tile at an offset of half a repeat."""
+    x_picture, xtrans = _xtrans(picture)
     assert np.array_equal(x_picture.channels, xtrans)
     rng = np.random.default_rng(5)
     specs = (TileSpec(300, 400, 1.0), TileSpec(303, 1152, 1.0))  # 3 rows, 752 columns on: colours differ

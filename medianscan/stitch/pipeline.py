@@ -259,13 +259,18 @@ def _read_all(
     thumbs = []
     first: Frame | None = None
     tone: Tone | None = None
+    first_cfa = ""
     for k, tile in enumerate(tiles):
         frame = sources.read_tile(tile)
+        layout = frame.layout
+        assert layout is not None
         if first is None:
             tone = preview_tone(frame)
             first = replace(frame, pixels=np.empty((0, 0), np.uint16))
-        layout = frame.layout
-        assert layout is not None
+            first_cfa = sources.cfa_name(layout)
+        problem = plan.cfa_problem(tile, sources.cfa_name(layout), tiles[0], first_cfa)
+        if problem:
+            raise StitchError(problem)
         use_flat = flat if flat is not None and not sources.flat_already_applied(tile) else None
         if use_flat is not None:
             sources.check_flat(use_flat, frame)

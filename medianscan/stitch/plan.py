@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from medianscan import atomic
-from medianscan.stitch.sources import Facts, StitchError, Tile, same_exposure
+from medianscan.stitch.sources import Facts, StitchError, Tile, content_digest, same_exposure
 
 # What the readers of a DNG open (the field notes, tiles.md): a side in photosites, and LibRaw's default cap on
 # one allocation (LIBRAW_MAX_ALLOC_MB_DEFAULT), which its raw buffer (2 bytes a photosite) must fit.
@@ -87,17 +87,27 @@ def check_output(output: Path, tiles: Sequence[Tile], need_bytes: int) -> None:
         raise StitchError(problem)
 
 
+def cfa_problem(tile: Tile, cfa: str, first: Tile, first_cfa: str) -> str | None:
+    """A tile whose CFA (sources.cfa_name) is not the first tile's, in one sentence."""
+    return None if cfa == first_cfa else f"cannot stitch: tile {tile.name} has CFA {cfa}, tile {first.name} {first_cfa}"
+
+
 def set_problems(tiles: Sequence[Tile], facts: Sequence[Facts]) -> list[str]:
-    """One sentence per tile that does not belong with the first: another camera, size, CFA, ISO or shutter,
-    or the same picture given twice."""
+    """One sentence per tile that does not belong with the first: another camera, size, ISO or shutter, or the
+    same picture given twice (the CFA: cfa_problem, as each tile is decoded)."""
     first, base = tiles[0], facts[0]
     problems = []
-    seen: dict[str, Tile] = {}
+    seen: dict[str, list[Tile]] = {}  # by their samples: only tiles whose samples agree are read whole
+    digests: dict[Path, str] = {}
     for tile, fact in zip(tiles, facts, strict=True):
-        if fact.digest in seen:
-            problems.append(f"tile {tile.name} is the same picture as tile {seen[fact.digest].name} (a duplicate)")
-            continue
-        seen[fact.digest] = tile
+        alike = seen.setdefault(fact.sample, [])
+        if alike:
+            whole = _digest(tile, digests)
+            twin = next((other for other in alike if _digest(other, digests) == whole), None)
+            if twin is not None:
+                problems.append(f"tile {tile.name} is the same picture as tile {twin.name} (a duplicate)")
+                continue
+        alike.append(tile)
         if tile is first:
             continue
         body, base_body = _body(fact), _body(base)
@@ -108,8 +118,6 @@ def set_problems(tiles: Sequence[Tile], facts: Sequence[Facts]) -> list[str]:
                 f"tile {tile.name} is {fact.size[1]}x{fact.size[0]} photosites, tile {first.name} "
                 f"{base.size[1]}x{base.size[0]}"
             )
-        elif fact.cfa != base.cfa:
-            problems.append(f"tile {tile.name} has CFA {fact.cfa}, tile {first.name} {base.cfa}")
         elif not same_exposure(fact.exposure.iso, base.exposure.iso):
             problems.append(
                 f"tile {tile.name} was shot at ISO {fact.exposure.iso:g}, "
@@ -121,6 +129,12 @@ def set_problems(tiles: Sequence[Tile], facts: Sequence[Facts]) -> list[str]:
                 f"{_shutter(base.exposure.exposure_time)} (tiles differ only by a small gain, not a shutter step)"
             )
     return problems
+
+
+def _digest(tile: Tile, digests: dict[Path, str]) -> str:
+    if tile.raw not in digests:
+        digests[tile.raw] = content_digest(tile)
+    return digests[tile.raw]
 
 
 def _body(fact: Facts) -> str:
