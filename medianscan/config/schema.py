@@ -282,11 +282,11 @@ class TilesConfig:
     overlap: float = 0.25
     margin_mm: float = 1.0  # covered beyond the format's image area on every side
     wait_without_live_view_seconds: float = 2.0  # a body without live view: the fixed settle after each move
-
-
     strip: bool = False  # a strip of 120: after each negative, find the next along X and go on to the strip's end
     gap_mm: float = 4.0  # the strip's nominal gap between negatives (the advance: the format's width and this)
     negatives_without_live_view: int = 3  # a strip on a body without live view: negatives shot by the pitch
+
+
 @dataclass
 class AutoFrames:
     """`frames: auto`: each burst shoots until its blend reaches `snr` in the negative's densest tenth (the
