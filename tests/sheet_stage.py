@@ -21,7 +21,7 @@ from medianscan.capture.rig.grbl_firmware import Faults
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileProgress, TileRun
-from medianscan.capture.rig.tile_strip import StripRun, StripSettings, begin_at
+from medianscan.capture.rig.tile_strip import StripRun, StripSettings, begin_at, on_the_strip
 from medianscan.config.schema import Config, SheetConfig
 from medianscan.library.rolls import Library
 from tests.daemon_thread import capture_config
@@ -157,15 +157,24 @@ class StripTiles:
     saved: tuple[Path, Resume] | None = None
     progress: list[TileProgress] = field(default_factory=list)
 
-    def run(self, stop: threading.Event | None = None, faults: Faults | None = None) -> StripRun:
+    def run(
+        self, stop: threading.Event | None = None, faults: Faults | None = None, *, plain: bool = False
+    ) -> StripRun:
+        """The whole strip; `plain`: a scan-tiles without --strip where the last run left the stage on the strip,
+        as the daemon runs it (one negative along the strip)."""
         library = self.library
         first, resume = begin_at(library.last_stack(), self.saved, lambda: library.roll / library.next_negative())
+        if plain:
+            on_strip = on_the_strip(self.saved, library.last_stack())
+            assert on_strip is not None, "the stage is not on the strip"
+            first, resume = on_strip
         rig = open_rig(self.cfg, faults)
         strip = StripSettings(70.0, self.cfg.tiles.gap_mm)
         run = StripRun(rig, self.eyes, self.plan, self.scale, first=first,
                        name_next=lambda: library.roll / library.next_negative(), strip=strip,
                        stop=stop or threading.Event(), progress=self.progress.append,
-                       settings=RunSettings(settle_timeout=5.0), resume=resume)  # fmt: skip
+                       settings=RunSettings(settle_timeout=5.0), resume=resume,
+                       most=1 if plain else None)  # fmt: skip
         try:
             run.run()
         finally:

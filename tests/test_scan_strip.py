@@ -26,7 +26,7 @@ from medianscan.library.flats import FLAT_STEM
 from medianscan.library.tile_set import read_tile_set
 from medianscan.service.stitch_job import stitch_job
 from medianscan.service.tiled import TiledNegatives
-from tests.sheet_stage import strip_on
+from tests.sheet_stage import StripTiles, strip_on
 from tests.test_scan_tiles import against_picture
 from tests.test_tile_run import GphotoEyes
 from tests.vcam import virtual_camera
@@ -53,31 +53,37 @@ def test_a_strip_of_three_6x7_negatives_is_three_folders_each_stitched_as_its_ow
     assert not strip.progress[-1].under_way and all(p.under_way for p in strip.progress[:-1])
     flat = tmp_path / "flat"
     strip.eyes.camera.burst(9, flat, FLAT_STEM)  # the bare light: the lens's falloff, for the stitch to divide out
-    sheet = strip.eyes.sheet
     for place, name in enumerate(names, start=1):
-        negative = strip.library.roll / name
         assert max(strip.misses(name, place)) < SLIP_MISS, (name, strip.misses(name, place))
-        for folder in read_tile_set(negative).folders():
-            blend_stack(folder, BlendOptions())
-        service = TiledNegatives(lambda: "median", flat=lambda tile_set: flat)
-        service.check(negative)
-        assert len(service.due) == 1, name
-        record = stitch_job(service.due[0].key, service.due[0])
-        assert record.output.is_file() and record.output.parent == negative.resolve()
-        ordered = read_tile_set(negative).ordered()
-        left, top, width, height = sheet.negative_box(place)
-        origin = np.array(strip.eyes.placed[(name, ordered[0].folder)]) - (left, top)  # on its own picture
-        misses = []
-        for entry, placed in zip(ordered, record.tiles, strict=True):
-            want = np.array(strip.eyes.placed[(name, entry.folder)]) - (left, top) - origin
-            misses.append(float(np.abs(np.array([placed.x - record.tiles[0].x, placed.y - record.tiles[0].y])
-                                       - want).max()))  # fmt: skip
-        own = sheet.picture[top : top + height, left : left + width, 0]
-        median, seams = against_picture(record, own, origin)
-        print(f"{name}: tiles within {max(misses):.3f} photosites; against its own picture {median:.2%} (median), "
-              f"seams' worst 1 % {seams:.2%}")  # fmt: skip
-        assert max(misses) < 0.5, (name, misses)
-        assert median < 0.005 and seams < 0.02, name
+        stitched_as_its_picture(strip, name, place, flat)
+
+
+def stitched_as_its_picture(strip: StripTiles, name: str, place: int, flat: Path) -> None:
+    """The negative `name` (the strip's `place`th) blended and stitched by the service's own job, each tile where
+    the sheet really showed it, the mosaic against the negative's own picture."""
+    sheet = strip.eyes.sheet
+    negative = strip.library.roll / name
+    for folder in read_tile_set(negative).folders():
+        blend_stack(folder, BlendOptions())
+    service = TiledNegatives(lambda: "median", flat=lambda tile_set: flat)
+    service.check(negative)
+    assert len(service.due) == 1, name
+    record = stitch_job(service.due[0].key, service.due[0])
+    assert record.output.is_file() and record.output.parent == negative.resolve()
+    ordered = read_tile_set(negative).ordered()
+    left, top, width, height = sheet.negative_box(place)
+    origin = np.array(strip.eyes.placed[(name, ordered[0].folder)]) - (left, top)  # on its own picture
+    misses = []
+    for entry, placed in zip(ordered, record.tiles, strict=True):
+        want = np.array(strip.eyes.placed[(name, entry.folder)]) - (left, top) - origin
+        misses.append(float(np.abs(np.array([placed.x - record.tiles[0].x, placed.y - record.tiles[0].y])
+                                   - want).max()))  # fmt: skip
+    own = sheet.picture[top : top + height, left : left + width, 0]
+    median, seams = against_picture(record, own, origin)
+    print(f"{name}: tiles within {max(misses):.3f} photosites; against its own picture {median:.2%} (median), "
+          f"seams' worst 1 % {seams:.2%}")  # fmt: skip
+    assert max(misses) < 0.5, (name, misses)
+    assert median < 0.005 and seams < 0.02, name
 
 
 def test_a_blank_negative_is_skipped_and_named_and_the_strip_ends_after_the_last(tmp_path: Path) -> None:
@@ -121,6 +127,33 @@ def test_a_stop_between_negatives_goes_on_from_the_finished_one_without_shooting
     assert second.ended and second.negatives == ["frame-002", "frame-003"], second.said()
     assert len(strip.eyes.shot_stacks) == len(set(strip.eyes.shot_stacks)) == 12
     assert max(strip.misses("frame-002", 2)) < SLIP_MISS
+
+
+@pytest.mark.slow
+def test_a_plain_scan_tiles_after_a_strip_stopped_between_negatives_shoots_the_next_one_whole(tmp_path: Path) -> None:
+    """The stage was left at the first negative's last tile: a plain scan-tiles goes on along the strip to the
+    second negative (never taking the stage for a fresh negative's centre), shoots it whole, and leaves the stage
+    on the strip, so a strip run after it goes on to the third."""
+    strip = strip_on(tmp_path)
+    stop = threading.Event()
+    strip.eyes.after_shot = lambda shot: stop.set() if shot == 4 else None  # the first negative's last tile
+    first = strip.run(stop).summary
+    assert first.stopped == "by the operator, between negatives", first.said()
+    strip.eyes.after_shot = None
+    plain = strip.run(plain=True).summary
+    assert plain.enough and plain.negatives == ["frame-002"] and plain.tiles == 4, plain.said()
+    assert plain.said().endswith("one negative, as scan-tiles without --strip asks: the stage stays on the strip, "
+                                 "and the next scan-tiles goes on to the next negative"), plain.said()  # fmt: skip
+    assert max(strip.misses("frame-002", 2)) < SLIP_MISS
+    assert strip.saved is not None and strip.saved[0].name == "frame-002" and strip.saved[1].on_strip
+    flat = tmp_path / "flat"
+    strip.eyes.camera.burst(9, flat, FLAT_STEM)
+    stitched_as_its_picture(strip, "frame-002", 2, flat)
+    rest = strip.run().summary
+    assert rest.ended and rest.negatives == ["frame-003"], rest.said()
+    assert max(strip.misses("frame-003", 3)) < SLIP_MISS
+    assert len(strip.eyes.shot_stacks) == len(set(strip.eyes.shot_stacks)) == 12
+    assert strip.saved is None  # the strip ended: the next run is a fresh negative's, centred by the operator
 
 
 def test_a_stage_that_did_not_move_on_the_advance_stops_the_run_with_a_sentence(tmp_path: Path) -> None:

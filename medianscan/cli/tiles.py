@@ -19,8 +19,8 @@ from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import RunSettings, TileRun
 from medianscan.cli.following import scan_tiles
-from medianscan.cli.tiles_parts import RESUME_FILE, Eyes, Printer, load_resume, save, stitch, stop_on_signal
-from medianscan.cli.tiles_strip import run_strip
+from medianscan.cli.tiles_parts import RESUME_FILE, Eyes, Printer, load_resume, load_saved, save, stitch, stop_on_signal
+from medianscan.cli.tiles_strip import run_on_strip, run_strip
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
@@ -69,11 +69,14 @@ def run(args: argparse.Namespace) -> int:
     if args.negative is None:
         raise MedianscanError("scan-tiles: no running medianscan found to name the negative: give the negative's "
                               "folder (medianscan scan-tiles NEGATIVE), or start the daemon")  # fmt: skip
+    negative = args.negative.expanduser().resolve()
+    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
+    saved = load_saved(resume_file)
+    if saved is not None and saved[1].on_strip and (saved[0] == negative or saved[0].parent == negative.parent):
+        return run_on_strip(args, cfg, saved, negative)  # a strip run left the stage there: on along the strip
     calibration = calibrate_rig.load(cfg.library)
     plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
-    negative = args.negative.expanduser().resolve()
     print(f"{negative.name}: {plan.said()}")
-    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
     camera = open_camera(cfg.camera)
     camera.connect()
     stop = threading.Event()

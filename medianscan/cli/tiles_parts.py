@@ -5,6 +5,7 @@ negative blended and stitched by the services' own job; shared by one negative's
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from medianscan.capture.camera.burst.enough import Auto, FrameCount
 from medianscan.capture.events import Answer
 from medianscan.capture.rig.tile_run import Resume, TileProgress
 from medianscan.config.schema import Config
+from medianscan.wording import counted
 
 RESUME_FILE = ".tile-run.npz"  # in the library: where a stopped run left the stage, for the next run
 
@@ -65,7 +67,7 @@ def stitch(negative: Path, cfg: Config) -> None:
     from medianscan.blend.pipeline import blend_stack
     from medianscan.library.tile_set import StitchState, StitchStatus, read_tile_set, record_stitch
     from medianscan.service.stitch_job import stitch_job
-    from medianscan.service.tiled import TiledNegatives, tile_blend
+    from medianscan.service.tiled import TiledNegatives, placed_alone, tile_blend
 
     started = time.perf_counter()
     options = BlendOptions.from_config(cfg.blend)
@@ -84,6 +86,13 @@ def stitch(negative: Path, cfg: Config) -> None:
                                          seconds=seconds, width=record.width, height=record.height))  # fmt: skip
     print(f"{record.output}: {len(record.tiles)} tiles blended and stitched, {record.width}x{record.height} "
           f"photosites, in {seconds:.1f} s")  # fmt: skip
+    alone = placed_alone(record)
+    if alone:
+        names = ", ".join(t.source.parent.name for t in alone)
+        by = "the plan's places" if task.positions is not None else "the grid"
+        print(f"medianscan: warning: {negative.name}: no overlap registered for {counted(len(alone), 'tile')} "
+              f"({names}): placed by {by} alone, so look at their seams before trusting the stitch",
+              file=sys.stderr)  # fmt: skip
 
 
 def save(path: Path, negative: Path, resume: Resume | None) -> None:
@@ -95,7 +104,7 @@ def save(path: Path, negative: Path, resume: Resume | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
         np.savez(out, negative=str(negative), at=resume.at, slack=resume.slack, known=resume.known,
-                 last_at=resume.last_at, last_view=view)  # fmt: skip
+                 last_at=resume.last_at, last_view=view, on_strip=resume.on_strip)  # fmt: skip
 
 
 def load_resume(path: Path, negative: Path) -> Resume | None:
@@ -111,7 +120,8 @@ def load_saved(path: Path) -> tuple[Path, Resume] | None:
             view = data["last_view"]
             at, slack = (float(data["at"][0]), float(data["at"][1])), (int(data["slack"][0]), int(data["slack"][1]))
             last_at = (float(data["last_at"][0]), float(data["last_at"][1]))
-            resume = Resume(at, slack, bool(data["known"]), view if view.size else None, last_at)
+            on_strip = bool(data["on_strip"]) if "on_strip" in data.files else False
+            resume = Resume(at, slack, bool(data["known"]), view if view.size else None, last_at, on_strip)
             return Path(str(data["negative"])), resume
     except (OSError, ValueError, KeyError):
         return None

@@ -2,7 +2,8 @@
 the XY stage (capture.rig.tile_strip), NEGATIVE the first negative's folder and the next ones named after it by
 `negative_template` (frame-001, frame-002, ...), as the library names a press's negative; each negative blended
 and stitched once the strip run is over. Run again with the same NEGATIVE, it carries on the unfinished negative
-(or goes on from the last finished one, where the stage was left), never shooting a finished negative again."""
+(or goes on from the last finished one, where the stage was left), never shooting a finished negative again. A
+plain `scan-tiles NEGATIVE` where a strip run left the stage goes on along the strip into NEGATIVE (run_on_strip)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import argparse
 import datetime as dt
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from medianscan.capture.camera import open_camera
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
-from medianscan.capture.rig.tile_run import RunSettings
-from medianscan.capture.rig.tile_strip import StripRun, begin_at, strip_settings
+from medianscan.capture.rig.tile_run import Resume, RunSettings
+from medianscan.capture.rig.tile_strip import StripRun, StripSummary, begin_at, complete, strip_settings
 from medianscan.cli.tiles_parts import RESUME_FILE, Eyes, Printer, load_saved, save, stitch, stop_on_signal
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
@@ -44,19 +46,49 @@ def run_strip(args: argparse.Namespace, cfg: Config) -> int:
     last, k = None, number
     while is_tiled(named(k)):  # the strip's negatives shot by runs before this one
         last, k = named(k), k + 1
-    wanted = Wanted.of(cfg.tiles)
-    calibration = calibrate_rig.load(cfg.library)
-    plan = make_plan(wanted, calibration.scale())
-    settings = strip_settings(cfg.tiles)
+    plan = make_plan(Wanted.of(cfg.tiles), calibrate_rig.load(cfg.library).scale())
+    strip_settings(cfg.tiles)  # a grid of tiles refused before anything opens
     resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
     first, resume = begin_at(last, load_saved(resume_file), lambda: named(k))
-    print(f"{first.name}{' (carried on)' if first.is_dir() else ''}: {plan.said()} a negative, the whole strip")
+    print(f"{first.name}{' (carried on)' if first.is_dir() else ''}: {plan.said()}, each negative, the whole strip")
     counter = [template.number(first.name) or k]
 
     def name_next() -> Path:
         counter[0] += 1
         return named(counter[0])
 
+    summary = _run(cfg, first, resume, name_next, None)
+    if not args.no_stitch:
+        for name in summary.negatives:
+            stitch(first_named.parent / name, cfg)
+    return 0 if summary.ended else 1
+
+
+def run_on_strip(args: argparse.Namespace, cfg: Config, saved: tuple[Path, Resume], negative: Path) -> int:
+    """A plain scan-tiles where a strip run left the stage (saved): NEGATIVE carried on when it is the one the
+    stage was left in, or the next negative along the strip shot into NEGATIVE; the stage stays on the strip."""
+    if saved[0] != negative and not complete(saved[0]):
+        raise MedianscanError(f"scan-tiles: the last strip run stopped in {saved[0].name} with tiles of it missing, "
+                              f"the stage there: run `medianscan scan-tiles {saved[0]}` to carry it on first (or "
+                              "--strip for the rest of the strip)")  # fmt: skip
+    plan = make_plan(Wanted.of(cfg.tiles), calibrate_rig.load(cfg.library).scale())
+    how = "carried on" if saved[0] == negative else f"the next on the strip after {saved[0].name}"
+    print(f"{negative.name} ({how}): {plan.said()}")
+    summary = _run(cfg, saved[0], saved[1], lambda: negative, 1)
+    if not summary.enough:
+        return 1
+    if not args.no_stitch:
+        stitch(negative, cfg)
+    return 0
+
+
+def _run(cfg: Config, first: Path, resume: Resume | None, name_next: Callable[[], Path],
+         most: int | None) -> StripSummary:  # fmt: skip
+    """The strip run on the camera and the rig opened here; where it left the stage saved for the next run."""
+    calibration = calibrate_rig.load(cfg.library)
+    plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
+    settings = strip_settings(cfg.tiles)
+    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
     camera = open_camera(cfg.camera)
     camera.connect()
     stop = threading.Event()
@@ -68,7 +100,7 @@ def run_strip(args: argparse.Namespace, cfg: Config) -> int:
             run = StripRun(rig, Eyes(camera, cfg), plan, calibration.scale(), first=first, name_next=name_next,
                            strip=settings, stop=stop, progress=Printer(),
                            settings=RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds),
-                           resume=resume)  # fmt: skip
+                           resume=resume, most=most)  # fmt: skip
             summary = run.run()
             left = run.resume()
             save(resume_file, left[0] if left else first, None if left is None else left[1])
@@ -78,7 +110,4 @@ def run_strip(args: argparse.Namespace, cfg: Config) -> int:
         signal.signal(signal.SIGINT, before)
         camera.close()
     print(summary.said())
-    if not args.no_stitch:
-        for name in summary.negatives:
-            stitch(first_named.parent / name, cfg)
-    return 0 if summary.ended else 1
+    return summary

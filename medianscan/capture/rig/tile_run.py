@@ -140,6 +140,7 @@ class Resume:
     known: bool = True
     last_view: View | None = None
     last_at: tuple[float, float] = (0.0, 0.0)
+    on_strip: bool = False  # left by a strip run: the next negative lies along the strip, whichever run comes next
 
 
 def planned_place(tile: Tile) -> TilePlace:

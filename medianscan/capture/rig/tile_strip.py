@@ -9,7 +9,10 @@ should be is the strip's end, and the run ends there with a sentence; a view aft
 tile's picture again (the stage or the film did not move) stops the run, as the roll run does. Without live
 view each negative is one pitch (the format's width and the gap) on, for the configured number, and it is said.
 A stop (the operator's, between tiles) or a fault leaves the negative under way unfinished; the next run carries
-it on and then goes on to the next, never shooting a finished negative again.
+it on and then goes on to the next, never shooting a finished negative again. Where a strip run left the stage is
+kept marked as on the strip (Resume.on_strip), so a plain `scan-tiles` after it goes on along the strip too, one
+negative (`most`), and leaves the stage on the strip for the run after; an advance that did not find the next
+negative, or a fault on the way, drops it (the operator puts the next negative under the lens).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class StripSummary:
     stopped: str | None = None
     seconds: float = 0.0
     last: str = ""  # the last tile run's sentence
+    enough: bool = False  # shot as many negatives as asked (a plain scan-tiles on the strip: one)
+    after: str = ""  # the negative the strip's end was found after
 
     def said(self) -> str:
         done = counted(len(self.negatives), "negative")
@@ -75,8 +80,13 @@ class StripSummary:
         if self.ended and not self.live_view:
             return f"{head}; {counted(len(self.negatives), 'negative')} one pitch apart, as " \
                    "tiles.negatives_without_live_view says (no live view to see the strip's end)"  # fmt: skip
+        if self.ended and not self.negatives:
+            return f"{head}; the strip ended: no negative after {self.after}"
         if self.ended:
             return f"{head}; the strip ended after {counted(len(self.negatives), 'negative')}"
+        if self.enough:
+            return f"{head}; one negative, as scan-tiles without --strip asks: the stage stays on the strip, and the " \
+                   "next scan-tiles goes on to the next negative"  # fmt: skip
         return f"{head}; stopped: {self.stopped}" + (f" ({self.last})" if self.last else "")
 
 
@@ -114,6 +124,14 @@ def begin_at(
     return fresh(), None
 
 
+def on_the_strip(saved: tuple[Path, Resume] | None, last: Path | None) -> tuple[Path, Resume] | None:
+    """Where a strip run left the stage, when the roll's last negative is the one it left it at: a plain scan-tiles
+    then goes on along the strip (one negative) rather than taking the stage for a fresh negative's centre."""
+    if saved is not None and saved[1].on_strip and last is not None and saved[0] == last:
+        return saved
+    return None
+
+
 def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 4th, 11th, 21st."""
     end = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
@@ -126,8 +144,12 @@ class StripRun:
     def __init__(self, rig: Rig, eyes: TileEyes, plan: TilePlan, scale: StageScale, *, first: Path,
                  name_next: Callable[[], Path], strip: StripSettings, stop: Flag,
                  progress: Callable[[TileProgress], None] = lambda p: None, settings: RunSettings | None = None,
-                 resume: Resume | None = None) -> None:  # fmt: skip
+                 resume: Resume | None = None, most: int | None = None) -> None:  # fmt: skip
+        """`most`: negatives to shoot in this run (None: to the strip's end)."""
         self.rig, self.eyes, self.plan, self.scale = rig, eyes, plan, scale
+        self.most = most
+        self.lost = False  # the stage's place on the strip no longer known (the operator puts the next negative)
+        self.advancing = False  # between one negative's last tile and the next one's plan
         self.negative, self.name_next, self.strip = first, name_next, strip
         self.stop, self.report = stop, progress
         self.settings = settings or RunSettings()
@@ -145,6 +167,10 @@ class StripRun:
             self._run()
         except MedianscanError as exc:  # the rig's faults, live view that will not settle, a camera gone
             self.summary.stopped = str(exc)
+            if self.advancing:
+                self.lost = True
+                self.summary.stopped += (" (on the way to the next negative: the stage's place on the strip is lost; "
+                                         "put the next negative under the lens and run scan-tiles again)")  # fmt: skip
         finally:
             self.summary.seconds = time.monotonic() - started
             self._tell("done", under_way=False)
@@ -153,9 +179,9 @@ class StripRun:
 
     def resume(self) -> tuple[Path, Resume] | None:
         """Where the next run carries on (the negative, the stage from its centre); None once the strip ended."""
-        if self.summary.ended or self.where is None:
+        if self.summary.ended or self.lost or self.where is None:
             return None
-        return self.negative, self.where
+        return self.negative, replace(self.where, on_strip=True)
 
     def _tell(self, doing: str, *, under_way: bool = True) -> None:
         last = self.last_progress
@@ -174,11 +200,16 @@ class StripRun:
             shoot = not complete(self.negative) or self.where is None  # a finished negative is never shot again
             if shoot and not self._shoot_negative():
                 return
+            if shoot and self.most is not None and len(self.summary.negatives) >= self.most:
+                self.summary.enough = True
+                return
             if self.stop.is_set():
                 self.summary.stopped = "by the operator, between negatives"
                 return
+            self.advancing = True
             if not self._advance():
                 return
+            self.advancing = False
         self.summary.stopped = f"{MOST_NEGATIVES} negatives and no end of the strip in sight"
 
     def _shoot_negative(self) -> bool:
@@ -186,7 +217,7 @@ class StripRun:
         run = TileRun(self.rig, self.eyes, self.plan, self.scale, self.negative, stop=self.stop,
                       progress=self._progress, settings=self.settings, resume=self.where, home=False)  # fmt: skip
         done = run.run()
-        self.where = run.where()
+        self.where = replace(run.where(), on_strip=True)
         self.noise = run.noise if run.noise is not None else self.noise
         self.summary.tiles += len(done.shot)
         self.summary.live_view = done.live_view
@@ -235,6 +266,7 @@ class StripRun:
             self.summary.stopped = (f"the view after the advance is the picture of {self.negative.name}'s last tile "
                                     "again: did the stage (or the film in its holder) move? Put the next negative "
                                     "under the lens and run scan-tiles --strip again")  # fmt: skip
+            self.lost = True
             return False
         sight = self.finder.at_gap(view)
         at, skipped = gap_at[0], 0
@@ -258,12 +290,14 @@ class StripRun:
 
     def _found(self, sight: GapSight, at: float, shape: tuple[int, ...], nominal: float) -> bool:
         if sight.kind == "end":
-            self.summary.ended = True
+            self.summary.ended, self.summary.after = True, self.negative.name
             log.info("the strip ended: %s", sight.why)
             return False
         if sight.kind != "gap":
             self.summary.stopped = (f"the next negative after {self.negative.name} not found in live view: "
-                                    f"{sight.why}")  # fmt: skip
+                                    f"{sight.why}; put the next negative under the lens and run scan-tiles --strip "
+                                    "again")  # fmt: skip
+            self.lost = True
             return False
         px = self.scale.preview_ratio(shape)[0]  # photosites per preview pixel
         start = at + sight.start_px * px / abs(self.scale.x_axis[0])  # the next picture's first column, mm
@@ -275,12 +309,13 @@ class StripRun:
                                     f"the gap put it (more than {far:.1f} mm): is the film slipping in its holder, "
                                     "or was that no gap? Put the next negative under the lens and run scan-tiles "
                                     "--strip again")  # fmt: skip
+            self.lost = True
             return False
         log.info("the next negative found %.2f mm from the nominal pitch (gap %.2f mm)", off,
                  sight.gap_px * px / abs(self.scale.x_axis[0]))  # fmt: skip
         assert self.where is not None
         here = self.where
-        self.where = Resume((here.at[0] - centre, here.at[1]), here.slack, here.known)  # the new negative's centre
+        self.where = Resume((here.at[0] - centre, here.at[1]), here.slack, here.known, on_strip=True)  # its centre
         self.negative = self.name_next()
         self.place += 1
         return True
@@ -289,12 +324,12 @@ class StripRun:
         """No live view: the next negative one pitch on, up to the configured number."""
         self.summary.live_view = False
         if self.place >= self.strip.without_live_view:
-            self.summary.ended = True
+            self.summary.ended, self.summary.after = True, self.negative.name
             return False
         log.warning("no live view on this body: the next negative placed by the pitch (%.1f mm)", pitch)
         assert self.where is not None
         here = self.where
-        self.where = Resume((here.at[0] - pitch, here.at[1]), here.slack, here.known)
+        self.where = Resume((here.at[0] - pitch, here.at[1]), here.slack, here.known, on_strip=True)
         self.negative = self.name_next()
         self.place += 1
         return True

@@ -4,7 +4,8 @@ through the camera thread's own capture (its stack queued for blending at once; 
 once every tile is blended), its progress, tile by tile, kept for status and the console. `stop-tiles`, or a
 press, is answered at once on its own thread (roll_turn.at_once) and takes effect between tiles. Every call to the
 camera is made on this thread: the run's live view and bursts go through the shooter. `scan-tiles` with the
-strip (the socket's `strip: true`, or tiles.strip) shoots a strip of 120 negative after negative (tile_strip)."""
+strip (the socket's `strip: true`, or tiles.strip) shoots a strip of 120 negative after negative (tile_strip); a
+plain `scan-tiles` where a strip run left the stage goes on along the strip, one negative (tile_strip.on_the_strip)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileLine, TileProgress, TileRun, shot_already
-from medianscan.capture.rig.tile_strip import StripRun, StripSettings, begin_at, strip_settings
+from medianscan.capture.rig.tile_strip import StripRun, StripSettings, begin_at, on_the_strip, strip_settings
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.manifest import Manifest, State, write_manifest
@@ -118,7 +119,12 @@ def scan_tiles(shooter: TileShooter, state: DaemonState, strip: bool | None = No
     whole = cfg.tiles.strip if strip is None else strip
     settings = strip_settings(cfg.tiles) if whole else None  # a strip needs the format's width: refused first
     library = shooter.library()
-    if settings is not None:
+    on_strip = None if whole else on_the_strip(shooter.tiles_resume, library.last_stack())
+    resume: Resume | None
+    if on_strip is not None:  # the stage is on a strip: one negative along it, never a fresh one at a gap
+        settings = strip_settings(cfg.tiles)
+        (negative, resume), again = on_strip, True
+    elif settings is not None:
         negative, resume = begin_at(library.last_stack(), shooter.tiles_resume,
                                     lambda: library.roll / library.next_negative())  # fmt: skip
         again = negative.is_dir()
@@ -140,7 +146,8 @@ def scan_tiles(shooter: TileShooter, state: DaemonState, strip: bool | None = No
             stop = _Either(state.run_stop, shooter.stop)
             if settings is not None:
                 return _strip(shooter, state, rig, plan=plan, scale=calibration.scale(), first=negative,
-                              resume=resume, settings=settings, run_settings=run_settings)  # fmt: skip
+                              resume=resume, settings=settings, run_settings=run_settings,
+                              most=None if whole else 1)  # fmt: skip
             run = TileRun(rig, TileCamera(shooter), plan, calibration.scale(), negative, stop=stop,
                           progress=state.run_at, settings=run_settings, resume=resume)  # fmt: skip
             summary = run.run()
@@ -157,16 +164,17 @@ def scan_tiles(shooter: TileShooter, state: DaemonState, strip: bool | None = No
 
 
 def _strip(shooter: TileShooter, state: DaemonState, rig: Rig, *, plan: TilePlan, scale: StageScale, first: Path,
-           resume: Resume | None, settings: StripSettings, run_settings: RunSettings) -> Answer:  # fmt: skip
-    """The whole strip, each negative named by the library as a press's negative; where it stopped kept for the
-    next run (which carries the unfinished negative on, then the next ones)."""
+           resume: Resume | None, settings: StripSettings, run_settings: RunSettings,
+           most: int | None) -> Answer:  # fmt: skip
+    """The whole strip (or `most` negatives of it), each negative named by the library as a press's negative;
+    where it stopped kept for the next run (which carries the unfinished negative on, then the next ones)."""
     library = shooter.library()
     run = StripRun(rig, TileCamera(shooter), plan, scale, first=first,
                    name_next=lambda: library.roll / library.next_negative(), strip=settings,
                    stop=_Either(state.run_stop, shooter.stop), progress=state.run_at, settings=run_settings,
-                   resume=resume)  # fmt: skip
+                   resume=resume, most=most)  # fmt: skip
     summary = run.run()
     shooter.tiles_resume = run.resume()
-    ok = summary.ended
-    return Answer(ok, "scan-tiles", f"{plan.said()} a negative; {summary.said()}", "done" if ok else "refused",
+    ok = summary.ended if most is None else summary.enough
+    return Answer(ok, "scan-tiles", f"{plan.said()}, each negative; {summary.said()}", "done" if ok else "refused",
                   stack=run.negative.name)  # fmt: skip
