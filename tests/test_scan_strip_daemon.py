@@ -25,6 +25,7 @@ from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
 from medianscan.cli import main
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
+from medianscan.errors import MedianscanError
 from medianscan.library.tile_set import read_tile_set
 from tests.daemon_thread import RunningDaemon
 from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS, STRIP_MM_PER_PIXEL, strip_on, true_scale
@@ -36,11 +37,11 @@ def strip_config(tmp_path: Path) -> Config:
     cfg = strip_on(tmp_path).cfg
     cfg.frames = 3
     cfg.tiles.strip = False  # asked for by the request, not the config
-    _calibrated(cfg)
+    strip_calibrated(cfg)
     return cfg
 
 
-def _calibrated(cfg: Config) -> None:
+def strip_calibrated(cfg: Config) -> None:
     scale = true_scale(cfg)
     sim = cfg.camera.simulated
     calibrate_rig.save(RigCalibration(AxisMeasure(scale.x_axis, scale.backlash_mm[0], 2.0),
@@ -101,6 +102,18 @@ def test_the_socket_and_the_console_carry_the_strip_and_a_grid_of_tiles_is_refus
         assert running.daemon.library.stacks() == []  # nothing shot
 
 
+def test_a_grid_of_tiles_with_strip_is_refused_when_the_config_is_read(tmp_path: Path) -> None:
+    """The run's own check (above) stays for the socket's `strip: true`; tiles.strip with a grid is the config's."""
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(f"library: {tmp_path / 'library'}\ntiles: {{columns: 3, rows: 2, strip: true}}\n")
+    with pytest.raises(MedianscanError) as refused:
+        load_config(config)
+    said = str(refused.value)
+    assert "tiles.strip" in said and "a strip advances by the negatives' width: give tiles.format" in said, said
+    config.write_text(f"library: {tmp_path / 'library'}\ntiles: {{columns: 3, rows: 2, format: 6x7, strip: true}}\n")
+    assert load_config(config).tiles.strip  # the format wins over the grid: a width to advance by
+
+
 @pytest.mark.slow
 def test_scan_tiles_strip_without_a_daemon_stopped_and_run_again_shoots_each_tile_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -119,7 +132,7 @@ def test_scan_tiles_strip_without_a_daemon_stopped_and_run_again_shoots_each_til
         f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
     )
     cfg = load_config(config)
-    _calibrated(cfg)
+    strip_calibrated(cfg)
     # the simulated stage lives with its configuration: one configuration for both runs, so the second finds the
     # stage where the first left it, as a real stage stays (two loads would put a new strip under the lens)
     monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)

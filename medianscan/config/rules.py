@@ -262,6 +262,11 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
         value = getattr(sim, name)
         if value is not None and value > most:
             problems.append((f"camera.simulated.{name}", f"is frame {value} but a burst has at most {most} frames"))
+    tiles = cfg.tiles
+    if tiles.strip and tiles.format is None and None in (tiles.width_mm, tiles.height_mm) and tiles.columns:
+        problems.append(("tiles.strip", "is true, but tiles gives a grid of columns and rows, and a strip advances by "
+                                        "the negatives' width: give tiles.format (645, 6x6, 6x7, ...) or "
+                                        "tiles.width_mm and height_mm"))  # fmt: skip
     return problems + _rig_problems(cfg)
 
 
