@@ -47,7 +47,8 @@ def test_a_strip_of_three_6x7_negatives_is_three_folders_each_stitched_as_its_ow
     names = [f"frame-{k:03d}" for k in (1, 2, 3)]
     assert summary.negatives == names, summary.said()
     assert re.match(r"strip run: 3 negatives shot \(frame-001 to frame-003\), 12 tiles in \d+ s; the strip ended "
-                    r"after 3 negatives$", summary.said()), summary.said()  # fmt: skip
+                    r"after 3 negatives; the stage is past its end: put the next strip's first negative under the "
+                    r"lens for the next run$", summary.said()), summary.said()  # fmt: skip
     assert len(strip.eyes.shot_stacks) == len(set(strip.eyes.shot_stacks)) == 12  # each tile once
     assert any(p.strip == "negative 2 on the strip" and p.doing.startswith("settling") for p in strip.progress)
     assert not strip.progress[-1].under_way and all(p.under_way for p in strip.progress[:-1])

@@ -66,7 +66,8 @@ def test_the_daemon_shoots_a_strip_each_negative_its_own_folder_said_in_status_a
 
         wait_until(said, 120, "the strip run's answer", every=0.05)
         answer = reply.result(0)
-        assert answer.ok and answer.text.endswith("; the strip ended after 3 negatives"), answer.text
+        end = "; the strip ended after 3 negatives; the stage is past its end: put the next strip's first negative"
+        assert answer.ok and answer.text.endswith(f"{end} under the lens for the next run"), answer.text
         assert "strip run: 3 negatives shot (frame-001 to frame-003), 12 tiles in" in answer.text, answer.text
         assert any(s.startswith("frame-002: negative 2 on the strip: ") and "tile-r" in s for s in seen), seen
         roll = running.daemon.library.roll

@@ -80,10 +80,11 @@ class StripSummary:
         if self.ended and not self.live_view:
             return f"{head}; {counted(len(self.negatives), 'negative')} one pitch apart, as " \
                    "tiles.negatives_without_live_view says (no live view to see the strip's end)"  # fmt: skip
+        where = "; the stage is past its end: put the next strip's first negative under the lens for the next run"
         if self.ended and not self.negatives:
-            return f"{head}; the strip ended: no negative after {self.after}"
+            return f"{head}; the strip ended: no negative after {self.after}{where}"
         if self.ended:
-            return f"{head}; the strip ended after {counted(len(self.negatives), 'negative')}"
+            return f"{head}; the strip ended after {counted(len(self.negatives), 'negative')}{where}"
         if self.enough:
             return f"{head}; one negative, as scan-tiles without --strip asks: the stage stays on the strip, and the " \
                    "next scan-tiles goes on to the next negative"  # fmt: skip
