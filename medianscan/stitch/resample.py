@@ -125,13 +125,10 @@ def sample_shifted(
     r0, q0 = iv - start + pads[0][0], iu - c0 + pads[1][0]
     out = np.empty((rows, cols), dtype=np.float32)
     wy, wx = wanted.shape
-    planes: dict[int, npt.NDArray[np.float32]] = {}
-    for a in range(min(wy, rows)):
-        for b in range(min(wx, cols)):
-            colour = int(wanted[a, b])
-            if colour not in planes:
-                planes[colour] = np.pad(dense_plane(region, tile_pattern, colour, start, c0), pads, mode="edge")
-            plane = planes[colour]
+    positions = [(a, b) for a in range(min(wy, rows)) for b in range(min(wx, cols))]
+    for colour in sorted({int(wanted[a, b]) for a, b in positions}):  # one colour's plane held at a time
+        plane = np.pad(dense_plane(region, tile_pattern, colour, start, c0), pads, mode="edge")
+        for a, b in (ab for ab in positions if wanted[ab] == colour):
             target = out[a::wy, b::wx]
             n, m = target.shape
             for k, (dv, du) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
@@ -142,4 +139,5 @@ def sample_shifted(
                     np.multiply(seen, weight, out=target)
                 else:
                     target += seen * weight
+        del plane  # before the next colour's is made
     return out
