@@ -3,15 +3,18 @@ one run, on tiles cut from the real CR2's developed picture (tests/tiles.py: odd
 falloff, noise, flat field).
 
 - ours:   `medianscan stitch TILES --flat FLAT --output OUT.dng` as a process (start-up included)
+- ours, no flat: the same without --flat, as for a roll's tiles whose blends carry the roll's flat already (the
+          daemon's case): no flat to make, so no SciPy to import
 - hugin:  the same tiles developed to 16-bit TIFFs first (rawpy, not timed), then pto_gen, cpfind --multirow,
           cpclean, autooptimiser -a -m -l -s, pano_modify --canvas=AUTO --crop=AUTO, nona -m TIFF_m, enblend
 - warm:   the same stitch called in this process, imports paid and the flat's gains cached (as in the daemon)
 - floor:  reading the tiles (LibRaw decode) and writing an output-sized mosaic as a DNG (outputs.dng), in this
           process (imports already paid), and the same as a fresh process (Python, NumPy, rawpy start-up included:
           the floor of any command that does it; that process imports only what the floor needs)
-Runs alternate (ours, warm, hugin, floor, floor as a process) `--repeats` times; medians. `--memory` adds the
-peak memory (the stitch process's own ru_maxrss, from wait4) on nine 24 MP tiles made by scaling the picture up,
-beside the peak of a process that only imports the stitch (what Python, NumPy, SciPy and LibRaw take).
+Runs alternate (ours, ours without the flat, warm, hugin, floor, floor as a process) `--repeats` times; medians.
+`--memory` adds nine 24 MP tiles made by scaling the picture up: the stitch process's peak memory (its own
+ru_maxrss, from wait4) beside the peak of a process that only imports the stitch (what Python, NumPy and LibRaw
+take), and its time against the floor as a process on the same tiles, alternating `--large-repeats` times.
 """
 
 from __future__ import annotations
@@ -62,11 +65,12 @@ def make_set(picture: Picture, folder: Path, columns: int, rows: int, shape: tup
     return paths
 
 
-def ours(paths: list[Path], folder: Path) -> float:
-    out = folder / "ours.dng"
+def ours(paths: list[Path], folder: Path, *, flat: bool = True) -> float:
+    out = folder / ("ours.dng" if flat else "ours-no-flat.dng")
     out.unlink(missing_ok=True)
     t = time.perf_counter()
-    args = [sys.executable, "-m", "medianscan", "stitch", *map(str, paths), "--flat", str(folder / "flat.dng")]
+    args = [sys.executable, "-m", "medianscan", "stitch", *map(str, paths)]
+    args += ["--flat", str(folder / "flat.dng")] if flat else []
     subprocess.run([*args, "--output", str(out)], check=True, capture_output=True)
     return time.perf_counter() - t
 
@@ -138,17 +142,22 @@ def floor_process(folder: Path) -> float:
     return time.perf_counter() - t
 
 
-def memory(picture: Picture, folder: Path) -> tuple[float, float, dict[str, int]]:
-    """Peak memory (MB) and seconds of the stitch process on nine 24 MP tiles (the picture scaled up 4.3x, so that
-    a 3x3 grid of 6000x4000 tiles at a quarter's overlap stays inside it), and the output's size."""
+def large_set(picture: Picture, folder: Path) -> list[Path]:
+    """Nine 24 MP tiles (the picture scaled up 4.3x, so that a 3x3 grid of 6000x4000 tiles at a quarter's overlap
+    stays inside it) in `folder`, with their flat."""
     from scipy import ndimage
 
     from tests.tiles import Picture
 
     big = Picture(ndimage.zoom(picture.rgb, (4.3, 4.3, 1), order=1).astype(np.float32), picture.scene)
-    paths = make_set(big, folder, 3, 3, (4000, 6000))
-    del big
-    out = folder / "big.dng"
+    return make_set(big, folder, 3, 3, (4000, 6000))
+
+
+def memory(paths: list[Path], folder: Path) -> tuple[float, float, dict[str, int]]:
+    """Peak memory (MB) and seconds of the stitch process on `paths`, and the output's size. The output is
+    FOLDER/ours.dng, whose size the floor as a process then writes."""
+    out = folder / "ours.dng"
+    out.unlink(missing_ok=True)
     t = time.perf_counter()
     args = [sys.executable, "-m", "medianscan", "stitch", *map(str, paths), "--flat", str(folder / "flat.dng")]
     # Started from a small launcher: a child forked from this process (gigabytes of picture) would report this
@@ -165,22 +174,44 @@ def memory(picture: Picture, folder: Path) -> tuple[float, float, dict[str, int]
 
 def imports_peak() -> float:
     """Peak memory (MB) of a process that imports the stitch and does nothing: the part of any peak that is
-    Python, NumPy, SciPy and LibRaw."""
+    Python, NumPy and LibRaw (SciPy too, before the stitch stopped importing it)."""
     args = [sys.executable, "-c", "import medianscan.stitch.pipeline"]
     done = subprocess.run([sys.executable, "-c", _PEAK, *args], capture_output=True, text=True, check=True)
     return int(done.stdout.split()[1]) / 1024
 
 
+def large(picture: Picture, folder: Path, repeats: int) -> None:
+    """The nine 24 MP tiles' figures: peak memory, and time against the floor as a process, alternating."""
+    from medianscan.stitch import write
+
+    folder.mkdir()
+    big = large_set(picture, folder)
+    runs, floors = [], []
+    for _ in range(repeats):
+        runs.append(memory(big, folder))
+        floors.append(floor_process(folder))
+    peak, size = max(r[0] for r in runs), runs[0][2]
+    seconds, fresh = statistics.median(r[1] for r in runs), statistics.median(floors)
+    tile, band = 4000 * 6000 * 4, write.BAND_ROWS * size["width"] * 4
+    base = imports_peak()
+    print(
+        f"nine 24 MP tiles -> {size['width']}x{size['height']}: {seconds:.1f} s, peak {peak:.0f} MB "
+        f"({peak - base:.0f} MB over the {base:.0f} MB the imports alone take); two tiles as float32 and a "
+        f"band ({write.BAND_ROWS} rows, float32): {(2 * tile + band) / 2**20:.0f} MB"
+    )
+    print(f"  floor as a process {fresh:.1f} s; ours / floor as a process (both fresh): {seconds / fresh:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory", action="store_true", help="also nine 24 MP tiles: peak memory")
+    parser.add_argument("--memory", action="store_true", help="also nine 24 MP tiles: peak memory and speed")
+    parser.add_argument("--large-repeats", type=int, default=1, help="runs of the 24 MP stitch and its floor")
     parser.add_argument("--floor-of", type=Path, help=argparse.SUPPRESS)  # the floor, run as its own process
     args = parser.parse_args(argv)
     if args.floor_of is not None:
         floor(sorted(args.floor_of.glob("tile*.dng")), args.floor_of)
         return 0
-    from medianscan.stitch import write
     from tests.conftest import find_sample_raw
     from tests.tiles import load_picture
 
@@ -194,10 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(name)
         paths = make_set(picture, folder, 3, 2, (1000, 1400))  # six 1.4 MP tiles
         tiffs = develop(paths, folder)
-        times: dict[str, list[float]] = {"ours": [], "warm": [], "hugin": [], "floor": [], "floor as a process": []}
+        times: dict[str, list[float]] = {
+            "ours": [], "ours, no flat": [], "warm": [], "hugin": [], "floor": [], "floor as a process": []
+        }  # fmt: skip
         warm(paths, folder)  # imports, and the flat's gains into its cache
         for _ in range(args.repeats):
             times["ours"].append(ours(paths, folder))
+            times["ours, no flat"].append(ours(paths, folder, flat=False))
             times["warm"].append(warm(paths, folder))
             if not missing:
                 times["hugin"].append(hugin(tiffs, folder))
@@ -211,18 +245,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  hugin / ours: {median['hugin'] / median['ours']:.1f}x")
         else:
             print(f"  hugin: missing {', '.join(missing)} (scripts/system-packages.sh bench)")
-        print(f"  ours / floor as a process (both fresh): {median['ours'] / median['floor as a process']:.1f}x")
+        fresh = median["floor as a process"]
+        print(f"  ours / floor as a process (both fresh): {median['ours'] / fresh:.2f}x")
+        print(f"  ours without the flat / floor as a process (both fresh): {median['ours, no flat'] / fresh:.2f}x")
         print(f"  warm / floor (both in this process): {median['warm'] / median['floor']:.1f}x")
         print(f"  ours / floor (fresh against warm): {median['ours'] / median['floor']:.1f}x")
         if args.memory:
-            peak, seconds, size = memory(picture, folder)
-            tile, band = 4000 * 6000 * 4, write.BAND_ROWS * size["width"] * 4
-            base = imports_peak()
-            print(
-                f"nine 24 MP tiles -> {size['width']}x{size['height']}: {seconds:.1f} s, peak {peak:.0f} MB "
-                f"({peak - base:.0f} MB over the {base:.0f} MB the imports alone take); two tiles as float32 and a "
-                f"band ({write.BAND_ROWS} rows, float32): {(2 * tile + band) / 2**20:.0f} MB"
-            )
+            large(picture, folder / "large", args.large_repeats)
     return 0
 
 
