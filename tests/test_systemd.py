@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,18 @@ def verify(unit: Path, tmp_path: Path, *, user: bool) -> subprocess.CompletedPro
     env = dict(os.environ)
     command = ["systemd-analyze", "--no-pager"]
     if user:
-        runtime = tmp_path / "xdg-runtime"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        env["XDG_RUNTIME_DIR"] = str(runtime)
+        # short: the user units' sockets lie under it and AF_UNIX paths stop at 107 bytes (a tmp_path under
+        # pytest -n is /tmp/pytest-of-root/pytest-N/popen-gwK/<test name>/..., too long for gpg-agent's)
+        runtime = tempfile.mkdtemp(prefix="ms-")
+        env["XDG_RUNTIME_DIR"] = runtime
         command.append("--user")
-    return subprocess.run(
-        [*command, "verify", str(copy)], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    try:
+        return subprocess.run(
+            [*command, "verify", str(copy)], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+    finally:
+        if user:
+            shutil.rmtree(env["XDG_RUNTIME_DIR"], ignore_errors=True)
 
 
 @pytest.mark.parametrize(("unit", "user"), [(SYSTEM_UNIT, False), (USER_UNIT, True)], ids=["system", "user"])
