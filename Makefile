@@ -38,8 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two test processes (pytest-xdist), a file each at a time: the suite waits on daemons, rigs and bodies in real
+# time, so two keep both cores busy; a file stays in one process (its module fixtures are made once).
 test: $(STAMP) system-packages lint kernels
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP) system-packages kernels
 	$(BIN)/pytest -m "not slow"
