@@ -13,12 +13,20 @@ import json
 import os
 import signal
 import threading
+import typing
 import urllib.request
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
+from medianscan.capture.camera.base import BurstRecord
+from medianscan.capture.camera.burst.enough import FrameCount
+from medianscan.capture.camera.simulated import scene
+from medianscan.capture.camera.simulated.camera import SimulatedCamera
+from medianscan.capture.camera.simulated.sheet import sheet_of
 from medianscan.capture.events import Answer
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
@@ -27,8 +35,10 @@ from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.tile_set import read_tile_set
+from medianscan.stitch.record import StitchRecord
 from tests.daemon_thread import RunningDaemon
 from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS, STRIP_MM_PER_PIXEL, strip_on, true_scale
+from tests.test_scan_tiles import against_picture
 from tests.waiting import wait_until
 
 
@@ -162,3 +172,63 @@ def test_scan_tiles_strip_without_a_daemon_stopped_and_run_again_shoots_each_til
     lines = [line.split(": shot")[0].strip() for line in (said + carried).splitlines() if ": shot, still" in line]
     assert len(lines) == len(set(lines)) == 12, lines  # every tile of the strip, each once
     assert sorted(p.name for p in roll.iterdir()) == ["frame-001", "frame-002", "frame-003"]
+
+
+@pytest.mark.slow
+def test_a_plain_scan_tiles_in_the_daemon_after_a_strip_stopped_between_negatives_shoots_the_next_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop-tiles while frame-001's last tile is shot: the strip stops between negatives, the stage at that tile.
+    A plain scan-tiles then goes on along the strip: frame-002 found past the gap, shot whole, stitched by the
+    daemon's service and compared with its own picture. The simulated camera's bursts are noted with where the
+    sheet's view truly was (a test's instrument: the truth the comparison needs), and the last tile's burst waits
+    for the stop's answer, so the stop lands between negatives every time; the light is even (no falloff)."""
+    cfg = strip_config(tmp_path)
+    sheet = sheet_of(cfg.camera.simulated)  # the stage and strip the daemon's camera sees
+    assert sheet is not None
+    placed: dict[tuple[str, str], tuple[float, float]] = {}
+    last_tile, stopped = threading.Event(), threading.Event()
+    burst = SimulatedCamera.burst
+
+    def noting(camera: SimulatedCamera, frames: int | FrameCount, stack: Path, stem: str) -> BurstRecord:
+        placed[(stack.parent.name, stack.name)] = sheet.view_origin_px()
+        if stack.parent.name == "frame-001" and len([k for k in placed if k[0] == "frame-001"]) == 4:
+            last_tile.set()
+            assert stopped.wait(30), "stop-tiles not answered"
+        return burst(camera, frames, stack, stem)
+
+    monkeypatch.setattr(SimulatedCamera, "burst", noting)
+    # an even light: the daemon's roll has no flat field for the stitch to divide the lens's falloff by (the
+    # strip's comparisons in test_scan_strip divide it by a flat of the bare light)
+    monkeypatch.setattr(scene, "light_path", lambda height, width: np.ones((height, width), np.float32))
+    with RunningDaemon(cfg, triggers=False) as running:
+        hub, roll = running.daemon.hub, running.daemon.library.roll
+        strip: Future[Answer] = Future()
+        hub.emit("scan-tiles", "test", strip, strip=True)
+        assert last_tile.wait(120), "frame-001's last tile"
+        stop: Future[Answer] = Future()
+        hub.emit("stop-tiles", "test", stop)
+        assert stop.result(30).ok
+        stopped.set()
+        first = strip.result(60)
+        assert not first.ok and "stopped: by the operator, between negatives" in first.text, first.text
+        plain: Future[Answer] = Future()
+        hub.emit("scan-tiles", "test", plain)  # no strip: as `medianscan scan-tiles` or the pedal asks
+        second = plain.result(120)
+        assert second.ok and "strip run: 1 negative shot (frame-002), 4 tiles" in second.text, second.text
+        assert [s.name for s in running.daemon.library.stacks()] == ["frame-001", "frame-002"]
+        output = read_tile_set(roll / "frame-002").output
+        wait_until(output.is_file, 150, "frame-002 stitched by the daemon's service", every=0.2)
+    record = json.loads(output.with_suffix(".json").read_text())
+    tiles = [SimpleNamespace(x=t["x"], y=t["y"], folder=Path(t["source"]).parent.name) for t in record["tiles"]]
+    left, top, width, height = sheet.negative_box(2)
+    origin = np.array(placed[("frame-002", tiles[0].folder)]) - (left, top)  # on frame-002's own picture
+    misses = [float(np.abs(np.array([t.x - tiles[0].x, t.y - tiles[0].y])
+                           - (np.array(placed[("frame-002", t.folder)]) - (left, top) - origin)).max())
+              for t in tiles]  # fmt: skip
+    assert len(tiles) == 4 and max(misses) < 0.5, misses
+    stitched = typing.cast(StitchRecord, SimpleNamespace(output=output, tiles=tiles))  # the two fields it reads
+    median, seams = against_picture(stitched, sheet.picture[top : top + height, left : left + width, 0], origin)
+    print(f"frame-002 after a plain scan-tiles: tiles within {max(misses):.3f} photosites; against its own picture "
+          f"{median:.2%} (median), seams' worst 1 % {seams:.2%}")  # fmt: skip
+    assert median < 0.005 and seams < 0.02, (median, seams)
