@@ -125,6 +125,21 @@ def test_a_grid_of_tiles_with_strip_is_refused_when_the_config_is_read(tmp_path:
     assert load_config(config).tiles.strip  # the format wins over the grid: a width to advance by
 
 
+def test_without_a_daemon_answering_scan_tiles_names_the_socket_it_asked_and_how_to_reach_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator whose daemon was started with another config is told where scan-tiles looked, not only 'no
+    running medianscan'."""
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(f"library: {tmp_path / 'library'}\ntriggers: {{socket: {tmp_path / 'absent.sock'}}}\n")
+    for strip in ([], ["--strip"]):
+        assert main(["scan-tiles", *strip, "--config", str(config)]) == 2
+        said = capsys.readouterr().err
+        assert f"no running medianscan answered on {tmp_path / 'absent.sock'} to name the negative" in said, said
+        assert said.rstrip().endswith("(a daemon started with another --config: give scan-tiles the same --config, "
+                                      "or --socket)"), said  # fmt: skip
+
+
 @pytest.mark.slow
 def test_scan_tiles_strip_without_a_daemon_stopped_and_run_again_shoots_each_tile_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -19,7 +19,18 @@ from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import RunSettings, TileRun
 from medianscan.cli.following import scan_tiles
-from medianscan.cli.tiles_parts import RESUME_FILE, Eyes, Printer, load_resume, load_saved, save, stitch, stop_on_signal
+from medianscan.cli.tiles_parts import (
+    ANOTHER_CONFIG,
+    RESUME_FILE,
+    Eyes,
+    Printer,
+    load_resume,
+    load_saved,
+    no_daemon,
+    save,
+    stitch,
+    stop_on_signal,
+)
 from medianscan.cli.tiles_strip import run_on_strip, run_strip
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
@@ -67,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.strip if args.strip is not None else cfg.tiles.strip:
         return run_strip(args, cfg)
     if args.negative is None:
-        raise MedianscanError("scan-tiles: no running medianscan found to name the negative: give the negative's "
-                              "folder (medianscan scan-tiles NEGATIVE), or start the daemon")  # fmt: skip
+        raise MedianscanError(f"scan-tiles: {no_daemon(cfg)} to name the negative: give the negative's folder "
+                              f"(medianscan scan-tiles NEGATIVE), or start the daemon {ANOTHER_CONFIG}")  # fmt: skip
     negative = args.negative.expanduser().resolve()
     resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
     saved = load_saved(resume_file)

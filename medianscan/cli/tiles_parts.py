@@ -23,6 +23,18 @@ from medianscan.wording import counted
 RESUME_FILE = ".tile-run.npz"  # in the library: where a stopped run left the stage, for the next run
 
 
+def no_daemon(cfg: Config) -> str:
+    """Where no daemon answered, for the sentence that asks for a NEGATIVE: an operator whose daemon was started
+    with another config (another socket) is told why it was not found."""
+    from medianscan.capture.control_client import client_socket_paths
+
+    paths = ", ".join(str(p) for p in client_socket_paths(cfg))
+    return f"no running medianscan answered on {paths}"
+
+
+ANOTHER_CONFIG = "(a daemon started with another --config: give scan-tiles the same --config, or --socket)"
+
+
 class Eyes:
     """The camera's live view (None where it has none) and each tile's burst at the configured frames."""
 

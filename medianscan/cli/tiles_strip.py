@@ -20,7 +20,17 @@ from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings
 from medianscan.capture.rig.tile_strip import StripRun, StripSummary, begin_at, complete, strip_settings
-from medianscan.cli.tiles_parts import RESUME_FILE, Eyes, Printer, load_saved, save, stitch, stop_on_signal
+from medianscan.cli.tiles_parts import (
+    ANOTHER_CONFIG,
+    RESUME_FILE,
+    Eyes,
+    Printer,
+    load_saved,
+    no_daemon,
+    save,
+    stitch,
+    stop_on_signal,
+)
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library.names import Template
@@ -29,8 +39,9 @@ from medianscan.library.tile_set import is_tiled
 
 def run_strip(args: argparse.Namespace, cfg: Config) -> int:
     if args.negative is None:
-        raise MedianscanError("scan-tiles --strip: give the strip's first negative's folder (medianscan scan-tiles "
-                              "--strip ROLL/frame-001), or start the daemon")  # fmt: skip
+        raise MedianscanError(f"scan-tiles --strip: {no_daemon(cfg)} to name the negatives: give the strip's "
+                              "first negative's folder (medianscan scan-tiles --strip ROLL/frame-001), or start the "
+                              f"daemon {ANOTHER_CONFIG}")  # fmt: skip
     first_named: Path = args.negative.expanduser().resolve()
     template = Template(cfg.negative_template, "negative", "negative_template")
     number = template.number(first_named.name)
