@@ -196,6 +196,16 @@ class StripTiles:
             out.append(float(np.hypot(x - want_x, y - want_y)))
         return out
 
+    def across(self, negative: str, place: int) -> float:
+        """How far across the strip (mm, the mean over its tiles) `negative` was shot from where the plan put it
+        over the strip's `place`th negative."""
+        sheet = self.eyes.sheet
+        _, top, _, height = sheet.negative_box(place)
+        mpp = sheet.mm_per_photosite
+        off = [self.eyes.placed[(negative, t.name)][1] - (top + height / 2 + t.stage_mm[1] / mpp - sheet.height / 2)
+               for t in self.plan.tiles]  # fmt: skip
+        return float(np.mean(off)) * mpp
+
 
 def strip_on(tmp_path: Path, **sheet: object) -> StripTiles:
     """Three 6x7 negatives on a strip (gaps of 4 +- 1.5 mm, seeded), `sheet` overriding any of it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from medianscan.capture.rig.next_negative import GapFinder
+from medianscan.capture.rig.next_negative import GapFinder, film_edge
 
 H, W = 96, 384
 BASE = np.array([200.0, 170.0, 60.0])  # the orange base, 8-bit RGB
@@ -69,3 +69,19 @@ def test_a_view_of_picture_alone_or_of_picture_as_bright_as_base_is_lost_with_a_
     rgb[:, 200:] = rgb[:, 170:200].mean(axis=1, keepdims=True) * 0.97
     lost = GapFinder().at_gap(rgb)
     assert lost.kind in ("lost", "further"), lost  # never a gap taken from a picture's thin columns
+
+
+def across(*parts: tuple[str, int]) -> npt.NDArray[np.float32]:
+    """A view across the strip at a gap: runs of rows (top to bottom) of 'picture' with the gap's base down its
+    middle columns, 'base' (the rebate) and 'light', built as `view` builds columns, then turned."""
+    rows = view(*parts, falloff=0.1)  # W rows of H columns once turned
+    return np.ascontiguousarray(np.transpose(rows, (1, 0, 2))).astype(np.float32)
+
+
+def test_the_films_edge_across_the_strip_is_the_row_where_the_bare_light_begins() -> None:
+    down = film_edge(across(("picture", 250), ("base", 40), ("light", 94)))
+    assert down is not None and abs(down - (290 - W / 2)) <= 1.0, down  # light below: the edge below the centre
+    up = film_edge(across(("light", 70), ("base", 40), ("picture", 274)))
+    assert up is not None and abs(up - (70 - W / 2)) <= 1.0, up
+    assert film_edge(across(("picture", 300), ("base", 84))) is None  # film across the view: no edge
+    assert film_edge(across(("light", 60), ("base", 20), ("picture", 224), ("base", 20), ("light", 60))) is None

@@ -7,10 +7,12 @@ base, and the start of the next. Columns are classed by finding.py's rule (colum
 base, picture, no film. The base's level is the view's brightest columns until a gap has been seen, then that
 gap's (the same spot in the view each time, so the same falloff of the light). The clear run nearest the centre
 is the gap, and the next negative starts where picture follows it; a view where that run has detail down its
-columns (a picture's thin part, not base) or where picture stands no darker than the base is lost. Clear base running to the view's far edge is either a blank (unexposed)
-negative or the trailer: a look at where the next negative's centre should be tells them apart (no film there:
-the strip's end; clear base across the middle: blank). Everything is said in the order the strip advances: the
-next negative comes in from the side of the view a positive X move brings to the centre.
+columns (a picture's thin part, not base) or where picture stands no darker than the base is lost. Clear base
+running to the view's far edge is either a blank (unexposed) negative or the trailer: a look at where the next
+negative's centre should be tells them apart (no film there: the strip's end; clear base across the middle:
+blank). Everything is said in the order the strip advances: the next negative comes in from the side of the view
+a positive X move brings to the centre. Across the strip the view sees none of the film's edges at the gap; moved
+across, it sees one (film_edge), and the strip run takes the film's centre line from the two.
 """
 
 from __future__ import annotations
@@ -130,3 +132,25 @@ def _dim_base(runs: list[Run], profile: npt.NDArray[np.float32], level: float) -
         else:
             out.append(Run(run.start, run.end, kind))
     return out
+
+
+def film_edge(rgb: npt.NDArray[np.float32]) -> float | None:
+    """The film's edge along the strip in a view that shows it (the stage moved across the strip, at a gap): the
+    row where the bare light beyond the film begins, in preview pixels from the view's centre (positive down),
+    interpolated between rows; None when the view shows no one edge (film or light across it, light at both
+    ends). Rows are told by their blueness (blue over red, median across the row): the bare light is bluer than
+    an orange mask by NO_FILM_BLUER (finding.py's rule), the rebate's clear base and the picture are not."""
+    blue = np.median(rgb[..., 2] / (rgb[..., 0] + 1.0), axis=1)
+    film, light = float(np.percentile(blue, 10)), float(np.percentile(blue, 90))
+    if light <= NO_FILM_BLUER * film:
+        return None
+    cut = (film + light) / 2
+    bare = blue > cut
+    h = len(blue)
+    changes = np.flatnonzero(np.diff(bare.astype(np.int8)))
+    if len(changes) != 1:  # the light in one run at one end, the film in the other
+        return None
+    k = int(changes[0])  # rows k and k + 1 straddle the edge
+    step = float(blue[k + 1] - blue[k])
+    row = k + (cut - float(blue[k])) / step if step else k + 0.5
+    return row + 0.5 - h / 2

@@ -4,10 +4,12 @@ into a negative folder of its own, then on to the next along X, found in live vi
 After a negative's last tile the stage goes a format's width and the nominal gap on from its centre, where the
 gap to the next should be, and finds it there (next_negative: finding.py's column rule); the next negative's
 tiles are planned from the gap's far edge (its centre half a format on), so the gaps' own spacing and the
-stage's slip never add up along the strip. A blank negative is skipped and named; no film where a negative
-should be is the strip's end, and the run ends there with a sentence; a view after the advance that is the last
-tile's picture again (the stage or the film did not move) stops the run, as the roll run does. Without live
-view each negative is one pitch (the format's width and the gap) on, for the configured number, and it is said.
+stage's slip never add up along the strip; across it, the stage moves each way at the gap until live view shows
+the film's edge (next_negative.film_edge), and the next negative is planned on the film's centre line. A blank
+negative is skipped and named; no film where a negative should be is the strip's end, and the run ends there
+with a sentence; a view after the advance that is the last tile's picture again (the stage or the film did not
+move) stops the run, as the roll run does. Without live view each negative is one pitch (the format's width and
+the gap) on, for the configured number, and it is said.
 A stop (the operator's, between tiles) or a fault leaves the negative under way unfinished; the next run carries
 it on and then goes on to the next, never shooting a finished negative again. Where a strip run left the stage is
 kept marked as on the strip (Resume.on_strip), so a plain `scan-tiles` after it goes on along the strip too, one
@@ -27,7 +29,7 @@ import numpy as np
 
 from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.finding import decode, fingerprint, same_picture
-from medianscan.capture.rig.next_negative import GapFinder, GapSight
+from medianscan.capture.rig.next_negative import GapFinder, GapSight, film_edge
 from medianscan.capture.rig.port import RigError
 from medianscan.capture.rig.roll_run import Flag
 from medianscan.capture.rig.settle import measure_noise, settle
@@ -49,6 +51,7 @@ class StripSettings:
     format_mm: float  # the negative's width along the strip (the format's, without margins)
     gap_mm: float = 4.0  # the nominal gap between negatives
     without_live_view: int = 3  # negatives shot by the pitch on a body without live view
+    film_mm: float | None = 61.0  # the film's height across the strip (120): its edges measured at each gap
 
 
 @dataclass
@@ -314,12 +317,46 @@ class StripRun:
             return False
         log.info("the next negative found %.2f mm from the nominal pitch (gap %.2f mm)", off,
                  sight.gap_px * px / abs(self.scale.x_axis[0]))  # fmt: skip
+        across = self._across(at)
         assert self.where is not None
         here = self.where
-        self.where = Resume((here.at[0] - centre, here.at[1]), here.slack, here.known, on_strip=True)  # its centre
+        self.where = Resume((here.at[0] - centre, here.at[1] - across), here.slack, here.known, on_strip=True)
         self.negative = self.name_next()
         self.place += 1
         return True
+
+    def _across(self, at: float) -> float:
+        """The film's centre line across the strip (mm of stage Y from the current negative's), from its two edges
+        seen in live view at the gap `at`: the next negative is planned on it, so the film's drift across the
+        strip (a strip not square to the stage's X, the stage's slip) never adds up; 0 (as planned) when an edge
+        is not seen, said in the log."""
+        film = self.strip.film_mm
+        if film is None:
+            return 0.0
+        view_y = self.scale.view_mm[1]
+        reach = film / 2 - view_y / 4  # each edge a quarter of the view from its centre, as planned
+        if reach <= 0:
+            return 0.0
+        edges = []
+        for side in (1.0, -1.0):
+            self._tell("looking at the film's edge across the strip")
+            self._go((at, side * reach))
+            view = self._look("the move to the film's edge")
+            row = None if view is None else film_edge(view)
+            if row is None or view is None:
+                log.info("the film's edge not seen at the gap after %s: the next negative planned on the stage's "
+                         "line", self.negative.name)  # fmt: skip
+                return 0.0
+            seen = row * self.scale.preview_ratio(view.shape)[1]  # photosites from the view's centre
+            edges.append(side * reach - seen / self.scale.y_axis[1])
+        centre, height = (edges[0] + edges[1]) / 2, abs(edges[0] - edges[1])
+        if abs(height - film) > max(3.0, 0.1 * film):
+            log.info("the film's edges at the gap after %s are %.1f mm apart, not %.1f: the next negative planned "
+                     "on the stage's line", self.negative.name, height, film)  # fmt: skip
+            return 0.0
+        log.info("the film across the strip: %.2f mm high, its centre %+.2f mm from the last negative's",
+                 height, centre)  # fmt: skip
+        return centre
 
     def _by_pitch(self, pitch: float) -> bool:
         """No live view: the next negative one pitch on, up to the configured number."""
