@@ -16,6 +16,7 @@ import threading
 import typing
 import urllib.request
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,13 +32,15 @@ from medianscan.capture.events import Answer
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
 from medianscan.cli import main
+from medianscan.cli.tiles_parts import RESUME_FILE, load_saved, save
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
-from medianscan.library.tile_set import read_tile_set
+from medianscan.library.tile_set import TileEntry, TileLayout, read_tile_set, write_tile_set
 from medianscan.stitch.record import StitchRecord
 from tests.daemon_thread import RunningDaemon
 from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS, STRIP_MM_PER_PIXEL, strip_on, true_scale
+from tests.test_scan_strip import SLIP_MISS
 from tests.test_scan_tiles import against_picture
 from tests.waiting import wait_until
 
@@ -247,3 +250,53 @@ def test_a_plain_scan_tiles_in_the_daemon_after_a_strip_stopped_between_negative
     print(f"frame-002 after a plain scan-tiles: tiles within {max(misses):.3f} photosites; against its own picture "
           f"{median:.2%} (median), seams' worst 1 % {seams:.2%}")  # fmt: skip
     assert median < 0.005 and seams < 0.02, (median, seams)
+
+
+@pytest.mark.slow
+def test_a_plain_scan_tiles_without_a_daemon_after_a_strip_stopped_between_negatives_goes_on_along_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The strip stopped after frame-001's last tile, where it left the stage saved as the standalone run saves
+    it: `medianscan scan-tiles ROLL/frame-002` finds frame-002 past the gap and shoots it whole (each tile where
+    the plan puts the strip's second negative), leaving the stage on the strip; a negative of another strip's
+    run left unfinished is refused in one sentence, nothing moved."""
+    strip = strip_on(tmp_path)
+    cfg = strip.cfg
+    strip_calibrated(cfg)
+    stop = threading.Event()
+    strip.eyes.after_shot = lambda shot: stop.set() if shot == 4 else None
+    assert strip.run(stop).summary.stopped == "by the operator, between negatives"
+    assert strip.saved is not None and strip.saved[0].name == "frame-001"
+    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
+    save(resume_file, *strip.saved)  # as the standalone strip run leaves it
+    burst = SimulatedCamera.burst
+
+    def noting(camera: SimulatedCamera, frames: int | FrameCount, stack: Path, stem: str) -> BurstRecord:
+        strip.eyes.placed[(stack.parent.name, stack.name)] = strip.eyes.sheet.view_origin_px()
+        return burst(camera, frames, stack, stem)
+
+    monkeypatch.setattr(SimulatedCamera, "burst", noting)
+    monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)  # the same stage, where it was left
+    cfg.tiles.strip = False  # a plain scan-tiles
+    config = tmp_path / "medianscan.yaml"
+    config.write_text("# the configuration is the test's (load_config patched)\n")
+    roll = strip.library.roll
+    capsys.readouterr()
+    assert main(["scan-tiles", str(roll / "frame-002"), "--config", str(config), "--no-stitch"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("frame-002 (the next on the strip after frame-001): 2x2 tiles over "), said
+    assert "strip run: 1 negative shot (frame-002), 4 tiles in" in said and "stage stays on the strip" in said, said
+    assert max(strip.misses("frame-002", 2)) < SLIP_MISS, strip.misses("frame-002", 2)
+    left = load_saved(resume_file)
+    assert left is not None and left[0] == roll / "frame-002" and left[1].on_strip
+    assert main(["scan-tiles", "--strip", str(roll / "frame-003"), "--config", str(config), "--no-stitch"]) == 0
+    said = capsys.readouterr().out  # the rest of the strip, named from the next negative: on from frame-002
+    assert "strip run: 1 negative shot (frame-003), 4 tiles in" in said and "the strip ended after 1 negative" in said
+    assert max(strip.misses("frame-003", 3)) < SLIP_MISS, strip.misses("frame-003", 3)
+    assert len(strip.eyes.placed) == 12 and load_saved(resume_file) is None  # each tile once; the strip ended
+
+    unfinished = roll / "frame-009"  # a strip's negative left with its tiles missing, the stage at one of them
+    write_tile_set(unfinished, TileLayout(2, 2, 0.25), [TileEntry("tile-r1c1", 0, 0)])
+    save(resume_file, unfinished, replace(left[1], at=(5.0, 5.0)))
+    assert main(["scan-tiles", str(roll / "frame-010"), "--config", str(config)]) == 2
+    assert "the last strip run stopped in frame-009 with tiles of it missing" in capsys.readouterr().err

@@ -60,7 +60,11 @@ def run_strip(args: argparse.Namespace, cfg: Config) -> int:
     plan = make_plan(Wanted.of(cfg.tiles), calibrate_rig.load(cfg.library).scale())
     strip_settings(cfg.tiles)  # a grid of tiles refused before anything opens
     resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
-    first, resume = begin_at(last, load_saved(resume_file), lambda: named(k))
+    saved = load_saved(resume_file)
+    if last is None and saved is not None and saved[1].on_strip and saved[0].parent == first_named.parent:
+        before = template.number(saved[0].name)  # the strip stopped between negatives, NEGATIVE the next one
+        last = saved[0] if before is not None and before + 1 == number and is_tiled(saved[0]) else None
+    first, resume = begin_at(last, saved, lambda: named(k))
     print(f"{first.name}{' (carried on)' if first.is_dir() else ''}: {plan.said()}, each negative, the whole strip")
     counter = [template.number(first.name) or k]
 
