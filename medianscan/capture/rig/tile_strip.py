@@ -91,7 +91,9 @@ class StripSummary:
         if self.enough:
             return f"{head}; one negative, as scan-tiles without --strip asks: the stage stays on the strip, and the " \
                    "next scan-tiles goes on to the next negative"  # fmt: skip
-        return f"{head}; stopped: {self.stopped}" + (f" ({self.last})" if self.last else "")
+        if self.last:  # the tile run's sentence says why it stopped, and what the next run does
+            return f"{head}; {self.last}"
+        return f"{head}; stopped: {self.stopped}"
 
 
 def strip_settings(tiles: TilesConfig) -> StripSettings:
