@@ -117,13 +117,13 @@ def _pad(fh: object, at: int) -> int:
     return 0
 
 
-def _tiles(band: npt.NDArray[np.uint16], compress: bool, bits: int) -> list[bytes]:
+def _tiles(band: npt.NDArray[np.uint16], compress: bool, bits: int) -> list[bytes | memoryview]:
     """The band's segments: its row of 256x256 lossless JPEG tiles, left to right (edge tiles padded), or, not
-    compressed, the band as one strip (uncompressed tiles would be padded past the image, which validators flag)."""
+    compressed, the band as one strip (uncompressed tiles would be padded past the image, which validators flag),
+    its own memory as bytes (no copy of the band: 300 MB of copying for a 15,005 x 10,003 output)."""
     if compress:
-        tiles: list[bytes] = dng.lossless_jpeg_tiles(band, bits)
-        return tiles
-    return [np.ascontiguousarray(band, dtype="<u2").tobytes()]
+        return list(dng.lossless_jpeg_tiles(band, bits))
+    return [np.ascontiguousarray(band, dtype="<u2").data.cast("B")]
 
 
 def _small_layout(layout: MosaicLayout, shape: tuple[int, ...], stride: int) -> MosaicLayout:
