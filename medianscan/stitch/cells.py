@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from medianscan.blend.measuring.checks import colour_balanced_cell
-from medianscan.blend.measuring.filters import gaussian
 
 THUMB_SIDE = 256  # the coarse search's thumbnails are at most this many plane points a side
 FLATTEN_SIGMA = 8.0  # plane points: the scale above which a plane's level is taken out for registration
@@ -92,10 +92,10 @@ def smooth_level(plane: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     Gaussian on the blocks is narrowed by as much, so the whole is FLATTEN_SIGMA wide."""
     b = LEVEL_BIN
     if min(plane.shape) < 4 * b:  # too small to bin
-        smooth: npt.NDArray[np.float32] = gaussian(plane, FLATTEN_SIGMA, "nearest")
+        smooth: npt.NDArray[np.float32] = ndimage.gaussian_filter(plane, FLATTEN_SIGMA, mode="nearest")
         return smooth
     own = (b * b - 1) / 12 + b * b / 6  # the variances of the box and the tent, in plane points squared
-    level = gaussian(shrink(plane, b), float(np.sqrt(FLATTEN_SIGMA**2 - own)) / b, "nearest")
+    level = ndimage.gaussian_filter(shrink(plane, b), np.sqrt(FLATTEN_SIGMA**2 - own) / b, mode="nearest")
     return _read_back(level, plane.shape, b)
 
 

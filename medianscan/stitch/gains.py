@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
-from medianscan.blend.measuring.filters import bilinear
 from medianscan.stitch.cells import to_cells, to_photosites
 from medianscan.stitch.solve import Pose, rotate
 
@@ -58,7 +58,8 @@ def sample_overlap(
         return None
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     inside = inside[box]
-    a = bilinear(plane_i, y[box], x[box])
+    coords = np.stack([y[box].ravel(), x[box].ravel()])
+    a = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest").reshape(inside.shape)
     b = plane_j[::step, ::step][box].copy()
     a[~inside] = np.nan
     b[~inside] = np.nan

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
-from medianscan.blend.measuring.filters import bilinear, gaussian, gradients
 from medianscan.blend.measuring.registration import Reference
 from medianscan.stitch.cells import FLATTEN_SIGMA, shrink
 
@@ -166,9 +166,9 @@ def refine(
     error = np.inf
     for level in range(levels, -1, -1):
         s = 1 << level
-        ref = gaussian(shrink(crop_i, s), 1.0)
-        gy, gx = gradients(ref)
-        tpl = gaussian(shrink(crop_j, s), 1.0)
+        ref = ndimage.gaussian_filter(shrink(crop_i, s), 1.0)
+        gy, gx = np.gradient(ref)
+        tpl = ndimage.gaussian_filter(shrink(crop_j, s), 1.0)
         t0, l0, b0, r0 = (v // s for v in local_inner)
         # a coarse level only brings the fit within the next one's reach: fewer points, a looser stop
         most, tolerance = (_MAX_POINTS, _CONVERGED) if level == 0 else (_MAX_POINTS // 4, _COARSE_CONVERGED * s)
@@ -293,9 +293,11 @@ def measurable(
     c, s = np.cos(fit.angle), np.sin(fit.angle)
     fy = np.arange(top, bottom, dtype=np.float64)[:, None] - fit.centre[0]
     fx = np.arange(left, right, dtype=np.float64)[None, :] - fit.centre[1]
-    seen = bilinear(
-        plane_i, s * fx + fit.centre[0] + fit.shift[0] + c * fy, c * fx + fit.centre[1] + fit.shift[1] - s * fy
-    )
+    coords = np.empty((2, bottom - top, right - left))  # one array of the box's coordinates, filled by rows
+    np.add(s * fx + fit.centre[0] + fit.shift[0], c * fy, out=coords[0])
+    np.add(c * fx + fit.centre[1] + fit.shift[1], -s * fy, out=coords[1])
+    seen = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest", output=np.float32)
+    del coords
     template = plane_j[top:bottom, left:right]
     gain, offset = _levels(template.ravel(), seen.ravel())
     seen *= np.float32(gain)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from medianscan.blend.reading.frames import Frame, read_frame
 from medianscan.blend.reading.recorded import recorded_frames
@@ -258,8 +259,6 @@ def _plane_gain(
         below = smooth[part] - plane[part]
         shadow[part] = (below > DUST_DEPTH * smooth[part]) & (below > DUST_SIGMAS * noise)
     if shadow.any():
-        from scipy import ndimage  # as in _smooth
-
         shadow = ndimage.binary_dilation(shadow, iterations=DUST_GROW)  # and its soft edge
         np.copyto(smooth, np.maximum(plane, 1.0, out=plane), where=shadow)  # the flat: its own value there
     gain = np.maximum(smooth, np.float32(1.0), out=smooth)
@@ -272,8 +271,6 @@ def _smooth(plane: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], np
     block = max(1, min(h, w) // SMALL_SIDE)
     sh, sw = h // block, w // block
     small = plane[: sh * block, : sw * block].reshape(sh, block, sw, block).mean(axis=(1, 3), dtype=np.float32)
-    from scipy import ndimage  # here: a process that never makes a flat does not pay SciPy's import
-
     small = ndimage.median_filter(small, size=5, mode="nearest")  # dust and specks carry no weight
     small = ndimage.gaussian_filter(small, sigma=1.0, mode="nearest")
     full = ndimage.zoom(small, (h / sh, w / sw), order=1, mode="nearest", grid_mode=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
-from medianscan.blend.measuring.filters import gaussian, gradients
+from scipy import ndimage
 
 MIN_PLANE_SIDE = 64  # below this many plane pixels a side, a shift cannot be measured reliably
 MIN_TEXTURE = 4.0  # the reference's gradient energy over what its noise alone gives, below which no shift is told
@@ -31,8 +30,8 @@ class Reference:
         self.levels: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
         image = plane
         while True:
-            smooth = gaussian(image, 1.0)
-            gy, gx = gradients(smooth)
+            smooth = ndimage.gaussian_filter(image, 1.0)
+            gy, gx = np.gradient(smooth)
             self.levels.append((smooth, gy.astype(np.float32), gx.astype(np.float32)))
             if min(image.shape) < 2 * MIN_PLANE_SIDE:
                 break
@@ -47,7 +46,7 @@ class Reference:
         error = np.inf
         for level in range(len(self.levels) - 1, -1, -1):
             shift *= 2 if level < len(self.levels) - 1 else 1
-            smooth = gaussian(moving[level], 1.0)
+            smooth = ndimage.gaussian_filter(moving[level], 1.0)
             for _ in range(_ITERATIONS):
                 solved = _step(self.levels[level], smooth, shift)
                 if solved is None:
@@ -141,8 +140,8 @@ def _gradient_gain() -> float:
     """E[|gradient|^2] / variance of white noise after the smoothing the registration applies (measured once):
     the residual's spread, which is of smoothed noise, then tells the gradient energy noise alone gives."""
     noise = np.random.default_rng(0).normal(0.0, 1.0, (256, 256)).astype(np.float32)
-    smooth = gaussian(noise, 1.0)
-    gy, gx = gradients(smooth)
+    smooth = ndimage.gaussian_filter(noise, 1.0)
+    gy, gx = np.gradient(smooth)
     smooth = smooth[8:-8, 8:-8]
     return float((np.var(gy[8:-8, 8:-8]) + np.var(gx[8:-8, 8:-8])) / np.var(smooth))
 
