@@ -5,8 +5,8 @@ open-loop way DIY rigs shoot (the same moves and bursts, a fixed 5 s settle per 
 the tiles: bench_stitch's runner, imported), side by side in one run; the closed loop's own stitch (the
 service's stitch job on the tiles' blends) beside it. The tiles' blends are the same for both and not timed.
 A strip row: `scan-tiles --strip` over a strip of 120 negatives (the advance to each gap, found in live view),
-seconds per negative against the model's bound (its moves with the advance, settles, the look at each gap,
-bursts). Printed: seconds per negative, each part of them, and the ratios.
+seconds per negative against the model's bound (its moves with the advance and the looks across at the film's
+edges, settles, the look at each gap, bursts). Printed: seconds per negative, each part of them, and the ratios.
 
     python -m bench tiles [--grid 3x3] [--preset sony-a7iv] [--burst 5] [--width 1536] [--negatives 3]
                           [--no-hugin]
@@ -207,17 +207,22 @@ def strip_row(root: Path, args: argparse.Namespace) -> None:
     n = len(summary.negatives)
     pitch = strip.format_mm + strip.gap_mm
     gap = (pitch / 2, 0.0)
+    # at each gap found, the looks across the strip at the film's two edges (tile_strip's reach)
+    reach = max(0.0, (strip.film_mm or 0.0) / 2 - scale.view_mm[1] / 4) if strip.film_mm else 0.0
     moves: list[tuple[float, float]] = []
     start = (0.0, 0.0)
-    for _ in range(n):  # each negative's tiles from where the last advance left the stage, then on to its gap
+    for k in range(n):  # each negative's tiles from where the last advance left the stage, then on to its gap
         route_ = route([t.stage_mm for t in plan.tiles], start, plan.backlash_mm, home=gap)
         moves += [(m.dx_mm, m.dy_mm) for m in route_]
-        start = (gap[0] - pitch, 0.0)
+        if k < n - 1 and reach:
+            moves += [(0.0, reach), (0.0, -2 * reach)]
+        start = (gap[0] - pitch, -reach if k < n - 1 else 0.0)
     moves.append((pitch / 2, 0.0))  # past the last: the look where the next negative would be, the strip's end
     tiles = n * len(plan.tiles)
     frame = 1 / cfg.camera.simulated.preview_fps
     bound, motion, bursts = bound_of(cfg, moves, tiles, args.burst)
-    bound += (n - 1) * 4 * frame + (n + 1) * 2 * frame  # each negative's noise at rest; each look at a gap
+    looks = (n + 1) + (2 * (n - 1) if reach else 0)  # each gap's, the strip's end, each film edge's
+    bound += (n - 1) * 4 * frame + looks * 2 * frame  # each negative's noise at rest; each look, still
     print(f"a strip of {n} 6x7 negatives (gaps {cfg.camera.simulated.sheet.gap_mm:g} +- "
           f"{cfg.camera.simulated.sheet.gap_variation_mm:g} mm) in {plan.columns}x{plan.rows} tiles each, "
           f"{len(moves)} moves in the model")  # fmt: skip
