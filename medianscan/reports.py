@@ -49,9 +49,12 @@ class QueueState:
 
 @dataclass(frozen=True)
 class RecentNegative:
+    """One of the last stacks `status` lists: a burst blended (its frames), or a negative shot in tiles (its
+    tiles, each a burst of its own, and its stitch's state and seconds in `state` and `blend_seconds`)."""
+
     stack: str
     state: str
-    frames: int
+    frames: int | None  # the burst's raws; None for a negative shot in tiles
     capture_seconds: float | None
     blend_seconds: float | None
     error: str | None
@@ -61,6 +64,7 @@ class RecentNegative:
     snr: float | None = None  # in the densest tenth: the blend's measured (records.SnrFigures)
     snr_target: float | None = None  # `frames: auto`'s target
     snr_short: str | None = None  # why the burst stopped short of it
+    tiles: int | None = None  # a negative shot in tiles: how many (each a stack of its own beneath it)
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def test_scan_tiles_strip_without_a_daemon_stopped_and_run_again_shoots_each_til
         assert main(args) == 1
     pressing.join(5)
     said = out.getvalue()
-    assert said.startswith("frame-001: 2x2 tiles over "), said
+    assert said.startswith("frame-001: 6x7 (70 x 56 mm and 1 mm margins) in 2x2 tiles covering "), said
     assert "frame-001 tile-r2c1: shot, still after" in said and "stopped: by the operator" in said, said
     again = io.StringIO()
     with contextlib.redirect_stdout(again):
@@ -284,7 +284,9 @@ def test_a_plain_scan_tiles_without_a_daemon_after_a_strip_stopped_between_negat
     capsys.readouterr()
     assert main(["scan-tiles", str(roll / "frame-002"), "--config", str(config), "--no-stitch"]) == 0
     said = capsys.readouterr().out
-    assert said.startswith("frame-002 (the next on the strip after frame-001): 2x2 tiles over "), said
+    assert said.startswith(
+        "frame-002 (the next on the strip after frame-001): 6x7 (70 x 56 mm and 1 mm margins) in 2x2 tiles covering "
+    ), said
     assert "strip run: 1 negative shot (frame-002), 4 tiles in" in said and "stage stays on the strip" in said, said
     assert max(strip.misses("frame-002", 2)) < SLIP_MISS, strip.misses("frame-002", 2)
     left = load_saved(resume_file)

@@ -152,8 +152,10 @@ def test_scan_tiles_from_the_command_line_shoots_blends_and_stitches_the_negativ
     said = out.getvalue()
     # 72 x 58 mm (the 6x7's 70 x 56 and a mm around) under a 38.4 x 25.6 mm view: 3x3 tiles, rows 37 % into each
     # other, the columns as much (one overlap, the stitch's prior grid): 87 mm across
-    assert said.startswith("frame-001: 3x3 tiles over 8") and said.count(": shot, still after") == 9, said
-    assert re.match(r"frame-001: 3x3 tiles over 8\d\.\d x 5[89]\.\d mm, 3\d% overlap", said), said
+    assert said.startswith("frame-001: 6x7 (70 x 56 mm and 1 mm margins) in 3x3 tiles covering 8"), said
+    assert said.count(": shot, still after") == 9, said
+    assert re.match(r"frame-001: 6x7 \(70 x 56 mm and 1 mm margins\) in 3x3 tiles covering 8\d\.\d x 5[89]\.\d mm, "
+                    r"3\d% overlap", said), said  # fmt: skip
     assert re.search(r"tile run frame-001: 9 tiles shot of 9, settled by live view in \d\.\d\d s on average", said)
     tile_set = read_tile_set(negative)
     assert tile_set.status.state.value == "stitched" and tile_set.output.is_file(), said

@@ -29,6 +29,7 @@ from medianscan.capture.footswitch import KeyMapper
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
 from medianscan.cli import main
+from medianscan.cli.control import render_status
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config, TilesConfig
 from medianscan.library.manifest import State, read_manifest
@@ -71,7 +72,7 @@ def test_scan_tiles_in_the_daemon_shoots_each_tile_says_each_in_status_and_the_s
     with RunningDaemon(cfg, triggers=False) as running:
         answer = running.ask("scan-tiles", timeout=120)
         assert answer.ok, answer.text
-        assert answer.text.startswith("2x2 tiles over "), answer.text
+        assert answer.text.startswith("2x2 tiles covering "), answer.text
         assert "tile run frame-001: 4 tiles shot of 4, settled by live view in" in answer.text, answer.text
         assert answer.stack == "frame-001"
         run = tile_run(running)
@@ -87,6 +88,11 @@ def test_scan_tiles_in_the_daemon_shoots_each_tile_says_each_in_status_and_the_s
 
         wait_until(stitched, 90, "the negative stitched by the daemon's service", every=0.1)
         assert read_tile_set(negative).output.is_file()
+        # status lists the negative once, by its tiles (each a burst of its own), not as frames
+        shown = render_status(running.daemon.status())
+        line = next(x for x in shown.splitlines() if str(negative) in x and "last" not in x)
+        assert line.strip().startswith(f"{negative}: 4 tiles, stitched  stitch "), shown
+        assert "frames" not in line and "tile-r" not in shown.split("last stacks:")[1], shown
 
 
 def test_the_pedal_stops_a_tile_run_between_tiles_and_scan_tiles_again_shoots_only_the_missing(

@@ -64,7 +64,7 @@ def test_a_6x7_negative_is_covered_with_the_overlap_asked_and_tiles_in_a_serpent
         assert abs(a.column - b.column) + abs(a.row - b.row) == 1
     xs = sorted({round(t.stage_mm[0], 6) for t in plan.tiles})
     assert xs[0] == pytest.approx(-xs[-1])  # centred on the negative
-    assert plan.said() == "4x5 tiles over 72.0 x 58.3 mm, 40% overlap"
+    assert plan.said() == "6x7 (70 x 56 mm and 1 mm margins) in 4x5 tiles covering 72.0 x 58.3 mm, 40% overlap"
 
 
 def test_fewer_tiles_with_a_wider_view_and_a_grid_when_asked() -> None:

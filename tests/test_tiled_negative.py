@@ -238,8 +238,8 @@ def test_the_hot_folder_blends_the_tiles_then_stitches_the_negative_and_lists_it
         output = read_tile_set(negative).output
         assert output.is_file() and placed_within(output.with_suffix(".json")) == []
         recent = service.status().recent
-        assert [(r.stack, r.state, r.frames, r.note) for r in recent] == [
-            (str(negative.resolve()), "stitched", 4, "stitched from 4 tiles")
+        assert [(r.stack, r.state, r.frames, r.tiles) for r in recent] == [
+            (str(negative.resolve()), "stitched", None, 4)
         ]
         assert service.blended == 4
 
@@ -309,8 +309,8 @@ def test_the_hot_folder_names_a_stitch_it_cannot_make_in_its_status(picture: Pic
         said = f"roll-01/neg02: the stitch of 2 tiles failed: {error}"
         wait_until(lambda: service.status().message == said, 10, "status names the failed stitch")
         recent = service.status().recent
-        assert [(r.stack, r.state, r.frames, r.error) for r in recent] == [
-            (str(negative.resolve()), "failed", 2, error)
+        assert [(r.stack, r.state, r.frames, r.tiles, r.error) for r in recent] == [
+            (str(negative.resolve()), "failed", None, 2, error)
         ]
     finally:
         service.stop()
@@ -364,8 +364,8 @@ def test_the_daemon_stitches_a_tiled_negative_after_its_tiles_blend_the_strip_sh
         assert after[0] != before[0] and after[1:] == before[1:]  # the first tile blended again, then stitched
         assert read_manifest(tile_set.folders()[0]).state == State.BLENDED
         said = running.daemon.status()
-        assert [(r["stack"], r["state"], r["note"]) for r in said["recent"]] == [
-            (str(negative), "stitched", "4 tiles stitched")
+        assert [(r["stack"], r["state"], r["frames"], r["tiles"]) for r in said["recent"]] == [
+            (str(negative), "stitched", None, 4)
         ]
         assert not said["attention"] and running.daemon.message is None
 

@@ -359,16 +359,24 @@ def _queue_text(q: dict[str, Any]) -> str:
     return text + ("; FULL: captures wait for the blends" if q.get("full") else "")
 
 
+# A tiled negative's stitch state (library.tile_set.StitchState) as its line in the last stacks says it.
+_STITCH = {"pending": "not stitched yet", "stitching": "stitching", "stitched": "stitched", "failed": "stitch failed"}
+
+
 def _stack_line(entry: Any) -> str:
     if not isinstance(entry, dict):
         return str(entry)
-    parts = [str(entry.get("stack", "?")), str(entry.get("state", "?"))]
+    tiles = entry.get("tiles")
+    if isinstance(tiles, int):  # a negative shot in tiles: each tile a burst of its own, the negative stitched
+        parts = [f"{entry.get('stack', '?')}: {counted(tiles, 'tile')}, {_STITCH.get(str(entry.get('state')), '?')}"]
+    else:
+        parts = [str(entry.get("stack", "?")), str(entry.get("state", "?"))]
     if entry.get("frames") is not None:
         parts.append(f"{entry['frames']} frames")
     if entry.get("capture_seconds") is not None:
         parts.append(f"capture {_seconds(entry['capture_seconds'])}")
     if entry.get("blend_seconds") is not None:
-        parts.append(f"blend {_seconds(entry['blend_seconds'])}")
+        parts.append(f"{'stitch' if isinstance(tiles, int) else 'blend'} {_seconds(entry['blend_seconds'])}")
     if isinstance(entry.get("noise_ratio"), int | float):
         parts.append(f"noise x{entry['noise_ratio']:.2f}")
     if isinstance(entry.get("snr"), int | float):

@@ -229,12 +229,11 @@ class WatchService(Service):
                 log.log(
                     logging.WARNING if st.unregistered else logging.INFO, "%s", st.said(self.hot.label(st.negative))
                 )
-                self.recent.append(RecentNegative(str(st.negative), "stitched", st.tiles, None, st.seconds,
-                                                  None, f"stitched from {counted(st.tiles, 'tile')}",
-                                                  str(st.record.output), None))  # fmt: skip
+                self.recent.append(RecentNegative(str(st.negative), "stitched", None, None, st.seconds, None,
+                                                  None, str(st.record.output), None, tiles=st.tiles))  # fmt: skip
             elif st is not None:
-                self.recent.append(RecentNegative(str(st.negative), "failed", st.tiles, None, st.seconds,
-                                                  st.error, None, None, None))  # fmt: skip
+                self.recent.append(RecentNegative(str(st.negative), "failed", None, None, st.seconds,
+                                                  st.error, None, None, None, tiles=st.tiles))  # fmt: skip
                 self.report_error(st.said(self.hot.label(st.negative)), st.negative)
             if st is not None:
                 self.emit(st.news(self.hot.label(st.negative)))  # the stitch-done or stitch-failed hook

@@ -150,13 +150,20 @@ class TilePlan:
     covered_mm: tuple[float, float]
     step_mm: tuple[float, float]
     backlash_mm: tuple[float, float]
+    format: str | None = None  # the film format asked for, as the config spells it
+    image_mm: tuple[float, float] | None = None  # its image area (or the width and height asked), margins apart
+    margin_mm: float = 0.0  # beyond the image area on every side
 
     def said(self) -> str:
-        """'3x3 tiles over 72.0 x 58.0 mm, 26% overlap'."""
-        return (
-            f"{self.columns}x{self.rows} tiles over {self.covered_mm[0]:.1f} x {self.covered_mm[1]:.1f} mm, "
-            f"{max(self.overlap):.0%} overlap"
-        )
+        """'6x7 (70 x 56 mm and 1 mm margins) in 2x2 tiles covering 87.1 x 58.0 mm, 25% overlap': what was asked
+        and what the tiles cover, which is more (the views are whole and the overlap one for both axes)."""
+        grid = f"{self.columns}x{self.rows} tiles covering {self.covered_mm[0]:.1f} x {self.covered_mm[1]:.1f} mm"
+        overlap = f", {max(self.overlap):.0%} overlap"
+        if self.image_mm is None:
+            return grid + overlap
+        area = f"{self.image_mm[0]:g} x {self.image_mm[1]:g} mm"
+        area += f" and {self.margin_mm:g} mm margins" if self.margin_mm > 0 else ""
+        return f"{f'{self.format} ({area})' if self.format else area} in {grid}{overlap}"
 
 
 def area_mm(wanted: Wanted) -> tuple[float, float] | None:
@@ -231,6 +238,9 @@ def make_plan(wanted: Wanted, scale: StageScale) -> TilePlan:
         covered_mm=(view_x + (columns - 1) * step_x, view_y + (rows - 1) * step_y),
         step_mm=(step_x, step_y),
         backlash_mm=scale.backlash_mm,
+        format=wanted.format,
+        image_mm=None if area is None else (area[0] - 2 * wanted.margin_mm, area[1] - 2 * wanted.margin_mm),
+        margin_mm=0.0 if area is None else wanted.margin_mm,
     )
 
 

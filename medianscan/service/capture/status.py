@@ -27,7 +27,6 @@ from medianscan.reports import (
 from medianscan.service.capture.state import DaemonSnapshot
 from medianscan.service.loop import ServicePool
 from medianscan.service.tiled import at_work
-from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +51,13 @@ def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
 
 
 def tiled_negative(negative: Path, tile_set: TileSet) -> RecentNegative:
-    """A negative shot in tiles, as status lists it: its stitch's state, its tiles, the stitched DNG."""
+    """A negative shot in tiles, as status lists it: its tiles (not frames: each tile is a burst of its own), its
+    stitch's state and seconds, the stitched DNG."""
     s = tile_set.status
     stitched = tile_set.shown_state == StitchState.STITCHED
     return RecentNegative(
-        str(negative), tile_set.shown_state.value, len(tile_set.tiles), None, s.seconds, s.error,
-        f"{counted(len(tile_set.tiles), 'tile')}" + (" stitched" if stitched else ""),
-        str(tile_set.output) if stitched else None, None,
+        str(negative), tile_set.shown_state.value, None, None, s.seconds, s.error, None,
+        str(tile_set.output) if stitched else None, None, tiles=len(tile_set.tiles),
     )  # fmt: skip
 
 
