@@ -14,10 +14,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import rawpy
+from scipy import ndimage
 
 from medianscan.blend.corrections.flat import load_master
 from medianscan.cli import main
-from medianscan.stitch import plan, sources
+from medianscan.stitch import cells, plan, register, sources
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
 from medianscan.stitch.sources import StitchError
@@ -366,3 +367,26 @@ def test_known_positions_are_one_finite_pair_per_tile_or_the_stitch_is_refused(
     with pytest.raises(StitchError, match=said):
         stitch(paths, out, StitchOptions(positions=positions))
     assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_the_shift_check_on_a_window_of_a_large_overlap_keeps_its_verdicts(picture: Picture) -> None:
+    """A 24 MP tile's overlap (over a million plane points) is checked on a window about its centre: a textured
+    overlap aligned to a fraction of a point is still measurable, and a plain one (noise alone) still refused."""
+    rng = np.random.default_rng(11)
+    luminance = picture.rgb[:1200, :1200].sum(axis=2).astype(np.float32)
+    shift = (0.37, -0.62)  # j's origin in i, plane points
+    moved = ndimage.shift(luminance, (-shift[0], -shift[1]), order=3, mode="nearest")
+    box = (20, 20, 1180, 1180)  # 1.35 M points: beyond the window
+    assert register.check_window(box) != box
+    fit = register.PairFit(shift, 0.0, (599.5, 599.5), box, 0.01)
+
+    def noisy(plane: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        level = float(plane.mean())
+        return cells.flattened((plane + rng.normal(0, 0.002 * level, plane.shape)).astype(np.float32))
+
+    assert register.measurable(noisy(luminance), noisy(moved), fit, register.TOLERANCE / 2)
+    plain = np.full_like(luminance, float(luminance.mean()))
+    assert not register.measurable(noisy(plain), noisy(plain), fit, register.TOLERANCE / 2)
+    # the window is the overlap's centre, of its proportions
+    top, left, bottom, right = register.check_window((20, 20, 480, 2980))
+    assert (bottom - top) * (right - left) <= 512 * 512 and 240 < (top + bottom) / 2 < 260 and right - left > 1000

@@ -32,6 +32,11 @@ _MAX_TURN = 0.01  # radians: the most a tile may turn on the next (0.57 degrees)
 _LEVEL_STRIDE = 4  # the exposure fit reads every fourth point
 _PEAKS = 2  # the correlation's highest peaks whose readings are scored
 _MIN_SIDE = 24  # the pyramid stops when the overlap's short side would fall below this many points
+# The shift check reads at most this many points of the aligned overlap, a window about its centre: on a 24 MP
+# tile's overlap (1.4 M points) the full check took 0.15-0.25 s a pair. The window is held to the full
+# tolerance, so it is, if anything, stricter than the whole (its error is that of fewer points).
+_CHECK_POINTS = 512 * 512
+_CHECK_SIDE = 128  # the window's short side, where the overlap's own is longer
 
 
 @dataclass(frozen=True)
@@ -288,8 +293,9 @@ def _bilinear(
 def measurable(
     plane_i: npt.NDArray[np.float32], plane_j: npt.NDArray[np.float32], fit: PairFit, tolerance: float
 ) -> bool:
-    """The shift check's verdict on the aligned overlap: does it hold texture enough to tell its shift?"""
-    top, left, bottom, right = fit.box
+    """The shift check's verdict on the aligned overlap (a window of it at most _CHECK_POINTS points about its
+    centre): does it hold texture enough to tell its shift?"""
+    top, left, bottom, right = check_window(fit.box)
     c, s = np.cos(fit.angle), np.sin(fit.angle)
     fy = np.arange(top, bottom, dtype=np.float64)[:, None] - fit.centre[0]
     fx = np.arange(left, right, dtype=np.float64)[None, :] - fit.centre[1]
@@ -304,3 +310,22 @@ def measurable(
     seen += np.float32(offset)
     found = Reference(np.ascontiguousarray(template)).register(seen, tolerance)
     return found is not None and np.hypot(*found) < 0.5
+
+
+def check_window(box: tuple[int, int, int, int], most: int = _CHECK_POINTS) -> tuple[int, int, int, int]:
+    """The part of `box` (top, left, bottom, right) the shift check reads: the whole when it has at most `most`
+    points, else a window of about `most` points about its centre, of the box's proportions (its short side not
+    under _CHECK_SIDE where the box's is longer)."""
+    top, left, bottom, right = box
+    h, w = bottom - top, right - left
+    if h * w <= most:
+        return box
+    scale = np.sqrt(most / (h * w))
+    nh = max(min(h, _CHECK_SIDE), int(h * scale))
+    nw = max(min(w, _CHECK_SIDE), int(w * scale))
+    if nh == h:
+        nw = max(1, most // nh)
+    elif nw == w:
+        nh = max(1, most // nw)
+    y0, x0 = top + (h - nh) // 2, left + (w - nw) // 2
+    return y0, x0, y0 + nh, x0 + nw
