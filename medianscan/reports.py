@@ -107,6 +107,7 @@ class TileRunReport:
     under_way: bool
     started: float  # wall clock: which run the tiles are of
     tiles: tuple[TileReport, ...]
+    plan: str = ""  # '6x7 (70 x 56 mm and 1 mm margins) in 3x3 tiles covering 87.1 x 58.0 mm, 37% overlap'
 
 
 @dataclass(frozen=True)

@@ -70,11 +70,13 @@ def test_the_daemon_shoots_a_strip_each_negative_its_own_folder_said_in_status_a
         reply: Future[Answer] = Future()
         running.daemon.hub.emit("scan-tiles", "test", reply, strip=True)
         seen: set[str] = set()
+        plans: set[str] = set()  # each negative's progress carries the plan (the terminal prints it at its start)
 
         def said() -> bool:  # status while it runs: which negative, which tile
             run = running.daemon.status()["tile_run"]
             if run is not None and run["under_way"]:
                 seen.add(f"{run['negative']}: {run['said']}")
+                plans.add(f"{run['negative']}: {run['plan']}")
             return reply.done()
 
         wait_until(said, 120, "the strip run's answer", every=0.05)
@@ -83,6 +85,9 @@ def test_the_daemon_shoots_a_strip_each_negative_its_own_folder_said_in_status_a
         assert answer.ok and answer.text.endswith(f"{end} under the lens for the next run"), answer.text
         assert "strip run: 3 negatives shot (frame-001 to frame-003), 12 tiles in" in answer.text, answer.text
         assert any(s.startswith("frame-002: negative 2 on the strip: ") and "tile-r" in s for s in seen), seen
+        plan = "6x7 (70 x 56 mm and 1 mm margins) in 2x2 tiles covering "
+        assert {p.split(": ")[0] for p in plans} == {"frame-001", "frame-002", "frame-003"}, plans
+        assert all(p.split(": ", 1)[1].startswith(plan) for p in plans), plans
         roll = running.daemon.library.roll
         assert [s.name for s in running.daemon.library.stacks()] == ["frame-001", "frame-002", "frame-003"]
 

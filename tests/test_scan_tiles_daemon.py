@@ -102,12 +102,16 @@ def test_the_pedal_stops_a_tile_run_between_tiles_and_scan_tiles_again_shoots_on
     with RunningDaemon(cfg, triggers=False) as running:
         reply: Future[Answer] = Future()
         running.daemon.hub.emit("scan-tiles", "test", reply)
+        plans: set[str] = set()
 
-        def one_shot() -> bool:
+        def one_shot() -> bool:  # every report of the run, the first (all tiles waiting) too, carries the plan
             run = running.daemon.status()["tile_run"]
+            if run is not None:
+                plans.add(run["plan"])
             return run is not None and "shot" in states(run).values()
 
-        wait_until(one_shot, 60, "a first tile shot")
+        wait_until(one_shot, 60, "a first tile shot", every=0.01)
+        assert len(plans) == 1 and next(iter(plans)).startswith("2x2 tiles covering "), plans
         under_way = tile_run(running)
         assert under_way["under_way"] and "of 4 tiles shot; " in under_way["said"], under_way
         line = running.daemon.status_line()
@@ -179,10 +183,19 @@ def test_scan_tiles_on_the_command_line_asks_the_running_daemon_and_prints_each_
         said = out.getvalue()
         assert said.count(": shot, still after ") == 4, said
         assert "tile run frame-001: 4 tiles shot of 4" in said, said
+        # the plan first, as the run starts (from the daemon's status), then each tile, then the answer
+        lines = said.splitlines()
+        plan = "frame-001: 2x2 tiles covering "
+        assert lines[0].startswith(plan) and lines[0].endswith("% overlap"), said
+        assert [n for n, line in enumerate(lines) if line.startswith(plan)] == [0], said  # said once
+        assert all(": shot, still after " in line for line in lines[1:5]), said
         shown = io.StringIO()
         with contextlib.redirect_stdout(shown):
             assert main(["status", *socket]) == 0
-        assert "last tile run frame-001: 4 of 4 tiles shot; done\n  o o\n  o o\n" in shown.getvalue(), shown.getvalue()
+        plan_line = f"  plan: {lines[0].removeprefix('frame-001: ')}\n"
+        assert f"last tile run frame-001: 4 of 4 tiles shot; done\n{plan_line}  o o\n  o o\n" in shown.getvalue(), (
+            shown.getvalue()
+        )
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             assert main(["scan-tiles", str(tmp_path / "elsewhere"), *socket]) != 0
@@ -275,6 +288,8 @@ def test_ctrl_c_on_scan_tiles_through_the_daemon_stops_its_run_between_tiles(tmp
         command = [sys.executable, "-m", "medianscan", "scan-tiles", "--socket", str(cfg.triggers.socket)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert process.stdout is not None
+        plan = process.stdout.readline()  # the plan, as the run starts
+        assert plan.startswith("frame-001: 2x2 tiles covering ") and plan.endswith("% overlap\n"), plan
         first = process.stdout.readline()  # the first tile's line, once it is shot
         assert ": shot, still after " in first, first
         process.send_signal(signal.SIGINT)

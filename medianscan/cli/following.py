@@ -42,13 +42,15 @@ def follow(
 
 
 def tile_run_lines(run: Any) -> list[str]:
-    """The tile run (under way, or the last one): its negative and progress, a map of the plan (a mark a tile:
-    . waiting, > under way, o shot or kept, x failed), and each tile's line."""
+    """The tile run (under way, or the last one): its negative and progress, its plan, a map of it (a mark a
+    tile: . waiting, > under way, o shot or kept, x failed), and each tile's line."""
     if not isinstance(run, dict) or not isinstance(run.get("tiles"), list):
         return []
     tiles = [t for t in run["tiles"] if isinstance(t, dict)]
     head = "tile run" if run.get("under_way") else "last tile run"
     lines = [f"{head} {run.get('negative')}: {run.get('said')}"]
+    if run.get("plan"):
+        lines.append(f"  plan: {run['plan']}")
     grid = {(t.get("row"), t.get("column")): TILE_MARKS.get(str(t.get("state")), ">") for t in tiles}
     columns, rows = run.get("columns"), run.get("rows")
     if isinstance(columns, int) and isinstance(rows, int):
@@ -66,8 +68,9 @@ def _tile_run(path: Path) -> dict[str, Any] | None:
 
 
 def scan_tiles(path: Path, timeout: float | None, strip: bool | None = None) -> dict[str, Any]:
-    """`scan-tiles` through the daemon: its answer, with each tile's line printed once the run is done with it
-    (shot, kept from before, failed), read from the daemon's status while the answer is awaited."""
+    """`scan-tiles` through the daemon: its answer, with the plan printed as the run starts (each negative's, on
+    a strip) and each tile's line once the run is done with it (shot, kept from before, failed), read from the
+    daemon's status while the answer is awaited."""
     before = _tile_run(path)
     last = None if before is None else before.get("started")  # the last run's: its tiles are not this run's
     said: set[str] = set()
@@ -76,6 +79,10 @@ def scan_tiles(path: Path, timeout: float | None, strip: bool | None = None) -> 
         run = _tile_run(path)
         if run is None or run.get("started") == last:
             return
+        negative = str(run.get("negative"))
+        if run.get("plan") and negative not in said:  # an older daemon's status has no plan: its answer says it
+            said.add(negative)
+            print(f"{negative}: {run['plan']}", flush=True)
         for tile in run.get("tiles") or []:
             name = tile.get("name") if isinstance(tile, dict) else None
             key = f"{run.get('negative')}/{name}"  # a strip's negatives have tiles of the same names

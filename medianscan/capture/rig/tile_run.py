@@ -89,6 +89,7 @@ class TileProgress:
     started: float = 0.0
     under_way: bool = True
     strip: str = ""  # a strip run's: 'negative 2 on the strip'
+    plan: str = ""  # the plan as the run's first line says it (TilePlan.said), set by whoever runs it
 
     def said(self) -> str:
         """'4 of 9 tiles shot; settling tile-r2c2' (a strip's: 'negative 2 on the strip: 4 of 9 ...')."""

@@ -79,9 +79,10 @@ def negatives(library: Library, count: int | None = None) -> list[RecentNegative
 
 
 def tile_run_report(run: TileProgress) -> TileRunReport:
-    """A tile run's progress as status carries it: each tile's state and line, in the plan's order."""
+    """A tile run's progress as status carries it: its plan, each tile's state and line, in the plan's order."""
     tiles = tuple(TileReport(t.name, t.column, t.row, t.state, t.said()) for t in run.tiles)
-    return TileRunReport(run.negative, run.columns, run.rows, run.doing, run.said(), run.under_way, run.started, tiles)
+    return TileRunReport(run.negative, run.columns, run.rows, run.doing, run.said(), run.under_way, run.started, tiles,
+                         run.plan)  # fmt: skip
 
 
 def queue_state(held: int, waiting_for_room: bool, pool: ServicePool, capacity: int) -> QueueState:

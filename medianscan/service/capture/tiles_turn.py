@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -97,9 +98,17 @@ def unfinished(library: Library) -> Path | None:
 
 
 def waiting(negative: Path, plan: TilePlan) -> TileProgress:
-    """Each tile waiting, before the rig is open."""
+    """Each tile waiting, before the rig is open; the plan said from the start (the terminal following the run
+    prints it before the first tile)."""
     lines = tuple(TileLine(t.name, t.column, t.row) for t in plan.tiles)
-    return TileProgress(negative.name, plan.columns, plan.rows, lines, "opening the rig", started=time.time())
+    return TileProgress(negative.name, plan.columns, plan.rows, lines, "opening the rig", started=time.time(),
+                        plan=plan.said())  # fmt: skip
+
+
+def keeping(state: DaemonState, plan: TilePlan) -> Callable[[TileProgress], None]:
+    """The run's progress kept in `state`, each report with the plan said (the run's own reports do not say it)."""
+    said = plan.said()
+    return lambda progress: state.run_at(replace(progress, plan=said))
 
 
 def scan_tiles(shooter: TileShooter, state: DaemonState, strip: bool | None = None) -> Answer:
@@ -149,7 +158,7 @@ def scan_tiles(shooter: TileShooter, state: DaemonState, strip: bool | None = No
                               resume=resume, settings=settings, run_settings=run_settings,
                               most=None if whole else 1)  # fmt: skip
             run = TileRun(rig, TileCamera(shooter), plan, calibration.scale(), negative, stop=stop,
-                          progress=state.run_at, settings=run_settings, resume=resume)  # fmt: skip
+                          progress=keeping(state, plan), settings=run_settings, resume=resume)  # fmt: skip
             summary = run.run()
             left = run.resume()
             shooter.tiles_resume = None if left is None else (negative, left)
@@ -171,7 +180,7 @@ def _strip(shooter: TileShooter, state: DaemonState, rig: Rig, *, plan: TilePlan
     library = shooter.library()
     run = StripRun(rig, TileCamera(shooter), plan, scale, first=first,
                    name_next=lambda: library.roll / library.next_negative(), strip=settings,
-                   stop=_Either(state.run_stop, shooter.stop), progress=state.run_at, settings=run_settings,
+                   stop=_Either(state.run_stop, shooter.stop), progress=keeping(state, plan), settings=run_settings,
                    resume=resume, most=most)  # fmt: skip
     summary = run.run()
     shooter.tiles_resume = run.resume()
