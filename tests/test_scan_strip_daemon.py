@@ -36,7 +36,7 @@ from medianscan.cli.tiles_parts import RESUME_FILE, load_saved, save
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
-from medianscan.library.tile_set import TileEntry, TileLayout, read_tile_set, write_tile_set
+from medianscan.library.tile_set import StitchState, TileEntry, TileLayout, read_tile_set, write_tile_set
 from medianscan.stitch.record import StitchRecord
 from tests.daemon_thread import RunningDaemon
 from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS, STRIP_MM_PER_PIXEL, strip_on, true_scale
@@ -241,7 +241,12 @@ def test_a_plain_scan_tiles_in_the_daemon_after_a_strip_stopped_between_negative
         assert second.ok and "strip run: 1 negative shot (frame-002), 4 tiles" in second.text, second.text
         assert [s.name for s in running.daemon.library.stacks()] == ["frame-001", "frame-002"]
         output = read_tile_set(roll / "frame-002").output
-        wait_until(output.is_file, 150, "frame-002 stitched by the daemon's service", every=0.2)
+        wait_until(  # the DNG, then its record: the service marks the negative stitched once both are written
+            lambda: read_tile_set(roll / "frame-002").status.state == StitchState.STITCHED,
+            150,
+            "frame-002 stitched by the daemon's service",
+            every=0.2,
+        )
     record = json.loads(output.with_suffix(".json").read_text())
     tiles = [SimpleNamespace(x=t["x"], y=t["y"], folder=Path(t["source"]).parent.name) for t in record["tiles"]]
     left, top, width, height = sheet.negative_box(2)
