@@ -237,6 +237,8 @@ def test_the_hot_folder_blends_the_tiles_then_stitches_the_negative_and_lists_it
         wait_until(lambda: _stitched(negative, 4), 120, "the negative stitched from 4 tiles", every=0.1)
         output = read_tile_set(negative).output
         assert output.is_file() and placed_within(output.with_suffix(".json")) == []
+        # tiles.json says stitched before the watcher's loop lists it among the recent: wait for the list
+        wait_until(lambda: len(service.status().recent) == 1, 30, "the stitched negative listed", every=0.05)
         recent = service.status().recent
         assert [(r.stack, r.state, r.frames, r.tiles) for r in recent] == [
             (str(negative.resolve()), "stitched", None, 4)
@@ -246,6 +248,7 @@ def test_the_hot_folder_blends_the_tiles_then_stitches_the_negative_and_lists_it
         every = [(c, r) for r in range(2) for c in range(3)]
         make_tiled_negative(negative, picture, (3, 2), [(2, 0), (2, 1)], listed=every, stage=tmp_path / "stage2")
         wait_until(lambda: _stitched(negative, 6), 120, "the negative stitched again from 6 tiles", every=0.1)
+        wait_until(lambda: len(service.status().recent) == 2, 30, "the second stitch listed", every=0.05)
         assert len(json.loads(output.with_suffix(".json").read_text())["tiles"]) == 6
         assert placed_within(output.with_suffix(".json")) == []
         assert service.blended == 6 and [r.state for r in service.status().recent] == ["stitched", "stitched"]
