@@ -195,10 +195,12 @@ class TiledNegatives:
 
     def doing(self) -> dict[str, str]:
         """Each negative queued or under way, as status lists what is not done yet (negative -> what it waits
-        for): 'stitching' once a worker took it, else 'queued for a stitch'."""
-        queued = [*self.due, *(t for k, t in self.running.items() if k not in self._started)]
+        for): 'stitching' once a worker took it, else 'queued for a stitch'. Status asks from its own thread while
+        the service's loop changes these: each is copied whole first (one C call each, never interleaved)."""
+        due, running, started = list(self.due), dict(self.running), set(self._started)
+        queued = [*due, *(t for k, t in running.items() if k not in started)]
         said = {str(t.negative): "queued for a stitch" for t in queued}
-        return said | {str(self.running[k].negative): "stitching" for k in self._started if k in self.running}
+        return said | {str(running[k].negative): "stitching" for k in started if k in running}
 
     def is_tile(self, stack: Path) -> bool:
         return is_tiled(stack.parent)
