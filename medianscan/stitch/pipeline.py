@@ -23,7 +23,7 @@ from medianscan.outputs.preview import Tone, rgb_channels
 from medianscan.stitch import cells, compose, gains, place, plan, register, solve, sources, write
 from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
 from medianscan.stitch.sources import StitchError
-from medianscan.stitch.store import TileStore
+from medianscan.stitch.store import Steps, TileStore
 from medianscan.timing import timed
 from medianscan.wording import counted
 
@@ -277,9 +277,10 @@ def _read_all(
         cell = cells.cell_size(sources.local_pattern(layout))
         top, left, bottom, right = layout.active_area
         plane = np.zeros(cells.plane_shape((bottom - top, right - left), cell), dtype=np.float32)
+        steps = _tile_steps(layout, use_flat.top if use_flat is not None else 1.0)
         for start, values in sources.visible_bands(frame, use_flat, _band_rows(layout, cell)):
-            store.append(f"tile{k}", values)
             cells.add_cells(plane, values, start, cell)
+            store.append(f"tile{k}", values, steps)  # overwrites values
         del frame
         store.put(f"plane{k}", plane)
         flattened = cells.flattened(plane)
@@ -288,6 +289,14 @@ def _read_all(
         del plane, flattened
     assert first is not None
     return first, tone, thumbs
+
+
+def _tile_steps(layout: MosaicLayout, top_gain: float) -> Steps:
+    """The span a tile's values over black can take (a photosite at 0 to one at the white level, times the
+    flat's largest gain), for the store's 16-bit steps: 1/65,535 of it a step (0.09 of a raw unit for a
+    12-bit camera, 0.37 for a 14-bit one, under a flat whose largest gain is 1.5)."""
+    black = np.asarray(layout.black_levels, dtype=np.float64)
+    return Steps.spanning(-float(black.max()) * top_gain, (layout.white_level - float(black.min())) * top_gain)
 
 
 def _band_rows(layout: MosaicLayout, cell: tuple[int, int]) -> int:
