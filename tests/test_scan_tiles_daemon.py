@@ -8,6 +8,7 @@ writes one (the calibration itself is tested in test_scan_tiles)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import signal
@@ -32,8 +33,9 @@ from medianscan.cli import main
 from medianscan.cli.control import render_status
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config, TilesConfig
-from medianscan.library.manifest import State, read_manifest
-from medianscan.library.tile_set import read_tile_set
+from medianscan.library.manifest import Manifest, State, read_manifest, write_manifest
+from medianscan.library.tile_set import TileEntry, TileLayout, TileSet, read_tile_set, write_tile_set
+from medianscan.service.capture.status import tiled_negative
 from tests.daemon_thread import RunningDaemon
 from tests.sheet_stage import sheet_config, true_scale
 from tests.test_console_browser import ON_SCREEN, SIZES, browser, console_errors, text_of, viewport  # noqa: F401
@@ -303,3 +305,46 @@ def test_ctrl_c_on_scan_tiles_through_the_daemon_stops_its_run_between_tiles(tmp
         wait_until(over, 30, "the run stopped")
         final = states(tile_run(running))
         assert "waiting" in final.values() and "shot" in final.values(), final
+
+
+def tiles_left_so(negative: Path) -> tuple[TileEntry, ...]:
+    """A 2x2 negative whose stitch waits: two tiles blended, one whose blend failed, one not shot; the tiles'
+    stack.json written here as the capture and the blend leave them (a failed blend is what the simulated body
+    cannot make)."""
+    entries = tuple(TileEntry(f"tile-r{r + 1}c{c + 1}", c, r) for r in range(2) for c in range(2))
+    states = {"tile-r1c1": State.BLENDED, "tile-r1c2": State.BLENDED, "tile-r2c1": State.FAILED}  # r2c2: not shot
+    for name, state in states.items():
+        (negative / name).mkdir(parents=True)
+        m = Manifest(state, negative.parent.name, name, 3)
+        m.error = "frame 2 (IMG_0002.CR2) cannot be read: truncated" if state == State.FAILED else None
+        write_manifest(negative / name, m)
+    return entries
+
+
+FAILED_TILE = "tile-r2c1's blend failed: frame 2 (IMG_0002.CR2) cannot be read: truncated"
+
+
+def test_a_tiled_negative_waiting_for_its_stitch_says_its_tiles_blended_and_names_a_failed_tile(
+    tmp_path: Path,
+) -> None:
+    """status's line for a negative whose stitch waits: its tiles (not frames), how many are blended, and the tile
+    whose blend failed with its reason, so the operator knows why it is not stitched."""
+    negative = tmp_path / "roll-01" / "frame-001"
+    entry = tiled_negative(negative, TileSet(negative, TileLayout(2, 2), tiles_left_so(negative)))
+    shown = render_status({"recent": [dataclasses.asdict(entry)]})
+    assert (
+        shown
+        == f"last stacks:\n  {negative}: 4 tiles, not stitched yet  error: {FAILED_TILE}  note: 2 of 4 tiles blended\n"
+    ), shown
+
+
+def test_the_daemon_lists_a_tiled_negative_with_a_failed_tile_as_needing_attention(tmp_path: Path) -> None:
+    """The daemon's status, on the roll it keeps: the negative whose tile failed is in `need attention` with the
+    tile's reason, and in the last stacks by its tiles."""
+    cfg = tiles_config(tmp_path)
+    with RunningDaemon(cfg, triggers=False) as running:
+        negative = running.daemon.library.roll / "frame-001"
+        write_tile_set(negative, TileLayout(2, 2), tiles_left_so(negative))
+        shown = render_status(running.daemon.status())
+    assert f"need attention (failed or cut off):\n  {negative}  pending: {FAILED_TILE}\n" in shown, shown
+    assert f"last stacks:\n  {negative}: 4 tiles, not stitched yet  error: {FAILED_TILE}" in shown, shown

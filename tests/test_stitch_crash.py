@@ -101,7 +101,7 @@ def killed_and_restarted(d: DaemonProcess, picture: Picture) -> None:
     assert status["queue"] == {"waiting": 0, "blending": 0, "capacity": 4, "full": False, "stitching": 1}
     assert [(r["stack"], r["state"]) for r in status["recent"]] == [(str(negative), "stitching")]
     shown = render_status(status)
-    assert "0 waiting, 0 blending, 1 stitching (room for 4)" in shown and "frame-001  stitching" in shown
+    assert "0 waiting, 0 blending, 1 stitching (room for 4)" in shown and "frame-001: 4 tiles, stitching" in shown
     d.kill9()
     wait_until(lambda: all(gone(pid) for pid in frozen), "the frozen worker to die with the daemon", 10)
     assert stitch_temps(negative) == left and left[0].is_dir()

@@ -10,6 +10,7 @@ from medianscan.capture.rig.tile_run import TileProgress
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 from medianscan.library import flats
+from medianscan.library.contents import MANIFEST
 from medianscan.library.manifest import Manifest, State, read_manifest
 from medianscan.library.rolls import Library
 from medianscan.library.tile_set import StitchState, TileSet, is_tiled, read_tile_set
@@ -27,6 +28,7 @@ from medianscan.reports import (
 from medianscan.service.capture.state import DaemonSnapshot
 from medianscan.service.loop import ServicePool
 from medianscan.service.tiled import at_work
+from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,33 @@ def recent_negative(stack: Path, m: Manifest) -> RecentNegative:
 
 def tiled_negative(negative: Path, tile_set: TileSet) -> RecentNegative:
     """A negative shot in tiles, as status lists it: its tiles (not frames: each tile is a burst of its own), its
-    stitch's state and seconds, the stitched DNG."""
+    stitch's state and seconds, the stitched DNG; while it waits for its stitch, how many tiles are blended and
+    which tile's blend failed (the stitch waits for it: the operator is told, not left with 'pending')."""
     s = tile_set.status
-    stitched = tile_set.shown_state == StitchState.STITCHED
+    state = tile_set.shown_state
+    note, error = _tiles_done(tile_set) if state == StitchState.PENDING else (None, s.error)
     return RecentNegative(
-        str(negative), tile_set.shown_state.value, None, None, s.seconds, s.error, None,
-        str(tile_set.output) if stitched else None, None, tiles=len(tile_set.tiles),
+        str(negative), state.value, None, None, s.seconds, error, note,
+        str(tile_set.output) if state == StitchState.STITCHED else None, None, tiles=len(tile_set.tiles),
     )  # fmt: skip
+
+
+def _tiles_done(tile_set: TileSet) -> tuple[str, str | None]:
+    """'3 of 4 tiles blended', and the tiles whose blend failed, each with its reason (or None)."""
+    blended, failed = 0, []
+    for entry, folder in zip(tile_set.ordered(), tile_set.folders(), strict=True):
+        if not (folder / MANIFEST).is_file():
+            continue  # not shot yet
+        try:
+            m = read_manifest(folder)
+        except MedianscanError as exc:
+            failed.append(f"{entry.folder}: {exc}")
+            continue
+        blended += m.state == State.BLENDED
+        if m.state in (State.FAILED, State.INCOMPLETE):
+            failed.append(f"{entry.folder}'s blend {m.state.value}: {m.error or m.note or 'no reason recorded'}")
+    note = f"{blended} of {counted(len(tile_set.tiles), 'tile')} blended"
+    return note, "; ".join(failed) or None
 
 
 def negatives(library: Library, count: int | None = None) -> list[RecentNegative]:
@@ -126,7 +148,7 @@ def capture_status(snap: DaemonSnapshot, library: Library, cfg: Config, console:
         attention=tuple(
             NeedsAttention(n.stack, n.state, n.error or n.note or n.state)
             for n in negatives(library)
-            if n.state in (State.FAILED, State.INCOMPLETE)
+            if n.state in (State.FAILED, State.INCOMPLETE) or (n.tiles is not None and n.error)
         ),
         roll_frames=() if snap.roll_run is None else snap.roll_run.reports(),
         roll_run_started=None if snap.roll_run is None else snap.roll_run.started,
