@@ -20,6 +20,8 @@ import pytest
 
 from medianscan.cli.control import render_status
 from medianscan.config.schema import Config, HooksConfig
+from medianscan.errors import MedianscanError
+from medianscan.library.manifest import State, read_manifest
 from medianscan.library.rolls import Library
 from medianscan.library.tile_set import StitchState, read_tile_set
 from medianscan.service.pool import BlendPool, Outcome
@@ -49,26 +51,34 @@ def pool_workers() -> list[int]:
 
 
 def freeze_mid_stitch(negative: Path, workers: Callable[[], list[int]], log: Path | None = None) -> list[int]:
-    """Stop the workers (SIGSTOP) at a moment the stitch's folder of tiles is on disk: once tiles.json says
-    stitching, they are stepped (a few ms running, then stopped) until it is there. Returns the stopped pids."""
+    """Stop the workers (SIGSTOP) at a moment the stitch's folder of tiles is on disk: once every tile is blended
+    (before the stitch can begin: a busy daemon may mark it stitching only after a short stitch ended), they are
+    stepped (a few ms running, then stopped) until it is there; then the daemon, which runs on, has marked it
+    stitching. Returns the stopped pids."""
 
-    def stitching() -> bool:
-        state = read_tile_set(negative).status.state
-        assert state != StitchState.STITCHED, "the stitch ended before it was caught"
-        return state == StitchState.STITCHING
+    def blended(folder: Path) -> bool:
+        try:
+            return read_manifest(folder).state == State.BLENDED
+        except MedianscanError:  # stack.json being written
+            return False
 
-    wait_until(stitching, "the stitch started", 180, log)
+    folders = read_tile_set(negative).folders()
+    wait_until(lambda: all(blended(f) for f in folders), "every tile blended", 180, log)
     pids = workers()
     for _ in range(5000):
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         if stitch_temps(negative):
-            return pids
+            break
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
         time.sleep(0.003)
         assert read_tile_set(negative).status.state != StitchState.STITCHED, "the stitch ended before it was caught"
-    raise AssertionError("never caught the stitch with its folder of tiles on disk")
+    else:
+        raise AssertionError("never caught the stitch with its folder of tiles on disk")
+    stitching = lambda: read_tile_set(negative).status.state == StitchState.STITCHING  # noqa: E731
+    wait_until(stitching, "the daemon to mark the negative stitching", 30, log)
+    return pids
 
 
 def gone(pid: int) -> bool:
@@ -97,6 +107,8 @@ def killed_and_restarted(d: DaemonProcess, picture: Picture) -> None:
     d.start()
     frozen = freeze_mid_stitch(negative, d.workers, d.log)
     left = stitch_temps(negative)
+    counted = lambda: d.ask("status")["status"]["queue"]["stitching"] == 1  # noqa: E731
+    wait_until(counted, "status to count the stitch", 30, d.log)
     status = d.ask("status")["status"]  # a running stitch is said as one, never as a blend
     assert status["queue"] == {"waiting": 0, "blending": 0, "capacity": 4, "full": False, "stitching": 1}
     assert [(r["stack"], r["state"]) for r in status["recent"]] == [(str(negative), "stitching")]
@@ -133,7 +145,8 @@ def test_a_worker_killed_mid_stitch_is_replaced_and_the_fresh_one_removes_its_te
             wait_until(functools.partial(running.daemon.submit, tile), f"{tile.name} queued", 30)
         frozen = freeze_mid_stitch(negative, pool_workers)
         left = stitch_temps(negative)
-        assert "queue 0 waiting, 0 blending, 1 stitching" in running.daemon.status_line()
+        counted = lambda: "queue 0 waiting, 0 blending, 1 stitching" in running.daemon.status_line()  # noqa: E731
+        wait_until(counted, "the status line to count the stitch", 30)
         for pid in frozen:
             os.kill(pid, signal.SIGKILL)
         done = lambda: read_tile_set(negative).status.state == StitchState.STITCHED  # noqa: E731
