@@ -31,6 +31,7 @@ from medianscan.capture.camera.simulated.sheet import sheet_of
 from medianscan.capture.events import Answer
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
+from medianscan.capture.rig.tile_run import Resume
 from medianscan.cli import main
 from medianscan.cli.tiles_parts import RESUME_FILE, load_saved, save
 from medianscan.config.loader import load_config
@@ -312,3 +313,30 @@ def test_a_plain_scan_tiles_without_a_daemon_after_a_strip_stopped_between_negat
     save(resume_file, unfinished, replace(left[1], at=(5.0, 5.0)))
     assert main(["scan-tiles", str(roll / "frame-010"), "--config", str(config)]) == 2
     assert "the last strip run stopped in frame-009 with tiles of it missing" in capsys.readouterr().err
+
+
+def test_a_damaged_saved_place_is_forgotten_and_said_and_scan_tiles_shoots_as_at_a_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stage's saved place (.tile-run.npz) empty, then cut short, as a crash mid-write of the old in-place
+    writer left it: scan-tiles says it cannot be read, forgets it and shoots the negative as at a start."""
+    strip = strip_on(tmp_path)
+    cfg = strip.cfg
+    strip_calibrated(cfg)
+    cfg.tiles.strip = False
+    monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
+    config = tmp_path / "medianscan.yaml"
+    config.write_text("# the configuration is the test's (load_config patched)\n")
+    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
+    roll = strip.library.roll
+    save(resume_file, roll / "frame-000", Resume((1.0, 2.0), (1, 1), True, np.ones((8, 8), np.float32)))
+    whole = resume_file.read_bytes()
+    assert load_saved(resume_file) is not None and not list(resume_file.parent.glob("*.part"))  # written whole
+    for name, damaged in (("frame-001", b""), ("frame-002", whole[: len(whole) // 2])):
+        resume_file.write_bytes(damaged)
+        capsys.readouterr()
+        assert main(["scan-tiles", str(roll / name), "--config", str(config), "--no-stitch"]) == 0
+        out, err = capsys.readouterr()
+        assert f"{resume_file} (where the last run left the stage) cannot be read (" in err, err
+        assert "forgotten, so the stage's place is unknown" in err and "Traceback" not in err, err
+        assert "4 tiles shot of 4" in out and len(list((roll / name).glob("tile-*/*.dng"))) == 4 * cfg.frames, out

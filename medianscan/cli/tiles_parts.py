@@ -8,11 +8,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 from types import FrameType
 
 import numpy as np
 
+from medianscan.atomic import atomic_open
 from medianscan.capture.camera import Camera, NoLiveViewError
 from medianscan.capture.camera.burst.enough import Auto, FrameCount
 from medianscan.capture.events import Answer
@@ -114,7 +116,7 @@ def save(path: Path, negative: Path, resume: Resume | None) -> None:
         return
     view = resume.last_view if resume.last_view is not None else np.zeros((0, 0), np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out:
+    with atomic_open(path) as out:  # whole or not at all: a half-written place would be read as the stage's
         np.savez(out, negative=str(negative), at=resume.at, slack=resume.slack, known=resume.known,
                  last_at=resume.last_at, last_view=view, on_strip=resume.on_strip)  # fmt: skip
 
@@ -126,7 +128,8 @@ def load_resume(path: Path, negative: Path) -> Resume | None:
 
 
 def load_saved(path: Path) -> tuple[Path, Resume] | None:
-    """Where the last run left the stage, and from which negative's centre."""
+    """Where the last run left the stage, and from which negative's centre; a saved place that cannot be read is
+    forgotten (removed) and said: the stage's place is then unknown, found again as at a start."""
     try:
         with np.load(path) as data:
             view = data["last_view"]
@@ -135,5 +138,12 @@ def load_saved(path: Path) -> tuple[Path, Resume] | None:
             on_strip = bool(data["on_strip"]) if "on_strip" in data.files else False
             resume = Resume(at, slack, bool(data["known"]), view if view.size else None, last_at, on_strip)
             return Path(str(data["negative"])), resume
-    except (OSError, ValueError, KeyError):
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError, TypeError) as exc:
+        path.unlink(missing_ok=True)
+        why = str(exc) or type(exc).__name__
+        print(f"medianscan: warning: {path} (where the last run left the stage) cannot be read ({why}): "
+              "forgotten, so the stage's place is unknown: put the negative under the lens, centred, as at a start",
+              file=sys.stderr)  # fmt: skip
         return None
