@@ -184,6 +184,24 @@ hooks: {burst_done: ["notify-send 'next negative'"], sound: wav}
         ("negative_template: 'a/{negative}'\n", "negative_template: does not give a usable folder name"),
         ("frame_template: '{date}'\n", "m.yaml:1: negative_template: must contain {negative}"),  # the old name
         ("watch:\n  group: count:0\n", "m.yaml:2: watch.group: must be folder, count:N or gap:SECONDS"),
+        ("tiles:\n  gap_mm: -1\n", "m.yaml:2: tiles.gap_mm: must be at least 0 and at most 50"),
+        ("tiles:\n  negatives_without_live_view: 0\n", "tiles.negatives_without_live_view: must be at least 1"),
+        ("camera:\n  simulated:\n    sheet: {negatives: 0}\n", "camera.simulated.sheet.negatives: must be at least 1"),
+        ("camera:\n  simulated:\n    sheet: {gap_mm: -2}\n", "camera.simulated.sheet.gap_mm: must be at least 0"),
+        ("camera:\n  simulated:\n    sheet: {film_mm: 0}\n", "camera.simulated.sheet.film_mm: must be more than 0"),
+        ("camera:\n  simulated:\n    sheet: {leader_mm: -1}\n", "camera.simulated.sheet.leader_mm: must be at"),
+        (
+            "camera:\n  simulated:\n    sheet: {gap_variation_mm: 30}\n",
+            "camera.simulated.sheet.gap_variation_mm: must be at least 0 and at most 20",
+        ),
+        (
+            "camera:\n  simulated:\n    sheet: {gap_mm: 1, gap_variation_mm: 2}\n",
+            "camera.simulated.sheet.gap_variation_mm: is 2, more than gap_mm (1): a gap would be negative",
+        ),
+        (
+            "camera:\n  simulated:\n    sheet: {width_mm: 70, height_mm: 56, negatives: 3, blank: [4]}\n",
+            "camera.simulated.sheet.blank: names negatives beyond the strip's 3",
+        ),
         ("camera:\n  port: usb001\n", "camera.port: must look like usb:001,004"),
         ("frames: 3\nmode: capture\nframes: 4\n", "m.yaml:3: frames: duplicate key (first given on line 1)"),
         ("retention: archive\n", "m.yaml:1: retention: is 'archive' but no 'archive:' folder is set"),

@@ -18,6 +18,7 @@ from medianscan.config.schema import (
     SheetConfig,
     SimulatedConfig,
     StripConfig,
+    TilesConfig,
     TriggerConfig,
     WatchConfig,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "SheetConfig",
     "SimulatedConfig",
     "StripConfig",
+    "TilesConfig",
     "TriggerConfig",
     "WatchConfig",
     "blend_problems",

@@ -216,6 +216,14 @@ CHECKS: dict[tuple[str, str], typing.Callable[[Any], str | None]] = {
     ("SheetConfig", "rotation_degrees"): _within(-10, 10, why="a stage off square by a few degrees at most"),
     ("SheetConfig", "backlash_mm"): _within(0, 10),
     ("SheetConfig", "seed"): _within(0, 2**32 - 1),
+    ("SheetConfig", "negatives"): _within(1, 40, why="a sheet, or a strip's negatives (a 220 roll holds 32)"),
+    ("SheetConfig", "gap_mm"): _within(0, 50, why="the clear base between a strip's negatives"),
+    ("SheetConfig", "gap_variation_mm"): _within(0, 20),
+    ("SheetConfig", "film_mm"): _within(0, 1000, above=True, why="the film's height across the strip"),
+    ("SheetConfig", "leader_mm"): _within(0, 1000),
+    ("TilesConfig", "gap_mm"): _within(0, 50, why="the strip's nominal gap between negatives"),
+    # a strip run stops after 40 negatives (tile_strip.MOST_NEGATIVES): a 220 roll holds 32
+    ("TilesConfig", "negatives_without_live_view"): _within(1, 40, why="negatives placed by the pitch alone"),
     ("WatchConfig", "group"): _group,
     ("OutputsConfig", "editors"): lambda v: None if len(set(v)) == len(v) else f"names an editor twice: {v}",
     ("WatchConfig", "quiet_seconds"): _within(0, 86400, above=True),
@@ -279,6 +287,11 @@ def _rig_problems(cfg: Config) -> list[tuple[str, str]]:
         problems.append(("camera.simulated.strip.gap_mm", f"is {strip.gap_mm:g}, not less than the pitch"))
     if any(not 1 <= k <= strip.frames for k in strip.blank):
         problems.append(("camera.simulated.strip.blank", f"names frames beyond the strip's {strip.frames}"))
+    if any(not 1 <= k <= sheet.negatives for k in sheet.blank):
+        problems.append(("camera.simulated.sheet.blank", f"names negatives beyond the strip's {sheet.negatives}"))
+    if sheet.gap_variation_mm > sheet.gap_mm:
+        problems.append(("camera.simulated.sheet.gap_variation_mm", f"is {sheet.gap_variation_mm:g}, more than "
+                         f"gap_mm ({sheet.gap_mm:g}): a gap would be negative"))  # fmt: skip
     if strip.frames > 0 and sheet.present:
         problems.append(("camera.simulated.sheet", "is set as well as camera.simulated.strip.frames: the copy "
                                                    "stand holds a strip or a sheet, not both"))  # fmt: skip
