@@ -340,3 +340,57 @@ def test_a_damaged_saved_place_is_forgotten_and_said_and_scan_tiles_shoots_as_at
         assert f"{resume_file} (where the last run left the stage) cannot be read (" in err, err
         assert "forgotten, so the stage's place is unknown" in err and "Traceback" not in err, err
         assert "4 tiles shot of 4" in out and len(list((roll / name).glob("tile-*/*.dng"))) == 4 * cfg.frames, out
+
+
+@pytest.mark.slow
+def test_after_a_strip_stopped_between_negatives_a_finished_or_other_full_folder_is_refused_nothing_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The strip stopped after frame-001's last tile, the stage's place saved as the standalone run saves it. A
+    plain scan-tiles of frame-001 (finished), of frame-009 (another run's negative with tiles missing), and a
+    --strip run whose next folder (frame-002) holds a file are each refused in one sentence: the stage not moved,
+    nothing shot, the saved place kept (the stage went along the whole strip, or shot frame-002's picture into
+    frame-009, before)."""
+    strip = strip_on(tmp_path)
+    cfg = strip.cfg
+    strip_calibrated(cfg)
+    stop = threading.Event()
+    strip.eyes.after_shot = lambda shot: stop.set() if shot == 4 else None
+    assert strip.run(stop).summary.stopped == "by the operator, between negatives"
+    assert strip.saved is not None and strip.saved[0].name == "frame-001"
+    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
+    save(resume_file, *strip.saved)
+    monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
+    config = tmp_path / "medianscan.yaml"
+    config.write_text("# the configuration is the test's (load_config patched)\n")
+    roll = strip.library.roll
+    write_tile_set(roll / "frame-009", TileLayout(2, 2, 0.25), [TileEntry("tile-r1c1", 0, 0)])
+    stage = strip.eyes.sheet.stage
+    before = (stage.commanded(), sorted(str(p) for p in roll.rglob("*")))
+
+    def unchanged() -> None:
+        assert (stage.commanded(), sorted(str(p) for p in roll.rglob("*"))) == before  # not moved, nothing shot
+        kept = load_saved(resume_file)
+        assert kept is not None and kept[0] == roll / "frame-001" and kept[1].at == strip.saved[1].at  # type: ignore[index]
+
+    capsys.readouterr()
+    plain = ["--config", str(config), "--no-stitch", "--no-strip"]
+    assert main(["scan-tiles", str(roll / "frame-001"), *plain]) == 2
+    err = capsys.readouterr().err
+    assert "scan-tiles: frame-001 is finished (every tile shot) and the strip run left the stage after it: name the " \
+           f"next, {roll.name}/frame-002 (nothing moved, the stage's place kept)" in err, err  # fmt: skip
+    assert len(err.strip().splitlines()) == 1, err
+    unchanged()
+    assert main(["scan-tiles", str(roll / "frame-009"), *plain]) == 2
+    err = capsys.readouterr().err
+    assert "scan-tiles: frame-009 holds files already and the stage is on the strip after frame-001" in err, err
+    assert f"name the next, {roll.name}/frame-002" in err and len(err.strip().splitlines()) == 1, err
+    unchanged()
+    (roll / "frame-002").mkdir()
+    (roll / "frame-002" / "notes.txt").write_text("another run's folder\n")
+    before = (stage.commanded(), sorted(str(p) for p in roll.rglob("*")))
+    assert main(["scan-tiles", "--strip", str(roll / "frame-001"), "--config", str(config), "--no-stitch"]) == 1
+    out = capsys.readouterr().out
+    assert "stopped: frame-002, the next negative's folder after frame-001, holds files already: nothing shot into " \
+           "it (two pictures in one negative), the stage not moved and its place kept" in out, out  # fmt: skip
+    unchanged()

@@ -19,7 +19,14 @@ from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings
-from medianscan.capture.rig.tile_strip import StripRun, StripSummary, begin_at, complete, strip_settings
+from medianscan.capture.rig.tile_strip import (
+    StripRun,
+    StripSummary,
+    begin_at,
+    complete,
+    holds_anything,
+    strip_settings,
+)
 from medianscan.cli.tiles_parts import (
     ANOTHER_CONFIG,
     RESUME_FILE,
@@ -86,6 +93,7 @@ def run_on_strip(args: argparse.Namespace, cfg: Config, saved: tuple[Path, Resum
         raise MedianscanError(f"scan-tiles: the last strip run stopped in {saved[0].name} with tiles of it missing, "
                               f"the stage there: run `medianscan scan-tiles {saved[0]}` to carry it on first (or "
                               "--strip for the rest of the strip)")  # fmt: skip
+    _refuse_off_the_strip(cfg, saved[0], negative)
     plan = make_plan(Wanted.of(cfg.tiles), calibrate_rig.load(cfg.library).scale())
     how = "carried on" if saved[0] == negative else f"the next on the strip after {saved[0].name}"
     print(f"{negative.name} ({how}): {plan.said()}")
@@ -95,6 +103,25 @@ def run_on_strip(args: argparse.Namespace, cfg: Config, saved: tuple[Path, Resum
     if not args.no_stitch:
         stitch(negative, cfg)
     return 0
+
+
+def _refuse_off_the_strip(cfg: Config, left: Path, negative: Path) -> None:
+    """Refused before anything moves: the finished negative the strip stopped after (the stage would go along the
+    strip for it), or a negative already holding files that is not the one the stage was left in (the strip's
+    next picture would be shot into it, two pictures in one negative)."""
+    if negative == left and not complete(left):
+        return
+    template = Template(cfg.negative_template, "negative", "negative_template")
+    number = template.number(left.name)
+    after = "the next negative's folder" if number is None else \
+        f"the next, {left.parent.name}/{template.format(number + 1, dt.date.today())}"  # fmt: skip
+    if negative == left:
+        raise MedianscanError(f"scan-tiles: {left.name} is finished (every tile shot) and the strip run left the "
+                              f"stage after it: name {after} (nothing moved, the stage's place kept)")  # fmt: skip
+    if holds_anything(negative):
+        raise MedianscanError(f"scan-tiles: {negative.name} holds files already and the stage is on the strip after "
+                              f"{left.name}: its next picture would be shot into {negative.name}, two pictures in one "
+                              f"negative; name {after} (nothing moved, the stage's place kept)")  # fmt: skip
 
 
 def _run(cfg: Config, first: Path, resume: Resume | None, name_next: Callable[[], Path],

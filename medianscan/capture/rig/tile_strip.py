@@ -130,6 +130,11 @@ def begin_at(
     return fresh(), None
 
 
+def holds_anything(folder: Path) -> bool:
+    """A file, or a folder with anything in it: not a fresh negative's folder."""
+    return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
+
+
 def on_the_strip(saved: tuple[Path, Resume] | None, last: Path | None) -> tuple[Path, Resume] | None:
     """Where a strip run left the stage, when the roll's last negative is the one it left it at: a plain scan-tiles
     then goes on along the strip (one negative) rather than taking the stage for a fresh negative's centre."""
@@ -157,6 +162,7 @@ class StripRun:
         self.lost = False  # the stage's place on the strip no longer known (the operator puts the next negative)
         self.advancing = False  # between one negative's last tile and the next one's plan
         self.negative, self.name_next, self.strip = first, name_next, strip
+        self.next = first  # the next negative's folder, named before each advance
         self.stop, self.report = stop, progress
         self.settings = settings or RunSettings()
         self.where = resume  # the stage from the current negative's centre (None: at it, as the operator put it)
@@ -212,11 +218,25 @@ class StripRun:
             if self.stop.is_set():
                 self.summary.stopped = "by the operator, between negatives"
                 return
+            if not self._take_next():
+                return
             self.advancing = True
             if not self._advance():
                 return
             self.advancing = False
         self.summary.stopped = f"{MOST_NEGATIVES} negatives and no end of the strip in sight"
+
+    def _take_next(self) -> bool:
+        """The next negative's folder, named before the stage moves: one that holds anything already (another run's
+        negative further up the numbering) stops the run, the stage's place kept, so two pictures never mix."""
+        self.next = self.name_next()
+        if holds_anything(self.next):
+            self.summary.stopped = (f"{self.next.name}, the next negative's folder after {self.negative.name}, holds "
+                                    "files already: nothing shot into it (two pictures in one negative), the stage "
+                                    f"not moved and its place kept; move {self.next} aside, or name a fresh folder "
+                                    "for the strip's next negative, and run again")  # fmt: skip
+            return False
+        return True
 
     def _shoot_negative(self) -> bool:
         """The current negative's tiles; False (the run ends) when its run stopped."""
@@ -323,7 +343,7 @@ class StripRun:
         assert self.where is not None
         here = self.where
         self.where = Resume((here.at[0] - centre, here.at[1] - across), here.slack, here.known, on_strip=True)
-        self.negative = self.name_next()
+        self.negative = self.next
         self.place += 1
         return True
 
@@ -370,6 +390,6 @@ class StripRun:
         assert self.where is not None
         here = self.where
         self.where = Resume((here.at[0] - pitch, here.at[1]), here.slack, here.known, on_strip=True)
-        self.negative = self.name_next()
+        self.negative = self.next
         self.place += 1
         return True
