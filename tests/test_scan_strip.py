@@ -10,6 +10,7 @@ a move the carriage never makes, which the emulator cannot do by itself.)"""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from medianscan.blend.options import BlendOptions
 from medianscan.blend.pipeline import blend_stack
+from medianscan.capture.camera.simulated.scene import BASE_TRANSMISSION
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_run import RunSettings
 from medianscan.capture.rig.tile_strip import StripRun, StripSettings
@@ -225,3 +227,35 @@ def test_a_next_negative_found_far_from_the_pitch_stops_the_run_with_a_sentence(
         r"the gap after frame-001 found \+1\d\.\d mm from where the format and the gap put it \(more than 7\.0 mm\)",
         summary.stopped,
     ), summary.said()
+
+
+def test_the_films_edges_not_seen_at_a_gap_are_warned_and_counted_in_the_summary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The strip's film is 70 mm high where the run expects 120's 61: the edges it finds at each gap are not the
+    film's, so each of the two gaps' next negative is planned on the stage's line, warned and said."""
+    strip = strip_on(tmp_path, film_mm=70.0)
+    with caplog.at_level(logging.WARNING, logger="medianscan.capture.rig.tile_strip"):
+        summary = strip.run().summary
+    assert summary.ended and len(summary.negatives) == 3 and summary.edges_unseen == 2, summary.said()
+    assert "; the film's edges not seen at 2 gaps: those negatives planned on the stage's line" in summary.said()
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and "the film's edges at the gap" in r.message]
+    assert len(warned) == 2, caplog.text
+
+
+def test_a_next_picture_whose_leading_edge_reads_as_base_is_planned_from_the_gaps_near_edge(tmp_path: Path) -> None:
+    """The second negative's first 5 mm are as clear as the base (a deep shadow along its edge, which a negative
+    shows clear): the gap after frame-001 reads 9 mm where the strip's gaps are 4. Its far edge is not trusted:
+    frame-002 is planned from the gap's near edge and the nominal gap, and it is said; from the far edge it
+    would be 5 mm (76 photosites) off. (The sheet's picture is changed by the test: the simulated strip draws no
+    shadow at a negative's edge.)"""
+    strip = strip_on(tmp_path, gap_variation_mm=0.0)
+    sheet = strip.eyes.sheet
+    left, top, _, height = sheet.negative_box(2)
+    sheet.picture[top : top + height, left : left + round(5.0 / sheet.mm_per_photosite)] = BASE_TRANSMISSION
+    summary = strip.run().summary
+    assert summary.ended and len(summary.negatives) == 3 and summary.wide_gaps == ["frame-001"], summary.said()
+    assert "; the gap after frame-001 seen wider than tiles.gap_mm allows: the next negative planned from the gap's " \
+           "near edge and the nominal gap" in summary.said(), summary.said()  # fmt: skip
+    assert max(strip.misses("frame-002", 2)) < SLIP_MISS, strip.misses("frame-002", 2)
+    assert max(strip.misses("frame-003", 3)) < SLIP_MISS, strip.misses("frame-003", 3)

@@ -17,11 +17,11 @@ from pathlib import Path
 from medianscan.capture.camera import open_camera
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.open import open_rig
+from medianscan.capture.rig.strip_summary import StripSummary
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings
 from medianscan.capture.rig.tile_strip import (
     StripRun,
-    StripSummary,
     begin_at,
     complete,
     holds_anything,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +33,12 @@ from medianscan.capture.rig.next_negative import GapFinder, GapSight, film_edge
 from medianscan.capture.rig.port import RigError
 from medianscan.capture.rig.roll_run import Flag
 from medianscan.capture.rig.settle import measure_noise, settle
+from medianscan.capture.rig.strip_summary import StripSummary, ordinal
 from medianscan.capture.rig.tile_plan import PlanError, Slack, StageScale, TilePlan, Wanted, area_mm, route
 from medianscan.capture.rig.tile_run import Resume, RunSettings, TileEyes, TileProgress, TileRun, shot_already
 from medianscan.config.schema import TilesConfig
 from medianscan.errors import MedianscanError
 from medianscan.library.tile_set import is_tiled, read_tile_set
-from medianscan.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -52,48 +52,8 @@ class StripSettings:
     gap_mm: float = 4.0  # the nominal gap between negatives
     without_live_view: int = 3  # negatives shot by the pitch on a body without live view
     film_mm: float | None = 61.0  # the film's height across the strip (120): its edges measured at each gap
-
-
-@dataclass
-class StripSummary:
-    """What a strip run did, in one sentence at its end."""
-
-    negatives: list[str] = field(default_factory=list)  # finished in this run (shot, or carried on)
-    tiles: int = 0
-    blanks: list[int] = field(default_factory=list)  # places on the strip (this run's count) found blank
-    live_view: bool = True
-    ended: bool = False
-    stopped: str | None = None
-    seconds: float = 0.0
-    last: str = ""  # the last tile run's sentence
-    enough: bool = False  # shot as many negatives as asked (a plain scan-tiles on the strip: one)
-    after: str = ""  # the negative the strip's end was found after
-
-    def said(self) -> str:
-        done = counted(len(self.negatives), "negative")
-        names = ""
-        if self.negatives:
-            names = f" ({self.negatives[0]}" + (f" to {self.negatives[-1]}" if len(self.negatives) > 1 else "") + ")"
-        head = f"strip run: {done} shot{names}, {counted(self.tiles, 'tile')} in {self.seconds:.0f} s"
-        if self.blanks:
-            places = ", ".join(ordinal(b) for b in self.blanks)
-            head += f"; {counted(len(self.blanks), 'blank negative')} skipped (the {places} on the strip)"
-        if not self.live_view:
-            head += "; each negative placed by the pitch alone (no live view on this body)"
-        if self.ended and not self.live_view:
-            return f"{head}; {counted(len(self.negatives), 'negative')} one pitch apart, as " \
-                   "tiles.negatives_without_live_view says (no live view to see the strip's end)"  # fmt: skip
-        where = "; the stage is past its end: put the next strip's first negative under the lens for the next run"
-        if self.ended and not self.negatives:
-            return f"{head}; the strip ended: no negative after {self.after}{where}"
-        if self.ended:
-            return f"{head}; the strip ended after {counted(len(self.negatives), 'negative')}{where}"
-        if self.enough:
-            return f"{head}; one negative, as scan-tiles without --strip asks: the stage stays on the strip, and the " \
-                   "next scan-tiles goes on to the next negative"  # fmt: skip
-        if self.last:  # the tile run's sentence says why it stopped, and what the next run does
-            return f"{head}; {self.last}"
-        return f"{head}; stopped: {self.stopped}"
+    gap_variation_mm: float = 1.5  # a 120 camera's gaps vary this much: a gap seen wider is the next picture's
+    # dark leading edge (a shadow, as clear as the base) read as base
 
 
 def strip_settings(tiles: TilesConfig) -> StripSettings:
@@ -141,12 +101,6 @@ def on_the_strip(saved: tuple[Path, Resume] | None, last: Path | None) -> tuple[
     if saved is not None and saved[1].on_strip and last is not None and saved[0] == last:
         return saved
     return None
-
-
-def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, 11th, 21st."""
-    end = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{end}"
 
 
 class StripRun:
@@ -325,8 +279,8 @@ class StripRun:
                                     "again")  # fmt: skip
             self.lost = True
             return False
-        px = self.scale.preview_ratio(shape)[0]  # photosites per preview pixel
-        start = at + sight.start_px * px / abs(self.scale.x_axis[0])  # the next picture's first column, mm
+        mm = self.scale.preview_ratio(shape)[0] / abs(self.scale.x_axis[0])  # mm per preview pixel
+        start, gap = at + sight.start_px * mm, sight.gap_px * mm  # the next picture's first column, mm; the gap
         centre = start + self.strip.format_mm / 2
         off = centre - nominal
         far = max(FAR_GAPS * self.strip.gap_mm, FAR_SHARE * self.strip.format_mm)
@@ -337,8 +291,13 @@ class StripRun:
                                     "--strip again")  # fmt: skip
             self.lost = True
             return False
-        log.info("the next negative found %.2f mm from the nominal pitch (gap %.2f mm)", off,
-                 sight.gap_px * px / abs(self.scale.x_axis[0]))  # fmt: skip
+        log.info("the next negative found %.2f mm from the nominal pitch (gap %.2f mm)", off, gap)
+        if gap > self.strip.gap_mm + self.strip.gap_variation_mm:  # its far edge not trusted: the near one's is
+            self.summary.wide_gaps.append(self.negative.name)
+            log.warning("the gap after %s is %.1f mm wide, more than %.1f and its %.1f: the next picture's leading "
+                        "edge taken for base; planned from the gap's near edge", self.negative.name, gap,
+                        self.strip.gap_mm, self.strip.gap_variation_mm)  # fmt: skip
+            centre += self.strip.gap_mm - gap
         across = self._across(at)
         assert self.where is not None
         here = self.where
@@ -366,14 +325,16 @@ class StripRun:
             view = self._look("the move to the film's edge")
             row = None if view is None else film_edge(view)
             if row is None or view is None:
-                log.info("the film's edge not seen at the gap after %s: the next negative planned on the stage's "
+                self.summary.edges_unseen += 1
+                log.warning("the film's edge not seen at the gap after %s: the next negative planned on the stage's "
                          "line", self.negative.name)  # fmt: skip
                 return 0.0
             seen = row * self.scale.preview_ratio(view.shape)[1]  # photosites from the view's centre
             edges.append(side * reach - seen / self.scale.y_axis[1])
         centre, height = (edges[0] + edges[1]) / 2, abs(edges[0] - edges[1])
         if abs(height - film) > max(3.0, 0.1 * film):
-            log.info("the film's edges at the gap after %s are %.1f mm apart, not %.1f: the next negative planned "
+            self.summary.edges_unseen += 1
+            log.warning("the film's edges at the gap after %s are %.1f mm apart, not %.1f: the next negative planned "
                      "on the stage's line", self.negative.name, height, film)  # fmt: skip
             return 0.0
         log.info("the film across the strip: %.2f mm high, its centre %+.2f mm from the last negative's",
