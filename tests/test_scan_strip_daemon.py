@@ -394,3 +394,23 @@ def test_after_a_strip_stopped_between_negatives_a_finished_or_other_full_folder
     assert "stopped: frame-002, the next negative's folder after frame-001, holds files already: nothing shot into " \
            "it (two pictures in one negative), the stage not moved and its place kept" in out, out  # fmt: skip
     unchanged()
+
+
+def test_a_strip_run_named_into_a_folder_holding_other_files_is_refused_before_anything_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    strip = strip_on(tmp_path)
+    cfg = strip.cfg
+    strip_calibrated(cfg)
+    monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
+    config = tmp_path / "medianscan.yaml"
+    config.write_text("# the configuration is the test's (load_config patched)\n")
+    first = strip.library.roll / "frame-001"
+    first.mkdir(parents=True)
+    (first / "notes.txt").write_text("another scan's folder\n")
+    before = strip.eyes.sheet.stage.commanded()
+    assert main(["scan-tiles", "--strip", str(first), "--config", str(config), "--no-stitch"]) == 2
+    err = capsys.readouterr().err
+    assert f"scan-tiles --strip: {first} holds files already and is no tiled negative" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert strip.eyes.sheet.stage.commanded() == before and [p.name for p in first.iterdir()] == ["notes.txt"]

@@ -72,6 +72,10 @@ def run_strip(args: argparse.Namespace, cfg: Config) -> int:
         before = template.number(saved[0].name)  # the strip stopped between negatives, NEGATIVE the next one
         last = saved[0] if before is not None and before + 1 == number and is_tiled(saved[0]) else None
     first, resume = begin_at(last, saved, lambda: named(k))
+    if not is_tiled(first) and holds_anything(first):  # never two pictures in one folder
+        raise MedianscanError(f"scan-tiles --strip: {first} holds files already and is no tiled negative: the "
+                              "strip's first negative would be shot into it; name a fresh folder (nothing "
+                              "moved)")  # fmt: skip
     print(f"{first.name}{' (carried on)' if first.is_dir() else ''}: {plan.said()}, each negative, the whole strip")
     counter = [template.number(first.name) or k]
 
