@@ -7,15 +7,11 @@ and the rig are opened here, the tiles shot into NEGATIVE, then blended and stit
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
-from medianscan.capture.camera import open_camera
 from medianscan.capture.control_client import client_socket_paths, request
 from medianscan.capture.rig import calibrate_rig
-from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import RunSettings, TileRun
 from medianscan.cli.following import scan_tiles
@@ -24,12 +20,12 @@ from medianscan.cli.tiles_parts import (
     RESUME_FILE,
     Eyes,
     Printer,
+    camera_and_rig,
     load_resume,
     load_saved,
     no_daemon,
     save,
     stitch,
-    stop_on_signal,
 )
 from medianscan.cli.tiles_strip import run_on_strip, run_strip
 from medianscan.config.loader import load_config
@@ -88,25 +84,13 @@ def run(args: argparse.Namespace) -> int:
     calibration = calibrate_rig.load(cfg.library)
     plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
     print(f"{negative.name}: {plan.said()}")
-    camera = open_camera(cfg.camera)
-    camera.connect()
-    stop = threading.Event()
-    before = signal.signal(signal.SIGINT, lambda n, f: stop_on_signal(stop, n, f))
-    try:
-        camera.lock()
-        rig = open_rig(cfg)
-        try:
-            settings = RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds)
-            resume = load_resume(resume_file, negative)
-            tile_run = TileRun(rig, Eyes(camera, cfg), plan, calibration.scale(), negative, stop=stop,
-                               progress=Printer(), settings=settings, resume=resume)  # fmt: skip
-            summary = tile_run.run()
-            save(resume_file, negative, tile_run.resume())
-        finally:
-            rig.close()
-    finally:
-        signal.signal(signal.SIGINT, before)
-        camera.close()
+    with camera_and_rig(cfg) as (camera, rig, stop):
+        settings = RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds)
+        resume = load_resume(resume_file, negative)
+        tile_run = TileRun(rig, Eyes(camera, cfg), plan, calibration.scale(), negative, stop=stop,
+                           progress=Printer(), settings=settings, resume=resume)  # fmt: skip
+        summary = tile_run.run()
+        save(resume_file, negative, tile_run.resume())
     print(summary.said())
     if not summary.complete:
         return 1

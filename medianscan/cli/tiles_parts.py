@@ -5,10 +5,13 @@ negative blended and stitched by the services' own job; shared by one negative's
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -18,6 +21,7 @@ from medianscan.atomic import atomic_open
 from medianscan.capture.camera import Camera, NoLiveViewError
 from medianscan.capture.camera.burst.enough import Auto, FrameCount
 from medianscan.capture.events import Answer
+from medianscan.capture.rig.base import Rig
 from medianscan.capture.rig.tile_run import Resume, TileProgress
 from medianscan.config.schema import Config
 from medianscan.wording import counted
@@ -60,6 +64,29 @@ def stop_on_signal(stop: threading.Event, signum: int, frame: FrameType | None) 
     del signum, frame
     print("stopping after the tile under way (the stage stays where it is)", flush=True)
     stop.set()
+
+
+@contextlib.contextmanager
+def camera_and_rig(cfg: Config) -> Iterator[tuple[Camera, Rig, threading.Event]]:
+    """The configured camera (connected, locked) and rig for one standalone run, with the stop Ctrl-C sets (between
+    tiles); the rig, Ctrl-C's handler and the camera given back in that order after."""
+    from medianscan.capture.camera import open_camera
+    from medianscan.capture.rig.open import open_rig
+
+    camera = open_camera(cfg.camera)
+    camera.connect()
+    stop = threading.Event()
+    before = signal.signal(signal.SIGINT, lambda n, f: stop_on_signal(stop, n, f))
+    try:
+        camera.lock()
+        rig = open_rig(cfg)
+        try:
+            yield camera, rig, stop
+        finally:
+            rig.close()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        camera.close()
 
 
 class Printer:

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from medianscan.capture.camera import open_camera
 from medianscan.capture.rig import calibrate_rig
-from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.strip_summary import StripSummary
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import Resume, RunSettings
@@ -32,11 +28,11 @@ from medianscan.cli.tiles_parts import (
     RESUME_FILE,
     Eyes,
     Printer,
+    camera_and_rig,
     load_saved,
     no_daemon,
     save,
     stitch,
-    stop_on_signal,
 )
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
@@ -135,25 +131,13 @@ def _run(cfg: Config, first: Path, resume: Resume | None, name_next: Callable[[]
     plan = make_plan(Wanted.of(cfg.tiles), calibration.scale())
     settings = strip_settings(cfg.tiles)
     resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
-    camera = open_camera(cfg.camera)
-    camera.connect()
-    stop = threading.Event()
-    before = signal.signal(signal.SIGINT, lambda n, f: stop_on_signal(stop, n, f))
-    try:
-        camera.lock()
-        rig = open_rig(cfg)
-        try:
-            run = StripRun(rig, Eyes(camera, cfg), plan, calibration.scale(), first=first, name_next=name_next,
-                           strip=settings, stop=stop, progress=Printer(),
-                           settings=RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds),
-                           resume=resume, most=most)  # fmt: skip
-            summary = run.run()
-            left = run.resume()
-            save(resume_file, left[0] if left else first, None if left is None else left[1])
-        finally:
-            rig.close()
-    finally:
-        signal.signal(signal.SIGINT, before)
-        camera.close()
+    with camera_and_rig(cfg) as (camera, rig, stop):
+        run = StripRun(rig, Eyes(camera, cfg), plan, calibration.scale(), first=first, name_next=name_next,
+                       strip=settings, stop=stop, progress=Printer(),
+                       settings=RunSettings(cfg.rig.settle_seconds, cfg.tiles.wait_without_live_view_seconds),
+                       resume=resume, most=most)  # fmt: skip
+        summary = run.run()
+        left = run.resume()
+        save(resume_file, left[0] if left else first, None if left is None else left[1])
     print(summary.said())
     return summary
