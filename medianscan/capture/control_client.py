@@ -27,6 +27,21 @@ def client_socket_paths(cfg: Config) -> list[Path]:
     return [folder / SOCKET_NAME for folder in dict.fromkeys(folders)]
 
 
+def capture_daemon(cfg: Config) -> Path | None:
+    """The socket of a capture daemon answering on it (it holds the camera and the rig), or None (none runs, a
+    stale socket, or a hot folder's watcher, which holds no camera)."""
+    for path in client_socket_paths(cfg):
+        if not path.exists():
+            continue
+        try:
+            status = request(path, "status", timeout=2.0).get("status")
+        except MedianscanError:
+            continue  # a stale socket: nobody answers through it
+        if isinstance(status, dict) and status.get("mode") != "watch":
+            return path
+    return None
+
+
 def request(path: Path, action: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
     """Send one request to the daemon's control socket and return its reply (the daemon's answer, once it has
     done or refused the action: it waits up to `timeout` seconds for that); problems become one sentence."""

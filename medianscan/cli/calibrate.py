@@ -21,7 +21,7 @@ import yaml
 from medianscan.atomic import atomic_path
 from medianscan.capture.calibrate import Calibration, ExposureCalibration
 from medianscan.capture.camera import Camera, NoLiveViewError, open_camera
-from medianscan.capture.control_client import client_socket_paths, request
+from medianscan.capture.control_client import capture_daemon
 from medianscan.config.loader import load_config
 from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
@@ -193,18 +193,12 @@ def _no_roll_base(cfg: Config, result: Calibration) -> str:
 def refuse_while_a_daemon_holds_the_camera(cfg: Config) -> None:
     """A capture daemon that answers on its control socket holds the camera (one process per body): say so in
     one sentence, before the probes would fight it for the body. A watcher holds none."""
-    for path in client_socket_paths(cfg):
-        if not path.exists():
-            continue
-        try:
-            status = request(path, "status", timeout=2.0).get("status")
-        except MedianscanError:
-            continue  # a stale socket: nobody holds the camera through it
-        if isinstance(status, dict) and status.get("mode") != "watch":
-            raise MedianscanError(
-                f"a running medianscan holds the camera (its control socket is {path}): stop it first "
-                "(`systemctl stop medianscan`, or Ctrl-C in its terminal), calibrate, then start it again"
-            )
+    path = capture_daemon(cfg)
+    if path is not None:
+        raise MedianscanError(
+            f"a running medianscan holds the camera (its control socket is {path}): stop it first "
+            "(`systemctl stop medianscan`, or Ctrl-C in its terminal), calibrate, then start it again"
+        )
 
 
 def write_shutter(path: Path, value: str) -> None:

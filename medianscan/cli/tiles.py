@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medianscan.capture.control_client import client_socket_paths, request
+from medianscan.capture.control_client import capture_daemon, request
 from medianscan.capture.rig import calibrate_rig
 from medianscan.capture.rig.tile_plan import Wanted, make_plan
 from medianscan.capture.rig.tile_run import RunSettings, TileRun
@@ -29,7 +29,6 @@ from medianscan.cli.tiles_parts import (
 )
 from medianscan.cli.tiles_strip import run_on_strip, run_strip
 from medianscan.config.loader import load_config
-from medianscan.config.schema import Config
 from medianscan.errors import MedianscanError
 
 
@@ -97,21 +96,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_stitch:
         stitch(negative, cfg)
     return 0
-
-
-def capture_daemon(cfg: Config) -> Path | None:
-    """The socket of a capture daemon answering on it (it holds the camera and the rig), or None (none runs, a
-    stale socket, or a hot folder's, which holds no camera)."""
-    for path in client_socket_paths(cfg):
-        if not path.exists():
-            continue
-        try:
-            status = request(path, "status", timeout=2.0).get("status")
-        except MedianscanError:
-            continue
-        if isinstance(status, dict) and status.get("mode") != "watch":
-            return path
-    return None
 
 
 def _through(path: Path, args: argparse.Namespace) -> int:
