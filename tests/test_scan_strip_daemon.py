@@ -40,7 +40,14 @@ from medianscan.errors import MedianscanError
 from medianscan.library.tile_set import StitchState, TileEntry, TileLayout, read_tile_set, write_tile_set
 from medianscan.stitch.record import StitchRecord
 from tests.daemon_thread import RunningDaemon
-from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS, STRIP_MM_PER_PIXEL, strip_on, true_scale
+from tests.sheet_stage import (
+    FEED_MM_PER_MINUTE,
+    PREVIEW_FPS,
+    STRIP_MM_PER_PIXEL,
+    StripTiles,
+    strip_on,
+    true_scale,
+)
 from tests.test_scan_strip import SLIP_MISS
 from tests.test_scan_tiles import against_picture
 from tests.waiting import wait_until
@@ -62,6 +69,18 @@ def strip_calibrated(cfg: Config) -> None:
                                       AxisMeasure(scale.y_axis, scale.backlash_mm[1], 2.0),
                                       (sim.width, sim.height), (sim.width // 2, sim.height // 2), 1.0),
                        cfg.library)  # fmt: skip
+
+
+def stopped_between_negatives(tmp_path: Path) -> tuple[StripTiles, Path]:
+    """A calibrated strip run stopped after frame-001's last tile (its stage's place in `strip.saved`), and where
+    the standalone run keeps that place."""
+    strip = strip_on(tmp_path)
+    strip_calibrated(strip.cfg)
+    stop = threading.Event()
+    strip.eyes.after_shot = lambda shot: stop.set() if shot == 4 else None
+    assert strip.run(stop).summary.stopped == "by the operator, between negatives"
+    assert strip.saved is not None and strip.saved[0].name == "frame-001"
+    return strip, calibrate_rig.calibration_path(strip.cfg.library).with_name(RESUME_FILE)
 
 
 @pytest.mark.slow
@@ -271,14 +290,9 @@ def test_a_plain_scan_tiles_without_a_daemon_after_a_strip_stopped_between_negat
     it: `medianscan scan-tiles ROLL/frame-002` finds frame-002 past the gap and shoots it whole (each tile where
     the plan puts the strip's second negative), leaving the stage on the strip; a negative of another strip's
     run left unfinished is refused in one sentence, nothing moved."""
-    strip = strip_on(tmp_path)
+    strip, resume_file = stopped_between_negatives(tmp_path)
     cfg = strip.cfg
-    strip_calibrated(cfg)
-    stop = threading.Event()
-    strip.eyes.after_shot = lambda shot: stop.set() if shot == 4 else None
-    assert strip.run(stop).summary.stopped == "by the operator, between negatives"
-    assert strip.saved is not None and strip.saved[0].name == "frame-001"
-    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
+    assert strip.saved is not None
     save(resume_file, *strip.saved)  # as the standalone strip run leaves it
     burst = SimulatedCamera.burst
 
@@ -351,14 +365,9 @@ def test_after_a_strip_stopped_between_negatives_a_finished_or_other_full_folder
     --strip run whose next folder (frame-002) holds a file are each refused in one sentence: the stage not moved,
     nothing shot, the saved place kept (the stage went along the whole strip, or shot frame-002's picture into
     frame-009, before)."""
-    strip = strip_on(tmp_path)
+    strip, resume_file = stopped_between_negatives(tmp_path)
     cfg = strip.cfg
-    strip_calibrated(cfg)
-    stop = threading.Event()
-    strip.eyes.after_shot = lambda shot: stop.set() if shot == 4 else None
-    assert strip.run(stop).summary.stopped == "by the operator, between negatives"
-    assert strip.saved is not None and strip.saved[0].name == "frame-001"
-    resume_file = calibrate_rig.calibration_path(cfg.library).with_name(RESUME_FILE)
+    assert strip.saved is not None
     save(resume_file, *strip.saved)
     monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
     config = tmp_path / "medianscan.yaml"
