@@ -124,6 +124,15 @@ def text_of(driver: WebDriver, testid: str) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]").text)
 
 
+def banners(driver: WebDriver) -> list[str]:
+    """The banners' texts, read in one call in the page: the page redraws them on each status poll, so an element
+    found in one call may be gone by the next (a stale element)."""
+    said = driver.execute_script(
+        "return [...document.querySelectorAll('[data-testid=banners] > div')].map(e => e.innerText)"
+    )
+    return [str(text) for text in said]
+
+
 def spread(driver: WebDriver, testid: str) -> float:
     """The standard deviation of an image element's pixels as the browser drew them (-1: not loaded)."""
     element = driver.find_element(By.CSS_SELECTOR, f"[data-testid={testid}]")
@@ -261,9 +270,8 @@ def test_a_refused_setting_is_one_banner_and_live_view_still_runs(
         browser.get(running.url)
         wait = WebDriverWait(browser, 60, poll_frequency=0.2)
         wait.until(lambda d: spread(d, "live") > 1, "a live image")
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div"), "the banner")
-        (banner,) = browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div")
-        said = banner.text
+        wait.until(banners, "the banner")
+        (said,) = banners(browser)
         assert said.startswith("Setting refused: camera setting 'shutterspeed' cannot be '1/55'"), said
         assert "it offers 1/100, 1/80, 1/60, 1/50 or 1/40 nearest (`medianscan camera show` lists all 37)" in said
         assert "1/4000" not in said and "Ctrl-C" not in said and f"`kill -HUP {os.getpid()}`" in said, said
@@ -277,7 +285,7 @@ def test_a_refused_setting_is_one_banner_and_live_view_still_runs(
         browser.find_element(By.CSS_SELECTOR, "[data-testid=capture]").click()
         wait.until(lambda d: "cannot capture" in text_of(d, "answer"), "the refusal")
         assert browser.find_element(By.CSS_SELECTOR, "[data-testid=answer]").get_attribute("class") == "refused"
-        assert len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=banners] > div")) == 1  # said once
+        assert len(banners(browser)) == 1  # said once
         assert list(running.daemon.library.root.glob("*/frame-001")) == []  # nothing shot
         assert console_errors(browser) == []
         shot = tmp_path / f"refused-{size[0]}.png"
