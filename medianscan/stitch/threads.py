@@ -1,0 +1,45 @@
+"""The stitch's second core: LibRaw's decode and NumPy's and SciPy's array work release the GIL, so a stitch runs
+its independent pieces (the next tile's decode, two overlaps' registration, two bands of the output) on threads of
+one process, a bounded number ahead so that memory stays what one piece at a time would take, times `WORKERS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+WORKERS = max(1, min(2, _cores()))  # beyond two, the bands' memory grows and the disk is the limit
+
+
+def in_order(work: Callable[[In], Out], items: Iterable[In], *, ahead: int = WORKERS) -> Iterator[Out]:
+    """`work` of each item, in the items' order, at most `ahead` running or done and not yet taken: a lazy
+    `map` on `WORKERS` threads. An exception is raised where its item's result would have been."""
+    if ahead <= 1 or WORKERS == 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="medianscan-stitch") as pool:
+        pending: deque[Future[Out]] = deque()
+        try:
+            for item in items:
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(work, item))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # an error or a consumer that stopped early: nothing more starts
+                future.cancel()
