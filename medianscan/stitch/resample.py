@@ -10,7 +10,9 @@ mix, so the output stays a raw: the editor's demosaic still does the demosaicing
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -124,39 +126,100 @@ def sample_shifted(
     tile_size: tuple[int, int],
 ) -> npt.NDArray[np.float32]:
     """A translated (unturned) tile read onto a box of `box` (rows, columns) output photosites, whose wanted
-    colours repeat as `wanted` (the output's CFA from the box's first photosite), that photosite at tile point
-    `corner`: every point shares one fraction, so each of the pattern's positions is four weighted strided
-    views of its colour's plane (no per-point interpolation, each photosite computed once). Beyond the tile's
-    edge it repeats its edge."""
+    colours repeat as `wanted` (the output's CFA from the box's first photosite, of the tile's CFA's size), that
+    photosite at tile point `corner`. Every point shares one fraction, so the dense plane and the bilinear read
+    of `sample` come to one fixed stencil for each of the pattern's positions (`shift_stencil`): a few weighted
+    strided views of the tile's own photosites, no plane filled in. Beyond the tile's edge its last whole CFA
+    repeat repeats, each photosite with its own colour."""
     h, w = tile_size
     rows, cols = box
     iv, iu = int(np.floor(corner[0])), int(np.floor(corner[1]))
-    fv, fu = np.float32(corner[0] - iv), np.float32(corner[1] - iu)
-    pw = tile_pattern.shape[1]
+    fraction = (float(corner[0] - iv), float(corner[1] - iu))
+    ph, pw = tile_pattern.shape
     start, stop = max(0, iv - MARGIN), min(h, iv + rows + 1 + MARGIN)
-    c0 = max(0, iu - MARGIN) // pw * pw
-    c1 = min(w, iu + cols + 1 + MARGIN)
-    region = rows_of(start, stop)[:, c0:c1]
-    pads = (
-        (max(0, start - iv), max(0, iv + rows + 1 - stop)),
-        (max(0, c0 - iu), max(0, iu + cols + 1 - c1)),
-    )
-    r0, q0 = iv - start + pads[0][0], iu - c0 + pads[1][0]
+    c0, c1 = max(0, iu - MARGIN), min(w, iu + cols + 1 + MARGIN)
+    stencils = {
+        (a, b): shift_stencil(tile_pattern, int(wanted[a, b]), ((iv + a) % ph, (iu + b) % pw), fraction)
+        for a in range(min(ph, rows))
+        for b in range(min(pw, cols))
+    }
+    low = min(min(t.dy for t in s) for s in stencils.values()), min(min(t.dx for t in s) for s in stencils.values())
+    high = max(max(t.dy for t in s) for s in stencils.values()), max(max(t.dx for t in s) for s in stencils.values())
+    # the region's rows and columns with whole CFA repeats added beyond the tile where the stencils reach
+    ys = _within(np.arange(iv + low[0], iv + rows + high[0] + 1), start, stop, ph)
+    xs = _within(np.arange(iu + low[1], iu + cols + high[1] + 1), c0, c1, pw)
+    region = _gathered(_gathered(rows_of(start, stop)[:, c0:c1], ys, 0), xs, 1)
     out = np.empty((rows, cols), dtype=np.float32)
-    wy, wx = wanted.shape
-    positions = [(a, b) for a in range(min(wy, rows)) for b in range(min(wx, cols))]
-    for colour in sorted({int(wanted[a, b]) for a, b in positions}):  # one colour's plane held at a time
-        plane = np.pad(dense_plane(region, tile_pattern, colour, start, c0), pads, mode="edge")
-        for a, b in (ab for ab in positions if wanted[ab] == colour):
-            target = out[a::wy, b::wx]
-            n, m = target.shape
-            for k, (dv, du) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-                top, left = r0 + a + dv, q0 + b + du
-                seen = plane[top : top + (n - 1) * wy + 1 : wy, left : left + (m - 1) * wx + 1 : wx]
-                weight = (fu if du else 1 - fu) * (fv if dv else 1 - fv)
-                if k == 0:
-                    np.multiply(seen, weight, out=target)
-                else:
-                    target += seen * weight
-        del plane  # before the next colour's is made
+    for (a, b), stencil in stencils.items():
+        n, m = len(range(a, rows, ph)), len(range(b, cols, pw))
+        total = np.zeros((n, m), dtype=np.float32)
+        scratch = np.empty_like(total)
+        for tap in stencil:  # region index of tile row iv + a + tap.dy is a + tap.dy - low
+            top, left = a + tap.dy - low[0], b + tap.dx - low[1]
+            seen = region[top : top + (n - 1) * ph + 1 : ph, left : left + (m - 1) * pw + 1 : pw]
+            total += np.multiply(seen, np.float32(tap.weight), out=scratch)
+        out[a::ph, b::pw] = total
     return out
+
+
+@dataclass(frozen=True)
+class Tap:
+    """One tile photosite's weight in a shifted read: at (dy, dx) from the point's whole-photosite part."""
+
+    dy: int
+    dx: int
+    weight: float
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_stencil(
+    pattern: bytes, shape: tuple[int, int], colour: int, phase: tuple[int, int], fraction: tuple[float, float]
+) -> tuple[Tap, ...]:
+    tile_pattern = np.frombuffer(pattern, dtype=np.uint8).reshape(shape)
+    ph, pw = shape
+    kernel = _tent(max(1.5, 1 / np.sqrt(float(np.mean(tile_pattern == colour)))))
+    reach = len(kernel) // 2
+    fv, fu = fraction
+    weights: dict[tuple[int, int], float] = {}
+    for dv, du in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the bilinear read's four points of the dense plane
+        corner_weight = (fv if dv else 1 - fv) * (fu if du else 1 - fu)
+        if corner_weight == 0:
+            continue
+        near = [
+            (dv + ey, du + ex, kernel[ey + reach] * kernel[ex + reach])
+            for ey in range(-reach, reach + 1)
+            for ex in range(-reach, reach + 1)
+            if tile_pattern[(phase[0] + dv + ey) % ph, (phase[1] + du + ex) % pw] == colour
+        ]
+        norm = sum(k for _, _, k in near)  # the dense plane's normalising weight at that point
+        for sy, sx, k in near:
+            weights[sy, sx] = weights.get((sy, sx), 0.0) + corner_weight * k / norm
+    return tuple(Tap(dy, dx, wt) for (dy, dx), wt in sorted(weights.items()) if wt > 0)
+
+
+def shift_stencil(
+    tile_pattern: npt.NDArray[np.uint8], colour: int, phase: tuple[int, int], fraction: tuple[float, float]
+) -> tuple[Tap, ...]:
+    """The tile photosites (all of `colour`) and weights whose sum is `sample`'s value at a point `fraction` past
+    a photosite at CFA position `phase`: the dense plane's normalised tent at the bilinear read's four points,
+    composed. Away from the tile's edges the two agree to float32's rounding."""
+    pattern = np.ascontiguousarray(tile_pattern, dtype=np.uint8)
+    return _cached_stencil(pattern.tobytes(), (pattern.shape[0], pattern.shape[1]), colour, phase, fraction)
+
+
+def _within(points: npt.NDArray[np.int64], first: int, stop: int, period: int) -> npt.NDArray[np.intp]:
+    """Region indices (from `first`) for tile rows or columns `points`: those outside [first, stop) moved by whole
+    CFA repeats to the nearest inside, so each keeps its colour."""
+    inside = points.copy()
+    below, above = inside < first, inside >= stop
+    inside[below] += -(-(first - inside[below]) // period) * period
+    inside[above] -= -(-(inside[above] - stop + 1) // period) * period
+    return np.clip(inside - first, 0, stop - first - 1).astype(np.intp)
+
+
+def _gathered(values: npt.NDArray[np.float32], at: npt.NDArray[np.intp], axis: int) -> npt.NDArray[np.float32]:
+    """`values` at indices `at` along `axis`: a view where they run on one by one (the tile's inside), else a
+    gather (beyond its edges)."""
+    if np.array_equal(at, np.arange(at[0], at[0] + len(at))):
+        return values[at[0] : at[0] + len(at)] if axis == 0 else values[:, at[0] : at[0] + len(at)]
+    return np.take(values, at, axis=axis)
