@@ -1,6 +1,6 @@
 """`medianscan scan-tiles` from the command line stitches the negative itself (cli.tiles_parts.stitch): the tiles no
 overlap placed are named to the operator in one sentence on stderr, by the rule the daemon and `medianscan stitch`
-use (service.tiled.placed_alone). The tiles are tests/tiled_negatives' (cut from the CR2's picture), a stage far
+use (StitchRecord.placed_alone). The tiles are tests/tiled_negatives' (cut from the CR2's picture), a stage far
 off square whose tiles.json gives no places: the grid alone cannot find their overlaps."""
 
 from __future__ import annotations

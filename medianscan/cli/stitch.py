@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     # on one another there, and on a busy 2-core machine the flat's 12,000 x 15 fit took 0.1-0.3 s a call where
     # one thread takes 2 ms. Set before NumPy loads, so the pipeline is imported here; a setting given wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from medianscan.service.tiled import placed_alone
     from medianscan.stitch.pipeline import StitchOptions, stitch
 
     options = StitchOptions(flat=args.flat, compress=args.compress, layout=args.layout, overlap=args.overlap)
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         level = f", levels within {seam.level_median:.2%}" if seam.level_median is not None else ""
         print(f"  seam {a} / {b}: {at}{level}")
     print(f"  record: {record.output.with_suffix('.json')}")
-    alone = placed_alone(record)
+    alone = record.placed_alone
     if alone:
         names = ", ".join(t.source.name for t in alone)
         said = f"no overlap registered for {counted(len(alone), 'tile')} ({names}): placed by the --layout grid alone"

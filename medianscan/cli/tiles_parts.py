@@ -108,7 +108,7 @@ def stitch(negative: Path, cfg: Config) -> None:
     from medianscan.blend.pipeline import blend_stack
     from medianscan.library.tile_set import StitchState, StitchStatus, read_tile_set, record_stitch
     from medianscan.service.stitch_job import stitch_job
-    from medianscan.service.tiled import TiledNegatives, placed_alone, tile_blend
+    from medianscan.service.tiled import TiledNegatives, tile_blend
 
     started = time.perf_counter()
     options = BlendOptions.from_config(cfg.blend)
@@ -127,7 +127,7 @@ def stitch(negative: Path, cfg: Config) -> None:
                                          seconds=seconds, width=record.width, height=record.height))  # fmt: skip
     print(f"{record.output}: {len(record.tiles)} tiles blended and stitched, {record.width}x{record.height} "
           f"photosites, in {seconds:.1f} s")  # fmt: skip
-    alone = placed_alone(record)
+    alone = record.placed_alone
     if alone:
         names = ", ".join(t.source.parent.name for t in alone)
         by = "the plan's places" if task.positions is not None else "the grid"

@@ -41,7 +41,7 @@ from medianscan.library.tile_set import (
 from medianscan.service.pool import Outcome, Started
 from medianscan.service.progress import StitchDone, StitchFailed
 from medianscan.service.stitch_job import StitchTask
-from medianscan.stitch.record import StitchRecord, TileRecord
+from medianscan.stitch.record import StitchRecord
 from medianscan.vocabulary import Method
 from medianscan.wording import counted
 
@@ -68,15 +68,6 @@ def tile_blend(folder: Path, method: Method) -> Path | None:
     if not blend.is_file() or recorded is None:
         return None
     return blend if set(recorded) >= {p.name for p in contents.candidates(folder)} else None
-
-
-def placed_alone(record: StitchRecord) -> list[TileRecord]:
-    """The tiles of a stitch that no overlap placed from the pictures: where they sit is the prior's alone (a
-    plain sky, too little overlap), which the operator should look at, not find out later."""
-    if len(record.tiles) < 2:
-        return []
-    measured = {k for seam in record.seams if seam.placed_by == "measured" for k in (seam.a, seam.b)}
-    return [t for k, t in enumerate(record.tiles) if k not in measured]
 
 
 def at_work(running: list[Path]) -> tuple[int, int]:
@@ -150,8 +141,8 @@ class Stitched:
 
     @property
     def unregistered(self) -> list[str]:
-        """The tiles (their folders) that no overlap placed from the pictures (`placed_alone`)."""
-        return [] if self.record is None else [t.source.parent.name for t in placed_alone(self.record)]
+        """The tiles (their folders) that no overlap placed from the pictures (`StitchRecord.placed_alone`)."""
+        return [] if self.record is None else [t.source.parent.name for t in self.record.placed_alone]
 
     def news(self, label: str) -> StitchDone | StitchFailed:
         """The event the service tells its listeners (the stitch-done or stitch-failed hook among them)."""

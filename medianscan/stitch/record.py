@@ -55,6 +55,15 @@ class StitchRecord:
     def resampled(self) -> list[TileRecord]:
         return [t for t in self.tiles if t.resampled]
 
+    @property
+    def placed_alone(self) -> list[TileRecord]:
+        """The tiles no overlap placed from the pictures: where they sit is the prior's alone (a plain sky, too
+        little overlap), which the operator should look at, not find out later."""
+        if len(self.tiles) < 2:
+            return []
+        measured = {k for seam in self.seams if seam.placed_by == "measured" for k in (seam.a, seam.b)}
+        return [t for k, t in enumerate(self.tiles) if k not in measured]
+
     def to_json(self) -> dict[str, Any]:
         return {"version": RECORD_VERSION, **_plain(dataclasses.asdict(self))}
 
