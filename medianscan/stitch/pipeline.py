@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from medianscan.stitch import cells, compose, gains, place, plan, register, solv
 from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
 from medianscan.stitch.sources import StitchError
 from medianscan.stitch.store import Steps, TileStore
+from medianscan.stitch.threads import in_order
 from medianscan.timing import timed
 from medianscan.wording import counted
 
@@ -255,40 +257,50 @@ def _read_all(
 ) -> tuple[Frame, Tone | None, list[register.Thumb]]:
     """Read each tile once: its corrected mosaic, its cell plane and that plane flattened go to the store; the
     first tile's frame (its metadata, without its pixels), its preview's tone and every tile's thumbnail stay.
-    One decoded tile at a time: the first's pixels go before the second is read."""
+    The next tile is decoded on a thread while this one is cut into cells (read-ahead of one: two decoded tiles
+    at most, LibRaw's own buffers, none copied); each tile's buffer goes before its plane is flattened."""
     thumbs = []
     first: Frame | None = None
     tone: Tone | None = None
-    first_cfa = ""
-    for k, tile in enumerate(tiles):
-        frame = sources.read_tile(tile)
-        layout = frame.layout
-        assert layout is not None
-        if first is None:
-            tone = preview_tone(frame)
-            first = replace(frame, pixels=np.empty((0, 0), np.uint16))
-            first_cfa = sources.cfa_name(layout)
-        problem = plan.cfa_problem(tile, sources.cfa_name(layout), tiles[0], first_cfa)
-        if problem:
-            raise StitchError(problem)
-        use_flat = flat if flat is not None and not sources.flat_already_applied(tile) else None
-        if use_flat is not None:
-            sources.check_flat(use_flat, frame)
-        cell = cells.cell_size(sources.local_pattern(layout))
-        top, left, bottom, right = layout.active_area
-        plane = np.zeros(cells.plane_shape((bottom - top, right - left), cell), dtype=np.float32)
-        steps = _tile_steps(layout, use_flat.top if use_flat is not None else 1.0)
-        for start, values in sources.visible_bands(frame, use_flat, _band_rows(layout, cell)):
-            cells.add_cells(plane, values, start, cell)
-            store.append(f"tile{k}", values, steps)  # overwrites values
-        del frame
-        store.put(f"plane{k}", plane)
-        flattened = cells.flattened(plane)
-        store.put(f"flat{k}", flattened)
-        thumbs.append(register.thumbnail(cells.shrink(flattened, cells.thumb_factor(plane.shape))))
-        del plane, flattened
+    decoding = in_order(sources.decode_tile, tiles, ahead=2)
+    with closing(decoding):  # on an error, the decode under way ends here and no other starts
+        for k, (tile, decoded) in enumerate(zip(tiles, decoding, strict=True)):
+            with decoded:
+                if first is None:
+                    tone = preview_tone(decoded.frame)
+                    first = replace(decoded.frame, pixels=np.empty((0, 0), np.uint16))
+                plane = _cut(k, tile, decoded.frame, store, flat=flat, first_tile=tiles[0], first=first)
+            store.put(f"plane{k}", plane)
+            flattened = cells.flattened(plane)
+            store.put(f"flat{k}", flattened)
+            thumbs.append(register.thumbnail(cells.shrink(flattened, cells.thumb_factor(plane.shape))))
+            del plane, flattened
     assert first is not None
     return first, tone, thumbs
+
+
+def _cut(
+    k: int, tile: sources.Tile, frame: Frame, store: TileStore, *, flat: sources.TileFlat | None,
+    first_tile: sources.Tile, first: Frame,
+) -> npt.NDArray[np.float32]:  # fmt: skip
+    """Tile k's corrected mosaic into the store band by band, and its cell plane; its CFA checked against the
+    first tile's, its flat against it."""
+    layout, first_layout = frame.layout, first.layout
+    assert layout is not None and first_layout is not None
+    problem = plan.cfa_problem(tile, sources.cfa_name(layout), first_tile, sources.cfa_name(first_layout))
+    if problem:
+        raise StitchError(problem)
+    use_flat = flat if flat is not None and not sources.flat_already_applied(tile) else None
+    if use_flat is not None:
+        sources.check_flat(use_flat, frame)
+    cell = cells.cell_size(sources.local_pattern(layout))
+    top, left, bottom, right = layout.active_area
+    plane = np.zeros(cells.plane_shape((bottom - top, right - left), cell), dtype=np.float32)
+    steps = _tile_steps(layout, use_flat.top if use_flat is not None else 1.0)
+    for start, values in sources.visible_bands(frame, use_flat, _band_rows(layout, cell)):
+        cells.add_cells(plane, values, start, cell)
+        store.append(f"tile{k}", values, steps)  # overwrites values
+    return plane
 
 
 def _tile_steps(layout: MosaicLayout, top_gain: float) -> Steps:

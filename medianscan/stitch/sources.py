@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,7 @@ import tifffile
 from medianscan.blend.corrections.flat import FlatError, MasterFlat, master_by_planes
 from medianscan.blend.reading import sniff
 from medianscan.blend.reading.frames import Frame, read_frame, read_metadata, sha256_file
+from medianscan.blend.reading.raw_layout import layout_from_rawpy, with_source_colour
 from medianscan.blend.reading.recorded import recorded_frames
 from medianscan.blend.stack_files import output_paths
 from medianscan.errors import MedianscanError, StackError
@@ -126,6 +128,54 @@ def read_tile(tile: Tile) -> Frame:
             f"tile {tile.name}: holds linear RGB, not a colour-filter mosaic; the stitch works on the mosaic"
         )
     return frame
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A tile decoded for the stitch. A colour-filter raw's frame holds LibRaw's own buffer while `raw` is open (no
+    copy of it: 48 MB and a memcpy a 24 MP tile; nor the file's sha256, which the stitch never reads); once
+    closed, its pixels are gone. Anything else LibRaw does not unpack as a mosaic (a DNG compressed with JPEG XL)
+    is read by the blend's reader into an array of its own (`raw` None)."""
+
+    frame: Frame
+    raw: rawpy.RawPy | None = None
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+
+    def __enter__(self) -> Decoded:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def decode_tile(tile: Tile) -> Decoded:
+    """The tile's raw, decoded (LibRaw releases the GIL: a thread may decode the next tile meanwhile); a file
+    that is not a colour-filter raw is named, as by read_tile."""
+    give_back_freed()
+    raw = rawpy.RawPy()
+    try:
+        raw.open_file(str(tile.raw))
+        raw.unpack()
+        if raw.raw_type == rawpy.RawType.Flat and raw.raw_pattern is not None:
+            layout = with_source_colour(layout_from_rawpy(raw), tile.raw)
+            meta = read_metadata(tile.raw)
+            pixels = raw.raw_image
+            return Decoded(
+                Frame(tile.raw, "raw", pixels, meta.camera, meta.exposure, "", layout, layout.orientation), raw
+            )
+    except rawpy.LibRawError:
+        pass  # the blend's reader names the problem, or decodes what LibRaw cannot (JPEG XL)
+    except OSError as exc:
+        raw.close()
+        raise StitchError(f"tile {tile.name}: cannot read the file ({exc.strerror or exc})") from exc
+    except BaseException:
+        raw.close()
+        raise
+    raw.close()
+    return Decoded(read_tile(tile))
 
 
 def give_back_freed() -> None:

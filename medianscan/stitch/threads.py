@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -25,9 +25,10 @@ def _cores() -> int:
 WORKERS = max(1, min(2, _cores()))  # beyond two, the bands' memory grows and the disk is the limit
 
 
-def in_order(work: Callable[[In], Out], items: Iterable[In], *, ahead: int = WORKERS) -> Iterator[Out]:
+def in_order(work: Callable[[In], Out], items: Iterable[In], *, ahead: int = WORKERS) -> Generator[Out]:
     """`work` of each item, in the items' order, at most `ahead` running or done and not yet taken: a lazy
-    `map` on `WORKERS` threads. An exception is raised where its item's result would have been."""
+    `map` on `WORKERS` threads. An exception is raised where its item's result would have been. A generator: a
+    consumer that stops early closes it (contextlib.closing) to cancel what has not started."""
     if ahead <= 1 or WORKERS == 1:
         yield from map(work, items)
         return
