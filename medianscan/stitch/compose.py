@@ -1,8 +1,8 @@
 """The output built a band of rows at a time: every tile under the band copied or resampled into it, times its
 gain and its feather, normalised by the weights, put back over the output's black levels in 16 bits.
 
-Only the band and the tile rows under it are in memory at once (the tiles come from the store by rows), so a
-stitch's peak memory does not grow with the output.
+Only the bands being made (`threads.WORKERS` of them) and the tile rows under them are in memory at once (the
+tiles come from the store by rows), so a stitch's peak memory does not grow with the output.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medianscan.metadata import UINT16_TOP
-from medianscan.stitch import resample, seams
+from medianscan.stitch import resample, seams, threads
 from medianscan.stitch.place import Canvas, Placement
 from medianscan.stitch.store import TileStore
 
@@ -52,7 +52,8 @@ def bands(
     (0 red, 1 green, 2 blue), the tiles' and the output's alike."""
     width = canvas.width
     ph, pw = channels.shape
-    for top in range(0, canvas.height, rows):
+
+    def band(top: int) -> npt.NDArray[np.uint16]:
         bottom = min(canvas.height, top + rows)
         num = np.zeros((bottom - top, width), dtype=np.float32)
         den = np.zeros_like(num)
@@ -70,7 +71,10 @@ def bands(
             for dx in range(pw):
                 value[dy::ph, dx::pw] += black[dy, dx]
         np.clip(np.rint(value, out=value), 0, min(levels.white, UINT16_TOP), out=value)
-        yield value.astype(np.uint16)
+        return value.astype(np.uint16)
+
+    # two bands made at once while the writer takes the one before: the bands are independent
+    yield from threads.in_order(band, range(0, canvas.height, rows))
 
 
 def _reader(placement: Placement) -> Reader:

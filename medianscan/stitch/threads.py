@@ -11,6 +11,8 @@ from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from medianscan.stitch import heap
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -32,6 +34,7 @@ def in_order(work: Callable[[In], Out], items: Iterable[In], *, ahead: int = WOR
     if ahead <= 1 or WORKERS == 1:
         yield from map(work, items)
         return
+    heap.one_arena()  # before the first thread meets the heap
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="medianscan-stitch") as pool:
         pending: deque[Future[Out]] = deque()
         try:
