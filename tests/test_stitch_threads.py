@@ -1,18 +1,21 @@
 """The stitch's passes on two threads: a tile that cannot be decoded, while the tile before it is being cut into
 cells on the other thread, is still named in one sentence with nothing written, and the read-ahead's LibRaw
-buffer is given back; the pairs registered two at a time come back in the same order as one at a time."""
+buffer is given back; the pairs registered two at a time, each from windows of the store, come back the same as
+one at a time from whole planes."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from medianscan.cli import main
-from medianscan.stitch import threads
+from medianscan.stitch import cells, register, threads
 from medianscan.stitch.pipeline import StitchOptions, stitch
-from medianscan.stitch.store import TEMP_PREFIX
+from medianscan.stitch.store import TEMP_PREFIX, Steps, TileStore
 from tests.tiles import TileSpec, load_picture, write_tile
 
 pytestmark = pytest.mark.slow  # stitches real tiles
@@ -57,3 +60,34 @@ def test_two_threads_give_the_stitch_of_one(tiles: list[Path], tmp_path: Path, m
     ]
     assert two.seams == one.seams
     assert (tmp_path / "two.dng").read_bytes() == (tmp_path / "one.dng").read_bytes()
+
+
+def test_a_window_of_the_store_is_that_part_of_the_array(tmp_path: Path) -> None:
+    """Float32 arrays and those held as 16-bit steps, windows inside and across the edges (clipped)."""
+    rng = np.random.default_rng(2)
+    plain = rng.normal(100, 30, (90, 70)).astype(np.float32)
+    steps = Steps.spanning(-10, 400)
+    with TileStore(tmp_path) as store:
+        store.put("plain", plain)
+        store.append("held", plain.copy(), steps)
+        held = store.get("held")
+        for top, bottom, left, right in ((0, 90, 0, 70), (5, 17, 3, 61), (-4, 30, 60, 99), (80, 200, -1, 5)):
+            want = (slice(max(0, top), bottom), slice(max(0, left), right))
+            assert np.array_equal(store.window("plain", top, bottom, left, right), plain[want])
+            assert np.array_equal(store.window("held", top, bottom, left, right), held[want])
+
+
+def test_a_pair_registered_from_stored_windows_is_the_pair_from_whole_planes(tmp_path: Path) -> None:
+    """refine reads only windows about the overlap from the store: the same fit, to the bit, as from the arrays."""
+    rng = np.random.default_rng(4)
+    field = ndimage.gaussian_filter(rng.normal(0, 1, (400, 700)), 2.0) * 0.2 + 5
+    seen = [field[:300, :420], field[37:337, 300:720]]  # j 37 down and 300 right of i, each with its own noise
+    plane_i, plane_j = (cells.flattened((p + rng.normal(0, 0.002, p.shape)).astype(np.float32)) for p in seen)
+    with TileStore(tmp_path) as store:
+        store.put("i", plane_i)
+        store.put("j", plane_j)
+        stored = [register.StoredPlane(store.shape(n), functools.partial(store.window, n)) for n in ("i", "j")]
+        whole = register.refine(plane_i, plane_j, (36.0, 301.0), 2000, 2, coarse=4)
+        windows = register.refine(stored[0], stored[1], (36.0, 301.0), 2000, 2, coarse=4)
+    assert whole is not None and abs(whole.shift[0] - 37) < 0.01 and abs(whole.shift[1] - 300) < 0.01, whole
+    assert windows == whole

@@ -6,6 +6,7 @@ atomically, with OUT.json beside it.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from contextlib import closing
@@ -25,7 +26,7 @@ from medianscan.stitch import cells, compose, gains, place, plan, register, solv
 from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
 from medianscan.stitch.sources import StitchError
 from medianscan.stitch.store import Steps, TileStore
-from medianscan.stitch.threads import in_order
+from medianscan.stitch.threads import WORKERS, in_order
 from medianscan.timing import timed
 from medianscan.wording import counted
 
@@ -191,41 +192,60 @@ def _register(
     prior: Sequence[tuple[float, float]] | None,
     overlap: float,
 ) -> tuple[list[solve.Link], list[tuple[int, int]], list[tuple[int, int]]]:
-    """Measure every pair that may overlap: the links for the solve, the pairs measured, and the pairs tried."""
+    """Measure every pair that may overlap: the links for the solve, the pairs measured, and the pairs tried. The
+    pairs are independent: measured two at a time on threads (each reads its two planes from the store), taken
+    in their order, so the links are those of one at a time."""
     plane_shape = store.shape("plane0")
     factor = cells.thumb_factor(plane_shape)
     tile_area = size[0] * size[1]
     min_points = int(plan.MIN_OVERLAP * plane_shape[0] * plane_shape[1])
-    links: list[solve.Link] = []
-    measured, tried = [], []
+    pairs: list[tuple[int, int, tuple[float, float] | None]] = []  # with the prior's offset in thumbnail points
     for i in range(count):
         for j in range(i + 1, count):
-            start: tuple[float, float] | None = None
-            if prior is not None:
-                dy, dx = prior[j][0] - prior[i][0], prior[j][1] - prior[i][1]
-                shared = max(0.0, size[0] - abs(dy)) * max(0.0, size[1] - abs(dx))
-                if shared < plan.MIN_OVERLAP * tile_area:
-                    continue
-                tried.append((i, j))
-                expect = (dy / cell[0] / factor, dx / cell[1] / factor)
-                reach = 0.1 * max(thumbs[i].image.shape)
-                found = register.coarse_offset(thumbs[i], thumbs[j], plan.MIN_OVERLAP, expect, reach)
-                coarse = found if found is not None else expect
-            else:
-                found = register.coarse_offset(thumbs[i], thumbs[j], plan.MIN_OVERLAP)
-                if found is None:
-                    continue
-                tried.append((i, j))
-                coarse = found
-            start = (coarse[0] * factor, coarse[1] * factor)
-            fit = register.refine(
-                store.get(f"flat{i}"), store.get(f"flat{j}"), start, min_points, cell[0], coarse=2 * factor
-            )
-            if fit is None:
+            if prior is None:
+                pairs.append((i, j, None))
                 continue
-            measured.append((i, j))
-            links.append(_link(i, j, fit, cell))
+            dy, dx = prior[j][0] - prior[i][0], prior[j][1] - prior[i][1]
+            shared = max(0.0, size[0] - abs(dy)) * max(0.0, size[1] - abs(dx))
+            if shared >= plan.MIN_OVERLAP * tile_area:
+                pairs.append((i, j, (dy / cell[0] / factor, dx / cell[1] / factor)))
+
+    def measure(pair: tuple[int, int, tuple[float, float] | None]) -> tuple[bool, register.PairFit | None]:
+        """Whether the pair was tried (its thumbnails overlap, or the prior says so) and its fit."""
+        i, j, expect = pair
+        if expect is not None:
+            reach = 0.1 * max(thumbs[i].image.shape)
+            found = register.coarse_offset(thumbs[i], thumbs[j], plan.MIN_OVERLAP, expect, reach)
+            coarse = found if found is not None else expect
+        else:
+            found = register.coarse_offset(thumbs[i], thumbs[j], plan.MIN_OVERLAP)
+            if found is None:
+                return False, None
+            coarse = found
+        start = (coarse[0] * factor, coarse[1] * factor)
+        sources.give_back_freed()  # what this thread's last pair freed, before its windows are read
+        return True, register.refine(_stored(store, f"flat{i}"), _stored(store, f"flat{j}"), start, min_points,
+                                     cell[0], coarse=2 * factor)  # fmt: skip
+
+    links: list[solve.Link] = []
+    measured, tried = [], []
+    # a pair's result is small: several may wait while a slow pair ends, the threads kept busy (two run at most)
+    found = in_order(measure, pairs, ahead=2 * WORKERS)
+    with closing(found):
+        for (i, j, _), (was_tried, fit) in zip(pairs, found, strict=True):
+            if was_tried:
+                tried.append((i, j))
+            if fit is not None:
+                measured.append((i, j))
+                links.append(_link(i, j, fit, cell))
+    # and all the threads' heaps keep, however little: the passes after this allocate on this thread alone, and
+    # could not reuse it (20-30 MB more at the output's peak when left)
+    sources.give_back_freed(least=0)
     return links, measured, tried
+
+
+def _stored(store: TileStore, name: str) -> register.StoredPlane:
+    return register.StoredPlane(store.shape(name), functools.partial(store.window, name))
 
 
 def _link(i: int, j: int, fit: register.PairFit, cell: tuple[int, int]) -> solve.Link:

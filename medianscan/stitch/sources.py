@@ -178,15 +178,15 @@ def decode_tile(tile: Tile) -> Decoded:
     return Decoded(read_tile(tile))
 
 
-def give_back_freed() -> None:
+def give_back_freed(least: int = TRIM_FROM) -> None:
     """Return the heap's freed pages to the system (glibc's malloc_trim; nothing elsewhere), before a tile's
     decode, when they come to TRIM_FROM or more. glibc raises its threshold for mapping an array on its own to the
     largest array freed so far (a flat's plane, 24 MB at 24 MP): after that, a tile's bands and cell planes come
     from the heap, and stay in the process when freed, 60-70 MB at 24 MP that the next tile's decode (twice its
-    mosaic, for a moment) would add to. Below TRIM_FROM the pages stay: touching them again would cost more."""
+    mosaic, for a moment) would add to. Below `least` the pages stay: touching them again would cost more."""
     libc = _libc()
     trim, info = getattr(libc, "malloc_trim", None), getattr(libc, "mallinfo2", None)
-    if trim is None or (info is not None and info().fordblks < TRIM_FROM):
+    if trim is None or (info is not None and info().fordblks < least):
         return
     trim(0)
 
