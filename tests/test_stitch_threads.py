@@ -13,7 +13,7 @@ import pytest
 from scipy import ndimage
 
 from medianscan.cli import main
-from medianscan.stitch import cells, register, threads
+from medianscan.stitch import cells, gains, register, solve, threads
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.store import TEMP_PREFIX, Steps, TileStore
 from tests.tiles import TileSpec, load_picture, write_tile
@@ -86,8 +86,25 @@ def test_a_pair_registered_from_stored_windows_is_the_pair_from_whole_planes(tmp
     with TileStore(tmp_path) as store:
         store.put("i", plane_i)
         store.put("j", plane_j)
-        stored = [register.StoredPlane(store.shape(n), functools.partial(store.window, n)) for n in ("i", "j")]
+        stored = [cells.StoredPlane(store.shape(n), functools.partial(store.window, n)) for n in ("i", "j")]
         whole = register.refine(plane_i, plane_j, (36.0, 301.0), 2000, 2, coarse=4)
         windows = register.refine(stored[0], stored[1], (36.0, 301.0), 2000, 2, coarse=4)
     assert whole is not None and abs(whole.shift[0] - 37) < 0.01 and abs(whole.shift[1] - 300) < 0.01, whole
     assert windows == whole
+
+
+def test_an_overlap_sampled_from_stored_windows_is_the_one_from_whole_planes(tmp_path: Path) -> None:
+    """The gains' samples of an overlap (a turned, fractional place) read from windows of the store are those
+    read from the whole planes, to the bit."""
+    rng = np.random.default_rng(8)
+    plane_i, plane_j = (rng.normal(500, 50, (300, 420)).astype(np.float32) for _ in range(2))
+    poses = [solve.Pose(0.0, 0.0, 0.0), solve.Pose(74.3, 601.7, 0.004)]
+    with TileStore(tmp_path) as store:
+        store.put("i", plane_i)
+        store.put("j", plane_j)
+        stored = [cells.StoredPlane(store.shape(n), functools.partial(store.window, n)) for n in ("i", "j")]
+        whole = gains.sample_overlap(0, 1, plane_i, plane_j, poses=poses, cell=(2, 2))
+        windows = gains.sample_overlap(0, 1, stored[0], stored[1], poses=poses, cell=(2, 2))
+    assert whole is not None and windows is not None
+    assert np.array_equal(whole.a, windows.a, equal_nan=True) and np.array_equal(whole.b, windows.b, equal_nan=True)
+    assert np.isfinite(whole.a).sum() > 1000

@@ -4,6 +4,9 @@ Registration and gains work on these planes; a plane point q stands for photosit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
@@ -14,6 +17,32 @@ THUMB_SIDE = 256  # the coarse search's thumbnails are at most this many plane p
 FLATTEN_SIGMA = 8.0  # plane points: the scale above which a plane's level is taken out for registration
 LEVEL_BIN = 4  # the level is smoothed on block means of this many plane points a side
 _READ_BACK_ROWS = 64  # plane rows of the level read back at a time (a 24 MP tile's: 770 kB, in the cache)
+
+
+@dataclass(frozen=True)
+class StoredPlane:
+    """A plane held elsewhere (the stitch's store), read a window at a time: a pair reads only the windows about
+    its overlap, where whole planes took 48 MB a pair of 24 MP tiles."""
+
+    shape: tuple[int, int]
+    window: Callable[[int, int, int, int], npt.NDArray[np.float32]]  # (top, bottom, left, right), clipped to it
+
+
+Plane = npt.NDArray[np.float32] | StoredPlane
+
+
+def window_of(plane: Plane, top: int, bottom: int, left: int, right: int) -> npt.NDArray[np.float32]:
+    """Rows [top, bottom) and columns [left, right) of the plane (top and left at least 0; clipped to it)."""
+    if isinstance(plane, StoredPlane):
+        return plane.window(top, bottom, left, right)
+    return plane[top:bottom, left:right]
+
+
+def reached(at: npt.NDArray[np.float64], n: int) -> tuple[int, int]:
+    """The rows (or columns) of a side of `n` that linear interpolation at `at` reads, 'nearest' beyond its ends:
+    a window of them, clamped at the plane's own ends only where the plane's are reached, reads the same values."""
+    low, high = int(np.floor(at.min())), int(np.floor(at.max())) + 1
+    return min(max(low, 0), n - 1), min(max(high, 0), n - 1) + 1
 
 
 def cell_size(pattern: npt.NDArray[np.uint8]) -> tuple[int, int]:

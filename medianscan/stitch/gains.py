@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medianscan.stitch.cells import to_cells, to_photosites
+from medianscan.stitch.cells import Plane, reached, to_cells, to_photosites, window_of
 from medianscan.stitch.solve import Pose, rotate
 
 FLOOR = 0.01  # of the raw range: darker points carry too much noise for a ratio
@@ -37,13 +37,14 @@ class Overlap:
 def sample_overlap(
     i: int,
     j: int,
-    plane_i: npt.NDArray[np.float32],
-    plane_j: npt.NDArray[np.float32],
+    plane_i: Plane,
+    plane_j: Plane,
     *,
     poses: Sequence[Pose],
     cell: tuple[int, int],
 ) -> Overlap | None:
-    """Tile i's plane resampled onto the points of j's plane that it covers (None if it covers too few)."""
+    """Tile i's plane resampled onto the points of j's plane that it covers (None if it covers too few). Only
+    windows about the overlap are read of either plane."""
     h, w = plane_j.shape
     step = max(1, int(np.sqrt(h * w / _MAX_POINTS)))  # a large plane is sampled at a stride
     qy, qx = np.arange(0, h, step, dtype=np.float64), np.arange(0, w, step, dtype=np.float64)
@@ -59,8 +60,13 @@ def sample_overlap(
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     inside = inside[box]
     coords = np.stack([y[box].ravel(), x[box].ravel()])
-    a = ndimage.map_coordinates(plane_i, coords, order=1, mode="nearest").reshape(inside.shape)
-    b = plane_j[::step, ::step][box].copy()
+    (r0, r1), (c0, c1) = reached(coords[0], plane_i.shape[0]), reached(coords[1], plane_i.shape[1])
+    coords[0] -= r0  # exact (whole numbers off): the same values read from the window as from the plane
+    coords[1] -= c0
+    a = ndimage.map_coordinates(window_of(plane_i, r0, r1, c0, c1), coords, order=1, mode="nearest")
+    a = a.reshape(inside.shape)
+    b = window_of(plane_j, rows[0] * step, rows[-1] * step + 1, cols[0] * step, cols[-1] * step + 1)[::step, ::step]
+    b = b.copy()
     a[~inside] = np.nan
     b[~inside] = np.nan
     return Overlap(i, j, a.astype(np.float32), b)

@@ -174,12 +174,18 @@ def _check_set(given: Sequence[Path], output: Path, options: StitchOptions) -> _
 def _overlaps(
     store: TileStore, pairs: Sequence[tuple[int, int]], poses: Sequence[solve.Pose], cell: tuple[int, int]
 ) -> list[gains.Overlap]:
-    """Each overlap's two planes on one grid, for the gains and the seams' residuals."""
-    found = (
-        gains.sample_overlap(i, j, store.get(f"plane{i}"), store.get(f"plane{j}"), poses=poses, cell=cell)
-        for i, j in pairs
-    )
-    return [overlap for overlap in found if overlap is not None]
+    """Each overlap's two planes on one grid, for the gains and the seams' residuals: two pairs at a time on
+    threads, each reading windows about its overlap from the store, taken in their order."""
+
+    def sample(pair: tuple[int, int]) -> gains.Overlap | None:
+        i, j = pair
+        return gains.sample_overlap(
+            i, j, _stored(store, f"plane{i}"), _stored(store, f"plane{j}"), poses=poses, cell=cell
+        )
+
+    found = in_order(sample, pairs)
+    with closing(found):
+        return [overlap for overlap in found if overlap is not None]
 
 
 def _register(
@@ -244,8 +250,8 @@ def _register(
     return links, measured, tried
 
 
-def _stored(store: TileStore, name: str) -> register.StoredPlane:
-    return register.StoredPlane(store.shape(name), functools.partial(store.window, name))
+def _stored(store: TileStore, name: str) -> cells.StoredPlane:
+    return cells.StoredPlane(store.shape(name), functools.partial(store.window, name))
 
 
 def _link(i: int, j: int, fit: register.PairFit, cell: tuple[int, int]) -> solve.Link:

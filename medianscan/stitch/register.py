@@ -12,7 +12,6 @@ wrong position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from medianscan.blend.measuring.registration import Reference
-from medianscan.stitch.cells import FLATTEN_SIGMA, shrink
+from medianscan.stitch.cells import FLATTEN_SIGMA, Plane, reached, shrink, window_of
 
 MIN_NCC = 0.5  # a coarse candidate whose overlap correlates less than this is no match
 TOLERANCE = 0.1  # photosites: an overlap that cannot tell its shift this well is not measurable
@@ -49,32 +48,6 @@ class PairFit:
     centre: tuple[float, float]  # in j's plane
     box: tuple[int, int, int, int]  # the overlap in j's plane: top, left, bottom, right
     error: float  # standard error of the shift, plane points
-
-
-@dataclass(frozen=True)
-class StoredPlane:
-    """A plane held elsewhere (the stitch's store), read a window at a time: a pair reads only the windows about
-    its overlap, where whole planes took 48 MB a pair of 24 MP tiles."""
-
-    shape: tuple[int, int]
-    window: Callable[[int, int, int, int], npt.NDArray[np.float32]]  # (top, bottom, left, right), clipped to it
-
-
-Plane = npt.NDArray[np.float32] | StoredPlane
-
-
-def _window(plane: Plane, top: int, bottom: int, left: int, right: int) -> npt.NDArray[np.float32]:
-    """Rows [top, bottom) and columns [left, right) of the plane (top and left at least 0; clipped to it)."""
-    if isinstance(plane, StoredPlane):
-        return plane.window(top, bottom, left, right)
-    return plane[top:bottom, left:right]
-
-
-def _reach(at: npt.NDArray[np.float64], n: int) -> tuple[int, int]:
-    """The rows (or columns) of a side of `n` that linear interpolation at `at` reads, 'nearest' beyond its ends:
-    a window of them, clamped at the plane's own ends only where the plane's are reached, reads the same values."""
-    low, high = int(np.floor(at.min())), int(np.floor(at.max())) + 1
-    return min(max(low, 0), n - 1), min(max(high, 0), n - 1) + 1
 
 
 @dataclass(frozen=True)
@@ -224,7 +197,7 @@ def refine(
 def _crop(plane: Plane, box: tuple[int, int, int, int]) -> tuple[tuple[int, int], npt.NDArray[np.float32]]:
     """The part of `plane` inside `box` (top, left, bottom, right; clipped) and its top-left corner."""
     top, left = max(0, box[0]), max(0, box[1])
-    return (top, left), _window(plane, top, max(top, box[2]), left, max(left, box[3]))
+    return (top, left), window_of(plane, top, max(top, box[2]), left, max(left, box[3]))
 
 
 def _step(
@@ -326,12 +299,14 @@ def measurable(plane_i: Plane, plane_j: Plane, fit: PairFit, tolerance: float) -
     coords = np.empty((2, bottom - top, right - left))  # one array of the box's coordinates, filled by rows
     np.add(s * fx + fit.centre[0] + fit.shift[0], c * fy, out=coords[0])
     np.add(c * fx + fit.centre[1] + fit.shift[1], -s * fy, out=coords[1])
-    (r0, r1), (c0, c1) = _reach(coords[0], plane_i.shape[0]), _reach(coords[1], plane_i.shape[1])
+    (r0, r1), (c0, c1) = reached(coords[0], plane_i.shape[0]), reached(coords[1], plane_i.shape[1])
     coords[0] -= r0  # exact (whole numbers off): the same values read from the window as from the plane
     coords[1] -= c0
-    seen = ndimage.map_coordinates(_window(plane_i, r0, r1, c0, c1), coords, order=1, mode="nearest", output=np.float32)
+    seen = ndimage.map_coordinates(
+        window_of(plane_i, r0, r1, c0, c1), coords, order=1, mode="nearest", output=np.float32
+    )
     del coords
-    template = _window(plane_j, top, bottom, left, right)
+    template = window_of(plane_j, top, bottom, left, right)
     gain, offset = _levels(template.ravel(), seen.ravel())
     seen *= np.float32(gain)
     seen += np.float32(offset)
