@@ -51,6 +51,10 @@ def sample_overlap(
     # j's plane points in i's plane: an affine map (poses and cells are), so two arrays of one row and one column
     # of it and a sum make the grid, where mapping every point through poses and cells took ten grid-sized passes
     map_y, map_x = _affine(poses[i], poses[j], cell)
+    # only the grid's part about where i's plane falls on j's (its corners' box, and two points): the overlap's
+    # quarter of j's points, not every one of them in grid-sized arrays (27 MB each at 24 MP, two pairs at once)
+    top, bottom, left, right = _grid_box(map_y, map_x, plane_i.shape, step, (len(qy), len(qx)))
+    qy, qx = qy[top:bottom], qx[left:right]
     y = (map_y[0] * qy[:, None] + map_y[2]) + map_y[1] * qx[None, :]
     x = (map_x[0] * qy[:, None] + map_x[2]) + map_x[1] * qx[None, :]
     inside = (y >= 1) & (y <= plane_i.shape[0] - 2) & (x >= 1) & (x <= plane_i.shape[1] - 2)
@@ -65,11 +69,28 @@ def sample_overlap(
     coords[1] -= c0
     a = ndimage.map_coordinates(window_of(plane_i, r0, r1, c0, c1), coords, order=1, mode="nearest")
     a = a.reshape(inside.shape)
+    rows, cols = rows + top, cols + left  # on the whole grid
     b = window_of(plane_j, rows[0] * step, rows[-1] * step + 1, cols[0] * step, cols[-1] * step + 1)[::step, ::step]
     b = b.copy()
     a[~inside] = np.nan
     b[~inside] = np.nan
     return Overlap(i, j, a.astype(np.float32), b)
+
+
+def _grid_box(
+    map_y: npt.NDArray[np.float64], map_x: npt.NDArray[np.float64], shape_i: tuple[int, ...], step: int,
+    grid: tuple[int, int],
+) -> tuple[int, int, int, int]:  # fmt: skip
+    """The rows and columns of j's grid (top, bottom, left, right) about the corners of i's inside (the points
+    1 to size - 2 of each side), mapped back through the affine map, two grid points beyond: every grid point
+    inside i lies within (an affine map keeps a rectangle's points inside its corners' box)."""
+    forward = np.array([[map_y[0], map_y[1]], [map_x[0], map_x[1]]])
+    corners = np.array([[1.0, 1.0], [1.0, shape_i[1] - 2], [shape_i[0] - 2, 1.0], [shape_i[0] - 2, shape_i[1] - 2]])
+    back = np.linalg.solve(forward, (corners - np.array([map_y[2], map_x[2]])).T).T / step
+    low, high = np.floor(back.min(axis=0)).astype(int) - 2, np.ceil(back.max(axis=0)).astype(int) + 3
+    top, left = (int(np.clip(v, 0, n)) for v, n in zip(low, grid, strict=True))
+    bottom, right = (int(np.clip(v, 0, n)) for v, n in zip(high, grid, strict=True))
+    return top, bottom, left, right
 
 
 def _affine(
