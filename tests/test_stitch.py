@@ -390,3 +390,16 @@ def test_the_shift_check_on_a_window_of_a_large_overlap_keeps_its_verdicts(pictu
     # the window is the overlap's centre, of its proportions
     top, left, bottom, right = register.check_window((20, 20, 480, 2980))
     assert (bottom - top) * (right - left) <= 512 * 512 and 240 < (top + bottom) / 2 < 260 and right - left > 1000
+
+
+def test_the_template_smoothed_at_its_points_is_the_whole_smoothing_there() -> None:
+    """register filters only about the template's rows: the same float32 values, to the bit, as smoothing the
+    whole crop and taking its points, at strides and offsets up to the crop's edges (reflected there)."""
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        h, w = (int(n) for n in rng.integers(12, 260, 2))
+        image = (rng.normal(0, 1, (h, w)) * rng.uniform(0.1, 1000)).astype(np.float32)
+        stride, start = int(rng.integers(4, 20)), int(rng.integers(0, 4))  # from 10 on: rows filtered alone
+        rows, cols = range(start, h - int(rng.integers(0, 4)), stride), range(start, w, stride)
+        whole = ndimage.gaussian_filter(image, 1.0)[rows.start : rows.stop : stride, cols.start : cols.stop : stride]
+        assert np.array_equal(register._smoothed_at(image, rows, cols), whole)

@@ -36,6 +36,7 @@ _MIN_SIDE = 24  # the pyramid stops when the overlap's short side would fall bel
 # tile's overlap (1.4 M points) the full check took 0.15-0.25 s a pair. The window is held to the full
 # tolerance, so it is, if anything, stricter than the whole (its error is that of fewer points).
 _CHECK_POINTS = 512 * 512
+_SMOOTH_TRUNCATE = 4.0  # ndimage.gaussian_filter's own: the pyramid's smoothing, sigma 1, reads 4 points a side
 _CHECK_SIDE = 128  # the window's short side, where the overlap's own is longer
 
 
@@ -174,13 +175,13 @@ def refine(
         s = 1 << level
         ref = ndimage.gaussian_filter(shrink(crop_i, s), 1.0)
         gy, gx = np.gradient(ref)
-        tpl = ndimage.gaussian_filter(shrink(crop_j, s), 1.0)
+        tpl = shrink(crop_j, s)
         t0, l0, b0, r0 = (v // s for v in local_inner)
         # a coarse level only brings the fit within the next one's reach: fewer points, a looser stop
         most, tolerance = (_MAX_POINTS, _CONVERGED) if level == 0 else (_MAX_POINTS // 4, _COARSE_CONVERGED * s)
         stride = max(1, int(np.ceil(np.sqrt((b0 - t0) * (r0 - l0) / most))))  # at most `most` points: 0.01 px
         qy, qx = np.mgrid[t0:b0:stride, l0:r0:stride].astype(np.float64)
-        template = tpl[t0:b0:stride, l0:r0:stride].astype(np.float64)
+        template = _smoothed_at(tpl, range(t0, b0, stride), range(l0, r0, stride)).astype(np.float64)
         for _ in range(_ITERATIONS):
             step = _step((ref, gy, gx), template, (qy, qx), params, centre=local_centre, s=s)
             if step is None:
@@ -192,6 +193,23 @@ def refine(
     params -= moved
     fit = PairFit((float(params[0]), float(params[1])), float(params[2]), centre, inner, float(error))
     return fit if measurable(plane_i, plane_j, fit, TOLERANCE / cell) else None
+
+
+def _smoothed_at(image: npt.NDArray[np.float32], rows: range, cols: range) -> npt.NDArray[np.float32]:
+    """ndimage.gaussian_filter(image, 1.0)[rows][:, cols], to the bit, filtering only about the rows asked for
+    (the template's points are every few rows): each row's nine neighbours (reflected at the image's ends, as the
+    filter reads them) stacked, filtered down, the middle rows kept, then filtered across as whole rows."""
+    radius = int(_SMOOTH_TRUNCATE + 0.5)  # ndimage's radius for a sigma of 1
+    h = image.shape[0]
+    if h <= 2 * radius + 1 or len(rows) * (2 * radius + 1) >= h:
+        smooth: npt.NDArray[np.float32] = ndimage.gaussian_filter(image, 1.0, truncate=_SMOOTH_TRUNCATE)
+        return smooth[rows.start : rows.stop : rows.step, cols.start : cols.stop : cols.step]
+    at = np.arange(rows.start, rows.stop, rows.step)[:, None] + np.arange(-radius, radius + 1)[None, :]
+    at = np.where(at < 0, -at - 1, np.where(at >= h, 2 * h - 1 - at, at))  # 'reflect': d c b a | a b c d | d c b a
+    down = ndimage.gaussian_filter1d(image[at.ravel()], 1.0, axis=0, truncate=_SMOOTH_TRUNCATE)
+    kept = np.ascontiguousarray(down[radius :: 2 * radius + 1])
+    across: npt.NDArray[np.float32] = ndimage.gaussian_filter1d(kept, 1.0, axis=1, truncate=_SMOOTH_TRUNCATE)
+    return across[:, cols.start : cols.stop : cols.step]
 
 
 def _crop(plane: Plane, box: tuple[int, int, int, int]) -> tuple[tuple[int, int], npt.NDArray[np.float32]]:
