@@ -53,8 +53,8 @@ def bands(
     width = canvas.width
     ph, pw = channels.shape
 
-    def band(top: int) -> npt.NDArray[np.uint16]:
-        bottom = min(canvas.height, top + rows)
+    def rows_of_output(span: tuple[int, int]) -> npt.NDArray[np.uint16]:
+        top, bottom = span
         num = np.zeros((bottom - top, width), dtype=np.float32)
         den = np.zeros_like(num)
         for placement, name, gain in zip(canvas.placements, names, gains, strict=True):
@@ -73,8 +73,20 @@ def bands(
         np.clip(np.rint(value, out=value), 0, min(levels.white, UINT16_TOP), out=value)
         return value.astype(np.uint16)
 
-    # two bands made at once while the writer takes the one before: the bands are independent
-    yield from threads.in_order(band, range(0, canvas.height, rows))
+    # Each band is made in WORKERS parts at once (the parts are independent) while the writer takes the band
+    # before: the memory of one band in the making, where whole bands side by side took one more (60-70 MB).
+    part = -(-rows // threads.WORKERS)
+    spans = [
+        (start, min(start + part, top + rows, canvas.height))
+        for top in range(0, canvas.height, rows)
+        for start in range(top, min(top + rows, canvas.height), part)
+    ]
+    made: list[npt.NDArray[np.uint16]] = []
+    for (_, bottom), rows_made in zip(spans, threads.in_order(rows_of_output, spans), strict=True):
+        made.append(rows_made)
+        if bottom % rows == 0 or bottom == canvas.height:
+            yield made[0] if len(made) == 1 else np.concatenate(made)
+            made = []
 
 
 def _reader(placement: Placement) -> Reader:
@@ -135,8 +147,10 @@ def _shifted(
     corner = (y0 - placement.y, x0 - placement.x)
     wanted = np.roll(channels, (-y0, -x0), axis=(0, 1))
     values = resample.sample_shifted(rows_of, channels, corner, wanted, box=(y1 - y0, x1 - x0), tile_size=size)
-    v = (np.arange(y1 - y0, dtype=np.float32) + np.float32(corner[0]))[:, None]
-    u = (np.arange(x1 - x0, dtype=np.float32) + np.float32(corner[1]))[None, :]
+    # each row's and column's place on the tile from the output's own (in float64, then float32): the same
+    # weights whichever band or part of a band the row is made in
+    v = (np.arange(y0, y1) - placement.y).astype(np.float32)[:, None]
+    u = (np.arange(x0, x1) - placement.x).astype(np.float32)[None, :]
     return values, seams.feather(v, u, size)
 
 

@@ -134,7 +134,9 @@ def sample_shifted(
     h, w = tile_size
     rows, cols = box
     iv, iu = int(np.floor(corner[0])), int(np.floor(corner[1]))
-    fraction = (float(corner[0] - iv), float(corner[1] - iu))
+    # to a billionth of a photosite: the same fraction whichever band's row the corner was taken from (its last
+    # bits follow the row's size), so a tile's stencils are made once, not once a band
+    fraction = (round(float(corner[0] - iv), 9), round(float(corner[1] - iu), 9))
     ph, pw = tile_pattern.shape
     start, stop = max(0, iv - MARGIN), min(h, iv + rows + 1 + MARGIN)
     c0, c1 = max(0, iu - MARGIN), min(w, iu + cols + 1 + MARGIN)
