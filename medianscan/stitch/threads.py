@@ -27,6 +27,12 @@ def _cores() -> int:
 WORKERS = max(1, min(2, _cores()))  # beyond two, the bands' memory grows and the disk is the limit
 
 
+def pool(workers: int = WORKERS) -> ThreadPoolExecutor:
+    """Threads for the stitch, all on one heap arena (`heap.one_arena`, set before the first one starts)."""
+    heap.one_arena()
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medianscan-stitch")
+
+
 def in_order(work: Callable[[In], Out], items: Iterable[In], *, ahead: int = WORKERS) -> Generator[Out]:
     """`work` of each item, in the items' order, at most `ahead` running or done and not yet taken: a lazy
     `map` on `WORKERS` threads. An exception is raised where its item's result would have been. A generator: a
@@ -34,14 +40,13 @@ def in_order(work: Callable[[In], Out], items: Iterable[In], *, ahead: int = WOR
     if ahead <= 1 or WORKERS == 1:
         yield from map(work, items)
         return
-    heap.one_arena()  # before the first thread meets the heap
-    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="medianscan-stitch") as pool:
+    with pool() as workers:
         pending: deque[Future[Out]] = deque()
         try:
             for item in items:
                 if len(pending) >= ahead:
                     yield pending.popleft().result()
-                pending.append(pool.submit(work, item))
+                pending.append(workers.submit(work, item))
             while pending:
                 yield pending.popleft().result()
         finally:
