@@ -20,7 +20,7 @@ from medianscan import __version__
 from medianscan.atomic import write_json
 from medianscan.metadata import MosaicLayout, headroom, with_headroom
 from medianscan.outputs.preview import rgb_channels
-from medianscan.stitch import cells, compose, gains, place, plan, read_pass, register, solve, sources, write
+from medianscan.stitch import cells, compose, gains, heap, place, plan, read_pass, register, solve, sources, write
 from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
 from medianscan.stitch.sources import StitchError
 from medianscan.stitch.store import TileStore
@@ -45,6 +45,7 @@ class StitchOptions:
 def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = None) -> StitchRecord:
     """Stitch the tiles `given` into `output`; StitchError naming the tile and the problem, nothing written."""
     options = options or StitchOptions()
+    heap.settle()  # a blend before it in this process may have set its own
     started = time.perf_counter()
     timings: dict[str, float] = {}
     checked = _check_set(given, output, options)
@@ -227,7 +228,7 @@ def _register(
                 return False, None
             coarse = found
         start = (coarse[0] * factor, coarse[1] * factor)
-        sources.give_back_freed()  # what this thread's last pair freed, before its windows are read
+        heap.give_back_freed()  # what this thread's last pair freed, before its windows are read
         return True, register.refine(_stored(store, f"flat{i}"), _stored(store, f"flat{j}"), start, min_points,
                                      cell[0], coarse=2 * factor)  # fmt: skip
 
@@ -244,7 +245,7 @@ def _register(
                 links.append(_link(i, j, fit, cell))
     # and all the threads' heaps keep, however little: the passes after this allocate on this thread alone, and
     # could not reuse it (20-30 MB more at the output's peak when left)
-    sources.give_back_freed(least=0)
+    heap.give_back_freed(least=0)
     return links, measured, tried
 
 

@@ -8,8 +8,6 @@ a band of rows at a time; the master flat's gains are held as 16-bit steps (`Til
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import hashlib
 import json
 import math
@@ -33,9 +31,9 @@ from medianscan.blend.stack_files import output_paths
 from medianscan.errors import MedianscanError, StackError
 from medianscan.library import contents
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
+from medianscan.stitch import heap
 
 XMP_TAG = 700
-TRIM_FROM = 32 << 20  # freed heap bytes worth giving back before a decode
 SAMPLE_BYTES = 1 << 16  # read from each end of a tile for its content_sample
 
 
@@ -118,7 +116,7 @@ def cfa_name(layout: MosaicLayout) -> str:
 
 def read_tile(tile: Tile) -> Frame:
     """The tile's raw, decoded; a file that is not a colour-filter raw is named."""
-    give_back_freed()
+    heap.give_back_freed()
     try:
         frame = read_frame(tile.raw, "raw")
     except StackError as exc:
@@ -154,7 +152,7 @@ class Decoded:
 def decode_tile(tile: Tile) -> Decoded:
     """The tile's raw, decoded (LibRaw releases the GIL: a thread may decode the next tile meanwhile); a file
     that is not a colour-filter raw is named, as by read_tile."""
-    give_back_freed()
+    heap.give_back_freed()
     raw = rawpy.RawPy()
     try:
         raw.open_file(str(tile.raw))
@@ -176,34 +174,6 @@ def decode_tile(tile: Tile) -> Decoded:
         raise
     raw.close()
     return Decoded(read_tile(tile))
-
-
-def give_back_freed(least: int = TRIM_FROM) -> None:
-    """Return the heap's freed pages to the system (glibc's malloc_trim; nothing elsewhere), before a tile's
-    decode, when they come to TRIM_FROM or more. glibc raises its threshold for mapping an array on its own to the
-    largest array freed so far (a flat's plane, 24 MB at 24 MP): after that, a tile's bands and cell planes come
-    from the heap, and stay in the process when freed, 60-70 MB at 24 MP that the next tile's decode (twice its
-    mosaic, for a moment) would add to. Below `least` the pages stay: touching them again would cost more."""
-    libc = _libc()
-    trim, info = getattr(libc, "malloc_trim", None), getattr(libc, "mallinfo2", None)
-    if trim is None or (info is not None and info().fordblks < least):
-        return
-    trim(0)
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [  # what glibc fills, in its order
-        (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
-    ] + [("keepcost", ctypes.c_size_t)]
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None)
-    if getattr(libc, "mallinfo2", None) is not None:
-        libc.mallinfo2.restype = _MallInfo2
-    return libc
 
 
 def visible_bands(frame: Frame, flat: TileFlat | None, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:

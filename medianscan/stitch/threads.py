@@ -28,8 +28,8 @@ WORKERS = max(1, min(2, _cores()))  # beyond two, the bands' memory grows and th
 
 
 def pool(workers: int = WORKERS) -> ThreadPoolExecutor:
-    """Threads for the stitch, all on one heap arena (`heap.one_arena`, set before the first one starts)."""
-    heap.one_arena()
+    """Threads for the stitch, all on one heap arena (`heap.settle`, before the first one starts)."""
+    heap.settle()
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medianscan-stitch")
 
 

@@ -21,17 +21,26 @@ from medianscan.blend.reading.frames import Frame
 from medianscan.formats import FrameKind
 
 
-@functools.cache
 def return_freed_buffers_to_os() -> None:
     """Keep glibc from hoarding freed frame-sized buffers (LibRaw's, in each decode thread's arena): with a fixed
     mmap threshold every large buffer goes back to the OS when freed, so a blend peaks at the stack plus the
-    frames in flight, and a long-lived worker does not grow."""
+    frames in flight, and a long-lived worker does not grow. Set at every blend: a stitch in the same worker
+    sets its own (`stitch.heap`)."""
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError):
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MiB
 
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MiB
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
 
 
 class _Shelf:
