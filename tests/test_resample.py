@@ -12,7 +12,14 @@ from medianscan.stitch import resample
 
 BAYER = np.array([[0, 1], [1, 2]], dtype=np.uint8)
 XTRANS = np.array(
-    [[1, 1, 0, 1, 1, 2], [1, 1, 2, 1, 1, 0], [2, 0, 1, 0, 2, 1], [1, 1, 2, 1, 1, 0], [1, 1, 0, 1, 1, 2], [0, 2, 1, 2, 0, 1]],
+    [
+        [1, 1, 0, 1, 1, 2],
+        [1, 1, 2, 1, 1, 0],
+        [2, 0, 1, 0, 2, 1],
+        [1, 1, 2, 1, 1, 0],
+        [1, 1, 0, 1, 1, 2],
+        [0, 2, 1, 2, 0, 1],
+    ],
     dtype=np.uint8,
 )
 
@@ -72,3 +79,28 @@ def test_a_stencils_weights_sum_to_one_and_hold_only_its_colour() -> None:
                 stencil = resample.shift_stencil(pattern, colour, phase, (0.3, 0.8))
                 assert abs(sum(t.weight for t in stencil) - 1) < 1e-9
                 assert all(pattern[(phase[0] + t.dy) % ph, (phase[1] + t.dx) % pw] == colour for t in stencil)
+
+
+@pytest.mark.parametrize("pattern", [BAYER, XTRANS], ids=["bayer", "xtrans"])
+def test_a_few_rows_at_the_tiles_edge_keep_their_colours(pattern: npt.NDArray[np.uint8]) -> None:
+    """A band or a part of one may hold only a tile's first or last row (the output's rows split where they fall):
+    read past the tile's edge from so few rows, each point still gets its own colour's photosite, not the nearest
+    row's (on X-Trans the nearest row holds other colours)."""
+    shape = (48, 60)
+    ph, pw = pattern.shape
+    tile = np.tile(pattern, (shape[0] // ph, shape[1] // pw)).astype(np.float32) * 100 + 7
+    for cy in (-1.5, -0.5, -0.25, 46.5, 47.5):
+        for rows in (1, 2, 3):
+            for cx, cols in ((-0.5, 40), (57.5, 3), (10.3, 1)):
+                wanted = np.roll(pattern, (1, 1), axis=(0, 1))
+                shifted = resample.sample_shifted(
+                    lambda a, b: tile[max(0, a) : b].copy(),
+                    pattern,
+                    (cy, cx),
+                    wanted,
+                    box=(rows, cols),
+                    tile_size=shape,
+                )
+                yy, xx = np.mgrid[0:rows, 0:cols]
+                expected = wanted[yy % ph, xx % pw].astype(np.float32) * 100 + 7
+                np.testing.assert_allclose(shifted, expected, rtol=1e-5, err_msg=f"corner {(cy, cx)}, {rows} rows")

@@ -1,7 +1,7 @@
 """The stitch's passes on two threads: a tile that cannot be decoded, while the tile before it is being cut into
-cells on the other thread, is still named in one sentence with nothing written, and the read-ahead's LibRaw
-buffer is given back; the pairs registered two at a time, each from windows of the store, come back the same as
-one at a time from whole planes."""
+cells on the other thread, is still named in one sentence with nothing written; the pairs registered two at a
+time, each from windows of the store, come back the same as one at a time from whole planes; the output's bands
+made in parts on two threads are the bands made whole on one, on Bayer and X-Trans."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import functools
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from scipy import ndimage
 
 from medianscan.cli import main
-from medianscan.stitch import cells, gains, register, solve, threads
+from medianscan.stitch import cells, compose, gains, register, solve, threads
 from medianscan.stitch.pipeline import StitchOptions, stitch
+from medianscan.stitch.place import Canvas, Placement
 from medianscan.stitch.store import TEMP_PREFIX, Steps, TileStore
 from tests.tiles import TileSpec, load_picture, write_tile
 
@@ -108,3 +110,39 @@ def test_an_overlap_sampled_from_stored_windows_is_the_one_from_whole_planes(tmp
     assert whole is not None and windows is not None
     assert np.array_equal(whole.a, windows.a, equal_nan=True) and np.array_equal(whole.b, windows.b, equal_nan=True)
     assert np.isfinite(whole.a).sum() > 1000
+
+
+XTRANS = np.array(
+    [
+        [1, 1, 0, 1, 1, 2],
+        [1, 1, 2, 1, 1, 0],
+        [2, 0, 1, 0, 2, 1],
+        [1, 1, 2, 1, 1, 0],
+        [1, 1, 0, 1, 1, 2],
+        [0, 2, 1, 2, 0, 1],
+    ],
+    dtype=np.uint8,
+)
+
+
+@pytest.mark.parametrize("pattern", [np.array([[0, 1], [1, 2]], np.uint8), XTRANS], ids=["bayer", "xtrans"])
+def test_bands_made_in_parts_are_the_bands_made_whole(
+    pattern: npt.NDArray[np.uint8], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One tile shifted by a fraction, its last row alone in the second part of a band (two threads, 96-row bands:
+    parts of 48 rows and 1): every photosite its own colour's value, and the same as one thread's whole band."""
+    h, w = 48, 60
+    ph, pw = pattern.shape
+    tile = np.tile(pattern, (h // ph, w // pw)).astype(np.float32) * 100 + 7  # each colour's photosites: its number
+    canvas = Canvas(49, 61, pattern, (Placement(0.3, 0.6, 0.0, False),), (h, w))
+    levels = compose.Levels(np.zeros(pattern.shape, np.float32), 1.0, 65535)
+    made = {}
+    with TileStore(tmp_path) as store:
+        store.put("tile0", tile)
+        for workers in (1, 2):
+            monkeypatch.setattr(threads, "WORKERS", workers)
+            bands = compose.bands(canvas, store, names=["tile0"], gains=[1.0], channels=pattern, levels=levels, rows=96)
+            made[workers] = np.concatenate(list(bands))
+    np.testing.assert_array_equal(made[2], made[1])
+    expected = pattern[np.arange(49)[:, None] % ph, np.arange(61)[None, :] % pw] * 100 + 7
+    np.testing.assert_array_equal(made[2][:, 1:], expected[:, 1:])  # column 0 lies before the tile (x 0.6)

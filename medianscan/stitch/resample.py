@@ -138,8 +138,10 @@ def sample_shifted(
     # bits follow the row's size), so a tile's stencils are made once, not once a band
     fraction = (round(float(corner[0] - iv), 9), round(float(corner[1] - iu), 9))
     ph, pw = tile_pattern.shape
-    start, stop = max(0, iv - MARGIN), min(h, iv + rows + 1 + MARGIN)
-    c0, c1 = max(0, iu - MARGIN), min(w, iu + cols + 1 + MARGIN)
+    # what the stencils reach, and at least one whole CFA repeat of the tile whatever the box: a point past the
+    # tile's edge reads the nearest photosite of its colour, which a few rows at the edge may not hold (X-Trans)
+    start, stop = max(0, min(iv - MARGIN, h - ph)), min(h, max(iv + rows + 1 + MARGIN, ph))
+    c0, c1 = max(0, min(iu - MARGIN, w - pw)), min(w, max(iu + cols + 1 + MARGIN, pw))
     stencils = {
         (a, b): shift_stencil(tile_pattern, int(wanted[a, b]), ((iv + a) % ph, (iu + b) % pw), fraction)
         for a in range(min(ph, rows))
