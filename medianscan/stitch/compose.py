@@ -1,13 +1,15 @@
 """The output built a band of rows at a time: every tile under the band copied or resampled into it, times its
 gain and its feather, normalised by the weights, put back over the output's black levels in 16 bits.
 
-Only the bands being made (`threads.WORKERS` of them) and the tile rows under them are in memory at once (the
-tiles come from the store by rows), so a stitch's peak memory does not grow with the output.
+Only the band being made (in `threads.WORKERS` parts at once), the one before it while it is written, and the
+tile rows under them are in memory at once (the tiles come from the store by rows), so a stitch's peak memory does
+not grow with the output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 
@@ -47,7 +49,7 @@ def bands(
     channels: npt.NDArray[np.uint8],
     levels: Levels,
     rows: int,
-) -> Iterator[npt.NDArray[np.uint16]]:
+) -> Generator[npt.NDArray[np.uint16]]:
     """The output's mosaic, `rows` rows at a time, top to bottom. `channels` is the CFA pattern as colours
     (0 red, 1 green, 2 blue), the tiles' and the output's alike."""
     width = canvas.width
@@ -82,11 +84,12 @@ def bands(
         for start in range(top, min(top + rows, canvas.height), part)
     ]
     made: list[npt.NDArray[np.uint16]] = []
-    for (_, bottom), rows_made in zip(spans, threads.in_order(rows_of_output, spans), strict=True):
-        made.append(rows_made)
-        if bottom % rows == 0 or bottom == canvas.height:
-            yield made[0] if len(made) == 1 else np.concatenate(made)
-            made = []
+    with closing(threads.in_order(rows_of_output, spans)) as parts:  # a writer that stops: no part starts after
+        for (_, bottom), rows_made in zip(spans, parts, strict=True):
+            made.append(rows_made)
+            if bottom % rows == 0 or bottom == canvas.height:
+                yield made[0] if len(made) == 1 else np.concatenate(made)
+                made = []
 
 
 def _reader(placement: Placement) -> Reader:

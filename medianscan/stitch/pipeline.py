@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from medianscan import __version__
+from medianscan import __version__, heap
 from medianscan.atomic import write_json
 from medianscan.metadata import MosaicLayout, headroom, with_headroom
 from medianscan.outputs.preview import rgb_channels
-from medianscan.stitch import cells, compose, gains, heap, place, plan, read_pass, register, solve, sources, write
+from medianscan.stitch import cells, compose, gains, place, plan, read_pass, register, solve, sources, threads, write
 from medianscan.stitch.record import SeamRecord, StitchRecord, TileRecord
 from medianscan.stitch.sources import StitchError
 from medianscan.stitch.store import TileStore
@@ -45,7 +45,7 @@ class StitchOptions:
 def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = None) -> StitchRecord:
     """Stitch the tiles `given` into `output`; StitchError naming the tile and the problem, nothing written."""
     options = options or StitchOptions()
-    heap.settle()  # a blend before it in this process may have set its own
+    threads.settle()  # a blend before it in this process may have set its own
     started = time.perf_counter()
     timings: dict[str, float] = {}
     checked = _check_set(given, output, options)
@@ -86,27 +86,23 @@ def stitch(given: Sequence[Path], output: Path, options: StitchOptions | None = 
 
         with timed(timings, "compose_write"):
             names = [f"tile{k}" for k in range(len(tiles))]
-            write.write_bands(
-                output,
-                (canvas.height, canvas.width),
-                compose.bands(
-                    canvas,
-                    store,
-                    names=names,
-                    gains=tile_gains,
-                    channels=channels,
-                    levels=levels,
-                    rows=write.BAND_ROWS,
-                ),
-                out_layout,
-                camera=first.camera,
-                exposure=first.exposure,
-                compress=options.compress,
-                description=f"medianscan {__version__} stitch of {counted(len(tiles), 'tile')}",
-                xmp=xmp,
-                tone=tone,
-                metadata_from=tiles[0].raw,
+            bands = compose.bands(
+                canvas, store, names=names, gains=tile_gains, channels=channels, levels=levels, rows=write.BAND_ROWS
             )
+            with closing(bands):  # a write that fails ends the bands' threads here, before the store goes
+                write.write_bands(
+                    output,
+                    (canvas.height, canvas.width),
+                    bands,
+                    out_layout,
+                    camera=first.camera,
+                    exposure=first.exposure,
+                    compress=options.compress,
+                    description=f"medianscan {__version__} stitch of {counted(len(tiles), 'tile')}",
+                    xmp=xmp,
+                    tone=tone,
+                    metadata_from=tiles[0].raw,
+                )
 
     seams = _seams(
         links,

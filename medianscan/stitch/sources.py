@@ -1,7 +1,8 @@
 """What each TILE argument is, and its pixels: a raw or DNG file, or a stack folder whose blend is the tile
 (blended first, by the blend pipeline, when it has none or an older one).
 
-The only door from the stitch into `medianscan.blend`: reading raws, blending a folder, loading a master flat.
+The stitch's door into `medianscan.blend` for its inputs: reading raws, blending a folder, loading a master flat
+(the read pass also takes the blend's Frame record and its preview's tone).
 A tile's pixels are its visible mosaic (the active area), black subtracted and flat-field corrected, as float32,
 a band of rows at a time; the master flat's gains are held as 16-bit steps (`TileFlat`), made a plane at a time.
 """
@@ -22,6 +23,7 @@ import numpy.typing as npt
 import rawpy
 import tifffile
 
+from medianscan import heap
 from medianscan.blend.corrections.flat import FlatError, MasterFlat, master_by_planes
 from medianscan.blend.reading import sniff
 from medianscan.blend.reading.frames import Frame, read_frame, read_metadata, sha256_file
@@ -31,7 +33,6 @@ from medianscan.blend.stack_files import output_paths
 from medianscan.errors import MedianscanError, StackError
 from medianscan.library import contents
 from medianscan.metadata import CameraInfo, Exposure, MosaicLayout
-from medianscan.stitch import heap
 
 XMP_TAG = 700
 SAMPLE_BYTES = 1 << 16  # read from each end of a tile for its content_sample

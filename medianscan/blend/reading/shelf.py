@@ -5,9 +5,6 @@ freed frame-sized buffers back, so a long-lived worker neither grows nor pays fi
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from medianscan import heap
 from medianscan.blend.reading import frames
 from medianscan.blend.reading.frames import Frame
 from medianscan.formats import FrameKind
@@ -25,22 +23,8 @@ def return_freed_buffers_to_os() -> None:
     """Keep glibc from hoarding freed frame-sized buffers (LibRaw's, in each decode thread's arena): with a fixed
     mmap threshold every large buffer goes back to the OS when freed, so a blend peaks at the stack plus the
     frames in flight, and a long-lived worker does not grow. Set at every blend: a stitch in the same worker
-    sets its own (`stitch.heap`)."""
-    libc = _libc()
-    if libc is not None:
-        with contextlib.suppress(AttributeError):
-            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MiB
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name)
-    except OSError:
-        return None
+    sets its own (`medianscan.heap`)."""
+    heap.map_from(1 << 20)
 
 
 class _Shelf:
