@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import replace
 
 import numpy as np
@@ -96,9 +97,18 @@ def _cut(
     top, left, bottom, right = layout.active_area
     plane = np.zeros(cells.plane_shape((bottom - top, right - left), cell), dtype=np.float32)
     steps = _tile_steps(layout, use_flat.top if use_flat is not None else 1.0)
-    for start, values in sources.visible_bands(frame, use_flat, _band_rows(layout, cell)):
+    height, rows = bottom - top, _band_rows(layout, cell)
+
+    def cut(start: int) -> npt.NDArray[np.uint16]:
+        """One band corrected, its cells added to its own rows of the plane, encoded for the store."""
+        values = sources.visible_band(frame, use_flat, start, min(height, start + rows))
         cells.add_cells(plane, values, start, cell)
-        store.append(f"tile{k}", values, steps)  # overwrites values
+        return steps.encode(values)
+
+    # two bands at once (the other core is free while a tile is cut), added to the store in their order
+    with closing(in_order(cut, range(0, height, rows))) as bands:
+        for held in bands:
+            store.append_held(f"tile{k}", held, steps)
     return plane
 
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -177,27 +176,25 @@ def decode_tile(tile: Tile) -> Decoded:
     return Decoded(read_tile(tile))
 
 
-def visible_bands(frame: Frame, flat: TileFlat | None, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
-    """The active area over black, flat-field corrected when a flat is given (float32, nothing clipped), as
-    (first row, band) of `rows` rows (a multiple of the CFA's height) top to bottom: never the whole tile as
-    float32, which would be twice the decoded raw."""
+def visible_band(frame: Frame, flat: TileFlat | None, start: int, stop: int) -> npt.NDArray[np.float32]:
+    """Rows [start, stop) of the active area (`start` a multiple of the CFA's height) over black, flat-field
+    corrected when a flat is given (float32, nothing clipped): a tile is taken a band at a time, never whole as
+    float32, which would be twice the decoded raw. Bands are independent: two threads may make two at once."""
     layout = frame.layout
     assert layout is not None
-    top, left, bottom, right = layout.active_area
+    top, left, _, right = layout.active_area
     pattern = local_pattern(layout)
     ph, pw = pattern.shape
     black = np.asarray(layout.black_levels, dtype=np.float32)[pattern]
-    # each CFA row's blacks along a whole row: a band's rows of one CFA row less it in one pass, the photosites
-    # turned to float32 on the way (the same float32 values as a cast, then each position's black taken off)
-    across = [np.tile(black[dy], -(-(right - left) // pw))[: right - left] for dy in range(ph)]
-    for start in range(0, bottom - top, rows):
-        stop = min(bottom - top, start + rows)
-        values = np.empty((stop - start, right - left), dtype=np.float32)
-        for dy in range(ph):
-            np.subtract(frame.pixels[top + start + dy : top + stop : ph, left:right], across[dy], out=values[dy::ph])
-        if flat is not None:
-            values *= flat.gain(slice(top + start, top + stop), slice(left, right))
-        yield start, values
+    values = np.empty((stop - start, right - left), dtype=np.float32)
+    for dy in range(ph):
+        # each CFA row's blacks along a whole row: the band's rows of that CFA row less it in one pass, the
+        # photosites turned to float32 on the way (the same float32 values as a cast, then each position's black)
+        across = np.tile(black[dy], -(-(right - left) // pw))[: right - left]
+        np.subtract(frame.pixels[top + start + dy : top + stop : ph, left:right], across, out=values[dy::ph])
+    if flat is not None:
+        values *= flat.gain(slice(top + start, top + stop), slice(left, right))
+    return values
 
 
 def local_pattern(layout: MosaicLayout) -> npt.NDArray[np.uint8]:
