@@ -71,7 +71,7 @@ def test_a_window_of_the_store_is_that_part_of_the_array(tmp_path: Path) -> None
     steps = Steps.spanning(-10, 400)
     with TileStore(tmp_path) as store:
         store.put("plain", plain)
-        store.append("held", plain.copy(), steps)
+        store.append_held("held", steps.encode(plain.copy()), steps)
         held = store.get("held")
         for top, bottom, left, right in ((0, 90, 0, 70), (5, 17, 3, 61), (-4, 30, 60, 99), (80, 200, -1, 5)):
             want = (slice(max(0, top), bottom), slice(max(0, left), right))

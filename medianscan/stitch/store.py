@@ -65,24 +65,13 @@ class TileStore:
             fh.write(data.data)
         self._shapes[name] = (int(data.shape[0]), int(data.shape[1]))
 
-    def append(self, name: str, rows: npt.NDArray[np.float32], steps: Steps | None = None) -> None:
-        """Add `rows` below the array's last (a new name starts an array): a tile goes to the store band by
-        band. With `steps` (the same for every band of an array) the rows are held as 16-bit steps, and `rows`,
-        float32, is overwritten in the encoding."""
-        data = np.ascontiguousarray(rows, dtype=np.float32)
-        if steps is not None:
-            self.append_held(name, steps.encode(data), steps)
-            return
-        self._add(name, data)
-
     def append_held(self, name: str, held: npt.NDArray[np.uint16], steps: Steps) -> None:
-        """Add rows already encoded in `steps` (the same for every band of an array): bands encoded on threads,
-        added in their order."""
+        """Add rows encoded in `steps` (`Steps.encode`; the same for every band of an array) below the array's
+        last (a new name starts an array): a tile goes to the store band by band, the bands encoded on threads
+        and added in their order."""
         if self._steps.setdefault(name, steps) != steps:
             raise ValueError(f"{name}: rows added in steps other than the array's")
-        self._add(name, np.ascontiguousarray(held, dtype=np.uint16))
-
-    def _add(self, name: str, data: npt.NDArray[np.float32] | npt.NDArray[np.uint16]) -> None:
+        data = np.ascontiguousarray(held, dtype=np.uint16)
         height, width = self._shapes.get(name, (0, int(data.shape[1])))
         if data.shape[1] != width:
             raise ValueError(f"{name}: rows of {data.shape[1]} values added to an array {width} wide")

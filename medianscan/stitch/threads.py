@@ -29,12 +29,15 @@ WORKERS = max(1, min(2, _cores()))  # beyond two, the bands' memory grows and th
 
 
 def settle() -> None:
-    """The stitch's heap, set at its start (a blend before it in the process sets its own): blocks of 32 MiB and
-    more mapped on their own, and the threads from now on on arenas already made. With a new arena a thread,
-    each kept its own freed bands (nine 24 MP tiles peaked at 340-360 MB where one thread took 250); on one, what
-    is freed is reused by the next part (244 MB, the same speed). In a worker whose blends' threads left arenas
-    free, the stitch's threads take those, one each: each reuses its own parts, and the peak was the same
-    (244-245 MB)."""
+    """The stitch's heap, set at its start (a blend before it in the process sets its own):
+    - blocks of 32 MiB and more mapped on their own: the most glibc's sliding threshold can reach on 64 bits,
+      so the bands and planes come from the heap and are reused. The blend fixes it at 1 MiB, which maps every
+      band on its own: a stitch after a blend in a worker took 40 % longer (nine 24 MP tiles 7.1-7.8 -> 10.2-10.4
+      s, page faults), and as quick as a fresh process (7.6 s, 250 MB) with this;
+    - the threads on arenas already made (`heap.one_arena`): with a new arena a thread, each kept its own freed
+      bands (nine 24 MP tiles peaked at 340-360 MB where one thread took 250); on one, what is freed is reused by
+      the next part (244 MB, the same speed). In a worker whose blends' threads left arenas free, the stitch's
+      threads take those, one each, and the peak was the same (244-245 MB)."""
     heap.map_from(32 << 20)
     heap.one_arena()
 
