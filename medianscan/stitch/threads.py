@@ -42,10 +42,11 @@ def settle() -> None:
     heap.one_arena()
 
 
-def pool(workers: int = WORKERS) -> ThreadPoolExecutor:
-    """Threads for the stitch, on the stitch's heap (`settle`, before the first one starts)."""
+def pool(workers: int | None = None) -> ThreadPoolExecutor:
+    """Threads for the stitch (`workers`, else WORKERS as it is then), on the stitch's heap (`settle`, before the
+    first one starts)."""
     settle()
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medianscan-stitch")
+    return ThreadPoolExecutor(max_workers=workers or WORKERS, thread_name_prefix="medianscan-stitch")
 
 
 def in_order(work: Callable[[In], Out], items: Iterable[In], *, ahead: int = WORKERS) -> Generator[Out]:
