@@ -9,19 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from medianscan.stitch import resample
-
-BAYER = np.array([[0, 1], [1, 2]], dtype=np.uint8)
-XTRANS = np.array(
-    [
-        [1, 1, 0, 1, 1, 2],
-        [1, 1, 2, 1, 1, 0],
-        [2, 0, 1, 0, 2, 1],
-        [1, 1, 2, 1, 1, 0],
-        [1, 1, 0, 1, 1, 2],
-        [0, 2, 1, 2, 0, 1],
-    ],
-    dtype=np.uint8,
-)
+from tests.tiles import BAYER, XTRANS
 
 
 def _tile(shape: tuple[int, int]) -> npt.NDArray[np.float32]:

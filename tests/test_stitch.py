@@ -23,7 +23,7 @@ from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.record import StitchRecord
 from medianscan.stitch.sources import StitchError
 from tests.readers import exiftool_validate, start_darktable, start_rawtherapee
-from tests.tiles import Picture, TileSpec, load_picture, truth, write_flat, write_tile
+from tests.tiles import XTRANS, Picture, TileSpec, load_picture, truth, write_flat, write_tile
 
 pytestmark = pytest.mark.slow  # stitches real tiles and develops them in the editors: `make test-fast` leaves it out
 
@@ -263,11 +263,8 @@ def test_a_plan_beyond_the_readers_limits_is_refused_before_any_work(
 
 def _xtrans(picture: Picture) -> tuple[Picture, npt.NDArray[np.uint8]]:
     """The same picture seen through a 6x6 X-Trans pattern, and the pattern."""
-    xtrans = np.array(
-        [[1, 1, 0, 1, 1, 2], [1, 1, 2, 1, 1, 0], [2, 0, 1, 0, 2, 1], [1, 1, 2, 1, 1, 0], [1, 1, 0, 1, 1, 2],
-         [0, 2, 1, 2, 0, 1]], dtype=np.uint8)  # fmt: skip
-    layout = replace(picture.scene.layout, pattern=xtrans, colors="RGBG", active_area=(0, 0, 1, 1))
-    return replace(picture, scene=replace(picture.scene, layout=layout)), xtrans
+    layout = replace(picture.scene.layout, pattern=XTRANS, colors="RGBG", active_area=(0, 0, 1, 1))
+    return replace(picture, scene=replace(picture.scene, layout=layout)), XTRANS
 
 
 def test_a_tile_of_another_cfa_is_refused_by_name_with_nothing_written(picture: Picture, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from medianscan.stitch import cells, compose, gains, register, solve, threads
 from medianscan.stitch.pipeline import StitchOptions, stitch
 from medianscan.stitch.place import Canvas, Placement
 from medianscan.stitch.store import TEMP_PREFIX, Steps, TileStore
-from tests.tiles import TileSpec, load_picture, write_tile
+from tests.tiles import BAYER, XTRANS, TileSpec, load_picture, write_tile
 
 pytestmark = pytest.mark.slow  # stitches real tiles
 
@@ -112,20 +112,7 @@ def test_an_overlap_sampled_from_stored_windows_is_the_one_from_whole_planes(tmp
     assert np.isfinite(whole.a).sum() > 1000
 
 
-XTRANS = np.array(
-    [
-        [1, 1, 0, 1, 1, 2],
-        [1, 1, 2, 1, 1, 0],
-        [2, 0, 1, 0, 2, 1],
-        [1, 1, 2, 1, 1, 0],
-        [1, 1, 0, 1, 1, 2],
-        [0, 2, 1, 2, 0, 1],
-    ],
-    dtype=np.uint8,
-)
-
-
-@pytest.mark.parametrize("pattern", [np.array([[0, 1], [1, 2]], np.uint8), XTRANS], ids=["bayer", "xtrans"])
+@pytest.mark.parametrize("pattern", [BAYER, XTRANS], ids=["bayer", "xtrans"])
 def test_bands_made_in_parts_are_the_bands_made_whole(
     pattern: npt.NDArray[np.uint8], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,18 @@ from medianscan.outputs.preview import rgb_channels
 from tests.stacks import Scene, load_scene
 
 CORNER = 0.7  # the lens falloff at a tile's corners
+BAYER = np.array([[0, 1], [1, 2]], dtype=np.uint8)  # as colours: 0 red, 1 green, 2 blue
+XTRANS = np.array(  # Fujifilm's 6x6 repeat, as colours
+    [
+        [1, 1, 0, 1, 1, 2],
+        [1, 1, 2, 1, 1, 0],
+        [2, 0, 1, 0, 2, 1],
+        [1, 1, 2, 1, 1, 0],
+        [1, 1, 0, 1, 1, 2],
+        [0, 2, 1, 2, 0, 1],
+    ],
+    dtype=np.uint8,
+)
 
 
 @dataclass(frozen=True)
