@@ -30,7 +30,7 @@ from medianscan.service.stitch_job import stitch_job
 from medianscan.service.tiled import TiledNegatives
 from tests.sheet_stage import StripTiles, strip_on
 from tests.test_scan_tiles import against_picture
-from tests.test_tile_run import GphotoEyes
+from tests.test_tile_run import gphoto_eyes
 from tests.vcam import virtual_camera
 
 SLIP_MISS = 40  # photosites: a tile's place against the plan over its negative, off by the slip of the advance
@@ -196,7 +196,7 @@ def test_without_live_view_each_negative_is_one_pitch_on_for_the_configured_coun
     strip = strip_on(tmp_path)
     library = strip.library
     with virtual_camera(tmp_path, monkeypatch) as vcam:
-        eyes = GphotoEyes(vcam)
+        eyes = gphoto_eyes(vcam)
         rig = open_rig(strip.cfg)
         try:
             run = StripRun(rig, eyes, strip.plan, strip.scale, first=library.roll / library.next_negative(),

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from medianscan.capture.camera.base import NoLiveViewError
 from medianscan.capture.camera.gphoto2.backend import Gphoto2Camera
 from medianscan.capture.events import Answer
 from medianscan.capture.rig.grbl_firmware import Faults
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import StageScale, Wanted, make_plan
 from medianscan.capture.rig.tile_run import RunSettings, TileProgress, TileRun, TileSummary, planned_place
-from medianscan.config.schema import CameraConfig
+from medianscan.cli.tiles_parts import Eyes
+from medianscan.config.schema import CameraConfig, Config
 from medianscan.library.tile_set import TILES_FILE, TileEntry, TileLayout, read_tile_set, write_tile_set
 from tests.sheet_stage import STEP, SheetEyes, sheet_config, tiles_on, true_scale
 from tests.vcam import RewritingCamera, VirtualCamera, virtual_camera
@@ -86,22 +86,12 @@ def test_a_fault_stops_the_run_with_a_sentence_and_a_second_run_shoots_only_the_
     assert tiles.worst_miss() < STEP / 4
 
 
-class GphotoEyes:
-    """libgphoto2's real virtual camera: it advertises live view and answers -6 Unsupported, and shoots."""
-
-    def __init__(self, vcam: VirtualCamera) -> None:
-        self.camera = Gphoto2Camera(CameraConfig(backend="gphoto2"), factory=lambda: RewritingCamera(vcam))
-        self.camera.connect()
-
-    def preview(self) -> bytes | None:
-        try:
-            return self.camera.preview()
-        except NoLiveViewError:
-            return None
-
-    def shoot(self, stack: Path) -> Answer:
-        record = self.camera.burst(2, stack, stack.name)
-        return Answer(True, "capture", f"{len(record.frames)} frames", stack=str(stack))
+def gphoto_eyes(vcam: VirtualCamera) -> Eyes:
+    """The CLI's eyes on libgphoto2's real virtual camera (it advertises live view and answers -6 Unsupported,
+    and shoots), two frames a tile."""
+    camera = Gphoto2Camera(CameraConfig(backend="gphoto2"), factory=lambda: RewritingCamera(vcam))
+    camera.connect()
+    return Eyes(camera, Config(frames=2))
 
 
 def test_without_live_view_each_tile_settles_by_the_configured_wait_and_says_so(
@@ -113,7 +103,7 @@ def test_without_live_view_each_tile_settles_by_the_configured_wait_and_says_so(
     plan = make_plan(Wanted(columns=2, rows=2), scale)
     progress: list[TileProgress] = []
     with virtual_camera(tmp_path, monkeypatch) as vcam:
-        eyes = GphotoEyes(vcam)
+        eyes = gphoto_eyes(vcam)
         rig = open_rig(cfg)
         try:
             run = TileRun(rig, eyes, plan, scale, tmp_path / "frame-001", stop=threading.Event(),
