@@ -17,6 +17,8 @@ import rawpy
 from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.capture.camera.simulated.sheet import SimulatedSheet, sheet_of
 from medianscan.capture.events import Answer
+from medianscan.capture.rig import calibrate_rig
+from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
 from medianscan.capture.rig.grbl_firmware import Faults
 from medianscan.capture.rig.open import open_rig
 from medianscan.capture.rig.tile_plan import StageScale, TilePlan, Wanted, make_plan
@@ -55,6 +57,36 @@ def true_scale(cfg: Config) -> StageScale:
     x_axis, y_axis = (-k * math.cos(a), -k * math.sin(a)), (k * math.sin(a), -k * math.cos(a))
     # a live-view pixel is a 2x2 cell of the sensor (its preview crops a few pixels of the edges)
     return StageScale(x_axis, y_axis, (sim.width, sim.height), (sheet.backlash_mm, sheet.backlash_mm), (2.0, 2.0))
+
+
+def tiles_yaml(tmp_path: Path, *, sheet: str, tiles: str) -> Path:
+    """TMP/medianscan.yaml for the CLI's tile runs, as a user writes one: the simulated camera over the sheet
+    `sheet` (its YAML mapping), the simulated stage, `tiles` (the tiles section's mapping), 3 frames a tile, the
+    library TMP/library and the control socket in TMP."""
+    config = tmp_path / "medianscan.yaml"
+    config.write_text(
+        f"library: {tmp_path / 'library'}\nframes: 3\n"
+        "camera:\n  backend: simulated\n  simulated:\n    width: 768\n    height: 512\n"
+        f"    preview_fps: {PREVIEW_FPS}\n"
+        f"    sheet: {sheet}\n"
+        # (rig.line is the line protocol's, unused by GRBL; the config's check asks for its {y} on any XY stage)
+        f"rig: {{port: simulated, axes: xy, move_timeout_seconds: 3, feed_mm_per_minute: {FEED_MM_PER_MINUTE}, "
+        "line: {move: 'M{x} {y}'}}\n"
+        f"tiles: {tiles}\n"
+        f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
+    )
+    return config
+
+
+def save_true_calibration(cfg: Config) -> None:
+    """The library's rig calibration written as the sheet is built (`true_scale`), as `medianscan calibrate rig`
+    would leave it: for tests of what comes after the calibration."""
+    scale = true_scale(cfg)
+    sim = cfg.camera.simulated
+    calibrate_rig.save(RigCalibration(AxisMeasure(scale.x_axis, scale.backlash_mm[0], 2.0),
+                                      AxisMeasure(scale.y_axis, scale.backlash_mm[1], 2.0),
+                                      (sim.width, sim.height), (sim.width // 2, sim.height // 2), 1.0),
+                       cfg.library)  # fmt: skip
 
 
 @dataclass

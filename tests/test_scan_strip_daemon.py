@@ -30,7 +30,6 @@ from medianscan.capture.camera.simulated.camera import SimulatedCamera
 from medianscan.capture.camera.simulated.sheet import sheet_of
 from medianscan.capture.events import Answer
 from medianscan.capture.rig import calibrate_rig
-from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
 from medianscan.capture.rig.tile_run import Resume
 from medianscan.cli import main
 from medianscan.cli.tiles_parts import RESUME_FILE, load_saved, save
@@ -41,12 +40,11 @@ from medianscan.library.tile_set import StitchState, TileEntry, TileLayout, read
 from medianscan.stitch.record import StitchRecord
 from tests.daemon_thread import RunningDaemon
 from tests.sheet_stage import (
-    FEED_MM_PER_MINUTE,
-    PREVIEW_FPS,
     STRIP_MM_PER_PIXEL,
     StripTiles,
+    save_true_calibration,
     strip_on,
-    true_scale,
+    tiles_yaml,
 )
 from tests.test_scan_strip import SLIP_MISS
 from tests.test_scan_tiles import against_picture
@@ -58,24 +56,15 @@ def strip_config(tmp_path: Path) -> Config:
     cfg = strip_on(tmp_path).cfg
     cfg.frames = 3
     cfg.tiles.strip = False  # asked for by the request, not the config
-    strip_calibrated(cfg)
+    save_true_calibration(cfg)
     return cfg
-
-
-def strip_calibrated(cfg: Config) -> None:
-    scale = true_scale(cfg)
-    sim = cfg.camera.simulated
-    calibrate_rig.save(RigCalibration(AxisMeasure(scale.x_axis, scale.backlash_mm[0], 2.0),
-                                      AxisMeasure(scale.y_axis, scale.backlash_mm[1], 2.0),
-                                      (sim.width, sim.height), (sim.width // 2, sim.height // 2), 1.0),
-                       cfg.library)  # fmt: skip
 
 
 def stopped_between_negatives(tmp_path: Path) -> tuple[StripTiles, Path]:
     """A calibrated strip run stopped after frame-001's last tile (its stage's place in `strip.saved`), and where
     the standalone run keeps that place."""
     strip = strip_on(tmp_path)
-    strip_calibrated(strip.cfg)
+    save_true_calibration(strip.cfg)
     stop = threading.Event()
     strip.eyes.after_shot = lambda shot: stop.set() if shot == 4 else None
     assert strip.run(stop).summary.stopped == "by the operator, between negatives"
@@ -173,20 +162,13 @@ def test_scan_tiles_strip_without_a_daemon_stopped_and_run_again_shoots_each_til
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     library = tmp_path / "library"
-    config = tmp_path / "medianscan.yaml"
-    config.write_text(
-        f"library: {library}\nframes: 3\n"
-        "camera:\n  backend: simulated\n  simulated:\n    width: 768\n    height: 512\n"
-        f"    preview_fps: {PREVIEW_FPS}\n"
-        f"    sheet: {{width_mm: 70, height_mm: 56, mm_per_pixel: {STRIP_MM_PER_PIXEL}, slip: 0.02, "
-        "rotation_degrees: 0.2, backlash_mm: 0.05, seed: 5, negatives: 3}\n"
-        f"rig: {{port: simulated, axes: xy, move_timeout_seconds: 3, feed_mm_per_minute: {FEED_MM_PER_MINUTE}, "
-        "line: {move: 'M{x} {y}'}}\n"
-        "tiles: {format: 6x7, strip: true}\n"
-        f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
+    sheet = (
+        f"{{width_mm: 70, height_mm: 56, mm_per_pixel: {STRIP_MM_PER_PIXEL}, slip: 0.02, rotation_degrees: 0.2, "
+        "backlash_mm: 0.05, seed: 5, negatives: 3}"
     )
+    config = tiles_yaml(tmp_path, sheet=sheet, tiles="{format: 6x7, strip: true}")
     cfg = load_config(config)
-    strip_calibrated(cfg)
+    save_true_calibration(cfg)
     # the simulated stage lives with its configuration: one configuration for both runs, so the second finds the
     # stage where the first left it, as a real stage stays (two loads would put a new strip under the lens)
     monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
@@ -336,7 +318,7 @@ def test_a_damaged_saved_place_is_forgotten_and_said_and_scan_tiles_shoots_as_at
     writer left it: scan-tiles says it cannot be read, forgets it and shoots the negative as at a start."""
     strip = strip_on(tmp_path)
     cfg = strip.cfg
-    strip_calibrated(cfg)
+    save_true_calibration(cfg)
     cfg.tiles.strip = False
     monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
     config = tmp_path / "medianscan.yaml"
@@ -410,7 +392,7 @@ def test_a_strip_run_named_into_a_folder_holding_other_files_is_refused_before_a
 ) -> None:
     strip = strip_on(tmp_path)
     cfg = strip.cfg
-    strip_calibrated(cfg)
+    save_true_calibration(cfg)
     monkeypatch.setattr("medianscan.cli.tiles.load_config", lambda path: cfg)
     config = tmp_path / "medianscan.yaml"
     config.write_text("# the configuration is the test's (load_config patched)\n")

@@ -28,7 +28,7 @@ from medianscan.library.tile_set import TileEntry, read_tile_set
 from medianscan.service.stitch_job import stitch_job
 from medianscan.service.tiled import TiledNegatives
 from medianscan.stitch.record import StitchRecord
-from tests.sheet_stage import FEED_MM_PER_MINUTE, PREVIEW_FPS, SheetEyes, Tiles, sheet_config, true_scale
+from tests.sheet_stage import SheetEyes, Tiles, sheet_config, tiles_yaml, true_scale
 
 BLOCK = 64  # photosites: the stitch issue's blocks, per colour
 
@@ -131,19 +131,8 @@ def test_scan_tiles_from_the_command_line_shoots_blends_and_stitches_the_negativ
     the plan said, each tile's line, one stitched DNG recorded in tiles.json; run again, nothing is shot twice
     and nothing stitched again."""
     library = tmp_path / "library"
-    config = tmp_path / "medianscan.yaml"
-    config.write_text(
-        f"library: {library}\nframes: 3\n"
-        "camera:\n  backend: simulated\n  simulated:\n    width: 768\n    height: 512\n"
-        f"    preview_fps: {PREVIEW_FPS}\n"
-        "    sheet: {width_mm: 70, height_mm: 56, mm_per_pixel: 0.05, slip: 0.02, "
-        "rotation_degrees: 0.2, backlash_mm: 0.05}\n"
-        # (rig.line is the line protocol's, unused by GRBL; the config's check asks for its {y} on any XY stage)
-        f"rig: {{port: simulated, axes: xy, move_timeout_seconds: 3, feed_mm_per_minute: {FEED_MM_PER_MINUTE}, "
-        "line: {move: 'M{x} {y}'}}\n"
-        "tiles: {format: 6x7}\n"
-        f"triggers: {{socket: {tmp_path / 'control.sock'}}}\n"
-    )
+    sheet = "{width_mm: 70, height_mm: 56, mm_per_pixel: 0.05, slip: 0.02, rotation_degrees: 0.2, backlash_mm: 0.05}"
+    config = tiles_yaml(tmp_path, sheet=sheet, tiles="{format: 6x7}")
     assert main(["calibrate", "rig", "--config", str(config), "--json"]) == 0
     negative = library / "roll" / "frame-001"
     out = io.StringIO()

@@ -27,8 +27,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from medianscan.capture.events import Answer
 from medianscan.capture.footswitch import KeyMapper
-from medianscan.capture.rig import calibrate_rig
-from medianscan.capture.rig.calibrate_rig import AxisMeasure, RigCalibration
 from medianscan.cli import main
 from medianscan.cli.control import render_status
 from medianscan.config.loader import load_config
@@ -37,7 +35,7 @@ from medianscan.library.manifest import Manifest, State, read_manifest, write_ma
 from medianscan.library.tile_set import TileEntry, TileLayout, TileSet, read_tile_set, write_tile_set
 from medianscan.service.capture.status import tiled_negative
 from tests.daemon_thread import RunningDaemon
-from tests.sheet_stage import sheet_config, true_scale
+from tests.sheet_stage import save_true_calibration, sheet_config
 from tests.test_console_browser import ON_SCREEN, SIZES, browser, console_errors, text_of, viewport  # noqa: F401
 from tests.waiting import wait_until
 
@@ -47,12 +45,7 @@ def tiles_config(tmp_path: Path) -> Config:
     cfg = sheet_config(tmp_path, width_mm=50.0, height_mm=36.0)
     cfg.tiles = TilesConfig(columns=2, rows=2)
     cfg.frames = 3
-    scale = true_scale(cfg)
-    sim = cfg.camera.simulated
-    calibrate_rig.save(RigCalibration(AxisMeasure(scale.x_axis, scale.backlash_mm[0], 2.0),
-                                      AxisMeasure(scale.y_axis, scale.backlash_mm[1], 2.0),
-                                      (sim.width, sim.height), (sim.width // 2, sim.height // 2), 1.0),
-                       cfg.library)  # fmt: skip
+    save_true_calibration(cfg)
     return cfg
 
 
