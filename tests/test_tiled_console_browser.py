@@ -15,9 +15,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from medianscan.library.rolls import Library
 from tests.daemon_thread import RunningDaemon, capture_config
-from tests.sheet_stage import strip_on
+from tests.sheet_stage import save_true_calibration, strip_on
 from tests.test_console_browser import browser, console_errors, spread, text_of
-from tests.test_scan_strip_daemon import strip_calibrated
 from tests.tiled_negatives import make_tiled_negative
 from tests.tiles import load_picture
 
@@ -67,7 +66,7 @@ def test_the_whole_strip_box_runs_a_strip_shown_negative_by_negative_tile_by_til
     (mid-run and at the end) are kept in tmp_path for a look."""
     cfg = strip_on(tmp_path, negatives=2).cfg
     cfg.frames, cfg.tiles.strip = 3, False  # the box asks for the strip, not the config
-    strip_calibrated(cfg)
+    save_true_calibration(cfg)
     with RunningDaemon(cfg) as running:
         browser.get(running.url)
         # the page redraws the panel on each status poll: an element may go stale under the finger, tried again
