@@ -86,12 +86,13 @@ class GapFinder:
         if picture.size and float(np.median(picture)) > GAP_CONTRAST * level:
             return GapSight("lost", why="the picture beside the clear base is nearly as bright as the base: no gap "
                                         "to tell")  # fmt: skip
-        after = runs[runs.index(gap) + 1] if runs.index(gap) + 1 < len(runs) else None
+        at = runs.index(gap)
+        after = runs[at + 1] if at + 1 < len(runs) else None
         if after is not None and after.kind == "none":
             return GapSight("end", why="clear base running into the bare light: the strip's end")
         if after is None:  # clear base to the view's far edge: a blank negative, or the trailer
             return GapSight("further", why="clear base on to the edge of the view")
-        before = runs[runs.index(gap) - 1] if runs.index(gap) > 0 else None
+        before = runs[at - 1] if at > 0 else None
         width = float(gap.end - gap.start) if before is not None and before.kind == "picture" else 0.0
         q = (gap.end - gap.start) // 4  # the gap's middle: its edges are blurred into the pictures
         self.base = (float(np.median(profile[gap.start + q : gap.end - q])),
